@@ -1,0 +1,23 @@
+# depthmarks_ros: the two README commands are `make run` and `make test`.
+.PHONY: setup run test bench colcon clean
+
+setup:
+	./scripts/setup.sh
+
+# The main job: the full pipeline on the simulated rig for a fixed time, outputs in output/run.
+run: setup
+	.venv/bin/python -m depthmarks_ros.cli.main run --duration 20 --output output/run
+
+test: setup
+	./scripts/test.sh
+
+bench: setup
+	.venv/bin/python benchmarks/bench_conversions.py
+
+# colcon build + test as on a ROS 2 machine (uses the venv's colcon and ROS wheels).
+colcon: setup
+	. .venv/bin/activate && AMENT_PREFIX_PATH=$$VIRTUAL_ENV colcon build --base-paths . && \
+	  AMENT_PREFIX_PATH=$$VIRTUAL_ENV colcon test --base-paths . --event-handlers console_direct+ && colcon test-result --verbose
+
+clean:
+	rm -rf build install log output .pytest_cache

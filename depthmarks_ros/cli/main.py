@@ -1,0 +1,49 @@
+"""`depthmarks`: the package's batch commands, one sub-command a module.
+
+Each sub-command module in depthmarks_ros/cli/ exposes ``add_arguments(parser)`` and
+``run(args) -> int``; they call the same core code as the nodes. Modules are imported only
+when their sub-command runs, so a missing optional dependency affects that command alone.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    'run': ('depthmarks_ros.cli.run_pipeline', 'run the full pipeline in one process and record it'),
+    'sim': ('depthmarks_ros.cli.sim_render', 'render simulated-rig frames and ground truth to files'),
+    'stereo': ('depthmarks_ros.cli.stereo', 'left + right images to disparity and depth files'),
+    'fuse-kitti': ('depthmarks_ros.cli.fuse_kitti', 'KITTI image + velodyne + calib to dense depth and sigma'),
+    'fit-fusion': ('depthmarks_ros.cli.fit_fusion', 'fit learned fusion weights on the simulated rig'),
+    'mono': ('depthmarks_ros.cli.mono', 'image to relative (and metric) monocular depth'),
+    'download-model': ('depthmarks_ros.cli.download_model', 'download a depth model into a folder (needs internet)'),
+    'face': ('depthmarks_ros.cli.face', 'images to 68-point .pts files and a landmarks JSON'),
+    'body': ('depthmarks_ros.cli.body', 'images to COCO-format keypoint JSON'),
+    'train-landmarks': ('depthmarks_ros.cli.train_landmarks', 'train an uncertainty-aware landmark model'),
+    'eval-landmarks': ('depthmarks_ros.cli.eval_landmarks', 'evaluate a landmark model (NME, NLL, calibration)'),
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='depthmarks', description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if argv and argv[0] == name:
+            try:
+                mod = importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                parser.error(f'sub-command {name!r} is not available: {exc}')
+            mod.add_arguments(p)
+            p.set_defaults(_module=mod)
+    args = parser.parse_args(argv)
+    if not getattr(args, 'command', None):
+        parser.print_help()
+        return 2
+    return int(args._module.run(args) or 0)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

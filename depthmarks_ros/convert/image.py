@@ -1,0 +1,169 @@
+"""sensor_msgs/Image <-> numpy, without cv_bridge.
+
+Reading is a zero-copy view of ``msg.data`` whenever the layout allows (native byte order;
+row padding is honoured through strides). Writing uses ``ndarray.tobytes()`` (about 1 ms for
+640x480 rgb8, where assigning an ndarray to ``msg.data`` costs tens of ms).
+
+Supported encodings: mono8, mono16, rgb8, bgr8, rgba8, bgra8, and every OpenCV-style
+``{8U,8S,16U,16S,32S,32F,64F}C{1..4}`` (e.g. 8UC1, 8UC3, 16UC1, 32FC1). Semantics follow
+cv_bridge: arrays are (H, W) for one channel and (H, W, C) otherwise; multi-byte data whose
+``is_bigendian`` differs from this machine is byte-swapped (a copy) unless ``native=False``.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from typing import Optional, Tuple
+
+import numpy as np
+
+from depthmarks_ros.convert.errors import ConversionError
+
+_NAMED = {
+    'mono8': (np.uint8, 1), 'mono16': (np.uint16, 1),
+    'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3),
+    'rgba8': (np.uint8, 4), 'bgra8': (np.uint8, 4),
+    'rgb16': (np.uint16, 3), 'bgr16': (np.uint16, 3),
+    'rgba16': (np.uint16, 4), 'bgra16': (np.uint16, 4),
+}
+_CV_DEPTH = {'8U': np.uint8, '8S': np.int8, '16U': np.uint16, '16S': np.int16,
+             '32S': np.int32, '32F': np.float32, '64F': np.float64}
+_CV_RE = re.compile(r'^(8U|8S|16U|16S|32S|32F|64F)C([1-4])$')
+_LITTLE = sys.byteorder == 'little'
+
+
+def encoding_info(encoding: str) -> Tuple[np.dtype, int]:
+    """(dtype, channels) of an encoding; raises :class:`ConversionError` for unknown ones."""
+    if encoding in _NAMED:
+        dt, ch = _NAMED[encoding]
+        return np.dtype(dt), ch
+    m = _CV_RE.match(encoding or '')
+    if m:
+        return np.dtype(_CV_DEPTH[m.group(1)]), int(m.group(2))
+    raise ConversionError(f'unsupported image encoding {encoding!r}')
+
+
+def image_to_numpy(msg, native: bool = True) -> np.ndarray:
+    """View a sensor_msgs/Image as an array (H, W) or (H, W, C).
+
+    Zero-copy when the data is in native byte order (or ``native=False``); the result is then
+    read-only-ish: it aliases ``msg.data``. Raises :class:`ConversionError` for inconsistent
+    messages (unknown encoding, step too small, data length != step * height).
+    """
+    dtype, channels = encoding_info(msg.encoding)
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    pixel_bytes = dtype.itemsize * channels
+    if h < 0 or w < 0:
+        raise ConversionError(f'negative image size {w}x{h}')
+    if step < w * pixel_bytes:
+        raise ConversionError(f'step {step} is smaller than width * pixel size ({w} * {pixel_bytes})')
+    n = len(msg.data)
+    if n != step * h:
+        raise ConversionError(f'data length {n} != step * height ({step} * {h} = {step * h}) '
+                              f'for {w}x{h} {msg.encoding}')
+    if step % dtype.itemsize and h > 1:
+        raise ConversionError(f'step {step} is not a multiple of the element size {dtype.itemsize}')
+    big = bool(msg.is_bigendian)
+    dt = dtype.newbyteorder('>' if big else '<') if dtype.itemsize > 1 else dtype
+    if h == 0 or w == 0:
+        arr = np.zeros((h, w, channels), dtype=dtype)
+    else:
+        buf = np.frombuffer(msg.data, dtype=np.uint8)
+        arr = np.ndarray(shape=(h, w, channels), dtype=dt, buffer=buf,
+                         strides=(step, pixel_bytes, dtype.itemsize))
+        if native and dtype.itemsize > 1 and big == _LITTLE:
+            arr = arr.astype(dtype)  # byte swap to native order (copy)
+    return arr[:, :, 0] if channels == 1 else arr
+
+
+def numpy_to_image(arr: np.ndarray, encoding: str, header=None, msg=None):
+    """Fill a sensor_msgs/Image from an array (H, W) or (H, W, C). Returns the message.
+
+    The array's dtype and channel count must match ``encoding``; data is written densely
+    (step = width * pixel size) in native byte order.
+    """
+    from sensor_msgs.msg import Image
+    dtype, channels = encoding_info(encoding)
+    a = np.asarray(arr)
+    if a.ndim == 2:
+        a_ch = 1
+    elif a.ndim == 3:
+        a_ch = a.shape[2]
+    else:
+        raise ConversionError(f'image array must be 2-D or 3-D, got shape {a.shape}')
+    if a_ch != channels:
+        raise ConversionError(f'encoding {encoding} needs {channels} channel(s), array has {a_ch}')
+    if a.dtype != dtype:
+        raise ConversionError(f'encoding {encoding} needs dtype {dtype}, array is {a.dtype}')
+    out = msg if msg is not None else Image()
+    if header is not None:
+        out.header = header
+    out.height, out.width = int(a.shape[0]), int(a.shape[1])
+    out.encoding = encoding
+    out.is_bigendian = 0 if _LITTLE else 1
+    out.step = int(a.shape[1] * channels * dtype.itemsize)
+    out.data = np.ascontiguousarray(a).tobytes()
+    return out
+
+
+_TO_RGB = {
+    'rgb8': None, 'bgr8': 'COLOR_BGR2RGB', 'rgba8': 'COLOR_RGBA2RGB', 'bgra8': 'COLOR_BGRA2RGB',
+    'mono8': 'COLOR_GRAY2RGB', '8UC1': 'COLOR_GRAY2RGB', '8UC3': None,
+}
+
+
+def image_to_rgb8(msg) -> np.ndarray:
+    """Any 8-bit colour or mono image message as an (H, W, 3) uint8 RGB array (8UC3 taken as RGB).
+
+    mono16 is scaled down by 256. Raises :class:`ConversionError` for other encodings.
+    """
+    import cv2
+    arr = image_to_numpy(msg)
+    enc = msg.encoding
+    if enc == 'mono16' or enc == '16UC1':
+        return cv2.cvtColor((arr >> 8).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+    if enc not in _TO_RGB:
+        raise ConversionError(f'cannot convert {enc!r} to rgb8')
+    code = _TO_RGB[enc]
+    if code is None:
+        return arr
+    return cv2.cvtColor(np.ascontiguousarray(arr), getattr(cv2, code))
+
+
+def image_to_mono8(msg) -> np.ndarray:
+    """Any 8-bit colour or mono image message as (H, W) uint8 grey."""
+    import cv2
+    enc = msg.encoding
+    arr = image_to_numpy(msg)
+    if enc in ('mono8', '8UC1'):
+        return arr
+    if enc in ('bgr8',):
+        return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_BGR2GRAY)
+    if enc in ('bgra8',):
+        return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_BGRA2GRAY)
+    return cv2.cvtColor(image_to_rgb8(msg), cv2.COLOR_RGB2GRAY)
+
+
+def depth_image_to_metres(msg) -> np.ndarray:
+    """A depth image (32FC1 metres, or 16UC1/mono16 millimetres) as float32 metres, NaN invalid.
+
+    REP-118: 32FC1 is metres with NaN (or non-positive / Inf) for invalid; 16UC1 is millimetres
+    with 0 invalid.
+    """
+    arr = image_to_numpy(msg)
+    if msg.encoding == '32FC1':
+        out = np.array(arr, dtype=np.float32, copy=True)
+        out[~(np.isfinite(out) & (out > 0))] = np.nan
+        return out
+    if msg.encoding in ('16UC1', 'mono16'):
+        out = arr.astype(np.float32) * np.float32(1e-3)
+        out[arr == 0] = np.nan
+        return out
+    raise ConversionError(f'depth image must be 32FC1 or 16UC1, got {msg.encoding!r}')
+
+
+def check_same_size(a, b, what: str = 'images') -> None:
+    if (a.width, a.height) != (b.width, b.height):
+        raise ConversionError(f'{what} differ in size: {a.width}x{a.height} vs {b.width}x{b.height}')
+
+

@@ -1,0 +1,236 @@
+"""Conventions every depthmarks_ros node follows, written once.
+
+* Parameters: :meth:`DepthmarksNode.declare` declares each with a ParameterDescriptor
+  (description, numeric range, allowed choices, read-only) and keeps ``self.p`` current;
+  changes are validated (type, range, choices, custom check) before they are accepted, and
+  :meth:`on_parameters_changed` runs after.
+* QoS (REP-2003): inputs use SensorDataQoS (best effort, keep last 1 here: old frames are never
+  queued); outputs are reliable by default, and best effort when ``output_reliability`` is
+  ``best_effort``.
+* Overload: callbacks hand work to a :class:`~depthmarks_ros.ros.worker.LatestWorker`; it
+  processes the newest input and counts the dropped ones.
+* ``/diagnostics``: a DiagnosticArray once per ``diagnostics_period`` s with rate, latency,
+  compute time, frames in/out, drops and errors, plus node-specific values.
+* Bad input: :meth:`reject` logs a rate-limited message (one per ``key`` per period), counts
+  the error and the caller drops the frame; the node keeps running.
+* Shutdown: :func:`run_node` spins until SIGINT / external shutdown and exits 0.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from types import SimpleNamespace
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+
+from depthmarks_ros.convert.stamps import stamp_ns
+from depthmarks_ros.ros.stats import ProcessingStats
+from depthmarks_ros.ros.worker import LatestWorker
+
+# DiagnosticStatus levels as ints (the message holds them as one byte)
+OK, WARN, ERROR, STALE = 0, 1, 2, 3
+
+
+class DepthmarksNode(Node):
+    """Base class of the package's nodes (see module docstring)."""
+
+    def __init__(self, node_name: str, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.p = SimpleNamespace()
+        self._specs: Dict[str, dict] = {}
+        self._throttle: Dict[str, float] = {}
+        self._declaring = False
+        self.stats = ProcessingStats()
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+        self.declare('output_reliability', 'reliable', 'QoS reliability of published outputs',
+                     choices=('reliable', 'best_effort'), read_only=True)
+        self.declare('diagnostics_period', 1.0, 'Seconds between /diagnostics messages',
+                     min_value=0.1, max_value=60.0, read_only=True)
+        self.declare('log_throttle_period', 5.0, 'Seconds between repeats of one bad-input message',
+                     min_value=0.0, max_value=600.0)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diag_timer = self.create_timer(self.p.diagnostics_period, self.publish_diagnostics)
+        self._workers = []
+
+    # ------------------------------------------------------------------ parameters
+    def declare(self, name: str, default: Any, description: str, *,
+                min_value: Optional[float] = None, max_value: Optional[float] = None,
+                step: Optional[float] = None, choices: Optional[Sequence[Any]] = None,
+                read_only: bool = False, check: Optional[Callable[[Any], Optional[str]]] = None) -> Any:
+        """Declare a parameter with a descriptor; returns its (possibly overridden) value.
+
+        ``check(value)`` returns an error string to refuse a value (also applied at start).
+        """
+        desc = ParameterDescriptor(description=description, read_only=read_only)
+        if isinstance(default, bool) or default is None:
+            pass
+        elif isinstance(default, int) and (min_value is not None or max_value is not None):
+            desc.integer_range = [IntegerRange(
+                from_value=int(min_value if min_value is not None else -2**31),
+                to_value=int(max_value if max_value is not None else 2**31 - 1),
+                step=int(step or 0))]
+        elif isinstance(default, float) and (min_value is not None or max_value is not None):
+            desc.floating_point_range = [FloatingPointRange(
+                from_value=float(min_value if min_value is not None else -sys.float_info.max),
+                to_value=float(max_value if max_value is not None else sys.float_info.max),
+                step=float(step or 0.0))]
+        if choices is not None:
+            desc.additional_constraints = 'one of: ' + ', '.join(str(c) for c in choices)
+        self._specs[name] = {'choices': tuple(choices) if choices is not None else None, 'check': check}
+        self._declaring = True
+        try:
+            value = self.declare_parameter(name, default, desc).value
+        finally:
+            self._declaring = False
+        error = self._check_value(name, value)
+        if error:
+            raise ValueError(f'parameter {name}: {error}')
+        setattr(self.p, name, value)
+        return value
+
+    def _check_value(self, name: str, value: Any) -> Optional[str]:
+        spec = self._specs.get(name)
+        if spec is None:
+            return None
+        if spec['choices'] is not None and value not in spec['choices']:
+            return f'{value!r} is not one of {list(spec["choices"])}'
+        if spec['check'] is not None:
+            return spec['check'](value)
+        return None
+
+    def _validate_parameters(self, params) -> SetParametersResult:
+        for prm in params:
+            error = self._check_value(prm.name, prm.value)
+            if error:
+                return SetParametersResult(successful=False, reason=f'{prm.name}: {error}')
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params) -> None:
+        names = []
+        for prm in params:
+            if prm.name in self._specs:
+                setattr(self.p, prm.name, prm.value)
+                names.append(prm.name)
+        if names and not self._declaring:
+            self.on_parameters_changed(names)
+
+    def on_parameters_changed(self, names: Iterable[str]) -> None:
+        """Override to react to accepted run-time parameter changes."""
+
+    # ------------------------------------------------------------------ QoS
+    @staticmethod
+    def sensor_qos() -> QoSProfile:
+        """SensorDataQoS with keep-last 1: the newest frame replaces an unread one."""
+        qos = QoSProfile(**{k: getattr(qos_profile_sensor_data, k) for k in
+                            ('reliability', 'durability', 'history')}, depth=1)
+        return qos
+
+    def output_qos(self, depth: int = 2) -> QoSProfile:
+        rel = (ReliabilityPolicy.RELIABLE if self.p.output_reliability == 'reliable'
+               else ReliabilityPolicy.BEST_EFFORT)
+        return QoSProfile(reliability=rel, durability=DurabilityPolicy.VOLATILE,
+                          history=HistoryPolicy.KEEP_LAST, depth=depth)
+
+    @staticmethod
+    def latched_qos() -> QoSProfile:
+        return QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                          history=HistoryPolicy.KEEP_LAST, depth=1)
+
+    @staticmethod
+    def wanted(publisher) -> bool:
+        """True when someone subscribes: costly outputs are only computed then."""
+        return publisher.get_subscription_count() > 0
+
+    # ------------------------------------------------------------------ work and errors
+    def make_worker(self, process: Callable[[Any], None], name: str = 'process') -> LatestWorker:
+        def on_error(exc: BaseException) -> None:
+            self.reject('unexpected', f'processing failed: {type(exc).__name__}: {exc}')
+        w = LatestWorker(process, f'{self.get_name()}-{name}', on_error)
+        self._workers.append(w)
+        return w
+
+    def reject(self, key: str, message: str, level: str = 'warn') -> None:
+        """Count a dropped frame and log ``message`` at most once per period per ``key``."""
+        self.stats.error(message)
+        now = time.monotonic()
+        period = float(getattr(self.p, 'log_throttle_period', 5.0))
+        last = self._throttle.get(key)
+        if last is None or now - last >= period:
+            self._throttle[key] = now
+            logger = self.get_logger()
+            (logger.error if level == 'error' else logger.warning)(f'dropped frame: {message}')
+
+    def latency_since(self, header) -> float:
+        """Seconds from a header's stamp to now (ROS clock)."""
+        return (self.get_clock().now().nanoseconds - stamp_ns(header)) * 1e-9
+
+    # ------------------------------------------------------------------ diagnostics
+    def diagnostic_values(self) -> Dict[str, Any]:
+        """Override to add node-specific key/values to /diagnostics."""
+        return {}
+
+    def publish_diagnostics(self) -> None:
+        snap = self.stats.snapshot()
+        for w in self._workers:
+            snap['dropped'] += w.dropped
+        extra = self.diagnostic_values()
+        status = DiagnosticStatus(name=f'{self.get_name()}: processing', hardware_id=self.get_fully_qualified_name())
+        recent_error = snap['seconds_since_error'] < 2 * self.p.diagnostics_period + 1
+        if recent_error and snap['frames_out'] == 0:
+            level, message = ERROR, f'no output; last error: {self.stats.last_error}'
+        elif recent_error:
+            level, message = WARN, f'dropping bad input: {self.stats.last_error}'
+        elif snap['frames_in'] == 0 and snap['frames_out'] == 0:
+            level, message = OK, 'waiting for input'
+        else:
+            level, message = OK, 'running'
+        if 'status_level' in extra:  # a node may raise (never lower) the level
+            node_level = int(extra.pop('status_level'))
+            node_message = extra.pop('status_message', message)
+            if node_level > level:
+                level, message = node_level, node_message
+        status.level, status.message = bytes([level]), message
+        values = {**snap, **extra}
+        status.values = [KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]
+        arr = DiagnosticArray(status=[status])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(arr)
+
+    def shutdown(self) -> None:
+        for w in self._workers:
+            w.stop()
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f'{v:.3f}'
+    return str(v)
+
+
+def run_node(node_factory: Callable[[], Node], args: Optional[list] = None, threads: int = 2) -> int:
+    """Init rclpy, spin the node until SIGINT or shutdown, clean up; returns the exit code."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_factory()
+        executor = MultiThreadedExecutor(num_threads=threads)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            if hasattr(node, 'shutdown'):
+                node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,67 @@
+"""Latest-only processing (ROS-free): when a node is overloaded it drops old frames.
+
+Subscription callbacks only :meth:`LatestWorker.submit` their input; one worker thread
+processes the newest submitted item. An item still waiting when a newer one arrives is
+dropped and counted, so latency never grows with load and memory stays bounded (one slot).
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Optional
+
+
+class LatestWorker:
+    def __init__(self, process: Callable[[Any], None], name: str = 'worker',
+                 on_error: Optional[Callable[[BaseException], None]] = None):
+        self._process = process
+        self._on_error = on_error
+        self._cond = threading.Condition()
+        self._item: Any = None
+        self._has_item = False
+        self._stop = False
+        self.submitted = 0
+        self.processed = 0
+        self.dropped = 0
+        self.busy = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, item: Any) -> None:
+        """Hand over the newest item; a pending older one is dropped."""
+        with self._cond:
+            if self._has_item:
+                self.dropped += 1
+            self._item, self._has_item = item, True
+            self.submitted += 1
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._has_item and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                item, self._item, self._has_item = self._item, None, False
+                self.busy = True
+            try:
+                self._process(item)
+            except BaseException as exc:  # noqa: BLE001 - a bad frame must not kill the worker
+                if self._on_error is not None:
+                    self._on_error(exc)
+            finally:
+                with self._cond:
+                    self.busy = False
+                    self.processed += 1
+                    self._cond.notify_all()
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Block until nothing is pending or running (for tests and shutdown)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._has_item and not self.busy, timeout)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout)

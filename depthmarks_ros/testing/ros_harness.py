@@ -1,0 +1,207 @@
+"""Helpers to test nodes over real DDS: an isolated environment, node processes, a probe node.
+
+Every test run must stay on loopback and in its own DDS domain: call
+:func:`configure_ros_env` before rclpy is imported (test/conftest.py does).
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+
+
+def dds_profile_path() -> str:
+    """The package's loopback FastDDS profile (source tree or installed share/)."""
+    from depthmarks_ros.core.calibration import package_config_dir
+    return os.path.join(package_config_dir(), 'fastdds_localhost.xml')
+
+
+_DOMAIN_LOCK = None
+
+
+def reserve_domain_id(first: int = 1, last: int = 100) -> int:
+    """A ROS_DOMAIN_ID no other test run on this machine holds (an flock held for the process life)."""
+    global _DOMAIN_LOCK
+    import fcntl
+    start = random.Random(os.getpid() ^ time.time_ns()).randint(first, last)
+    ids = list(range(start, last + 1)) + list(range(first, start))
+    for domain in ids:
+        f = open(os.path.join(tempfile.gettempdir(), f'depthmarks_ros_domain_{domain}.lock'), 'w')
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        _DOMAIN_LOCK = f
+        return domain
+    raise RuntimeError('no free ROS_DOMAIN_ID between %d and %d' % (first, last))
+
+
+def configure_ros_env(domain_id: Optional[int] = None, log_dir: Optional[str] = None,
+                      use_profile: bool = True) -> Dict[str, str]:
+    """Set ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, a per-run ROS_DOMAIN_ID and ROS_LOG_DIR.
+
+    Returns the variables set. Child processes inherit them.
+    """
+    if domain_id is None:
+        domain_id = reserve_domain_id()
+    env = {
+        'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+        'ROS_DOMAIN_ID': str(domain_id),
+        'ROS_LOG_DIR': log_dir or tempfile.mkdtemp(prefix='depthmarks_roslog_'),
+        'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp',
+        'PYTHONUNBUFFERED': '1',
+    }
+    if use_profile:
+        env['FASTDDS_DEFAULT_PROFILES_FILE'] = dds_profile_path()
+    os.environ.update(env)
+    return env
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, (list, tuple)):
+        return '[' + ','.join(_param_text(v) for v in value) + ']'
+    if isinstance(value, str) and value == '':
+        return '""'
+    return str(value)
+
+
+def ros_args(params: Optional[Dict[str, Any]] = None, remaps: Optional[Dict[str, str]] = None,
+             params_file: Optional[str] = None, name: Optional[str] = None) -> List[str]:
+    """`--ros-args` command-line words for parameters, a params file and remappings."""
+    args = ['--ros-args']
+    if name:
+        args += ['-r', f'__node:={name}']
+    if params_file:
+        args += ['--params-file', params_file]
+    for k, v in (params or {}).items():
+        args += ['-p', f'{k}:={_param_text(v)}']
+    for a, b in (remaps or {}).items():
+        args += ['-r', f'{a}:={b}']
+    return args
+
+
+class NodeProcess:
+    """A package node run as its own process (``python -m depthmarks_ros.nodes.<name>``).
+
+    Use as a context manager; :meth:`stop` sends SIGINT (as `ros2 launch` does) and returns the
+    exit code. Output (stdout+stderr) is kept in a file: :attr:`output`.
+    """
+
+    def __init__(self, node: str, params: Optional[Dict[str, Any]] = None,
+                 remaps: Optional[Dict[str, str]] = None, params_file: Optional[str] = None,
+                 extra_args: Sequence[str] = (), env: Optional[Dict[str, str]] = None):
+        self.cmd = ([sys.executable, '-m', f'depthmarks_ros.nodes.{node}', *extra_args]
+                    + ros_args(params, remaps, params_file))
+        self.env = dict(os.environ, **(env or {}))
+        repo = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..'))
+        self.env['PYTHONPATH'] = os.pathsep.join(p for p in (repo, self.env.get('PYTHONPATH')) if p)
+        self._log = tempfile.NamedTemporaryFile(prefix=f'{node}_', suffix='.log', delete=False)
+        self.proc: Optional[subprocess.Popen] = None
+        self.returncode: Optional[int] = None
+
+    def start(self) -> 'NodeProcess':
+        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+    @property
+    def output(self) -> str:
+        self._log.flush()
+        with open(self._log.name, 'r', errors='replace') as f:
+            return f.read()
+
+    def __enter__(self) -> 'NodeProcess':
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class RosProbe:
+    """An in-process node for tests: publish inputs, collect outputs, spin until a condition.
+
+    rclpy must be initialised (the ``rclpy_context`` fixture does it).
+    """
+
+    def __init__(self, name: str = 'probe'):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        self.node = rclpy.create_node(f'{name}_{os.getpid()}_{random.randint(0, 99999)}')
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self._lock = threading.Lock()
+        self._extra_nodes = []
+
+    def add_node(self, node) -> None:
+        """Spin another in-process node (e.g. the node under test) with the probe."""
+        self.executor.add_node(node)
+        self._extra_nodes.append(node)
+
+    def subscribe(self, msg_type, topic: str, qos=None) -> List[Any]:
+        """Collect every message on ``topic`` into the returned list (best effort by default)."""
+        from rclpy.qos import qos_profile_sensor_data
+        received: List[Any] = []
+
+        def cb(msg):
+            with self._lock:
+                received.append(msg)
+        self.node.create_subscription(msg_type, topic, cb, qos if qos is not None else qos_profile_sensor_data)
+        return received
+
+    def publisher(self, msg_type, topic: str, qos=None):
+        from rclpy.qos import qos_profile_sensor_data
+        return self.node.create_publisher(msg_type, topic, qos if qos is not None else qos_profile_sensor_data)
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=min(0.05, max(end - time.monotonic(), 0.0)))
+
+    def spin_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if condition():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+        return condition()
+
+    def wait_for_subscribers(self, publisher, count: int = 1, timeout: float = 10.0) -> bool:
+        return self.spin_until(lambda: publisher.get_subscription_count() >= count, timeout)
+
+    def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 10.0) -> bool:
+        return self.spin_until(lambda: self.node.count_publishers(topic) >= count, timeout)
+
+    def close(self) -> None:
+        for n in self._extra_nodes:
+            self.executor.remove_node(n)
+            if hasattr(n, 'shutdown'):
+                n.shutdown()
+            n.destroy_node()
+        self.executor.remove_node(self.node)
+        self.node.destroy_node()
+        self.executor.shutdown()

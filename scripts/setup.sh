@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set up depthmarks_ros from nothing, idempotently:
+#   1. the few Debian packages the Python wheels need (libusb for open3d, libGL/glib for OpenCV);
+#   2. a virtual environment in .venv (Python 3.11: the ROS 2 kilted wheels are cp311);
+#   3. every Python dependency, pinned (requirements.txt + constraints.txt), including ROS 2
+#      kilted core from PyPI. Re-running does nothing unless the pins changed.
+# Beside a real apt ROS 2 install, run with DEPTHMARKS_SYSTEM_ROS=1: the venv then sees the
+# system's rclpy and message packages (--system-site-packages) and the ros-* wheels are skipped;
+# see docs/INSTALL.md (rosdep + colcon).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+SYSTEM_ROS=${DEPTHMARKS_SYSTEM_ROS:-0}
+
+APT_PACKAGES=(libusb-1.0-0 libgl1 libglib2.0-0)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for c in python3.11 python3; do
+    if command -v "$c" >/dev/null && "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then PY=$c; break; fi
+  done
+fi
+[ -n "$PY" ] || { echo "setup: Python 3.11 is required (the ROS 2 kilted wheels are cp311)" >&2; exit 1; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  if [ "$SYSTEM_ROS" = 1 ]; then "$PY" -m venv --system-site-packages "$VENV"; else "$PY" -m venv "$VENV"; fi
+fi
+
+reqs=requirements.txt
+if [ "$SYSTEM_ROS" = 1 ]; then
+  reqs=$(mktemp); grep -v -E '^ros-' requirements.txt > "$reqs"
+fi
+want=$( (cat "$reqs" constraints.txt; echo "system_ros=$SYSTEM_ROS") | sha256sum | cut -d' ' -f1)
+stamp="$VENV/.depthmarks-setup"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing pinned Python packages into $VENV (first time: a few minutes)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip==24.3.1
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs" -c constraints.txt
+  echo "$want" > "$stamp"
+fi
+echo "setup: ready ($VENV)"

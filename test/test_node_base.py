@@ -1,0 +1,101 @@
+"""The shared node conventions over real DDS: parameters, QoS, drops, diagnostics, bad input."""
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterType
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+
+from depthmarks_ros.convert.errors import ConversionError
+from depthmarks_ros.convert.image import image_to_numpy, numpy_to_image
+from depthmarks_ros.ros.node_base import DepthmarksNode
+
+pytestmark = pytest.mark.dds
+
+
+class ScaleNode(DepthmarksNode):
+    """Multiplies mono8 images by `gain` (slowly, to provoke overload)."""
+
+    def __init__(self):
+        super().__init__('scale_node_test')
+        self.declare('gain', 2, 'multiplier', min_value=1, max_value=4)
+        self.declare('mode', 'fast', 'speed', choices=('fast', 'slow'))
+        self.pub = self.create_publisher(Image, 'out', self.output_qos())
+        self.worker = self.make_worker(self.process)
+        self.create_subscription(Image, 'in', self.on_image, self.sensor_qos())
+        self.changed = []
+
+    def on_parameters_changed(self, names):
+        self.changed.extend(names)
+
+    def on_image(self, msg):
+        self.stats.frame_in()
+        self.worker.submit(msg)
+
+    def process(self, msg):
+        try:
+            arr = image_to_numpy(msg)
+        except ConversionError as exc:
+            self.reject('bad_image', str(exc))
+            return
+        if self.p.mode == 'slow':
+            time.sleep(0.2)
+        out = numpy_to_image((arr * self.p.gain).astype(np.uint8), 'mono8', msg.header)
+        self.pub.publish(out)
+        self.stats.output(self.latency_since(msg.header))
+
+
+@pytest.fixture
+def scale_node(probe):
+    node = ScaleNode()
+    probe.add_node(node)
+    return node
+
+
+def test_parameters_have_descriptors_and_are_validated(scale_node):
+    desc = scale_node.describe_parameter('gain')
+    assert desc.type == ParameterType.PARAMETER_INTEGER
+    assert (desc.integer_range[0].from_value, desc.integer_range[0].to_value) == (1, 4)
+    assert not scale_node.set_parameters([Parameter('gain', value=9)])[0].successful
+    assert not scale_node.set_parameters([Parameter('mode', value='turbo')])[0].successful
+    assert scale_node.set_parameters([Parameter('gain', value=3)])[0].successful
+    assert scale_node.p.gain == 3 and scale_node.changed == ['gain']
+    assert not scale_node.set_parameters([Parameter('output_reliability', value='best_effort')])[0].successful
+
+
+def test_processes_over_dds_and_survives_bad_input(probe, scale_node):
+    out = probe.subscribe(Image, 'out', scale_node.output_qos())
+    diags = probe.subscribe(DiagnosticArray, '/diagnostics', 10)
+    pub = probe.publisher(Image, 'in')
+    assert probe.wait_for_subscribers(pub)
+    bad = numpy_to_image(np.ones((4, 4), np.uint8), 'mono8')
+    bad.step = 1  # inconsistent
+    pub.publish(bad)
+    probe.spin_for(0.3)
+    good = numpy_to_image(np.full((4, 4), 5, np.uint8), 'mono8')
+    good.header.stamp = probe.node.get_clock().now().to_msg()
+    assert probe.spin_until(lambda: (pub.publish(good), len(out) > 0)[1], timeout=10)
+    assert image_to_numpy(out[0])[0, 0] == 10
+    assert scale_node.stats.errors == 1
+    assert probe.spin_until(lambda: any(s.name.startswith('scale_node_test') for d in diags for s in d.status), 5)
+    status = [s for d in diags for s in d.status if s.name.startswith('scale_node_test')][-1]
+    keys = {kv.key for kv in status.values}
+    assert {'rate_hz', 'latency_ms_median', 'dropped', 'errors'} <= keys
+
+
+def test_overloaded_node_drops_old_frames(probe, scale_node):
+    scale_node.set_parameters([Parameter('mode', value='slow')])
+    out = probe.subscribe(Image, 'out', scale_node.output_qos())
+    pub = probe.publisher(Image, 'in')
+    assert probe.wait_for_subscribers(pub)
+    for i in range(20):
+        msg = numpy_to_image(np.full((2, 2), i, np.uint8), 'mono8')
+        msg.header.stamp.nanosec = i
+        pub.publish(msg)
+        probe.spin_for(0.02)
+    probe.spin_until(lambda: scale_node.worker.wait_idle(0.01) and len(out) > 0, 10)
+    probe.spin_for(0.5)
+    assert len(out) < 10  # at 0.2 s a frame, most of the 20 frames in 0.4 s were dropped
+    assert out[-1].header.stamp.nanosec == 19  # ... and the newest one was processed
