@@ -1,0 +1,230 @@
+"""The simulated sensor rig: a stereo pair (the left camera doubles as the RGB camera) and a
+spinning LiDAR, ray-cast against :mod:`scene` with Open3D's CPU RaycastingScene (ROS-free).
+
+Calibration comes from the same files as real sensors (``config/sim_rig/rig.yaml``). Ground
+truth is exact: ``depth_gt`` is the z of the first surface along each left-camera ray;
+``disparity_gt = f * B / depth_gt``. With ``motion`` on, the whole rig sways sideways
+(``motion_amplitude`` m, ``motion_period`` s); the world is static, so every sensor of one
+instant sees one consistent scene. A LiDAR sweep is rendered as one instant (no rolling
+shutter).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+import numpy as np
+
+from depthmarks_ros.core.calibration import Rig, default_rig_path, load_rig
+from depthmarks_ros.core.camera import PinholeCamera, StereoCamera
+from depthmarks_ros.core.sim.scene import Scene, build_scene, texture_coords
+from depthmarks_ros.core.transforms import make_transform
+
+LIDAR_DTYPE = np.dtype([('x', np.float32), ('y', np.float32), ('z', np.float32),
+                        ('intensity', np.float32), ('ring', np.uint16)])
+
+
+@dataclass
+class SimConfig:
+    width: int = 640
+    height: int = 480
+    seed: int = 0
+    scene: str = 'default'
+    baseline: float = 0.0                 # metres; 0 = from the calibration files
+    image_noise: float = 1.5              # std of additive image noise (grey levels)
+    lidar_rings: int = 32
+    lidar_horizontal_resolution: int = 1024   # points per ring per revolution
+    lidar_vertical_fov: Tuple[float, float] = (-25.0, 15.0)  # degrees, lowest and highest ring
+    lidar_range_noise: float = 0.02       # metres (std)
+    lidar_dropout: float = 0.02           # probability that a return is lost
+    lidar_max_range: float = 60.0
+    motion: bool = False
+    motion_amplitude: float = 0.15
+    motion_period: float = 8.0
+    rig_file: str = ''                    # empty: the package's config/sim_rig/rig.yaml
+
+
+@dataclass
+class SimFrame:
+    """One camera instant of the rig (images are rectified; left = RGB camera)."""
+    left_rgb: np.ndarray
+    right_rgb: np.ndarray
+    depth_gt: np.ndarray
+    disparity_gt: np.ndarray
+    stamp_ns: int
+    person_mask: Optional[np.ndarray] = None   # (H, W) bool: left pixels on the person billboard
+    right_depth_gt: Optional[np.ndarray] = field(default=None, repr=False)
+
+
+class SimRig:
+    """Renders frames and LiDAR sweeps of a scene as seen by a calibrated rig."""
+
+    def __init__(self, config: Optional[SimConfig] = None):
+        import open3d as o3d
+        self.config = cfg = config or SimConfig()
+        if cfg.width <= 0 or cfg.height <= 0:
+            raise ValueError(f'image size must be positive, got {cfg.width}x{cfg.height}')
+        if cfg.lidar_rings < 1 or cfg.lidar_horizontal_resolution < 8:
+            raise ValueError('need at least 1 LiDAR ring and 8 points per revolution')
+        self.rig: Rig = load_rig(cfg.rig_file or default_rig_path('sim_rig'))
+        self._configure_cameras()
+        self.scene: Scene = build_scene(cfg.scene, cfg.seed)
+        self._o3d = o3d
+        self._raycast = o3d.t.geometry.RaycastingScene()
+        for obj in self.scene.objects:
+            mesh = o3d.t.geometry.TriangleMesh()
+            mesh.vertex.positions = o3d.core.Tensor(obj.vertices.astype(np.float32))
+            mesh.triangle.indices = o3d.core.Tensor(obj.triangles.astype(np.int32))
+            gid = self._raycast.add_triangles(mesh)
+            assert gid == self.scene.objects.index(obj)
+        self._tiles = np.array([o.tile for o in self.scene.objects], np.int32)
+        self._person_gid = next((i for i, o in enumerate(self.scene.objects) if o.is_person), -1)
+        cam = self.rig.camera('left')
+        u = (np.arange(cfg.width, dtype=np.float64) - cam.cx) / cam.fx
+        v = (np.arange(cfg.height, dtype=np.float64) - cam.cy) / cam.fy
+        self._pixel_dirs = np.stack(np.broadcast_arrays(u[None, :], v[:, None], np.ones((1, 1))), -1)  # (H, W, 3), z = 1
+        self._lidar_dirs, self._rings = self._lidar_pattern()
+        self._frame_index = 0
+        self._cache = None  # (pose key, clean render): a static rig re-renders only the noise
+        bank_rng = np.random.default_rng((cfg.seed, 104729))
+        self._noise_bank = [np.round(bank_rng.normal(0, cfg.image_noise, (2, cfg.height, cfg.width, 3))).astype(np.int16)
+                            for _ in range(3)] if cfg.image_noise > 0 else []
+
+    # ------------------------------------------------------------------ calibration
+    def _configure_cameras(self) -> None:
+        cfg = self.config
+        left_s, right_s = self.rig.sensor('left'), self.rig.sensor('right')
+        for s in (left_s, right_s):
+            if s.camera.size != (cfg.width, cfg.height):
+                s.camera = s.camera.scaled(cfg.width, cfg.height)
+                s.camera.frame_id = s.frame_id
+        if cfg.baseline > 0:
+            P = right_s.camera.P.copy()
+            P[0, 3] = -P[0, 0] * cfg.baseline
+            right_s.camera = PinholeCamera(cfg.width, cfg.height, right_s.camera.K, right_s.camera.D,
+                                           right_s.camera.R, P, right_s.camera.distortion_model,
+                                           right_s.frame_id, right_s.camera.name)
+            right_s.T_base_sensor = left_s.T_base_sensor @ make_transform(np.eye(3), [cfg.baseline, 0, 0])
+        self.rig.sensors['rgb'] = left_s  # the RGB camera is the left camera
+        self.stereo = StereoCamera(left_s.camera, right_s.camera)
+
+    def rig_pose(self, t: float) -> np.ndarray:
+        """4x4 T_world_base at time t (seconds)."""
+        cfg = self.config
+        if not cfg.motion:
+            return np.eye(4)
+        y = cfg.motion_amplitude * np.sin(2 * np.pi * t / cfg.motion_period)
+        return make_transform(np.eye(3), [0.0, y, 0.0])
+
+    def _lidar_pattern(self):
+        cfg = self.config
+        lo, hi = np.radians(cfg.lidar_vertical_fov[0]), np.radians(cfg.lidar_vertical_fov[1])
+        elev = np.linspace(lo, hi, cfg.lidar_rings) if cfg.lidar_rings > 1 else np.array([0.5 * (lo + hi)])
+        az = np.linspace(-np.pi, np.pi, cfg.lidar_horizontal_resolution, endpoint=False)
+        E, A = np.meshgrid(elev, az, indexing='ij')
+        dirs = np.stack([np.cos(E) * np.cos(A), np.cos(E) * np.sin(A), np.sin(E)], -1).reshape(-1, 3)
+        rings = np.repeat(np.arange(cfg.lidar_rings, dtype=np.uint16), cfg.lidar_horizontal_resolution)
+        return dirs, rings
+
+    # ------------------------------------------------------------------ ray casting and shading
+    def _cast(self, origins: np.ndarray, dirs: np.ndarray):
+        rays = np.concatenate([origins, dirs], axis=-1).astype(np.float32)
+        res = self._raycast.cast_rays(self._o3d.core.Tensor(rays), nthreads=0)
+        t = res['t_hit'].numpy()
+        gid = res['geometry_ids'].numpy().astype(np.int64)
+        normals = res['primitive_normals'].numpy()
+        hit = np.isfinite(t)
+        gid[~hit] = -1
+        return t, gid, normals, hit
+
+    def _albedo(self, points: np.ndarray, normals: np.ndarray, gid: np.ndarray) -> np.ndarray:
+        """Texture colour (N, 3) float32 of hit points (N, 3) on objects gid (N,)."""
+        s = np.zeros(len(points))
+        t = np.zeros(len(points))
+        wrap = np.ones(len(points), bool)
+        for i in range(len(self.scene.objects)):
+            sel = gid == i
+            if not sel.any():
+                continue
+            s[sel], t[sel], wrap_i = texture_coords(self.scene.objects[i], points[sel], normals[sel])
+            wrap[sel] = wrap_i
+        return self.scene.atlas.lookup(self._tiles[gid], s, t, wrap)
+
+    def _shade(self, points, normals, dirs, gid):
+        n = normals.copy()
+        flip = np.einsum('ij,ij->i', n, dirs) > 0
+        n[flip] *= -1
+        lambert = np.clip(n @ self.scene.light_dir, 0, 1)
+        light = self.scene.ambient + (1 - self.scene.ambient) * lambert
+        return self._albedo(points, n, gid) * light[:, None].astype(np.float32)
+
+    def _camera_rays(self, sensor: str, T_world_base: np.ndarray):
+        T = T_world_base @ self.rig.sensor(sensor).T_base_sensor
+        dirs = self._pixel_dirs @ T[:3, :3].T
+        origins = np.broadcast_to(T[:3, 3], dirs.shape)
+        return origins, dirs
+
+    # ------------------------------------------------------------------ public API
+    def render(self, t: float = 0.0, stamp_ns: Optional[int] = None) -> SimFrame:
+        """Render both cameras and their ground truth at time ``t`` (seconds)."""
+        cfg = self.config
+        Tw = self.rig_pose(t)
+        key = Tw.tobytes()
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self._render_clean(Tw))
+        clean, depth, right_depth, person = self._cache[1]
+        rng = np.random.default_rng((cfg.seed, self._frame_index))
+        self._frame_index += 1
+        if cfg.image_noise > 0:
+            noise = self._noise_bank[rng.integers(len(self._noise_bank))]
+            shift = rng.integers(0, noise.shape[2], 2)
+            noise = np.roll(noise, tuple(int(x) for x in shift), axis=(1, 2))
+            imgs = np.clip(clean.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+        else:
+            imgs = clean
+        disparity = self.stereo.depth_to_disparity(depth)
+        return SimFrame(imgs[0], imgs[1], depth.copy(), disparity,
+                        int(round(t * 1e9)) if stamp_ns is None else int(stamp_ns),
+                        person_mask=person.copy(), right_depth_gt=right_depth.copy())
+
+    def _render_clean(self, Tw: np.ndarray):
+        """Noise-free images (2, H, W, 3) uint8, left and right depth, person mask at pose Tw."""
+        cfg = self.config
+        ol, dl = self._camera_rays('left', Tw)
+        orr, dr = self._camera_rays('right', Tw)
+        origins = np.stack([ol, orr])
+        dirs = np.stack([dl, dr])
+        th, gid, normals, hit = self._cast(origins, dirs)
+        images = np.empty((2, cfg.height, cfg.width, 3), np.float32)
+        images[:] = np.asarray(self.scene.sky_rgb, np.float32)
+        pts = origins[hit] + th[hit][:, None] * dirs[hit]
+        images[hit] = self._shade(pts, normals[hit], dirs[hit], gid[hit])
+        imgs = np.clip(images + 0.5, 0, 255).astype(np.uint8)
+        depth = np.where(hit[0], th[0], np.nan).astype(np.float32)  # t along a z = 1 direction is z
+        right_depth = np.where(hit[1], th[1], np.nan).astype(np.float32)
+        return imgs, depth, right_depth, gid[0] == self._person_gid
+
+    def render_lidar(self, t: float = 0.0) -> np.ndarray:
+        """One LiDAR sweep at time ``t``: (N,) structured x, y, z, intensity, ring in the lidar frame.
+
+        Range noise is Gaussian (``lidar_range_noise``); returns are lost with probability
+        ``lidar_dropout``, beyond ``lidar_max_range`` and where the beam hits nothing.
+        Intensity in [0, 1]: surface brightness times |cos(incidence)|.
+        """
+        cfg = self.config
+        T = self.rig_pose(t) @ self.rig.sensor('lidar').T_base_sensor
+        dirs_w = self._lidar_dirs @ T[:3, :3].T
+        origins = np.broadcast_to(T[:3, 3], dirs_w.shape)
+        th, gid, normals, hit = self._cast(origins, dirs_w)
+        rng = np.random.default_rng((cfg.seed, 7919, int(round(t * 1000))))
+        r = th + rng.normal(0, cfg.lidar_range_noise, th.shape) if cfg.lidar_range_noise > 0 else th.copy()
+        keep = hit & (th <= cfg.lidar_max_range) & (rng.random(th.shape) >= cfg.lidar_dropout) & (r > 0)
+        pts_w = origins[keep] + th[keep][:, None] * dirs_w[keep]
+        albedo = self._albedo(pts_w, normals[keep], gid[keep]).mean(axis=1) / 255.0
+        cos_inc = np.abs(np.einsum('ij,ij->i', normals[keep], dirs_w[keep]))
+        out = np.zeros(int(keep.sum()), LIDAR_DTYPE)
+        local = self._lidar_dirs[keep] * r[keep][:, None]
+        out['x'], out['y'], out['z'] = local[:, 0], local[:, 1], local[:, 2]
+        out['intensity'] = np.clip(albedo * cos_inc, 0, 1)
+        out['ring'] = self._rings[keep]
+        return out
