@@ -116,3 +116,17 @@ def test_node_publishes_all_topics_at_rate_with_shared_stamps(probe):
     assert len(arr) > 5000 and arr['ring'].max() == 31
     depth = image_to_numpy(topics['sim/depth_gt'][-1])
     assert depth.dtype == np.float32 and np.isnan(depth).any() and np.nanmin(depth) > 0
+
+
+def test_sim_command_writes_frames_and_ground_truth(tmp_path):
+    import cv2
+    from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.calibration import load_rig
+    assert main(['sim', '-o', str(tmp_path), '--frames', '2', '--width', '160', '--height', '120']) == 0
+    depth = np.load(tmp_path / 'depth_000001.npy')
+    mm = cv2.imread(str(tmp_path / 'depth_000001.png'), cv2.IMREAD_UNCHANGED)
+    assert mm.dtype == np.uint16 and abs(int(mm[60, 80]) - depth[60, 80] * 1000) <= 1
+    bin_pts = np.fromfile(tmp_path / 'lidar_000000.bin', np.float32).reshape(-1, 4)
+    assert bin_pts.shape[0] > 1000
+    rig = load_rig(str(tmp_path / 'calibration' / 'rig.yaml'))
+    assert rig.stereo().focal == pytest.approx(125.0)  # the calibration written matches the images
