@@ -153,6 +153,8 @@ class DepthmarksNode(Node):
     # ------------------------------------------------------------------ work and errors
     def make_worker(self, process: Callable[[Any], None], name: str = 'process') -> LatestWorker:
         def on_error(exc: BaseException) -> None:
+            if not self.context.ok():  # shutting down: publishers are gone, nothing to report
+                return
             self.reject('unexpected', f'processing failed: {type(exc).__name__}: {exc}')
         w = LatestWorker(process, f'{self.get_name()}-{name}', on_error)
         self._workers.append(w)

@@ -1,0 +1,219 @@
+"""stereo_depth: disparity, REP-118 depth, confidence and a point cloud from a stereo pair.
+
+Subscribes stereo/{left,right}/image_raw + camera_info (synchronised: exact, or approximate with
+``approximate_sync``). Raw (unrectified) input is rectified here from the camera_info. Publishes
+stereo/disparity (DisparityImage, filled like stereo_image_proc), stereo/depth (32FC1 metres, NaN
+invalid) + stereo/camera_info, stereo/confidence (32FC1 in [0, 1]) and, only while subscribed,
+stereo/points (x, y, z, rgb). See docs/stereo_depth.md.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import fields
+
+import numpy as np
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, RegionOfInterest
+from stereo_msgs.msg import DisparityImage
+
+from depthmarks_ros.convert.camera_info import camera_from_info, info_from_camera
+from depthmarks_ros.convert.cloud import xyzrgb_cloud
+from depthmarks_ros.convert.errors import ConversionError
+from depthmarks_ros.convert.image import image_to_mono8, image_to_rgb8, numpy_to_image
+from depthmarks_ros.core.camera import CalibrationError, PinholeCamera, StereoCamera
+from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
+from depthmarks_ros.core.stereo.params import RANGES
+from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
+from depthmarks_ros.ros.synced_inputs import SyncedInputs
+
+_DESCRIPTIONS = {
+    'stereo_algorithm': '0 block matching, 1 SGBM (full_dp: 8 paths), 2 SGBM_3WAY, 3 HH4',
+    'prefilter_size': 'BM: normalisation window of the pre-filter (odd)',
+    'prefilter_cap': 'Bound on the pre-filtered pixel values',
+    'correlation_window_size': 'Matching window (odd)',
+    'min_disparity': 'Smallest disparity searched (px)',
+    'disparity_range': 'Number of disparities searched (multiple of 16)',
+    'texture_threshold': 'BM: minimum texture of a window',
+    'speckle_size': 'Largest speckle (px) to remove',
+    'speckle_range': 'Disparity variation allowed inside a connected component',
+    'disp12_max_diff': 'Left-right check tolerance inside OpenCV (px, 0 = off)',
+    'uniqueness_ratio': 'Margin (%) by which the best match must win',
+    'P1': 'SGBM: penalty for disparity changes of 1 between neighbours',
+    'P2': 'SGBM: penalty for larger disparity changes (> P1)',
+    'full_dp': 'SGBM: full 8-direction dynamic programming (MODE_HH)',
+    'strips': 'Horizontal strips matched in parallel (0 = auto)',
+    'lr_check': 'Left-right consistency check (drops occlusions and mismatches)',
+    'wls_filter': 'Edge-aware WLS post-filter (OpenCV ximgproc)',
+    'wls_lambda': 'WLS smoothness',
+    'wls_sigma': 'WLS edge sensitivity',
+}
+
+
+def _check_odd(v):
+    return None if v % 2 == 1 else 'must be odd'
+
+
+def _check_16(v):
+    return None if v % 16 == 0 else 'must be a multiple of 16'
+
+
+class StereoDepthNode(DepthmarksNode):
+    def __init__(self, **kwargs):
+        super().__init__('stereo_depth', **kwargs)
+        defaults = StereoParams()
+        checks = {'prefilter_size': _check_odd, 'correlation_window_size': _check_odd,
+                  'disparity_range': _check_16}
+        for f in fields(StereoParams):
+            value = getattr(defaults, f.name)
+            lo, hi = RANGES.get(f.name, (None, None))
+            if f.name == 'strips':
+                lo, hi = 0, 16
+            elif f.name in ('wls_lambda',):
+                lo, hi = 0.0, 1e6
+            elif f.name == 'wls_sigma':
+                lo, hi = 0.0, 100.0
+            if isinstance(value, float) and lo is not None:
+                lo, hi = float(lo), float(hi)
+            self.declare(f.name, value, _DESCRIPTIONS[f.name], min_value=lo, max_value=hi, check=checks.get(f.name))
+        self.declare('approximate_sync', False, 'Pair left/right by nearest stamps instead of equal ones',
+                     read_only=True)
+        self.declare('queue_size', 5, 'Synchronisation queue per input', min_value=1, max_value=100, read_only=True)
+        self.declare('slop', 0.01, 'Approximate sync: largest stamp difference (s)', min_value=0.0, max_value=1.0,
+                     read_only=True)
+        self._lock = threading.Lock()
+        self.matcher = StereoMatcher(self._params())
+        qos = self.output_qos()
+        self.pub_disp = self.create_publisher(DisparityImage, 'stereo/disparity', qos)
+        self.pub_depth = self.create_publisher(Image, 'stereo/depth', qos)
+        self.pub_info = self.create_publisher(CameraInfo, 'stereo/camera_info', qos)
+        self.pub_conf = self.create_publisher(Image, 'stereo/confidence', qos)
+        self.pub_points = self.create_publisher(PointCloud2, 'stereo/points', qos)
+        self.worker = self.make_worker(self._process)
+        self.inputs = SyncedInputs(
+            self, [(Image, 'stereo/left/image_raw'), (CameraInfo, 'stereo/left/camera_info'),
+                   (Image, 'stereo/right/image_raw'), (CameraInfo, 'stereo/right/camera_info')],
+            self._on_synced, 'approximate' if self.p.approximate_sync else 'exact',
+            self.p.queue_size, self.p.slop)
+        self._rect_cache = {}
+        self._last_sync = time.monotonic()
+        self._last_sync_dropped = 0
+        self.create_timer(2.0, self._watch_sync)
+
+    # ------------------------------------------------------------------ parameters
+    def _params(self) -> StereoParams:
+        return StereoParams(**{f.name: getattr(self.p, f.name) for f in fields(StereoParams)})
+
+    def on_parameters_changed(self, names):
+        try:
+            params = self._params()
+            params.validate()
+        except ValueError as exc:
+            self.get_logger().error(f'stereo parameters not applied: {exc}')
+            return
+        with self._lock:
+            self.matcher.set_params(params)
+
+    # ------------------------------------------------------------------ input
+    def _on_synced(self, left, left_info, right, right_info):
+        self.stats.frame_in()
+        self._last_sync = time.monotonic()
+        self.worker.submit((left, left_info, right, right_info))
+
+    def _watch_sync(self):
+        dropped = self.inputs.dropped
+        if dropped > self._last_sync_dropped and time.monotonic() - self._last_sync > 3.0:
+            policy = 'approximate (slop %.3f s)' % self.p.slop if self.p.approximate_sync else 'exact'
+            self.reject('sync', f'left/right inputs arrive but never synchronise ({policy} policy, '
+                                f'{dropped} messages dropped): check stamps, or set approximate_sync')
+        self._last_sync_dropped = dropped
+
+    def _rectifier(self, cam: PinholeCamera):
+        key = (cam.size, cam.K.tobytes(), cam.D.tobytes(), cam.R.tobytes(), cam.P.tobytes())
+        if key not in self._rect_cache:
+            if len(self._rect_cache) >= 8:  # bounded: calibrations rarely change
+                self._rect_cache.clear()
+            self._rect_cache[key] = cam.rectify_maps()
+        return self._rect_cache[key]
+
+    def _rectify(self, img: np.ndarray, cam: PinholeCamera) -> np.ndarray:
+        import cv2
+        if cam.is_rectified:
+            return img
+        m1, m2 = self._rectifier(cam)
+        return cv2.remap(img, m1, m2, cv2.INTER_LINEAR)
+
+    # ------------------------------------------------------------------ processing
+    def _process(self, item) -> None:
+        left, left_info, right, right_info = item
+        start = time.monotonic()
+        try:
+            if left.encoding != right.encoding:
+                raise ConversionError(f'left and right encodings differ: {left.encoding} vs {right.encoding}')
+            if (left.width, left.height) != (right.width, right.height):
+                raise ConversionError(f'left and right sizes differ: {left.width}x{left.height} vs '
+                                      f'{right.width}x{right.height}')
+            lcam, rcam = camera_from_info(left_info), camera_from_info(right_info)
+            if lcam.size != (left.width, left.height):
+                raise ConversionError(f'camera_info is for {lcam.width}x{lcam.height} but images are '
+                                      f'{left.width}x{left.height}')
+            stereo = StereoCamera(lcam, rcam)
+            lg, rg = image_to_mono8(left), image_to_mono8(right)
+        except (ConversionError, CalibrationError) as exc:
+            self.reject('input', str(exc))
+            return
+        lg, rg = self._rectify(lg, lcam), self._rectify(rg, rcam)
+        with self._lock:
+            result = self.matcher.compute(np.ascontiguousarray(lg), np.ascontiguousarray(rg))
+            params = self.matcher.params
+        compute_s = time.monotonic() - start
+        header = left.header
+        self._publish(header, stereo, result, params, left if self.wanted(self.pub_points) else None, lcam)
+        self.stats.output(self.latency_since(header), compute_s)
+
+    def _publish(self, header, stereo: StereoCamera, result, params: StereoParams, left_img, lcam) -> None:
+        disp = result.disparity
+        msg = DisparityImage()
+        msg.header = header
+        invalid = np.float32(params.min_disparity - 1)
+        msg.image = numpy_to_image(np.where(np.isfinite(disp), disp, invalid).astype(np.float32), '32FC1', header)
+        msg.f = float(stereo.focal)
+        msg.t = float(stereo.baseline)
+        x, y, w, h = result.valid_window
+        msg.valid_window = RegionOfInterest(x_offset=int(x), y_offset=int(y), width=int(w), height=int(h))
+        msg.min_disparity = float(params.min_disparity)
+        msg.max_disparity = float(params.min_disparity + params.disparity_range - 1)
+        msg.delta_d = 1.0 / 16.0
+        self.pub_disp.publish(msg)
+        depth = stereo.disparity_to_depth(disp)
+        self.pub_depth.publish(numpy_to_image(depth, '32FC1', header))
+        rect = PinholeCamera(lcam.width, lcam.height, lcam.P[:, :3], np.zeros(5), np.eye(3), lcam.P,
+                             'plumb_bob', header.frame_id)
+        info = info_from_camera(rect, header)
+        self.pub_info.publish(info)
+        self.pub_conf.publish(numpy_to_image(result.confidence, '32FC1', header))
+        if left_img is not None:
+            rgb = self._rectify(image_to_rgb8(left_img), lcam)
+            pts = rect.depth_to_points(depth)
+            valid = np.isfinite(depth)
+            self.pub_points.publish(xyzrgb_cloud(pts[valid], rgb[valid], header))
+
+    def diagnostic_values(self):
+        p = self.matcher.params
+        return {'algorithm': p.algorithm_name, 'disparity_range': p.disparity_range,
+                'sync_dropped': self.inputs.dropped}
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.matcher.close()
+
+
+NODE_CLASS = StereoDepthNode
+
+
+def main(args=None) -> int:
+    return run_node(lambda: NODE_CLASS(), args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
