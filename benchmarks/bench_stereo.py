@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Stereo: ours vs stereo_image_proc's matcher, speed and accuracy, side by side in one run.
+
+Peer: a plain single-threaded ``cv2.StereoSGBM`` with stereo_image_proc's default parameters
+(SGBM, window 15, P1 200, P2 400, uniqueness 15, speckle 100/4), 128 disparities.
+Ours: the stereo_depth core (SGBM_3WAY, window 5, both cores), plain / + LR check / + WLS.
+Node level: the stereo_depth node in-process over DDS, frames sent one after the other;
+latency = stamp to the disparity message's arrival; node overhead = latency - matcher time.
+Accuracy: EPE, bad-1, bad-2, density on the simulated rig, skimage's Middlebury motorcycle and
+the Middlebury samples in --data (Cloth3 half size: disparity = png / 2; Cones2003 quarter
+size: png / 4; 0 = unknown).
+"""
+import argparse
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
+sys.path.insert(0, ROOT)
+
+from depthmarks_ros.core.sim import SimConfig, SimRig  # noqa: E402
+from depthmarks_ros.core.stereo import StereoMatcher, StereoParams  # noqa: E402
+from depthmarks_ros.core.stereo.metrics import disparity_metrics  # noqa: E402
+from depthmarks_ros.core.stereo.params import create_opencv_matcher, stereo_image_proc_defaults  # noqa: E402
+
+
+def peer_params(disparity_range):
+    return stereo_image_proc_defaults().replace(disparity_range=disparity_range)
+
+
+def peer_compute(matcher, left, right, min_disp=0):
+    raw = matcher.compute(left, right)
+    d = raw.astype(np.float32) / 16
+    d[raw < min_disp * 16] = np.nan
+    return d
+
+
+def median_ms(fn, n):
+    fn()
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts) * 1e3)
+
+
+def speed(args):
+    print('\n== speed (ms per frame, median; fps in brackets) ==')
+    print(f'{"size":10s} {"peer SGBM 1 thread":>20s} {"ours core":>14s} {"ours +WLS":>14s}')
+    for w, h in ((640, 480), (1280, 720)):
+        f = SimRig(SimConfig(width=w, height=h)).render(0.0)
+        L, R = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb))
+        n_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)  # stereo_image_proc's SGBM runs on one core
+        peer = create_opencv_matcher(peer_params(128))
+        t_peer = median_ms(lambda: peer.compute(L, R), args.repeat)
+        cv2.setNumThreads(n_threads)
+        ours = StereoMatcher(StereoParams(disparity_range=128))
+        t_ours = median_ms(lambda: ours.compute(L, R), args.repeat)
+        wls = StereoMatcher(StereoParams(disparity_range=128, wls_filter=True))
+        t_wls = median_ms(lambda: wls.compute(L, R), args.repeat)
+        print(f'{w}x{h:<5d} {t_peer:12.1f} ({1e3 / t_peer:4.1f}) {t_ours:7.1f} ({1e3 / t_ours:4.1f}) '
+              f'{t_wls:7.1f} ({1e3 / t_wls:4.1f})')
+
+
+def node_level(args):
+    """The node in-process over real DDS: throughput, latency, overhead vs the matcher alone."""
+    sys.path.insert(0, os.path.join(ROOT, 'test'))
+    from depthmarks_ros.testing.ros_harness import RosProbe, configure_ros_env
+    configure_ros_env()
+    import rclpy
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CameraInfo, Image
+    from stereo_msgs.msg import DisparityImage
+    from depthmarks_ros.convert.camera_info import info_from_camera
+    from depthmarks_ros.convert.image import numpy_to_image
+    from depthmarks_ros.convert.stamps import stamp_ns
+    from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
+    rclpy.init()
+    sim = SimRig(SimConfig())
+    f = sim.render(0.0)
+    probe = RosProbe('bench')
+    node = StereoDepthNode(parameter_overrides=[Parameter('disparity_range', value=128)])
+    from rclpy.executors import SingleThreadedExecutor
+    ex = SingleThreadedExecutor()  # as run_node: the node spins in its own thread
+    ex.add_node(node)
+    import threading
+    spin_thread = threading.Thread(target=ex.spin, daemon=True)
+    spin_thread.start()
+    pubs = [probe.publisher(t, n) for t, n in ((Image, 'stereo/left/image_raw'), (CameraInfo, 'stereo/left/camera_info'),
+                                               (Image, 'stereo/right/image_raw'), (CameraInfo, 'stereo/right/camera_info'))]
+    out = probe.subscribe(DisparityImage, 'stereo/disparity', node.output_qos())
+    for p in pubs:
+        probe.wait_for_subscribers(p)
+    li, ri = info_from_camera(sim.stereo.left), info_from_camera(sim.stereo.right)
+    lat, recv = [], []
+    t_start = None
+    for i in range(args.repeat + 3):
+        stamp = probe.node.get_clock().now().to_msg()
+        msgs = [numpy_to_image(f.left_rgb, 'rgb8'), li, numpy_to_image(f.right_rgb, 'rgb8'), ri]
+        for m, p in zip(msgs, pubs):
+            m.header.stamp = stamp
+            p.publish(m)
+        n0 = len(out)
+        probe.spin_until(lambda: len(out) > n0, 5)
+        if i == 2:
+            t_start = time.perf_counter()
+        if i >= 3 and len(out) > n0:
+            lat.append((probe.node.get_clock().now().nanoseconds - stamp_ns(out[-1].header)) * 1e-3 / 1e3)
+    elapsed = time.perf_counter() - t_start
+    # pipelined: inputs at 40 Hz for 3 s, outputs counted (the node drops what it cannot take)
+    n0, t0 = len(out), time.perf_counter()
+    while time.perf_counter() - t0 < 3.0:
+        stamp = probe.node.get_clock().now().to_msg()
+        msgs = [numpy_to_image(f.left_rgb, 'rgb8'), li, numpy_to_image(f.right_rgb, 'rgb8'), ri]
+        for m, p in zip(msgs, pubs):
+            m.header.stamp = stamp
+            p.publish(m)
+        probe.spin_for(0.025)
+    pipelined = (len(out) - n0) / (time.perf_counter() - t0)
+    L, R = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb))
+    core = median_ms(lambda: node.matcher.compute(L, R), args.repeat)
+    med = float(np.median(lat))
+    print('\n== node level, 640x480, 128 disparities, in-process over DDS ==')
+    print(f'throughput {len(lat) / elapsed:.1f} frames/s with one frame in flight; {pipelined:.1f} frames/s '
+          f'with inputs at 40 Hz (peer matcher alone: see speed table)')
+    print(f'latency median {med:.1f} ms; matcher alone {core:.1f} ms; node overhead {med - core:.1f} ms '
+          f'({100 * (med - core) / med:.0f}% of the frame time; includes DDS transport of 2 images + 4 outputs)')
+    ex.shutdown()
+    spin_thread.join(2)
+    node.shutdown()
+    probe.close()
+    rclpy.try_shutdown()
+
+
+def datasets(args):
+    sets = []
+    sim = SimRig(SimConfig())
+    f = sim.render(0.0)
+    sets.append(('sim rig 640x480', f.left_rgb, f.right_rgb, f.disparity_gt, 128))
+    from skimage import data
+    l, r, d = data.stereo_motorcycle()
+    sets.append(('motorcycle (skimage)', l, r, np.where(np.isfinite(d), d, np.nan).astype(np.float32), 64))
+    for name, lf, rf, gf, scale, rng in (('Middlebury Cloth3', 'view1.png', 'view5.png', 'disp1.png', 2.0, 96),
+                                        ('Middlebury Cones2003', 'im2.png', 'im6.png', 'disp2.png', 4.0, 64)):
+        folder = os.path.join(args.data, 'stereo', name.split()[-1])
+        if not os.path.isdir(folder):
+            print(f'(skipping {name}: {folder} not found)')
+            continue
+        g = cv2.imread(os.path.join(folder, gf), cv2.IMREAD_UNCHANGED).astype(np.float32) / scale
+        g[g == 0] = np.nan
+        sets.append((name, cv2.imread(os.path.join(folder, lf))[..., ::-1], cv2.imread(os.path.join(folder, rf))[..., ::-1], g, rng))
+    print('\n== accuracy (bad-N = fraction of output pixels off by > N px; density = share of GT pixels with output) ==')
+    print(f'{"dataset":22s} {"method":18s} {"EPE":>6s} {"bad1":>6s} {"bad2":>6s} {"density":>8s}')
+    for name, l, r, gt, rng in sets:
+        L = cv2.cvtColor(np.ascontiguousarray(l), cv2.COLOR_RGB2GRAY)
+        R = cv2.cvtColor(np.ascontiguousarray(r), cv2.COLOR_RGB2GRAY)
+        rows = [('peer (sip defaults)', peer_compute(create_opencv_matcher(peer_params(rng)), L, R))]
+        for label, kw in (('ours', {}), ('ours +LR', {'lr_check': True}), ('ours +WLS', {'wls_filter': True})):
+            rows.append((label, StereoMatcher(StereoParams(disparity_range=rng, **kw)).compute(L, R).disparity))
+        for label, disp in rows:
+            m = disparity_metrics(disp, gt)
+            print(f'{name:22s} {label:18s} {m["epe"]:6.2f} {m["bad1"]:6.3f} {m["bad2"]:6.3f} {m["density"]:8.3f}')
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--data', default=os.path.normpath(os.path.join(ROOT, '..', 'shared', 'data')))
+    ap.add_argument('--repeat', type=int, default=15)
+    ap.add_argument('--skip-node', action='store_true')
+    args = ap.parse_args()
+    print(f'load average: {os.getloadavg()[0]:.2f}; OpenCV threads: {cv2.getNumThreads()}')
+    speed(args)
+    datasets(args)
+    if not args.skip_node:
+        node_level(args)
+
+
+if __name__ == '__main__':
+    main()
