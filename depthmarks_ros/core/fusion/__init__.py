@@ -1,0 +1,1 @@
+"""LiDAR-camera depth fusion (ROS-free): projection, completion, per-source sigma, fusion."""

@@ -1,0 +1,102 @@
+"""Learned fusion weights: the sigma-model parameters fitted with the Gaussian NLL (ROS-free).
+
+The lecture's D = w1 D_lidar + w2 D_rgb with learned weights, made probabilistic: each source's
+sigma model (a few parameters, :class:`SigmaModel`) is fitted by minimising
+sum 1/2 log sigma^2 + (D - D_gt)^2 / (2 sigma^2) over pixels with ground truth; the fusion weights
+are then w_i = sigma_i^-2 / sum_j sigma_j^-2 per pixel. Fitting uses torch (Adam on the log
+parameters).
+"""
+from __future__ import annotations
+
+import json
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from depthmarks_ros.core.fusion.uncertainty import SigmaModel, local_range
+
+
+def fit_sigma_model(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaModel] = None,
+                    steps: int = 300, max_pixels: int = 200_000, seed: int = 0) -> SigmaModel:
+    """Fit on samples, each a dict with 'gt' and any of: 'lidar', 'lidar_dist', 'stereo',
+    'stereo_conf', 'fb' (focal * baseline, scalar), 'mono'. Returns the fitted model."""
+    import torch
+    init = init or SigmaModel()
+    rng = np.random.default_rng(seed)
+    cols = {k: [] for k in ('gt_l', 'l', 'dist', 'rng', 'gt_s', 's', 'conf', 'fb', 'gt_m', 'm')}
+    for smp in samples:
+        gt = smp['gt']
+        if 'lidar' in smp:
+            ok = np.isfinite(gt) & np.isfinite(smp['lidar'])
+            cols['gt_l'].append(gt[ok]); cols['l'].append(smp['lidar'][ok]); cols['dist'].append(smp['lidar_dist'][ok])
+            cols['rng'].append(local_range(smp['lidar'])[ok])
+        if 'stereo' in smp:
+            ok = np.isfinite(gt) & np.isfinite(smp['stereo'])
+            cols['gt_s'].append(gt[ok]); cols['s'].append(smp['stereo'][ok])
+            cols['conf'].append(np.nan_to_num(smp['stereo_conf'][ok]))
+            cols['fb'].append(np.full(ok.sum(), smp['fb'], np.float32))
+        if 'mono' in smp:
+            ok = np.isfinite(gt) & np.isfinite(smp['mono'])
+            cols['gt_m'].append(gt[ok]); cols['m'].append(smp['mono'][ok])
+
+    def cat(k):
+        if not cols[k]:
+            return None
+        a = np.concatenate(cols[k]).astype(np.float32)
+        return a
+
+    data = {k: cat(k) for k in cols}
+    for group in (('gt_l', 'l', 'dist', 'rng'), ('gt_s', 's', 'conf', 'fb'), ('gt_m', 'm')):
+        n = None if data[group[0]] is None else len(data[group[0]])
+        if n and n > max_pixels:
+            sel = rng.choice(n, max_pixels, replace=False)
+            for k in group:
+                data[k] = data[k][sel]
+    T = {k: torch.tensor(v) for k, v in data.items() if v is not None}
+    names = ['lidar_s0', 'lidar_a', 'lidar_b', 'stereo_sigma_d', 'mono_rel', 'lidar_c']
+    logp = torch.tensor([np.log(max(getattr(init, n), 1e-6)) for n in names], dtype=torch.float64,
+                        requires_grad=True)
+    opt = torch.optim.Adam([logp], lr=0.05)
+
+    def nll(pred, gt, sigma):
+        return (torch.log(sigma) + 0.5 * ((pred - gt) / sigma) ** 2).mean()
+
+    for _ in range(steps):
+        opt.zero_grad()
+        p = torch.exp(logp)
+        loss = torch.zeros((), dtype=torch.float64)
+        if 'l' in T:
+            z = T['l'].double()
+            sig = torch.sqrt(p[0] ** 2 + (p[1] * T['dist'].double() * z) ** 2 + (p[2] * z) ** 2
+                             + (p[5] * T['rng'].double()) ** 2)
+            loss = loss + nll(z, T['gt_l'].double(), sig)
+        if 's' in T:
+            z = T['s'].double()
+            sd = p[3] / torch.clamp(T['conf'].double(), min=init.stereo_conf_min)
+            loss = loss + nll(z, T['gt_s'].double(), z * z / T['fb'].double() * sd)
+        if 'm' in T:
+            z = T['m'].double()
+            loss = loss + nll(z, T['gt_m'].double(), p[4] * z)
+        loss.backward()
+        opt.step()
+    fitted = {n: float(v) for n, v in zip(names, torch.exp(logp).detach().numpy())}
+    if 'l' not in T:
+        fitted.update(lidar_s0=init.lidar_s0, lidar_a=init.lidar_a, lidar_b=init.lidar_b, lidar_c=init.lidar_c)
+    if 's' not in T:
+        fitted['stereo_sigma_d'] = init.stereo_sigma_d
+    if 'm' not in T:
+        fitted['mono_rel'] = init.mono_rel
+    return SigmaModel(**fitted, stereo_conf_min=init.stereo_conf_min)
+
+
+def save_model(model: SigmaModel, path: str) -> None:
+    with open(path, 'w') as f:
+        json.dump({'kind': 'depthmarks_fusion_sigma_model', 'version': 1, 'params': model.to_dict()}, f, indent=2)
+
+
+def load_model(path: str) -> SigmaModel:
+    with open(path) as f:
+        data = json.load(f)
+    if data.get('kind') != 'depthmarks_fusion_sigma_model':
+        raise ValueError(f'{path}: not a fusion sigma model file')
+    return SigmaModel.from_dict(data['params'])

@@ -1,0 +1,53 @@
+"""LiDAR points to a sparse depth image with a z-buffer (ROS-free)."""
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+
+from depthmarks_ros.core.camera import PinholeCamera
+from depthmarks_ros.core.transforms import apply_transform
+
+
+def project_points(points_cam: np.ndarray, camera: PinholeCamera, min_depth: float = 0.1
+                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels of points in the camera optical frame.
+
+    points_cam: (N, 3). Returns (u (M,) int, v (M,) int, z (M,) float32, index (M,) into the
+    input) for points in front of the camera (z > min_depth), inside the image.
+    """
+    pts = np.asarray(points_cam, dtype=np.float32).reshape(-1, 3)
+    P = camera.P.astype(np.float32)
+    z = pts @ P[2, :3] + P[2, 3]
+    front = np.isfinite(z) & (pts[:, 2] > min_depth)
+    idx = np.nonzero(front)[0]
+    p = pts[idx]
+    zz = z[idx]
+    u = (p @ P[0, :3] + P[0, 3]) / zz
+    v = (p @ P[1, :3] + P[1, 3]) / zz
+    ui = np.floor(u + 0.5).astype(np.int64)
+    vi = np.floor(v + 0.5).astype(np.int64)
+    inside = (ui >= 0) & (ui < camera.width) & (vi >= 0) & (vi < camera.height)
+    return ui[inside], vi[inside], pts[idx[inside], 2], idx[inside]
+
+
+def sparse_depth_image(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, camera: PinholeCamera,
+                       min_depth: float = 0.1) -> np.ndarray:
+    """Project LiDAR points (N, 3, lidar frame) into a (H, W) float32 depth image, NaN elsewhere.
+
+    Points behind the camera or outside the image are dropped; where several points hit one pixel
+    the nearest wins (z-buffer).
+    """
+    pts = apply_transform(T_cam_lidar, np.asarray(points_lidar, np.float32))
+    u, v, z, _ = project_points(pts, camera, min_depth)
+    depth = np.full((camera.height, camera.width), np.nan, np.float32)
+    if z.size == 0:
+        return depth
+    flat = v * camera.width + u
+    order = np.lexsort((z, flat))          # by pixel, then nearest first
+    flat_sorted = flat[order]
+    first = np.ones(order.size, bool)
+    first[1:] = flat_sorted[1:] != flat_sorted[:-1]
+    winners = order[first]
+    depth.ravel()[flat[winners]] = z[winners]
+    return depth
