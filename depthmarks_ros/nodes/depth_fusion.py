@@ -58,7 +58,7 @@ class DepthFusionNode(DepthmarksNode):
           read_only=True)
         d('lidar_frame', '', 'Expected frame_id of the cloud with lidar_to_camera ("" = the rig frame)',
           read_only=True)
-        d('completion', 'guided', 'Depth completion', choices=('classical', 'guided'))
+        d('completion', 'classical', 'Depth completion', choices=('classical', 'guided'))
         d('max_depth', 100.0, 'Largest depth considered (m)', min_value=1.0, max_value=1000.0)
         d('time_tolerance', 0.06, 'Largest |sweep stamp - image stamp| accepted (s)', min_value=0.0,
           max_value=10.0)

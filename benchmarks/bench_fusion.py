@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Depth fusion: runtime and accuracy next to a nearest-neighbour interpolation baseline.
+
+Runtime: projection (z-buffer) + completion at KITTI size (1242x375, the frame's ~120k points)
+and at 640x480 (the simulated rig). Accuracy: hide a random 20% of the projected LiDAR pixels,
+complete from the rest, score at the hidden pixels (RMSE, MAE in mm; iRMSE, iMAE in 1/km, KITTI's
+units) on the KITTI frames in --data and on the simulated rig; sigma calibration there (fraction
+of errors within 1 and 2 sigma; a Gaussian gives 0.683 / 0.954). On the simulated rig also: fused
+(LiDAR + stereo) vs each source alone, against the full ground truth.
+"""
+import argparse
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
+sys.path.insert(0, ROOT)
+
+from depthmarks_ros.core.fusion import kitti  # noqa: E402
+from depthmarks_ros.core.fusion.completion import complete  # noqa: E402
+from depthmarks_ros.core.fusion.metrics import depth_metrics, sigma_calibration  # noqa: E402
+from depthmarks_ros.core.fusion.pipeline import fuse_sparse  # noqa: E402
+from depthmarks_ros.core.fusion.projection import sparse_depth_image  # noqa: E402
+from depthmarks_ros.core.sim import SimConfig, SimRig  # noqa: E402
+
+
+def median_ms(fn, n=10):
+    fn()
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts) * 1e3)
+
+
+def nearest_neighbour(sparse):
+    """Baseline: every pixel takes the depth of the nearest measured pixel."""
+    from scipy.interpolate import griddata
+    pts = np.argwhere(np.isfinite(sparse))
+    h, w = sparse.shape
+    grid = np.mgrid[0:h, 0:w].reshape(2, -1).T
+    return griddata(pts, sparse[pts[:, 0], pts[:, 1]], grid, method='nearest').reshape(h, w).astype(np.float32)
+
+
+def held_out(name, sparse, rgb, truth_fn, rows, seed=0):
+    rng = np.random.default_rng(seed)
+    measured = np.argwhere(np.isfinite(sparse))
+    hide = measured[rng.random(len(measured)) < 0.2]
+    inp = sparse.copy()
+    inp[hide[:, 0], hide[:, 1]] = np.nan
+    mask = np.zeros(sparse.shape, bool)
+    mask[hide[:, 0], hide[:, 1]] = True
+    truth = truth_fn(mask)
+    results = {'nearest neighbour': (nearest_neighbour(inp), None)}
+    for method in ('classical', 'guided'):
+        r = fuse_sparse(inp, rgb, method)
+        results[f'ours {method}'] = (r.depth, r.sigma)
+    for label, (pred, sigma) in results.items():
+        m = depth_metrics(pred, truth, mask)
+        cal = sigma_calibration(pred, sigma, truth, mask) if sigma is not None else {'within_1sigma': float('nan'),
+                                                                                      'within_2sigma': float('nan')}
+        rows.append((name, label, m, cal))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--data', default=os.path.normpath(os.path.join(ROOT, '..', 'shared', 'data')))
+    args = ap.parse_args()
+    print(f'load average: {os.getloadavg()[0]:.2f}')
+    kroot = os.path.join(args.data, 'lidar', 'kitti_object')
+    frames = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(kroot, 'image_2'))) \
+        if os.path.isdir(kroot) else []
+    if not frames:
+        print(f'(KITTI frames not found in {kroot}: KITTI rows skipped)')
+    print('\n== runtime, ms per frame (median) ==')
+    print(f'{"input":34s} {"projection":>10s} {"classical":>10s} {"guided":>8s} {"proj+classical":>15s}')
+    kitti_inputs = []
+    for fid in frames:
+        bgr = cv2.imread(os.path.join(kroot, 'image_2', f'{fid}.png'))
+        calib = kitti.read_calib(os.path.join(kroot, 'calib', f'{fid}.txt'))
+        velo = kitti.read_velodyne(os.path.join(kroot, 'velodyne', f'{fid}.bin'))
+        cam, T = kitti.camera_and_extrinsics(calib, bgr.shape[1], bgr.shape[0])
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        kitti_inputs.append((fid, velo[:, :3], T, cam, rgb))
+    sim = SimRig(SimConfig())
+    f = sim.render(0.0)
+    sweep = sim.render_lidar(0.0)
+    sim_pts = np.stack([sweep['x'], sweep['y'], sweep['z']], 1)
+    T_sim = sim.rig.transform('lidar', 'left')
+    inputs = [(f'KITTI {fid} ({len(p)} pts, {c.width}x{c.height})', p, T, c, rgb) for fid, p, T, c, rgb in kitti_inputs]
+    inputs.append((f'sim rig ({len(sim_pts)} pts, 640x480)', sim_pts, T_sim, sim.stereo.left, f.left_rgb))
+    for label, pts, T, cam, rgb in inputs:
+        sp = sparse_depth_image(pts, T, cam)
+        t_proj = median_ms(lambda: sparse_depth_image(pts, T, cam))
+        t_cls = median_ms(lambda: complete(sp, 'classical'))
+        t_gd = median_ms(lambda: complete(sp, 'guided', rgb))
+        print(f'{label:34s} {t_proj:10.1f} {t_cls:10.1f} {t_gd:8.1f} {t_proj + t_cls:15.1f}')
+    print('(IP-Basic reports 11 ms on one desktop core at KITTI size; target here: <= 15 ms)')
+
+    rows = []
+    for fid, pts, T, cam, rgb in kitti_inputs:
+        sp = sparse_depth_image(pts, T, cam)
+        held_out(f'KITTI {fid}', sp, rgb, lambda mask, sp=sp: np.where(mask, sp, np.nan), rows)
+    sp_sim = sparse_depth_image(sim_pts, T_sim, sim.stereo.left)
+    held_out('sim rig', sp_sim, f.left_rgb, lambda mask: f.depth_gt, rows)
+    print('\n== held-out 20% of LiDAR pixels ==')
+    print(f'{"data":12s} {"method":20s} {"RMSE mm":>9s} {"MAE mm":>8s} {"iRMSE":>7s} {"iMAE":>6s} {"<=1s":>5s} {"<=2s":>5s}')
+    for name, label, m, cal in rows:
+        print(f'{name:12s} {label:20s} {m["rmse"]:9.0f} {m["mae"]:8.0f} {m["irmse"]:7.2f} {m["imae"]:6.2f} '
+              f'{cal["within_1sigma"]:5.2f} {cal["within_2sigma"]:5.2f}')
+
+    from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
+    grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb)]
+    st = StereoMatcher(StereoParams()).compute(*grey)
+    sd = sim.stereo.disparity_to_depth(st.disparity)
+    r = fuse_sparse(sp_sim, f.left_rgb, 'guided', stereo_depth=sd, stereo_confidence=st.confidence,
+                    stereo_focal=sim.stereo.focal, stereo_baseline=sim.stereo.baseline)
+    both = np.isfinite(sd) & np.isfinite(r.lidar_depth)
+    print('\n== sim rig, full ground truth, pixels where both LiDAR completion and stereo have depth ==')
+    for label, pred, sig in (('LiDAR completed (guided)', r.lidar_depth, r.lidar_sigma),
+                             ('stereo (SGBM_3WAY)', sd, None), ('fused LiDAR + stereo', r.depth, r.sigma)):
+        m = depth_metrics(pred, f.depth_gt, both)
+        cal = sigma_calibration(pred, sig, f.depth_gt, both) if sig is not None else {'within_1sigma': float('nan')}
+        print(f'{label:28s} RMSE {m["rmse"]:7.0f} mm  MAE {m["mae"]:6.0f} mm  within 1 sigma {cal["within_1sigma"]:.2f}')
+    m = depth_metrics(r.depth, f.depth_gt)
+    print(f'fused, every ground-truth pixel: RMSE {m["rmse"]:.0f} mm, coverage {m["coverage"]:.3f}')
+
+
+if __name__ == '__main__':
+    main()
