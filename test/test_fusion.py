@@ -168,7 +168,8 @@ def test_node_fuses_and_drops_bad_inputs(probe, scene):
     from rclpy.parameter import Parameter
     from depthmarks_ros.nodes.depth_fusion import DepthFusionNode
     sim, f, sweep, pts, sparse = scene
-    node = DepthFusionNode(parameter_overrides=[Parameter('completion', value='classical')])
+    node = DepthFusionNode(parameter_overrides=[Parameter('completion', value='classical'),
+                                                Parameter('sync_warning_after', value=0.5)])
     probe.add_node(node)
     pub_img, pub_info = probe.publisher(Image, 'camera/image_raw'), probe.publisher(CameraInfo, 'camera/camera_info')
     pub_cloud = probe.publisher(PointCloud2, 'lidar/points')
@@ -200,15 +201,18 @@ def test_node_fuses_and_drops_bad_inputs(probe, scene):
         bad.append((img, info, c))
     bad.append(_inputs(sim, f, sweep, now(), frame='some_other_frame'))   # unknown frame
     img, info, cloud = _inputs(sim, f, sweep, now())
-    old = cloud
-    old.header.stamp.sec -= 5                                             # stale sweep
-    bad.append((img, info, old))
-    img, info, cloud = _inputs(sim, f, sweep, now())
     info.k = [0.0] * 9                                                    # missing calibration
     bad.append((img, info, cloud))
     for b in bad:
         send(*b)
     assert depth == [] and node.stats.errors >= len(bad)
+    errors = node.stats.errors
+    for _ in range(15):                                                   # stale sweeps never pair
+        img, info, cloud = _inputs(sim, f, sweep, now())
+        cloud.header.stamp.sec -= 5
+        send(img, info, cloud)
+    assert depth == [] and node.stats.errors > errors
+    assert 'never synchronise' in node.stats.last_error
     for _ in range(10):  # still alive
         send(*_inputs(sim, f, sweep, now()))
         if depth:

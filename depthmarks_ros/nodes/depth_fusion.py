@@ -1,14 +1,14 @@
 """depth_fusion: LiDAR + camera (+ stereo, + mono) into dense REP-118 depth with per-pixel sigma.
 
-Each camera image (with its camera_info) is paired with the newest LiDAR sweep if their stamps
-are within ``time_tolerance``; optional stereo/mono depth is used when its stamp matches too.
+Each camera image (with its camera_info) is synchronised with a LiDAR sweep (and, when enabled,
+stereo depth + confidence and mono depth) whose stamps lie within ``time_tolerance`` of each
+other (approximate-time policy, bounded queues).
 Publishes fusion/sparse_depth, fusion/depth, fusion/depth_sigma, fusion/camera_info and, only
 while subscribed, fusion/points. See docs/depth_fusion.md.
 """
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from typing import Optional
 
@@ -19,7 +19,6 @@ from depthmarks_ros.convert.camera_info import camera_from_info, info_from_camer
 from depthmarks_ros.convert.cloud import xyz_from_cloud, xyzrgb_cloud
 from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import depth_image_to_metres, image_to_numpy, image_to_rgb8, numpy_to_image
-from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.calibration import load_rig, resolve_url, default_rig_path
 from depthmarks_ros.core.camera import CalibrationError
 from depthmarks_ros.core.fusion.learned import load_model
@@ -28,22 +27,6 @@ from depthmarks_ros.core.fusion.uncertainty import SigmaModel
 from depthmarks_ros.core.transforms import make_transform, quaternion_to_matrix
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
 from depthmarks_ros.ros.synced_inputs import SyncedInputs
-
-
-class _Latest:
-    """The newest message of an optional input (thread-safe)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.msg = None
-
-    def set(self, msg):
-        with self._lock:
-            self.msg = msg
-
-    def get(self):
-        with self._lock:
-            return self.msg
 
 
 class DepthFusionNode(DepthmarksNode):
@@ -68,28 +51,28 @@ class DepthFusionNode(DepthmarksNode):
           min_value=0.0, max_value=10.0, read_only=True)
         d('sigma_model_file', '', 'Fitted sigma model JSON (depthmarks fit-fusion); empty = defaults',
           read_only=True)
+        d('queue_size', 5, 'Synchronisation queue per input', min_value=1, max_value=100, read_only=True)
+        d('sync_warning_after', 3.0, 'Warn when inputs arrive but no set synchronises for this long (s)',
+          min_value=0.5, max_value=600.0)
         self.model = SigmaModel()
         if self.p.sigma_model_file:
             self.model = load_model(resolve_url(self.p.sigma_model_file))
         self.T_cam_lidar, self.lidar_frame, self.baseline = self._extrinsics()
-        self.sweep = _Latest()
-        self.stereo_depth, self.stereo_conf, self.mono = _Latest(), _Latest(), _Latest()
         qos = self.output_qos()
         self.pub_sparse = self.create_publisher(Image, 'fusion/sparse_depth', qos)
         self.pub_depth = self.create_publisher(Image, 'fusion/depth', qos)
         self.pub_sigma = self.create_publisher(Image, 'fusion/depth_sigma', qos)
         self.pub_info = self.create_publisher(CameraInfo, 'fusion/camera_info', qos)
         self.pub_points = self.create_publisher(PointCloud2, 'fusion/points', qos)
-        sq = self.sensor_qos()
-        self.create_subscription(PointCloud2, 'lidar/points', self.sweep.set, sq)
+        topics = [(Image, 'camera/image_raw'), (CameraInfo, 'camera/camera_info'), (PointCloud2, 'lidar/points')]
         if self.p.use_stereo:
-            self.create_subscription(Image, 'stereo/depth', self.stereo_depth.set, sq)
-            self.create_subscription(Image, 'stereo/confidence', self.stereo_conf.set, sq)
+            topics += [(Image, 'stereo/depth'), (Image, 'stereo/confidence')]
         if self.p.use_mono:
-            self.create_subscription(Image, 'mono/depth', self.mono.set, sq)
+            topics += [(Image, 'mono/depth')]
         self.worker = self.make_worker(self._process)
-        self.inputs = SyncedInputs(self, [(Image, 'camera/image_raw'), (CameraInfo, 'camera/camera_info')],
-                                   self._on_image)
+        self.inputs = SyncedInputs(self, topics, self._on_inputs, 'approximate', self.p.queue_size,
+                                   self.p.time_tolerance)
+        self.create_timer(1.0, self._watch_sync)
         self.sources_used = ()
 
     def _extrinsics(self):
@@ -107,16 +90,17 @@ class DepthFusionNode(DepthmarksNode):
         return (rig.transform(self.p.lidar_sensor, self.p.camera_sensor),
                 self.p.lidar_frame or rig.frame_of(self.p.lidar_sensor), baseline)
 
-    def _on_image(self, img, info):
+    def _on_inputs(self, *msgs):
         self.stats.frame_in()
-        self.worker.submit((img, info))
+        self.worker.submit(msgs)
 
-    def _optional_depth(self, latest: _Latest, image_stamp: int, size, name: str) -> Optional[np.ndarray]:
-        msg = latest.get()
-        if msg is None:
-            return None
-        if abs(stamp_ns(msg.header) - image_stamp) > self.p.time_tolerance * 1e9:
-            return None
+    def _watch_sync(self):
+        problem = self.inputs.stalled(self.p.sync_warning_after)
+        if problem:
+            self.reject('sync', f'camera/LiDAR{"/stereo" if self.p.use_stereo else ""} {problem} '
+                                f'(time_tolerance {self.p.time_tolerance} s: stale or missing input?)')
+
+    def _optional_depth(self, msg, size, name: str) -> Optional[np.ndarray]:
         if (msg.width, msg.height) != size:
             self.reject(f'{name}_size', f'{name} is {msg.width}x{msg.height} but the camera is '
                                         f'{size[0]}x{size[1]}: ignored')
@@ -127,19 +111,10 @@ class DepthFusionNode(DepthmarksNode):
             self.reject(name, f'{name}: {exc}: ignored')
             return None
 
-    def _process(self, item) -> None:
-        img, info = item
+    def _process(self, msgs) -> None:
+        img, info, sweep = msgs[:3]
+        rest = list(msgs[3:])
         start = time.monotonic()
-        sweep = self.sweep.get()
-        if sweep is None:
-            self.reject('no_lidar', 'no LiDAR sweep received yet on lidar/points')
-            return
-        t_img = stamp_ns(img.header)
-        dt = abs(stamp_ns(sweep.header) - t_img) * 1e-9
-        if dt > self.p.time_tolerance:
-            self.reject('stale', f'newest LiDAR sweep is {dt:.3f} s from the image (time_tolerance '
-                                 f'{self.p.time_tolerance} s): frame skipped')
-            return
         if sweep.header.frame_id != self.lidar_frame:
             self.reject('frame', f'cloud frame {sweep.header.frame_id!r} is not the calibrated LiDAR frame '
                                  f'{self.lidar_frame!r}')
@@ -159,10 +134,11 @@ class DepthFusionNode(DepthmarksNode):
         size = (img.width, img.height)
         stereo = mono = conf = None
         if self.p.use_stereo:
-            stereo = self._optional_depth(self.stereo_depth, t_img, size, 'stereo/depth')
-            conf = self._optional_depth(self.stereo_conf, t_img, size, 'stereo/confidence') if stereo is not None else None
+            stereo_msg, conf_msg = rest.pop(0), rest.pop(0)
+            stereo = self._optional_depth(stereo_msg, size, 'stereo/depth')
+            conf = self._optional_depth(conf_msg, size, 'stereo/confidence') if stereo is not None else None
         if self.p.use_mono:
-            mono = self._optional_depth(self.mono, t_img, size, 'mono/depth')
+            mono = self._optional_depth(rest.pop(0), size, 'mono/depth')
         res = fuse_frame(pts, self.T_cam_lidar, cam, rgb, self.p.completion, self.model, self.p.max_depth,
                          stereo, conf, cam.fx, self.baseline, mono)
         self.sources_used = res.sources

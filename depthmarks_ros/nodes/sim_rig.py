@@ -66,8 +66,17 @@ class SimRigNode(DepthmarksNode):
         self._t0 = self.get_clock().now().nanoseconds
         self.camera_worker = self.make_worker(self._publish_cameras, 'cameras')
         self.lidar_worker = self.make_worker(self._publish_lidar, 'lidar')
-        self.create_timer(1.0 / p.rate, lambda: self.camera_worker.submit(self.get_clock().now()))
-        self.create_timer(1.0 / p.lidar_rate, lambda: self.lidar_worker.submit(self.get_clock().now()))
+        if p.lidar_rate == p.rate:
+            # same rate: one clock, so the sweep of an instant carries the cameras' stamp
+            self.create_timer(1.0 / p.rate, self._tick_both)
+        else:
+            self.create_timer(1.0 / p.rate, lambda: self.camera_worker.submit(self.get_clock().now()))
+            self.create_timer(1.0 / p.lidar_rate, lambda: self.lidar_worker.submit(self.get_clock().now()))
+
+    def _tick_both(self) -> None:
+        now = self.get_clock().now()
+        self.camera_worker.submit(now)
+        self.lidar_worker.submit(now)
 
     def _sim_time(self, now) -> float:
         return (now.nanoseconds - self._t0) * 1e-9

@@ -96,8 +96,6 @@ class StereoDepthNode(DepthmarksNode):
             self._on_synced, 'approximate' if self.p.approximate_sync else 'exact',
             self.p.queue_size, self.p.slop)
         self._rect_cache = {}
-        self._last_sync = time.monotonic()
-        self._last_sync_dropped = 0
         self.create_timer(2.0, self._watch_sync)
 
     # ------------------------------------------------------------------ parameters
@@ -117,16 +115,12 @@ class StereoDepthNode(DepthmarksNode):
     # ------------------------------------------------------------------ input
     def _on_synced(self, left, left_info, right, right_info):
         self.stats.frame_in()
-        self._last_sync = time.monotonic()
         self.worker.submit((left, left_info, right, right_info))
 
     def _watch_sync(self):
-        dropped = self.inputs.dropped
-        if dropped > self._last_sync_dropped and time.monotonic() - self._last_sync > 3.0:
-            policy = 'approximate (slop %.3f s)' % self.p.slop if self.p.approximate_sync else 'exact'
-            self.reject('sync', f'left/right inputs arrive but never synchronise ({policy} policy, '
-                                f'{dropped} messages dropped): check stamps, or set approximate_sync')
-        self._last_sync_dropped = dropped
+        problem = self.inputs.stalled(3.0)
+        if problem:
+            self.reject('sync', f'left/right {problem} (or set approximate_sync)')
 
     def _rectifier(self, cam: PinholeCamera):
         key = (cam.size, cam.K.tobytes(), cam.D.tobytes(), cam.R.tobytes(), cam.P.tobytes())

@@ -1,0 +1,1 @@
+"""The whole pipeline in one process (for machines without `ros2 launch`), recording and reports."""

@@ -1,0 +1,118 @@
+"""Record topics to an MCAP file (ROS 2 profile: ros2msg schemas, CDR messages).
+
+Messages are taken serialized (raw subscriptions) and written as they are, so recording costs no
+deserialization; the file opens in Foxglove Studio and plays with `ros2 bag play FILE.mcap`.
+The header stamp is read from the CDR bytes of stamped messages for latency statistics.
+"""
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections import defaultdict
+from typing import Dict, List, Optional, Tuple
+
+from depthmarks_ros.pipeline.msgdefs import schema_text
+
+# types whose first field is std_msgs/Header (CDR: 4-byte encapsulation, then sec, nanosec)
+STAMPED = {'sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo', 'sensor_msgs/msg/PointCloud2',
+           'stereo_msgs/msg/DisparityImage', 'geometry_msgs/msg/PoseWithCovarianceStamped',
+           'diagnostic_msgs/msg/DiagnosticArray'}
+
+
+def cdr_stamp_ns(data: bytes) -> Optional[int]:
+    """Header stamp of a CDR-serialized stamped message (little or big endian encapsulation)."""
+    if len(data) < 12:
+        return None
+    little = data[1] == 1
+    sec, nsec = struct.unpack_from('<iI' if little else '>iI', data, 4)
+    return sec * 1_000_000_000 + nsec
+
+
+class McapRecorder:
+    """Thread-safe MCAP writer of serialized ROS 2 messages.
+
+    ``write`` only queues: a background thread compresses (LZ4 chunks) and writes, so recording
+    never blocks the executor that delivers messages to the nodes.
+    """
+
+    def __init__(self, path: str, max_queue: int = 2000):
+        import queue
+        from mcap.writer import CompressionType, Writer
+        self._file = open(path, 'wb')
+        self._writer = Writer(self._file, compression=CompressionType.LZ4)
+        self._writer.start(profile='ros2', library='depthmarks_ros')
+        self._lock = threading.Lock()
+        self._queue = queue.Queue(max_queue)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._drain, name='mcap-writer', daemon=True)
+        self._thread.start()
+        self._schemas: Dict[str, int] = {}
+        self._channels: Dict[str, int] = {}
+        self._seq: Dict[str, int] = defaultdict(int)
+        self.path = path
+        self.closed = False
+
+    def channel(self, topic: str, type_name: str) -> int:
+        with self._lock:
+            if topic not in self._channels:
+                if type_name not in self._schemas:
+                    self._schemas[type_name] = self._writer.register_schema(
+                        name=type_name, encoding='ros2msg', data=schema_text(type_name).encode())
+                self._channels[topic] = self._writer.register_channel(
+                    topic=topic, message_encoding='cdr', schema_id=self._schemas[type_name])
+            return self._channels[topic]
+
+    def write(self, topic: str, data: bytes, log_time_ns: int, publish_time_ns: Optional[int] = None) -> None:
+        import queue
+        if self.closed:
+            return
+        try:
+            self._queue.put_nowait((topic, data, log_time_ns, publish_time_ns or log_time_ns))
+        except queue.Full:
+            self.dropped += 1  # the disk cannot keep up: drop rather than grow without bound
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            topic, data, log_time, publish_time = item
+            with self._lock:
+                cid = self._channels[topic]
+                self._writer.add_message(channel_id=cid, log_time=log_time, data=data,
+                                         publish_time=publish_time, sequence=self._seq[topic])
+                self._seq[topic] += 1
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._queue.put(None)
+        self._thread.join()
+        with self._lock:
+            self._writer.finish()
+            self._file.close()
+
+
+class TopicStats:
+    """Counts, arrival times and stamp-to-arrival latency per topic; keeps the last messages."""
+
+    def __init__(self, keep_last: int = 30):
+        self._lock = threading.Lock()
+        self.count: Dict[str, int] = defaultdict(int)
+        self.arrivals: Dict[str, List[float]] = defaultdict(list)
+        self.latency: Dict[str, List[float]] = defaultdict(list)
+        self.last: Dict[str, List[Tuple[int, bytes]]] = defaultdict(list)
+        self.keep_last = keep_last
+
+    def add(self, topic: str, data: bytes, stamp_ns: Optional[int], now_ns: int) -> None:
+        with self._lock:
+            self.count[topic] += 1
+            self.arrivals[topic].append(time.monotonic())
+            if stamp_ns:
+                self.latency[topic].append((now_ns - stamp_ns) * 1e-6)
+            lst = self.last[topic]
+            lst.append((stamp_ns or 0, data))
+            if len(lst) > self.keep_last:
+                del lst[0]
