@@ -69,3 +69,17 @@ def test_runner_end_to_end(tmp_path):
     assert depth.encoding == '32FC1' and depth.width == 640
     z = np.frombuffer(bytes(depth.data), np.float32)
     assert np.isfinite(z).mean() > 0.8
+
+
+@pytest.mark.dds
+def test_runner_plays_a_recording_into_the_pipeline(tmp_path):
+    from depthmarks_ros.cli.main import main
+    rec = tmp_path / 'rec'
+    assert main(['run', '--duration', '4', '-o', str(rec), '--nodes', 'stereo', '--quiet', '--record-rate', '3']) == 0
+    out = tmp_path / 'play'
+    assert main(['run', '--duration', '4', '--bag', str(rec / 'recording.mcap'), '--nodes', 'stereo,fusion',
+                 '-o', str(out), '--quiet', '--no-record']) == 0
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['source'] == 'bag' and 'sim_rig' not in metrics['nodes']
+    assert metrics['topics']['stereo/depth']['messages'] >= 3
+    assert metrics['topics']['fusion/depth']['messages'] >= 2

@@ -160,8 +160,10 @@ class PipelineRunner:
                     now = clock.now().nanoseconds
                     stamp = cdr_stamp_ns(data) if type_name in STAMPED else None
                     stats.add(topic, data, stamp, now)
-                    if recorder is not None and now - last_written.get(topic, -period_ns) >= period_ns:
-                        last_written[topic] = now
+                    # decimate by stamp, so the topics of one instant are kept (or dropped) together
+                    bucket = (stamp or now) // period_ns if period_ns else None
+                    if recorder is not None and (bucket is None or last_written.get(topic) != bucket):
+                        last_written[topic] = bucket
                         recorder.write(topic, data, now, stamp)
                 rec_node.create_subscription(message_class(type_name), topic, cb, qos, raw=True)
             executor.add_node(rec_node)
