@@ -1,0 +1,82 @@
+"""Static checks of every launch file (runs everywhere, with or without the ROS 2 launch system):
+it parses, every executable it names is installed by this package (or is tf2_ros / rviz2), every
+config file it names exists, and every launch argument has a description."""
+import ast
+import os
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
+LAUNCH = os.path.join(ROOT, 'launch')
+PY_FILES = sorted(f for f in os.listdir(LAUNCH) if f.endswith('.launch.py'))
+
+
+def _package_executables():
+    setup = open(os.path.join(ROOT, 'setup.py')).read()
+    return set(re.findall(r"^\s+'(\w+)',$", setup.split('NODES = [')[1].split(']')[0], re.M)) | {'depthmarks'}
+
+
+def test_every_node_has_a_launch_file_and_the_full_pipeline_exists():
+    names = {f[:-len('.launch.py')] for f in PY_FILES}
+    assert 'full_pipeline' in names
+    assert _package_executables() - {'depthmarks'} <= names
+
+
+@pytest.mark.parametrize('name', PY_FILES)
+def test_python_launch_file(name):
+    tree = ast.parse(open(os.path.join(LAUNCH, name)).read(), name)
+    funcs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert 'generate_launch_description' in funcs
+    strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+        fname = getattr(call.func, 'id', getattr(call.func, 'attr', ''))
+        kw = {k.arg: k.value for k in call.keywords}
+        if fname == 'DeclareLaunchArgument':
+            assert 'description' in kw, f'{name}: launch argument without description'
+        if fname == 'Node' and 'executable' in kw and isinstance(kw['executable'], ast.Constant):
+            exe = kw['executable'].value
+            pkg = kw['package'].value
+            assert pkg in ('tf2_ros', 'rviz2') or exe in _package_executables(), f'{name}: unknown executable {exe}'
+        if fname in ('node', 'single_node_description') and call.args and isinstance(call.args[0], ast.Constant):
+            assert call.args[0].value in _package_executables(), f'{name}: unknown executable {call.args[0].value}'
+    config_files = {f for _root, _dirs, files in os.walk(os.path.join(ROOT, 'config')) for f in files}
+    for s in strings:
+        if re.fullmatch(r'[\w./-]+\.(yaml|rviz|xml)', s):
+            assert os.path.basename(s) in config_files, f'{name}: names missing config file {s}'
+    # arguments of the tuple table in full_pipeline (name, default, description)
+    if name == 'full_pipeline.launch.py':
+        table = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == 'ARGUMENTS')
+        for row in table.value.elts:
+            assert len(row.elts) == 3 and row.elts[2].value.strip(), 'every argument needs a description'
+
+
+def test_launch_utils_maps_every_executable_to_an_existing_params_file():
+    from depthmarks_ros.launch_utils import PARAMS_FILES
+    assert set(PARAMS_FILES) == _package_executables() - {'depthmarks'}
+    for exe, fname in PARAMS_FILES.items():
+        assert os.path.isfile(os.path.join(ROOT, 'config', fname)), f'{exe}: config/{fname} missing'
+
+
+def test_xml_twin_forwards_every_argument():
+    tree = ET.parse(os.path.join(LAUNCH, 'full_pipeline.launch.xml')).getroot()
+    declared = {a.get('name') for a in tree.findall('arg')}
+    assert all(a.get('description') for a in tree.findall('arg'))
+    forwarded = {a.get('name') for a in tree.find('include').findall('arg')}
+    py = ast.parse(open(os.path.join(LAUNCH, 'full_pipeline.launch.py')).read())
+    table = next(n for n in py.body if isinstance(n, ast.Assign) and n.targets[0].id == 'ARGUMENTS')
+    py_args = {row.elts[0].value for row in table.value.elts}
+    assert declared == forwarded == py_args
+
+
+def test_rviz_config_names_pipeline_topics_with_best_effort_clouds():
+    import yaml
+    cfg = yaml.safe_load(open(os.path.join(ROOT, 'config', 'depthmarks.rviz')))
+    displays = cfg['Visualization Manager']['Displays']
+    topics = {d['Topic']['Value']: d for d in displays if 'Topic' in d}
+    for t in ('/fusion/points', '/lidar/points', '/fusion/depth', '/face/markers', '/body/markers', '/face/head_pose'):
+        assert t in topics
+    for t in ('/fusion/points', '/lidar/points'):
+        assert topics[t]['Topic']['Reliability Policy'] == 'Best Effort'  # matches reliable and best-effort publishers
+    assert cfg['Visualization Manager']['Global Options']['Fixed Frame'] == 'base_link'
