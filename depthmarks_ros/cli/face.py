@@ -1,0 +1,60 @@
+"""`depthmarks face IMAGE... -o DIR`: 68-point .pts files (300-W format) and landmarks.json.
+
+For each image: DIR/<stem>.pts (iBUG-68 of the largest face) and, in DIR/landmarks.json, every face
+with its 68 landmarks, per-landmark sigma and visibility, and the head pose (focal length from
+--focal, default the image width). Same core as the face_landmarks node.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+
+def add_arguments(p) -> None:
+    p.add_argument('images', nargs='+')
+    p.add_argument('--output', '-o', required=True)
+    p.add_argument('--backend', default='mediapipe', choices=('mediapipe', 'dlib'))
+    p.add_argument('--focal', type=float, default=0.0, help='focal length in px (default: image width)')
+    p.add_argument('--no-uncertainty', action='store_true')
+
+
+def run(args) -> int:
+    import cv2
+    from depthmarks_ros.core.face.pipeline import FaceLandmarker
+    from depthmarks_ros.core.face.pts_io import write_pts
+    landmarker = FaceLandmarker(args.backend, uncertainty=not args.no_uncertainty, static=True)
+    os.makedirs(args.output, exist_ok=True)
+    report = {}
+    for path in args.images:
+        bgr = cv2.imread(path)
+        if bgr is None:
+            print(f'{path}: cannot read, skipped')
+            continue
+        h, w = bgr.shape[:2]
+        f = args.focal or float(w)
+        K = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]])
+        landmarker.tracker = type(landmarker.tracker)()  # independent images: fresh ids
+        faces = landmarker.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), K)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        entries = []
+        for face in faces:
+            e = {'face_id': face.face_id, 'bbox': face.bbox.tolist(), 'landmarks68': face.landmarks68.tolist(),
+                 'sigma68': np.sqrt(np.trace(face.cov68, axis1=1, axis2=2) / 2).tolist(),
+                 'cov68': face.cov68.tolist(), 'visibility68': face.visibility68.tolist()}
+            if face.head_pose is not None:
+                hp = face.head_pose
+                e['head_pose'] = {'yaw_deg': hp.yaw, 'pitch_deg': hp.pitch, 'roll_deg': hp.roll,
+                                  'rvec': hp.rvec.tolist(), 'tvec_m': hp.tvec.tolist(),
+                                  'covariance_rvec_tvec': hp.covariance.tolist()}
+            entries.append(e)
+        if faces:
+            largest = max(faces, key=lambda fc: (fc.bbox[2] - fc.bbox[0]) * (fc.bbox[3] - fc.bbox[1]))
+            write_pts(os.path.join(args.output, f'{stem}.pts'), largest.landmarks68)
+        report[os.path.basename(path)] = {'faces': entries}
+        print(f'{path}: {len(faces)} face(s)')
+    with open(os.path.join(args.output, 'landmarks.json'), 'w') as fh:
+        json.dump({'backend': args.backend, 'images': report}, fh)
+    landmarker.close()
+    return 0

@@ -1,0 +1,1 @@
+"""Face landmarks with uncertainty, 3D lifting and head pose (ROS-free)."""

@@ -1,0 +1,98 @@
+"""Head pose from 2D landmarks and a 3D face model, with a 6x6 covariance (ROS-free).
+
+The pose (rotation vector r, translation t of the head in the camera optical frame) minimises the
+reprojection error of the 68-point model (``data/face_model_68.npy``, see scripts/make_face_model.py)
+by solvePnP (EPnP start, Levenberg-Marquardt refinement), weighted by the landmark covariances. Its
+covariance is the Gauss-Newton one, (J^T W J)^-1 with J the Jacobian of the projections w.r.t.
+(r, t) and W the block-diagonal inverse landmark covariances.
+Angles: yaw (about the camera's vertical axis), pitch, roll in degrees, zero when the face looks
+straight at the camera.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+_MODEL = None
+
+
+def face_model_68() -> np.ndarray:
+    global _MODEL
+    if _MODEL is None:
+        path = os.path.join(os.path.dirname(__file__), '..', '..', 'data', 'face_model_68.npy')
+        _MODEL = np.load(path)
+    return _MODEL
+
+
+@dataclass
+class HeadPose:
+    rvec: np.ndarray          # (3,) rotation vector, head -> camera
+    tvec: np.ndarray          # (3,) metres, head origin in the camera optical frame
+    covariance: np.ndarray    # (6, 6) over (rvec, tvec)
+    yaw: float
+    pitch: float
+    roll: float
+    reprojection_rms: float   # px
+
+    @property
+    def rotation(self) -> np.ndarray:
+        import cv2
+        return cv2.Rodrigues(self.rvec)[0]
+
+
+def angles_from_rotation(R: np.ndarray):
+    """(yaw, pitch, roll) degrees of a head rotation in the camera optical frame (x right, y down, z ahead).
+
+    yaw about y (turning left/right), pitch about x (nodding), roll about z; R = Ry(yaw) Rx(pitch) Rz(roll).
+    """
+    pitch = np.degrees(np.arcsin(np.clip(-R[1, 2], -1, 1)))
+    yaw = np.degrees(np.arctan2(R[0, 2], R[2, 2]))
+    roll = np.degrees(np.arctan2(R[1, 0], R[1, 1]))
+    return float(yaw), float(pitch), float(roll)
+
+
+def rotation_from_angles(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    y, p, r = np.radians([yaw, pitch, roll])
+    Ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    Rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    Rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    return Ry @ Rx @ Rz
+
+
+def solve_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.ndarray] = None,
+                    model: Optional[np.ndarray] = None) -> Optional[HeadPose]:
+    """Pose from (68, 2) pixels (rectified) and the camera matrix K (3x3); None if it fails."""
+    import cv2
+    model = face_model_68() if model is None else model
+    img = np.asarray(landmarks68, np.float64).reshape(-1, 2)
+    ok = np.all(np.isfinite(img), axis=1)
+    if ok.sum() < 6:
+        return None
+    obj, img = model[ok], img[ok]
+    dist = np.zeros(4)
+    success, rvec, tvec = cv2.solvePnP(obj, img, K, dist, flags=cv2.SOLVEPNP_EPNP)
+    if not success or tvec[2, 0] <= 0:
+        return None
+    rvec, tvec = cv2.solvePnPRefineLM(obj, img, K, dist, rvec, tvec)
+    proj, jac = cv2.projectPoints(obj, rvec, tvec, K, dist)
+    resid = proj.reshape(-1, 2) - img
+    J = jac[:, :6]  # d(u, v) / d(rvec, tvec), rows interleaved u0, v0, u1, v1...
+    if cov68 is None:
+        s2 = max(float(np.mean(resid ** 2)), 1e-6)
+        W = np.eye(J.shape[0]) / s2
+    else:
+        covs = np.asarray(cov68, np.float64)[ok]
+        W = np.zeros((J.shape[0], J.shape[0]))
+        for i, c in enumerate(covs):
+            W[2 * i:2 * i + 2, 2 * i:2 * i + 2] = np.linalg.inv(c + 1e-9 * np.eye(2))
+    try:
+        cov6 = np.linalg.inv(J.T @ W @ J)
+    except np.linalg.LinAlgError:
+        cov6 = np.full((6, 6), np.nan)
+    R = cv2.Rodrigues(rvec)[0]
+    yaw, pitch, roll = angles_from_rotation(R)
+    return HeadPose(rvec.ravel(), tvec.ravel(), cov6, yaw, pitch, roll,
+                    float(np.sqrt(np.mean(np.sum(resid ** 2, axis=1)))))

@@ -1,0 +1,200 @@
+"""face_landmarks: facial landmarks with per-landmark covariance and visibility, 3D landmarks and
+head pose with covariance (MediaPipe Face Mesh or dlib 68). See docs/face_landmarks.md for the
+face/landmarks PointCloud2 layout and how several faces are published.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from geometry_msgs.msg import Pose, PoseArray, PoseWithCovarianceStamped
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from visualization_msgs.msg import MarkerArray
+
+from depthmarks_ros.convert.camera_info import camera_from_info
+from depthmarks_ros.convert.cloud import array_to_cloud
+from depthmarks_ros.convert.errors import ConversionError
+from depthmarks_ros.convert.image import depth_image_to_metres, image_to_rgb8, numpy_to_image
+from depthmarks_ros.convert.markers import axes_markers, delete_all, lines_marker, points_marker
+from depthmarks_ros.core.face.backends import BackendError
+from depthmarks_ros.core.face.head_pose import face_model_68
+from depthmarks_ros.core.face.ibug68 import OUTLINES
+from depthmarks_ros.core.face.pipeline import FaceLandmarker
+from depthmarks_ros.core.transforms import matrix_to_quaternion
+from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
+from depthmarks_ros.ros.synced_inputs import SyncedInputs
+
+LANDMARK_FIELDS = {'x': np.float32, 'y': np.float32, 'z': np.float32, 'u': np.float32, 'v': np.float32,
+                   'sigma_u': np.float32, 'sigma_v': np.float32, 'cov_uv': np.float32,
+                   'visibility': np.float32, 'landmark_index': np.uint16, 'face_id': np.uint32}
+
+
+def landmarks_array(faces, layout: str) -> np.ndarray:
+    """Structured array of every landmark of every face (see LANDMARK_FIELDS)."""
+    from depthmarks_ros.convert.cloud import make_struct
+    rows = []
+    for f in faces:
+        if layout == 'ibug68':
+            sel = f.subset68()
+            uv, cov, vis = f.landmarks68, f.cov68, f.visibility68
+        else:
+            sel = np.arange(len(f.landmarks))
+            uv, cov, vis = f.landmarks, f.cov, f.visibility
+        arr = make_struct(len(uv), LANDMARK_FIELDS)
+        xyz = f.points3d[sel] if f.points3d is not None else np.full((len(uv), 3), np.nan)
+        arr['x'], arr['y'], arr['z'] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+        arr['u'], arr['v'] = uv[:, 0], uv[:, 1]
+        arr['sigma_u'], arr['sigma_v'] = np.sqrt(cov[:, 0, 0]), np.sqrt(cov[:, 1, 1])
+        arr['cov_uv'] = cov[:, 0, 1]
+        arr['visibility'] = vis
+        arr['landmark_index'] = np.arange(len(uv))
+        arr['face_id'] = f.face_id
+        rows.append(arr)
+    if not rows:
+        return make_struct(0, LANDMARK_FIELDS)
+    return np.concatenate(rows)
+
+
+class FaceLandmarksNode(DepthmarksNode):
+    def __init__(self, **kwargs):
+        super().__init__('face_landmarks', **kwargs)
+        d = self.declare
+        d('backend', 'mediapipe', 'Landmark backend', choices=('mediapipe', 'dlib'), read_only=True)
+        d('max_faces', 4, 'Most faces per frame', min_value=1, max_value=32, read_only=True)
+        d('refine_landmarks', False, 'MediaPipe: 478 points with irises', read_only=True)
+        d('dlib_detector', 'hog', 'dlib face detector', choices=('hog', 'mmod'), read_only=True)
+        d('uncertainty', True, 'Per-landmark covariance by test-time augmentation', read_only=True)
+        d('layout', 'ibug68', 'Landmarks published on face/landmarks', choices=('ibug68', 'native'))
+        d('depth_topic', '', 'Depth image (32FC1 m or 16UC1 mm) for 3D landmarks; empty = none', read_only=True)
+        d('depth_slop', 0.05, 'Largest image/depth stamp difference (s)', min_value=0.0, max_value=1.0,
+          read_only=True)
+        try:
+            self.landmarker = FaceLandmarker(self.p.backend, self.p.max_faces, self.p.refine_landmarks,
+                                             self.p.uncertainty, dlib_detector=self.p.dlib_detector)
+        except BackendError as exc:
+            raise ValueError(str(exc)) from exc
+        qos = self.output_qos()
+        self.pub_landmarks = self.create_publisher(PointCloud2, 'face/landmarks', qos)
+        self.pub_pose = self.create_publisher(PoseWithCovarianceStamped, 'face/head_pose', qos)
+        self.pub_poses = self.create_publisher(PoseArray, 'face/head_poses', qos)
+        self.pub_markers = self.create_publisher(MarkerArray, 'face/markers', qos)
+        self.pub_debug = self.create_publisher(Image, 'face/debug_image', qos)
+        topics = [(Image, 'camera/image_raw'), (CameraInfo, 'camera/camera_info')]
+        if self.p.depth_topic:
+            topics.append((Image, self.p.depth_topic))
+        self.worker = self.make_worker(self._process)
+        self.inputs = SyncedInputs(self, topics, self._on_inputs,
+                                   'approximate' if self.p.depth_topic else 'exact', 5, self.p.depth_slop)
+        self.faces_seen = 0
+
+    def _on_inputs(self, *msgs):
+        self.stats.frame_in()
+        self.worker.submit(msgs)
+
+    def _process(self, msgs) -> None:
+        img, info = msgs[:2]
+        start = time.monotonic()
+        try:
+            rgb = image_to_rgb8(img)
+            cam = camera_from_info(info)
+            depth = None
+            if len(msgs) > 2:
+                depth = depth_image_to_metres(msgs[2])
+                if depth.shape != rgb.shape[:2]:
+                    self.reject('depth_size', f'depth image is {depth.shape[1]}x{depth.shape[0]} but the camera '
+                                              f'image is {rgb.shape[1]}x{rgb.shape[0]}: landmarks published without 3D')
+                    depth = None
+        except ConversionError as exc:
+            self.reject('input', str(exc))
+            return
+        K = cam.intrinsics()
+        faces = self.landmarker.process(rgb, K, depth)
+        self.faces_seen = len(faces)
+        header = img.header
+        self.pub_landmarks.publish(array_to_cloud(landmarks_array(faces, self.p.layout), header))
+        self._publish_poses(header, faces)
+        self.pub_markers.publish(self._markers(header, faces))
+        if self.wanted(self.pub_debug):
+            self.pub_debug.publish(numpy_to_image(self._debug(rgb, faces), 'rgb8', header))
+        self.stats.output(self.latency_since(header), time.monotonic() - start)
+
+    def _publish_poses(self, header, faces) -> None:
+        arr = PoseArray(header=header)
+        best = None
+        for f in sorted(faces, key=lambda f: f.face_id):
+            hp = f.head_pose
+            if hp is None:
+                continue
+            q = matrix_to_quaternion(hp.rotation)
+            pose = Pose()
+            pose.position.x, pose.position.y, pose.position.z = (float(v) for v in hp.tvec)
+            pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in q)
+            arr.poses.append(pose)
+            area = (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])
+            if best is None or area > best[0]:
+                best = (area, pose, hp)
+        self.pub_poses.publish(arr)
+        if best is not None:
+            msg = PoseWithCovarianceStamped(header=header)
+            msg.pose.pose = best[1]
+            order = [3, 4, 5, 0, 1, 2]  # (rvec, tvec) -> ROS (x, y, z, rot x, rot y, rot z)
+            cov = np.nan_to_num(best[2].covariance[np.ix_(order, order)], nan=1e6)
+            msg.pose.covariance = [float(v) for v in cov.ravel()]
+            self.pub_pose.publish(msg)
+
+    def _markers(self, header, faces) -> MarkerArray:
+        out = MarkerArray(markers=[delete_all(header)])
+        model = face_model_68()
+        for f in faces:
+            if f.points3d is not None and np.isfinite(f.points3d).any():
+                pts68 = f.points3d[f.subset68()]
+            elif f.head_pose is not None:
+                pts68 = model @ f.head_pose.rotation.T + f.head_pose.tvec
+            else:
+                continue
+            out.markers.append(points_marker(header, 'face_landmarks', f.face_id, pts68, (0.1, 0.9, 0.2, 1.0), 0.006))
+            out.markers.append(lines_marker(header, 'face_outline', f.face_id, pts68, OUTLINES, (1.0, 1.0, 1.0, 0.8)))
+            if f.head_pose is not None:
+                out.markers += axes_markers(header, 'head_axes', f.face_id, f.head_pose.rotation, f.head_pose.tvec)
+        return out
+
+    @staticmethod
+    def _debug(rgb, faces) -> np.ndarray:
+        import cv2
+        img = rgb.copy()
+        for f in faces:
+            for (u, v), c in zip(f.landmarks68, f.cov68):
+                evals, evecs = np.linalg.eigh(c)
+                axes = tuple(int(max(1, round(2 * np.sqrt(max(e, 0))))) for e in evals[::-1])
+                angle = float(np.degrees(np.arctan2(evecs[1, 1], evecs[0, 1])))
+                cv2.ellipse(img, (int(round(u)), int(round(v))), axes, angle, 0, 360, (255, 200, 0), 1)
+                cv2.circle(img, (int(round(u)), int(round(v))), 1, (0, 255, 0), -1)
+            x0, y0 = int(f.bbox[0]), int(f.bbox[1])
+            label = f'id {f.face_id}'
+            if f.head_pose is not None:
+                label += f' yaw {f.head_pose.yaw:.0f} pitch {f.head_pose.pitch:.0f} roll {f.head_pose.roll:.0f}'
+            cv2.putText(img, label, (x0, max(y0 - 5, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1)
+        return img
+
+    def diagnostic_values(self):
+        return {'backend': self.p.backend, 'faces': self.faces_seen, 'uncertainty': self.p.uncertainty}
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.landmarker.close()
+
+
+NODE_CLASS = FaceLandmarksNode
+
+
+def main(args=None) -> int:
+    try:
+        return run_node(lambda: NODE_CLASS(), args)
+    except ValueError as exc:
+        print(f'face_landmarks: {exc}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

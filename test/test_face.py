@@ -1,0 +1,181 @@
+"""Face landmarks: real face (skimage astronaut), transforms, uncertainty, 3D, head pose, files, node."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from geometry_msgs.msg import PoseWithCovarianceStamped
+from visualization_msgs.msg import MarkerArray
+
+from depthmarks_ros.convert.camera_info import info_from_camera
+from depthmarks_ros.convert.cloud import cloud_to_array
+from depthmarks_ros.convert.image import numpy_to_image
+from depthmarks_ros.core.camera import PinholeCamera
+from depthmarks_ros.core.face.head_pose import (angles_from_rotation, face_model_68, rotation_from_angles,
+                                                solve_head_pose)
+from depthmarks_ros.core.face.metrics import calibration_2d, nme_interocular
+from depthmarks_ros.core.face.pipeline import FaceLandmarker
+from depthmarks_ros.core.face.pts_io import read_pts, write_pts
+from depthmarks_ros.core.face.tracking import CentroidTracker
+from depthmarks_ros.testing.ros_harness import NodeProcess
+
+K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+
+
+@pytest.fixture(scope='module')
+def frame():
+    from skimage import data
+    img = data.astronaut()
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    canvas[:, 80:560] = cv2.resize(img, (480, 480))
+    return canvas
+
+
+@pytest.fixture(scope='module', params=['mediapipe', 'dlib'])
+def landmarker(request):
+    lm = FaceLandmarker(request.param, static=True)
+    yield lm
+    lm.close()
+
+
+def test_finds_the_face_and_both_backends_agree(frame):
+    mp = FaceLandmarker('mediapipe', static=True).process(frame, K)
+    dl = FaceLandmarker('dlib', static=True).process(frame, K)
+    assert len(mp) == 1 and len(dl) >= 1
+    big = max(dl, key=lambda f: (f.bbox[2] - f.bbox[0]))
+    assert mp[0].landmarks.shape == (468, 2) and big.landmarks.shape == (68, 2)
+    assert nme_interocular(mp[0].landmarks68, big.landmarks68) < 0.06  # the 468 -> 68 mapping is right
+
+
+def test_landmarks_follow_a_known_transform(landmarker, frame):
+    base = landmarker.process(frame, K)[0].landmarks68
+    A = np.array([[0.92, 0, 30], [0, 0.92, 15]])          # scale + shift
+    moved = cv2.warpAffine(frame, A, (640, 480), borderValue=(90, 90, 90))
+    landmarker.tracker = CentroidTracker()
+    got = landmarker.process(moved, K)[0].landmarks68
+    expected = base @ A[:, :2].T + A[:, 2]
+    assert nme_interocular(got, expected) < 0.05
+
+
+def test_uncertainty_and_visibility_are_sane(landmarker, frame):
+    f = landmarker.process(frame, K)[0]
+    sig = np.sqrt(np.trace(f.cov68, axis1=1, axis2=2) / 2)
+    assert np.all(sig > 0) and np.all(sig < 20)
+    assert np.all(np.linalg.eigvalsh(f.cov68) > 0)      # positive definite
+    assert np.all((f.visibility68 >= 0) & (f.visibility68 <= 1))
+    # a face cut by the image border: the landmarks outside lose visibility
+    shifted = np.full_like(frame, 90)
+    shifted[:, :460] = frame[:, 180:]
+    landmarker.tracker = CentroidTracker()
+    faces = landmarker.process(shifted, K)
+    if faces:  # some backends drop a half face entirely, which is also fine
+        lm, vis = faces[0].landmarks68, faces[0].visibility68
+        assert vis[lm[:, 0] < 0].max(initial=0) == 0
+
+
+def test_no_face_grey_and_odd_sizes(landmarker):
+    assert landmarker.process(np.full((240, 320, 3), 128, np.uint8), K) == []
+    assert landmarker.process(np.random.default_rng(0).integers(0, 255, (101, 77, 3), dtype=np.uint8), K) == []
+
+
+def test_depth_lifting_and_head_pose(frame):
+    lm = FaceLandmarker('mediapipe', static=True)
+    depth = np.full((480, 640), 1.5, np.float32)
+    f = lm.process(frame, K, depth)[0]
+    assert np.nanmedian(f.points3d[:, 2]) == pytest.approx(1.5, abs=0.01)
+    assert f.cov3d.shape == (468, 3, 3)
+    hp = f.head_pose
+    assert hp is not None and abs(hp.yaw) < 25 and abs(hp.roll) < 20 and 0.2 < hp.tvec[2] < 3.0
+    assert np.all(np.diag(hp.covariance) > 0)
+
+
+def test_head_pose_recovers_synthetic_rotations():
+    model = face_model_68()
+    rng = np.random.default_rng(0)
+    errs = []
+    for yaw, pitch, roll in ((0, 0, 0), (30, 0, 0), (-20, 15, 5), (10, -10, -15)):
+        R = rotation_from_angles(yaw, pitch, roll)
+        cam_pts = model @ R.T + np.array([0.05, -0.02, 0.8])
+        uv = cam_pts @ K.T
+        uv = uv[:, :2] / uv[:, 2:3] + rng.normal(0, 0.5, (68, 2))
+        hp = solve_head_pose(uv, K, np.tile(np.eye(2) * 0.25, (68, 1, 1)))
+        errs.append(np.abs(np.array([hp.yaw, hp.pitch, hp.roll]) - [yaw, pitch, roll]).max())
+        assert np.allclose(angles_from_rotation(R), (yaw, pitch, roll), atol=1e-6)
+    assert max(errs) < 3.0
+
+
+def test_calibration_metric_on_gaussian_errors():
+    rng = np.random.default_rng(0)
+    covs = np.tile(np.array([[4.0, 1.0], [1.0, 2.0]]), (20000, 1, 1))
+    errs = rng.multivariate_normal([0, 0], covs[0], 20000)
+    cal = calibration_2d(errs, covs)
+    assert cal['within_1'] == pytest.approx(0.393, abs=0.015) and cal['within_2'] == pytest.approx(0.865, abs=0.01)
+
+
+def test_tracker_keeps_ids():
+    t = CentroidTracker()
+    a = t.update([np.array([0, 0, 10, 10]), np.array([100, 100, 120, 120])])
+    b = t.update([np.array([102, 101, 122, 121]), np.array([1, 1, 11, 11])])
+    assert b == [a[1], a[0]]
+
+
+def test_face_command_writes_pts_and_json(tmp_path, frame):
+    from depthmarks_ros.cli.main import main
+    cv2.imwrite(str(tmp_path / 'astro.png'), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    assert main(['face', str(tmp_path / 'astro.png'), '-o', str(tmp_path / 'out')]) == 0
+    pts = read_pts(str(tmp_path / 'out' / 'astro.pts'))
+    report = json.loads((tmp_path / 'out' / 'landmarks.json').read_text())
+    face = report['images']['astro.png']['faces'][0]
+    assert pts.shape == (68, 2) and np.allclose(pts, face['landmarks68'], atol=1e-3)
+    assert len(face['sigma68']) == 68 and 'yaw_deg' in face['head_pose']
+    write_pts(str(tmp_path / 'x.pts'), pts)
+    assert np.allclose(read_pts(str(tmp_path / 'x.pts')), pts, atol=1e-3)
+
+
+@pytest.mark.dds
+def test_node_publishes_landmarks_pose_markers_and_survives_bad_input(probe, frame):
+    from rclpy.parameter import Parameter
+    from depthmarks_ros.nodes.face_landmarks import FaceLandmarksNode
+    node = FaceLandmarksNode(parameter_overrides=[Parameter('depth_topic', value='depth')])
+    probe.add_node(node)
+    pubs = [probe.publisher(Image, 'camera/image_raw'), probe.publisher(CameraInfo, 'camera/camera_info'),
+            probe.publisher(Image, 'depth')]
+    lms = probe.subscribe(PointCloud2, 'face/landmarks', node.output_qos())
+    poses = probe.subscribe(PoseWithCovarianceStamped, 'face/head_pose', node.output_qos())
+    markers = probe.subscribe(MarkerArray, 'face/markers', node.output_qos())
+    for p in pubs:
+        assert probe.wait_for_subscribers(p)
+    cam = PinholeCamera(640, 480, K)
+
+    def send(img, depth):
+        stamp = node.get_clock().now().to_msg()
+        m = numpy_to_image(img, 'rgb8')
+        info = info_from_camera(cam)
+        for msg in (m, info, depth):
+            msg.header.stamp = stamp
+        for p, msg in zip(pubs, (m, info, depth)):
+            p.publish(msg)
+        probe.spin_for(0.1)
+        node.worker.wait_idle(10)
+        probe.spin_for(0.1)
+
+    send(frame, numpy_to_image(np.full((240, 320), 1.5, np.float32), '32FC1'))   # depth of another size
+    assert node.stats.errors >= 1 and 'depth image is 320x240' in node.stats.last_error
+    send(np.full((480, 640, 3), 90, np.uint8), numpy_to_image(np.full((480, 640), 1.5, np.float32), '32FC1'))
+    n_before = len(lms)
+    send(frame, numpy_to_image(np.full((480, 640), 1.5, np.float32), '32FC1'))
+    assert probe.spin_until(lambda: len(lms) > n_before and poses and markers, 10)
+    arr = cloud_to_array(lms[-1])
+    assert len(arr) == 68 and set(arr['face_id']) == {arr['face_id'][0]}
+    assert np.nanmedian(arr['z']) == pytest.approx(1.5, abs=0.02) and np.all(arr['sigma_u'] > 0)
+    assert len(poses[-1].pose.covariance) == 36 and poses[-1].pose.pose.position.z > 0
+    empty = [m for m in lms if m.width == 0]
+    assert empty  # the frame without a face published an empty cloud (no crash)
+
+
+@pytest.mark.dds
+def test_node_process_exits_cleanly(probe):
+    with NodeProcess('face_landmarks', params={'backend': 'dlib'}) as node:
+        assert probe.wait_for_publishers('face/landmarks', timeout=30), node.output
+        assert node.stop() == 0, node.output
