@@ -60,7 +60,8 @@ class FaceLandmarksNode(DepthmarksNode):
     def __init__(self, **kwargs):
         super().__init__('face_landmarks', **kwargs)
         d = self.declare
-        d('backend', 'mediapipe', 'Landmark backend', choices=('mediapipe', 'dlib'), read_only=True)
+        d('backend', 'dlib', 'Landmark backend (dlib: lower NME on 300-W; mediapipe: faster, 468 points)',
+          choices=('mediapipe', 'dlib'), read_only=True)
         d('max_faces', 4, 'Most faces per frame', min_value=1, max_value=32, read_only=True)
         d('refine_landmarks', False, 'MediaPipe: 478 points with irises', read_only=True)
         d('dlib_detector', 'hog', 'dlib face detector', choices=('hog', 'mmod'), read_only=True)
