@@ -1,0 +1,1 @@
+"""Body keypoints: backends, COCO-17 mapping, 3D lifting with covariance (ROS-free)."""

@@ -1,0 +1,149 @@
+"""body_pose: BlazePose keypoints (33 and COCO-17) in 2D and metric 3D with covariance.
+
+3D comes from the depth image where it belongs to the person (occlusion-aware), else from the
+model's own world landmarks placed at the torso; the ``source`` field says which. See
+docs/body_pose.md for the PointCloud2 layout.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from visualization_msgs.msg import MarkerArray
+
+from depthmarks_ros.convert.camera_info import camera_from_info
+from depthmarks_ros.convert.cloud import array_to_cloud, make_struct
+from depthmarks_ros.convert.errors import ConversionError
+from depthmarks_ros.convert.image import depth_image_to_metres, image_to_rgb8, numpy_to_image
+from depthmarks_ros.convert.markers import delete_all, lines_marker, points_marker
+from depthmarks_ros.core.body.backends import BackendError
+from depthmarks_ros.core.body.coco17 import BLAZEPOSE_BONES, BLAZEPOSE_TO_COCO17, COCO17_BONES
+from depthmarks_ros.core.body.pipeline import BodyPoseEstimator
+from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
+from depthmarks_ros.ros.synced_inputs import SyncedInputs
+
+KEYPOINT_FIELDS = {'x': np.float32, 'y': np.float32, 'z': np.float32, 'u': np.float32, 'v': np.float32,
+                   'visibility': np.float32, 'sigma': np.float32, 'keypoint_index': np.uint16,
+                   'person_id': np.uint32, 'source': np.uint8}
+
+
+def keypoints_array(people, coco: bool) -> np.ndarray:
+    rows = []
+    for p in people:
+        sel = BLAZEPOSE_TO_COCO17 if coco else np.arange(len(p.keypoints))
+        arr = make_struct(len(sel), KEYPOINT_FIELDS)
+        arr['x'], arr['y'], arr['z'] = p.xyz[sel, 0], p.xyz[sel, 1], p.xyz[sel, 2]
+        arr['u'], arr['v'] = p.keypoints[sel, 0], p.keypoints[sel, 1]
+        arr['visibility'], arr['sigma'] = p.visibility[sel], p.sigma_px[sel]
+        arr['keypoint_index'] = np.arange(len(sel))
+        arr['person_id'] = p.person_id
+        arr['source'] = p.source[sel]
+        rows.append(arr)
+    return np.concatenate(rows) if rows else make_struct(0, KEYPOINT_FIELDS)
+
+
+class BodyPoseNode(DepthmarksNode):
+    def __init__(self, **kwargs):
+        super().__init__('body_pose', **kwargs)
+        d = self.declare
+        d('backend', 'mediapipe', 'Pose backend', choices=('mediapipe',), read_only=True)
+        d('model_complexity', 1, 'BlazePose model (only 1 ships with the wheel)', min_value=0, max_value=2,
+          read_only=True)
+        d('depth_topic', '', 'Depth image for 3D keypoints; empty = the model\'s own 3D', read_only=True)
+        d('depth_slop', 0.05, 'Largest image/depth stamp difference (s)', min_value=0.0, max_value=1.0,
+          read_only=True)
+        d('min_visibility', 0.3, 'Keypoints below this visibility are left out of the markers',
+          min_value=0.0, max_value=1.0)
+        try:
+            self.estimator = BodyPoseEstimator(self.p.backend, model_complexity=self.p.model_complexity)
+        except BackendError as exc:
+            raise ValueError(str(exc)) from exc
+        qos = self.output_qos()
+        self.pub_kp = self.create_publisher(PointCloud2, 'body/keypoints', qos)
+        self.pub_coco = self.create_publisher(PointCloud2, 'body/keypoints_coco', qos)
+        self.pub_markers = self.create_publisher(MarkerArray, 'body/markers', qos)
+        self.pub_debug = self.create_publisher(Image, 'body/debug_image', qos)
+        topics = [(Image, 'camera/image_raw'), (CameraInfo, 'camera/camera_info')]
+        if self.p.depth_topic:
+            topics.append((Image, self.p.depth_topic))
+        self.worker = self.make_worker(self._process)
+        self.inputs = SyncedInputs(self, topics, self._on_inputs,
+                                   'approximate' if self.p.depth_topic else 'exact', 5, self.p.depth_slop)
+        self.people = 0
+
+    def _on_inputs(self, *msgs):
+        self.stats.frame_in()
+        self.worker.submit(msgs)
+
+    def _process(self, msgs) -> None:
+        img, info = msgs[:2]
+        start = time.monotonic()
+        try:
+            rgb = image_to_rgb8(img)
+            cam = camera_from_info(info)
+            depth = None
+            if len(msgs) > 2:
+                depth = depth_image_to_metres(msgs[2])
+                if depth.shape != rgb.shape[:2]:
+                    self.reject('depth_size', f'depth image is {depth.shape[1]}x{depth.shape[0]} but the camera '
+                                              f'image is {rgb.shape[1]}x{rgb.shape[0]}: using the model\'s 3D')
+                    depth = None
+        except ConversionError as exc:
+            self.reject('input', str(exc))
+            return
+        people = self.estimator.process(rgb, cam.intrinsics(), depth)
+        self.people = len(people)
+        header = img.header
+        self.pub_kp.publish(array_to_cloud(keypoints_array(people, False), header))
+        self.pub_coco.publish(array_to_cloud(keypoints_array(people, True), header))
+        self.pub_markers.publish(self._markers(header, people))
+        if self.wanted(self.pub_debug):
+            self.pub_debug.publish(numpy_to_image(self._debug(rgb, people), 'rgb8', header))
+        self.stats.output(self.latency_since(header), time.monotonic() - start)
+
+    def _markers(self, header, people) -> MarkerArray:
+        out = MarkerArray(markers=[delete_all(header)])
+        for p in people:
+            pts = p.xyz.copy()
+            pts[p.visibility < self.p.min_visibility] = np.nan
+            out.markers.append(points_marker(header, 'body_joints', p.person_id, pts, (1.0, 0.5, 0.0, 1.0), 0.04))
+            out.markers.append(lines_marker(header, 'body_bones', p.person_id, pts, BLAZEPOSE_BONES,
+                                            (0.2, 0.6, 1.0, 1.0), 0.015))
+        return out
+
+    def _debug(self, rgb, people) -> np.ndarray:
+        import cv2
+        img = rgb.copy()
+        for p in people:
+            kp, vis = p.keypoints[BLAZEPOSE_TO_COCO17], p.visibility[BLAZEPOSE_TO_COCO17]
+            for a, b in COCO17_BONES:
+                if vis[a] >= self.p.min_visibility and vis[b] >= self.p.min_visibility:
+                    cv2.line(img, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), (0, 160, 255), 2)
+            for (u, v), s in zip(kp, vis):
+                if s >= self.p.min_visibility:
+                    cv2.circle(img, (int(u), int(v)), 3, (255, 128, 0), -1)
+        return img
+
+    def diagnostic_values(self):
+        return {'backend': self.p.backend, 'people': self.people}
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.estimator.close()
+
+
+NODE_CLASS = BodyPoseNode
+
+
+def main(args=None) -> int:
+    try:
+        return run_node(lambda: NODE_CLASS(), args)
+    except ValueError as exc:
+        print(f'body_pose: {exc}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
