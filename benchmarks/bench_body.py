@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Body pose: latency at 640x480, 2D accuracy on the COCO val2017 samples, 3D error of lifted
+keypoints on the simulated rig's person billboard.
+
+COCO protocol (single-person, as BlazePose is): each annotated person (>= 5 labelled keypoints) is
+cropped with its box enlarged by 25%, the 17 COCO keypoints predicted in the crop are mapped back;
+reported: PCK@0.2 (a keypoint is correct within 0.2 x max(box width, height)) over labelled
+keypoints, and the mean OKS (COCO's per-keypoint sigmas, area = box area).
+3D: the sim rig's left image, stereo depth from the stereo core (no ground truth used), keypoints on
+the person billboard lifted with it; error = |z - ground-truth depth| at each keypoint pixel.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
+sys.path.insert(0, ROOT)
+
+from depthmarks_ros.core.body.metrics import oks, pck  # noqa: E402
+from depthmarks_ros.core.body.pipeline import BodyPoseEstimator  # noqa: E402
+
+
+def latency(n):
+    from depthmarks_ros.core.sim import SimConfig, SimRig
+    f = SimRig(SimConfig()).render(0.0)
+    K = SimRig(SimConfig()).stereo.left.intrinsics()
+    for static in (False, True):
+        est = BodyPoseEstimator(static=static)
+        est.process(f.left_rgb, K, f.depth_gt)
+        ts = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            est.process(f.left_rgb, K, f.depth_gt)
+            ts.append(time.perf_counter() - t0)
+        ms = np.median(ts) * 1e3
+        print(f'BlazePose (complexity 1, {"static" if static else "tracking"}) + 3D lifting: {ms:.1f} ms '
+              f'({1e3 / ms:.1f} fps)')
+        est.close()
+
+
+def coco(data_dir):
+    folder = os.path.join(data_dir, 'body', 'coco_val2017')
+    ann_file = os.path.join(folder, 'test_coco.json')
+    if not os.path.isfile(ann_file):
+        print('(COCO samples not found: skipped)')
+        return
+    ann = json.load(open(ann_file))
+    files = {im['id']: im['file_name'] for im in ann['images']}
+    est = BodyPoseEstimator(static=True)
+    pcks, okss, missed = [], [], 0
+    for a in ann['annotations']:
+        kp = np.array(a['keypoints'], float).reshape(17, 3)
+        lab = kp[:, 2] > 0
+        if lab.sum() < 5:
+            continue
+        img = cv2.imread(os.path.join(folder, files[a['image_id']]))
+        x, y, w, h = a['bbox']
+        cx, cy, s = x + w / 2, y + h / 2, 1.25
+        x0, y0 = int(max(cx - s * w / 2, 0)), int(max(cy - s * h / 2, 0))
+        x1, y1 = int(min(cx + s * w / 2, img.shape[1])), int(min(cy + s * h / 2, img.shape[0]))
+        crop = cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_BGR2RGB)
+        est.tracker = type(est.tracker)()
+        people = est.process(crop)
+        if not people:
+            missed += 1
+            pred = np.full((17, 2), np.nan)
+        else:
+            pred = people[0].coco17()[0] + [x0, y0]
+        pcks.append(pck(pred, kp[:, :2], lab, max(w, h)))
+        okss.append(oks(pred, kp[:, :2], lab, w * h))
+    print(f'COCO val2017 samples: {len(pcks)} people, PCK@0.2 {np.nanmean(pcks):.3f}, mean OKS '
+          f'{np.nanmean(okss):.3f}, no detection in {missed}')
+    est.close()
+
+
+def sim_3d():
+    from depthmarks_ros.core.sim import SimConfig, SimRig
+    from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
+    sim = SimRig(SimConfig())
+    f = sim.render(0.0)
+    grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb)]
+    st = StereoMatcher(StereoParams()).compute(*grey)
+    depth = sim.stereo.disparity_to_depth(st.disparity)
+    est = BodyPoseEstimator(static=True)
+    people = est.process(f.left_rgb, sim.stereo.left.intrinsics(), depth)
+    if not people:
+        print('sim rig: no person found')
+        return
+    p = people[0]
+    rows = []
+    for i, ((u, v), z, src, vis) in enumerate(zip(p.keypoints, p.xyz[:, 2], p.source, p.visibility)):
+        iu, iv = int(round(u)), int(round(v))
+        if src == 1 and vis > 0.5 and 0 <= iu < 640 and 0 <= iv < 480 and f.person_mask[iv, iu]:
+            rows.append(abs(z - f.depth_gt[iv, iu]))
+    e = np.array(rows)
+    print(f'sim rig person at ~2 m, {len(e)} visible keypoints lifted with stereo depth: depth error '
+          f'mean {e.mean() * 1000:.1f} mm, median {np.median(e) * 1000:.1f} mm, max {e.max() * 1000:.1f} mm (target < 50 mm)')
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--data', default=os.path.normpath(os.path.join(ROOT, '..', 'shared', 'data')))
+    ap.add_argument('--repeat', type=int, default=30)
+    args = ap.parse_args()
+    print(f'load average: {os.getloadavg()[0]:.2f}')
+    latency(args.repeat)
+    coco(args.data)
+    sim_3d()
+
+
+if __name__ == '__main__':
+    main()
