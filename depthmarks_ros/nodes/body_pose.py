@@ -1,8 +1,6 @@
-"""body_pose: BlazePose keypoints (33 and COCO-17) in 2D and metric 3D with covariance.
-
-3D comes from the depth image where it belongs to the person (occlusion-aware), else from the
-model's own world landmarks placed at the torso; the ``source`` field says which. See
-docs/body_pose.md for the PointCloud2 layout.
+"""body_pose: body keypoints (MediaPipe BlazePose 33, published as COCO-17 and natively) in 2D and
+3D with a 3x3 covariance each, lifted with a depth image or placed from the model's own world
+landmarks. See docs/body_pose.md for the PointCloud2 layouts.
 """
 from __future__ import annotations
 
@@ -25,18 +23,26 @@ from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
 from depthmarks_ros.ros.synced_inputs import SyncedInputs
 
 KEYPOINT_FIELDS = {'x': np.float32, 'y': np.float32, 'z': np.float32, 'u': np.float32, 'v': np.float32,
-                   'visibility': np.float32, 'sigma': np.float32, 'keypoint_index': np.uint16,
-                   'person_id': np.uint32, 'source': np.uint8}
+                   'visibility': np.float32, 'sigma': np.float32,
+                   'cov_xx': np.float32, 'cov_xy': np.float32, 'cov_xz': np.float32,
+                   'cov_yy': np.float32, 'cov_yz': np.float32, 'cov_zz': np.float32,
+                   'keypoint_index': np.uint16, 'person_id': np.uint32, 'source': np.uint8}
+COV_FIELDS = (('cov_xx', 0, 0), ('cov_xy', 0, 1), ('cov_xz', 0, 2), ('cov_yy', 1, 1), ('cov_yz', 1, 2),
+              ('cov_zz', 2, 2))
 
 
-def keypoints_array(people, coco: bool) -> np.ndarray:
+def keypoints_array(people, layout: str) -> np.ndarray:
+    """Structured array of every keypoint of every person (fields: KEYPOINT_FIELDS)."""
     rows = []
     for p in people:
-        sel = BLAZEPOSE_TO_COCO17 if coco else np.arange(len(p.keypoints))
+        sel = BLAZEPOSE_TO_COCO17 if layout == 'coco17' else np.arange(len(p.keypoints))
         arr = make_struct(len(sel), KEYPOINT_FIELDS)
-        arr['x'], arr['y'], arr['z'] = p.xyz[sel, 0], p.xyz[sel, 1], p.xyz[sel, 2]
+        xyz, cov = p.xyz[sel], p.cov[sel]
+        arr['x'], arr['y'], arr['z'] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
         arr['u'], arr['v'] = p.keypoints[sel, 0], p.keypoints[sel, 1]
         arr['visibility'], arr['sigma'] = p.visibility[sel], p.sigma_px[sel]
+        for name, i, j in COV_FIELDS:
+            arr[name] = cov[:, i, j]
         arr['keypoint_index'] = np.arange(len(sel))
         arr['person_id'] = p.person_id
         arr['source'] = p.source[sel]
@@ -48,21 +54,29 @@ class BodyPoseNode(DepthmarksNode):
     def __init__(self, **kwargs):
         super().__init__('body_pose', **kwargs)
         d = self.declare
-        d('backend', 'mediapipe', 'Pose backend', choices=('mediapipe',), read_only=True)
-        d('model_complexity', 1, 'BlazePose model (only 1 ships with the wheel)', min_value=0, max_value=2,
+        d('backend', 'mediapipe', 'Keypoint backend (core/body/backends.py)', choices=('mediapipe',), read_only=True)
+        d('model_complexity', 1, 'BlazePose model (only 1 ships with the wheel; 0 and 2 need downloads)',
+          min_value=0, max_value=2, read_only=True)
+        d('min_detection_confidence', 0.5, 'Person detector threshold', min_value=0.0, max_value=1.0,
           read_only=True)
-        d('depth_topic', '', 'Depth image for 3D keypoints; empty = the model\'s own 3D', read_only=True)
+        d('layout', 'coco17', 'Keypoints on body/keypoints (body/keypoints_native always has 33)',
+          choices=('coco17', 'blazepose33'))
+        d('depth_topic', '', 'Depth image (32FC1 m or 16UC1 mm) for 3D keypoints; empty = model only',
+          read_only=True)
         d('depth_slop', 0.05, 'Largest image/depth stamp difference (s)', min_value=0.0, max_value=1.0,
           read_only=True)
-        d('min_visibility', 0.3, 'Keypoints below this visibility are left out of the markers',
+        d('max_depth_offset', 0.6, 'Depth farther than this from the torso depth is background (m)',
+          min_value=0.05, max_value=5.0)
+        d('min_visibility', 0.3, 'Keypoints below this visibility are left out of body/markers',
           min_value=0.0, max_value=1.0)
         try:
-            self.estimator = BodyPoseEstimator(self.p.backend, model_complexity=self.p.model_complexity)
+            self.estimator = BodyPoseEstimator(self.p.backend, model_complexity=self.p.model_complexity,
+                                               min_confidence=self.p.min_detection_confidence)
         except BackendError as exc:
             raise ValueError(str(exc)) from exc
         qos = self.output_qos()
         self.pub_kp = self.create_publisher(PointCloud2, 'body/keypoints', qos)
-        self.pub_coco = self.create_publisher(PointCloud2, 'body/keypoints_coco', qos)
+        self.pub_native = self.create_publisher(PointCloud2, 'body/keypoints_native', qos)
         self.pub_markers = self.create_publisher(MarkerArray, 'body/markers', qos)
         self.pub_debug = self.create_publisher(Image, 'body/debug_image', qos)
         topics = [(Image, 'camera/image_raw'), (CameraInfo, 'camera/camera_info')]
@@ -71,7 +85,8 @@ class BodyPoseNode(DepthmarksNode):
         self.worker = self.make_worker(self._process)
         self.inputs = SyncedInputs(self, topics, self._on_inputs,
                                    'approximate' if self.p.depth_topic else 'exact', 5, self.p.depth_slop)
-        self.people = 0
+        self.people_seen = 0
+        self.depth_share = 0.0
 
     def _on_inputs(self, *msgs):
         self.stats.frame_in()
@@ -88,16 +103,25 @@ class BodyPoseNode(DepthmarksNode):
                 depth = depth_image_to_metres(msgs[2])
                 if depth.shape != rgb.shape[:2]:
                     self.reject('depth_size', f'depth image is {depth.shape[1]}x{depth.shape[0]} but the camera '
-                                              f'image is {rgb.shape[1]}x{rgb.shape[0]}: using the model\'s 3D')
+                                              f'image is {rgb.shape[1]}x{rgb.shape[0]}: keypoints placed from the '
+                                              'model only')
                     depth = None
         except ConversionError as exc:
             self.reject('input', str(exc))
             return
+        if (cam.width, cam.height) != (rgb.shape[1], rgb.shape[0]):
+            self.reject('camera_info', f'camera_info is {cam.width}x{cam.height} but the image is '
+                                       f'{rgb.shape[1]}x{rgb.shape[0]}: frame dropped')
+            return
+        self.estimator.max_depth_offset = self.p.max_depth_offset
         people = self.estimator.process(rgb, cam.intrinsics(), depth)
-        self.people = len(people)
+        self.people_seen = len(people)
+        if people:
+            self.depth_share = float(np.mean([np.mean(p.source == 1) for p in people]))
         header = img.header
-        self.pub_kp.publish(array_to_cloud(keypoints_array(people, False), header))
-        self.pub_coco.publish(array_to_cloud(keypoints_array(people, True), header))
+        self.pub_kp.publish(array_to_cloud(keypoints_array(people, self.p.layout), header))
+        if self.wanted(self.pub_native):
+            self.pub_native.publish(array_to_cloud(keypoints_array(people, 'blazepose33'), header))
         self.pub_markers.publish(self._markers(header, people))
         if self.wanted(self.pub_debug):
             self.pub_debug.publish(numpy_to_image(self._debug(rgb, people), 'rgb8', header))
@@ -108,26 +132,28 @@ class BodyPoseNode(DepthmarksNode):
         for p in people:
             pts = p.xyz.copy()
             pts[p.visibility < self.p.min_visibility] = np.nan
-            out.markers.append(points_marker(header, 'body_joints', p.person_id, pts, (1.0, 0.5, 0.0, 1.0), 0.04))
+            out.markers.append(points_marker(header, 'body_joints', p.person_id, pts, (1.0, 0.6, 0.1, 1.0), 0.04))
             out.markers.append(lines_marker(header, 'body_bones', p.person_id, pts, BLAZEPOSE_BONES,
-                                            (0.2, 0.6, 1.0, 1.0), 0.015))
+                                            (0.2, 0.8, 1.0, 1.0), 0.015))
         return out
 
     def _debug(self, rgb, people) -> np.ndarray:
         import cv2
         img = rgb.copy()
         for p in people:
-            kp, vis = p.keypoints[BLAZEPOSE_TO_COCO17], p.visibility[BLAZEPOSE_TO_COCO17]
+            kp, vis, _ = p.coco17()
             for a, b in COCO17_BONES:
-                if vis[a] >= self.p.min_visibility and vis[b] >= self.p.min_visibility:
-                    cv2.line(img, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), (0, 160, 255), 2)
-            for (u, v), s in zip(kp, vis):
-                if s >= self.p.min_visibility:
-                    cv2.circle(img, (int(u), int(v)), 3, (255, 128, 0), -1)
+                if min(vis[a], vis[b]) >= self.p.min_visibility:
+                    cv2.line(img, tuple(int(round(c)) for c in kp[a]), tuple(int(round(c)) for c in kp[b]),
+                             (0, 200, 255), 2)
+            for (u, v), s, src in zip(kp, p.sigma_px[BLAZEPOSE_TO_COCO17], p.source[BLAZEPOSE_TO_COCO17]):
+                colour = (0, 255, 0) if src == 1 else (255, 160, 0)   # green: depth, orange: model
+                cv2.circle(img, (int(round(u)), int(round(v))), max(2, int(round(2 * s))), colour, 1)
         return img
 
     def diagnostic_values(self):
-        return {'backend': self.p.backend, 'people': self.people}
+        return {'backend': self.p.backend, 'people': self.people_seen,
+                'share_depth_lifted': round(self.depth_share, 2)}
 
     def shutdown(self) -> None:
         super().shutdown()

@@ -61,7 +61,7 @@ def lift_keypoints(keypoints: np.ndarray, visibility: np.ndarray, K: np.ndarray,
             placed = world - world[hips].mean(axis=0) + hip_cam
             miss = source != SOURCE_DEPTH
             xyz[miss] = placed[miss]
-            s_model = 0.05 + 0.1 * torso_z * 0.1  # metres: the model's depth guess is coarse
+            s_model = 0.05 + 0.05 * torso_z  # metres: the model's metric guess is coarse
             cov[miss] = np.eye(3) * s_model ** 2
             source[miss] = SOURCE_MODEL
     return xyz, cov, source, sig_px

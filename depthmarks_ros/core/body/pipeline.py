@@ -8,7 +8,7 @@ import numpy as np
 
 from depthmarks_ros.core.body.backends import create_backend
 from depthmarks_ros.core.body.coco17 import BLAZEPOSE_TO_COCO17
-from depthmarks_ros.core.body.lifting3d import lift_keypoints
+from depthmarks_ros.core.body.lifting3d import lift_keypoints, pixel_sigma
 from depthmarks_ros.core.face.tracking import CentroidTracker
 
 
@@ -29,8 +29,12 @@ class Person:
 
 
 class BodyPoseEstimator:
-    def __init__(self, backend: str = 'mediapipe', static: bool = False, **backend_kwargs):
+    """Backend + ids + 3D. ``max_depth_offset``: depth farther than this from the torso is background."""
+
+    def __init__(self, backend: str = 'mediapipe', static: bool = False, max_depth_offset: float = 0.6,
+                 **backend_kwargs):
         self.backend = create_backend(backend, static=static, **backend_kwargs)
+        self.max_depth_offset = max_depth_offset
         self.tracker = CentroidTracker(max_distance=0.5)
 
     def process(self, rgb: np.ndarray, K: Optional[np.ndarray] = None, depth: Optional[np.ndarray] = None,
@@ -43,9 +47,8 @@ class BodyPoseEstimator:
             n = len(r.keypoints)
             if K is not None:
                 xyz, cov, source, sig = lift_keypoints(r.keypoints, r.visibility, K, depth, r.world,
-                                                       depth_sigma=depth_sigma)
+                                                       self.max_depth_offset, depth_sigma)
             else:
-                from depthmarks_ros.core.body.lifting3d import pixel_sigma
                 xyz, cov, source = np.full((n, 3), np.nan), np.full((n, 3, 3), np.nan), np.zeros(n, np.uint8)
                 sig = pixel_sigma(r.keypoints, r.visibility)
             people.append(Person(pid, r.keypoints, r.visibility, sig, xyz, cov, source, r.score))
