@@ -1,0 +1,1 @@
+"""Monocular depth (ROS-free): model loading and inference, metric alignment."""

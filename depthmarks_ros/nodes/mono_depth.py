@@ -1,0 +1,132 @@
+"""mono_depth: relative inverse depth from a monocular depth network, and metric depth aligned to
+sparse metric depth (LiDAR projection or stereo). See docs/mono_depth.md.
+
+Without usable weights the node says what it looked for and how to get them, then idles (reports
+ERROR on /diagnostics) instead of exiting or retrying the network.
+"""
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+import time
+
+from sensor_msgs.msg import Image
+
+from depthmarks_ros.convert.errors import ConversionError
+from depthmarks_ros.convert.image import depth_image_to_metres, image_to_rgb8, numpy_to_image
+from depthmarks_ros.convert.stamps import stamp_ns
+from depthmarks_ros.core.mono.alignment import TemporalAligner
+from depthmarks_ros.core.mono.models import ModelNotFound, NotADepthModel, load_depth_model
+from depthmarks_ros.ros.node_base import ERROR, WARN, DepthmarksNode, run_node
+
+
+class MonoDepthNode(DepthmarksNode):
+    def __init__(self, **kwargs):
+        super().__init__('mono_depth', **kwargs)
+        d = self.declare
+        d('model', '', 'Local model folder (transformers), hub id (local cache), or midas:<type>', read_only=True)
+        d('device', 'cpu', 'Torch device', choices=('cpu', 'cuda'), read_only=True)
+        d('input_size', 384, 'Network input size (long side, px)', min_value=64, max_value=1536, read_only=True)
+        d('half', False, 'Half precision (GPU only)', read_only=True)
+        d('allow_download', False, 'Let transformers / torch.hub download (needs internet)', read_only=True)
+        d('midas_repo', '', 'Local clone of intel-isl/MiDaS (original MiDaS models)', read_only=True)
+        d('checkpoint', '', 'Original MiDaS checkpoint (.pt)', read_only=True)
+        d('reference_topic', 'fusion/sparse_depth', 'Metric depth for scale/shift (empty = none)', read_only=True)
+        d('reference_max_age', 0.3, 'Use a reference at most this far from the image stamp (s)',
+          min_value=0.0, max_value=10.0)
+        d('min_reference_points', 50, 'Fewest valid reference pixels for a fit', min_value=3, max_value=10**7)
+        d('smoothing', 0.3, 'Weight of a new scale/shift fit (1 = no smoothing)', min_value=0.01, max_value=1.0)
+        d('max_depth', 100.0, 'Largest metric depth published (m)', min_value=0.1, max_value=1000.0)
+        qos = self.output_qos()
+        self.pub_inv = self.create_publisher(Image, 'mono/inverse_depth', qos)
+        self.pub_depth = self.create_publisher(Image, 'mono/depth', qos)
+        self.aligner = TemporalAligner(self.p.smoothing, self.p.min_reference_points)
+        self._refs = collections.deque(maxlen=8)
+        self._ref_lock = threading.Lock()
+        self.state = 'loading model'
+        self.alignment_note = 'no reference yet'
+        self.model = None
+        try:
+            self.model = load_depth_model(self.p.model, self.p.device, self.p.input_size, self.p.half,
+                                          self.p.allow_download, self.p.midas_repo, self.p.checkpoint)
+        except (ModelNotFound, NotADepthModel, RuntimeError) as exc:
+            self.state = f'no model: {exc}'
+            self.get_logger().error(f'mono_depth is idle: {exc}')
+            return
+        self.state = f'running {self.model.info.source}'
+        self.worker = self.make_worker(self._process)
+        self.create_subscription(Image, 'camera/image_raw', self._on_image, self.sensor_qos())
+        if self.p.reference_topic:
+            self.create_subscription(Image, self.p.reference_topic, self._on_reference, self.sensor_qos())
+
+    def _on_image(self, msg):
+        self.stats.frame_in()
+        self.worker.submit(msg)
+
+    def _on_reference(self, msg):
+        with self._ref_lock:
+            self._refs.append(msg)
+
+    def _reference_for(self, stamp: int):
+        with self._ref_lock:
+            refs = list(self._refs)
+        if not refs:
+            return None
+        best = min(refs, key=lambda m: abs(stamp_ns(m.header) - stamp))
+        if abs(stamp_ns(best.header) - stamp) > self.p.reference_max_age * 1e9:
+            return None
+        return best
+
+    def _process(self, msg) -> None:
+        start = time.monotonic()
+        try:
+            rgb = image_to_rgb8(msg)
+        except ConversionError as exc:
+            self.reject('input', str(exc))
+            return
+        if min(rgb.shape[:2]) < 8:
+            self.reject('size', f'image {rgb.shape[1]}x{rgb.shape[0]} is too small for the network')
+            return
+        rel = self.model.predict(rgb)
+        header = msg.header
+        self.pub_inv.publish(numpy_to_image(rel, '32FC1', header))
+        ref_msg = self._reference_for(stamp_ns(header)) if self.p.reference_topic else None
+        ref = None
+        if ref_msg is not None:
+            try:
+                ref = depth_image_to_metres(ref_msg)
+                if ref.shape != rel.shape:
+                    self.reject('ref_size', f'reference depth is {ref.shape[1]}x{ref.shape[0]}, image '
+                                            f'{rel.shape[1]}x{rel.shape[0]}: publishing inverse depth only')
+                    ref = None
+            except ConversionError as exc:
+                self.reject('ref', f'reference depth: {exc}')
+        align = self.aligner.update(rel, ref)
+        if align is None:
+            self.alignment_note = ('no metric reference' if ref is None
+                                   else f'too few reference points (< {self.p.min_reference_points})')
+        else:
+            self.alignment_note = (f'scale {align.scale:.4g} shift {align.shift:.4g} residual {align.residual:.4g} '
+                                   f'1/m, {align.inliers}/{align.n_reference} inliers')
+            self.pub_depth.publish(numpy_to_image(align.apply(rel, self.p.max_depth), '32FC1', header))
+        self.stats.output(self.latency_since(header), time.monotonic() - start)
+
+    def diagnostic_values(self):
+        values = {'state': self.state, 'alignment': self.alignment_note}
+        if self.model is None:
+            values.update(status_level=ERROR, status_message=self.state)
+        elif self.aligner.current is None and self.stats.frames_out:
+            values.update(status_level=WARN, status_message='publishing inverse depth only: ' + self.alignment_note)
+        return values
+
+
+NODE_CLASS = MonoDepthNode
+
+
+def main(args=None) -> int:
+    return run_node(lambda: NODE_CLASS(), args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
