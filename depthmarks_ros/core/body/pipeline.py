@@ -58,8 +58,8 @@ class BodyPoseEstimator:
         self.backend.close()
 
 
-def crop_box(shape, bbox_xywh, pad: float = 0.25):
-    """Integer crop (x0, y0, x1, y1) around a person box, grown by ``pad`` per side and clipped."""
+def crop_box(shape, bbox_xywh, pad: float = 0.125):
+    """Integer crop (x0, y0, x1, y1) around a person box, grown by ``pad`` x size per side (25% in all), clipped."""
     h, w = shape[:2]
     x, y, bw, bh = bbox_xywh
     x0, y0 = int(max(0, x - pad * bw)), int(max(0, y - pad * bh))
@@ -67,7 +67,7 @@ def crop_box(shape, bbox_xywh, pad: float = 0.25):
     return x0, y0, x1, y1
 
 
-def coco17_in_box(backend, rgb: np.ndarray, bbox_xywh, pad: float = 0.25):
+def coco17_in_box(backend, rgb: np.ndarray, bbox_xywh, pad: float = 0.125):
     """Top-down single person: run the backend on the padded box crop.
 
     Returns (keypoints (17, 2) px in the full image, visibility (17,), score) or None.
