@@ -118,6 +118,63 @@ def sim_3d():
     est.close()
 
 
+def node_throughput(seconds=4.0, rate=40.0):
+    """body_pose in-process over real DDS (own executor thread, as run_node), depth from the sim's
+    ground truth; 640x480 image + camera_info + depth published at ``rate`` Hz, outputs counted."""
+    import threading
+    from depthmarks_ros.testing.ros_harness import RosProbe, configure_ros_env
+    configure_ros_env()
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    from depthmarks_ros.convert.camera_info import info_from_camera
+    from depthmarks_ros.convert.image import numpy_to_image
+    from depthmarks_ros.convert.stamps import stamp_ns
+    from depthmarks_ros.core.sim import SimConfig, SimRig
+    from depthmarks_ros.nodes.body_pose import BodyPoseNode
+    sim = SimRig(SimConfig())
+    f = sim.render(0.0)
+    rclpy.init()
+    probe = RosProbe('bench_body')
+    node = BodyPoseNode(parameter_overrides=[Parameter('depth_topic', value='depth')])
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    threading.Thread(target=ex.spin, daemon=True).start()
+    pubs = [probe.publisher(Image, 'camera/image_raw'), probe.publisher(CameraInfo, 'camera/camera_info'),
+            probe.publisher(Image, 'depth')]
+    out = probe.subscribe(PointCloud2, 'body/keypoints', node.output_qos())
+    for p in pubs:
+        probe.wait_for_subscribers(p)
+    info = info_from_camera(sim.stereo.left)
+
+    def send():
+        stamp = probe.node.get_clock().now().to_msg()
+        msgs = [numpy_to_image(f.left_rgb, 'rgb8'), info, numpy_to_image(f.depth_gt, '32FC1')]
+        for m, p in zip(msgs, pubs):
+            m.header.stamp = stamp
+            p.publish(m)
+
+    for _ in range(5):  # warm-up
+        send()
+        probe.spin_for(0.1)
+    n0, lat, t0 = len(out), [], time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        send()
+        n_before = len(out)
+        probe.spin_for(1.0 / rate)
+        if len(out) > n_before:
+            lat.append((probe.node.get_clock().now().nanoseconds - stamp_ns(out[-1].header)) * 1e-6)
+    fps = (len(out) - n0) / (time.perf_counter() - t0)
+    print(f'body_pose node over DDS, inputs at {rate:.0f} Hz: {fps:.1f} keypoint clouds/s (target >= 30), '
+          f'latency stamp -> received median {np.median(lat):.1f} ms')
+    ex.shutdown()
+    node.shutdown()
+    node.destroy_node()
+    probe.close()
+    rclpy.shutdown()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', default='/work/shared/data')
@@ -127,6 +184,7 @@ def main():
     latency(args.repeat)
     coco(args.data)
     sim_3d()
+    node_throughput()
 
 
 if __name__ == '__main__':

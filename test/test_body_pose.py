@@ -147,6 +147,29 @@ def test_astronaut_on_a_depth_plane(est, frame):
     assert (~inside).sum() >= 4                                    # knees and ankles are off the image
 
 
+def test_sim_rig_person_is_lifted_within_5cm_at_2m(est):
+    """The sim rig's person billboard (~2 m, in front of a wall) with its ground-truth depth made
+    worse: 1 cm noise and 30% holes. Keypoints on the billboard must keep < 5 cm depth error."""
+    from depthmarks_ros.core.sim import SimConfig, SimRig
+    sim = SimRig(SimConfig(width=640, height=480, seed=0))
+    f = sim.render(0.0)
+    rng = np.random.default_rng(1)
+    depth = f.depth_gt + rng.normal(0, 0.01, f.depth_gt.shape).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.3] = np.nan
+    people = est.process(f.left_rgb, sim.stereo.left.intrinsics(), depth)
+    assert len(people) == 1
+    p = people[0]
+    uv = np.round(p.keypoints).astype(int)
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] < 640) & (uv[:, 1] >= 0) & (uv[:, 1] < 480)
+    on_person = np.zeros(33, bool)
+    on_person[inside] = f.person_mask[uv[inside, 1], uv[inside, 0]]
+    on_person &= p.visibility > 0.5
+    assert on_person.sum() >= 10
+    gt = f.depth_gt[uv[on_person, 1], uv[on_person, 0]]
+    assert np.all(p.source[on_person] == SOURCE_DEPTH)
+    assert np.abs(p.xyz[on_person, 2] - gt).max() < 0.05 and 1.5 < np.median(gt) < 2.5
+
+
 def test_metrics():
     gt = np.random.default_rng(0).uniform(0, 200, (17, 2))
     lab = np.ones(17, bool)
