@@ -96,6 +96,7 @@ class StereoDepthNode(DepthmarksNode):
             self._on_synced, 'approximate' if self.p.approximate_sync else 'exact',
             self.p.queue_size, self.p.slop)
         self._rect_cache = {}
+        self.sync_warn_after = 3.0  # s without a synchronised set while inputs are dropped
         self.create_timer(2.0, self._watch_sync)
 
     # ------------------------------------------------------------------ parameters
@@ -118,7 +119,7 @@ class StereoDepthNode(DepthmarksNode):
         self.worker.submit((left, left_info, right, right_info))
 
     def _watch_sync(self):
-        problem = self.inputs.stalled(3.0)
+        problem = self.inputs.stalled(self.sync_warn_after)
         if problem:
             self.reject('sync', f'left/right {problem} (or set approximate_sync)')
 
@@ -169,8 +170,11 @@ class StereoDepthNode(DepthmarksNode):
         disp = result.disparity
         msg = DisparityImage()
         msg.header = header
-        invalid = np.float32(params.min_disparity - 1)
-        msg.image = numpy_to_image(np.where(np.isfinite(disp), disp, invalid).astype(np.float32), '32FC1', header)
+        # as stereo_image_proc: disparity minus (cx_l - cx_r), so that depth = f * t / d; invalid pixels
+        # hold (min_disparity - 1) minus the same offset, below every valid value
+        filled = np.where(np.isfinite(disp), disp, np.float32(params.min_disparity - 1))
+        out = (filled - np.float32(stereo.cx_offset)).astype(np.float32)
+        msg.image = numpy_to_image(out, '32FC1', header)
         msg.f = float(stereo.focal)
         msg.t = float(stereo.baseline)
         x, y, w, h = result.valid_window

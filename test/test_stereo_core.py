@@ -1,0 +1,124 @@
+"""Stereo core (ROS-free): accuracy on the simulated rig's truth, strips vs unsplit, post-filters, files, CLI."""
+import cv2
+import numpy as np
+import pytest
+
+from depthmarks_ros.core.sim import SimConfig, SimRig
+from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
+from depthmarks_ros.core.stereo.io import read_disparity_png, read_pfm, write_disparity_png, write_pfm
+from depthmarks_ros.core.stereo.metrics import disparity_metrics
+from depthmarks_ros.core.stereo.parallel import strip_bounds
+from depthmarks_ros.core.stereo.postfilter import lr_consistent, lr_difference
+
+
+@pytest.fixture(scope='module')
+def sim():
+    s = SimRig(SimConfig(width=320, height=240, image_noise=1.0))
+    return s, s.render(0.0)
+
+
+def _grey(rgb):
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def test_default_matcher_is_accurate_on_ground_truth(sim):
+    s, f = sim
+    r = StereoMatcher(StereoParams(disparity_range=64)).compute(_grey(f.left_rgb), _grey(f.right_rgb))
+    m = disparity_metrics(r.disparity, f.disparity_gt)
+    assert m['bad2'] < 0.03 and m['density'] > 0.7 and m['epe'] < 0.5
+    assert r.confidence.dtype == np.float32 and 0 <= r.confidence.min() and r.confidence.max() <= 1
+    assert (r.confidence[~np.isfinite(r.disparity)] == 0).all()
+
+
+def test_wls_and_lr_check_improve_on_plain_matching(sim):
+    s, f = sim
+    L, R = _grey(f.left_rgb), _grey(f.right_rgb)
+    plain = disparity_metrics(StereoMatcher(StereoParams(disparity_range=64)).compute(L, R).disparity, f.disparity_gt)
+    lr = disparity_metrics(StereoMatcher(StereoParams(disparity_range=64, lr_check=True)).compute(L, R).disparity,
+                           f.disparity_gt)
+    wls = disparity_metrics(StereoMatcher(StereoParams(disparity_range=64, wls_filter=True)).compute(L, R).disparity,
+                            f.disparity_gt)
+    assert lr['bad1'] <= plain['bad1'] and lr['density'] < plain['density']  # occlusions removed
+    assert wls['epe'] < plain['epe']
+
+
+def test_parallel_strips_match_unsplit_away_from_borders(sim):
+    s, f = sim
+    L, R = _grey(f.left_rgb), _grey(f.right_rgb)
+    p = StereoParams(stereo_algorithm=1, disparity_range=64)
+    whole = StereoMatcher(p.replace(strips=1)).compute_raw(L, R)
+    split = StereoMatcher(p.replace(strips=3)).compute_raw(L, R)
+    bounds = strip_bounds(L.shape[0], 3, p.correlation_window_size)
+    assert len(bounds) == 3 and bounds[0][2] == 0 and bounds[-1][3] == L.shape[0]
+    assert all(a[3] == b[2] for a, b in zip(bounds, bounds[1:]))  # kept rows tile the image
+    rows = np.ones(L.shape[0], bool)
+    for _s0, _s1, k0, _k1 in bounds[1:]:
+        rows[max(k0 - 12, 0):k0 + 12] = False  # strip borders
+    assert (split[rows] == whole[rows]).mean() > 0.995
+    assert (split == whole).mean() > 0.97
+
+
+def test_algorithms_and_parameter_validation(sim):
+    s, f = sim
+    L, R = _grey(f.left_rgb), _grey(f.right_rgb)
+    for alg in (0, 1, 2):
+        window = 15 if alg == 0 else 5
+        d = StereoMatcher(StereoParams(stereo_algorithm=alg, correlation_window_size=window,
+                                       disparity_range=64)).compute(L, R).disparity
+        assert disparity_metrics(d, f.disparity_gt)['bad2'] < 0.08
+    for bad, match in (({'disparity_range': 40}, 'multiple of 16'), ({'correlation_window_size': 6}, 'odd'),
+                       ({'P1': 500.0, 'P2': 400.0}, 'P2'), ({'uniqueness_ratio': 200.0}, 'outside')):
+        with pytest.raises(ValueError, match=match):
+            StereoParams().replace(**bad)
+
+
+def test_disparity_files_round_trip(tmp_path):
+    d = np.random.default_rng(0).uniform(0, 100, (7, 9)).astype(np.float32)
+    d[0, 0] = np.nan
+    write_pfm(str(tmp_path / 'd.pfm'), d)
+    np.testing.assert_array_equal(read_pfm(str(tmp_path / 'd.pfm')), d)
+    write_disparity_png(str(tmp_path / 'd.png'), d)
+    back = read_disparity_png(str(tmp_path / 'd.png'))
+    assert np.isnan(back[0, 0]) and np.nanmax(np.abs(back - d)) <= 1 / 512 + 1e-6
+
+
+def test_batch_command_matches_core(tmp_path, sim):
+    from depthmarks_ros.cli.main import main
+    s, f = sim
+    cv2.imwrite(str(tmp_path / 'l.png'), cv2.cvtColor(f.left_rgb, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp_path / 'r.png'), cv2.cvtColor(f.right_rgb, cv2.COLOR_RGB2BGR))
+    rc = main(['stereo', str(tmp_path / 'l.png'), str(tmp_path / 'r.png'), '-o', str(tmp_path / 'out'),
+               '--focal', str(s.stereo.focal), '--baseline', '0.12', '--disparity-range', '64'])
+    assert rc == 0
+    disp = read_pfm(str(tmp_path / 'out' / 'disparity.pfm'))
+    core = StereoMatcher(StereoParams(disparity_range=64)).compute(
+        cv2.imread(str(tmp_path / 'l.png'), cv2.IMREAD_GRAYSCALE),
+        cv2.imread(str(tmp_path / 'r.png'), cv2.IMREAD_GRAYSCALE)).disparity
+    np.testing.assert_array_equal(np.isnan(disp), np.isnan(core))
+    depth = np.load(tmp_path / 'out' / 'depth.npy')
+    ok = np.isfinite(depth) & np.isfinite(f.depth_gt)
+    assert np.median(np.abs(depth[ok] - f.depth_gt[ok])) < 0.05
+
+
+
+
+def test_lr_difference_and_check_on_a_synthetic_occlusion():
+    # left sees a 10-px-disparity plane everywhere; the right map agrees except in an occluded band
+    h, w = 4, 40
+    dl = np.full((h, w), 10.0, np.float32)
+    dl[:, :10] = np.nan  # no match at the left border
+    dr = np.full((h, w), 10.0, np.float32)
+    dr[:, 20:25] = 3.0   # right pixels 20..24 belong to another surface: left 30..34 disagree
+    diff = lr_difference(dl, dr)
+    ok = lr_consistent(diff)
+    assert np.isnan(diff[:, :10]).all() and not ok[:, :10].any()
+    assert not ok[:, 30:35].any() and np.allclose(diff[:, 30:35], 7.0)
+    assert ok[:, 10:30].all() and ok[:, 35:].all()
+
+
+def test_metrics_on_known_errors():
+    gt = np.array([[10.0, 10.0, 10.0, np.nan, 0.0]], np.float32)
+    d = np.array([[10.5, 11.5, np.nan, 5.0, 3.0]], np.float32)
+    m = disparity_metrics(d, gt)
+    assert m['density'] == pytest.approx(2 / 3) and m['epe'] == pytest.approx(1.0)
+    assert m['bad1'] == pytest.approx(0.5) and m['bad2'] == 0.0
