@@ -25,6 +25,8 @@ def add_arguments(p) -> None:
                    help='messages per second and topic written to the MCAP file (0 = every message)')
     p.add_argument('--no-dds-profile', action='store_true', help='do not load config/fastdds_localhost.xml')
     p.add_argument('--quiet', action='store_true', help='no progress line')
+    p.add_argument('--multi-process', action='store_true',
+                   help='run each node in its own process (as ros2 launch does); this process records and measures')
 
 
 def run(args) -> int:
@@ -36,7 +38,7 @@ def run(args) -> int:
     cfg = RunConfig(duration=args.duration, output=args.output, nodes=nodes, source=source, video=args.video,
                     camera=args.camera, bag=args.bag, record=not args.no_record, record_rate=args.record_rate,
                     use_dds_profile=not args.no_dds_profile, rate=args.rate, mono_model=args.mono_model,
-                    progress=not args.quiet)
+                    progress=not args.quiet, multi_process=args.multi_process)
     metrics = PipelineRunner(cfg).run()
     summary = {t: m['rate_hz'] for t, m in metrics['topics'].items() if not t.startswith('/')}
     print(json.dumps({'output': args.output, 'rates_hz': summary,

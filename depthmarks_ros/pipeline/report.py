@@ -148,3 +148,13 @@ def accuracy(last: Dict[str, List[Tuple[int, bytes]]]) -> Dict[str, Dict[str, fl
 def write_metrics(path: str, metrics: dict) -> None:
     with open(path, 'w') as f:
         json.dump(metrics, f, indent=2, sort_keys=True, default=float)
+
+
+def node_counters(diagnostics: List[Tuple[int, bytes]]) -> Dict[str, Dict[str, str]]:
+    """The newest /diagnostics values of each node (frames_in, frames_out, dropped, ...)."""
+    out: Dict[str, Dict[str, str]] = {}
+    for _stamp, data in diagnostics:          # oldest first: newer values overwrite
+        arr = _deserialize(data, 'diagnostic_msgs/msg/DiagnosticArray')
+        for st in arr.status:
+            out[st.name.split(':')[0]] = {kv.key: kv.value for kv in st.values}
+    return out

@@ -38,6 +38,7 @@ class RunConfig:
     mono_model: str = ''
     overrides: Dict[str, Dict[str, object]] = field(default_factory=dict)
     progress: bool = True
+    multi_process: bool = False      # each node in its own process (as `ros2 launch` would run them)
 
 
 def prepare_environment(use_dds_profile: bool) -> None:
@@ -98,6 +99,9 @@ class PipelineRunner:
         self.node_names: List[str] = []
         self.skipped: Dict[str, str] = {}
         self.types: Dict[str, str] = {}
+        self.procs: Dict[str, object] = {}          # multi-process: node name -> Popen
+        self.cpu_targets: Dict[str, tuple] = {}     # label -> (pid, tid or None)
+        self.cpu_share: Dict[str, Optional[float]] = {}
 
     def run(self) -> dict:
         cfg = self.cfg
@@ -112,10 +116,12 @@ class PipelineRunner:
         params_dir = cfg.params_dir or package_config_dir()
         os.makedirs(os.path.join(cfg.output, 'params'), exist_ok=True)
         plan = node_plan(cfg)
-        rclpy.init()
+        # an own context: the runner also works inside a process that already uses rclpy
+        context = rclpy.Context()
+        rclpy.init(context=context)
         # one single-threaded executor for every node: callbacks only hand work to the nodes' worker
         # threads (one executor per node in threads measured 2x the latency: GIL contention)
-        executor = SingleThreadedExecutor()
+        executor = SingleThreadedExecutor(context=context)
         recorder = McapRecorder(os.path.join(cfg.output, 'recording.mcap')) if cfg.record else None
         stats = TopicStats()
         t_wall = time.monotonic()
@@ -128,25 +134,30 @@ class PipelineRunner:
                     continue
                 pfile = os.path.join(cfg.output, 'params', f'{name}.yaml')
                 write_params_file(pfile, os.path.join(params_dir, NODES[name].params_file), name, overrides)
-                try:
-                    node = cls(cli_args=['--ros-args', '--params-file', pfile])
-                except Exception as exc:  # noqa: BLE001 - a node that cannot start must not stop the others
-                    self.skipped[name] = f'{name} failed to start: {type(exc).__name__}: {exc}'
-                    print(f'[depthmarks run] {self.skipped[name]}', file=sys.stderr)
-                    continue
-                self.nodes.append(node)
-                self.node_names.append(node.get_name())
-                executor.add_node(node)
+                if cfg.multi_process:
+                    self._spawn(name, pfile)
+                else:
+                    try:
+                        node = cls(cli_args=['--ros-args', '--params-file', pfile], context=context)
+                    except Exception as exc:  # noqa: BLE001 - a node that cannot start must not stop the others
+                        self.skipped[name] = f'{name} failed to start: {type(exc).__name__}: {exc}'
+                        print(f'[depthmarks run] {self.skipped[name]}', file=sys.stderr)
+                        continue
+                    self.nodes.append(node)
+                    self.node_names.append(node.get_name())
+                    executor.add_node(node)
+                    for w in getattr(node, '_workers', []):
+                        self.cpu_targets[f'{name} ({w._thread.name})'] = (os.getpid(), w._thread.native_id)
                 for topic, type_name in NODES[name].outputs:
                     self.types[topic] = type_name
             if cfg.source == 'bag':
                 from depthmarks_ros.pipeline.player import McapPlayer
-                player = McapPlayer(cfg.bag, topics=SENSOR_TOPICS, loop=True)
+                player = McapPlayer(cfg.bag, topics=SENSOR_TOPICS, loop=True, context=context)
                 self.nodes.append(player)
                 self.node_names.append(player.get_name())
                 executor.add_node(player)
             self.types['/diagnostics'] = 'diagnostic_msgs/msg/DiagnosticArray'
-            rec_node = rclpy.create_node('depthmarks_recorder')
+            rec_node = rclpy.create_node('depthmarks_recorder', context=context)
             qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=20)
             clock = rec_node.get_clock()
             for topic, type_name in self.types.items():
@@ -167,8 +178,10 @@ class PipelineRunner:
                         recorder.write(topic, data, now, stamp)
                 rec_node.create_subscription(message_class(type_name), topic, cb, qos, raw=True)
             executor.add_node(rec_node)
+            self.cpu_targets['whole process' if not cfg.multi_process else 'runner (recorder)'] = (os.getpid(), None)
             self._spin(executor, stats)
         finally:
+            self._stop_processes()
             executor.shutdown()
             for node in self.nodes:
                 if hasattr(node, 'shutdown'):
@@ -176,22 +189,56 @@ class PipelineRunner:
                 node.destroy_node()
             if recorder is not None:
                 recorder.close()
-            rclpy.try_shutdown()
+            rclpy.try_shutdown(context=context)
         return self._report(stats, time.monotonic() - t_wall, plan)
 
+    def _spawn(self, name: str, pfile: str) -> None:
+        import subprocess
+        from depthmarks_ros.pipeline.registry import NODES
+        log = open(os.path.join(self.cfg.output, f'{name}.log'), 'w')
+        proc = subprocess.Popen([sys.executable, '-m', NODES[name].module, '--ros-args', '--params-file', pfile],
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        self.node_names.append(name)
+        self.cpu_targets[name] = (proc.pid, None)
+
+    def _stop_processes(self) -> None:
+        import signal
+        import subprocess
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.returncode not in (0, -2):
+                self.skipped[name] = f'{name} exited with {proc.returncode} (see {name}.log)'
+
     def _spin(self, executor, stats) -> None:
+        from depthmarks_ros.pipeline.cpu import CpuMeter
         start = time.monotonic()
         next_print = start + 1.0
+        meter = CpuMeter(self.cpu_targets)
+        steady_from = start + min(2.0, self.cfg.duration / 3)   # CPU shares skip start-up
+        started = False
         key_topics = [t for t in ('stereo/depth', 'fusion/depth', 'face/landmarks', 'body/keypoints',
                                   'mono/depth', 'camera/image_raw') if t in self.types]
         while time.monotonic() - start < self.cfg.duration:
             executor.spin_once(timeout_sec=0.05)
+            if not started and time.monotonic() >= steady_from:
+                meter.start(time.monotonic())
+                started = True
             if self.cfg.progress and time.monotonic() >= next_print:
                 next_print += 1.0
                 el = time.monotonic() - start
                 parts = [f'{t} {self._rate(stats, t):4.1f} Hz' for t in key_topics]
                 print(f'\r[depthmarks run {el:5.1f}/{self.cfg.duration:.0f} s] ' + ' | '.join(parts),
                       end='', file=sys.stderr, flush=True)
+        if started:
+            self.cpu_share = meter.stop(time.monotonic())
         if self.cfg.progress:
             print(file=sys.stderr)
 
@@ -204,22 +251,29 @@ class PipelineRunner:
 
     def _report(self, stats, wall: float, plan) -> dict:
         from depthmarks_ros.core.calibration import default_rig_path, load_rig
-        from depthmarks_ros.pipeline.report import accuracy, write_metrics, write_previews
+        from depthmarks_ros.pipeline.report import accuracy, node_counters, write_metrics, write_previews
         topics = {}
         for topic in sorted(stats.count):
             arr = stats.arrivals[topic]
             lat = np.array(stats.latency.get(topic, []) or [np.nan])
+            third = len(lat) // 3
+            # queue growth shows as latency rising over the run: last third minus first third
+            trend = float(np.nanmedian(lat[-third:]) - np.nanmedian(lat[:third])) if third >= 3 else None
             steady = [t for t in arr if t - arr[0] > 2.0] if arr else []   # skip start-up
             rate = (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 2 else 0.0
             topics[topic] = {'messages': stats.count[topic], 'rate_hz': round(rate, 2),
                              'latency_ms_median': float(np.nanmedian(lat)) if np.isfinite(lat).any() else None,
-                             'latency_ms_p95': float(np.nanpercentile(lat, 95)) if np.isfinite(lat).any() else None}
+                             'latency_ms_p95': float(np.nanpercentile(lat, 95)) if np.isfinite(lat).any() else None,
+                             'latency_ms_trend': trend}
         previews = write_previews(os.path.join(self.cfg.output, 'previews'), stats.last, self.types)
         metrics = {
             'duration_s': self.cfg.duration, 'wall_s': round(wall, 2), 'source': self.cfg.source,
             'nodes': self.node_names, 'skipped': self.skipped,
             'topics': topics, 'accuracy_vs_ground_truth': accuracy(stats.last) if self.cfg.source == 'sim' else {},
             'previews': previews,
+            'mode': 'multi-process' if self.cfg.multi_process else 'single-process',
+            'cpu_share': self.cpu_share,
+            'node_counters': node_counters(stats.last.get('/diagnostics', [])),
             'recording': 'recording.mcap' if self.cfg.record else None,
             'recording_rate_hz': self.cfg.record_rate or 'all',
         }
