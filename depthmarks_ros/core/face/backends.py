@@ -81,7 +81,7 @@ class DlibFace68:
     name = 'dlib'
     layout = 'dlib68'
 
-    def __init__(self, detector: str = "hog", upsample: int = 0):
+    def __init__(self, detector: str = "hog", upsample: int = 0, min_score: float = 0.3):
         try:
             import dlib
         except ImportError as exc:
@@ -95,11 +95,12 @@ class DlibFace68:
         else:
             raise BackendError(f"unknown dlib detector {detector!r}: use 'hog' or 'mmod'")
         self.upsample = upsample
+        self.min_score = min_score  # HOG scores below ~0.3 are mostly false positives (dlib's default is 0)
         self._dlib = dlib
 
     def detect(self, grey: np.ndarray):
         if self._hog is not None:
-            rects, scores, _ = self._hog.run(grey, self.upsample, 0.0)
+            rects, scores, _ = self._hog.run(grey, self.upsample, self.min_score)
             return list(zip(rects, scores))
         return [(d.rect, d.confidence) for d in self._cnn(grey, self.upsample)]
 
