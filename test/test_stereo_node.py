@@ -186,6 +186,33 @@ def test_node_says_so_when_a_camera_info_is_missing_then_recovers(probe, stereo_
 
 
 @pytest.mark.dds
+def test_node_with_calibration_file_needs_no_camera_info(probe, sim):
+    from depthmarks_ros.core.calibration import default_rig_path
+    from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
+    s, f = sim
+    nodes = [StereoDepthNode(parameter_overrides=[Parameter('disparity_range', value=64),
+                                                  Parameter('calibration_file', value=path)])
+             for path in (default_rig_path(), '/nonexistent/rig.yaml')]
+    good, bad = nodes
+    for n in nodes:
+        probe.add_node(n)
+    left, right = probe.publisher(Image, 'stereo/left/image_raw'), probe.publisher(Image, 'stereo/right/image_raw')
+    depth = probe.subscribe(Image, 'stereo/depth', good.output_qos())
+    assert probe.wait_for_subscribers(left, count=2) and probe.wait_for_subscribers(right, count=2)
+    for _ in range(20):  # the rig file is 640x480: the node scales it to these 320x240 images
+        lm, _li, rm, _ri = _pair_msgs(sim, good.get_clock().now().to_msg())
+        left.publish(lm)
+        right.publish(rm)
+        if probe.spin_until(lambda: depth, 0.5):
+            break
+    z = image_to_numpy(depth[-1])
+    ok = np.isfinite(z) & np.isfinite(f.depth_gt)
+    assert ok.mean() > 0.6 and np.median(np.abs(z[ok] - f.depth_gt[ok])) < 0.03
+    assert probe.spin_until(lambda: bad.stats.errors > 0, 5)
+    assert 'calibration_file' in bad.stats.last_error and bad.stats.frames_out == 0
+
+
+@pytest.mark.dds
 def test_node_process_warns_when_stamps_never_match_and_exits_cleanly(probe, sim):
     pubs = [probe.publisher(Image, 'stereo/left/image_raw'), probe.publisher(CameraInfo, 'stereo/left/camera_info'),
             probe.publisher(Image, 'stereo/right/image_raw'), probe.publisher(CameraInfo, 'stereo/right/camera_info')]

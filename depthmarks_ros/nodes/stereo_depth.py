@@ -1,7 +1,8 @@
 """stereo_depth: disparity, REP-118 depth, confidence and a point cloud from a stereo pair.
 
 Subscribes stereo/{left,right}/image_raw + camera_info (synchronised: exact, or approximate with
-``approximate_sync``). Raw (unrectified) input is rectified here from the camera_info. Publishes
+``approximate_sync``), or only the images with ``calibration_file``. Raw (unrectified) input is
+rectified here from the camera_info or the file. Publishes
 stereo/disparity (DisparityImage, filled like stereo_image_proc), stereo/depth (32FC1 metres, NaN
 invalid) + stereo/camera_info, stereo/confidence (32FC1 in [0, 1]) and, only while subscribed,
 stereo/points (x, y, z, rgb). See docs/stereo_depth.md.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import fields
 
 import numpy as np
@@ -21,6 +23,7 @@ from depthmarks_ros.convert.camera_info import camera_from_info, info_from_camer
 from depthmarks_ros.convert.cloud import xyzrgb_cloud
 from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import image_to_mono8, image_to_rgb8, numpy_to_image
+from depthmarks_ros.core.calibration import load_rig
 from depthmarks_ros.core.camera import CalibrationError, PinholeCamera, StereoCamera
 from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
 from depthmarks_ros.core.stereo.params import RANGES
@@ -81,8 +84,19 @@ class StereoDepthNode(DepthmarksNode):
         self.declare('queue_size', 5, 'Synchronisation queue per input', min_value=1, max_value=100, read_only=True)
         self.declare('slop', 0.01, 'Approximate sync: largest stamp difference (s)', min_value=0.0, max_value=1.0,
                      read_only=True)
+        self.declare('calibration_file', '', 'Rig YAML with sensors left and right: use it instead of the '
+                     'camera_info topics (which are then not subscribed)', read_only=True)
         self._lock = threading.Lock()
         self.matcher = StereoMatcher(self._params())
+        self._file_cams, self._file_error = None, None
+        if self.p.calibration_file:
+            try:
+                rig = load_rig(self.p.calibration_file)
+                self._file_cams = (rig.camera('left'), rig.camera('right'))
+            except (OSError, ValueError) as exc:  # CalibrationError is a ValueError; frames are rejected
+                self._file_error = f'calibration_file {self.p.calibration_file!r} unusable: {exc}'
+                self.get_logger().error(self._file_error)
+        self.timings = deque(maxlen=100)  # (message in -> outputs published, matcher) seconds
         qos = self.output_qos()
         self.pub_disp = self.create_publisher(DisparityImage, 'stereo/disparity', qos)
         self.pub_depth = self.create_publisher(Image, 'stereo/depth', qos)
@@ -90,10 +104,12 @@ class StereoDepthNode(DepthmarksNode):
         self.pub_conf = self.create_publisher(Image, 'stereo/confidence', qos)
         self.pub_points = self.create_publisher(PointCloud2, 'stereo/points', qos)
         self.worker = self.make_worker(self._process)
+        topics = [(Image, 'stereo/left/image_raw'), (CameraInfo, 'stereo/left/camera_info'),
+                  (Image, 'stereo/right/image_raw'), (CameraInfo, 'stereo/right/camera_info')]
+        if self.p.calibration_file:
+            topics = [topics[0], topics[2]]
         self.inputs = SyncedInputs(
-            self, [(Image, 'stereo/left/image_raw'), (CameraInfo, 'stereo/left/camera_info'),
-                   (Image, 'stereo/right/image_raw'), (CameraInfo, 'stereo/right/camera_info')],
-            self._on_synced, 'approximate' if self.p.approximate_sync else 'exact',
+            self, topics, self._on_synced, 'approximate' if self.p.approximate_sync else 'exact',
             self.p.queue_size, self.p.slop)
         self._rect_cache = {}
         self.sync_warn_after = 3.0  # s without a synchronised set while inputs are dropped
@@ -114,9 +130,25 @@ class StereoDepthNode(DepthmarksNode):
             self.matcher.set_params(params)
 
     # ------------------------------------------------------------------ input
-    def _on_synced(self, left, left_info, right, right_info):
+    def _on_synced(self, *msgs):
         self.stats.frame_in()
-        self.worker.submit((left, left_info, right, right_info))
+        left, left_info, right, right_info = msgs if len(msgs) == 4 else (msgs[0], None, msgs[1], None)
+        self.worker.submit((left, left_info, right, right_info, time.monotonic()))
+
+    def _cameras(self, left, left_info, right_info):
+        """(left, right) PinholeCamera for this frame: from the calibration file (scaled to the
+        image size) or from the camera_info messages. Raises ConversionError/CalibrationError."""
+        if left_info is not None:
+            return camera_from_info(left_info), camera_from_info(right_info)
+        if self._file_error:
+            raise ConversionError(self._file_error)
+        cams = self._file_cams
+        if cams[0].size != (left.width, left.height):
+            if abs(cams[0].width * left.height - cams[0].height * left.width) > 0.01 * left.width * left.height:
+                raise ConversionError(f'calibration_file is for {cams[0].width}x{cams[0].height}, images are '
+                                      f'{left.width}x{left.height} (another aspect ratio)')
+            cams = tuple(c.scaled(left.width, left.height) for c in cams)
+        return cams
 
     def _watch_sync(self):
         problem = self.inputs.stalled(self.sync_warn_after)
@@ -140,15 +172,14 @@ class StereoDepthNode(DepthmarksNode):
 
     # ------------------------------------------------------------------ processing
     def _process(self, item) -> None:
-        left, left_info, right, right_info = item
-        start = time.monotonic()
+        left, left_info, right, right_info, t_in = item
         try:
             if left.encoding != right.encoding:
                 raise ConversionError(f'left and right encodings differ: {left.encoding} vs {right.encoding}')
             if (left.width, left.height) != (right.width, right.height):
                 raise ConversionError(f'left and right sizes differ: {left.width}x{left.height} vs '
                                       f'{right.width}x{right.height}')
-            lcam, rcam = camera_from_info(left_info), camera_from_info(right_info)
+            lcam, rcam = self._cameras(left, left_info, right_info)
             if lcam.size != (left.width, left.height):
                 raise ConversionError(f'camera_info is for {lcam.width}x{lcam.height} but images are '
                                       f'{left.width}x{left.height}')
@@ -159,12 +190,15 @@ class StereoDepthNode(DepthmarksNode):
             return
         lg, rg = self._rectify(lg, lcam), self._rectify(rg, rcam)
         with self._lock:
+            t0 = time.monotonic()
             result = self.matcher.compute(np.ascontiguousarray(lg), np.ascontiguousarray(rg))
+            matcher_s = time.monotonic() - t0
             params = self.matcher.params
-        compute_s = time.monotonic() - start
         header = left.header
         self._publish(header, stereo, result, params, left if self.wanted(self.pub_points) else None, lcam)
-        self.stats.output(self.latency_since(header), compute_s)
+        in_to_out = time.monotonic() - t_in
+        self.timings.append((in_to_out, matcher_s))
+        self.stats.output(self.latency_since(header), in_to_out)
 
     def _publish(self, header, stereo: StereoCamera, result, params: StereoParams, left_img, lcam) -> None:
         disp = result.disparity
@@ -198,8 +232,13 @@ class StereoDepthNode(DepthmarksNode):
 
     def diagnostic_values(self):
         p = self.matcher.params
-        return {'algorithm': p.algorithm_name, 'disparity_range': p.disparity_range,
-                'sync_dropped': self.inputs.dropped}
+        values = {'algorithm': p.algorithm_name, 'disparity_range': p.disparity_range,
+                  'sync_dropped': self.inputs.dropped}
+        if self.timings:
+            t = np.median(np.asarray(self.timings), axis=0)
+            values['node_overhead_ms'] = round(float(t[0] - t[1]) * 1e3, 2)
+            values['matcher_ms'] = round(float(t[1]) * 1e3, 2)
+        return values
 
     def shutdown(self) -> None:
         super().shutdown()
