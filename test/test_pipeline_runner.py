@@ -47,15 +47,22 @@ def test_plan_and_params_files(tmp_path):
 def test_runner_end_to_end(tmp_path):
     from depthmarks_ros.cli.main import main
     out = tmp_path / 'run'
-    rc = main(['run', '--duration', '6', '-o', str(out), '--nodes', 'stereo,fusion', '--quiet', '--record-rate', '2'])
+    rc = main(['run', '--duration', '8', '-o', str(out), '--nodes', 'stereo,fusion,face,body', '--quiet',
+               '--record-rate', '2'])
     assert rc == 0
     metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['skipped'] == {}
     for topic in ('stereo/depth', 'stereo/disparity', 'fusion/depth', 'fusion/depth_sigma', 'lidar/points'):
         assert metrics['topics'][topic]['messages'] >= 5, topic
+    for topic in ('face/landmarks', 'face/head_pose', 'face/markers', 'body/keypoints', 'body/markers'):
+        assert metrics['topics'][topic]['messages'] >= 2, topic
+    counters = metrics['node_counters']
+    assert int(counters['stereo_depth']['frames_out']) >= 5 and int(counters['body_pose']['errors']) == 0
+    assert metrics['cpu_share']['whole process'] > 0.05
     acc = metrics['accuracy_vs_ground_truth']
     assert acc['stereo/depth']['mae'] < 100 and acc['stereo/depth']['coverage'] > 0.6      # mm
     assert acc['fusion/depth']['mae'] < 300 and acc['fusion/depth']['coverage'] > 0.9
-    for name in ('disparity.png', 'fused_depth.png', 'lidar_on_camera.png'):
+    for name in ('disparity.png', 'fused_depth.png', 'lidar_on_camera.png', 'landmarks_and_skeleton.png'):
         assert (out / 'previews' / name).stat().st_size > 1000
     from mcap.reader import make_reader
     from mcap_ros2.decoder import DecoderFactory
@@ -69,6 +76,56 @@ def test_runner_end_to_end(tmp_path):
     assert depth.encoding == '32FC1' and depth.width == 640
     z = np.frombuffer(bytes(depth.data), np.float32)
     assert np.isfinite(z).mean() > 0.8
+    # the person billboard stands 2 m in front of the rig: face and body points lifted with fused depth
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import PointCloud2
+    from depthmarks_ros.convert.cloud import cloud_to_array
+    with open(out / 'recording.mcap', 'rb') as f:
+        for topic in ('face/landmarks', 'body/keypoints'):
+            f.seek(0)
+            zs = [cloud_to_array(deserialize_message(m.data, PointCloud2))['z']
+                  for _s, _c, m in make_reader(f).iter_messages(topics=[topic])]
+            zs = np.concatenate(zs)
+            assert zs.size and 1.6 < np.nanmedian(zs) < 2.4, topic
+
+
+@pytest.mark.dds
+def test_runner_multi_process_nodes_exit_cleanly(tmp_path):
+    from depthmarks_ros.cli.main import main
+    out = tmp_path / 'multi'
+    assert main(['run', '--duration', '6', '-o', str(out), '--nodes', 'stereo', '--multi-process', '--quiet',
+                 '--no-record']) == 0
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['mode'] == 'multi-process' and metrics['skipped'] == {}   # both exited 0 on SIGINT
+    assert metrics['topics']['stereo/depth']['messages'] >= 3
+    assert metrics['cpu_share']['stereo_depth'] > 0.02 and metrics['cpu_share']['sim_rig'] > 0.02
+    assert metrics['accuracy_vs_ground_truth']['stereo/depth']['mae'] < 100
+
+
+def test_cpu_seconds_counts_own_thread_and_process():
+    import os
+    import threading
+    import time
+    from depthmarks_ros.pipeline.cpu import CpuMeter, cpu_seconds
+    assert cpu_seconds(os.getpid()) is not None and cpu_seconds(2**22 + 7) is None
+    meter = CpuMeter({'me': (os.getpid(), threading.get_native_id()), 'idle': (os.getpid(), None)})
+    t0 = time.monotonic()
+    meter.start(t0)
+    while time.monotonic() - t0 < 0.3:   # busy for 0.3 s
+        pass
+    share = meter.stop(time.monotonic())
+    assert share['me'] > 0.1
+
+
+def test_node_counters_keep_the_newest_values():
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+    from rclpy.serialization import serialize_message
+    from depthmarks_ros.pipeline.report import node_counters
+    msgs = []
+    for n in (1, 2):
+        st = DiagnosticStatus(name='stereo_depth: processing', values=[KeyValue(key='frames_out', value=str(n))])
+        msgs.append((0, serialize_message(DiagnosticArray(status=[st]))))
+    assert node_counters(msgs) == {'stereo_depth': {'frames_out': '2'}}
 
 
 @pytest.mark.dds
