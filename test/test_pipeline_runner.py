@@ -70,9 +70,9 @@ def test_runner_end_to_end(tmp_path):
         reader = make_reader(f, decoder_factories=[DecoderFactory()])
         assert reader.get_header().profile == 'ros2'
         seen = {}
-        for _schema, channel, _msg, decoded in reader.iter_decoded_messages(topics=['fusion/depth']):
+        for _schema, channel, _msg, decoded in reader.iter_decoded_messages(topics=['/fusion/depth']):
             seen[channel.topic] = decoded
-    depth = seen['fusion/depth']
+    depth = seen['/fusion/depth']  # fully qualified, as ros2 bag record names topics
     assert depth.encoding == '32FC1' and depth.width == 640
     z = np.frombuffer(bytes(depth.data), np.float32)
     assert np.isfinite(z).mean() > 0.8
@@ -84,7 +84,7 @@ def test_runner_end_to_end(tmp_path):
         for topic in ('face/landmarks', 'body/keypoints'):
             f.seek(0)
             zs = [cloud_to_array(deserialize_message(m.data, PointCloud2))['z']
-                  for _s, _c, m in make_reader(f).iter_messages(topics=[topic])]
+                  for _s, _c, m in make_reader(f).iter_messages(topics=['/' + topic])]
             zs = np.concatenate(zs)
             assert zs.size and 1.6 < np.nanmedian(zs) < 2.4, topic
 

@@ -24,7 +24,7 @@ class McapPlayer(Node):
                 schema = summary.schemas.get(ch.schema_id)
                 if schema is None or ch.message_encoding != 'cdr':
                     continue
-                if topics and ch.topic not in topics:
+                if topics and ch.topic.lstrip('/') not in {t.lstrip('/') for t in topics}:
                     continue
                 try:
                     cls = message_class(schema.name)

@@ -29,6 +29,11 @@ def cdr_stamp_ns(data: bytes) -> Optional[int]:
     return sec * 1_000_000_000 + nsec
 
 
+def fully_qualified(topic: str) -> str:
+    """'stereo/depth' -> '/stereo/depth' (topic names as `ros2 bag record` writes them)."""
+    return '/' + topic.lstrip('/')
+
+
 class McapRecorder:
     """Thread-safe MCAP writer of serialized ROS 2 messages.
 
@@ -54,6 +59,7 @@ class McapRecorder:
         self.closed = False
 
     def channel(self, topic: str, type_name: str) -> int:
+        topic = fully_qualified(topic)
         with self._lock:
             if topic not in self._channels:
                 if type_name not in self._schemas:
@@ -68,7 +74,7 @@ class McapRecorder:
         if self.closed:
             return
         try:
-            self._queue.put_nowait((topic, data, log_time_ns, publish_time_ns or log_time_ns))
+            self._queue.put_nowait((fully_qualified(topic), data, log_time_ns, publish_time_ns or log_time_ns))
         except queue.Full:
             self.dropped += 1  # the disk cannot keep up: drop rather than grow without bound
 
