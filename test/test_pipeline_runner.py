@@ -134,7 +134,7 @@ def test_runner_plays_a_recording_into_the_pipeline(tmp_path):
     rec = tmp_path / 'rec'
     assert main(['run', '--duration', '4', '-o', str(rec), '--nodes', 'stereo', '--quiet', '--record-rate', '3']) == 0
     out = tmp_path / 'play'
-    assert main(['run', '--duration', '4', '--bag', str(rec / 'recording.mcap'), '--nodes', 'stereo,fusion',
+    assert main(['run', '--duration', '4', '--bag', str(rec),   # a folder holding the .mcap, as rosbag2 writes '--nodes', 'stereo,fusion',
                  '-o', str(out), '--quiet', '--no-record']) == 0
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['source'] == 'bag' and 'sim_rig' not in metrics['nodes']

@@ -8,11 +8,24 @@ from typing import Optional
 from rclpy.node import Node
 
 
+def mcap_file(path: str) -> str:
+    """A .mcap file, or the first .mcap file of a rosbag2 folder (sqlite3 .db3 bags are not read)."""
+    import glob
+    import os
+    if not os.path.isdir(path):
+        return path
+    files = sorted(glob.glob(os.path.join(path, '*.mcap')))
+    if not files:
+        raise ValueError(f'{path}: no .mcap file in this folder (convert sqlite3 bags with `ros2 bag convert`)')
+    return files[0]
+
+
 class McapPlayer(Node):
     def __init__(self, path: str, topics: Optional[list] = None, loop: bool = False, **kwargs):
         super().__init__('mcap_player', **kwargs)
         from mcap.reader import make_reader
         from depthmarks_ros.pipeline.registry import message_class
+        path = mcap_file(path)
         self._path, self._loop = path, loop
         with open(path, 'rb') as f:
             reader = make_reader(f)
