@@ -70,8 +70,12 @@ def test_runner_end_to_end(tmp_path):
         reader = make_reader(f, decoder_factories=[DecoderFactory()])
         assert reader.get_header().profile == 'ros2'
         seen = {}
-        for _schema, channel, _msg, decoded in reader.iter_decoded_messages(topics=['/fusion/depth']):
-            seen[channel.topic] = decoded
+        # every channel decodes with its embedded schema alone (what Foxglove and rosbag2 rely on)
+        for _schema, channel, _msg, decoded in reader.iter_decoded_messages():
+            seen.setdefault(channel.topic, decoded)
+    for topic in ('/stereo/disparity', '/face/head_pose', '/face/markers', '/body/markers', '/diagnostics'):
+        assert topic in seen, topic
+    assert seen['/stereo/disparity'].image.encoding == '32FC1'
     depth = seen['/fusion/depth']  # fully qualified, as ros2 bag record names topics
     assert depth.encoding == '32FC1' and depth.width == 640
     z = np.frombuffer(bytes(depth.data), np.float32)
