@@ -4,8 +4,9 @@
 Peer: a plain single-threaded ``cv2.StereoSGBM`` with stereo_image_proc's default parameters
 (SGBM, window 15, P1 200, P2 400, uniqueness 15, speckle 100/4), 128 disparities.
 Ours: the stereo_depth core (SGBM_3WAY, window 5, both cores), plain / + LR check / + WLS.
-Node level: the stereo_depth node in-process over DDS, frames sent one after the other;
-latency = stamp to the disparity message's arrival; node overhead = latency - matcher time.
+Node level: the stereo_depth node as its own process over DDS, frames sent one after the other;
+end to end = stamp to the disparity message's arrival; node overhead = (synchronised set in the
+node -> its 4 outputs published) - matcher time, as the node measures it.
 Accuracy: EPE, bad-1, bad-2, density on the simulated rig, skimage's Middlebury motorcycle and
 the Middlebury samples in --data (Cloth3 half size: disparity = png / 2; Cones2003 quarter
 size: png / 4; 0 = unknown).
@@ -23,7 +24,7 @@ sys.path.insert(0, ROOT)
 
 from depthmarks_ros.core.sim import SimConfig, SimRig  # noqa: E402
 from depthmarks_ros.core.stereo import StereoMatcher, StereoParams  # noqa: E402
-from depthmarks_ros.core.stereo.metrics import disparity_metrics  # noqa: E402
+from depthmarks_ros.core.stereo.metrics import disparity_metrics, sparsify_to_density  # noqa: E402
 from depthmarks_ros.core.stereo.params import create_opencv_matcher, stereo_image_proc_defaults  # noqa: E402
 
 
@@ -50,7 +51,7 @@ def median_ms(fn, n):
 
 def speed(args):
     print('\n== speed (ms per frame, median; fps in brackets) ==')
-    print(f'{"size":10s} {"peer SGBM 1 thread":>20s} {"ours core":>14s} {"ours +WLS":>14s}')
+    print(f'{"size":10s} {"peer SGBM 1 thread":>20s} {"ours core":>14s} {"ours SGBM strips":>17s} {"ours +WLS":>14s}')
     for w, h in ((640, 480), (1280, 720)):
         f = SimRig(SimConfig(width=w, height=h)).render(0.0)
         L, R = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb))
@@ -61,80 +62,99 @@ def speed(args):
         cv2.setNumThreads(n_threads)
         ours = StereoMatcher(StereoParams(disparity_range=128))
         t_ours = median_ms(lambda: ours.compute(L, R), args.repeat)
+        # the peer's own parameters (SGBM, window 15), matched in 2 parallel strips
+        strips = StereoMatcher(peer_params(128).replace(strips=2))
+        t_strips = median_ms(lambda: strips.compute(L, R), args.repeat)
         wls = StereoMatcher(StereoParams(disparity_range=128, wls_filter=True))
         t_wls = median_ms(lambda: wls.compute(L, R), args.repeat)
         print(f'{w}x{h:<5d} {t_peer:12.1f} ({1e3 / t_peer:4.1f}) {t_ours:7.1f} ({1e3 / t_ours:4.1f}) '
-              f'{t_wls:7.1f} ({1e3 / t_wls:4.1f})')
+              f'{t_strips:10.1f} ({1e3 / t_strips:4.1f}) {t_wls:7.1f} ({1e3 / t_wls:4.1f})')
+
+
+def _send_pair(probe, pubs, msgs):
+    stamp = probe.node.get_clock().now().to_msg()
+    for m, p in zip(msgs, pubs):
+        m.header.stamp = stamp
+        p.publish(m)
 
 
 def node_level(args):
-    """The node in-process over real DDS: throughput, latency, overhead vs the matcher alone."""
-    sys.path.insert(0, os.path.join(ROOT, 'test'))
+    """The node as its own process (as deployed) over real DDS: throughput, latency, overhead."""
     from depthmarks_ros.testing.ros_harness import RosProbe, configure_ros_env
     configure_ros_env()
     import rclpy
-    from rclpy.parameter import Parameter
+    rclpy.init()
+    probe = RosProbe('bench')
+    print('\n== node level, 640x480, 128 disparities, node in its own process over DDS ==')
+    print('(node overhead = synchronised set in -> outputs published, minus the matcher: medians from the '
+          'node\'s /diagnostics)')
+    for all_outputs in (False, True):
+        _node_run(args, probe, all_outputs)
+    probe.close()
+    rclpy.try_shutdown()
+
+
+def _node_run(args, probe, all_outputs):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
     from stereo_msgs.msg import DisparityImage
     from depthmarks_ros.convert.camera_info import info_from_camera
     from depthmarks_ros.convert.image import numpy_to_image
     from depthmarks_ros.convert.stamps import stamp_ns
-    from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
-    rclpy.init()
+    from depthmarks_ros.testing.ros_harness import NodeProcess
     sim = SimRig(SimConfig())
     f = sim.render(0.0)
-    probe = RosProbe('bench')
-    node = StereoDepthNode(parameter_overrides=[Parameter('disparity_range', value=128)])
-    from rclpy.executors import SingleThreadedExecutor
-    ex = SingleThreadedExecutor()  # as run_node: the node spins in its own thread
-    ex.add_node(node)
-    import threading
-    spin_thread = threading.Thread(target=ex.spin, daemon=True)
-    spin_thread.start()
     pubs = [probe.publisher(t, n) for t, n in ((Image, 'stereo/left/image_raw'), (CameraInfo, 'stereo/left/camera_info'),
                                                (Image, 'stereo/right/image_raw'), (CameraInfo, 'stereo/right/camera_info'))]
-    out = probe.subscribe(DisparityImage, 'stereo/disparity', node.output_qos())
-    for p in pubs:
-        probe.wait_for_subscribers(p)
-    li, ri = info_from_camera(sim.stereo.left), info_from_camera(sim.stereo.right)
-    lat, recv = [], []
-    t_start = None
-    for i in range(args.repeat + 3):
-        stamp = probe.node.get_clock().now().to_msg()
-        msgs = [numpy_to_image(f.left_rgb, 'rgb8'), li, numpy_to_image(f.right_rgb, 'rgb8'), ri]
-        for m, p in zip(msgs, pubs):
-            m.header.stamp = stamp
-            p.publish(m)
-        n0 = len(out)
-        probe.spin_until(lambda: len(out) > n0, 5)
-        if i == 2:
-            t_start = time.perf_counter()
-        if i >= 3 and len(out) > n0:
-            lat.append((probe.node.get_clock().now().nanoseconds - stamp_ns(out[-1].header)) * 1e-3 / 1e3)
-    elapsed = time.perf_counter() - t_start
-    # pipelined: inputs at 40 Hz for 3 s, outputs counted (the node drops what it cannot take)
-    n0, t0 = len(out), time.perf_counter()
-    while time.perf_counter() - t0 < 3.0:
-        stamp = probe.node.get_clock().now().to_msg()
-        msgs = [numpy_to_image(f.left_rgb, 'rgb8'), li, numpy_to_image(f.right_rgb, 'rgb8'), ri]
-        for m, p in zip(msgs, pubs):
-            m.header.stamp = stamp
-            p.publish(m)
-        probe.spin_for(0.025)
-    pipelined = (len(out) - n0) / (time.perf_counter() - t0)
-    L, R = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb))
-    core = median_ms(lambda: node.matcher.compute(L, R), args.repeat)
-    med = float(np.median(lat))
-    print('\n== node level, 640x480, 128 disparities, in-process over DDS ==')
-    print(f'throughput {len(lat) / elapsed:.1f} frames/s with one frame in flight; {pipelined:.1f} frames/s '
-          f'with inputs at 40 Hz (peer matcher alone: see speed table)')
-    print(f'latency median {med:.1f} ms; matcher alone {core:.1f} ms; node overhead {med - core:.1f} ms '
-          f'({100 * (med - core) / med:.0f}% of the frame time; includes DDS transport of 2 images + 4 outputs)')
-    ex.shutdown()
-    spin_thread.join(2)
-    node.shutdown()
-    probe.close()
-    rclpy.try_shutdown()
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    out = probe.subscribe(DisparityImage, 'stereo/disparity', reliable)
+    subs = [probe.node.create_subscription(Image, t, lambda m: None, reliable)
+            for t in ('stereo/depth', 'stereo/confidence')] if all_outputs else []
+    diag = probe.subscribe(DiagnosticArray, '/diagnostics')
+    msgs = [numpy_to_image(f.left_rgb, 'rgb8'), info_from_camera(sim.stereo.left),
+            numpy_to_image(f.right_rgb, 'rgb8'), info_from_camera(sim.stereo.right)]
+    label = 'disparity, depth, confidence subscribed' if all_outputs else 'disparity subscribed'
+    with NodeProcess('stereo_depth', params={'disparity_range': 128}) as proc:
+        for p in pubs:
+            if not probe.wait_for_subscribers(p, timeout=30):
+                print('(node level skipped: the node did not start)\n' + proc.output)
+                return
+        probe.spin_for(0.5)  # let the node see its subscribers
+        lat = []
+        t_start = None
+        for i in range(args.repeat + 3):
+            n0 = len(out)
+            _send_pair(probe, pubs, msgs)
+            probe.spin_until(lambda: len(out) > n0, 5)
+            if i == 2:
+                t_start = time.perf_counter()
+            if i >= 3 and len(out) > n0:
+                lat.append((probe.node.get_clock().now().nanoseconds - stamp_ns(out[-1].header)) * 1e-6)
+        one_in_flight = len(lat) / (time.perf_counter() - t_start)
+        n_diag = len(diag)  # the node's own timing of these sequential frames (its /diagnostics, 1 Hz)
+        probe.spin_until(lambda: len(diag) > n_diag + 1, 5)
+        values = {}
+        for arr in diag:
+            for st in arr.status:
+                if 'stereo_depth' in st.name:
+                    values = {kv.key: kv.value for kv in st.values}
+        # pipelined: inputs at 40 Hz for 3 s, outputs counted (the node drops what it cannot take)
+        n0, t0 = len(out), time.perf_counter()
+        while time.perf_counter() - t0 < 3.0:
+            _send_pair(probe, pubs, msgs)
+            probe.spin_for(0.025)
+        pipelined = (len(out) - n0) / (time.perf_counter() - t0)
+        proc.stop()
+    for s in subs:
+        probe.node.destroy_subscription(s)
+    med = float(np.median(lat)) if lat else float('nan')
+    print(f'[{label}] throughput {one_in_flight:.1f} frames/s with one frame in flight, {pipelined:.1f} frames/s '
+          f'with inputs at 40 Hz; end to end (stamp -> disparity received, incl. DDS transport) median {med:.1f} ms')
+    if 'matcher_ms' in values:
+        m, o = float(values['matcher_ms']), float(values['node_overhead_ms'])
+        print(f'[{label}] in the node: matcher {m:.1f} ms, node overhead {o:.1f} ms ({100 * o / (m + o):.0f}% of '
+              f'the frame time; {float(values["worker_wait_ms"]):.1f} ms of it until the worker thread ran)')
 
 
 def datasets(args):
@@ -155,16 +175,23 @@ def datasets(args):
         g[g == 0] = np.nan
         sets.append((name, cv2.imread(os.path.join(folder, lf))[..., ::-1], cv2.imread(os.path.join(folder, rf))[..., ::-1], g, rng))
     print('\n== accuracy (bad-N = fraction of output pixels off by > N px; density = share of GT pixels with output) ==')
-    print(f'{"dataset":22s} {"method":18s} {"EPE":>6s} {"bad1":>6s} {"bad2":>6s} {"density":>8s}')
+    print('(@peer dens.: our least confident pixels dropped down to the peer\'s density, where ours is denser)')
+    print(f'{"dataset":22s} {"method":22s} {"EPE":>6s} {"bad1":>6s} {"bad2":>6s} {"density":>8s}')
     for name, l, r, gt, rng in sets:
         L = cv2.cvtColor(np.ascontiguousarray(l), cv2.COLOR_RGB2GRAY)
         R = cv2.cvtColor(np.ascontiguousarray(r), cv2.COLOR_RGB2GRAY)
-        rows = [('peer (sip defaults)', peer_compute(create_opencv_matcher(peer_params(rng)), L, R))]
+        peer = peer_compute(create_opencv_matcher(peer_params(rng)), L, R)
+        peer_density = disparity_metrics(peer, gt)['density']
+        rows = [('peer (sip defaults)', peer)]
         for label, kw in (('ours', {}), ('ours +LR', {'lr_check': True}), ('ours +WLS', {'wls_filter': True})):
-            rows.append((label, StereoMatcher(StereoParams(disparity_range=rng, **kw)).compute(L, R).disparity))
+            res = StereoMatcher(StereoParams(disparity_range=rng, **kw)).compute(L, R)
+            rows.append((label, res.disparity))
+            if disparity_metrics(res.disparity, gt)['density'] > peer_density:
+                rows.append((f'{label} @peer dens.', sparsify_to_density(res.disparity, res.confidence, gt,
+                                                                        peer_density)))
         for label, disp in rows:
             m = disparity_metrics(disp, gt)
-            print(f'{name:22s} {label:18s} {m["epe"]:6.2f} {m["bad1"]:6.3f} {m["bad2"]:6.3f} {m["density"]:8.3f}')
+            print(f'{name:22s} {label:22s} {m["epe"]:6.2f} {m["bad1"]:6.3f} {m["bad2"]:6.3f} {m["density"]:8.3f}')
 
 
 def main():

@@ -6,7 +6,7 @@ import pytest
 from depthmarks_ros.core.sim import SimConfig, SimRig
 from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
 from depthmarks_ros.core.stereo.io import read_disparity_png, read_pfm, write_disparity_png, write_pfm
-from depthmarks_ros.core.stereo.metrics import disparity_metrics
+from depthmarks_ros.core.stereo.metrics import disparity_metrics, sparsify_to_density
 from depthmarks_ros.core.stereo.parallel import strip_bounds
 from depthmarks_ros.core.stereo.postfilter import lr_consistent, lr_difference
 
@@ -122,3 +122,14 @@ def test_metrics_on_known_errors():
     m = disparity_metrics(d, gt)
     assert m['density'] == pytest.approx(2 / 3) and m['epe'] == pytest.approx(1.0)
     assert m['bad1'] == pytest.approx(0.5) and m['bad2'] == 0.0
+
+
+def test_sparsify_to_density_keeps_the_most_confident_pixels():
+    gt = np.array([[1.0, 2.0, 3.0, 4.0, np.nan]], np.float32)
+    d = np.array([[1.0, 9.0, 3.0, 4.0, 5.0]], np.float32)
+    conf = np.array([[0.9, 0.1, 0.8, 0.7, 1.0]], np.float32)
+    out = sparsify_to_density(d, conf, gt, 0.5)
+    m = disparity_metrics(out, gt)
+    assert m['density'] == 0.5 and m['bad2'] == 0.0  # the unconfident outlier went first
+    assert np.isfinite(out[0, [0, 2]]).all() and out[0, 4] == 5.0  # pixels without truth are untouched
+    assert sparsify_to_density(d, conf, gt, 1.0) is d

@@ -96,7 +96,7 @@ class StereoDepthNode(DepthmarksNode):
             except (OSError, ValueError) as exc:  # CalibrationError is a ValueError; frames are rejected
                 self._file_error = f'calibration_file {self.p.calibration_file!r} unusable: {exc}'
                 self.get_logger().error(self._file_error)
-        self.timings = deque(maxlen=100)  # (message in -> outputs published, matcher) seconds
+        self.timings = deque(maxlen=100)  # (message in -> outputs published, matcher, wait for the worker) s
         qos = self.output_qos()
         self.pub_disp = self.create_publisher(DisparityImage, 'stereo/disparity', qos)
         self.pub_depth = self.create_publisher(Image, 'stereo/depth', qos)
@@ -173,6 +173,7 @@ class StereoDepthNode(DepthmarksNode):
     # ------------------------------------------------------------------ processing
     def _process(self, item) -> None:
         left, left_info, right, right_info, t_in = item
+        waited = time.monotonic() - t_in
         try:
             if left.encoding != right.encoding:
                 raise ConversionError(f'left and right encodings differ: {left.encoding} vs {right.encoding}')
@@ -191,24 +192,45 @@ class StereoDepthNode(DepthmarksNode):
         lg, rg = self._rectify(lg, lcam), self._rectify(rg, rcam)
         with self._lock:
             t0 = time.monotonic()
-            result = self.matcher.compute(np.ascontiguousarray(lg), np.ascontiguousarray(rg))
+            result = self.matcher.compute(np.ascontiguousarray(lg), np.ascontiguousarray(rg),
+                                          confidence=self.wanted(self.pub_conf))
             matcher_s = time.monotonic() - t0
             params = self.matcher.params
         header = left.header
         self._publish(header, stereo, result, params, left if self.wanted(self.pub_points) else None, lcam)
         in_to_out = time.monotonic() - t_in
-        self.timings.append((in_to_out, matcher_s))
+        self.timings.append((in_to_out, matcher_s, waited))
         self.stats.output(self.latency_since(header), in_to_out)
 
     def _publish(self, header, stereo: StereoCamera, result, params: StereoParams, left_img, lcam) -> None:
+        """Each image output only while subscribed (each is a 1.2 MB copy and serialisation at 640x480)."""
         disp = result.disparity
+        if self.wanted(self.pub_disp):
+            self.pub_disp.publish(self._disparity_msg(header, stereo, result, params))
+        rect = PinholeCamera(lcam.width, lcam.height, lcam.P[:, :3], np.zeros(5), np.eye(3), lcam.P,
+                             'plumb_bob', header.frame_id)
+        self.pub_info.publish(info_from_camera(rect, header))
+        depth = None
+        if self.wanted(self.pub_depth) or left_img is not None:
+            depth = stereo.disparity_to_depth(disp)
+            self.pub_depth.publish(numpy_to_image(depth, '32FC1', header))
+        if result.confidence is not None:
+            self.pub_conf.publish(numpy_to_image(result.confidence, '32FC1', header))
+        if left_img is not None:
+            rgb = self._rectify(image_to_rgb8(left_img), lcam)
+            pts = rect.depth_to_points(depth)
+            valid = np.isfinite(depth)
+            self.pub_points.publish(xyzrgb_cloud(pts[valid], rgb[valid], header))
+
+    @staticmethod
+    def _disparity_msg(header, stereo: StereoCamera, result, params: StereoParams) -> DisparityImage:
+        """DisparityImage filled as stereo_image_proc fills it."""
         msg = DisparityImage()
         msg.header = header
-        # as stereo_image_proc: disparity minus (cx_l - cx_r), so that depth = f * t / d; invalid pixels
-        # hold (min_disparity - 1) minus the same offset, below every valid value
-        filled = np.where(np.isfinite(disp), disp, np.float32(params.min_disparity - 1))
-        out = (filled - np.float32(stereo.cx_offset)).astype(np.float32)
-        msg.image = numpy_to_image(out, '32FC1', header)
+        # disparity minus (cx_l - cx_r), so that depth = f * t / d; invalid pixels hold
+        # (min_disparity - 1) minus the same offset, below every valid value
+        filled = np.where(np.isfinite(result.disparity), result.disparity, np.float32(params.min_disparity - 1))
+        msg.image = numpy_to_image((filled - np.float32(stereo.cx_offset)).astype(np.float32), '32FC1', header)
         msg.f = float(stereo.focal)
         msg.t = float(stereo.baseline)
         x, y, w, h = result.valid_window
@@ -216,19 +238,7 @@ class StereoDepthNode(DepthmarksNode):
         msg.min_disparity = float(params.min_disparity)
         msg.max_disparity = float(params.min_disparity + params.disparity_range - 1)
         msg.delta_d = 1.0 / 16.0
-        self.pub_disp.publish(msg)
-        depth = stereo.disparity_to_depth(disp)
-        self.pub_depth.publish(numpy_to_image(depth, '32FC1', header))
-        rect = PinholeCamera(lcam.width, lcam.height, lcam.P[:, :3], np.zeros(5), np.eye(3), lcam.P,
-                             'plumb_bob', header.frame_id)
-        info = info_from_camera(rect, header)
-        self.pub_info.publish(info)
-        self.pub_conf.publish(numpy_to_image(result.confidence, '32FC1', header))
-        if left_img is not None:
-            rgb = self._rectify(image_to_rgb8(left_img), lcam)
-            pts = rect.depth_to_points(depth)
-            valid = np.isfinite(depth)
-            self.pub_points.publish(xyzrgb_cloud(pts[valid], rgb[valid], header))
+        return msg
 
     def diagnostic_values(self):
         p = self.matcher.params
@@ -238,6 +248,7 @@ class StereoDepthNode(DepthmarksNode):
             t = np.median(np.asarray(self.timings), axis=0)
             values['node_overhead_ms'] = round(float(t[0] - t[1]) * 1e3, 2)
             values['matcher_ms'] = round(float(t[1]) * 1e3, 2)
+            values['worker_wait_ms'] = round(float(t[2]) * 1e3, 2)
         return values
 
     def shutdown(self) -> None:

@@ -21,7 +21,7 @@ from depthmarks_ros.core.stereo.postfilter import PostFilter, fixed_to_float, lr
 @dataclass
 class StereoResult:
     disparity: np.ndarray        # (H, W) float32 px, NaN where invalid
-    confidence: np.ndarray       # (H, W) float32 in [0, 1], 0 where invalid
+    confidence: Optional[np.ndarray]  # (H, W) float32 in [0, 1], 0 where invalid; None if not asked for
     valid_window: Tuple[int, int, int, int]  # x, y, width, height (as stereo_image_proc)
 
 
@@ -58,8 +58,9 @@ class StereoMatcher:
         return compute_in_strips([m.compute for m in self._strip_matchers], self._pool, left, right,
                                  self.params.correlation_window_size)
 
-    def compute(self, left: np.ndarray, right: np.ndarray) -> StereoResult:
-        """Disparity + confidence of a rectified pair (uint8 grey (H, W), same size)."""
+    def compute(self, left: np.ndarray, right: np.ndarray, confidence: bool = True) -> StereoResult:
+        """Disparity (+ confidence unless ``confidence`` is False) of a rectified pair (uint8 grey
+        (H, W), same size)."""
         if left.shape != right.shape:
             raise ValueError(f'left and right images differ in size: {left.shape} vs {right.shape}')
         if left.ndim != 2 or left.dtype != np.uint8:
@@ -71,11 +72,12 @@ class StereoMatcher:
             lr_diff = lr_difference(disp, disp_right)
         else:
             disp = fixed_to_float(self.compute_raw(left, right), p.min_disparity)
-        conf = confidence_map(left, disp, p.correlation_window_size, lr_diff, wls_conf)
+        conf = confidence_map(left, disp, p.correlation_window_size, lr_diff, wls_conf) if confidence else None
         if p.lr_check:
             bad = ~lr_consistent(lr_diff)
             disp[bad] = np.nan
-            conf[bad] = 0.0
+            if conf is not None:
+                conf[bad] = 0.0
         h, w = left.shape
         return StereoResult(disp, conf, valid_window(p, w, h))
 
