@@ -11,8 +11,9 @@ run: setup
 test: setup
 	./scripts/test.sh
 
+# Every benchmark, ours next to the named reference (reads ../shared/data when present; ~10 min).
 bench: setup
-	.venv/bin/python benchmarks/bench_conversions.py
+	for b in benchmarks/bench_*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
 
 # colcon build + test as on a ROS 2 machine (uses the venv's colcon and ROS wheels).
 colcon: setup
