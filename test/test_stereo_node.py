@@ -12,18 +12,8 @@ from stereo_msgs.msg import DisparityImage
 from depthmarks_ros.convert.camera_info import info_from_camera
 from depthmarks_ros.convert.image import image_to_numpy, numpy_to_image
 from depthmarks_ros.core.camera import PinholeCamera
-from depthmarks_ros.core.sim import SimConfig, SimRig
 from depthmarks_ros.testing.ros_harness import NodeProcess
-
-
-@pytest.fixture(scope='module')
-def sim():
-    s = SimRig(SimConfig(width=320, height=240, image_noise=1.0))
-    return s, s.render(0.0)
-
-
-def _grey(rgb):
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+from test_stereo_core import _grey, sim  # noqa: F401  (the 320x240 sim frame fixture, shared)
 
 
 def _pair_msgs(sim, stamp, left_cam=None, right_cam=None, left_rgb=None, right_rgb=None):
