@@ -15,6 +15,7 @@ import time
 from collections import deque
 from dataclasses import fields
 
+import cv2
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, RegionOfInterest
 from stereo_msgs.msg import DisparityImage
@@ -96,7 +97,7 @@ class StereoDepthNode(DepthmarksNode):
             except (OSError, ValueError) as exc:  # CalibrationError is a ValueError; frames are rejected
                 self._file_error = f'calibration_file {self.p.calibration_file!r} unusable: {exc}'
                 self.get_logger().error(self._file_error)
-        self.timings = deque(maxlen=100)  # (message in -> outputs published, matcher, wait for the worker) s
+        self.timings = deque(maxlen=100)  # (message in -> outputs published, matcher, wait for the worker, outputs) s
         qos = self.output_qos()
         self.pub_disp = self.create_publisher(DisparityImage, 'stereo/disparity', qos)
         self.pub_depth = self.create_publisher(Image, 'stereo/depth', qos)
@@ -164,7 +165,6 @@ class StereoDepthNode(DepthmarksNode):
         return self._rect_cache[key]
 
     def _rectify(self, img: np.ndarray, cam: PinholeCamera) -> np.ndarray:
-        import cv2
         if cam.is_rectified:
             return img
         m1, m2 = self._rectifier(cam)
@@ -197,9 +197,11 @@ class StereoDepthNode(DepthmarksNode):
             matcher_s = time.monotonic() - t0
             params = self.matcher.params
         header = left.header
+        t_pub = time.monotonic()
         self._publish(header, stereo, result, params, left if self.wanted(self.pub_points) else None, lcam)
-        in_to_out = time.monotonic() - t_in
-        self.timings.append((in_to_out, matcher_s, waited))
+        t_out = time.monotonic()
+        in_to_out = t_out - t_in
+        self.timings.append((in_to_out, matcher_s, waited, t_out - t_pub))
         self.stats.output(self.latency_since(header), in_to_out)
 
     def _publish(self, header, stereo: StereoCamera, result, params: StereoParams, left_img, lcam) -> None:
@@ -229,8 +231,9 @@ class StereoDepthNode(DepthmarksNode):
         msg.header = header
         # disparity minus (cx_l - cx_r), so that depth = f * t / d; invalid pixels hold
         # (min_disparity - 1) minus the same offset, below every valid value
-        filled = np.where(np.isfinite(result.disparity), result.disparity, np.float32(params.min_disparity - 1))
-        msg.image = numpy_to_image((filled - np.float32(stereo.cx_offset)).astype(np.float32), '32FC1', header)
+        out = result.disparity - np.float32(stereo.cx_offset)
+        cv2.patchNaNs(out, float(params.min_disparity - 1 - stereo.cx_offset))  # in place, one pass
+        msg.image = numpy_to_image(out, '32FC1', header)
         msg.f = float(stereo.focal)
         msg.t = float(stereo.baseline)
         x, y, w, h = result.valid_window
@@ -249,6 +252,7 @@ class StereoDepthNode(DepthmarksNode):
             values['node_overhead_ms'] = round(float(t[0] - t[1]) * 1e3, 2)
             values['matcher_ms'] = round(float(t[1]) * 1e3, 2)
             values['worker_wait_ms'] = round(float(t[2]) * 1e3, 2)
+            values['outputs_ms'] = round(float(t[3]) * 1e3, 2)  # building and publishing the outputs
         return values
 
     def shutdown(self) -> None:
