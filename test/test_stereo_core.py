@@ -133,3 +133,22 @@ def test_sparsify_to_density_keeps_the_most_confident_pixels():
     assert m['density'] == 0.5 and m['bad2'] == 0.0  # the unconfident outlier went first
     assert np.isfinite(out[0, [0, 2]]).all() and out[0, 4] == 5.0  # pixels without truth are untouched
     assert sparsify_to_density(d, conf, gt, 1.0) is d
+
+
+def test_batch_command_with_a_rig_file_of_another_resolution(tmp_path, sim):
+    from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.calibration import default_rig_path, load_rig
+    from depthmarks_ros.core.stereo.calib import fit_to_size
+    s, f = sim
+    for name, rgb in (('l.png', f.left_rgb), ('r.png', f.right_rgb)):
+        cv2.imwrite(str(tmp_path / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    args = ['stereo', str(tmp_path / 'l.png'), str(tmp_path / 'r.png'), '-o', str(tmp_path / 'out'),
+            '--disparity-range', '64']
+    assert main(args + ['--calib', default_rig_path()]) == 0  # the rig file is 640x480, images 320x240
+    depth = np.load(tmp_path / 'out' / 'depth.npy')
+    ok = np.isfinite(depth) & np.isfinite(f.depth_gt)
+    assert ok.mean() > 0.6 and np.median(np.abs(depth[ok] - f.depth_gt[ok])) < 0.03
+    rig = load_rig(default_rig_path())
+    with pytest.raises(ValueError, match='aspect'):
+        fit_to_size(rig.camera('left'), rig.camera('right'), 320, 320)
+    assert main(args + ['--calib', str(tmp_path / 'missing.yaml')]) == 2

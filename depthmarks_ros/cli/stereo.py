@@ -16,7 +16,8 @@ def add_arguments(p) -> None:
     p.add_argument('left')
     p.add_argument('right')
     p.add_argument('--output', '-o', required=True)
-    p.add_argument('--calib', help='rig YAML with sensors left and right (rectifies raw images)')
+    p.add_argument('--calib', help='rig YAML with sensors left and right (rectifies raw images; scaled to the '
+                   'image size when only the resolution differs)')
     p.add_argument('--focal', type=float, help='focal length in px (without --calib)')
     p.add_argument('--baseline', type=float, help='baseline in metres (without --calib)')
     p.add_argument('--algorithm', type=int, default=2, choices=(0, 1, 2, 3),
@@ -40,7 +41,14 @@ def run(args) -> int:
             return 2
     if args.calib:
         from depthmarks_ros.core.calibration import load_rig
-        stereo = load_rig(args.calib).stereo()
+        from depthmarks_ros.core.camera import StereoCamera
+        from depthmarks_ros.core.stereo.calib import fit_to_size
+        try:
+            rig = load_rig(args.calib)
+            stereo = StereoCamera(*fit_to_size(rig.camera('left'), rig.camera('right'), left.shape[1], left.shape[0]))
+        except (OSError, ValueError) as exc:  # CalibrationError is a ValueError
+            print(f'depthmarks stereo: {args.calib}: {exc}')
+            return 2
         maps = [stereo.left.rectify_maps(), stereo.right.rectify_maps()]
         if not stereo.left.is_rectified:
             left = cv2.remap(left, *maps[0], cv2.INTER_LINEAR)

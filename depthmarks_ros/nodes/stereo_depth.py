@@ -27,6 +27,7 @@ from depthmarks_ros.convert.image import image_to_mono8, image_to_rgb8, numpy_to
 from depthmarks_ros.core.calibration import load_rig
 from depthmarks_ros.core.camera import CalibrationError, PinholeCamera, StereoCamera
 from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
+from depthmarks_ros.core.stereo.calib import fit_to_size
 from depthmarks_ros.core.stereo.params import RANGES
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
 from depthmarks_ros.ros.synced_inputs import SyncedInputs
@@ -143,13 +144,7 @@ class StereoDepthNode(DepthmarksNode):
             return camera_from_info(left_info), camera_from_info(right_info)
         if self._file_error:
             raise ConversionError(self._file_error)
-        cams = self._file_cams
-        if cams[0].size != (left.width, left.height):
-            if abs(cams[0].width * left.height - cams[0].height * left.width) > 0.01 * left.width * left.height:
-                raise ConversionError(f'calibration_file is for {cams[0].width}x{cams[0].height}, images are '
-                                      f'{left.width}x{left.height} (another aspect ratio)')
-            cams = tuple(c.scaled(left.width, left.height) for c in cams)
-        return cams
+        return fit_to_size(*self._file_cams, left.width, left.height)
 
     def _watch_sync(self):
         problem = self.inputs.stalled(self.sync_warn_after)
