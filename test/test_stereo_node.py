@@ -203,6 +203,31 @@ def test_node_with_calibration_file_needs_no_camera_info(probe, sim):
 
 
 @pytest.mark.dds
+def test_node_pairs_nearby_stamps_with_approximate_sync(probe, sim):
+    from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
+    node = StereoDepthNode(parameter_overrides=[Parameter('disparity_range', value=64),
+                                                Parameter('approximate_sync', value=True),
+                                                Parameter('slop', value=0.01)])
+    probe.add_node(node)
+    pubs = [probe.publisher(Image, 'stereo/left/image_raw'), probe.publisher(CameraInfo, 'stereo/left/camera_info'),
+            probe.publisher(Image, 'stereo/right/image_raw'), probe.publisher(CameraInfo, 'stereo/right/camera_info')]
+    for p in pubs:
+        assert probe.wait_for_subscribers(p)
+    disp = probe.subscribe(DisparityImage, 'stereo/disparity', node.output_qos())
+    for _ in range(20):  # right stamps 3 ms late: exact sync would never pair them (see the process test)
+        stamp = node.get_clock().now().to_msg()
+        msgs = _pair_msgs(sim, stamp)
+        late = node.get_clock().now().to_msg()
+        late.sec, late.nanosec = stamp.sec + (stamp.nanosec + 3_000_000) // 1_000_000_000, \
+            (stamp.nanosec + 3_000_000) % 1_000_000_000
+        msgs[2].header.stamp = msgs[3].header.stamp = late
+        _send(probe, pubs, msgs)
+        if probe.spin_until(lambda: disp, 0.5):
+            break
+    assert disp and disp[-1].header.stamp == msgs[0].header.stamp  # output carries the left stamp
+
+
+@pytest.mark.dds
 def test_node_process_warns_when_stamps_never_match_and_exits_cleanly(probe, sim):
     pubs = [probe.publisher(Image, 'stereo/left/image_raw'), probe.publisher(CameraInfo, 'stereo/left/camera_info'),
             probe.publisher(Image, 'stereo/right/image_raw'), probe.publisher(CameraInfo, 'stereo/right/camera_info')]
