@@ -31,6 +31,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--frames', type=int, default=10)
     ap.add_argument('--rings', type=int, default=32)
+    ap.add_argument('--data', default='/work/shared/data',
+                    help='accepted for uniformity with the other benchmarks; the rig needs no data set')
     args = ap.parse_args()
     print(f'load: {os.getloadavg()[0]:.2f}')
     print(f'{"case":48s} {"ms/frame":>9s}  budget 100 ms (10 Hz)')

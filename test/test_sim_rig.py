@@ -95,7 +95,8 @@ def test_node_publishes_all_topics_at_rate_with_shared_stamps(probe):
                                                      'camera/image_raw', 'sim/depth_gt', 'sim/disparity_gt')}
     infos = probe.subscribe(CameraInfo, 'stereo/right/camera_info')
     clouds = probe.subscribe(PointCloud2, 'lidar/points')
-    with NodeProcess('sim_rig', params={'rate': 5.0, 'lidar_rate': 4.0, 'width': 320, 'height': 240}) as node:
+    with NodeProcess('sim_rig', params={'rate': 5.0, 'lidar_rate': 4.0, 'width': 320, 'height': 240,
+                                        'lidar_max_range': 50.0}) as node:
         assert probe.spin_until(lambda: all(len(v) >= 2 for v in topics.values()) and clouds, 30), node.output
         n0, c0, t0 = len(topics['stereo/left/image_raw']), len(clouds), time.monotonic()
         probe.spin_for(2.5)
@@ -130,3 +131,20 @@ def test_sim_command_writes_frames_and_ground_truth(tmp_path):
     assert bin_pts.shape[0] > 1000
     rig = load_rig(str(tmp_path / 'calibration' / 'rig.yaml'))
     assert rig.stereo().focal == pytest.approx(125.0)  # the calibration written matches the images
+
+
+def test_lidar_pattern_follows_vertical_fov_rings_and_max_range():
+    s = SimRig(SimConfig(width=64, height=48, lidar_rings=8, lidar_horizontal_resolution=256,
+                         lidar_vertical_fov=(-20.0, -2.0), lidar_range_noise=0.0, lidar_dropout=0.0,
+                         lidar_max_range=4.0))
+    sweep = s.render_lidar(0.0)
+    r = np.sqrt(sweep['x'] ** 2 + sweep['y'] ** 2 + sweep['z'] ** 2)
+    elev = np.degrees(np.arcsin(sweep['z'] / r))
+    assert sweep['ring'].max() == 7 and r.max() <= 4.0 + 1e-4
+    for ring, expected in ((0, -20.0), (7, -2.0)):
+        np.testing.assert_allclose(elev[sweep['ring'] == ring], expected, atol=1e-3)
+    full = SimRig(SimConfig(width=64, height=48, lidar_rings=8, lidar_horizontal_resolution=256,
+                            lidar_vertical_fov=(-20.0, -2.0), lidar_dropout=0.0)).render_lidar(0.0)
+    assert len(full) > len(sweep)  # beyond max range are dropped
+    with pytest.raises(ValueError, match='vertical FOV'):
+        SimRig(SimConfig(lidar_vertical_fov=(10.0, -10.0)))

@@ -37,6 +37,11 @@ class SimRigNode(DepthmarksNode):
         d('lidar_range_noise', 0.02, 'LiDAR range noise std (m)', min_value=0.0, max_value=1.0, read_only=True)
         d('lidar_dropout', 0.02, 'Probability that a LiDAR return is lost', min_value=0.0, max_value=1.0,
           read_only=True)
+        d('lidar_vertical_fov_min', -25.0, 'Elevation of the lowest ring (deg)', min_value=-90.0, max_value=90.0,
+          read_only=True)
+        d('lidar_vertical_fov_max', 15.0, 'Elevation of the highest ring (deg)', min_value=-90.0, max_value=90.0,
+          read_only=True)
+        d('lidar_max_range', 60.0, 'LiDAR maximum range (m)', min_value=0.5, max_value=500.0, read_only=True)
         d('seed', 0, 'Random seed (textures, noise)', min_value=0, max_value=2**31 - 1, read_only=True)
         d('scene', 'default', 'Scene to render', choices=('default', 'simple'), read_only=True)
         d('motion', False, 'Sway the rig sideways over time', read_only=True)
@@ -47,8 +52,9 @@ class SimRigNode(DepthmarksNode):
             width=p.width, height=p.height, seed=p.seed, scene=p.scene, baseline=p.baseline,
             image_noise=p.image_noise, lidar_rings=p.lidar_rings,
             lidar_horizontal_resolution=p.lidar_horizontal_resolution,
-            lidar_range_noise=p.lidar_range_noise, lidar_dropout=p.lidar_dropout, motion=p.motion,
-            rig_file=p.rig_file))
+            lidar_range_noise=p.lidar_range_noise, lidar_dropout=p.lidar_dropout,
+            lidar_vertical_fov=(p.lidar_vertical_fov_min, p.lidar_vertical_fov_max),
+            lidar_max_range=p.lidar_max_range, motion=p.motion, rig_file=p.rig_file))
         qos = self.output_qos()
         pub = self.create_publisher
         self.pub_left = pub(Image, 'stereo/left/image_raw', qos)

@@ -66,6 +66,8 @@ class SimRig:
             raise ValueError(f'image size must be positive, got {cfg.width}x{cfg.height}')
         if cfg.lidar_rings < 1 or cfg.lidar_horizontal_resolution < 8:
             raise ValueError('need at least 1 LiDAR ring and 8 points per revolution')
+        if not -90.0 <= cfg.lidar_vertical_fov[0] <= cfg.lidar_vertical_fov[1] <= 90.0:
+            raise ValueError(f'LiDAR vertical FOV must be (lowest, highest) in [-90, 90] deg, got {cfg.lidar_vertical_fov}')
         self.rig: Rig = load_rig(cfg.rig_file or default_rig_path('sim_rig'))
         self._configure_cameras()
         self.scene: Scene = build_scene(cfg.scene, cfg.seed)
