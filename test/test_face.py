@@ -179,3 +179,14 @@ def test_node_process_exits_cleanly(probe):
     with NodeProcess('face_landmarks', params={'backend': 'dlib'}) as node:
         assert probe.wait_for_publishers('face/landmarks', timeout=30), node.output
         assert node.stop() == 0, node.output
+
+
+def test_learned_uncertainty_model_replaces_tta(tmp_path, frame):
+    from depthmarks_ros.core.learning.inference import LandmarkUncertaintyModel
+    from depthmarks_ros.core.learning.model import PatchUncertaintyNet
+    LandmarkUncertaintyModel(PatchUncertaintyNet(32, 8), {'patch': 32, 'width': 8,
+                                                          'patch_side_fraction': 0.2}).save(str(tmp_path / 'm'))
+    tta = FaceLandmarker('dlib', static=True).process(frame, K)[0]
+    learned = FaceLandmarker('dlib', static=True, learned_model=str(tmp_path / 'm')).process(frame, K)[0]
+    assert learned.cov68.shape == (68, 2, 2) and not np.allclose(learned.cov68, tta.cov68)
+    np.testing.assert_allclose(learned.landmarks68, tta.landmarks68)

@@ -66,14 +66,17 @@ class FaceLandmarksNode(DepthmarksNode):
         d('refine_landmarks', False, 'MediaPipe: 478 points with irises', read_only=True)
         d('dlib_detector', 'hog', 'dlib face detector', choices=('hog', 'mmod'), read_only=True)
         d('uncertainty', True, 'Per-landmark covariance by test-time augmentation', read_only=True)
+        d('uncertainty_model', '', 'Trained patch model folder (depthmarks train-landmarks) for the 68-point '
+          'covariance and visibility; empty = test-time augmentation', read_only=True)
         d('layout', 'ibug68', 'Landmarks published on face/landmarks', choices=('ibug68', 'native'))
         d('depth_topic', '', 'Depth image (32FC1 m or 16UC1 mm) for 3D landmarks; empty = none', read_only=True)
         d('depth_slop', 0.05, 'Largest image/depth stamp difference (s)', min_value=0.0, max_value=1.0,
           read_only=True)
         try:
             self.landmarker = FaceLandmarker(self.p.backend, self.p.max_faces, self.p.refine_landmarks,
-                                             self.p.uncertainty, dlib_detector=self.p.dlib_detector)
-        except BackendError as exc:
+                                             self.p.uncertainty, dlib_detector=self.p.dlib_detector,
+                                             learned_model=self.p.uncertainty_model)
+        except (BackendError, FileNotFoundError) as exc:
             raise ValueError(str(exc)) from exc
         qos = self.output_qos()
         self.pub_landmarks = self.create_publisher(PointCloud2, 'face/landmarks', qos)

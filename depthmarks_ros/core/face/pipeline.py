@@ -40,7 +40,7 @@ class Face:
 class FaceLandmarker:
     def __init__(self, backend: str = 'mediapipe', max_faces: int = 4, refine: bool = False,
                  uncertainty: bool = True, static: bool = False, dlib_detector: str = 'hog',
-                 model: Optional[UncertaintyModel] = None):
+                 model: Optional[UncertaintyModel] = None, learned_model: str = ''):
         self.backend_name = backend
         self.backend = create_backend(backend, max_faces, refine, static, dlib_detector)
         self.model = model or UncertaintyModel()
@@ -49,6 +49,11 @@ class FaceLandmarker:
         if uncertainty and backend == 'mediapipe':
             self._aug = [create_backend(backend, max_faces, refine, static) for _ in DEFAULT_AUGMENTATIONS]
         self.tracker = CentroidTracker()
+        # a trained patch model (depthmarks train-landmarks) replaces the TTA covariance of the 68 points
+        self.learned = None
+        if learned_model:
+            from depthmarks_ros.core.learning.inference import LandmarkUncertaintyModel
+            self.learned = LandmarkUncertaintyModel.load(learned_model)
 
     def close(self) -> None:
         for b in [self.backend] + self._aug:
@@ -85,6 +90,9 @@ class FaceLandmarker:
             cov, vis = landmark_covariance(r.landmarks, others, (w, h), self.model, iod)
             sub = MEDIAPIPE_TO_IBUG68 if r.layout.startswith('mediapipe') else np.arange(68)
             face = Face(fid, r.layout, r.landmarks, cov, vis, r.landmarks68, cov[sub], vis[sub], r.bbox)
+            if self.learned is not None:
+                face.cov68, face.visibility68 = self.learned.predict(rgb, r.landmarks68)
+                face.cov[sub], face.visibility[sub] = face.cov68, face.visibility68
             if K is not None:
                 face.head_pose = solve_head_pose(face.landmarks68, K, face.cov68)
                 if depth is not None:
