@@ -148,3 +148,25 @@ def test_lidar_pattern_follows_vertical_fov_rings_and_max_range():
     assert len(full) > len(sweep)  # beyond max range are dropped
     with pytest.raises(ValueError, match='vertical FOV'):
         SimRig(SimConfig(lidar_vertical_fov=(10.0, -10.0)))
+
+
+@pytest.mark.dds
+def test_node_in_process_shares_lidar_stamp_at_equal_rates_and_gates_ground_truth(probe):
+    from rclpy.parameter import Parameter
+    from depthmarks_ros.nodes.sim_rig import SimRigNode
+    node = SimRigNode(parameter_overrides=[Parameter('width', value=160), Parameter('height', value=120),
+                                           Parameter('lidar_horizontal_resolution', value=256)])
+    probe.add_node(node)
+    left = probe.subscribe(Image, 'stereo/left/image_raw')
+    depth = probe.subscribe(Image, 'sim/depth_gt')
+    clouds = probe.subscribe(PointCloud2, 'lidar/points')
+    assert probe.spin_until(lambda: len(left) >= 3 and len(clouds) >= 3 and depth, 20)
+    stamp = lambda m: (m.header.stamp.sec, m.header.stamp.nanosec)  # noqa: E731
+    assert {stamp(m) for m in clouds} & {stamp(m) for m in left}  # one clock at equal rates
+    assert not node.set_parameters([Parameter('rate', value=20.0)])[0].successful  # read-only
+    assert node.set_parameters([Parameter('publish_ground_truth', value=False)])[0].successful
+    probe.spin_for(0.3)
+    n_depth, n_left = len(depth), len(left)
+    assert probe.spin_until(lambda: len(left) >= n_left + 3, 10)
+    assert len(depth) <= n_depth + 1  # at most one frame already in flight
+    assert node.diagnostic_values()['frames'] >= n_left + 3
