@@ -123,12 +123,15 @@ def test_sim_command_writes_frames_and_ground_truth(tmp_path):
     import cv2
     from depthmarks_ros.cli.main import main
     from depthmarks_ros.core.calibration import load_rig
-    assert main(['sim', '-o', str(tmp_path), '--frames', '2', '--width', '160', '--height', '120']) == 0
+    assert main(['sim', '-o', str(tmp_path), '--frames', '2', '--width', '160', '--height', '120',
+                 '--lidar-horizontal-resolution', '512']) == 0
+    assert main(['sim', '-o', str(tmp_path / 'bad'), '--width', '0']) == 2
     depth = np.load(tmp_path / 'depth_000001.npy')
     mm = cv2.imread(str(tmp_path / 'depth_000001.png'), cv2.IMREAD_UNCHANGED)
     assert mm.dtype == np.uint16 and abs(int(mm[60, 80]) - depth[60, 80] * 1000) <= 1
     bin_pts = np.fromfile(tmp_path / 'lidar_000000.bin', np.float32).reshape(-1, 4)
     assert bin_pts.shape[0] > 1000
+    assert bin_pts.shape[0] == len(np.load(tmp_path / 'lidar_000000.npy')) < 32 * 512
     rig = load_rig(str(tmp_path / 'calibration' / 'rig.yaml'))
     assert rig.stereo().focal == pytest.approx(125.0)  # the calibration written matches the images
 

@@ -22,15 +22,29 @@ def add_arguments(p) -> None:
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--motion', action='store_true')
     p.add_argument('--image-noise', type=float, default=1.5)
+    p.add_argument('--baseline', type=float, default=0.0, help='stereo baseline (m); 0 = from the calibration')
     p.add_argument('--lidar-rings', type=int, default=32)
+    p.add_argument('--lidar-horizontal-resolution', type=int, default=1024, help='points per ring per revolution')
+    p.add_argument('--lidar-range-noise', type=float, default=0.02, help='range noise std (m)')
+    p.add_argument('--lidar-dropout', type=float, default=0.02, help='probability that a return is lost')
 
 
 def run(args) -> int:
     import cv2
     from depthmarks_ros.core.calibration import Rig, save_rig
     from depthmarks_ros.core.sim import SimConfig, SimRig
-    sim = SimRig(SimConfig(width=args.width, height=args.height, scene=args.scene, seed=args.seed,
-                           motion=args.motion, image_noise=args.image_noise, lidar_rings=args.lidar_rings))
+    if args.frames < 1:
+        print('depthmarks sim: --frames must be >= 1')
+        return 2
+    try:
+        sim = SimRig(SimConfig(width=args.width, height=args.height, scene=args.scene, seed=args.seed,
+                               motion=args.motion, image_noise=args.image_noise, baseline=args.baseline,
+                               lidar_rings=args.lidar_rings,
+                               lidar_horizontal_resolution=args.lidar_horizontal_resolution,
+                               lidar_range_noise=args.lidar_range_noise, lidar_dropout=args.lidar_dropout))
+    except ValueError as exc:
+        print(f'depthmarks sim: {exc}')
+        return 2
     os.makedirs(os.path.join(args.output, 'calibration'), exist_ok=True)
     rig = Rig(sim.rig.name, sim.rig.base_frame, dict(sim.rig.sensors))
     save_rig(rig, os.path.join(args.output, 'calibration', 'rig.yaml'), {'left': 'left.yaml', 'right': 'right.yaml'})
