@@ -141,3 +141,19 @@ def test_node_without_weights_idles_with_a_clear_message(probe):
         assert node.alive()
         assert node.stop() == 0
     assert 'mono_depth is idle' in node.output and 'download-model' in node.output
+
+
+@pytest.mark.dds
+def test_node_process_publishes_inverse_depth_and_exits_cleanly(probe, tiny_da):
+    with NodeProcess('mono_depth', params={'model': tiny_da, 'input_size': 70}) as node:
+        pub = probe.publisher(Image, 'camera/image_raw')
+        inv = probe.subscribe(Image, 'mono/inverse_depth')
+        assert probe.wait_for_subscribers(pub, timeout=30)
+        img = numpy_to_image(np.random.default_rng(1).integers(0, 255, (60, 80, 3), dtype=np.uint8), 'rgb8')
+        for _ in range(40):
+            img.header.stamp = probe.node.get_clock().now().to_msg()
+            pub.publish(img)
+            if probe.spin_until(lambda: inv, 0.5):
+                break
+        assert inv and (inv[-1].height, inv[-1].width) == (60, 80)
+        assert node.stop() == 0, node.output
