@@ -190,3 +190,14 @@ def test_learned_uncertainty_model_replaces_tta(tmp_path, frame):
     learned = FaceLandmarker('dlib', static=True, learned_model=str(tmp_path / 'm')).process(frame, K)[0]
     assert learned.cov68.shape == (68, 2, 2) and not np.allclose(learned.cov68, tta.cov68)
     np.testing.assert_allclose(learned.landmarks68, tta.landmarks68)
+
+
+def test_tiny_face_and_grayscale_input(landmarker, frame):
+    landmarker.tracker = CentroidTracker()
+    tiny = np.full_like(frame, 90)
+    tiny[200:224, 300:324] = cv2.resize(frame[:, 80:560], (24, 24))   # a 24 px face: too small
+    assert landmarker.process(tiny, K) == []
+    grey = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    landmarker.tracker = CentroidTracker()
+    faces = landmarker.process(grey, K)
+    assert len(faces) >= 1 and faces[0].landmarks68.shape == (68, 2)
