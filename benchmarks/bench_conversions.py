@@ -13,19 +13,13 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.normpath(os.path.join(os.path.dirname(__file__), '..')))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from timing import median_ms  # noqa: E402
 from depthmarks_ros.convert.cloud import array_to_cloud, cloud_to_array, make_struct, xyz_from_cloud  # noqa: E402
 from depthmarks_ros.convert.image import image_to_numpy, numpy_to_image  # noqa: E402
 
 
-def timeit(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return np.median(times) * 1e3
 
 
 def main():
@@ -41,10 +35,10 @@ def main():
         m = Image(height=480, width=640, encoding='rgb8', step=640 * 3)
         m.data = img.ravel()  # assigning an ndarray: element-wise conversion
     rows = [
-        ('image 640x480 rgb8: numpy -> Image', timeit(lambda: numpy_to_image(img, 'rgb8'), args.repeat),
-         timeit(naive_write, max(3, args.repeat // 10)), 'msg.data = ndarray'),
-        ('image 640x480 rgb8: Image -> numpy', timeit(lambda: image_to_numpy(msg), args.repeat),
-         timeit(lambda: np.array(list(msg.data), np.uint8).reshape(480, 640, 3), 3), 'np.array(list(msg.data))'),
+        ('image 640x480 rgb8: numpy -> Image', median_ms(lambda: numpy_to_image(img, 'rgb8'), args.repeat),
+         median_ms(naive_write, max(3, args.repeat // 10)), 'msg.data = ndarray'),
+        ('image 640x480 rgb8: Image -> numpy', median_ms(lambda: image_to_numpy(msg), args.repeat),
+         median_ms(lambda: np.array(list(msg.data), np.uint8).reshape(480, 640, 3), 3), 'np.array(list(msg.data))'),
     ]
     pts = make_struct(100_000, {'x': np.float32, 'y': np.float32, 'z': np.float32,
                                 'intensity': np.float32, 'ring': np.uint16})
@@ -57,11 +51,11 @@ def main():
         data = bytes(cloud.data)
         return [struct.unpack_from('<fff', data, i * cloud.point_step) for i in range(cloud.width)]
     rows += [
-        ('cloud 100k (x,y,z,intensity,ring): numpy -> PointCloud2', timeit(lambda: array_to_cloud(pts), args.repeat),
+        ('cloud 100k (x,y,z,intensity,ring): numpy -> PointCloud2', median_ms(lambda: array_to_cloud(pts), args.repeat),
          float('nan'), ''),
-        ('cloud 100k: PointCloud2 -> structured array', timeit(lambda: cloud_to_array(cloud), args.repeat),
-         timeit(naive_cloud_read, 3), 'struct.unpack per point'),
-        ('cloud 100k: PointCloud2 -> (N,3) xyz, skip NaN', timeit(lambda: xyz_from_cloud(cloud), args.repeat),
+        ('cloud 100k: PointCloud2 -> structured array', median_ms(lambda: cloud_to_array(cloud), args.repeat),
+         median_ms(naive_cloud_read, 3), 'struct.unpack per point'),
+        ('cloud 100k: PointCloud2 -> (N,3) xyz, skip NaN', median_ms(lambda: xyz_from_cloud(cloud), args.repeat),
          float('nan'), ''),
     ]
     print(f'{"conversion":58s} {"ours ms":>9s} {"naive ms":>9s}  naive way')

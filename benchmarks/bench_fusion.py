@@ -18,7 +18,9 @@ import numpy as np
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from timing import median_ms  # noqa: E402
 from depthmarks_ros.core.fusion import kitti  # noqa: E402
 from depthmarks_ros.core.fusion.completion import complete  # noqa: E402
 from depthmarks_ros.core.fusion.metrics import depth_metrics, sigma_calibration  # noqa: E402
@@ -27,14 +29,6 @@ from depthmarks_ros.core.fusion.projection import sparse_depth_image  # noqa: E4
 from depthmarks_ros.core.sim import SimConfig, SimRig  # noqa: E402
 
 
-def median_ms(fn, n=10):
-    fn()
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts) * 1e3)
 
 
 def nearest_neighbour(sparse):

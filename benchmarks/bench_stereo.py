@@ -21,7 +21,9 @@ import numpy as np
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from timing import median_ms  # noqa: E402
 from depthmarks_ros.core.sim import SimConfig, SimRig  # noqa: E402
 from depthmarks_ros.core.stereo import StereoMatcher, StereoParams  # noqa: E402
 from depthmarks_ros.core.stereo.metrics import disparity_metrics, sparsify_to_density  # noqa: E402
@@ -39,14 +41,6 @@ def peer_compute(matcher, left, right, min_disp=0):
     return d
 
 
-def median_ms(fn, n):
-    fn()
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts) * 1e3)
 
 
 def speed(args):

@@ -8,19 +8,17 @@ import sys
 import time
 
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
-from depthmarks_ros.convert.camera_info import camera_from_info
 from depthmarks_ros.convert.cloud import array_to_cloud, make_struct
-from depthmarks_ros.convert.errors import ConversionError
-from depthmarks_ros.convert.image import depth_image_to_metres, image_to_rgb8, numpy_to_image
+from depthmarks_ros.convert.image import numpy_to_image
 from depthmarks_ros.convert.markers import delete_all, lines_marker, points_marker
 from depthmarks_ros.core.body.backends import BackendError
 from depthmarks_ros.core.body.coco17 import BLAZEPOSE_BONES, BLAZEPOSE_TO_COCO17, COCO17_BONES
 from depthmarks_ros.core.body.pipeline import BodyPoseEstimator
+from depthmarks_ros.ros.camera_inputs import CameraInputs
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
-from depthmarks_ros.ros.synced_inputs import SyncedInputs
 
 KEYPOINT_FIELDS = {'x': np.float32, 'y': np.float32, 'z': np.float32, 'u': np.float32, 'v': np.float32,
                    'visibility': np.float32, 'sigma': np.float32,
@@ -79,46 +77,21 @@ class BodyPoseNode(DepthmarksNode):
         self.pub_native = self.create_publisher(PointCloud2, 'body/keypoints_native', qos)
         self.pub_markers = self.create_publisher(MarkerArray, 'body/markers', qos)
         self.pub_debug = self.create_publisher(Image, 'body/debug_image', qos)
-        topics = [(Image, 'camera/image_raw'), (CameraInfo, 'camera/camera_info')]
-        if self.p.depth_topic:
-            topics.append((Image, self.p.depth_topic))
-        self.worker = self.make_worker(self._process)
-        self.inputs = SyncedInputs(self, topics, self._on_inputs,
-                                   'approximate' if self.p.depth_topic else 'exact', 5, self.p.depth_slop)
+        self.inputs = CameraInputs(self, self.p.depth_topic, self.p.depth_slop, self._process,
+                                   'keypoints placed from the model only')
+        self.worker = self.inputs.worker
         self.people_seen = 0
         self.depth_share = 0.0
 
-    def _on_inputs(self, *msgs):
-        self.stats.frame_in()
-        self.worker.submit(msgs)
-
-    def _process(self, msgs) -> None:
-        img, info = msgs[:2]
+    def _process(self, frame) -> None:
         start = time.monotonic()
-        try:
-            rgb = image_to_rgb8(img)
-            cam = camera_from_info(info)
-            depth = None
-            if len(msgs) > 2:
-                depth = depth_image_to_metres(msgs[2])
-                if depth.shape != rgb.shape[:2]:
-                    self.reject('depth_size', f'depth image is {depth.shape[1]}x{depth.shape[0]} but the camera '
-                                              f'image is {rgb.shape[1]}x{rgb.shape[0]}: keypoints placed from the '
-                                              'model only')
-                    depth = None
-        except ConversionError as exc:
-            self.reject('input', str(exc))
-            return
-        if (cam.width, cam.height) != (rgb.shape[1], rgb.shape[0]):
-            self.reject('camera_info', f'camera_info is {cam.width}x{cam.height} but the image is '
-                                       f'{rgb.shape[1]}x{rgb.shape[0]}: frame dropped')
-            return
+        rgb, cam, depth = frame.rgb, frame.camera, frame.depth
         self.estimator.max_depth_offset = self.p.max_depth_offset
         people = self.estimator.process(rgb, cam.intrinsics(), depth)
         self.people_seen = len(people)
         if people:
             self.depth_share = float(np.mean([np.mean(p.source == 1) for p in people]))
-        header = img.header
+        header = frame.header
         self.pub_kp.publish(array_to_cloud(keypoints_array(people, self.p.layout), header))
         if self.wanted(self.pub_native):
             self.pub_native.publish(array_to_cloud(keypoints_array(people, 'blazepose33'), header))

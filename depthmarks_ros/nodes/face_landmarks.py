@@ -9,13 +9,11 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import Pose, PoseArray, PoseWithCovarianceStamped
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
-from depthmarks_ros.convert.camera_info import camera_from_info
 from depthmarks_ros.convert.cloud import array_to_cloud
-from depthmarks_ros.convert.errors import ConversionError
-from depthmarks_ros.convert.image import depth_image_to_metres, image_to_rgb8, numpy_to_image
+from depthmarks_ros.convert.image import numpy_to_image
 from depthmarks_ros.convert.markers import axes_markers, delete_all, lines_marker, points_marker
 from depthmarks_ros.core.face.backends import BackendError
 from depthmarks_ros.core.face.head_pose import face_model_68
@@ -23,7 +21,7 @@ from depthmarks_ros.core.face.ibug68 import OUTLINES
 from depthmarks_ros.core.face.pipeline import FaceLandmarker
 from depthmarks_ros.core.transforms import matrix_to_quaternion
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
-from depthmarks_ros.ros.synced_inputs import SyncedInputs
+from depthmarks_ros.ros.camera_inputs import CameraInputs
 
 LANDMARK_FIELDS = {'x': np.float32, 'y': np.float32, 'z': np.float32, 'u': np.float32, 'v': np.float32,
                    'sigma_u': np.float32, 'sigma_v': np.float32, 'cov_uv': np.float32,
@@ -84,38 +82,17 @@ class FaceLandmarksNode(DepthmarksNode):
         self.pub_poses = self.create_publisher(PoseArray, 'face/head_poses', qos)
         self.pub_markers = self.create_publisher(MarkerArray, 'face/markers', qos)
         self.pub_debug = self.create_publisher(Image, 'face/debug_image', qos)
-        topics = [(Image, 'camera/image_raw'), (CameraInfo, 'camera/camera_info')]
-        if self.p.depth_topic:
-            topics.append((Image, self.p.depth_topic))
-        self.worker = self.make_worker(self._process)
-        self.inputs = SyncedInputs(self, topics, self._on_inputs,
-                                   'approximate' if self.p.depth_topic else 'exact', 5, self.p.depth_slop)
+        self.inputs = CameraInputs(self, self.p.depth_topic, self.p.depth_slop, self._process,
+                                   'landmarks published without 3D')
+        self.worker = self.inputs.worker
         self.faces_seen = 0
 
-    def _on_inputs(self, *msgs):
-        self.stats.frame_in()
-        self.worker.submit(msgs)
-
-    def _process(self, msgs) -> None:
-        img, info = msgs[:2]
+    def _process(self, frame) -> None:
         start = time.monotonic()
-        try:
-            rgb = image_to_rgb8(img)
-            cam = camera_from_info(info)
-            depth = None
-            if len(msgs) > 2:
-                depth = depth_image_to_metres(msgs[2])
-                if depth.shape != rgb.shape[:2]:
-                    self.reject('depth_size', f'depth image is {depth.shape[1]}x{depth.shape[0]} but the camera '
-                                              f'image is {rgb.shape[1]}x{rgb.shape[0]}: landmarks published without 3D')
-                    depth = None
-        except ConversionError as exc:
-            self.reject('input', str(exc))
-            return
-        K = cam.intrinsics()
-        faces = self.landmarker.process(rgb, K, depth)
+        rgb = frame.rgb
+        faces = self.landmarker.process(rgb, frame.camera.intrinsics(), frame.depth)
         self.faces_seen = len(faces)
-        header = img.header
+        header = frame.header
         self.pub_landmarks.publish(array_to_cloud(landmarks_array(faces, self.p.layout), header))
         self._publish_poses(header, faces)
         self.pub_markers.publish(self._markers(header, faces))
