@@ -28,8 +28,7 @@ def save_colourised(path: str, image: np.ndarray, title: str, unit: str, cmap: s
     vmax = float(np.percentile(finite, 99)) if vmax is None else vmax
     h, w = image.shape
     fig, ax = plt.subplots(figsize=(w / 100 + 1.2, h / 100 + 0.5), dpi=100)
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad('black')
+    cm = plt.get_cmap(cmap).with_extremes(bad='black')
     im = ax.imshow(np.ma.masked_invalid(image), cmap=cm, vmin=vmin, vmax=vmax)
     ax.set_title(title, fontsize=9)
     ax.axis('off')
