@@ -59,7 +59,7 @@ def test_luvli_ignores_location_of_invisible_points():
 
 
 def test_learning_is_real_on_the_synthetic_task():
-    cfg = TrainConfig(steps=450, samples=3000, batch=128)
+    cfg = TrainConfig(steps=300, samples=2000, batch=128)
     P, O, _s, V, _ = D.synthetic_patches(cfg.samples, cfg.patch, 0)
     model = train_patches(P, O, V, cfg)
     Pt, Ot, sig, Vt, _ = D.synthetic_patches(1500, cfg.patch, 1)
