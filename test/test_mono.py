@@ -93,7 +93,8 @@ def test_temporal_aligner_smooths_and_keeps_last_fit():
     second = al.update(rel, 1.0 / (0.3 * rel))
     assert second.scale == pytest.approx(0.2, rel=1e-2)            # halfway
     assert al.update(rel, None) is second                           # no reference: last fit
-    assert Alignment(1.0, 0.0, 1, 0, 1).apply(np.array([-1.0, 0.5]))[0] != Alignment(1.0, 0.0, 1, 0, 1).apply(np.array([-1.0, 0.5]))[0]
+    z = Alignment(1.0, 0.0, 1, 0, 1).apply(np.array([-1.0, 0.5, 0.001]), max_depth=100.0)
+    assert np.isnan(z[0]) and z[1] == pytest.approx(2.0) and np.isnan(z[2])  # negative / beyond max_depth
 
 
 @pytest.mark.dds
