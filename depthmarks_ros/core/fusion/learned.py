@@ -86,7 +86,31 @@ def fit_sigma_model(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaMo
         fitted['stereo_sigma_d'] = init.stereo_sigma_d
     if 'm' not in T:
         fitted['mono_rel'] = init.mono_rel
-    return SigmaModel(**fitted, stereo_conf_min=init.stereo_conf_min)
+    model = SigmaModel(**fitted, stereo_conf_min=init.stereo_conf_min)
+    model.sigma_scale = calibration_scale(model, samples)
+    return model
+
+
+def calibration_scale(model: SigmaModel, samples: List[Dict[str, np.ndarray]], coverage: float = 0.6827) -> float:
+    """The factor k on every sigma that puts ``coverage`` of the samples' errors within k * sigma."""
+    from depthmarks_ros.core.fusion.uncertainty import lidar_sigma, mono_sigma, stereo_sigma
+    unit = SigmaModel(**{**model.to_dict(), 'sigma_scale': 1.0})
+    ratios = []
+    for smp in samples:
+        gt = smp['gt']
+        pairs = []
+        if 'lidar' in smp:
+            pairs.append((smp['lidar'], lidar_sigma(smp['lidar'], smp['lidar_dist'], unit)))
+        if 'stereo' in smp:
+            pairs.append((smp['stereo'], stereo_sigma(smp['stereo'], smp['stereo_conf'], smp['fb'], 1.0, unit)))
+        if 'mono' in smp:
+            pairs.append((smp['mono'], mono_sigma(smp['mono'], unit)))
+        for pred, sig in pairs:
+            ok = np.isfinite(gt) & np.isfinite(pred) & np.isfinite(sig) & (sig > 0)
+            ratios.append(np.abs(pred[ok] - gt[ok]) / sig[ok])
+    if not ratios:
+        return 1.0
+    return float(np.quantile(np.concatenate(ratios), coverage))
 
 
 def save_model(model: SigmaModel, path: str) -> None:
