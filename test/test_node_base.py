@@ -99,3 +99,12 @@ def test_overloaded_node_drops_old_frames(probe, scale_node):
     probe.spin_for(0.5)
     assert len(out) < 10  # at 0.2 s a frame, most of the 20 frames in 0.4 s were dropped
     assert out[-1].header.stamp.nanosec == 19  # ... and the newest one was processed
+
+
+def test_bad_start_up_parameter_gives_one_clear_line_and_exit_1():
+    from depthmarks_ros.testing.ros_harness import NodeProcess
+    node = NodeProcess('sim_rig', params={'scene': 'moon'}).start()
+    node.proc.wait(60)
+    out = node.output
+    assert node.proc.returncode == 1, out
+    assert 'cannot start:' in out and "'moon' is not one of" in out and 'Traceback' not in out

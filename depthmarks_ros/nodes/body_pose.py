@@ -137,11 +137,7 @@ NODE_CLASS = BodyPoseNode
 
 
 def main(args=None) -> int:
-    try:
-        return run_node(lambda: NODE_CLASS(), args)
-    except ValueError as exc:
-        print(f'body_pose: {exc}', file=sys.stderr)
-        return 1
+    return run_node(NODE_CLASS, args)
 
 
 if __name__ == '__main__':

@@ -160,11 +160,7 @@ NODE_CLASS = DepthFusionNode
 
 
 def main(args=None) -> int:
-    try:
-        return run_node(lambda: NODE_CLASS(), args)
-    except (CalibrationError, ValueError) as exc:
-        print(f'depth_fusion: {exc}', file=sys.stderr)
-        return 1
+    return run_node(NODE_CLASS, args)
 
 
 if __name__ == '__main__':

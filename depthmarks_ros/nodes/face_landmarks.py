@@ -170,11 +170,7 @@ NODE_CLASS = FaceLandmarksNode
 
 
 def main(args=None) -> int:
-    try:
-        return run_node(lambda: NODE_CLASS(), args)
-    except ValueError as exc:
-        print(f'face_landmarks: {exc}', file=sys.stderr)
-        return 1
+    return run_node(NODE_CLASS, args)
 
 
 if __name__ == '__main__':

@@ -14,7 +14,6 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from depthmarks_ros.convert.camera_info import info_from_camera
 from depthmarks_ros.convert.cloud import array_to_cloud
 from depthmarks_ros.convert.image import numpy_to_image
-from depthmarks_ros.core.calibration import CalibrationError
 from depthmarks_ros.core.sim import SimConfig, SimRig
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
 
@@ -124,11 +123,7 @@ NODE_CLASS = SimRigNode
 
 
 def main(args=None) -> int:
-    try:
-        return run_node(lambda: NODE_CLASS(), args)
-    except (CalibrationError, ValueError) as exc:  # bad calibration or parameters at start-up
-        print(f'sim_rig: {exc}', file=sys.stderr)
-        return 1
+    return run_node(NODE_CLASS, args)
 
 
 if __name__ == '__main__':

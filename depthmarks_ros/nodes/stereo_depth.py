@@ -259,7 +259,7 @@ NODE_CLASS = StereoDepthNode
 
 
 def main(args=None) -> int:
-    return run_node(lambda: NODE_CLASS(), args)
+    return run_node(NODE_CLASS, args)
 
 
 if __name__ == '__main__':

@@ -98,6 +98,15 @@ class VideoSourceNode(DepthmarksNode):
 
     # ------------------------------------------------------------------ capture
     def _capture_loop(self) -> None:
+        """The capture thread: an unexpected error ends it with a clear state, never silently."""
+        try:
+            self._capture()
+        except Exception as exc:  # noqa: BLE001
+            self.state = f'error: capture stopped: {type(exc).__name__}: {exc}'
+            if self.context.ok():
+                self.reject('capture', self.state, level='error')
+
+    def _capture(self) -> None:
         try:
             sources = self._make_sources()
         except SourceError as exc:
@@ -217,7 +226,7 @@ NODE_CLASS = VideoSourceNode
 
 
 def main(args=None) -> int:
-    return run_node(lambda: NODE_CLASS(), args)
+    return run_node(NODE_CLASS, args)
 
 
 if __name__ == '__main__':

@@ -26,6 +26,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
@@ -224,11 +225,19 @@ def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> i
     A single-threaded executor on purpose: callbacks only hand work to worker threads, and
     rclpy's MultiThreadedExecutor added 50-600 ms of delivery latency to 640x480 images here
     (benchmarks/bench_stereo.py measured 1.8 ms with the single-threaded one).
+
+    Start-up errors (a refused parameter, a bad calibration or model: ValueError and its subclasses,
+    rclpy's ParameterException, missing files) are printed as one clear line and give exit code 1 instead of a traceback.
     """
     rclpy.init(args=args)
     node = None
     try:
-        node = node_factory()
+        try:
+            node = node_factory()
+        except (ValueError, FileNotFoundError, ParameterException) as exc:
+            name = getattr(node_factory, '__name__', 'node')
+            print(f'{name}: cannot start: {exc}', file=sys.stderr)
+            return 1
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
