@@ -108,3 +108,31 @@ def test_bad_start_up_parameter_gives_one_clear_line_and_exit_1():
     out = node.output
     assert node.proc.returncode == 1, out
     assert 'cannot start:' in out and "'moon' is not one of" in out and 'Traceback' not in out
+
+
+@pytest.mark.parametrize('choice', ['events', 'single'])
+def test_node_process_runs_and_stops_on_sigint_under_each_executor(probe, choice):
+    from depthmarks_ros.testing.ros_harness import NodeProcess
+    diags = probe.subscribe(DiagnosticArray, '/diagnostics')
+    images = probe.subscribe(Image, 'camera/image_raw')
+    node = NodeProcess('sim_rig', params={'rate': 5.0, 'publish_ground_truth': False},
+                       env={'DEPTHMARKS_EXECUTOR': choice}).start()
+    try:
+        assert probe.spin_until(lambda: len(images) >= 3 and diags, 30), node.output
+    finally:
+        rc = node.stop()
+    assert rc == 0, node.output   # SIGINT ends the spin loop under both executors
+
+
+def test_executor_choice(monkeypatch):
+    from rclpy.executors import SingleThreadedExecutor
+    from depthmarks_ros.ros import executors
+    monkeypatch.setenv(executors.ENV, 'single')
+    ex, name = executors.make_executor()
+    assert name == 'single' and isinstance(ex, SingleThreadedExecutor)
+    monkeypatch.setenv(executors.ENV, 'events')
+    ex, name = executors.make_executor()
+    assert name == 'events' and not isinstance(ex, SingleThreadedExecutor)
+    monkeypatch.setenv(executors.ENV, 'fast')
+    with pytest.raises(ValueError, match='DEPTHMARKS_EXECUTOR'):
+        executors.make_executor()

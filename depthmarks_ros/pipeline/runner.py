@@ -102,12 +102,12 @@ class PipelineRunner:
         self.procs: Dict[str, object] = {}          # multi-process: node name -> Popen
         self.cpu_targets: Dict[str, tuple] = {}     # label -> (pid, tid or None)
         self.cpu_share: Dict[str, Optional[float]] = {}
+        self.executor_name = ''
 
     def run(self) -> dict:
         cfg = self.cfg
         prepare_environment(cfg.use_dds_profile)
         import rclpy
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
         from depthmarks_ros.core.calibration import package_config_dir
         from depthmarks_ros.pipeline.recorder import STAMPED, McapRecorder, TopicStats, cdr_stamp_ns
@@ -119,9 +119,10 @@ class PipelineRunner:
         # an own context: the runner also works inside a process that already uses rclpy
         context = rclpy.Context()
         rclpy.init(context=context)
-        # one single-threaded executor for every node: callbacks only hand work to the nodes' worker
-        # threads (one executor per node in threads measured 2x the latency: GIL contention)
-        executor = SingleThreadedExecutor(context=context)
+        # one executor for every node (EventsExecutor where rclpy has it): callbacks only hand work to
+        # the nodes' worker threads (one executor per node in threads measured 2x the latency: GIL contention)
+        from depthmarks_ros.ros.executors import make_executor
+        executor, self.executor_name = make_executor(context)
         recorder = McapRecorder(os.path.join(cfg.output, 'recording.mcap')) if cfg.record else None
         stats = TopicStats()
         t_wall = time.monotonic()
@@ -272,6 +273,7 @@ class PipelineRunner:
             'topics': topics, 'accuracy_vs_ground_truth': accuracy(stats.last) if self.cfg.source == 'sim' else {},
             'previews': previews,
             'mode': 'multi-process' if self.cfg.multi_process else 'single-process',
+            'executor': self.executor_name,
             'cpu_share': self.cpu_share,
             'node_counters': node_counters(stats.last.get('/diagnostics', [])),
             'recording': 'recording.mcap' if self.cfg.record else None,

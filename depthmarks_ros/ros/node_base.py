@@ -27,12 +27,13 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
 
 from depthmarks_ros.convert.stamps import stamp_ns
+from depthmarks_ros.ros.executors import make_executor
 from depthmarks_ros.ros.stats import ProcessingStats
 from depthmarks_ros.ros.worker import LatestWorker
 
@@ -222,9 +223,9 @@ def _fmt(v: Any) -> str:
 def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> int:
     """Init rclpy, spin the node until SIGINT or shutdown, clean up; returns the exit code.
 
-    A single-threaded executor on purpose: callbacks only hand work to worker threads, and
-    rclpy's MultiThreadedExecutor added 50-600 ms of delivery latency to 640x480 images here
-    (benchmarks/bench_stereo.py measured 1.8 ms with the single-threaded one).
+    The executor comes from :func:`depthmarks_ros.ros.executors.make_executor` (rclpy's
+    EventsExecutor where it exists, else the SingleThreadedExecutor; ``DEPTHMARKS_EXECUTOR``
+    chooses): callbacks only hand work to worker threads, so one thread dispatches them.
 
     Start-up errors (a refused parameter, a bad calibration or model: ValueError and its subclasses,
     rclpy's ParameterException, missing files) are printed as one clear line and give exit code 1 instead of a traceback.
@@ -238,10 +239,13 @@ def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> i
             name = getattr(node_factory, '__name__', 'node')
             print(f'{name}: cannot start: {exc}', file=sys.stderr)
             return 1
-        executor = SingleThreadedExecutor()
+        executor, _ = make_executor()
         executor.add_node(node)
         try:
-            executor.spin()
+            # spin_once in a loop, not spin(): the EventsExecutor's spin() does not return when
+            # SIGINT shuts the context down
+            while rclpy.ok():
+                executor.spin_once(timeout_sec=0.25)
         except Exception:  # noqa: BLE001
             # SIGINT shuts the context down under the executor: a take or wait then fails inside
             # rclpy (seen: 'Unable to convert call argument'); that is a clean shutdown, not a crash
