@@ -105,6 +105,21 @@ def test_head_pose_recovers_synthetic_rotations():
     assert max(errs) < 3.0
 
 
+def test_head_pose_covariance_matches_monte_carlo_spread():
+    model = face_model_68()
+    R = rotation_from_angles(15, -5, 3)
+    uv_true = model @ R.T + np.array([0.02, 0.01, 0.9])
+    uv_true = uv_true @ K.T
+    uv_true = uv_true[:, :2] / uv_true[:, 2:3]
+    rng = np.random.default_rng(1)
+    sigma_px = np.where(np.arange(68) < 17, 2.0, 0.7)            # jaw noisier than the inner face
+    covs = np.eye(2)[None] * sigma_px[:, None, None] ** 2
+    poses = [solve_head_pose(uv_true + rng.normal(0, 1, (68, 2)) * sigma_px[:, None], K, covs) for _ in range(300)]
+    est = np.array([np.r_[p.rvec, p.tvec] for p in poses])
+    predicted = np.sqrt(np.diag(poses[0].covariance))
+    np.testing.assert_allclose(est.std(axis=0), predicted, rtol=0.25)
+
+
 def test_calibration_metric_on_gaussian_errors():
     rng = np.random.default_rng(0)
     covs = np.tile(np.array([[4.0, 1.0], [1.0, 2.0]]), (20000, 1, 1))

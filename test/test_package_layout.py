@@ -115,3 +115,14 @@ def test_colcon_build_installs_executables_and_share(tmp_path):
     assert (share / 'config' / 'sim_rig' / 'rig.yaml').exists()
     assert (share / 'config' / 'fastdds_localhost.xml').exists()
     shutil.rmtree(ws / 'build', ignore_errors=True)
+
+
+@pytest.mark.parametrize('preset, expected', [(None, '1'), ('2', '2')])
+def test_package_import_caps_openblas_threads_unless_set(preset, expected):
+    env = {k: v for k, v in os.environ.items() if k != 'OPENBLAS_NUM_THREADS'}
+    if preset is not None:
+        env['OPENBLAS_NUM_THREADS'] = preset
+    env['PYTHONPATH'] = ROOT
+    out = subprocess.run([sys.executable, '-c', 'import os, depthmarks_ros; print(os.environ["OPENBLAS_NUM_THREADS"])'],
+                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert out == expected

@@ -75,6 +75,19 @@ def test_seed_determinism_noise_and_motion():
     assert 1.5 < np.std(noisy.left_rgb.astype(float) - clean.left_rgb) < 4.5
 
 
+def test_static_rig_reuses_the_noise_free_sweep_but_not_the_noise():
+    cfg = SimConfig(width=160, height=120, lidar_range_noise=0.02, lidar_dropout=0.05)
+    warm, fresh = SimRig(cfg), SimRig(cfg)
+    first = warm.render_lidar(0.1)                    # fills the cache
+    cached = warm.render_lidar(0.7)                   # same pose: cast skipped
+    np.testing.assert_array_equal(cached, fresh.render_lidar(0.7))   # == computed from scratch
+    assert len(first) != len(cached) or not np.array_equal(first['x'], cached['x'])  # new noise/dropout
+    moving = SimConfig(width=160, height=120, motion=True)
+    a, b = SimRig(moving), SimRig(moving)
+    a.render_lidar(0.0)
+    np.testing.assert_array_equal(a.render_lidar(1.3), b.render_lidar(1.3))   # a moved pose re-casts
+
+
 def test_bad_configuration_is_refused():
     with pytest.raises(ValueError, match='unknown scene'):
         SimRig(SimConfig(scene='moon'))

@@ -35,31 +35,40 @@ def robust_depth(depth: np.ndarray, uv: np.ndarray, radius: int = 3,
     n = uv.shape[0]
     z = np.full(n, np.nan, np.float32)
     spread = np.full(n, np.nan, np.float32)
-    for i in range(n):
-        u, v = uv[i]
-        if not (np.isfinite(u) and np.isfinite(v)):
-            continue
-        iu, iv = int(round(u)), int(round(v))
-        if not (0 <= iu < w and 0 <= iv < h):
-            continue
-        u0, u1 = max(iu - radius, 0), min(iu + radius + 1, w)
-        v0, v1 = max(iv - radius, 0), min(iv + radius + 1, h)
-        win = depth[v0:v1, u0:u1]
-        valid = np.isfinite(win) & (win > 0)
-        if not valid.any():
-            continue
-        vals = win[valid]
-        near = vals.min()
-        cluster = vals[vals <= near + cluster_gap + 0.05 * near]
-        med = float(np.median(cluster))
-        mad = float(np.median(np.abs(cluster - med))) * 1.4826
-        if sigma_map is not None:
-            sw = sigma_map[v0:v1, u0:u1][valid]
-            sw = sw[vals <= near + cluster_gap + 0.05 * near]
-            sw = sw[np.isfinite(sw)]
-            if sw.size:
-                mad = max(mad, float(np.mean(sw)))
-        z[i], spread[i] = med, mad
+    finite = np.all(np.isfinite(uv), axis=1)
+    iuv = np.zeros((n, 2), np.int64)
+    iuv[finite] = np.round(uv[finite]).astype(np.int64)   # (half to even, as Python's round)
+    inside = finite & (iuv[:, 0] >= 0) & (iuv[:, 0] < w) & (iuv[:, 1] >= 0) & (iuv[:, 1] < h)
+    if not inside.any():
+        return z, spread
+    # all windows at once: (M, k) samples, k = (2 radius + 1)^2; outside the image = invalid
+    off = np.arange(-radius, radius + 1)
+    du, dv = np.meshgrid(off, off)
+    cols = iuv[inside, 0:1] + du.ravel()[None, :]
+    rows = iuv[inside, 1:2] + dv.ravel()[None, :]
+    in_img = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+    cols, rows = np.clip(cols, 0, w - 1), np.clip(rows, 0, h - 1)
+    vals = np.where(in_img, depth[rows, cols], np.nan)
+    vals[~(vals > 0)] = np.nan                              # zero, negative (and NaN) depth: invalid
+    vals[~np.isfinite(vals)] = np.nan
+    has = np.isfinite(vals).any(axis=1)
+    if not has.any():
+        return z, spread
+    vals, rows, cols = vals[has], rows[has], cols[has]
+    near = np.nanmin(vals, axis=1, keepdims=True)
+    in_cluster = vals <= near + cluster_gap + 0.05 * near        # False for NaN
+    cluster = np.where(in_cluster, vals, np.nan)
+    med = np.nanmedian(cluster, axis=1)
+    mad = np.nanmedian(np.abs(cluster - med[:, None]), axis=1) * 1.4826
+    if sigma_map is not None:
+        sw = np.where(in_cluster, np.asarray(sigma_map, np.float32)[rows, cols], np.nan)
+        sw[~np.isfinite(sw)] = np.nan
+        counted = np.isfinite(sw).any(axis=1)
+        mean_sw = np.full(len(mad), -np.inf)
+        mean_sw[counted] = np.nanmean(sw[counted], axis=1)
+        mad = np.maximum(mad, mean_sw)
+    idx = np.flatnonzero(inside)[has]
+    z[idx], spread[idx] = med, mad
     return z, spread
 
 

@@ -2,7 +2,9 @@
 
 The pose (rotation vector r, translation t of the head in the camera optical frame) minimises the
 reprojection error of the 68-point model (``data/face_model_68.npy``, see scripts/make_face_model.py)
-by solvePnP (EPnP start, Levenberg-Marquardt refinement), weighted by the landmark covariances. Its
+by solvePnP (EPnP start, Levenberg-Marquardt refinement), then Gauss-Newton steps weighted by the
+landmark covariances when they are given (test/test_face_all.py checks the covariance against a
+Monte-Carlo spread). Its
 covariance is the Gauss-Newton one, (J^T W J)^-1 with J the Jacobian of the projections w.r.t.
 (r, t) and W the block-diagonal inverse landmark covariances.
 Angles: yaw (about the camera's vertical axis), pitch, roll in degrees, zero when the face looks
@@ -17,6 +19,7 @@ from typing import Optional
 import numpy as np
 
 _MODEL = None
+_WEIGHTED_STEPS = 5
 
 
 def face_model_68() -> np.ndarray:
@@ -77,19 +80,30 @@ def solve_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.n
     if not success or tvec[2, 0] <= 0:
         return None
     rvec, tvec = cv2.solvePnPRefineLM(obj, img, K, dist, rvec, tvec)
+    W = None
+    if cov68 is not None:
+        W = np.linalg.inv(np.asarray(cov68, np.float64)[ok] + 1e-9 * np.eye(2))   # (N, 2, 2) blocks
+        # weighted Gauss-Newton from the unweighted LM solution: the estimate the covariance below
+        # describes (unweighted, the jaw's larger errors widen the spread beyond (J^T W J)^-1)
+        for _ in range(_WEIGHTED_STEPS):
+            proj, jac = cv2.projectPoints(obj, rvec, tvec, K, dist)
+            Jp = jac[:, :6].reshape(-1, 2, 6)
+            r = img - proj.reshape(-1, 2)
+            try:
+                step = np.linalg.solve(np.einsum('nki,nkl,nlj->ij', Jp, W, Jp), np.einsum('nki,nkl,nl->i', Jp, W, r))
+            except np.linalg.LinAlgError:
+                break
+            rvec, tvec = rvec + step[:3, None], tvec + step[3:, None]
+            if np.abs(step).max() < 1e-10:
+                break
     proj, jac = cv2.projectPoints(obj, rvec, tvec, K, dist)
     resid = proj.reshape(-1, 2) - img
-    J = jac[:, :6]  # d(u, v) / d(rvec, tvec), rows interleaved u0, v0, u1, v1...
-    if cov68 is None:
+    Jp = jac[:, :6].reshape(-1, 2, 6)   # d(u, v) / d(rvec, tvec) per landmark
+    if W is None:
         s2 = max(float(np.mean(resid ** 2)), 1e-6)
-        W = np.eye(J.shape[0]) / s2
-    else:
-        covs = np.asarray(cov68, np.float64)[ok]
-        W = np.zeros((J.shape[0], J.shape[0]))
-        for i, c in enumerate(covs):
-            W[2 * i:2 * i + 2, 2 * i:2 * i + 2] = np.linalg.inv(c + 1e-9 * np.eye(2))
+        W = np.broadcast_to(np.eye(2) / s2, (len(Jp), 2, 2))
     try:
-        cov6 = np.linalg.inv(J.T @ W @ J)
+        cov6 = np.linalg.inv(np.einsum('nki,nkl,nlj->ij', Jp, W, Jp))   # (J^T W J)^-1, W block-diagonal
     except np.linalg.LinAlgError:
         cov6 = np.full((6, 6), np.nan)
     R = cv2.Rodrigues(rvec)[0]

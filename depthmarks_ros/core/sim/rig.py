@@ -88,6 +88,7 @@ class SimRig:
         self._lidar_dirs, self._rings = self._lidar_pattern()
         self._frame_index = 0
         self._cache = None  # (pose key, clean render): a static rig re-renders only the noise
+        self._lidar_cache = None  # (pose key, noise-free sweep): likewise for the LiDAR
         bank_rng = np.random.default_rng((cfg.seed, 104729))
         self._noise_bank = [np.round(bank_rng.normal(0, cfg.image_noise, (2, cfg.height, cfg.width, 3))).astype(np.int16)
                             for _ in range(3)] if cfg.image_noise > 0 else []
@@ -163,6 +164,19 @@ class SimRig:
         light = self.scene.ambient + (1 - self.scene.ambient) * lambert
         return self._albedo(points, n, gid) * light[:, None].astype(np.float32)
 
+    def _cast_lidar(self, T: np.ndarray):
+        """Noise-free sweep from lidar pose T (4x4 world): range (N,), hit (N,), intensity (N,) in [0, 1]
+        (surface brightness times |cos(incidence)|; 0 where nothing is hit)."""
+        dirs_w = self._lidar_dirs @ T[:3, :3].T
+        origins = np.broadcast_to(T[:3, 3], dirs_w.shape)
+        th, gid, normals, hit = self._cast(origins, dirs_w)
+        brightness = np.zeros(th.shape, np.float32)
+        pts_w = origins[hit] + th[hit][:, None] * dirs_w[hit]
+        albedo = self._albedo(pts_w, normals[hit], gid[hit]).mean(axis=1) / 255.0
+        cos_inc = np.abs(np.einsum('ij,ij->i', normals[hit], dirs_w[hit]))
+        brightness[hit] = np.clip(albedo * cos_inc, 0, 1)
+        return th, hit, brightness
+
     # ------------------------------------------------------------------ public API
     def render(self, t: float = 0.0, stamp_ns: Optional[int] = None) -> SimFrame:
         """Render both cameras and their ground truth at time ``t`` (seconds)."""
@@ -219,18 +233,16 @@ class SimRig:
         """
         cfg = self.config
         T = self.rig_pose(t) @ self.rig.sensor('lidar').T_base_sensor
-        dirs_w = self._lidar_dirs @ T[:3, :3].T
-        origins = np.broadcast_to(T[:3, 3], dirs_w.shape)
-        th, gid, normals, hit = self._cast(origins, dirs_w)
+        key = T.tobytes()
+        if self._lidar_cache is None or self._lidar_cache[0] != key:
+            self._lidar_cache = (key, self._cast_lidar(T))
+        th, hit, brightness = self._lidar_cache[1]
         rng = np.random.default_rng((cfg.seed, 7919, int(round(t * 1000))))
         r = th + rng.normal(0, cfg.lidar_range_noise, th.shape) if cfg.lidar_range_noise > 0 else th.copy()
         keep = hit & (th <= cfg.lidar_max_range) & (rng.random(th.shape) >= cfg.lidar_dropout) & (r > 0)
-        pts_w = origins[keep] + th[keep][:, None] * dirs_w[keep]
-        albedo = self._albedo(pts_w, normals[keep], gid[keep]).mean(axis=1) / 255.0
-        cos_inc = np.abs(np.einsum('ij,ij->i', normals[keep], dirs_w[keep]))
         out = np.zeros(int(keep.sum()), LIDAR_DTYPE)
         local = self._lidar_dirs[keep] * r[keep][:, None]
         out['x'], out['y'], out['z'] = local[:, 0], local[:, 1], local[:, 2]
-        out['intensity'] = np.clip(albedo * cos_inc, 0, 1)
+        out['intensity'] = brightness[keep]
         out['ring'] = self._rings[keep]
         return out
