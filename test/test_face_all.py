@@ -74,6 +74,21 @@ def test_uncertainty_and_visibility_are_sane(landmarker, frame):
         assert vis[lm[:, 0] < 0].max(initial=0) == 0
 
 
+def test_dlib_video_mode_follows_a_moving_face_with_few_full_image_scans(frame):
+    from depthmarks_ros.core.face.backends import DlibFace68
+    every, tracked = DlibFace68(redetect_every=1), DlibFace68(redetect_every=5)
+    grey = np.full_like(frame, 90)
+    for i in range(12):
+        A = np.array([[1.0, 0, 4.0 * i], [0, 1.0, 2.0 * i]])   # the face drifts 4.5 px per frame
+        img = cv2.warpAffine(frame, A, (640, 480), borderValue=(90, 90, 90))
+        ref, got = every.process(img), tracked.process(img)
+        assert len(ref) == len(got) == 1
+        err = np.linalg.norm(got[0].landmarks - ref[0].landmarks, axis=1)
+        assert np.median(err) < 2.0 and err.max() < 6.0, (i, np.median(err))   # as if detected
+    assert every.full_scans == 12 and tracked.full_scans == 3      # frames 0, 5, 10
+    assert tracked.process(grey) == [] and tracked.process(frame)   # gone at once; back at the next full scan
+
+
 def test_no_face_grey_and_odd_sizes(landmarker):
     assert landmarker.process(np.full((240, 320, 3), 128, np.uint8), K) == []
     assert landmarker.process(np.random.default_rng(0).integers(0, 255, (101, 77, 3), dtype=np.uint8), K) == []

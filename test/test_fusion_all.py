@@ -93,6 +93,16 @@ def test_inverse_variance_closed_form():
     assert d[0, 1] == pytest.approx(2.0) and s[0, 1] == pytest.approx(0.5)
     with pytest.raises(ValueError, match='differ in size'):
         fuse_inverse_variance([np.zeros((2, 2))], [np.zeros((3, 3))])
+    # a source counts only where depth and sigma are finite and positive
+    a = np.array([[2.0, 2.0, 2.0, 2.0, np.inf, -1.0, 2.0]], np.float32)
+    sa = np.array([[0.0, -1.0, np.nan, np.inf, 1.0, 1.0, 1.0]], np.float32)
+    b = np.array([[4.0, 4.0, 4.0, 4.0, 4.0, 4.0, np.nan]], np.float32)
+    d, s = fuse_inverse_variance([a, b], [sa, np.full_like(b, 2.0)])
+    np.testing.assert_allclose(d[0, :6], 4.0)
+    np.testing.assert_allclose(s[0, :6], 2.0)
+    assert d[0, 6] == pytest.approx(2.0) and s[0, 6] == pytest.approx(1.0)
+    d, s = fuse_inverse_variance([np.full((2, 2), np.nan, np.float32)], [np.ones((2, 2), np.float32)])
+    assert np.isnan(d).all() and np.isnan(s).all() and d.dtype == np.float32
 
 
 def test_learned_sigma_model_recovers_noise_and_round_trips(tmp_path):

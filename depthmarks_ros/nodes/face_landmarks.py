@@ -63,6 +63,9 @@ class FaceLandmarksNode(DepthmarksNode):
         d('max_faces', 4, 'Most faces per frame', min_value=1, max_value=32, read_only=True)
         d('refine_landmarks', False, 'MediaPipe: 478 points with irises', read_only=True)
         d('dlib_detector', 'hog', 'dlib face detector', choices=('hog', 'mmod'), read_only=True)
+        d('dlib_redetect_every', 5, 'dlib: scan the whole image for faces on every N-th frame; in between, only '
+          "around each face's previous box (1 = the whole image every frame)", min_value=1, max_value=100,
+          read_only=True)
         d('uncertainty', True, 'Per-landmark covariance by test-time augmentation', read_only=True)
         d('uncertainty_model', '', 'Trained patch model folder (depthmarks train-landmarks) for the 68-point '
           'covariance and visibility; empty = test-time augmentation', read_only=True)
@@ -73,7 +76,8 @@ class FaceLandmarksNode(DepthmarksNode):
         try:
             self.landmarker = FaceLandmarker(self.p.backend, self.p.max_faces, self.p.refine_landmarks,
                                              self.p.uncertainty, dlib_detector=self.p.dlib_detector,
-                                             learned_model=self.p.uncertainty_model)
+                                             learned_model=self.p.uncertainty_model,
+                                             dlib_redetect_every=self.p.dlib_redetect_every)
         except (BackendError, FileNotFoundError) as exc:
             raise ValueError(str(exc)) from exc
         qos = self.output_qos()
@@ -159,7 +163,11 @@ class FaceLandmarksNode(DepthmarksNode):
         return img
 
     def diagnostic_values(self):
-        return {'backend': self.p.backend, 'faces': self.faces_seen, 'uncertainty': self.p.uncertainty}
+        values = {'backend': self.p.backend, 'faces': self.faces_seen, 'uncertainty': self.p.uncertainty}
+        scans = getattr(self.landmarker.backend, 'full_scans', None)
+        if scans is not None:
+            values['full_image_scans'] = scans
+        return values
 
     def shutdown(self) -> None:
         super().shutdown()

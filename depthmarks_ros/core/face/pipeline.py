@@ -40,9 +40,9 @@ class Face:
 class FaceLandmarker:
     def __init__(self, backend: str = 'mediapipe', max_faces: int = 4, refine: bool = False,
                  uncertainty: bool = True, static: bool = False, dlib_detector: str = 'hog',
-                 model: Optional[UncertaintyModel] = None, learned_model: str = ''):
+                 model: Optional[UncertaintyModel] = None, learned_model: str = '', dlib_redetect_every: int = 1):
         self.backend_name = backend
-        self.backend = create_backend(backend, max_faces, refine, static, dlib_detector)
+        self.backend = create_backend(backend, max_faces, refine, static, dlib_detector, dlib_redetect_every)
         self.model = model or UncertaintyModel()
         self.uncertainty = uncertainty
         self._aug = []

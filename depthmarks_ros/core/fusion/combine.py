@@ -19,15 +19,17 @@ def fuse_inverse_variance(depths: Sequence[np.ndarray], sigmas: Sequence[np.ndar
     shape = depths[0].shape
     num = np.zeros(shape, np.float64)
     den = np.zeros(shape, np.float64)
-    for d, s in zip(depths, sigmas):
-        if d.shape != shape or s.shape != shape:
-            raise ValueError(f'depth sources differ in size: {d.shape} / {s.shape} vs {shape}')
-        ok = np.isfinite(d) & np.isfinite(s) & (s > 0) & (d > 0)
-        w = np.zeros(shape)
-        w[ok] = 1.0 / (s[ok].astype(np.float64) ** 2)
-        num[ok] += w[ok] * d[ok]
-        den += w
-    with np.errstate(divide='ignore', invalid='ignore'):
+    with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
+        for d, s in zip(depths, sigmas):
+            if d.shape != shape or s.shape != shape:
+                raise ValueError(f'depth sources differ in size: {d.shape} / {s.shape} vs {shape}')
+            s64 = s.astype(np.float64)
+            w = 1.0 / (s64 * s64)
+            # NaN compares False: a NaN depth or sigma does not count; nor do inf or non-positive values
+            ok = np.isfinite(d) & (d > 0) & (s64 > 0) & np.isfinite(w)
+            w = np.where(ok, w, 0.0)
+            num += np.where(ok, w * d, 0.0)
+            den += w
         fused = np.where(den > 0, num / den, np.nan)
         sigma = np.where(den > 0, 1.0 / np.sqrt(den), np.nan)
     return fused.astype(np.float32), sigma.astype(np.float32)
