@@ -17,19 +17,23 @@ def fuse_inverse_variance(depths: Sequence[np.ndarray], sigmas: Sequence[np.ndar
     if len(depths) != len(sigmas) or not depths:
         raise ValueError('need one sigma per depth source, and at least one source')
     shape = depths[0].shape
-    num = np.zeros(shape, np.float64)
-    den = np.zeros(shape, np.float64)
+    num = np.zeros(shape, np.float32)
+    den = np.zeros(shape, np.float32)
     with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
         for d, s in zip(depths, sigmas):
             if d.shape != shape or s.shape != shape:
                 raise ValueError(f'depth sources differ in size: {d.shape} / {s.shape} vs {shape}')
-            s64 = s.astype(np.float64)
-            w = 1.0 / (s64 * s64)
-            # NaN compares False: a NaN depth or sigma does not count; nor do inf or non-positive values
-            ok = np.isfinite(d) & (d > 0) & (s64 > 0) & np.isfinite(w)
-            w = np.where(ok, w, 0.0)
-            num += np.where(ok, w * d, 0.0)
+            d = np.asarray(d, np.float32)
+            s = np.asarray(s, np.float32)
+            w = np.float32(1.0) / (s * s)
+            # NaN compares False: a NaN depth or sigma does not count; nor do inf or non-positive
+            # values, nor a sigma so small (< ~1e-19 m) that its weight overflows float32
+            ok = np.isfinite(d) & (d > 0) & (s > 0) & np.isfinite(w)
+            w[~ok] = 0.0
             den += w
-        fused = np.where(den > 0, num / den, np.nan)
-        sigma = np.where(den > 0, 1.0 / np.sqrt(den), np.nan)
+            w *= d
+            w[~ok] = 0.0
+            num += w
+        fused = np.where(den > 0, num / den, np.float32(np.nan))
+        sigma = np.where(den > 0, np.float32(1.0) / np.sqrt(den), np.float32(np.nan))
     return fused.astype(np.float32), sigma.astype(np.float32)

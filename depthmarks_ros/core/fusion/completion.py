@@ -38,9 +38,7 @@ def complete_classical(sparse: np.ndarray, max_depth: float = 100.0, extend_to_t
     # 2. close small holes
     inv = cv2.morphologyEx(inv, cv2.MORPH_CLOSE, _full(5))
     # 3. fill remaining small holes with a 7x7 dilation where still empty
-    empty = inv < 0.1
-    dil = cv2.dilate(inv, _full(7))
-    inv[empty] = dil[empty]
+    np.copyto(inv, cv2.dilate(inv, _full(7)), where=inv < 0.1)
     # 4. optionally extend the top-most measurement up to the image top (outdoor scenes)
     if extend_to_top:
         h, w = inv.shape
@@ -49,17 +47,11 @@ def complete_classical(sparse: np.ndarray, max_depth: float = 100.0, extend_to_t
         for c in np.nonzero(top < h)[0]:
             inv[:top[c], c] = inv[top[c], c]
     # 5. large hole fill
-    empty = inv < 0.1
-    dil = cv2.dilate(inv, _full(31))
-    inv[empty] = dil[empty]
+    np.copyto(inv, cv2.dilate(inv, _full(31)), where=inv < 0.1)
     if blur:
         # 6. median blur removes outliers, Gaussian smooths; only inside valid regions
-        has = inv > 0.1
-        med = cv2.medianBlur(inv, 5)
-        inv[has] = med[has]
-        gau = cv2.GaussianBlur(inv, (5, 5), 0)
-        has = inv > 0.1
-        inv[has] = gau[has]
+        np.copyto(inv, cv2.medianBlur(inv, 5), where=inv > 0.1)
+        np.copyto(inv, cv2.GaussianBlur(inv, (5, 5), 0), where=inv > 0.1)
     out = np.where(inv > 0.1, np.float32(max_depth) - inv, np.nan).astype(np.float32)
     return out
 
