@@ -57,7 +57,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for m in modes:
             results[m] = run_mode(m == 'multi', args, os.path.join(tmp, m))
-    print(f'load after: {" ".join(f"{x:.2f}" for x in os.getloadavg())}')
+    print(f'load after: {" ".join(f"{x:.2f}" for x in os.getloadavg())}  executor: '
+          + ', '.join(f'{m} {results[m].get("executor") or "-"}' for m in modes))
     head = f'{"topic":20s} {"target":>24s}'
     for m in modes:
         head += f' | {m + "-process":>14s}: Hz  med ms  p95 ms  trend'
