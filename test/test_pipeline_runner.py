@@ -144,3 +144,22 @@ def test_runner_plays_a_recording_into_the_pipeline(tmp_path):
     assert metrics['source'] == 'bag' and 'sim_rig' not in metrics['nodes']
     assert metrics['topics']['stereo/depth']['messages'] >= 3
     assert metrics['topics']['fusion/depth']['messages'] >= 2
+
+
+def test_preview_draws_each_persons_skeleton():
+    from depthmarks_ros.convert.cloud import array_to_cloud
+    from depthmarks_ros.pipeline.report import _draw_skeletons
+    dt = np.dtype([('u', np.float32), ('v', np.float32), ('keypoint_index', np.uint16), ('person_id', np.uint32)])
+    arr = np.zeros(17 * 2, dt)
+    arr['keypoint_index'] = np.tile(np.arange(17), 2)
+    arr['person_id'] = np.repeat([3, 8], 17)
+    arr['u'], arr['v'] = np.nan, np.nan
+    person_a, person_b = arr[:17], arr[17:]
+    person_a['u'][[5, 6]], person_a['v'][[5, 6]] = [20, 60], [30, 30]     # shoulders: one bone
+    person_b['u'][[7, 9]], person_b['v'][[7, 9]] = [80, 80], [10, 50]     # left elbow -> wrist
+    person_b['u'][11], person_b['v'][11] = 10, 70                        # left hip, no partner: no bone
+    arr[:17], arr[17:] = person_a, person_b
+    img = np.zeros((90, 100, 3), np.uint8)
+    _draw_skeletons(img, array_to_cloud(arr), (255, 255, 255))
+    assert img[30, 25:55].min() == 255 and img[15:45, 80].min() == 255
+    assert img[50:90, 0:40].max() == 0                       # hip alone, and no bone across persons

@@ -50,6 +50,24 @@ def _points_uv(cloud) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     return np.stack([arr['u'], arr['v']], 1), ids
 
 
+def _draw_skeletons(image: np.ndarray, cloud, colour) -> None:
+    """Bones of every person of a body/keypoints cloud (COCO-17 or BlazePose-33 by its point count)."""
+    import cv2
+    from depthmarks_ros.convert.cloud import cloud_to_array
+    from depthmarks_ros.core.body.coco17 import BLAZEPOSE_BONES, COCO17_BONES
+    arr = cloud_to_array(cloud)
+    if arr.size == 0 or not {'u', 'v', 'keypoint_index', 'person_id'} <= set(arr.dtype.names):
+        return
+    for pid in np.unique(arr['person_id']):
+        person = arr[arr['person_id'] == pid]
+        n = int(person['keypoint_index'].max()) + 1
+        uv = np.full((n, 2), np.nan)
+        uv[person['keypoint_index']] = np.stack([person['u'], person['v']], 1)
+        for a, b in (COCO17_BONES if n <= 17 else BLAZEPOSE_BONES):
+            if max(a, b) < n and np.isfinite(uv[[a, b]]).all():
+                cv2.line(image, tuple(int(round(x)) for x in uv[a]), tuple(int(round(x)) for x in uv[b]), colour, 2)
+
+
 def _nearest(items: List[Tuple[int, bytes]], stamp: int) -> Optional[bytes]:
     if not items:
         return None
@@ -108,6 +126,8 @@ def write_previews(folder: str, last: Dict[str, List[Tuple[int, bytes]]], types:
             res = _points_uv(_deserialize(data, 'sensor_msgs/msg/PointCloud2'))
             if res is None:
                 continue
+            if topic == 'body/keypoints':
+                _draw_skeletons(overlay, _deserialize(data, 'sensor_msgs/msg/PointCloud2'), colour)
             for u, v in res[0]:
                 if np.isfinite(u) and np.isfinite(v):
                     cv2.circle(overlay, (int(round(u)), int(round(v))), 2, colour, -1)
