@@ -79,7 +79,6 @@ class SimRig:
             mesh.triangle.indices = o3d.core.Tensor(obj.triangles.astype(np.int32))
             gid = self._raycast.add_triangles(mesh)
             assert gid == self.scene.objects.index(obj)
-        self._tiles = np.array([o.tile for o in self.scene.objects], np.int32)
         self._person_gid = next((i for i, o in enumerate(self.scene.objects) if o.is_person), -1)
         cam = self.rig.camera('left')
         u = (np.arange(cfg.width, dtype=np.float64) - cam.cx) / cam.fx
@@ -89,6 +88,7 @@ class SimRig:
         self._frame_index = 0
         self._cache = None  # (pose key, clean render): a static rig re-renders only the noise
         self._lidar_cache = None  # (pose key, noise-free sweep): likewise for the LiDAR
+        self._ray_cache = None    # (camera rotations, rays (2, H, W, 6), directions (2 H W, 3))
         bank_rng = np.random.default_rng((cfg.seed, 104729))
         self._noise_bank = [np.round(bank_rng.normal(0, cfg.image_noise, (2, cfg.height, cfg.width, 3))).astype(np.int16)
                             for _ in range(3)] if cfg.image_noise > 0 else []
@@ -144,25 +144,29 @@ class SimRig:
         return t, gid, normals, hit
 
     def _albedo(self, points: np.ndarray, normals: np.ndarray, gid: np.ndarray) -> np.ndarray:
-        """Texture colour (N, 3) float32 of hit points (N, 3) on objects gid (N,)."""
-        s = np.zeros(len(points))
-        t = np.zeros(len(points))
-        wrap = np.ones(len(points), bool)
-        for i in range(len(self.scene.objects)):
-            sel = gid == i
-            if not sel.any():
-                continue
-            s[sel], t[sel], wrap_i = texture_coords(self.scene.objects[i], points[sel], normals[sel])
-            wrap[sel] = wrap_i
-        return self.scene.atlas.lookup(self._tiles[gid], s, t, wrap)
+        """Texture colour (N, 3) float32 of hit points (N, 3) on objects gid (N,; -1 = miss: any colour)."""
+        atlas = self.scene.atlas
+        mapx = np.zeros(len(points), np.float32)   # atlas pixel coordinates
+        mapy = np.zeros(len(points), np.float32)
+        # one stable sort instead of a full-length mask per object
+        order = np.argsort(gid, kind='stable')
+        starts = np.searchsorted(gid, np.arange(len(self.scene.objects) + 1), sorter=order)
+        for i, obj in enumerate(self.scene.objects):
+            idx = order[starts[i]:starts[i + 1]]
+            if idx.size:
+                s, t, wrap = texture_coords(obj, points[idx], normals[idx])
+                s, t = atlas.texel_coords(s, t, wrap)
+                x0, y0 = atlas.tile_origin(obj.tile)
+                mapx[idx] = s + np.float32(x0)
+                mapy[idx] = t + np.float32(y0)
+        return atlas.sample(mapx, mapy)
 
     def _shade(self, points, normals, dirs, gid):
-        n = normals.copy()
-        flip = np.einsum('ij,ij->i', n, dirs) > 0
-        n[flip] *= -1
-        lambert = np.clip(n @ self.scene.light_dir.astype(n.dtype), 0, 1)
-        light = self.scene.ambient + (1 - self.scene.ambient) * lambert
-        return self._albedo(points, n, gid) * light[:, None].astype(np.float32)
+        # Lambert with the normal turned towards the viewer: n.l with the sign of -n.d
+        facing = np.where(np.einsum('ij,ij->i', normals, dirs) > 0, np.float32(-1), np.float32(1))
+        lambert = np.clip(facing * (normals @ self.scene.light_dir.astype(normals.dtype)), 0, 1)
+        light = np.float32(self.scene.ambient) + np.float32(1 - self.scene.ambient) * lambert
+        return self._albedo(points, normals, gid) * light[:, None]
 
     def _cast_lidar(self, T: np.ndarray):
         """Noise-free sweep from lidar pose T (4x4 world): range (N,), hit (N,), intensity (N,) in [0, 1]
@@ -208,15 +212,21 @@ class SimRig:
         """
         cfg = self.config
         shape = (2, cfg.height, cfg.width)
-        rays = np.empty(shape + (6,), np.float32)
-        for k, sensor in enumerate(('left', 'right')):
-            T = Tw @ self.rig.sensor(sensor).T_base_sensor
+        poses = [Tw @ self.rig.sensor(sensor).T_base_sensor for sensor in ('left', 'right')]
+        # ray directions depend on the rotation only (the sim's motion is a sideways sway): kept
+        key = b''.join(T[:3, :3].tobytes() for T in poses)
+        if self._ray_cache is None or self._ray_cache[0] != key:
+            dirs = np.stack([self._pixel_dirs.reshape(-1, 3) @ T[:3, :3].T.astype(np.float32) for T in poses])
+            rays = np.empty(shape + (6,), np.float32)
+            rays[..., 3:] = dirs.reshape(shape + (3,))
+            self._ray_cache = (key, rays, dirs.reshape(-1, 3))
+        rays, dirs = self._ray_cache[1], self._ray_cache[2]
+        for k, T in enumerate(poses):
             rays[k, ..., :3] = T[:3, 3]
-            rays[k, ..., 3:] = self._pixel_dirs @ T[:3, :3].T
         th, gid, normals, hit = self._cast_rays(rays)
-        flat = rays.reshape(-1, 6)
-        dirs = flat[:, 3:]
-        pts = flat[:, :3] + np.where(hit, th, 0).reshape(-1, 1) * dirs
+        origins = np.repeat(np.stack([T[:3, 3] for T in poses]).astype(np.float32), cfg.height * cfg.width, axis=0)
+        pts = np.where(hit, th, np.float32(0)).reshape(-1, 1) * dirs
+        pts += origins
         shaded = self._shade(pts, normals.reshape(-1, 3), dirs, gid.ravel()).reshape(shape + (3,))
         shaded[~hit] = np.asarray(self.scene.sky_rgb, np.float32)
         imgs = np.clip(shaded + 0.5, 0, 255).astype(np.uint8)

@@ -117,24 +117,25 @@ def build_scene(name: str = 'default', seed: int = 0) -> Scene:
 
 
 def texture_coords(obj: SceneObject, points: np.ndarray, normals: np.ndarray) -> Tuple[np.ndarray, np.ndarray, bool]:
-    """Texel coordinates (s, t) of surface points (N, 3) of one object, and whether they tile."""
+    """Texel coordinates (s, t) of surface points (N, 3) of one object (in the points' dtype), and whether they tile."""
     p = points
+    f = p.dtype.type
     if obj.mapping in ('planar', 'photo'):
-        d = p - obj.origin
-        s = d @ obj.u_axis
-        t = d @ obj.v_axis
+        d = p - obj.origin.astype(p.dtype)
+        s = d @ obj.u_axis.astype(p.dtype)
+        t = d @ obj.v_axis.astype(p.dtype)
         if obj.mapping == 'photo':
-            return s / obj.size[0] * (tex.TILE - 1), t / obj.size[1] * (tex.TILE - 1), False
-        return s / obj.texel, t / obj.texel, True
+            return s * f((tex.TILE - 1) / obj.size[0]), t * f((tex.TILE - 1) / obj.size[1]), False
+        return s * f(1 / obj.texel), t * f(1 / obj.texel), True
     if obj.mapping == 'box':
         axis = np.argmax(np.abs(normals), axis=1)
         a = np.where(axis == 0, p[:, 1], p[:, 0])
         b = np.where(axis == 2, p[:, 1], p[:, 2])
-        return a / obj.texel, b / obj.texel, True
+        return a * f(1 / obj.texel), b * f(1 / obj.texel), True
     if obj.mapping == 'sphere':
-        d = p - obj.origin
-        r = np.linalg.norm(d, axis=1) + 1e-9
+        d = p - obj.origin.astype(p.dtype)
+        r = np.linalg.norm(d, axis=1) + f(1e-9)
         lon = np.arctan2(d[:, 1], d[:, 0])
         lat = np.arcsin(np.clip(d[:, 2] / r, -1, 1))
-        return lon * r / obj.texel, lat * r / obj.texel, True
+        return lon * r * f(1 / obj.texel), lat * r * f(1 / obj.texel), True
     raise ValueError(f'unknown mapping {obj.mapping!r}')

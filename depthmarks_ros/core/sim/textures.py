@@ -46,7 +46,7 @@ def photo_texture(image_rgb: np.ndarray, size: int = TILE) -> np.ndarray:
 
 
 class Atlas:
-    """Tiles laid out in a grid; ``lookup`` samples tile coordinates (s, t in texels) bilinearly."""
+    """Tiles laid out in a grid; :meth:`sample` reads it bilinearly at atlas pixel coordinates."""
 
     def __init__(self, tiles: List[np.ndarray]):
         import cv2  # noqa: F401
@@ -58,19 +58,21 @@ class Atlas:
             r, c = divmod(i, self.cols)
             self.image[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE] = tile
 
-    def lookup(self, tile_index: np.ndarray, s: np.ndarray, t: np.ndarray, wrap: np.ndarray) -> np.ndarray:
-        """Sample colours. All arrays share a shape (H, W) (or (N,)); s, t in texels of the tile.
+    def tile_origin(self, tile_index: int):
+        """(x, y) atlas pixel of a tile's top-left corner."""
+        r, c = divmod(int(tile_index), self.cols)
+        return c * TILE, r * TILE
 
-        Where ``wrap`` is True coordinates repeat (tiling), else they are clamped (photos).
-        Returns float32 (..., 3) RGB.
-        """
+    @staticmethod
+    def texel_coords(s: np.ndarray, t: np.ndarray, wrap: bool):
+        """Tile texel coordinates: repeated when ``wrap`` (tiling), else clamped to the tile (photos)."""
+        if wrap:
+            return np.mod(s, TILE - 1), np.mod(t, TILE - 1)
+        return np.clip(s, 0, TILE - 1.001), np.clip(t, 0, TILE - 1.001)
+
+    def sample(self, mapx: np.ndarray, mapy: np.ndarray) -> np.ndarray:
+        """Bilinear atlas colours at atlas pixel coordinates (N,) -> (N, 3) float32 RGB."""
         import cv2
-        s = np.where(wrap, np.mod(s, TILE - 1), np.clip(s, 0, TILE - 1.001)).astype(np.float32)
-        t = np.where(wrap, np.mod(t, TILE - 1), np.clip(t, 0, TILE - 1.001)).astype(np.float32)
-        r, c = np.divmod(tile_index.astype(np.int32), self.cols)
-        mapx = (c * TILE + s).astype(np.float32)
-        mapy = (r * TILE + t).astype(np.float32)
-        shape = mapx.shape
         n = mapx.size
         cols = 1024  # remap needs both sides < 32767: lay the samples out as a block
         rows = max(1, -(-n // cols))
@@ -79,4 +81,4 @@ class Atlas:
         bx[:n], by[:n] = mapx.ravel(), mapy.ravel()
         out = cv2.remap(self.image, bx.reshape(rows, cols), by.reshape(rows, cols), cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_REPLICATE)
-        return out.reshape(-1, 3)[:n].reshape(shape + (3,)).astype(np.float32)
+        return out.reshape(-1, 3)[:n].astype(np.float32)
