@@ -119,6 +119,14 @@ def test_node_process_runs_and_stops_on_sigint_under_each_executor(probe, choice
                        env={'DEPTHMARKS_EXECUTOR': choice}).start()
     try:
         assert probe.spin_until(lambda: len(images) >= 3 and diags, 30), node.output
+        # the parameter services answer (what `ros2 param set` uses)
+        from rclpy.parameter_client import AsyncParameterClient
+        client = AsyncParameterClient(probe.node, 'sim_rig')
+        assert client.wait_for_services(10.0)
+        refused = client.set_parameters([Parameter('rate', value=20.0)])           # read-only
+        accepted = client.set_parameters([Parameter('publish_ground_truth', value=False)])
+        assert probe.spin_until(lambda: refused.done() and accepted.done(), 10)
+        assert not refused.result().results[0].successful and accepted.result().results[0].successful
     finally:
         rc = node.stop()
     assert rc == 0, node.output   # SIGINT ends the spin loop under both executors
