@@ -23,7 +23,7 @@ IMPORT_TO_KEY = {
     'psutil': 'python3-psutil', 'launch': 'launch', 'launch_ros': 'launch_ros',
     'open3d': None, 'transformers': None, 'dlib': None, 'face_recognition_models': None,
     'mcap': None, 'mcap_ros2': None, 'huggingface_hub': None, 'safetensors': None, 'matplotlib': None,
-    'PIL': None, 'pytest': None, 'hypothesis': None, 'launch_pytest': None, 'launch_testing': None,
+    'PIL': None, 'rosbags': None, 'pytest': None, 'hypothesis': None, 'launch_pytest': None, 'launch_testing': None,
     'launch_testing_ros': None,
 }
 

@@ -91,6 +91,17 @@ def test_runner_end_to_end(tmp_path):
                   for _s, _c, m in make_reader(f).iter_messages(topics=['/' + topic])]
             zs = np.concatenate(zs)
             assert zs.size and 1.6 < np.nanmedian(zs) < 2.4, topic
+    # an independent reader (rosbags, its own CDR decoder and msg parser) reads and decodes every message
+    from pathlib import Path
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+    decoded = {}
+    with AnyReader([Path(out / 'recording.mcap')], default_typestore=get_typestore(Stores.ROS2_KILTED)) as bag:
+        for conn, _t, raw in bag.messages():
+            decoded.setdefault(conn.topic, bag.deserialize(raw, conn.msgtype))
+        n_messages = bag.message_count
+    assert set(decoded) == set(seen) and n_messages >= len(seen)
+    assert decoded['/fusion/depth'].width == 640 and decoded['/face/head_pose'].pose.covariance.shape == (36,)
 
 
 @pytest.mark.dds
