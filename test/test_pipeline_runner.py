@@ -102,6 +102,12 @@ def test_runner_end_to_end(tmp_path):
         n_messages = bag.message_count
     assert set(decoded) == set(seen) and n_messages >= len(seen)
     assert decoded['/fusion/depth'].width == 640 and decoded['/face/head_pose'].pose.covariance.shape == (36,)
+    # the output folder is also a rosbag2 bag (metadata.yaml): the strict rosbag2 reader agrees with it
+    from rosbags.rosbag2 import Reader
+    with Reader(out) as bag2:
+        assert bag2.message_count == n_messages and {c.topic for c in bag2.connections} == set(seen)
+        assert sum(1 for _ in bag2.messages()) == n_messages
+        assert all(c.msgcount >= 1 for c in bag2.connections)
 
 
 @pytest.mark.dds

@@ -2,6 +2,8 @@
 
 Messages are taken serialized (raw subscriptions) and written as they are, so recording costs no
 deserialization; the file opens in Foxglove Studio and plays with `ros2 bag play FILE.mcap`.
+Beside it, ``metadata.yaml`` (rosbag2 metadata, version 5 so that Humble and later read it) makes
+the folder a rosbag2 bag: `ros2 bag info FOLDER`, `ros2 bag play FOLDER`.
 The header stamp is read from the CDR bytes of stamped messages for latency statistics.
 """
 from __future__ import annotations
@@ -55,6 +57,9 @@ class McapRecorder:
         self._schemas: Dict[str, int] = {}
         self._channels: Dict[str, int] = {}
         self._seq: Dict[str, int] = defaultdict(int)
+        self._types: Dict[str, str] = {}
+        self._first_ns: Optional[int] = None
+        self._last_ns: Optional[int] = None
         self.path = path
         self.closed = False
 
@@ -67,6 +72,7 @@ class McapRecorder:
                         name=type_name, encoding='ros2msg', data=schema_text(type_name).encode())
                 self._channels[topic] = self._writer.register_channel(
                     topic=topic, message_encoding='cdr', schema_id=self._schemas[type_name])
+                self._types[topic] = type_name
             return self._channels[topic]
 
     def write(self, topic: str, data: bytes, log_time_ns: int, publish_time_ns: Optional[int] = None) -> None:
@@ -89,6 +95,8 @@ class McapRecorder:
                 self._writer.add_message(channel_id=cid, log_time=log_time, data=data,
                                          publish_time=publish_time, sequence=self._seq[topic])
                 self._seq[topic] += 1
+                self._first_ns = log_time if self._first_ns is None else min(self._first_ns, log_time)
+                self._last_ns = log_time if self._last_ns is None else max(self._last_ns, log_time)
 
     def close(self) -> None:
         if self.closed:
@@ -99,6 +107,31 @@ class McapRecorder:
         with self._lock:
             self._writer.finish()
             self._file.close()
+            self._write_bag_metadata()
+
+    def _write_bag_metadata(self) -> None:
+        """rosbag2 metadata.yaml (version 5) for the recording, in its folder."""
+        import os
+        import yaml
+        count = sum(self._seq.values())
+        start = self._first_ns or 0
+        duration = (self._last_ns - start) if self._last_ns is not None else 0
+        name = os.path.basename(self.path)
+        info = {
+            'version': 5, 'storage_identifier': 'mcap', 'relative_file_paths': [name],
+            'duration': {'nanoseconds': duration}, 'starting_time': {'nanoseconds_since_epoch': start},
+            'message_count': count,
+            'topics_with_message_count': [
+                {'topic_metadata': {'name': topic, 'type': type_name, 'serialization_format': 'cdr',
+                                    'offered_qos_profiles': ''},
+                 'message_count': self._seq[topic]}
+                for topic, type_name in self._types.items()],
+            'compression_format': '', 'compression_mode': '',
+            'files': [{'path': name, 'starting_time': {'nanoseconds_since_epoch': start},
+                       'duration': {'nanoseconds': duration}, 'message_count': count}],
+        }
+        with open(os.path.join(os.path.dirname(os.path.abspath(self.path)), 'metadata.yaml'), 'w') as f:
+            yaml.safe_dump({'rosbag2_bagfile_information': info}, f, sort_keys=False)
 
 
 class TopicStats:
