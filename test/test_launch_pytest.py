@@ -6,6 +6,20 @@ launch_pytest = pytest.importorskip('launch_pytest')
 launch = pytest.importorskip('launch')
 launch_ros = pytest.importorskip('launch_ros')
 
+
+def _plugin_predates_pytest_8_4() -> bool:
+    """launch_pytest up to 3.7 reads a fixture attribute that pytest 8.4 removed (ros2/launch#947):
+    its collection then fails with AttributeError instead of running the test."""
+    import inspect
+    import launch_pytest.plugin
+    return ('_pytestfixturefunction' in inspect.getsource(launch_pytest.plugin)
+            and not hasattr(pytest.fixture(lambda: None), '_pytestfixturefunction'))
+
+
+if _plugin_predates_pytest_8_4():
+    pytest.skip(f'this launch_pytest does not support pytest {pytest.__version__} (ros2/launch#947): '
+                'run colcon test with the system pytest', allow_module_level=True)
+
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 
