@@ -108,6 +108,9 @@ def test_bad_start_up_parameter_gives_one_clear_line_and_exit_1():
     out = node.output
     assert node.proc.returncode == 1, out
     assert 'cannot start:' in out and "'moon' is not one of" in out and 'Traceback' not in out
+    node = NodeProcess('sim_rig', env={'DEPTHMARKS_EXECUTOR': 'fastest'}).start()
+    node.proc.wait(60)
+    assert node.proc.returncode == 1 and 'cannot start: DEPTHMARKS_EXECUTOR' in node.output, node.output
 
 
 @pytest.mark.parametrize('choice', ['events', 'single'])

@@ -234,12 +234,12 @@ def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> i
     node = None
     try:
         try:
+            executor, _ = make_executor()   # first: an unknown DEPTHMARKS_EXECUTOR is a start-up error too
             node = node_factory()
         except (ValueError, FileNotFoundError, ParameterException) as exc:
             name = getattr(node_factory, '__name__', 'node')
             print(f'{name}: cannot start: {exc}', file=sys.stderr)
             return 1
-        executor, _ = make_executor()
         executor.add_node(node)
         try:
             # spin_once in a loop, not spin(): the EventsExecutor's spin() does not return when
