@@ -105,6 +105,13 @@ def test_inverse_variance_closed_form():
     assert np.isnan(d).all() and np.isnan(s).all() and d.dtype == np.float32
 
 
+def test_fit_fusion_command_reproduces_the_shipped_sigma_defaults():
+    from depthmarks_ros.cli.fit_fusion import collect_samples
+    fitted = fit_sigma_model(collect_samples(4, 'classical')).to_dict()   # = depthmarks fit-fusion --frames 4 --completion classical
+    for name, shipped in SigmaModel().to_dict().items():
+        assert fitted[name] == pytest.approx(shipped, rel=0.03), name
+
+
 def test_learned_sigma_model_recovers_noise_and_round_trips(tmp_path):
     from depthmarks_ros.core.fusion.uncertainty import lidar_sigma
     rng = np.random.default_rng(1)

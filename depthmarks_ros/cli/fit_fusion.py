@@ -6,7 +6,8 @@ from __future__ import annotations
 def add_arguments(p) -> None:
     p.add_argument('--output', '-o', required=True, help='JSON file to write')
     p.add_argument('--frames', type=int, default=4, help='simulated frames (seeds) to fit on')
-    p.add_argument('--completion', default='guided', choices=('classical', 'guided'))
+    p.add_argument('--completion', default='classical', choices=('classical', 'guided'),
+                   help='completion the sigma model is fitted for (the node default: classical)')
     p.add_argument('--steps', type=int, default=300)
     p.add_argument('--width', type=int, default=640)
     p.add_argument('--height', type=int, default=480)
