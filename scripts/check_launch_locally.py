@@ -12,6 +12,7 @@ Ctrl-C would, and prints rates, latencies, the static transforms requested and e
 
     .venv/bin/python scripts/check_launch_locally.py --launch-src ~/src/launch --launch-ros-src ~/src/launch_ros
     .venv/bin/python scripts/check_launch_locally.py ... --launch-file full_pipeline.launch.xml -- rviz:=false
+    .venv/bin/python scripts/check_launch_locally.py ... --topics face/landmarks,body/keypoints source:=video video:=clip.mp4
 
 Exit 0 when the launch service ended with 0, every probed topic published and every process exited
 cleanly.
@@ -46,7 +47,7 @@ from launch import LaunchDescription, LaunchService
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import AnyLaunchDescriptionSource
 path, seconds, largs = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
-ls = LaunchService(argv=largs)
+ls = LaunchService()
 ls.include_launch_description(LaunchDescription([IncludeLaunchDescription(
     AnyLaunchDescriptionSource(path), launch_arguments=[tuple(a.split(':=', 1)) for a in largs])]))
 threading.Timer(seconds, ls.shutdown).start()   # as Ctrl-C: SIGINT to every process, then wait
@@ -106,16 +107,16 @@ def prepare(tmp: str, args) -> dict:
                 PYTHONPATH=os.pathsep.join(paths))
 
 
-def probe(seconds: float) -> dict:
+def probe(seconds: float, topics: dict) -> dict:
     import importlib
     import numpy as np
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    rclpy.init()
+    rclpy.init(args=[])   # not sys.argv: the launch arguments are not ROS arguments
     node = rclpy.create_node('launch_check_probe')
-    arrivals = {t: [] for t in TOPICS}
-    latency = {t: [] for t in TOPICS}
-    for topic, type_name in TOPICS.items():
+    arrivals = {t: [] for t in topics}
+    latency = {t: [] for t in topics}
+    for topic, type_name in topics.items():
         pkg, cls = type_name.split('/')
         msg_type = getattr(importlib.import_module(f'{pkg}.msg'), cls)
 
@@ -130,7 +131,7 @@ def probe(seconds: float) -> dict:
     node.destroy_node()
     rclpy.shutdown()
     out = {}
-    for t in TOPICS:
+    for t in topics:
         a = [x for x in arrivals[t] if x > arrivals[t][0] + 3.0] if arrivals[t] else []
         out[t] = ((len(a) - 1) / (a[-1] - a[0]) if len(a) > 2 else 0.0,
                   float(np.median(latency[t])) if latency[t] else float('nan'), len(arrivals[t]))
@@ -143,8 +144,16 @@ def main() -> int:
     ap.add_argument('--launch-ros-src', required=True, help='checkout of github.com/ros2/launch_ros')
     ap.add_argument('--launch-file', default='full_pipeline.launch.py', help="in the package's launch/")
     ap.add_argument('--seconds', type=float, default=40.0, help='how long the launch runs')
+    ap.add_argument('--topics', default=','.join(TOPICS),
+                    help="comma-separated outputs that must publish (e.g. face/landmarks,body/keypoints for "
+                         "source:=video; '' for none)")
     ap.add_argument('launch_args', nargs='*', help='name:=value launch arguments')
     args = ap.parse_args()
+    wanted = [t for t in args.topics.split(',') if t]      # '' = none (nodes only have to start and stop)
+    unknown = [t for t in wanted if t not in TOPICS]
+    if unknown:
+        ap.error(f'unknown topics {unknown}; known: {", ".join(TOPICS)}')
+    topics = {t: TOPICS[t] for t in wanted}
     sys.path.insert(0, ROOT)
     from depthmarks_ros.testing.ros_harness import configure_ros_env
     with tempfile.TemporaryDirectory(prefix='depthmarks_launch_') as tmp:
@@ -156,7 +165,7 @@ def main() -> int:
             proc = subprocess.Popen([sys.executable, '-c', DRIVER, launch_file, str(args.seconds)] + args.launch_args,
                                     env=env, stdout=log, stderr=subprocess.STDOUT)
             time.sleep(min(12.0, args.seconds / 3))   # start-up: processes, model loading, discovery
-            figures = probe(max(args.seconds - 16.0, 5.0))
+            figures = probe(max(args.seconds - 16.0, 5.0), topics)
             rc = proc.wait(timeout=args.seconds + 60)
         with open(log_path) as f:
             lines = f.read().splitlines()
