@@ -180,3 +180,16 @@ def test_preview_draws_each_persons_skeleton():
     _draw_skeletons(img, array_to_cloud(arr), (255, 255, 255))
     assert img[30, 25:55].min() == 255 and img[15:45, 80].min() == 255
     assert img[50:90, 0:40].max() == 0                       # hip alone, and no bone across persons
+
+
+def test_param_option_parses_into_node_overrides():
+    from depthmarks_ros.cli.run_pipeline import parse_param_overrides
+    got = parse_param_overrides(['sim:motion=true', 'stereo:disparity_range=64', 'face:backend=mediapipe',
+                                 'stereo_depth:slop=0.02', 'fusion:lidar_to_camera=[0, 0, 0, 0, 0, 0, 1]'])
+    assert got == {'sim_rig': {'motion': True}, 'stereo_depth': {'disparity_range': 64, 'slop': 0.02},
+                   'face_landmarks': {'backend': 'mediapipe'}, 'depth_fusion': {'lidar_to_camera': [0, 0, 0, 0, 0, 0, 1]}}
+    plan = node_plan(RunConfig(nodes=['sim', 'stereo'], overrides=got))
+    assert plan['sim_rig']['motion'] is True and plan['stereo_depth']['disparity_range'] == 64
+    for bad in ('motion=true', 'sim:motion', 'moon:motion=1', 'sim:=1'):
+        with pytest.raises(ValueError):
+            parse_param_overrides([bad])

@@ -27,10 +27,37 @@ def add_arguments(p) -> None:
     p.add_argument('--quiet', action='store_true', help='no progress line')
     p.add_argument('--multi-process', action='store_true',
                    help='run each node in its own process (as ros2 launch does); this process records and measures')
+    p.add_argument('--param', '-p', action='append', default=[], metavar='NODE:NAME=VALUE',
+                   help='set a node parameter over its config file (repeatable; VALUE is YAML), e.g. '
+                        'sim:motion=true, stereo:disparity_range=64, face:backend=mediapipe')
+
+
+def parse_param_overrides(items) -> dict:
+    """['sim:motion=true', ...] -> {'sim_rig': {'motion': True}, ...}; ValueError names a bad item."""
+    import yaml
+    from depthmarks_ros.pipeline.registry import resolve
+    out: dict = {}
+    for item in items:
+        node, sep, rest = item.partition(':')
+        name, eq, value = rest.partition('=')
+        if not sep or not eq or not node or not name:
+            raise ValueError(f'--param {item!r}: expected NODE:NAME=VALUE, e.g. sim:motion=true')
+        try:
+            parsed = yaml.safe_load(value) if value else ''
+        except yaml.YAMLError as exc:
+            raise ValueError(f'--param {item!r}: VALUE is not YAML ({exc})') from exc
+        out.setdefault(resolve([node.strip()])[0], {})[name.strip()] = parsed
+    return out
 
 
 def run(args) -> int:
+    import sys
     from depthmarks_ros.pipeline.runner import PipelineRunner, RunConfig
+    try:
+        overrides = parse_param_overrides(args.param)
+    except ValueError as exc:
+        print(f'depthmarks run: {exc}', file=sys.stderr)
+        return 2
     source = 'video' if args.video else 'camera' if args.camera else 'bag' if args.bag else 'sim'
     nodes = [n.strip() for n in args.nodes.split(',') if n.strip()]
     if args.mono_model and 'mono' not in nodes:
@@ -38,7 +65,11 @@ def run(args) -> int:
     cfg = RunConfig(duration=args.duration, output=args.output, nodes=nodes, source=source, video=args.video,
                     camera=args.camera, bag=args.bag, record=not args.no_record, record_rate=args.record_rate,
                     use_dds_profile=not args.no_dds_profile, rate=args.rate, mono_model=args.mono_model,
-                    progress=not args.quiet, multi_process=args.multi_process)
+                    progress=not args.quiet, multi_process=args.multi_process, overrides=overrides)
+    from depthmarks_ros.pipeline.runner import node_plan
+    idle = sorted(set(overrides) - set(node_plan(cfg)))
+    if idle:
+        print(f'depthmarks run: --param for {", ".join(idle)}, which this run does not start: ignored', file=sys.stderr)
     metrics = PipelineRunner(cfg).run()
     summary = {t: m['rate_hz'] for t, m in metrics['topics'].items() if not t.startswith('/')}
     print(json.dumps({'output': args.output, 'rates_hz': summary,

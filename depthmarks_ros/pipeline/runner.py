@@ -144,6 +144,9 @@ class PipelineRunner:
                         self.skipped[name] = f'{name} failed to start: {type(exc).__name__}: {exc}'
                         print(f'[depthmarks run] {self.skipped[name]}', file=sys.stderr)
                         continue
+                    for pname in cfg.overrides.get(name, {}):
+                        if not node.has_parameter(pname):
+                            print(f'[depthmarks run] {name} has no parameter {pname!r}: ignored', file=sys.stderr)
                     self.nodes.append(node)
                     self.node_names.append(node.get_name())
                     executor.add_node(node)
