@@ -3,10 +3,12 @@
 ``DEPTHMARKS_EXECUTOR`` chooses:
 
 * ``events`` (default where rclpy has it, Kilted and later): ``rclpy.experimental.EventsExecutor``.
-  Its wait and dispatch loop runs in C++; Python only runs the callbacks. On the 2-core benchmark
-  (benchmarks/bench_pipeline.py, docs/pipeline.md) it took the single-process pipeline from
-  6-7 Hz / 360 ms fused-depth latency to 10 Hz / ~90 ms: the Python executor's per-message wait-set
-  rebuild over every node's entities cost a third of a core and held the GIL.
+  Its wait and dispatch loop runs in C++; Python only runs the callbacks. The Python executor's
+  per-message wait-set rebuild over every node's entities kept the main thread at 0.24-0.28 of a
+  core, holding the GIL. On the 2-core benchmark (docs/pipeline.md) the EventsExecutor together with
+  the OpenBLAS thread cap took the single-process pipeline from 6.8 Hz / 362 ms fused-depth latency
+  to 10 Hz / 87 ms; with every later change in place, 60 s runs gave fused 54 ms (events) vs 77 ms
+  (single-threaded).
 * ``single``: rclpy's ``SingleThreadedExecutor`` (always available; the fallback when rclpy
   has no EventsExecutor, e.g. Humble and Jazzy).
 
