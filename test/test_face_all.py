@@ -17,7 +17,7 @@ from depthmarks_ros.core.face.head_pose import (angles_from_rotation, face_model
 from depthmarks_ros.core.face.metrics import calibration_2d, nme_interocular
 from depthmarks_ros.core.face.pipeline import FaceLandmarker
 from depthmarks_ros.core.face.pts_io import read_pts, write_pts
-from depthmarks_ros.core.face.tracking import CentroidTracker
+from depthmarks_ros.core.tracking import CentroidTracker
 from depthmarks_ros.testing.ros_harness import NodeProcess
 
 K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])

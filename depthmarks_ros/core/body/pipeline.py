@@ -9,7 +9,7 @@ import numpy as np
 from depthmarks_ros.core.body.backends import create_backend
 from depthmarks_ros.core.body.coco17 import BLAZEPOSE_TO_COCO17
 from depthmarks_ros.core.body.lifting3d import lift_keypoints, pixel_sigma
-from depthmarks_ros.core.face.tracking import CentroidTracker
+from depthmarks_ros.core.tracking import CentroidTracker
 
 
 @dataclass

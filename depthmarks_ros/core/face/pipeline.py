@@ -11,7 +11,7 @@ import numpy as np
 from depthmarks_ros.core.face.backends import DlibFace68, create_backend
 from depthmarks_ros.core.face.head_pose import HeadPose, solve_head_pose
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, MEDIAPIPE_TO_IBUG68, RIGHT_EYE_OUTER
-from depthmarks_ros.core.face.tracking import CentroidTracker
+from depthmarks_ros.core.tracking import CentroidTracker
 from depthmarks_ros.core.face.uncertainty import (DEFAULT_AUGMENTATIONS, UncertaintyModel, augmented_predictions,
                                                   landmark_covariance, match_faces)
 from depthmarks_ros.core.lifting import lift, robust_depth

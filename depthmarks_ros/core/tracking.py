@@ -1,4 +1,6 @@
-"""Stable ids for faces (or people) across frames: greedy matching of box centres (ROS-free)."""
+"""Stable ids for detections (faces, people, hands) across frames: greedy matching of box centres (ROS-free).
+
+Shared by `core/face` and `core/body`; neither owns it."""
 from __future__ import annotations
 
 from typing import Dict, List
