@@ -35,8 +35,9 @@ def test_pipeline_split_across_two_hosts(discovery):
         # (10 Hz input; > 2 Hz even when the 2 cores are shared with other work)
         assert r['rate_hz'] > 2.0, (topic, r)
     # content: stereo and fused depth match the simulator's ground truth (sent by host a)
-    assert res['stereo/depth']['depth_mae_m'] < 0.25, res['stereo/depth']
-    assert res['fusion/depth']['depth_mae_m'] < 0.35, res['fusion/depth']
+    assert res['stereo/depth']['mae'] < 0.25, res['stereo/depth']
+    assert res['fusion/depth']['mae'] < 0.35, res['fusion/depth']
+    assert res['stereo/disparity']['bad2'] < 0.1, res['stereo/disparity']
     # the sensor images crossed the link: 5 s of at least 1 MB/s (the rig sends ~7 MB/s here)
     assert res['_veth_tx']['a'] > 5 * 1e6, res['_veth_tx']
     assert set(res['_codes'].values()) == {0}, (res['_codes'], logs)

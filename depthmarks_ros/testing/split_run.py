@@ -57,7 +57,7 @@ def _stop_group(proc: subprocess.Popen) -> None:
 
 def run_split(placement: Placement, topics: Sequence[Tuple[str, str]], probe_host: str = 'b',
               discovery: str = 'subnet', duration: float = 5.0, ground_truth: str = 'sim/depth_gt',
-              profile: str = 'fastdds_network.xml', wait: float = 40.0) -> dict:
+              disparity_truth: str = 'sim/disparity_gt', profile: str = 'fastdds_network.xml', wait: float = 40.0) -> dict:
     """Start the nodes, probe ``topics`` ((name, type) pairs) for ``duration`` s after the first
     message, stop everything. Returns the probe's JSON plus ``_veth_tx`` (bytes each host sent on
     the link), ``_codes`` (exit codes, node -> code) and ``_logs`` (node -> tail of its output)."""
@@ -90,6 +90,8 @@ def run_split(placement: Placement, topics: Sequence[Tuple[str, str]], probe_hos
                    '--wait', str(wait), '--out', out]
             if ground_truth:
                 cmd += ['--ground-truth', ground_truth]
+            if disparity_truth:
+                cmd += ['--disparity-truth', disparity_truth]
             for name, typ in topics:
                 cmd += ['--topic', f'{name}:{typ}']
             probe_env = dict(nodes[0][1].env) if nodes else dict(os.environ, **env)

@@ -10,8 +10,9 @@ inside a network namespace, where the test process cannot reach)::
 Per topic it records the receive count, the rate over the window after the first message,
 the median/p95 latency (receive wall clock minus header stamp: the publishers must share this
 clock, as processes on one machine do), the serialised bytes per second, and for depth
-images (32FC1) the mean absolute error against the ground-truth depth image of the same stamp
-(``--ground-truth``) on pixels valid in both.
+images (32FC1) and DisparityImage the error against the ground truth of the same stamp
+(``--ground-truth`` depth, ``--disparity-truth`` disparity; pixels valid in both): per-frame
+MAE, RMSE and the share of errors above 2 (px for disparity), medians over frames.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--topic', action='append', default=[], help='NAME:pkg/msg/Type (repeatable)')
     ap.add_argument('--ground-truth', default='', help='32FC1 depth topic to score depth images on')
+    ap.add_argument('--disparity-truth', default='', help='32FC1 disparity topic to score DisparityImage on')
     ap.add_argument('--duration', type=float, default=6.0, help='seconds after the first message')
     ap.add_argument('--wait', type=float, default=20.0, help='seconds to wait for a first message')
     ap.add_argument('--reliable', action='store_true', help='subscribe reliable (default best effort)')
@@ -57,7 +59,9 @@ def main(argv=None) -> int:
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     lock = threading.Lock()
     rec: Dict[str, Dict[str, List]] = {}
-    gt: Dict[int, np.ndarray] = {}
+    truth: Dict[str, Dict[int, np.ndarray]] = {'depth': {}, 'disparity': {}}
+    truth_topics = {'depth': args.ground_truth, 'disparity': args.disparity_truth}
+    truth_names = {t for t in truth_topics.values() if t}
     pending: List = []
     first = [None]
 
@@ -71,38 +75,48 @@ def main(argv=None) -> int:
                 r['t'].append(now)
                 r['lat'].append((now - _stamp_ns(msg)) / 1e9)
                 r['bytes'].append(len(serialize_message(msg)))
-                if getattr(msg, 'encoding', None) == '32FC1' and args.ground_truth and topic != args.ground_truth:
-                    pending.append((topic, _stamp_ns(msg), depth_image_to_metres(msg).copy()))
+                if topic in truth_names:
+                    return
+                img = msg.image if hasattr(msg, 'image') else msg
+                kind = 'disparity' if img is not msg else 'depth'
+                if getattr(img, 'encoding', None) == '32FC1' and truth_topics[kind]:
+                    pending.append((topic, kind, _stamp_ns(msg), depth_image_to_metres(img).copy()))
                     _score()
         return cb
 
     def _score():
-        # score pending depth images whose ground truth has arrived; keep both sides bounded
+        # score pending images whose ground truth has arrived; keep both sides bounded
         keep = []
-        for topic, stamp, depth in pending:
-            g = gt.get(stamp)
+        for topic, kind, stamp, value in pending:
+            g = truth[kind].get(stamp)
             if g is None:
-                keep.append((topic, stamp, depth))
+                keep.append((topic, kind, stamp, value))
                 continue
-            ok = np.isfinite(g) & np.isfinite(depth) if g.shape == depth.shape else None
+            ok = np.isfinite(g) & np.isfinite(value) & (g > 0) if g.shape == value.shape else None
             if ok is not None and ok.any():
-                rec[topic]['depth_err'].append(float(np.abs(depth[ok] - g[ok]).mean()))
+                err = value[ok] - g[ok]
+                rec[topic]['err'].append((float(np.abs(err).mean()), float(np.sqrt((err ** 2).mean())),
+                                          float((np.abs(err) > 2.0).mean())))
         pending[:] = keep[-20:]
-        while len(gt) > 20:
-            gt.pop(min(gt))
+        for k in truth:
+            while len(truth[k]) > 20:
+                truth[k].pop(min(truth[k]))
 
-    def gt_cb(msg):
-        with lock:
-            gt[_stamp_ns(msg)] = depth_image_to_metres(msg).copy()
-            _score()
+    def make_truth_cb(kind):
+        def cb(msg):
+            with lock:
+                truth[kind][_stamp_ns(msg)] = depth_image_to_metres(msg).copy()
+                _score()
+        return cb
 
     for spec in args.topic:
         topic, typ = spec.rsplit(':', 1)
-        rec[topic] = {'t': [], 'lat': [], 'bytes': [], 'depth_err': []}
+        rec[topic] = {'t': [], 'lat': [], 'bytes': [], 'err': []}
         node.create_subscription(_msg_class(typ), topic, make_cb(topic), qos)
-    if args.ground_truth:
-        node.create_subscription(_msg_class('sensor_msgs/msg/Image'), args.ground_truth, gt_cb,
-                                 qos_profile_sensor_data)
+    for kind in ('depth', 'disparity'):
+        if truth_topics[kind]:
+            node.create_subscription(_msg_class('sensor_msgs/msg/Image'), truth_topics[kind],
+                                     make_truth_cb(kind), qos_profile_sensor_data)
     start = time.monotonic()
     while True:
         rclpy.spin_once(node, timeout_sec=0.05)
@@ -121,10 +135,12 @@ def main(argv=None) -> int:
                      'latency_p95_ms': float(np.percentile(r['lat'], 95) * 1e3) if n else None,
                      'bytes_per_s': float(sum(r['bytes']) / span) if span > 0 else 0.0,
                      'mean_bytes': float(np.mean(r['bytes'])) if n else 0.0}
-            errs = r['depth_err']
-            if errs:
-                entry['depth_mae_m'] = float(np.median(errs))
-                entry['depth_scored_frames'] = len(errs)
+            errs = np.array(r['err']).reshape(-1, 3)
+            if len(errs):     # medians over frames of the per-frame MAE / RMSE / bad-2 share
+                entry['mae'] = float(np.median(errs[:, 0]))
+                entry['rmse'] = float(np.median(errs[:, 1]))
+                entry['bad2'] = float(np.median(errs[:, 2]))
+                entry['scored_frames'] = len(errs)
             out[topic] = entry
     with open(args.out, 'w') as f:
         json.dump(out, f, indent=1)
