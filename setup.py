@@ -19,6 +19,7 @@ NODES = [
     'face_landmarks',
     'body_pose',
     'video_source',
+    'stamp_merge',
 ]
 
 

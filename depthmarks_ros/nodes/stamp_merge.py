@@ -1,0 +1,110 @@
+"""stamp_merge: one ordered output topic from N instances of a scaled-out node. See docs/multihost.md.
+
+Instance ``k`` of a slow node (``shard_count:=N shard_index:=k``: it processes every N-th frame
+by stamp) publishes its outputs remapped to ``<topic>/shard_<k>``; this node subscribes to those
+and republishes each topic on ``<topic>`` in stamp order (core/sharding.StampSequencer): a frame
+is held until every live instance has passed its stamp, at most ``max_wait`` s; a frame that
+would go out of order is dropped and counted, never published late. Messages pass through
+unchanged (any type with a header).
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Dict, List
+
+from depthmarks_ros.convert.stamps import stamp_ns
+from depthmarks_ros.core.sharding import StampSequencer
+from depthmarks_ros.pipeline.registry import message_class
+from depthmarks_ros.ros.node_base import WARN, DepthmarksNode, run_node
+
+
+def _check_types(value) -> str:
+    for name in value:
+        try:
+            message_class(name)
+        except (ValueError, ImportError, AttributeError):
+            return f'unknown message type {name!r} (pkg/msg/Type)'
+    return ''
+
+
+class StampMergeNode(DepthmarksNode):
+    def __init__(self, **kwargs):
+        super().__init__('stamp_merge', **kwargs)
+        self.declare('topics', ['mono/depth'], 'Output topics to merge (each from <topic>/shard_<k>)',
+                     read_only=True, check=lambda v: '' if v and all(v) else 'give at least one topic')
+        self.declare('message_types', ['sensor_msgs/msg/Image'],
+                     'Message type of each topic (pkg/msg/Type), one per topic or one for all',
+                     read_only=True, check=lambda v: _check_types(v) or None)
+        self.declare('instances', 2, 'Number of instances (shard_count of the scaled-out node)',
+                     min_value=1, max_value=64, read_only=True)
+        self.declare('max_wait', 0.5, 'Longest a frame waits for the other instances (s)',
+                     min_value=0.01, max_value=10.0, read_only=True)
+        topics: List[str] = list(self.p.topics)
+        types: List[str] = list(self.p.message_types)
+        if len(types) == 1:
+            types = types * len(topics)
+        if len(types) != len(topics):
+            raise ValueError(f'message_types has {len(types)} entries for {len(topics)} topics')
+        self._lock = threading.Lock()
+        self._seq: Dict[str, StampSequencer] = {}
+        self._pubs = {}
+        qos_in = self.sensor_qos()
+        qos_in.depth = max(2, self.p.instances)
+        for topic, typ in zip(topics, types):
+            cls = message_class(typ)
+            self._seq[topic] = StampSequencer(self.p.instances, max_wait=self.p.max_wait)
+            self._pubs[topic] = self.create_publisher(cls, topic, self.output_qos())
+            for k in range(self.p.instances):
+                self.create_subscription(cls, f'{topic}/shard_{k}', self._make_cb(topic, k), qos_in)
+        self.create_timer(self.p.max_wait / 4, self._poll)
+
+    def _make_cb(self, topic: str, source: int):
+        def cb(msg):
+            self.stats.frame_in()
+            try:
+                stamp = stamp_ns(msg.header)
+            except AttributeError:
+                self.reject('no_header', f'{topic}/shard_{source}: message has no header')
+                return
+            with self._lock:
+                ready = self._seq[topic].push(source, stamp, msg, time.monotonic())
+            self._publish(topic, ready)
+        return cb
+
+    def _poll(self) -> None:
+        now = time.monotonic()
+        for topic, seq in self._seq.items():
+            with self._lock:
+                ready = seq.poll(now)
+            self._publish(topic, ready)
+
+    def _publish(self, topic: str, ready) -> None:
+        for _stamp, msg in ready:
+            self._pubs[topic].publish(msg)
+            self.stats.output(max(self.latency_since(msg.header), 0.0), 0.0)
+
+    def diagnostic_values(self):
+        out = {}
+        late = 0
+        for topic, seq in self._seq.items():
+            out[f'{topic} released'] = seq.stats.released
+            out[f'{topic} dropped out of order'] = seq.stats.dropped_late
+            out[f'{topic} released without waiting'] = seq.stats.forced
+            late += seq.stats.dropped_late
+        if late:
+            out.update(status_level=WARN, status_message=f'{late} frames came too late to keep stamp order '
+                       '(raise max_wait or check the instances)')
+        return out
+
+
+NODE_CLASS = StampMergeNode
+
+
+def main(args=None) -> int:
+    return run_node(StampMergeNode, args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
