@@ -44,6 +44,7 @@ def main(argv=None) -> int:
     ap.add_argument('--duration', type=float, default=6.0, help='seconds after the first message')
     ap.add_argument('--wait', type=float, default=20.0, help='seconds to wait for a first message')
     ap.add_argument('--reliable', action='store_true', help='subscribe reliable (default best effort)')
+    ap.add_argument('--order', action='store_true', help='count messages whose stamp is not after the previous one')
     ap.add_argument('--out', required=True)
     args = ap.parse_args(argv)
 
@@ -73,6 +74,7 @@ def main(argv=None) -> int:
                     first[0] = time.monotonic()
                 r = rec[topic]
                 r['t'].append(now)
+                r['stamps'].append(_stamp_ns(msg))
                 r['lat'].append((now - _stamp_ns(msg)) / 1e9)
                 r['bytes'].append(len(serialize_message(msg)))
                 if topic in truth_names:
@@ -111,7 +113,7 @@ def main(argv=None) -> int:
 
     for spec in args.topic:
         topic, typ = spec.rsplit(':', 1)
-        rec[topic] = {'t': [], 'lat': [], 'bytes': [], 'err': []}
+        rec[topic] = {'t': [], 'stamps': [], 'lat': [], 'bytes': [], 'err': []}
         node.create_subscription(_msg_class(typ), topic, make_cb(topic), qos)
     for kind in ('depth', 'disparity'):
         if truth_topics[kind]:
@@ -135,6 +137,9 @@ def main(argv=None) -> int:
                      'latency_p95_ms': float(np.percentile(r['lat'], 95) * 1e3) if n else None,
                      'bytes_per_s': float(sum(r['bytes']) / span) if span > 0 else 0.0,
                      'mean_bytes': float(np.mean(r['bytes'])) if n else 0.0}
+            if args.order:
+                st = np.array(r['stamps'], dtype=np.int64)
+                entry['out_of_order'] = int((np.diff(st) <= 0).sum()) if n > 1 else 0
             errs = np.array(r['err']).reshape(-1, 3)
             if len(errs):     # medians over frames of the per-frame MAE / RMSE / bad-2 share
                 entry['mae'] = float(np.median(errs[:, 0]))
