@@ -95,7 +95,7 @@ def test_node_points_only_when_subscribed_and_runtime_params(probe, stereo_node,
     assert not node.set_parameters([Parameter('disparity_range', value=50)])[0].successful
     assert node.set_parameters([Parameter('stereo_algorithm', value=0),
                                 Parameter('correlation_window_size', value=15)])[0].successful
-    assert node.matcher.params.stereo_algorithm == 0
+    assert node.chain.params.stereo_algorithm == 0
 
 
 @pytest.mark.dds

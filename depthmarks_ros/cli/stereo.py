@@ -3,7 +3,7 @@
 Writes disparity.pfm (float32 px, NaN invalid), disparity.png (16-bit, value = disparity * 256,
 0 invalid), depth.npy (float32 metres, NaN invalid), depth.png (16-bit millimetres, 0 invalid)
 and confidence.npy. Geometry from a rig file (--calib, sensors left/right) or --focal and
---baseline. Same matcher as the stereo_depth node.
+--baseline. Same per-frame chain (core/stereo/pipeline.py) as the stereo_depth node.
 """
 from __future__ import annotations
 
@@ -27,60 +27,57 @@ def add_arguments(p) -> None:
     p.add_argument('--window', type=int, default=5, help='correlation_window_size')
     p.add_argument('--wls', action='store_true', help='WLS post-filter')
     p.add_argument('--lr-check', action='store_true')
+    p.add_argument('--backend', default='opencv', help='matcher backend (as the node\'s backend parameter): '
+                   'opencv (--algorithm chooses the OpenCV matcher), coarse_to_fine, ...')
 
 
 def run(args) -> int:
     import cv2
-    from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
+    from depthmarks_ros.core.stereo import StereoParams
     from depthmarks_ros.core.stereo.io import write_disparity_png, write_pfm
+    from depthmarks_ros.core.stereo.pipeline import StereoPipeline, cameras_from_focal_baseline
     left = cv2.imread(args.left, cv2.IMREAD_GRAYSCALE)
     right = cv2.imread(args.right, cv2.IMREAD_GRAYSCALE)
     for path, img in ((args.left, left), (args.right, right)):
         if img is None:
             print(f'depthmarks stereo: cannot read {path}')
             return 2
+    h, w = left.shape
+    cameras = None
     if args.calib:
         from depthmarks_ros.core.calibration import load_rig
-        from depthmarks_ros.core.camera import StereoCamera
         from depthmarks_ros.core.stereo.calib import fit_to_size
         try:
             rig = load_rig(args.calib)
-            stereo = StereoCamera(*fit_to_size(rig.camera('left'), rig.camera('right'), left.shape[1], left.shape[0]))
+            cameras = fit_to_size(rig.camera('left'), rig.camera('right'), w, h)
         except (OSError, ValueError) as exc:  # CalibrationError is a ValueError
             print(f'depthmarks stereo: {args.calib}: {exc}')
             return 2
-        maps = [stereo.left.rectify_maps(), stereo.right.rectify_maps()]
-        if not stereo.left.is_rectified:
-            left = cv2.remap(left, *maps[0], cv2.INTER_LINEAR)
-        if not stereo.right.is_rectified:
-            right = cv2.remap(right, *maps[1], cv2.INTER_LINEAR)
-        fb, offset = stereo.focal * stereo.baseline, stereo.cx_offset
     elif args.focal and args.baseline:
-        fb, offset = args.focal * args.baseline, 0.0
-    else:
-        fb, offset = None, 0.0
+        cameras = cameras_from_focal_baseline(w, h, args.focal, args.baseline)
     params = StereoParams(stereo_algorithm=args.algorithm, disparity_range=args.disparity_range,
                           min_disparity=args.min_disparity, correlation_window_size=args.window,
                           P1=8.0 * args.window ** 2, P2=32.0 * args.window ** 2,
                           wls_filter=args.wls, lr_check=args.lr_check)
-    matcher = StereoMatcher(params)
     try:
-        result = matcher.compute(left, right)
+        chain = StereoPipeline(args.backend, params)
+    except (OSError, ValueError) as exc:
+        print(f'depthmarks stereo: backend {args.backend}: {exc}')
+        return 2
+    try:
+        frame = chain.process(left, right, cameras)
     except ValueError as exc:
         print(f'depthmarks stereo: {exc}')
         return 2
     finally:
-        matcher.close()
+        chain.close()
     os.makedirs(args.output, exist_ok=True)
-    write_pfm(os.path.join(args.output, 'disparity.pfm'), result.disparity)
-    write_disparity_png(os.path.join(args.output, 'disparity.png'), result.disparity)
-    np.save(os.path.join(args.output, 'confidence.npy'), result.confidence)
-    if fb is not None:
-        d = result.disparity - np.float32(offset)
-        with np.errstate(divide='ignore', invalid='ignore'):
-            depth = np.where(d > 0, np.float32(fb) / d, np.nan).astype(np.float32)
-        np.save(os.path.join(args.output, 'depth.npy'), depth)
-        mm = np.clip(np.nan_to_num(depth * 1000.0, nan=0.0), 0, 65535).astype(np.uint16)
+    write_pfm(os.path.join(args.output, 'disparity.pfm'), frame.disparity)
+    write_disparity_png(os.path.join(args.output, 'disparity.png'), frame.disparity)
+    np.save(os.path.join(args.output, 'confidence.npy'), frame.confidence)
+    if frame.depth is not None:
+        np.save(os.path.join(args.output, 'depth.npy'), frame.depth)
+        mm = np.clip(np.nan_to_num(frame.depth * 1000.0, nan=0.0), 0, 65535).astype(np.uint16)
         cv2.imwrite(os.path.join(args.output, 'depth.png'), mm)
     print(f'wrote {args.output}')
     return 0

@@ -189,3 +189,25 @@ def xyzrgb_cloud(points: np.ndarray, rgb: Optional[np.ndarray] = None, header=No
     if rgb is not None:
         arr['rgb'] = pack_rgb(np.asarray(rgb).reshape(shape + (3,)))
     return array_to_cloud(arr, header)
+
+
+POINTS_LAYOUTS = ('organized', 'dense')
+
+
+def points_cloud(points: np.ndarray, rgb: Optional[np.ndarray] = None, header=None, layout: str = 'organized'):
+    """The PointCloud2 of an organised point image: x, y, z float32 [+ rgb float32 (packed)].
+
+    points: (H, W, 3) float32 metres, NaN where invalid (core's ``depth_to_points``); rgb: (H, W, 3)
+    uint8 or None. ``layout`` 'organized': height H x width W, every pixel kept (NaN points,
+    is_dense False), as stereo_image_proc's points2 and depth_image_proc; 'dense': height 1, only
+    points with finite x, y, z, in row-major pixel order (is_dense True).
+    """
+    if layout not in POINTS_LAYOUTS:
+        raise ValueError(f'points layout {layout!r} is not one of {POINTS_LAYOUTS}')
+    pts = np.asarray(points, dtype=np.float32)
+    if pts.ndim != 3 or pts.shape[2] != 3:
+        raise ValueError(f'points must be (H, W, 3), got {pts.shape}')
+    if layout == 'dense':
+        valid = np.isfinite(pts).all(axis=2)
+        return xyzrgb_cloud(pts[valid], None if rgb is None else np.asarray(rgb)[valid], header)
+    return xyzrgb_cloud(pts, rgb, header)

@@ -163,6 +163,25 @@ class PinholeCamera:
                                                        self.size, map_type)
         return cv2.initUndistortRectifyMap(self.K, self.D, self.R, self.P[:, :3], self.size, map_type)
 
+    def rectified(self) -> 'PinholeCamera':
+        """The camera of the rectified image (what ``rectify_maps`` produces): K = P[:, :3], no
+        distortion, R = I, the same P (so a right camera keeps its Tx), frame and name.
+
+        This is the model of images published after rectification (stereo_image_proc's
+        image_rect); ``rectified().is_rectified`` is always True.
+        """
+        return PinholeCamera(self.width, self.height, self.P[:, :3], np.zeros(5), np.eye(3), self.P,
+                             'plumb_bob', self.frame_id, self.name)
+
+    def calibration_key(self) -> bytes:
+        """Bytes that differ whenever the raw -> rectified mapping differs (for caching maps)."""
+        return b''.join([np.asarray(self.size, np.int64).tobytes(), self.distortion_model.encode(),
+                         self.K.tobytes(), self.D.tobytes(), self.R.tobytes(), self.P.tobytes()])
+
+    def rectifier(self) -> 'Rectifier':
+        """A :class:`Rectifier` for raw images of this camera (maps built once, on first use)."""
+        return Rectifier(self)
+
     def rectify_points(self, uv_raw: np.ndarray) -> np.ndarray:
         """Raw (distorted) pixels (N, 2) to rectified pixels (N, 2)."""
         import cv2
@@ -179,6 +198,33 @@ class PinholeCamera:
         S = np.diag([sx, sy, 1.0])
         return PinholeCamera(width, height, S @ self.K, self.D, self.R, S @ self.P,
                              self.distortion_model, self.frame_id, self.name)
+
+
+class Rectifier:
+    """Raw images of one camera -> rectified images (of ``camera.rectified()``), maps cached.
+
+    Images of a camera that needs no rectification (``is_rectified``) are returned unchanged
+    (no copy). The remap tables (CV_16SC2, fixed point) are built on the first call.
+    """
+
+    def __init__(self, camera: PinholeCamera):
+        self.camera = camera
+        self.key = camera.calibration_key()
+        self.identity = camera.is_rectified
+        self._maps = None
+
+    def __call__(self, image: np.ndarray, interpolation: Optional[int] = None) -> np.ndarray:
+        """(H, W[, C]) raw image -> the same shape rectified (bilinear unless ``interpolation``)."""
+        if self.identity:
+            return image
+        import cv2
+        if image.shape[:2] != (self.camera.height, self.camera.width):
+            raise CalibrationError(f'image is {image.shape[1]}x{image.shape[0]}, the calibration is for '
+                                   f'{self.camera.width}x{self.camera.height}')
+        if self._maps is None:
+            self._maps = self.camera.rectify_maps()
+        return cv2.remap(image, self._maps[0], self._maps[1],
+                         cv2.INTER_LINEAR if interpolation is None else interpolation)
 
 
 @dataclass
@@ -199,6 +245,10 @@ class StereoCamera:
                                    '(expected Tx = -fx * baseline)')
         if not np.isclose(self.left.fx, self.right.fx, rtol=1e-6):
             raise CalibrationError(f'left/right rectified focal lengths differ: {self.left.fx} vs {self.right.fx}')
+
+    def rectified(self) -> 'StereoCamera':
+        """The pair of rectified-image cameras (``PinholeCamera.rectified`` of each side)."""
+        return StereoCamera(self.left.rectified(), self.right.rectified())
 
     @property
     def baseline(self) -> float:

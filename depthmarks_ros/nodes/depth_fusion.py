@@ -16,7 +16,7 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from depthmarks_ros.convert.camera_info import camera_from_info, info_from_camera
-from depthmarks_ros.convert.cloud import xyz_from_cloud, xyzrgb_cloud
+from depthmarks_ros.convert.cloud import POINTS_LAYOUTS, points_cloud, xyz_from_cloud
 from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import depth_image_to_metres, image_to_numpy, image_to_rgb8, numpy_to_image
 from depthmarks_ros.core.calibration import load_rig, resolve_url, default_rig_path
@@ -54,6 +54,8 @@ class DepthFusionNode(DepthmarksNode):
         d('queue_size', 5, 'Synchronisation queue per input', min_value=1, max_value=100, read_only=True)
         d('sync_warning_after', 3.0, 'Warn when inputs arrive but no set synchronises for this long (s)',
           min_value=0.5, max_value=600.0)
+        d('points_layout', 'organized', 'fusion/points: organized (height x width, NaN where invalid, as '
+          'depth_image_proc) or dense (valid points only, height 1)', choices=POINTS_LAYOUTS)
         self.model = SigmaModel()
         if self.p.sigma_model_file:
             self.model = load_model(resolve_url(self.p.sigma_model_file))
@@ -147,8 +149,7 @@ class DepthFusionNode(DepthmarksNode):
             pub.publish(numpy_to_image(arr, '32FC1', header))
         self.pub_info.publish(info_from_camera(cam, header))
         if self.wanted(self.pub_points) and rgb is not None:
-            valid = np.isfinite(res.depth)
-            self.pub_points.publish(xyzrgb_cloud(cam.depth_to_points(res.depth)[valid], rgb[valid], header))
+            self.pub_points.publish(points_cloud(cam.depth_to_points(res.depth), rgb, header, self.p.points_layout))
         self.stats.output(self.latency_since(header), time.monotonic() - start)
 
     def diagnostic_values(self):

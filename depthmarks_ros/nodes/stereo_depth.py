@@ -10,7 +10,6 @@ stereo/points (x, y, z, rgb). See docs/stereo_depth.md.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections import deque
 from dataclasses import fields
@@ -21,12 +20,14 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, RegionOfInterest
 from stereo_msgs.msg import DisparityImage
 
 from depthmarks_ros.convert.camera_info import camera_from_info, info_from_camera
-from depthmarks_ros.convert.cloud import xyzrgb_cloud
+from depthmarks_ros.convert.cloud import POINTS_LAYOUTS, points_cloud
 from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import image_to_mono8, image_to_rgb8, numpy_to_image
 from depthmarks_ros.core.calibration import load_rig
-from depthmarks_ros.core.camera import CalibrationError, PinholeCamera, StereoCamera
-from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
+from depthmarks_ros.core.camera import CalibrationError, StereoCamera
+from depthmarks_ros.core.stereo import StereoParams
+from depthmarks_ros.core.stereo.backend import backend_names
+from depthmarks_ros.core.stereo.pipeline import StereoFrame, StereoPipeline
 from depthmarks_ros.core.stereo.calib import fit_to_size
 from depthmarks_ros.core.stereo.params import RANGES
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
@@ -88,8 +89,13 @@ class StereoDepthNode(DepthmarksNode):
                      read_only=True)
         self.declare('calibration_file', '', 'Rig YAML with sensors left and right: use it instead of the '
                      'camera_info topics (which are then not subscribed)', read_only=True)
-        self._lock = threading.Lock()
-        self.matcher = StereoMatcher(self._params())
+        self.declare('backend', 'opencv', 'Matcher backend: opencv (the OpenCV matcher chosen by stereo_algorithm); '
+                     'see core/stereo/backend.py',
+                     choices=backend_names())
+        self.declare('points_layout', 'organized', 'stereo/points: organized (height x width, NaN where '
+                     'invalid, as stereo_image_proc points2) or dense (valid points only, height 1)',
+                     choices=POINTS_LAYOUTS)
+        self.chain = StereoPipeline(self.p.backend, self._params())
         self._file_cams, self._file_error = None, None
         if self.p.calibration_file:
             try:
@@ -113,7 +119,6 @@ class StereoDepthNode(DepthmarksNode):
         self.inputs = SyncedInputs(
             self, topics, self._on_synced, 'approximate' if self.p.approximate_sync else 'exact',
             self.p.queue_size, self.p.slop)
-        self._rect_cache = {}
         self.sync_warn_after = 3.0  # s without a synchronised set while inputs are dropped
         self.create_timer(2.0, self._watch_sync)
 
@@ -128,8 +133,12 @@ class StereoDepthNode(DepthmarksNode):
         except ValueError as exc:
             self.get_logger().error(f'stereo parameters not applied: {exc}')
             return
-        with self._lock:
-            self.matcher.set_params(params)
+        if 'backend' in names and self.p.backend != self.chain.backend_name:
+            try:
+                self.chain.set_backend(self.p.backend)
+            except (OSError, ValueError) as exc:
+                self.get_logger().error(f'stereo backend {self.p.backend!r} not started: {exc}')
+        self.chain.set_params(params)
 
     # ------------------------------------------------------------------ input
     def _on_synced(self, *msgs):
@@ -151,96 +160,81 @@ class StereoDepthNode(DepthmarksNode):
         if problem:
             self.reject('sync', f'left/right {problem} (or set approximate_sync)')
 
-    def _rectifier(self, cam: PinholeCamera):
-        key = (cam.size, cam.K.tobytes(), cam.D.tobytes(), cam.R.tobytes(), cam.P.tobytes())
-        if key not in self._rect_cache:
-            if len(self._rect_cache) >= 8:  # bounded: calibrations rarely change
-                self._rect_cache.clear()
-            self._rect_cache[key] = cam.rectify_maps()
-        return self._rect_cache[key]
-
-    def _rectify(self, img: np.ndarray, cam: PinholeCamera) -> np.ndarray:
-        if cam.is_rectified:
-            return img
-        m1, m2 = self._rectifier(cam)
-        return cv2.remap(img, m1, m2, cv2.INTER_LINEAR)
-
     # ------------------------------------------------------------------ processing
     def _process(self, item) -> None:
+        """Messages -> arrays -> core chain (core/stereo/pipeline.py) -> messages."""
         left, left_info, right, right_info, t_in = item
         waited = time.monotonic() - t_in
+        want_points = self.wanted(self.pub_points)
         try:
             if left.encoding != right.encoding:
                 raise ConversionError(f'left and right encodings differ: {left.encoding} vs {right.encoding}')
             if (left.width, left.height) != (right.width, right.height):
                 raise ConversionError(f'left and right sizes differ: {left.width}x{left.height} vs '
                                       f'{right.width}x{right.height}')
-            lcam, rcam = self._cameras(left, left_info, right_info)
-            if lcam.size != (left.width, left.height):
-                raise ConversionError(f'camera_info is for {lcam.width}x{lcam.height} but images are '
+            cams = self._cameras(left, left_info, right_info)
+            if cams[0].size != (left.width, left.height):
+                raise ConversionError(f'camera_info is for {cams[0].width}x{cams[0].height} but images are '
                                       f'{left.width}x{left.height}')
-            stereo = StereoCamera(lcam, rcam)
-            lg, rg = image_to_mono8(left), image_to_mono8(right)
+            StereoCamera(*cams)  # checks the pair (baseline, sizes) before any work
+            to_array = image_to_rgb8 if self.chain.backend.colour else image_to_mono8
+            lg, rg = to_array(left), to_array(right)
+            colour = image_to_rgb8(left) if want_points and lg.ndim == 2 else None
         except (ConversionError, CalibrationError) as exc:
             self.reject('input', str(exc))
             return
-        lg, rg = self._rectify(lg, lcam), self._rectify(rg, rcam)
-        with self._lock:
-            t0 = time.monotonic()
-            result = self.matcher.compute(np.ascontiguousarray(lg), np.ascontiguousarray(rg),
-                                          confidence=self.wanted(self.pub_conf))
-            matcher_s = time.monotonic() - t0
-            params = self.matcher.params
+        try:
+            frame = self.chain.process(lg, rg, cams, confidence=self.wanted(self.pub_conf),
+                                       depth=self.wanted(self.pub_depth), points=want_points, left_colour=colour)
+        except ValueError as exc:  # the backend refused this input (CalibrationError included)
+            self.reject('input', str(exc))
+            return
         header = left.header
         t_pub = time.monotonic()
-        self._publish(header, stereo, result, params, left if self.wanted(self.pub_points) else None, lcam)
+        self._publish(header, frame)
         t_out = time.monotonic()
         in_to_out = t_out - t_in
-        self.timings.append((in_to_out, matcher_s, waited, t_out - t_pub))
+        self.timings.append((in_to_out, frame.timing['match'], waited, t_out - t_pub))
         self.stats.output(self.latency_since(header), in_to_out)
 
-    def _publish(self, header, stereo: StereoCamera, result, params: StereoParams, left_img, lcam) -> None:
+    def _publish(self, header, frame: StereoFrame) -> None:
         """Each image output only while subscribed (each is a 1.2 MB copy and serialisation at 640x480)."""
-        disp = result.disparity
         if self.wanted(self.pub_disp):
-            self.pub_disp.publish(self._disparity_msg(header, stereo, result, params))
-        rect = PinholeCamera(lcam.width, lcam.height, lcam.P[:, :3], np.zeros(5), np.eye(3), lcam.P,
-                             'plumb_bob', header.frame_id)
+            self.pub_disp.publish(self._disparity_msg(header, frame))
+        rect = frame.camera
+        rect.frame_id = header.frame_id
         self.pub_info.publish(info_from_camera(rect, header))
-        depth = None
-        if self.wanted(self.pub_depth) or left_img is not None:
-            depth = stereo.disparity_to_depth(disp)
-            self.pub_depth.publish(numpy_to_image(depth, '32FC1', header))
-        if result.confidence is not None:
-            self.pub_conf.publish(numpy_to_image(result.confidence, '32FC1', header))
-        if left_img is not None:
-            rgb = self._rectify(image_to_rgb8(left_img), lcam)
-            pts = rect.depth_to_points(depth)
-            valid = np.isfinite(depth)
-            self.pub_points.publish(xyzrgb_cloud(pts[valid], rgb[valid], header))
+        if frame.depth is not None and self.wanted(self.pub_depth):
+            self.pub_depth.publish(numpy_to_image(frame.depth, '32FC1', header))
+        if frame.confidence is not None:
+            self.pub_conf.publish(numpy_to_image(frame.confidence, '32FC1', header))
+        if frame.points is not None:
+            self.pub_points.publish(points_cloud(frame.points, frame.colour, header, self.p.points_layout))
 
     @staticmethod
-    def _disparity_msg(header, stereo: StereoCamera, result, params: StereoParams) -> DisparityImage:
+    def _disparity_msg(header, frame: StereoFrame) -> DisparityImage:
         """DisparityImage filled as stereo_image_proc fills it."""
         msg = DisparityImage()
         msg.header = header
         # disparity minus (cx_l - cx_r), so that depth = f * t / d; invalid pixels hold
         # (min_disparity - 1) minus the same offset, below every valid value
-        out = result.disparity - np.float32(stereo.cx_offset)
-        cv2.patchNaNs(out, float(params.min_disparity - 1 - stereo.cx_offset))  # in place, one pass
+        stereo = frame.stereo
+        out = frame.disparity - np.float32(stereo.cx_offset)
+        cv2.patchNaNs(out, float(frame.min_disparity - 1 - stereo.cx_offset))  # in place, one pass
         msg.image = numpy_to_image(out, '32FC1', header)
         msg.f = float(stereo.focal)
         msg.t = float(stereo.baseline)
-        x, y, w, h = result.valid_window
+        x, y, w, h = frame.valid_window
         msg.valid_window = RegionOfInterest(x_offset=int(x), y_offset=int(y), width=int(w), height=int(h))
-        msg.min_disparity = float(params.min_disparity)
-        msg.max_disparity = float(params.min_disparity + params.disparity_range - 1)
-        msg.delta_d = 1.0 / 16.0
+        msg.min_disparity = float(frame.min_disparity)
+        msg.max_disparity = float(frame.max_disparity)
+        msg.delta_d = float(frame.delta_d)
         return msg
 
     def diagnostic_values(self):
-        p = self.matcher.params
-        values = {'algorithm': p.algorithm_name, 'disparity_range': p.disparity_range,
+        p = self.chain.params
+        values = {'backend': self.chain.backend_name, 'algorithm': p.algorithm_name,
+                  'disparity_range': p.disparity_range,
                   'sync_dropped': self.inputs.dropped}
         if self.timings:
             t = np.median(np.asarray(self.timings), axis=0)
@@ -252,7 +246,7 @@ class StereoDepthNode(DepthmarksNode):
 
     def shutdown(self) -> None:
         super().shutdown()
-        self.matcher.close()
+        self.chain.close()
 
 
 NODE_CLASS = StereoDepthNode

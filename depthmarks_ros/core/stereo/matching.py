@@ -12,6 +12,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from depthmarks_ros.core.stereo.backend import StereoBackend
 from depthmarks_ros.core.stereo.confidence import confidence_map
 from depthmarks_ros.core.stereo.params import StereoParams, create_opencv_matcher
 from depthmarks_ros.core.stereo.parallel import compute_in_strips
@@ -83,3 +84,30 @@ class StereoMatcher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+
+
+class OpenCVBackend(StereoBackend):
+    """Backend ``opencv``: the OpenCV matchers of :class:`StereoMatcher` (BM / SGBM / SGBM_3WAY /
+    HH4 by ``stereo_algorithm``, strips, LR check, WLS) with their confidence."""
+
+    name = 'opencv'
+
+    def __init__(self, params: Optional[StereoParams] = None, threads: int = 2):
+        self.matcher = StereoMatcher(params, threads)
+
+    @property
+    def params(self) -> StereoParams:
+        return self.matcher.params
+
+    def set_params(self, params: StereoParams) -> None:
+        self.matcher.set_params(params)
+
+    def valid_window(self, width: int, height: int) -> Tuple[int, int, int, int]:
+        return valid_window(self.params, width, height)
+
+    def compute(self, left: np.ndarray, right: np.ndarray, confidence: bool = True):
+        r = self.matcher.compute(left, right, confidence=confidence)
+        return r.disparity, r.confidence
+
+    def close(self) -> None:
+        self.matcher.close()

@@ -1,0 +1,232 @@
+"""Stereo's per-frame chain in core (rectified camera views, cached rectification, pluggable matcher
+backends, depth and organised points) and the organised / dense point cloud layouts of
+stereo/points and fusion/points."""
+import cv2
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from depthmarks_ros.convert.camera_info import info_from_camera
+from depthmarks_ros.convert.cloud import array_to_cloud, cloud_to_array, points_cloud
+from depthmarks_ros.convert.image import numpy_to_image
+from depthmarks_ros.core.camera import CalibrationError, PinholeCamera, StereoCamera
+from depthmarks_ros.core.sim import SimConfig, SimRig
+from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
+from depthmarks_ros.core.stereo.backend import StereoBackend, backend_names, create_backend, register_backend
+from depthmarks_ros.core.stereo.metrics import disparity_metrics
+from depthmarks_ros.core.stereo.pipeline import StereoPipeline, cameras_from_focal_baseline
+
+
+@pytest.fixture(scope='module')
+def rig():
+    s = SimRig(SimConfig(width=320, height=240, image_noise=1.0, seed=3))
+    return s, s.render(0.0)
+
+
+def _distort(rect_img, cam, D):
+    """The raw image a camera with distortion ``D`` would see of a rectified image."""
+    raw_cam = PinholeCamera(cam.width, cam.height, cam.K, D, np.eye(3), cam.P, frame_id=cam.frame_id)
+    uu, vv = np.meshgrid(np.arange(cam.width, dtype=np.float64), np.arange(cam.height, dtype=np.float64))
+    rect = raw_cam.rectify_points(np.stack([uu.ravel(), vv.ravel()], 1)).reshape(cam.height, cam.width, 2)
+    return cv2.remap(rect_img, rect[..., 0].astype(np.float32), rect[..., 1].astype(np.float32),
+                     cv2.INTER_LINEAR), raw_cam
+
+
+def test_rectified_view_and_rectifier():
+    K = [[300.0, 0, 160], [0, 310.0, 120], [0, 0, 1]]
+    P = [[280.0, 0, 150, -28.0], [0, 280.0, 118, 0], [0, 0, 1, 0]]
+    R = cv2.Rodrigues(np.array([0.0, 0.02, 0.0]))[0]
+    raw = PinholeCamera(320, 240, K, [-0.2, 0.05, 0, 0, 0], R, P, frame_id='cam', name='right')
+    rect = raw.rectified()
+    assert not raw.is_rectified and rect.is_rectified
+    np.testing.assert_array_equal(rect.K, raw.P[:, :3])
+    np.testing.assert_array_equal(rect.P, raw.P)  # Tx kept: a rectified right camera stays a right camera
+    assert (rect.D == 0).all() and np.allclose(rect.R, np.eye(3))
+    assert (rect.frame_id, rect.name, rect.size) == ('cam', 'right', (320, 240))
+    img = np.random.default_rng(0).integers(0, 255, (240, 320), dtype=np.uint8)
+    m1, m2 = raw.rectify_maps()
+    np.testing.assert_array_equal(raw.rectifier()(img), cv2.remap(img, m1, m2, cv2.INTER_LINEAR))
+    assert rect.rectifier()(img) is img  # nothing to do: no copy
+    with pytest.raises(CalibrationError, match='320x240'):
+        raw.rectifier()(img[:100])
+    assert raw.calibration_key() != rect.calibration_key()
+    assert raw.calibration_key() == PinholeCamera(320, 240, K, [-0.2, 0.05, 0, 0, 0], R, P).calibration_key()
+
+
+def test_chain_rectifies_raw_input_and_gives_depth_and_organised_points(rig):
+    s, f = rig
+    D = np.array([-0.15, 0.02, 0.0, 0.0, 0.0])
+    (lraw, lcam), (rraw, rcam) = _distort(f.left_rgb, s.stereo.left, D), _distort(f.right_rgb, s.stereo.right, D)
+    chain = StereoPipeline('opencv', StereoParams(disparity_range=64))
+    out = chain.process(cv2.cvtColor(lraw, cv2.COLOR_RGB2GRAY), cv2.cvtColor(rraw, cv2.COLOR_RGB2GRAY),
+                        (lcam, rcam), points=True, left_colour=lraw)
+    ok = np.isfinite(out.depth) & np.isfinite(f.depth_gt)
+    assert ok.mean() > 0.5 and np.median(np.abs(out.depth[ok] - f.depth_gt[ok])) < 0.05
+    assert out.camera.is_rectified and out.stereo.baseline == pytest.approx(s.stereo.baseline)
+    assert out.points.shape == (240, 320, 3) and out.colour.shape == (240, 320, 3)
+    np.testing.assert_array_equal(np.isnan(out.points[..., 2]), np.isnan(out.depth))
+    np.testing.assert_allclose(out.points, out.camera.depth_to_points(out.depth))
+    # the colour is rectified like the disparity: it matches the undistorted left image
+    assert np.abs(out.colour[40:200, 40:280].astype(int) - f.left_rgb[40:200, 40:280]).mean() < 6
+    assert set(out.timing) == {'prepare', 'match', 'outputs'}
+    # the same chain, same backend as the plain matcher on an already rectified pair
+    L, R = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb))
+    direct = chain.process(L, R, (s.stereo.left, s.stereo.right), confidence=False, depth=False)
+    ref = StereoMatcher(StereoParams(disparity_range=64)).compute(L, R)
+    np.testing.assert_array_equal(direct.disparity, ref.disparity)
+    assert direct.confidence is None and direct.depth is None and direct.points is None
+    with pytest.raises(CalibrationError, match='calibration is for'):
+        chain.process(L[:200], R[:200], (s.stereo.left, s.stereo.right))
+    with pytest.raises(ValueError, match='differ in size'):
+        chain.process(L, R[:200])
+    chain.close()
+
+
+class _TruthBackend(StereoBackend):
+    """A backend that knows the answer (tests the interface, not a matcher)."""
+    name = 'truth'
+
+    def __init__(self, params=None, threads=2, disparity=None, shape_error=False):
+        super().__init__(params)
+        self.disparity, self.shape_error, self.calls = disparity, shape_error, []
+
+    def compute(self, left, right, confidence=True):
+        self.calls.append((left.shape, left.dtype, confidence))
+        return self.disparity[:10] if self.shape_error else self.disparity.copy()
+
+
+def test_a_backend_plugs_into_the_chain_by_instance_or_name(rig):
+    s, f = rig
+    L, R = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb))
+    truth = _TruthBackend(disparity=f.disparity_gt)
+    out = StereoPipeline(truth).process(L, R, (s.stereo.left, s.stereo.right))
+    assert truth.calls == [((240, 320), np.uint8, True)]
+    ok = np.isfinite(out.depth) & np.isfinite(f.depth_gt)
+    assert ok.sum() > 0.95 * np.isfinite(f.depth_gt).sum()
+    assert np.nanmax(np.abs(out.depth[ok] - f.depth_gt[ok]) / f.depth_gt[ok]) < 1e-3
+    # no confidence from the backend: the texture term, 0 where invalid
+    assert out.confidence is not None and (out.confidence[~np.isfinite(out.disparity)] == 0).all()
+    assert out.valid_window == (0, 0, 320, 240)
+    with pytest.raises(ValueError, match='returned a'):
+        StereoPipeline(_TruthBackend(disparity=f.disparity_gt, shape_error=True)).process(L, R)
+    register_backend('truth_test', lambda params, threads, **kw: _TruthBackend(params, threads, **kw))
+    assert 'truth_test' in backend_names() and 'opencv' in backend_names()
+    named = create_backend('truth_test', StereoParams(disparity_range=64), disparity=f.disparity_gt)
+    assert named.params.disparity_range == 64 and named.max_disparity == 63
+    with pytest.raises(ValueError, match='known: opencv'):
+        create_backend('no_such_backend')
+
+
+def test_chain_with_focal_and_baseline_only(rig):
+    s, f = rig
+    lcam, rcam = cameras_from_focal_baseline(320, 240, s.stereo.focal, s.stereo.baseline)
+    assert StereoCamera(lcam, rcam).baseline == pytest.approx(s.stereo.baseline) and lcam.is_rectified
+    L, R = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb))
+    out = StereoPipeline(params=StereoParams(disparity_range=64)).process(L, R, (lcam, rcam))
+    assert disparity_metrics(out.disparity, f.disparity_gt)['bad2'] < 0.03
+    ok = np.isfinite(out.depth) & np.isfinite(f.depth_gt)
+    assert np.median(np.abs(out.depth[ok] - f.depth_gt[ok])) < 0.05
+    with pytest.raises(CalibrationError):
+        cameras_from_focal_baseline(320, 240, 300.0, 0.0)
+
+
+def test_point_cloud_layouts():
+    pts = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3)
+    pts[1, 2] = np.nan
+    rgb = np.full((4, 5, 3), 7, np.uint8)
+    org = points_cloud(pts, rgb, layout='organized')
+    assert (org.height, org.width, org.is_dense, org.row_step) == (4, 5, False, 5 * 16)
+    back = cloud_to_array(org, flatten=False)
+    assert back.shape == (4, 5) and np.isnan(back['x'][1, 2]) and back['z'][3, 4] == pts[3, 4, 2]
+    dense = points_cloud(pts, rgb, layout='dense')
+    assert (dense.height, dense.width, dense.is_dense) == (1, 19, True)
+    np.testing.assert_array_equal(cloud_to_array(dense)['y'], pts[np.isfinite(pts).all(2)][:, 1])
+    with pytest.raises(ValueError, match='layout'):
+        points_cloud(pts, rgb, layout='unorganised')
+
+
+@pytest.mark.dds
+def test_stereo_node_points_organised_by_default_dense_by_parameter(probe, rig):
+    from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
+    s, f = rig
+    node = StereoDepthNode(parameter_overrides=[Parameter('disparity_range', value=64)])
+    probe.add_node(node)
+    pubs = [probe.publisher(Image, 'stereo/left/image_raw'), probe.publisher(CameraInfo, 'stereo/left/camera_info'),
+            probe.publisher(Image, 'stereo/right/image_raw'), probe.publisher(CameraInfo, 'stereo/right/camera_info')]
+    points = probe.subscribe(PointCloud2, 'stereo/points', node.output_qos())
+    for p in pubs:
+        assert probe.wait_for_subscribers(p)
+    probe.spin_until(lambda: node.pub_points.get_subscription_count() > 0, 5)
+
+    def one_cloud():
+        points.clear()
+        for _ in range(20):
+            stamp = node.get_clock().now().to_msg()
+            for p, m in zip(pubs, (numpy_to_image(f.left_rgb, 'rgb8'), info_from_camera(s.stereo.left),
+                                   numpy_to_image(f.right_rgb, 'rgb8'), info_from_camera(s.stereo.right))):
+                m.header.stamp = stamp
+                p.publish(m)
+            if probe.spin_until(lambda: points, 0.5):
+                return points[-1]
+        raise AssertionError('no stereo/points')
+
+    org = one_cloud()
+    assert (org.height, org.width, org.is_dense) == (240, 320, False)
+    arr = cloud_to_array(org, flatten=False)
+    valid = np.isfinite(arr['z'])
+    assert 0.5 < valid.mean() < 1
+    ok = valid & np.isfinite(f.depth_gt)
+    assert np.median(np.abs(arr['z'][ok] - f.depth_gt[ok])) < 0.05  # pixel (v, u) holds the point of (v, u)
+    assert node.set_parameters([Parameter('points_layout', value='dense')])[0].successful
+    assert not node.set_parameters([Parameter('points_layout', value='sparse')])[0].successful
+    dense = one_cloud()
+    assert dense.height == 1 and dense.is_dense and abs(dense.width - valid.sum()) < 0.05 * valid.sum()
+    assert np.isfinite(cloud_to_array(dense)['z']).all()
+
+
+@pytest.mark.dds
+def test_fusion_node_points_organised_by_default(probe, rig):
+    from depthmarks_ros.nodes.depth_fusion import DepthFusionNode
+    s, f = rig
+    sweep = s.render_lidar(0.0)
+    node = DepthFusionNode(parameter_overrides=[Parameter('completion', value='classical')])
+    probe.add_node(node)
+    pub_img, pub_info = probe.publisher(Image, 'camera/image_raw'), probe.publisher(CameraInfo, 'camera/camera_info')
+    pub_cloud = probe.publisher(PointCloud2, 'lidar/points')
+    points = probe.subscribe(PointCloud2, 'fusion/points', node.output_qos())
+    for p in (pub_img, pub_info, pub_cloud):
+        assert probe.wait_for_subscribers(p)
+    probe.spin_until(lambda: node.pub_points.get_subscription_count() > 0, 5)
+    for _ in range(20):
+        stamp = node.get_clock().now().to_msg()
+        img = numpy_to_image(f.left_rgb, 'rgb8')
+        img.header.stamp, img.header.frame_id = stamp, 'left_camera_optical_frame'
+        cloud = array_to_cloud(sweep)
+        cloud.header.stamp, cloud.header.frame_id = stamp, 'lidar_link'
+        pub_cloud.publish(cloud)
+        probe.spin_for(0.05)
+        pub_img.publish(img)
+        pub_info.publish(info_from_camera(s.stereo.left, img.header))
+        if probe.spin_until(lambda: points, 0.5):
+            break
+    assert points, 'no fusion/points'
+    c = points[-1]
+    assert (c.height, c.width) == (240, 320) and {x.name for x in c.fields} == {'x', 'y', 'z', 'rgb'}
+    z = cloud_to_array(c, flatten=False)['z']
+    ok = np.isfinite(z) & np.isfinite(f.depth_gt)
+    assert ok.mean() > 0.6 and np.median(np.abs(z[ok] - f.depth_gt[ok])) < 0.1
+
+
+def test_fill_holes_takes_the_background_and_bad_filled_counts_every_truth_pixel():
+    from depthmarks_ros.core.stereo.metrics import bad_filled, fill_holes
+    n = np.nan
+    d = np.array([[n, 5, n, n, 9, n], [n, n, n, n, n, n], [3, n, 8, 8, n, 2]], np.float32)
+    f = fill_holes(d)
+    np.testing.assert_array_equal(f[0], [5, 5, 5, 5, 9, 9])   # between 5 and 9: the smaller; ends: nearest
+    assert np.isnan(f[1]).all()                               # nothing to fill from
+    np.testing.assert_array_equal(f[2], [3, 3, 8, 8, 2, 2])
+    gt = np.full_like(d, 5.0)
+    gt[2] = [3, 3, 8, 8, 8, 2]                                 # (2, 4) filled with 2 instead of 8: bad
+    # row 0: 9, 9 off by 4 (2 bad); row 1 all NaN (6 bad); row 2: one bad -> 9 of 18
+    assert bad_filled(d, gt) == pytest.approx(9 / 18)
