@@ -48,7 +48,9 @@ setup(
     maintainer_email='dev@depthmarks.invalid',
     description='Stereo, mono and LiDAR-fused depth, facial landmarks and body keypoints in 3D.',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    # colcon test runs pytest when 'pytest' is a test dependency; setuptools 79 dropped tests_require,
+    # colcon reads the 'test' extra (colcon_core.package_augmentation.python)
+    extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [f'{n} = {PACKAGE}.nodes.{n}:main' for n in NODES]
         + [f'depthmarks = {PACKAGE}.cli.main:main'],

@@ -3,7 +3,14 @@
 #   1. the few Debian packages the Python wheels need (libusb for open3d, libGL/glib for OpenCV);
 #   2. a virtual environment in .venv (Python 3.11: the ROS 2 kilted wheels are cp311);
 #   3. every Python dependency, pinned (requirements.txt + constraints.txt), including ROS 2
-#      kilted core from PyPI. Re-running does nothing unless the pins changed.
+#      kilted core from PyPI. Re-running does nothing unless the pins changed;
+#   4. this package itself (a copy, not editable: `pip install --no-deps .`): the console scripts
+#      `depthmarks` and one per node in $VENV/bin, the same under $VENV/lib/depthmarks_ros/ (where
+#      launch_ros looks for a package's executables), launch/, config/ and package.xml under
+#      $VENV/share/depthmarks_ros and the ament index marker, so that with
+#      AMENT_PREFIX_PATH=$VENV `ros2 run`/launch_ros and ament_index find the package. Re-installed
+#      whenever the package's files changed (a content hash). Code run from the checkout
+#      (`python -m depthmarks_ros...`, the tests: repo root first on sys.path) uses the checkout.
 # Beside a real apt ROS 2 install, run with DEPTHMARKS_SYSTEM_ROS=1: the venv then sees the
 # system's rclpy and message packages (--system-site-packages) and the ros-* wheels are skipped;
 # see docs/INSTALL.md (rosdep + colcon).
@@ -48,5 +55,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip==24.3.1
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs" -c constraints.txt
   echo "$want" > "$stamp"
+fi
+
+# 4. the package itself
+pkg_hash=$( (find depthmarks_ros launch config resource setup.py setup.cfg package.xml -type f \
+               ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) \
+            | sha256sum | cut -d' ' -f1)
+pkg_stamp="$VENV/.depthmarks-package"
+if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$pkg_hash" ] || [ ! -x "$VENV/bin/depthmarks" ]; then
+  echo "setup: installing depthmarks_ros into $VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation .
+  "$VENV/bin/python" scripts/link_executables.py "$VENV"
+  echo "$pkg_hash" > "$pkg_stamp"
 fi
 echo "setup: ready ($VENV)"

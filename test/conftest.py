@@ -4,7 +4,11 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.normpath(os.path.join(os.path.dirname(__file__), '..')))
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
+sys.path.insert(0, ROOT)
+# child processes (node executables, `python -m ...` from any folder) import this checkout too, never
+# a copy of the package installed in the venv (scripts/setup.sh installs one; 8 worktrees may share it)
+os.environ['PYTHONPATH'] = os.pathsep.join(p for p in (ROOT, os.environ.get('PYTHONPATH')) if p)
 
 from depthmarks_ros.testing.ros_harness import RosProbe, configure_ros_env  # noqa: E402
 

@@ -25,8 +25,22 @@ SUBCOMMANDS = {
 }
 
 
+def version_text() -> str:
+    """'depthmarks_ros 0.1.0 (/path/to/depthmarks_ros)': which copy of the package runs."""
+    import os
+    from importlib.metadata import PackageNotFoundError, version
+    import depthmarks_ros
+    try:
+        ver = version('depthmarks_ros')
+    except PackageNotFoundError:
+        ver = 'not installed'
+    return f'depthmarks_ros {ver} ({os.path.dirname(os.path.abspath(depthmarks_ros.__file__))})'
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='depthmarks', description=__doc__.splitlines()[0])
+    parser.add_argument('--version', action='version', version=version_text(),
+                        help='print the version and where the package is imported from, then exit')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
     argv = list(sys.argv[1:] if argv is None else argv)
     for name, (module, help_text) in SUBCOMMANDS.items():

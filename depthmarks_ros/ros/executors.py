@@ -44,3 +44,45 @@ def make_executor(context=None) -> Tuple[object, str]:
             return EventsExecutor(context=context), 'events'
     from rclpy.executors import SingleThreadedExecutor
     return SingleThreadedExecutor(context=context), name
+
+
+class StopSignals:
+    """SIGINT and SIGTERM ask the spin loop to stop; they never raise inside rclpy.
+
+    rclpy's own handlers (``rclpy.init`` installs them by default) shut the context down and then
+    chain to Python's SIGINT handler, which raises KeyboardInterrupt wherever the main thread is:
+    inside an executor's C++ callback dispatch that ends in "terminate called after throwing an
+    instance of 'pybind11::error_already_set'" (exit -6), inside a worker join a KeyboardInterrupt
+    traceback (exit -2). ``ros2 launch`` without a terminal (systemd, CI, ``</dev/null``) sends the
+    whole process group SIGINT and then a second one, so both signals arrive close together.
+
+    Use with ``rclpy.init(signal_handler_options=SignalHandlerOptions.NO)`` and spin with a
+    timeout while :attr:`requested` is false: a handler only records the signal, the loop sees it
+    within one spin timeout, and every later signal during clean-up is recorded and ignored.
+    """
+
+    SIGNALS = ('SIGINT', 'SIGTERM')
+
+    def __init__(self):
+        self.received: list = []
+
+    @property
+    def requested(self) -> bool:
+        return bool(self.received)
+
+    def _handle(self, signum, _frame) -> None:
+        self.received.append(signum)
+
+    def __enter__(self) -> 'StopSignals':
+        import signal
+        import threading
+        if threading.current_thread() is threading.main_thread():  # signals only reach the main thread
+            for name in self.SIGNALS:
+                sig = getattr(signal, name)
+                signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # the handlers stay: a signal that arrives while the process exits (the second SIGINT of
+        # a group stop, during clean-up) must still not raise or kill it with -2
+        pass

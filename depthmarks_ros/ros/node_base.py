@@ -13,7 +13,7 @@
   compute time, frames in/out, drops and errors, plus node-specific values.
 * Bad input: :meth:`reject` logs a rate-limited message (one per ``key`` per period), counts
   the error and the caller drops the frame; the node keeps running.
-* Shutdown: :func:`run_node` spins until SIGINT / external shutdown and exits 0.
+* Shutdown: :func:`run_node` spins until SIGINT, SIGTERM or external shutdown and exits 0.
 """
 from __future__ import annotations
 
@@ -28,12 +28,13 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 SetParametersResult)
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.signals import SignalHandlerOptions
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
 
 from depthmarks_ros.convert.stamps import stamp_ns
-from depthmarks_ros.ros.executors import make_executor
+from depthmarks_ros.ros.executors import StopSignals, make_executor
 from depthmarks_ros.ros.stats import ProcessingStats
 from depthmarks_ros.ros.worker import LatestWorker
 
@@ -227,36 +228,42 @@ def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> i
     EventsExecutor where it exists, else the SingleThreadedExecutor; ``DEPTHMARKS_EXECUTOR``
     chooses): callbacks only hand work to worker threads, so one thread dispatches them.
 
+    SIGINT and SIGTERM (one or several, e.g. the group SIGINT plus the second SIGINT of
+    ``ros2 launch`` without a terminal) stop the loop and give exit code 0 (:class:`StopSignals`).
+
     Start-up errors (a refused parameter, a bad calibration or model: ValueError and its subclasses,
     rclpy's ParameterException, missing files) are printed as one clear line and give exit code 1 instead of a traceback.
     """
-    rclpy.init(args=args)
-    node = None
-    try:
+    stop = StopSignals()
+    with stop:
+        # rclpy's signal handlers would raise KeyboardInterrupt inside the executor: see StopSignals
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        node = None
         try:
-            executor, _ = make_executor()   # first: an unknown DEPTHMARKS_EXECUTOR is a start-up error too
-            node = node_factory()
-        except (ValueError, FileNotFoundError, ParameterException) as exc:
-            name = getattr(node_factory, '__name__', 'node')
-            print(f'{name}: cannot start: {exc}', file=sys.stderr)
-            return 1
-        executor.add_node(node)
-        try:
-            # spin_once in a loop, not spin(): the EventsExecutor's spin() does not return when
-            # SIGINT shuts the context down
-            while rclpy.ok():
-                executor.spin_once(timeout_sec=0.25)
-        except Exception:  # noqa: BLE001
-            # SIGINT shuts the context down under the executor: a take or wait then fails inside
-            # rclpy (seen: 'Unable to convert call argument'); that is a clean shutdown, not a crash
-            if rclpy.ok():
-                raise
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            if hasattr(node, 'shutdown'):
-                node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
+            try:
+                executor, _ = make_executor()   # first: an unknown DEPTHMARKS_EXECUTOR is a start-up error too
+                node = node_factory()
+            except (ValueError, FileNotFoundError, ParameterException) as exc:
+                name = getattr(node_factory, '__name__', 'node')
+                print(f'{name}: cannot start: {exc}', file=sys.stderr)
+                return 1
+            executor.add_node(node)
+            try:
+                # spin_once in a loop, not spin(): the EventsExecutor's spin() does not return on
+                # shutdown; a signal is seen within one timeout
+                while rclpy.ok() and not stop.requested:
+                    executor.spin_once(timeout_sec=0.25)
+            except Exception:  # noqa: BLE001
+                # an external shutdown of the context under the executor makes a take or wait fail
+                # inside rclpy (seen: 'Unable to convert call argument'); that is a clean shutdown
+                if rclpy.ok():
+                    raise
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            if node is not None:
+                if hasattr(node, 'shutdown'):
+                    node.shutdown()
+                node.destroy_node()
+            rclpy.try_shutdown()
     return 0

@@ -1,0 +1,80 @@
+"""The installed commands (scripts/setup.sh installs the package into the venv): `depthmarks`, its
+sub-commands and one executable per node, in PREFIX/bin and PREFIX/lib/depthmarks_ros (launch_ros),
+and share/depthmarks_ros found through the ament index.
+
+Every command runs with this checkout first on PYTHONPATH (test/conftest.py sets it), so a copy
+installed from another checkout sharing the venv is never what is tested; the first test checks it.
+"""
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
+PREFIX = sys.prefix
+SETUP_HINT = 'run scripts/setup.sh (it installs the package into the venv)'
+
+
+def package_executables():
+    setup = open(os.path.join(ROOT, 'setup.py')).read()
+    nodes = re.findall(r"^\s+'(\w+)',$", setup.split('NODES = [')[1].split(']')[0], re.M)
+    return nodes + ['depthmarks']
+
+
+def test_depthmarks_command_runs_this_checkout():
+    exe = os.path.join(PREFIX, 'bin', 'depthmarks')
+    assert os.access(exe, os.X_OK), f'{exe} missing: {SETUP_HINT}'
+    out = subprocess.run([exe, '--version'], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith('depthmarks_ros ') and f'({os.path.join(ROOT, "depthmarks_ros")})' in out.stdout
+    help_out = subprocess.run([exe, '--help'], capture_output=True, text=True, timeout=60)
+    assert help_out.returncode == 0 and 'run' in help_out.stdout and 'fuse-kitti' in help_out.stdout
+
+
+def test_every_executable_in_bin_and_in_lib_for_launch_ros():
+    for name in package_executables():
+        exe = os.path.join(PREFIX, 'bin', name)
+        assert os.access(exe, os.X_OK), f'{exe} missing: {SETUP_HINT}'
+        first = open(exe).readline()
+        assert first.startswith('#!') and 'python' in first, f'{exe} is not a Python console script'
+        lib = os.path.join(PREFIX, 'lib', 'depthmarks_ros', name)
+        assert os.access(lib, os.X_OK), f'{lib} missing (launch_ros looks there): {SETUP_HINT}'
+        assert os.path.realpath(lib) == os.path.realpath(exe)
+
+
+def test_share_directory_found_through_the_ament_index():
+    code = ('from ament_index_python.packages import get_package_share_directory as g, get_package_prefix as p;'
+            'print(g("depthmarks_ros")); print(p("depthmarks_ros"))')
+    env = dict(os.environ, AMENT_PREFIX_PATH=PREFIX)
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    share, prefix = out.stdout.split()
+    assert os.path.realpath(prefix) == os.path.realpath(PREFIX)
+    for rel in ('package.xml', 'launch/full_pipeline.launch.py', 'launch/full_pipeline.launch.xml',
+                'config/sim_rig/rig.yaml', 'config/fastdds_localhost.xml', 'config/stereo_depth.yaml'):
+        assert os.path.isfile(os.path.join(share, rel)), rel
+
+
+def test_every_subcommand_help_through_the_installed_entry_point():
+    """`depthmarks SUB --help` for every sub-command, in one interpreter (each imports its module)."""
+    code = '''
+import sys
+from importlib.metadata import entry_points
+ep = [e for e in entry_points(group='console_scripts') if e.name == 'depthmarks'][0]
+main = ep.load()
+from depthmarks_ros.cli.main import SUBCOMMANDS
+bad = []
+for sub in SUBCOMMANDS:
+    try:
+        main([sub, '--help'])
+        bad.append(sub + ': returned instead of exiting')
+    except SystemExit as e:
+        if e.code != 0:
+            bad.append(f'{sub}: exit {e.code}')
+print('BAD', bad)
+'''
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=240, cwd='/')
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'BAD []' in out.stdout, out.stdout[-2000:]
+    for sub in ('run', 'stereo', 'fuse-kitti', 'face', 'body', 'mono'):
+        assert f'usage: depthmarks {sub}' in out.stdout
