@@ -1,27 +1,20 @@
-"""Shared pieces of the launch files (need `launch` and `launch_ros`: a real ROS 2 install).
+"""The launch files' side of the node graph (needs `launch` and `launch_ros`: a real ROS 2 install).
 
-Kept here, in the installed package, so that every launch file builds nodes the same way:
-parameters from config/<node>.yaml, topic remappings, respawn for sensor-facing nodes, and
-static transforms of every sensor frame read from the rig calibration file.
+Which nodes run, with which parameters, remappings, namespace and static transforms is decided by
+:func:`depthmarks_ros.pipeline.graph.plan` (shared with `depthmarks run`); this module only turns
+that plan into launch_ros actions: one ``Node`` per planned node (its config/<node>.yaml plus the
+overrides, respawn for sensor-facing nodes), one tf2_ros ``static_transform_publisher`` per rig
+frame, RViz with a config that follows the graph, and the FastDDS profile.
 """
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional
+import re
+from typing import Dict, List, Mapping
 
-PACKAGE = 'depthmarks_ros'
+from depthmarks_ros.pipeline import graph as g
 
-# node executable -> its parameter file in config/
-PARAMS_FILES = {
-    'sim_rig': 'sim_rig_node.yaml',
-    'video_source': 'video_source.yaml',
-    'stereo_depth': 'stereo_depth.yaml',
-    'depth_fusion': 'depth_fusion.yaml',
-    'mono_depth': 'mono_depth.yaml',
-    'face_landmarks': 'face_landmarks.yaml',
-    'body_pose': 'body_pose.yaml',
-}
-SENSOR_FACING = {'sim_rig', 'video_source', 'stereo_depth', 'depth_fusion'}
+PACKAGE = g.PACKAGE
 
 
 def share_dir() -> str:
@@ -33,37 +26,57 @@ def config_path(name: str) -> str:
     return os.path.join(share_dir(), 'config', name)
 
 
-def node(executable: str, overrides: Optional[Dict[str, object]] = None,
-         remappings: Optional[List[tuple]] = None, namespace: str = '', respawn: Optional[bool] = None):
-    """A launch_ros Node of this package with its parameter file and overrides."""
+def node_action(n: g.NodeLaunch):
+    """A launch_ros Node for one planned node: parameter file, then the overrides."""
     from launch_ros.actions import Node
-    params = [config_path(PARAMS_FILES[executable])]
-    if overrides:
-        params.append(overrides)
-    return Node(package=PACKAGE, executable=executable, name=executable, namespace=namespace,
-                parameters=params, remappings=remappings or [], output='screen',
-                respawn=executable in SENSOR_FACING if respawn is None else respawn, respawn_delay=2.0)
+    params: List[object] = [config_path(n.params_file)]
+    if n.overrides:
+        params.append(dict(n.overrides))
+    return Node(package=PACKAGE, executable=n.name, name=n.name, namespace=n.namespace,
+                parameters=params, remappings=list(n.remappings), output='screen',
+                respawn=n.respawn, respawn_delay=2.0)
 
 
-def static_transforms(rig_file: str) -> list:
-    """tf2_ros static_transform_publisher nodes for every sensor frame of a rig file."""
+def node_name_for_frame(frame: str) -> str:
+    return 'static_tf_' + re.sub(r'[^A-Za-z0-9_]', '_', frame)
+
+
+def static_transform_action(t: g.StaticTransform, namespace: str = ''):
+    """tf2_ros static_transform_publisher for one transform (it publishes the absolute /tf_static)."""
     from launch_ros.actions import Node
-    from depthmarks_ros.core.calibration import load_rig
-    from depthmarks_ros.core.transforms import matrix_to_quaternion
-    rig = load_rig(rig_file)
-    actions, seen = [], set()
-    for sensor in rig.sensors.values():
-        if sensor.frame_id in seen:
-            continue
-        seen.add(sensor.frame_id)
-        t = sensor.T_base_sensor[:3, 3]
-        q = matrix_to_quaternion(sensor.T_base_sensor[:3, :3])
-        args = ['--x', str(t[0]), '--y', str(t[1]), '--z', str(t[2]),
-                '--qx', str(q[0]), '--qy', str(q[1]), '--qz', str(q[2]), '--qw', str(q[3]),
-                '--frame-id', rig.base_frame, '--child-frame-id', sensor.frame_id]
-        actions.append(Node(package='tf2_ros', executable='static_transform_publisher',
-                            name=f'static_tf_{sensor.frame_id}', arguments=args, output='log'))
+    x, y, z = (repr(v) for v in t.translation)
+    qx, qy, qz, qw = (repr(v) for v in t.rotation)
+    args = ['--x', x, '--y', y, '--z', z, '--qx', qx, '--qy', qy, '--qz', qz, '--qw', qw,
+            '--frame-id', t.parent, '--child-frame-id', t.child]
+    return Node(package='tf2_ros', executable='static_transform_publisher', name=node_name_for_frame(t.child),
+                namespace=namespace, arguments=args, output='log')
+
+
+def rviz_action(graph: g.Graph):
+    from launch_ros.actions import Node
+    return Node(package='rviz2', executable='rviz2', name='rviz2', namespace=graph.config.namespace,
+                output='log', arguments=['-d', g.write_rviz_config(graph)])
+
+
+def graph_actions(values: Mapping[str, str]) -> list:
+    """Launch actions for launch argument ``values`` (strings, as LaunchConfiguration gives them)."""
+    from launch.actions import LogInfo
+    graph = g.plan(g.config_from_arguments({k: v for k, v in values.items() if k in g.ARGUMENT_NAMES}))
+    actions: list = [LogInfo(msg=f'depthmarks_ros: {note}') for note in graph.notes]
+    actions += [node_action(n) for n in graph.nodes]
+    actions += [static_transform_action(t, graph.config.namespace) for t in graph.static_transforms]
+    if g.parse_bool('rviz', values.get('rviz', 'false')):
+        actions.append(rviz_action(graph))
     return actions
+
+
+def declare_arguments(names=None) -> list:
+    """DeclareLaunchArgument for each graph argument (all, or ``names``), with its declared choices
+    (launch refuses any other value, e.g. ``source:=vidoe``)."""
+    from launch.actions import DeclareLaunchArgument
+    return [DeclareLaunchArgument(a.name, default_value=a.default, description=a.description,
+                                  choices=list(a.choices) if a.choices else None)
+            for a in g.ARGUMENTS if names is None or a.name in names]
 
 
 def dds_profile_action(condition_arg: str = 'use_dds_profile'):
@@ -75,18 +88,35 @@ def dds_profile_action(condition_arg: str = 'use_dds_profile'):
                                   condition=IfCondition(LaunchConfiguration(condition_arg)))
 
 
-def single_node_description(executable: str):
-    """LaunchDescription of one node with its parameter file: arguments namespace, use_dds_profile."""
+def full_pipeline_description():
+    """The whole graph: every argument of :data:`depthmarks_ros.pipeline.graph.ARGUMENTS`."""
     from launch import LaunchDescription
-    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.actions import OpaqueFunction
     from launch.substitutions import LaunchConfiguration
 
     def make(context):
-        return [node(executable, namespace=LaunchConfiguration('namespace').perform(context))]
-    return LaunchDescription([
-        DeclareLaunchArgument('namespace', default_value='', description='Namespace of the node and its topics'),
-        DeclareLaunchArgument('use_dds_profile', default_value='true',
-                              description='Load config/fastdds_localhost.xml (large messages between processes)'),
-        dds_profile_action(),
-        OpaqueFunction(function=make),
-    ])
+        return graph_actions({a.name: LaunchConfiguration(a.name).perform(context) for a in g.ARGUMENTS})
+    return LaunchDescription(declare_arguments() + [dds_profile_action(), OpaqueFunction(function=make)])
+
+
+SINGLE_NODE_ARGUMENTS = ('namespace', 'use_sim_time', 'use_dds_profile')
+
+
+def single_node_overrides(values: Mapping[str, str]) -> Dict[str, object]:
+    return {'use_sim_time': True} if g.parse_bool('use_sim_time', values.get('use_sim_time', 'false')) else {}
+
+
+def single_node_description(executable: str):
+    """One node with its parameter file: arguments namespace, use_sim_time, use_dds_profile."""
+    from launch import LaunchDescription
+    from launch.actions import OpaqueFunction
+    from launch.substitutions import LaunchConfiguration
+    spec = g.NODES[executable]
+
+    def make(context):
+        values = {n: LaunchConfiguration(n).perform(context) for n in SINGLE_NODE_ARGUMENTS}
+        n = g.NodeLaunch(executable, g.normalise_namespace(values['namespace']), spec.params_file,
+                         single_node_overrides(values), (), spec.sensor_facing)
+        return [node_action(n)]
+    return LaunchDescription(declare_arguments(SINGLE_NODE_ARGUMENTS) + [dds_profile_action(),
+                                                                         OpaqueFunction(function=make)])

@@ -1,6 +1,6 @@
 """body_pose alone, parameters from config/body_pose.yaml:
 
-    ros2 launch depthmarks_ros body_pose.launch.py [namespace:=NS] [use_dds_profile:=false]
+    ros2 launch depthmarks_ros body_pose.launch.py [namespace:=NS] [use_sim_time:=true] [use_dds_profile:=false]
 """
 from depthmarks_ros.launch_utils import single_node_description
 

@@ -45,29 +45,36 @@ def test_python_launch_file(name):
     for s in strings:
         if re.fullmatch(r'[\w./-]+\.(yaml|rviz|xml)', s):
             assert os.path.basename(s) in config_files, f'{name}: names missing config file {s}'
-    # arguments of the tuple table in full_pipeline (name, default, description)
-    if name == 'full_pipeline.launch.py':
-        table = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == 'ARGUMENTS')
-        for row in table.value.elts:
-            assert len(row.elts) == 3 and row.elts[2].value.strip(), 'every argument needs a description'
 
 
-def test_launch_utils_maps_every_executable_to_an_existing_params_file():
-    from depthmarks_ros.launch_utils import PARAMS_FILES
-    assert set(PARAMS_FILES) == _package_executables() - {'depthmarks'}
-    for exe, fname in PARAMS_FILES.items():
-        assert os.path.isfile(os.path.join(ROOT, 'config', fname)), f'{exe}: config/{fname} missing'
+def test_graph_arguments_have_descriptions_and_the_bool_ones_choices():
+    from depthmarks_ros.pipeline.graph import ARGUMENTS, BOOL
+    for a in ARGUMENTS:
+        assert a.description.strip(), a.name
+        if a.default in BOOL:
+            assert a.choices == BOOL, f'{a.name}: a boolean argument declares choices true/false'
+        if a.choices:
+            assert a.default in a.choices, a.name
 
 
-def test_xml_twin_forwards_every_argument():
+def test_graph_maps_every_executable_to_an_existing_params_file():
+    from depthmarks_ros.pipeline.graph import NODES
+    assert set(NODES) == _package_executables() - {'depthmarks'}
+    for exe, spec in NODES.items():
+        assert os.path.isfile(os.path.join(ROOT, 'config', spec.params_file)), f'{exe}: config/{spec.params_file} missing'
+
+
+def test_xml_twin_declares_and_forwards_every_graph_argument_with_its_choices():
+    from depthmarks_ros.pipeline.graph import ARGUMENTS
     tree = ET.parse(os.path.join(LAUNCH, 'full_pipeline.launch.xml')).getroot()
-    declared = {a.get('name') for a in tree.findall('arg')}
-    assert all(a.get('description') for a in tree.findall('arg'))
-    forwarded = {a.get('name') for a in tree.find('include').findall('arg')}
-    py = ast.parse(open(os.path.join(LAUNCH, 'full_pipeline.launch.py')).read())
-    table = next(n for n in py.body if isinstance(n, ast.Assign) and n.targets[0].id == 'ARGUMENTS')
-    py_args = {row.elts[0].value for row in table.value.elts}
-    assert declared == forwarded == py_args
+    declared = {a.get('name'): a for a in tree.findall('arg')}
+    assert all(a.get('description') for a in declared.values())
+    forwarded = {a.get('name'): a.get('value') for a in tree.find('include').findall('arg')}
+    assert list(declared) == list(forwarded) == [a.name for a in ARGUMENTS]
+    for a in ARGUMENTS:
+        assert declared[a.name].get('default') == a.default, a.name
+        assert tuple(c.get('value') for c in declared[a.name].findall('choice')) == a.choices, a.name
+        assert forwarded[a.name] == f'$(var {a.name})'
 
 
 def test_rviz_config_names_pipeline_topics_with_best_effort_clouds():

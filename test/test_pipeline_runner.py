@@ -34,13 +34,52 @@ def test_plan_and_params_files(tmp_path):
     assert plan['face_landmarks']['depth_topic'] == 'fusion/depth'
     video = node_plan(RunConfig(source='video', video='x.mp4', nodes=['stereo', 'fusion', 'face']))
     assert list(video) == ['video_source', 'face_landmarks']
-    from depthmarks_ros.core.calibration import package_config_dir
+    assert 'rate' not in plan['sim_rig'] and node_plan(RunConfig(rate=5.0))['sim_rig']['rate'] == 5.0
+    from depthmarks_ros.pipeline.graph import NodeLaunch
     out = tmp_path / 'p.yaml'
-    write_params_file(str(out), os.path.join(package_config_dir(), 'stereo_depth.yaml'), 'stereo_depth',
-                      {'disparity_range': 64})
+    node = NodeLaunch('stereo_depth', '/front', 'stereo_depth.yaml', {'disparity_range': 64}, (), True)
+    write_params_file(str(out), node)
     import yaml
-    params = yaml.safe_load(out.read_text())['stereo_depth']['ros__parameters']
+    params = yaml.safe_load(out.read_text())['/**']['ros__parameters']   # matches the node in any namespace
     assert params['disparity_range'] == 64 and params['stereo_algorithm'] == 2
+
+
+def _frame_ids(msg, out):
+    """Every header frame_id inside a decoded message (nested messages and sequences included)."""
+    header = getattr(msg, 'header', None)
+    if header is not None and getattr(header, 'frame_id', ''):
+        out.add(header.frame_id)
+    for name in getattr(msg, '__dataclass_fields__', {}):
+        value = getattr(msg, name)
+        if isinstance(value, list):
+            for item in value:
+                if hasattr(item, '__dataclass_fields__'):
+                    _frame_ids(item, out)
+        elif hasattr(value, '__dataclass_fields__') and name != 'header':
+            _frame_ids(value, out)
+    return out
+
+
+def check_tf_tree(decoded_messages, root):
+    """/tf_static of a recording connects every frame_id used by any recorded message to ``root``."""
+    parents = {}
+    for topic, msg in decoded_messages:
+        if topic == '/tf_static':
+            for t in msg.transforms:
+                assert t.child_frame_id != t.header.frame_id
+                parents[t.child_frame_id] = t.header.frame_id
+    assert parents, 'no /tf_static in the recording'
+    frames = set()
+    for topic, msg in decoded_messages:
+        if topic != '/tf_static':
+            _frame_ids(msg, frames)
+    assert frames
+    for frame in frames:
+        f, hops = frame, 0
+        while f in parents and hops < 50:
+            f, hops = parents[f], hops + 1
+        assert f == root, f'{frame} does not connect to {root} (ends at {f})'
+    return frames
 
 
 @pytest.mark.dds
@@ -95,12 +134,23 @@ def test_runner_end_to_end(tmp_path):
     from pathlib import Path
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
-    decoded = {}
+    decoded, every = {}, []
     with AnyReader([Path(out / 'recording.mcap')], default_typestore=get_typestore(Stores.ROS2_KILTED)) as bag:
         for conn, _t, raw in bag.messages():
-            decoded.setdefault(conn.topic, bag.deserialize(raw, conn.msgtype))
+            msg = bag.deserialize(raw, conn.msgtype)
+            decoded.setdefault(conn.topic, msg)
+            every.append((conn.topic, msg))
         n_messages = bag.message_count
     assert set(decoded) == set(seen) and n_messages >= len(seen)
+    # the recorded TF tree connects every frame of every message to base_link (Foxglove, RViz after play)
+    frames = check_tf_tree(every, 'base_link')
+    assert {'left_camera_optical_frame', 'lidar_link'} <= frames
+    assert metrics['fixed_frame'] == 'base_link' and metrics['tf_topic'] == '/tf_static'
+    # clouds recorded (decimated like the images), and /diagnostics of every node, not of one
+    for topic in ('/stereo/points', '/fusion/points'):
+        assert decoded[topic].width * decoded[topic].height > 1000, topic
+    reporting = {st.hardware_id for topic, msg in every if topic == '/diagnostics' for st in msg.status}
+    assert {'/sim_rig', '/stereo_depth', '/depth_fusion', '/face_landmarks', '/body_pose'} <= reporting
     assert decoded['/fusion/depth'].width == 640 and decoded['/face/head_pose'].pose.covariance.shape == (36,)
     # the output folder is also a rosbag2 bag (metadata.yaml): the strict rosbag2 reader agrees with it
     from rosbags.rosbag2 import Reader
@@ -110,17 +160,48 @@ def test_runner_end_to_end(tmp_path):
         assert all(c.msgcount >= 1 for c in bag2.connections)
 
 
+def _recorded(path):
+    from pathlib import Path
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+    with AnyReader([Path(path)], default_typestore=get_typestore(Stores.ROS2_KILTED)) as bag:
+        return [(c.topic, bag.deserialize(raw, c.msgtype)) for c, _t, raw in bag.messages()]
+
+
 @pytest.mark.dds
-def test_runner_multi_process_nodes_exit_cleanly(tmp_path):
+def test_two_sim_rigs_side_by_side_multi_process_nodes_exit_cleanly(tmp_path):
+    """Two rigs on one robot, each with its namespace and frame prefix, at the same time in one DDS
+    domain: rig1 single-process in a child process, rig2 with every node in its own process
+    (as launch runs them). Neither sees the other's topics or frames; node processes exit 0 on SIGINT."""
+    import subprocess
+    import sys
     from depthmarks_ros.cli.main import main
-    out = tmp_path / 'multi'
-    assert main(['run', '--duration', '6', '-o', str(out), '--nodes', 'stereo', '--multi-process', '--quiet',
-                 '--no-record']) == 0
-    metrics = json.loads((out / 'metrics.json').read_text())
-    assert metrics['mode'] == 'multi-process' and metrics['skipped'] == {}   # both exited 0 on SIGINT
-    assert metrics['topics']['stereo/depth']['messages'] >= 3
+    rig1 = subprocess.Popen([sys.executable, '-m', 'depthmarks_ros.cli.main', 'run', '--duration', '10', '-o',
+                             str(tmp_path / 'rig1'), '--nodes', 'stereo', '--namespace', 'rig1', '--frame-prefix',
+                             'rig1/', '--quiet', '--record-rate', '2'], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert main(['run', '--duration', '8', '-o', str(tmp_path / 'rig2'), '--nodes', 'stereo', '--multi-process',
+                     '--namespace', 'rig2', '--frame-prefix', 'rig2/', '--quiet', '--record-rate', '2']) == 0
+        out1, _ = rig1.communicate(timeout=120)
+    finally:
+        if rig1.poll() is None:
+            rig1.kill()
+    assert rig1.returncode == 0, out1[-3000:]
+    for name in ('rig1', 'rig2'):
+        metrics = json.loads((tmp_path / name / 'metrics.json').read_text())
+        assert metrics['skipped'] == {}, metrics['skipped']              # node processes exited 0 on SIGINT
+        assert metrics['topics']['stereo/depth']['messages'] >= 3
+        assert metrics['accuracy_vs_ground_truth']['stereo/depth']['mae'] < 100
+        assert f'/{name}/stereo_depth' in metrics['nodes'] and metrics['fixed_frame'] == f'{name}/base_link'
+        messages = _recorded(tmp_path / name / 'recording.mcap')
+        topics = {t for t, _ in messages} - {'/diagnostics', '/tf_static'}
+        assert '/' + name + '/stereo/depth' in topics and all(t.startswith(f'/{name}/') for t in topics), topics
+        frames = check_tf_tree(messages, f'{name}/base_link')
+        assert all(f.startswith(f'{name}/') for f in frames), frames
+    metrics = json.loads((tmp_path / 'rig2' / 'metrics.json').read_text())
+    assert metrics['mode'] == 'multi-process'
     assert metrics['cpu_share']['stereo_depth'] > 0.02 and metrics['cpu_share']['sim_rig'] > 0.02
-    assert metrics['accuracy_vs_ground_truth']['stereo/depth']['mae'] < 100
 
 
 def test_cpu_seconds_counts_own_thread_and_process():
@@ -155,10 +236,12 @@ def test_runner_plays_a_recording_into_the_pipeline(tmp_path):
     rec = tmp_path / 'rec'
     assert main(['run', '--duration', '4', '-o', str(rec), '--nodes', 'stereo', '--quiet', '--record-rate', '3']) == 0
     out = tmp_path / 'play'
-    assert main(['run', '--duration', '4', '--bag', str(rec),   # a folder holding the .mcap, as rosbag2 writes '--nodes', 'stereo,fusion',
+    # --bag: a folder holding the .mcap, as rosbag2 writes it
+    assert main(['run', '--duration', '4', '--bag', str(rec), '--nodes', 'stereo,fusion',
                  '-o', str(out), '--quiet', '--no-record']) == 0
     metrics = json.loads((out / 'metrics.json').read_text())
-    assert metrics['source'] == 'bag' and 'sim_rig' not in metrics['nodes']
+    assert metrics['source'] == 'bag' and '/sim_rig' not in metrics['nodes']
+    assert {'/stereo_depth', '/depth_fusion'} <= set(metrics['nodes']) and '/face_landmarks' not in metrics['nodes']
     assert metrics['topics']['stereo/depth']['messages'] >= 3
     assert metrics['topics']['fusion/depth']['messages'] >= 2
 

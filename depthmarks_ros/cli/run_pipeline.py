@@ -18,7 +18,8 @@ def add_arguments(p) -> None:
     p.add_argument('--video', default='', help='play a video file as camera/image_raw instead of the simulator')
     p.add_argument('--camera', default='', help='capture from a camera device (index or /dev/videoN)')
     p.add_argument('--bag', default='', help='play an MCAP recording of sensor topics instead of the simulator')
-    p.add_argument('--rate', type=float, default=10.0, help='simulated sensor rate (Hz)')
+    p.add_argument('--rate', type=float, default=None,
+                   help='simulated sensor rate (Hz; default: config/sim_rig_node.yaml, 10 Hz)')
     p.add_argument('--mono-model', default='', help='local depth model folder: enables mono_depth')
     p.add_argument('--no-record', action='store_true')
     p.add_argument('--record-rate', type=float, default=1.0,
@@ -27,6 +28,12 @@ def add_arguments(p) -> None:
     p.add_argument('--quiet', action='store_true', help='no progress line')
     p.add_argument('--multi-process', action='store_true',
                    help='run each node in its own process (as ros2 launch does); this process records and measures')
+    p.add_argument('--start', default='',
+                   help='the launch files\' nodes:= : start only these nodes of the graph (comma list of sim, video, '
+                        'stereo, fusion, mono, face, body, tf), wired as in the whole graph (split across hosts)')
+    p.add_argument('--namespace', default='', help='namespace of every node and topic (one per rig)')
+    p.add_argument('--frame-prefix', default='', help='prefix of every frame of the rig, e.g. rig1/')
+    p.add_argument('--use-sim-time', action='store_true', help='every node follows /clock')
     p.add_argument('--param', '-p', action='append', default=[], metavar='NODE:NAME=VALUE',
                    help='set a node parameter over its config file (repeatable; VALUE is YAML), e.g. '
                         'sim:motion=true, stereo:disparity_range=64, face:backend=mediapipe')
@@ -35,7 +42,7 @@ def add_arguments(p) -> None:
 def parse_param_overrides(items) -> dict:
     """['sim:motion=true', ...] -> {'sim_rig': {'motion': True}, ...}; ValueError names a bad item."""
     import yaml
-    from depthmarks_ros.pipeline.registry import resolve
+    from depthmarks_ros.pipeline.graph import resolve
     out: dict = {}
     for item in items:
         node, sep, rest = item.partition(':')
@@ -52,7 +59,7 @@ def parse_param_overrides(items) -> dict:
 
 def run(args) -> int:
     import sys
-    from depthmarks_ros.pipeline.runner import PipelineRunner, RunConfig
+    from depthmarks_ros.pipeline.runner import PipelineRunner, RunConfig, node_plan
     try:
         overrides = parse_param_overrides(args.param)
     except ValueError as exc:
@@ -65,9 +72,15 @@ def run(args) -> int:
     cfg = RunConfig(duration=args.duration, output=args.output, nodes=nodes, source=source, video=args.video,
                     camera=args.camera, bag=args.bag, record=not args.no_record, record_rate=args.record_rate,
                     use_dds_profile=not args.no_dds_profile, rate=args.rate, mono_model=args.mono_model,
-                    progress=not args.quiet, multi_process=args.multi_process, overrides=overrides)
-    from depthmarks_ros.pipeline.runner import node_plan
-    idle = sorted(set(overrides) - set(node_plan(cfg)))
+                    progress=not args.quiet, multi_process=args.multi_process, overrides=overrides,
+                    start=[n.strip() for n in args.start.split(',') if n.strip()] or None,
+                    namespace=args.namespace, frame_prefix=args.frame_prefix, use_sim_time=args.use_sim_time)
+    try:
+        planned = node_plan(cfg)
+    except ValueError as exc:
+        print(f'depthmarks run: {exc}', file=sys.stderr)
+        return 2
+    idle = sorted(set(overrides) - set(planned))
     if idle:
         print(f'depthmarks run: --param for {", ".join(idle)}, which this run does not start: ignored', file=sys.stderr)
     metrics = PipelineRunner(cfg).run()

@@ -1,7 +1,8 @@
 """ROS 2 message definitions as MCAP 'ros2msg' schemas (the .msg text plus its dependencies).
 
 The .msg files come from each package's share/<pkg>/msg folder (ament index, or this Python
-prefix's share/ where the PyPI wheels put them).
+prefix's share/ where the PyPI wheels put them). tf2_msgs is not on PyPI: its TFMessage definition
+(one line, unchanged since ROS 2 Ardent) is written here, its dependencies come from geometry_msgs.
 """
 from __future__ import annotations
 
@@ -26,8 +27,17 @@ def _share_dirs(pkg: str) -> List[str]:
     return dirs
 
 
+# definitions of messages whose package may be missing (text as in the package's .msg file)
+EMBEDDED = {
+    'tf2_msgs/msg/TFMessage': 'geometry_msgs/TransformStamped[] transforms\n',
+}
+
+
 def msg_text(type_name: str) -> str:
     pkg, _, name = type_name.replace('/msg/', '/').partition('/')
+    full = f'{pkg}/msg/{name}'
+    if full in EMBEDDED:
+        return EMBEDDED[full]
     for d in _share_dirs(pkg):
         path = os.path.join(d, 'msg', f'{name}.msg')
         if os.path.isfile(path):

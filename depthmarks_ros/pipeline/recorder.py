@@ -31,6 +31,48 @@ def cdr_stamp_ns(data: bytes) -> Optional[int]:
     return sec * 1_000_000_000 + nsec
 
 
+class _Cdr:
+    """Little-endian CDR (XCDR1) writer: alignment counts from after the 4-byte encapsulation header."""
+
+    def __init__(self):
+        self.buf = bytearray(b'\x00\x01\x00\x00')
+
+    def _align(self, n: int) -> None:
+        self.buf += b'\x00' * ((-(len(self.buf) - 4)) % n)
+
+    def put(self, fmt: str, *values) -> None:
+        self._align(struct.calcsize('<' + fmt[0]))
+        self.buf += struct.pack('<' + fmt, *values)
+
+    def string(self, text: str) -> None:
+        data = text.encode() + b'\x00'
+        self.put('I', len(data))
+        self.buf += data
+
+
+def tf_message_cdr(transforms, stamp_ns: int) -> bytes:
+    """tf2_msgs/msg/TFMessage in CDR, for ``transforms`` (objects with parent, child, translation
+    (x, y, z) and rotation (x, y, z, w)), every one stamped ``stamp_ns`` (written without tf2_msgs,
+    which is not on PyPI)."""
+    w = _Cdr()
+    w.put('I', len(transforms))
+    sec, nsec = divmod(int(stamp_ns), 1_000_000_000)
+    for t in transforms:
+        w.put('iI', sec, nsec)
+        w.string(t.parent)
+        w.string(t.child)
+        w.put('ddd', *(float(v) for v in t.translation))
+        w.put('dddd', *(float(v) for v in t.rotation))
+    return bytes(w.buf)
+
+
+# rosbag2 offered_qos_profiles of a latched topic (/tf_static): reliable, transient local, keep last 1
+LATCHED_QOS = ('- history: 1\n  depth: 1\n  reliability: 1\n  durability: 1\n'
+               '  deadline:\n    sec: 0\n    nsec: 0\n  lifespan:\n    sec: 0\n    nsec: 0\n'
+               '  liveliness: 1\n  liveliness_lease_duration:\n    sec: 0\n    nsec: 0\n'
+               '  avoid_ros_namespace_conventions: false\n')
+
+
 def fully_qualified(topic: str) -> str:
     """'stereo/depth' -> '/stereo/depth' (topic names as `ros2 bag record` writes them)."""
     return '/' + topic.lstrip('/')
@@ -58,12 +100,15 @@ class McapRecorder:
         self._channels: Dict[str, int] = {}
         self._seq: Dict[str, int] = defaultdict(int)
         self._types: Dict[str, str] = {}
+        self._qos: Dict[str, str] = {}
         self._first_ns: Optional[int] = None
         self._last_ns: Optional[int] = None
         self.path = path
         self.closed = False
 
-    def channel(self, topic: str, type_name: str) -> int:
+    def channel(self, topic: str, type_name: str, offered_qos: str = '') -> int:
+        """Register ``topic``; ``offered_qos``: rosbag2's offered_qos_profiles YAML (e.g.
+        :data:`LATCHED_QOS` for /tf_static, so that `ros2 bag play` offers it transient-local)."""
         topic = fully_qualified(topic)
         with self._lock:
             if topic not in self._channels:
@@ -71,8 +116,10 @@ class McapRecorder:
                     self._schemas[type_name] = self._writer.register_schema(
                         name=type_name, encoding='ros2msg', data=schema_text(type_name).encode())
                 self._channels[topic] = self._writer.register_channel(
-                    topic=topic, message_encoding='cdr', schema_id=self._schemas[type_name])
+                    topic=topic, message_encoding='cdr', schema_id=self._schemas[type_name],
+                    metadata={'offered_qos_profiles': offered_qos} if offered_qos else {})
                 self._types[topic] = type_name
+                self._qos[topic] = offered_qos
             return self._channels[topic]
 
     def write(self, topic: str, data: bytes, log_time_ns: int, publish_time_ns: Optional[int] = None) -> None:
@@ -123,7 +170,7 @@ class McapRecorder:
             'message_count': count,
             'topics_with_message_count': [
                 {'topic_metadata': {'name': topic, 'type': type_name, 'serialization_format': 'cdr',
-                                    'offered_qos_profiles': ''},
+                                    'offered_qos_profiles': self._qos.get(topic, '')},
                  'message_count': self._seq[topic]}
                 for topic, type_name in self._types.items()],
             'compression_format': '', 'compression_mode': '',

@@ -169,11 +169,13 @@ def write_metrics(path: str, metrics: dict) -> None:
         json.dump(metrics, f, indent=2, sort_keys=True, default=float)
 
 
-def node_counters(diagnostics: List[Tuple[int, bytes]]) -> Dict[str, Dict[str, str]]:
-    """The newest /diagnostics values of each node (frames_in, frames_out, dropped, ...)."""
+def node_counters(diagnostics: List[Tuple[int, bytes]], only: Optional[set] = None) -> Dict[str, Dict[str, str]]:
+    """The newest /diagnostics values of each node (frames_in, frames_out, dropped, ...); ``only``:
+    the fully qualified names of the nodes to keep (/diagnostics is shared by every rig)."""
     out: Dict[str, Dict[str, str]] = {}
     for _stamp, data in diagnostics:          # oldest first: newer values overwrite
         arr = _deserialize(data, 'diagnostic_msgs/msg/DiagnosticArray')
         for st in arr.status:
-            out[st.name.split(':')[0]] = {kv.key: kv.value for kv in st.values}
+            if only is None or st.hardware_id in only:
+                out[st.name.split(':')[0]] = {kv.key: kv.value for kv in st.values}
     return out

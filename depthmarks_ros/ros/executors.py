@@ -63,8 +63,12 @@ class StopSignals:
 
     SIGNALS = ('SIGINT', 'SIGTERM')
 
-    def __init__(self):
+    def __init__(self, restore: bool = False):
+        """``restore``: put the previous handlers back on exit (for a caller that lives on, e.g.
+        `depthmarks run` inside a test process); a node process keeps them (see ``__exit__``)."""
         self.received: list = []
+        self._restore = restore
+        self._previous: dict = {}
 
     @property
     def requested(self) -> bool:
@@ -79,10 +83,14 @@ class StopSignals:
         if threading.current_thread() is threading.main_thread():  # signals only reach the main thread
             for name in self.SIGNALS:
                 sig = getattr(signal, name)
-                signal.signal(sig, self._handle)
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
-        # the handlers stay: a signal that arrives while the process exits (the second SIGINT of
-        # a group stop, during clean-up) must still not raise or kill it with -2
-        pass
+        # without restore the handlers stay: a signal that arrives while the process exits (the
+        # second SIGINT of a group stop, during clean-up) must still not raise or kill it with -2
+        if self._restore:
+            import signal
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
+        self._previous.clear()

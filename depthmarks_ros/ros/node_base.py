@@ -163,6 +163,10 @@ class DepthmarksNode(Node):
         self._workers.append(w)
         return w
 
+    def worker_threads(self) -> list:
+        """(thread name, OS thread id) of each worker thread of this node, e.g. for CPU accounting."""
+        return [(w.thread_name, w.native_id) for w in self._workers]
+
     def reject(self, key: str, message: str, level: str = 'warn') -> None:
         """Count a dropped frame and log ``message`` at most once per period per ``key``."""
         self.stats.error(message)

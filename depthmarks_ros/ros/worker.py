@@ -26,6 +26,15 @@ class LatestWorker:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
+    @property
+    def thread_name(self) -> str:
+        return self._thread.name
+
+    @property
+    def native_id(self) -> Optional[int]:
+        """The worker thread's OS id (for CPU accounting: /proc/PID/task/TID)."""
+        return self._thread.native_id
+
     def submit(self, item: Any) -> None:
         """Hand over the newest item; a pending older one is dropped."""
         with self._cond:

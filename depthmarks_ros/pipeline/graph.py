@@ -1,0 +1,425 @@
+"""The pipeline's node graph, written once: which nodes exist, their parameter files, which of them
+run for a set of arguments, their parameter overrides, topic remappings and namespace, the static
+transforms of the rig and the RViz view.
+
+ROS-free (no rclpy, no launch): ``launch/full_pipeline.launch.py`` (through
+:mod:`depthmarks_ros.launch_utils`) turns a :class:`Graph` into launch_ros actions, and
+:mod:`depthmarks_ros.pipeline.runner` (``depthmarks run``) into nodes in one process (or one
+process each) plus a recording. Both call :func:`plan` with a :class:`GraphConfig`, so they start
+the same nodes with the same parameters and remappings (test/test_graph.py checks it).
+
+Arguments (:data:`ARGUMENTS`, the launch arguments, with their choices) are checked by
+:func:`config_from_arguments`: a typo such as ``source:=vidoe`` is refused with the valid choices.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import yaml
+
+PACKAGE = 'depthmarks_ros'
+_LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
+
+
+@functools.lru_cache(maxsize=64)
+def _yaml_file(path: str, mtime_ns: int, size: int):
+    with open(path, encoding='utf-8') as f:
+        return yaml.load(f, Loader=_LOADER) or {}
+
+
+def read_yaml(path: str):
+    """A YAML file's content (a fresh copy; parsed once per file version)."""
+    st = os.stat(path)
+    return copy.deepcopy(_yaml_file(path, st.st_mtime_ns, st.st_size))
+
+
+# ---------------------------------------------------------------------------------------- nodes
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str                                # node name = executable = nodes/<name>.py
+    short: str                               # the name in nodes:= / --nodes
+    params_file: str                         # in config/
+    outputs: Tuple[Tuple[str, str], ...] = ()  # (relative topic, type) recorded by `depthmarks run`
+    sensor_facing: bool = False              # respawned by the launch files
+
+    @property
+    def module(self) -> str:
+        return f'{PACKAGE}.nodes.{self.name}'
+
+
+_IMAGE, _INFO, _CLOUD = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo', 'sensor_msgs/msg/PointCloud2'
+_MARKERS = 'visualization_msgs/msg/MarkerArray'
+
+NODES: Dict[str, NodeSpec] = {s.name: s for s in (
+    NodeSpec('sim_rig', 'sim', 'sim_rig_node.yaml', (
+        ('stereo/left/image_raw', _IMAGE), ('stereo/left/camera_info', _INFO),
+        ('stereo/right/image_raw', _IMAGE), ('stereo/right/camera_info', _INFO),
+        ('camera/image_raw', _IMAGE), ('camera/camera_info', _INFO), ('lidar/points', _CLOUD),
+        ('sim/depth_gt', _IMAGE), ('sim/disparity_gt', _IMAGE)), sensor_facing=True),
+    NodeSpec('video_source', 'video', 'video_source.yaml', (
+        ('camera/image_raw', _IMAGE), ('camera/camera_info', _INFO)), sensor_facing=True),
+    NodeSpec('stereo_depth', 'stereo', 'stereo_depth.yaml', (
+        ('stereo/disparity', 'stereo_msgs/msg/DisparityImage'), ('stereo/depth', _IMAGE),
+        ('stereo/camera_info', _INFO), ('stereo/confidence', _IMAGE), ('stereo/points', _CLOUD)),
+        sensor_facing=True),
+    NodeSpec('depth_fusion', 'fusion', 'depth_fusion.yaml', (
+        ('fusion/sparse_depth', _IMAGE), ('fusion/depth', _IMAGE), ('fusion/depth_sigma', _IMAGE),
+        ('fusion/camera_info', _INFO), ('fusion/points', _CLOUD)), sensor_facing=True),
+    NodeSpec('mono_depth', 'mono', 'mono_depth.yaml', (
+        ('mono/inverse_depth', _IMAGE), ('mono/depth', _IMAGE))),
+    NodeSpec('face_landmarks', 'face', 'face_landmarks.yaml', (
+        ('face/landmarks', _CLOUD), ('face/head_pose', 'geometry_msgs/msg/PoseWithCovarianceStamped'),
+        ('face/markers', _MARKERS))),
+    NodeSpec('body_pose', 'body', 'body_pose.yaml', (
+        ('body/keypoints', _CLOUD), ('body/markers', _MARKERS))),
+    # not part of the planned graph: started by hand next to scaled-out instances (docs/multihost.md)
+    NodeSpec('stamp_merge', 'merge', 'stamp_merge.yaml'),
+)}
+ALIASES = {s.short: s.name for s in NODES.values()}
+PROCESSING = ('stereo_depth', 'depth_fusion', 'mono_depth', 'face_landmarks', 'body_pose')
+# what a recording may feed into the pipeline (outputs in it are not replayed)
+SENSOR_TOPICS = tuple(t for t, _ in NODES['sim_rig'].outputs)
+# the static transforms: a pseudo-node of nodes:= (start them on the host that runs the sensors)
+TF = 'tf'
+
+
+def resolve(names: Sequence[str]) -> List[str]:
+    """Short or full node names -> full names; ValueError names an unknown one."""
+    out = []
+    for n in names:
+        full = ALIASES.get(n, n)
+        if full not in NODES:
+            raise ValueError(f'unknown node {n!r}; known: {", ".join(sorted(ALIASES))}')
+        out.append(full)
+    return out
+
+
+# ------------------------------------------------------------------------------------ arguments
+BOOL = ('true', 'false')
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    default: str
+    description: str
+    choices: Tuple[str, ...] = ()
+
+
+ARGUMENTS: Tuple[Argument, ...] = (
+    Argument('source', 'sim', 'Input: sim (simulated rig), video (video_source node), topics (your sensors)',
+             ('sim', 'video', 'topics')),
+    Argument('use_sim', 'true', 'Shortcut: false means source:=topics when source is sim', BOOL),
+    Argument('nodes', 'all', 'Which nodes of the graph this launch starts: all, or a comma list of sim, video, '
+             'stereo, fusion, mono, face, body, tf (the static transforms); the wiring stays that of the whole '
+             'graph, so hosts can split it (robot: sim,stereo,tf; offboard: fusion,face,body)'),
+    Argument('calibration_dir', '', 'Folder with rig.yaml and camera YAMLs ("" = the package config/sim_rig, '
+             'config/video for source:=video)'),
+    Argument('stereo', 'true', 'Run stereo_depth', BOOL),
+    Argument('fusion', 'true', 'Run depth_fusion', BOOL),
+    Argument('mono', 'false', 'Run mono_depth (needs mono_model)', BOOL),
+    Argument('face', 'true', 'Run face_landmarks', BOOL),
+    Argument('body', 'true', 'Run body_pose', BOOL),
+    Argument('mono_model', '', 'Local folder of a monocular depth model (see docs/mono_depth.md)'),
+    Argument('device', 'cpu', 'Torch device for the mono model', ('cpu', 'cuda')),
+    Argument('video', '', 'source:=video: video file, image folder or camera device'),
+    Argument('stereo_ns', 'stereo', 'Namespace of the stereo pair topics (left/image_raw, ...)'),
+    Argument('camera_ns', 'camera', 'Namespace of the RGB camera topics (image_raw, camera_info)'),
+    Argument('lidar_topic', 'lidar/points', 'LiDAR PointCloud2 topic'),
+    Argument('namespace', '', 'Namespace of every node and its topics (several rigs: one namespace each)'),
+    Argument('frame_prefix', '', 'Prefix of every frame of the rig, e.g. rig1/ (several rigs on one robot)'),
+    Argument('use_sim_time', 'false', 'Every node follows /clock (e.g. ros2 bag play --clock)', BOOL),
+    Argument('rviz', 'false', 'Open RViz with config/depthmarks.rviz, its topics and fixed frame following '
+             'this graph (namespace, remaps, frame prefix)', BOOL),
+    Argument('use_dds_profile', 'true', 'Load config/fastdds_localhost.xml (large messages between processes)', BOOL),
+)
+ARGUMENT_NAMES = tuple(a.name for a in ARGUMENTS)
+NODE_CHOICES = tuple(sorted(ALIASES)) + (TF,)
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """What decides the graph. Launch arguments map onto it one to one (:func:`config_from_arguments`)."""
+    source: str = 'sim'                       # sim | video | topics
+    stereo: bool = True
+    fusion: bool = True
+    mono: bool = False
+    face: bool = True
+    body: bool = True
+    start: Optional[Tuple[str, ...]] = None   # full node names (+ 'tf') this host starts; None = all
+    calibration_dir: str = ''
+    mono_model: str = ''
+    device: str = 'cpu'
+    video: str = ''
+    stereo_ns: str = 'stereo'
+    camera_ns: str = 'camera'
+    lidar_topic: str = 'lidar/points'
+    namespace: str = ''
+    frame_prefix: str = ''
+    use_sim_time: bool = False
+
+
+def parse_bool(name: str, value: str) -> bool:
+    v = str(value).strip().lower()
+    if v in ('true', '1', 'yes', 'on'):
+        return True
+    if v in ('false', '0', 'no', 'off'):
+        return False
+    raise ValueError(f'{name}:={value!r} is not a boolean (true or false)')
+
+
+def parse_nodes(value: str) -> Optional[Tuple[str, ...]]:
+    """'all' or '' -> None; 'stereo,fusion,tf' -> ('stereo_depth', 'depth_fusion', 'tf')."""
+    words = [w.strip() for w in str(value).split(',') if w.strip()]
+    if not words or words == ['all']:
+        return None
+    bad = [w for w in words if w != TF and ALIASES.get(w, w) not in NODES]
+    if bad:
+        raise ValueError(f'nodes:={value!r}: unknown {", ".join(bad)}; choose from all or {", ".join(NODE_CHOICES)}')
+    return tuple(w if w == TF else ALIASES.get(w, w) for w in words)
+
+
+def config_from_arguments(values: Mapping[str, str]) -> GraphConfig:
+    """Launch argument values (strings) -> GraphConfig; ValueError with the valid choices on a bad one."""
+    unknown = sorted(set(values) - set(ARGUMENT_NAMES))
+    if unknown:
+        raise ValueError(f'unknown argument(s) {", ".join(unknown)}')
+    v = {a.name: str(values.get(a.name, a.default)) for a in ARGUMENTS}
+    for a in ARGUMENTS:
+        if a.choices and a.choices is not BOOL and v[a.name] not in a.choices:
+            raise ValueError(f'{a.name}:={v[a.name]!r} is not one of {", ".join(a.choices)}')
+    flags = {n: parse_bool(n, v[n]) for n in ('use_sim', 'stereo', 'fusion', 'mono', 'face', 'body', 'use_sim_time')}
+    source = v['source']
+    if source == 'sim' and not flags['use_sim']:
+        source = 'topics'
+    return GraphConfig(source=source, stereo=flags['stereo'], fusion=flags['fusion'], mono=flags['mono'],
+                       face=flags['face'], body=flags['body'], start=parse_nodes(v['nodes']),
+                       calibration_dir=v['calibration_dir'], mono_model=v['mono_model'], device=v['device'],
+                       video=v['video'], stereo_ns=v['stereo_ns'], camera_ns=v['camera_ns'],
+                       lidar_topic=v['lidar_topic'], namespace=normalise_namespace(v['namespace']),
+                       frame_prefix=v['frame_prefix'], use_sim_time=flags['use_sim_time'])
+
+
+def normalise_namespace(ns: str) -> str:
+    """'' stays ''; 'rig1' and '/rig1/' -> '/rig1'."""
+    ns = ns.strip().strip('/')
+    return f'/{ns}' if ns else ''
+
+
+# ---------------------------------------------------------------------------------------- graph
+@dataclass(frozen=True)
+class NodeLaunch:
+    name: str
+    namespace: str
+    params_file: str                          # file name in config/
+    overrides: Dict[str, object]
+    remappings: Tuple[Tuple[str, str], ...]
+    respawn: bool
+
+    @property
+    def spec(self) -> NodeSpec:
+        return NODES[self.name]
+
+    @property
+    def fully_qualified_name(self) -> str:
+        return f'{self.namespace}/{self.name}'
+
+
+@dataclass(frozen=True)
+class StaticTransform:
+    parent: str
+    child: str
+    translation: Tuple[float, float, float]
+    rotation: Tuple[float, float, float, float]   # x, y, z, w
+
+
+@dataclass
+class Graph:
+    config: GraphConfig
+    nodes: List[NodeLaunch]                       # the nodes this host starts, in start order
+    static_transforms: List[StaticTransform]      # empty unless this host starts 'tf'
+    fixed_frame: str                              # the rig's (prefixed) base frame
+    rig_file: str
+    remappings: Tuple[Tuple[str, str], ...]
+    notes: List[str] = field(default_factory=list)  # what was left out and why
+
+    def resolve_topic(self, topic: str) -> str:
+        """Absolute name of a node's relative topic under this graph's remappings and namespace."""
+        return resolve_topic(topic, self.remappings, self.config.namespace)
+
+    def frames(self) -> List[str]:
+        return [self.fixed_frame] + [t.child for t in self.static_transforms]
+
+
+def resolve_topic(topic: str, remappings: Sequence[Tuple[str, str]], namespace: str) -> str:
+    for src, dst in remappings:
+        if topic == src:
+            topic = dst
+            break
+    return topic if topic.startswith('/') else f'{namespace}/{topic}'
+
+
+def package_config_dir() -> str:
+    from depthmarks_ros.core.calibration import package_config_dir as config_dir
+    return config_dir()
+
+
+def default_calibration_dir(source: str) -> str:
+    return os.path.join(package_config_dir(), 'video' if source == 'video' else 'sim_rig')
+
+
+def is_device(video: str) -> bool:
+    return video.isdigit() or video.startswith('/dev/')
+
+
+def plan(cfg: GraphConfig) -> Graph:
+    """The nodes, parameters, remappings, static transforms and fixed frame for ``cfg``."""
+    if cfg.source not in ('sim', 'video', 'topics'):
+        raise ValueError(f'source {cfg.source!r} is not one of sim, video, topics')
+    calib = cfg.calibration_dir or default_calibration_dir(cfg.source)
+    rig_file = os.path.join(calib, 'rig.yaml')
+    if cfg.frame_prefix:
+        rig_file = prefixed_rig_file(rig_file, cfg.frame_prefix)
+    s, c = cfg.stereo_ns, cfg.camera_ns
+    remap = tuple((a, b) for a, b in (
+        ('stereo/left/image_raw', f'{s}/left/image_raw'), ('stereo/left/camera_info', f'{s}/left/camera_info'),
+        ('stereo/right/image_raw', f'{s}/right/image_raw'), ('stereo/right/camera_info', f'{s}/right/camera_info'),
+        ('camera/image_raw', f'{c}/image_raw'), ('camera/camera_info', f'{c}/camera_info'),
+        ('lidar/points', cfg.lidar_topic)) if a != b)
+    notes: List[str] = []
+    wanted: List[Tuple[str, Dict[str, object]]] = []
+    if cfg.source == 'sim':
+        wanted.append(('sim_rig', {'rig_file': rig_file}))
+    elif cfg.source == 'video':
+        wanted.append(('video_source', {'source': cfg.video, 'loop': not is_device(cfg.video),
+                                        'frame_id': cfg.frame_prefix + 'camera_optical_frame',
+                                        'right_frame_id': cfg.frame_prefix + 'right_camera_optical_frame'}))
+    has_stereo = has_lidar = cfg.source != 'video'   # one camera from video_source: no pair, no LiDAR
+    stereo = cfg.stereo and has_stereo
+    fusion = cfg.fusion and has_lidar
+    if stereo:
+        wanted.append(('stereo_depth', {}))
+    if fusion:
+        wanted.append(('depth_fusion', {'rig_file': rig_file, 'use_stereo': stereo}))
+    if cfg.mono and cfg.mono_model:
+        wanted.append(('mono_depth', {'model': cfg.mono_model, 'device': cfg.device}))
+    elif cfg.mono:
+        notes.append('mono_depth not started: no mono_model given (no weights ship with the package)')
+    # face and body lift their landmarks with the best depth the graph has
+    depth_topic = 'fusion/depth' if fusion else 'stereo/depth' if stereo else ''
+    if cfg.face:
+        wanted.append(('face_landmarks', {'depth_topic': depth_topic}))
+    if cfg.body:
+        wanted.append(('body_pose', {'depth_topic': depth_topic}))
+    nodes = []
+    for name, overrides in wanted:
+        if cfg.start is not None and name not in cfg.start:
+            continue
+        if cfg.use_sim_time:
+            overrides = dict(overrides, use_sim_time=True)
+        nodes.append(NodeLaunch(name, cfg.namespace, NODES[name].params_file, overrides, remap,
+                                NODES[name].sensor_facing))
+    if cfg.start is not None:
+        absent = [n for n in cfg.start if n != TF and n not in {w for w, _ in wanted}]
+        if absent:
+            notes.append(f'nodes:= names {", ".join(absent)}, which this graph does not have (source {cfg.source})')
+    transforms, base = rig_transforms(rig_file)
+    if cfg.start is not None and TF not in cfg.start:
+        transforms = []
+    return Graph(cfg, nodes, transforms, base, rig_file, remap, notes)
+
+
+def rig_transforms(rig_file: str) -> Tuple[List[StaticTransform], str]:
+    """(base frame -> every sensor frame of the rig, the base frame); a sensor in the base frame itself
+    (KITTI: the LiDAR is the base) gets no transform: tf2 refuses a frame as its own parent."""
+    st = os.stat(rig_file)
+    transforms, base = _rig_transforms(os.path.abspath(rig_file), st.st_mtime_ns, st.st_size)
+    return list(transforms), base
+
+
+@functools.lru_cache(maxsize=32)
+def _rig_transforms(rig_file: str, _mtime_ns: int, _size: int) -> Tuple[Tuple[StaticTransform, ...], str]:
+    from depthmarks_ros.core.calibration import load_rig
+    from depthmarks_ros.core.transforms import matrix_to_quaternion
+    rig = load_rig(rig_file)
+    out, seen = [], {rig.base_frame}
+    for sensor in rig.sensors.values():
+        if sensor.frame_id in seen:
+            continue
+        seen.add(sensor.frame_id)
+        t = sensor.T_base_sensor[:3, 3]
+        q = matrix_to_quaternion(sensor.T_base_sensor[:3, :3])
+        out.append(StaticTransform(rig.base_frame, sensor.frame_id, tuple(float(x) for x in t),
+                                   tuple(float(x) for x in q)))
+    return tuple(out), rig.base_frame
+
+
+def prefixed_rig_file(rig_file: str, prefix: str) -> str:
+    """A copy of ``rig_file`` with every frame (base and sensors) prefixed, camera YAMLs by absolute path.
+
+    Written once per content into the temp folder (content-addressed, so the launch file and the
+    runner name the same file)."""
+    data = read_yaml(rig_file)
+    folder = os.path.dirname(os.path.abspath(rig_file))
+    data['base_frame'] = prefix + str(data.get('base_frame', 'base_link'))
+    for entry in (data.get('sensors') or {}).values():
+        if isinstance(entry, dict) and 'frame_id' in entry:
+            entry['frame_id'] = prefix + str(entry['frame_id'])
+        if isinstance(entry, dict) and entry.get('camera_info'):
+            entry['camera_info'] = os.path.join(folder, entry['camera_info'])
+    text = yaml.safe_dump(data, sort_keys=False)
+    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+    out_dir = os.path.join(tempfile.gettempdir(), 'depthmarks_rigs', digest)
+    path = os.path.join(out_dir, 'rig.yaml')
+    if not os.path.isfile(path):
+        os.makedirs(out_dir, exist_ok=True)
+        tmp = f'{path}.{os.getpid()}'
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------- rviz
+def rviz_config_text(graph: Graph, template_path: Optional[str] = None) -> str:
+    """config/depthmarks.rviz with every display topic resolved through ``graph`` (namespace, remaps)
+    and the fixed frame set to the graph's base frame."""
+    cfg = read_yaml(template_path or os.path.join(package_config_dir(), 'depthmarks.rviz'))
+    manager = cfg['Visualization Manager']
+    manager['Global Options']['Fixed Frame'] = graph.fixed_frame
+    for display in manager['Displays']:
+        topic = display.get('Topic', {}).get('Value')
+        if topic:
+            display['Topic']['Value'] = graph.resolve_topic(topic.lstrip('/'))
+    return yaml.safe_dump(cfg, sort_keys=False)
+
+
+def write_rviz_config(graph: Graph, out_dir: Optional[str] = None) -> str:
+    text = rviz_config_text(graph)
+    out_dir = out_dir or tempfile.mkdtemp(prefix='depthmarks_rviz_')
+    path = os.path.join(out_dir, 'depthmarks.rviz')
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(text)
+    return path
+
+
+def merged_parameters(node: NodeLaunch, config_dir: Optional[str] = None) -> Dict[str, object]:
+    """The node's parameters as it will hold them: its config file (``/**`` and its own name) and
+    the overrides on top (what launch_ros does with ``parameters=[file, overrides]``)."""
+    base = os.path.join(config_dir or package_config_dir(), node.params_file)
+    params: Dict[str, object] = {}
+    if os.path.isfile(base):
+        data = read_yaml(base)
+        for key in ('/**', node.name, f'/{node.name}', node.fully_qualified_name.lstrip('/'),
+                    node.fully_qualified_name):
+            params.update((data.get(key) or {}).get('ros__parameters', {}))
+    params.update(node.overrides)
+    return params
+
+

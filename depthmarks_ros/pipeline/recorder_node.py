@@ -1,0 +1,72 @@
+"""The recording side of `depthmarks run`: one node that subscribes (serialized, no deserialization)
+to every recorded topic, feeds :class:`TopicStats` and writes to an :class:`McapRecorder`.
+
+Decimation: images, clouds and the other stamped outputs are written at ``record_rate`` messages per
+second and topic, chosen by stamp (``stamp // period``) so that the topics of one instant are kept or
+dropped together; ``/diagnostics`` (each node's status, 1 Hz) is written whole; ``/tf_static`` (the
+graph's rig transforms, tf2_msgs/TFMessage) once at the start, offered transient-local to
+`ros2 bag play`.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from depthmarks_ros.pipeline.recorder import (LATCHED_QOS, STAMPED, McapRecorder, TopicStats, cdr_stamp_ns,
+                                              tf_message_cdr)
+from depthmarks_ros.pipeline.registry import message_class
+
+TF_STATIC = '/tf_static'
+TF_MESSAGE = 'tf2_msgs/msg/TFMessage'
+
+
+@dataclass(frozen=True)
+class RecordedTopic:
+    key: str            # the name in metrics.json and the report (the node's relative topic name)
+    name: str           # the absolute topic subscribed to and written (namespace and remaps applied)
+    type_name: str
+    decimate: bool = True
+
+
+class RecorderNode(Node):
+    """Counts, keeps the last messages of and records every topic of ``topics``."""
+
+    def __init__(self, topics: Sequence[RecordedTopic], stats: TopicStats, recorder: Optional[McapRecorder],
+                 record_rate: float, static_transforms: Sequence = (), **kwargs):
+        super().__init__('depthmarks_recorder', **kwargs)
+        self._stats = stats
+        self._recorder = recorder
+        self._period_ns = int(1e9 / record_rate) if record_rate > 0 else 0
+        self._last_bucket: Dict[str, int] = {}
+        qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=20)
+        self.topics: List[RecordedTopic] = list(topics)
+        for topic in self.topics:
+            if recorder is not None:
+                recorder.channel(topic.name, topic.type_name)
+            self.create_subscription(message_class(topic.type_name), topic.name,
+                                     functools.partial(self._on_message, topic), qos, raw=True)
+        if recorder is not None and static_transforms:
+            recorder.channel(TF_STATIC, TF_MESSAGE, offered_qos=LATCHED_QOS)
+            now = self.get_clock().now().nanoseconds
+            recorder.write(TF_STATIC, tf_message_cdr(list(static_transforms), now), now, now)
+
+    def _on_message(self, topic: RecordedTopic, data: bytes) -> None:
+        now = self.get_clock().now().nanoseconds
+        stamp = cdr_stamp_ns(data) if topic.type_name in STAMPED else None
+        self._stats.add(topic.key, data, stamp, now)
+        if self._recorder is None or not self._keep(topic, stamp or now):
+            return
+        self._recorder.write(topic.name, data, now, stamp)
+
+    def _keep(self, topic: RecordedTopic, stamp_ns: int) -> bool:
+        if not topic.decimate or not self._period_ns:
+            return True
+        bucket = stamp_ns // self._period_ns
+        if self._last_bucket.get(topic.name) == bucket:
+            return False
+        self._last_bucket[topic.name] = bucket
+        return True

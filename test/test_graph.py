@@ -1,0 +1,247 @@
+"""The one node graph (depthmarks_ros/pipeline/graph.py): the launch file and `depthmarks run` start the
+same nodes with the same parameters, namespace and remappings for every argument combination;
+arguments refuse typos; every shipped rig and source gives one connected TF tree whose root is the
+RViz fixed frame; two rigs side by side share no node, topic or frame.
+
+The launch file runs against a minimal stand-in of the `launch` / `launch_ros` API (they do not install
+here): it records the Node actions and checks argument choices the way DeclareLaunchArgument does.
+The real launch system was checked with scripts/check_launch_locally.py (docs/pipeline.md).
+"""
+import itertools
+import os
+import runpy
+import sys
+import types
+
+import pytest
+import yaml
+
+from depthmarks_ros.pipeline import graph as g
+from depthmarks_ros.pipeline.runner import RunConfig, node_ros_args, plan_graph, write_params_file
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
+
+
+# ------------------------------------------------------------------ a stand-in of launch / launch_ros
+class _Action:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class _Declare(_Action):
+    def __init__(self, name, default_value=None, description=None, choices=None, **kw):
+        super().__init__(name, default_value=default_value, description=description, choices=choices, **kw)
+        self.name, self.default, self.choices = name, default_value, choices
+
+
+class _LaunchConfiguration:
+    def __init__(self, name):
+        self.name = name
+
+    def perform(self, context):
+        return context[self.name]
+
+
+class FakeLaunch:
+    """Runs a launch file's generate_launch_description() with given argument values."""
+
+    def __init__(self, monkeypatch):
+        mods = {n: types.ModuleType(n) for n in ('launch', 'launch.actions', 'launch.conditions',
+                                                 'launch.substitutions', 'launch_ros', 'launch_ros.actions')}
+        mods['launch'].LaunchDescription = lambda entities: list(entities)
+        mods['launch.actions'].DeclareLaunchArgument = _Declare
+        mods['launch.actions'].OpaqueFunction = type('OpaqueFunction', (_Action,), {})
+        mods['launch.actions'].SetEnvironmentVariable = type('SetEnvironmentVariable', (_Action,), {})
+        mods['launch.actions'].LogInfo = type('LogInfo', (_Action,), {})
+        mods['launch.conditions'].IfCondition = lambda c: c
+        mods['launch.substitutions'].LaunchConfiguration = _LaunchConfiguration
+        mods['launch_ros.actions'].Node = type('Node', (_Action,), {})
+        for name, mod in mods.items():
+            monkeypatch.setitem(sys.modules, name, mod)
+        import depthmarks_ros.launch_utils as lu
+        monkeypatch.setattr(lu, 'share_dir', lambda: ROOT)
+        monkeypatch.setattr(g, 'write_rviz_config', lambda graph, out_dir=None: '/tmp/depthmarks.rviz')
+
+    def run(self, launch_file, values):
+        entities = runpy.run_path(os.path.join(ROOT, 'launch', launch_file))['generate_launch_description']()
+        declared = {e.name: e for e in entities if isinstance(e, _Declare)}
+        unknown = set(values) - set(declared)
+        assert not unknown, f'not declared: {unknown}'
+        context = {}
+        for name, arg in declared.items():
+            value = values.get(name, arg.default)
+            if arg.choices and value not in arg.choices:   # what launch's DeclareLaunchArgument does
+                raise ValueError(f'argument {name}:={value} not in {arg.choices}')
+            context[name] = value
+        actions = []
+        for e in entities:
+            if type(e).__name__ == 'OpaqueFunction':
+                actions += e.kwargs['function'](context)
+        return actions
+
+
+def _launch_nodes(actions):
+    """{fully qualified name: (parameters, remappings, respawn)} of the package's Node actions."""
+    out = {}
+    for a in actions:
+        kw = a.kwargs
+        if type(a).__name__ != 'Node' or kw['package'] != g.PACKAGE:
+            continue
+        params = {}
+        for p in kw['parameters']:
+            if isinstance(p, str):
+                params.update(g.read_yaml(p)['/**']['ros__parameters'])
+            else:
+                params.update(p)
+        assert kw['executable'] == kw['name']
+        out[f"{kw['namespace']}/{kw['name']}"] = (params, list(kw['remappings']), kw['respawn'])
+    return out
+
+
+def _runner_nodes(cfg, tmp_path):
+    out = {}
+    for n in plan_graph(cfg).nodes:
+        pfile = str(tmp_path / f'{n.name}.yaml')
+        params = write_params_file(pfile, n)
+        with open(pfile) as f:
+            assert yaml.load(f, Loader=yaml.CSafeLoader)['/**']['ros__parameters'] == params
+        args = node_ros_args(n, pfile)
+        ns = next((a.split(':=', 1)[1] for a in args if a.startswith('__ns:=')), '')
+        remaps = [tuple(a.split(':=', 1)) for a in args[3:] if ':=' in a and not a.startswith('__ns:=')]
+        out[f'{ns}/{n.name}'] = (params, remaps, n.respawn)
+    return out
+
+
+SOURCES = {   # launch arguments -> the same input for `depthmarks run`
+    'sim': ({'source': 'sim'}, {'source': 'sim'}),
+    'video': ({'source': 'video', 'video': 'clip.mp4'}, {'source': 'video', 'video': 'clip.mp4'}),
+    'topics': ({'use_sim': 'false'}, {'source': 'bag', 'bag': 'rec.mcap'}),
+}
+FLAGS = ('stereo', 'fusion', 'mono', 'face', 'body')
+
+
+def _combinations():
+    for source, flags, (ns, prefix), sim_time in itertools.product(
+            SOURCES, itertools.product((True, False), repeat=len(FLAGS)), (('', ''), ('rig1', 'rig1/')),
+            (False, True)):
+        yield source, dict(zip(FLAGS, flags)), ns, prefix, sim_time, None
+    for start in ('sim,stereo,tf', 'fusion,face,body', 'stereo'):
+        yield 'sim', dict.fromkeys(FLAGS, True), '', '', False, start
+
+
+def test_launch_file_and_runner_start_the_same_nodes_for_every_argument_combination(monkeypatch, tmp_path):
+    fake = FakeLaunch(monkeypatch)
+    compared = 0
+    for source, flags, ns, prefix, sim_time, start in _combinations():
+        launch_values, run_values = (dict(v) for v in SOURCES[source])
+        launch_values.update({k: str(v).lower() for k, v in flags.items()})
+        launch_values.update(namespace=ns, frame_prefix=prefix, use_sim_time=str(sim_time).lower(),
+                             mono_model='/models/dpt' if flags['mono'] else '', nodes=start or 'all')
+        nodes = [k for k, v in flags.items() if v]
+        cfg = RunConfig(nodes=nodes, mono_model='/models/dpt' if flags['mono'] else '', namespace=ns,
+                        frame_prefix=prefix, use_sim_time=sim_time, start=start.split(',') if start else None,
+                        **run_values)
+        launched = _launch_nodes(fake.run('full_pipeline.launch.py', launch_values))
+        run = _runner_nodes(cfg, tmp_path)
+        assert launched == run, (source, flags, ns, prefix, sim_time, start)
+        compared += 1
+    assert compared > 300
+
+
+def test_the_graph_wires_depth_to_face_and_body_and_splits_across_hosts():
+    full = g.plan(g.GraphConfig())
+    by_name = {n.name: n for n in full.nodes}
+    assert list(by_name) == ['sim_rig', 'stereo_depth', 'depth_fusion', 'face_landmarks', 'body_pose']
+    assert by_name['face_landmarks'].overrides['depth_topic'] == 'fusion/depth'
+    assert by_name['depth_fusion'].overrides['use_stereo'] is True
+    no_fusion = {n.name: n for n in g.plan(g.GraphConfig(fusion=False)).nodes}
+    assert no_fusion['body_pose'].overrides['depth_topic'] == 'stereo/depth'   # the best depth there is
+    robot = g.plan(g.GraphConfig(start=g.parse_nodes('sim,stereo,tf')))
+    offboard = g.plan(g.GraphConfig(start=g.parse_nodes('fusion,face,body')))
+    assert [n.name for n in robot.nodes] == ['sim_rig', 'stereo_depth'] and robot.static_transforms
+    assert [n.name for n in offboard.nodes] == ['depth_fusion', 'face_landmarks', 'body_pose']
+    assert not offboard.static_transforms                      # published once, by the robot's share
+    assert {n.name: n for n in offboard.nodes}['depth_fusion'] == by_name['depth_fusion']   # same wiring
+
+
+@pytest.mark.parametrize('values, message', [
+    ({'source': 'vidoe'}, "source:='vidoe' is not one of sim, video, topics"),
+    ({'stereo': 'ture'}, 'not a boolean'),
+    ({'device': 'gpu'}, 'is not one of cpu, cuda'),
+    ({'nodes': 'stereo,fussion'}, 'unknown fussion'),
+    ({'sourse': 'sim'}, 'unknown argument'),
+])
+def test_bad_arguments_are_refused_with_the_choices(values, message):
+    with pytest.raises(ValueError, match=message):
+        g.config_from_arguments(values)
+
+
+def test_launch_file_declares_the_choices_so_launch_refuses_a_typo(monkeypatch):
+    fake = FakeLaunch(monkeypatch)
+    with pytest.raises(ValueError, match='source:=vidoe'):
+        fake.run('full_pipeline.launch.py', {'source': 'vidoe'})
+    with pytest.raises(ValueError, match='use_sim_time:=yes'):
+        fake.run('stereo_depth.launch.py', {'use_sim_time': 'yes'})
+    (single,) = _launch_nodes(fake.run('stereo_depth.launch.py', {'namespace': 'front', 'use_sim_time': 'true'})).items()
+    assert single[0] == '/front/stereo_depth' and single[1][0]['use_sim_time'] is True
+
+
+def _tree_root(transforms, frame):
+    parents = {t.child: t.parent for t in transforms}
+    seen = set()
+    while frame in parents:
+        assert frame not in seen, f'TF cycle at {frame}'
+        seen.add(frame)
+        frame = parents[frame]
+    return frame
+
+
+def _published_frames(graph):
+    """The frames the graph's source publishes in (sim_rig: its rig file; video_source: its parameters)."""
+    from depthmarks_ros.core.calibration import load_rig
+    frames = set()
+    for n in graph.nodes:
+        if n.name in ('sim_rig', 'depth_fusion'):
+            frames |= {s.frame_id for s in load_rig(n.overrides['rig_file']).sensors.values()}
+        if n.name == 'video_source':
+            frames |= {n.overrides['frame_id'], n.overrides['right_frame_id']}
+    return frames
+
+
+@pytest.mark.parametrize('source, calibration', [('sim', ''), ('topics', ''), ('video', ''),
+                                                 ('topics', 'config/kitti'), ('sim', 'config/sim_rig')])
+@pytest.mark.parametrize('prefix', ['', 'rig1/'])
+def test_every_rig_and_source_gives_one_connected_tree_rooted_at_the_fixed_frame(source, calibration, prefix):
+    graph = g.plan(g.GraphConfig(source=source, calibration_dir=os.path.join(ROOT, calibration) if calibration else '',
+                                 frame_prefix=prefix, video='0'))
+    assert all(t.parent != t.child for t in graph.static_transforms)      # tf2 refuses velodyne -> velodyne
+    children = [t.child for t in graph.static_transforms]
+    assert len(children) == len(set(children))
+    frames = _published_frames(graph) | set(children)
+    assert frames, 'the graph publishes in no frame'
+    for frame in frames:
+        assert frame.startswith(prefix)
+        assert _tree_root(graph.static_transforms, frame) == graph.fixed_frame, frame
+    rviz = yaml.safe_load(g.rviz_config_text(graph))
+    assert rviz['Visualization Manager']['Global Options']['Fixed Frame'] == graph.fixed_frame
+    if calibration == 'config/kitti':
+        assert graph.fixed_frame == prefix + 'velodyne'
+
+
+def test_rviz_follows_namespace_and_remapped_topics():
+    graph = g.plan(g.config_from_arguments({'namespace': 'front', 'camera_ns': '/zed/left', 'lidar_topic': '/velodyne_points'}))
+    rviz = yaml.safe_load(g.rviz_config_text(graph))
+    topics = {d['Topic']['Value'] for d in rviz['Visualization Manager']['Displays'] if 'Topic' in d}
+    assert {'/zed/left/image_raw', '/velodyne_points', '/front/fusion/depth', '/front/face/markers'} <= topics
+    outputs = {graph.resolve_topic(t) for n in g.NODES.values() for t, _ in n.outputs}
+    assert topics <= outputs | {'/zed/left/image_raw', '/velodyne_points'}
+
+
+def test_two_rigs_share_no_node_topic_or_frame():
+    rigs = [g.plan(g.config_from_arguments({'namespace': ns, 'frame_prefix': f'{ns}/'})) for ns in ('rig1', 'rig2')]
+    names = [{n.fully_qualified_name for n in r.nodes} for r in rigs]
+    topics = [{r.resolve_topic(t) for n in r.nodes for t, _ in n.spec.outputs} for r in rigs]
+    frames = [set(r.frames()) | _published_frames(r) for r in rigs]
+    for per_rig in (names, topics, frames):
+        assert per_rig[0] and per_rig[1] and not per_rig[0] & per_rig[1]
+    assert all(t.startswith('/rig1/') for t in topics[0]) and all(f.startswith('rig1/') for f in frames[0])
