@@ -15,10 +15,9 @@ test: setup
 bench: setup
 	for b in benchmarks/bench_*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
 
-# colcon build + test as on a ROS 2 machine (uses the venv's colcon and ROS wheels).
+# colcon build + test as on a ROS 2 machine (the venv's colcon and ROS wheels); fails when no test ran.
 colcon: setup
-	. .venv/bin/activate && AMENT_PREFIX_PATH=$$VIRTUAL_ENV colcon build --base-paths . && \
-	  AMENT_PREFIX_PATH=$$VIRTUAL_ENV colcon test --base-paths . --event-handlers console_direct+ && colcon test-result --verbose
+	./scripts/colcon_test.sh
 
 clean:
 	rm -rf build install log output .pytest_cache

@@ -21,9 +21,10 @@ IMPORT_TO_KEY = {
     'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'yaml': 'python3-yaml', 'scipy': 'python3-scipy',
     'skimage': 'python3-skimage', 'torch': 'python3-torch', 'mediapipe': 'python3-mediapipe-pip',
     'psutil': 'python3-psutil', 'launch': 'launch', 'launch_ros': 'launch_ros',
-    'open3d': None, 'transformers': None, 'dlib': None, 'face_recognition_models': None,
-    'mcap': None, 'mcap_ros2': None, 'huggingface_hub': None, 'safetensors': None, 'matplotlib': None,
-    'PIL': None, 'rosbags': None, 'pytest': None, 'hypothesis': None, 'launch_pytest': None, 'launch_testing': None,
+    'open3d': 'python3-open3d-pip', 'transformers': 'python3-transformers-pip', 'dlib': 'python3-dlib-pip',
+    'face_recognition_models': None, 'mcap': None, 'mcap_ros2': None,
+    'huggingface_hub': 'python3-huggingface-hub-pip', 'safetensors': None, 'matplotlib': 'python3-matplotlib',
+    'PIL': None, 'rosbags': 'python3-rosbags-pip', 'pytest': None, 'hypothesis': None, 'launch_pytest': None, 'launch_testing': None,
     'launch_testing_ros': None,
 }
 
