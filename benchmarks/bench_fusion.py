@@ -50,7 +50,7 @@ def held_out(name, sparse, rgb, truth_fn, rows, seed=0):
     mask[hide[:, 0], hide[:, 1]] = True
     truth = truth_fn(mask)
     results = {'nearest neighbour': (nearest_neighbour(inp), None)}
-    for method in ('classical', 'guided'):
+    for method in ('classical', 'guided', 'scanline'):
         r = fuse_sparse(inp, rgb, method)
         results[f'ours {method}'] = (r.depth, r.sigma)
     for label, (pred, sigma) in results.items():
@@ -71,7 +71,7 @@ def main():
     if not frames:
         print(f'(KITTI frames not found in {kroot}: KITTI rows skipped)')
     print('\n== runtime, ms per frame (median) ==')
-    print(f'{"input":34s} {"projection":>10s} {"classical":>10s} {"guided":>8s} {"proj+classical":>15s}')
+    print(f'{"input":34s} {"projection":>10s} {"classical":>10s} {"guided":>8s} {"scanline":>9s} {"proj+classical":>15s}')
     kitti_inputs = []
     for fid in frames:
         bgr = cv2.imread(os.path.join(kroot, 'image_2', f'{fid}.png'))
@@ -92,7 +92,8 @@ def main():
         t_proj = median_ms(lambda: sparse_depth_image(pts, T, cam))
         t_cls = median_ms(lambda: complete(sp, 'classical'))
         t_gd = median_ms(lambda: complete(sp, 'guided', rgb))
-        print(f'{label:34s} {t_proj:10.1f} {t_cls:10.1f} {t_gd:8.1f} {t_proj + t_cls:15.1f}')
+        t_sl = median_ms(lambda: complete(sp, 'scanline'))
+        print(f'{label:34s} {t_proj:10.1f} {t_cls:10.1f} {t_gd:8.1f} {t_sl:9.1f} {t_proj + t_cls:15.1f}')
     print('(IP-Basic reports 11 ms on one desktop core at KITTI size; target here: <= 15 ms)')
 
     rows = []

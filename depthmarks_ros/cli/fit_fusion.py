@@ -2,11 +2,13 @@
 simulated rig with the Gaussian NLL, against its exact ground truth. Same core as the node."""
 from __future__ import annotations
 
+from depthmarks_ros.core.fusion.completion import METHODS
+
 
 def add_arguments(p) -> None:
     p.add_argument('--output', '-o', required=True, help='JSON file to write')
     p.add_argument('--frames', type=int, default=4, help='simulated frames (seeds) to fit on')
-    p.add_argument('--completion', default='classical', choices=('classical', 'guided'),
+    p.add_argument('--completion', default='classical', choices=METHODS,
                    help='completion the sigma model is fitted for (the node default: classical)')
     p.add_argument('--steps', type=int, default=300)
     p.add_argument('--width', type=int, default=640)

@@ -6,6 +6,8 @@ ROOT holds image_2/, velodyne/ and calib/ (KITTI object/depth layout). For every
 """
 from __future__ import annotations
 
+from depthmarks_ros.core.fusion.completion import METHODS
+
 import os
 
 
@@ -13,7 +15,7 @@ def add_arguments(p) -> None:
     p.add_argument('root', help='folder with image_2/, velodyne/, calib/')
     p.add_argument('--output', '-o', required=True)
     p.add_argument('--frames', nargs='*', help='frame ids (default: all in image_2/)')
-    p.add_argument('--completion', default='classical', choices=('classical', 'guided'))
+    p.add_argument('--completion', default='classical', choices=METHODS)
     p.add_argument('--sigma-model', default='', help='fitted sigma model JSON (depthmarks fit-fusion)')
 
 

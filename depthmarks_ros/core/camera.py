@@ -295,5 +295,15 @@ class StereoCamera:
 
     def depth_sigma(self, depth: np.ndarray, disparity_sigma: float | np.ndarray) -> np.ndarray:
         """First-order depth standard deviation: sigma_Z = Z^2 / (f * B) * sigma_d."""
-        z = np.asarray(depth, dtype=np.float32)
-        return (z * z) / np.float32(self.focal * self.baseline) * np.asarray(disparity_sigma, np.float32)
+        return depth_sigma_from_disparity(np.asarray(depth, dtype=np.float32), np.float32(self.focal * self.baseline),
+                                          np.asarray(disparity_sigma, np.float32))
+
+
+def depth_sigma_from_disparity(depth, focal_baseline, disparity_sigma):
+    """First-order depth standard deviation of Z = f B / d: sigma_Z = Z^2 / (f B) * sigma_d.
+
+    The one place this formula is written: StereoCamera.depth_sigma, the fusion sigma model
+    (core/fusion/uncertainty.py) and its torch fit all call it. Plain arithmetic, so it takes numpy
+    arrays or torch tensors alike (``focal_baseline`` in px * m, ``disparity_sigma`` in px).
+    """
+    return depth * depth / focal_baseline * disparity_sigma

@@ -21,6 +21,7 @@ from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import depth_image_to_metres, image_to_numpy, image_to_rgb8, numpy_to_image
 from depthmarks_ros.core.calibration import load_rig, resolve_url, default_rig_path
 from depthmarks_ros.core.camera import CalibrationError
+from depthmarks_ros.core.fusion.completion import METHODS as COMPLETION_METHODS
 from depthmarks_ros.core.fusion.learned import load_model
 from depthmarks_ros.core.fusion.pipeline import fuse_frame
 from depthmarks_ros.core.fusion.uncertainty import SigmaModel
@@ -41,7 +42,8 @@ class DepthFusionNode(DepthmarksNode):
           read_only=True)
         d('lidar_frame', '', 'Expected frame_id of the cloud with lidar_to_camera ("" = the rig frame)',
           read_only=True)
-        d('completion', 'classical', 'Depth completion', choices=('classical', 'guided'))
+        d('completion', 'classical', 'Depth completion: classical (IP-Basic), guided (RGB guided filter), scanline (edge-aware)',
+          choices=COMPLETION_METHODS)
         d('max_depth', 100.0, 'Largest depth considered (m)', min_value=1.0, max_value=1000.0)
         d('time_tolerance', 0.06, 'Largest |sweep stamp - image stamp| accepted (s)', min_value=0.0,
           max_value=10.0)

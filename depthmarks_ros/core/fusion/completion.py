@@ -8,6 +8,16 @@ back. Written from the paper's description.
 
 Image-guided: the classical result refined with a guided filter whose guide is the RGB image
 (depth edges snap to image edges), with the measured LiDAR pixels put back afterwards.
+
+Scanline (edge-aware, ours): a rotating LiDAR's returns lie along scan lines that are close to
+image rows, so each empty pixel is first interpolated along its row between the nearest measured
+pixels on either side -- linearly where the two agree (same surface), and by the nearer side where
+they differ by more than ``edge_abs + edge_rel * z`` (a depth discontinuity: the edge stays sharp,
+no depth between foreground and background is invented); up to ``row_gap`` pixels from a
+measurement. The same rule then runs down the columns of that result (``col_gap``: the gap between
+scan lines), and what is still empty is filled by IP-Basic's 7x7 and 31x31 near-preferring
+dilations. Interpolation, not IP-Basic's minimum filter, on smooth surfaces: on the KITTI hold-out
+the median error drops from ~31-59 mm to ~15-17 mm, and RMSE by ~30% (docs/depth_fusion.md).
 """
 from __future__ import annotations
 
@@ -75,6 +85,109 @@ def complete_guided(sparse: np.ndarray, rgb: np.ndarray, max_depth: float = 100.
     return out
 
 
+# scanline completion defaults: chosen on KITTI frame 000001's 20% hold-out (docs/depth_fusion.md)
+ROW_GAP = 16
+COL_GAP = 10
+EDGE_REL = 0.05
+EDGE_ABS = 0.3
+
+
+def _runs(n: np.ndarray) -> np.ndarray:
+    """1..n[j] for every j, concatenated (int64)."""
+    total = int(n.sum())
+    return np.arange(total) - np.repeat(np.cumsum(n) - n, n) + 1
+
+
+def _fill_rows(d: np.ndarray, gap: int, edge_rel: float, edge_abs: float) -> np.ndarray:
+    """Edge-aware interpolation along the rows of ``d`` (NaN = empty); a filled copy."""
+    h, w = d.shape
+    flat = np.flatnonzero(np.isfinite(d))
+    out = d.copy()
+    if flat.size == 0:
+        return out
+    z = d.ravel()[flat]
+    row = flat // w
+    step = np.diff(flat)
+    same_row = row[1:] == row[:-1]
+    # pixels between two consecutive measurements of one row, at most `gap` from one of them
+    i = np.nonzero(same_row & (step > 1))[0]
+    G = step[i]
+    n = np.minimum(G - 1, 2 * gap)
+    rep = np.repeat(np.arange(i.size), n)
+    k = _runs(n)
+    Gr = G[rep]
+    k = np.where(k > gap, k + (Gr - 1 - n[rep]), k)   # long gaps: `gap` pixels from each end
+    zl = z[i][rep]
+    zr = z[i + 1][rep]
+    kr = Gr - k
+    one_surface = (k <= gap) & (kr <= gap) & (np.abs(zl - zr) <= edge_abs + edge_rel * np.minimum(zl, zr))
+    linear = zl + (zr - zl) * (k.astype(np.float32) / Gr.astype(np.float32))
+    left = (k < kr) | ((k == kr) & (zl <= zr))            # the nearer side (a tie: the nearer depth)
+    out.ravel()[flat[i][rep] + k] = np.where(one_surface, linear, np.where(left, zl, zr))
+    # row ends: the first measurement of a row extends left, the last one right, by up to `gap`
+    col = flat - row * w
+    ends = np.append(~same_row, True)
+    starts = np.insert(~same_row, 0, True)
+    for idx, sign, room in ((np.nonzero(ends)[0], 1, w - 1 - col), (np.nonzero(starts)[0], -1, col)):
+        n = np.minimum(room[idx], gap)
+        rep = np.repeat(idx, n)
+        out.ravel()[flat[rep] + sign * _runs(n)] = z[rep]
+    return out
+
+
+def _fill_cols(d: np.ndarray, gap: int, edge_rel: float, edge_abs: float) -> np.ndarray:
+    """The rule of _fill_rows down the columns (dense form: most pixels are filled here)."""
+    h, w = d.shape
+    valid = np.isfinite(d)
+    rows = np.nonzero(valid.any(axis=1))[0]
+    out = d.copy()
+    if rows.size == 0:
+        return out
+    r0, r1 = max(int(rows[0]) - gap, 0), min(int(rows[-1]) + gap + 1, h)
+    sub, ok = d[r0:r1], valid[r0:r1]
+    hh = r1 - r0
+    ar = np.arange(hh, dtype=np.int32)[:, None]
+    up = np.where(ok, ar, np.int32(-4 * gap - 4))
+    np.maximum.accumulate(up, axis=0, out=up)
+    dn = np.where(ok, ar, np.int32(hh + 4 * gap + 4))[::-1]
+    dn = np.minimum.accumulate(dn, axis=0)[::-1]
+    du = (ar - up).astype(np.float32)
+    dd = (dn - ar).astype(np.float32)
+    cols = np.arange(w, dtype=np.int32)[None, :]
+    zu = np.take(sub.ravel(), np.clip(up, 0, hh - 1) * w + cols)
+    zd = np.take(sub.ravel(), np.clip(dn, 0, hh - 1) * w + cols)
+    has_u, has_d = du <= gap, dd <= gap
+    with np.errstate(invalid='ignore'):
+        one_surface = has_u & has_d & (np.abs(zu - zd) <= edge_abs + edge_rel * np.minimum(zu, zd))
+        upper = has_u & ((du < dd) | ((du == dd) & (zu <= zd)) | ~has_d)
+        val = np.where(upper, zu, zd)
+        du += dd
+        np.divide(dd, du, out=dd)                          # weight of the upper value
+        linear = zd + (zu - zd) * dd
+    np.copyto(val, linear, where=one_surface)
+    val[~(has_u | has_d)] = np.nan
+    np.copyto(val, sub, where=ok)
+    out[r0:r1] = val
+    return out
+
+
+def complete_scanline(sparse: np.ndarray, max_depth: float = 100.0, row_gap: int = ROW_GAP,
+                      col_gap: int = COL_GAP, edge_rel: float = EDGE_REL, edge_abs: float = EDGE_ABS
+                      ) -> np.ndarray:
+    """Edge-aware scanline interpolation (module docstring); (H, W) float32, NaN where nothing reached."""
+    import cv2
+    d = np.asarray(sparse, np.float32).copy()
+    d[~(d > 0.1)] = np.nan                                  # NaN, non-positive: no measurement
+    d = _fill_cols(_fill_rows(d, row_gap, edge_rel, edge_abs), col_gap, edge_rel, edge_abs)
+    inv = np.float32(max_depth) - d
+    inv[~(inv > 0.1)] = 0.0                                 # NaN and beyond max_depth: empty
+    np.copyto(inv, cv2.dilate(inv, _full(7)), where=inv < 0.1)
+    np.copyto(inv, cv2.dilate(inv, _full(31)), where=inv < 0.1)
+    filled = np.where(inv > 0.1, np.float32(max_depth) - inv, np.float32(np.nan)).astype(np.float32)
+    np.copyto(filled, d, where=np.isfinite(d) & (d < max_depth))   # interpolated values as they are
+    return filled
+
+
 def distance_to_measurement(sparse: np.ndarray) -> np.ndarray:
     """(H, W) float32 distance in pixels from each pixel to the nearest measured one."""
     import cv2
@@ -88,8 +201,13 @@ def complete(sparse: np.ndarray, method: str = 'classical', rgb: Optional[np.nda
              max_depth: float = 100.0) -> np.ndarray:
     if method == 'classical':
         return complete_classical(sparse, max_depth)
+    if method == 'scanline':
+        return complete_scanline(sparse, max_depth)
     if method == 'guided':
         if rgb is None:
             raise ValueError('guided completion needs the RGB image')
         return complete_guided(sparse, rgb, max_depth)
-    raise ValueError(f"unknown completion method {method!r}: use 'classical' or 'guided'")
+    raise ValueError(f"unknown completion method {method!r}: use one of {', '.join(METHODS)}")
+
+
+METHODS = ('classical', 'guided', 'scanline')

@@ -13,7 +13,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from depthmarks_ros.core.fusion.uncertainty import SigmaModel, local_range
+from depthmarks_ros.core.fusion.uncertainty import (SigmaModel, lidar_sigma_expr, local_range, mono_sigma_expr,
+                                                   stereo_sigma_expr)
 
 # Where the fit starts unless told otherwise. Fixed (not the current defaults): the NLL is nearly flat
 # along some parameters (the LiDAR distance and relative terms), so 300 Adam steps end at a point
@@ -60,7 +61,9 @@ def fit_sigma_model(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaMo
             for k in group:
                 data[k] = data[k][sel]
     T = {k: torch.tensor(v) for k, v in data.items() if v is not None}
-    names = ['lidar_s0', 'lidar_a', 'lidar_b', 'stereo_sigma_d', 'mono_rel', 'lidar_c']
+    # the fitted parameters, by their SigmaModel names (log-parametrised: they stay positive)
+    names = [n for n, present in (('lidar_s0', 'l'), ('lidar_a', 'l'), ('lidar_b', 'l'), ('lidar_c', 'l'),
+                                  ('stereo_sigma_d', 's'), ('mono_rel', 'm')) if present in T]
     logp = torch.tensor([np.log(max(getattr(init, n), 1e-6)) for n in names], dtype=torch.float64,
                         requires_grad=True)
     opt = torch.optim.Adam([logp], lr=0.05)
@@ -68,32 +71,26 @@ def fit_sigma_model(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaMo
     def nll(pred, gt, sigma):
         return (torch.log(sigma) + 0.5 * ((pred - gt) / sigma) ** 2).mean()
 
-    for _ in range(steps):
+    for _ in range(steps if names else 0):
         opt.zero_grad()
-        p = torch.exp(logp)
+        p = dict(zip(names, torch.exp(logp)))
         loss = torch.zeros((), dtype=torch.float64)
         if 'l' in T:
             z = T['l'].double()
-            sig = torch.sqrt(p[0] ** 2 + (p[1] * T['dist'].double() * z) ** 2 + (p[2] * z) ** 2
-                             + (p[5] * T['rng'].double()) ** 2)
-            loss = loss + nll(z, T['gt_l'].double(), sig)
+            loss = loss + nll(z, T['gt_l'].double(), lidar_sigma_expr(z, T['dist'].double(), T['rng'].double(), **p))
         if 's' in T:
             z = T['s'].double()
-            sd = p[3] / torch.clamp(T['conf'].double(), min=init.stereo_conf_min)
-            loss = loss + nll(z, T['gt_s'].double(), z * z / T['fb'].double() * sd)
+            conf = torch.clamp(T['conf'].double(), min=init.stereo_conf_min)
+            loss = loss + nll(z, T['gt_s'].double(), stereo_sigma_expr(z, conf, T['fb'].double(), **p))
         if 'm' in T:
             z = T['m'].double()
-            loss = loss + nll(z, T['gt_m'].double(), p[4] * z)
+            loss = loss + nll(z, T['gt_m'].double(), mono_sigma_expr(z, **p))
         loss.backward()
         opt.step()
-    fitted = {n: float(v) for n, v in zip(names, torch.exp(logp).detach().numpy())}
-    if 'l' not in T:
-        fitted.update(lidar_s0=init.lidar_s0, lidar_a=init.lidar_a, lidar_b=init.lidar_b, lidar_c=init.lidar_c)
-    if 's' not in T:
-        fitted['stereo_sigma_d'] = init.stereo_sigma_d
-    if 'm' not in T:
-        fitted['mono_rel'] = init.mono_rel
-    model = SigmaModel(**fitted, stereo_conf_min=init.stereo_conf_min)
+    fitted = init.to_dict()
+    fitted.update({n: float(v) for n, v in zip(names, torch.exp(logp).detach().numpy())})
+    fitted['sigma_scale'] = 1.0
+    model = SigmaModel(**fitted)
     model.sigma_scale = calibration_scale(model, samples)
     return model
 

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from depthmarks_ros.core.camera import depth_sigma_from_disparity
+
 
 @dataclass
 class SigmaModel:
@@ -46,23 +48,41 @@ def local_range(depth: np.ndarray, window: int = 9) -> np.ndarray:
     return np.where(hi > 0, np.maximum(hi - np.minimum(lo, hi), 0), 0).astype(np.float32)
 
 
+# The sigma model, written once with named parameters (the SigmaModel field names). Plain arithmetic
+# (``** 0.5``, no np./torch. calls), so the same expressions run on numpy arrays in the node and the
+# batch commands and on torch tensors in the NLL fit (core/fusion/learned.py).
+
+def lidar_sigma_expr(z, dist_px, edge_range, *, lidar_s0, lidar_a, lidar_b, lidar_c, sigma_scale=1.0, **_):
+    """sigma_scale * sqrt(s0^2 + (a d z)^2 + (b z)^2 + (c r)^2) (module docstring)."""
+    return sigma_scale * (lidar_s0 ** 2 + (lidar_a * dist_px * z) ** 2 + (lidar_b * z) ** 2
+                          + (lidar_c * edge_range) ** 2) ** 0.5
+
+
+def stereo_sigma_expr(z, clamped_confidence, focal_baseline, *, stereo_sigma_d, sigma_scale=1.0, **_):
+    """sigma_scale * Z^2 / (f B) * sigma_d0 / confidence; ``clamped_confidence`` >= stereo_conf_min."""
+    return sigma_scale * depth_sigma_from_disparity(z, focal_baseline, stereo_sigma_d / clamped_confidence)
+
+
+def mono_sigma_expr(z, *, mono_rel, sigma_scale=1.0, **_):
+    return sigma_scale * mono_rel * z
+
+
 def lidar_sigma(depth: np.ndarray, dist_px: np.ndarray, m: SigmaModel,
                 edge_range: np.ndarray = None) -> np.ndarray:
     z = depth.astype(np.float32)
     rng = local_range(depth) if edge_range is None else edge_range
-    s = m.sigma_scale * np.sqrt(m.lidar_s0 ** 2 + (m.lidar_a * dist_px * z) ** 2 + (m.lidar_b * z) ** 2
-                                + (m.lidar_c * rng) ** 2)
+    s = lidar_sigma_expr(z, dist_px, rng, **m.to_dict())
     return np.where(np.isfinite(z), s, np.nan).astype(np.float32)
 
 
 def stereo_sigma(depth: np.ndarray, confidence: np.ndarray, focal: float, baseline: float,
                  m: SigmaModel) -> np.ndarray:
     z = depth.astype(np.float32)
-    sd = m.stereo_sigma_d / np.maximum(np.nan_to_num(confidence, nan=0.0), m.stereo_conf_min)
-    s = m.sigma_scale * z * z / np.float32(focal * baseline) * sd
+    conf = np.maximum(np.nan_to_num(confidence, nan=0.0), np.float32(m.stereo_conf_min))
+    s = stereo_sigma_expr(z, conf, np.float32(focal * baseline), **m.to_dict())
     return np.where(np.isfinite(z), s, np.nan).astype(np.float32)
 
 
 def mono_sigma(depth: np.ndarray, m: SigmaModel) -> np.ndarray:
     z = depth.astype(np.float32)
-    return np.where(np.isfinite(z), m.sigma_scale * m.mono_rel * z, np.nan).astype(np.float32)
+    return np.where(np.isfinite(z), mono_sigma_expr(z, **m.to_dict()), np.nan).astype(np.float32)
