@@ -13,6 +13,7 @@ costs), and for 3D the model's own world landmarks placed at the torso (what hri
 wrappers publish: 3D from the model's guess), scored on the same keypoints.
 """
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -24,67 +25,215 @@ import numpy as np
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
 
-from depthmarks_ros.core.body.metrics import oks, pck  # noqa: E402
+from depthmarks_ros.cli.body import BATCH_DEFAULTS  # noqa: E402
+from depthmarks_ros.core.body.metrics import oks_ap, pck  # noqa: E402
 from depthmarks_ros.core.body.pipeline import BodyPoseEstimator, coco17_in_box  # noqa: E402
 
 
-def latency(n):
+def _split(name):
+    stem = os.path.splitext(os.path.basename(name))[0]
+    return 'report' if int(hashlib.sha1(stem.encode()).hexdigest(), 16) % 5 == 0 else 'fit'
+
+
+SPLIT_RULE = "split: int(sha1(stem).hexdigest(), 16) % 5 == 0 -> report, else fit"
+
+
+def _rgb(path):
+    bgr = cv2.imread(path)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _score_people(per_image):
+    """per_image: [(name, [(kp17, score)], gts)] -> one line per split (all, fit, report)."""
+    lines = []
+    for split in ('all', 'fit', 'report'):
+        sel = [(d, g) for n, d, g in per_image if split == 'all' or _split(n) == split]
+        if not sel or not any(not x['ignore'] for _, g in sel for x in g):
+            lines.append(f'{split}: no labelled person')
+            continue
+        r = oks_ap(sel)
+        pcks = []
+        for dets, gts in sel:
+            for g in gts:
+                if g['ignore']:
+                    continue
+                best = 0.0
+                for kp, _ in dets:
+                    best = max(best, pck(kp, g['keypoints'], g['labelled'], max(g['bbox'][2], g['bbox'][3])))
+                pcks.append(best)
+        lines.append(f"{split} ({len(sel)} images, {r['people']} people): OKS-AP {r['AP']:.3f}, AP50 {r['AP50']:.3f}, "
+                     f"PCK@0.2 {np.mean(pcks):.3f}, found (OKS >= 0.5) {r['found']}/{r['people']}")
+    return lines
+
+
+def people_sets(data_dir, reference):
+    """Whole images, no boxes given (ours) next to the single-person model on ground-truth crops."""
+    from depthmarks_ros.core.body.backends import create_backend
+    from depthmarks_ros.core.body.coco_io import load_keypoint_set
+    mp_dir = os.path.join(data_dir, 'body', 'multi_person')
+    sets = [('COCO val2017 samples', os.path.join(data_dir, 'body', 'coco_val2017'), 'test_coco.json'),
+            ('CrowdPose', os.path.join(mp_dir, 'crowdpose'), 'test_crowdpose.json'),
+            ('AIC', os.path.join(mp_dir, 'aic'), 'test_aic.json'),
+            ('MHP', os.path.join(mp_dir, 'mhp'), 'test_mhp.json'),
+            ('PoseTrack18 frames', os.path.join(mp_dir, 'posetrack18'), 'annotations/test_posetrack18_val.json')]
+    est = BodyPoseEstimator(**BATCH_DEFAULTS)
+    single = create_backend('mediapipe', static=True) if reference else None
+    for title, folder, ann in sets:
+        path = os.path.join(folder, ann)
+        if not os.path.isfile(path):
+            print(f'({title}: not found, skipped)')
+            continue
+        gts_by_file, _ = load_keypoint_set(path)
+        ours, ref = [], []
+        t_ours = 0.0
+        for name, gts in gts_by_file.items():
+            rgb = _rgb(os.path.join(folder, name))
+            if rgb is None:
+                continue
+            t0 = time.perf_counter()
+            people = est.process(rgb)
+            t_ours += time.perf_counter() - t0
+            ours.append((name, [(p.coco17()[0], p.score) for p in people], gts))
+            if single is not None:
+                dets = []
+                for g in gts:
+                    if g['ignore']:
+                        continue
+                    found = coco17_in_box(single, rgb, g['bbox'])
+                    if found is not None:
+                        dets.append((found[0], found[2]))
+                ref.append((name, dets, gts))
+        print(f'{title} (joints scored: those of the 17 COCO joints the set labels, COCO sigmas, '
+              f'area = segment area or box area; {SPLIT_RULE}); ours {t_ours / max(1, len(ours)) * 1e3:.0f} ms/image:')
+        for line in _score_people(ours):
+            print(f'  ours, whole images, no boxes: {line}')
+        if single is not None:
+            for line in _score_people(ref):
+                print(f'  reference, MediaPipe Pose on ground-truth crops (+25%): {line}')
+    est.close()
+    if single is not None:
+        single.close()
+
+
+IH_TO_MP = [20] + [f * 4 + (3 - k) for f in range(5) for k in range(4)]   # InterHand2.6M -> MediaPipe order
+
+
+def _hand_sets(data_dir):
+    """[(set, file, [(keypoints (21, 2), labelled (21,), ref size px)])] of the hand samples."""
+    out = []
+    for name in ('freihand', 'onehand10k'):
+        folder = os.path.join(data_dir, 'hands', name)
+        path = os.path.join(folder, f'test_{name}.json')
+        if not os.path.isfile(path):
+            continue
+        d = json.load(open(path))
+        files = {im['id']: im['file_name'] for im in d['images']}
+        per = {}
+        for a in d['annotations']:
+            kp = np.asarray(a['keypoints'], float).reshape(21, 3)
+            per.setdefault(files[a['image_id']], []).append((kp[:, :2], kp[:, 2] > 0, max(a['bbox'][2:])))
+        out += [(name, os.path.join(folder, f), h) for f, h in per.items()]
+    folder = os.path.join(data_dir, 'hands', 'interhand2.6m')
+    if os.path.isfile(os.path.join(folder, 'test_interhand2.6m_data.json')):
+        d = json.load(open(os.path.join(folder, 'test_interhand2.6m_data.json')))
+        cams = json.load(open(os.path.join(folder, 'test_interhand2.6m_camera.json')))
+        joints = json.load(open(os.path.join(folder, 'test_interhand2.6m_joint_3d.json')))
+        for im, a in zip(d['images'], d['annotations']):
+            cam = cams[str(im['capture'])]
+            c = str(im['camera'])
+            R, pos = np.asarray(cam['camrot'][c], float), np.asarray(cam['campos'][c], float)
+            f, pp = np.asarray(cam['focal'][c], float), np.asarray(cam['princpt'][c], float)
+            world = np.asarray(joints[str(im['capture'])][str(im['frame_idx'])]['world_coord'], float)
+            xc = (world - pos) @ R.T
+            uv = xc[:, :2] / xc[:, 2:3] * f + pp
+            valid = np.asarray(a['joint_valid'], float).ravel() > 0
+            hands = []
+            for h0 in (0, 21):                  # right hand joints 0..20, left 21..41
+                idx = [h0 + i for i in IH_TO_MP]
+                lab = valid[idx]
+                if lab.sum() >= 10:
+                    kp = uv[idx]
+                    hands.append((kp, lab, float(np.ptp(kp[lab], axis=0).max())))
+            out.append(('interhand2.6m', os.path.join(folder, im['file_name']), hands))
+    return out
+
+
+def hand_samples(data_dir):
+    """Hand PCK@0.2 of the hand box: per labelled hand, the best-matching hand found in the image."""
+    import mediapipe as mp
+    samples = _hand_sets(data_dir)
+    if not samples:
+        print('(hand samples not found: skipped)')
+        return
+    est = BodyPoseEstimator(**BATCH_DEFAULTS)
+    ref = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=2, model_complexity=1)
+    rows = {'ours': [], 'ref': []}
+    for set_name, path, gts in samples:
+        rgb = _rgb(path)
+        if rgb is None:
+            continue
+        people = est.process(rgb)
+        ours = [h.keypoints for p in people for h in p.hands.values()] + [h.keypoints for h in est.loose_hands]
+        r = ref.process(rgb)
+        h, w = rgb.shape[:2]
+        theirs = [np.array([(q.x * w, q.y * h) for q in lm.landmark]) for lm in (r.multi_hand_landmarks or [])]
+        for key, found in (('ours', ours), ('ref', theirs)):
+            for kp, lab, size in gts:
+                best = max([pck(f, kp, lab, size) for f in found], default=0.0)
+                rows[key].append((set_name, path, best, len(found) > 0))
+    for key, title in (('ours', 'ours (palm detector when no body, hand landmarks, refined region)'),
+                       ('ref', 'reference mp.solutions.hands (static, 2 hands)')):
+        for split in ('all', 'fit', 'report'):
+            sel = [r for r in rows[key] if split == 'all' or _split(r[1]) == split]
+            if not sel:
+                continue
+            per_set = {s: np.mean([r[2] for r in sel if r[0] == s]) for s in dict.fromkeys(r[0] for r in sel)}
+            images = {r[1]: r[3] for r in sel}
+            print(f'hands, {title}, {split}: PCK@0.2 {np.mean([r[2] for r in sel]):.3f} over {len(sel)} hands '
+                  f'({", ".join(f"{k} {v:.3f}" for k, v in per_set.items())}); images with >= 1 hand '
+                  f'{sum(images.values())}/{len(images)}')
+    print(f'  ({SPLIT_RULE})')
+    est.close()
+    ref.close()
+
+
+def speed(n, data_dir):
+    """ms per 640x480 frame, tracking mode (video): one person (sim rig frame), three people (three
+    copies of skimage's astronaut side by side), each with hands on and off; the raw single-person
+    mp.solutions.pose call on the one-person frame is the reference."""
+    from skimage import data
     from depthmarks_ros.core.sim import SimConfig, SimRig
-    sim = SimRig(SimConfig())
-    f = sim.render(0.0)
-    K = sim.stereo.left.intrinsics()
+    one = SimRig(SimConfig()).render(0.0).left_rgb
+    astro = cv2.resize(data.astronaut(), (213, 213))
+    three = np.full((480, 640, 3), 200, np.uint8)
+    for i in range(3):
+        three[140:353, i * 213:(i + 1) * 213] = astro
     import mediapipe as mp
     with mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1) as raw:
-        raw.process(f.left_rgb)
+        raw.process(one)
         ts = []
         for _ in range(n):
             t0 = time.perf_counter()
-            raw.process(f.left_rgb)
+            raw.process(one)
             ts.append(time.perf_counter() - t0)
     ms = np.median(ts) * 1e3
-    print(f'reference: raw mp.solutions.pose (complexity 1, tracking), 2D only: {ms:.1f} ms ({1e3 / ms:.1f} fps)')
-    for static in (False, True):
-        est = BodyPoseEstimator(static=static)
-        est.process(f.left_rgb, K, f.depth_gt)
-        ts = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            est.process(f.left_rgb, K, f.depth_gt)
-            ts.append(time.perf_counter() - t0)
-        ms = np.median(ts) * 1e3
-        print(f'BlazePose (complexity 1, {"static" if static else "tracking"}) + 3D lifting: {ms:.1f} ms '
-              f'({1e3 / ms:.1f} fps)')
-        est.close()
-
-
-def coco(data_dir):
-    folder = os.path.join(data_dir, 'body', 'coco_val2017')
-    ann_file = os.path.join(folder, 'test_coco.json')
-    if not os.path.isfile(ann_file):
-        print('(COCO samples not found: skipped)')
-        return
-    ann = json.load(open(ann_file))
-    files = {im['id']: im['file_name'] for im in ann['images']}
-    est = BodyPoseEstimator(static=True)
-    pcks, okss, missed = [], [], 0
-    for a in ann['annotations']:
-        kp = np.array(a['keypoints'], float).reshape(17, 3)
-        lab = kp[:, 2] > 0
-        if lab.sum() < 5:
-            continue
-        img = cv2.cvtColor(cv2.imread(os.path.join(folder, files[a['image_id']])), cv2.COLOR_BGR2RGB)
-        x, y, w, h = a['bbox']
-        found = coco17_in_box(est.backend, img, a['bbox'])   # box enlarged 25%
-        if found is None:
-            missed += 1
-            pred = np.full((17, 2), np.nan)
-        else:
-            pred = found[0]
-        pcks.append(pck(pred, kp[:, :2], lab, max(w, h)))
-        okss.append(oks(pred, kp[:, :2], lab, w * h))
-    print(f'COCO val2017 samples: {len(pcks)} people, PCK@0.2 {np.nanmean(pcks):.3f}, mean OKS '
-          f'{np.nanmean(okss):.3f}, no detection in {missed}')
-    est.close()
+    print(f'speed reference: raw mp.solutions.pose (one person, tracking, 2D only): {ms:.1f} ms ({1e3 / ms:.1f} fps)')
+    K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+    for title, img in (('1 person', one), ('3 people', three)):
+        for hands in (False, True):
+            est = BodyPoseEstimator(hands=hands)
+            for _ in range(3):
+                people = est.process(img, K)
+            ts = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                people = est.process(img, K)
+                ts.append(time.perf_counter() - t0)
+            ms = np.median(ts) * 1e3
+            print(f'speed ours, {title} found {len(people)}, hands {"on" if hands else "off"} '
+                  f'(hands found {sum(len(p.hands) for p in people)}), 640x480, tracking, re-detect every '
+                  f'{est.redetect_every}: {ms:.1f} ms ({1e3 / ms:.1f} fps)')
+            est.close()
 
 
 def sim_3d():
@@ -103,7 +252,7 @@ def sim_3d():
     p = people[0]
     from depthmarks_ros.core.body.lifting3d import lift_keypoints
     K = sim.stereo.left.intrinsics()
-    model_xyz = lift_keypoints(p.keypoints, p.visibility, K, None, est.backend.process(f.left_rgb)[0].world)[0]
+    model_xyz = lift_keypoints(p.keypoints, p.visibility, K, None, p.world)[0]
     ours, ref = [], []
     for (u, v), z, zm, src, vis in zip(p.keypoints, p.xyz[:, 2], model_xyz[:, 2], p.source, p.visibility):
         iu, iv = int(round(u)), int(round(v))
@@ -179,12 +328,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', default='/work/shared/data')
     ap.add_argument('--repeat', type=int, default=30)
+    ap.add_argument('--only', default='', help='comma list of parts: people,hands,speed,sim,node')
     args = ap.parse_args()
+    parts = set(args.only.split(',')) if args.only else {'people', 'hands', 'speed', 'sim', 'node'}
     print(f'load average (1 min): {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores')
-    latency(args.repeat)
-    coco(args.data)
-    sim_3d()
-    node_throughput()
+    if 'people' in parts:
+        people_sets(args.data, reference=True)
+    if 'hands' in parts:
+        hand_samples(args.data)
+    if 'speed' in parts:
+        speed(args.repeat, args.data)
+    if 'sim' in parts:
+        sim_3d()
+    if 'node' in parts:
+        node_throughput()
+    print(f'load average (1 min) at the end: {os.getloadavg()[0]:.2f}')
 
 
 if __name__ == '__main__':

@@ -20,3 +20,7 @@ BLAZEPOSE_BONES = [(11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23), (
 TORSO = [11, 12, 23, 24]  # BlazePose shoulders and hips
 # COCO OKS per-keypoint constants (sigmas), from the COCO keypoint evaluation
 COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10.0
+# 21 hand keypoints (MediaPipe / COCO-WholeBody order): 0 wrist, then thumb 1-4, index 5-8, middle 9-12,
+# ring 13-16, little 17-20, each from the base to the tip
+HAND_BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11), (11, 12),
+              (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20)]

@@ -8,7 +8,7 @@ Results (what COCO's evaluator reads): a list of
 from __future__ import annotations
 
 import json
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -30,9 +30,44 @@ def load_annotations(path: str) -> Dict[str, list]:
     return out
 
 
+def load_keypoint_set(path: str) -> Tuple[Dict[str, list], Dict[str, tuple]]:
+    """Any COCO-style keypoint file (COCO, CrowdPose, AIC, MHP, PoseTrack18, ...) in COCO-17 terms.
+
+    Joints are matched by name (lower case, '-' and ' ' as '_'): a set's joint with a COCO-17 name
+    fills that index; COCO joints the set does not have are unlabelled (so OKS and PCK count only
+    joints the set labels). Returns ({file_name: [person dicts as load_annotations, plus 'ignore':
+    crowd or no labelled joint]}, {file_name: (width, height)}).
+    """
+    from depthmarks_ros.core.body.coco17 import COCO17_NAMES
+    with open(path) as fh:
+        data = json.load(fh)
+    names = [n.lower().replace('-', '_').replace(' ', '_') for n in data['categories'][0]['keypoints']]
+    to_coco = {i: COCO17_NAMES.index(n) for i, n in enumerate(names) if n in COCO17_NAMES}
+    files = {im['id']: im['file_name'] for im in data['images']}
+    sizes = {im['file_name']: (im.get('width'), im.get('height')) for im in data['images']}
+    out: Dict[str, list] = {n: [] for n in files.values()}
+    for a in data['annotations']:
+        raw = np.asarray(a['keypoints'], np.float64).reshape(-1, 3)
+        kp, lab = np.zeros((17, 2)), np.zeros(17, bool)
+        for i, j in to_coco.items():
+            kp[j], lab[j] = raw[i, :2], raw[i, 2] > 0
+        x, y, w, h = a['bbox']
+        out[files[a['image_id']]].append({'keypoints': kp, 'labelled': lab, 'bbox': np.asarray(a['bbox'], float),
+                                          'area': float(a.get('area', w * h)), 'image_id': a['image_id'],
+                                          'ignore': bool(a.get('iscrowd', 0)) or not lab.any()})
+    return out, sizes
+
+
 def result_entry(image_id, keypoints17: np.ndarray, scores17: np.ndarray, score: float) -> dict:
     kp = np.c_[keypoints17, scores17].astype(float)
     return {'image_id': image_id, 'category_id': 1, 'keypoints': [round(v, 2) for v in kp.ravel()],
+            'score': round(float(score), 4)}
+
+
+def wholebody_entry(image_id, keypoints133: np.ndarray, scores133: np.ndarray, score: float) -> dict:
+    """COCO-WholeBody result: ``keypoints`` [x, y, score] * 133 (parts not found: 0, 0, 0)."""
+    kp = np.c_[np.nan_to_num(keypoints133), np.where(np.isfinite(keypoints133[:, 0]), scores133, 0.0)]
+    return {'image_id': image_id, 'category_id': 1, 'keypoints': [round(float(v), 2) for v in kp.ravel()],
             'score': round(float(score), 4)}
 
 

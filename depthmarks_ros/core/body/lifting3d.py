@@ -65,3 +65,39 @@ def lift_keypoints(keypoints: np.ndarray, visibility: np.ndarray, K: np.ndarray,
             cov[miss] = np.eye(3) * s_model ** 2
             source[miss] = SOURCE_MODEL
     return xyz, cov, source, sig_px
+
+
+def lift_part(keypoints: np.ndarray, sigma_px: np.ndarray, K: np.ndarray, depth: Optional[np.ndarray],
+              anchor: Optional[np.ndarray], max_offset: float, depth_sigma: Optional[np.ndarray] = None,
+              world: Optional[np.ndarray] = None, root: int = 0
+              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """3D of a body part (hand, face): (xyz (N, 3), cov (N, 3, 3), source (N,)).
+
+    Depth (the nearest depth cluster around each pixel) is accepted within ``max_offset`` m of the
+    anchor's depth (the body's wrist or nose in 3D; without one, the median of the part's own
+    depths). Points left over use the model's metric ``world`` landmarks translated so that the
+    ``root`` point sits at its lifted position (or at the anchor): sigma 0.02 + 0.03 z m each axis.
+    """
+    n = len(keypoints)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    xyz = np.full((n, 3), np.nan)
+    cov = np.full((n, 3, 3), np.nan)
+    source = np.zeros(n, np.uint8)
+    anchor = None if anchor is None or not np.all(np.isfinite(anchor)) else np.asarray(anchor, float)
+    if depth is not None:
+        z, spread = robust_depth(depth, keypoints, radius=3, sigma_map=depth_sigma)
+        ref = anchor[2] if anchor is not None else (float(np.nanmedian(z)) if np.isfinite(z).any() else np.nan)
+        if np.isfinite(ref):
+            ok = np.isfinite(z) & (np.abs(z - ref) <= max_offset)
+            cov_uv = np.zeros((int(ok.sum()), 2, 2))
+            cov_uv[:, 0, 0] = cov_uv[:, 1, 1] = sigma_px[ok] ** 2
+            p, c = lift(keypoints[ok], z[ok], fx, fy, cx, cy, cov_uv, np.maximum(np.nan_to_num(spread[ok]), 0.01))
+            xyz[ok], cov[ok], source[ok] = p, c, SOURCE_DEPTH
+    if world is not None and np.any(source != SOURCE_DEPTH):
+        base = xyz[root] if source[root] == SOURCE_DEPTH else anchor
+        if base is not None:
+            placed = world - world[root] + base
+            miss = source != SOURCE_DEPTH
+            s = 0.02 + 0.03 * float(base[2])
+            xyz[miss], cov[miss], source[miss] = placed[miss], np.eye(3) * s ** 2, SOURCE_MODEL
+    return xyz, cov, source

@@ -1,15 +1,62 @@
-"""Image (+ depth) -> people with BlazePose-33 and COCO-17 keypoints in 2D and 3D (ROS-free)."""
+"""Image (+ depth) -> several people, each with body (BlazePose-33 / COCO-17), hands (2 x 21) and
+optionally face (iBUG-68) keypoints in 2D and 3D, with stable ids (ROS-free).
+
+Per frame (:meth:`BodyPoseEstimator.process`):
+
+1. **Detect** (every ``redetect_every``-th frame, every frame when ``static``, and whenever no
+   person is tracked): MediaPipe's pose detector on the whole image and, with ``detect_tiles`` n
+   >= 2, on an n x n grid of overlapping tiles as well (small people); one region per detection.
+   A detection whose region overlaps a tracked person's (box IoU > ``nms_iou``) is a duplicate.
+2. **Landmarks**: one BlazePose pass per region (tracked regions first); a region without a
+   person (pose presence < 0.5) ends its track.
+3. **NMS of people**: two people whose keypoint boxes overlap by more than ``nms_iou`` are one;
+   the higher-scoring (tracked first) is kept. At most ``max_people`` (highest scores).
+4. **Track**: each person's region for the next frame comes from its auxiliary landmarks (no
+   detector run in between); ids come from :class:`depthmarks_ros.core.tracking.CentroidTracker`
+   over the keypoint boxes, so an id survives a short loss and is never reused within a run.
+5. **Hands** (``hands``): for each wrist seen (visibility >= ``min_wrist_visibility``), a hand
+   region from the previous frame's hand landmarks or else from the body's wrist and finger
+   bases; a new hand is re-run once on the region of its own landmarks (``hand_refine``). The
+   hand is left/right by the body's wrist it is attached to. With ``palms`` 'no_body' the palm
+   detector runs on detection frames when no person is found ('always': every detection frame;
+   hands near a person's free wrist are attached to it, the others are hands on their own).
+6. **Face** (``face``): dlib's 68-point shape predictor on a box made from the body's eyes and
+   mouth.
+7. **3D**: body as :func:`depthmarks_ros.core.body.lifting3d.lift_keypoints`; hands and face
+   with :func:`depthmarks_ros.core.body.lifting3d.lift_part` around the wrist / nose depth, else
+   the model's metric hand landmarks placed at the wrist.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Optional
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
 
 import numpy as np
 
-from depthmarks_ros.core.body.backends import create_backend
 from depthmarks_ros.core.body.coco17 import BLAZEPOSE_TO_COCO17
-from depthmarks_ros.core.body.lifting3d import lift_keypoints, pixel_sigma
+from depthmarks_ros.core.body.lifting3d import SOURCE_DEPTH, lift_keypoints, lift_part, pixel_sigma
+from depthmarks_ros.core.body.roi import (Roi, box_iou, hand_roi_from_body, hand_roi_from_landmarks,
+                                          hand_roi_from_palm, keypoint_box, roi_from_alignment)
 from depthmarks_ros.core.tracking import CentroidTracker
+
+SIDES = ('left', 'right')
+# BlazePose wrist, pinky, index per side
+WRIST_POINTS = {'left': (15, 17, 19), 'right': (16, 18, 20)}
+NO_PERSON = -1
+
+
+@dataclass
+class Hand:
+    side: str                  # 'left' | 'right' | 'unknown'
+    keypoints: np.ndarray      # (21, 2) px
+    sigma_px: np.ndarray       # (21,)
+    xyz: np.ndarray            # (21, 3) m (NaN where unknown)
+    cov: np.ndarray            # (21, 3, 3)
+    source: np.ndarray         # (21,) 0 none, 1 depth, 2 model
+    score: float
+    person_id: int = NO_PERSON
+    hand_id: int = -1
+    world: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -22,40 +69,316 @@ class Person:
     cov: np.ndarray            # (33, 3, 3)
     source: np.ndarray         # (33,) 0 none, 1 depth, 2 model
     score: float
+    hands: Dict[str, Hand] = field(default_factory=dict)
+    face68: Optional[np.ndarray] = None        # (68, 2) px
+    face_xyz: Optional[np.ndarray] = None      # (68, 3)
+    face_cov: Optional[np.ndarray] = None      # (68, 3, 3)
+    face_source: Optional[np.ndarray] = None   # (68,)
+    face_sigma_px: Optional[np.ndarray] = None  # (68,)
+    world: Optional[np.ndarray] = None
 
     def coco17(self):
         i = BLAZEPOSE_TO_COCO17
         return self.keypoints[i], self.visibility[i], self.xyz[i]
 
+    def box(self) -> np.ndarray:
+        return keypoint_box(self.keypoints, self.visibility)
+
+
+@dataclass
+class _Track:
+    roi: Roi
+    score: float = 0.0
+    age: int = 0
+    hand_rois: Dict[str, Optional[Roi]] = field(default_factory=lambda: {'left': None, 'right': None})
+    lm: object = None
+
 
 class BodyPoseEstimator:
-    """Backend + ids + 3D. ``max_depth_offset``: depth farther than this from the torso is background."""
+    """Several people per image: detector + per-person landmarks + tracking + hands + face + 3D.
+
+    ``static`` True: every image is independent (detection every call, no tracked regions, a new
+    id tracker each call is not used: ids still count up). ``max_depth_offset``: depth farther
+    than this from the torso (wrist, nose for hands and face) is background.
+    """
 
     def __init__(self, backend: str = 'mediapipe', static: bool = False, max_depth_offset: float = 0.6,
-                 **backend_kwargs):
-        self.backend = create_backend(backend, static=static, **backend_kwargs)
-        self.max_depth_offset = max_depth_offset
-        self.tracker = CentroidTracker(max_distance=0.5)
+                 max_people: int = 8, redetect_every: int = 5, detect_tiles: int = 0, nms_iou: float = 0.5,
+                 min_detection_confidence: float = 0.5, hands: bool = True, hand_model: int = 1,
+                 hand_refine: bool = True, palms: str = 'no_body', min_wrist_visibility: float = 0.3,
+                 face: bool = False, model_complexity: int = 1, min_confidence: Optional[float] = None,
+                 pose_refine: bool = False):
+        from depthmarks_ros.core.body.backends import BackendError
+        from depthmarks_ros.core.body.mp_graphs import (GraphError, HandLandmarker, PalmDetector, PoseDetector,
+                                                        PoseLandmarker)
+        if backend != 'mediapipe':
+            raise BackendError(f"unknown body backend {backend!r}: known ['mediapipe']")
+        if palms not in ('never', 'no_body', 'always'):
+            raise ValueError(f"palms must be 'never', 'no_body' or 'always', not {palms!r}")
+        try:
+            self.detector = PoseDetector()
+            self.landmarker = PoseLandmarker(model_complexity)
+            self.hand_landmarker = HandLandmarker(hand_model) if hands else None
+            self.palm_detector = PalmDetector(hand_model) if hands and palms != 'never' else None
+        except GraphError as exc:
+            raise BackendError(str(exc)) from exc
+        self.face_model = None
+        if face:
+            from depthmarks_ros.core.face.backends import DlibFace68
+            self.face_model = DlibFace68()
+        self.static, self.max_depth_offset, self.max_people = static, max_depth_offset, max_people
+        self.redetect_every, self.detect_tiles, self.nms_iou = max(1, redetect_every), detect_tiles, nms_iou
+        self.min_detection_confidence = min_confidence if min_confidence is not None else min_detection_confidence
+        self.pose_refine = pose_refine
+        self.hand_refine, self.palms, self.min_wrist_visibility = hand_refine, palms, min_wrist_visibility
+        self.tracker = CentroidTracker(max_distance=0.5, max_missed=10)
+        self.hand_tracker = CentroidTracker(max_distance=0.6, max_missed=10)
+        self._tracks: List[_Track] = []
+        self._free_hands: List[Roi] = []
+        self._frame = 0
+        self.loose_hands: List[Hand] = []   # hands of no person found in the last frame
+        self.detector_runs = 0           # diagnostics and tests
+        self.landmark_passes = 0
 
+    # -- stages --------------------------------------------------------------------------------
+    def _detect(self, rgb: np.ndarray) -> List[tuple]:
+        """[(score, Roi)] from the whole image and the tiles, score-sorted, NMS-merged."""
+        self.detector_runs += 1
+        h, w = rgb.shape[:2]
+        views = [(0, 0, w, h)]
+        grids = self.detect_tiles if isinstance(self.detect_tiles, (tuple, list)) else (
+            range(2, int(self.detect_tiles) + 1, 2) if int(self.detect_tiles) >= 2 else ())
+        for n in grids:
+            tw, th = int(np.ceil(2 * w / (n + 1))), int(np.ceil(2 * h / (n + 1)))  # 50% overlap
+            for iy in range(n):
+                for ix in range(n):
+                    x0, y0 = min(w - tw, ix * tw // 2), min(h - th, iy * th // 2)
+                    views.append((x0, y0, x0 + tw, y0 + th))
+        found = []
+        for x0, y0, x1, y1 in views:
+            crop = rgb if (x0, y0, x1, y1) == (0, 0, w, h) else np.ascontiguousarray(rgb[y0:y1, x0:x1])
+            for d in self.detector(crop):
+                if d.score < self.min_detection_confidence or len(d.keypoints) < 2:
+                    continue
+                kp = d.keypoints + (x0, y0)
+                roi = roi_from_alignment(kp[0], kp[1])
+                if roi is not None:
+                    found.append((d.score, roi))
+        found.sort(key=lambda t: -t[0])
+        kept: List[tuple] = []
+        for s, roi in found:
+            if all(box_iou(roi.box(), k.box()) <= self.nms_iou for _, k in kept):
+                kept.append((s, roi))
+        return kept
+
+    def _hand(self, rgb: np.ndarray, roi: Roi, refine: bool):
+        lm = self.hand_landmarker(rgb, roi)
+        self.landmark_passes += 1
+        if lm is not None and refine:
+            r2 = hand_roi_from_landmarks(lm.keypoints)
+            if r2 is not None:
+                lm2 = self.hand_landmarker(rgb, r2)
+                self.landmark_passes += 1
+                lm = lm2 if lm2 is not None else lm
+        return lm
+
+    def _hands_of(self, rgb: np.ndarray, tr: _Track) -> Dict[str, object]:
+        out = {}
+        kp, vis = tr.lm.keypoints, tr.lm.visibility
+        h, w = rgb.shape[:2]
+        for side in SIDES:
+            iw, ip, ii = WRIST_POINTS[side]
+            wrist = kp[iw]
+            inside = -0.1 * w <= wrist[0] <= 1.1 * w and -0.1 * h <= wrist[1] <= 1.1 * h
+            if vis[iw] < self.min_wrist_visibility or not inside:
+                tr.hand_rois[side] = None
+                continue
+            lm = None
+            if tr.hand_rois[side] is not None and not self.static:
+                lm = self._hand(rgb, tr.hand_rois[side], refine=False)
+            if lm is None:
+                roi = hand_roi_from_body(wrist, kp[ii], kp[ip])
+                lm = self._hand(rgb, roi, self.hand_refine) if roi is not None else None
+            # attached only if its wrist is near the body's wrist (else it is another hand)
+            if lm is not None:
+                size = float(np.ptp(lm.keypoints, axis=0).max())
+                if np.linalg.norm(lm.keypoints[0] - wrist) > max(0.6 * size, 0.05 * max(h, w)):
+                    lm = None
+            tr.hand_rois[side] = hand_roi_from_landmarks(lm.keypoints) if lm is not None else None
+            if lm is not None:
+                out[side] = lm
+        if 'left' in out and 'right' in out:   # both regions on the same hand: keep the nearer wrist
+            a, b = out['left'].keypoints, out['right'].keypoints
+            if box_iou(keypoint_box(a), keypoint_box(b)) > 0.5:
+                dl = np.linalg.norm(a[0] - kp[WRIST_POINTS['left'][0]])
+                dr = np.linalg.norm(b[0] - kp[WRIST_POINTS['right'][0]])
+                drop = 'right' if dl <= dr else 'left'
+                del out[drop]
+                tr.hand_rois[drop] = None
+        return out
+
+    def _free_hand_landmarks(self, rgb: np.ndarray, run_palms: bool, taken: List[np.ndarray]) -> list:
+        rois = [] if self.static else list(self._free_hands)
+        if run_palms and self.palm_detector is not None:
+            for d in self.palm_detector(rgb):
+                r = hand_roi_from_palm(d.box, d.keypoints)
+                if r is not None and all(box_iou(r.box(), q.box()) <= self.nms_iou for q in rois):
+                    rois.append(r)
+        found, boxes = [], list(taken)
+        for r in rois:
+            lm = self._hand(rgb, r, self.hand_refine)
+            if lm is None:
+                continue
+            b = keypoint_box(lm.keypoints)
+            if any(box_iou(b, q) > 0.3 for q in boxes):
+                continue
+            boxes.append(b)
+            found.append(lm)
+        self._free_hands = [q for q in (hand_roi_from_landmarks(lm.keypoints) for lm in found) if q is not None]
+        return found
+
+    # -- one frame -----------------------------------------------------------------------------
     def process(self, rgb: np.ndarray, K: Optional[np.ndarray] = None, depth: Optional[np.ndarray] = None,
                 depth_sigma: Optional[np.ndarray] = None) -> List[Person]:
-        results = self.backend.process(rgb)
-        boxes = [np.r_[r.keypoints.min(0), r.keypoints.max(0)] for r in results]
-        ids = self.tracker.update(boxes)
-        people = []
-        for r, pid in zip(results, ids):
-            n = len(r.keypoints)
-            if K is not None:
-                xyz, cov, source, sig = lift_keypoints(r.keypoints, r.visibility, K, depth, r.world,
-                                                       self.max_depth_offset, depth_sigma)
-            else:
-                xyz, cov, source = np.full((n, 3), np.nan), np.full((n, 3, 3), np.nan), np.zeros(n, np.uint8)
-                sig = pixel_sigma(r.keypoints, r.visibility)
-            people.append(Person(pid, r.keypoints, r.visibility, sig, xyz, cov, source, r.score))
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 8 or rgb.shape[1] < 8:
+            raise ValueError(f'body: need an RGB image of at least 8 x 8 px, got shape {rgb.shape}')
+        if depth is not None and depth.shape[:2] != rgb.shape[:2]:
+            raise ValueError(f'body: depth {depth.shape[1]}x{depth.shape[0]} is not the image size '
+                             f'{rgb.shape[1]}x{rgb.shape[0]}')
+        if self.static:
+            self._tracks = []
+        detect = self.static or not self._tracks or self._frame % self.redetect_every == 0
+        self._frame += 1
+        candidates = list(self._tracks)
+        if detect:
+            tracked = [t.roi.box() for t in self._tracks]
+            for score, roi in self._detect(rgb):
+                if all(box_iou(roi.box(), b) <= self.nms_iou for b in tracked):
+                    candidates.append(_Track(roi, score))
+        alive = []
+        for tr in candidates:
+            lm = self.landmarker(rgb, tr.roi)
+            self.landmark_passes += 1
+            if lm is None:
+                continue
+            if self.pose_refine and tr.age == 0:
+                # a new person: once more on the region of its own landmarks (as tracking would)
+                r2 = roi_from_alignment(lm.aux[0], lm.aux[1])
+                lm2 = self.landmarker(rgb, r2) if r2 is not None else None
+                self.landmark_passes += 1
+                lm = lm2 if lm2 is not None else lm
+            tr.lm = lm
+            tr.score = float(np.mean(lm.visibility[:25]))
+            alive.append(tr)
+        # NMS of people (tracked ones come first, so they win ties)
+        alive.sort(key=lambda t: (-(t.age > 0), -t.score))
+        kept: List[_Track] = []
+        for tr in alive:
+            b = keypoint_box(tr.lm.keypoints, tr.lm.visibility)
+            if all(box_iou(b, keypoint_box(k.lm.keypoints, k.lm.visibility)) <= self.nms_iou for k in kept):
+                kept.append(tr)
+        kept = sorted(kept, key=lambda t: -t.score)[:self.max_people]
+        for tr in kept:
+            nxt = roi_from_alignment(tr.lm.aux[0], tr.lm.aux[1])
+            tr.roi = nxt if nxt is not None else tr.roi
+            tr.age += 1
+        self._tracks = kept
+        ids = self.tracker.update([keypoint_box(t.lm.keypoints, t.lm.visibility) for t in kept])
+        hands_per = [self._hands_of(rgb, t) if self.hand_landmarker is not None else {} for t in kept]
+        free = []
+        if self.hand_landmarker is not None:
+            run_palms = detect and (self.palms == 'always' or (self.palms == 'no_body' and not kept))
+            taken = [keypoint_box(lm.keypoints) for hp in hands_per for lm in hp.values()]
+            free = self._free_hand_landmarks(rgb, run_palms, taken)
+            # a free hand near a person's free wrist is that person's
+            for lm in list(free):
+                for tr, hp in zip(kept, hands_per):
+                    side = self._free_wrist_side(tr, hp, lm)
+                    if side is not None:
+                        hp[side] = lm
+                        free.remove(lm)
+                        break
+        people = [self._person(rgb, tr, pid, hp, K, depth, depth_sigma) for tr, pid, hp in zip(kept, ids, hands_per)]
+        loose = [self._make_hand(lm, lm.model_side, NO_PERSON, K, depth, depth_sigma, None) for lm in free]
+        all_hands = [h for p in people for h in p.hands.values()] + loose
+        hand_ids = self.hand_tracker.update([keypoint_box(h.keypoints) for h in all_hands])
+        for h, hid in zip(all_hands, hand_ids):
+            h.hand_id = hid
+        self.loose_hands = loose
         return people
 
+    def _free_wrist_side(self, tr: _Track, hp: dict, lm) -> Optional[str]:
+        size = float(np.ptp(lm.keypoints, axis=0).max())
+        best, side = None, None
+        for s in SIDES:
+            iw = WRIST_POINTS[s][0]
+            if s in hp or tr.lm.visibility[iw] < 0.1:
+                continue
+            d = float(np.linalg.norm(lm.keypoints[0] - tr.lm.keypoints[iw]))
+            if d <= size and (best is None or d < best):
+                best, side = d, s
+        return side
+
+    def _make_hand(self, lm, side, pid, K, depth, depth_sigma, anchor) -> Hand:
+        sig = pixel_sigma(lm.keypoints, np.ones(21), rel=0.03)
+        xyz, cov, source = np.full((21, 3), np.nan), np.full((21, 3, 3), np.nan), np.zeros(21, np.uint8)
+        if K is not None:
+            xyz, cov, source = lift_part(lm.keypoints, sig, K, depth, anchor, self.max_depth_offset * 0.5,
+                                         depth_sigma, lm.world, root=0)
+        return Hand(side, lm.keypoints, sig, xyz, cov, source, 1.0, pid, -1, lm.world)
+
+    def _person(self, rgb, tr: _Track, pid: int, hp: dict, K, depth, depth_sigma) -> Person:
+        lm = tr.lm
+        n = len(lm.keypoints)
+        if K is not None:
+            xyz, cov, source, sig = lift_keypoints(lm.keypoints, lm.visibility, K, depth, lm.world,
+                                                   self.max_depth_offset, depth_sigma)
+        else:
+            xyz, cov, source = np.full((n, 3), np.nan), np.full((n, 3, 3), np.nan), np.zeros(n, np.uint8)
+            sig = pixel_sigma(lm.keypoints, lm.visibility)
+        p = Person(pid, lm.keypoints, lm.visibility, sig, xyz, cov, source, tr.score, world=lm.world)
+        for side, h in hp.items():
+            anchor = xyz[WRIST_POINTS[side][0]] if K is not None else None
+            p.hands[side] = self._make_hand(h, side, pid, K, depth, depth_sigma, anchor)
+        if self.face_model is not None:
+            self._face(rgb, p, K, depth, depth_sigma)
+        return p
+
+    def _face(self, rgb, p: Person, K, depth, depth_sigma) -> None:
+        box = face_box(p.keypoints, p.visibility)
+        if box is None:
+            return
+        import dlib
+        h, w = rgb.shape[:2]
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+            return
+        f68 = self.face_model.landmarks(rgb, dlib.rectangle(x0, y0, x1, y1))
+        sig = np.full(68, 0.04 * (x1 - x0))
+        p.face68, p.face_sigma_px = f68, sig
+        if K is not None:
+            anchor = p.xyz[0]
+            p.face_xyz, p.face_cov, p.face_source = lift_part(f68, sig, K, depth, anchor, 0.25, depth_sigma)
+
     def close(self) -> None:
-        self.backend.close()
+        for g in (self.detector, self.landmarker, self.hand_landmarker, self.palm_detector):
+            if g is not None:
+                g.close()
+
+
+def face_box(kp33: np.ndarray, vis33: np.ndarray, min_visibility: float = 0.5) -> Optional[np.ndarray]:
+    """Square face box (x0, y0, x1, y1) in dlib's framing (brows to chin) from BlazePose's eyes
+    (2, 5) and mouth corners (9, 10): centre 0.45 of the way from the eyes to the mouth, side the
+    larger of 2.2 x eyes-to-mouth and 2.5 x the eye distance. None if those points are not seen."""
+    pts = [2, 5, 9, 10]
+    if np.min(vis33[pts]) < min_visibility or not np.all(np.isfinite(kp33[pts])):
+        return None
+    e, m = kp33[[2, 5]].mean(0), kp33[[9, 10]].mean(0)
+    side = max(2.2 * np.linalg.norm(m - e), 2.5 * np.linalg.norm(kp33[2] - kp33[5]))
+    if side < 8:
+        return None
+    c = e + 0.45 * (m - e)
+    return np.r_[c - side / 2, c + side / 2]
 
 
 def crop_box(shape, bbox_xywh, pad: float = 0.125):
@@ -68,7 +391,8 @@ def crop_box(shape, bbox_xywh, pad: float = 0.125):
 
 
 def coco17_in_box(backend, rgb: np.ndarray, bbox_xywh, pad: float = 0.125):
-    """Top-down single person: run the backend on the padded box crop.
+    """Top-down single person (the reference protocol): run a single-person backend
+    (:mod:`depthmarks_ros.core.body.backends`) on the padded box crop.
 
     Returns (keypoints (17, 2) px in the full image, visibility (17,), score) or None.
     """

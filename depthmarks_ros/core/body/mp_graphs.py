@@ -1,0 +1,184 @@
+"""MediaPipe's bundled detectors and landmark models, each run on its own (ROS-free).
+
+The legacy ``mediapipe.solutions`` classes chain detector -> landmarks -> tracking for one person
+(Pose) or a fixed number of hands. Here each stage is a one-node MediaPipe graph of a subgraph
+that ships compiled into the 0.10.21 wheel, with the .tflite files of
+``mediapipe/modules/`` (no download at run time), so this package decides how many people are
+detected, which region each landmark pass sees and how regions are tracked:
+
+* :class:`PoseDetector` -- ``PoseDetectionCpu`` (BlazePose detector, 224x224 letterbox of the
+  whole image, its own NMS): several people per image, each with 4 alignment keypoints
+  (0 hip centre, 1 a point on the circle around the full body, 2 shoulder centre, 3 above the head).
+* :class:`PoseLandmarker` -- ``PoseLandmarkByRoiCpu`` (BlazePose full, complexity 1) on one
+  rotated region: 33 landmarks, visibility, metric world landmarks and 2 auxiliary landmarks
+  (hip centre, body-circle point) from which the next frame's region is made. No output when the
+  model's pose presence is below 0.5 (the region holds no person).
+* :class:`PalmDetector` -- ``PalmDetectionCpu`` (full or lite): palms with 7 keypoints
+  (0 wrist centre, 2 middle-finger base, ...).
+* :class:`HandLandmarker` -- ``HandLandmarkCpu`` (full or lite) on one rotated region: 21
+  landmarks, metric world landmarks and handedness. No output when hand presence is below 0.5.
+
+Coordinates returned are pixels of the full image (MediaPipe's normalised values times width or
+height); regions are :class:`depthmarks_ros.core.body.roi.Roi` in pixels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+
+from depthmarks_ros.core.body.roi import Roi
+
+
+class GraphError(RuntimeError):
+    """A MediaPipe graph cannot be built (mediapipe missing or of another version)."""
+
+
+def _solution(graph: str, side_inputs: Optional[dict] = None):
+    try:
+        from mediapipe.python.solution_base import SolutionBase
+        return SolutionBase(graph_config=graph, side_inputs=side_inputs or {})
+    except (ImportError, AttributeError, ValueError, RuntimeError) as exc:
+        raise GraphError(f'MediaPipe subgraph not available ({exc}); it needs mediapipe==0.10.21') from exc
+
+
+def _rect(roi: Roi, w: int, h: int):
+    from mediapipe.framework.formats import rect_pb2
+    return rect_pb2.NormalizedRect(x_center=roi.cx / w, y_center=roi.cy / h, width=roi.size / w,
+                                   height=roi.size / h, rotation=roi.rotation)
+
+
+def _landmarks(lm_list, w: int, h: int) -> np.ndarray:
+    return np.array([(p.x * w, p.y * h) for p in lm_list.landmark], np.float64)
+
+
+@dataclass
+class Detection:
+    score: float
+    box: np.ndarray          # x0, y0, x1, y1 px (the detector's box)
+    keypoints: np.ndarray    # (K, 2) px
+
+
+def _detections(dets, w: int, h: int) -> List[Detection]:
+    out = []
+    for d in dets or []:
+        bb = d.location_data.relative_bounding_box
+        box = np.array([bb.xmin * w, bb.ymin * h, (bb.xmin + bb.width) * w, (bb.ymin + bb.height) * h])
+        kp = np.array([(k.x * w, k.y * h) for k in d.location_data.relative_keypoints], np.float64)
+        out.append(Detection(float(d.score[0]) if d.score else 0.0, box, kp))
+    return out
+
+
+class PoseDetector:
+    GRAPH = '''input_stream: "image"
+output_stream: "detections"
+node { calculator: "PoseDetectionCpu" input_stream: "IMAGE:image" output_stream: "DETECTIONS:detections" }'''
+
+    def __init__(self):
+        self._g = _solution(self.GRAPH)
+
+    def __call__(self, rgb: np.ndarray) -> List[Detection]:
+        h, w = rgb.shape[:2]
+        return _detections(self._g.process({'image': np.ascontiguousarray(rgb)}).detections, w, h)
+
+    def close(self) -> None:
+        self._g.close()
+
+
+@dataclass
+class PoseLandmarks:
+    keypoints: np.ndarray    # (33, 2) px
+    visibility: np.ndarray   # (33,)
+    world: Optional[np.ndarray]  # (33, 3) m, hip-centred
+    aux: np.ndarray          # (2, 2) px: hip centre, body-circle point (next region)
+
+
+class PoseLandmarker:
+    GRAPH = '''input_stream: "image"
+input_stream: "roi"
+output_stream: "landmarks"
+output_stream: "world_landmarks"
+output_stream: "aux"
+node { calculator: "PoseLandmarkByRoiCpu" input_stream: "IMAGE:image" input_stream: "ROI:roi"
+  input_side_packet: "MODEL_COMPLEXITY:model_complexity" output_stream: "LANDMARKS:landmarks"
+  output_stream: "AUXILIARY_LANDMARKS:aux" output_stream: "WORLD_LANDMARKS:world_landmarks" }'''
+
+    def __init__(self, model_complexity: int = 1):
+        if model_complexity != 1:
+            raise GraphError(f'pose model_complexity {model_complexity} is not bundled with the mediapipe wheel '
+                             '(only 1 is; 0 and 2 are downloaded at run time, which needs internet)')
+        self._g = _solution(self.GRAPH, {'model_complexity': 1})
+
+    def __call__(self, rgb: np.ndarray, roi: Roi) -> Optional[PoseLandmarks]:
+        h, w = rgb.shape[:2]
+        r = self._g.process({'image': np.ascontiguousarray(rgb), 'roi': _rect(roi, w, h)})
+        if r.landmarks is None or r.aux is None:
+            return None
+        vis = np.clip([p.visibility for p in r.landmarks.landmark], 0.0, 1.0)
+        world = None
+        if r.world_landmarks is not None:
+            world = np.array([(p.x, p.y, p.z) for p in r.world_landmarks.landmark], np.float64)
+        return PoseLandmarks(_landmarks(r.landmarks, w, h), np.asarray(vis, np.float64), world,
+                             _landmarks(r.aux, w, h)[:2])
+
+    def close(self) -> None:
+        self._g.close()
+
+
+class PalmDetector:
+    GRAPH = '''input_stream: "image"
+output_stream: "detections"
+node { calculator: "PalmDetectionCpu" input_stream: "IMAGE:image"
+  input_side_packet: "MODEL_COMPLEXITY:model_complexity" output_stream: "DETECTIONS:detections" }'''
+
+    def __init__(self, model_complexity: int = 1):
+        self._g = _solution(self.GRAPH, {'model_complexity': int(model_complexity)})
+
+    def __call__(self, rgb: np.ndarray) -> List[Detection]:
+        h, w = rgb.shape[:2]
+        return _detections(self._g.process({'image': np.ascontiguousarray(rgb)}).detections, w, h)
+
+    def close(self) -> None:
+        self._g.close()
+
+
+@dataclass
+class HandLandmarks:
+    keypoints: np.ndarray    # (21, 2) px
+    world: Optional[np.ndarray]  # (21, 3) m, centred near the hand
+    model_side: str          # 'left'/'right' as the model says for an unmirrored image
+    side_score: float
+
+
+class HandLandmarker:
+    GRAPH = '''input_stream: "image"
+input_stream: "roi"
+output_stream: "landmarks"
+output_stream: "world_landmarks"
+output_stream: "handedness"
+node { calculator: "HandLandmarkCpu" input_stream: "IMAGE:image" input_stream: "ROI:roi"
+  input_side_packet: "MODEL_COMPLEXITY:model_complexity" output_stream: "LANDMARKS:landmarks"
+  output_stream: "WORLD_LANDMARKS:world_landmarks" output_stream: "HANDEDNESS:handedness" }'''
+
+    def __init__(self, model_complexity: int = 1):
+        self._g = _solution(self.GRAPH, {'model_complexity': int(model_complexity)})
+
+    def __call__(self, rgb: np.ndarray, roi: Roi) -> Optional[HandLandmarks]:
+        h, w = rgb.shape[:2]
+        r = self._g.process({'image': np.ascontiguousarray(rgb), 'roi': _rect(roi, w, h)})
+        if r.landmarks is None:
+            return None
+        world = None
+        if r.world_landmarks is not None:
+            world = np.array([(p.x, p.y, p.z) for p in r.world_landmarks.landmark], np.float64)
+        side, score = 'unknown', 0.0
+        if r.handedness is not None and r.handedness.classification:
+            c = r.handedness.classification[0]
+            # MediaPipe labels handedness as seen in a mirrored (selfie) image: swap for a robot's camera
+            side = {'Left': 'right', 'Right': 'left'}.get(c.label, 'unknown')
+            score = float(c.score)
+        return HandLandmarks(_landmarks(r.landmarks, w, h), world, side, score)
+
+    def close(self) -> None:
+        self._g.close()
