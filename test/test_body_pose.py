@@ -212,12 +212,15 @@ def test_body_command_writes_coco_results(tmp_path, frame, est):
 def test_node_publishes_keypoints_markers_and_survives_bad_input(probe, frame):
     from rclpy.parameter import Parameter
     from depthmarks_ros.nodes.body_pose import BodyPoseNode
-    node = BodyPoseNode(parameter_overrides=[Parameter('depth_topic', value='depth')])
+    node = BodyPoseNode(parameter_overrides=[Parameter('depth_topic', value='depth'),
+                                             Parameter('detect_tiles', value=2), Parameter('redetect_every', value=1)])
     probe.add_node(node)
     pubs = [probe.publisher(Image, 'camera/image_raw'), probe.publisher(CameraInfo, 'camera/camera_info'),
             probe.publisher(Image, 'depth')]
     kps = probe.subscribe(PointCloud2, 'body/keypoints', node.output_qos())
     native = probe.subscribe(PointCloud2, 'body/keypoints_native', node.output_qos())
+    hands = probe.subscribe(PointCloud2, 'hands/keypoints', node.output_qos())
+    whole = probe.subscribe(PointCloud2, 'body/wholebody', node.output_qos())
     markers = probe.subscribe(MarkerArray, 'body/markers', node.output_qos())
     for p in pubs:
         assert probe.wait_for_subscribers(p)
@@ -250,9 +253,26 @@ def test_node_publishes_keypoints_markers_and_survives_bad_input(probe, frame):
     assert np.allclose(arr['z'][on_image], 2.5, atol=0.01) and np.all(arr['source'][on_image] == 1)
     assert np.all(arr['sigma'] > 0) and np.all(arr['cov_zz'] > 0)
     assert len(cloud_to_array(native[-1])) == 33
+    assert probe.spin_until(lambda: whole and hands, 5)
+    wb = cloud_to_array(whole[-1])
+    assert len(wb) == 133 and np.allclose(wb['u'][:17], arr['u'], atol=1e-3)   # COCO-WholeBody: body 17 first
+    assert {f.name for f in hands[-1].fields} >= {'person_id', 'hand_id', 'side', 'cov_zz'}
     bones = [m for m in markers[-1].markers if m.ns == 'body_bones']
     assert bones and len(bones[0].points) >= 8
     assert node.diagnostic_values()['people'] == 1
+    # three people side by side: every one on body/keypoints with its own id, a marker colour per id
+    from skimage import data
+    group = np.full((480, 640, 3), 200, np.uint8)
+    for i in range(3):
+        group[140:353, i * 213:(i + 1) * 213] = cv2.resize(data.astronaut(), (213, 213))
+    for _ in range(5):                                                            # the tiles are scanned in turn
+        n_before = len(kps)
+        send(group, plane)
+        assert probe.spin_until(lambda: len(kps) > n_before, 10)
+    ids = set(cloud_to_array(kps[-1])['person_id'])
+    assert len(ids) == 3
+    colours = {(m.color.r, m.color.g, m.color.b) for m in markers[-1].markers if m.ns == 'body_bones'}
+    assert len(colours) == 3
 
 
 @pytest.mark.dds

@@ -17,6 +17,11 @@ class CentroidTracker:
         self._tracks: Dict[int, dict] = {}
         self._next = 0
 
+    def new_id(self) -> int:
+        """An id no track of this tracker has had or will have (for objects tracked another way)."""
+        self._next += 1
+        return self._next - 1
+
     def update(self, boxes: List[np.ndarray]) -> List[int]:
         ids = [-1] * len(boxes)
         centres = [np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]) for b in boxes]
@@ -36,8 +41,7 @@ class CentroidTracker:
             used_d.add(i)
         for i in range(len(boxes)):
             if ids[i] < 0:
-                ids[i] = self._next
-                self._next += 1
+                ids[i] = self.new_id()
         for tid in list(self._tracks):
             if tid not in ids:
                 self._tracks[tid]['missed'] += 1

@@ -128,8 +128,8 @@ class BodyPoseNode(DepthmarksNode):
         d('hands', True, '21 keypoints per hand (hands/keypoints)', read_only=True)
         d('hand_model', 1, 'Hand landmark and palm models: 0 lite, 1 full (both ship with the wheel)',
           min_value=0, max_value=1, read_only=True)
-        d('palms', 'no_body', 'Palm detector for hands without a body: on detection frames with no person '
-          '(no_body), on every detection frame (always), never', choices=('no_body', 'always', 'never'),
+        d('palms', 'auto', 'Palm detector for hands without a body: on detection frames where no person has a '
+          'hand found (auto), on every detection frame (always), never', choices=('auto', 'always', 'never'),
           read_only=True)
         d('face', False, '68 face keypoints per person (dlib shape predictor) in body/wholebody', read_only=True)
         try:

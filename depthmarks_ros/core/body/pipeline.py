@@ -6,20 +6,22 @@ Per frame (:meth:`BodyPoseEstimator.process`):
 1. **Detect** (every ``redetect_every``-th frame, every frame when ``static``, and whenever no
    person is tracked): MediaPipe's pose detector on the whole image and, with ``detect_tiles`` n
    >= 2, on an n x n grid of overlapping tiles as well (small people); one region per detection.
-   A detection whose region overlaps a tracked person's (box IoU > ``nms_iou``) is a duplicate.
+   Tracking (not ``static``), one tile per detection frame, in turn. Detections of the same face
+   (face box IoU > ``FACE_NMS_IOU``), or of a tracked person's face, are duplicates.
 2. **Landmarks**: one BlazePose pass per region (tracked regions first); a region without a
    person (pose presence < 0.5) ends its track.
-3. **NMS of people**: two people whose keypoint boxes overlap by more than ``nms_iou`` are one;
-   the higher-scoring (tracked first) is kept. At most ``max_people`` (highest scores).
+3. **NMS of people**: two landmark sets that agree (:func:`same_person`) are one person; the
+   tracked (then the higher-scoring) one is kept. At most ``max_people`` (highest scores).
 4. **Track**: each person's region for the next frame comes from its auxiliary landmarks (no
    detector run in between); ids come from :class:`depthmarks_ros.core.tracking.CentroidTracker`
    over the keypoint boxes, so an id survives a short loss and is never reused within a run.
 5. **Hands** (``hands``): for each wrist seen (visibility >= ``min_wrist_visibility``), a hand
    region from the previous frame's hand landmarks or else from the body's wrist and finger
    bases; a new hand is re-run once on the region of its own landmarks (``hand_refine``). The
-   hand is left/right by the body's wrist it is attached to. With ``palms`` 'no_body' the palm
-   detector runs on detection frames when no person is found ('always': every detection frame;
-   hands near a person's free wrist are attached to it, the others are hands on their own).
+   hand is left/right by the body's wrist it is attached to. With ``palms`` 'auto' the palm
+   detector runs on detection frames where no person has a hand found ('always': every detection
+   frame); a palm hand near a person's free wrist is attached to it, the others are hands on
+   their own (left/right from the hand model, person id -1), tracked by their landmarks.
 6. **Face** (``face``): dlib's 68-point shape predictor on a box made from the body's eyes and
    mouth.
 7. **3D**: body as :func:`depthmarks_ros.core.body.lifting3d.lift_keypoints`; hands and face
@@ -43,6 +45,27 @@ SIDES = ('left', 'right')
 # BlazePose wrist, pinky, index per side
 WRIST_POINTS = {'left': (15, 17, 19), 'right': (16, 18, 20)}
 NO_PERSON = -1
+FACE_NMS_IOU = 0.3          # two detections (or a detection and a tracked person) with these face boxes are one
+SAME_PERSON = 0.1           # two landmark sets whose median distance is below this x the body size are one
+
+
+def face_region(kp33: np.ndarray) -> np.ndarray:
+    """Square box around BlazePose's head points (0-10), the size of the detector's face box."""
+    head = kp33[:11]
+    c = head.mean(0)
+    side = max(float(np.ptp(head, axis=0).max()) * 1.3, 4.0)
+    return np.r_[c - side / 2, c + side / 2]
+
+
+def same_person(a, b) -> bool:
+    """Two landmark sets (PoseLandmarks) of the same person: the median distance over the body points
+    both see (visibility >= 0.5, else all 25) is below SAME_PERSON x the larger body size."""
+    both = (a.visibility[:25] >= 0.5) & (b.visibility[:25] >= 0.5)
+    if both.sum() < 3:
+        both = np.ones(25, bool)
+    d = np.linalg.norm(a.keypoints[:25][both] - b.keypoints[:25][both], axis=1)
+    size = max(np.ptp(a.keypoints[:25], axis=0).max(), np.ptp(b.keypoints[:25], axis=0).max(), 1.0)
+    return float(np.median(d)) < SAME_PERSON * size
 
 
 @dataclass
@@ -105,7 +128,7 @@ class BodyPoseEstimator:
     def __init__(self, backend: str = 'mediapipe', static: bool = False, max_depth_offset: float = 0.6,
                  max_people: int = 8, redetect_every: int = 5, detect_tiles: int = 0, nms_iou: float = 0.5,
                  min_detection_confidence: float = 0.5, hands: bool = True, hand_model: int = 1,
-                 hand_refine: bool = True, palms: str = 'no_body', min_wrist_visibility: float = 0.3,
+                 hand_refine: bool = True, palms: str = 'auto', min_wrist_visibility: float = 0.3,
                  face: bool = False, model_complexity: int = 1, min_confidence: Optional[float] = None,
                  pose_refine: bool = False):
         from depthmarks_ros.core.body.backends import BackendError
@@ -113,8 +136,8 @@ class BodyPoseEstimator:
                                                         PoseLandmarker)
         if backend != 'mediapipe':
             raise BackendError(f"unknown body backend {backend!r}: known ['mediapipe']")
-        if palms not in ('never', 'no_body', 'always'):
-            raise ValueError(f"palms must be 'never', 'no_body' or 'always', not {palms!r}")
+        if palms not in ('never', 'auto', 'always'):
+            raise ValueError(f"palms must be 'never', 'auto' or 'always', not {palms!r}")
         try:
             self.detector = PoseDetector()
             self.landmarker = PoseLandmarker(model_complexity)
@@ -135,25 +158,35 @@ class BodyPoseEstimator:
         self.hand_tracker = CentroidTracker(max_distance=0.6, max_missed=10)
         self._tracks: List[_Track] = []
         self._free_hands: List[Roi] = []
+        self._hand_ids: Dict[tuple, int] = {}
         self._frame = 0
         self.loose_hands: List[Hand] = []   # hands of no person found in the last frame
         self.detector_runs = 0           # diagnostics and tests
         self.landmark_passes = 0
 
     # -- stages --------------------------------------------------------------------------------
-    def _detect(self, rgb: np.ndarray) -> List[tuple]:
-        """[(score, Roi)] from the whole image and the tiles, score-sorted, NMS-merged."""
-        self.detector_runs += 1
-        h, w = rgb.shape[:2]
-        views = [(0, 0, w, h)]
+    def _views(self, w: int, h: int) -> List[tuple]:
+        """Whole image, then the tiles: every grid when static, one tile per detection frame (in turn)
+        when tracking, so small people are found within a few detection frames at a small cost."""
         grids = self.detect_tiles if isinstance(self.detect_tiles, (tuple, list)) else (
             range(2, int(self.detect_tiles) + 1, 2) if int(self.detect_tiles) >= 2 else ())
+        tiles = []
         for n in grids:
             tw, th = int(np.ceil(2 * w / (n + 1))), int(np.ceil(2 * h / (n + 1)))  # 50% overlap
             for iy in range(n):
                 for ix in range(n):
                     x0, y0 = min(w - tw, ix * tw // 2), min(h - th, iy * th // 2)
-                    views.append((x0, y0, x0 + tw, y0 + th))
+                    tiles.append((x0, y0, x0 + tw, y0 + th))
+        if not self.static and tiles:
+            tiles = [tiles[self.detector_runs % len(tiles)]]
+        return [(0, 0, w, h)] + tiles
+
+    def _detect(self, rgb: np.ndarray) -> List[tuple]:
+        """[(score, Roi, face box)] from the whole image and the tiles, score-sorted; duplicates (the
+        same face seen in several views: face box IoU > ``FACE_NMS_IOU``) merged."""
+        h, w = rgb.shape[:2]
+        views = self._views(w, h)
+        self.detector_runs += 1
         found = []
         for x0, y0, x1, y1 in views:
             crop = rgb if (x0, y0, x1, y1) == (0, 0, w, h) else np.ascontiguousarray(rgb[y0:y1, x0:x1])
@@ -163,12 +196,12 @@ class BodyPoseEstimator:
                 kp = d.keypoints + (x0, y0)
                 roi = roi_from_alignment(kp[0], kp[1])
                 if roi is not None:
-                    found.append((d.score, roi))
+                    found.append((d.score, roi, d.box + (x0, y0, x0, y0)))
         found.sort(key=lambda t: -t[0])
         kept: List[tuple] = []
-        for s, roi in found:
-            if all(box_iou(roi.box(), k.box()) <= self.nms_iou for _, k in kept):
-                kept.append((s, roi))
+        for det in found:
+            if all(box_iou(det[2], k[2]) <= FACE_NMS_IOU for k in kept):
+                kept.append(det)
         return kept
 
     def _hand(self, rgb: np.ndarray, roi: Roi, refine: bool):
@@ -193,17 +226,18 @@ class BodyPoseEstimator:
             if vis[iw] < self.min_wrist_visibility or not inside:
                 tr.hand_rois[side] = None
                 continue
+            # the region tracked from the last frame's hand, else (or if that hand is not at this wrist)
+            # the region from the body; a hand counts only if its wrist is near the body's wrist
+            tries = [(tr.hand_rois[side], False)] if tr.hand_rois[side] is not None and not self.static else []
+            tries.append((hand_roi_from_body(wrist, kp[ii], kp[ip]), self.hand_refine))
             lm = None
-            if tr.hand_rois[side] is not None and not self.static:
-                lm = self._hand(rgb, tr.hand_rois[side], refine=False)
-            if lm is None:
-                roi = hand_roi_from_body(wrist, kp[ii], kp[ip])
-                lm = self._hand(rgb, roi, self.hand_refine) if roi is not None else None
-            # attached only if its wrist is near the body's wrist (else it is another hand)
-            if lm is not None:
-                size = float(np.ptp(lm.keypoints, axis=0).max())
-                if np.linalg.norm(lm.keypoints[0] - wrist) > max(0.6 * size, 0.05 * max(h, w)):
-                    lm = None
+            for roi, refine in tries:
+                cand = self._hand(rgb, roi, refine) if roi is not None else None
+                if cand is not None:
+                    size = float(np.ptp(cand.keypoints, axis=0).max())
+                    if np.linalg.norm(cand.keypoints[0] - wrist) <= max(0.6 * size, 0.05 * max(h, w)):
+                        lm = cand
+                        break
             tr.hand_rois[side] = hand_roi_from_landmarks(lm.keypoints) if lm is not None else None
             if lm is not None:
                 out[side] = lm
@@ -251,9 +285,9 @@ class BodyPoseEstimator:
         self._frame += 1
         candidates = list(self._tracks)
         if detect:
-            tracked = [t.roi.box() for t in self._tracks]
-            for score, roi in self._detect(rgb):
-                if all(box_iou(roi.box(), b) <= self.nms_iou for b in tracked):
+            tracked = [face_region(t.lm.keypoints) for t in self._tracks]
+            for score, roi, fbox in self._detect(rgb):
+                if all(box_iou(fbox, b) <= FACE_NMS_IOU for b in tracked):
                     candidates.append(_Track(roi, score))
         alive = []
         for tr in candidates:
@@ -274,8 +308,7 @@ class BodyPoseEstimator:
         alive.sort(key=lambda t: (-(t.age > 0), -t.score))
         kept: List[_Track] = []
         for tr in alive:
-            b = keypoint_box(tr.lm.keypoints, tr.lm.visibility)
-            if all(box_iou(b, keypoint_box(k.lm.keypoints, k.lm.visibility)) <= self.nms_iou for k in kept):
+            if not any(same_person(tr.lm, k.lm) for k in kept):
                 kept.append(tr)
         kept = sorted(kept, key=lambda t: -t.score)[:self.max_people]
         for tr in kept:
@@ -287,7 +320,7 @@ class BodyPoseEstimator:
         hands_per = [self._hands_of(rgb, t) if self.hand_landmarker is not None else {} for t in kept]
         free = []
         if self.hand_landmarker is not None:
-            run_palms = detect and (self.palms == 'always' or (self.palms == 'no_body' and not kept))
+            run_palms = detect and (self.palms == 'always' or (self.palms == 'auto' and not any(hands_per)))
             taken = [keypoint_box(lm.keypoints) for hp in hands_per for lm in hp.values()]
             free = self._free_hand_landmarks(rgb, run_palms, taken)
             # a free hand near a person's free wrist is that person's
@@ -300,9 +333,14 @@ class BodyPoseEstimator:
                         break
         people = [self._person(rgb, tr, pid, hp, K, depth, depth_sigma) for tr, pid, hp in zip(kept, ids, hands_per)]
         loose = [self._make_hand(lm, lm.model_side, NO_PERSON, K, depth, depth_sigma, None) for lm in free]
-        all_hands = [h for p in people for h in p.hands.values()] + loose
-        hand_ids = self.hand_tracker.update([keypoint_box(h.keypoints) for h in all_hands])
-        for h, hid in zip(all_hands, hand_ids):
+        # hand ids: a person's hand keeps one id per (person, side); hands on their own are tracked by box
+        for p in people:
+            for side, h in p.hands.items():
+                key = (p.person_id, side)
+                if key not in self._hand_ids:
+                    self._hand_ids[key] = self.hand_tracker.new_id()
+                h.hand_id = self._hand_ids[key]
+        for h, hid in zip(loose, self.hand_tracker.update([keypoint_box(h.keypoints) for h in loose])):
             h.hand_id = hid
         self.loose_hands = loose
         return people

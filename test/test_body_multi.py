@@ -1,0 +1,289 @@
+"""Body, several people: detection without boxes, NMS, tracking ids, hands and face attached to people,
+COCO-WholeBody layout, region rules, OKS-AP, the batch command on images and a video.
+
+Images are made here: copies of skimage's astronaut composed on a grey canvas. No bundled image
+shows a hand the hand model can find, so the hand stage is driven by a stand-in hand landmarker
+(a 21-point hand drawn in the region it is given) where the test is about what the pipeline does
+with hands (attachment, sides, ids, 3D, layout); the real models run in every other stage.
+"""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from depthmarks_ros.core.body.coco17 import BLAZEPOSE_TO_COCO17
+from depthmarks_ros.core.body.lifting3d import SOURCE_DEPTH, SOURCE_MODEL
+from depthmarks_ros.core.body.metrics import oks_ap
+from depthmarks_ros.core.body.mp_graphs import Detection, HandLandmarks
+from depthmarks_ros.core.body.pipeline import NO_PERSON, BodyPoseEstimator, face_box
+from depthmarks_ros.core.body.roi import (Roi, alignment_rotation, box_iou, hand_roi_from_landmarks,
+                                          hand_roi_from_palm, roi_from_alignment)
+from depthmarks_ros.core.body.wholebody import FACE, LEFT_HAND, RIGHT_HAND, wholebody_arrays
+
+K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+SLOT = 213
+
+
+def astronaut(size):
+    from skimage import data
+    return cv2.resize(data.astronaut(), (size, size))
+
+
+def canvas_with(slots, size=SLOT, shape=(480, 640), top=140):
+    """Grey canvas with an astronaut of ``size`` px at each x offset in ``slots``."""
+    img = np.full(shape + (3,), 200, np.uint8)
+    a = astronaut(size)
+    for x in slots:
+        x0, x1 = max(0, x), min(shape[1], x + size)
+        img[top:top + size, x0:x1] = a[:, x0 - x:x1 - x]
+    return img
+
+
+@pytest.fixture(scope='module')
+def three():
+    return canvas_with([0, SLOT, 2 * SLOT])
+
+
+def nose_x(people):
+    return sorted(p.coco17()[0][0][0] for p in people)
+
+
+def test_three_people_found_without_boxes(three):
+    est = BodyPoseEstimator(static=True, hands=False, detect_tiles=2)   # at 213 px the whole image alone misses one
+    people = est.process(three, K)
+    assert len(people) == 3 and len({p.person_id for p in people}) == 3
+    # one person per slot: each nose inside its astronaut's face region
+    for slot, x in zip(range(3), nose_x(people)):
+        assert slot * SLOT + 60 < x < slot * SLOT + 160
+    est.close()
+
+
+def test_tiles_do_not_duplicate_a_person():
+    """One large person is seen by the whole-image detector and by several tiles: NMS keeps one."""
+    img = np.full((480, 640, 3), 200, np.uint8)
+    img[:, 80:560] = astronaut(480)
+    est = BodyPoseEstimator(static=True, hands=False, detect_tiles=4)
+    assert len(est.process(img, K)) == 1
+    est.close()
+
+
+def test_tracking_keeps_ids_detects_every_nth_frame_and_never_reuses_ids(three):
+    est = BodyPoseEstimator(static=False, hands=False, redetect_every=5, detect_tiles=2)
+    slot_ids = {}
+    for i in range(15):                                       # the group walks 3 px per frame
+        shifted = np.roll(three, 3 * i, axis=1)
+        shifted[:, :3 * i] = 200
+        people = est.process(shifted, K)
+        assert len(people) >= 2
+        for p in people:                                      # a person's id never changes
+            slot = int((p.coco17()[0][0][0] - 3 * i) // SLOT)
+            assert slot_ids.setdefault(slot, p.person_id) == p.person_id
+    assert len(slot_ids) == 3 and len(set(slot_ids.values())) == 3
+    assert est.detector_runs == 3                             # frames 0, 5, 10; tracked regions in between
+    seen = set(slot_ids.values())
+    for _ in range(12):                                       # everybody leaves for longer than max_missed
+        assert est.process(np.full((480, 640, 3), 200, np.uint8), K) == []
+    people = []
+    for _ in range(5):
+        people = est.process(three, K)
+    assert len(people) >= 2 and not ({p.person_id for p in people} & seen)
+    est.close()
+
+
+def test_twenty_people_and_a_person_cut_by_the_border():
+    grid = np.full((480, 640, 3), 200, np.uint8)
+    a = astronaut(120)
+    for r in range(4):
+        for c in range(5):
+            grid[r * 120:(r + 1) * 120, c * 128 + 4:c * 128 + 124] = a
+    est = BodyPoseEstimator(static=True, hands=True, max_people=20, detect_tiles=4)
+    people = est.process(grid, K)
+    assert len(people) <= 20 and len({p.person_id for p in people}) == len(people)
+    assert all(p.keypoints.shape == (33, 2) and np.all(np.isfinite(p.keypoints)) for p in people)
+    est.max_people = 3
+    assert len(est.process(grid, K)) <= 3
+    cut = canvas_with([-120], size=300, top=100)               # 40% of the person left of the image
+    people = est.process(cut, K, np.full((480, 640), 2.0, np.float32))
+    for p in people:
+        off = p.keypoints[:, 0] < 0
+        assert np.all(p.source[off] != SOURCE_DEPTH)           # no depth is read outside the image
+    est.close()
+
+
+def test_bad_inputs_are_clear():
+    est = BodyPoseEstimator(static=True, hands=False)
+    with pytest.raises(ValueError, match='depth 320x240 is not the image size 640x480'):
+        est.process(np.zeros((480, 640, 3), np.uint8), K, np.ones((240, 320), np.float32))
+    with pytest.raises(ValueError, match='RGB image'):
+        est.process(np.zeros((480, 640), np.uint8), K)
+    assert est.process(np.zeros((480, 640, 3), np.uint8), K) == []
+    with pytest.raises(ValueError, match='palms'):
+        BodyPoseEstimator(palms='sometimes')
+    est.close()
+
+
+# -- hands -------------------------------------------------------------------------------------
+def drawn_hand(roi: Roi) -> np.ndarray:
+    """21 points of an open hand filling the region: wrist at the bottom, fingers towards 'up'."""
+    local = np.zeros((21, 2))
+    local[0] = (0, 0.35)
+    for f, x in enumerate((-0.25, -0.1, 0.0, 0.1, 0.2)):
+        for k in range(4):
+            local[1 + 4 * f + k] = (x * (1 + 0.2 * k), 0.15 - 0.12 * k)
+    c, s = np.cos(roi.rotation), np.sin(roi.rotation)
+    R = np.array([[c, -s], [s, c]])
+    return (local * roi.size * 0.8) @ R.T + (roi.cx, roi.cy)
+
+
+class StandInHands:
+    """A hand landmarker that finds a hand in every region within ``zone`` (x0, y0, x1, y1)."""
+
+    def __init__(self, zones):
+        self.zones, self.calls = zones, []
+
+    def __call__(self, rgb, roi):
+        self.calls.append(roi)
+        if not any(z[0] <= roi.cx <= z[2] and z[1] <= roi.cy <= z[3] for z in self.zones):
+            return None
+        return HandLandmarks(drawn_hand(roi), np.zeros((21, 3)) + np.arange(21)[:, None] * 0.01, 'right', 0.9)
+
+    def close(self):
+        pass
+
+
+def test_hands_attach_to_the_wrist_they_belong_to(three):
+    est = BodyPoseEstimator(static=False, hands=True, palms='never', detect_tiles=2, redetect_every=1,
+                            min_wrist_visibility=0.0)   # the astronaut's wrists are hidden: ask at every wrist
+    for _ in range(4):                                         # the tiles in turn: all three found
+        est.process(three, K)
+    # hands wherever a wrist region is asked for: each attaches to its own body's side
+    est.hand_landmarker.close()
+    est.hand_landmarker = StandInHands([(0, 0, 640, 480)])
+    depth = np.full((480, 640), 2.0, np.float32)
+    first = est.process(three, K, depth)
+    assert len(first) == 3
+    for p in first:
+        for side, h in p.hands.items():
+            wrist = p.keypoints[15 if side == 'left' else 16]
+            assert h.person_id == p.person_id and h.side == side
+            assert np.linalg.norm(h.keypoints[0] - wrist) < np.ptp(h.keypoints, axis=0).max()
+            on = (h.keypoints[:, 0] >= 0) & (h.keypoints[:, 0] < 640) & (h.keypoints[:, 1] < 480)
+            assert np.all(h.source[on] == SOURCE_DEPTH) and np.allclose(h.xyz[on, 2], 2.0)
+    hands = {h.hand_id: (p.person_id, s) for p in first for s, h in p.hands.items()}
+    assert hands and len(hands) == sum(len(p.hands) for p in first)
+    second = est.process(three, K, depth)                      # tracked: same hand ids, same owners
+    assert {h.hand_id: (p.person_id, s) for p in second for s, h in p.hands.items()} == hands
+    # whole-body layout: the hands in their slots, 133 points
+    p = next(p for p in second if p.hands)
+    a = wholebody_arrays(p)
+    assert a['uv'].shape == (133, 2) and np.allclose(a['uv'][0:17], p.keypoints[BLAZEPOSE_TO_COCO17])
+    for side, sl in (('left', LEFT_HAND), ('right', RIGHT_HAND)):
+        if side in p.hands:
+            assert np.allclose(a['uv'][sl], p.hands[side].keypoints) and np.all(a['score'][sl] > 0)
+        else:
+            assert np.all(np.isnan(a['uv'][sl])) and np.all(a['score'][sl] == 0)
+    assert np.all(np.isnan(a['uv'][FACE]))                     # face off in this estimator
+    est.close()
+
+
+def test_hands_without_a_body_come_from_the_palm_detector():
+    est = BodyPoseEstimator(static=False, hands=True, palms='auto')
+    assert est.process(np.full((480, 640, 3), 200, np.uint8), K) == [] and est.loose_hands == []
+    class StandInPalms:
+        def __call__(self, rgb):
+            return [Detection(0.9, np.array([300.0, 200, 340, 240]),
+                              np.array([[320.0, 240], [310, 215], [320, 205], [330, 210], [340, 220], [300, 230],
+                                        [345, 235]]))]
+
+        def close(self):
+            pass
+
+    est.palm_detector.close()
+    est.palm_detector = StandInPalms()
+    est.hand_landmarker.close()
+    est.hand_landmarker = StandInHands([(250, 100, 400, 300)])
+    est.process(np.full((480, 640, 3), 200, np.uint8), K, np.full((480, 640), 1.0, np.float32))
+    assert len(est.loose_hands) == 1
+    h = est.loose_hands[0]
+    assert h.person_id == NO_PERSON and h.side == 'right' and np.all(h.source == SOURCE_DEPTH)
+    hid = h.hand_id
+    est.process(np.full((480, 640, 3), 200, np.uint8), K)     # no depth: the model's metric hand, no anchor
+    assert len(est.loose_hands) == 1 and est.loose_hands[0].hand_id == hid
+    assert np.all(est.loose_hands[0].source == 0)             # without depth or an anchor: no 3D
+    est.close()
+
+
+def test_face_68_per_person(three):
+    est = BodyPoseEstimator(static=True, hands=False, face=True, detect_tiles=2)
+    people = est.process(three, K, np.full((480, 640), 1.5, np.float32))
+    assert len(people) == 3
+    for p in people:
+        box = face_box(p.keypoints, p.visibility)
+        assert box is not None and p.face68.shape == (68, 2)
+        inside = ((p.face68[:, 0] > box[0] - 5) & (p.face68[:, 0] < box[2] + 5)
+                  & (p.face68[:, 1] > box[1] - 5) & (p.face68[:, 1] < box[3] + 5))
+        assert inside.mean() > 0.9                                 # the 68 points lie on the face
+        assert abs(p.face68[30, 0] - p.keypoints[0, 0]) < 0.15 * (box[2] - box[0])  # nose tip on the nose
+        assert np.mean(p.face_source == SOURCE_DEPTH) > 0.9
+        a = wholebody_arrays(p)
+        assert np.allclose(a['uv'][FACE], p.face68)
+    est.close()
+
+
+# -- regions, metrics --------------------------------------------------------------------------
+def test_region_rules():
+    assert alignment_rotation(np.array([0.0, 0]), np.array([0.0, -1])) == pytest.approx(0.0)      # up: upright
+    assert alignment_rotation(np.array([0.0, 0]), np.array([1.0, 0])) == pytest.approx(np.pi / 2)  # right
+    r = roi_from_alignment(np.array([100.0, 200]), np.array([100.0, 120]))
+    assert (r.cx, r.cy, r.size, r.rotation) == pytest.approx((100, 200, 2 * 80 * 1.25, 0.0))
+    # a hand pointing right: the region is centred towards the fingers and covers the hand
+    kp = drawn_hand(Roi(300, 200, 100, np.pi / 2))
+    hr = hand_roi_from_landmarks(kp)
+    assert hr.rotation == pytest.approx(np.pi / 2, abs=0.1) and hr.cx > kp[0, 0]
+    box = hr.box()
+    assert np.all(kp[:, 0] > box[0]) and np.all(kp[:, 0] < box[2])
+    pr = hand_roi_from_palm(np.array([100.0, 100, 140, 140]), np.array([[120.0, 140], [0, 0], [120, 110]]))
+    assert pr.rotation == pytest.approx(0.0) and pr.cy < 120 and pr.size == pytest.approx(40 * 2.6)
+    assert box_iou(np.array([0, 0, 10, 10]), np.array([5, 0, 15, 10])) == pytest.approx(1 / 3)
+
+
+def test_oks_ap():
+    rng = np.random.default_rng(0)
+    gts = [{'keypoints': rng.uniform(0, 100, (17, 2)) + 100 * i, 'labelled': np.ones(17, bool),
+            'bbox': np.array([100.0 * i, 100 * i, 100, 100]), 'area': 5000.0, 'ignore': False} for i in range(3)]
+    perfect = [(g['keypoints'], 0.9) for g in gts]
+    r = oks_ap([(perfect, gts)])
+    assert r['AP'] == pytest.approx(1.0) and r['found'] == 3 and r['people'] == 3
+    r = oks_ap([(perfect[:2], gts)])                            # one person missed: recall 2/3
+    assert r['found'] == 2 and r['AP'] == pytest.approx(np.mean(np.linspace(0, 1, 101) <= 2 / 3 + 1e-9), abs=0.01)
+    junk = [(gts[0]['keypoints'] + 400, 0.99)]                 # a confident false positive first
+    assert oks_ap([(junk + perfect, gts)])['AP'] < 0.9
+    ign = gts + [{'keypoints': np.zeros((17, 2)), 'labelled': np.zeros(17, bool),
+                  'bbox': np.array([500.0, 500, 50, 50]), 'area': 2500.0, 'ignore': True}]
+    on_ignored = [(np.full((17, 2), 525.0), 0.99)]             # a detection on an ignored person: not a false positive
+    assert oks_ap([(on_ignored + perfect, ign)])['AP'] == pytest.approx(1.0)
+
+
+def test_body_command_whole_body_and_video(tmp_path, three):
+    from depthmarks_ros.cli.main import main
+    cv2.imwrite(str(tmp_path / '000000000005.png'), cv2.cvtColor(three, cv2.COLOR_RGB2BGR))
+    assert main(['body', str(tmp_path / '000000000005.png'), '-o', str(tmp_path / 'r.json'),
+                 '--wholebody', str(tmp_path / 'w.json'), '--tiles', '2', '--no-hands']) == 0
+    res, whole = json.loads((tmp_path / 'r.json').read_text()), json.loads((tmp_path / 'w.json').read_text())
+    assert len(res) == 3 and len(whole) == 3 and all(len(w['keypoints']) == 133 * 3 for w in whole)
+    for r, w in zip(res, whole):
+        assert w['keypoints'][:51] == pytest.approx(r['keypoints'], abs=0.02)   # body 17 first, same points
+        face = np.array(w['keypoints']).reshape(133, 3)[23:91]
+        assert np.all(face[:, 2] > 0)                                          # face 68 found (dlib)
+    video = str(tmp_path / 'walk.avi')
+    out = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*'MJPG'), 10, (640, 480))
+    for i in range(4):
+        out.write(cv2.cvtColor(np.roll(three, 4 * i, axis=1), cv2.COLOR_RGB2BGR))
+    out.release()
+    assert main(['body', video, '-o', str(tmp_path / 'v.json'), '--no-hands', '--no-face']) == 0
+    res = json.loads((tmp_path / 'v.json').read_text())
+    frames = {}
+    for r in res:
+        frames.setdefault(r['image_id'], set()).add(r['track_id'])
+    assert sorted(frames) == [0, 1, 2, 3] and all(ids == frames[0] for ids in frames.values())
