@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from depthmarks_ros.core.body.coco17 import BLAZEPOSE_TO_COCO17
-from depthmarks_ros.core.body.lifting3d import SOURCE_DEPTH, SOURCE_MODEL
+from depthmarks_ros.core.body.lifting3d import SOURCE_DEPTH
 from depthmarks_ros.core.body.metrics import oks_ap
 from depthmarks_ros.core.body.mp_graphs import Detection, HandLandmarks
 from depthmarks_ros.core.body.pipeline import NO_PERSON, BodyPoseEstimator, face_box

@@ -36,7 +36,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from depthmarks_ros.core.body.coco17 import BLAZEPOSE_TO_COCO17
-from depthmarks_ros.core.body.lifting3d import SOURCE_DEPTH, lift_keypoints, lift_part, pixel_sigma
+from depthmarks_ros.core.body.lifting3d import lift_keypoints, lift_part, pixel_sigma
 from depthmarks_ros.core.body.roi import (Roi, box_iou, hand_roi_from_body, hand_roi_from_landmarks,
                                           hand_roi_from_palm, keypoint_box, roi_from_alignment)
 from depthmarks_ros.core.tracking import CentroidTracker
