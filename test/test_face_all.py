@@ -231,3 +231,68 @@ def test_tiny_face_and_grayscale_input(landmarker, frame):
     landmarker.tracker = CentroidTracker()
     faces = landmarker.process(grey, K)
     assert len(faces) >= 1 and faces[0].landmarks68.shape == (68, 2)
+
+
+def _project(points, K_):
+    uv = points @ K_.T
+    return uv[:, :2] / uv[:, 2:3]
+
+
+def test_head_pose_angles_follow_the_aflw_biwi_convention_on_a_synthetic_head():
+    """yaw > 0 turns the face to image-left, pitch > 0 looks up, roll > 0 turns it clockwise in the
+    image; the solver returns the angles the synthetic head was posed with."""
+    model = face_model_68()
+    t = np.array([0.0, 0.0, 0.8])
+    front = _project(model + t, K)
+    nose, centre = 30, slice(17, 48)
+
+    def posed(yaw=0.0, pitch=0.0, roll=0.0):
+        return _project(model @ rotation_from_angles(yaw, pitch, roll).T + t, K)
+
+    # the nose tip moves relative to the eyes/brows: left for yaw > 0, up for pitch > 0
+    def nose_offset(uv):
+        return uv[nose] - uv[centre].mean(axis=0)
+    assert nose_offset(posed(yaw=30))[0] < nose_offset(front)[0] - 10
+    assert nose_offset(posed(yaw=-30))[0] > nose_offset(front)[0] + 10
+    assert nose_offset(posed(pitch=20))[1] < nose_offset(front)[1] - 5
+    # roll > 0 is clockwise in the image (y down): the image-left eye corner rises, the right one drops
+    r = posed(roll=20)
+    assert r[36, 1] < front[36, 1] - 5 and r[45, 1] > front[45, 1] + 5
+    # the face looks along -z of the head frame at zero pose (REP-103 optical camera: towards the camera)
+    assert model[30, 2] < model[[36, 45], 2].mean()
+    for yaw, pitch, roll in ((35, 0, 0), (0, 25, 0), (0, 0, -20), (-40, -15, 10), (60, 20, -25)):
+        R = rotation_from_angles(yaw, pitch, roll)
+        assert np.allclose(angles_from_rotation(R), (yaw, pitch, roll), atol=1e-9)
+        hp = solve_head_pose(_project(model @ R.T + t, K), K)
+        assert np.allclose([hp.yaw, hp.pitch, hp.roll], [yaw, pitch, roll], atol=0.05)
+        assert np.allclose(hp.rotation, R, atol=1e-3)     # the quaternion's rotation is this one
+
+
+def test_fit_face_recovers_a_known_3d_face_from_an_aflw_style_folder(tmp_path):
+    """AFLW2000-3D-style .mat files made from a known face posed by known angles (their convention:
+    x, y px, z towards the viewer, Pose_Para = pitch, yaw, roll in radians): fit-face un-rotates
+    them back to the face (so the convention and the shipped model's frame agree), fit split only."""
+    from scipy.io import savemat
+    from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.face.datasets import is_report
+    truth = face_model_68()
+    rng = np.random.default_rng(3)
+    faces = aflw = tmp_path / 'faces' / 'aflw2000_3d'
+    aflw.mkdir(parents=True)
+    stems = [f'image{i:05d}' for i in range(12)]
+    for stem in stems:
+        yaw, pitch, roll = rng.uniform(-60, 60), rng.uniform(-30, 30), rng.uniform(-20, 20)
+        pts = truth @ rotation_from_angles(yaw, pitch, roll).T * 2000.0 + [225, 225, 0]
+        pts[:, 2] *= -1                                            # AFLW's z points towards the viewer
+        if is_report(stem):
+            pts = rng.normal(0, 50, pts.shape)                     # report split: must not be read
+        savemat(str(faces / f'{stem}.mat'), {'pt3d_68': pts.T, 'Pose_Para': np.radians([[pitch, yaw, roll, 0, 0, 0, 1]])})
+        cv2.imwrite(str(faces / f'{stem}.jpg'), np.zeros((8, 8, 3), np.uint8))
+    out = tmp_path / 'out'
+    assert main(['fit-face', '--data', str(tmp_path), '-o', str(out)]) == 0
+    got = np.load(out / 'face_model_68.npy')
+    scale = np.linalg.norm(truth[45] - truth[36]) / np.linalg.norm(got[45] - got[36])
+    np.testing.assert_allclose(got * scale, truth - truth.mean(0), atol=1e-6)
+    meta = json.loads((out / 'face_model_68.json').read_text())
+    assert meta['faces'] == sum(not is_report(s) for s in stems) and 'sha1' in meta['split_rule']
+    assert main(['fit-face', '--data', str(tmp_path / 'nothing'), '-o', str(out)]) == 1

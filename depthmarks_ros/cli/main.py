@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     'mono': ('depthmarks_ros.cli.mono', 'image to relative (and metric) monocular depth'),
     'download-model': ('depthmarks_ros.cli.download_model', 'download a depth model into a folder (needs internet)'),
     'face': ('depthmarks_ros.cli.face', 'images to 68-point .pts files and a landmarks JSON'),
+    'fit-face': ('depthmarks_ros.cli.fit_face', 'fit the face model, 68-point mapping and sigma models on real faces'),
     'body': ('depthmarks_ros.cli.body', 'images to COCO-format keypoint JSON'),
     'train-landmarks': ('depthmarks_ros.cli.train_landmarks', 'train an uncertainty-aware landmark model'),
     'eval-landmarks': ('depthmarks_ros.cli.eval_landmarks', 'evaluate a landmark model (NME, NLL, calibration)'),

@@ -1,14 +1,16 @@
 """Head pose from 2D landmarks and a 3D face model, with a 6x6 covariance (ROS-free).
 
 The pose (rotation vector r, translation t of the head in the camera optical frame) minimises the
-reprojection error of the 68-point model (``data/face_model_68.npy``, see scripts/make_face_model.py)
+reprojection error of the 68-point model (``data/face_model_68.npy``, fitted by ``depthmarks fit-face`` on AFLW2000-3D)
 by solvePnP (EPnP start, Levenberg-Marquardt refinement), then Gauss-Newton steps weighted by the
 landmark covariances when they are given (test/test_face_all.py checks the covariance against a
 Monte-Carlo spread). Its
 covariance is the Gauss-Newton one, (J^T W J)^-1 with J the Jacobian of the projections w.r.t.
 (r, t) and W the block-diagonal inverse landmark covariances.
-Angles: yaw (about the camera's vertical axis), pitch, roll in degrees, zero when the face looks
-straight at the camera.
+Angles: yaw, pitch, roll in degrees in the AFLW2000-3D / Biwi convention (see
+:func:`rotation_from_angles`); the rotation itself (rvec, :attr:`HeadPose.rotation`) is head ->
+camera optical frame, the head frame's axes being x towards image-right, y down, z away from the
+camera for a face looking straight at the camera (it looks along -z).
 """
 from __future__ import annotations
 
@@ -46,23 +48,57 @@ class HeadPose:
         return cv2.Rodrigues(self.rvec)[0]
 
 
-def angles_from_rotation(R: np.ndarray):
-    """(yaw, pitch, roll) degrees of a head rotation in the camera optical frame (x right, y down, z ahead).
+def _rx(a):
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[1.0, 0, 0], [0, c, -s], [0, s, c]])
 
-    yaw about y (turning left/right), pitch about x (nodding), roll about z; R = Ry(yaw) Rx(pitch) Rz(roll).
-    """
-    pitch = np.degrees(np.arcsin(np.clip(-R[1, 2], -1, 1)))
-    yaw = np.degrees(np.arctan2(R[0, 2], R[2, 2]))
-    roll = np.degrees(np.arctan2(R[1, 0], R[1, 1]))
-    return float(yaw), float(pitch), float(roll)
+
+def _ry(a):
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[c, 0, s], [0, 1.0, 0], [-s, 0, c]])
+
+
+def _rz(a):
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
 
 
 def rotation_from_angles(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Head -> camera-optical rotation from (yaw, pitch, roll) degrees in the AFLW2000-3D / Biwi
+    convention: yaw > 0 turns the face towards image-left, pitch > 0 looks up, roll > 0 turns the
+    face clockwise in the image; zero = looking straight at the camera, upright.
+
+    R = Rx(-pitch) Ry(yaw) Rz(roll) about the optical axes (x right, y down, z ahead): roll is
+    applied first, then yaw, then pitch (extrinsic z-y-x, i.e. intrinsic x-y'-z''). Checked against
+    AFLW2000-3D's Pose_Para on its 3D landmarks (test/test_face_all.py uses a synthetic head).
+    """
     y, p, r = np.radians([yaw, pitch, roll])
-    Ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
-    Rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
-    Rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return Ry @ Rx @ Rz
+    return _rx(-p) @ _ry(y) @ _rz(r)
+
+
+def angles_from_rotation(R: np.ndarray):
+    """(yaw, pitch, roll) degrees of a head -> camera-optical rotation (inverse of
+    :func:`rotation_from_angles`; yaw in [-90, 90])."""
+    R = np.asarray(R, np.float64)
+    yaw = np.degrees(np.arcsin(np.clip(R[0, 2], -1.0, 1.0)))
+    pitch = -np.degrees(np.arctan2(-R[1, 2], R[2, 2]))
+    roll = np.degrees(np.arctan2(-R[0, 1], R[0, 0]))
+    return float(yaw), float(pitch), float(roll)
+
+
+def angles_jacobian(rvec: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """d(yaw, pitch, roll) [deg] / d(rvec) [rad] (3x3, central differences)."""
+    import cv2
+    J = np.zeros((3, 3))
+    base = np.asarray(rvec, np.float64).ravel()
+    for k in range(3):
+        d = np.zeros(3)
+        d[k] = eps
+        ap = np.array(angles_from_rotation(cv2.Rodrigues(base + d)[0]))
+        am = np.array(angles_from_rotation(cv2.Rodrigues(base - d)[0]))
+        diff = (ap - am + 180.0) % 360.0 - 180.0      # wrap (roll near +-180)
+        J[:, k] = diff / (2 * eps)
+    return J
 
 
 def solve_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.ndarray] = None,

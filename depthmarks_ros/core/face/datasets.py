@@ -1,0 +1,95 @@
+"""Readers for the annotated face sets used to fit and report (ROS-free), and the split rule.
+
+* AFLW2000-3D: ``<stem>.jpg`` + ``<stem>.mat`` (``pt3d_68``: 3 x 68, x, y in pixels of the 450x450
+  image, z towards the viewer; ``Pose_Para[0:3]`` = pitch, yaw, roll in radians in the convention of
+  :mod:`depthmarks_ros.core.face.head_pose`).
+* 300-W style folders: ``<stem>.png|.jpg`` + ``<stem>.pts`` (68 points, 1-based pixel origin:
+  1 is subtracted).
+
+Split rule (docs/face_landmarks.md): ``int(sha1(stem).hexdigest(), 16) % 5 == 0`` -> report split,
+the rest -> fit split. Everything shipped in ``depthmarks_ros/data`` is fitted on the fit split only.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+
+SPLIT_RULE = 'int(hashlib.sha1(stem.encode()).hexdigest(), 16) % 5 == 0 -> report split, else fit split'
+
+
+def is_report(stem: str) -> bool:
+    return int(hashlib.sha1(stem.encode()).hexdigest(), 16) % 5 == 0
+
+
+def in_split(stem: str, split: str) -> bool:
+    if split == 'all':
+        return True
+    if split not in ('fit', 'report'):
+        raise ValueError(f"split must be 'fit', 'report' or 'all', not {split!r}")
+    return is_report(stem) == (split == 'report')
+
+
+@dataclass
+class FaceSample:
+    stem: str
+    image_path: str
+    landmarks68: np.ndarray                  # (68, 2) px, 0-based
+    points3d: Optional[np.ndarray] = None    # (68, 3): x, y px, z px away from the camera (AFLW2000-3D)
+    pose_deg: Optional[np.ndarray] = None    # yaw, pitch, roll (AFLW2000-3D)
+    dataset: str = ''
+
+    def load_rgb(self) -> np.ndarray:
+        import cv2
+        bgr = cv2.imread(self.image_path)
+        if bgr is None:
+            raise ValueError(f'{self.image_path}: cannot read the image')
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _image_for(stem_path: str) -> Optional[str]:
+    for ext in ('.jpg', '.png', '.jpeg'):
+        if os.path.isfile(stem_path + ext):
+            return stem_path + ext
+    return None
+
+
+def load_aflw2000_3d(folder: str, split: str = 'all') -> List[FaceSample]:
+    from scipy.io import loadmat
+    out = []
+    for mat in sorted(glob.glob(os.path.join(folder, '*.mat'))):
+        stem = os.path.splitext(os.path.basename(mat))[0]
+        img = _image_for(mat[:-4])
+        if img is None or not in_split(stem, split):
+            continue
+        m = loadmat(mat)
+        p = np.asarray(m['pt3d_68'], np.float64).T.copy()      # (68, 3)
+        p[:, 2] *= -1.0                                          # z away from the camera
+        pitch, yaw, roll = np.degrees(np.asarray(m['Pose_Para'], np.float64).ravel()[:3])
+        out.append(FaceSample(stem, img, p[:, :2].copy(), p, np.array([yaw, pitch, roll]), 'aflw2000_3d'))
+    return out
+
+
+def load_pts_folder(folder: str, split: str = 'all', dataset: str = '300w') -> List[FaceSample]:
+    from depthmarks_ros.core.face.pts_io import read_pts
+    out = []
+    for pts in sorted(glob.glob(os.path.join(folder, '*.pts'))):
+        stem = os.path.splitext(os.path.basename(pts))[0]
+        img = _image_for(pts[:-4])
+        if img is None or not in_split(stem, split):
+            continue
+        lm = read_pts(pts)
+        if lm.shape != (68, 2):
+            continue
+        out.append(FaceSample(stem, img, lm - 1.0, dataset=dataset))
+    return out
+
+
+def bbox_size(landmarks68: np.ndarray) -> float:
+    """sqrt(w h) of the landmarks' bounding box (the AFLW2000-3D 'box' NME normaliser)."""
+    w, h = np.ptp(landmarks68[:, 0]), np.ptp(landmarks68[:, 1])
+    return float(np.sqrt(max(w * h, 1e-9)))
