@@ -2,6 +2,7 @@
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from depthmarks_ros.core.sync import ApproximateTimeSync, ExactTimeSync, make_sync
@@ -101,3 +102,80 @@ def test_stats_rate_and_latency():
     assert 20 < snap['rate_hz'] < 60
     assert snap['latency_ms_median'] == pytest.approx(10.0)
     assert snap['frames_out'] == 5
+
+
+def test_future_stamps_do_not_make_the_sync_deaf():
+    """Issue 17.1: six messages stamped an hour ahead on one input, then correct input."""
+    out, events = [], []
+    s = ExactTimeSync(2, 5, lambda a, b: out.append((a, b)), on_event=events.append, names=['left', 'right'])
+    hour = 3600 * 1000 * MS
+    for i in range(6):
+        s.add(1, hour + i * MS, f'R_future{i}')
+    for t in (100, 200, 300):
+        s.add(0, t * MS, f'L{t}')
+        s.add(1, t * MS, f'R{t}')
+    assert out == [('L100', 'R100'), ('L200', 'R200'), ('L300', 'R300')]
+    assert s.jumps == 1 and len(events) == 1 and 'right jumped back by 3599.905 s' in events[0]
+    assert '5 queued message(s) discarded' in events[0]
+    assert s.pending() == 0
+
+
+def test_approximate_sync_recovers_from_a_looping_bag_and_reset():
+    out = []
+    s = ApproximateTimeSync(2, 5, slop=0.01, callback=lambda *m: out.append(m))
+    for t in (1000, 1100, 1200):
+        s.add(0, t * MS, f'L{t}')
+        s.add(1, t * MS + 2 * MS, f'R{t}')
+    s.add(0, 1300 * MS, 'L1300')          # the bag loops: both inputs start again at 0
+    for t in (0, 100):
+        s.add(0, t * MS, f'L{t}')
+        s.add(1, t * MS + 2 * MS, f'R{t}')
+    assert out[-2:] == [('L0', 'R0'), ('L100', 'R100')] and s.jumps == 2
+    s.add(0, 150 * MS, 'L150')
+    s.reset('clock jumped')
+    assert s.pending() == 0 and s.newest == [None, None]
+    s.add(0, 5 * MS, 'L5')                # after a reset nothing is a jump
+    assert s.jumps == 2
+
+
+def test_small_reordering_is_not_a_jump():
+    s = ExactTimeSync(2, 5, jump_tolerance=1.0)
+    s.add(0, 500 * MS, 'a')
+    s.add(0, 200 * MS, 'b')               # 0.3 s out of order: kept, sorted
+    assert s.jumps == 0 and [t for t, _ in s.queues[0]] == [200 * MS, 500 * MS]
+
+
+def test_input_health_reports_each_starvation_with_its_reason():
+    from depthmarks_ros.core.sync import ERROR, OK, WARN, InputHealth
+    h = InputHealth(['image', 'info'], after=2.0, now=0.0, describe_sync='exact stamps')
+    assert h.status(1.0) == (OK, '')                                     # grace period
+    level, reason = h.status(2.5)
+    assert level == WARN and reason.startswith('no input: nothing received on image, info')
+    for t in np.arange(2.5, 6.0, 0.1):                                    # info never sent
+        h.seen(0, t)
+    level, reason = h.status(6.0)
+    assert level == ERROR and 'info: nothing received in 6.0 s' in reason
+    for t in np.arange(6.0, 9.0, 0.1):                                    # info 1 ms off: never pairs
+        h.seen(0, t)
+        h.seen(1, t)
+    level, reason = h.status(9.0, offsets=[0.0, 0.001])
+    assert level == ERROR and 'never synchronise (exact stamps)' in reason and 'info +1.0 ms' in reason
+    for t in np.arange(9.0, 10.0, 0.1):                                   # recovered
+        h.seen(0, t)
+        h.seen(1, t)
+        h.paired(t)
+    assert h.status(10.0) == (OK, '')
+    for t in np.arange(10.0, 13.0, 0.1):                                  # info stops
+        h.seen(0, t)
+    level, reason = h.status(13.0)
+    assert level == ERROR and 'info: no message for 3.1 s, was 10.0 Hz' in reason
+    h2 = InputHealth(['image'], after=2.0, now=0.0)
+    for t in np.arange(0, 3, 0.1):
+        h2.seen(0, t)
+        h2.paired(t)
+    h2.note('stamps of image jumped back by 5.000 s', 2.9)
+    assert h2.status(3.0) == (WARN, 'stamps of image jumped back by 5.000 s')   # recovered: WARN, for a while
+    for t in np.arange(3.0, 5.5, 0.1):
+        h2.seen(0, t)
+        h2.paired(t)
+    assert h2.status(5.5) == (OK, '')
