@@ -4,6 +4,9 @@ Reading is a zero-copy view of ``msg.data`` whenever the layout allows (native b
 row padding is honoured through strides). Writing uses ``ndarray.tobytes()`` (about 1 ms for
 640x480 rgb8, where assigning an ndarray to ``msg.data`` costs tens of ms).
 
+Every reader also takes a sensor_msgs/CompressedImage (image_transport's ``compressed`` and
+``compressedDepth`` formats, see :mod:`depthmarks_ros.convert.compressed`), decoded first.
+
 Supported encodings: mono8, mono16, rgb8, bgr8, rgba8, bgra8, and every OpenCV-style
 ``{8U,8S,16U,16S,32S,32F,64F}C{1..4}`` (e.g. 8UC1, 8UC3, 16UC1, 32FC1). Semantics follow
 cv_bridge: arrays are (H, W) for one channel and (H, W, C) otherwise; multi-byte data whose
@@ -76,6 +79,23 @@ def image_to_numpy(msg, native: bool = True) -> np.ndarray:
     return arr[:, :, 0] if channels == 1 else arr
 
 
+def image_array(msg) -> Tuple[np.ndarray, str]:
+    """(array, encoding) of an Image (zero-copy view) or a CompressedImage (decoded)."""
+    from depthmarks_ros.convert.compressed import decode_compressed, is_compressed
+    if is_compressed(msg):
+        return decode_compressed(msg)
+    return image_to_numpy(msg), msg.encoding
+
+
+def image_size(msg) -> Tuple[int, int]:
+    """(width, height) of an Image, or of a CompressedImage from its PNG/JPEG header (no decoding;
+    (0, 0) when the header is not readable: decoding will say why)."""
+    from depthmarks_ros.convert.compressed import compressed_size, is_compressed
+    if is_compressed(msg):
+        return compressed_size(msg) or (0, 0)
+    return int(msg.width), int(msg.height)
+
+
 def numpy_to_image(arr: np.ndarray, encoding: str, header=None, msg=None):
     """Fill a sensor_msgs/Image from an array (H, W) or (H, W, C). Returns the message.
 
@@ -117,9 +137,12 @@ def image_to_rgb8(msg) -> np.ndarray:
 
     mono16 is scaled down by 256. Raises :class:`ConversionError` for other encodings.
     """
+    arr, enc = image_array(msg)
+    return _rgb8(arr, enc)
+
+
+def _rgb8(arr: np.ndarray, enc: str) -> np.ndarray:
     import cv2
-    arr = image_to_numpy(msg)
-    enc = msg.encoding
     if enc == 'mono16' or enc == '16UC1':
         return cv2.cvtColor((arr >> 8).astype(np.uint8), cv2.COLOR_GRAY2RGB)
     if enc not in _TO_RGB:
@@ -133,15 +156,14 @@ def image_to_rgb8(msg) -> np.ndarray:
 def image_to_mono8(msg) -> np.ndarray:
     """Any 8-bit colour or mono image message as (H, W) uint8 grey."""
     import cv2
-    enc = msg.encoding
-    arr = image_to_numpy(msg)
+    arr, enc = image_array(msg)
     if enc in ('mono8', '8UC1'):
         return arr
     if enc in ('bgr8',):
         return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_BGR2GRAY)
     if enc in ('bgra8',):
         return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_BGRA2GRAY)
-    return cv2.cvtColor(image_to_rgb8(msg), cv2.COLOR_RGB2GRAY)
+    return cv2.cvtColor(_rgb8(arr, enc), cv2.COLOR_RGB2GRAY)
 
 
 def depth_image_to_metres(msg) -> np.ndarray:
@@ -150,16 +172,16 @@ def depth_image_to_metres(msg) -> np.ndarray:
     REP-118: 32FC1 is metres with NaN (or non-positive / Inf) for invalid; 16UC1 is millimetres
     with 0 invalid.
     """
-    arr = image_to_numpy(msg)
-    if msg.encoding == '32FC1':
+    arr, enc = image_array(msg)
+    if enc == '32FC1':
         out = np.array(arr, dtype=np.float32, copy=True)
         out[~(np.isfinite(out) & (out > 0))] = np.nan
         return out
-    if msg.encoding in ('16UC1', 'mono16'):
+    if enc in ('16UC1', 'mono16'):
         out = arr.astype(np.float32) * np.float32(1e-3)
         out[arr == 0] = np.nan
         return out
-    raise ConversionError(f'depth image must be 32FC1 or 16UC1, got {msg.encoding!r}')
+    raise ConversionError(f'depth image must be 32FC1 or 16UC1, got {enc!r}')
 
 
 def check_same_size(a, b, what: str = 'images') -> None:
