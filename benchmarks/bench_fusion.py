@@ -24,7 +24,7 @@ from timing import median_ms  # noqa: E402
 from depthmarks_ros.core.fusion import kitti  # noqa: E402
 from depthmarks_ros.core.fusion.completion import complete  # noqa: E402
 from depthmarks_ros.core.fusion.metrics import depth_metrics, sigma_calibration  # noqa: E402
-from depthmarks_ros.core.fusion.pipeline import fuse_sparse  # noqa: E402
+from depthmarks_ros.core.fusion.pipeline import FusionSettings, StereoInput, fuse_sparse  # noqa: E402
 from depthmarks_ros.core.fusion.projection import sparse_depth_image  # noqa: E402
 from depthmarks_ros.core.sim import SimConfig, SimRig  # noqa: E402
 
@@ -51,7 +51,7 @@ def held_out(name, sparse, rgb, truth_fn, rows, seed=0):
     truth = truth_fn(mask)
     results = {'nearest neighbour': (nearest_neighbour(inp), None)}
     for method in ('classical', 'guided', 'scanline'):
-        r = fuse_sparse(inp, rgb, method)
+        r = fuse_sparse(inp, rgb, FusionSettings(method))
         results[f'ours {method}'] = (r.depth, r.sigma)
     for label, (pred, sigma) in results.items():
         m = depth_metrics(pred, truth, mask)
@@ -112,8 +112,8 @@ def main():
     grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb)]
     st = StereoMatcher(StereoParams()).compute(*grey)
     sd = sim.stereo.disparity_to_depth(st.disparity)
-    r = fuse_sparse(sp_sim, f.left_rgb, 'guided', stereo_depth=sd, stereo_confidence=st.confidence,
-                    stereo_focal=sim.stereo.focal, stereo_baseline=sim.stereo.baseline)
+    r = fuse_sparse(sp_sim, f.left_rgb, FusionSettings('guided'),
+                    stereo=StereoInput(sd, sim.stereo.focal, sim.stereo.baseline, st.confidence))
     both = np.isfinite(sd) & np.isfinite(r.lidar_depth)
     print('\n== sim rig, full ground truth, pixels where both LiDAR completion and stereo have depth ==')
     for label, pred, sig in (('LiDAR completed (guided)', r.lidar_depth, r.lidar_sigma),

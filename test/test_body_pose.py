@@ -276,7 +276,10 @@ def test_node_publishes_keypoints_markers_and_survives_bad_input(probe, frame):
 
 
 @pytest.mark.dds
-def test_node_process_exits_cleanly(probe):
-    with NodeProcess('body_pose') as node:
+def test_node_process_exits_cleanly_and_writes_nothing_into_home(probe, tmp_path):
+    home = tmp_path / 'home'
+    home.mkdir()
+    with NodeProcess('body_pose', env={'HOME': str(home)}) as node:
         assert probe.wait_for_publishers('body/keypoints', timeout=30), node.output
         assert node.stop() == 0, node.output
+    assert list(home.rglob('*')) == []   # e.g. no matplotlib config or font cache (issue 17.7)

@@ -16,7 +16,7 @@ from depthmarks_ros.core.fusion.combine import fuse_inverse_variance
 from depthmarks_ros.core.fusion.completion import complete, distance_to_measurement
 from depthmarks_ros.core.fusion.learned import fit_sigma_model, load_model, save_model
 from depthmarks_ros.core.fusion.metrics import depth_metrics, sigma_calibration
-from depthmarks_ros.core.fusion.pipeline import fuse_sparse
+from depthmarks_ros.core.fusion.pipeline import FusionSettings, StereoInput, fuse_sparse
 from depthmarks_ros.core.fusion.projection import sparse_depth_image
 from depthmarks_ros.core.fusion.uncertainty import SigmaModel
 from depthmarks_ros.core.sim import SimConfig, SimRig
@@ -76,8 +76,8 @@ def test_fused_lidar_and_stereo_beats_each_alone(scene):
     grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb)]
     st = StereoMatcher(StereoParams(disparity_range=64)).compute(*grey)
     sd = sim.stereo.disparity_to_depth(st.disparity)
-    r = fuse_sparse(sparse, f.left_rgb, 'guided', stereo_depth=sd, stereo_confidence=st.confidence,
-                    stereo_focal=sim.stereo.focal, stereo_baseline=sim.stereo.baseline)
+    r = fuse_sparse(sparse, f.left_rgb, FusionSettings('guided'),
+                    stereo=StereoInput(sd, sim.stereo.focal, sim.stereo.baseline, st.confidence))
     both = np.isfinite(sd) & np.isfinite(r.lidar_depth)
     fused = depth_metrics(r.depth, f.depth_gt, both)['rmse']
     assert fused < depth_metrics(sd, f.depth_gt, both)['rmse']
@@ -133,7 +133,7 @@ def test_learned_sigma_model_recovers_noise_and_round_trips(tmp_path):
 
 def test_sigma_is_roughly_honest_on_held_out_points(scene):
     sim, f, sweep, pts, sparse = scene
-    r = fuse_sparse(sparse, f.left_rgb, 'guided')
+    r = fuse_sparse(sparse, f.left_rgb, FusionSettings('guided'))
     cal = sigma_calibration(r.depth, r.sigma, f.depth_gt)
     assert 0.5 < cal['within_1sigma'] <= 1.0 and cal['within_2sigma'] > cal['within_1sigma']
 
@@ -186,7 +186,7 @@ def test_node_fuses_and_drops_bad_inputs(probe, scene):
     from depthmarks_ros.nodes.depth_fusion import DepthFusionNode
     sim, f, sweep, pts, sparse = scene
     node = DepthFusionNode(parameter_overrides=[Parameter('completion', value='classical'),
-                                                Parameter('sync_warning_after', value=0.5)])
+                                                Parameter('input_warn_after', value=0.5)])
     probe.add_node(node)
     pub_img, pub_info = probe.publisher(Image, 'camera/image_raw'), probe.publisher(CameraInfo, 'camera/camera_info')
     pub_cloud = probe.publisher(PointCloud2, 'lidar/points')
@@ -228,8 +228,9 @@ def test_node_fuses_and_drops_bad_inputs(probe, scene):
         img, info, cloud = _inputs(sim, f, sweep, now())
         cloud.header.stamp.sec -= 5
         send(img, info, cloud)
-    assert depth == [] and node.stats.errors > errors
-    assert 'never synchronise' in node.stats.last_error
+    level, reason = node.inputs.status()
+    assert depth == [] and level == 2 and 'never synchronise' in reason, reason
+    assert 'lidar/points -5' in reason   # by how much the stamps disagree
     for _ in range(10):  # still alive
         send(*_inputs(sim, f, sweep, now()))
         if depth:

@@ -158,3 +158,39 @@ def test_node_process_publishes_inverse_depth_and_exits_cleanly(probe, tiny_da):
                 break
         assert inv and (inv[-1].height, inv[-1].width) == (60, 80)
         assert node.stop() == 0, node.output
+
+
+@pytest.mark.dds
+def test_node_idles_on_random_weights_takes_compressed_input_and_refuses_huge_frames(probe, tiny_da, tmp_path):
+    import shutil
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CompressedImage
+    from depthmarks_ros.convert.compressed import encode_compressed
+    from depthmarks_ros.nodes.mono_depth import MonoDepthNode
+    rand = tmp_path / 'random'
+    shutil.copytree(tiny_da, rand)
+    (rand / 'model.safetensors').write_bytes(np.random.default_rng(1).integers(0, 255, 5000, np.uint8).tobytes())
+    idle = MonoDepthNode(parameter_overrides=[Parameter('model', value=str(rand))])   # no traceback: idles
+    values = idle.diagnostic_values()
+    idle.destroy_node()
+    assert values['status_level'] == 2 and 'weights file cannot be read' in values['status_message']
+    node = MonoDepthNode(parameter_overrides=[Parameter('model', value=tiny_da), Parameter('input_size', value=70),
+                                              Parameter('reference_topic', value=''),
+                                              Parameter('image_transport', value='compressed'),
+                                              Parameter('max_image_pixels', value=80 * 60)])
+    probe.add_node(node)
+    pub = probe.publisher(CompressedImage, 'camera/image_raw/compressed')
+    inv = probe.subscribe(Image, 'mono/inverse_depth', node.output_qos())
+    assert probe.wait_for_subscribers(pub)
+    rgb = np.random.default_rng(1).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    for _ in range(20):
+        msg = encode_compressed(rgb, 'rgb8', 'jpeg')
+        msg.header.stamp = node.get_clock().now().to_msg()
+        pub.publish(msg)
+        if probe.spin_until(lambda: inv, 0.5):
+            break
+    assert inv and (inv[-1].height, inv[-1].width) == (60, 80)
+    big = encode_compressed(np.zeros((61, 80, 3), np.uint8), 'rgb8', 'png')
+    pub.publish(big)
+    assert probe.spin_until(lambda: node.stats.errors > 0, 5)
+    assert 'image 80x61' in node.stats.last_error and 'max_image_pixels' in node.stats.last_error

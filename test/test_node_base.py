@@ -147,3 +147,13 @@ def test_executor_choice(monkeypatch):
     monkeypatch.setenv(executors.ENV, 'fast')
     with pytest.raises(ValueError, match='DEPTHMARKS_EXECUTOR'):
         executors.make_executor()
+
+
+def test_each_distinct_reason_is_logged_once_within_the_throttle_period(scale_node):
+    # issue 17.7: a second, different error inside the period used to show only on /diagnostics
+    assert scale_node.log_problem('input', 'image 10x10 too small')
+    assert not scale_node.log_problem('input', 'image 12x12 too small')      # same reason, other numbers
+    assert scale_node.log_problem('input', 'camera_info has no calibration')  # another reason: logged
+    assert scale_node.log_problem('other_key', 'image 10x10 too small')
+    assert scale_node.set_parameters([Parameter('log_throttle_period', value=0.0)])[0].successful
+    assert scale_node.log_problem('input', 'image 12x12 too small')

@@ -209,3 +209,18 @@ def test_node_mismatched_calibration_is_reported_and_node_stays_up(probe, tmp_pa
     assert images == []
     assert 'aspect ratio' in node.output
     assert node.output.count('aspect ratio') <= 2  # rate-limited
+
+
+@pytest.mark.dds
+def test_node_takes_an_integer_source_as_a_device_index(probe):
+    from rclpy.parameter import Parameter
+    from depthmarks_ros.nodes.video_source import VideoSourceNode
+    node = VideoSourceNode(parameter_overrides=[Parameter('source', value=99), Parameter('max_retry_interval', value=1.0)])
+    try:
+        assert node.p.source == '99'    # `-p source:=99` is an integer parameter: the documented device index
+        assert node.get_parameter('source').value == 99
+    finally:
+        node.shutdown()
+        node.destroy_node()
+    with pytest.raises(ValueError, match='device index must be >= 0'):
+        VideoSourceNode(parameter_overrides=[Parameter('source', value=-1)])

@@ -24,9 +24,10 @@ def run(args) -> int:
     from depthmarks_ros.core.camera import CalibrationError
     from depthmarks_ros.core.fusion import kitti
     from depthmarks_ros.core.fusion.learned import load_model
-    from depthmarks_ros.core.fusion.pipeline import fuse_frame
+    from depthmarks_ros.core.fusion.pipeline import FusionSettings, fuse_frame
     from depthmarks_ros.core.fusion.uncertainty import SigmaModel
     model = load_model(args.sigma_model) if args.sigma_model else SigmaModel()
+    settings = FusionSettings(args.completion, model)
     ids = args.frames or sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(args.root, 'image_2')))
     os.makedirs(args.output, exist_ok=True)
     failures = 0
@@ -43,7 +44,7 @@ def run(args) -> int:
             continue
         h, w = bgr.shape[:2]
         cam, T = kitti.camera_and_extrinsics(calib, w, h)
-        res = fuse_frame(velo[:, :3], T, cam, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), args.completion, model)
+        res = fuse_frame(velo[:, :3], T, cam, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), settings)
         kitti.write_depth_png(os.path.join(args.output, f'{fid}.png'), res.depth)
         kitti.write_depth_png(os.path.join(args.output, f'{fid}_sigma.png'), res.sigma)
         kitti.write_depth_png(os.path.join(args.output, f'{fid}_sparse.png'), res.sparse)

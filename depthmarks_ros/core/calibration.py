@@ -182,6 +182,22 @@ class Rig:
         return self.sensor(name).frame_id
 
 
+def transform_from_pose(values, what: str = 'pose') -> np.ndarray:
+    """4x4 transform of ``[x, y, z, qx, qy, qz, qw]``; raises :class:`CalibrationError` unless it is
+    7 finite numbers with a unit quaternion (within 1e-3, as rig files)."""
+    v = np.asarray(list(values), dtype=np.float64)
+    if v.shape != (7,):
+        raise CalibrationError(f'{what} needs 7 values [x, y, z, qx, qy, qz, qw], got {v.size}')
+    if not np.all(np.isfinite(v[:3])):
+        raise CalibrationError(f'{what}: translation {list(v[:3])} is not finite')
+    q = v[3:]
+    norm = float(np.linalg.norm(q)) if np.all(np.isfinite(q)) else float('nan')
+    if not np.isclose(norm, 1.0, atol=1e-3):
+        raise CalibrationError(f'{what}: rotation {list(q)} is not a unit quaternion [qx, qy, qz, qw] '
+                               f'(norm {norm:.4g})')
+    return make_transform(quaternion_to_matrix(q), v[:3])
+
+
 def load_rig(path: str) -> Rig:
     """Load a rig YAML and every camera_info YAML it names (paths relative to the rig file)."""
     data = _read_yaml(path)

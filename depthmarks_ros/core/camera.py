@@ -243,6 +243,12 @@ class StereoCamera:
         if self.right.Tx == 0:
             raise CalibrationError('zero baseline: the right projection matrix has P[0,3] = Tx = 0 '
                                    '(expected Tx = -fx * baseline)')
+        if not np.isfinite(self.right.Tx):
+            raise CalibrationError(f'the right projection matrix has P[0,3] = Tx = {self.right.Tx}')
+        if self.right.Tx > 0:
+            raise CalibrationError(f'the right projection matrix has P[0,3] = Tx = +{self.right.Tx:g} > 0, a negative '
+                                   f'baseline ({-self.right.Tx / self.right.fx:g} m): the right camera_info must have '
+                                   'Tx = -fx * baseline (sign error, or left and right swapped?)')
         if not np.isclose(self.left.fx, self.right.fx, rtol=1e-6):
             raise CalibrationError(f'left/right rectified focal lengths differ: {self.left.fx} vs {self.right.fx}')
 

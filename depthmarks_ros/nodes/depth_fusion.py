@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -18,16 +19,27 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from depthmarks_ros.convert.camera_info import camera_from_info, info_from_camera
 from depthmarks_ros.convert.cloud import POINTS_LAYOUTS, points_cloud, xyz_from_cloud
 from depthmarks_ros.convert.errors import ConversionError
-from depthmarks_ros.convert.image import depth_image_to_metres, image_to_numpy, image_to_rgb8, numpy_to_image
-from depthmarks_ros.core.calibration import load_rig, resolve_url, default_rig_path
+from depthmarks_ros.convert.image import depth_image_to_metres, image_array, image_to_rgb8, numpy_to_image
+from depthmarks_ros.core.calibration import load_rig, resolve_url, default_rig_path, transform_from_pose
 from depthmarks_ros.core.camera import CalibrationError
 from depthmarks_ros.core.fusion.completion import METHODS as COMPLETION_METHODS
 from depthmarks_ros.core.fusion.learned import load_model
-from depthmarks_ros.core.fusion.pipeline import fuse_frame
+from depthmarks_ros.core.fusion.pipeline import FusionSettings, StereoInput, fuse_frame
 from depthmarks_ros.core.fusion.uncertainty import SigmaModel
-from depthmarks_ros.core.transforms import make_transform, quaternion_to_matrix
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
-from depthmarks_ros.ros.synced_inputs import SyncedInputs
+from depthmarks_ros.ros.synced_inputs import Input
+
+
+@dataclass(frozen=True)
+class FusionMessages:
+    """One synchronised fusion set (images: Image or CompressedImage); stereo/confidence/mono
+    only with use_stereo / use_mono."""
+    image: Any
+    info: CameraInfo
+    cloud: PointCloud2
+    stereo: Any = None
+    confidence: Any = None
+    mono: Any = None
 
 
 class DepthFusionNode(DepthmarksNode):
@@ -54,29 +66,33 @@ class DepthFusionNode(DepthmarksNode):
         d('sigma_model_file', '', 'Fitted sigma model JSON (depthmarks fit-fusion); empty = defaults',
           read_only=True)
         d('queue_size', 5, 'Synchronisation queue per input', min_value=1, max_value=100, read_only=True)
-        d('sync_warning_after', 3.0, 'Warn when inputs arrive but no set synchronises for this long (s)',
-          min_value=0.5, max_value=600.0)
         d('points_layout', 'organized', 'fusion/points: organized (height x width, NaN where invalid, as '
           'depth_image_proc) or dense (valid points only, height 1)', choices=POINTS_LAYOUTS)
+        self.declare_transports(depth=True)
+        # start-up calibration (rig file, lidar_to_camera, sigma model): unusable = one-line error, exit 1
         self.model = SigmaModel()
         if self.p.sigma_model_file:
             self.model = load_model(resolve_url(self.p.sigma_model_file))
         self.T_cam_lidar, self.lidar_frame, self.baseline = self._extrinsics()
+        if self.p.use_stereo and not self.baseline > 0:
+            raise CalibrationError('use_stereo needs the stereo baseline: set stereo_baseline or a rig file with '
+                                   'left and right cameras')
         qos = self.output_qos()
         self.pub_sparse = self.create_publisher(Image, 'fusion/sparse_depth', qos)
         self.pub_depth = self.create_publisher(Image, 'fusion/depth', qos)
         self.pub_sigma = self.create_publisher(Image, 'fusion/depth_sigma', qos)
         self.pub_info = self.create_publisher(CameraInfo, 'fusion/camera_info', qos)
         self.pub_points = self.create_publisher(PointCloud2, 'fusion/points', qos)
-        topics = [(Image, 'camera/image_raw'), (CameraInfo, 'camera/camera_info'), (PointCloud2, 'lidar/points')]
-        if self.p.use_stereo:
-            topics += [(Image, 'stereo/depth'), (Image, 'stereo/confidence')]
+        depth_tr = self.p.depth_transport
+        inputs = [Input('image', Image, 'camera/image_raw', self.p.image_transport),
+                  Input('info', CameraInfo, 'camera/camera_info'), Input('cloud', PointCloud2, 'lidar/points')]
+        if self.p.use_stereo:   # the confidence is not a depth: always raw
+            inputs += [Input('stereo', Image, 'stereo/depth', depth_tr), Input('confidence', Image, 'stereo/confidence')]
         if self.p.use_mono:
-            topics += [(Image, 'mono/depth')]
-        self.worker = self.make_worker(self._process)
-        self.inputs = SyncedInputs(self, topics, self._on_inputs, 'approximate', self.p.queue_size,
-                                   self.p.time_tolerance)
-        self.create_timer(1.0, self._watch_sync)
+            inputs += [Input('mono', Image, 'mono/depth', depth_tr)]
+        self.inputs = self.synced_inputs(inputs, FusionMessages, self._process, policy='approximate',
+                                         queue_size=self.p.queue_size, slop=self.p.time_tolerance)
+        self.worker = self.inputs.worker
         self.sources_used = ()
 
     def _extrinsics(self):
@@ -86,38 +102,27 @@ class DepthFusionNode(DepthmarksNode):
         if baseline <= 0 and 'left' in rig.sensors and 'right' in rig.sensors:
             baseline = rig.stereo().baseline
         override = list(self.p.lidar_to_camera)
-        if len(override) == 7:
-            T = make_transform(quaternion_to_matrix(override[3:]), override[:3])
-            return T, self.p.lidar_frame, baseline
         if override not in ([0.0], []):
-            raise CalibrationError('lidar_to_camera needs 7 values [x, y, z, qx, qy, qz, qw]')
+            T = transform_from_pose(override, 'lidar_to_camera')
+            return T, self.p.lidar_frame or rig.frame_of(self.p.lidar_sensor), baseline
         return (rig.transform(self.p.lidar_sensor, self.p.camera_sensor),
                 self.p.lidar_frame or rig.frame_of(self.p.lidar_sensor), baseline)
 
-    def _on_inputs(self, *msgs):
-        self.stats.frame_in()
-        self.worker.submit(msgs)
-
-    def _watch_sync(self):
-        problem = self.inputs.stalled(self.p.sync_warning_after)
-        if problem:
-            self.reject('sync', f'camera/LiDAR{"/stereo" if self.p.use_stereo else ""} {problem} '
-                                f'(time_tolerance {self.p.time_tolerance} s: stale or missing input?)')
-
     def _optional_depth(self, msg, size, name: str) -> Optional[np.ndarray]:
-        if (msg.width, msg.height) != size:
-            self.reject(f'{name}_size', f'{name} is {msg.width}x{msg.height} but the camera is '
-                                        f'{size[0]}x{size[1]}: ignored')
-            return None
         try:
-            return depth_image_to_metres(msg) if name != 'stereo/confidence' else image_to_numpy(msg).astype(np.float32)
+            arr = depth_image_to_metres(msg) if name != 'stereo/confidence' else \
+                image_array(msg)[0].astype(np.float32)
         except ConversionError as exc:
             self.reject(name, f'{name}: {exc}: ignored')
             return None
+        if arr.shape != (size[1], size[0]):
+            self.reject(f'{name}_size', f'{name} is {arr.shape[1]}x{arr.shape[0]} but the camera is '
+                                        f'{size[0]}x{size[1]}: ignored')
+            return None
+        return arr
 
-    def _process(self, msgs) -> None:
-        img, info, sweep = msgs[:3]
-        rest = list(msgs[3:])
+    def _process(self, msgs: 'FusionMessages') -> None:
+        img, info, sweep = msgs.image, msgs.info, msgs.cloud
         start = time.monotonic()
         if sweep.header.frame_id != self.lidar_frame:
             self.reject('frame', f'cloud frame {sweep.header.frame_id!r} is not the calibrated LiDAR frame '
@@ -126,25 +131,26 @@ class DepthFusionNode(DepthmarksNode):
         try:
             pts = xyz_from_cloud(sweep, skip_nans=True)
             cam = camera_from_info(info)
-            if cam.size != (img.width, img.height):
-                raise ConversionError(f'camera_info is {cam.width}x{cam.height}, image {img.width}x{img.height}')
-            rgb = image_to_rgb8(img) if (self.p.completion == 'guided' or self.wanted(self.pub_points)) else None
+            need_rgb = self.p.completion == 'guided' or self.wanted(self.pub_points) or not hasattr(img, 'width')
+            rgb = image_to_rgb8(img) if need_rgb else None
+            size = (rgb.shape[1], rgb.shape[0]) if rgb is not None else (img.width, img.height)
+            if cam.size != size:
+                raise ConversionError(f'camera_info is {cam.width}x{cam.height}, image {size[0]}x{size[1]}')
         except (ConversionError, CalibrationError) as exc:
             self.reject('input', str(exc))
             return
         if pts.shape[0] == 0:
             self.reject('empty', 'LiDAR sweep holds no valid (finite) point')
             return
-        size = (img.width, img.height)
-        stereo = mono = conf = None
-        if self.p.use_stereo:
-            stereo_msg, conf_msg = rest.pop(0), rest.pop(0)
-            stereo = self._optional_depth(stereo_msg, size, 'stereo/depth')
-            conf = self._optional_depth(conf_msg, size, 'stereo/confidence') if stereo is not None else None
-        if self.p.use_mono:
-            mono = self._optional_depth(rest.pop(0), size, 'mono/depth')
-        res = fuse_frame(pts, self.T_cam_lidar, cam, rgb, self.p.completion, self.model, self.p.max_depth,
-                         stereo, conf, cam.fx, self.baseline, mono)
+        stereo = mono = None
+        if msgs.stereo is not None:
+            sd = self._optional_depth(msgs.stereo, size, 'stereo/depth')
+            conf = self._optional_depth(msgs.confidence, size, 'stereo/confidence') if sd is not None else None
+            stereo = StereoInput(sd, cam.fx, self.baseline, conf) if sd is not None else None
+        if msgs.mono is not None:
+            mono = self._optional_depth(msgs.mono, size, 'mono/depth')
+        settings = FusionSettings(self.p.completion, self.model, self.p.max_depth)
+        res = fuse_frame(pts, self.T_cam_lidar, cam, rgb, settings, stereo=stereo, mono_depth=mono)
         self.sources_used = res.sources
         header = img.header
         for pub, arr in ((self.pub_sparse, res.sparse), (self.pub_depth, res.depth), (self.pub_sigma, res.sigma)):

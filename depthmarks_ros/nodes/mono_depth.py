@@ -6,10 +6,10 @@ ERROR on /diagnostics) instead of exiting or retrying the network.
 """
 from __future__ import annotations
 
-import collections
 import sys
-import threading
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from sensor_msgs.msg import Image
 
@@ -17,8 +17,14 @@ from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import depth_image_to_metres, image_to_rgb8, numpy_to_image
 from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.mono.alignment import TemporalAligner
-from depthmarks_ros.core.mono.models import ModelNotFound, NotADepthModel, load_depth_model
+from depthmarks_ros.core.mono.models import ModelLoadError, ModelNotFound, NotADepthModel, load_depth_model
 from depthmarks_ros.ros.node_base import ERROR, WARN, DepthmarksNode, run_node
+from depthmarks_ros.ros.synced_inputs import Input
+
+
+@dataclass(frozen=True)
+class MonoMessages:
+    image: Any   # Image or CompressedImage (the reference is a side input, see SyncedInputs.nearest)
 
 
 class MonoDepthNode(DepthmarksNode):
@@ -38,47 +44,30 @@ class MonoDepthNode(DepthmarksNode):
         d('min_reference_points', 50, 'Fewest valid reference pixels for a fit', min_value=3, max_value=10**7)
         d('smoothing', 0.3, 'Weight of a new scale/shift fit (1 = no smoothing)', min_value=0.01, max_value=1.0)
         d('max_depth', 100.0, 'Largest metric depth published (m)', min_value=0.1, max_value=1000.0)
+        self.declare_transports(depth=True)
         qos = self.output_qos()
         self.pub_inv = self.create_publisher(Image, 'mono/inverse_depth', qos)
         self.pub_depth = self.create_publisher(Image, 'mono/depth', qos)
         self.aligner = TemporalAligner(self.p.smoothing, self.p.min_reference_points)
-        self._refs = collections.deque(maxlen=8)
-        self._ref_lock = threading.Lock()
         self.state = 'loading model'
         self.alignment_note = 'no reference yet'
         self.model = None
         try:
             self.model = load_depth_model(self.p.model, self.p.device, self.p.input_size, self.p.half,
                                           self.p.allow_download, self.p.midas_repo, self.p.checkpoint)
-        except (ModelNotFound, NotADepthModel, RuntimeError) as exc:
+        except (ModelNotFound, NotADepthModel, ModelLoadError, RuntimeError) as exc:
             self.state = f'no model: {exc}'
             self.get_logger().error(f'mono_depth is idle: {exc}')
             return
         self.state = f'running {self.model.info.source}'
-        self.worker = self.make_worker(self._process)
-        self.create_subscription(Image, 'camera/image_raw', self._on_image, self.sensor_qos())
-        if self.p.reference_topic:
-            self.create_subscription(Image, self.p.reference_topic, self._on_reference, self.sensor_qos())
+        side = ([Input('reference', Image, self.p.reference_topic, self.p.depth_transport)]
+                if self.p.reference_topic else [])
+        self.inputs = self.synced_inputs([Input('image', Image, 'camera/image_raw', self.p.image_transport)],
+                                         MonoMessages, self._process, side=side)
+        self.worker = self.inputs.worker
 
-    def _on_image(self, msg):
-        self.stats.frame_in()
-        self.worker.submit(msg)
-
-    def _on_reference(self, msg):
-        with self._ref_lock:
-            self._refs.append(msg)
-
-    def _reference_for(self, stamp: int):
-        with self._ref_lock:
-            refs = list(self._refs)
-        if not refs:
-            return None
-        best = min(refs, key=lambda m: abs(stamp_ns(m.header) - stamp))
-        if abs(stamp_ns(best.header) - stamp) > self.p.reference_max_age * 1e9:
-            return None
-        return best
-
-    def _process(self, msg) -> None:
+    def _process(self, msgs: 'MonoMessages') -> None:
+        msg = msgs.image
         start = time.monotonic()
         try:
             rgb = image_to_rgb8(msg)
@@ -91,7 +80,8 @@ class MonoDepthNode(DepthmarksNode):
         rel = self.model.predict(rgb)
         header = msg.header
         self.pub_inv.publish(numpy_to_image(rel, '32FC1', header))
-        ref_msg = self._reference_for(stamp_ns(header)) if self.p.reference_topic else None
+        ref_msg = (self.inputs.nearest('reference', stamp_ns(header), self.p.reference_max_age)
+                   if self.p.reference_topic else None)
         ref = None
         if ref_msg is not None:
             try:

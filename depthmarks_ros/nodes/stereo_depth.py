@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
 
 import cv2
 import numpy as np
@@ -31,7 +32,23 @@ from depthmarks_ros.core.stereo.pipeline import StereoFrame, StereoPipeline
 from depthmarks_ros.core.stereo.calib import fit_to_size
 from depthmarks_ros.core.stereo.params import RANGES
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
-from depthmarks_ros.ros.synced_inputs import SyncedInputs
+from depthmarks_ros.ros.synced_inputs import Input
+
+MAX_IMAGE_PIXELS = 4_194_304   # default max_image_pixels: 2048x2048 (holds 1920x1200); matcher memory grows with it
+
+
+@dataclass(frozen=True)
+class StereoMessages:
+    """One synchronised stereo set (Image or CompressedImage; no camera_info with calibration_file)."""
+    left: Any
+    right: Any
+    left_info: Optional[CameraInfo] = None
+    right_info: Optional[CameraInfo] = None
+    received: float = field(default_factory=time.monotonic)
+
+
+def _enc(msg) -> str:
+    return getattr(msg, 'encoding', None) or getattr(msg, 'format', '')
 
 _DESCRIPTIONS = {
     'stereo_algorithm': '0 block matching, 1 SGBM (full_dp: 8 paths), 2 SGBM_3WAY, 3 HH4',
@@ -95,15 +112,16 @@ class StereoDepthNode(DepthmarksNode):
         self.declare('points_layout', 'organized', 'stereo/points: organized (height x width, NaN where '
                      'invalid, as stereo_image_proc points2) or dense (valid points only, height 1)',
                      choices=POINTS_LAYOUTS)
+        self.declare_transports()
         self.chain = StereoPipeline(self.p.backend, self._params())
-        self._file_cams, self._file_error = None, None
-        if self.p.calibration_file:
+        self._file_cams = None
+        if self.p.calibration_file:   # start-up calibration: unusable = one-line error, exit 1 (docs/inputs.md)
             try:
                 rig = load_rig(self.p.calibration_file)
                 self._file_cams = (rig.camera('left'), rig.camera('right'))
-            except (OSError, ValueError) as exc:  # CalibrationError is a ValueError; frames are rejected
-                self._file_error = f'calibration_file {self.p.calibration_file!r} unusable: {exc}'
-                self.get_logger().error(self._file_error)
+                StereoCamera(*self._file_cams)
+            except (OSError, ValueError) as exc:  # CalibrationError is a ValueError
+                raise CalibrationError(f'calibration_file {self.p.calibration_file!r} unusable: {exc}') from exc
         self.timings = deque(maxlen=100)  # (message in -> outputs published, matcher, wait for the worker, outputs) s
         qos = self.output_qos()
         self.pub_disp = self.create_publisher(DisparityImage, 'stereo/disparity', qos)
@@ -111,16 +129,16 @@ class StereoDepthNode(DepthmarksNode):
         self.pub_info = self.create_publisher(CameraInfo, 'stereo/camera_info', qos)
         self.pub_conf = self.create_publisher(Image, 'stereo/confidence', qos)
         self.pub_points = self.create_publisher(PointCloud2, 'stereo/points', qos)
-        self.worker = self.make_worker(self._process)
-        topics = [(Image, 'stereo/left/image_raw'), (CameraInfo, 'stereo/left/camera_info'),
-                  (Image, 'stereo/right/image_raw'), (CameraInfo, 'stereo/right/camera_info')]
-        if self.p.calibration_file:
-            topics = [topics[0], topics[2]]
-        self.inputs = SyncedInputs(
-            self, topics, self._on_synced, 'approximate' if self.p.approximate_sync else 'exact',
-            self.p.queue_size, self.p.slop)
-        self.sync_warn_after = 3.0  # s without a synchronised set while inputs are dropped
-        self.create_timer(2.0, self._watch_sync)
+        transport = self.p.image_transport
+        inputs = [Input('left', Image, 'stereo/left/image_raw', transport),
+                  Input('right', Image, 'stereo/right/image_raw', transport)]
+        if not self.p.calibration_file:
+            inputs += [Input('left_info', CameraInfo, 'stereo/left/camera_info'),
+                       Input('right_info', CameraInfo, 'stereo/right/camera_info')]
+        self.inputs = self.synced_inputs(
+            inputs, StereoMessages, self._process, policy='approximate' if self.p.approximate_sync else 'exact',
+            queue_size=self.p.queue_size, slop=self.p.slop, max_image_pixels=MAX_IMAGE_PIXELS)
+        self.worker = self.inputs.worker
 
     # ------------------------------------------------------------------ parameters
     def _params(self) -> StereoParams:
@@ -141,44 +159,42 @@ class StereoDepthNode(DepthmarksNode):
         self.chain.set_params(params)
 
     # ------------------------------------------------------------------ input
-    def _on_synced(self, *msgs):
-        self.stats.frame_in()
-        left, left_info, right, right_info = msgs if len(msgs) == 4 else (msgs[0], None, msgs[1], None)
-        self.worker.submit((left, left_info, right, right_info, time.monotonic()))
-
-    def _cameras(self, left, left_info, right_info):
+    def _cameras(self, msgs: 'StereoMessages', width: int, height: int):
         """(left, right) PinholeCamera for this frame: from the calibration file (scaled to the
         image size) or from the camera_info messages. Raises ConversionError/CalibrationError."""
-        if left_info is not None:
-            return camera_from_info(left_info), camera_from_info(right_info)
-        if self._file_error:
-            raise ConversionError(self._file_error)
-        return fit_to_size(*self._file_cams, left.width, left.height)
+        if msgs.left_info is not None:
+            return camera_from_info(msgs.left_info), camera_from_info(msgs.right_info)
+        return fit_to_size(*self._file_cams, width, height)
 
-    def _watch_sync(self):
-        problem = self.inputs.stalled(self.sync_warn_after)
-        if problem:
-            self.reject('sync', f'left/right {problem} (or set approximate_sync)')
+    def _check_matchable(self, w: int, h: int) -> None:
+        """Refuse images too small for the matcher (OpenCV would fail with a misleading message)."""
+        p = self.chain.params
+        need_w = p.min_disparity + p.disparity_range + p.correlation_window_size
+        need_h = p.correlation_window_size
+        if w < need_w or h < need_h:
+            raise ConversionError(f'images {w}x{h} are too small for stereo matching with min_disparity '
+                                  f'{p.min_disparity}, disparity_range {p.disparity_range} and window '
+                                  f'{p.correlation_window_size}: need at least {need_w}x{need_h}')
 
     # ------------------------------------------------------------------ processing
-    def _process(self, item) -> None:
-        """Messages -> arrays -> core chain (core/stereo/pipeline.py) -> messages."""
-        left, left_info, right, right_info, t_in = item
+    def _process(self, msgs: 'StereoMessages') -> None:
+        """Messages (Image or CompressedImage) -> arrays -> core chain (core/stereo/pipeline.py) -> messages."""
+        left, right, t_in = msgs.left, msgs.right, msgs.received
         waited = time.monotonic() - t_in
         want_points = self.wanted(self.pub_points)
         try:
-            if left.encoding != right.encoding:
-                raise ConversionError(f'left and right encodings differ: {left.encoding} vs {right.encoding}')
-            if (left.width, left.height) != (right.width, right.height):
-                raise ConversionError(f'left and right sizes differ: {left.width}x{left.height} vs '
-                                      f'{right.width}x{right.height}')
-            cams = self._cameras(left, left_info, right_info)
-            if cams[0].size != (left.width, left.height):
-                raise ConversionError(f'camera_info is for {cams[0].width}x{cams[0].height} but images are '
-                                      f'{left.width}x{left.height}')
-            StereoCamera(*cams)  # checks the pair (baseline, sizes) before any work
+            if _enc(left) != _enc(right):
+                raise ConversionError(f'left and right encodings differ: {_enc(left)} vs {_enc(right)}')
             to_array = image_to_rgb8 if self.chain.backend.colour else image_to_mono8
             lg, rg = to_array(left), to_array(right)
+            (h, w), (rh, rw) = lg.shape[:2], rg.shape[:2]
+            if (w, h) != (rw, rh):
+                raise ConversionError(f'left and right sizes differ: {w}x{h} vs {rw}x{rh}')
+            self._check_matchable(w, h)
+            cams = self._cameras(msgs, w, h)
+            if cams[0].size != (w, h):
+                raise ConversionError(f'camera_info is for {cams[0].width}x{cams[0].height} but images are {w}x{h}')
+            StereoCamera(*cams)  # checks the pair (baseline and its sign, sizes) before any work
             colour = image_to_rgb8(left) if want_points and lg.ndim == 2 else None
         except (ConversionError, CalibrationError) as exc:
             self.reject('input', str(exc))
@@ -235,7 +251,7 @@ class StereoDepthNode(DepthmarksNode):
         p = self.chain.params
         values = {'backend': self.chain.backend_name, 'algorithm': p.algorithm_name,
                   'disparity_range': p.disparity_range,
-                  'sync_dropped': self.inputs.dropped}
+                  'sync_dropped': self.inputs.dropped, 'image_transport': self.p.image_transport}
         if self.timings:
             t = np.median(np.asarray(self.timings), axis=0)
             values['node_overhead_ms'] = round(float(t[0] - t[1]) * 1e3, 2)

@@ -23,11 +23,22 @@ from depthmarks_ros.core.video import (Backoff, Pacer, SourceError, camera_for_f
 from depthmarks_ros.ros.node_base import ERROR, WARN, DepthmarksNode, run_node
 
 
+def _check_source(value):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return f'must be a device index (integer) or a path, got {type(value).__name__} {value!r}'
+    if isinstance(value, int) and value < 0:
+        return f'device index must be >= 0, got {value}'
+    return None
+
+
 class VideoSourceNode(DepthmarksNode):
     def __init__(self, **kwargs):
         super().__init__('video_source', **kwargs)
         d = self.declare
-        d('source', '0', 'Device index, /dev/videoN path, video file or image folder', read_only=True)
+        # `-p source:=0` arrives as an integer: accepted as the device index it means
+        d('source', '0', 'Device index, /dev/videoN path, video file or image folder', read_only=True,
+          dynamic_typing=True, check=_check_source)
+        self.p.source = str(self.p.source)
         d('source_type', 'auto', 'How to read "source"', choices=('auto', 'device', 'file', 'folder'),
           read_only=True)
         d('right_source', '', 'Second device for stereo_mode two_devices', read_only=True)

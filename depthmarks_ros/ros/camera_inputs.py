@@ -2,8 +2,9 @@
 for the nodes that work on the RGB camera (face_landmarks, body_pose)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional
+from dataclasses import dataclass, field
+import time
+from typing import Any, Callable, Optional
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
@@ -12,7 +13,16 @@ from depthmarks_ros.convert.camera_info import camera_from_info
 from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import depth_image_to_metres, image_to_rgb8
 from depthmarks_ros.core.camera import PinholeCamera
-from depthmarks_ros.ros.synced_inputs import SyncedInputs
+from depthmarks_ros.ros.synced_inputs import Input
+
+
+@dataclass(frozen=True)
+class CameraMessages:
+    """One synchronised set of camera messages (Image or CompressedImage for the images)."""
+    image: Any
+    info: CameraInfo
+    depth: Any = None
+    received: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -24,31 +34,31 @@ class CameraFrame:
 
 
 class CameraInputs:
-    """Subscribes the camera (and ``depth_topic`` if set: approximate sync within ``slop``) and calls
-    ``process(frame)`` from the node's latest-only worker. Bad frames are rejected through the node:
-    undecodable image or camera_info, or a camera_info of another size: the frame is dropped; a depth
-    image of another size: the frame goes on without depth (``no_depth_note`` says what that means)."""
+    """Subscribes the camera (and ``depth_topic`` if set: approximate sync within ``slop``) through
+    the node's synced inputs (``image_transport`` / ``depth_transport`` parameters: raw or
+    compressed) and calls ``process(frame)`` from the node's latest-only worker. Bad frames are
+    rejected through the node: undecodable image or camera_info, or a camera_info of another size:
+    the frame is dropped; a depth image of another size: the frame goes on without depth
+    (``no_depth_note`` says what that means)."""
 
     def __init__(self, node, depth_topic: str, slop: float, process: Callable[[CameraFrame], None],
                  no_depth_note: str = 'processed without depth'):
         self.node, self._process, self.note = node, process, no_depth_note
-        topics = [(Image, 'camera/image_raw'), (CameraInfo, 'camera/camera_info')]
+        node.declare_transports(depth=True)
+        inputs = [Input('image', Image, 'camera/image_raw', node.p.image_transport),
+                  Input('info', CameraInfo, 'camera/camera_info')]
         if depth_topic:
-            topics.append((Image, depth_topic))
-        self.worker = node.make_worker(self._decode)
-        self.sync = SyncedInputs(node, topics, self._on_inputs, 'approximate' if depth_topic else 'exact', 5, slop)
+            inputs.append(Input('depth', Image, depth_topic, node.p.depth_transport))
+        self.sync = node.synced_inputs(inputs, CameraMessages, self._decode,
+                                       policy='approximate' if depth_topic else 'exact', queue_size=5, slop=slop)
+        self.worker = self.sync.worker
 
-    def _on_inputs(self, *msgs):
-        self.node.stats.frame_in()
-        self.worker.submit(msgs)
-
-    def _decode(self, msgs) -> None:
-        img, info = msgs[:2]
+    def _decode(self, msgs: CameraMessages) -> None:
         node = self.node
         try:
-            rgb = image_to_rgb8(img)
-            cam = camera_from_info(info)
-            depth = depth_image_to_metres(msgs[2]) if len(msgs) > 2 else None
+            rgb = image_to_rgb8(msgs.image)
+            cam = camera_from_info(msgs.info)
+            depth = depth_image_to_metres(msgs.depth) if msgs.depth is not None else None
         except ConversionError as exc:
             node.reject('input', str(exc))
             return
@@ -61,4 +71,4 @@ class CameraInputs:
             node.reject('depth_size', f'depth image is {depth.shape[1]}x{depth.shape[0]} but the camera image is '
                                       f'{w}x{h}: {self.note}')
             depth = None
-        self._process(CameraFrame(img.header, rgb, cam, depth))
+        self._process(CameraFrame(msgs.image.header, rgb, cam, depth))

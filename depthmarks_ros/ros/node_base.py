@@ -11,12 +11,18 @@
   processes the newest input and counts the dropped ones.
 * ``/diagnostics``: a DiagnosticArray once per ``diagnostics_period`` s with rate, latency,
   compute time, frames in/out, drops and errors, plus node-specific values.
-* Bad input: :meth:`reject` logs a rate-limited message (one per ``key`` per period), counts
-  the error and the caller drops the frame; the node keeps running.
+* Bad input: :meth:`reject` logs a rate-limited message (each distinct reason at least once, then
+  at most once per ``log_throttle_period``), counts the error and the caller drops the frame; the
+  node keeps running.
+* Inputs: :meth:`synced_inputs` builds the one input mechanism
+  (:class:`~depthmarks_ros.ros.synced_inputs.SyncedInputs`: role-keyed sets, latest-only worker,
+  watchdog). Its status (an input never received, stopped, never pairing, stamps that jumped)
+  raises the /diagnostics level to WARN/ERROR with the reason, and it is OK again on recovery.
 * Shutdown: :func:`run_node` spins until SIGINT, SIGTERM or external shutdown and exits 0.
 """
 from __future__ import annotations
 
+import re
 import sys
 import time
 from types import SimpleNamespace
@@ -63,17 +69,20 @@ class DepthmarksNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diag_timer = self.create_timer(self.p.diagnostics_period, self.publish_diagnostics)
         self._workers = []
+        self._input_sets = []
 
     # ------------------------------------------------------------------ parameters
     def declare(self, name: str, default: Any, description: str, *,
                 min_value: Optional[float] = None, max_value: Optional[float] = None,
                 step: Optional[float] = None, choices: Optional[Sequence[Any]] = None,
-                read_only: bool = False, check: Optional[Callable[[Any], Optional[str]]] = None) -> Any:
+                read_only: bool = False, check: Optional[Callable[[Any], Optional[str]]] = None,
+                dynamic_typing: bool = False) -> Any:
         """Declare a parameter with a descriptor; returns its (possibly overridden) value.
 
         ``check(value)`` returns an error string to refuse a value (also applied at start).
+        ``dynamic_typing``: accept a value of another type than the default's (``check`` decides).
         """
-        desc = ParameterDescriptor(description=description, read_only=read_only)
+        desc = ParameterDescriptor(description=description, read_only=read_only, dynamic_typing=dynamic_typing)
         if isinstance(default, bool) or default is None:
             pass
         elif isinstance(default, int) and (min_value is not None or max_value is not None):
@@ -123,6 +132,9 @@ class DepthmarksNode(Node):
             if prm.name in self._specs:
                 setattr(self.p, prm.name, prm.value)
                 names.append(prm.name)
+        if 'input_warn_after' in names:
+            for inputs in self._input_sets:
+                inputs.set_warn_after(self.p.input_warn_after)
         if names and not self._declaring:
             self.on_parameters_changed(names)
 
@@ -168,15 +180,61 @@ class DepthmarksNode(Node):
         return [(w.thread_name, w.native_id) for w in self._workers]
 
     def reject(self, key: str, message: str, level: str = 'warn') -> None:
-        """Count a dropped frame and log ``message`` at most once per period per ``key``."""
+        """Count a dropped frame and log ``message`` (throttled, see :meth:`log_problem`)."""
         self.stats.error(message)
+        self.log_problem(key, f'dropped frame: {message}', error=level == 'error')
+
+    def log_problem(self, key: str, message: str, error: bool = False) -> bool:
+        """Log ``message`` unless the same reason (the message with its numbers masked) under
+        ``key`` was logged less than ``log_throttle_period`` s ago: two different reasons are both
+        logged, repeats of one are throttled. Returns whether it was logged."""
         now = time.monotonic()
         period = float(getattr(self.p, 'log_throttle_period', 5.0))
-        last = self._throttle.get(key)
-        if last is None or now - last >= period:
-            self._throttle[key] = now
-            logger = self.get_logger()
-            (logger.error if level == 'error' else logger.warning)(f'dropped frame: {message}')
+        reason = (key, _NUMBER.sub('#', message))
+        last = self._throttle.get(reason)
+        if last is not None and now - last < period:
+            return False
+        if len(self._throttle) > 256:   # bounded: forget reasons not seen for a period
+            self._throttle = {k: t for k, t in self._throttle.items() if now - t < period}
+        self._throttle[reason] = now
+        # (two calls: rclpy refuses two severities from one line of code)
+        if error:
+            self.get_logger().error(message)
+        else:
+            self.get_logger().warning(message)
+        return True
+
+    # ------------------------------------------------------------------ inputs
+    def synced_inputs(self, inputs, make, process, max_image_pixels: int = 8_388_608, **kwargs):
+        """The node's synchronised inputs (see :class:`~depthmarks_ros.ros.synced_inputs.SyncedInputs`).
+
+        Declares on first use ``input_warn_after`` (the watchdog's grace period) and
+        ``max_image_pixels`` (larger images are refused before any decoding or costly work;
+        the default here, 8.4 Mpx, holds 4K UHD; stereo_depth passes a smaller one).
+        """
+        from depthmarks_ros.ros.synced_inputs import SyncedInputs
+        if not hasattr(self.p, 'input_warn_after'):
+            self.declare('input_warn_after', 3.0, 'Seconds before /diagnostics reports an input that never '
+                         'arrives, stops, or never pairs with the others', min_value=0.2, max_value=600.0)
+        if not hasattr(self.p, 'max_image_pixels'):
+            self.declare('max_image_pixels', int(max_image_pixels), 'Images with more pixels (width x height) are '
+                         'refused before any work (one huge frame must not stall the node or exhaust memory)',
+                         min_value=1, max_value=2**31 - 1)
+        return SyncedInputs(self, inputs, make, process, warn_after=self.p.input_warn_after, **kwargs)
+
+    def declare_transports(self, depth: bool = False) -> None:
+        """``image_transport`` (and with ``depth``, ``depth_transport``): how image inputs arrive,
+        as image_transport names it (read-only)."""
+        self.declare('image_transport', 'raw', "Camera images as 'raw' sensor_msgs/Image, or 'compressed' "
+                     'sensor_msgs/CompressedImage (JPEG/PNG) on <topic>/compressed', choices=('raw', 'compressed'),
+                     read_only=True)
+        if depth:
+            self.declare('depth_transport', 'raw', "Depth images as 'raw' sensor_msgs/Image, or "
+                         "'compressedDepth' CompressedImage on <topic>/compressedDepth", choices=('raw', 'compressedDepth'),
+                         read_only=True)
+
+    def register_inputs(self, inputs) -> None:
+        self._input_sets.append(inputs)
 
     def latency_since(self, header) -> float:
         """Seconds from a header's stamp to now (ROS clock)."""
@@ -202,6 +260,11 @@ class DepthmarksNode(Node):
             level, message = OK, 'waiting for input'
         else:
             level, message = OK, 'running'
+        for inputs in self._input_sets:   # inputs that stop or never pair raise the level
+            in_level, in_reason = inputs.status()
+            if in_level > OK:
+                message = in_reason if level == OK else f'{in_reason}; {message}'
+                level = max(level, in_level)
         if 'status_level' in extra:  # a node may raise (never lower) the level
             node_level = int(extra.pop('status_level'))
             node_message = extra.pop('status_message', message)
@@ -217,6 +280,9 @@ class DepthmarksNode(Node):
     def shutdown(self) -> None:
         for w in self._workers:
             w.stop()
+
+
+_NUMBER = re.compile(r'[-+]?\d+(\.\d+)?(e[-+]?\d+)?')
 
 
 def _fmt(v: Any) -> str:

@@ -1,59 +1,215 @@
-"""Synchronised subscriptions: several topics -> one callback with matching stamps.
+"""The one input mechanism of the nodes: role-keyed, synchronised subscriptions with a watchdog.
 
 The ROS side of :mod:`depthmarks_ros.core.sync` (message_filters is not available everywhere).
-Subscriptions use SensorDataQoS; the sync queues are bounded by ``queue_size``.
+A node lists its inputs as :class:`Input` (role, message type, topic, image transport); every
+complete set is turned into the node's own dataclass (``make(**{role: msg})``, so a set always
+has every role by name, never a positional tuple) and handed to the node's latest-only worker
+(old sets are dropped, never queued). Side inputs (``side=``) are not synchronised: their newest
+few messages are kept for :meth:`SyncedInputs.nearest` (mono_depth's metric reference).
+
+Subscriptions use SensorDataQoS; the sync queues are bounded by ``queue_size``. The watchdog
+(:class:`~depthmarks_ros.core.sync.InputHealth`) makes the node's /diagnostics WARN/ERROR with
+the reason when an input never arrives, stops, or never pairs (after ``warn_after`` s), logs it
+(throttled), and goes back to OK on recovery. Stamps that jump back on one input discard what
+cannot match any more; a backward jump of the ROS clock (a looping bag with use_sim_time)
+resets the queues. Image inputs can come as ``sensor_msgs/CompressedImage``
+(``transport='compressed'`` or ``'compressedDepth'``: the topic ``<topic>/<transport>``, as
+image_transport names it); the node's conversions (``convert/image.py``) decode both.
 """
 from __future__ import annotations
 
+import collections
 import threading
 import time
-from typing import Callable, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Deque, Dict, Optional, Sequence, Tuple
 
+from rclpy.clock import JumpThreshold
+from rclpy.duration import Duration
+from sensor_msgs.msg import CompressedImage, Image
+
+from depthmarks_ros.convert.errors import ConversionError
+from depthmarks_ros.convert.image import image_size
 from depthmarks_ros.convert.stamps import stamp_ns
-from depthmarks_ros.core.sync import make_sync
+from depthmarks_ros.core.sync import OK, InputHealth, make_sync
+
+TRANSPORTS = ('raw', 'compressed', 'compressedDepth')
+FUTURE_TOLERANCE_S = 5.0  # a stamp this far ahead of the node's clock is reported (not dropped)
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input: ``role`` (the field of the node's set dataclass), message type, base topic and,
+    for images, the transport ('raw': sensor_msgs/Image on ``topic``; 'compressed' /
+    'compressedDepth': sensor_msgs/CompressedImage on ``topic/compressed`` / ``topic/compressedDepth``)."""
+    role: str
+    msg_type: type
+    topic: str
+    transport: str = 'raw'
+
+    def __post_init__(self):
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f'image transport {self.transport!r} is not one of {list(TRANSPORTS)}')
+        if self.transport != 'raw' and self.msg_type is not Image:
+            raise ValueError(f'{self.role}: only image inputs have a transport')
+
+    @property
+    def subscribed_type(self) -> type:
+        return Image if self.transport == 'raw' and self.msg_type is Image else (
+            CompressedImage if self.transport != 'raw' else self.msg_type)
+
+    @property
+    def subscribed_topic(self) -> str:
+        return self.topic if self.transport == 'raw' else f'{self.topic.rstrip("/")}/{self.transport}'
+
+
+def image_input(role: str, topic: str, transport: str = 'raw') -> Input:
+    return Input(role, Image, topic, transport)
 
 
 class SyncedInputs:
-    """Subscribe ``topics`` (a list of (msg_type, topic)) and call ``callback(*msgs)`` when synced.
+    """Subscribe ``inputs`` and hand every synchronised set, as ``make(**{role: msg})``, to
+    ``process`` on the node's latest-only worker.
 
-    policy: 'exact' or 'approximate' (with ``slop`` seconds). Thread-safe under a
-    multi-threaded executor.
+    policy: 'exact' or 'approximate' (within ``slop`` s). ``side``: inputs kept unsynchronised
+    (newest ``side_keep`` each, see :meth:`nearest`), watched like the others.
+    ``warn_after``: seconds of grace before a never-received, silent or never-pairing input is
+    reported (can be changed later with :meth:`set_warn_after`).
     """
 
-    def __init__(self, node, topics: Sequence[Tuple[type, str]], callback: Callable[..., None],
-                 policy: str = 'exact', queue_size: int = 5, slop: float = 0.05, qos=None,
-                 callback_group=None):
+    def __init__(self, node, inputs: Sequence[Input], make: Callable[..., Any], process: Callable[[Any], None],
+                 *, policy: str = 'exact', queue_size: int = 5, slop: float = 0.05,
+                 side: Sequence[Input] = (), side_keep: int = 8, warn_after: float = 3.0,
+                 jump_tolerance: float = 1.0, qos=None, name: str = 'inputs'):
+        if not inputs:
+            raise ValueError('need at least one synchronised input')
+        self.node = node
+        self.inputs, self.side = list(inputs), list(side)
+        roles = [i.role for i in self.inputs + self.side]
+        if len(set(roles)) != len(roles):
+            raise ValueError(f'input roles must be distinct: {roles}')
+        self._make, self.policy, self.slop = make, policy, slop
         self._lock = threading.Lock()
-        self._callback = callback
-        self.policy, self.slop = policy, slop
-        self.last_emit = time.monotonic()
-        self._dropped_seen = 0
-        self.sync = make_sync(policy, len(topics), queue_size, slop)
+        names = [i.subscribed_topic for i in self.inputs]
+        describe = f'approximate, slop {slop:.3f} s' if policy == 'approximate' else 'exact stamps'
+        self.health = InputHealth(names + [i.subscribed_topic for i in self.side], warn_after,
+                                  time.monotonic(), describe)
+        self.sync = make_sync(policy, len(self.inputs), queue_size, slop, jump_tolerance=jump_tolerance,
+                              on_event=self._on_event, names=names)
+        self.worker = node.make_worker(process, name)
+        self._side: Dict[str, Deque[Any]] = {i.role: collections.deque(maxlen=side_keep) for i in self.side}
         qos = qos if qos is not None else node.sensor_qos()
         self.subscriptions = [
-            node.create_subscription(msg_type, topic, self._make_cb(i), qos, callback_group=callback_group)
-            for i, (msg_type, topic) in enumerate(topics)]
+            node.create_subscription(i.subscribed_type, i.subscribed_topic, self._make_cb(k), qos)
+            for k, i in enumerate(self.inputs)]
+        self.subscriptions += [
+            node.create_subscription(i.subscribed_type, i.subscribed_topic,
+                                     self._make_side_cb(len(self.inputs) + k, i.role), qos)
+            for k, i in enumerate(self.side)]
+        self._jump_handle = node.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=None, min_backward=Duration(seconds=-jump_tolerance), on_clock_change=True),
+            post_callback=self._on_clock_jump)
+        self._last_logged: Tuple[int, str] = (OK, '')
+        self._timer = node.create_timer(min(1.0, max(warn_after / 2.0, 0.1)), self.check)
+        node.register_inputs(self)
+
+    # ------------------------------------------------------------------ arrival
+    def _too_large(self, inp: Input, msg) -> bool:
+        """Refuse an image above ``max_image_pixels`` before it is queued, decoded or processed."""
+        if inp.msg_type is not Image:
+            return False
+        limit = getattr(self.node.p, 'max_image_pixels', None)
+        if not limit:
+            return False
+        try:
+            w, h = image_size(msg)
+        except ConversionError:
+            return False   # the node's conversion will say what is wrong
+        if w * h <= limit:
+            return False
+        self.node.reject('size', f'{inp.subscribed_topic}: image {w}x{h} ({w * h / 1e6:.1f} Mpx) is larger than '
+                                 f'max_image_pixels ({limit / 1e6:.1f} Mpx)')
+        return True
 
     def _make_cb(self, index: int):
+        inp = self.inputs[index]
+
         def cb(msg):
+            now = time.monotonic()
+            header = getattr(msg, 'header', None)
+            stamp = stamp_ns(header) if header is not None else 0
+            if self._too_large(inp, msg):
+                with self._lock:
+                    self.health.seen(index, now)
+                return
+            self._check_future(index, stamp)
             with self._lock:
-                out: Optional[tuple] = self.sync.add(index, stamp_ns(msg.header), msg)
+                self.health.seen(index, now)
+                out: Optional[tuple] = self.sync.add(index, stamp, msg)
+                if out is not None:
+                    self.health.paired(now)
             if out is not None:
-                self.last_emit = time.monotonic()
-                self._callback(*out)
+                self.node.stats.frame_in()
+                self.worker.submit(self._make(**{i.role: m for i, m in zip(self.inputs, out)}))
         return cb
 
-    def stalled(self, after: float) -> Optional[str]:
-        """A message when inputs keep arriving (and being dropped) but no set was complete for
-        ``after`` seconds, else None. Call it periodically (e.g. from a timer)."""
-        dropped = self.sync.dropped
-        new_drops = dropped > self._dropped_seen
-        self._dropped_seen = dropped
-        if new_drops and time.monotonic() - self.last_emit > after:
-            policy = f'approximate, slop {self.slop:.3f} s' if self.policy == 'approximate' else 'exact'
-            return (f'inputs arrive but never synchronise ({policy}; {dropped} messages dropped): '
-                    'check that every input is published and that their stamps agree')
-        return None
+    def _make_side_cb(self, index: int, role: str):
+        inp = self.side[index - len(self.inputs)]
+
+        def cb(msg):
+            if self._too_large(inp, msg):
+                return
+            with self._lock:
+                self.health.seen(index, time.monotonic())
+                self._side[role].append(msg)
+        return cb
+
+    def _check_future(self, index: int, stamp: int) -> None:
+        ahead = (stamp - self.node.get_clock().now().nanoseconds) * 1e-9
+        if ahead > FUTURE_TOLERANCE_S:
+            self._on_event(f'stamps of {self.sync.names[index]} are {ahead:.1f} s ahead of this node\'s clock '
+                           '(sensor clock wrong, or use_sim_time differs?)')
+
+    def _on_event(self, message: str) -> None:
+        # called under self._lock from the sync, or from a callback: InputHealth.note is a deque append
+        self.health.note(message, time.monotonic())
+        self.node.log_problem('inputs', message)
+
+    def _on_clock_jump(self, jump) -> None:
+        with self._lock:
+            self.sync.reset(f'ROS clock jumped by {jump.delta.nanoseconds * 1e-9:+.3f} s')
+            for q in self._side.values():
+                q.clear()
+
+    # ------------------------------------------------------------------ queries
+    def nearest(self, role: str, stamp: int, max_age_s: float):
+        """The kept side-input message of ``role`` nearest in stamp to ``stamp`` (ns), if within
+        ``max_age_s``; else None."""
+        with self._lock:
+            kept = list(self._side[role])
+        if not kept:
+            return None
+        best = min(kept, key=lambda m: abs(stamp_ns(m.header) - stamp))
+        return best if abs(stamp_ns(best.header) - stamp) <= max_age_s * 1e9 else None
+
+    def status(self) -> Tuple[int, str]:
+        """(level, reason) of these inputs now (see InputHealth.status)."""
+        with self._lock:
+            return self.health.status(time.monotonic(), self.sync.offsets())
+
+    def set_warn_after(self, seconds: float) -> None:
+        with self._lock:
+            self.health.after = float(seconds)
+
+    def check(self) -> None:
+        """Timer: log a new or changed input problem (throttled), and the recovery."""
+        level, reason = self.status()
+        last_level, _last_reason = self._last_logged
+        if level != OK:
+            self.node.log_problem('inputs', reason, error=level >= 2)
+        elif last_level != OK:
+            self.node.get_logger().info('inputs recovered: sets synchronise again')
+        self._last_logged = (level, reason)
 
     @property
     def dropped(self) -> int:

@@ -33,7 +33,8 @@ class MediaPipePose:
             raise BackendError(f'model_complexity {model_complexity} is not bundled with the mediapipe wheel '
                                '(only 1 is; 0 and 2 are downloaded at run time, which needs internet)')
         try:
-            import mediapipe as mp
+            from depthmarks_ros.core.mediapipe_env import import_mediapipe
+            mp = import_mediapipe()
             self._pose = mp.solutions.pose.Pose(static_image_mode=static, model_complexity=1,
                                                 min_detection_confidence=min_confidence,
                                                 min_tracking_confidence=0.5)

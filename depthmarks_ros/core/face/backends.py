@@ -43,7 +43,8 @@ class MediaPipeFaceMesh:
     def __init__(self, max_faces: int = 4, refine: bool = False, static: bool = False,
                  min_detection_confidence: float = 0.5):
         try:
-            import mediapipe as mp
+            from depthmarks_ros.core.mediapipe_env import import_mediapipe
+            mp = import_mediapipe()
             self._mesh = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=static, max_num_faces=max_faces, refine_landmarks=refine,
                 min_detection_confidence=min_detection_confidence, min_tracking_confidence=0.5)

@@ -123,8 +123,16 @@ def save_model(model: SigmaModel, path: str) -> None:
 
 
 def load_model(path: str) -> SigmaModel:
-    with open(path) as f:
-        data = json.load(f)
-    if data.get('kind') != 'depthmarks_fusion_sigma_model':
+    """A fitted sigma model (``depthmarks fit-fusion``). Raises ValueError with the reason when the
+    path is not a readable model file (missing, a directory, not JSON, another kind of file)."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f'sigma model file {path!r} unreadable: {getattr(exc, "strerror", None) or exc}') from exc
+    if not isinstance(data, dict) or data.get('kind') != 'depthmarks_fusion_sigma_model' or 'params' not in data:
         raise ValueError(f'{path}: not a fusion sigma model file')
-    return SigmaModel.from_dict(data['params'])
+    try:
+        return SigmaModel.from_dict(data['params'])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f'{path}: sigma model parameters unusable: {exc}') from exc

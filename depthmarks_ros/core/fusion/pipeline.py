@@ -5,7 +5,7 @@ fused depth + sigma.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -27,32 +27,55 @@ class FusionResult:
     sources: tuple            # names of the sources used
 
 
+@dataclass(frozen=True)
+class StereoInput:
+    """Stereo depth to fuse: (H, W) metres (NaN invalid), the rectified focal length (px) and
+    baseline (m) its sigma needs, and an optional (H, W) confidence in [0, 1]. Both focal and
+    baseline must be positive: stereo without a baseline cannot be built."""
+    depth: np.ndarray
+    focal: float
+    baseline: float
+    confidence: Optional[np.ndarray] = None
+
+    def __post_init__(self):
+        if not (np.isfinite(self.focal) and self.focal > 0):
+            raise ValueError(f'stereo focal length must be > 0 px, got {self.focal}')
+        if not (np.isfinite(self.baseline) and self.baseline > 0):
+            raise ValueError(f'stereo baseline must be > 0 m, got {self.baseline}')
+        if self.depth.ndim != 2:
+            raise ValueError(f'stereo depth must be (H, W), got shape {self.depth.shape}')
+        if self.confidence is not None and self.confidence.shape != self.depth.shape:
+            raise ValueError(f'stereo confidence {self.confidence.shape} and depth {self.depth.shape} differ')
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """How to fuse: completion method ('classical' or 'guided'), sigma model, largest depth (m)."""
+    method: str = 'classical'
+    model: SigmaModel = field(default_factory=SigmaModel)
+    max_depth: float = 100.0
+
+
 def fuse_frame(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, camera: PinholeCamera,
-               rgb: Optional[np.ndarray] = None, method: str = 'classical',
-               model: Optional[SigmaModel] = None, max_depth: float = 100.0,
-               stereo_depth: Optional[np.ndarray] = None, stereo_confidence: Optional[np.ndarray] = None,
-               stereo_focal: float = 0.0, stereo_baseline: float = 0.0,
-               mono_depth: Optional[np.ndarray] = None) -> FusionResult:
-    model = model or SigmaModel()
+               rgb: Optional[np.ndarray] = None, settings: FusionSettings = FusionSettings(), *,
+               stereo: Optional[StereoInput] = None, mono_depth: Optional[np.ndarray] = None) -> FusionResult:
+    """LiDAR points (N, 3) in the LiDAR frame, ``T_cam_lidar`` (4x4, LiDAR -> camera), the camera
+    model, the RGB image (guided completion), and optional stereo / mono depth of the same size."""
     sparse = sparse_depth_image(points_lidar, T_cam_lidar, camera)
-    return fuse_sparse(sparse, rgb, method, model, max_depth, stereo_depth, stereo_confidence,
-                       stereo_focal, stereo_baseline, mono_depth)
+    return fuse_sparse(sparse, rgb, settings, stereo=stereo, mono_depth=mono_depth)
 
 
-def fuse_sparse(sparse: np.ndarray, rgb: Optional[np.ndarray] = None, method: str = 'classical',
-                model: Optional[SigmaModel] = None, max_depth: float = 100.0,
-                stereo_depth: Optional[np.ndarray] = None, stereo_confidence: Optional[np.ndarray] = None,
-                stereo_focal: float = 0.0, stereo_baseline: float = 0.0,
-                mono_depth: Optional[np.ndarray] = None) -> FusionResult:
-    model = model or SigmaModel()
-    dense = complete(sparse, method, rgb, max_depth)
+def fuse_sparse(sparse: np.ndarray, rgb: Optional[np.ndarray] = None, settings: FusionSettings = FusionSettings(),
+                *, stereo: Optional[StereoInput] = None, mono_depth: Optional[np.ndarray] = None) -> FusionResult:
+    model = settings.model
+    dense = complete(sparse, settings.method, rgb, settings.max_depth)
     dist = distance_to_measurement(sparse)
     s_lidar = lidar_sigma(dense, dist, model)
     depths, sigmas, names = [dense], [s_lidar], ['lidar']
-    if stereo_depth is not None and stereo_baseline > 0:
-        conf = stereo_confidence if stereo_confidence is not None else np.ones_like(stereo_depth)
-        depths.append(stereo_depth)
-        sigmas.append(stereo_sigma(stereo_depth, conf, stereo_focal, stereo_baseline, model))
+    if stereo is not None:
+        conf = stereo.confidence if stereo.confidence is not None else np.ones_like(stereo.depth)
+        depths.append(stereo.depth)
+        sigmas.append(stereo_sigma(stereo.depth, conf, stereo.focal, stereo.baseline, model))
         names.append('stereo')
     if mono_depth is not None:
         depths.append(mono_depth)

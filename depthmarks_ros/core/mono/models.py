@@ -33,6 +33,10 @@ class ModelNotFound(FileNotFoundError):
     """No weights where we looked; the message says where and how to provide them."""
 
 
+class ModelLoadError(RuntimeError):
+    """Weights were found but cannot be read (corrupt, truncated, random bytes, another format)."""
+
+
 class NotADepthModel(ValueError):
     """The files exist but are not a monocular depth model."""
 
@@ -102,6 +106,11 @@ def _load_transformers(path_or_id: str, local_only: bool):
     except OSError as exc:
         raise ModelNotFound(f'{path_or_id!r}: configuration found but no readable weights ({exc}); '
                             + DOWNLOAD_HINT.format(model=path_or_id)) from exc
+    except Exception as exc:  # noqa: BLE001 - safetensors / pickle / torch errors of a corrupt file
+        first = str(exc).splitlines()[0][:200] if str(exc) else ''
+        raise ModelLoadError(f'{path_or_id!r}: the weights file cannot be read ({type(exc).__name__}: {first}); it '
+                             'is corrupt or not a checkpoint of this model: ' + DOWNLOAD_HINT.format(model=path_or_id)
+                             ) from exc
     patch = getattr(getattr(config, 'backbone_config', None), 'patch_size', None) or getattr(config, 'patch_size', 16)
     mean, std = IMAGENET_MEAN, IMAGENET_STD
     if os.path.isdir(path_or_id):
@@ -149,8 +158,12 @@ def _load_midas(model_type: str, device, input_size, half, allow_download, repo,
         if not os.path.isfile(checkpoint):
             raise ModelNotFound(f'MiDaS checkpoint {checkpoint!r} not found (the {model_type} .pt file)')
         net = torch.hub.load(repo, model_type, source='local', pretrained=False)
-        state = torch.load(checkpoint, map_location='cpu')
-        net.load_state_dict(state.get('state_dict', state) if isinstance(state, dict) else state)
+        try:
+            state = torch.load(checkpoint, map_location='cpu')
+            net.load_state_dict(state.get('state_dict', state) if isinstance(state, dict) else state)
+        except Exception as exc:  # noqa: BLE001 - a corrupt or foreign checkpoint
+            raise ModelLoadError(f'MiDaS checkpoint {checkpoint!r} cannot be loaded ({type(exc).__name__}: '
+                                 f'{str(exc).splitlines()[0][:200] if str(exc) else ""})') from exc
     elif allow_download and os.environ.get('HF_HUB_OFFLINE', '0') in ('0', ''):
         net = torch.hub.load('intel-isl/MiDaS', model_type, trust_repo=True)
     else:
