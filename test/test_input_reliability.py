@@ -248,3 +248,27 @@ def test_fusion_sigma_model_file_that_is_a_directory_is_a_one_line_start_up_erro
     assert node.proc.returncode == 1 and 'Traceback' not in out, out
     line = next(x for x in out.splitlines() if 'cannot start' in x)
     assert 'sigma model file' in line and 'Is a directory' in line, out
+
+
+def test_a_backward_jump_of_the_ros_clock_resets_the_queues(probe):
+    """A looping bag with use_sim_time: /clock jumps back, the queues start afresh (as tf2 does)."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+    from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
+    node = StereoDepthNode(parameter_overrides=[Parameter('use_sim_time', value=True)])
+    probe.add_node(node)
+    clock = probe.publisher(Clock, '/clock', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    assert probe.wait_for_subscribers(clock)
+    left = probe.publisher(Image, 'stereo/left/image_raw')
+    assert probe.wait_for_subscribers(left)
+    for sec in (100, 101):
+        clock.publish(Clock(clock=ns_to_stamp(sec * 1_000_000_000)))
+        probe.spin_until(lambda: node.get_clock().now().nanoseconds >= sec * 1_000_000_000, 5)
+    msg = numpy_to_image(np.zeros((4, 4), np.uint8), 'mono8')
+    msg.header.stamp = ns_to_stamp(101 * 1_000_000_000)
+    left.publish(msg)
+    assert probe.spin_until(lambda: node.inputs.sync.pending() == 1, 5)
+    clock.publish(Clock(clock=ns_to_stamp(10 * 1_000_000_000)))    # the bag starts again
+    assert probe.spin_until(lambda: node.inputs.sync.pending() == 0, 5)
+    assert 'ROS clock jumped by -91.000 s: synchronisation reset (1 queued message(s) discarded)' in \
+        node.inputs.status()[1]

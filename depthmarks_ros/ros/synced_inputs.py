@@ -55,8 +55,7 @@ class Input:
 
     @property
     def subscribed_type(self) -> type:
-        return Image if self.transport == 'raw' and self.msg_type is Image else (
-            CompressedImage if self.transport != 'raw' else self.msg_type)
+        return self.msg_type if self.transport == 'raw' else CompressedImage
 
     @property
     def subscribed_topic(self) -> str:
@@ -107,7 +106,7 @@ class SyncedInputs:
                                      self._make_side_cb(len(self.inputs) + k, i.role), qos)
             for k, i in enumerate(self.side)]
         self._jump_handle = node.get_clock().create_jump_callback(
-            JumpThreshold(min_forward=None, min_backward=Duration(seconds=-jump_tolerance), on_clock_change=True),
+            JumpThreshold(min_forward=None, min_backward=Duration(seconds=-jump_tolerance), on_clock_change=False),
             post_callback=self._on_clock_jump)
         self._last_logged: Tuple[int, str] = (OK, '')
         self._timer = node.create_timer(min(1.0, max(warn_after / 2.0, 0.1)), self.check)
