@@ -222,5 +222,6 @@ def test_node_takes_an_integer_source_as_a_device_index(probe):
     finally:
         node.shutdown()
         node.destroy_node()
-    with pytest.raises(ValueError, match='device index must be >= 0'):
+    from rclpy.exceptions import ParameterException
+    with pytest.raises(ParameterException, match='device index must be >= 0'):   # run_node: one line, exit 1
         VideoSourceNode(parameter_overrides=[Parameter('source', value=-1)])
