@@ -37,6 +37,8 @@ class GraphError(RuntimeError):
 
 def _solution(graph: str, side_inputs: Optional[dict] = None):
     try:
+        from depthmarks_ros.core.mediapipe_env import import_mediapipe
+        import_mediapipe()   # first: keeps matplotlib's caches out of $HOME
         from mediapipe.python.solution_base import SolutionBase
         return SolutionBase(graph_config=graph, side_inputs=side_inputs or {})
     except (ImportError, AttributeError, ValueError, RuntimeError) as exc:
