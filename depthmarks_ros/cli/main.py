@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     'face': ('depthmarks_ros.cli.face', 'images to 68-point .pts files and a landmarks JSON'),
     'fit-face': ('depthmarks_ros.cli.fit_face', 'fit the face model, 68-point mapping and sigma models on real faces'),
     'body': ('depthmarks_ros.cli.body', 'images to COCO-format keypoint JSON'),
+    'train-stereo': ('depthmarks_ros.cli.train_stereo', 'train the compact stereo refinement network (ONNX + YAML)'),
     'train-landmarks': ('depthmarks_ros.cli.train_landmarks', 'train an uncertainty-aware landmark model'),
     'eval-landmarks': ('depthmarks_ros.cli.eval_landmarks', 'evaluate a landmark model (NME, NLL, calibration)'),
 }
