@@ -25,7 +25,7 @@ IMPORT_TO_KEY = {
     'face_recognition_models': None, 'mcap': None, 'mcap_ros2': None,
     'huggingface_hub': 'python3-huggingface-hub-pip', 'safetensors': None, 'matplotlib': 'python3-matplotlib',
     'PIL': None, 'rosbags': 'python3-rosbags-pip', 'pytest': None, 'hypothesis': None, 'launch_pytest': None, 'launch_testing': None,
-    'launch_testing_ros': None, 'onnxruntime': None,
+    'launch_testing_ros': None, 'onnxruntime': 'python3-onnxruntime-pip',
 }
 
 
