@@ -17,7 +17,8 @@ Per frame (:meth:`BodyPoseEstimator.process`):
    over the keypoint boxes, so an id survives a short loss and is never reused within a run.
 5. **Hands** (``hands``): for each wrist seen (visibility >= ``min_wrist_visibility``), a hand
    region from the previous frame's hand landmarks or else from the body's wrist and finger
-   bases; a new hand is re-run once on the region of its own landmarks (``hand_refine``). The
+   bases; a new hand is re-run once on the region of its own landmarks (``hand_refine``). A wrist
+   where no hand was found is looked at again after ``redetect_every`` - 1 frames. The
    hand is left/right by the body's wrist it is attached to. With ``palms`` 'auto' the palm
    detector runs on detection frames where no person has a hand found ('always': every detection
    frame); a palm hand near a person's free wrist is attached to it, the others are hands on
@@ -114,6 +115,7 @@ class _Track:
     score: float = 0.0
     age: int = 0
     hand_rois: Dict[str, Optional[Roi]] = field(default_factory=lambda: {'left': None, 'right': None})
+    hand_wait: Dict[str, int] = field(default_factory=lambda: {'left': 0, 'right': 0})
     lm: object = None
 
 
@@ -226,6 +228,9 @@ class BodyPoseEstimator:
             if vis[iw] < self.min_wrist_visibility or not inside:
                 tr.hand_rois[side] = None
                 continue
+            if tr.hand_rois[side] is None and tr.hand_wait[side] > 0 and not self.static:
+                tr.hand_wait[side] -= 1     # no hand at this wrist lately: look again in a few frames
+                continue
             # the region tracked from the last frame's hand, else (or if that hand is not at this wrist)
             # the region from the body; a hand counts only if its wrist is near the body's wrist
             tries = [(tr.hand_rois[side], False)] if tr.hand_rois[side] is not None and not self.static else []
@@ -239,6 +244,7 @@ class BodyPoseEstimator:
                         lm = cand
                         break
             tr.hand_rois[side] = hand_roi_from_landmarks(lm.keypoints) if lm is not None else None
+            tr.hand_wait[side] = 0 if lm is not None else self.redetect_every - 1
             if lm is not None:
                 out[side] = lm
         if 'left' in out and 'right' in out:   # both regions on the same hand: keep the nearer wrist
