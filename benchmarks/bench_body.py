@@ -189,7 +189,10 @@ def hand_samples(data_dir):
                 continue
             per_set = {s: np.mean([r[2] for r in sel if r[0] == s]) for s in dict.fromkeys(r[0] for r in sel)}
             images = {r[1]: r[3] for r in sel}
+            hit = [r[2] for r in sel if r[3]]
             print(f'hands, {title}, {split}: PCK@0.2 {np.mean([r[2] for r in sel]):.3f} over {len(sel)} hands '
+                  f'(a hand not found counts 0; {np.mean(hit) if hit else float("nan"):.3f} over the {len(hit)} hands '
+                  f'of images where one was found) '
                   f'({", ".join(f"{k} {v:.3f}" for k, v in per_set.items())}); images with >= 1 hand '
                   f'{sum(images.values())}/{len(images)}')
     print(f'  ({SPLIT_RULE})')

@@ -46,6 +46,7 @@ SIDES = ('left', 'right')
 # BlazePose wrist, pinky, index per side
 WRIST_POINTS = {'left': (15, 17, 19), 'right': (16, 18, 20)}
 NO_PERSON = -1
+DETECTOR_INPUT = 224        # the pose detector's input side (px)
 FACE_NMS_IOU = 0.3          # two detections (or a detection and a tracked person) with these face boxes are one
 SAME_PERSON = 0.1           # two landmark sets whose median distance is below this x the body size are one
 
@@ -175,6 +176,8 @@ class BodyPoseEstimator:
         tiles = []
         for n in grids:
             tw, th = int(np.ceil(2 * w / (n + 1))), int(np.ceil(2 * h / (n + 1)))  # 50% overlap
+            if max(tw, th) < DETECTOR_INPUT:
+                continue                    # tiles smaller than the detector's input add nothing but false people
             for iy in range(n):
                 for ix in range(n):
                     x0, y0 = min(w - tw, ix * tw // 2), min(h - th, iy * th // 2)
