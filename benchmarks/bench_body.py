@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""Body pose: latency at 640x480, 2D accuracy on the COCO val2017 samples, 3D error of lifted
-keypoints on the simulated rig's person billboard.
+"""Body pose, one run, ours next to the reference measured in the same run (and the load):
 
-COCO protocol (single-person, as BlazePose is): each annotated person (>= 5 labelled keypoints) is
-cropped with its box enlarged by 25%, the 17 COCO keypoints predicted in the crop are mapped back;
-reported: PCK@0.2 (a keypoint is correct within 0.2 x max(box width, height)) over labelled
-keypoints, and the mean OKS (COCO's per-keypoint sigmas, area = box area).
-3D: the sim rig's left image, stereo depth from the stereo core (no ground truth used), keypoints on
-the person billboard lifted with it; error = |z - ground-truth depth| at each keypoint pixel.
-Reference figures side by side: latency of the raw MediaPipe Pose call (what a plain wrapper
-costs), and for 3D the model's own world landmarks placed at the torso (what hri_body_detect-style
-wrappers publish: 3D from the model's guess), scored on the same keypoints.
+* people (--only people): COCO val2017 samples, CrowdPose, AIC, MHP, PoseTrack18 frames; ours on
+  whole images with no boxes (the batch command's settings) vs the single-person MediaPipe Pose on
+  each ground-truth box enlarged 25%. OKS-AP / AP50 (core/body/metrics.py: oks_ap, COCO's
+  protocol), PCK@0.2 (0.2 x max(box side)) of the best-matching person, people found at OKS >= 0.5;
+  joints: the COCO-17 joints each set labels (by name). Per split (all, fit, report; rule below).
+* hands: FreiHAND, OneHand10K, InterHand2.6M (3D joints projected with its cameras); PCK@0.2 of the
+  hand box, the best hand found per labelled hand; reference mp.solutions.hands (static).
+* speed: ms per 640x480 frame in tracking mode, 1 person (sim rig) and 3 people (astronauts), hands
+  off/on, and one tracked hand; reference the raw mp.solutions.pose call.
+* sim: 3D error of keypoints lifted with stereo depth on the sim rig's person billboard vs the
+  model's world landmarks placed at the torso (what hri_body_detect-style wrappers publish).
+* node: body_pose over DDS, clouds/s and latency.
+Split rule: int(sha1(stem).hexdigest(), 16) % 5 == 0 -> report split, else fit split.
 """
 import argparse
 import hashlib
