@@ -184,7 +184,7 @@ def hand_samples(data_dir):
             for kp, lab, size in gts:
                 best = max([pck(f, kp, lab, size) for f in found], default=0.0)
                 rows[key].append((set_name, path, best, len(found) > 0))
-    for key, title in (('ours', 'ours (palm detector when no body, hand landmarks, refined region)'),
+    for key, title in (('ours', 'ours (hands at wrists, palm detector when no person has a hand, refined region)'),
                        ('ref', 'reference mp.solutions.hands (static, 2 hands)')):
         for split in ('all', 'fit', 'report'):
             sel = [r for r in rows[key] if split == 'all' or _split(r[1]) == split]

@@ -123,9 +123,10 @@ class _Track:
 class BodyPoseEstimator:
     """Several people per image: detector + per-person landmarks + tracking + hands + face + 3D.
 
-    ``static`` True: every image is independent (detection every call, no tracked regions, a new
-    id tracker each call is not used: ids still count up). ``max_depth_offset``: depth farther
-    than this from the torso (wrist, nose for hands and face) is background.
+    ``static`` True: every image is independent (detection on every call, all tiles, no tracked
+    regions); ids still count up across calls and are never reused. ``max_depth_offset``: depth farther
+    than this from the torso (wrist, nose for hands and face) is background. ``nms_iou``: palm
+    regions overlapping more than this (box IoU) are one hand.
     """
 
     def __init__(self, backend: str = 'mediapipe', static: bool = False, max_depth_offset: float = 0.6,
