@@ -1,0 +1,68 @@
+"""ImagePublisher: raw images with image_transport-style compressed twins, encoded only while subscribed."""
+import numpy as np
+import pytest
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+
+from depthmarks_ros.convert.compressed import decode_compressed, decode_compressed_depth
+from depthmarks_ros.convert.image import numpy_to_image
+
+pytestmark = pytest.mark.dds
+REL = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@pytest.fixture
+def publisher_node(rclpy_context):
+    import rclpy
+    node = rclpy.create_node('image_publisher_test')
+    yield node
+    node.destroy_node()
+
+
+def test_twins_encode_only_while_subscribed_and_round_trip(probe, publisher_node):
+    from depthmarks_ros.ros.image_publisher import ImagePublisher
+    probe.add_node(publisher_node)
+    colour = ImagePublisher(publisher_node, 'cam/image_raw', REL, 'image')
+    depth = ImagePublisher(publisher_node, 'cam/depth', REL, 'depth')
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:64]
+    rgb = np.stack([xx * 4, yy * 5, 255 - xx * 3], -1) + rng.normal(0, 2, (48, 64, 3))
+    rgb = np.clip(rgb, 0, 255).astype(np.uint8)        # smooth colours: channel order shows
+    d = np.linspace(0.5, 8.0, 48 * 64, dtype=np.float32).reshape(48, 64)
+    d[0, :5] = np.nan
+    raw = probe.subscribe(Image, 'cam/image_raw', REL)
+    assert probe.wait_for_subscribers(colour.raw)
+    colour.publish(numpy_to_image(rgb, 'rgb8'))
+    assert probe.spin_until(lambda: len(raw) == 1)
+    assert colour.encoded == 0                     # nobody on the twin: nothing encoded
+    assert colour.get_subscription_count() == 1
+
+    got_c = probe.subscribe(CompressedImage, 'cam/image_raw/compressed', REL)
+    got_d = probe.subscribe(CompressedImage, 'cam/depth/compressedDepth', REL)
+    assert probe.wait_for_subscribers(colour.twin) and probe.wait_for_subscribers(depth.twin)
+    assert depth.get_subscription_count() == 1     # consumed only compressed: still wanted
+    msg = numpy_to_image(rgb, 'rgb8')
+    msg.header.frame_id = 'cam_optical_frame'
+    colour.publish(msg)
+    depth.publish(numpy_to_image(d, '32FC1'))
+    assert probe.spin_until(lambda: got_c and got_d)
+    c = got_c[0]
+    assert c.format == 'rgb8; jpeg compressed bgr8' and c.header.frame_id == 'cam_optical_frame'
+    back, enc = decode_compressed(c)
+    assert enc == 'rgb8' and back.shape == rgb.shape
+    assert np.abs(back.astype(int) - rgb).mean() < 4          # JPEG q90: close, not equal
+    assert len(c.data) < rgb.nbytes
+    dd, denc = decode_compressed_depth(got_d[0])
+    assert denc == '32FC1' and np.isnan(dd[0, :5]).all()
+    ok = np.isfinite(d)
+    assert np.nanmax(np.abs(dd[ok] - d[ok]) / d[ok]) < 0.01   # inverse-depth quantisation, 1 %
+
+
+def test_png_twin_is_lossless_and_bad_kind_refused(probe, publisher_node):
+    from depthmarks_ros.ros.image_publisher import CompressionSettings, ImagePublisher
+    pub = ImagePublisher(publisher_node, 'cam2/image_raw', REL, 'image', CompressionSettings(image_format='png'))
+    img = np.arange(48 * 64, dtype=np.uint16).reshape(48, 64).astype(np.uint8)
+    back, enc = decode_compressed(pub.compress(numpy_to_image(img, 'mono8')))
+    assert enc == 'mono8' and np.array_equal(back, img)
+    with pytest.raises(ValueError, match='kind'):
+        ImagePublisher(publisher_node, 'x', REL, 'lidar')
