@@ -146,7 +146,7 @@ class BodyPoseNode(DepthmarksNode):
         self.pub_hands = self.create_publisher(PointCloud2, 'hands/keypoints', qos)
         self.pub_whole = self.create_publisher(PointCloud2, 'body/wholebody', qos)
         self.pub_markers = self.create_publisher(MarkerArray, 'body/markers', qos)
-        self.pub_debug = self.create_publisher(Image, 'body/debug_image', qos)
+        self.pub_debug = self.create_image_publisher('body/debug_image', qos)
         self.inputs = CameraInputs(self, self.p.depth_topic, self.p.depth_slop, self._process,
                                    'keypoints placed from the model only')
         self.worker = self.inputs.worker

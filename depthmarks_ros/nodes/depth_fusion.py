@@ -78,8 +78,8 @@ class DepthFusionNode(DepthmarksNode):
             raise CalibrationError('use_stereo needs the stereo baseline: set stereo_baseline or a rig file with '
                                    'left and right cameras')
         qos = self.output_qos()
-        self.pub_sparse = self.create_publisher(Image, 'fusion/sparse_depth', qos)
-        self.pub_depth = self.create_publisher(Image, 'fusion/depth', qos)
+        self.pub_sparse = self.create_image_publisher('fusion/sparse_depth', qos, 'depth')
+        self.pub_depth = self.create_image_publisher('fusion/depth', qos, 'depth')
         self.pub_sigma = self.create_publisher(Image, 'fusion/depth_sigma', qos)
         self.pub_info = self.create_publisher(CameraInfo, 'fusion/camera_info', qos)
         self.pub_points = self.create_publisher(PointCloud2, 'fusion/points', qos)

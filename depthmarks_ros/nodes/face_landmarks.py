@@ -85,7 +85,7 @@ class FaceLandmarksNode(DepthmarksNode):
         self.pub_pose = self.create_publisher(PoseWithCovarianceStamped, 'face/head_pose', qos)
         self.pub_poses = self.create_publisher(PoseArray, 'face/head_poses', qos)
         self.pub_markers = self.create_publisher(MarkerArray, 'face/markers', qos)
-        self.pub_debug = self.create_publisher(Image, 'face/debug_image', qos)
+        self.pub_debug = self.create_image_publisher('face/debug_image', qos)
         self.inputs = CameraInputs(self, self.p.depth_topic, self.p.depth_slop, self._process,
                                    'landmarks published without 3D')
         self.worker = self.inputs.worker

@@ -47,7 +47,7 @@ class MonoDepthNode(DepthmarksNode):
         self.declare_transports(depth=True)
         qos = self.output_qos()
         self.pub_inv = self.create_publisher(Image, 'mono/inverse_depth', qos)
-        self.pub_depth = self.create_publisher(Image, 'mono/depth', qos)
+        self.pub_depth = self.create_image_publisher('mono/depth', qos, 'depth')
         self.aligner = TemporalAligner(self.p.smoothing, self.p.min_reference_points)
         self.state = 'loading model'
         self.alignment_note = 'no reference yet'

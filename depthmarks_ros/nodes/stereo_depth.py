@@ -125,7 +125,7 @@ class StereoDepthNode(DepthmarksNode):
         self.timings = deque(maxlen=100)  # (message in -> outputs published, matcher, wait for the worker, outputs) s
         qos = self.output_qos()
         self.pub_disp = self.create_publisher(DisparityImage, 'stereo/disparity', qos)
-        self.pub_depth = self.create_publisher(Image, 'stereo/depth', qos)
+        self.pub_depth = self.create_image_publisher('stereo/depth', qos, 'depth')
         self.pub_info = self.create_publisher(CameraInfo, 'stereo/camera_info', qos)
         self.pub_conf = self.create_publisher(Image, 'stereo/confidence', qos)
         self.pub_points = self.create_publisher(PointCloud2, 'stereo/points', qos)

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import List, Optional
 
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo
 
 from depthmarks_ros.convert.camera_info import info_from_camera
 from depthmarks_ros.convert.image import numpy_to_image
@@ -65,12 +65,12 @@ class VideoSourceNode(DepthmarksNode):
         self.stereo = self.p.stereo_mode != 'none'
         qos = self.output_qos()
         if self.stereo:
-            self.pubs = [(self.create_publisher(Image, 'stereo/left/image_raw', qos),
+            self.pubs = [(self.create_image_publisher('stereo/left/image_raw', qos),
                           self.create_publisher(CameraInfo, 'stereo/left/camera_info', qos)),
-                         (self.create_publisher(Image, 'stereo/right/image_raw', qos),
+                         (self.create_image_publisher('stereo/right/image_raw', qos),
                           self.create_publisher(CameraInfo, 'stereo/right/camera_info', qos))]
         else:
-            self.pubs = [(self.create_publisher(Image, 'camera/image_raw', qos),
+            self.pubs = [(self.create_image_publisher('camera/image_raw', qos),
                           self.create_publisher(CameraInfo, 'camera/camera_info', qos))]
         self.calibrations = [self._load_calibration(self.p.camera_info_url),
                              self._load_calibration(self.p.right_camera_info_url)]

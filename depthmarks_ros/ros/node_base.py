@@ -204,6 +204,19 @@ class DepthmarksNode(Node):
             self.get_logger().warning(message)
         return True
 
+    # ------------------------------------------------------------------ outputs
+    def create_image_publisher(self, topic: str, qos, kind: str = 'image'):
+        """An Image publisher with its image_transport-style compressed twin (``<topic>/compressed``
+        for ``kind='image'``, ``<topic>/compressedDepth`` for ``kind='depth'``), encoded only while
+        subscribed (see :mod:`depthmarks_ros.ros.image_publisher`)."""
+        from depthmarks_ros.ros.image_publisher import ImagePublisher
+        return ImagePublisher(self, topic, qos, kind, self.compression_settings())
+
+    def compression_settings(self):
+        """How compressed twins encode (defaults; see docs/multihost.md)."""
+        from depthmarks_ros.ros.image_publisher import CompressionSettings
+        return CompressionSettings()
+
     # ------------------------------------------------------------------ inputs
     def synced_inputs(self, inputs, make, process, max_image_pixels: int = 8_388_608, **kwargs):
         """The node's synchronised inputs (see :class:`~depthmarks_ros.ros.synced_inputs.SyncedInputs`).
