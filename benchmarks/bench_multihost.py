@@ -1,9 +1,10 @@
 """Benchmark: the pipeline on one host vs split across two hosts (network namespaces).
 
-Prints, in one run, rate and latency of each output with everything on one host and with the
-sensor side (sim_rig) on host a and the processing side on host b over the shipped network
-profile, the added latency per hop, and the bytes per second of every topic that crosses the
-link (raw vs compressed where the compressed transport is available). Needs root (network
+Prints, in one run, rate and latency of each output with everything on one host, and with the
+sensors (sim_rig) and the consumer on host a and the processing nodes on host b over the shipped
+network profile, once with raw images and once with the processing nodes subscribing
+image_transport's compressed topics; the added latency per hop, accuracy against the rig's
+truth, and the bytes per second of the camera topics raw vs compressed. Needs root (network
 namespaces; no traffic leaves them).
 
     .venv/bin/python benchmarks/bench_multihost.py [--duration 20] [--nodes stereo,fusion,face,body]
@@ -33,6 +34,14 @@ SENSOR_TOPICS = [('stereo/left/image_raw', 'sensor_msgs/msg/Image'), ('stereo/ri
 ALIASES = {'stereo': 'stereo_depth', 'fusion': 'depth_fusion', 'face': 'face_landmarks', 'body': 'body_pose'}
 
 
+def _row(r, keys):
+    out = []
+    for k in keys:
+        v = r.get(k)
+        out.append('-' if v is None else f'{v:.1f}')
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--duration', type=float, default=20.0, help='seconds measured per scenario')
@@ -46,46 +55,70 @@ def main(argv=None) -> int:
         print(f'bench_multihost: skipped: {why}')
         return 0
     nodes = [ALIASES.get(n, n) for n in args.nodes.split(',') if n]
-    processing = [(n, {'use_stereo': True} if n == 'depth_fusion' and 'stereo_depth' in nodes else {}) for n in nodes]
+
+    def processing(transport):
+        out = []
+        for n in nodes:
+            params = {'image_transport': transport}
+            if n == 'depth_fusion' and 'stereo_depth' in nodes:
+                params['use_stereo'] = True
+            out.append((n, params))
+        return out
     outputs = [t for n in nodes for t in NODE_OUTPUTS[n]]
+    compressed = [(f'{t}/compressed', 'sensor_msgs/msg/CompressedImage') for t, typ in SENSOR_TOPICS
+                  if typ.endswith('/Image')]
+    # the robot (host a) runs the sensors and consumes the results (probe); host b processes:
+    # each output crosses the link twice (sensor data a -> b, result b -> a)
     scenarios = {
-        'one host': {'a': [('sim_rig', {})] + processing},
-        'two hosts': {'a': [('sim_rig', {})], 'b': processing},
+        'one host': ({'a': [('sim_rig', {})] + processing('raw')}, 0),
+        'two hosts raw': ({'a': [('sim_rig', {})], 'b': processing('raw')}, 2),
+        'two hosts compressed': ({'a': [('sim_rig', {})], 'b': processing('compressed')}, 2),
     }
     results = {}
-    for name, placement in scenarios.items():
-        probe_host = 'a' if 'b' not in placement else 'b'
+    for name, (placement, _hops) in scenarios.items():
         load0 = os.getloadavg()[0]
-        res = run_split(placement, outputs + SENSOR_TOPICS, probe_host=probe_host, duration=args.duration)
+        extra = compressed if 'compressed' in name else []    # (subscribing them makes the rig encode)
+        res = run_split(placement, outputs + SENSOR_TOPICS + extra, probe_host='a', duration=args.duration)
         res['_load'] = (load0, os.getloadavg()[0])
         results[name] = res
-    print(f'# bench_multihost: sim_rig 640x480 at 10 Hz; nodes {",".join(nodes)}; {args.duration:.0f} s per scenario; '
-          f'2 namespaces joined by veth, config/fastdds_network.xml, subnet discovery')
+    print(f'# bench_multihost: sim_rig 640x480 at 10 Hz on host a (with the consumer); nodes {",".join(nodes)} on '
+          f'host b; {args.duration:.0f} s per scenario; 2 namespaces joined by veth, config/fastdds_network.xml, '
+          'subnet discovery; "one host": everything on a')
     for name, res in results.items():
-        print(f'# {name}: load average {res["_load"][0]:.2f} -> {res["_load"][1]:.2f}; '
-              f'bytes sent over the link a->b {res["_veth_tx"]["a"] / args.duration / 1e6:.1f} MB/s')
-    print(f'{"output":24s} {"one host Hz":>11s} {"median ms":>9s} {"p95 ms":>7s} | {"two hosts Hz":>12s} '
-          f'{"median ms":>9s} {"p95 ms":>7s} | {"added ms":>8s}')
+        print(f'# {name}: load average {res["_load"][0]:.2f} -> {res["_load"][1]:.2f}; over the link: '
+              f'a->b {res["_veth_tx"]["a"] / args.duration / 1e6:.2f} MB/s, '
+              f'b->a {res["_veth_tx"]["b"] / args.duration / 1e6:.2f} MB/s')
+    names = list(scenarios)
+    print(f'{"output":20s} ' + ' | '.join(f'{n + " Hz / med / p95 ms":>36s}' for n in names)
+          + ' | added per hop ms (raw, compressed)')
+    base = results['one host']
     for topic, _ in outputs:
-        a, b = results['one host'].get(topic, {}), results['two hosts'].get(topic, {})
-
-        def f(r, k, fmt='{:.1f}'):
-            v = r.get(k)
-            return fmt.format(v) if v is not None else '-'
-        added = (b['latency_median_ms'] - a['latency_median_ms']
-                 if a.get('latency_median_ms') is not None and b.get('latency_median_ms') is not None else None)
-        print(f'{topic:24s} {f(a, "rate_hz"):>11s} {f(a, "latency_median_ms"):>9s} {f(a, "latency_p95_ms"):>7s} | '
-              f'{f(b, "rate_hz"):>12s} {f(b, "latency_median_ms"):>9s} {f(b, "latency_p95_ms"):>7s} | '
-              f'{(f"{added:+.1f}" if added is not None else "-"):>8s}')
-    print(f'{"accuracy":24s} {"one host":>20s} | {"two hosts":>20s}')
+        cells = []
+        for n in names:
+            hz, med, p95 = _row(results[n].get(topic, {}), ('rate_hz', 'latency_median_ms', 'latency_p95_ms'))
+            cells.append(f'{hz + " / " + med + " / " + p95:>36s}')
+        added = []
+        for n in names[1:]:
+            a, b = base.get(topic, {}).get('latency_median_ms'), results[n].get(topic, {}).get('latency_median_ms')
+            added.append(f'{(b - a) / scenarios[n][1]:+.1f}' if a is not None and b is not None else '-')
+        print(f'{topic:20s} ' + ' | '.join(cells) + ' | ' + ', '.join(added))
+    print(f'{"accuracy (vs rig truth)":28s} ' + ' | '.join(f'{n:>20s}' for n in names))
     for topic, key in (('stereo/disparity', 'bad2'), ('stereo/depth', 'rmse'), ('fusion/depth', 'rmse')):
         if topic in dict(outputs):
-            a, b = results['one host'].get(topic, {}), results['two hosts'].get(topic, {})
-            print(f'{topic + " " + key:24s} {a.get(key, float("nan")):>20.4f} | {b.get(key, float("nan")):>20.4f}')
-    print(f'{"topic crossing a->b":24s} {"MB/s":>8s} {"bytes/msg":>10s}')
-    for topic, _ in SENSOR_TOPICS:
-        r = results['two hosts'].get(topic, {})
-        print(f'{topic:24s} {r.get("bytes_per_s", 0) / 1e6:>8.2f} {r.get("mean_bytes", 0):>10.0f}')
+            vals = [results[n].get(topic, {}).get(key) for n in names]
+            print(f'{topic + " " + key:28s} ' + ' | '.join(f'{v if v is not None else float("nan"):>20.4f}' for v in vals))
+    print(f'{"camera topic":24s} {"raw MB/s":>9s} {"compressed MB/s":>16s} {"compressed/raw":>15s}')
+    res = results['two hosts compressed']
+    tot_raw = tot_c = 0.0
+    for topic, typ in SENSOR_TOPICS:
+        raw = res.get(topic, {}).get('bytes_per_s', 0.0)
+        comp = res.get(f'{topic}/compressed', {}).get('bytes_per_s') if typ.endswith('/Image') else None
+        if comp is not None:
+            tot_raw, tot_c = tot_raw + raw, tot_c + comp
+        print(f'{topic:24s} {raw / 1e6:>9.2f} {(comp or 0) / 1e6 if comp is not None else float("nan"):>16.2f} '
+              f'{comp / raw if comp and raw else float("nan"):>15.3f}')
+    if tot_raw:
+        print(f'{"all camera images":24s} {tot_raw / 1e6:>9.2f} {tot_c / 1e6:>16.2f} {tot_c / tot_raw:>15.3f}')
     return 0
 
 
