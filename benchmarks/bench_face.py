@@ -1,105 +1,166 @@
 #!/usr/bin/env python3
-"""Face landmarks: latency per backend (640x480, one face), NME on the 300-W samples (inter-ocular,
-68 points, both backends; dlib's own predictor is the reference), uncertainty calibration, and
-head-pose error on synthetic rotations of the 3D face model (no Biwi data here).
+"""Face landmarks on held-out real images, each backend next to the plain anchors, in one run.
+
+Report split only (rule: int(sha1(stem).hexdigest(), 16) % 5 == 0; everything shipped in
+depthmarks_ros/data is fitted on the rest by `depthmarks fit-face`):
+* 300-W LFPW test (68 human-annotated points): faces found, NME (inter-ocular, outer eye corners),
+  FR@0.08, ms per face, share of errors within the 1/2-sigma ellipse (2D Gaussian: 39.3 / 86.5 %),
+  Spearman(sigma, |error|);
+* AFLW2000-3D (450x450, 68 3D-model landmarks): the same with the box-normalised NME (sqrt(w h) of
+  the ground-truth box), and head pose MAE (yaw, pitch, roll) against Pose_Para, with and without
+  the faces with an |angle| > 99 deg, and the share of angle errors within 1 sigma of the 6x6
+  covariance. Camera: f = AFLW_FOCAL_PX px, principal point at the centre (no intrinsics ship).
+Anchors in the same run: plain dlib-68 (HOG, no upsampling, dlib's threshold 0, TTA sigma),
+MediaPipe + the fixed 468 -> 68 vertex map (TTA sigma), and for head pose plain solvePnP
+(EPnP + LM, unweighted) on those two and on the ground-truth landmarks with the same 3D mean face.
+Speed: 640x480 with one face (skimage astronaut), video mode, uncertainty on, median ms per frame.
 """
 import argparse
-import glob
 import os
 import sys
 import time
 
-import cv2
 import numpy as np
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
 
-from depthmarks_ros.core.face.head_pose import face_model_68, rotation_from_angles, solve_head_pose  # noqa: E402
-from depthmarks_ros.core.face.metrics import calibration_2d, nme_interocular  # noqa: E402
+from depthmarks_ros.core.face.datasets import (AFLW_FOCAL_PX, SPLIT_RULE, bbox_size, load_aflw2000_3d,  # noqa: E402
+                                               load_pts_folder)
+from depthmarks_ros.core.face.head_pose import angles_jacobian, solve_head_pose  # noqa: E402
+from depthmarks_ros.core.face.metrics import calibration_2d  # noqa: E402
+from depthmarks_ros.core.face.model_fit import camera_for, run_on_sample  # noqa: E402
 from depthmarks_ros.core.face.pipeline import FaceLandmarker  # noqa: E402
-from depthmarks_ros.core.face.pts_io import read_pts  # noqa: E402
+
+METHODS = {
+    'dlib (ours: HOG, NLL sigma)': dict(backend='dlib'),
+    'dlib (ours: detector cascade, NLL sigma)': dict(backend='dlib', dlib_detector='cascade'),
+    'mediapipe (ours: learned map, NLL sigma)': dict(backend='mediapipe'),
+    'anchor: plain dlib-68 (HOG)': dict(backend='dlib', dlib_detector='hog', sigma='tta'),
+    'anchor: MediaPipe + fixed map': dict(backend='mediapipe', mapping='fixed', sigma='tta', mesh_fallback=False),
+}
+PLAIN = ('anchor: plain dlib-68 (HOG)', 'anchor: MediaPipe + fixed map')
 
 
-def latency(frame, K, n):
-    print('\n== latency, 640x480, one face (ms per frame, median) ==')
-    for backend in ('mediapipe', 'dlib'):
-        for unc in (False, True):
-            lm = FaceLandmarker(backend, uncertainty=unc)
-            lm.process(frame, K)
-            ts = []
-            for _ in range(n):
-                t0 = time.perf_counter()
-                lm.process(frame, K)
-                ts.append(time.perf_counter() - t0)
-            ms = np.median(ts) * 1e3
-            print(f'{backend:10s} uncertainty {"on " if unc else "off"}  {ms:6.1f} ms  ({1e3 / ms:5.1f} fps)')
-            lm.close()
+def make(kw, static=True):
+    lm = FaceLandmarker(static=static, **kw)
+    if kw.get('dlib_detector') == 'hog':
+        lm.backend.min_score = 0.0        # dlib's own default threshold
+    return lm
 
 
-def accuracy(data_dir):
-    files = sorted(glob.glob(os.path.join(data_dir, 'faces', '300w_lfpw', '*.png')))
-    if not files:
-        print('(300-W samples not found: accuracy skipped)')
-        return
-    print('\n== 300-W samples (NME inter-ocular, 68 points; calibration: share within 1/2/3 Mahalanobis) ==')
-    for backend in ('mediapipe', 'dlib'):
-        lm = FaceLandmarker(backend, static=True)
-        nmes, errs, covs = [], [], []
-        for path in files:
-            gt = read_pts(path[:-4] + '.pts')
-            rgb = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
-            h, w = rgb.shape[:2]
-            K = np.array([[w, 0, w / 2], [0, w, h / 2], [0, 0, 1.0]])
-            lm.tracker = type(lm.tracker)()
-            faces = lm.process(rgb, K)
-            if not faces:
-                print(f'{backend}: no face in {os.path.basename(path)}')
+def angle_err(a, b):
+    return np.abs((np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0)
+
+
+def evaluate(samples, norm_name):
+    rows = {}
+    pose_rows = {}
+    for name, kw in METHODS.items():
+        lm = make(kw)
+        nmes, errs, covs, ms, found = [], [], [], [], 0
+        pe, pe_all, within = [], [], []
+        for s in samples:
+            r = run_on_sample(lm, s)
+            f = r['face']
+            if f is None:
                 continue
-            f = min(faces, key=lambda fc: np.linalg.norm(fc.landmarks68.mean(0) - gt.mean(0)))
-            nmes.append(nme_interocular(f.landmarks68, gt))
-            errs.append(f.landmarks68 - gt)
+            found += 1
+            ms.append(r['seconds'] * 1e3)
+            norm = bbox_size(s.landmarks68) if norm_name == 'box' else \
+                float(np.linalg.norm(s.landmarks68[45] - s.landmarks68[36]))
+            nmes.append(np.linalg.norm(f.landmarks68 - s.landmarks68, axis=1).mean() / norm)
+            errs.append(f.landmarks68 - s.landmarks68)
             covs.append(f.cov68)
-        if not nmes:
-            continue
-        cal = calibration_2d(np.concatenate(errs), np.concatenate(covs))
-        print(f'{backend:10s} NME {np.mean(nmes) * 100:5.2f}% over {len(nmes)} images  '
-              f'within 1/2/3: {cal["within_1"]:.2f}/{cal["within_2"]:.2f}/{cal["within_3"]:.2f} '
-              f'(Gaussian 0.39/0.86/0.99)  Spearman(sigma, error) {cal["spearman_sigma_error"]:.2f}')
+            if s.pose_deg is not None:
+                hp = solve_head_pose(f.landmarks68, r['K']) if name in PLAIN else f.head_pose
+                if hp is None:
+                    continue
+                e = angle_err([hp.yaw, hp.pitch, hp.roll], s.pose_deg)
+                pe_all.append(e)
+                if np.all(np.abs(s.pose_deg) <= 99):
+                    pe.append(e)
+                    if name not in PLAIN:
+                        J = angles_jacobian(hp.rvec)
+                        within.append(e <= np.sqrt(np.diag(J @ hp.covariance[:3, :3] @ J.T)))
         lm.close()
+        nmes = np.array(nmes)
+        cal = calibration_2d(np.concatenate(errs), np.concatenate(covs)) if errs else {}
+        rows[name] = (found, len(samples), nmes, ms, cal)
+        if pe:
+            pose_rows[name] = (np.array(pe), np.array(pe_all), np.array(within) if within else None)
+    print(f"{'method':42s} {'found':>9s} {'NME':>6s} {'FR@.08':>6s} {'ms/face':>7s} "
+          f"{'1sig%':>6s} {'2sig%':>6s} {'Spear':>6s}")
+    for name, (found, n, nmes, ms, cal) in rows.items():
+        print(f"{name:42s} {found:4d}/{n:<4d} {nmes.mean():6.4f} {np.mean(nmes > 0.08) * 100:5.1f}% "
+              f"{np.median(ms):7.1f} {cal['within_1'] * 100:6.1f} {cal['within_2'] * 100:6.1f} "
+              f"{cal['spearman_sigma_error']:6.2f}")
+    return pose_rows
 
 
-def head_pose(n):
-    print('\n== head pose on synthetic views of the 3D model (68 points, 1.5 px landmark noise) ==')
-    K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
-    rng = np.random.default_rng(0)
-    model = face_model_68()
-    errs = []
-    for _ in range(n):
-        yaw, pitch, roll = rng.uniform(-50, 50), rng.uniform(-30, 30), rng.uniform(-20, 20)
-        R = rotation_from_angles(yaw, pitch, roll)
-        pts = model @ R.T + np.array([rng.uniform(-0.2, 0.2), rng.uniform(-0.1, 0.1), rng.uniform(0.6, 2.0)])
-        uv = pts @ K.T
-        uv = uv[:, :2] / uv[:, 2:3] + rng.normal(0, 1.5, (68, 2))
-        hp = solve_head_pose(uv, K, np.tile(np.eye(2) * 2.25, (68, 1, 1)))
-        errs.append(np.abs([hp.yaw - yaw, hp.pitch - pitch, hp.roll - roll]))
-    e = np.array(errs)
-    print(f'MAE yaw {e[:, 0].mean():.2f}, pitch {e[:, 1].mean():.2f}, roll {e[:, 2].mean():.2f} deg '
-          f'(mean {e.mean():.2f}); literature baseline dlib-68 + PnP on Biwi: about 12 deg MAE')
+def head_pose_table(samples, pose_rows):
+    print(f'\n-- head pose MAE (deg) vs Pose_Para; camera f = {AFLW_FOCAL_PX:g} px, centre principal point --')
+    gt, gt_all = [], []
+    for s in samples:
+        K = camera_for(s, (450, 450))
+        hp = solve_head_pose(s.landmarks68, K)
+        e = angle_err([hp.yaw, hp.pitch, hp.roll], s.pose_deg)
+        gt_all.append(e)
+        if np.all(np.abs(s.pose_deg) <= 99):
+            gt.append(e)
+    pose_rows['anchor: solvePnP on ground-truth landmarks'] = (np.array(gt), np.array(gt_all), None)
+    print(f"{'method':48s} {'faces':>5s} {'yaw':>5s} {'pitch':>5s} {'roll':>5s} {'mean':>5s} | "
+          f"{'all faces (incl. >99 deg)':>26s} | within 1 sigma (y/p/r)")
+    for name, (e, ea, w) in pose_rows.items():
+        label = name + (' + PnP' if name in PLAIN else '')
+        wtxt = '' if w is None else ' / '.join(f'{v * 100:.0f}%' for v in w.mean(axis=0))
+        print(f'{label:48s} {len(e):5d} {e[:, 0].mean():5.2f} {e[:, 1].mean():5.2f} {e[:, 2].mean():5.2f} '
+              f'{e.mean():5.2f} | {len(ea):4d}: {ea[:, 0].mean():5.2f} {ea[:, 1].mean():5.2f} {ea[:, 2].mean():5.2f} '
+              f'{ea.mean():5.2f} | {wtxt}')
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--data', default=os.path.normpath(os.path.join(ROOT, '..', 'shared', 'data')))
-    ap.add_argument('--repeat', type=int, default=30)
-    args = ap.parse_args()
-    print(f'load average: {os.getloadavg()[0]:.2f}')
+def speed(repeat):
+    import cv2
     from skimage import data
     frame = np.full((480, 640, 3), 90, np.uint8)
     frame[:, 80:560] = cv2.resize(data.astronaut(), (480, 480))
-    latency(frame, np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]]), args.repeat)
-    accuracy(args.data)
-    head_pose(200)
+    K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+    print('\n-- speed: 640x480, one face, video mode, uncertainty and head pose on (median of '
+          f'{repeat}) --')
+    for name, kw in METHODS.items():
+        lm = make(kw, static=False)
+        lm.process(frame, K)
+        ts = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            lm.process(frame, K)
+            ts.append(time.perf_counter() - t0)
+        lm.close()
+        ms = np.median(ts) * 1e3
+        print(f'{name:42s} {ms:6.1f} ms  ({1e3 / ms:5.1f} faces/s)')
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--data', default=os.path.normpath(os.path.join(ROOT, '..', 'shared', 'data')))
+    ap.add_argument('--repeat', type=int, default=30)
+    ap.add_argument('--limit', type=int, default=0, help='at most N images per set (quick look)')
+    args = ap.parse_args()
+    print(f'load average: {os.getloadavg()}  (2 cores shared)')
+    print(f'split: report split only ({SPLIT_RULE})')
+    speed(args.repeat)
+    w300 = load_pts_folder(os.path.join(args.data, 'faces', '300w_lfpw_test'), 'report')
+    aflw = load_aflw2000_3d(os.path.join(args.data, 'faces', 'aflw2000_3d'), 'report')
+    if args.limit:
+        w300, aflw = w300[:args.limit], aflw[:args.limit]
+    if w300:
+        print(f'\n== 300-W LFPW test, report split: {len(w300)} images; NME inter-ocular ==')
+        evaluate(w300, 'interocular')
+    if aflw:
+        print(f'\n== AFLW2000-3D, report split: {len(aflw)} images; NME box (sqrt(w h)) ==')
+        rows = evaluate(aflw, 'box')
+        head_pose_table(aflw, rows)
+    print(f'\nload average at the end: {os.getloadavg()}')
 
 
 if __name__ == '__main__':

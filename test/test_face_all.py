@@ -16,7 +16,7 @@ from depthmarks_ros.core.face.head_pose import (angles_from_rotation, face_model
                                                 solve_head_pose)
 from depthmarks_ros.core.face.metrics import calibration_2d, nme_interocular
 from depthmarks_ros.core.face.pipeline import FaceLandmarker
-from depthmarks_ros.core.face.pts_io import read_pts, write_pts
+from depthmarks_ros.core.pts_io import read_pts, write_pts
 from depthmarks_ros.core.tracking import CentroidTracker
 from depthmarks_ros.testing.ros_harness import NodeProcess
 
@@ -289,10 +289,110 @@ def test_fit_face_recovers_a_known_3d_face_from_an_aflw_style_folder(tmp_path):
         savemat(str(faces / f'{stem}.mat'), {'pt3d_68': pts.T, 'Pose_Para': np.radians([[pitch, yaw, roll, 0, 0, 0, 1]])})
         cv2.imwrite(str(faces / f'{stem}.jpg'), np.zeros((8, 8, 3), np.uint8))
     out = tmp_path / 'out'
-    assert main(['fit-face', '--data', str(tmp_path), '-o', str(out)]) == 0
+    assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'model']) == 0
     got = np.load(out / 'face_model_68.npy')
     scale = np.linalg.norm(truth[45] - truth[36]) / np.linalg.norm(got[45] - got[36])
     np.testing.assert_allclose(got * scale, truth - truth.mean(0), atol=1e-6)
     meta = json.loads((out / 'face_model_68.json').read_text())
     assert meta['faces'] == sum(not is_report(s) for s in stems) and 'sha1' in meta['split_rule']
-    assert main(['fit-face', '--data', str(tmp_path / 'nothing'), '-o', str(out)]) == 1
+    assert main(['fit-face', '--data', str(tmp_path / 'nothing'), '-o', str(out), '--parts', 'model']) == 1
+    assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'modle']) == 2
+
+
+def test_core_learning_does_not_import_core_face():
+    """core/face uses core/learning (losses, patch model); never the other way (issue 16 item 6)."""
+    import pathlib
+    import depthmarks_ros.core.learning as L
+    for path in pathlib.Path(L.__file__).parent.glob('*.py'):
+        assert 'core.face' not in path.read_text(), path
+
+
+def _posed(mesh, angle, scale, shift):
+    c, s = np.cos(angle), np.sin(angle)
+    R = np.array([[c, -s], [s, c]])
+    out = mesh.copy()
+    out[:, :2] = mesh[:, :2] @ R.T * scale + shift
+    out[:, 2] = mesh[:, 2] * scale
+    return out
+
+
+def test_learned_mesh_to_68_map_recovers_a_known_map_under_similarity_and_round_trips(tmp_path):
+    from depthmarks_ros.core.face.mapping import MeshTo68
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 50, (468, 3))
+    W = np.zeros((468, 68))                    # each iBUG point: a mix of 3 vertices
+    for j in range(68):
+        W[rng.choice(468, 3, replace=False), j] = rng.dirichlet(np.ones(3))
+    modes = rng.normal(0, 3, (5, 468, 3))                        # shape variation: 5 modes
+    meshes, targets = [], []
+    for _ in range(150):
+        m = base + np.tensordot(rng.normal(0, 1, 5), modes, 1)
+        m = _posed(m, rng.uniform(-0.4, 0.4), rng.uniform(0.5, 2), rng.uniform(0, 400, 2))
+        meshes.append(m)
+        targets.append(W.T @ m[:, :2])
+    mp = MeshTo68.fit(meshes, targets, ridge=1e-6)
+    test = _posed(base + np.tensordot(rng.normal(0, 1, 5), modes, 1), 0.3, 1.3, np.array([200.0, 150.0]))
+    np.testing.assert_allclose(mp.apply(test), W.T @ test[:, :2], atol=0.5)
+    mp.save(str(tmp_path / 'm.npz'))
+    np.testing.assert_allclose(MeshTo68.load(str(tmp_path / 'm.npz')).apply(test), mp.apply(test), atol=0.05)
+    (tmp_path / 'bad.npz').write_bytes(b'not a zip')
+    with pytest.raises(ValueError, match='bad.npz'):
+        MeshTo68.load(str(tmp_path / 'bad.npz'))
+
+
+def test_sigma_model_fitted_by_nll_recovers_a_known_heteroscedastic_sigma(tmp_path):
+    from scipy.stats import spearmanr
+    from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel, point_features
+    rng = np.random.default_rng(1)
+    F = 80
+    base = face_model_68()[:, :2] * 1000 + 200
+    L = np.array([base + rng.normal(0, 1, (68, 2)) for _ in range(F)])
+    yaw = rng.uniform(0, 80, F)
+    spread = rng.uniform(0.2, 3.0, (F, 68))
+    shape = np.diag([2.0, 0.5])                 # wider than tall in the face frame
+    true_s = 0.5 * spread * np.exp(0.01 * yaw)[:, None]
+    E = rng.multivariate_normal([0, 0], shape, (F, 68)) * true_s[..., None]
+    iod = np.linalg.norm(L[:, 45] - L[:, 36], axis=1)
+    feats = np.array([point_features(spread[i], iod[i], rng.normal(), rng.normal()) for i in range(F)])
+    m = LandmarkSigmaModel.fit(E, L, feats, yaw, steps=150)
+    cov = np.array([m.covariance(L[i], feats[i], yaw[i]) for i in range(F)])
+    sd = np.sqrt(np.trace(cov, axis1=2, axis2=3) / 2)
+    assert spearmanr(sd.ravel(), true_s.ravel()).correlation > 0.95
+    assert np.median(sd / true_s) == pytest.approx(np.sqrt(1.25), rel=0.1)   # trace/2 of the shape
+    assert np.median(cov[..., 0, 0] / cov[..., 1, 1]) == pytest.approx(4.0, rel=0.25)
+    cal = calibration_2d(E.reshape(-1, 2), cov.reshape(-1, 2, 2))
+    assert abs(cal['within_1'] - 0.393) < 0.03 and abs(cal['within_2'] - 0.865) < 0.03
+    m.save(str(tmp_path / 's.json'))
+    np.testing.assert_allclose(LandmarkSigmaModel.load(str(tmp_path / 's.json')).a, m.a)
+
+
+def test_corrupt_or_missing_artefacts(tmp_path, frame):
+    """A corrupt fitted file is a BackendError naming it; an empty data folder falls back to the
+    unfitted methods (fixed map, TTA covariance) and still finds the face."""
+    from depthmarks_ros.core.face.backends import BackendError
+    (tmp_path / 'face_sigma_dlib_hog.json').write_text('{"a": [1, 2]')
+    with pytest.raises(BackendError, match='face_sigma_dlib_hog.json'):
+        FaceLandmarker('dlib', static=True, data_dir=str(tmp_path))
+    (tmp_path / 'face_sigma_dlib_hog.json').unlink()
+    (tmp_path / 'face_mesh_to_68.npz').write_bytes(b'\x00' * 10)
+    with pytest.raises(BackendError, match='face_mesh_to_68.npz'):
+        FaceLandmarker('mediapipe', static=True, data_dir=str(tmp_path))
+    (tmp_path / 'face_mesh_to_68.npz').unlink()
+    lm = FaceLandmarker('dlib', static=True, data_dir=str(tmp_path))
+    assert lm.sigma_model is None and len(lm.process(frame, K)) == 1
+    lm.close()
+
+
+def test_detector_cascade_finds_dark_blurred_and_border_faces_and_nothing_in_noise(frame):
+    from depthmarks_ros.core.face.detection import FaceDetector
+    det = FaceDetector()
+    dark = (frame.astype(np.float32) * 0.25).astype(np.uint8)
+    blurred = cv2.GaussianBlur(frame, (0, 0), 3)
+    border = np.full_like(frame, 90)
+    border[:, :420] = frame[:, 220:]                       # the face cut by the left edge
+    for img in (frame, dark, blurred, border):
+        found = det.detect(img)
+        assert len(found) >= 1 and found[0].box[2] > found[0].box[0]
+    assert det.detect(np.full((120, 160, 3), 128, np.uint8)) == []
+    det.close()
+

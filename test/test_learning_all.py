@@ -109,7 +109,7 @@ def test_train_and_eval_commands_on_annotated_images(tmp_path):
     from skimage import data
     from depthmarks_ros.cli.main import main
     from depthmarks_ros.core.face.backends import DlibFace68
-    from depthmarks_ros.core.face.pts_io import write_pts
+    from depthmarks_ros.core.pts_io import write_pts
     img = data.astronaut()
     lm = DlibFace68().process(img)[0].landmarks68
     for i, (flip, name) in enumerate(((False, 'a'), (True, 'b'))):

@@ -23,7 +23,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import cv2
     from depthmarks_ros.core.face.pipeline import FaceLandmarker
-    from depthmarks_ros.core.face.pts_io import write_pts
+    from depthmarks_ros.core.pts_io import write_pts
     landmarker = FaceLandmarker(args.backend, uncertainty=not args.no_uncertainty, static=True)
     os.makedirs(args.output, exist_ok=True)
     report = {}

@@ -2,9 +2,16 @@
 sets (split rule: core/face/datasets.py SPLIT_RULE; the report split is never read):
 
 * ``face_model_68.npy`` (+ ``.json``): the 3D mean face for head pose, from AFLW2000-3D's 3D landmarks
-  (faces with every |angle| <= 99 deg), rotated to zero pose with the set's own Pose_Para.
+  (faces with every |angle| <= 99 deg), rotated to zero pose with the set's own Pose_Para;
+* ``face_fit.json``: the MediaPipe-detector -> dlib-predictor box map (median relation to dlib's HOG
+  boxes), the head-pose covariance scale (68.3 % of the fit faces' angle errors within 1 sigma);
+* ``face_mesh_to_68.npz``: the learned MediaPipe mesh -> iBUG-68 map (ridge; AFLW2000-3D and 300-W
+  weighted equally; the ridge weight chosen on a validation part of the fit split);
+* ``face_sigma_<backend>.json``: per-landmark covariance models fitted by the Gaussian NLL on each
+  backend's errors (the mesh map's errors cross-fitted: each face predicted by a map fitted
+  without it).
 
-Writes into ``--output`` (default: the package's data folder).
+Writes into ``--output`` (default: the package's data folder). ``--parts`` picks a subset.
 """
 from __future__ import annotations
 
@@ -13,11 +20,26 @@ import os
 import sys
 
 PACKAGE_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', 'data'))
+PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog')
+COMMAND = 'depthmarks fit-face --data ../shared/data'
 
 
 def add_arguments(p) -> None:
-    p.add_argument('--data', required=True, help='folder holding faces/aflw2000_3d (e.g. ../shared/data)')
+    p.add_argument('--data', required=True, help='folder holding faces/aflw2000_3d and faces/300w_lfpw_test '
+                   '(e.g. ../shared/data)')
     p.add_argument('--output', '-o', default=PACKAGE_DATA, help='folder for the artefacts (default: %(default)s)')
+    p.add_argument('--parts', default='model,box,mapping,sigma,pose', help='comma-separated subset of ' + ','.join(PARTS))
+    p.add_argument('--limit', type=int, default=0, help='use the first N fit-split images per set (0: all; the '
+                   'shipped files used 250 to bound the fit to ~7 min on the shared 2 cores)')
+
+
+def _samples(data: str, limit: int = 0):
+    from depthmarks_ros.core.face.datasets import load_aflw2000_3d, load_pts_folder
+    aflw = load_aflw2000_3d(os.path.join(data, 'faces', 'aflw2000_3d'), 'fit')
+    w300 = load_pts_folder(os.path.join(data, 'faces', '300w_lfpw_test'), 'fit')
+    if limit:
+        aflw, w300 = aflw[:limit], w300[:limit]
+    return aflw, w300
 
 
 def fit_face_model(data: str, output: str) -> dict:
@@ -34,19 +56,33 @@ def fit_face_model(data: str, output: str) -> dict:
                     'at zero pose)',
             'data': 'AFLW2000-3D pt3d_68, fit split, faces with every |Pose_Para angle| <= 99 deg',
             'split_rule': SPLIT_RULE, 'faces': len(samples), 'outer_canthal_distance_m': OUTER_CANTHAL_M,
-            'residual_rms_m': [round(float(v), 5) for v in resid],
-            'command': 'depthmarks fit-face --data ../shared/data'}
+            'residual_rms_m': [round(float(v), 5) for v in resid], 'command': COMMAND}
     with open(os.path.join(output, 'face_model_68.json'), 'w') as f:
         json.dump(meta, f, indent=1)
     return meta
 
 
 def run(args) -> int:
+    parts = [p for p in args.parts.split(',') if p]
+    bad = [p for p in parts if p not in PARTS]
+    if bad:
+        print(f'fit-face: unknown part(s) {bad}; choose from {PARTS}', file=sys.stderr)
+        return 2
     os.makedirs(args.output, exist_ok=True)
     try:
-        meta = fit_face_model(args.data, args.output)
+        if 'model' in parts:
+            meta = fit_face_model(args.data, args.output)
+            print(f"face model: {meta['faces']} faces, mean residual "
+                  f"{1000 * sum(meta['residual_rms_m']) / 68:.1f} mm")
+        if any(p != 'model' for p in parts):
+            from depthmarks_ros.core.face.model_fit import fit_landmark_artefacts
+            aflw, w300 = _samples(args.data, args.limit)
+            if not aflw and not w300:
+                raise FileNotFoundError(f'no annotated faces under {args.data}/faces')
+            command = COMMAND + (f' --limit {args.limit}' if args.limit else '')
+            for line in fit_landmark_artefacts(aflw, w300, args.output, parts, command):
+                print(line, flush=True)
     except FileNotFoundError as exc:
         print(f'fit-face: {exc}', file=sys.stderr)
         return 1
-    print(f"face model: {meta['faces']} faces, mean residual {1000 * sum(meta['residual_rms_m']) / 68:.1f} mm")
     return 0

@@ -62,7 +62,9 @@ class FaceLandmarksNode(DepthmarksNode):
           choices=('mediapipe', 'dlib'), read_only=True)
         d('max_faces', 4, 'Most faces per frame', min_value=1, max_value=32, read_only=True)
         d('refine_landmarks', False, 'MediaPipe: 478 points with irises', read_only=True)
-        d('dlib_detector', 'hog', 'dlib face detector', choices=('hog', 'mmod'), read_only=True)
+        d('dlib_detector', 'hog', 'dlib face detector: hog, mmod, or cascade (MediaPipe detectors then '
+          'fallbacks: finds turned faces dlib\'s predictor then fails on; docs/face_landmarks.md)',
+          choices=('hog', 'cascade', 'mmod'), read_only=True)
         d('dlib_redetect_every', 5, 'dlib: scan the whole image for faces on every N-th frame; in between, only '
           "around each face's previous box (1 = the whole image every frame)", min_value=1, max_value=100,
           read_only=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional
 
 import numpy as np
@@ -31,6 +31,7 @@ class FaceResult:
     score: float
     layout: str                  # 'mediapipe468' | 'mediapipe478' | 'dlib68'
     z: Optional[np.ndarray] = None  # (N,) relative depth (MediaPipe), px units
+    tta: list = field(default_factory=list)   # (N, 3) meshes of the augmented passes (pipeline)
 
 
 def _bbox(points: np.ndarray) -> np.ndarray:
@@ -41,7 +42,7 @@ class MediaPipeFaceMesh:
     name = 'mediapipe'
 
     def __init__(self, max_faces: int = 4, refine: bool = False, static: bool = False,
-                 min_detection_confidence: float = 0.5):
+                 min_detection_confidence: float = 0.5, mapping=None, fallback_detector: bool = False):
         try:
             from depthmarks_ros.core.mediapipe_env import import_mediapipe
             mp = import_mediapipe()
@@ -52,19 +53,59 @@ class MediaPipeFaceMesh:
             raise BackendError(f'MediaPipe Face Mesh is not available ({exc}); it needs mediapipe==0.10.21 '
                                '(the legacy solutions API)') from exc
         self.layout = 'mediapipe478' if refine else 'mediapipe468'
+        self.mapping = mapping          # MeshTo68 (learned) or None (the fixed vertex choice)
+        self._crop_mesh = self._detector = None
+        if fallback_detector:           # faces the mesh's own detector misses: detector cascade + crop
+            from depthmarks_ros.core.face.detection import FaceDetector
+            self._detector = FaceDetector(fallback_hog=static, full=static, max_faces=max_faces)
+            self._crop_mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=refine,
+                min_detection_confidence=0.3)
+        self.crop_runs = 0
+
+    def to68(self, mesh_xyz: np.ndarray) -> np.ndarray:
+        if self.mapping is not None and len(mesh_xyz) >= self.mapping.n_vertices:
+            return self.mapping.apply(mesh_xyz)
+        return mesh_xyz[MEDIAPIPE_TO_IBUG68, :2]
+
+    def _result(self, arr: np.ndarray, score: float = 1.0) -> FaceResult:
+        pts = arr[:, :2]
+        return FaceResult(pts, self.to68(arr), _bbox(pts), score, self.layout, arr[:, 2])
+
+    @staticmethod
+    def _landmarks(res, w, h, x0=0.0, y0=0.0, scale=1.0):
+        return [np.array([(p.x * w * scale + x0, p.y * h * scale + y0, p.z * w * scale) for p in lm.landmark],
+                         np.float64) for lm in res.multi_face_landmarks or []]
 
     def process(self, rgb: np.ndarray) -> List[FaceResult]:
+        rgb = np.ascontiguousarray(rgb)
         h, w = rgb.shape[:2]
-        res = self._mesh.process(np.ascontiguousarray(rgb))
-        out = []
-        for lm in res.multi_face_landmarks or []:
-            arr = np.array([(p.x * w, p.y * h, p.z * w) for p in lm.landmark], np.float64)
-            pts = arr[:, :2]
-            out.append(FaceResult(pts, pts[MEDIAPIPE_TO_IBUG68], _bbox(pts), 1.0, self.layout, arr[:, 2]))
+        out = [self._result(a) for a in self._landmarks(self._mesh.process(rgb), w, h)]
+        if self._detector is not None and not out:
+            for det in self._detector.detect(rgb):
+                arr = self._mesh_in_box(rgb, det.box)
+                if arr is not None:
+                    out.append(self._result(arr, det.score))
         return out
+
+    def _mesh_in_box(self, rgb: np.ndarray, box: np.ndarray, side: int = 256):
+        """The mesh of the face in ``box``: a square crop of twice the box size, ``side`` px."""
+        import cv2
+        size = 2.0 * max(box[2] - box[0], box[3] - box[1])
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        s = size / side
+        A = np.array([[s, 0, cx - size / 2], [0, s, cy - size / 2]])     # crop px -> image px
+        crop = cv2.warpAffine(rgb, A, (side, side), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_CONSTANT)
+        self.crop_runs += 1
+        found = self._landmarks(self._crop_mesh.process(crop), side, side, cx - size / 2, cy - size / 2, s)
+        return found[0] if found else None
 
     def close(self) -> None:
         self._mesh.close()
+        if self._detector is not None:
+            self._detector.close()
+            self._crop_mesh.close()
 
 
 def dlib_model_path(name: str) -> str:
@@ -91,19 +132,25 @@ class DlibFace68:
     layout = 'dlib68'
 
     def __init__(self, detector: str = "hog", upsample: int = 0, min_score: float = 0.3, redetect_every: int = 1,
-                 search_margin: float = 0.5):
+                 search_margin: float = 0.5, box_map=None, full_cascade: bool = True):
         try:
             import dlib
         except ImportError as exc:
             raise BackendError(f'dlib is not available ({exc}); install dlib-bin') from exc
         self._predictor = dlib.shape_predictor(dlib_model_path('shape_predictor_68_face_landmarks.dat'))
+        self._cascade = None
+        self._hog = self._cnn = None
         if detector == 'mmod':
             self._cnn = dlib.cnn_face_detection_model_v1(dlib_model_path('mmod_human_face_detector.dat'))
-            self._hog = None
         elif detector == 'hog':
-            self._hog, self._cnn = dlib.get_frontal_face_detector(), None
+            self._hog = dlib.get_frontal_face_detector()
+        elif detector == 'cascade':
+            from depthmarks_ros.core.face.detection import IDENTITY_BOX_MAP, FaceDetector
+            self._cascade = FaceDetector(fallback_hog=full_cascade, full=full_cascade)
+            self.box_map = dict(IDENTITY_BOX_MAP, **(box_map or {}))
         else:
-            raise BackendError(f"unknown dlib detector {detector!r}: use 'hog' or 'mmod'")
+            raise BackendError(f"unknown dlib detector {detector!r}: use 'cascade', 'hog' or 'mmod'")
+        self.detector = detector
         self.upsample = upsample
         self.min_score = min_score  # HOG scores below ~0.3 are mostly false positives (dlib's default is 0)
         self.redetect_every = max(1, int(redetect_every))
@@ -113,8 +160,17 @@ class DlibFace68:
         self._frames_since_scan = 0
         self._dlib = dlib
 
+    def detect_boxes(self, rgb: np.ndarray, grey: np.ndarray) -> List[tuple]:
+        """[(box x0, y0, x1, y1 in the predictor's box convention, score)] in the whole image."""
+        if self._cascade is not None:
+            from depthmarks_ros.core.face.detection import box_from_detection, box_kind
+            return [(box_from_detection(d.box, self.box_map[box_kind(d.source)]), d.score)
+                    for d in self._cascade.detect(rgb)]
+        return [(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64), float(s))
+                for r, s in self.detect(grey)]
+
     def detect(self, grey: np.ndarray):
-        """[(dlib.rectangle, score)] in ``grey``."""
+        """[(dlib.rectangle, score)] in ``grey`` (HOG or MMOD)."""
         if self._hog is not None:
             rects, scores, _ = self._hog.run(grey, self.upsample, self.min_score)
             return list(zip(rects, scores))
@@ -127,14 +183,13 @@ class DlibFace68:
     def process(self, rgb: np.ndarray) -> List[FaceResult]:
         import cv2
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        if self._boxes and self._frames_since_scan < self.redetect_every - 1:
+        if self._cascade is None and self._boxes and self._frames_since_scan < self.redetect_every - 1:
             self._frames_since_scan += 1
             found = self._detect_near_boxes(grey)
-        else:
+        else:   # the cascade's first stage costs ~2-4 ms: it scans the whole image every frame
             self._frames_since_scan = 0
             self.full_scans += 1
-            found = [(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64), float(s))
-                     for r, s in self.detect(grey)]
+            found = self.detect_boxes(rgb, grey)
         out = []
         for box, score in found:
             pts = self.landmarks(rgb, self._dlib.rectangle(*(int(v) for v in box)))
@@ -162,7 +217,8 @@ class DlibFace68:
         return found
 
     def close(self) -> None:
-        pass
+        if self._cascade is not None:
+            self._cascade.close()
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -174,9 +230,13 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def create_backend(name: str, max_faces: int = 4, refine: bool = False, static: bool = False,
-                   dlib_detector: str = 'hog', dlib_redetect_every: int = 1):
+                   dlib_detector: str = 'cascade', dlib_redetect_every: int = 1, mapping=None,
+                   box_map=None, mesh_fallback: bool = True):
+    """``static``: independent images (full detector cascade); else video (the cascade's two cheap
+    stages; the mesh tracks faces between frames)."""
     if name == 'mediapipe':
-        return MediaPipeFaceMesh(max_faces, refine, static)
+        return MediaPipeFaceMesh(max_faces, refine, static, mapping=mapping, fallback_detector=mesh_fallback)
     if name == 'dlib':
-        return DlibFace68(dlib_detector, redetect_every=1 if static else dlib_redetect_every)
+        return DlibFace68(dlib_detector, redetect_every=1 if static else dlib_redetect_every, box_map=box_map,
+                          full_cascade=static)
     raise BackendError(f"unknown face backend {name!r}: use 'mediapipe' or 'dlib'")

@@ -75,7 +75,7 @@ def load_aflw2000_3d(folder: str, split: str = 'all') -> List[FaceSample]:
 
 
 def load_pts_folder(folder: str, split: str = 'all', dataset: str = '300w') -> List[FaceSample]:
-    from depthmarks_ros.core.face.pts_io import read_pts
+    from depthmarks_ros.core.pts_io import read_pts
     out = []
     for pts in sorted(glob.glob(os.path.join(folder, '*.pts'))):
         stem = os.path.splitext(os.path.basename(pts))[0]
@@ -93,3 +93,11 @@ def bbox_size(landmarks68: np.ndarray) -> float:
     """sqrt(w h) of the landmarks' bounding box (the AFLW2000-3D 'box' NME normaliser)."""
     w, h = np.ptp(landmarks68[:, 0]), np.ptp(landmarks68[:, 1])
     return float(np.sqrt(max(w * h, 1e-9)))
+
+
+# AFLW2000-3D ships no intrinsics and its labels come from a weak-perspective (scaled orthographic)
+# 3DMM fit: the assumed pinhole camera has this focal length (px) and the principal point at the
+# image centre. Chosen on the fit split: solvePnP of the ground-truth landmarks against the fitted
+# mean face gives MAE 3.8 deg at f = 450, 2.1 at 900, 1.4 at 2000, 1.2 at 5000 (benchmarks and
+# anchors use the same camera).
+AFLW_FOCAL_PX = 2000.0

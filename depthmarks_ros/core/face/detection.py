@@ -33,10 +33,11 @@ def _nms(dets: List[Detection], iou: float = 0.4) -> List[Detection]:
 
 
 class FaceDetector:
-    """Cascade: MediaPipe short-range (faces within ~2 m), full-range (small faces), dlib HOG x2."""
+    """Cascade: MediaPipe short-range (faces within ~2 m), full-range (small faces), then (``full``)
+    the short/full-range detectors on the mirrored, half-size and padded image, then dlib HOG x2."""
 
     def __init__(self, min_score: float = 0.5, fallback_hog: bool = True, hog_upsample: int = 1,
-                 hog_min_score: float = 0.0, max_faces: int = 4):
+                 hog_min_score: float = 0.0, max_faces: int = 4, full: bool = True):
         try:
             import mediapipe as mp
             fd = mp.solutions.face_detection
@@ -50,7 +51,8 @@ class FaceDetector:
             import dlib
             self._hog = dlib.get_frontal_face_detector()
         self.hog_upsample, self.hog_min_score, self.max_faces = hog_upsample, hog_min_score, max_faces
-        self.stage_counts = {'mp_short': 0, 'mp_full': 0, 'hog': 0, 'none': 0}
+        self.stages = self.STAGES if full else self.STAGES[:2]      # video: the two cheap stages only
+        self.stage_counts = {'none': 0}
 
     @staticmethod
     def _mp(det, rgb, source) -> List[Detection]:
@@ -75,7 +77,7 @@ class FaceDetector:
         rgb = np.ascontiguousarray(rgb)
         h, w = rgb.shape[:2]
         dets: List[Detection] = []
-        for name, which, view in self.STAGES:
+        for name, which, view in self.stages:
             det = self._short if which == 'short' else self._full
             if view == 'raw':
                 dets = self._mp(det, rgb, name)

@@ -36,3 +36,220 @@ def fit_mean_face(points3d: Sequence[np.ndarray], poses_deg: Sequence[np.ndarray
     else:
         modes = np.zeros((0, 68, 3))
     return mean, modes, resid
+
+
+# ---------------------------------------------------------------------------------------------
+# running a backend over annotated images (fit-face and benchmarks/bench_face.py)
+
+def camera_for(sample, image_size) -> np.ndarray:
+    """The pinhole camera assumed for an annotated image without intrinsics: principal point at the
+    centre, f = AFLW_FOCAL_PX for AFLW2000-3D (its labels come from a weak-perspective fit), else
+    the image width."""
+    from depthmarks_ros.core.face.datasets import AFLW_FOCAL_PX
+    w, h = image_size
+    f = AFLW_FOCAL_PX if sample.dataset == 'aflw2000_3d' else float(w)
+    return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])
+
+
+def run_on_sample(landmarker, sample, rgb=None) -> dict:
+    """The face nearest the annotation (or None), the seconds the landmarker took, and the image."""
+    import time
+    rgb = sample.load_rgb() if rgb is None else rgb
+    h, w = rgb.shape[:2]
+    K = camera_for(sample, (w, h))
+    landmarker.tracker = type(landmarker.tracker)()
+    t0 = time.perf_counter()
+    faces = landmarker.process(rgb, K)
+    dt = time.perf_counter() - t0
+    gt = sample.landmarks68
+    size = max(np.ptp(gt, axis=0))
+    best = None
+    for f in faces:
+        d = np.linalg.norm(f.landmarks68.mean(axis=0) - gt.mean(axis=0))
+        if d < 0.5 * size and (best is None or d < best[0]):
+            best = (d, f)
+    return {'face': best[1] if best else None, 'seconds': dt, 'K': K, 'n_faces': len(faces)}
+
+
+def _validation(stem: str) -> bool:
+    """A validation part inside the fit split (for choosing the ridge weight): md5, not sha1."""
+    import hashlib
+    return int(hashlib.md5(stem.encode()).hexdigest(), 16) % 5 == 0
+
+
+def fit_box_map(samples) -> tuple:
+    """Median (dx, dy, scale) from MediaPipe's short-range detector box to dlib HOG's box on the faces
+    both find (the box convention dlib's shape predictor was trained with)."""
+    import cv2
+    import dlib
+    from depthmarks_ros.core.face.detection import FaceDetector
+    det = FaceDetector(fallback_hog=False, full=False)
+    hog = dlib.get_frontal_face_detector()
+    rows = []
+    for s in samples:
+        rgb = s.load_rgb()
+        mp = [d for d in det.detect(rgb) if d.source == 'mp_short']
+        rects, scores, _ = hog.run(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 0, 0.0)
+        if not mp or not len(rects):
+            continue
+        b = mp[0].box
+        r = rects[int(np.argmax(scores))]
+        size = max(b[2] - b[0], b[3] - b[1])
+        hc = np.array([(r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2])
+        d = (hc - [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]) / size
+        if np.abs(d).max() < 0.5:
+            rows.append((d[0], d[1], max(r.right() - r.left(), r.bottom() - r.top()) / size))
+    det.close()
+    med = np.median(np.array(rows), axis=0) if rows else np.array([0.0, 0.0, 1.0])
+    return tuple(float(v) for v in med), len(rows)
+
+
+def _errors_and_features(records, l68s, others, K_of):
+    """Per found face: error (68, 2), landmarks, features (68, F), |yaw|."""
+    import cv2
+    from depthmarks_ros.core.face.pipeline import face_features
+    E, L, Fe, Y = [], [], [], []
+    for rec, l68, o68 in zip(records, l68s, others):
+        grey = cv2.cvtColor(rec['sample'].load_rgb(), cv2.COLOR_RGB2GRAY)
+        h, w = grey.shape
+        ft = face_features(grey, l68, o68, K_of(rec['sample'], (w, h)), (w, h))
+        E.append(l68 - rec['sample'].landmarks68)
+        L.append(l68)
+        Fe.append(ft['features'])
+        Y.append(abs(ft['yaw0']))
+    return np.array(E), np.array(L), np.array(Fe), np.array(Y)
+
+
+def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str):
+    """Fit the box map, mesh -> 68 map, sigma models and head-pose calibration into ``output``;
+    yields progress lines."""
+    import json
+    import os
+    from depthmarks_ros.core.face.datasets import SPLIT_RULE
+    from depthmarks_ros.core.face.mapping import MeshTo68
+    from depthmarks_ros.core.face.pipeline import FaceLandmarker
+    from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
+    samples = list(aflw) + list(w300)
+    fit_path = os.path.join(output, 'face_fit.json')
+    fit = {}
+    if os.path.isfile(fit_path):
+        with open(fit_path) as f:
+            fit = json.load(f)
+    fit.update({'split_rule': SPLIT_RULE, 'command': command,
+                'fit_images': {'aflw2000_3d': len(aflw), '300w_lfpw_test': len(w300)}})
+
+    def save_fit():
+        with open(fit_path, 'w') as f:
+            json.dump(fit, f, indent=1)
+    if 'box' in parts:
+        box, n = fit_box_map(samples)
+        fit['box_map'] = {'mp': list(box), 'hog': [0.0, 0.0, 1.0]}
+        fit['box_map_faces'] = n
+        save_fit()
+        yield f'box map (dx, dy, scale) = {np.round(box, 4).tolist()} from {n} faces'
+    weights = np.array([1.0 / max(len(aflw), 1)] * len(aflw) + [1.0 / max(len(w300), 1)] * len(w300))
+    if 'mapping' in parts or 'sigma' in parts or 'sigma-mediapipe' in parts:
+        lm = FaceLandmarker('mediapipe', static=True, mapping='fixed', sigma='tta', data_dir=output)
+        mesh_recs = []
+        for s, wt in zip(samples, weights):
+            r = run_on_sample(lm, s)
+            if r['face'] is not None and 'mesh' in r['face'].extras:
+                mesh_recs.append({'sample': s, 'mesh': r['face'].extras['mesh'][:468], 'weight': wt,
+                                  'tta': [m[:468] for m in r['face'].extras['tta_meshes']]})
+        lm.close()
+        yield f'mesh found on {len(mesh_recs)} of {len(samples)} fit images'
+        meshes = [r['mesh'] for r in mesh_recs]
+        targets = [r['sample'].landmarks68 for r in mesh_recs]
+        wts = [r['weight'] for r in mesh_recs]
+        val = np.array([_validation(r['sample'].stem) for r in mesh_recs])
+        best = None
+        for ridge in (1e-3, 1e-2, 1e-1, 1.0):
+            m = MeshTo68.fit([x for x, v in zip(meshes, val) if not v], [x for x, v in zip(targets, val) if not v],
+                             ridge, [x for x, v in zip(wts, val) if not v])
+            errs = {}
+            for r, x in zip(mesh_recs, val):
+                if x:
+                    ds = r['sample'].dataset
+                    d = np.linalg.norm(m.apply(r['mesh']) - r['sample'].landmarks68, axis=1).mean()
+                    errs.setdefault(ds, []).append(d / _norm(r['sample']))
+            score = np.mean([np.mean(v) for v in errs.values()])
+            yield f'ridge {ridge:g}: validation NME ' + ', '.join(f'{k} {np.mean(v):.4f}' for k, v in errs.items())
+            if best is None or score < best[0]:
+                best = (score, ridge)
+        ridge = best[1]
+        meta = {'split_rule': SPLIT_RULE, 'command': command, 'ridge': ridge, 'faces': len(meshes),
+                'vertices': 468, 'data': 'AFLW2000-3D + 300-W LFPW test, fit split, weighted equally per set'}
+        mapping = MeshTo68.fit(meshes, targets, ridge, wts, meta)
+        if 'mapping' in parts:
+            mapping.save(os.path.join(output, 'face_mesh_to_68.npz'))
+            yield f'mesh -> 68 map: ridge {ridge:g}, {len(meshes)} faces'
+    if 'sigma' in parts or 'sigma-mediapipe' in parts:
+        # MediaPipe + learned map: errors of maps fitted without the face (5 folds by sha1 % 5 inside the fit split)
+        import hashlib
+        fold = np.array([int(hashlib.sha1(r['sample'].stem.encode()).hexdigest(), 16) // 5 % 5 for r in mesh_recs])
+        l68s, others = [None] * len(mesh_recs), [None] * len(mesh_recs)
+        for k in range(5):
+            tr = fold != k
+            mk = MeshTo68.fit([x for x, t in zip(meshes, tr) if t], [x for x, t in zip(targets, tr) if t], ridge,
+                              [x for x, t in zip(wts, tr) if t])
+            for i in np.flatnonzero(~tr):
+                l68s[i] = mk.apply(mesh_recs[i]['mesh'])
+                others[i] = [mk.apply(m) for m in mesh_recs[i]['tta']]
+        E, L, Fe, Y = _errors_and_features(mesh_recs, l68s, others, camera_for)
+        sm = LandmarkSigmaModel.fit(E, L, Fe, Y, meta={'backend': 'mediapipe (learned map)', 'faces': len(E),
+                                                       'split_rule': SPLIT_RULE, 'command': command,
+                                                       'errors': 'cross-fitted mesh map (5 folds)'})
+        sm.save(os.path.join(output, 'face_sigma_mediapipe.json'))
+        yield f"sigma model mediapipe: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}"
+    for detector, key in (('cascade', 'dlib'), ('hog', 'dlib_hog')):
+        if 'sigma' not in parts and f'sigma-{key}' not in parts:
+            continue
+        lm = FaceLandmarker('dlib', static=True, sigma='tta', data_dir=output, dlib_detector=detector)
+        recs, l68s, others = [], [], []
+        for s in samples:
+            r = run_on_sample(lm, s)
+            if r['face'] is not None:
+                recs.append({'sample': s})
+                l68s.append(r['face'].landmarks68)
+                others.append(r['face'].extras['others68'])
+        lm.close()
+        E, L, Fe, Y = _errors_and_features(recs, l68s, others, camera_for)
+        sm = LandmarkSigmaModel.fit(E, L, Fe, Y, meta={'backend': f'dlib (detector {detector})', 'faces': len(E),
+                                                       'split_rule': SPLIT_RULE, 'command': command})
+        sm.save(os.path.join(output, f'face_sigma_{key}.json'))
+        yield f"sigma model {key}: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}"
+    if 'pose' in parts:
+        from depthmarks_ros.core.face.head_pose import angles_jacobian
+        with open(os.path.join(output, 'face_model_68.json')) as f:
+            fit['head_pose'] = {'model_residual_m': json.load(f)['residual_rms_m']}
+        save_fit()
+        z = []
+        for backend in ('dlib', 'mediapipe'):
+            lm = FaceLandmarker(backend, static=True, data_dir=output)
+            for s in aflw:
+                if np.any(np.abs(s.pose_deg) > 99):
+                    continue
+                r = run_on_sample(lm, s)
+                hp = r['face'].head_pose if r['face'] is not None else None
+                if hp is None:
+                    continue
+                J = angles_jacobian(hp.rvec)
+                sd = np.sqrt(np.diag(J @ hp.covariance[:3, :3] @ J.T))
+                err = (np.array([hp.yaw, hp.pitch, hp.roll]) - s.pose_deg + 180) % 360 - 180
+                z.extend(np.abs(err) / sd)
+            lm.close()
+        scale = float(np.quantile(z, 0.6827))
+        fit['head_pose']['covariance_scale'] = scale
+        fit['head_pose']['note'] = ('6x6 covariance multiplied by covariance_scale^2: 68.3 % of the fit split\'s '
+                                    'AFLW2000-3D angle errors (dlib and mediapipe, |angles| <= 99) within 1 sigma')
+        save_fit()
+        yield f'head pose: covariance scale {scale:.2f} from {len(z) // 3} faces x 3 angles'
+
+
+def _norm(sample) -> float:
+    """The NME normaliser of a sample's set: box size for AFLW2000-3D, outer-eye distance for 300-W."""
+    from depthmarks_ros.core.face.datasets import bbox_size
+    from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
+    if sample.dataset == 'aflw2000_3d':
+        return bbox_size(sample.landmarks68)
+    return float(np.linalg.norm(sample.landmarks68[LEFT_EYE_OUTER] - sample.landmarks68[RIGHT_EYE_OUTER]))

@@ -1,20 +1,31 @@
 """Faces in an image -> landmarks (native + iBUG-68) with covariance and visibility, stable ids,
-3D points with covariance (given depth) and head pose. Shared by the face_landmarks node and the
-`depthmarks face` command (ROS-free)."""
+3D points with covariance (given depth) and head pose. Shared by the face_landmarks node, the
+`depthmarks face` command, `depthmarks fit-face` and benchmarks/bench_face.py (ROS-free).
+
+Fitted artefacts (``depthmarks_ros/data``, made by ``depthmarks fit-face`` on the fit split):
+``face_mesh_to_68.npz`` (learned MediaPipe -> 68 map), ``face_sigma_<backend>.json`` (covariance
+models fitted by the Gaussian NLL), ``face_fit.json`` (detector box map, head-pose calibration).
+A missing artefact falls back to the unfitted method (fixed vertex map, TTA covariance formula);
+an unreadable one is a BackendError with the file name.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Optional
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
 
 import numpy as np
 
-from depthmarks_ros.core.face.backends import DlibFace68, create_backend
+from depthmarks_ros.core.face.backends import BackendError, DlibFace68, create_backend
 from depthmarks_ros.core.face.head_pose import HeadPose, solve_head_pose
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, MEDIAPIPE_TO_IBUG68, RIGHT_EYE_OUTER
 from depthmarks_ros.core.tracking import CentroidTracker
 from depthmarks_ros.core.face.uncertainty import (DEFAULT_AUGMENTATIONS, UncertaintyModel, augmented_predictions,
                                                   landmark_covariance, match_faces)
 from depthmarks_ros.core.lifting import lift, robust_depth
+
+DATA_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..', 'data'))
 
 
 @dataclass
@@ -31,29 +42,98 @@ class Face:
     points3d: Optional[np.ndarray] = None      # (N, 3) metres, NaN where no depth
     cov3d: Optional[np.ndarray] = None         # (N, 3, 3)
     head_pose: Optional[HeadPose] = None
+    extras: Dict = field(default_factory=dict)  # raw outputs for fitting: spread68, features, mesh, ...
 
     def subset68(self):
-        """Indices of the 68 layout inside the native one."""
+        """Indices of the 68 layout inside the native one (MediaPipe: the fixed vertex choice)."""
         return MEDIAPIPE_TO_IBUG68 if self.layout.startswith('mediapipe') else np.arange(68)
 
 
+def load_fit(path: str) -> dict:
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise BackendError(f'{path}: unreadable face fit file ({exc}); refit with depthmarks fit-face') from exc
+
+
+def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, size) -> dict:
+    """Inputs of the sigma model for one face: TTA spread of each of the 68 points, yaw of a plain
+    PnP solve, blur, darkness; and each point's inside-the-image ramp (visibility)."""
+    from depthmarks_ros.core.face.sigma_model import image_features, interocular, point_features
+    w, h = size
+    if len(others68):
+        samples = np.stack([l68] + list(others68))
+        spread = np.sqrt(((samples - samples.mean(axis=0)) ** 2).sum(-1).sum(0) / max(len(samples) - 1, 1))
+    else:
+        spread = np.zeros(68)
+    blur, dark = image_features(grey, l68)
+    hp0 = solve_head_pose(l68, K)
+    yaw0 = hp0.yaw if hp0 is not None else 0.0
+    margin = np.minimum.reduce([l68[:, 0], l68[:, 1], w - 1 - l68[:, 0], h - 1 - l68[:, 1]])
+    return {'spread68': spread, 'yaw0': yaw0, 'blur': blur, 'dark': dark,
+            'features': point_features(spread, interocular(l68), blur, dark),
+            'inside68': np.clip(margin / 5.0, 0.0, 1.0)}
+
+
 class FaceLandmarker:
-    def __init__(self, backend: str = 'mediapipe', max_faces: int = 4, refine: bool = False,
+    """``mapping``: 'learned' (the fitted mesh -> 68 map, where shipped) or 'fixed' (MediaPipe);
+    ``sigma``: 'learned' (the NLL-fitted covariance model, where shipped) or 'tta' (the formula of
+    core/face/uncertainty.py); ``dlib_detector``: 'hog', 'mmod' or 'cascade' (MediaPipe detectors,
+    fallbacks). The plain anchors of the benchmark are mapping='fixed', sigma='tta',
+    dlib_detector='hog'."""
+
+    def __init__(self, backend: str = 'dlib', max_faces: int = 4, refine: bool = False,
                  uncertainty: bool = True, static: bool = False, dlib_detector: str = 'hog',
-                 model: Optional[UncertaintyModel] = None, learned_model: str = '', dlib_redetect_every: int = 1):
+                 model: Optional[UncertaintyModel] = None, learned_model: str = '', dlib_redetect_every: int = 1,
+                 mapping: str = 'learned', sigma: str = 'learned', data_dir: str = DATA_DIR,
+                 mesh_fallback: bool = True):
+        from depthmarks_ros.core.face.mapping import MeshTo68
+        from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
+        if mapping not in ('learned', 'fixed') or sigma not in ('learned', 'tta'):
+            raise BackendError(f"mapping must be 'learned' or 'fixed', sigma 'learned' or 'tta' (got {mapping!r}, {sigma!r})")
         self.backend_name = backend
-        self.backend = create_backend(backend, max_faces, refine, static, dlib_detector, dlib_redetect_every)
+        self.fit = load_fit(os.path.join(data_dir, 'face_fit.json'))
+        self.mapping = None
+        map_path = os.path.join(data_dir, 'face_mesh_to_68.npz')
+        if backend == 'mediapipe' and mapping == 'learned' and os.path.isfile(map_path):
+            try:
+                self.mapping = MeshTo68.load(map_path)
+            except ValueError as exc:
+                raise BackendError(str(exc)) from exc
+        self.backend = create_backend(backend, max_faces, refine, static, dlib_detector,
+                                      dlib_redetect_every, self.mapping, self.fit.get('box_map'),
+                                      mesh_fallback)
         self.model = model or UncertaintyModel()
         self.uncertainty = uncertainty
+        self.sigma_model = None
+        sigma_path = os.path.join(data_dir, f'face_sigma_{self._sigma_key(dlib_detector)}.json')
+        if uncertainty and sigma == 'learned' and os.path.isfile(sigma_path):
+            try:
+                self.sigma_model = LandmarkSigmaModel.load(sigma_path)
+            except ValueError as exc:
+                raise BackendError(str(exc)) from exc
         self._aug = []
         if uncertainty and backend == 'mediapipe':
-            self._aug = [create_backend(backend, max_faces, refine, static) for _ in DEFAULT_AUGMENTATIONS]
+            self._aug = [create_backend(backend, max_faces, refine, static,
+                                        mapping=self.mapping, mesh_fallback=False) for _ in DEFAULT_AUGMENTATIONS]
         self.tracker = CentroidTracker()
         # a trained patch model (depthmarks train-landmarks) replaces the TTA covariance of the 68 points
         self.learned = None
         if learned_model:
             from depthmarks_ros.core.learning.inference import LandmarkUncertaintyModel
             self.learned = LandmarkUncertaintyModel.load(learned_model)
+
+    def _sigma_key(self, dlib_detector: str) -> str:
+        if self.backend_name == 'mediapipe':
+            return 'mediapipe' if self.mapping is not None else 'mediapipe_fixed'
+        return 'dlib' if dlib_detector == 'cascade' else f'dlib_{dlib_detector}'
+
+    @property
+    def sigma_key(self) -> str:
+        return self._sigma_key(getattr(self.backend, 'detector', ''))
 
     def close(self) -> None:
         for b in [self.backend] + self._aug:
@@ -62,45 +142,84 @@ class FaceLandmarker:
     def _native_runs(self, rgb):
         if isinstance(self.backend, DlibFace68):
             return None
-        return [lambda img, b=b: [f.landmarks for f in b.process(img)] for b in self._aug]
+        return [lambda img, b=b: [np.column_stack([f.landmarks, f.z]) for f in b.process(img)] for b in self._aug]
 
     def process(self, rgb: np.ndarray, K: Optional[np.ndarray] = None, depth: Optional[np.ndarray] = None,
                 depth_sigma: Optional[np.ndarray] = None) -> List[Face]:
         """rgb (H, W, 3) uint8; K the rectified 3x3 camera matrix (for 3D and head pose)."""
+        import cv2
         h, w = rgb.shape[:2]
         results = self.backend.process(rgb)
         if not results:
             self.tracker.update([])
             return []
-        others_per_face: List[List[np.ndarray]] = [[] for _ in results]
+        others_per_face: List[List[np.ndarray]] = [[] for _ in results]      # native layout (N, 2)
+        others68: List[List[np.ndarray]] = [[] for _ in results]             # 68 layout
         if self.uncertainty:
             if isinstance(self.backend, DlibFace68):
                 others_per_face = [self._dlib_jitter(rgb, r.bbox) for r in results]
+                others68 = others_per_face
             else:
                 runs = augmented_predictions(rgb, self._native_runs(rgb))
+                iod = [np.linalg.norm(r.landmarks68[LEFT_EYE_OUTER] - r.landmarks68[RIGHT_EYE_OUTER]) for r in results]
                 for aug in runs:
-                    iod = [np.linalg.norm(r.landmarks68[LEFT_EYE_OUTER] - r.landmarks68[RIGHT_EYE_OUTER]) for r in results]
-                    for i, m in enumerate(match_faces([r.landmarks for r in results], aug, max(max(iod), 10.0))):
+                    xys = [a[:, :2] for a in aug]
+                    for i, m in enumerate(match_faces([r.landmarks for r in results], xys, max(max(iod), 10.0))):
                         if m is not None and m.shape == results[i].landmarks.shape:
+                            full = aug[next(j for j, x in enumerate(xys) if x is m)]
                             others_per_face[i].append(m)
+                            others68[i].append(self.backend.to68(full))
+                            results[i].tta.append(full)
         ids = self.tracker.update([r.bbox for r in results])
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if self.sigma_model is not None or self.uncertainty else None
+        K_pose = K if K is not None else np.array([[max(w, h), 0, (w - 1) / 2], [0, max(w, h), (h - 1) / 2], [0, 0, 1.0]])
         faces = []
-        for r, others, fid in zip(results, others_per_face, ids):
+        for r, others, o68, fid in zip(results, others_per_face, others68, ids):
             iod = float(np.linalg.norm(r.landmarks68[LEFT_EYE_OUTER] - r.landmarks68[RIGHT_EYE_OUTER]))
             cov, vis = landmark_covariance(r.landmarks, others, (w, h), self.model, iod)
             sub = MEDIAPIPE_TO_IBUG68 if r.layout.startswith('mediapipe') else np.arange(68)
-            face = Face(fid, r.layout, r.landmarks, cov, vis, r.landmarks68, cov[sub], vis[sub], r.bbox)
+            cov68, vis68 = cov[sub], vis[sub]
+            face = Face(fid, r.layout, r.landmarks, cov, vis, r.landmarks68, cov68, vis68, r.bbox)
+            if r.z is not None:
+                face.extras['mesh'] = np.column_stack([r.landmarks, r.z])
+                face.extras['tta_meshes'] = r.tta
+            if self.uncertainty:
+                face.extras.update(face_features(grey, r.landmarks68, o68, K_pose, (w, h)))
+                face.extras['others68'] = o68
+                if self.sigma_model is not None:
+                    face.cov68 = self.sigma_model.covariance(r.landmarks68, face.extras['features'],
+                                                             abs(face.extras['yaw0']))
+                    face.visibility68 = face.extras['inside68']
             if self.learned is not None:
-                face.cov68, face.visibility68 = self.learned.predict(rgb, r.landmarks68)
+                face.cov68, face.visibility68 = self.learned.predict(rgb, face.landmarks68)
+            if not r.layout.startswith('mediapipe') or self.mapping is None:
                 face.cov[sub], face.visibility[sub] = face.cov68, face.visibility68
             if K is not None:
-                face.head_pose = solve_head_pose(face.landmarks68, K, face.cov68)
+                face.head_pose = self.head_pose(face.landmarks68, K, face.cov68)
                 if depth is not None:
                     z, spread = robust_depth(depth, face.landmarks, radius=2, sigma_map=depth_sigma)
                     face.points3d, face.cov3d = lift(face.landmarks, z, K[0, 0], K[1, 1], K[0, 2], K[1, 2],
                                                      face.cov, np.nan_to_num(spread, nan=0.0))
             faces.append(face)
         return faces
+
+    def head_pose(self, landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.ndarray]) -> Optional[HeadPose]:
+        """Pose weighted by the landmark covariance plus the 3D mean face's own spread (the model
+        residual of face_model_68.json projected at the face's distance), angle part scaled by the
+        fitted calibration factor (face_fit.json)."""
+        pose_fit = self.fit.get('head_pose', {})
+        resid = pose_fit.get('model_residual_m')
+        first = solve_head_pose(landmarks68, K)
+        if first is None or cov68 is None:
+            return first
+        c = np.asarray(cov68, np.float64)
+        if resid is not None:
+            px = K[0, 0] / max(first.tvec[2], 1e-3) * np.asarray(resid, np.float64)   # metres -> px
+            c = c + (px ** 2)[:, None, None] * np.eye(2)
+        hp = solve_head_pose(landmarks68, K, c)
+        if hp is not None and 'covariance_scale' in pose_fit:
+            hp.covariance = hp.covariance * float(pose_fit['covariance_scale']) ** 2
+        return hp
 
     def _dlib_jitter(self, rgb, bbox) -> List[np.ndarray]:
         import dlib

@@ -31,9 +31,13 @@ def affine(dx: float, dy: float, scale: float, w: int, h: int) -> np.ndarray:
 
 
 def invert_points(A: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Map (N, 2) points (or (N, 3) with a relative depth, scaled like x) back through A^-1."""
     M = np.vstack([A, [0, 0, 1]])
     Minv = np.linalg.inv(M)
-    return pts @ Minv[:2, :2].T + Minv[:2, 2]
+    xy = pts[:, :2] @ Minv[:2, :2].T + Minv[:2, 2]
+    if pts.shape[1] == 2:
+        return xy
+    return np.column_stack([xy, pts[:, 2:] * np.sqrt(abs(np.linalg.det(Minv[:2, :2])))])
 
 
 def augmented_predictions(rgb: np.ndarray, runners: Sequence[Callable[[np.ndarray], List[np.ndarray]]],

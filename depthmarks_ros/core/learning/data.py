@@ -34,7 +34,7 @@ class LandmarkSample:
 
 def load_pts_folder(folder: str) -> List[LandmarkSample]:
     import cv2
-    from depthmarks_ros.core.face.pts_io import read_pts
+    from depthmarks_ros.core.pts_io import read_pts
     out = []
     for pts_path in sorted(glob.glob(os.path.join(folder, '*.pts'))):
         stem = pts_path[:-4]

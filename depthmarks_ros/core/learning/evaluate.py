@@ -6,7 +6,7 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from depthmarks_ros.core.face.metrics import calibration_2d
+from depthmarks_ros.core.learning.calibration import calibration_2d
 from depthmarks_ros.core.learning.losses import covariance_from_params, full_nll
 
 

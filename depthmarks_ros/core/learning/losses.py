@@ -65,3 +65,13 @@ def luvli_loss(mean: torch.Tensor, chol_params: torch.Tensor, vis_logit: torch.T
 
 
 LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_nll_cov(error: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    """Per landmark 2D NLL 1/2 log|Sigma| + 1/2 e^T Sigma^-1 e for a given covariance (..., 2, 2)
+    (without the log 2 pi constant); e = target - mean (..., 2)."""
+    a, b, d = cov[..., 0, 0], cov[..., 0, 1], cov[..., 1, 1]
+    det = a * d - b * b
+    ex, ey = error[..., 0], error[..., 1]
+    m2 = (d * ex * ex - 2 * b * ex * ey + a * ey * ey) / det
+    return 0.5 * torch.log(det) + 0.5 * m2

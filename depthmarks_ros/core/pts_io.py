@@ -1,4 +1,4 @@
-"""300-W / iBUG .pts landmark files."""
+"""300-W / iBUG .pts landmark files (shared by core/face and core/learning; neither owns it)."""
 from __future__ import annotations
 
 import numpy as np

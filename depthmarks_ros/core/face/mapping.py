@@ -1,0 +1,93 @@
+"""MediaPipe Face Mesh (478 points with z) -> iBUG-68 by a learned linear map (ROS-free).
+
+Each mesh is aligned to a reference mesh by a 2D similarity (Procrustes on x, y); the aligned x, y
+and the relative depth z (same scale) of every vertex feed a ridge regression to the 68 aligned
+iBUG points, which are mapped back with the inverse similarity. The map is fitted by
+``depthmarks fit-face`` on the fit split of AFLW2000-3D and 300-W (``data/face_mesh_to_68.npz``
+records split, rule and command); without it the fixed vertex choice of ``ibug68.py`` is used.
+"""
+from __future__ import annotations
+
+import json
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+def _similarity(src: np.ndarray, dst: np.ndarray) -> Tuple[float, np.ndarray, np.ndarray]:
+    """s, R (2x2), t with dst ~ s R src + t (least squares)."""
+    ms, md = src.mean(axis=0), dst.mean(axis=0)
+    a, b = src - ms, dst - md
+    u, sv, vt = np.linalg.svd(b.T @ a)
+    d = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
+    R = u @ d @ vt
+    s = float(np.trace(np.diag(sv) @ d) / max((a ** 2).sum(), 1e-12))
+    return s, R, md - s * R @ ms
+
+
+class MeshTo68:
+    def __init__(self, ref: np.ndarray, W: np.ndarray, x_mean: np.ndarray, y_mean: np.ndarray, meta: Optional[dict] = None):
+        self.ref, self.W, self.x_mean, self.y_mean = ref, W, x_mean, y_mean
+        self.meta = meta or {}
+        self.n_vertices = len(ref)
+
+    @classmethod
+    def _features(cls, ref: np.ndarray, mesh: np.ndarray):
+        xy = mesh[:, :2]
+        s, R, t = _similarity(xy, ref)
+        aligned = xy @ (s * R).T + t
+        z = (mesh[:, 2] - mesh[:, 2].mean()) * s if mesh.shape[1] > 2 else np.zeros(len(mesh))
+        return np.concatenate([aligned.ravel(), z]), (s, R, t)
+
+    def apply(self, mesh: np.ndarray) -> np.ndarray:
+        """(N, 3) or (N, 2) mesh px (N = the fitted vertex count) -> (68, 2) px."""
+        mesh = np.asarray(mesh, np.float64)[:self.n_vertices]
+        x, (s, R, t) = self._features(self.ref, mesh)
+        y = ((x - self.x_mean) @ self.W + self.y_mean).reshape(68, 2)
+        return (y - t) @ R / s                       # inverse similarity
+
+    @classmethod
+    def fit(cls, meshes: Sequence[np.ndarray], targets68: Sequence[np.ndarray], ridge: float = 1e-2,
+            weights: Optional[Sequence[float]] = None, meta: Optional[dict] = None) -> 'MeshTo68':
+        meshes = [np.asarray(m, np.float64) for m in meshes]
+        n = min(len(m) for m in meshes)
+        meshes = [m[:n] for m in meshes]
+        ref = meshes[0][:, :2] - meshes[0][:, :2].mean(axis=0)
+        for _ in range(3):                           # generalised Procrustes: mean of aligned meshes
+            al = []
+            for m in meshes:
+                s, R, t = _similarity(m[:, :2], ref)
+                al.append(m[:, :2] @ (s * R).T + t)
+            ref = np.mean(al, axis=0)
+            ref -= ref.mean(axis=0)
+            ref /= np.sqrt((ref ** 2).sum(axis=1).mean())
+        X, Y = [], []
+        for m, y in zip(meshes, targets68):
+            x, (s, R, t) = cls._features(ref, m)
+            X.append(x)
+            Y.append((np.asarray(y, np.float64) @ (s * R).T + t).ravel())
+        X, Y = np.array(X), np.array(Y)
+        w = np.ones(len(X)) if weights is None else np.asarray(weights, np.float64)
+        w = w / w.mean()
+        xm, ym = (w[:, None] * X).sum(0) / w.sum(), (w[:, None] * Y).sum(0) / w.sum()
+        Xc, Yc = X - xm, Y - ym
+        A = (Xc * w[:, None]).T @ Xc
+        lam = ridge * np.trace(A) / A.shape[0]
+        W = np.linalg.solve(A + lam * np.eye(A.shape[0]), (Xc * w[:, None]).T @ Yc)
+        return cls(ref, W, xm, ym, meta)
+
+    def save(self, path: str) -> None:
+        np.savez_compressed(path, ref=self.ref.astype(np.float32), W=self.W.astype(np.float32),
+                            x_mean=self.x_mean.astype(np.float32), y_mean=self.y_mean.astype(np.float32),
+                            meta=np.array(json.dumps(self.meta)))
+
+    @classmethod
+    def load(cls, path: str) -> 'MeshTo68':
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                out = cls(z['ref'].astype(np.float64), z['W'].astype(np.float64), z['x_mean'].astype(np.float64),
+                          z['y_mean'].astype(np.float64), json.loads(str(z['meta'])))
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(f'{path}: not a mesh -> 68 mapping file ({exc}); refit with depthmarks fit-face') from exc
+        if out.W.shape != (3 * len(out.ref), 136) or not np.all(np.isfinite(out.W)):
+            raise ValueError(f'{path}: mapping has the wrong shape {out.W.shape}; refit with depthmarks fit-face')
+        return out

@@ -1,0 +1,160 @@
+"""Per-landmark 2x2 covariance from features, fitted by the Gaussian NLL on real errors (ROS-free).
+
+For landmark i of a face with inter-ocular distance d (outer eye corners) and in-plane angle theta:
+
+    Sigma_i = (d * exp(a_i + c_i |yaw| / 90 + w . f)) ^ 2  R(theta) C_i R(theta)^T
+
+with C_i a per-landmark shape (det 1, from a Cholesky factor), and f the per-point / per-face
+features: log of the test-time-augmentation spread of point i (in units of d), log d, image blur
+(log variance of the Laplacian of the face crop at a fixed size) and darkness (log mean
+brightness of the crop). a, c, w, C are fitted by minimising the 2D Gaussian NLL
+(1/2 log|Sigma| + 1/2 e^T Sigma^-1 e, core/learning/losses.py) of the backend's real errors on the
+fit split (``depthmarks fit-face``); one model per backend, in ``data/face_sigma_<backend>.json``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import numpy as np
+
+from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
+
+FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark')
+
+
+def face_angle(landmarks68: np.ndarray) -> float:
+    d = landmarks68[LEFT_EYE_OUTER] - landmarks68[RIGHT_EYE_OUTER]
+    return float(np.arctan2(d[1], d[0]))
+
+
+def interocular(landmarks68: np.ndarray) -> float:
+    return float(max(np.linalg.norm(landmarks68[LEFT_EYE_OUTER] - landmarks68[RIGHT_EYE_OUTER]), 1.0))
+
+
+def image_features(grey: np.ndarray, landmarks68: np.ndarray):
+    """(blur, dark) of the face crop (bounding box of the landmarks) resized to 64x64."""
+    import cv2
+    h, w = grey.shape[:2]
+    x0, y0 = np.floor(np.maximum(landmarks68.min(axis=0), 0)).astype(int)
+    x1, y1 = np.ceil(np.minimum(landmarks68.max(axis=0) + 1, [w, h])).astype(int)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return 0.0, 0.0
+    crop = cv2.resize(grey[y0:y1, x0:x1], (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)
+    lap = cv2.Laplacian(crop, cv2.CV_32F)
+    return float(-np.log(lap.var() + 1.0) / 5.0), float(-np.log(crop.mean() + 1.0) / 5.0)
+
+
+def point_features(spread_px: np.ndarray, iod: float, blur: float, dark: float) -> np.ndarray:
+    """(68, len(FEATURES)) feature matrix of one face."""
+    n = len(spread_px)
+    return np.column_stack([np.log(np.asarray(spread_px) / iod + 1e-3), np.full(n, np.log(iod) / 5.0),
+                            np.full(n, blur), np.full(n, dark)])
+
+
+@dataclass
+class LandmarkSigmaModel:
+    a: np.ndarray                     # (68,)
+    c: np.ndarray                     # (68,) yaw slope
+    w: np.ndarray                     # (len(FEATURES),)
+    chol: np.ndarray                  # (68, 3) raw Cholesky parameters of C_i (log diag 2, off-diagonal)
+    meta: Dict = field(default_factory=dict)
+
+    def shapes(self) -> np.ndarray:
+        L = np.zeros((len(self.a), 2, 2))
+        L[:, 0, 0], L[:, 1, 1], L[:, 1, 0] = np.exp(self.chol[:, 0]), np.exp(self.chol[:, 1]), self.chol[:, 2]
+        C = L @ L.transpose(0, 2, 1)
+        return C / np.sqrt(np.linalg.det(C))[:, None, None]
+
+    def covariance(self, landmarks68: np.ndarray, feats: np.ndarray, abs_yaw_deg: float) -> np.ndarray:
+        """(68, 2, 2) px^2."""
+        iod = interocular(landmarks68)
+        log_s = self.a + self.c * abs_yaw_deg / 90.0 + feats @ self.w
+        s = iod * np.exp(np.clip(log_s, -12, 3))
+        th = face_angle(landmarks68)
+        R = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+        return (s ** 2)[:, None, None] * (R @ self.shapes() @ R.T)
+
+    def to_json(self) -> dict:
+        return {'features': list(FEATURES), 'a': self.a.tolist(), 'c': self.c.tolist(), 'w': self.w.tolist(),
+                'chol': self.chol.tolist(), 'meta': self.meta}
+
+    def save(self, path: str) -> None:
+        with open(path, 'w') as f:
+            json.dump(self.to_json(), f)
+
+    @classmethod
+    def load(cls, path: str) -> 'LandmarkSigmaModel':
+        try:
+            with open(path) as f:
+                d = json.load(f)
+            m = cls(np.array(d['a'], float), np.array(d['c'], float), np.array(d['w'], float),
+                    np.array(d['chol'], float), d.get('meta', {}))
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f'{path}: not a landmark sigma model ({exc}); refit with depthmarks fit-face') from exc
+        if m.a.shape != (68,) or m.c.shape != (68,) or m.chol.shape != (68, 3) or m.w.shape != (len(FEATURES),) \
+                or not all(np.all(np.isfinite(v)) for v in (m.a, m.c, m.w, m.chol)):
+            raise ValueError(f'{path}: landmark sigma model has the wrong shapes or non-finite values')
+        return m
+
+    @classmethod
+    def fit(cls, errors: np.ndarray, landmarks68: np.ndarray, feats: np.ndarray, abs_yaw: np.ndarray,
+            steps: int = 300, meta: Optional[dict] = None) -> 'LandmarkSigmaModel':
+        """errors, landmarks68 (F, 68, 2) px; feats (F, 68, len(FEATURES)); abs_yaw (F,) degrees.
+        Minimises the mean 2D Gaussian NLL (full 2x2) with Adam then L-BFGS (float64, one thread: a
+        small problem, and torch's thread pool stalls on a loaded machine)."""
+        import torch
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return cls._fit(errors, landmarks68, feats, abs_yaw, steps, meta)
+        finally:
+            torch.set_num_threads(threads)
+
+    @classmethod
+    def _fit(cls, errors, landmarks68, feats, abs_yaw, steps, meta):
+        import torch
+        from depthmarks_ros.core.learning.losses import gaussian_nll_cov
+        F = len(errors)
+        iod = np.array([interocular(l) for l in landmarks68])
+        th = np.array([face_angle(l) for l in landmarks68])
+        cos, sin = np.cos(th), np.sin(th)
+        Rt = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)      # R^T (F, 2, 2)
+        e = np.einsum('fij,fnj->fni', Rt, errors) / iod[:, None, None]                # face frame, d units
+        e_t = torch.tensor(e.reshape(-1, 2))
+        f_t = torch.tensor(feats.reshape(-1, feats.shape[-1]))
+        yaw_t = torch.tensor(np.repeat(abs_yaw / 90.0, 68))
+        idx = torch.tensor(np.tile(np.arange(68), F))
+        r2 = (e ** 2).sum(-1).mean(0) / 2
+        a = torch.tensor(0.5 * np.log(r2 + 1e-8), requires_grad=True)
+        c = torch.zeros(68, dtype=torch.float64, requires_grad=True)
+        w = torch.zeros(feats.shape[-1], dtype=torch.float64, requires_grad=True)
+        ch = torch.zeros(68, 3, dtype=torch.float64, requires_grad=True)
+        params = [a, c, w, ch]
+
+        def loss_fn():
+            log_s = a[idx] + c[idx] * yaw_t + f_t @ w
+            L = torch.stack([torch.stack([torch.exp(ch[:, 0]), torch.zeros(68, dtype=torch.float64)], -1),
+                             torch.stack([ch[:, 2], torch.exp(ch[:, 1])], -1)], -2)
+            C = L @ L.transpose(1, 2)
+            C = C / torch.sqrt(torch.det(C))[:, None, None]
+            cov = torch.exp(2 * log_s)[:, None, None] * C[idx]
+            return gaussian_nll_cov(e_t, cov).mean()
+        opt = torch.optim.Adam(params, lr=0.05)
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = loss_fn()
+            loss.backward()
+            opt.step()
+        lb = torch.optim.LBFGS(params, max_iter=300, line_search_fn='strong_wolfe')
+
+        def closure():
+            lb.zero_grad()
+            loss = loss_fn()
+            loss.backward()
+            return loss
+        lb.step(closure)
+        out = cls(a.detach().numpy(), c.detach().numpy(), w.detach().numpy(), ch.detach().numpy(), dict(meta or {}))
+        out.meta['fit_nll'] = float(loss_fn().item())
+        return out
