@@ -12,6 +12,17 @@ from depthmarks_ros.core.learning.losses import (LOG_2PI, cholesky_factor, covar
 from depthmarks_ros.core.learning.train import TrainConfig, train_patches
 
 
+@pytest.fixture(autouse=True, scope='module')
+def _one_torch_thread():
+    """The training tests run torch on one thread: with its default pool (2 threads) on the shared,
+    loaded 2-core machine the synthetic-task test took > 300 s at load ~20 and timed out; on one
+    thread it took 81 s at load ~33."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_full_nll_equals_multivariate_normal_up_to_the_constant():
     g = torch.Generator().manual_seed(0)
     mean = torch.randn(50, 2, generator=g, dtype=torch.float64)
