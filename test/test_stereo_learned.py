@@ -335,3 +335,21 @@ def test_shipped_model_is_small_documented_and_its_sigma_ranks_errors(sim_pair):
     sig = r.sigma[ok]
     low = sig <= np.median(sig)
     assert err[low].mean() < 0.5 * err[~low].mean()   # the half with the smaller sigma has far smaller errors
+
+
+def test_depthmarks_stereo_with_the_learned_backend(tmp_path, sim_pair):
+    import cv2
+    from depthmarks_ros.cli.main import main
+    left, right, _gt = sim_pair
+    cv2.imwrite(str(tmp_path / 'l.png'), left)
+    cv2.imwrite(str(tmp_path / 'r.png'), right)
+    model = _export(tmp_path, WithSigma(), dict(GREY, confidence='sigma'), 'onnx')
+    out = tmp_path / 'out'
+    assert main(['stereo', str(tmp_path / 'l.png'), str(tmp_path / 'r.png'), '-o', str(out), '--backend', 'learned',
+                 '--model', model, '--focal', '100', '--baseline', '0.1']) == 0
+    np.testing.assert_allclose(np.load(out / 'depth.npy'), 100 * 0.1 / 5.0, rtol=1e-5)
+    assert np.load(out / 'sigma.npy').shape == left.shape
+    assert main(['stereo', str(tmp_path / 'l.png'), str(tmp_path / 'r.png'), '-o', str(out), '--backend', 'learned',
+                 '--model', str(tmp_path / 'missing.onnx')]) == 2
+    assert main(['stereo', str(tmp_path / 'l.png'), str(tmp_path / 'r.png'), '-o', str(out),
+                 '--model', model]) == 2

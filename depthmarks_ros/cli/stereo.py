@@ -28,7 +28,13 @@ def add_arguments(p) -> None:
     p.add_argument('--wls', action='store_true', help='WLS post-filter')
     p.add_argument('--lr-check', action='store_true')
     p.add_argument('--backend', default='opencv', help='matcher backend (as the node\'s backend parameter): '
-                   'opencv (--algorithm chooses the OpenCV matcher), coarse_to_fine, ...')
+                   'opencv (--algorithm chooses the OpenCV matcher), coarse_to_fine, learned (a network: --model; '
+                   'docs/learned_stereo.md), ...')
+    p.add_argument('--model', default='', help='backend learned: ONNX or TorchScript file with its convention YAML '
+                   'beside it (default: the refinement network shipped in the package, which refines the matcher '
+                   'set by the options above)')
+    p.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto', help='backend learned: where it runs')
+    p.add_argument('--half', action='store_true', help='backend learned, TorchScript on CUDA: half precision')
 
 
 def run(args) -> int:
@@ -60,7 +66,11 @@ def run(args) -> int:
                           P1=8.0 * args.window ** 2, P2=32.0 * args.window ** 2,
                           wls_filter=args.wls, lr_check=args.lr_check)
     try:
-        chain = StereoPipeline(args.backend, params)
+        options = ({'model_path': args.model, 'device': args.device, 'half': args.half}
+                   if args.backend == 'learned' else {})
+        if args.model and args.backend != 'learned':
+            raise ValueError('--model needs --backend learned')
+        chain = StereoPipeline(args.backend, params, **options)
     except (OSError, ValueError) as exc:
         print(f'depthmarks stereo: backend {args.backend}: {exc}')
         return 2
@@ -75,6 +85,9 @@ def run(args) -> int:
     write_pfm(os.path.join(args.output, 'disparity.pfm'), frame.disparity)
     write_disparity_png(os.path.join(args.output, 'disparity.png'), frame.disparity)
     np.save(os.path.join(args.output, 'confidence.npy'), frame.confidence)
+    sigma = getattr(chain.backend, 'last_sigma', None)
+    if sigma is not None:  # a learned model with a sigma output: disparity sigma in px
+        np.save(os.path.join(args.output, 'sigma.npy'), sigma)
     if frame.depth is not None:
         np.save(os.path.join(args.output, 'depth.npy'), frame.depth)
         mm = np.clip(np.nan_to_num(frame.depth * 1000.0, nan=0.0), 0, 65535).astype(np.uint16)

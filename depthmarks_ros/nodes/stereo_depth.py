@@ -113,7 +113,14 @@ class StereoDepthNode(DepthmarksNode):
                      'invalid, as stereo_image_proc points2) or dense (valid points only, height 1)',
                      choices=POINTS_LAYOUTS)
         self.declare_transports()
-        self.chain = StereoPipeline(self.p.backend, self._params())
+        self.declare('model_path', '', 'backend learned: ONNX or TorchScript file with its input-convention YAML '
+                     "beside it ('' = the refinement network shipped in the package; docs/learned_stereo.md)",
+                     read_only=True)
+        self.declare('device', 'auto', 'backend learned: where the network runs (auto: CUDA when present)',
+                     choices=('auto', 'cpu', 'cuda'), read_only=True)
+        self.declare('half', False, 'backend learned, TorchScript on CUDA: half precision', read_only=True)
+        self._backend_error = None
+        self.chain = self._make_chain()
         self._file_cams = None
         if self.p.calibration_file:   # start-up calibration: unusable = one-line error, exit 1 (docs/inputs.md)
             try:
@@ -144,6 +151,21 @@ class StereoDepthNode(DepthmarksNode):
     def _params(self) -> StereoParams:
         return StereoParams(**{f.name: getattr(self.p, f.name) for f in fields(StereoParams)})
 
+    def _backend_options(self, name: str):
+        if name != 'learned':
+            return {}
+        return {'model_path': self.p.model_path, 'device': self.p.device, 'half': self.p.half}
+
+    def _make_chain(self) -> StereoPipeline:
+        """The chain with the configured backend; when that cannot start (a learned model that is
+        missing or unusable) the node stays up and drops every frame with the reason."""
+        try:
+            return StereoPipeline(self.p.backend, self._params(), **self._backend_options(self.p.backend))
+        except (OSError, ValueError) as exc:  # LearnedModelError is a ValueError
+            self._backend_error = f'stereo backend {self.p.backend!r} not started: {exc}; frames dropped'
+            self.get_logger().error(self._backend_error)
+            return StereoPipeline('opencv', self._params())
+
     def on_parameters_changed(self, names):
         try:
             params = self._params()
@@ -151,9 +173,10 @@ class StereoDepthNode(DepthmarksNode):
         except ValueError as exc:
             self.get_logger().error(f'stereo parameters not applied: {exc}')
             return
-        if 'backend' in names and self.p.backend != self.chain.backend_name:
+        if 'backend' in names and (self.p.backend != self.chain.backend_name or self._backend_error):
             try:
-                self.chain.set_backend(self.p.backend)
+                self.chain.set_backend(self.p.backend, **self._backend_options(self.p.backend))
+                self._backend_error = None
             except (OSError, ValueError) as exc:
                 self.get_logger().error(f'stereo backend {self.p.backend!r} not started: {exc}')
         self.chain.set_params(params)
@@ -181,6 +204,9 @@ class StereoDepthNode(DepthmarksNode):
         """Messages (Image or CompressedImage) -> arrays -> core chain (core/stereo/pipeline.py) -> messages."""
         left, right, t_in = msgs.left, msgs.right, msgs.received
         waited = time.monotonic() - t_in
+        if self._backend_error:
+            self.reject('backend', self._backend_error)
+            return
         want_points = self.wanted(self.pub_points)
         try:
             if _enc(left) != _enc(right):
