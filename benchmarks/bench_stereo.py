@@ -4,6 +4,9 @@
 Peer: a plain single-threaded ``cv2.StereoSGBM`` with stereo_image_proc's default parameters
 (SGBM, window 15, P1 200, P2 400, uniqueness 15, speckle 100/4), 128 disparities.
 Ours: the stereo_depth core (SGBM_3WAY, window 5, both cores), plain / + LR check / + WLS.
+Backends: `opencv` and `coarse_to_fine` against plain OpenCV SGBM_3WAY with the same parameters at
+640x480 / 128 and KITTI size / 80, 128, 160 disparities (ratio = ours / SGBM_3WAY in the same run),
+and bad-2 with holes filled on KITTI 2012 (fit and report split) and the Middlebury samples.
 Node level: the stereo_depth node as its own process over DDS, frames sent one after the other;
 end to end = stamp to the disparity message's arrival; node overhead = (synchronised set in the
 node -> its 4 outputs published) - matcher time, as the node measures it.
@@ -12,6 +15,7 @@ the Middlebury samples in --data (Cloth3 half size: disparity = png / 2; Cones20
 size: png / 4; 0 = unknown).
 """
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -63,6 +67,104 @@ def speed(args):
         t_wls = median_ms(lambda: wls.compute(L, R), args.repeat)
         print(f'{w}x{h:<5d} {t_peer:12.1f} ({1e3 / t_peer:4.1f}) {t_ours:7.1f} ({1e3 / t_ours:4.1f}) '
               f'{t_strips:10.1f} ({1e3 / t_strips:4.1f}) {t_wls:7.1f} ({1e3 / t_wls:4.1f})')
+
+
+def _kitti(data):
+    """KITTI Stereo 2012 frames in --data: (stem, left, right, disparity truth) each."""
+    folder = os.path.join(data, 'stereo', 'kitti2012')
+    if not os.path.isdir(folder):
+        return []
+    out = []
+    for fn in sorted(os.listdir(os.path.join(folder, 'disp_noc'))):
+        g = cv2.imread(os.path.join(folder, 'disp_noc', fn), cv2.IMREAD_UNCHANGED).astype(np.float32) / 256.0
+        g[g == 0] = np.nan
+        out.append((os.path.splitext(fn)[0], cv2.imread(os.path.join(folder, 'image_0', fn), cv2.IMREAD_GRAYSCALE),
+                    cv2.imread(os.path.join(folder, 'image_1', fn), cv2.IMREAD_GRAYSCALE), g))
+    return out
+
+
+def report_split(stem: str) -> bool:
+    """docs/real-data.md's rule: sha1(stem) % 5 == 0 -> report split (never tuned on)."""
+    return int(hashlib.sha1(stem.encode()).hexdigest(), 16) % 5 == 0
+
+
+def backends(args):
+    """Backends against plain OpenCV SGBM_3WAY (same parameters, OpenCV's own 2 threads), interleaved
+    frame by frame so that load changes hit all alike; then bad-2 with holes filled."""
+    from depthmarks_ros.core.stereo.backend import create_backend
+    from depthmarks_ros.core.stereo.metrics import bad_filled
+    kitti = _kitti(args.data)
+    sim = SimRig(SimConfig(width=640, height=480)).render(0.0)
+    sim_pair = tuple(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (sim.left_rgb, sim.right_rgb))
+    names = ['opencv', 'coarse_to_fine']
+    print('\n== backends vs plain OpenCV SGBM_3WAY (window 5, P1 200, P2 800, uniqueness 10, speckle 100/2), '
+          'ms per frame (median, frames interleaved) ==')
+    print(f'load average before: {" ".join(f"{x:.2f}" for x in os.getloadavg())}')
+    cases = [('640x480 sim', sim_pair, 128)]
+    if kitti:
+        k = kitti[1]
+        cases += [(f'KITTI {k[1].shape[1]}x{k[1].shape[0]}', (k[1], k[2]), n) for n in (80, 128, 160)]
+    print(f'{"size":18s} {"disp":>4s} {"SGBM_3WAY":>10s}' + ''.join(f' {n:>15s} {"ratio":>6s}' for n in names))
+    for label, (L, R), ndisp in cases:
+        p = StereoParams(disparity_range=ndisp)
+        anchor = create_opencv_matcher(p)
+        ours = [create_backend(n, p) for n in names]
+        fns = [lambda: anchor.compute(L, R)] + [(lambda b: lambda: b.compute(L, R, confidence=False))(b) for b in ours]
+        for fn in fns:
+            fn()
+        times = [[] for _ in fns]
+        for _ in range(args.repeat):
+            for i, fn in enumerate(fns):
+                t0 = time.perf_counter()
+                fn()
+                times[i].append(time.perf_counter() - t0)
+        med = [float(np.median(t)) * 1e3 for t in times]
+        print(f'{label:18s} {ndisp:4d} {med[0]:10.1f}' + ''.join(f' {m:15.1f} {m / med[0]:6.2f}' for m in med[1:]))
+        for b in ours:
+            b.close()
+    print(f'load average after: {" ".join(f"{x:.2f}" for x in os.getloadavg())}')
+    print('\n== bad-2 with holes filled (% of ground-truth pixels off by > 2 px after KITTI\'s row-wise hole '
+          'filling; lower is better) ==')
+    print('(KITTI: 128 disparities; report split = sha1(stem) % 5 == 0, never used to choose coarse_to_fine\'s '
+          'settings; fit split = the rest)')
+    sets = []
+    if kitti:
+        sets.append(('KITTI 2012 fit split', [(L, R, g, 128) for s_, L, R, g in kitti if not report_split(s_)]))
+        sets.append(('KITTI 2012 report split', [(L, R, g, 128) for s_, L, R, g in kitti if report_split(s_)]))
+    for name, L, R, g, rng in _middlebury(args.data):
+        sets.append((name, [(L, R, g, rng)]))
+    print(f'{"set":26s} {"frames":>6s} {"SGBM_3WAY":>10s}' + ''.join(f' {n:>15s}' for n in names))
+    for name, frames in sets:
+        cols = [[] for _ in range(len(names) + 1)]
+        for L, R, g, rng in frames:
+            p = StereoParams(disparity_range=rng)
+            raw = create_opencv_matcher(p).compute(L, R)
+            d = raw.astype(np.float32) / 16
+            d[raw < 0] = np.nan
+            cols[0].append(bad_filled(d, g))
+            for i, n in enumerate(names):
+                b = create_backend(n, p)
+                cols[i + 1].append(bad_filled(b.compute(L, R, confidence=False)[0], g))
+                b.close()
+        print(f'{name:26s} {len(frames):6d}' + ''.join(f' {100 * np.mean(c):10.2f}' if i == 0 else
+                                                    f' {100 * np.mean(c):15.2f}' for i, c in enumerate(cols)))
+
+
+def _middlebury(data):
+    """(name, left grey, right grey, truth, disparity range) of skimage's motorcycle and --data's samples."""
+    from skimage import data as skdata
+    l, r, d = skdata.stereo_motorcycle()
+    out = [('motorcycle (skimage)', cv2.cvtColor(l, cv2.COLOR_RGB2GRAY), cv2.cvtColor(r, cv2.COLOR_RGB2GRAY),
+            np.where(np.isfinite(d), d, np.nan).astype(np.float32), 64)]
+    for name, lf, rf, gf, scale, rng in (('Middlebury Cloth3', 'view1.png', 'view5.png', 'disp1.png', 2.0, 96),
+                                        ('Middlebury Cones2003', 'im2.png', 'im6.png', 'disp2.png', 4.0, 64)):
+        folder = os.path.join(data, 'stereo', name.split()[-1])
+        if os.path.isdir(folder):
+            g = cv2.imread(os.path.join(folder, gf), cv2.IMREAD_UNCHANGED).astype(np.float32) / scale
+            g[g == 0] = np.nan
+            out.append((name, cv2.imread(os.path.join(folder, lf), cv2.IMREAD_GRAYSCALE),
+                        cv2.imread(os.path.join(folder, rf), cv2.IMREAD_GRAYSCALE), g, rng))
+    return out
 
 
 def _send_pair(probe, pubs, msgs):
@@ -194,10 +296,18 @@ def main():
     ap.add_argument('--data', default=os.path.normpath(os.path.join(ROOT, '..', 'shared', 'data')))
     ap.add_argument('--repeat', type=int, default=15)
     ap.add_argument('--skip-node', action='store_true')
+    ap.add_argument('--only', default='', help='comma list of sections: speed, backends, accuracy, node')
     args = ap.parse_args()
-    print(f'load average: {os.getloadavg()[0]:.2f}; OpenCV threads: {cv2.getNumThreads()}')
-    speed(args)
-    datasets(args)
+    only = set(filter(None, args.only.split(',')))
+    print(f'load average: {os.getloadavg()[0]:.2f}; OpenCV threads: {cv2.getNumThreads()}; cores: {os.cpu_count()}')
+    if not only or 'speed' in only:
+        speed(args)
+    if not only or 'backends' in only:
+        backends(args)
+    if not only or 'accuracy' in only:
+        datasets(args)
+    if only and 'node' not in only:
+        return
     if not args.skip_node:
         node_level(args)
 

@@ -183,6 +183,12 @@ def test_stereo_node_points_organised_by_default_dense_by_parameter(probe, rig):
     dense = one_cloud()
     assert dense.height == 1 and dense.is_dense and abs(dense.width - valid.sum()) < 0.05 * valid.sum()
     assert np.isfinite(cloud_to_array(dense)['z']).all()
+    # the backend is switched at run time; an unknown one is refused
+    assert not node.set_parameters([Parameter('backend', value='no_such')])[0].successful
+    assert node.set_parameters([Parameter('backend', value='coarse_to_fine')])[0].successful
+    assert node.chain.backend_name == 'coarse_to_fine'
+    z = cloud_to_array(one_cloud())['z']
+    assert np.isfinite(z).all() and abs(len(z) - valid.sum()) < 0.1 * valid.sum()
 
 
 @pytest.mark.dds
@@ -230,3 +236,34 @@ def test_fill_holes_takes_the_background_and_bad_filled_counts_every_truth_pixel
     gt[2] = [3, 3, 8, 8, 8, 2]                                 # (2, 4) filled with 2 instead of 8: bad
     # row 0: 9, 9 off by 4 (2 bad); row 1 all NaN (6 bad); row 2: one bad -> 9 of 18
     assert bad_filled(d, gt) == pytest.approx(9 / 18)
+
+
+def test_coarse_to_fine_backend_matches_the_full_size_matcher_on_the_rig(rig):
+    from depthmarks_ros.core.stereo.coarse_to_fine import CoarseToFineBackend, half_params, refine
+    s, f = rig
+    L, R = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb))
+    p = StereoParams(disparity_range=64)
+    assert half_params(p).disparity_range == 32 and half_params(p.replace(disparity_range=80)).disparity_range == 48
+    full = disparity_metrics(StereoMatcher(p).compute(L, R).disparity, f.disparity_gt)
+    c2f = create_backend('coarse_to_fine', p)
+    disp, conf = c2f.compute(L, R)
+    m = disparity_metrics(disp, f.disparity_gt)
+    assert m['bad2'] < full['bad2'] + 0.01 and m['density'] > full['density'] - 0.05 and m['epe'] < 0.6
+    assert conf.shape == disp.shape and (conf[np.isnan(disp)] == 0).all() and conf.max() <= 1
+    assert c2f.compute(L, R, confidence=False)[1] is None
+    # odd sizes: the half-size pair is padded, the result keeps the input's size
+    d_odd, _ = c2f.compute(np.ascontiguousarray(L[:239, :317]), np.ascontiguousarray(R[:239, :317]))
+    assert d_odd.shape == (239, 317) and np.nanmax(np.abs(d_odd - disp[:239, :317])) < 20
+    # refinement: a pixel takes a neighbour's value, never a new one; all-invalid stays invalid
+    half = np.full((120, 160), np.nan, np.float32)
+    half[:, :80] = 10.0
+    half[:, 80:] = 20.0
+    out = refine(L, R, half)
+    assert set(np.unique(out[np.isfinite(out)])) <= {20.0, 40.0} and np.isnan(refine(L, R, half * np.nan)).all()
+    with pytest.raises(ValueError):
+        create_backend('coarse_to_fine', p, neighbourhood=4)
+    c2f.set_params(p.replace(disparity_range=96))
+    assert c2f.coarse.params.disparity_range == 48 and c2f.max_disparity == 95
+    # through the chain, by name, as the node does
+    out = StereoPipeline('coarse_to_fine', p).process(L, R, (s.stereo.left, s.stereo.right))
+    assert out.delta_d == 1 / 8 and np.isfinite(out.depth).mean() > 0.6

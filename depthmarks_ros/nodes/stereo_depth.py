@@ -106,8 +106,8 @@ class StereoDepthNode(DepthmarksNode):
                      read_only=True)
         self.declare('calibration_file', '', 'Rig YAML with sensors left and right: use it instead of the '
                      'camera_info topics (which are then not subscribed)', read_only=True)
-        self.declare('backend', 'opencv', 'Matcher backend: opencv (the OpenCV matcher chosen by stereo_algorithm); '
-                     'see core/stereo/backend.py',
+        self.declare('backend', 'opencv', 'Matcher backend: opencv (the OpenCV matcher chosen by stereo_algorithm), '
+                     'coarse_to_fine (that matcher at half size + full-size refinement); core/stereo/backend.py',
                      choices=backend_names())
         self.declare('points_layout', 'organized', 'stereo/points: organized (height x width, NaN where '
                      'invalid, as stereo_image_proc points2) or dense (valid points only, height 1)',

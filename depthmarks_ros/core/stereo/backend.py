@@ -70,6 +70,7 @@ _FACTORIES: Dict[str, Factory] = {}
 # name -> 'module:attribute' of a factory, imported on first use
 _LAZY: Dict[str, str] = {
     'opencv': 'depthmarks_ros.core.stereo.matching:OpenCVBackend',
+    'coarse_to_fine': 'depthmarks_ros.core.stereo.coarse_to_fine:CoarseToFineBackend',
     'learned': 'depthmarks_ros.core.stereo.learned_backend:LearnedBackend',
 }
 
