@@ -267,3 +267,49 @@ def test_coarse_to_fine_backend_matches_the_full_size_matcher_on_the_rig(rig):
     # through the chain, by name, as the node does
     out = StereoPipeline('coarse_to_fine', p).process(L, R, (s.stereo.left, s.stereo.right))
     assert out.delta_d == 1 / 8 and np.isfinite(out.depth).mean() > 0.6
+
+
+@pytest.mark.dds
+def test_stereo_node_at_100_hz_drops_old_frames_and_holds_no_backlog(probe, rig):
+    """Input far above what the node can take: old frames are dropped and counted in /diagnostics;
+    nothing queues (when the input stops, at most the frame in hand comes out), memory stays bounded
+    (one pending frame in the worker, bounded sync queues)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
+    s, f = rig
+    node = StereoDepthNode(parameter_overrides=[Parameter('disparity_range', value=64),
+                                                Parameter('diagnostics_period', value=0.5)])
+    probe.add_node(node)
+    pubs = [probe.publisher(Image, 'stereo/left/image_raw'), probe.publisher(CameraInfo, 'stereo/left/camera_info'),
+            probe.publisher(Image, 'stereo/right/image_raw'), probe.publisher(CameraInfo, 'stereo/right/camera_info')]
+    depth = probe.subscribe(Image, 'stereo/depth', node.output_qos())
+    diag = probe.subscribe(DiagnosticArray, '/diagnostics')
+    for p in pubs:
+        assert probe.wait_for_subscribers(p)
+    msgs = (numpy_to_image(f.left_rgb, 'rgb8'), info_from_camera(s.stereo.left),
+            numpy_to_image(f.right_rgb, 'rgb8'), info_from_camera(s.stereo.right))
+    # the matcher's work made 8x longer than the input period, whatever the machine's speed
+    slow = node.chain.backend.compute
+
+    def compute(*a, **kw):
+        import time as _t
+        _t.sleep(0.08)
+        return slow(*a, **kw)
+    node.chain.backend.compute = compute
+    for _ in range(120):  # ~100 Hz
+        stamp = node.get_clock().now().to_msg()
+        for p, m in zip(pubs, msgs):
+            m.header.stamp = stamp
+            p.publish(m)
+        probe.spin_for(0.01)
+        assert all(len(q) <= node.p.queue_size for q in node.inputs.sync.queues)
+    assert node.worker.wait_idle(5)
+    n_out = node.stats.frames_out
+    probe.spin_for(0.5)
+    assert node.stats.frames_out <= n_out + 1 and node.worker.wait_idle(0.1)  # no backlog after the burst
+    assert depth
+    assert node.stats.frames_out + node.worker.dropped == node.stats.frames_in  # each set: out or dropped
+    assert node.worker.dropped > node.stats.frames_out > 0
+    assert probe.spin_until(lambda: any(
+        kv.key == 'dropped' and int(kv.value) >= node.worker.dropped > 0
+        for a in diag for st in a.status if 'stereo_depth' in st.name for kv in st.values), 5)
