@@ -1,5 +1,12 @@
-"""`depthmarks fit-fusion -o model.json`: fit the fusion sigma models (learned weights) on the
-simulated rig with the Gaussian NLL, against its exact ground truth. Same core as the node."""
+"""`depthmarks fit-fusion -o model.json`: fit the fusion sigma models (learned weights) with the
+Gaussian NLL: on the simulated rig against its exact ground truth (default), or on real data
+(`--kitti` LiDAR hold-out, `--kitti-stereo` KITTI Stereo 2012 disparities), fit split only
+(core/fusion/real_data.py). Same core as the node.
+
+The shipped real-data model, depthmarks_ros/data/fusion_sigma_kitti.json, is
+    depthmarks fit-fusion --kitti ../shared/data/lidar/kitti_object \
+        --kitti-stereo ../shared/data/stereo/kitti2012 --completion scanline -o fusion_sigma_kitti.json
+"""
 from __future__ import annotations
 
 from depthmarks_ros.core.fusion.completion import METHODS
@@ -13,6 +20,11 @@ def add_arguments(p) -> None:
     p.add_argument('--steps', type=int, default=300)
     p.add_argument('--width', type=int, default=640)
     p.add_argument('--height', type=int, default=480)
+    p.add_argument('--kitti', default='', help='KITTI object/depth folder (image_2/, velodyne/, calib/): fit the '
+                   'LiDAR sigma on 20%% hold-out returns of its fit-split frames instead of the simulated rig')
+    p.add_argument('--kitti-stereo', default='', help='KITTI Stereo 2012 folder (image_0/, image_1/, disp_noc/): '
+                   'fit the stereo disparity sigma on its fit-split frames')
+    p.add_argument('--hold-out-seeds', type=int, default=3, help='random hold-outs per KITTI LiDAR frame')
 
 
 def collect_samples(frames: int, completion: str, width: int = 640, height: int = 480, seed0: int = 100):
@@ -42,10 +54,46 @@ def collect_samples(frames: int, completion: str, width: int = 640, height: int 
     return samples
 
 
+def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion: str = 'scanline',
+                         seeds: int = 3):
+    """Fit-split samples from real data: (samples, provenance dict)."""
+    from depthmarks_ros.core.fusion import real_data as R
+    samples, prov = [], {'split_rule': R.SPLIT_RULE}
+    if kitti_root:
+        stems = R.split_stems(R.kitti_object_stems(kitti_root), 'fit')
+        for stem in stems:
+            sparse, rgb = R.kitti_object_frame(kitti_root, stem)
+            samples += [R.lidar_holdout_sample(sparse, rgb, completion, seed) for seed in range(seeds)]
+        prov['lidar'] = {'data': 'KITTI object frames', 'fit_frames': stems, 'completion': completion,
+                         'protocol': f'{int(R.HOLD_OUT_SHARE * 100)}% of the projected returns hidden '
+                                     f'(seeds 0..{seeds - 1}), completed from the rest, errors at the hidden ones'}
+    if stereo_root:
+        from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
+        stems = R.split_stems(R.kitti_stereo_stems(stereo_root), 'fit')
+        matcher = StereoMatcher(StereoParams())
+        for stem in stems:
+            smp = R.kitti_stereo_sample(stereo_root, stem, matcher)
+            samples.append({k: smp[k] for k in ('gt', 'stereo', 'stereo_conf', 'fb')})
+        matcher.close()
+        prov['stereo'] = {'data': 'KITTI Stereo 2012 disp_noc', 'fit_frames': stems,
+                          'matcher': 'StereoParams() defaults',
+                          'focal_baseline_assumed': R.KITTI_FOCAL_BASELINE}
+    return samples, prov
+
+
 def run(args) -> int:
-    from depthmarks_ros.core.fusion.learned import fit_sigma_model, save_model
-    samples = collect_samples(args.frames, args.completion, args.width, args.height)
-    model = fit_sigma_model(samples, steps=args.steps)
-    save_model(model, args.output)
+    from depthmarks_ros.core.fusion.learned import fit_per_source, fit_sigma_model, save_model
+    if args.kitti or args.kitti_stereo:
+        samples, prov = collect_real_samples(args.kitti, args.kitti_stereo, args.completion, args.hold_out_seeds)
+        model = fit_per_source(samples, steps=args.steps)
+        prov['command'] = ('depthmarks fit-fusion' + (f' --kitti {args.kitti}' if args.kitti else '')
+                           + (f' --kitti-stereo {args.kitti_stereo}' if args.kitti_stereo else '')
+                           + f' --completion {args.completion} --steps {args.steps}'
+                           + f' --hold-out-seeds {args.hold_out_seeds}')
+        save_model(model, args.output, prov)
+    else:
+        samples = collect_samples(args.frames, args.completion, args.width, args.height)
+        model = fit_sigma_model(samples, steps=args.steps)
+        save_model(model, args.output)
     print(f'wrote {args.output}: {model.to_dict()}')
     return 0

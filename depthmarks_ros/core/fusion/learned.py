@@ -117,9 +117,33 @@ def calibration_scale(model: SigmaModel, samples: List[Dict[str, np.ndarray]], c
     return float(np.quantile(np.concatenate(ratios), coverage))
 
 
-def save_model(model: SigmaModel, path: str) -> None:
+SOURCE_PARAMS = {'lidar': ('lidar_s0', 'lidar_a', 'lidar_b', 'lidar_c'), 'stereo': ('stereo_sigma_d',),
+                 'mono': ('mono_rel',)}
+
+
+def fit_per_source(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaModel] = None,
+                   steps: int = 300, seed: int = 0) -> SigmaModel:
+    """Fit and calibrate each source on its own samples (a sample holds one source): each source's
+    68.3 % calibration factor is folded into its own parameters (sigma is linear in them), so LiDAR
+    and stereo are calibrated separately; sigma_scale = 1."""
+    init = init or FIT_START
+    out = {**init.to_dict(), 'sigma_scale': 1.0}
+    for source, params in SOURCE_PARAMS.items():
+        own = [smp for smp in samples if source in smp]
+        if not own:
+            continue
+        m = fit_sigma_model(own, init, steps, seed=seed)
+        out.update({n: getattr(m, n) * m.sigma_scale for n in params})
+    return SigmaModel(**out)
+
+
+def save_model(model: SigmaModel, path: str, provenance: Optional[dict] = None) -> None:
+    """JSON with the parameters and, for a shipped model, how it was made (data, split, command)."""
+    doc = {'kind': 'depthmarks_fusion_sigma_model', 'version': 1, 'params': model.to_dict()}
+    if provenance:
+        doc['provenance'] = provenance
     with open(path, 'w') as f:
-        json.dump({'kind': 'depthmarks_fusion_sigma_model', 'version': 1, 'params': model.to_dict()}, f, indent=2)
+        json.dump(doc, f, indent=2)
 
 
 def load_model(path: str) -> SigmaModel:

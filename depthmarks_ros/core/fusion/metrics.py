@@ -13,11 +13,12 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray, mask: Optional[np.ndarray] =
     n_gt = int((np.isfinite(gt) & (gt > 0) & (mask if mask is not None else True)).sum())
     if not ok.any():
         return {'rmse': float('nan'), 'mae': float('nan'), 'irmse': float('nan'), 'imae': float('nan'),
-                'coverage': 0.0}
+                'median': float('nan'), 'over_1m': float('nan'), 'coverage': 0.0}
     e = (pred[ok] - gt[ok]).astype(np.float64)
     ie = (1.0 / pred[ok] - 1.0 / gt[ok]).astype(np.float64)
     return {'rmse': float(np.sqrt(np.mean(e ** 2)) * 1000), 'mae': float(np.mean(np.abs(e)) * 1000),
             'irmse': float(np.sqrt(np.mean(ie ** 2)) * 1000), 'imae': float(np.mean(np.abs(ie)) * 1000),
+            'median': float(np.median(np.abs(e)) * 1000), 'over_1m': float(np.mean(np.abs(e) > 1.0) * 100),
             'coverage': float(ok.sum() / max(n_gt, 1))}
 
 
