@@ -366,7 +366,7 @@ def test_fit_fusion_on_real_data_layouts_fits_the_fit_split_only(tmp_path, scene
 def test_shipped_kitti_sigma_model_was_fitted_on_the_fit_split_only():
     import json
     from depthmarks_ros.core.fusion import real_data as R
-    path = os.path.join(os.path.dirname(R.__file__), '..', '..', 'data', 'fusion_sigma_kitti.json')
+    path = R.SHIPPED_KITTI_MODEL
     doc = json.load(open(path))
     model = load_model(path)
     assert model.lidar_c > 0 and model.stereo_sigma_d > 0

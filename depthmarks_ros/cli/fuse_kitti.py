@@ -6,17 +6,20 @@ ROOT holds image_2/, velodyne/ and calib/ (KITTI object/depth layout). For every
 """
 from __future__ import annotations
 
-from depthmarks_ros.core.fusion.completion import METHODS
-
 import os
+
+from depthmarks_ros.core.fusion.completion import METHODS
 
 
 def add_arguments(p) -> None:
     p.add_argument('root', help='folder with image_2/, velodyne/, calib/')
     p.add_argument('--output', '-o', required=True)
     p.add_argument('--frames', nargs='*', help='frame ids (default: all in image_2/)')
-    p.add_argument('--completion', default='classical', choices=METHODS)
-    p.add_argument('--sigma-model', default='', help='fitted sigma model JSON (depthmarks fit-fusion)')
+    p.add_argument('--completion', default='scanline', choices=METHODS,
+                   help='completion (default scanline: the one the shipped KITTI sigma model is fitted for)')
+    p.add_argument('--sigma-model', default='kitti',
+                   help="fitted sigma model JSON (depthmarks fit-fusion); 'kitti' (default) = the shipped "
+                        "model fitted on real KITTI data, 'sim' = the built-in simulated-rig defaults")
 
 
 def run(args) -> int:
@@ -26,7 +29,11 @@ def run(args) -> int:
     from depthmarks_ros.core.fusion.learned import load_model
     from depthmarks_ros.core.fusion.pipeline import FusionSettings, fuse_frame
     from depthmarks_ros.core.fusion.uncertainty import SigmaModel
-    model = load_model(args.sigma_model) if args.sigma_model else SigmaModel()
+    from depthmarks_ros.core.fusion.real_data import SHIPPED_KITTI_MODEL
+    if args.sigma_model == 'sim':
+        model = SigmaModel()
+    else:
+        model = load_model(SHIPPED_KITTI_MODEL if args.sigma_model == 'kitti' else args.sigma_model)
     settings = FusionSettings(args.completion, model)
     ids = args.frames or sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(args.root, 'image_2')))
     os.makedirs(args.output, exist_ok=True)

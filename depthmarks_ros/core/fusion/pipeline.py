@@ -50,7 +50,7 @@ class StereoInput:
 
 @dataclass(frozen=True)
 class FusionSettings:
-    """How to fuse: completion method ('classical' or 'guided'), sigma model, largest depth (m)."""
+    """How to fuse: completion method (core.fusion.completion.METHODS), sigma model, largest depth (m)."""
     method: str = 'classical'
     model: SigmaModel = field(default_factory=SigmaModel)
     max_depth: float = 100.0

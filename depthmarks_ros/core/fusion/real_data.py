@@ -20,6 +20,9 @@ HOLD_OUT_SHARE = 0.2
 # KITTI's rig: fx of the rectified cameras (721.5377 px) x the 0.54 m stereo baseline. KITTI Stereo
 # 2012 ships no calibration here; its frames are taken with this rig, so depth figures assume it.
 KITTI_FOCAL_BASELINE = 721.5377 * 0.54
+# fitted on the fit split of real KITTI data (its "provenance" says how); for KITTI-like rigs
+SHIPPED_KITTI_MODEL = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..', 'data',
+                                                    'fusion_sigma_kitti.json'))
 SPLIT_RULE = 'int(hashlib.sha1(stem.encode()).hexdigest(), 16) % 5 == 0 -> report split, else fit split'
 
 
