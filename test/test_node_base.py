@@ -157,3 +157,16 @@ def test_each_distinct_reason_is_logged_once_within_the_throttle_period(scale_no
     assert scale_node.log_problem('other_key', 'image 10x10 too small')
     assert scale_node.set_parameters([Parameter('log_throttle_period', value=0.0)])[0].successful
     assert scale_node.log_problem('input', 'image 12x12 too small')
+
+
+def test_a_node_that_fails_to_start_leaves_nothing_behind(probe):
+    class Refusing(DepthmarksNode):
+        def __init__(self):
+            super().__init__('refusing_node_test')
+            self.create_publisher(Image, 'refusing_out', 1)
+            raise ValueError('bad calibration')
+    with pytest.raises(ValueError, match='bad calibration'):
+        Refusing()
+    probe.spin_for(0.3)
+    assert probe.node.count_publishers('refusing_out') == 0
+    assert 'refusing_node_test' not in probe.node.get_node_names()

@@ -22,6 +22,7 @@
 """
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import time
@@ -50,6 +51,29 @@ OK, WARN, ERROR, STALE = 0, 1, 2, 3
 
 class DepthmarksNode(Node):
     """Base class of the package's nodes (see module docstring)."""
+
+    def __init_subclass__(cls, **kwargs):
+        """A node whose ``__init__`` raises (a refused parameter, a bad calibration: the start-up
+        rule) destroys what it created, so no half-made node keeps publishers or timers alive in a
+        process that goes on (tests, ``depthmarks run``)."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get('__init__')
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def __init__(self, *args, **kw):
+            try:
+                init(self, *args, **kw)
+            except BaseException:
+                if type(self) is cls:   # the outermost class cleans up, once
+                    for step in (self.shutdown, lambda: DepthmarksNode.shutdown(self), self.destroy_node):
+                        try:
+                            step()
+                        except Exception:  # noqa: BLE001 - the original error is the one to report
+                            pass
+                raise
+        cls.__init__ = __init__
 
     def __init__(self, node_name: str, **kwargs):
         super().__init__(node_name, **kwargs)
