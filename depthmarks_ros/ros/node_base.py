@@ -315,6 +315,8 @@ class DepthmarksNode(Node):
         self._diag_pub.publish(arr)
 
     def shutdown(self) -> None:
+        for inputs in self._input_sets:
+            inputs.close()
         for w in self._workers:
             w.stop()
 

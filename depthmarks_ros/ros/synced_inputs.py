@@ -210,6 +210,12 @@ class SyncedInputs:
             self.node.get_logger().info('inputs recovered: sets synchronise again')
         self._last_logged = (level, reason)
 
+    def close(self) -> None:
+        """Unregister the clock jump callback (the node's shutdown calls it, before the clock goes)."""
+        handle, self._jump_handle = self._jump_handle, None
+        if handle is not None:
+            handle.unregister()
+
     @property
     def dropped(self) -> int:
         return self.sync.dropped
