@@ -1,5 +1,6 @@
 """The shared node conventions over real DDS: parameters, QoS, drops, diagnostics, bad input."""
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -10,18 +11,25 @@ from sensor_msgs.msg import Image
 
 from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import image_to_numpy, numpy_to_image
+from depthmarks_ros.core.params import param
+from depthmarks_ros.params.base import NodeParams
 from depthmarks_ros.ros.node_base import DepthmarksNode
 
 pytestmark = pytest.mark.dds
 
 
+@dataclass
+class ScaleParams(NodeParams):
+    gain: int = param(2, 'multiplier', min=1, max=4)
+    mode: str = param('fast', 'speed', choices=('fast', 'slow'))
+
+
 class ScaleNode(DepthmarksNode):
     """Multiplies mono8 images by `gain` (slowly, to provoke overload)."""
+    PARAMS = ScaleParams
 
     def __init__(self):
         super().__init__('scale_node_test')
-        self.declare('gain', 2, 'multiplier', min_value=1, max_value=4)
-        self.declare('mode', 'fast', 'speed', choices=('fast', 'slow'))
         self.pub = self.create_publisher(Image, 'out', self.output_qos())
         self.worker = self.make_worker(self.process)
         self.create_subscription(Image, 'in', self.on_image, self.sensor_qos())

@@ -89,9 +89,9 @@ def test_static_rig_reuses_the_noise_free_sweep_but_not_the_noise():
 
 
 def test_bad_configuration_is_refused():
-    with pytest.raises(ValueError, match='unknown scene'):
+    with pytest.raises(ValueError, match="scene: 'moon' is not one of"):
         SimRig(SimConfig(scene='moon'))
-    with pytest.raises(ValueError, match='image size'):
+    with pytest.raises(ValueError, match='width: 0 is below the minimum 16'):
         SimRig(SimConfig(width=0))
 
 
@@ -151,8 +151,8 @@ def test_sim_command_writes_frames_and_ground_truth(tmp_path):
 
 def test_lidar_pattern_follows_vertical_fov_rings_and_max_range():
     s = SimRig(SimConfig(width=64, height=48, lidar_rings=8, lidar_horizontal_resolution=256,
-                         lidar_vertical_fov=(-20.0, -2.0), lidar_range_noise=0.0, lidar_dropout=0.0,
-                         lidar_max_range=4.0))
+                         lidar_vertical_fov_min=-20.0, lidar_vertical_fov_max=-2.0, lidar_range_noise=0.0,
+                         lidar_dropout=0.0, lidar_max_range=4.0))
     sweep = s.render_lidar(0.0)
     r = np.sqrt(sweep['x'] ** 2 + sweep['y'] ** 2 + sweep['z'] ** 2)
     elev = np.degrees(np.arcsin(sweep['z'] / r))
@@ -160,10 +160,11 @@ def test_lidar_pattern_follows_vertical_fov_rings_and_max_range():
     for ring, expected in ((0, -20.0), (7, -2.0)):
         np.testing.assert_allclose(elev[sweep['ring'] == ring], expected, atol=1e-3)
     full = SimRig(SimConfig(width=64, height=48, lidar_rings=8, lidar_horizontal_resolution=256,
-                            lidar_vertical_fov=(-20.0, -2.0), lidar_dropout=0.0)).render_lidar(0.0)
+                            lidar_vertical_fov_min=-20.0, lidar_vertical_fov_max=-2.0,
+                            lidar_dropout=0.0)).render_lidar(0.0)
     assert len(full) > len(sweep)  # beyond max range are dropped
-    with pytest.raises(ValueError, match='vertical FOV'):
-        SimRig(SimConfig(lidar_vertical_fov=(10.0, -10.0)))
+    with pytest.raises(ValueError, match='lidar_vertical_fov_min .* is above'):
+        SimRig(SimConfig(lidar_vertical_fov_min=10.0, lidar_vertical_fov_max=-10.0))
 
 
 @pytest.mark.dds

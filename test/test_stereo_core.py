@@ -67,7 +67,8 @@ def test_algorithms_and_parameter_validation(sim):
                                        disparity_range=64)).compute(L, R).disparity
         assert disparity_metrics(d, f.disparity_gt)['bad2'] < 0.08
     for bad, match in (({'disparity_range': 40}, 'multiple of 16'), ({'correlation_window_size': 6}, 'odd'),
-                       ({'P1': 500.0, 'P2': 400.0}, 'P2'), ({'uniqueness_ratio': 200.0}, 'outside')):
+                       ({'P1': 500.0, 'P2': 400.0}, 'P2'), ({'uniqueness_ratio': 200.0}, 'above the maximum'),
+                       ({'wls_sigma': -1.0}, 'wls_sigma: -1.0 is below')):
         with pytest.raises(ValueError, match=match):
             StereoParams().replace(**bad)
 

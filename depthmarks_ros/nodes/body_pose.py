@@ -19,6 +19,7 @@ from depthmarks_ros.core.body.backends import BackendError
 from depthmarks_ros.core.body.coco17 import BLAZEPOSE_BONES, BLAZEPOSE_TO_COCO17, COCO17_BONES, HAND_BONES
 from depthmarks_ros.core.body.pipeline import NO_PERSON, BodyPoseEstimator
 from depthmarks_ros.core.body.wholebody import wholebody_arrays
+from depthmarks_ros.params.body_pose import BodyPoseParams
 from depthmarks_ros.ros.camera_inputs import CameraInputs
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
 
@@ -102,36 +103,11 @@ def id_colour(pid: int):
 
 
 class BodyPoseNode(DepthmarksNode):
+    PARAMS = BodyPoseParams
+    p: BodyPoseParams
+
     def __init__(self, **kwargs):
         super().__init__('body_pose', **kwargs)
-        d = self.declare
-        d('backend', 'mediapipe', 'Keypoint backend (core/body/backends.py)', choices=('mediapipe',), read_only=True)
-        d('model_complexity', 1, 'BlazePose model (only 1 ships with the wheel; 0 and 2 need downloads)',
-          min_value=0, max_value=2, read_only=True)
-        d('min_detection_confidence', 0.5, 'Person detector threshold', min_value=0.0, max_value=1.0,
-          read_only=True)
-        d('layout', 'coco17', 'Keypoints on body/keypoints (body/keypoints_native always has 33)',
-          choices=('coco17', 'blazepose33'))
-        d('depth_topic', '', 'Depth image (32FC1 m or 16UC1 mm) for 3D keypoints; empty = model only',
-          read_only=True)
-        d('depth_slop', 0.05, 'Largest image/depth stamp difference (s)', min_value=0.0, max_value=1.0,
-          read_only=True)
-        d('max_depth_offset', 0.6, 'Depth farther than this from the torso depth is background (m)',
-          min_value=0.05, max_value=5.0)
-        d('min_visibility', 0.3, 'Keypoints below this visibility are left out of body/markers',
-          min_value=0.0, max_value=1.0)
-        d('max_people', 8, 'Most people per image (highest scores kept)', min_value=1, max_value=64, read_only=True)
-        d('redetect_every', 5, 'Person detector every N-th frame; people are tracked by their landmarks in between',
-          min_value=1, max_value=100, read_only=True)
-        d('detect_tiles', 0, 'Person detector also on 2x2, 4x4 ... grids of tiles up to n x n (small people; 0 = '
-          'whole image only)', min_value=0, max_value=6, read_only=True)
-        d('hands', True, '21 keypoints per hand (hands/keypoints)', read_only=True)
-        d('hand_model', 1, 'Hand landmark and palm models: 0 lite, 1 full (both ship with the wheel)',
-          min_value=0, max_value=1, read_only=True)
-        d('palms', 'auto', 'Palm detector for hands without a body: on detection frames where no person has a '
-          'hand found (auto), on every detection frame (always), never', choices=('auto', 'always', 'never'),
-          read_only=True)
-        d('face', False, '68 face keypoints per person (dlib shape predictor) in body/wholebody', read_only=True)
         try:
             self.estimator = BodyPoseEstimator(
                 self.p.backend, model_complexity=self.p.model_complexity,

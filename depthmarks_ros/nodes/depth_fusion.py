@@ -17,15 +17,15 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from depthmarks_ros.convert.camera_info import camera_from_info, info_from_camera
-from depthmarks_ros.convert.cloud import POINTS_LAYOUTS, points_cloud, xyz_from_cloud
+from depthmarks_ros.convert.cloud import points_cloud, xyz_from_cloud
 from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import depth_image_to_metres, image_array, image_to_rgb8, numpy_to_image
 from depthmarks_ros.core.calibration import load_rig, resolve_url, default_rig_path, transform_from_pose
 from depthmarks_ros.core.camera import CalibrationError
-from depthmarks_ros.core.fusion.completion import METHODS as COMPLETION_METHODS
 from depthmarks_ros.core.fusion.learned import load_model
 from depthmarks_ros.core.fusion.pipeline import FusionSettings, StereoInput, fuse_frame
 from depthmarks_ros.core.fusion.uncertainty import SigmaModel
+from depthmarks_ros.params.depth_fusion import DepthFusionParams
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
 from depthmarks_ros.ros.synced_inputs import Input
 
@@ -43,32 +43,11 @@ class FusionMessages:
 
 
 class DepthFusionNode(DepthmarksNode):
+    PARAMS = DepthFusionParams
+    p: DepthFusionParams
+
     def __init__(self, **kwargs):
         super().__init__('depth_fusion', **kwargs)
-        d = self.declare
-        d('rig_file', '', 'Rig calibration YAML (file://, package:// or path); empty = the simulated rig',
-          read_only=True)
-        d('camera_sensor', 'rgb', 'Camera sensor name in the rig file', read_only=True)
-        d('lidar_sensor', 'lidar', 'LiDAR sensor name in the rig file', read_only=True)
-        d('lidar_to_camera', [0.0], 'Override T_camera_lidar: [x, y, z, qx, qy, qz, qw] (one 0 = use the rig)',
-          read_only=True)
-        d('lidar_frame', '', 'Expected frame_id of the cloud with lidar_to_camera ("" = the rig frame)',
-          read_only=True)
-        d('completion', 'classical', 'Depth completion: classical (IP-Basic), guided (RGB guided filter), scanline (edge-aware)',
-          choices=COMPLETION_METHODS)
-        d('max_depth', 100.0, 'Largest depth considered (m)', min_value=1.0, max_value=1000.0)
-        d('time_tolerance', 0.06, 'Largest |sweep stamp - image stamp| accepted (s)', min_value=0.0,
-          max_value=10.0)
-        d('use_stereo', False, 'Fuse stereo/depth (+ stereo/confidence)', read_only=True)
-        d('use_mono', False, 'Fuse mono/depth', read_only=True)
-        d('stereo_baseline', 0.0, 'Baseline of the stereo source for its sigma (m); 0 = from the rig file',
-          min_value=0.0, max_value=10.0, read_only=True)
-        d('sigma_model_file', '', 'Fitted sigma model JSON (depthmarks fit-fusion); empty = defaults',
-          read_only=True)
-        d('queue_size', 5, 'Synchronisation queue per input', min_value=1, max_value=100, read_only=True)
-        d('points_layout', 'organized', 'fusion/points: organized (height x width, NaN where invalid, as '
-          'depth_image_proc) or dense (valid points only, height 1)', choices=POINTS_LAYOUTS)
-        self.declare_transports(depth=True)
         # start-up calibration (rig file, lidar_to_camera, sigma model): unusable = one-line error, exit 1
         self.model = SigmaModel()
         if self.p.sigma_model_file:
@@ -94,6 +73,10 @@ class DepthFusionNode(DepthmarksNode):
                                          queue_size=self.p.queue_size, slop=self.p.time_tolerance)
         self.worker = self.inputs.worker
         self.sources_used = ()
+
+    def on_parameters_changed(self, names):
+        if 'time_tolerance' in names:
+            self.inputs.set_slop(self.p.time_tolerance)
 
     def _extrinsics(self):
         """(T_camera_lidar, expected cloud frame, stereo baseline) from the rig file or parameters."""

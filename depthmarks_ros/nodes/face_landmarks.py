@@ -20,6 +20,7 @@ from depthmarks_ros.core.face.head_pose import face_model_68
 from depthmarks_ros.core.face.ibug68 import OUTLINES
 from depthmarks_ros.core.face.pipeline import FaceLandmarker
 from depthmarks_ros.core.transforms import matrix_to_quaternion
+from depthmarks_ros.params.face_landmarks import FaceLandmarksParams
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
 from depthmarks_ros.ros.camera_inputs import CameraInputs
 
@@ -55,26 +56,11 @@ def landmarks_array(faces, layout: str) -> np.ndarray:
 
 
 class FaceLandmarksNode(DepthmarksNode):
+    PARAMS = FaceLandmarksParams
+    p: FaceLandmarksParams
+
     def __init__(self, **kwargs):
         super().__init__('face_landmarks', **kwargs)
-        d = self.declare
-        d('backend', 'dlib', 'Landmark backend (dlib: lower NME on 300-W; mediapipe: faster, 468 points)',
-          choices=('mediapipe', 'dlib'), read_only=True)
-        d('max_faces', 4, 'Most faces per frame', min_value=1, max_value=32, read_only=True)
-        d('refine_landmarks', False, 'MediaPipe: 478 points with irises', read_only=True)
-        d('dlib_detector', 'hog', 'dlib face detector: hog, mmod, or cascade (MediaPipe detectors then '
-          'fallbacks: finds turned faces dlib\'s predictor then fails on; docs/face_landmarks.md)',
-          choices=('hog', 'cascade', 'mmod'), read_only=True)
-        d('dlib_redetect_every', 5, 'dlib: scan the whole image for faces on every N-th frame; in between, only '
-          "around each face's previous box (1 = the whole image every frame)", min_value=1, max_value=100,
-          read_only=True)
-        d('uncertainty', True, 'Per-landmark covariance by test-time augmentation', read_only=True)
-        d('uncertainty_model', '', 'Trained patch model folder (depthmarks train-landmarks) for the 68-point '
-          'covariance and visibility; empty = test-time augmentation', read_only=True)
-        d('layout', 'ibug68', 'Landmarks published on face/landmarks', choices=('ibug68', 'native'))
-        d('depth_topic', '', 'Depth image (32FC1 m or 16UC1 mm) for 3D landmarks; empty = none', read_only=True)
-        d('depth_slop', 0.05, 'Largest image/depth stamp difference (s)', min_value=0.0, max_value=1.0,
-          read_only=True)
         try:
             self.landmarker = FaceLandmarker(self.p.backend, self.p.max_faces, self.p.refine_landmarks,
                                              self.p.uncertainty, dlib_detector=self.p.dlib_detector,

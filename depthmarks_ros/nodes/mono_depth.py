@@ -18,6 +18,7 @@ from depthmarks_ros.convert.image import depth_image_to_metres, image_to_rgb8, n
 from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.mono.alignment import TemporalAligner
 from depthmarks_ros.core.mono.models import ModelLoadError, ModelNotFound, NotADepthModel, load_depth_model
+from depthmarks_ros.params.mono_depth import MonoDepthParams
 from depthmarks_ros.ros.node_base import ERROR, WARN, DepthmarksNode, run_node
 from depthmarks_ros.ros.synced_inputs import Input
 
@@ -28,23 +29,11 @@ class MonoMessages:
 
 
 class MonoDepthNode(DepthmarksNode):
+    PARAMS = MonoDepthParams
+    p: MonoDepthParams
+
     def __init__(self, **kwargs):
         super().__init__('mono_depth', **kwargs)
-        d = self.declare
-        d('model', '', 'Local model folder (transformers), hub id (local cache), or midas:<type>', read_only=True)
-        d('device', 'cpu', 'Torch device', choices=('cpu', 'cuda'), read_only=True)
-        d('input_size', 384, 'Network input size (long side, px)', min_value=64, max_value=1536, read_only=True)
-        d('half', False, 'Half precision (GPU only)', read_only=True)
-        d('allow_download', False, 'Let transformers / torch.hub download (needs internet)', read_only=True)
-        d('midas_repo', '', 'Local clone of intel-isl/MiDaS (original MiDaS models)', read_only=True)
-        d('checkpoint', '', 'Original MiDaS checkpoint (.pt)', read_only=True)
-        d('reference_topic', 'fusion/sparse_depth', 'Metric depth for scale/shift (empty = none)', read_only=True)
-        d('reference_max_age', 0.3, 'Use a reference at most this far from the image stamp (s)',
-          min_value=0.0, max_value=10.0)
-        d('min_reference_points', 50, 'Fewest valid reference pixels for a fit', min_value=3, max_value=10**7)
-        d('smoothing', 0.3, 'Weight of a new scale/shift fit (1 = no smoothing)', min_value=0.01, max_value=1.0)
-        d('max_depth', 100.0, 'Largest metric depth published (m)', min_value=0.1, max_value=1000.0)
-        self.declare_transports(depth=True)
         qos = self.output_qos()
         self.pub_inv = self.create_publisher(Image, 'mono/inverse_depth', qos)
         self.pub_depth = self.create_image_publisher('mono/depth', qos, 'depth')
@@ -65,6 +54,9 @@ class MonoDepthNode(DepthmarksNode):
         self.inputs = self.synced_inputs([Input('image', Image, 'camera/image_raw', self.p.image_transport)],
                                          MonoMessages, self._process, side=side)
         self.worker = self.inputs.worker
+
+    def on_parameters_changed(self, names):
+        self.aligner.alpha, self.aligner.min_points = self.p.smoothing, self.p.min_reference_points
 
     def _process(self, msgs: 'MonoMessages') -> None:
         msg = msgs.image

@@ -15,45 +15,18 @@ from depthmarks_ros.convert.camera_info import info_from_camera
 from depthmarks_ros.convert.cloud import array_to_cloud
 from depthmarks_ros.convert.image import numpy_to_image
 from depthmarks_ros.core.sim import SimConfig, SimRig
+from depthmarks_ros.params.sim_rig import SimRigParams
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
 
 
 class SimRigNode(DepthmarksNode):
+    PARAMS = SimRigParams
+    p: SimRigParams
+
     def __init__(self, **kwargs):
         super().__init__('sim_rig', **kwargs)
-        d = self.declare
-        d('rate', 10.0, 'Camera frame rate (Hz)', min_value=0.1, max_value=100.0, read_only=True)
-        d('lidar_rate', 10.0, 'LiDAR sweep rate (Hz)', min_value=0.1, max_value=100.0, read_only=True)
-        d('width', 640, 'Image width (px); the calibration is scaled', min_value=16, max_value=4096, read_only=True)
-        d('height', 480, 'Image height (px)', min_value=16, max_value=4096, read_only=True)
-        d('baseline', 0.0, 'Stereo baseline override (m); 0 = from the calibration', min_value=0.0,
-          max_value=2.0, read_only=True)
-        d('image_noise', 1.5, 'Std of additive image noise (grey levels)', min_value=0.0, max_value=50.0,
-          read_only=True)
-        d('lidar_rings', 32, 'LiDAR rings (beams)', min_value=1, max_value=256, read_only=True)
-        d('lidar_horizontal_resolution', 1024, 'LiDAR points per ring per revolution', min_value=8,
-          max_value=8192, read_only=True)
-        d('lidar_range_noise', 0.02, 'LiDAR range noise std (m)', min_value=0.0, max_value=1.0, read_only=True)
-        d('lidar_dropout', 0.02, 'Probability that a LiDAR return is lost', min_value=0.0, max_value=1.0,
-          read_only=True)
-        d('lidar_vertical_fov_min', -25.0, 'Elevation of the lowest ring (deg)', min_value=-90.0, max_value=90.0,
-          read_only=True)
-        d('lidar_vertical_fov_max', 15.0, 'Elevation of the highest ring (deg)', min_value=-90.0, max_value=90.0,
-          read_only=True)
-        d('lidar_max_range', 60.0, 'LiDAR maximum range (m)', min_value=0.5, max_value=500.0, read_only=True)
-        d('seed', 0, 'Random seed (textures, noise)', min_value=0, max_value=2**31 - 1, read_only=True)
-        d('scene', 'default', 'Scene to render', choices=('default', 'simple'), read_only=True)
-        d('motion', False, 'Sway the rig sideways over time', read_only=True)
-        d('publish_ground_truth', True, 'Publish sim/depth_gt and sim/disparity_gt')
-        d('rig_file', '', 'Rig calibration YAML; empty = the package config/sim_rig/rig.yaml', read_only=True)
         p = self.p
-        self.sim = SimRig(SimConfig(
-            width=p.width, height=p.height, seed=p.seed, scene=p.scene, baseline=p.baseline,
-            image_noise=p.image_noise, lidar_rings=p.lidar_rings,
-            lidar_horizontal_resolution=p.lidar_horizontal_resolution,
-            lidar_range_noise=p.lidar_range_noise, lidar_dropout=p.lidar_dropout,
-            lidar_vertical_fov=(p.lidar_vertical_fov_min, p.lidar_vertical_fov_max),
-            lidar_max_range=p.lidar_max_range, motion=p.motion, rig_file=p.rig_file))
+        self.sim = SimRig(SimConfig.take(p))
         qos = self.output_qos()
         pub = self.create_publisher
         self.pub_left = self.create_image_publisher('stereo/left/image_raw', qos)

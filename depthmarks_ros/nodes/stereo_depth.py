@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import cv2
@@ -21,20 +21,19 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, RegionOfInterest
 from stereo_msgs.msg import DisparityImage
 
 from depthmarks_ros.convert.camera_info import camera_from_info, info_from_camera
-from depthmarks_ros.convert.cloud import POINTS_LAYOUTS, points_cloud
+from depthmarks_ros.convert.cloud import points_cloud
 from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import image_to_mono8, image_to_rgb8, numpy_to_image
 from depthmarks_ros.core.calibration import load_rig
 from depthmarks_ros.core.camera import CalibrationError, StereoCamera
 from depthmarks_ros.core.stereo import StereoParams
-from depthmarks_ros.core.stereo.backend import backend_names
+from depthmarks_ros.core.stereo.backend import create_backend
 from depthmarks_ros.core.stereo.pipeline import StereoFrame, StereoPipeline
 from depthmarks_ros.core.stereo.calib import fit_to_size
-from depthmarks_ros.core.stereo.params import RANGES
+from depthmarks_ros.params.stereo_depth import StereoDepthParams
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
 from depthmarks_ros.ros.synced_inputs import Input
 
-MAX_IMAGE_PIXELS = 4_194_304   # default max_image_pixels: 2048x2048 (holds 1920x1200); matcher memory grows with it
 
 
 @dataclass(frozen=True)
@@ -50,76 +49,15 @@ class StereoMessages:
 def _enc(msg) -> str:
     return getattr(msg, 'encoding', None) or getattr(msg, 'format', '')
 
-_DESCRIPTIONS = {
-    'stereo_algorithm': '0 block matching, 1 SGBM (full_dp: 8 paths), 2 SGBM_3WAY, 3 HH4',
-    'prefilter_size': 'BM: normalisation window of the pre-filter (odd)',
-    'prefilter_cap': 'Bound on the pre-filtered pixel values',
-    'correlation_window_size': 'Matching window (odd)',
-    'min_disparity': 'Smallest disparity searched (px)',
-    'disparity_range': 'Number of disparities searched (multiple of 16)',
-    'texture_threshold': 'BM: minimum texture of a window',
-    'speckle_size': 'Largest speckle (px) to remove',
-    'speckle_range': 'Disparity variation allowed inside a connected component',
-    'disp12_max_diff': 'Left-right check tolerance inside OpenCV (px, 0 = off)',
-    'uniqueness_ratio': 'Margin (%) by which the best match must win',
-    'P1': 'SGBM: penalty for disparity changes of 1 between neighbours',
-    'P2': 'SGBM: penalty for larger disparity changes (> P1)',
-    'full_dp': 'SGBM: full 8-direction dynamic programming (MODE_HH)',
-    'strips': 'Horizontal strips matched in parallel (0 = auto)',
-    'lr_check': 'Left-right consistency check (drops occlusions and mismatches)',
-    'wls_filter': 'Edge-aware WLS post-filter (OpenCV ximgproc)',
-    'wls_lambda': 'WLS smoothness',
-    'wls_sigma': 'WLS edge sensitivity',
-}
-
-
-def _check_odd(v):
-    return None if v % 2 == 1 else 'must be odd'
-
-
-def _check_16(v):
-    return None if v % 16 == 0 else 'must be a multiple of 16'
-
 
 class StereoDepthNode(DepthmarksNode):
+    PARAMS = StereoDepthParams
+    p: StereoDepthParams
+
     def __init__(self, **kwargs):
         super().__init__('stereo_depth', **kwargs)
-        defaults = StereoParams()
-        checks = {'prefilter_size': _check_odd, 'correlation_window_size': _check_odd,
-                  'disparity_range': _check_16}
-        for f in fields(StereoParams):
-            value = getattr(defaults, f.name)
-            lo, hi = RANGES.get(f.name, (None, None))
-            if f.name == 'strips':
-                lo, hi = 0, 16
-            elif f.name in ('wls_lambda',):
-                lo, hi = 0.0, 1e6
-            elif f.name == 'wls_sigma':
-                lo, hi = 0.0, 100.0
-            if isinstance(value, float) and lo is not None:
-                lo, hi = float(lo), float(hi)
-            self.declare(f.name, value, _DESCRIPTIONS[f.name], min_value=lo, max_value=hi, check=checks.get(f.name))
-        self.declare('approximate_sync', False, 'Pair left/right by nearest stamps instead of equal ones',
-                     read_only=True)
-        self.declare('queue_size', 5, 'Synchronisation queue per input', min_value=1, max_value=100, read_only=True)
-        self.declare('slop', 0.01, 'Approximate sync: largest stamp difference (s)', min_value=0.0, max_value=1.0,
-                     read_only=True)
-        self.declare('calibration_file', '', 'Rig YAML with sensors left and right: use it instead of the '
-                     'camera_info topics (which are then not subscribed)', read_only=True)
-        self.declare('backend', 'opencv', 'Matcher backend: opencv (the OpenCV matcher chosen by stereo_algorithm), '
-                     'coarse_to_fine (that matcher at half size + full-size refinement); core/stereo/backend.py',
-                     choices=backend_names())
-        self.declare('points_layout', 'organized', 'stereo/points: organized (height x width, NaN where '
-                     'invalid, as stereo_image_proc points2) or dense (valid points only, height 1)',
-                     choices=POINTS_LAYOUTS)
-        self.declare_transports()
-        self.declare('model_path', '', 'backend learned: ONNX or TorchScript file with its input-convention YAML '
-                     "beside it ('' = the refinement network shipped in the package; docs/learned_stereo.md)",
-                     read_only=True)
-        self.declare('device', 'auto', 'backend learned: where the network runs (auto: CUDA when present)',
-                     choices=('auto', 'cpu', 'cuda'), read_only=True)
-        self.declare('half', False, 'backend learned, TorchScript on CUDA: half precision', read_only=True)
         self._backend_error = None
+        self._pending_backend = None
         self.chain = self._make_chain()
         self._file_cams = None
         if self.p.calibration_file:   # start-up calibration: unusable = one-line error, exit 1 (docs/inputs.md)
@@ -144,12 +82,21 @@ class StereoDepthNode(DepthmarksNode):
                        Input('right_info', CameraInfo, 'stereo/right/camera_info')]
         self.inputs = self.synced_inputs(
             inputs, StereoMessages, self._process, policy='approximate' if self.p.approximate_sync else 'exact',
-            queue_size=self.p.queue_size, slop=self.p.slop, max_image_pixels=MAX_IMAGE_PIXELS)
+            queue_size=self.p.queue_size, slop=self.p.slop)
         self.worker = self.inputs.worker
 
     # ------------------------------------------------------------------ parameters
-    def _params(self) -> StereoParams:
-        return StereoParams(**{f.name: getattr(self.p, f.name) for f in fields(StereoParams)})
+    def check_parameters(self, candidate, changed):
+        """A new backend is started here, so one that cannot start is refused with the reason."""
+        chain = getattr(self, 'chain', None)
+        if chain is None or 'backend' not in changed or candidate.backend == chain.backend_name:
+            return None
+        try:
+            self._pending_backend = create_backend(candidate.backend, StereoParams.take(candidate), chain.threads,
+                                                   **self._backend_options(candidate.backend))
+        except (OSError, ValueError, ImportError) as exc:
+            return f'backend: {candidate.backend!r} cannot start: {exc}'
+        return None
 
     def _backend_options(self, name: str):
         if name != 'learned':
@@ -160,26 +107,20 @@ class StereoDepthNode(DepthmarksNode):
         """The chain with the configured backend; when that cannot start (a learned model that is
         missing or unusable) the node stays up and drops every frame with the reason."""
         try:
-            return StereoPipeline(self.p.backend, self._params(), **self._backend_options(self.p.backend))
+            return StereoPipeline(self.p.backend, StereoParams.take(self.p), **self._backend_options(self.p.backend))
         except (OSError, ValueError) as exc:  # LearnedModelError is a ValueError
             self._backend_error = f'stereo backend {self.p.backend!r} not started: {exc}; frames dropped'
             self.get_logger().error(self._backend_error)
-            return StereoPipeline('opencv', self._params())
+            return StereoPipeline('opencv', StereoParams.take(self.p))
 
     def on_parameters_changed(self, names):
-        try:
-            params = self._params()
-            params.validate()
-        except ValueError as exc:
-            self.get_logger().error(f'stereo parameters not applied: {exc}')
-            return
-        if 'backend' in names and (self.p.backend != self.chain.backend_name or self._backend_error):
-            try:
-                self.chain.set_backend(self.p.backend, **self._backend_options(self.p.backend))
-                self._backend_error = None
-            except (OSError, ValueError) as exc:
-                self.get_logger().error(f'stereo backend {self.p.backend!r} not started: {exc}')
-        self.chain.set_params(params)
+        # the on-set callback refused anything StereoParams refuses and a backend that cannot start
+        if self._pending_backend is not None:
+            backend, self._pending_backend = self._pending_backend, None
+            self.chain.set_backend(backend)
+        if self.p.backend == self.chain.backend_name:
+            self._backend_error = None   # a switch to a backend that started recovers
+        self.chain.set_params(StereoParams.take(self.p))
 
     # ------------------------------------------------------------------ input
     def _cameras(self, msgs: 'StereoMessages', width: int, height: int):

@@ -20,48 +20,16 @@ from depthmarks_ros.core.calibration import load_camera_yaml, resolve_url
 from depthmarks_ros.core.camera import CalibrationError
 from depthmarks_ros.core.video import (Backoff, Pacer, SourceError, camera_for_frames, open_source,
                                        split_side_by_side)
+from depthmarks_ros.params.video_source import VideoSourceParams
 from depthmarks_ros.ros.node_base import ERROR, WARN, DepthmarksNode, run_node
 
 
-def _check_source(value):
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        return f'must be a device index (integer) or a path, got {type(value).__name__} {value!r}'
-    if isinstance(value, int) and value < 0:
-        return f'device index must be >= 0, got {value}'
-    return None
-
-
 class VideoSourceNode(DepthmarksNode):
+    PARAMS = VideoSourceParams
+    p: VideoSourceParams
+
     def __init__(self, **kwargs):
         super().__init__('video_source', **kwargs)
-        d = self.declare
-        # `-p source:=0` arrives as an integer: accepted as the device index it means
-        d('source', '0', 'Device index, /dev/videoN path, video file or image folder', read_only=True,
-          dynamic_typing=True, check=_check_source)
-        self.p.source = str(self.p.source)
-        d('source_type', 'auto', 'How to read "source"', choices=('auto', 'device', 'file', 'folder'),
-          read_only=True)
-        d('right_source', '', 'Second device for stereo_mode two_devices', read_only=True)
-        d('stereo_mode', 'none', 'none, side_by_side (left|right halves) or two_devices',
-          choices=('none', 'side_by_side', 'two_devices'), read_only=True)
-        d('width', 0, 'Requested capture width (devices; 0 = driver default)', min_value=0, max_value=8192,
-          read_only=True)
-        d('height', 0, 'Requested capture height (devices; 0 = driver default)', min_value=0, max_value=8192,
-          read_only=True)
-        d('fps', 0.0, 'Publishing rate in Hz: devices request it; files default to their own fps '
-          '(0); folders need it (0 = 10 Hz)', min_value=0.0, max_value=1000.0)
-        d('realtime', True, 'Files/folders: pace at fps; false = as fast as subscribers take them')
-        d('loop', False, 'Files/folders: start again at the end')
-        d('camera_info_url', '', 'camera_info_manager YAML (file:// or package://) of the (left) camera',
-          read_only=True)
-        d('right_camera_info_url', '', 'camera_info_manager YAML of the right camera', read_only=True)
-        d('default_hfov_deg', 60.0, 'Horizontal field of view assumed without calibration',
-          min_value=1.0, max_value=179.0, read_only=True)
-        d('frame_id', 'camera_optical_frame', 'Frame of the (left) camera (REP-103 optical frame)',
-          read_only=True)
-        d('right_frame_id', 'right_camera_optical_frame', 'Frame of the right camera', read_only=True)
-        d('max_retry_interval', 10.0, 'Longest wait between reconnection attempts (s)',
-          min_value=0.1, max_value=600.0, read_only=True)
         self.stereo = self.p.stereo_mode != 'none'
         qos = self.output_qos()
         if self.stereo:
@@ -92,13 +60,16 @@ class VideoSourceNode(DepthmarksNode):
             self.get_logger().error(f'{exc}; publishing uncalibrated camera_info instead')
             return None
 
+    def check_parameters(self, candidate, changed):
+        if 'fps' in changed and getattr(self, 'live', False):
+            return 'fps: a device is asked for its rate when it is opened; restart the node to change it'
+        return None
+
     def _make_sources(self):
         p = self.p
-        first = open_source(p.source, p.source_type, p.width, p.height, p.fps)
+        first = open_source(str(p.source), p.source_type, p.width, p.height, p.fps)
         sources = [first]
-        if p.stereo_mode == 'two_devices':
-            if not p.right_source:
-                raise SourceError('stereo_mode two_devices needs the "right_source" parameter')
+        if p.stereo_mode == 'two_devices':   # the spec makes sure right_source is set
             sources.append(open_source(p.right_source, p.source_type, p.width, p.height, p.fps))
         return sources
 
@@ -124,9 +95,11 @@ class VideoSourceNode(DepthmarksNode):
             self.state = f'error: {exc}'
             self.reject('source', str(exc), level='error')
             return
+        self.live = sources[0].live
         backoff = Backoff(0.5, self.p.max_retry_interval)
         opened = False
         pacer: Optional[Pacer] = None
+        pacer_rate = None
         while not self._stop.is_set():
             if not opened:
                 try:
@@ -148,8 +121,9 @@ class VideoSourceNode(DepthmarksNode):
                     self.reject('open', f'{exc}; retrying in {delay:.1f} s', level='error')
                     self._stop.wait(delay)
                     continue
-            if pacer is None:
-                pacer = Pacer(self._rate(sources[0]))
+            rate = self._rate(sources[0])
+            if pacer is None or rate != pacer_rate:   # a new fps applies from the next frame
+                pacer, pacer_rate = Pacer(rate), rate
             if not sources[0].live and not self.p.realtime:
                 # as fast as consumed: wait for a subscriber, never spin
                 while not self._stop.is_set() and not any(self.wanted(img) for img, _ in self.pubs):

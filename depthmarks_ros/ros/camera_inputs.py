@@ -44,7 +44,6 @@ class CameraInputs:
     def __init__(self, node, depth_topic: str, slop: float, process: Callable[[CameraFrame], None],
                  no_depth_note: str = 'processed without depth'):
         self.node, self._process, self.note = node, process, no_depth_note
-        node.declare_transports(depth=True)
         inputs = [Input('image', Image, 'camera/image_raw', node.p.image_transport),
                   Input('info', CameraInfo, 'camera/camera_info')]
         if depth_topic:

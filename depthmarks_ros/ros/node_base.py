@@ -1,9 +1,11 @@
 """Conventions every depthmarks_ros node follows, written once.
 
-* Parameters: :meth:`DepthmarksNode.declare` declares each with a ParameterDescriptor
-  (description, numeric range, allowed choices, read-only) and keeps ``self.p`` current;
-  changes are validated (type, range, choices, custom check) before they are accepted, and
-  :meth:`on_parameters_changed` runs after.
+* Parameters: a node names its spec (``PARAMS``, a :class:`~depthmarks_ros.core.params.ParamSet`
+  dataclass in ``depthmarks_ros/params/<node>.py``); the base declares every field with a
+  ParameterDescriptor (description, numeric range, allowed choices, read-only), keeps ``self.p``
+  (an instance of the spec, replaced as a whole on every accepted change) current, refuses a
+  change in the on-set callback with the spec's reason (per field and cross-field rules, plus the
+  node's :meth:`check_parameters`), and calls :meth:`on_parameters_changed` after.
 * QoS (REP-2003): inputs use SensorDataQoS (best effort, keep last 1 here: old frames are never
   queued); outputs are reliable by default, and best effort when ``output_reliability`` is
   ``best_effort``.
@@ -22,12 +24,13 @@
 """
 from __future__ import annotations
 
+import array
+import dataclasses
 import functools
 import re
 import sys
 import time
-from types import SimpleNamespace
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Optional, Type
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -41,6 +44,8 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
                        qos_profile_sensor_data)
 
 from depthmarks_ros.convert.stamps import stamp_ns
+from depthmarks_ros.core.params import ParamField, ParamSet
+from depthmarks_ros.params.base import NodeParams
 from depthmarks_ros.ros.executors import StopSignals, make_executor
 from depthmarks_ros.ros.stats import ProcessingStats
 from depthmarks_ros.ros.worker import LatestWorker
@@ -51,6 +56,9 @@ OK, WARN, ERROR, STALE = 0, 1, 2, 3
 
 class DepthmarksNode(Node):
     """Base class of the package's nodes (see module docstring)."""
+
+    #: the node's parameter spec: a NodeParams subclass (depthmarks_ros/params/<node>.py)
+    PARAMS: Type[ParamSet] = NodeParams
 
     def __init_subclass__(cls, **kwargs):
         """A node whose ``__init__`` raises (a refused parameter, a bad calibration: the start-up
@@ -77,93 +85,76 @@ class DepthmarksNode(Node):
 
     def __init__(self, node_name: str, **kwargs):
         super().__init__(node_name, **kwargs)
-        self.p = SimpleNamespace()
-        self._specs: Dict[str, dict] = {}
         self._throttle: Dict[str, float] = {}
-        self._declaring = False
         self.stats = ProcessingStats()
-        self.add_on_set_parameters_callback(self._validate_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
-        self.declare('output_reliability', 'reliable', 'QoS reliability of published outputs',
-                     choices=('reliable', 'best_effort'), read_only=True)
-        self.declare('diagnostics_period', 1.0, 'Seconds between /diagnostics messages',
-                     min_value=0.1, max_value=60.0, read_only=True)
-        self.declare('log_throttle_period', 5.0, 'Seconds between repeats of one bad-input message',
-                     min_value=0.0, max_value=600.0)
+        self._workers = []
+        self._declare_spec(type(self).PARAMS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diag_timer = self.create_timer(self.p.diagnostics_period, self.publish_diagnostics)
-        self._workers = []
         self._input_sets = []
 
     # ------------------------------------------------------------------ parameters
-    def declare(self, name: str, default: Any, description: str, *,
-                min_value: Optional[float] = None, max_value: Optional[float] = None,
-                step: Optional[float] = None, choices: Optional[Sequence[Any]] = None,
-                read_only: bool = False, check: Optional[Callable[[Any], Optional[str]]] = None,
-                dynamic_typing: bool = False) -> Any:
-        """Declare a parameter with a descriptor; returns its (possibly overridden) value.
+    def _declare_spec(self, spec: Type[ParamSet]) -> None:
+        """Declare every parameter of ``spec``; ``self.p`` becomes the (validated) spec instance.
 
-        ``check(value)`` returns an error string to refuse a value (also applied at start).
-        ``dynamic_typing``: accept a value of another type than the default's (``check`` decides).
+        The callbacks are registered *before* declaring, as stereo_image_proc's disparity node
+        does: rclpy (like rclcpp) runs the on-set callbacks for every ``declare_parameter``, so a
+        refused value from a parameter file or ``-p`` (out of range, not a choice, even
+        window...) stops the declaration with the spec's reason. Rules between fields need
+        every value, so while declaring they wait for the last field and run once
+        (a ValueError: a one-line start-up error in run_node).
         """
-        desc = ParameterDescriptor(description=description, read_only=read_only, dynamic_typing=dynamic_typing)
-        if isinstance(default, bool) or default is None:
-            pass
-        elif isinstance(default, int) and (min_value is not None or max_value is not None):
-            desc.integer_range = [IntegerRange(
-                from_value=int(min_value if min_value is not None else -2**31),
-                to_value=int(max_value if max_value is not None else 2**31 - 1),
-                step=int(step or 0))]
-        elif isinstance(default, float) and (min_value is not None or max_value is not None):
-            desc.floating_point_range = [FloatingPointRange(
-                from_value=float(min_value if min_value is not None else -sys.float_info.max),
-                to_value=float(max_value if max_value is not None else sys.float_info.max),
-                step=float(step or 0.0))]
-        if choices is not None:
-            desc.additional_constraints = 'one of: ' + ', '.join(str(c) for c in choices)
-        self._specs[name] = {'choices': tuple(choices) if choices is not None else None, 'check': check}
+        self._spec = spec
+        self._fields: Dict[str, ParamField] = spec.param_fields()
+        self.p = spec()
         self._declaring = True
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._after_set_parameters)
         try:
-            value = self.declare_parameter(name, default, desc).value
+            for name, pf in self._fields.items():
+                self.declare_parameter(name, pf.default, parameter_descriptor(pf))
         finally:
             self._declaring = False
-        error = self._check_value(name, value)
+        error = self.p.problem() or self.check_parameters(self.p, set(self._fields))
         if error:
-            raise ValueError(f'parameter {name}: {error}')
-        setattr(self.p, name, value)
-        return value
+            raise ValueError(f'parameters refused: {error}')
 
-    def _check_value(self, name: str, value: Any) -> Optional[str]:
-        spec = self._specs.get(name)
-        if spec is None:
-            return None
-        if spec['choices'] is not None and value not in spec['choices']:
-            return f'{value!r} is not one of {list(spec["choices"])}'
-        if spec['check'] is not None:
-            return spec['check'](value)
-        return None
-
-    def _validate_parameters(self, params) -> SetParametersResult:
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        changes = {}
         for prm in params:
-            error = self._check_value(prm.name, prm.value)
+            if prm.name not in self._fields:
+                continue   # rclpy's own (use_sim_time) or undeclared
+            value = _plain(prm.value)
+            error = self._spec.check_value(prm.name, value)
             if error:
                 return SetParametersResult(successful=False, reason=f'{prm.name}: {error}')
+            changes[prm.name] = value
+        if changes and not self._declaring:
+            candidate = dataclasses.replace(self.p, **changes)
+            error = candidate.problem() or self.check_parameters(candidate, set(changes))
+            if error:
+                return SetParametersResult(successful=False, reason=error)
         return SetParametersResult(successful=True)
 
-    def _apply_parameters(self, params) -> None:
-        names = []
-        for prm in params:
-            if prm.name in self._specs:
-                setattr(self.p, prm.name, prm.value)
-                names.append(prm.name)
-        if 'input_warn_after' in names:
+    def _after_set_parameters(self, params) -> None:
+        changes = {prm.name: _plain(prm.value) for prm in params if prm.name in self._fields}
+        if not changes:
+            return
+        self.p = dataclasses.replace(self.p, **changes)   # a new object: readers see old or new, whole
+        if 'input_warn_after' in changes:
             for inputs in self._input_sets:
                 inputs.set_warn_after(self.p.input_warn_after)
-        if names and not self._declaring:
-            self.on_parameters_changed(names)
+        if not self._declaring:
+            self.on_parameters_changed(list(changes))
+
+    def check_parameters(self, candidate: ParamSet, changed: set) -> Optional[str]:
+        """Override: a reason to refuse ``candidate`` (the values after a change of ``changed``)
+        that only the node knows (its state, its inputs), or None. The spec's own rules have
+        passed already. Runs in the on-set callback and once after declaration."""
+        return None
 
     def on_parameters_changed(self, names: Iterable[str]) -> None:
-        """Override to react to accepted run-time parameter changes."""
+        """Override to apply accepted run-time parameter changes (``self.p`` holds them)."""
 
     # ------------------------------------------------------------------ QoS
     @staticmethod
@@ -213,7 +204,7 @@ class DepthmarksNode(Node):
         ``key`` was logged less than ``log_throttle_period`` s ago: two different reasons are both
         logged, repeats of one are throttled. Returns whether it was logged."""
         now = time.monotonic()
-        period = float(getattr(self.p, 'log_throttle_period', 5.0))
+        period = float(self.p.log_throttle_period)
         reason = (key, _NUMBER.sub('#', message))
         last = self._throttle.get(reason)
         if last is not None and now - last < period:
@@ -242,33 +233,14 @@ class DepthmarksNode(Node):
         return CompressionSettings()
 
     # ------------------------------------------------------------------ inputs
-    def synced_inputs(self, inputs, make, process, max_image_pixels: int = 8_388_608, **kwargs):
+    def synced_inputs(self, inputs, make, process, **kwargs):
         """The node's synchronised inputs (see :class:`~depthmarks_ros.ros.synced_inputs.SyncedInputs`).
 
-        Declares on first use ``input_warn_after`` (the watchdog's grace period) and
-        ``max_image_pixels`` (larger images are refused before any decoding or costly work;
-        the default here, 8.4 Mpx, holds 4K UHD; stereo_depth passes a smaller one).
-        """
+        The node's spec includes :class:`~depthmarks_ros.params.base.InputParams`:
+        ``input_warn_after`` (the watchdog's grace period) and ``max_image_pixels`` (larger images
+        are refused before any decoding or costly work)."""
         from depthmarks_ros.ros.synced_inputs import SyncedInputs
-        if not hasattr(self.p, 'input_warn_after'):
-            self.declare('input_warn_after', 3.0, 'Seconds before /diagnostics reports an input that never '
-                         'arrives, stops, or never pairs with the others', min_value=0.2, max_value=600.0)
-        if not hasattr(self.p, 'max_image_pixels'):
-            self.declare('max_image_pixels', int(max_image_pixels), 'Images with more pixels (width x height) are '
-                         'refused before any work (one huge frame must not stall the node or exhaust memory)',
-                         min_value=1, max_value=2**31 - 1)
         return SyncedInputs(self, inputs, make, process, warn_after=self.p.input_warn_after, **kwargs)
-
-    def declare_transports(self, depth: bool = False) -> None:
-        """``image_transport`` (and with ``depth``, ``depth_transport``): how image inputs arrive,
-        as image_transport names it (read-only)."""
-        self.declare('image_transport', 'raw', "Camera images as 'raw' sensor_msgs/Image, or 'compressed' "
-                     'sensor_msgs/CompressedImage (JPEG/PNG) on <topic>/compressed', choices=('raw', 'compressed'),
-                     read_only=True)
-        if depth:
-            self.declare('depth_transport', 'raw', "Depth images as 'raw' sensor_msgs/Image, or "
-                         "'compressedDepth' CompressedImage on <topic>/compressedDepth", choices=('raw', 'compressedDepth'),
-                         read_only=True)
 
     def register_inputs(self, inputs) -> None:
         self._input_sets.append(inputs)
@@ -322,6 +294,32 @@ class DepthmarksNode(Node):
 
 
 _NUMBER = re.compile(r'[-+]?\d+(\.\d+)?(e[-+]?\d+)?')
+
+
+def parameter_descriptor(pf: ParamField) -> ParameterDescriptor:
+    """The ROS ParameterDescriptor of a spec field (description, range, choices, read-only)."""
+    info = pf.info
+    desc = ParameterDescriptor(description=info.description, read_only=info.read_only,
+                               additional_constraints=info.constraints(), dynamic_typing=info.dynamic_typing)
+    has_range = info.min is not None or info.max is not None
+    if pf.kind is int and has_range:
+        desc.integer_range = [IntegerRange(
+            from_value=int(info.min if info.min is not None else -2**63),
+            to_value=int(info.max if info.max is not None else 2**63 - 1),
+            step=int(info.step or 0))]
+    elif pf.kind is float and has_range:
+        desc.floating_point_range = [FloatingPointRange(
+            from_value=float(info.min if info.min is not None else -sys.float_info.max),
+            to_value=float(info.max if info.max is not None else sys.float_info.max),
+            step=float(info.step or 0.0))]
+    return desc
+
+
+def _plain(value: Any) -> Any:
+    """rclpy gives array parameters as array.array (or numpy): lists in ``self.p``."""
+    if isinstance(value, array.array) or type(value).__module__ == 'numpy':
+        return list(value.tolist())
+    return value
 
 
 def _fmt(v: Any) -> str:

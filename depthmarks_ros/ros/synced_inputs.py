@@ -196,6 +196,12 @@ class SyncedInputs:
         with self._lock:
             return self.health.status(time.monotonic(), self.sync.offsets())
 
+    def set_slop(self, slop: float) -> None:
+        """A new largest stamp difference (approximate policy), applied to the next message."""
+        with self._lock:
+            self.slop = slop
+            self.sync.slop_ns = int(round(slop * 1e9))
+
     def set_warn_after(self, seconds: float) -> None:
         with self._lock:
             self.health.after = float(seconds)

@@ -17,6 +17,7 @@ import numpy as np
 
 from depthmarks_ros.core.calibration import Rig, default_rig_path, load_rig
 from depthmarks_ros.core.camera import PinholeCamera, StereoCamera
+from depthmarks_ros.core.params import ParamSet, param
 from depthmarks_ros.core.sim.scene import Scene, build_scene, texture_coords
 from depthmarks_ros.core.transforms import make_transform
 
@@ -25,23 +26,45 @@ LIDAR_DTYPE = np.dtype([('x', np.float32), ('y', np.float32), ('z', np.float32),
 
 
 @dataclass
-class SimConfig:
-    width: int = 640
-    height: int = 480
-    seed: int = 0
-    scene: str = 'default'
-    baseline: float = 0.0                 # metres; 0 = from the calibration files
-    image_noise: float = 1.5              # std of additive image noise (grey levels)
-    lidar_rings: int = 32
-    lidar_horizontal_resolution: int = 1024   # points per ring per revolution
-    lidar_vertical_fov: Tuple[float, float] = (-25.0, 15.0)  # degrees, lowest and highest ring
-    lidar_range_noise: float = 0.02       # metres (std)
-    lidar_dropout: float = 0.02           # probability that a return is lost
-    lidar_max_range: float = 60.0
-    motion: bool = False
-    motion_amplitude: float = 0.15
-    motion_period: float = 8.0
-    rig_file: str = ''                    # empty: the package's config/sim_rig/rig.yaml
+class SimConfig(ParamSet):
+    """What the simulated rig renders: the one spec of these values (the sim_rig node's spec
+    inherits it; ``depthmarks sim`` takes its options from it)."""
+    width: int = param(640, 'Image width (px); the calibration is scaled', min=16, max=4096, read_only=True)
+    height: int = param(480, 'Image height (px)', min=16, max=4096, read_only=True)
+    seed: int = param(0, 'Random seed (textures, noise)', min=0, max=2**31 - 1, read_only=True)
+    scene: str = param('default', 'Scene to render', choices=('default', 'simple'), read_only=True)
+    baseline: float = param(0.0, 'Stereo baseline override (m); 0 = from the calibration', min=0.0, max=2.0,
+                            read_only=True)
+    image_noise: float = param(1.5, 'Std of additive image noise (grey levels)', min=0.0, max=50.0,
+                               read_only=True)
+    lidar_rings: int = param(32, 'LiDAR rings (beams)', min=1, max=256, read_only=True)
+    lidar_horizontal_resolution: int = param(1024, 'LiDAR points per ring per revolution', min=8, max=8192,
+                                             read_only=True)
+    lidar_vertical_fov_min: float = param(-25.0, 'Elevation of the lowest ring (deg)', min=-90.0, max=90.0,
+                                          read_only=True)
+    lidar_vertical_fov_max: float = param(15.0, 'Elevation of the highest ring (deg)', min=-90.0, max=90.0,
+                                          read_only=True)
+    lidar_range_noise: float = param(0.02, 'LiDAR range noise std (m)', min=0.0, max=1.0, read_only=True)
+    lidar_dropout: float = param(0.02, 'Probability that a LiDAR return is lost', min=0.0, max=1.0,
+                                 read_only=True)
+    lidar_max_range: float = param(60.0, 'LiDAR maximum range (m)', min=0.5, max=500.0, read_only=True)
+    motion: bool = param(False, 'Sway the rig sideways over time', read_only=True)
+    motion_amplitude: float = param(0.15, 'Sideways sway amplitude with motion (m)', min=0.0, max=5.0,
+                                    read_only=True)
+    motion_period: float = param(8.0, 'Sway period with motion (s)', min=0.1, max=600.0, read_only=True)
+    rig_file: str = param('', 'Rig calibration YAML; empty = the package config/sim_rig/rig.yaml',
+                          read_only=True)
+
+    def cross_check(self) -> Optional[str]:
+        if self.lidar_vertical_fov_min > self.lidar_vertical_fov_max:
+            return (f'lidar_vertical_fov_min ({self.lidar_vertical_fov_min}) is above lidar_vertical_fov_max '
+                    f'({self.lidar_vertical_fov_max})')
+        return None
+
+    @property
+    def lidar_vertical_fov(self) -> Tuple[float, float]:
+        """(lowest, highest) ring elevation in degrees."""
+        return (self.lidar_vertical_fov_min, self.lidar_vertical_fov_max)
 
 
 @dataclass
@@ -61,13 +84,7 @@ class SimRig:
 
     def __init__(self, config: Optional[SimConfig] = None):
         import open3d as o3d
-        self.config = cfg = config or SimConfig()
-        if cfg.width <= 0 or cfg.height <= 0:
-            raise ValueError(f'image size must be positive, got {cfg.width}x{cfg.height}')
-        if cfg.lidar_rings < 1 or cfg.lidar_horizontal_resolution < 8:
-            raise ValueError('need at least 1 LiDAR ring and 8 points per revolution')
-        if not -90.0 <= cfg.lidar_vertical_fov[0] <= cfg.lidar_vertical_fov[1] <= 90.0:
-            raise ValueError(f'LiDAR vertical FOV must be (lowest, highest) in [-90, 90] deg, got {cfg.lidar_vertical_fov}')
+        self.config = cfg = (config or SimConfig()).validate()
         self.rig: Rig = load_rig(cfg.rig_file or default_rig_path('sim_rig'))
         self._configure_cameras()
         self.scene: Scene = build_scene(cfg.scene, cfg.seed)

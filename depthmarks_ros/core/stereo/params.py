@@ -7,66 +7,49 @@ SGBM_3WAY window with P1 = 8 w^2, P2 = 32 w^2): see docs/stereo_depth.md.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Dict, Tuple
+from dataclasses import dataclass
+from typing import Optional
+
+from depthmarks_ros.core.params import ParamSet, multiple_of, odd, param
 
 ALGORITHMS = {0: 'bm', 1: 'sgbm', 2: 'sgbm_3way', 3: 'hh4'}
 
-# name -> (min, max) as in stereo_image_proc (ours marked)
-RANGES: Dict[str, Tuple[float, float]] = {
-    'stereo_algorithm': (0, 3),
-    'prefilter_size': (5, 255),
-    'prefilter_cap': (1, 63),
-    'correlation_window_size': (5, 255),
-    'min_disparity': (-2048, 2048),
-    'disparity_range': (32, 4096),
-    'texture_threshold': (0, 10000),
-    'speckle_size': (0, 1000),
-    'speckle_range': (0, 31),
-    'disp12_max_diff': (0, 128),
-    'uniqueness_ratio': (0.0, 100.0),
-    'P1': (0.0, 4000.0),
-    'P2': (0.0, 4000.0),
-}
-
 
 @dataclass
-class StereoParams:
-    stereo_algorithm: int = 2
-    prefilter_size: int = 9
-    prefilter_cap: int = 31
-    correlation_window_size: int = 5
-    min_disparity: int = 0
-    disparity_range: int = 128
-    texture_threshold: int = 10
-    speckle_size: int = 100
-    speckle_range: int = 2
-    disp12_max_diff: int = 1
-    uniqueness_ratio: float = 10.0
-    P1: float = 200.0
-    P2: float = 800.0
-    full_dp: bool = False
+class StereoParams(ParamSet):
+    """The matcher's parameters: the one spec of stereo_depth's matching parameters (ranges as in
+    stereo_image_proc's disparity node; ours: strips, lr_check, wls_*)."""
+    stereo_algorithm: int = param(2, '0 block matching, 1 SGBM (full_dp: 8 paths), 2 SGBM_3WAY, 3 HH4',
+                                  min=0, max=3)
+    prefilter_size: int = param(9, 'BM: normalisation window of the pre-filter (odd)', min=5, max=255,
+                                check=odd, check_text='odd')
+    prefilter_cap: int = param(31, 'Bound on the pre-filtered pixel values', min=1, max=63)
+    correlation_window_size: int = param(5, 'Matching window (odd)', min=5, max=255, check=odd,
+                                         check_text='odd')
+    min_disparity: int = param(0, 'Smallest disparity searched (px)', min=-2048, max=2048)
+    disparity_range: int = param(128, 'Number of disparities searched (multiple of 16)', min=32, max=4096,
+                                 check=multiple_of(16), check_text='multiple of 16')
+    texture_threshold: int = param(10, 'BM: minimum texture of a window', min=0, max=10000)
+    speckle_size: int = param(100, 'Largest speckle (px) to remove', min=0, max=1000)
+    speckle_range: int = param(2, 'Disparity variation allowed inside a connected component', min=0, max=31)
+    disp12_max_diff: int = param(1, 'Left-right check tolerance inside OpenCV (px, 0 = off)', min=0, max=128)
+    uniqueness_ratio: float = param(10.0, 'Margin (%) by which the best match must win', min=0.0, max=100.0)
+    P1: float = param(200.0, 'SGBM: penalty for disparity changes of 1 between neighbours (< P2)',
+                      min=0.0, max=4000.0)
+    P2: float = param(800.0, 'SGBM: penalty for larger disparity changes (> P1)', min=0.0, max=4000.0)
+    full_dp: bool = param(False, 'SGBM: full 8-direction dynamic programming (MODE_HH)')
     # ours
-    strips: int = 0                 # horizontal strips matched in parallel; 0 = auto (see effective_strips)
-    lr_check: bool = False          # left-right consistency check (invalidates occlusions)
-    wls_filter: bool = False        # edge-aware WLS post-filter (cv2.ximgproc); implies a right matcher
-    wls_lambda: float = 8000.0
-    wls_sigma: float = 1.5
+    strips: int = param(0, 'Horizontal strips matched in parallel (0 = auto: split only SGBM)', min=0, max=16)
+    lr_check: bool = param(False, 'Left-right consistency check (drops occlusions and mismatches)')
+    wls_filter: bool = param(False, 'Edge-aware WLS post-filter (OpenCV ximgproc; implies a right matcher)')
+    wls_lambda: float = param(8000.0, 'WLS smoothness', min=0.0, max=1e6)
+    wls_sigma: float = param(1.5, 'WLS edge sensitivity', min=0.0, max=100.0)
 
-    def validate(self) -> None:
-        for name, (lo, hi) in RANGES.items():
-            v = getattr(self, name)
-            if not lo <= v <= hi:
-                raise ValueError(f'{name} = {v} is outside [{lo}, {hi}]')
-        for name in ('prefilter_size', 'correlation_window_size'):
-            if getattr(self, name) % 2 == 0:
-                raise ValueError(f'{name} must be odd, got {getattr(self, name)}')
-        if self.disparity_range % 16:
-            raise ValueError(f'disparity_range must be a multiple of 16, got {self.disparity_range}')
+    def cross_check(self) -> Optional[str]:
         if self.stereo_algorithm != 0 and self.P2 <= self.P1:
-            raise ValueError(f'P2 ({self.P2}) must be greater than P1 ({self.P1})')
-        if self.strips < 0:
-            raise ValueError('strips must be >= 0 (0 = auto)')
+            return (f'P2 ({self.P2}) must be greater than P1 ({self.P1}) for SGBM '
+                    f'(stereo_algorithm {self.stereo_algorithm}); set both at once to move them together')
+        return None
 
     def effective_strips(self, threads: int) -> int:
         """Auto: split only SGBM/HH (OpenCV runs them on one core); BM and SGBM_3WAY are already
@@ -78,13 +61,6 @@ class StereoParams:
     @property
     def algorithm_name(self) -> str:
         return ALGORITHMS[self.stereo_algorithm]
-
-    def replace(self, **changes) -> 'StereoParams':
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        p = StereoParams(**values)
-        p.validate()
-        return p
 
 
 def stereo_image_proc_defaults() -> StereoParams:

@@ -1,0 +1,67 @@
+"""One parameter spec per node (ROS-free): ``depthmarks_ros/params/<node>.py``.
+
+Each spec is a :class:`~depthmarks_ros.core.params.ParamSet` dataclass; the node declares it
+(``PARAMS = ...`` in ``depthmarks_ros/nodes/<node>.py``), the ``depthmarks`` commands take their
+options and defaults from it (``depthmarks_ros.cli.options``), ``config/<node>.yaml`` holds its
+defaults (checked by test/test_params.py) and each node's doc carries the table
+:func:`markdown_table` writes (``depthmarks params NODE --markdown``; checked by the same test).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Dict, List, Type
+
+from depthmarks_ros.core.params import ParamSet, range_text, value_text
+from depthmarks_ros.params.base import BASE_PARAMETERS, NodeParams
+
+# node name -> (module, spec class); the module is imported on first use
+_SPECS = {
+    'sim_rig': ('depthmarks_ros.params.sim_rig', 'SimRigParams'),
+    'video_source': ('depthmarks_ros.params.video_source', 'VideoSourceParams'),
+    'stereo_depth': ('depthmarks_ros.params.stereo_depth', 'StereoDepthParams'),
+    'depth_fusion': ('depthmarks_ros.params.depth_fusion', 'DepthFusionParams'),
+    'mono_depth': ('depthmarks_ros.params.mono_depth', 'MonoDepthParams'),
+    'face_landmarks': ('depthmarks_ros.params.face_landmarks', 'FaceLandmarksParams'),
+    'body_pose': ('depthmarks_ros.params.body_pose', 'BodyPoseParams'),
+}
+NODES = tuple(_SPECS)
+
+# the parameter file of each node in config/ (sim_rig's is not sim_rig.yaml: that is the rig folder)
+CONFIG_FILES = {node: f'{node}.yaml' for node in NODES}
+CONFIG_FILES['sim_rig'] = 'sim_rig_node.yaml'
+
+
+def spec_of(node: str) -> Type[ParamSet]:
+    try:
+        module, name = _SPECS[node]
+    except KeyError:
+        raise KeyError(f'no parameter spec for node {node!r}; nodes: {", ".join(NODES)}') from None
+    return getattr(importlib.import_module(module), name)
+
+
+def all_specs() -> Dict[str, Type[ParamSet]]:
+    return {node: spec_of(node) for node in NODES}
+
+
+def markdown_table(spec: Type[ParamSet], include_base: bool = False) -> str:
+    """The parameter table of a node's doc (name, default, range / choices, description)."""
+    rows: List[str] = ['| name | default | range | description |', '|---|---|---|---|']
+    for name, pf in spec.param_fields().items():
+        if name in BASE_PARAMETERS and not include_base:
+            continue
+        desc = (pf.info.description + (' (read-only)' if pf.info.read_only else '')).replace('|', '\\|')
+        rows.append(f'| `{name}` | {value_text(pf.default)} | {range_text(pf)} | {desc} |')
+    return '\n'.join(rows) + '\n'
+
+
+def yaml_text(node: str) -> str:
+    """``config/<node>.yaml`` body for the spec's defaults (without comments)."""
+    lines = ['/**:', '  ros__parameters:']
+    for name, pf in spec_of(node).param_fields().items():
+        if name not in BASE_PARAMETERS:
+            text = value_text(pf.default)
+            lines.append(f'    {name}: {text}')
+    return '\n'.join(lines) + '\n'
+
+
+__all__ = ['NODES', 'CONFIG_FILES', 'NodeParams', 'spec_of', 'all_specs', 'markdown_table', 'yaml_text']

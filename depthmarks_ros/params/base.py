@@ -1,0 +1,49 @@
+"""The parameters every depthmarks_ros node has (see depthmarks_ros/ros/node_base.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from depthmarks_ros.core.params import ParamSet, param
+
+
+@dataclass
+class NodeParams(ParamSet):
+    output_reliability: str = param('reliable', 'QoS reliability of published outputs',
+                                    choices=('reliable', 'best_effort'), read_only=True, cli=False)
+    diagnostics_period: float = param(1.0, 'Seconds between /diagnostics messages', min=0.1, max=60.0,
+                                      read_only=True, cli=False)
+    log_throttle_period: float = param(5.0, 'Seconds between repeats of one bad-input message',
+                                       min=0.0, max=600.0, cli=False)
+
+
+BASE_PARAMETERS = tuple(NodeParams.param_fields())
+
+
+@dataclass
+class InputParams(ParamSet):
+    """Nodes with synchronised inputs (``DepthmarksNode.synced_inputs``, ros/synced_inputs.py)."""
+    input_warn_after: float = param(3.0, 'Seconds before /diagnostics reports an input that never arrives, '
+                                    'stops, or never pairs with the others', min=0.2, max=600.0, cli=False)
+    # 8.4 Mpx holds 4K UHD; a node's spec may lower it (stereo_depth)
+    max_image_pixels: int = param(8_388_608, 'Images with more pixels (width x height) are refused before any '
+                                  'work (one huge frame must not stall the node or exhaust memory)',
+                                  min=1, max=2**31 - 1, cli=False)
+
+
+@dataclass
+class ImageTransportParams(ParamSet):
+    image_transport: str = param('raw', "Camera images as 'raw' sensor_msgs/Image, or 'compressed' "
+                                 'sensor_msgs/CompressedImage (JPEG/PNG) on <topic>/compressed',
+                                 choices=('raw', 'compressed'), read_only=True, cli=False)
+
+
+@dataclass
+class DepthTransportParams(ParamSet):
+    depth_transport: str = param('raw', "Depth images as 'raw' sensor_msgs/Image, or 'compressedDepth' "
+                                 'CompressedImage on <topic>/compressedDepth', choices=('raw', 'compressedDepth'),
+                                 read_only=True, cli=False)
+
+
+# every node's and the input conventions' parameters: not repeated in each config/<node>.yaml
+COMMON_PARAMETERS = BASE_PARAMETERS + tuple(InputParams.param_fields()) + tuple(
+    ImageTransportParams.param_fields()) + tuple(DepthTransportParams.param_fields())

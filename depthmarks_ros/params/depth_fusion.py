@@ -1,0 +1,46 @@
+"""depth_fusion's parameters."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+from depthmarks_ros.convert.cloud import POINTS_LAYOUTS
+from depthmarks_ros.core.fusion.completion import METHODS as COMPLETION_METHODS
+from depthmarks_ros.core.params import param
+from depthmarks_ros.params.base import DepthTransportParams, ImageTransportParams, InputParams, NodeParams
+
+
+def _pose7(value) -> Optional[str]:
+    if list(value) in ([0.0], []):
+        return None
+    if len(value) != 7:
+        return f'needs 7 values [x, y, z, qx, qy, qz, qw] (or [0.0] for the rig), got {len(value)}'
+    return None
+
+
+@dataclass
+class DepthFusionParams(NodeParams, InputParams, ImageTransportParams, DepthTransportParams):
+    rig_file: str = param('', 'Rig calibration YAML (file://, package:// or path); empty = the simulated rig',
+                          read_only=True, cli=False)
+    camera_sensor: str = param('rgb', 'Camera sensor name in the rig file', read_only=True, cli=False)
+    lidar_sensor: str = param('lidar', 'LiDAR sensor name in the rig file', read_only=True, cli=False)
+    lidar_to_camera: List[float] = param([0.0], 'Override T_camera_lidar: [x, y, z, qx, qy, qz, qw] '
+                                         '(one 0 = use the rig)', read_only=True, check=_pose7,
+                                         check_text='7 values or [0.0]', cli=False)
+    lidar_frame: str = param('', 'Expected frame_id of the cloud with lidar_to_camera ("" = the rig frame)',
+                             read_only=True, cli=False)
+    completion: str = param('classical', 'Depth completion: classical (IP-Basic), guided (RGB guided filter), '
+                            'scanline (edge-aware)', choices=COMPLETION_METHODS)
+    max_depth: float = param(100.0, 'Largest depth considered (m)', min=1.0, max=1000.0)
+    time_tolerance: float = param(0.06, 'Largest |sweep stamp - image stamp| accepted (s)', min=0.0, max=10.0,
+                                  cli=False)
+    use_stereo: bool = param(False, 'Fuse stereo/depth (+ stereo/confidence)', read_only=True, cli=False)
+    use_mono: bool = param(False, 'Fuse mono/depth', read_only=True, cli=False)
+    stereo_baseline: float = param(0.0, 'Baseline of the stereo source for its sigma (m); 0 = from the rig file',
+                                   min=0.0, max=10.0, read_only=True, cli=False)
+    sigma_model_file: str = param('', 'Fitted sigma model JSON (depthmarks fit-fusion); empty = defaults',
+                                  read_only=True)
+    queue_size: int = param(5, 'Synchronisation queue per input', min=1, max=100, read_only=True, cli=False)
+    points_layout: str = param('organized', 'fusion/points: organized (height x width, NaN where invalid, as '
+                               'depth_image_proc) or dense (valid points only, height 1)', choices=POINTS_LAYOUTS,
+                               cli=False)

@@ -1,0 +1,30 @@
+"""face_landmarks' parameters (``depthmarks face`` takes its options and defaults from here)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from depthmarks_ros.core.params import param
+from depthmarks_ros.params.base import DepthTransportParams, ImageTransportParams, InputParams, NodeParams
+
+
+@dataclass
+class FaceLandmarksParams(NodeParams, InputParams, ImageTransportParams, DepthTransportParams):
+    backend: str = param('dlib', 'Landmark backend (dlib: lower NME on 300-W; mediapipe: faster, 468 points)',
+                         choices=('mediapipe', 'dlib'), read_only=True)
+    max_faces: int = param(4, 'Most faces per frame', min=1, max=32, read_only=True)
+    refine_landmarks: bool = param(False, 'MediaPipe: 478 points with irises', read_only=True)
+    dlib_detector: str = param('hog', 'dlib face detector: hog, mmod, or cascade (MediaPipe detectors then '
+                               "fallbacks: finds turned faces dlib's predictor then fails on; docs/face_landmarks.md)",
+                               choices=('hog', 'cascade', 'mmod'), read_only=True)
+    dlib_redetect_every: int = param(5, 'dlib: scan the whole image for faces on every N-th frame; in between, '
+                                     "only around each face's previous box (1 = the whole image every frame)",
+                                     min=1, max=100, read_only=True, cli=False)
+    uncertainty: bool = param(True, 'Per-landmark covariance by test-time augmentation', read_only=True)
+    uncertainty_model: str = param('', 'Trained patch model folder (depthmarks train-landmarks) for the 68-point '
+                                   'covariance and visibility; empty = test-time augmentation', read_only=True)
+    layout: str = param('ibug68', 'Landmarks published on face/landmarks', choices=('ibug68', 'native'),
+                        cli=False)
+    depth_topic: str = param('', 'Depth image (32FC1 m or 16UC1 mm) for 3D landmarks; empty = none',
+                             read_only=True, cli=False)
+    depth_slop: float = param(0.05, 'Largest image/depth stamp difference (s)', min=0.0, max=1.0,
+                              read_only=True, cli=False)
