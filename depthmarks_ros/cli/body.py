@@ -8,7 +8,8 @@ file is read frame by frame in tracking mode (ids kept across frames; image_id =
 (body 17, feet 6, face 68, left hand 21, right hand 21; see docs/body_pose.md). With
 ``--annotations person_keypoints.json`` the person boxes there are used top-down instead (one
 crop per box through MediaPipe's single-person Pose, the reference protocol) and image ids come
-from the file.
+from the file. ``--backend``, ``--model-complexity``, ``--min-detection-confidence`` and
+``--max-people`` are the node's parameters (its spec, BodyPoseParams), with its defaults.
 """
 from __future__ import annotations
 
@@ -25,7 +26,11 @@ def add_arguments(p) -> None:
     p.add_argument('inputs', nargs='+', metavar='IMAGE_OR_VIDEO')
     p.add_argument('--output', '-o', required=True, help='COCO keypoint-results JSON (17 keypoints per person)')
     p.add_argument('--wholebody', default='', help='also write COCO-WholeBody results (133 keypoints) here')
-    p.add_argument('--backend', default='mediapipe')
+    from depthmarks_ros.cli.options import add_spec_options
+    from depthmarks_ros.params.body_pose import BodyPoseParams
+    # as the node's parameters (its spec); tiles, hands and face are the batch command's own choices
+    add_spec_options(p, BodyPoseParams, names=['backend', 'model_complexity', 'min_detection_confidence',
+                                               'max_people'])
     p.add_argument('--tiles', type=int, default=BATCH_DEFAULTS['detect_tiles'],
                    help='person detector also on 2x2, 4x4, ... grids of overlapping tiles up to n x n (0: whole image only)')
     p.add_argument('--no-hands', action='store_true', help='skip hand keypoints')
@@ -55,14 +60,22 @@ def _frames(path):
     yield (int(stem) if stem.isdigit() else stem), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def _spec(args):
+    from depthmarks_ros.cli.options import spec_from_args
+    from depthmarks_ros.params.body_pose import BodyPoseParams
+    return spec_from_args(BodyPoseParams, args)
+
+
 def _annotated(args) -> int:
     import cv2
     from depthmarks_ros.core.body.backends import BackendError, create_backend
     from depthmarks_ros.core.body.coco_io import load_annotations, result_entry, write_results
     from depthmarks_ros.core.body.pipeline import coco17_in_box
     try:
-        backend = create_backend(args.backend, static=True)
-    except BackendError as exc:
+        p = _spec(args)
+        backend = create_backend(p.backend, static=True, model_complexity=p.model_complexity,
+                                 min_confidence=p.min_detection_confidence)
+    except (ValueError, BackendError) as exc:
         print(f'body: {exc}')
         return 2
     ann = load_annotations(args.annotations)
@@ -91,12 +104,19 @@ def run(args) -> int:
     from depthmarks_ros.core.body.coco_io import result_entry, wholebody_entry, write_results
     from depthmarks_ros.core.body.pipeline import BodyPoseEstimator
     from depthmarks_ros.core.body.wholebody import wholebody133
-    settings = dict(BATCH_DEFAULTS, detect_tiles=args.tiles, hands=not args.no_hands, face=not args.no_face)
+    try:
+        spec = _spec(args)
+    except ValueError as exc:
+        print(f'body: {exc}')
+        return 2
+    settings = dict(BATCH_DEFAULTS, detect_tiles=args.tiles, hands=not args.no_hands, face=not args.no_face,
+                    model_complexity=spec.model_complexity, min_detection_confidence=spec.min_detection_confidence,
+                    max_people=spec.max_people)
     entries, whole = [], []
     for path in args.inputs:
         video = path.lower().endswith(VIDEO_EXTENSIONS)
         try:
-            est = BodyPoseEstimator(args.backend, **dict(settings, static=not video))
+            est = BodyPoseEstimator(spec.backend, **dict(settings, static=not video))
         except BackendError as exc:
             print(f'body: {exc}')
             return 2

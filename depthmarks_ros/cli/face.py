@@ -2,7 +2,8 @@
 
 For each image: DIR/<stem>.pts (iBUG-68 of the largest face) and, in DIR/landmarks.json, every face
 with its 68 landmarks, per-landmark sigma and visibility, and the head pose (focal length from
---focal, default the image width). Same core as the face_landmarks node.
+--focal, default the image width). Same core, options and defaults (backend dlib) as the
+face_landmarks node (its spec, FaceLandmarksParams).
 """
 from __future__ import annotations
 
@@ -15,16 +16,26 @@ import numpy as np
 def add_arguments(p) -> None:
     p.add_argument('images', nargs='+')
     p.add_argument('--output', '-o', required=True)
-    p.add_argument('--backend', default='mediapipe', choices=('mediapipe', 'dlib'))
+    from depthmarks_ros.cli.options import add_spec_options
+    from depthmarks_ros.params.face_landmarks import FaceLandmarksParams
     p.add_argument('--focal', type=float, default=0.0, help='focal length in px (default: image width)')
-    p.add_argument('--no-uncertainty', action='store_true')
+    add_spec_options(p, FaceLandmarksParams)   # --backend (dlib, as the node), --no-uncertainty, ...
 
 
 def run(args) -> int:
     import cv2
+    from depthmarks_ros.cli.options import spec_from_args
+    from depthmarks_ros.core.face.backends import BackendError
     from depthmarks_ros.core.face.pipeline import FaceLandmarker
     from depthmarks_ros.core.pts_io import write_pts
-    landmarker = FaceLandmarker(args.backend, uncertainty=not args.no_uncertainty, static=True)
+    from depthmarks_ros.params.face_landmarks import FaceLandmarksParams
+    try:
+        p = spec_from_args(FaceLandmarksParams, args)
+        landmarker = FaceLandmarker(p.backend, p.max_faces, p.refine_landmarks, p.uncertainty, static=True,
+                                    dlib_detector=p.dlib_detector, learned_model=p.uncertainty_model)
+    except (ValueError, BackendError, FileNotFoundError) as exc:
+        print(f'depthmarks face: {exc}')
+        return 2
     os.makedirs(args.output, exist_ok=True)
     report = {}
     for path in args.images:

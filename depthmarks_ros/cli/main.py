@@ -12,6 +12,7 @@ import sys
 
 SUBCOMMANDS = {
     'run': ('depthmarks_ros.cli.run_pipeline', 'run the full pipeline in one process and record it'),
+    'params': ('depthmarks_ros.cli.params_cmd', "a node's parameters: defaults, ranges, descriptions"),
     'sim': ('depthmarks_ros.cli.sim_render', 'render simulated-rig frames and ground truth to files'),
     'stereo': ('depthmarks_ros.cli.stereo', 'left + right images to disparity and depth files'),
     'fuse-kitti': ('depthmarks_ros.cli.fuse_kitti', 'KITTI image + velodyne + calib to dense depth and sigma'),

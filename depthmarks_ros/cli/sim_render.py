@@ -3,7 +3,8 @@
 Per frame i: left_i.png, right_i.png (RGB), depth_i.npy (float32 metres, NaN = nothing),
 depth_i.png (16-bit, millimetres, 0 = nothing), disparity_i.npy (float32 px),
 lidar_i.bin (KITTI velodyne layout: float32 x, y, z, intensity) and lidar_i.npy (with ring),
-plus calibration/ (the rig YAMLs used). Same generator as the sim_rig node.
+plus calibration/ (the rig YAMLs used). Same generator, options and defaults as the sim_rig
+node (its spec, SimRigParams).
 """
 from __future__ import annotations
 
@@ -15,33 +16,23 @@ import numpy as np
 def add_arguments(p) -> None:
     p.add_argument('--output', '-o', required=True, help='folder to write into')
     p.add_argument('--frames', type=int, default=1)
-    p.add_argument('--rate', type=float, default=10.0, help='frame rate of the simulated time (Hz)')
-    p.add_argument('--width', type=int, default=640)
-    p.add_argument('--height', type=int, default=480)
-    p.add_argument('--scene', default='default', choices=('default', 'simple'))
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--motion', action='store_true')
-    p.add_argument('--image-noise', type=float, default=1.5)
-    p.add_argument('--baseline', type=float, default=0.0, help='stereo baseline (m); 0 = from the calibration')
-    p.add_argument('--lidar-rings', type=int, default=32)
-    p.add_argument('--lidar-horizontal-resolution', type=int, default=1024, help='points per ring per revolution')
-    p.add_argument('--lidar-range-noise', type=float, default=0.02, help='range noise std (m)')
-    p.add_argument('--lidar-dropout', type=float, default=0.02, help='probability that a return is lost')
+    from depthmarks_ros.cli.options import add_spec_options
+    from depthmarks_ros.params.sim_rig import SimRigParams
+    add_spec_options(p, SimRigParams)   # what the rig renders, as the sim_rig node (--rate: simulated time)
 
 
 def run(args) -> int:
     import cv2
+    from depthmarks_ros.cli.options import spec_from_args
     from depthmarks_ros.core.calibration import Rig, save_rig
     from depthmarks_ros.core.sim import SimConfig, SimRig
+    from depthmarks_ros.params.sim_rig import SimRigParams
     if args.frames < 1:
         print('depthmarks sim: --frames must be >= 1')
         return 2
     try:
-        sim = SimRig(SimConfig(width=args.width, height=args.height, scene=args.scene, seed=args.seed,
-                               motion=args.motion, image_noise=args.image_noise, baseline=args.baseline,
-                               lidar_rings=args.lidar_rings,
-                               lidar_horizontal_resolution=args.lidar_horizontal_resolution,
-                               lidar_range_noise=args.lidar_range_noise, lidar_dropout=args.lidar_dropout))
+        p = spec_from_args(SimRigParams, args)
+        sim = SimRig(SimConfig.take(p))
     except ValueError as exc:
         print(f'depthmarks sim: {exc}')
         return 2
@@ -49,7 +40,7 @@ def run(args) -> int:
     rig = Rig(sim.rig.name, sim.rig.base_frame, dict(sim.rig.sensors))
     save_rig(rig, os.path.join(args.output, 'calibration', 'rig.yaml'), {'left': 'left.yaml', 'right': 'right.yaml'})
     for i in range(args.frames):
-        t = i / args.rate
+        t = i / p.rate
         f = sim.render(t)
         sweep = sim.render_lidar(t)
         out = lambda name: os.path.join(args.output, f'{name}_{i:06d}')  # noqa: E731

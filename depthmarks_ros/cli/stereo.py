@@ -3,7 +3,10 @@
 Writes disparity.pfm (float32 px, NaN invalid), disparity.png (16-bit, value = disparity * 256,
 0 invalid), depth.npy (float32 metres, NaN invalid), depth.png (16-bit millimetres, 0 invalid)
 and confidence.npy. Geometry from a rig file (--calib, sensors left/right) or --focal and
---baseline. Same per-frame chain (core/stereo/pipeline.py) as the stereo_depth node.
+--baseline. Same per-frame chain (core/stereo/pipeline.py) as the stereo_depth node, and the
+same matcher options and defaults (its spec, StereoDepthParams: --backend and every StereoParams
+field): ``--P1``/``--P2`` are not derived from ``--window``; with another window pass them (the
+common choice is 8 w^2 and 32 w^2, which the defaults are for w = 5).
 """
 from __future__ import annotations
 
@@ -20,26 +23,24 @@ def add_arguments(p) -> None:
                    'image size when only the resolution differs)')
     p.add_argument('--focal', type=float, help='focal length in px (without --calib)')
     p.add_argument('--baseline', type=float, help='baseline in metres (without --calib)')
-    p.add_argument('--algorithm', type=int, default=2, choices=(0, 1, 2, 3),
-                   help='0 BM, 1 SGBM, 2 SGBM_3WAY (default), 3 HH4')
-    p.add_argument('--disparity-range', type=int, default=128)
-    p.add_argument('--min-disparity', type=int, default=0)
-    p.add_argument('--window', type=int, default=5, help='correlation_window_size')
-    p.add_argument('--wls', action='store_true', help='WLS post-filter')
-    p.add_argument('--lr-check', action='store_true')
-    p.add_argument('--backend', default='opencv', help='matcher backend (as the node\'s backend parameter): '
-                   'opencv (--algorithm chooses the OpenCV matcher), coarse_to_fine, learned (a network: --model; '
-                   'docs/learned_stereo.md), ...')
-    p.add_argument('--model', default='', help='backend learned: ONNX or TorchScript file with its convention YAML '
-                   'beside it (default: the refinement network shipped in the package, which refines the matcher '
-                   'set by the options above)')
-    p.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto', help='backend learned: where it runs')
-    p.add_argument('--half', action='store_true', help='backend learned, TorchScript on CUDA: half precision')
+    from depthmarks_ros.cli.options import add_spec_options
+    from depthmarks_ros.params.stereo_depth import StereoDepthParams
+    # the node's options and defaults; --backend learned: a network (--model; docs/learned_stereo.md)
+    add_spec_options(p, StereoDepthParams, aliases={'stereo_algorithm': ['--algorithm'],
+                                                    'correlation_window_size': ['--window'], 'wls_filter': ['--wls'],
+                                                    'model_path': ['--model']})
 
 
 def run(args) -> int:
     import cv2
+    from depthmarks_ros.cli.options import spec_from_args
     from depthmarks_ros.core.stereo import StereoParams
+    from depthmarks_ros.params.stereo_depth import StereoDepthParams
+    try:
+        spec = spec_from_args(StereoDepthParams, args)
+    except ValueError as exc:
+        print(f'depthmarks stereo: {exc}')
+        return 2
     from depthmarks_ros.core.stereo.io import write_disparity_png, write_pfm
     from depthmarks_ros.core.stereo.pipeline import StereoPipeline, cameras_from_focal_baseline
     left = cv2.imread(args.left, cv2.IMREAD_GRAYSCALE)
@@ -61,18 +62,14 @@ def run(args) -> int:
             return 2
     elif args.focal and args.baseline:
         cameras = cameras_from_focal_baseline(w, h, args.focal, args.baseline)
-    params = StereoParams(stereo_algorithm=args.algorithm, disparity_range=args.disparity_range,
-                          min_disparity=args.min_disparity, correlation_window_size=args.window,
-                          P1=8.0 * args.window ** 2, P2=32.0 * args.window ** 2,
-                          wls_filter=args.wls, lr_check=args.lr_check)
     try:
-        options = ({'model_path': args.model, 'device': args.device, 'half': args.half}
-                   if args.backend == 'learned' else {})
-        if args.model and args.backend != 'learned':
+        options = ({'model_path': spec.model_path, 'device': spec.device, 'half': spec.half}
+                   if spec.backend == 'learned' else {})
+        if spec.model_path and spec.backend != 'learned':
             raise ValueError('--model needs --backend learned')
-        chain = StereoPipeline(args.backend, params, **options)
+        chain = StereoPipeline(spec.backend, StereoParams.take(spec), **options)
     except (OSError, ValueError) as exc:
-        print(f'depthmarks stereo: backend {args.backend}: {exc}')
+        print(f'depthmarks stereo: backend {spec.backend}: {exc}')
         return 2
     try:
         frame = chain.process(left, right, cameras)
