@@ -132,6 +132,25 @@ def test_node_runs_tiny_model_and_aligns_to_reference(probe, tiny_da):
     assert depth
     z = image_to_numpy(depth[-1])
     assert np.nanmedian(np.abs(z - image_to_numpy(ref)) / image_to_numpy(ref)) < 0.05
+    # issue 17: min_reference_points set through the parameter service applies to the next frame
+    from rclpy.parameter_client import AsyncParameterClient
+    client = AsyncParameterClient(probe.node, 'mono_depth')
+    assert client.wait_for_services(10.0)
+    fut = client.set_parameters([Parameter('min_reference_points', value=10_000_000)])
+    assert probe.spin_until(fut.done, 10) and fut.result().results[0].successful
+    assert node.aligner.min_points == 10_000_000
+    fitted = node.aligner.current
+    ref2 = numpy_to_image((0.5 * image_to_numpy(ref)).astype(np.float32), '32FC1')   # another scale
+    n = len(depth)
+    for _ in range(20):
+        ref2.header.stamp = img.header.stamp = node.get_clock().now().to_msg()
+        pub_ref.publish(ref2)
+        probe.spin_for(0.05)
+        pub_img.publish(img)
+        if probe.spin_until(lambda: len(depth) >= n + 2, 0.5):
+            break
+    assert len(depth) >= n + 2
+    assert node.aligner.current is fitted                 # 4800 reference pixels < 10^7: no new fit
 
 
 @pytest.mark.dds
