@@ -15,7 +15,7 @@ from depthmarks_ros.cli.main import SUBCOMMANDS
 from depthmarks_ros.core.params import ParamSet
 from depthmarks_ros.core.sim.rig import SimConfig
 from depthmarks_ros.core.stereo.params import StereoParams
-from depthmarks_ros.params import CONFIG_FILES, NODES, all_specs, spec_of
+from depthmarks_ros.params import CONFIG_FILES, DOC_FILES, NODES, all_specs, spec_of
 from depthmarks_ros.params.base import BASE_PARAMETERS
 from depthmarks_ros.params.sim_rig import SimRigParams
 from depthmarks_ros.params.stereo_depth import StereoDepthParams
@@ -110,7 +110,7 @@ def test_cli_refuses_what_the_node_refuses(tmp_path, capsys):
 
 
 def test_config_files_hold_exactly_the_spec_defaults():
-    for node in NODES:
+    for node in CONFIG_FILES:
         spec = spec_of(node)
         path = os.path.join(ROOT, 'config', CONFIG_FILES[node])
         with open(path) as fh:
@@ -126,7 +126,7 @@ def test_config_files_hold_exactly_the_spec_defaults():
 def test_doc_tables_list_exactly_the_spec_parameters():
     from depthmarks_ros.cli.params_cmd import doc_section, section_pattern
     for node in NODES:
-        path = os.path.join(ROOT, 'docs', f'{node}.md')
+        path = os.path.join(ROOT, 'docs', DOC_FILES[node])
         with open(path) as fh:
             text = fh.read()
         found = section_pattern(node).findall(text)
@@ -238,7 +238,7 @@ READ_WHEN_USED = {
 def _make_nodes(tmp_path):
     from rclpy.parameter import Parameter
     from depthmarks_ros.nodes import (body_pose, depth_fusion, face_landmarks, mono_depth, sim_rig,
-                                      stereo_depth, video_source)
+                                      stamp_merge, stereo_depth, video_source)
     P = Parameter
     return {
         # in a namespace of its own: its images would feed the other nodes here
@@ -252,7 +252,9 @@ def _make_nodes(tmp_path):
         'mono_depth': mono_depth.MonoDepthNode(),             # no model: idles, parameters still apply
         'face_landmarks': face_landmarks.FaceLandmarksNode(),
         'body_pose': body_pose.BodyPoseNode(),
+        'stamp_merge': stamp_merge.StampMergeNode(),
     }
+    assert set(nodes) == set(NODES)
 
 
 @pytest.mark.dds

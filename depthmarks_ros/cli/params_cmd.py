@@ -39,10 +39,10 @@ def section_pattern(node: str):
 
 def run(args) -> int:
     from depthmarks_ros.core.params import range_text, value_text
-    from depthmarks_ros.params import NODES, markdown_table, spec_of, yaml_text
+    from depthmarks_ros.params import DOC_FILES, NODES, markdown_table, spec_of, yaml_text
     if args.write_docs:
         for node in NODES:
-            path = os.path.join(docs_dir(), f'{node}.md')
+            path = os.path.join(docs_dir(), DOC_FILES[node])
             text = open(path).read()
             new, n = section_pattern(node).subn(lambda _: doc_section(node), text)
             if n != 1:

@@ -17,36 +17,20 @@ from typing import Dict, List
 from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.sharding import StampSequencer
 from depthmarks_ros.pipeline.registry import message_class
+from depthmarks_ros.params.stamp_merge import StampMergeParams
 from depthmarks_ros.ros.node_base import WARN, DepthmarksNode, run_node
 
 
-def _check_types(value) -> str:
-    for name in value:
-        try:
-            message_class(name)
-        except (ValueError, ImportError, AttributeError):
-            return f'unknown message type {name!r} (pkg/msg/Type)'
-    return ''
-
-
 class StampMergeNode(DepthmarksNode):
+    PARAMS = StampMergeParams
+    p: StampMergeParams
+
     def __init__(self, **kwargs):
         super().__init__('stamp_merge', **kwargs)
-        self.declare('topics', ['mono/depth'], 'Output topics to merge (each from <topic>/shard_<k>)',
-                     read_only=True, check=lambda v: '' if v and all(v) else 'give at least one topic')
-        self.declare('message_types', ['sensor_msgs/msg/Image'],
-                     'Message type of each topic (pkg/msg/Type), one per topic or one for all',
-                     read_only=True, check=lambda v: _check_types(v) or None)
-        self.declare('instances', 2, 'Number of instances (shard_count of the scaled-out node)',
-                     min_value=1, max_value=64, read_only=True)
-        self.declare('max_wait', 0.5, 'Longest a frame waits for the other instances (s)',
-                     min_value=0.01, max_value=10.0, read_only=True)
         topics: List[str] = list(self.p.topics)
         types: List[str] = list(self.p.message_types)
-        if len(types) == 1:
+        if len(types) == 1:   # the spec allows one type for all topics or one per topic
             types = types * len(topics)
-        if len(types) != len(topics):
-            raise ValueError(f'message_types has {len(types)} entries for {len(topics)} topics')
         self._lock = threading.Lock()
         self._seq: Dict[str, StampSequencer] = {}
         self._pubs = {}

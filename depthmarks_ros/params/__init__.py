@@ -23,12 +23,17 @@ _SPECS = {
     'mono_depth': ('depthmarks_ros.params.mono_depth', 'MonoDepthParams'),
     'face_landmarks': ('depthmarks_ros.params.face_landmarks', 'FaceLandmarksParams'),
     'body_pose': ('depthmarks_ros.params.body_pose', 'BodyPoseParams'),
+    'stamp_merge': ('depthmarks_ros.params.stamp_merge', 'StampMergeParams'),
 }
 NODES = tuple(_SPECS)
 
-# the parameter file of each node in config/ (sim_rig's is not sim_rig.yaml: that is the rig folder)
-CONFIG_FILES = {node: f'{node}.yaml' for node in NODES}
+# the parameter file of each node in config/ (sim_rig's is not sim_rig.yaml: that is the rig folder;
+# stamp_merge has none: its parameters depend on the deployment, docs/multihost.md)
+CONFIG_FILES = {node: f'{node}.yaml' for node in NODES if node != 'stamp_merge'}
 CONFIG_FILES['sim_rig'] = 'sim_rig_node.yaml'
+# the doc holding each node's parameter table
+DOC_FILES = {node: f'{node}.md' for node in NODES}
+DOC_FILES['stamp_merge'] = 'multihost.md'
 
 
 def spec_of(node: str) -> Type[ParamSet]:
@@ -64,4 +69,4 @@ def yaml_text(node: str) -> str:
     return '\n'.join(lines) + '\n'
 
 
-__all__ = ['NODES', 'CONFIG_FILES', 'NodeParams', 'spec_of', 'all_specs', 'markdown_table', 'yaml_text']
+__all__ = ['NODES', 'CONFIG_FILES', 'DOC_FILES', 'NodeParams', 'spec_of', 'all_specs', 'markdown_table', 'yaml_text']
