@@ -15,7 +15,7 @@ from depthmarks_ros.cli.main import SUBCOMMANDS
 from depthmarks_ros.core.params import ParamSet
 from depthmarks_ros.core.sim.rig import SimConfig
 from depthmarks_ros.core.stereo.params import StereoParams
-from depthmarks_ros.params import CONFIG_FILES, DOC_FILES, NODES, all_specs, spec_of
+from depthmarks_ros.params import CONFIG_FILES, DOC_FILES, NODES, all_specs, spec_of, yaml_text
 from depthmarks_ros.params.base import BASE_PARAMETERS
 from depthmarks_ros.params.sim_rig import SimRigParams
 from depthmarks_ros.params.stereo_depth import StereoDepthParams
@@ -121,6 +121,9 @@ def test_config_files_hold_exactly_the_spec_defaults():
         for name, value in values.items():
             assert value == expected[name], (f'{path}: {name} is {value!r}, the spec default is {expected[name]!r} '
                                              f'(change the default in depthmarks_ros/params/{node}.py or here)')
+    for node in NODES:   # `depthmarks params NODE --yaml` writes a file that reads back as the defaults
+        expected = {k: v for k, v in spec_of(node).defaults().items() if k not in BASE_PARAMETERS}
+        assert yaml.safe_load(yaml_text(node))['/**']['ros__parameters'] == expected, node
 
 
 def test_doc_tables_list_exactly_the_spec_parameters():

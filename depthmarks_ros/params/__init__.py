@@ -61,10 +61,15 @@ def markdown_table(spec: Type[ParamSet], include_base: bool = False) -> str:
 
 def yaml_text(node: str) -> str:
     """``config/<node>.yaml`` body for the spec's defaults (without comments)."""
+    import json
+
+    import yaml
     lines = ['/**:', '  ros__parameters:']
     for name, pf in spec_of(node).param_fields().items():
         if name not in BASE_PARAMETERS:
             text = value_text(pf.default)
+            if yaml.safe_load(text) != pf.default:   # e.g. the string "0": quote it
+                text = json.dumps(pf.default)
             lines.append(f'    {name}: {text}')
     return '\n'.join(lines) + '\n'
 
