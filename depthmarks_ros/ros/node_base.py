@@ -88,10 +88,10 @@ class DepthmarksNode(Node):
         self._throttle: Dict[str, float] = {}
         self.stats = ProcessingStats()
         self._workers = []
+        self._input_sets = []
         self._declare_spec(type(self).PARAMS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diag_timer = self.create_timer(self.p.diagnostics_period, self.publish_diagnostics)
-        self._input_sets = []
 
     # ------------------------------------------------------------------ parameters
     def _declare_spec(self, spec: Type[ParamSet]) -> None:
