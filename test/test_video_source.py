@@ -217,7 +217,7 @@ def test_node_takes_an_integer_source_as_a_device_index(probe):
     from depthmarks_ros.nodes.video_source import VideoSourceNode
     node = VideoSourceNode(parameter_overrides=[Parameter('source', value=99), Parameter('max_retry_interval', value=1.0)])
     try:
-        assert node.p.source == '99'    # `-p source:=99` is an integer parameter: the documented device index
+        assert node.p.source == 99   # `-p source:=99`: an integer, as the parameter service holds it; opened as '99'
         assert node.get_parameter('source').value == 99
     finally:
         node.shutdown()

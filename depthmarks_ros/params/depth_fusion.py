@@ -2,20 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List
 
 from depthmarks_ros.convert.cloud import POINTS_LAYOUTS
 from depthmarks_ros.core.fusion.completion import METHODS as COMPLETION_METHODS
 from depthmarks_ros.core.params import param
 from depthmarks_ros.params.base import DepthTransportParams, ImageTransportParams, InputParams, NodeParams
-
-
-def _pose7(value) -> Optional[str]:
-    if list(value) in ([0.0], []):
-        return None
-    if len(value) != 7:
-        return f'needs 7 values [x, y, z, qx, qy, qz, qw] (or [0.0] for the rig), got {len(value)}'
-    return None
 
 
 @dataclass
@@ -25,8 +17,8 @@ class DepthFusionParams(NodeParams, InputParams, ImageTransportParams, DepthTran
     camera_sensor: str = param('rgb', 'Camera sensor name in the rig file', read_only=True, cli=False)
     lidar_sensor: str = param('lidar', 'LiDAR sensor name in the rig file', read_only=True, cli=False)
     lidar_to_camera: List[float] = param([0.0], 'Override T_camera_lidar: [x, y, z, qx, qy, qz, qw] '
-                                         '(one 0 = use the rig)', read_only=True, check=_pose7,
-                                         check_text='7 values or [0.0]', cli=False)
+                                         '(one 0 = use the rig; checked by core transform_from_pose at start)',
+                                         read_only=True, cli=False)
     lidar_frame: str = param('', 'Expected frame_id of the cloud with lidar_to_camera ("" = the rig frame)',
                              read_only=True, cli=False)
     completion: str = param('classical', 'Depth completion: classical (IP-Basic), guided (RGB guided filter), '
