@@ -23,8 +23,9 @@ from depthmarks_ros.params.stereo_depth import StereoDepthParams
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 
 # depthmarks sub-command -> the node whose spec gives its options
+# (fuse-kitti is left out on purpose: its defaults are KITTI's, scanline + the sigma model fitted on KITTI)
 CLI_NODES = {'stereo': 'stereo_depth', 'face': 'face_landmarks', 'body': 'body_pose', 'mono': 'mono_depth',
-             'fuse-kitti': 'depth_fusion', 'sim': 'sim_rig'}
+             'sim': 'sim_rig'}
 
 
 # --------------------------------------------------------------------------------- the spec itself
