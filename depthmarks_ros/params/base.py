@@ -44,6 +44,23 @@ class DepthTransportParams(ParamSet):
                                  read_only=True, cli=False)
 
 
+@dataclass
+class ShardParams(ParamSet):
+    """Scaling a slow node out: several instances share one input (docs/multihost.md)."""
+    shard_count: int = param(1, 'Instances sharing the input; this one processes the frames whose number '
+                             'round(stamp / shard_period) is shard_index modulo shard_count (1 = every frame)',
+                             min=1, max=64, read_only=True, cli=False)
+    shard_index: int = param(0, 'This instance, 0 .. shard_count - 1', min=0, max=63, read_only=True, cli=False)
+    shard_period: float = param(0.1, 'Nominal input period (s) that numbers the frames', min=0.001, max=10.0,
+                                read_only=True, cli=False)
+
+    def cross_check(self):
+        if self.shard_index >= self.shard_count:
+            return f'shard_index ({self.shard_index}) must be below shard_count ({self.shard_count})'
+        return None
+
+
 # every node's and the input conventions' parameters: not repeated in each config/<node>.yaml
 COMMON_PARAMETERS = BASE_PARAMETERS + tuple(InputParams.param_fields()) + tuple(
-    ImageTransportParams.param_fields()) + tuple(DepthTransportParams.param_fields())
+    ImageTransportParams.param_fields()) + tuple(DepthTransportParams.param_fields()) + tuple(
+    ShardParams.param_fields())

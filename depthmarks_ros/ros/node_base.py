@@ -240,7 +240,17 @@ class DepthmarksNode(Node):
         ``input_warn_after`` (the watchdog's grace period) and ``max_image_pixels`` (larger images
         are refused before any decoding or costly work)."""
         from depthmarks_ros.ros.synced_inputs import SyncedInputs
-        return SyncedInputs(self, inputs, make, process, warn_after=self.p.input_warn_after, **kwargs)
+        return SyncedInputs(self, inputs, make, process, warn_after=self.p.input_warn_after,
+                            shard=self.shard_selector(), **kwargs)
+
+    def shard_selector(self):
+        """This instance's share of the frames when the spec has ``shard_count`` > 1
+        (:class:`~depthmarks_ros.params.base.ShardParams`, docs/multihost.md), else None."""
+        from depthmarks_ros.core.sharding import ShardSelector
+        count = int(getattr(self.p, 'shard_count', 1))
+        if count <= 1:
+            return None
+        return ShardSelector(count, int(self.p.shard_index), float(self.p.shard_period))
 
     def register_inputs(self, inputs) -> None:
         self._input_sets.append(inputs)

@@ -74,12 +74,15 @@ class SyncedInputs:
     (newest ``side_keep`` each, see :meth:`nearest`), watched like the others.
     ``warn_after``: seconds of grace before a never-received, silent or never-pairing input is
     reported (can be changed later with :meth:`set_warn_after`).
+    ``shard``: a :class:`~depthmarks_ros.core.sharding.ShardSelector` when several instances of
+    the node share the input (docs/multihost.md); sets it leaves to the others are counted in
+    ``left_to_others``, not as drops.
     """
 
     def __init__(self, node, inputs: Sequence[Input], make: Callable[..., Any], process: Callable[[Any], None],
                  *, policy: str = 'exact', queue_size: int = 5, slop: float = 0.05,
                  side: Sequence[Input] = (), side_keep: int = 8, warn_after: float = 3.0,
-                 jump_tolerance: float = 1.0, qos=None, name: str = 'inputs'):
+                 jump_tolerance: float = 1.0, qos=None, name: str = 'inputs', shard=None):
         if not inputs:
             raise ValueError('need at least one synchronised input')
         self.node = node
@@ -88,6 +91,9 @@ class SyncedInputs:
         if len(set(roles)) != len(roles):
             raise ValueError(f'input roles must be distinct: {roles}')
         self._make, self.policy, self.slop = make, policy, slop
+        # scaled out (core/sharding.ShardSelector): only this instance's frames go to the worker
+        self.shard = shard
+        self.left_to_others = 0
         self._lock = threading.Lock()
         names = [i.subscribed_topic for i in self.inputs]
         describe = f'approximate, slop {slop:.3f} s' if policy == 'approximate' else 'exact stamps'
@@ -147,6 +153,9 @@ class SyncedInputs:
                 out: Optional[tuple] = self.sync.add(index, stamp, msg)
                 if out is not None:
                     self.health.paired(now)
+            if out is not None and self.shard is not None and not self.shard.takes(stamp):
+                self.left_to_others += 1      # another instance of this node processes it
+                return
             if out is not None:
                 self.node.stats.frame_in()
                 self.worker.submit(self._make(**{i.role: m for i, m in zip(self.inputs, out)}))
