@@ -34,8 +34,8 @@ class StampMergeNode(DepthmarksNode):
         self._lock = threading.Lock()
         self._seq: Dict[str, StampSequencer] = {}
         self._pubs = {}
-        qos_in = self.sensor_qos()
-        qos_in.depth = max(2, self.p.instances)
+        # reliable in: an instance's output lost on the way would stall the order for max_wait
+        qos_in = self.output_qos(depth=4 * self.p.instances)
         for topic, typ in zip(topics, types):
             cls = message_class(typ)
             self._seq[topic] = StampSequencer(self.p.instances, max_wait=self.p.max_wait)
