@@ -23,7 +23,7 @@ from depthmarks_ros.convert.image import image_to_numpy
 class CompressionSettings:
     """How the twins encode (the node's ``compressed_*`` parameters)."""
     image_format: str = 'jpeg'       # jpeg | png, for <topic>/compressed
-    jpeg_quality: int = 90
+    jpeg_quality: int = 95
     png_level: int = 3
     depth_max: float = 10.0          # m; compressedDepth stores inverse depth up to here
     depth_quantization: float = 100.0
