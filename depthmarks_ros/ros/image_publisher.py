@@ -21,7 +21,7 @@ from depthmarks_ros.convert.image import image_to_numpy
 
 @dataclass(frozen=True)
 class CompressionSettings:
-    """How the twins encode (the node's ``compressed_*`` parameters)."""
+    """How the twins encode (fixed defaults for now: not node parameters yet)."""
     image_format: str = 'jpeg'       # jpeg | png, for <topic>/compressed
     jpeg_quality: int = 95
     png_level: int = 3
