@@ -276,3 +276,34 @@ def test_param_option_parses_into_node_overrides():
     for bad in ('motion=true', 'sim:motion', 'moon:motion=1', 'sim:=1'):
         with pytest.raises(ValueError):
             parse_param_overrides([bad])
+
+
+@pytest.mark.dds
+def test_sigint_ends_a_run_early_with_its_report(tmp_path):
+    """`depthmarks run` stopped by SIGINT (Ctrl-C, or its process group stopped by launch/systemd):
+    exit 0, metrics.json and the recording written, no traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / 'stopped'
+    proc = subprocess.Popen([sys.executable, '-m', 'depthmarks_ros.cli.main', 'run', '--duration', '120', '-o',
+                             str(out), '--nodes', 'stereo', '--record-rate', '2'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = ''
+        end = time.monotonic() + 120
+        while '[depthmarks run' not in line and time.monotonic() < end and proc.poll() is None:
+            line = proc.stderr.read(64)            # the progress line: spinning
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and 'Traceback' not in stderr, stderr[-2000:]
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['stopped_by_signal'] == 'SIGINT' and metrics['wall_s'] < 110
+    assert metrics['topics']['stereo/left/image_raw']['messages'] >= 1 and (out / 'metadata.yaml').exists()
