@@ -20,13 +20,11 @@ import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from depthmarks_ros.core.calibration import package_config_dir
+from depthmarks_ros.pipeline.graph import NODES
 from depthmarks_ros.testing.netns import NetnsPair
 from depthmarks_ros.testing.ros_harness import NodeProcess
 
 Placement = Dict[str, List[Tuple[str, dict]]]
-
-# parameter files per node, as the launch files use them
-PARAMS_FILES = {'sim_rig': 'sim_rig_node.yaml'}
 
 
 def discovery_server_command(address: str, port: int = 11811):
@@ -79,7 +77,7 @@ def run_split(placement: Placement, topics: Sequence[Tuple[str, str]], probe_hos
         nodes: List[Tuple[str, NodeProcess]] = []
         for host, entries in placement.items():
             for node, params in entries:
-                pfile = os.path.join(config, PARAMS_FILES.get(node, f'{node}.yaml'))
+                pfile = os.path.join(config, NODES[node].params_file)   # as the launch files use them
                 nodes.append((f'{host}:{node}', NodeProcess(node, params=params, params_file=pfile, env=env,
                                                             wrap=net.wrap(host))))
         out = os.path.join(tempfile.mkdtemp(prefix='depthmarks_split_'), 'probe.json')
