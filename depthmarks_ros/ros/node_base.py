@@ -296,11 +296,18 @@ class DepthmarksNode(Node):
         arr.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(arr)
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 8.0) -> None:
+        """Stop every worker thread and wait (together at most ``timeout`` s) until each has ended
+        its current frame: a worker still inside native code (MediaPipe, Open3D, torch) while the
+        interpreter finalises can deadlock the process on exit (seen: sim_rig and body_pose hung in
+        finalisation after a frame had outlasted a 2 s join under load)."""
         for inputs in self._input_sets:
             inputs.close()
         for w in self._workers:
-            w.stop()
+            w.request_stop()
+        deadline = time.monotonic() + timeout
+        for w in self._workers:
+            w.join(max(0.0, deadline - time.monotonic()))
 
 
 _NUMBER = re.compile(r'[-+]?\d+(\.\d+)?(e[-+]?\d+)?')
@@ -355,7 +362,7 @@ def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> i
     with stop:
         # rclpy's signal handlers would raise KeyboardInterrupt inside the executor: see StopSignals
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-        node = None
+        node = executor = None
         try:
             try:
                 executor, _ = make_executor()   # first: an unknown DEPTHMARKS_EXECUTOR is a start-up error too
@@ -378,6 +385,11 @@ def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> i
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:
+            if executor is not None:
+                # join the executor's own threads now (the EventsExecutor's timer thread): left to
+                # interpreter exit, a still-joinable std::thread aborts the process ("terminate called
+                # without an active exception", exit -6)
+                executor.shutdown()
             if node is not None:
                 if hasattr(node, 'shutdown'):
                     node.shutdown()

@@ -69,8 +69,17 @@ class LatestWorker:
         with self._cond:
             return self._cond.wait_for(lambda: not self._has_item and not self.busy, timeout)
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def request_stop(self) -> None:
+        """Ask the thread to end after the item it is processing (returns at once)."""
         with self._cond:
             self._stop = True
             self._cond.notify_all()
+
+    def join(self, timeout: float) -> bool:
+        """Wait until the thread has ended; False if it still runs after ``timeout`` s."""
         self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self.request_stop()
+        self.join(timeout)
