@@ -35,6 +35,7 @@ is ``T_left_lidar``, mapping LiDAR points into the left optical frame.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
@@ -277,6 +278,10 @@ def package_config_dir() -> str:
     source = os.path.normpath(os.path.join(here, '..', '..', 'config'))
     if os.path.isdir(source):
         return source
+    # `pip install .` (scripts/setup.sh) puts the data files under this prefix's share/
+    prefix_share = os.path.join(sys.prefix, 'share', 'depthmarks_ros', 'config')
+    if os.path.isdir(prefix_share):
+        return prefix_share
     try:
         from ament_index_python.packages import get_package_share_directory
         return os.path.join(get_package_share_directory('depthmarks_ros'), 'config')
