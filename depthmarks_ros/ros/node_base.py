@@ -385,14 +385,16 @@ def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> i
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:
+            if node is not None:
+                if executor is not None:
+                    executor.remove_node(node)   # the executor lets go of the node's entities first
+                if hasattr(node, 'shutdown'):
+                    node.shutdown()
+                node.destroy_node()
             if executor is not None:
                 # join the executor's own threads now (the EventsExecutor's timer thread): left to
                 # interpreter exit, a still-joinable std::thread aborts the process ("terminate called
                 # without an active exception", exit -6)
                 executor.shutdown()
-            if node is not None:
-                if hasattr(node, 'shutdown'):
-                    node.shutdown()
-                node.destroy_node()
             rclpy.try_shutdown()
     return 0
