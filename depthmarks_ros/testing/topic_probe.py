@@ -17,7 +17,6 @@ MAE, RMSE and the share of errors above 2 (px for disparity), medians over frame
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import threading
@@ -25,11 +24,6 @@ import time
 from typing import Dict, List
 
 import numpy as np
-
-
-def _msg_class(name: str):
-    pkg, _msg, cls = name.split('/')
-    return getattr(importlib.import_module(f'{pkg}.msg'), cls)
 
 
 def _stamp_ns(msg) -> int:
@@ -52,6 +46,7 @@ def main(argv=None) -> int:
     from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
     from rclpy.serialization import serialize_message
     from depthmarks_ros.convert.image import depth_image_to_metres
+    from depthmarks_ros.pipeline.registry import message_class
 
     rclpy.init()
     node = rclpy.create_node('depthmarks_topic_probe')
@@ -114,10 +109,10 @@ def main(argv=None) -> int:
     for spec in args.topic:
         topic, typ = spec.rsplit(':', 1)
         rec[topic] = {'t': [], 'stamps': [], 'lat': [], 'bytes': [], 'err': []}
-        node.create_subscription(_msg_class(typ), topic, make_cb(topic), qos)
+        node.create_subscription(message_class(typ), topic, make_cb(topic), qos)
     for kind in ('depth', 'disparity'):
         if truth_topics[kind]:
-            node.create_subscription(_msg_class('sensor_msgs/msg/Image'), truth_topics[kind],
+            node.create_subscription(message_class('sensor_msgs/msg/Image'), truth_topics[kind],
                                      make_truth_cb(kind), qos_profile_sensor_data)
     start = time.monotonic()
     while True:
