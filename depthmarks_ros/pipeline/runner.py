@@ -184,7 +184,9 @@ class PipelineRunner:
                 if recorder is not None:
                     recorder.close()
                 rclpy.try_shutdown(context=context)
-        return self._report(stats, time.monotonic() - t_wall, graph)
+            # still inside StopSignals: a second SIGINT (ros2 launch, a process group) that arrives
+            # while the report is written is recorded and ignored, not a KeyboardInterrupt
+            return self._report(stats, time.monotonic() - t_wall, graph)
 
     def _add(self, node, executor) -> None:
         self.nodes.append(node)
