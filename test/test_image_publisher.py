@@ -66,3 +66,22 @@ def test_png_twin_is_lossless_and_bad_kind_refused(probe, publisher_node):
     assert enc == 'mono8' and np.array_equal(back, img)
     with pytest.raises(ValueError, match='kind'):
         ImagePublisher(publisher_node, 'x', REL, 'lidar')
+
+
+def test_settings_are_read_for_each_frame(publisher_node):
+    """A node passes its compression_settings (its compressed_* parameters): a change applies from
+    the next frame."""
+    from depthmarks_ros.ros.image_publisher import CompressionSettings, ImagePublisher
+    current = [CompressionSettings(jpeg_quality=95)]
+    pub = ImagePublisher(publisher_node, 'cam3/image_raw', REL, 'image', lambda: current[0])
+    depth = ImagePublisher(publisher_node, 'cam3/depth', REL, 'depth', lambda: current[0])
+    rng = np.random.default_rng(1)
+    img = numpy_to_image(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), 'rgb8')
+    d = numpy_to_image(np.linspace(1.0, 30.0, 48 * 64, dtype=np.float32).reshape(48, 64), '32FC1')
+    fine, near = pub.compress(img), decode_compressed_depth(depth.compress(d))[0]
+    current[0] = CompressionSettings(jpeg_quality=20, depth_max=40.0)
+    coarse, far = pub.compress(img), decode_compressed_depth(depth.compress(d))[0]
+    assert len(coarse.data) < len(fine.data) * 0.6
+    assert np.isnan(near[-1, -1]) and np.isfinite(far).all()    # 30 m: beyond 10 m, within 40 m
+    current[0] = CompressionSettings(image_format='png')
+    assert pub.compress(img).format == 'rgb8; png compressed bgr8'

@@ -236,6 +236,11 @@ APPLIED.update({
     # every input set's watchdog (mono_depth without a model has none)
     ('*', 'input_warn_after'): lambda n: ({s.health.after for s in n._input_sets} or {n.p.input_warn_after}).pop(),
 })
+# the compressed twins' settings, as the node's image publishers read them for each encoded frame
+APPLIED.update({('*', f'compressed_{name}'): (lambda a: lambda n: getattr(n.compression_settings(), a))(attr)
+                for name, attr in (('format', 'image_format'), ('jpeg_quality', 'jpeg_quality'),
+                                   ('png_level', 'png_level'), ('depth_png_level', 'depth_png_level'),
+                                   ('depth_max', 'depth_max'), ('depth_quantization', 'depth_quantization'))})
 # ... or read from self.p where it is used, for each frame / tick (the node's code reads it there)
 READ_WHEN_USED = {
     ('*', 'log_throttle_period'), ('*', 'max_image_pixels'),   # node_base.reject, SyncedInputs._too_large

@@ -45,6 +45,32 @@ class DepthTransportParams(ParamSet):
 
 
 @dataclass
+class CompressedImageParams(ParamSet):
+    """Nodes that publish camera-facing images: how their image_transport-style ``<topic>/compressed``
+    twins encode (ros/image_publisher.py). Names and defaults are image_transport_plugins'
+    (``compressed.format``, ``compressed.jpeg_quality``, ``compressed.png_level``) with ``_`` for the
+    dot. Read for every encoded frame: a change applies from the next frame."""
+    compressed_format: str = param('jpeg', 'Codec of the <topic>/compressed twins of image outputs',
+                                   choices=('jpeg', 'png'), cli=False)
+    compressed_jpeg_quality: int = param(95, 'JPEG quality of <topic>/compressed (higher: more bytes, closer '
+                                         'to raw)', min=1, max=100, cli=False)
+    compressed_png_level: int = param(3, 'PNG level of <topic>/compressed with compressed_format png '
+                                      '(higher: fewer bytes, slower)', min=0, max=9, cli=False)
+
+
+@dataclass
+class CompressedDepthParams(ParamSet):
+    """Nodes that publish depth images: how their ``<topic>/compressedDepth`` twins encode
+    (image_transport_plugins' ``compressedDepth.png_level``, ``.depth_max``, ``.depth_quantization``)."""
+    compressed_depth_png_level: int = param(9, 'PNG level of <topic>/compressedDepth (higher: fewer bytes, '
+                                            'slower)', min=0, max=9, cli=False)
+    compressed_depth_max: float = param(10.0, 'Depths at or beyond this (m) are invalid in <topic>/compressedDepth '
+                                        '(its inverse-depth quantisation range)', min=0.1, max=1000.0, cli=False)
+    compressed_depth_quantization: float = param(100.0, 'Depth quantisation of <topic>/compressedDepth (higher: '
+                                                 'finer steps near, coarser far)', min=1.0, max=10000.0, cli=False)
+
+
+@dataclass
 class ShardParams(ParamSet):
     """Scaling a slow node out: several instances share one input (docs/multihost.md)."""
     shard_count: int = param(1, 'Instances sharing the input; this one processes the frames whose number '
@@ -63,4 +89,5 @@ class ShardParams(ParamSet):
 # every node's and the input conventions' parameters: not repeated in each config/<node>.yaml
 COMMON_PARAMETERS = BASE_PARAMETERS + tuple(InputParams.param_fields()) + tuple(
     ImageTransportParams.param_fields()) + tuple(DepthTransportParams.param_fields()) + tuple(
-    ShardParams.param_fields())
+    ShardParams.param_fields()) + tuple(
+    CompressedImageParams.param_fields()) + tuple(CompressedDepthParams.param_fields())

@@ -4,11 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from depthmarks_ros.core.params import param
-from depthmarks_ros.params.base import DepthTransportParams, ImageTransportParams, InputParams, NodeParams
+from depthmarks_ros.params.base import (CompressedImageParams, DepthTransportParams, ImageTransportParams, InputParams,
+                                         NodeParams)
 
 
 @dataclass
-class BodyPoseParams(NodeParams, InputParams, ImageTransportParams, DepthTransportParams):
+class BodyPoseParams(NodeParams, CompressedImageParams, InputParams, ImageTransportParams, DepthTransportParams):
     backend: str = param('mediapipe', 'Keypoint backend (core/body/backends.py)', choices=('mediapipe',),
                          read_only=True)
     model_complexity: int = param(1, 'BlazePose model (only 1 ships with the wheel; 0 and 2 need downloads)',

@@ -7,11 +7,12 @@ from typing import List
 from depthmarks_ros.convert.cloud import POINTS_LAYOUTS
 from depthmarks_ros.core.fusion.completion import METHODS as COMPLETION_METHODS
 from depthmarks_ros.core.params import param
-from depthmarks_ros.params.base import DepthTransportParams, ImageTransportParams, InputParams, NodeParams
+from depthmarks_ros.params.base import (CompressedDepthParams, DepthTransportParams, ImageTransportParams, InputParams,
+                                         NodeParams)
 
 
 @dataclass
-class DepthFusionParams(NodeParams, InputParams, ImageTransportParams, DepthTransportParams):
+class DepthFusionParams(NodeParams, CompressedDepthParams, InputParams, ImageTransportParams, DepthTransportParams):
     rig_file: str = param('', 'Rig calibration YAML (file://, package:// or path); empty = the simulated rig',
                           read_only=True, cli=False)
     camera_sensor: str = param('rgb', 'Camera sensor name in the rig file', read_only=True, cli=False)

@@ -4,11 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from depthmarks_ros.core.params import param
-from depthmarks_ros.params.base import DepthTransportParams, ImageTransportParams, InputParams, NodeParams
+from depthmarks_ros.params.base import (CompressedImageParams, DepthTransportParams, ImageTransportParams, InputParams,
+                                         NodeParams)
 
 
 @dataclass
-class FaceLandmarksParams(NodeParams, InputParams, ImageTransportParams, DepthTransportParams):
+class FaceLandmarksParams(NodeParams, CompressedImageParams, InputParams, ImageTransportParams, DepthTransportParams):
     backend: str = param('dlib', 'Landmark backend (dlib: lower NME on 300-W; mediapipe: faster, 468 points)',
                          choices=('mediapipe', 'dlib'), read_only=True)
     max_faces: int = param(4, 'Most faces per frame', min=1, max=32, read_only=True)

@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from depthmarks_ros.core.params import param
-from depthmarks_ros.params.base import (DepthTransportParams, ImageTransportParams, InputParams, NodeParams,
-                                        ShardParams)
+from depthmarks_ros.params.base import (CompressedDepthParams, DepthTransportParams, ImageTransportParams, InputParams,
+                                        NodeParams, ShardParams)
 
 
 @dataclass
-class MonoDepthParams(NodeParams, InputParams, ImageTransportParams, DepthTransportParams, ShardParams):
+class MonoDepthParams(NodeParams, CompressedDepthParams, InputParams, ImageTransportParams, DepthTransportParams,
+                      ShardParams):
     model: str = param('', 'Local model folder (transformers), hub id (local cache), or midas:<type>',
                        read_only=True)
     device: str = param('cpu', 'Torch device', choices=('cpu', 'cuda'), read_only=True)

@@ -7,11 +7,13 @@ from depthmarks_ros.convert.cloud import POINTS_LAYOUTS
 from depthmarks_ros.core.params import param
 from depthmarks_ros.core.stereo.backend import backend_names
 from depthmarks_ros.core.stereo.params import StereoParams
-from depthmarks_ros.params.base import ImageTransportParams, InputParams, NodeParams, ShardParams
+from depthmarks_ros.params.base import (CompressedDepthParams, ImageTransportParams, InputParams, NodeParams,
+                                         ShardParams)
 
 
 @dataclass
-class StereoDepthParams(NodeParams, InputParams, ImageTransportParams, ShardParams, StereoParams):
+class StereoDepthParams(NodeParams, CompressedDepthParams, InputParams, ImageTransportParams, ShardParams,
+                        StereoParams):
     # 2048x2048 (holds 1920x1200): the matcher's memory grows with the image
     max_image_pixels: int = param(4_194_304, 'Images with more pixels (width x height) are refused before any '
                                   'work (one huge frame must not stall the node or exhaust memory)',

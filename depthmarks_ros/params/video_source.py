@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from depthmarks_ros.core.params import param
-from depthmarks_ros.params.base import NodeParams
+from depthmarks_ros.params.base import CompressedImageParams, NodeParams
 
 
 def _check_source(value) -> Optional[str]:
@@ -17,7 +17,7 @@ def _check_source(value) -> Optional[str]:
 
 
 @dataclass
-class VideoSourceParams(NodeParams):
+class VideoSourceParams(NodeParams, CompressedImageParams):
     # `-p source:=0` arrives as an integer: accepted as the device index it means
     source: str = param('0', 'Device index, /dev/videoN path, video file or image folder', read_only=True,
                         dynamic_typing=True, check=_check_source, check_text='device index >= 0 or a path')

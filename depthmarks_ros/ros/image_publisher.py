@@ -6,12 +6,14 @@ mono images) or ``<topic>/compressedDepth`` (16-bit PNG: depth images), and enco
 someone subscribes. :class:`ImagePublisher` does the same with the codec in
 :mod:`depthmarks_ros.convert.compressed`, so a node on another host (or RViz, Foxglove,
 ``image_transport republish``) can take the compressed stream and only compressed bytes cross
-the network. Nothing is encoded while the twin has no subscriber.
+the network. Nothing is encoded while the twin has no subscriber. How the twins encode comes
+from the node's parameters (``compressed_*``, params/base.py ``CompressedImageParams`` and
+``CompressedDepthParams``), read for every encoded frame.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional, Union
 
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -21,12 +23,24 @@ from depthmarks_ros.convert.image import image_to_numpy
 
 @dataclass(frozen=True)
 class CompressionSettings:
-    """How the twins encode (fixed defaults for now: not node parameters yet)."""
+    """How the twins encode (the defaults are image_transport_plugins')."""
     image_format: str = 'jpeg'       # jpeg | png, for <topic>/compressed
     jpeg_quality: int = 95
     png_level: int = 3
+    depth_png_level: int = 9         # compressedDepth
     depth_max: float = 10.0          # m; compressedDepth stores inverse depth up to here
     depth_quantization: float = 100.0
+
+    @classmethod
+    def from_params(cls, p) -> 'CompressionSettings':
+        """From a node's parameters (``compressed_*`` fields; a spec without them keeps the defaults)."""
+        d = cls()
+        return cls(image_format=getattr(p, 'compressed_format', d.image_format),
+                   jpeg_quality=getattr(p, 'compressed_jpeg_quality', d.jpeg_quality),
+                   png_level=getattr(p, 'compressed_png_level', d.png_level),
+                   depth_png_level=getattr(p, 'compressed_depth_png_level', d.depth_png_level),
+                   depth_max=getattr(p, 'compressed_depth_max', d.depth_max),
+                   depth_quantization=getattr(p, 'compressed_depth_quantization', d.depth_quantization))
 
 
 class ImagePublisher:
@@ -35,14 +49,17 @@ class ImagePublisher:
     ``kind``: ``'image'`` (twin ``<topic>/compressed``) or ``'depth'`` (32FC1 / 16UC1; twin
     ``<topic>/compressedDepth``). ``get_subscription_count()`` counts both, so
     ``DepthmarksNode.wanted()`` keeps working (an output consumed only compressed is still wanted).
+    ``settings``: fixed :class:`CompressionSettings`, or a callable giving the current ones (the
+    node's parameters) for each encoded frame.
     """
 
     def __init__(self, node, topic: str, qos, kind: str = 'image',
-                 settings: Optional[CompressionSettings] = None):
+                 settings: Union[CompressionSettings, Callable[[], CompressionSettings], None] = None):
         if kind not in ('image', 'depth'):
             raise ValueError(f"kind must be 'image' or 'depth' (got {kind!r})")
         self.kind = kind
-        self.settings = settings or CompressionSettings()
+        fixed = settings or CompressionSettings()
+        self._settings = settings if callable(settings) else (lambda: fixed)
         self.raw = node.create_publisher(Image, topic, qos)
         suffix = 'compressedDepth' if kind == 'depth' else 'compressed'
         self.twin_topic = f'{topic}/{suffix}'
@@ -52,6 +69,10 @@ class ImagePublisher:
     @property
     def topic_name(self) -> str:
         return self.raw.topic_name
+
+    @property
+    def settings(self) -> CompressionSettings:
+        return self._settings()
 
     def get_subscription_count(self) -> int:
         return self.raw.get_subscription_count() + self.twin.get_subscription_count()
@@ -67,7 +88,7 @@ class ImagePublisher:
         arr = image_to_numpy(msg)
         if self.kind == 'depth':
             out = encode_compressed_depth(arr, msg.encoding, msg.header, depth_max=s.depth_max,
-                                          depth_quantization=s.depth_quantization)
+                                          depth_quantization=s.depth_quantization, png_level=s.depth_png_level)
         else:
             out = encode_compressed(arr, msg.encoding, s.image_format, msg.header,
                                     jpeg_quality=s.jpeg_quality, png_level=s.png_level)

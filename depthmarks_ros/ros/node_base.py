@@ -89,6 +89,7 @@ class DepthmarksNode(Node):
         self.stats = ProcessingStats()
         self._workers = []
         self._input_sets = []
+        self._compression = None
         self._declare_spec(type(self).PARAMS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diag_timer = self.create_timer(self.p.diagnostics_period, self.publish_diagnostics)
@@ -225,12 +226,18 @@ class DepthmarksNode(Node):
         for ``kind='image'``, ``<topic>/compressedDepth`` for ``kind='depth'``), encoded only while
         subscribed (see :mod:`depthmarks_ros.ros.image_publisher`)."""
         from depthmarks_ros.ros.image_publisher import ImagePublisher
-        return ImagePublisher(self, topic, qos, kind, self.compression_settings())
+        return ImagePublisher(self, topic, qos, kind, self.compression_settings)
 
     def compression_settings(self):
-        """How compressed twins encode (defaults; see docs/multihost.md)."""
+        """How compressed twins encode now: the node's ``compressed_*`` parameters (params/base.py
+        ``CompressedImageParams`` / ``CompressedDepthParams``; image_transport's defaults without
+        them). Read for each encoded frame, so a change applies from the next one."""
         from depthmarks_ros.ros.image_publisher import CompressionSettings
-        return CompressionSettings()
+        p = self.p
+        cached = self._compression
+        if cached is None or cached[0] is not p:      # self.p is replaced whole on every change
+            cached = self._compression = (p, CompressionSettings.from_params(p))
+        return cached[1]
 
     # ------------------------------------------------------------------ inputs
     def synced_inputs(self, inputs, make, process, **kwargs):
