@@ -287,3 +287,20 @@ def test_body_command_whole_body_and_video(tmp_path, three):
     for r in res:
         frames.setdefault(r['image_id'], set()).add(r['track_id'])
     assert sorted(frames) == [0, 1, 2, 3] and all(ids == frames[0] for ids in frames.values())
+
+
+def test_a_tile_that_cuts_a_body_is_refocused():
+    """A person whose body a tile cuts (below its face) is marked truncated there and not in the whole
+    image; the detector then looks again on a view around its face and finds the same face there."""
+    from depthmarks_ros.core.body.pipeline import same_face
+    img = canvas_with([200], size=260, top=100)
+    est = BodyPoseEstimator(static=True, hands=False)
+    whole = est._run_detector(img, (0, 0, 640, 480))
+    assert whole and not any(d[3] for d in whole)
+    cut = est._run_detector(img, (150, 0, 500, 230))          # the tile ends at the astronaut's chest
+    assert cut and all(d[3] for d in cut)
+    best = max(cut, key=lambda d: d[0])
+    calls = est.detector_calls
+    again = est._refocus(img, best[2])
+    assert again is not None and same_face(again[2], best[2]) and est.detector_calls == calls + 1
+    est.close()

@@ -49,6 +49,8 @@ NO_PERSON = -1
 DETECTOR_INPUT = 224        # the pose detector's input side (px)
 FACE_NMS_IOU = 0.3          # two detections (or a detection and a tracked person) with these face boxes are one
 SAME_PERSON = 0.1           # two landmark sets whose median distance is below this x the body size are one
+REFOCUS_SIDE = 8.0          # view around a face whose body a tile cut: this x the face box side
+REFOCUS_TALLER = 1.3        # the refocused pose must see the body this much taller than the tile's
 
 
 def face_region(kp33: np.ndarray) -> np.ndarray:
@@ -57,6 +59,23 @@ def face_region(kp33: np.ndarray) -> np.ndarray:
     c = head.mean(0)
     side = max(float(np.ptp(head, axis=0).max()) * 1.3, 4.0)
     return np.r_[c - side / 2, c + side / 2]
+
+
+def same_face(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two face boxes of one person (IoU > FACE_NMS_IOU). Not "one inside the other": two people one
+    behind the other (carried, hugging) give such boxes."""
+    return box_iou(a, b) > FACE_NMS_IOU
+
+
+def _more_of_the_body(new, old) -> bool:
+    """The refocused landmarks (``new``) replace those from a tile that cut the body (``old``) when they
+    see the body REFOCUS_TALLER x taller (box of the points with visibility >= 0.5) and with a higher
+    mean visibility (a taller but less certain pose is mostly a neighbour's legs)."""
+    def height(lm):
+        ok = lm.visibility[:33] >= 0.5
+        return float(np.ptp(lm.keypoints[ok, 1])) if ok.sum() >= 2 else 0.0
+    return (height(new) > REFOCUS_TALLER * height(old)
+            and float(new.visibility[:25].mean()) > float(old.visibility[:25].mean()))
 
 
 def same_person(a, b) -> bool:
@@ -165,7 +184,8 @@ class BodyPoseEstimator:
         self._hand_ids: Dict[tuple, int] = {}
         self._frame = 0
         self.loose_hands: List[Hand] = []   # hands of no person found in the last frame
-        self.detector_runs = 0           # diagnostics and tests
+        self.detector_runs = 0           # detection frames (diagnostics and tests)
+        self.detector_calls = 0          # detector passes (views, refocus)
         self.landmark_passes = 0
 
     # -- stages --------------------------------------------------------------------------------
@@ -187,28 +207,75 @@ class BodyPoseEstimator:
             tiles = [tiles[self.detector_runs % len(tiles)]]
         return [(0, 0, w, h)] + tiles
 
-    def _detect(self, rgb: np.ndarray) -> List[tuple]:
-        """[(score, Roi, face box)] from the whole image and the tiles, score-sorted; duplicates (the
-        same face seen in several views: face box IoU > ``FACE_NMS_IOU``) merged."""
+    def _run_detector(self, rgb: np.ndarray, view) -> List[tuple]:
+        """[(score, Roi, face box, truncated)] of one view (x0, y0, x1, y1) of the image; truncated:
+        the person region crosses an edge of the view that is not the image's (the tile cut the body,
+        so the region made from it is unreliable)."""
         h, w = rgb.shape[:2]
-        views = self._views(w, h)
+        x0, y0, x1, y1 = view
+        crop = rgb if (x0, y0, x1, y1) == (0, 0, w, h) else np.ascontiguousarray(rgb[y0:y1, x0:x1])
+        out = []
+        for d in self.detector(crop):
+            if d.score < self.min_detection_confidence or len(d.keypoints) < 2:
+                continue
+            kp = d.keypoints + (x0, y0)
+            roi = roi_from_alignment(kp[0], kp[1])
+            if roi is None:
+                continue
+            # the body circle (radius: the region's side / 2.5, see roi_from_alignment) past an inner
+            # side or bottom edge (past the top is mostly the margin above the head)
+            r = roi.size / 2.5
+            truncated = ((x0 > 0 and roi.cx - r < x0) or (x1 < w and roi.cx + r > x1)
+                         or (y1 < h and roi.cy + r > y1))
+            out.append((d.score, roi, d.box + (x0, y0, x0, y0), bool(truncated)))
+        return out
+
+    def _refocus(self, rgb: np.ndarray, fbox: np.ndarray) -> Optional[tuple]:
+        """The detector once more on a view around a face found in a tile that cut its body: a square
+        of REFOCUS_SIDE x the face box side, the face near its top. The best detection there of the
+        same face (:func:`same_face`), or None."""
+        h, w = rgb.shape[:2]
+        fw = max(fbox[2] - fbox[0], fbox[3] - fbox[1], 4.0)
+        cx, cy = (fbox[0] + fbox[2]) / 2, (fbox[1] + fbox[3]) / 2
+        side = REFOCUS_SIDE * fw
+        x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - 1.5 * fw))
+        x1, y1 = int(min(w, cx + side / 2)), int(min(h, cy - 1.5 * fw + side))
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return None
+        self.detector_calls += 1
+        same = [d for d in self._run_detector(rgb, (x0, y0, x1, y1)) if same_face(d[2], fbox)]
+        return max(same, key=lambda d: d[0]) if same else None
+
+    def _detect(self, rgb: np.ndarray) -> List[tuple]:
+        """[(score, [Roi, ...], face box)] from the whole image and the tiles, score-sorted. Detections
+        of the same face (:func:`same_face`, seen in several views) are one person: the best-scoring
+        one. If its view cut the body (a tile), the detector runs once more on a view around the face
+        (:meth:`_refocus`) and that region competes with it (:func:`_more_of_the_body`)."""
+        h, w = rgb.shape[:2]
+        views = self._views(w, h)           # (the tile of this detection frame depends on detector_runs)
         self.detector_runs += 1
         found = []
-        for x0, y0, x1, y1 in views:
-            crop = rgb if (x0, y0, x1, y1) == (0, 0, w, h) else np.ascontiguousarray(rgb[y0:y1, x0:x1])
-            for d in self.detector(crop):
-                if d.score < self.min_detection_confidence or len(d.keypoints) < 2:
-                    continue
-                kp = d.keypoints + (x0, y0)
-                roi = roi_from_alignment(kp[0], kp[1])
-                if roi is not None:
-                    found.append((d.score, roi, d.box + (x0, y0, x0, y0)))
+        for view in views:
+            self.detector_calls += 1
+            found += self._run_detector(rgb, view)
         found.sort(key=lambda t: -t[0])
-        kept: List[tuple] = []
+        groups: List[list] = []
         for det in found:
-            if all(box_iou(det[2], k[2]) <= FACE_NMS_IOU for k in kept):
-                kept.append(det)
-        return kept
+            for g in groups:
+                if same_face(det[2], g[0][2]):
+                    g.append(det)
+                    break
+            else:
+                groups.append([det])
+        out = []
+        for g in groups:
+            rois = [g[0][1]]
+            if g[0][3]:
+                again = self._refocus(rgb, g[0][2])
+                if again is not None:
+                    rois.append(again[1])
+            out.append((g[0][0], rois, g[0][2]))
+        return out
 
     def _hand(self, rgb: np.ndarray, roi: Roi, refine: bool):
         lm = self.hand_landmarker(rgb, roi)
@@ -293,16 +360,20 @@ class BodyPoseEstimator:
             self._tracks = []
         detect = self.static or not self._tracks or self._frame % self.redetect_every == 0
         self._frame += 1
-        candidates = list(self._tracks)
+        candidates = [(tr, [tr.roi]) for tr in self._tracks]
         if detect:
             tracked = [face_region(t.lm.keypoints) for t in self._tracks]
-            for score, roi, fbox in self._detect(rgb):
-                if all(box_iou(fbox, b) <= FACE_NMS_IOU for b in tracked):
-                    candidates.append(_Track(roi, score))
+            for score, rois, fbox in self._detect(rgb):
+                if not any(same_face(fbox, b) for b in tracked):
+                    candidates.append((_Track(rois[0], score), rois))
         alive = []
-        for tr in candidates:
-            lm = self.landmarker(rgb, tr.roi)
-            self.landmark_passes += 1
+        for tr, rois in candidates:
+            lm = None
+            for roi in rois:                 # a region from a cut tile, then the refocused one (see _detect)
+                cand = self.landmarker(rgb, roi)
+                self.landmark_passes += 1
+                if cand is not None and (lm is None or _more_of_the_body(cand, lm)):
+                    lm, tr.roi = cand, roi
             if lm is None:
                 continue
             if self.pose_refine and tr.age == 0:
