@@ -28,3 +28,37 @@ def probe(rclpy_context):
     p = RosProbe()
     yield p
     p.close()
+
+
+# ------------------------------------------------------------------ shared scenes (testing/scenes.py)
+@pytest.fixture(scope='module')
+def sim():
+    """The 320x240 simulated stereo frame: ``(rig, frame)`` (stereo core, node, learned node)."""
+    from depthmarks_ros.testing.scenes import stereo_sim
+    return stereo_sim()
+
+
+@pytest.fixture(scope='module')
+def fusion_scene():
+    """``(rig, frame, sweep, sweep xyz, sparse LiDAR depth)`` of the fusion tests (core, cli, node)."""
+    from depthmarks_ros.testing.scenes import fusion_scene
+    return fusion_scene()
+
+
+@pytest.fixture(scope='module')
+def face_image():
+    """A real face on a 640x480 RGB canvas, intrinsics ``scenes.FACE_K`` (face core, cli, node)."""
+    from depthmarks_ros.testing.scenes import face_image
+    return face_image()
+
+
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """Run torch on one thread for a module: with its default pool (2 threads) on the shared,
+    loaded 2-core machine the synthetic-task training test took > 300 s at load ~20 and timed out;
+    on one thread it took 81 s at load ~33. Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

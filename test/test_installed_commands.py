@@ -6,19 +6,13 @@ Every command runs with this checkout first on PYTHONPATH (test/conftest.py sets
 installed from another checkout sharing the venv is never what is tested; the first test checks it.
 """
 import os
-import re
 import subprocess
 import sys
 
+from depthmarks_ros.testing.scenes import SETUP_HINT, package_executables
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 PREFIX = sys.prefix
-SETUP_HINT = 'run scripts/setup.sh (it installs the package into the venv)'
-
-
-def package_executables():
-    setup = open(os.path.join(ROOT, 'setup.py')).read()
-    nodes = re.findall(r"^\s+'(\w+)',$", setup.split('NODES = [')[1].split(']')[0], re.M)
-    return nodes + ['depthmarks']
 
 
 def test_depthmarks_command_runs_this_checkout():

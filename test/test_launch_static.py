@@ -8,14 +8,15 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from depthmarks_ros.testing.scenes import package_executables
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 LAUNCH = os.path.join(ROOT, 'launch')
 PY_FILES = sorted(f for f in os.listdir(LAUNCH) if f.endswith('.launch.py'))
 
 
 def _package_executables():
-    setup = open(os.path.join(ROOT, 'setup.py')).read()
-    return set(re.findall(r"^\s+'(\w+)',$", setup.split('NODES = [')[1].split(']')[0], re.M)) | {'depthmarks'}
+    return set(package_executables())
 
 
 def test_every_node_has_a_launch_file_and_the_full_pipeline_exists():

@@ -141,64 +141,35 @@ def test_doc_tables_list_exactly_the_spec_parameters():
 
 
 # --------------------------------------------------------------------------------- over DDS
-def _call(probe, future, timeout=10.0):
-    assert probe.spin_until(future.done, timeout), 'parameter service did not answer'
-    return future.result()
-
-
-def _client(probe, name):
-    from rclpy.parameter_client import AsyncParameterClient
-    client = AsyncParameterClient(probe.node, name)
-    assert client.wait_for_services(10.0)
-    return client
-
-
-def _get(probe, client, names):
-    from rclpy.parameter import parameter_value_to_python
-    values = _call(probe, client.get_parameters(names)).values
-    return [_plain(parameter_value_to_python(v)) for v in values]
-
-
-def _plain(v):
-    return list(v) if hasattr(v, 'tolist') or type(v).__name__ == 'array' else v
-
-
-def _set(probe, client, **values):
-    """SetParameters (one result per parameter, in order), as `ros2 param set` sends it."""
-    from rclpy.parameter import Parameter
-    return _call(probe, client.set_parameters([Parameter(k, value=v) for k, v in values.items()])).results
-
-
 @pytest.mark.dds
 def test_refused_cross_parameter_change_leaves_service_p_and_matcher_in_agreement(probe):
     from rclpy.parameter import Parameter
     from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
     node = StereoDepthNode(parameter_overrides=[Parameter('disparity_range', value=64)])
     probe.add_node(node)
-    client = _client(probe, 'stereo_depth')
+    client = probe.param_service('stereo_depth')
 
     def agree(p1, p2):
-        assert _get(probe, client, ['P1', 'P2']) == [p1, p2]
+        assert client.get(['P1', 'P2']) == [p1, p2]
         assert (node.p.P1, node.p.P2) == (p1, p2)
         assert (node.chain.params.P1, node.chain.params.P2) == (p1, p2)   # the live matcher's
 
-    (res,) = _set(probe, client, P2=50.0)                      # issue 17: P2 below P1
+    (res,) = client.set(P2=50.0)                      # issue 17: P2 below P1
     assert not res.successful and 'P2 (50.0) must be greater than P1 (200.0)' in res.reason
     agree(200.0, 800.0)
-    (res,) = _set(probe, client, P1=900.0)                     # issue 15: P1 above P2
+    (res,) = client.set(P1=900.0)                     # issue 15: P1 above P2
     assert not res.successful and 'must be greater than P1 (900.0)' in res.reason
     agree(200.0, 800.0)
-    atomic = _call(probe, client.set_parameters_atomically([Parameter('P1', value=2000.0),
-                                                            Parameter('P2', value=1000.0)])).result
+    atomic = client.set_atomically(P1=2000.0, P2=1000.0)
     assert not atomic.successful
     agree(200.0, 800.0)
-    assert all(r.successful for r in _set(probe, client, P2=1600.0, P1=400.0))   # in an order that holds
+    assert all(r.successful for r in client.set(P2=1600.0, P1=400.0))   # in an order that holds
     agree(400.0, 1600.0)
-    (res,) = _set(probe, client, wls_sigma=-1.0)               # StereoParams(wls_sigma=-1) fails too
+    (res,) = client.set(wls_sigma=-1.0)               # StereoParams(wls_sigma=-1) fails too
     assert not res.successful and 'wls_sigma' in res.reason
     with pytest.raises(ValueError, match='wls_sigma'):
         StereoParams(wls_sigma=-1.0).validate()
-    assert _get(probe, client, ['wls_sigma']) == [1.5] and node.chain.params.wls_sigma == 1.5
+    assert client.get(['wls_sigma']) == [1.5] and node.chain.params.wls_sigma == 1.5
     # a bad combination from the parameter file / command line is a start-up error, with the reason
     with pytest.raises(ValueError, match=r'P2 \(800.0\) must be greater than P1 \(900.0\)'):
         StereoDepthNode(parameter_overrides=[Parameter('P1', value=900.0)])
@@ -281,18 +252,18 @@ def test_every_runtime_parameter_of_every_node_is_applied_or_refused(probe, tmp_
     for node in nodes.values():
         probe.add_node(node)
     for name, node in nodes.items():
-        client = _client(probe, node.get_fully_qualified_name())
+        client = probe.param_service(node.get_fully_qualified_name())
         source = inspect.getsource(type(node))
         for pname, pf in spec_of(name).param_fields().items():
             if pf.info.read_only:
-                (res,) = _set(probe, client, **{pname: getattr(node.p, pname)})
+                (res,) = client.set(**{pname: getattr(node.p, pname)})
                 assert not res.successful, (name, pname)          # read-only: refused, reason from rclpy
                 assert res.reason, (name, pname)
                 continue
             value = _other_value(node, pname, pf)
-            (res,) = _set(probe, client, **{pname: value})
+            (res,) = client.set(**{pname: value})
             assert res.successful, (name, pname, value, res.reason)
-            assert _get(probe, client, [pname]) == [value] and getattr(node.p, pname) == value, (name, pname)
+            assert client.get([pname]) == [value] and getattr(node.p, pname) == value, (name, pname)
             effect = APPLIED.get((name, pname)) or APPLIED.get(('*', pname))
             if effect is not None:
                 applied = effect(node)
@@ -306,7 +277,7 @@ def test_every_runtime_parameter_of_every_node_is_applied_or_refused(probe, tmp_
     # a value the node cannot apply in its state is refused with its reason, and nothing changes
     video = nodes['video_source']
     video.live = True                                   # as while streaming from a device
-    (res,) = _set(probe, _client(probe, 'video_source'), fps=30.0)
+    (res,) = probe.param_service('video_source').set(fps=30.0)
     assert not res.successful and 'restart the node' in res.reason and video.p.fps != 30.0
 
 
@@ -322,7 +293,7 @@ def test_fusion_time_tolerance_set_at_run_time_pairs_inputs_0_2_s_apart(probe):
     frame, sweep = sim.render(0.0), sim.render_lidar(0.0)
     node = DepthFusionNode()
     probe.add_node(node)
-    client = _client(probe, 'depth_fusion')
+    client = probe.param_service('depth_fusion')
     pubs = [probe.publisher(Image, 'camera/image_raw'), probe.publisher(CameraInfo, 'camera/camera_info'),
             probe.publisher(PointCloud2, 'lidar/points')]
     depth = probe.subscribe(Image, 'fusion/depth', node.output_qos())
@@ -347,6 +318,6 @@ def test_fusion_time_tolerance_set_at_run_time_pairs_inputs_0_2_s_apart(probe):
         return False
 
     assert not send_pairs(4)                         # 0.06 s: 0.2 s apart never pair
-    (res,) = _set(probe, client, time_tolerance=0.5)
+    (res,) = client.set(time_tolerance=0.5)
     assert res.successful
     assert send_pairs(10), 'time_tolerance 0.5 s accepted but inputs 0.2 s apart still never fuse'

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from test_installed_commands import SETUP_HINT, package_executables
+from depthmarks_ros.testing.scenes import SETUP_HINT, package_executables
 
 NODES = [n for n in package_executables() if n != 'depthmarks']
 CRASH_MARKS = ('Traceback', 'terminate called', 'KeyboardInterrupt', 'error_already_set', 'Fatal Python error')

@@ -3,22 +3,12 @@ import cv2
 import numpy as np
 import pytest
 
-from depthmarks_ros.core.sim import SimConfig, SimRig
 from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
 from depthmarks_ros.core.stereo.io import read_disparity_png, read_pfm, write_disparity_png, write_pfm
 from depthmarks_ros.core.stereo.metrics import disparity_metrics, sparsify_to_density
 from depthmarks_ros.core.stereo.parallel import strip_bounds
 from depthmarks_ros.core.stereo.postfilter import lr_consistent, lr_difference
-
-
-@pytest.fixture(scope='module')
-def sim():
-    s = SimRig(SimConfig(width=320, height=240, image_noise=1.0))
-    return s, s.render(0.0)
-
-
-def _grey(rgb):
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+from depthmarks_ros.testing.scenes import grey as _grey   # the `sim` fixture is in conftest.py
 
 
 def test_default_matcher_is_accurate_on_ground_truth(sim):

@@ -12,8 +12,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from stereo_msgs.msg import DisparityImage
 
 from depthmarks_ros.convert.image import image_to_numpy
-from test_stereo_core import sim  # noqa: F401  (the 320x240 sim frame fixture, shared)
-from test_stereo_node import _pair_msgs, _send
+from depthmarks_ros.testing.scenes import publish_and_spin as _send, stereo_pair_msgs as _pair_msgs
 
 torch = pytest.importorskip('torch')
 pytest.importorskip('onnxruntime')

@@ -13,20 +13,7 @@ from depthmarks_ros.convert.camera_info import info_from_camera
 from depthmarks_ros.convert.image import image_to_numpy, numpy_to_image
 from depthmarks_ros.core.camera import PinholeCamera
 from depthmarks_ros.testing.ros_harness import NodeProcess
-from test_stereo_core import _grey, sim  # noqa: F401  (the 320x240 sim frame fixture, shared)
-
-
-def _pair_msgs(sim, stamp, left_cam=None, right_cam=None, left_rgb=None, right_rgb=None):
-    s, f = sim
-    lm = numpy_to_image(f.left_rgb if left_rgb is None else left_rgb, 'rgb8')
-    rm = numpy_to_image(f.right_rgb if right_rgb is None else right_rgb, 'rgb8')
-    li = info_from_camera(left_cam or s.stereo.left)
-    ri = info_from_camera(right_cam or s.stereo.right)
-    for m, frame in ((lm, 'left_camera_optical_frame'), (li, 'left_camera_optical_frame'),
-                     (rm, 'right_camera_optical_frame'), (ri, 'right_camera_optical_frame')):
-        m.header.stamp = stamp
-        m.header.frame_id = frame
-    return lm, li, rm, ri
+from depthmarks_ros.testing.scenes import grey as _grey, publish_and_spin as _send, stereo_pair_msgs as _pair_msgs
 
 
 @pytest.fixture
@@ -39,12 +26,6 @@ def stereo_node(probe):
     for p in pubs:
         assert probe.wait_for_subscribers(p)
     return node, pubs
-
-
-def _send(probe, pubs, msgs):
-    for p, m in zip(pubs, msgs):
-        p.publish(m)
-    probe.spin_for(0.05)
 
 
 @pytest.mark.dds

@@ -198,6 +198,10 @@ class RosProbe:
     def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 10.0) -> bool:
         return self.spin_until(lambda: self.node.count_publishers(topic) >= count, timeout)
 
+    def param_service(self, node_name: str, timeout: float = 10.0) -> 'ParamService':
+        """The parameter service of node ``node_name``, as `ros2 param get/set` uses it."""
+        return ParamService(self, node_name, timeout)
+
     def close(self) -> None:
         for n in self._extra_nodes:
             self.executor.remove_node(n)
@@ -207,3 +211,39 @@ class RosProbe:
         self.executor.remove_node(self.node)
         self.node.destroy_node()
         self.executor.shutdown()
+
+
+class ParamService:
+    """A node's parameter service called from a :class:`RosProbe` (the probe spins for the answer):
+    ``get(names)`` -> plain Python values, ``set(name=value, ...)`` -> one SetParametersResult per
+    parameter, in order, as `ros2 param set` sends them."""
+
+    def __init__(self, probe: RosProbe, node_name: str, timeout: float = 10.0):
+        from rclpy.parameter_client import AsyncParameterClient
+        self.probe, self.timeout = probe, timeout
+        self.client = AsyncParameterClient(probe.node, node_name)
+        assert self.client.wait_for_services(timeout), f'no parameter service of {node_name}'
+
+    def _call(self, future):
+        assert self.probe.spin_until(future.done, self.timeout), 'parameter service did not answer'
+        return future.result()
+
+    def get(self, names: Sequence[str]) -> list:
+        from rclpy.parameter import parameter_value_to_python
+        values = self._call(self.client.get_parameters(list(names))).values
+        return [_plain(parameter_value_to_python(v)) for v in values]
+
+    def set(self, **values) -> list:
+        from rclpy.parameter import Parameter
+        return self._call(self.client.set_parameters([Parameter(k, value=v) for k, v in values.items()])).results
+
+    def set_atomically(self, **values):
+        """SetParametersAtomically: one result for all (all applied or none)."""
+        from rclpy.parameter import Parameter
+        return self._call(self.client.set_parameters_atomically(
+            [Parameter(k, value=v) for k, v in values.items()])).result
+
+
+def _plain(v):
+    """An array parameter value (numpy / array.array) as a list."""
+    return list(v) if hasattr(v, 'tolist') or type(v).__name__ == 'array' else v

@@ -3,7 +3,7 @@
 The pose (rotation vector r, translation t of the head in the camera optical frame) minimises the
 reprojection error of the 68-point model (``data/face_model_68.npy``, fitted by ``depthmarks fit-face`` on AFLW2000-3D)
 by solvePnP (EPnP start, Levenberg-Marquardt refinement), then Gauss-Newton steps weighted by the
-landmark covariances when they are given (test/test_face_all.py checks the covariance against a
+landmark covariances when they are given (test/test_face_core.py checks the covariance against a
 Monte-Carlo spread). Its
 covariance is the Gauss-Newton one, (J^T W J)^-1 with J the Jacobian of the projections w.r.t.
 (r, t) and W the block-diagonal inverse landmark covariances.
@@ -70,7 +70,7 @@ def rotation_from_angles(yaw: float, pitch: float, roll: float) -> np.ndarray:
 
     R = Rx(-pitch) Ry(yaw) Rz(roll) about the optical axes (x right, y down, z ahead): roll is
     applied first, then yaw, then pitch (extrinsic z-y-x, i.e. intrinsic x-y'-z''). Checked against
-    AFLW2000-3D's Pose_Para on its 3D landmarks (test/test_face_all.py uses a synthetic head).
+    AFLW2000-3D's Pose_Para on its 3D landmarks (test/test_face_core.py uses a synthetic head).
     """
     y, p, r = np.radians([yaw, pitch, roll])
     return _rx(-p) @ _ry(y) @ _rz(r)

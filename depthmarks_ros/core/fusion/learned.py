@@ -19,7 +19,7 @@ from depthmarks_ros.core.fusion.uncertainty import (SigmaModel, lidar_sigma_expr
 # Where the fit starts unless told otherwise. Fixed (not the current defaults): the NLL is nearly flat
 # along some parameters (the LiDAR distance and relative terms), so 300 Adam steps end at a point
 # that depends on the start; from this one, `depthmarks fit-fusion --frames 4 --completion classical`
-# reproduces SigmaModel's defaults (test/test_fusion_all.py).
+# reproduces SigmaModel's defaults (test/test_fusion_cli.py).
 FIT_START = SigmaModel(lidar_s0=0.0026, lidar_a=0.00089, lidar_b=0.00021, lidar_c=1.04, stereo_sigma_d=1.08,
                        sigma_scale=1.0)
 

@@ -1,5 +1,5 @@
-"""Uncertainty-aware landmark learning: losses against closed forms, gradients, numerical safety,
-real learning on a synthetic heteroscedastic task, visibility, checkpoints and commands."""
+"""Uncertainty-aware landmark learning, core: losses against closed forms, gradients, numerical
+safety, real learning on a synthetic heteroscedastic task, visibility, checkpoints."""
 import numpy as np
 import pytest
 import torch
@@ -11,16 +11,7 @@ from depthmarks_ros.core.learning.losses import (LOG_2PI, cholesky_factor, covar
                                                  full_nll, luvli_loss, spherical_nll)
 from depthmarks_ros.core.learning.train import TrainConfig, train_patches
 
-
-@pytest.fixture(autouse=True, scope='module')
-def _one_torch_thread():
-    """The training tests run torch on one thread: with its default pool (2 threads) on the shared,
-    loaded 2-core machine the synthetic-task test took > 300 s at load ~20 and timed out; on one
-    thread it took 81 s at load ~33."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def test_full_nll_equals_multivariate_normal_up_to_the_constant():
@@ -113,23 +104,3 @@ def test_checkpoint_round_trip_and_prediction_on_a_face(tmp_path):
     assert np.all(np.linalg.eigvalsh(cov) > 0) and np.all((vis >= 0) & (vis <= 1))
     with pytest.raises(FileNotFoundError, match='config.json'):
         LandmarkUncertaintyModel.load(str(tmp_path / 'missing'))
-
-
-def test_train_and_eval_commands_on_annotated_images(tmp_path):
-    import cv2
-    from skimage import data
-    from depthmarks_ros.cli.main import main
-    from depthmarks_ros.core.face.backends import DlibFace68
-    from depthmarks_ros.core.pts_io import write_pts
-    img = data.astronaut()
-    lm = DlibFace68().process(img)[0].landmarks68
-    for i, (flip, name) in enumerate(((False, 'a'), (True, 'b'))):
-        im = img[:, ::-1].copy() if flip else img
-        pts = np.column_stack([img.shape[1] - 1 - lm[:, 0], lm[:, 1]]) if flip else lm
-        cv2.imwrite(str(tmp_path / f'{name}.png'), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
-        write_pts(str(tmp_path / f'{name}.pts'), pts)
-    assert main(['train-landmarks', '--data', str(tmp_path), '-o', str(tmp_path / 'model'), '--steps', '60',
-                 '--copies', '3']) == 0
-    assert main(['eval-landmarks', '--model', str(tmp_path / 'model'), '--data', str(tmp_path)]) == 0
-    cfg = LandmarkUncertaintyModel.load(str(tmp_path / 'model')).config
-    assert cfg['steps'] == 60 and np.isfinite(cfg['held_out']['nll']) and 0 <= cfg['held_out']['within_2'] <= 1

@@ -1,35 +1,16 @@
-"""Face landmarks: real face (skimage astronaut), transforms, uncertainty, 3D, head pose, files, node."""
-import json
-
+"""Face landmarks, core (ROS-free): a real face (skimage astronaut, the ``face_image`` fixture),
+both backends, landmarks under known transforms, uncertainty, 3D lifting, head pose and its
+convention, fitted artefacts (mesh->68 map, sigma model), the detector cascade."""
 import cv2
 import numpy as np
 import pytest
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-from geometry_msgs.msg import PoseWithCovarianceStamped
-from visualization_msgs.msg import MarkerArray
 
-from depthmarks_ros.convert.camera_info import info_from_camera
-from depthmarks_ros.convert.cloud import cloud_to_array
-from depthmarks_ros.convert.image import numpy_to_image
-from depthmarks_ros.core.camera import PinholeCamera
 from depthmarks_ros.core.face.head_pose import (angles_from_rotation, face_model_68, rotation_from_angles,
                                                 solve_head_pose)
 from depthmarks_ros.core.face.metrics import calibration_2d, nme_interocular
 from depthmarks_ros.core.face.pipeline import FaceLandmarker
-from depthmarks_ros.core.pts_io import read_pts, write_pts
 from depthmarks_ros.core.tracking import CentroidTracker
-from depthmarks_ros.testing.ros_harness import NodeProcess
-
-K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
-
-
-@pytest.fixture(scope='module')
-def frame():
-    from skimage import data
-    img = data.astronaut()
-    canvas = np.full((480, 640, 3), 90, np.uint8)
-    canvas[:, 80:560] = cv2.resize(img, (480, 480))
-    return canvas
+from depthmarks_ros.testing.scenes import FACE_K as K
 
 
 @pytest.fixture(scope='module', params=['mediapipe', 'dlib'])
@@ -39,34 +20,41 @@ def landmarker(request):
     lm.close()
 
 
-def test_finds_the_face_and_both_backends_agree(frame):
-    mp = FaceLandmarker('mediapipe', static=True).process(frame, K)
-    dl = FaceLandmarker('dlib', static=True).process(frame, K)
+@pytest.fixture(scope='module', params=['mediapipe', 'dlib'])
+def landmarker(request):
+    lm = FaceLandmarker(request.param, static=True)
+    yield lm
+    lm.close()
+
+
+def test_finds_the_face_and_both_backends_agree(face_image):
+    mp = FaceLandmarker('mediapipe', static=True).process(face_image, K)
+    dl = FaceLandmarker('dlib', static=True).process(face_image, K)
     assert len(mp) == 1 and len(dl) >= 1
     big = max(dl, key=lambda f: (f.bbox[2] - f.bbox[0]))
     assert mp[0].landmarks.shape == (468, 2) and big.landmarks.shape == (68, 2)
     assert nme_interocular(mp[0].landmarks68, big.landmarks68) < 0.06  # the 468 -> 68 mapping is right
 
 
-def test_landmarks_follow_a_known_transform(landmarker, frame):
-    base = landmarker.process(frame, K)[0].landmarks68
+def test_landmarks_follow_a_known_transform(landmarker, face_image):
+    base = landmarker.process(face_image, K)[0].landmarks68
     A = np.array([[0.92, 0, 30], [0, 0.92, 15]])          # scale + shift
-    moved = cv2.warpAffine(frame, A, (640, 480), borderValue=(90, 90, 90))
+    moved = cv2.warpAffine(face_image, A, (640, 480), borderValue=(90, 90, 90))
     landmarker.tracker = CentroidTracker()
     got = landmarker.process(moved, K)[0].landmarks68
     expected = base @ A[:, :2].T + A[:, 2]
     assert nme_interocular(got, expected) < 0.05
 
 
-def test_uncertainty_and_visibility_are_sane(landmarker, frame):
-    f = landmarker.process(frame, K)[0]
+def test_uncertainty_and_visibility_are_sane(landmarker, face_image):
+    f = landmarker.process(face_image, K)[0]
     sig = np.sqrt(np.trace(f.cov68, axis1=1, axis2=2) / 2)
     assert np.all(sig > 0) and np.all(sig < 20)
     assert np.all(np.linalg.eigvalsh(f.cov68) > 0)      # positive definite
     assert np.all((f.visibility68 >= 0) & (f.visibility68 <= 1))
     # a face cut by the image border: the landmarks outside lose visibility
-    shifted = np.full_like(frame, 90)
-    shifted[:, :460] = frame[:, 180:]
+    shifted = np.full_like(face_image, 90)
+    shifted[:, :460] = face_image[:, 180:]
     landmarker.tracker = CentroidTracker()
     faces = landmarker.process(shifted, K)
     if faces:  # some backends drop a half face entirely, which is also fine
@@ -74,19 +62,19 @@ def test_uncertainty_and_visibility_are_sane(landmarker, frame):
         assert vis[lm[:, 0] < 0].max(initial=0) == 0
 
 
-def test_dlib_video_mode_follows_a_moving_face_with_few_full_image_scans(frame):
+def test_dlib_video_mode_follows_a_moving_face_with_few_full_image_scans(face_image):
     from depthmarks_ros.core.face.backends import DlibFace68
     every, tracked = DlibFace68(redetect_every=1), DlibFace68(redetect_every=5)
-    grey = np.full_like(frame, 90)
+    grey = np.full_like(face_image, 90)
     for i in range(12):
-        A = np.array([[1.0, 0, 4.0 * i], [0, 1.0, 2.0 * i]])   # the face drifts 4.5 px per frame
-        img = cv2.warpAffine(frame, A, (640, 480), borderValue=(90, 90, 90))
+        A = np.array([[1.0, 0, 4.0 * i], [0, 1.0, 2.0 * i]])   # the face drifts 4.5 px per face_image
+        img = cv2.warpAffine(face_image, A, (640, 480), borderValue=(90, 90, 90))
         ref, got = every.process(img), tracked.process(img)
         assert len(ref) == len(got) == 1
         err = np.linalg.norm(got[0].landmarks - ref[0].landmarks, axis=1)
         assert np.median(err) < 2.0 and err.max() < 6.0, (i, np.median(err))   # as if detected
     assert every.full_scans == 12 and tracked.full_scans == 3      # frames 0, 5, 10
-    assert tracked.process(grey) == [] and tracked.process(frame)   # gone at once; back at the next full scan
+    assert tracked.process(grey) == [] and tracked.process(face_image)   # gone at once; back at the next full scan
 
 
 def test_no_face_grey_and_odd_sizes(landmarker):
@@ -94,10 +82,10 @@ def test_no_face_grey_and_odd_sizes(landmarker):
     assert landmarker.process(np.random.default_rng(0).integers(0, 255, (101, 77, 3), dtype=np.uint8), K) == []
 
 
-def test_depth_lifting_and_head_pose(frame):
+def test_depth_lifting_and_head_pose(face_image):
     lm = FaceLandmarker('mediapipe', static=True)
     depth = np.full((480, 640), 1.5, np.float32)
-    f = lm.process(frame, K, depth)[0]
+    f = lm.process(face_image, K, depth)[0]
     assert np.nanmedian(f.points3d[:, 2]) == pytest.approx(1.5, abs=0.01)
     assert f.cov3d.shape == (468, 3, 3)
     hp = f.head_pose
@@ -150,84 +138,23 @@ def test_tracker_keeps_ids():
     assert b == [a[1], a[0]]
 
 
-def test_face_command_writes_pts_and_json(tmp_path, frame):
-    from depthmarks_ros.cli.main import main
-    cv2.imwrite(str(tmp_path / 'astro.png'), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    assert main(['face', str(tmp_path / 'astro.png'), '-o', str(tmp_path / 'out')]) == 0
-    pts = read_pts(str(tmp_path / 'out' / 'astro.pts'))
-    report = json.loads((tmp_path / 'out' / 'landmarks.json').read_text())
-    face = report['images']['astro.png']['faces'][0]
-    assert pts.shape == (68, 2) and np.allclose(pts, face['landmarks68'], atol=1e-3)
-    assert len(face['sigma68']) == 68 and 'yaw_deg' in face['head_pose']
-    write_pts(str(tmp_path / 'x.pts'), pts)
-    assert np.allclose(read_pts(str(tmp_path / 'x.pts')), pts, atol=1e-3)
-
-
-@pytest.mark.dds
-def test_node_publishes_landmarks_pose_markers_and_survives_bad_input(probe, frame):
-    from rclpy.parameter import Parameter
-    from depthmarks_ros.nodes.face_landmarks import FaceLandmarksNode
-    node = FaceLandmarksNode(parameter_overrides=[Parameter('depth_topic', value='depth')])
-    probe.add_node(node)
-    pubs = [probe.publisher(Image, 'camera/image_raw'), probe.publisher(CameraInfo, 'camera/camera_info'),
-            probe.publisher(Image, 'depth')]
-    lms = probe.subscribe(PointCloud2, 'face/landmarks', node.output_qos())
-    poses = probe.subscribe(PoseWithCovarianceStamped, 'face/head_pose', node.output_qos())
-    markers = probe.subscribe(MarkerArray, 'face/markers', node.output_qos())
-    for p in pubs:
-        assert probe.wait_for_subscribers(p)
-    cam = PinholeCamera(640, 480, K)
-
-    def send(img, depth):
-        stamp = node.get_clock().now().to_msg()
-        m = numpy_to_image(img, 'rgb8')
-        info = info_from_camera(cam)
-        for msg in (m, info, depth):
-            msg.header.stamp = stamp
-        for p, msg in zip(pubs, (m, info, depth)):
-            p.publish(msg)
-        probe.spin_for(0.1)
-        node.worker.wait_idle(10)
-        probe.spin_for(0.1)
-
-    send(frame, numpy_to_image(np.full((240, 320), 1.5, np.float32), '32FC1'))   # depth of another size
-    assert node.stats.errors >= 1 and 'depth image is 320x240' in node.stats.last_error
-    send(np.full((480, 640, 3), 90, np.uint8), numpy_to_image(np.full((480, 640), 1.5, np.float32), '32FC1'))
-    n_before = len(lms)
-    send(frame, numpy_to_image(np.full((480, 640), 1.5, np.float32), '32FC1'))
-    assert probe.spin_until(lambda: len(lms) > n_before and poses and markers, 10)
-    arr = cloud_to_array(lms[-1])
-    assert len(arr) == 68 and set(arr['face_id']) == {arr['face_id'][0]}
-    assert np.nanmedian(arr['z']) == pytest.approx(1.5, abs=0.02) and np.all(arr['sigma_u'] > 0)
-    assert len(poses[-1].pose.covariance) == 36 and poses[-1].pose.pose.position.z > 0
-    empty = [m for m in lms if m.width == 0]
-    assert empty  # the frame without a face published an empty cloud (no crash)
-
-
-@pytest.mark.dds
-def test_node_process_exits_cleanly(probe):
-    with NodeProcess('face_landmarks', params={'backend': 'dlib'}) as node:
-        assert probe.wait_for_publishers('face/landmarks', timeout=30), node.output
-        assert node.stop() == 0, node.output
-
-
-def test_learned_uncertainty_model_replaces_tta(tmp_path, frame):
+def test_learned_uncertainty_model_replaces_tta(tmp_path, face_image):
     from depthmarks_ros.core.learning.inference import LandmarkUncertaintyModel
     from depthmarks_ros.core.learning.model import PatchUncertaintyNet
     LandmarkUncertaintyModel(PatchUncertaintyNet(32, 8), {'patch': 32, 'width': 8,
                                                           'patch_side_fraction': 0.2}).save(str(tmp_path / 'm'))
-    tta = FaceLandmarker('dlib', static=True).process(frame, K)[0]
-    learned = FaceLandmarker('dlib', static=True, learned_model=str(tmp_path / 'm')).process(frame, K)[0]
+    tta = FaceLandmarker('dlib', static=True).process(face_image, K)[0]
+    learned = FaceLandmarker('dlib', static=True, learned_model=str(tmp_path / 'm')).process(face_image, K)[0]
     assert learned.cov68.shape == (68, 2, 2) and not np.allclose(learned.cov68, tta.cov68)
     np.testing.assert_allclose(learned.landmarks68, tta.landmarks68)
 
 
-def test_tiny_face_and_grayscale_input(landmarker, frame):
+def test_tiny_face_and_grayscale_input(landmarker, face_image):
     landmarker.tracker = CentroidTracker()
-    tiny = np.full_like(frame, 90)
-    tiny[200:224, 300:324] = cv2.resize(frame[:, 80:560], (24, 24))   # a 24 px face: too small
+    tiny = np.full_like(face_image, 90)
+    tiny[200:224, 300:324] = cv2.resize(face_image[:, 80:560], (24, 24))   # a 24 px face: too small
     assert landmarker.process(tiny, K) == []
-    grey = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    grey = cv2.cvtColor(cv2.cvtColor(face_image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
     landmarker.tracker = CentroidTracker()
     faces = landmarker.process(grey, K)
     assert len(faces) >= 1 and faces[0].landmarks68.shape == (68, 2)
@@ -258,7 +185,7 @@ def test_head_pose_angles_follow_the_aflw_biwi_convention_on_a_synthetic_head():
     # roll > 0 is clockwise in the image (y down): the image-left eye corner rises, the right one drops
     r = posed(roll=20)
     assert r[36, 1] < front[36, 1] - 5 and r[45, 1] > front[45, 1] + 5
-    # the face looks along -z of the head frame at zero pose (REP-103 optical camera: towards the camera)
+    # the face looks along -z of the head face_image at zero pose (REP-103 optical camera: towards the camera)
     assert model[30, 2] < model[[36, 45], 2].mean()
     for yaw, pitch, roll in ((35, 0, 0), (0, 25, 0), (0, 0, -20), (-40, -15, 10), (60, 20, -25)):
         R = rotation_from_angles(yaw, pitch, roll)
@@ -266,37 +193,6 @@ def test_head_pose_angles_follow_the_aflw_biwi_convention_on_a_synthetic_head():
         hp = solve_head_pose(_project(model @ R.T + t, K), K)
         assert np.allclose([hp.yaw, hp.pitch, hp.roll], [yaw, pitch, roll], atol=0.05)
         assert np.allclose(hp.rotation, R, atol=1e-3)     # the quaternion's rotation is this one
-
-
-def test_fit_face_recovers_a_known_3d_face_from_an_aflw_style_folder(tmp_path):
-    """AFLW2000-3D-style .mat files made from a known face posed by known angles (their convention:
-    x, y px, z towards the viewer, Pose_Para = pitch, yaw, roll in radians): fit-face un-rotates
-    them back to the face (so the convention and the shipped model's frame agree), fit split only."""
-    from scipy.io import savemat
-    from depthmarks_ros.cli.main import main
-    from depthmarks_ros.core.face.datasets import is_report
-    truth = face_model_68()
-    rng = np.random.default_rng(3)
-    faces = aflw = tmp_path / 'faces' / 'aflw2000_3d'
-    aflw.mkdir(parents=True)
-    stems = [f'image{i:05d}' for i in range(12)]
-    for stem in stems:
-        yaw, pitch, roll = rng.uniform(-60, 60), rng.uniform(-30, 30), rng.uniform(-20, 20)
-        pts = truth @ rotation_from_angles(yaw, pitch, roll).T * 2000.0 + [225, 225, 0]
-        pts[:, 2] *= -1                                            # AFLW's z points towards the viewer
-        if is_report(stem):
-            pts = rng.normal(0, 50, pts.shape)                     # report split: must not be read
-        savemat(str(faces / f'{stem}.mat'), {'pt3d_68': pts.T, 'Pose_Para': np.radians([[pitch, yaw, roll, 0, 0, 0, 1]])})
-        cv2.imwrite(str(faces / f'{stem}.jpg'), np.zeros((8, 8, 3), np.uint8))
-    out = tmp_path / 'out'
-    assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'model']) == 0
-    got = np.load(out / 'face_model_68.npy')
-    scale = np.linalg.norm(truth[45] - truth[36]) / np.linalg.norm(got[45] - got[36])
-    np.testing.assert_allclose(got * scale, truth - truth.mean(0), atol=1e-6)
-    meta = json.loads((out / 'face_model_68.json').read_text())
-    assert meta['faces'] == sum(not is_report(s) for s in stems) and 'sha1' in meta['split_rule']
-    assert main(['fit-face', '--data', str(tmp_path / 'nothing'), '-o', str(out), '--parts', 'model']) == 1
-    assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'modle']) == 2
 
 
 def test_core_learning_does_not_import_core_face():
@@ -349,7 +245,7 @@ def test_sigma_model_fitted_by_nll_recovers_a_known_heteroscedastic_sigma(tmp_pa
     L = np.array([base + rng.normal(0, 1, (68, 2)) for _ in range(F)])
     yaw = rng.uniform(0, 80, F)
     spread = rng.uniform(0.2, 3.0, (F, 68))
-    shape = np.diag([2.0, 0.5])                 # wider than tall in the face frame
+    shape = np.diag([2.0, 0.5])                 # wider than tall in the face face_image
     true_s = 0.5 * spread * np.exp(0.01 * yaw)[:, None]
     E = rng.multivariate_normal([0, 0], shape, (F, 68)) * true_s[..., None]
     iod = np.linalg.norm(L[:, 45] - L[:, 36], axis=1)
@@ -366,7 +262,7 @@ def test_sigma_model_fitted_by_nll_recovers_a_known_heteroscedastic_sigma(tmp_pa
     np.testing.assert_allclose(LandmarkSigmaModel.load(str(tmp_path / 's.json')).a, m.a)
 
 
-def test_corrupt_or_missing_artefacts(tmp_path, frame):
+def test_corrupt_or_missing_artefacts(tmp_path, face_image):
     """A corrupt fitted file is a BackendError naming it; an empty data folder falls back to the
     unfitted methods (fixed map, TTA covariance) and still finds the face."""
     from depthmarks_ros.core.face.backends import BackendError
@@ -379,20 +275,19 @@ def test_corrupt_or_missing_artefacts(tmp_path, frame):
         FaceLandmarker('mediapipe', static=True, data_dir=str(tmp_path))
     (tmp_path / 'face_mesh_to_68.npz').unlink()
     lm = FaceLandmarker('dlib', static=True, data_dir=str(tmp_path))
-    assert lm.sigma_model is None and len(lm.process(frame, K)) == 1
+    assert lm.sigma_model is None and len(lm.process(face_image, K)) == 1
     lm.close()
 
 
-def test_detector_cascade_finds_dark_blurred_and_border_faces_and_nothing_in_noise(frame):
+def test_detector_cascade_finds_dark_blurred_and_border_faces_and_nothing_in_noise(face_image):
     from depthmarks_ros.core.face.detection import FaceDetector
     det = FaceDetector()
-    dark = (frame.astype(np.float32) * 0.25).astype(np.uint8)
-    blurred = cv2.GaussianBlur(frame, (0, 0), 3)
-    border = np.full_like(frame, 90)
-    border[:, :420] = frame[:, 220:]                       # the face cut by the left edge
-    for img in (frame, dark, blurred, border):
+    dark = (face_image.astype(np.float32) * 0.25).astype(np.uint8)
+    blurred = cv2.GaussianBlur(face_image, (0, 0), 3)
+    border = np.full_like(face_image, 90)
+    border[:, :420] = face_image[:, 220:]                       # the face cut by the left edge
+    for img in (face_image, dark, blurred, border):
         found = det.detect(img)
         assert len(found) >= 1 and found[0].box[2] > found[0].box[0]
     assert det.detect(np.full((120, 160, 3), 128, np.uint8)) == []
     det.close()
-

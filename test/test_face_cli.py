@@ -1,0 +1,53 @@
+"""Face landmarks, batch commands: `depthmarks face` writes .pts and JSON; `depthmarks fit-face`
+recovers a known 3D face from an AFLW2000-3D-style folder, fit split only."""
+import json
+
+import cv2
+import numpy as np
+
+from depthmarks_ros.core.face.head_pose import face_model_68, rotation_from_angles
+from depthmarks_ros.core.pts_io import read_pts, write_pts
+
+
+def test_face_command_writes_pts_and_json(tmp_path, face_image):
+    from depthmarks_ros.cli.main import main
+    cv2.imwrite(str(tmp_path / 'astro.png'), cv2.cvtColor(face_image, cv2.COLOR_RGB2BGR))
+    assert main(['face', str(tmp_path / 'astro.png'), '-o', str(tmp_path / 'out')]) == 0
+    pts = read_pts(str(tmp_path / 'out' / 'astro.pts'))
+    report = json.loads((tmp_path / 'out' / 'landmarks.json').read_text())
+    face = report['images']['astro.png']['faces'][0]
+    assert pts.shape == (68, 2) and np.allclose(pts, face['landmarks68'], atol=1e-3)
+    assert len(face['sigma68']) == 68 and 'yaw_deg' in face['head_pose']
+    write_pts(str(tmp_path / 'x.pts'), pts)
+    assert np.allclose(read_pts(str(tmp_path / 'x.pts')), pts, atol=1e-3)
+
+
+def test_fit_face_recovers_a_known_3d_face_from_an_aflw_style_folder(tmp_path):
+    """AFLW2000-3D-style .mat files made from a known face posed by known angles (their convention:
+    x, y px, z towards the viewer, Pose_Para = pitch, yaw, roll in radians): fit-face un-rotates
+    them back to the face (so the convention and the shipped model's face_image agree), fit split only."""
+    from scipy.io import savemat
+    from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.face.datasets import is_report
+    truth = face_model_68()
+    rng = np.random.default_rng(3)
+    faces = aflw = tmp_path / 'faces' / 'aflw2000_3d'
+    aflw.mkdir(parents=True)
+    stems = [f'image{i:05d}' for i in range(12)]
+    for stem in stems:
+        yaw, pitch, roll = rng.uniform(-60, 60), rng.uniform(-30, 30), rng.uniform(-20, 20)
+        pts = truth @ rotation_from_angles(yaw, pitch, roll).T * 2000.0 + [225, 225, 0]
+        pts[:, 2] *= -1                                            # AFLW's z points towards the viewer
+        if is_report(stem):
+            pts = rng.normal(0, 50, pts.shape)                     # report split: must not be read
+        savemat(str(faces / f'{stem}.mat'), {'pt3d_68': pts.T, 'Pose_Para': np.radians([[pitch, yaw, roll, 0, 0, 0, 1]])})
+        cv2.imwrite(str(faces / f'{stem}.jpg'), np.zeros((8, 8, 3), np.uint8))
+    out = tmp_path / 'out'
+    assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'model']) == 0
+    got = np.load(out / 'face_model_68.npy')
+    scale = np.linalg.norm(truth[45] - truth[36]) / np.linalg.norm(got[45] - got[36])
+    np.testing.assert_allclose(got * scale, truth - truth.mean(0), atol=1e-6)
+    meta = json.loads((out / 'face_model_68.json').read_text())
+    assert meta['faces'] == sum(not is_report(s) for s in stems) and 'sha1' in meta['split_rule']
+    assert main(['fit-face', '--data', str(tmp_path / 'nothing'), '-o', str(out), '--parts', 'model']) == 1
+    assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'modle']) == 2
