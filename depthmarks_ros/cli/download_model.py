@@ -13,8 +13,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import os
-    if os.environ.get('HF_HUB_OFFLINE', '0') not in ('0', ''):
+    from depthmarks_ros.core.mono.models import hub_offline
+    if hub_offline():
         print('HF_HUB_OFFLINE is set: unset it on a machine with internet to download')
         return 2
     from huggingface_hub import snapshot_download

@@ -5,8 +5,9 @@
 * a local folder saved by Hugging Face transformers (``config.json`` + weights) of any
   ``AutoModelForDepthEstimation`` family: DPT / MiDaS-DPT (Intel/dpt-hybrid-midas, Intel/dpt-large),
   Depth Anything (V1/V2, e.g. depth-anything/Depth-Anything-V2-Small-hf), ...;
-* a hub id (``owner/name``): used from the local Hugging Face cache only, unless ``allow_download``
-  (and ``HF_HUB_OFFLINE`` is not set) — nothing retries the network for long;
+* a hub id (``owner/name``): used from the local Hugging Face cache only (``local_files_only``:
+  no network call), unless ``allow_download`` (and ``HF_HUB_OFFLINE`` is not set) — nothing
+  retries the network for long. Loading never changes the process environment;
 * ``midas:<type>`` with ``midas_repo`` (a local clone of intel-isl/MiDaS) and ``checkpoint`` (its
   .pt file): the original MiDaS models through ``torch.hub.load(..., source='local')``; or
   ``midas:<type>`` with ``allow_download`` through torch.hub online.
@@ -27,6 +28,13 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 DOWNLOAD_HINT = ('on a machine with internet run `depthmarks download-model {model} -o DIR` '
                  '(or `huggingface-cli download {model} --local-dir DIR`), copy DIR here and set model:=DIR')
+
+
+def hub_offline() -> bool:
+    """Whether the hub is switched off by the environment, read as huggingface_hub reads it:
+    ``HF_HUB_OFFLINE`` (else ``TRANSFORMERS_OFFLINE``) is 1/on/yes/true."""
+    value = os.environ.get('HF_HUB_OFFLINE') or os.environ.get('TRANSFORMERS_OFFLINE') or ''
+    return value.upper() in ('1', 'ON', 'YES', 'TRUE')
 
 
 class ModelNotFound(FileNotFoundError):
@@ -129,7 +137,7 @@ def load_depth_model(model: str, device: str = 'cpu', input_size: int = 384, hal
     """Load a depth model (see module docstring); raises ModelNotFound / NotADepthModel clearly."""
     if not model:
         raise ModelNotFound('no model given; ' + DOWNLOAD_HINT.format(model='depth-anything/Depth-Anything-V2-Small-hf'))
-    offline = os.environ.get('HF_HUB_OFFLINE', '0') not in ('0', '', 'false') or not allow_download
+    offline = hub_offline() or not allow_download
     if model.startswith('midas:'):
         return _load_midas(model.split(':', 1)[1], device, input_size, half, allow_download, midas_repo, checkpoint)
     path = os.path.expanduser(model)
@@ -144,8 +152,6 @@ def load_depth_model(model: str, device: str = 'cpu', input_size: int = 384, hal
                             + DOWNLOAD_HINT.format(model='depth-anything/Depth-Anything-V2-Small-hf'))
     if '/' not in model:
         raise ModelNotFound(f'{model!r} is neither a folder nor a hub id (owner/name)')
-    if offline:
-        os.environ.setdefault('HF_HUB_OFFLINE', '1')  # never touch the network unless allowed
     net, multiple, mean, std = _load_transformers(model, offline)
     return DepthModel(net, ModelInfo('transformers', model, input_size, multiple), device, half, mean, std)
 
@@ -164,7 +170,7 @@ def _load_midas(model_type: str, device, input_size, half, allow_download, repo,
         except Exception as exc:  # noqa: BLE001 - a corrupt or foreign checkpoint
             raise ModelLoadError(f'MiDaS checkpoint {checkpoint!r} cannot be loaded ({type(exc).__name__}: '
                                  f'{str(exc).splitlines()[0][:200] if str(exc) else ""})') from exc
-    elif allow_download and os.environ.get('HF_HUB_OFFLINE', '0') in ('0', ''):
+    elif allow_download and not hub_offline():
         net = torch.hub.load('intel-isl/MiDaS', model_type, trust_repo=True)
     else:
         raise ModelNotFound(f'original MiDaS {model_type!r} needs midas_repo + checkpoint (local) or allow_download '
