@@ -50,10 +50,13 @@ class StereoInput:
 
 @dataclass(frozen=True)
 class FusionSettings:
-    """How to fuse: completion method (core.fusion.completion.METHODS), sigma model, largest depth (m)."""
+    """How to fuse: completion method (core.fusion.completion.METHODS), sigma model, largest depth (m),
+    and whether the fused sigma holds the sources' spread (core.fusion.combine: widens where they
+    disagree)."""
     method: str = 'classical'
     model: SigmaModel = field(default_factory=SigmaModel)
     max_depth: float = 100.0
+    spread: bool = True
 
 
 def fuse_frame(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, camera: PinholeCamera,
@@ -81,5 +84,5 @@ def fuse_sparse(sparse: np.ndarray, rgb: Optional[np.ndarray] = None, settings: 
         depths.append(mono_depth)
         sigmas.append(mono_sigma(mono_depth, model))
         names.append('mono')
-    fused, sigma = fuse_inverse_variance(depths, sigmas)
+    fused, sigma = fuse_inverse_variance(depths, sigmas, settings.spread)
     return FusionResult(sparse, dense, s_lidar, fused, sigma, tuple(names))
