@@ -68,7 +68,19 @@ def test_fused_lidar_and_stereo_beats_each_alone(fusion_scene):
     assert fused < depth_metrics(sd, f.depth_gt, both)['rmse']
     assert fused < depth_metrics(r.lidar_depth, f.depth_gt, both)['rmse']
     assert r.sources == ('lidar', 'stereo')
-    assert np.nanmax(r.sigma[both] - np.minimum(r.lidar_sigma, 1e9)[both]) <= 1e-5  # fusing never adds sigma
+    # without the sources' spread, fusing never adds sigma; with it (the default) the fused sigma is
+    # at least that and grows where the two disagree by more than their sigmas
+    plain = fuse_sparse(sparse, f.left_rgb, FusionSettings('guided', spread=False),
+                        stereo=StereoInput(sd, sim.stereo.focal, sim.stereo.baseline, st.confidence))
+    np.testing.assert_array_equal(plain.depth, r.depth)
+    assert np.nanmax(plain.sigma[both] - np.minimum(r.lidar_sigma, 1e9)[both]) <= 1e-5
+    assert np.all(r.sigma[both] >= plain.sigma[both] * (1 - 1e-6))
+    # the spread adds gap^2 / (sigma_lidar^2 + sigma_stereo^2) times the plain variance
+    from depthmarks_ros.core.fusion.uncertainty import SigmaModel, stereo_sigma
+    s_st = stereo_sigma(sd, st.confidence, sim.stereo.focal, sim.stereo.baseline, SigmaModel())
+    gap = np.abs(r.lidar_depth - sd)[both]
+    wide = gap > 3 * np.hypot(r.lidar_sigma, s_st)[both]
+    assert wide.any() and np.all(r.sigma[both][wide] > 3 * plain.sigma[both][wide])
 
 
 def test_inverse_variance_closed_form():
@@ -88,6 +100,23 @@ def test_inverse_variance_closed_form():
     assert d[0, 6] == pytest.approx(2.0) and s[0, 6] == pytest.approx(1.0)
     d, s = fuse_inverse_variance([np.full((2, 2), np.nan, np.float32)], [np.ones((2, 2), np.float32)])
     assert np.isnan(d).all() and np.isnan(s).all() and d.dtype == np.float32
+
+
+def test_fused_sigma_holds_the_sources_spread():
+    depths = [np.array([[1.0, 2.0, 5.0]], np.float32), np.array([[3.0, 2.0, np.nan]], np.float32)]
+    sigmas = [np.ones((1, 3), np.float32), np.ones((1, 3), np.float32)]
+    d, s = fuse_inverse_variance(depths, sigmas, spread=True)
+    # 1 and 3 (sigma 1 each): mean 2, variance 1/2 + (1 * 1 + 1 * 1) / 2
+    assert d[0, 0] == pytest.approx(2.0) and s[0, 0] == pytest.approx(np.sqrt(1.5))
+    assert s[0, 1] == pytest.approx(1 / np.sqrt(2))          # agreeing sources: as without the spread
+    assert s[0, 2] == pytest.approx(1.0)                     # one source: its own sigma
+    # unequal weights: sum w (D_i - D)^2 / sum w
+    d, s = fuse_inverse_variance([np.array([[0.0 + 10]]), np.array([[4.0 + 10]])],
+                                 [np.array([[1.0]]), np.array([[2.0]])], spread=True)
+    w = np.array([1.0, 0.25])
+    mean = (w * [10, 14]).sum() / w.sum()
+    assert d[0, 0] == pytest.approx(mean, rel=1e-6)
+    assert s[0, 0] ** 2 == pytest.approx(1 / w.sum() + (w * (np.array([10, 14]) - mean) ** 2).sum() / w.sum(), rel=1e-5)
 
 
 def test_learned_sigma_model_recovers_noise_and_round_trips(tmp_path):
