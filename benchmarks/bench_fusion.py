@@ -94,22 +94,23 @@ def main():
         bgr = cv2.imread(os.path.join(kroot, 'image_2', f'{fid}.png'))
         calib = kitti.read_calib(os.path.join(kroot, 'calib', f'{fid}.txt'))
         velo = kitti.read_velodyne(os.path.join(kroot, 'velodyne', f'{fid}.bin'))
-        cam, T = kitti.camera_and_extrinsics(calib, bgr.shape[1], bgr.shape[0])
+        cam, velo2cam = kitti.camera_and_extrinsics(calib, bgr.shape[1], bgr.shape[0])
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        kitti_inputs.append((fid, velo[:, :3], T, cam, rgb))
+        kitti_inputs.append((fid, velo[:, :3], velo2cam, cam, rgb))
     sim = SimRig(SimConfig())
     f = sim.render(0.0)
     sweep = sim.render_lidar(0.0)
     sim_pts = np.stack([sweep['x'], sweep['y'], sweep['z']], 1)
-    T_sim = sim.rig.transform('lidar', 'left')
-    inputs = [(f'KITTI {fid} ({len(p)} pts, {c.width}x{c.height})', p, T, c, rgb) for fid, p, T, c, rgb in kitti_inputs]
-    inputs.append((f'sim rig ({len(sim_pts)} pts, 640x480)', sim_pts, T_sim, sim.stereo.left, f.left_rgb))
+    sim_lidar2cam = sim.rig.transform('lidar', 'left')
+    inputs = [(f'KITTI {fid} ({len(p)} pts, {c.width}x{c.height})', p, l2c, c, rgb)
+              for fid, p, l2c, c, rgb in kitti_inputs]
+    inputs.append((f'sim rig ({len(sim_pts)} pts, 640x480)', sim_pts, sim_lidar2cam, sim.stereo.left, f.left_rgb))
     print('\n== runtime, ms per frame: median wall (and CPU) time, the methods called in turn in one loop ==')
     print(f'{"input":34s} {"projection":>10s} {"IP-Basic":>15s} {"guided":>15s} {"scanline":>15s} '
           f'{"scanline/IP-Basic":>18s}')
-    for label, pts, T, cam, rgb in inputs:
-        sp = sparse_depth_image(pts, T, cam)
-        t = interleaved_ms({'projection': lambda: sparse_depth_image(pts, T, cam),
+    for label, pts, lidar2cam, cam, rgb in inputs:
+        sp = sparse_depth_image(pts, lidar2cam, cam)
+        t = interleaved_ms({'projection': lambda: sparse_depth_image(pts, lidar2cam, cam),
                             'classical': lambda: complete(sp, 'classical'),
                             'guided': lambda: complete(sp, 'guided', rgb),
                             'scanline': lambda: complete(sp, 'scanline')})
@@ -120,10 +121,10 @@ def main():
           f'<= 20 ms per KITTI frame. Load average now: {os.getloadavg()[0]:.2f})')
 
     rows = []
-    for fid, pts, T, cam, rgb in kitti_inputs:
-        sp = sparse_depth_image(pts, T, cam)
+    for fid, pts, lidar2cam, cam, rgb in kitti_inputs:
+        sp = sparse_depth_image(pts, lidar2cam, cam)
         held_out(f'KITTI {fid}', sp, rgb, lambda mask, sp=sp: np.where(mask, sp, np.nan), rows)
-    sp_sim = sparse_depth_image(sim_pts, T_sim, sim.stereo.left)
+    sp_sim = sparse_depth_image(sim_pts, sim_lidar2cam, sim.stereo.left)
     held_out('sim rig', sp_sim, f.left_rgb, lambda mask: f.depth_gt, rows)
     print('\n== held-out 20% of LiDAR pixels ==')
     print('(KITTI: truth = the hidden returns; sim rig: the exact camera depth there. 000002 is the KITTI report '

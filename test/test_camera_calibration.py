@@ -113,9 +113,9 @@ def test_shipped_rigs_load_and_agree():
     stereo = rig.stereo()
     assert stereo.baseline == pytest.approx(0.12)
     # left -> right extrinsic agrees with the projection matrices: right = left shifted by -B in x
-    T_r_l = rig.transform('left', 'right')
-    np.testing.assert_allclose(T_r_l[:3, 3], [-0.12, 0, 0], atol=1e-9)
-    np.testing.assert_allclose(T_r_l[:3, :3], np.eye(3), atol=1e-9)
+    left2right = rig.transform('left', 'right')
+    np.testing.assert_allclose(left2right[:3, 3], [-0.12, 0, 0], atol=1e-9)
+    np.testing.assert_allclose(left2right[:3, :3], np.eye(3), atol=1e-9)
     assert rig.frame_of('rgb') == rig.frame_of('left')
     assert all(rig.frame_of(n).endswith('_optical_frame') for n in ('left', 'right'))
     kitti = load_rig(default_rig_path('kitti'))

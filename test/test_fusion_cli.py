@@ -28,12 +28,12 @@ def test_fuse_kitti_command_on_synthetic_kitti_layout(tmp_path, fusion_scene):
         os.makedirs(root / sub)
     cv2.imwrite(str(root / 'image_2' / '000007.png'), cv2.cvtColor(f.left_rgb, cv2.COLOR_RGB2BGR))
     np.hstack([pts, sweep['intensity'][:, None]]).astype(np.float32).tofile(root / 'velodyne' / '000007.bin')
-    T = sim.rig.transform('lidar', 'left')
+    lidar2cam = sim.rig.transform('lidar', 'left')
     P = sim.stereo.left.P
     with open(root / 'calib' / '000007.txt', 'w') as fh:
         fh.write('P2: ' + ' '.join(f'{x:.9e}' for x in P.ravel()) + '\n')
         fh.write('R0_rect: 1 0 0 0 1 0 0 0 1\n')
-        fh.write('Tr_velo_to_cam: ' + ' '.join(f'{x:.9e}' for x in T[:3].ravel()) + '\n')
+        fh.write('Tr_velo_to_cam: ' + ' '.join(f'{x:.9e}' for x in lidar2cam[:3].ravel()) + '\n')
     assert main(['fuse-kitti', str(root), '-o', str(tmp_path / 'out')]) == 0
     depth = kitti.read_depth_png(str(tmp_path / 'out' / '000007.png'))
     ok = np.isfinite(depth) & np.isfinite(f.depth_gt)
@@ -55,13 +55,13 @@ def test_fit_fusion_on_real_data_layouts_fits_the_fit_split_only(tmp_path, fusio
         os.makedirs(root / sub)
     for sub in ('image_0', 'image_1', 'disp_noc'):
         os.makedirs(sroot / sub)
-    T, P = sim.rig.transform('lidar', 'left'), sim.stereo.left.P
+    lidar2cam, P = sim.rig.transform('lidar', 'left'), sim.stereo.left.P
     for stem in ('000003', '000007'):                              # fit, report
         cv2.imwrite(str(root / 'image_2' / f'{stem}.png'), cv2.cvtColor(f.left_rgb, cv2.COLOR_RGB2BGR))
         np.hstack([pts, sweep['intensity'][:, None]]).astype(np.float32).tofile(root / 'velodyne' / f'{stem}.bin')
         with open(root / 'calib' / f'{stem}.txt', 'w') as fh:
             fh.write('P2: ' + ' '.join(f'{x:.9e}' for x in P.ravel()) + '\nR0_rect: 1 0 0 0 1 0 0 0 1\n')
-            fh.write('Tr_velo_to_cam: ' + ' '.join(f'{x:.9e}' for x in T[:3].ravel()) + '\n')
+            fh.write('Tr_velo_to_cam: ' + ' '.join(f'{x:.9e}' for x in lidar2cam[:3].ravel()) + '\n')
     for stem in ('000003_10', '000007_10'):                        # fit, report
         cv2.imwrite(str(sroot / 'image_0' / f'{stem}.png'), cv2.cvtColor(f.left_rgb, cv2.COLOR_RGB2GRAY))
         cv2.imwrite(str(sroot / 'image_1' / f'{stem}.png'), cv2.cvtColor(f.right_rgb, cv2.COLOR_RGB2GRAY))

@@ -50,8 +50,8 @@ def run(args) -> int:
             failures += 1
             continue
         h, w = bgr.shape[:2]
-        cam, T = kitti.camera_and_extrinsics(calib, w, h)
-        res = fuse_frame(velo[:, :3], T, cam, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), settings)
+        cam, velo2cam = kitti.camera_and_extrinsics(calib, w, h)
+        res = fuse_frame(velo[:, :3], velo2cam, cam, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), settings)
         kitti.write_depth_png(os.path.join(args.output, f'{fid}.png'), res.depth)
         kitti.write_depth_png(os.path.join(args.output, f'{fid}_sigma.png'), res.sigma)
         kitti.write_depth_png(os.path.join(args.output, f'{fid}_sparse.png'), res.sparse)

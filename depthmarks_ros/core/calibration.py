@@ -29,8 +29,10 @@ Rig YAML (ours): the pose of every sensor in one base frame, so any pair's extri
         same_as: left                        # the RGB camera is the left camera
 
 
-``T_base_sensor`` maps sensor coordinates to base coordinates; ``rig.transform('lidar', 'left')``
-is ``T_left_lidar``, mapping LiDAR points into the left optical frame.
+Transforms are named ``A2B`` (pytransform3d's convention): the 4x4 ``A2B`` maps coordinates in
+frame A to frame B, ``p_B = A2B @ p_A``, so compositions chain by name (``B2C @ A2B`` is ``A2C``).
+A sensor's ``sensor2base`` maps its coordinates into the base frame; ``rig.transform('lidar', 'left')``
+is ``lidar2left``, mapping LiDAR points into the left optical frame.
 """
 from __future__ import annotations
 
@@ -143,7 +145,7 @@ class Sensor:
 
     name: str
     frame_id: str
-    T_base_sensor: np.ndarray
+    sensor2base: np.ndarray       # 4x4: sensor coordinates -> base coordinates
     camera: Optional[PinholeCamera] = None
     camera_info_file: Optional[str] = None
 
@@ -171,10 +173,10 @@ class Rig:
         return s.camera
 
     def transform(self, source: str, target: str) -> np.ndarray:
-        """4x4 ``T_target_source``: maps points in ``source``'s frame to ``target``'s frame."""
-        T_b_s = self.sensor(source).T_base_sensor
-        T_b_t = self.sensor(target).T_base_sensor
-        return np.linalg.inv(T_b_t) @ T_b_s
+        """4x4 ``source2target``: maps points in ``source``'s frame to ``target``'s frame."""
+        source2base = self.sensor(source).sensor2base
+        base2target = np.linalg.inv(self.sensor(target).sensor2base)
+        return base2target @ source2base
 
     def stereo(self, left: str = 'left', right: str = 'right') -> StereoCamera:
         return StereoCamera(self.camera(left), self.camera(right))
@@ -243,7 +245,7 @@ def load_rig(path: str) -> Rig:
         if target not in rig.sensors:
             raise CalibrationError(f'{path}: sensors.{name}: same_as names unknown sensor {target!r}')
         src = rig.sensors[target]
-        rig.sensors[name] = Sensor(name, src.frame_id, src.T_base_sensor, src.camera, src.camera_info_file)
+        rig.sensors[name] = Sensor(name, src.frame_id, src.sensor2base, src.camera, src.camera_info_file)
     return rig
 
 
@@ -264,8 +266,8 @@ def save_rig(rig: Rig, path: str, camera_files: Optional[Dict[str, str]] = None)
             fname = camera_files.get(name, f'{name}.yaml')
             save_camera_yaml(s.camera, os.path.join(folder, fname))
             entry['camera_info'] = fname
-        entry['translation'] = [float(x) for x in s.T_base_sensor[:3, 3]]
-        entry['rotation'] = [float(x) for x in matrix_to_quaternion(s.T_base_sensor[:3, :3])]
+        entry['translation'] = [float(x) for x in s.sensor2base[:3, 3]]
+        entry['rotation'] = [float(x) for x in matrix_to_quaternion(s.sensor2base[:3, :3])]
         sensors[name] = entry
     with open(path, 'w', encoding='utf-8') as f:
         yaml.safe_dump({'rig_name': rig.name, 'base_frame': rig.base_frame, 'sensors': sensors},

@@ -1,4 +1,10 @@
-"""Rigid transforms and rotations (ROS-free). Quaternions are [x, y, z, w] as in geometry_msgs."""
+"""Rigid transforms and rotations (ROS-free). Quaternions are [x, y, z, w] as in geometry_msgs.
+
+Naming (pytransform3d's ``A2B``): a 4x4 transform (or 3x3 rotation) that maps coordinates in frame A
+to frame B is called ``A2B``: ``p_B = apply_transform(A2B, p_A)``. Compositions then check by reading:
+``B2C @ A2B`` is ``A2C`` (inner names meet), ``inv(A2B)`` is ``B2A``. E.g. ``lidar2cam`` maps LiDAR
+points into the camera frame; ``sensor2base`` is a sensor's pose in the rig's base frame.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -72,8 +78,9 @@ def matrix_to_euler(R: np.ndarray):
     return float(roll), float(pitch), float(yaw)
 
 
-# Rotation from a REP-103 body frame (x forward, y left, z up) to an optical frame
-# (x right, y down, z forward): columns are the optical axes expressed in the body frame.
-R_BODY_OPTICAL = np.array([[0.0, 0.0, 1.0],
+# Rotation between a REP-103 body frame (x forward, y left, z up) and an optical frame (x right, y
+# down, z forward): its columns are the optical axes expressed in the body frame, so it maps optical
+# coordinates to body coordinates (named A2B like every transform here: see module docstring).
+OPTICAL2BODY = np.array([[0.0, 0.0, 1.0],
                            [-1.0, 0.0, 0.0],
                            [0.0, -1.0, 0.0]])

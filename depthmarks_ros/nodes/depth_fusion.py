@@ -52,7 +52,7 @@ class DepthFusionNode(DepthmarksNode):
         self.model = SigmaModel()
         if self.p.sigma_model_file:
             self.model = load_model(resolve_url(self.p.sigma_model_file))
-        self.T_cam_lidar, self.lidar_frame, self.baseline = self._extrinsics()
+        self.lidar2cam, self.lidar_frame, self.baseline = self._extrinsics()
         if self.p.use_stereo and not self.baseline > 0:
             raise CalibrationError('use_stereo needs the stereo baseline: set stereo_baseline or a rig file with '
                                    'left and right cameras')
@@ -79,15 +79,15 @@ class DepthFusionNode(DepthmarksNode):
             self.inputs.set_slop(self.p.time_tolerance)
 
     def _extrinsics(self):
-        """(T_camera_lidar, expected cloud frame, stereo baseline) from the rig file or parameters."""
+        """(lidar2cam, expected cloud frame, stereo baseline) from the rig file or parameters."""
         rig = load_rig(resolve_url(self.p.rig_file) if self.p.rig_file else default_rig_path('sim_rig'))
         baseline = self.p.stereo_baseline
         if baseline <= 0 and 'left' in rig.sensors and 'right' in rig.sensors:
             baseline = rig.stereo().baseline
         override = list(self.p.lidar_to_camera)
         if override not in ([0.0], []):
-            T = transform_from_pose(override, 'lidar_to_camera')
-            return T, self.p.lidar_frame or rig.frame_of(self.p.lidar_sensor), baseline
+            lidar2cam = transform_from_pose(override, 'lidar_to_camera')
+            return lidar2cam, self.p.lidar_frame or rig.frame_of(self.p.lidar_sensor), baseline
         return (rig.transform(self.p.lidar_sensor, self.p.camera_sensor),
                 self.p.lidar_frame or rig.frame_of(self.p.lidar_sensor), baseline)
 
@@ -133,7 +133,7 @@ class DepthFusionNode(DepthmarksNode):
         if msgs.mono is not None:
             mono = self._optional_depth(msgs.mono, size, 'mono/depth')
         settings = FusionSettings(self.p.completion, self.model, self.p.max_depth)
-        res = fuse_frame(pts, self.T_cam_lidar, cam, rgb, settings, stereo=stereo, mono_depth=mono)
+        res = fuse_frame(pts, self.lidar2cam, cam, rgb, settings, stereo=stereo, mono_depth=mono)
         self.sources_used = res.sources
         header = img.header
         for pub, arr in ((self.pub_sparse, res.sparse), (self.pub_depth, res.depth), (self.pub_sigma, res.sigma)):

@@ -17,7 +17,7 @@ class DepthFusionParams(NodeParams, CompressedDepthParams, InputParams, ImageTra
                           read_only=True, cli=False)
     camera_sensor: str = param('rgb', 'Camera sensor name in the rig file', read_only=True, cli=False)
     lidar_sensor: str = param('lidar', 'LiDAR sensor name in the rig file', read_only=True, cli=False)
-    lidar_to_camera: List[float] = param([0.0], 'Override T_camera_lidar: [x, y, z, qx, qy, qz, qw] '
+    lidar_to_camera: List[float] = param([0.0], 'Override the LiDAR -> camera transform (maps LiDAR points into the camera frame): [x, y, z, qx, qy, qz, qw] '
                                          '(one 0 = use the rig; checked by core transform_from_pose at start)',
                                          read_only=True, cli=False)
     lidar_frame: str = param('', 'Expected frame_id of the cloud with lidar_to_camera ("" = the rig frame)',

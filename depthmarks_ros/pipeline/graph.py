@@ -353,8 +353,8 @@ def _rig_transforms(rig_file: str, _mtime_ns: int, _size: int) -> Tuple[Tuple[St
         if sensor.frame_id in seen:
             continue
         seen.add(sensor.frame_id)
-        t = sensor.T_base_sensor[:3, 3]
-        q = matrix_to_quaternion(sensor.T_base_sensor[:3, :3])
+        t = sensor.sensor2base[:3, 3]
+        q = matrix_to_quaternion(sensor.sensor2base[:3, :3])
         out.append(StaticTransform(rig.base_frame, sensor.frame_id, tuple(float(x) for x in t),
                                    tuple(float(x) for x in q)))
     return tuple(out), rig.base_frame

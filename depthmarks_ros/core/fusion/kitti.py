@@ -27,16 +27,18 @@ def read_calib(path: str) -> Dict[str, np.ndarray]:
 
 
 def camera_and_extrinsics(calib: Dict[str, np.ndarray], width: int, height: int):
-    """(PinholeCamera of image_2 with Tx folded into the extrinsics, T_cam2_velo 4x4)."""
+    """(PinholeCamera of image_2 with Tx folded into the extrinsics, ``velo2cam2`` 4x4: Velodyne
+    points -> the rectified camera-2 frame, KITTI's ``P2 . R0_rect . Tr_velo_to_cam``)."""
     P2 = calib['P2'].reshape(3, 4)
     K = P2[:, :3]
     t2 = np.linalg.solve(K, P2[:, 3])
-    R0 = make_transform(calib['R0_rect'].reshape(3, 3), [0, 0, 0])
-    Tr = np.vstack([calib['Tr_velo_to_cam'].reshape(3, 4), [0, 0, 0, 1]])
-    T = make_transform(np.eye(3), t2) @ R0 @ Tr
+    rect2cam2 = make_transform(np.eye(3), t2)                 # rectified camera 0 -> camera 2 (its Tx)
+    cam02rect = make_transform(calib['R0_rect'].reshape(3, 3), [0, 0, 0])
+    velo2cam0 = np.vstack([calib['Tr_velo_to_cam'].reshape(3, 4), [0, 0, 0, 1]])
+    velo2cam2 = rect2cam2 @ cam02rect @ velo2cam0
     cam = PinholeCamera(width, height, K, np.zeros(5), np.eye(3), np.hstack([K, np.zeros((3, 1))]),
                         name='kitti_image_2')
-    return cam, T
+    return cam, velo2cam2
 
 
 def read_velodyne(path: str) -> np.ndarray:

@@ -59,12 +59,12 @@ class FusionSettings:
     spread: bool = True
 
 
-def fuse_frame(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, camera: PinholeCamera,
+def fuse_frame(points_lidar: np.ndarray, lidar2cam: np.ndarray, camera: PinholeCamera,
                rgb: Optional[np.ndarray] = None, settings: FusionSettings = FusionSettings(), *,
                stereo: Optional[StereoInput] = None, mono_depth: Optional[np.ndarray] = None) -> FusionResult:
-    """LiDAR points (N, 3) in the LiDAR frame, ``T_cam_lidar`` (4x4, LiDAR -> camera), the camera
+    """LiDAR points (N, 3) in the LiDAR frame, ``lidar2cam`` (4x4, LiDAR -> camera), the camera
     model, the RGB image (guided completion), and optional stereo / mono depth of the same size."""
-    sparse = sparse_depth_image(points_lidar, T_cam_lidar, camera)
+    sparse = sparse_depth_image(points_lidar, lidar2cam, camera)
     return fuse_sparse(sparse, rgb, settings, stereo=stereo, mono_depth=mono_depth)
 
 

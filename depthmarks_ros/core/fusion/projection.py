@@ -31,14 +31,15 @@ def project_points(points_cam: np.ndarray, camera: PinholeCamera, min_depth: flo
     return ui[inside], vi[inside], pts[idx[inside], 2], idx[inside]
 
 
-def sparse_depth_image(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, camera: PinholeCamera,
+def sparse_depth_image(points_lidar: np.ndarray, lidar2cam: np.ndarray, camera: PinholeCamera,
                        min_depth: float = 0.1) -> np.ndarray:
-    """Project LiDAR points (N, 3, lidar frame) into a (H, W) float32 depth image, NaN elsewhere.
+    """Project LiDAR points (N, 3, lidar frame) into a (H, W) float32 depth image, NaN elsewhere;
+    ``lidar2cam`` (4x4) maps LiDAR points into the camera's optical frame.
 
     Points behind the camera or outside the image are dropped; where several points hit one pixel
     the nearest wins (z-buffer).
     """
-    pts = apply_transform(T_cam_lidar, np.asarray(points_lidar, np.float32))
+    pts = apply_transform(lidar2cam, np.asarray(points_lidar, np.float32))
     u, v, z, _ = project_points(pts, camera, min_depth)
     depth = np.full((camera.height, camera.width), np.nan, np.float32)
     if z.size == 0:

@@ -63,8 +63,8 @@ def kitti_object_frame(root: str, stem: str):
         raise ValueError(f'cannot read {root}/image_2/{stem}.png')
     calib = kitti.read_calib(os.path.join(root, 'calib', f'{stem}.txt'))
     velo = kitti.read_velodyne(os.path.join(root, 'velodyne', f'{stem}.bin'))
-    cam, T = kitti.camera_and_extrinsics(calib, bgr.shape[1], bgr.shape[0])
-    return sparse_depth_image(velo[:, :3], T, cam), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    cam, velo2cam = kitti.camera_and_extrinsics(calib, bgr.shape[1], bgr.shape[0])
+    return sparse_depth_image(velo[:, :3], velo2cam, cam), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def lidar_holdout_sample(sparse: np.ndarray, rgb: np.ndarray, method: str, seed: int = 0) -> Dict[str, np.ndarray]:

@@ -124,12 +124,12 @@ class SimRig:
             right_s.camera = PinholeCamera(cfg.width, cfg.height, right_s.camera.K, right_s.camera.D,
                                            right_s.camera.R, P, right_s.camera.distortion_model,
                                            right_s.frame_id, right_s.camera.name)
-            right_s.T_base_sensor = left_s.T_base_sensor @ make_transform(np.eye(3), [cfg.baseline, 0, 0])
+            right_s.sensor2base = left_s.sensor2base @ make_transform(np.eye(3), [cfg.baseline, 0, 0])   # right2left
         self.rig.sensors['rgb'] = left_s  # the RGB camera is the left camera
         self.stereo = StereoCamera(left_s.camera, right_s.camera)
 
     def rig_pose(self, t: float) -> np.ndarray:
-        """4x4 T_world_base at time t (seconds)."""
+        """4x4 ``base2world`` (the rig's pose) at time t (seconds)."""
         cfg = self.config
         if not cfg.motion:
             return np.eye(4)
@@ -185,11 +185,11 @@ class SimRig:
         light = np.float32(self.scene.ambient) + np.float32(1 - self.scene.ambient) * lambert
         return self._albedo(points, normals, gid) * light[:, None]
 
-    def _cast_lidar(self, T: np.ndarray):
-        """Noise-free sweep from lidar pose T (4x4 world): range (N,), hit (N,), intensity (N,) in [0, 1]
-        (surface brightness times |cos(incidence)|; 0 where nothing is hit)."""
-        dirs_w = self._lidar_dirs @ T[:3, :3].T
-        origins = np.broadcast_to(T[:3, 3], dirs_w.shape)
+    def _cast_lidar(self, lidar2world: np.ndarray):
+        """Noise-free sweep from the LiDAR at pose ``lidar2world`` (4x4): range (N,), hit (N,),
+        intensity (N,) in [0, 1] (surface brightness times |cos(incidence)|; 0 where nothing is hit)."""
+        dirs_w = self._lidar_dirs @ lidar2world[:3, :3].T
+        origins = np.broadcast_to(lidar2world[:3, 3], dirs_w.shape)
         th, gid, normals, hit = self._cast(origins, dirs_w)
         brightness = np.zeros(th.shape, np.float32)
         pts_w = origins[hit] + th[hit][:, None] * dirs_w[hit]
@@ -202,10 +202,10 @@ class SimRig:
     def render(self, t: float = 0.0, stamp_ns: Optional[int] = None) -> SimFrame:
         """Render both cameras and their ground truth at time ``t`` (seconds)."""
         cfg = self.config
-        Tw = self.rig_pose(t)
-        key = Tw.tobytes()
+        base2world = self.rig_pose(t)
+        key = base2world.tobytes()
         if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self._render_clean(Tw))
+            self._cache = (key, self._render_clean(base2world))
         clean, depth, right_depth, person = self._cache[1]
         rng = np.random.default_rng((cfg.seed, self._frame_index))
         self._frame_index += 1
@@ -221,15 +221,15 @@ class SimRig:
                         int(round(t * 1e9)) if stamp_ns is None else int(stamp_ns),
                         person_mask=person.copy(), right_depth_gt=right_depth.copy())
 
-    def _render_clean(self, Tw: np.ndarray):
-        """Noise-free images (2, H, W, 3) uint8, left and right depth, person mask at pose Tw.
+    def _render_clean(self, base2world: np.ndarray):
+        """Noise-free images (2, H, W, 3) uint8, left and right depth, person mask at rig pose ``base2world``.
 
         Works on all pixels at once (misses shaded as if at the ray origin, then painted sky):
         cheaper than gathering the hit pixels, which are nearly all of them.
         """
         cfg = self.config
         shape = (2, cfg.height, cfg.width)
-        poses = [Tw @ self.rig.sensor(sensor).T_base_sensor for sensor in ('left', 'right')]
+        poses = [base2world @ self.rig.sensor(sensor).sensor2base for sensor in ('left', 'right')]   # cam2world
         # ray directions depend on the rotation only (the sim's motion is a sideways sway): kept
         key = b''.join(T[:3, :3].tobytes() for T in poses)
         if self._ray_cache is None or self._ray_cache[0] != key:
@@ -259,10 +259,10 @@ class SimRig:
         Intensity in [0, 1]: surface brightness times |cos(incidence)|.
         """
         cfg = self.config
-        T = self.rig_pose(t) @ self.rig.sensor('lidar').T_base_sensor
-        key = T.tobytes()
+        lidar2world = self.rig_pose(t) @ self.rig.sensor('lidar').sensor2base
+        key = lidar2world.tobytes()
         if self._lidar_cache is None or self._lidar_cache[0] != key:
-            self._lidar_cache = (key, self._cast_lidar(T))
+            self._lidar_cache = (key, self._cast_lidar(lidar2world))
         th, hit, brightness = self._lidar_cache[1]
         rng = np.random.default_rng((cfg.seed, 7919, int(round(t * 1000))))
         r = th + rng.normal(0, cfg.lidar_range_noise, th.shape) if cfg.lidar_range_noise > 0 else th.copy()
