@@ -4,7 +4,7 @@
 Peer: a plain single-threaded ``cv2.StereoSGBM`` with stereo_image_proc's default parameters
 (SGBM, window 15, P1 200, P2 400, uniqueness 15, speckle 100/4), 128 disparities.
 Ours: the stereo_depth core (SGBM_3WAY, window 5, both cores), plain / + LR check / + WLS.
-Backends: `opencv` and `coarse_to_fine` against plain OpenCV SGBM_3WAY with the same parameters at
+Backends: `opencv`, `coarse_to_fine` and `coarse_to_fine_sgm` against plain OpenCV SGBM_3WAY with the same parameters at
 640x480 / 128 and KITTI size / 80, 128, 160 disparities (ratio = ours / SGBM_3WAY in the same run),
 and bad-2 with holes filled on KITTI 2012 (fit and report split) and the Middlebury samples.
 Node level: the stereo_depth node as its own process over DDS, frames sent one after the other;
@@ -96,7 +96,7 @@ def backends(args):
     kitti = _kitti(args.data)
     sim = SimRig(SimConfig(width=640, height=480)).render(0.0)
     sim_pair = tuple(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (sim.left_rgb, sim.right_rgb))
-    names = ['opencv', 'coarse_to_fine']
+    names = ['opencv', 'coarse_to_fine', 'coarse_to_fine_sgm']
     print('\n== backends vs plain OpenCV SGBM_3WAY (window 5, P1 200, P2 800, uniqueness 10, speckle 100/2), '
           'ms per frame (median, frames interleaved) ==')
     print(f'load average before: {" ".join(f"{x:.2f}" for x in os.getloadavg())}')
@@ -125,8 +125,8 @@ def backends(args):
     print(f'load average after: {" ".join(f"{x:.2f}" for x in os.getloadavg())}')
     print('\n== bad-2 with holes filled (% of ground-truth pixels off by > 2 px after KITTI\'s row-wise hole '
           'filling; lower is better) ==')
-    print('(KITTI: 128 disparities; report split = sha1(stem) % 5 == 0, never used to choose coarse_to_fine\'s '
-          'settings; fit split = the rest)')
+    print('(KITTI: 128 disparities; report split = sha1(stem) % 5 == 0, never used to choose the coarse_to_fine '
+          'backends\' settings; fit split = the rest)')
     sets = []
     if kitti:
         sets.append(('KITTI 2012 fit split', [(L, R, g, 128) for s_, L, R, g in kitti if not report_split(s_)]))

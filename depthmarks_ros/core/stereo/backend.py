@@ -71,6 +71,7 @@ _FACTORIES: Dict[str, Factory] = {}
 _LAZY: Dict[str, str] = {
     'opencv': 'depthmarks_ros.core.stereo.matching:OpenCVBackend',
     'coarse_to_fine': 'depthmarks_ros.core.stereo.coarse_to_fine:CoarseToFineBackend',
+    'coarse_to_fine_sgm': 'depthmarks_ros.core.stereo.coarse_to_fine_sgm:CoarseToFineSGMBackend',
     'learned': 'depthmarks_ros.core.stereo.learned_backend:LearnedBackend',
 }
 

@@ -138,19 +138,24 @@ class CoarseToFineBackend(StereoBackend):
     def compute(self, left: np.ndarray, right: np.ndarray, confidence: bool = True):
         import cv2
         if left.shape != right.shape or left.ndim != 2 or left.dtype != np.uint8:
-            raise ValueError('coarse_to_fine matches single-channel uint8 images of equal size')
+            raise ValueError(f'{self.name} matches single-channel uint8 images of equal size')
         h, w = left.shape
         half = self.coarse.compute(_halve(left), _halve(right), confidence=confidence)
-        key = (h, w) + half.disparity.shape
-        if key != self._grid_key:
-            self._grid, self._grid_key = _Grid(h, w, *half.disparity.shape, self.neighbourhood), key
-        disp = refine(left, right, half.disparity, self.neighbourhood, self.refine_window, self._grid)
+        disp = self._refine(left, right, half.disparity)
         conf = None
         if confidence:
             conf = cv2.resize(half.confidence, (half.confidence.shape[1] * 2, half.confidence.shape[0] * 2),
                               interpolation=cv2.INTER_NEAREST)[:h, :w]
             conf[np.isnan(disp)] = 0.0
         return disp, conf
+
+    def _refine(self, left: np.ndarray, right: np.ndarray, disp_half: np.ndarray) -> np.ndarray:
+        """Step 2: the full-resolution disparity from the half-resolution one."""
+        h, w = left.shape
+        key = (h, w) + disp_half.shape
+        if key != self._grid_key:
+            self._grid, self._grid_key = _Grid(h, w, *disp_half.shape, self.neighbourhood), key
+        return refine(left, right, disp_half, self.neighbourhood, self.refine_window, self._grid)
 
     def close(self) -> None:
         self.coarse.close()
