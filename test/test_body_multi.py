@@ -304,3 +304,45 @@ def test_a_tile_that_cuts_a_body_is_refocused():
     again = est._refocus(img, best[2])
     assert again is not None and same_face(again[2], best[2]) and est.detector_calls == calls + 1
     est.close()
+
+
+def test_an_image_with_no_hand_found_is_searched_as_a_close_up():
+    """Images only (static): neither a wrist nor the palm detector gave a hand, so the hand model runs
+    on the whole image turned four ways; the most certain hand (handedness score) is kept."""
+    class TurnedHand:
+        def __init__(self):
+            self.calls = []
+
+        def __call__(self, rgb, roi):
+            self.calls.append(roi)
+            for rot, score in ((np.pi / 2, 0.95), (0.0, 0.6)):   # a hand at 90 deg, a doubtful one upright
+                if abs(roi.rotation - rot) < 0.3:
+                    return HandLandmarks(drawn_hand(roi), None, 'left', score)
+            return None
+
+        def close(self):
+            pass
+
+    class NoPalms:
+        def __call__(self, rgb):
+            return []
+
+        def close(self):
+            pass
+
+    img = np.full((240, 240, 3), 120, np.uint8)
+    for static, expected in ((True, 1), (False, 0)):
+        est = BodyPoseEstimator(static=static, hands=True, palms='auto')
+        est.palm_detector.close()
+        est.hand_landmarker.close()
+        est.palm_detector, est.hand_landmarker = NoPalms(), TurnedHand()
+        assert est.process(img) == [] and len(est.loose_hands) == expected
+        if static:
+            h = est.loose_hands[0]
+            assert h.side == 'left' and h.person_id == NO_PERSON
+            d = h.keypoints[9] - h.keypoints[0]             # wrist -> middle finger base points along +x (90 deg)
+            assert d[0] > abs(d[1])
+            assert {round(r.rotation, 2) for r in est.hand_landmarker.calls} >= {0.0, 1.57, 3.14, -1.57}
+        else:
+            assert est.hand_landmarker.calls == []           # tracking (video, node): no search
+        est.close()

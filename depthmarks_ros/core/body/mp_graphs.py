@@ -51,8 +51,23 @@ def _rect(roi: Roi, w: int, h: int):
                                    height=roi.size / h, rotation=roi.rotation)
 
 
-def _landmarks(lm_list, w: int, h: int) -> np.ndarray:
-    return np.array([(p.x * w, p.y * h) for p in lm_list.landmark], np.float64)
+def _landmarks(lm_list, w: int, h: int, x0: int = 0, y0: int = 0) -> np.ndarray:
+    return np.array([(p.x * w + x0, p.y * h + y0) for p in lm_list.landmark], np.float64)
+
+
+def roi_crop(rgb: np.ndarray, roi: Roi, pad: int = 2):
+    """(crop, x0, y0, the region in crop pixels): the part of the image under the region's
+    axis-aligned box (+ ``pad`` px for the bilinear sampling), so MediaPipe copies and converts that
+    part, not the whole frame, per landmark pass. Every pixel the region samples is in the crop or
+    outside the image (where the crop's edge is the image's), so the landmarks are the same."""
+    h, w = rgb.shape[:2]
+    b = roi.box()
+    x0, y0 = max(0, int(np.floor(b[0])) - pad), max(0, int(np.floor(b[1])) - pad)
+    x1, y1 = min(w, int(np.ceil(b[2])) + pad), min(h, int(np.ceil(b[3])) + pad)
+    if x1 - x0 < 2 or y1 - y0 < 2:               # the region lies off the image: whole image
+        return rgb, 0, 0, roi
+    crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    return crop, x0, y0, Roi(roi.cx - x0, roi.cy - y0, roi.size, roi.rotation)
 
 
 @dataclass
@@ -113,16 +128,17 @@ node { calculator: "PoseLandmarkByRoiCpu" input_stream: "IMAGE:image" input_stre
         self._g = _solution(self.GRAPH, {'model_complexity': 1})
 
     def __call__(self, rgb: np.ndarray, roi: Roi) -> Optional[PoseLandmarks]:
-        h, w = rgb.shape[:2]
-        r = self._g.process({'image': np.ascontiguousarray(rgb), 'roi': _rect(roi, w, h)})
+        img, x0, y0, roi = roi_crop(rgb, roi)
+        h, w = img.shape[:2]
+        r = self._g.process({'image': img, 'roi': _rect(roi, w, h)})
         if r.landmarks is None or r.aux is None:
             return None
         vis = np.clip([p.visibility for p in r.landmarks.landmark], 0.0, 1.0)
         world = None
         if r.world_landmarks is not None:
             world = np.array([(p.x, p.y, p.z) for p in r.world_landmarks.landmark], np.float64)
-        return PoseLandmarks(_landmarks(r.landmarks, w, h), np.asarray(vis, np.float64), world,
-                             _landmarks(r.aux, w, h)[:2])
+        return PoseLandmarks(_landmarks(r.landmarks, w, h, x0, y0), np.asarray(vis, np.float64), world,
+                             _landmarks(r.aux, w, h, x0, y0)[:2])
 
     def close(self) -> None:
         self._g.close()
@@ -167,8 +183,9 @@ node { calculator: "HandLandmarkCpu" input_stream: "IMAGE:image" input_stream: "
         self._g = _solution(self.GRAPH, {'model_complexity': int(model_complexity)})
 
     def __call__(self, rgb: np.ndarray, roi: Roi) -> Optional[HandLandmarks]:
-        h, w = rgb.shape[:2]
-        r = self._g.process({'image': np.ascontiguousarray(rgb), 'roi': _rect(roi, w, h)})
+        img, x0, y0, roi = roi_crop(rgb, roi)
+        h, w = img.shape[:2]
+        r = self._g.process({'image': img, 'roi': _rect(roi, w, h)})
         if r.landmarks is None:
             return None
         world = None
@@ -180,7 +197,7 @@ node { calculator: "HandLandmarkCpu" input_stream: "IMAGE:image" input_stream: "
             # MediaPipe labels handedness as seen in a mirrored (selfie) image: swap for a robot's camera
             side = {'Left': 'right', 'Right': 'left'}.get(c.label, 'unknown')
             score = float(c.score)
-        return HandLandmarks(_landmarks(r.landmarks, w, h), world, side, score)
+        return HandLandmarks(_landmarks(r.landmarks, w, h, x0, y0), world, side, score)
 
     def close(self) -> None:
         self._g.close()

@@ -49,6 +49,7 @@ NO_PERSON = -1
 DETECTOR_INPUT = 224        # the pose detector's input side (px)
 FACE_NMS_IOU = 0.3          # two detections (or a detection and a tracked person) with these face boxes are one
 SAME_PERSON = 0.1           # two landmark sets whose median distance is below this x the body size are one
+HAND_SEARCH_SCALES = (1.0, 0.7)   # whole-image hand regions (x the image side) when nothing found a hand
 REFOCUS_SIDE = 8.0          # view around a face whose body a tile cut: this x the face box side
 REFOCUS_TALLER = 1.3        # the refocused pose must see the body this much taller than the tile's
 
@@ -145,7 +146,8 @@ class BodyPoseEstimator:
     ``static`` True: every image is independent (detection on every call, all tiles, no tracked
     regions); ids still count up across calls and are never reused. ``max_depth_offset``: depth farther
     than this from the torso (wrist, nose for hands and face) is background. ``nms_iou``: palm
-    regions overlapping more than this (box IoU) are one hand.
+    regions overlapping more than this (box IoU) are one hand. ``hand_search`` (only with ``static``):
+    an image where nothing found a hand is searched as a close-up of one (:meth:`_hand_search`).
     """
 
     def __init__(self, backend: str = 'mediapipe', static: bool = False, max_depth_offset: float = 0.6,
@@ -153,7 +155,7 @@ class BodyPoseEstimator:
                  min_detection_confidence: float = 0.5, hands: bool = True, hand_model: int = 1,
                  hand_refine: bool = True, palms: str = 'auto', min_wrist_visibility: float = 0.3,
                  face: bool = False, model_complexity: int = 1, min_confidence: Optional[float] = None,
-                 pose_refine: bool = False):
+                 pose_refine: bool = False, hand_search: bool = True):
         from depthmarks_ros.core.body.backends import BackendError
         from depthmarks_ros.core.body.mp_graphs import (GraphError, HandLandmarker, PalmDetector, PoseDetector,
                                                         PoseLandmarker)
@@ -175,7 +177,7 @@ class BodyPoseEstimator:
         self.static, self.max_depth_offset, self.max_people = static, max_depth_offset, max_people
         self.redetect_every, self.detect_tiles, self.nms_iou = max(1, redetect_every), detect_tiles, nms_iou
         self.min_detection_confidence = min_confidence if min_confidence is not None else min_detection_confidence
-        self.pose_refine = pose_refine
+        self.pose_refine, self.hand_search = pose_refine, hand_search
         self.hand_refine, self.palms, self.min_wrist_visibility = hand_refine, palms, min_wrist_visibility
         self.tracker = CentroidTracker(max_distance=0.5, max_missed=10)
         self.hand_tracker = CentroidTracker(max_distance=0.6, max_missed=10)
@@ -348,6 +350,21 @@ class BodyPoseEstimator:
         self._free_hands = [q for q in (hand_roi_from_landmarks(lm.keypoints) for lm in found) if q is not None]
         return found
 
+    def _hand_search(self, rgb: np.ndarray) -> list:
+        """Images only, when neither a body's wrist nor the palm detector gave a hand: the hand model on
+        the whole image as one hand region, turned by 0, 90, 180 and 270 degrees, at 1 and 0.7 x the
+        image side (an image that is a close-up of a hand: the palm detector misses hands that fill
+        the frame); each hand found is re-run on its own region; the one with the highest handedness
+        score is kept (a hand model pass on the wrong rotation gives a less certain hand)."""
+        h, w = rgb.shape[:2]
+        best = None
+        for rot in (0.0, np.pi / 2, np.pi, -np.pi / 2):
+            for scale in HAND_SEARCH_SCALES:
+                lm = self._hand(rgb, Roi(w / 2, h / 2, scale * max(w, h), rot), True)
+                if lm is not None and (best is None or lm.side_score > best.side_score):
+                    best = lm
+        return [best] if best is not None else []
+
     # -- one frame -----------------------------------------------------------------------------
     def process(self, rgb: np.ndarray, K: Optional[np.ndarray] = None, depth: Optional[np.ndarray] = None,
                 depth_sigma: Optional[np.ndarray] = None) -> List[Person]:
@@ -404,6 +421,8 @@ class BodyPoseEstimator:
             run_palms = detect and (self.palms == 'always' or (self.palms == 'auto' and not any(hands_per)))
             taken = [keypoint_box(lm.keypoints) for hp in hands_per for lm in hp.values()]
             free = self._free_hand_landmarks(rgb, run_palms, taken)
+            if self.static and self.hand_search and not free and not any(hands_per):
+                free = self._hand_search(rgb)
             # a free hand near a person's free wrist is that person's
             for lm in list(free):
                 for tr, hp in zip(kept, hands_per):
