@@ -8,8 +8,9 @@
   joints: the COCO-17 joints each set labels (by name). Per split (all, fit, report; rule below).
 * hands: FreiHAND, OneHand10K, InterHand2.6M (3D joints projected with its cameras); PCK@0.2 of the
   hand box, the best hand found per labelled hand; reference mp.solutions.hands (static).
-* speed: ms per 640x480 frame in tracking mode, 1 person (sim rig) and 3 people (astronauts), hands
-  off/on, and one tracked hand; reference the raw mp.solutions.pose call.
+* speed: ms per 640x480 frame (wall and CPU), node defaults, tracking (video-like) and still frames, 1
+  person (sim rig), 3 people (astronauts), 3 people each with a hand (OneHand10K), hands off/on;
+  reference the raw mp.solutions.pose call, interleaved.
 * sim: 3D error of keypoints lifted with stereo depth on the sim rig's person billboard vs the
   model's world landmarks placed at the torso (what hri_body_detect-style wrappers publish).
 * node: body_pose over DDS, clouds/s and latency.
@@ -28,7 +29,7 @@ import numpy as np
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
 
-from depthmarks_ros.cli.body import BATCH_DEFAULTS  # noqa: E402
+from depthmarks_ros.cli.body import batch_settings  # noqa: E402
 from depthmarks_ros.core.body.metrics import oks_ap, pck  # noqa: E402
 from depthmarks_ros.core.body.pipeline import BodyPoseEstimator, coco17_in_box  # noqa: E402
 
@@ -79,7 +80,7 @@ def people_sets(data_dir, reference):
             ('AIC', os.path.join(mp_dir, 'aic'), 'test_aic.json'),
             ('MHP', os.path.join(mp_dir, 'mhp'), 'test_mhp.json'),
             ('PoseTrack18 frames', os.path.join(mp_dir, 'posetrack18'), 'annotations/test_posetrack18_val.json')]
-    est = BodyPoseEstimator(**BATCH_DEFAULTS)
+    est = BodyPoseEstimator(**batch_settings())
     single = create_backend('mediapipe', static=True) if reference else None
     for title, folder, ann in sets:
         path = os.path.join(folder, ann)
@@ -168,7 +169,7 @@ def hand_samples(data_dir):
     if not samples:
         print('(hand samples not found: skipped)')
         return
-    est = BodyPoseEstimator(**BATCH_DEFAULTS)
+    est = BodyPoseEstimator(**batch_settings())
     ref = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=2, model_complexity=1)
     rows = {'ours': [], 'ref': []}
     for set_name, path, gts in samples:
@@ -203,66 +204,73 @@ def hand_samples(data_dir):
     ref.close()
 
 
-def speed(n, data_dir):
-    """ms per 640x480 frame, tracking mode (video): one person (sim rig frame), three people (three
-    copies of skimage's astronaut side by side), each with hands on and off; the raw single-person
-    mp.solutions.pose call on the one-person frame is the reference."""
+def _timed(fn, n):
+    """(median wall ms, mean CPU ms of this process, all threads) of n calls."""
+    ts, c0 = [], time.process_time()
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts) * 1e3), (time.process_time() - c0) / n * 1e3
+
+
+def _scenes(data_dir):
+    """640x480 frames: 1 person (sim rig), 3 people (skimage's astronaut x 3: no hand visible) and, with
+    the data, 3 people each showing a hand (OneHand10K 33.jpg x 3, fit split)."""
     from skimage import data
     from depthmarks_ros.core.sim import SimConfig, SimRig
     one = SimRig(SimConfig()).render(0.0).left_rgb
+    scenes = [('1 person (sim rig)', one, 0)]
     astro = cv2.resize(data.astronaut(), (213, 213))
     three = np.full((480, 640, 3), 200, np.uint8)
     for i in range(3):
         three[140:353, i * 213:(i + 1) * 213] = astro
+    scenes.append(('3 people (astronauts, no hand visible)', three, 2))
+    path = os.path.join(data_dir, 'hands', 'onehand10k', '33.jpg')
+    if os.path.isfile(path):
+        woman = cv2.resize(_rgb(path), (213, 326))
+        hands3 = np.full((480, 640, 3), 255, np.uint8)
+        for i in range(3):
+            hands3[77:403, i * 213:(i + 1) * 213] = woman
+        scenes.append(('3 people with a hand each (OneHand10K 33.jpg x 3)', hands3, 2))
+    return scenes
+
+
+def speed(n, data_dir):
+    """ms per 640x480 frame with the node's defaults (params/body_pose.py; detector tiles 2 where the
+    people are 213 px wide: the whole-image detector alone misses some), in tracking mode (video-like:
+    the same frame again, people tracked, detector every redetect_every frames) and as still frames
+    (each frame on its own: detector on every frame); wall ms (median) and CPU ms (this process, all
+    threads: what a quiet machine would take per frame, about). Reference, interleaved (half before,
+    half after each of ours): the raw mp.solutions.pose call (legacy single-person, tracking, 2D
+    only) on the 1-person frame."""
     import mediapipe as mp
-    with mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1) as raw:
-        raw.process(one)
-        ts = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            raw.process(one)
-            ts.append(time.perf_counter() - t0)
-    ms = np.median(ts) * 1e3
-    print(f'speed reference: raw mp.solutions.pose (one person, tracking, 2D only): {ms:.1f} ms ({1e3 / ms:.1f} fps)')
+    from depthmarks_ros.params.body_pose import BodyPoseParams, estimator_settings
     K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
-    for title, img in (('1 person', one), ('3 people', three)):
-        for hands in (False, True):
-            est = BodyPoseEstimator(hands=hands, detect_tiles=2)
-            for _ in range(12):                  # the tiles are scanned in turn: everybody is found
+    scenes = _scenes(data_dir)
+    one = scenes[0][1]
+    raw = mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1)
+    raw.process(one)
+    node = estimator_settings(BodyPoseParams())
+    print(f'speed: node defaults {node}; n = {n} frames each')
+    for title, img, tiles in scenes:
+        for mode in ('tracking', 'still frames'):
+            for hands in (False, True):
+                est = BodyPoseEstimator(**dict(node, hands=hands, detect_tiles=tiles, static=mode != 'tracking'))
+                for _ in range(12):                  # the tiles are scanned in turn: everybody is found
+                    people = est.process(img, K)
+                r1 = _timed(lambda: raw.process(one), max(1, n // 2))
+                ours = _timed(lambda: est.process(img, K), n)
+                r2 = _timed(lambda: raw.process(one), max(1, n // 2))
+                ref = ((r1[0] + r2[0]) / 2, (r1[1] + r2[1]) / 2)
                 people = est.process(img, K)
-            ts = []
-            for _ in range(n):
-                t0 = time.perf_counter()
-                people = est.process(img, K)
-                ts.append(time.perf_counter() - t0)
-            ms = np.median(ts) * 1e3
-            print(f'speed ours, {title} found {len(people)}, hands {"on" if hands else "off"} '
-                  f'(hands found {sum(len(p.hands) for p in people)}), 640x480, tracking, re-detect every '
-                  f'{est.redetect_every}, tiles 2 in turn: {ms:.1f} ms ({1e3 / ms:.1f} fps)')
-            est.close()
-    # the astronaut shows no hand: the cost of a hand that is found, from the hand samples
-    from depthmarks_ros.core.body.mp_graphs import HandLandmarker, PalmDetector
-    from depthmarks_ros.core.body.roi import hand_roi_from_landmarks, hand_roi_from_palm
-    path = os.path.join(data_dir, 'hands', 'onehand10k', '1402.jpg')
-    rgb = _rgb(path) if os.path.isfile(path) else None
-    if rgb is not None:
-        hl, pd = HandLandmarker(1), PalmDetector(1)
-        dets = pd(rgb)
-        roi = hand_roi_from_palm(dets[0].box, dets[0].keypoints) if dets else None
-        lm = hl(rgb, roi) if roi is not None else None
-        if lm is not None:
-            roi = hand_roi_from_landmarks(lm.keypoints)
-            ts = []
-            for _ in range(n):
-                t0 = time.perf_counter()
-                lm = hl(rgb, roi) or lm
-                ts.append(time.perf_counter() - t0)
-                roi = hand_roi_from_landmarks(lm.keypoints)
-            hand_ms = np.median(ts) * 1e3
-            print(f'speed: one tracked hand (hand landmark full on its region, {os.path.basename(path)}): '
-                  f'{hand_ms:.1f} ms per hand per frame')
-        hl.close()
-        pd.close()
+                print(f'speed, {title}, {mode}, hands {"on" if hands else "off"}: found {len(people)} people, '
+                      f'{sum(len(p.hands) for p in people)} hands; ours {ours[0]:.1f} ms wall ({1e3 / ours[0]:.1f} fps), '
+                      f'{ours[1]:.1f} ms CPU ({1e3 / max(ours[1], 1e-3):.1f} fps CPU-bound) | reference raw '
+                      f'mp.solutions.pose, 1 person: {ref[0]:.1f} ms wall, {ref[1]:.1f} ms CPU | ratio ours/ref '
+                      f'wall {ours[0] / ref[0]:.2f}, CPU {ours[1] / max(ref[1], 1e-3):.2f}; load {os.getloadavg()[0]:.1f}')
+                est.close()
+    raw.close()
 
 
 def sim_3d():

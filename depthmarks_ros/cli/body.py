@@ -8,8 +8,9 @@ file is read frame by frame in tracking mode (ids kept across frames; image_id =
 (body 17, feet 6, face 68, left hand 21, right hand 21; see docs/body_pose.md). With
 ``--annotations person_keypoints.json`` the person boxes there are used top-down instead (one
 crop per box through MediaPipe's single-person Pose, the reference protocol) and image ids come
-from the file. ``--backend``, ``--model-complexity``, ``--min-detection-confidence`` and
-``--max-people`` are the node's parameters (its spec, BodyPoseParams), with its defaults.
+from the file. ``--backend``, ``--model-complexity``, ``--min-detection-confidence``, ``--max-people`` and
+``--hand-model`` are the node's parameters (its spec, BodyPoseParams), with its defaults; the rest of
+the node's settings are its defaults too (:func:`batch_settings`).
 """
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ BATCH_DEFAULTS = dict(static=True, detect_tiles=4, hands=True, hand_refine=True,
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
 
 
+def batch_settings(spec=None) -> dict:
+    """The estimator's settings for images: the node's (its spec, defaults unless ``spec`` is given)
+    with :data:`BATCH_DEFAULTS` over them. The benchmark uses these too."""
+    from depthmarks_ros.params.body_pose import BodyPoseParams, estimator_settings
+    return dict(estimator_settings(spec if spec is not None else BodyPoseParams()), **BATCH_DEFAULTS)
+
+
 def add_arguments(p) -> None:
     p.add_argument('inputs', nargs='+', metavar='IMAGE_OR_VIDEO')
     p.add_argument('--output', '-o', required=True, help='COCO keypoint-results JSON (17 keypoints per person)')
@@ -30,7 +38,7 @@ def add_arguments(p) -> None:
     from depthmarks_ros.params.body_pose import BodyPoseParams
     # as the node's parameters (its spec); tiles, hands and face are the batch command's own choices
     add_spec_options(p, BodyPoseParams, names=['backend', 'model_complexity', 'min_detection_confidence',
-                                               'max_people'])
+                                               'max_people', 'hand_model'])
     p.add_argument('--tiles', type=int, default=BATCH_DEFAULTS['detect_tiles'],
                    help='person detector also on 2x2, 4x4, ... grids of overlapping tiles up to n x n (0: whole image only)')
     p.add_argument('--no-hands', action='store_true', help='skip hand keypoints')
@@ -109,14 +117,12 @@ def run(args) -> int:
     except ValueError as exc:
         print(f'body: {exc}')
         return 2
-    settings = dict(BATCH_DEFAULTS, detect_tiles=args.tiles, hands=not args.no_hands, face=not args.no_face,
-                    model_complexity=spec.model_complexity, min_detection_confidence=spec.min_detection_confidence,
-                    max_people=spec.max_people)
+    settings = dict(batch_settings(spec), detect_tiles=args.tiles, hands=not args.no_hands, face=not args.no_face)
     entries, whole = [], []
     for path in args.inputs:
         video = path.lower().endswith(VIDEO_EXTENSIONS)
         try:
-            est = BodyPoseEstimator(spec.backend, **dict(settings, static=not video))
+            est = BodyPoseEstimator(**dict(settings, static=not video))
         except BackendError as exc:
             print(f'body: {exc}')
             return 2

@@ -19,7 +19,7 @@ from depthmarks_ros.core.body.backends import BackendError
 from depthmarks_ros.core.body.coco17 import BLAZEPOSE_BONES, BLAZEPOSE_TO_COCO17, COCO17_BONES, HAND_BONES
 from depthmarks_ros.core.body.pipeline import NO_PERSON, BodyPoseEstimator
 from depthmarks_ros.core.body.wholebody import wholebody_arrays
-from depthmarks_ros.params.body_pose import BodyPoseParams
+from depthmarks_ros.params.body_pose import BodyPoseParams, estimator_settings
 from depthmarks_ros.ros.camera_inputs import CameraInputs
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
 
@@ -109,11 +109,7 @@ class BodyPoseNode(DepthmarksNode):
     def __init__(self, **kwargs):
         super().__init__('body_pose', **kwargs)
         try:
-            self.estimator = BodyPoseEstimator(
-                self.p.backend, model_complexity=self.p.model_complexity,
-                min_detection_confidence=self.p.min_detection_confidence, max_people=self.p.max_people,
-                redetect_every=self.p.redetect_every, detect_tiles=self.p.detect_tiles, hands=self.p.hands,
-                hand_model=self.p.hand_model, palms=self.p.palms, face=self.p.face)
+            self.estimator = BodyPoseEstimator(**estimator_settings(self.p))
         except BackendError as exc:
             raise ValueError(str(exc)) from exc
         qos = self.output_qos()

@@ -31,10 +31,20 @@ class BodyPoseParams(NodeParams, CompressedImageParams, InputParams, ImageTransp
     detect_tiles: int = param(0, 'Person detector also on 2x2, 4x4 ... grids of tiles up to n x n (small people; '
                               '0 = whole image only)', min=0, max=6, read_only=True)
     hands: bool = param(True, '21 keypoints per hand (hands/keypoints)', read_only=True)
-    hand_model: int = param(1, 'Hand landmark and palm models: 0 lite, 1 full (both ship with the wheel)',
+    hand_model: int = param(0, 'Hand landmark and palm models: 0 lite, 1 full (both ship with the wheel; lite: '
+                            'more hands found and 40% cheaper on the hand samples, docs/body_pose.md)',
                             min=0, max=1, read_only=True)
     palms: str = param('auto', 'Palm detector for hands without a body: on detection frames where no person has '
                        'a hand found (auto), on every detection frame (always), never',
                        choices=('auto', 'always', 'never'), read_only=True)
     face: bool = param(False, '68 face keypoints per person (dlib shape predictor, ~2 ms a person) in body/wholebody',
                        read_only=True)
+
+
+def estimator_settings(p: BodyPoseParams) -> dict:
+    """The core's settings (core/body/pipeline.py BodyPoseEstimator keywords) from the node's values:
+    the node, ``depthmarks body`` and the benchmark build the estimator from these."""
+    return dict(backend=p.backend, model_complexity=p.model_complexity,
+                min_detection_confidence=p.min_detection_confidence, max_people=p.max_people,
+                redetect_every=p.redetect_every, detect_tiles=p.detect_tiles, hands=p.hands,
+                hand_model=p.hand_model, palms=p.palms, face=p.face)

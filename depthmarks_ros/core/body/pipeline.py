@@ -147,12 +147,13 @@ class BodyPoseEstimator:
     regions); ids still count up across calls and are never reused. ``max_depth_offset``: depth farther
     than this from the torso (wrist, nose for hands and face) is background. ``nms_iou``: palm
     regions overlapping more than this (box IoU) are one hand. ``hand_search`` (only with ``static``):
-    an image where nothing found a hand is searched as a close-up of one (:meth:`_hand_search`).
+    an image with no person where the palm detector found no hand is searched as a close-up of one
+    (:meth:`_hand_search`).
     """
 
     def __init__(self, backend: str = 'mediapipe', static: bool = False, max_depth_offset: float = 0.6,
                  max_people: int = 8, redetect_every: int = 5, detect_tiles: int = 0, nms_iou: float = 0.5,
-                 min_detection_confidence: float = 0.5, hands: bool = True, hand_model: int = 1,
+                 min_detection_confidence: float = 0.5, hands: bool = True, hand_model: int = 0,
                  hand_refine: bool = True, palms: str = 'auto', min_wrist_visibility: float = 0.3,
                  face: bool = False, model_complexity: int = 1, min_confidence: Optional[float] = None,
                  pose_refine: bool = False, hand_search: bool = True):
@@ -351,7 +352,7 @@ class BodyPoseEstimator:
         return found
 
     def _hand_search(self, rgb: np.ndarray) -> list:
-        """Images only, when neither a body's wrist nor the palm detector gave a hand: the hand model on
+        """Images only, with no person found and no hand from the palm detector: the hand model on
         the whole image as one hand region, turned by 0, 90, 180 and 270 degrees, at 1 and 0.7 x the
         image side (an image that is a close-up of a hand: the palm detector misses hands that fill
         the frame); each hand found is re-run on its own region; the one with the highest handedness
@@ -421,7 +422,7 @@ class BodyPoseEstimator:
             run_palms = detect and (self.palms == 'always' or (self.palms == 'auto' and not any(hands_per)))
             taken = [keypoint_box(lm.keypoints) for hp in hands_per for lm in hp.values()]
             free = self._free_hand_landmarks(rgb, run_palms, taken)
-            if self.static and self.hand_search and not free and not any(hands_per):
+            if self.static and self.hand_search and not kept and not free:
                 free = self._hand_search(rgb)
             # a free hand near a person's free wrist is that person's
             for lm in list(free):
