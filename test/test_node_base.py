@@ -178,3 +178,26 @@ def test_a_node_that_fails_to_start_leaves_nothing_behind(probe):
     probe.spin_for(0.3)
     assert probe.node.count_publishers('refusing_out') == 0
     assert 'refusing_node_test' not in probe.node.get_node_names()
+
+
+def test_wanted_every_serves_the_first_frame_of_each_period_while_subscribed(probe, scale_node):
+    pub = scale_node.pub
+    assert not scale_node.wanted_every(pub, 0, 1.0)          # nobody subscribes: never computed
+    probe.subscribe(Image, 'out', scale_node.output_qos())
+    assert probe.spin_until(lambda: scale_node.wanted(pub), 10)
+    s = 1_000_000_000
+    served = [t for t in (5 * s, 5 * s + 1, int(5.9 * s), 6 * s + 3, int(6.5 * s), 8 * s)
+              if scale_node.wanted_every(pub, t, 1.0)]
+    assert served == [5 * s, 6 * s + 3, 8 * s]              # one per second of stamps, as the recorder keeps
+    assert all(scale_node.wanted_every(pub, t, 0.0) for t in (1, 1, 2))   # period 0: every frame
+
+
+def test_worker_threads_are_named_in_the_os(scale_node):
+    import os
+    import sys
+    name, tid = scale_node.worker_threads()[0]
+    assert name == 'scale_node_test-process'
+    if sys.platform.startswith('linux'):
+        assert scale_node.worker.wait_idle(5)
+        with open(f'/proc/{os.getpid()}/task/{tid}/comm') as f:
+            assert f.read().strip() == name[:15]   # the OS keeps 15 bytes

@@ -221,6 +221,7 @@ READ_WHEN_USED = {
     ('body_pose', 'layout'), ('body_pose', 'max_depth_offset'), ('body_pose', 'min_visibility'),
     ('video_source', 'fps'), ('video_source', 'realtime'), ('video_source', 'loop'),
     ('stereo_depth', 'points_layout'), ('depth_fusion', 'points_layout'),
+    ('stereo_depth', 'points_period'), ('depth_fusion', 'points_period'),   # wanted_every
 }
 
 

@@ -35,6 +35,10 @@ def test_plan_and_params_files(tmp_path):
     video = node_plan(RunConfig(source='video', video='x.mp4', nodes=['stereo', 'fusion', 'face']))
     assert list(video) == ['video_source', 'face_landmarks']
     assert 'rate' not in plan['sim_rig'] and node_plan(RunConfig(rate=5.0))['sim_rig']['rate'] == 5.0
+    # clouds are built only at the instants the recorder keeps (its record rate), unless set with -p
+    assert plan['stereo_depth']['points_period'] == 1.0 and plan['depth_fusion']['points_period'] == 1.0
+    assert node_plan(RunConfig(record_rate=0))['stereo_depth']['points_period'] == 0.0
+    assert node_plan(RunConfig(overrides={'depth_fusion': {'points_period': 0.0}}))['depth_fusion']['points_period'] == 0
     from depthmarks_ros.pipeline.graph import NodeLaunch
     out = tmp_path / 'p.yaml'
     node = NodeLaunch('stereo_depth', '/front', 'stereo_depth.yaml', {'disparity_range': 64}, (), True)
@@ -217,6 +221,33 @@ def test_cpu_seconds_counts_own_thread_and_process():
         pass
     share = meter.stop(time.monotonic())
     assert share['me'] > 0.1
+
+
+def test_cpu_meter_groups_every_thread_by_its_os_name():
+    import os
+    import threading
+    import time
+    from depthmarks_ros.pipeline.cpu import CpuMeter
+    from depthmarks_ros.ros.worker import set_os_thread_name
+    busy_done, release = threading.Event(), threading.Event()
+
+    def busy():
+        set_os_thread_name('busy-worker')
+        while time.thread_time() < 0.2:   # 0.2 s of this thread's own CPU time, however loaded the machine
+            pass
+        busy_done.set()
+        release.wait(30)
+    meter = CpuMeter({}, {os.getpid(): lambda tid, comm: 'busy' if comm == 'busy-worker' else 'rest'})
+    t0 = time.monotonic()
+    meter.start(t0)
+    t = threading.Thread(target=busy)
+    t.start()
+    assert busy_done.wait(60)
+    t1 = time.monotonic()
+    meter.stop(t1)
+    release.set()
+    t.join()
+    assert meter.group_shares['busy'] * (t1 - t0) > 0.15 and set(meter.group_shares) <= {'busy', 'rest'}
 
 
 def test_node_counters_keep_the_newest_values():

@@ -20,6 +20,7 @@ from depthmarks_ros.convert.camera_info import camera_from_info, info_from_camer
 from depthmarks_ros.convert.cloud import points_cloud, xyz_from_cloud
 from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import depth_image_to_metres, image_array, image_to_rgb8, numpy_to_image
+from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.calibration import load_rig, resolve_url, default_rig_path, transform_from_pose
 from depthmarks_ros.core.camera import CalibrationError
 from depthmarks_ros.core.fusion.learned import load_model
@@ -114,7 +115,8 @@ class DepthFusionNode(DepthmarksNode):
         try:
             pts = xyz_from_cloud(sweep, skip_nans=True)
             cam = camera_from_info(info)
-            need_rgb = self.p.completion == 'guided' or self.wanted(self.pub_points) or not hasattr(img, 'width')
+            want_points = self.wanted_every(self.pub_points, stamp_ns(img.header), self.p.points_period)
+            need_rgb = self.p.completion == 'guided' or want_points or not hasattr(img, 'width')
             rgb = image_to_rgb8(img) if need_rgb else None
             size = (rgb.shape[1], rgb.shape[0]) if rgb is not None else (img.width, img.height)
             if cam.size != size:
@@ -139,7 +141,7 @@ class DepthFusionNode(DepthmarksNode):
         for pub, arr in ((self.pub_sparse, res.sparse), (self.pub_depth, res.depth), (self.pub_sigma, res.sigma)):
             pub.publish(numpy_to_image(arr, '32FC1', header))
         self.pub_info.publish(info_from_camera(cam, header))
-        if self.wanted(self.pub_points) and rgb is not None:
+        if want_points and rgb is not None:
             self.pub_points.publish(points_cloud(cam.depth_to_points(res.depth), rgb, header, self.p.points_layout))
         self.stats.output(self.latency_since(header), time.monotonic() - start)
 

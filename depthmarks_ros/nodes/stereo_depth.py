@@ -24,6 +24,7 @@ from depthmarks_ros.convert.camera_info import camera_from_info, info_from_camer
 from depthmarks_ros.convert.cloud import points_cloud
 from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import image_to_mono8, image_to_rgb8, numpy_to_image
+from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.calibration import load_rig
 from depthmarks_ros.core.camera import CalibrationError, StereoCamera
 from depthmarks_ros.core.stereo import StereoParams
@@ -148,7 +149,7 @@ class StereoDepthNode(DepthmarksNode):
         if self._backend_error:
             self.reject('backend', self._backend_error)
             return
-        want_points = self.wanted(self.pub_points)
+        want_points = self.wanted_every(self.pub_points, stamp_ns(left.header), self.p.points_period)
         try:
             if _enc(left) != _enc(right):
                 raise ConversionError(f'left and right encodings differ: {_enc(left)} vs {_enc(right)}')

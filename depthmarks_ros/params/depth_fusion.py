@@ -37,3 +37,6 @@ class DepthFusionParams(NodeParams, CompressedDepthParams, InputParams, ImageTra
     points_layout: str = param('organized', 'fusion/points: organized (height x width, NaN where invalid, as '
                                'depth_image_proc) or dense (valid points only, height 1)', choices=POINTS_LAYOUTS,
                                cli=False)
+    points_period: float = param(0.0, 'fusion/points: seconds between published clouds, the first frame of each '
+                                 'period by stamp (stamp // period, the instants depthmarks run records); '
+                                 '0 = every frame (only while subscribed either way)', min=0.0, max=3600.0, cli=False)

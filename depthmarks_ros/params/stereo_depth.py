@@ -32,6 +32,9 @@ class StereoDepthParams(NodeParams, CompressedDepthParams, InputParams, ImageTra
     points_layout: str = param('organized', 'stereo/points: organized (height x width, NaN where invalid, as '
                                'stereo_image_proc points2) or dense (valid points only, height 1)',
                                choices=POINTS_LAYOUTS, cli=False)
+    points_period: float = param(0.0, 'stereo/points: seconds between published clouds, the first frame of each '
+                                 'period by stamp (stamp // period, the instants depthmarks run records); '
+                                 '0 = every frame (only while subscribed either way)', min=0.0, max=3600.0, cli=False)
     model_path: str = param('', 'backend learned: ONNX or TorchScript file with its input-convention YAML beside it '
                             "('' = the refinement network shipped in the package; docs/learned_stereo.md)",
                             read_only=True)

@@ -1,19 +1,20 @@
 """CPU time of processes and threads from /proc (Linux; ROS-free). Returns None elsewhere.
 
 Used by the runner to report each node's CPU share: a node's worker threads (single process)
-or a node's whole process (multi-process).
+or a node's whole process (multi-process), and every thread of a process grouped by what it is
+(:meth:`CpuMeter` ``groups``): the nodes' workers name their OS threads
+(:func:`depthmarks_ros.ros.worker.set_os_thread_name`), and the threads a native library starts
+from a worker (OpenCV's pool, the stereo strip pool) inherit that name, so they count with the node.
 """
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 _TICK = os.sysconf('SC_CLK_TCK') if hasattr(os, 'sysconf') else 100
 
 
-def cpu_seconds(pid: int, tid: Optional[int] = None) -> Optional[float]:
-    """utime + stime of a process (all its threads) or of one of its threads, in seconds."""
-    path = f'/proc/{pid}/stat' if tid is None else f'/proc/{pid}/task/{tid}/stat'
+def _stat_seconds(path: str) -> Optional[float]:
     try:
         with open(path) as f:
             fields = f.read().rsplit(')', 1)[1].split()
@@ -22,21 +23,52 @@ def cpu_seconds(pid: int, tid: Optional[int] = None) -> Optional[float]:
     return (int(fields[11]) + int(fields[12])) / _TICK   # fields 14, 15 of stat(5), after pid and comm
 
 
+def cpu_seconds(pid: int, tid: Optional[int] = None) -> Optional[float]:
+    """utime + stime of a process (all its threads) or of one of its threads, in seconds."""
+    return _stat_seconds(f'/proc/{pid}/stat' if tid is None else f'/proc/{pid}/task/{tid}/stat')
+
+
+def thread_seconds(pid: int) -> Dict[int, Tuple[str, float]]:
+    """{tid: (OS thread name, CPU seconds)} of every live thread of ``pid`` ({} where /proc is missing)."""
+    out: Dict[int, Tuple[str, float]] = {}
+    try:
+        tids = os.listdir(f'/proc/{pid}/task')
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f'/proc/{pid}/task/{tid}/comm') as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        sec = _stat_seconds(f'/proc/{pid}/task/{tid}/stat')
+        if sec is not None:
+            out[int(tid)] = (comm, sec)
+    return out
+
+
 class CpuMeter:
     """CPU seconds per label between :meth:`start` and :meth:`stop`.
 
     ``targets``: {label: (pid, tid or None)}; shares are CPU seconds / wall seconds
-    (1.0 = one core busy).
+    (1.0 = one core busy). ``groups``: {pid: label_of(tid, os_thread_name) -> label}: every thread
+    of that process counted under its label (:meth:`stop_groups`); a thread that ended during the
+    window is missed, one that started counts from zero.
     """
 
-    def __init__(self, targets: Dict[str, tuple]):
+    def __init__(self, targets: Dict[str, tuple],
+                 groups: Optional[Dict[int, Callable[[int, str], str]]] = None):
         self.targets = dict(targets)
+        self.groups = dict(groups or {})
         self._t0: Dict[str, Optional[float]] = {}
+        self._threads0: Dict[int, Dict[int, Tuple[str, float]]] = {}
+        self.group_shares: Dict[str, float] = {}
         self._wall0 = 0.0
 
     def start(self, wall: float) -> None:
         self._wall0 = wall
         self._t0 = {k: cpu_seconds(*v) for k, v in self.targets.items()}
+        self._threads0 = {pid: thread_seconds(pid) for pid in self.groups}
 
     def stop(self, wall: float) -> Dict[str, Optional[float]]:
         dt = max(wall - self._wall0, 1e-6)
@@ -44,4 +76,15 @@ class CpuMeter:
         for k, v in self.targets.items():
             now, before = cpu_seconds(*v), self._t0.get(k)
             out[k] = None if now is None or before is None else round((now - before) / dt, 3)
+        self.group_shares = self._groups(dt)
         return out
+
+    def _groups(self, dt: float) -> Dict[str, float]:
+        shares: Dict[str, float] = {}
+        for pid, label_of in self.groups.items():
+            before = self._threads0.get(pid, {})
+            for tid, (comm, sec) in thread_seconds(pid).items():
+                label = label_of(tid, comm)
+                used = sec - before.get(tid, (comm, 0.0))[1]
+                shares[label] = shares.get(label, 0.0) + used / dt
+        return {k: round(v, 3) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}

@@ -132,6 +132,8 @@ class McapRecorder:
             self.dropped += 1  # the disk cannot keep up: drop rather than grow without bound
 
     def _drain(self) -> None:
+        from depthmarks_ros.ros.worker import set_os_thread_name
+        set_os_thread_name('mcap-writer')
         while True:
             item = self._queue.get()
             if item is None:

@@ -12,9 +12,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import rclpy
@@ -30,9 +31,11 @@ from depthmarks_ros.pipeline.recorder_node import TF_STATIC, RecordedTopic, Reco
 from depthmarks_ros.pipeline.registry import load_node_class
 from depthmarks_ros.pipeline.report import accuracy, node_counters, write_metrics, write_previews
 from depthmarks_ros.ros.executors import StopSignals, make_executor
+from depthmarks_ros.ros.worker import os_thread_name
 
 DEFAULT_NODES = ['sim', 'stereo', 'fusion', 'face', 'body']
 SENSOR_TOPICS = list(g.SENSOR_TOPICS)
+CLOUD_NODES = ('stereo_depth', 'depth_fusion')   # points_period follows the record rate (plan_graph)
 KEY_TOPICS = ('stereo/depth', 'fusion/depth', 'face/landmarks', 'body/keypoints', 'mono/depth', 'camera/image_raw')
 
 
@@ -81,6 +84,9 @@ def plan_graph(cfg: RunConfig) -> g.Graph:
         extra = dict(n.overrides)
         if n.name == 'sim_rig' and cfg.rate is not None:
             extra.update(rate=cfg.rate, lidar_rate=cfg.rate)
+        if n.name in CLOUD_NODES:
+            # the recorder keeps one cloud per record period: the node builds only those (by stamp)
+            extra['points_period'] = 1.0 / cfg.record_rate if cfg.record_rate > 0 else 0.0
         extra.update(cfg.overrides.get(n.name, {}))
         nodes.append(g.NodeLaunch(n.name, n.namespace, n.params_file, extra, n.remappings, n.respawn))
     graph.nodes = nodes
@@ -141,6 +147,8 @@ class PipelineRunner:
         self.procs: Dict[str, subprocess.Popen] = {}  # multi-process: node name -> process
         self.cpu_targets: Dict[str, tuple] = {}     # label -> (pid, tid or None)
         self.cpu_share: Dict[str, Optional[float]] = {}
+        self.cpu_threads: Dict[str, float] = {}     # every thread, grouped (CpuMeter groups)
+        self._thread_owner: Dict[str, str] = {}     # OS thread name of a worker -> node name
         self.executor_name = ''
         self.stopped_by_signal = ''
 
@@ -219,6 +227,7 @@ class PipelineRunner:
         self.started.append(node.name)
         for thread_name, tid in instance.worker_threads():
             self.cpu_targets[f'{node.name} ({thread_name})'] = (os.getpid(), tid)
+            self._thread_owner[os_thread_name(thread_name)] = node.name
 
     def _spawn(self, node: g.NodeLaunch, pfile: str) -> None:
         log = open(os.path.join(self.cfg.output, f'{node.name}.log'), 'w')
@@ -260,7 +269,7 @@ class PipelineRunner:
     def _spin(self, executor, stats: TopicStats, stop: StopSignals) -> None:
         start = time.monotonic()
         next_print = start + 1.0
-        meter = CpuMeter(self.cpu_targets)
+        meter = CpuMeter(self.cpu_targets, self._cpu_groups())
         steady_from = start + min(2.0, self.cfg.duration / 3)   # CPU shares skip start-up
         started = False
         key_topics = [t for t in KEY_TOPICS if any(t == o for n in self.started for o, _ in g.NODES[n].outputs)]
@@ -276,8 +285,43 @@ class PipelineRunner:
                       + ' | '.join(parts), end='', file=sys.stderr, flush=True)
         if started:
             self.cpu_share = meter.stop(time.monotonic())
+            self.cpu_threads = meter.group_shares
         if self.cfg.progress:
             print(file=sys.stderr)
+
+    def _cpu_groups(self) -> Dict[int, Callable[[int, str], str]]:
+        """How every thread of this process (and of each node process) is counted in ``cpu_threads``:
+        a node's worker threads and the native threads they started (their OS names are inherited),
+        the main thread (the executor: message delivery, the recorder's callbacks), MediaPipe's
+        own threads, the MCAP writer, and the rest (DDS, pools started elsewhere)."""
+        main_tid = threading.main_thread().native_id
+        owner = dict(self._thread_owner)
+
+        def label(tid: int, comm: str, prefix: str = '', main: str = 'main thread (executor, recorder)') -> str:
+            if comm in owner:
+                return f'{prefix}{owner[comm]} workers'
+            if tid == main_tid and not prefix:
+                return main
+            if comm.startswith('mediapipe'):
+                return f'{prefix}mediapipe threads'
+            if comm == 'mcap-writer':
+                return 'recorder (mcap writer)'
+            return f'{prefix}other threads (DDS, ...)'
+
+        groups: Dict[int, Callable[[int, str], str]] = {os.getpid(): label}
+        for name, proc in self.procs.items():
+            workers = {os_thread_name(f'{name}-{w}'): name for w in ('inputs', 'cameras', 'lidar', 'process')}
+
+            def proc_label(tid: int, comm: str, _pid=proc.pid, _name=name, _workers=workers) -> str:
+                if tid == _pid:
+                    return f'{_name}: main thread (executor)'
+                if comm in _workers:
+                    return f'{_name}: workers'
+                if comm.startswith('mediapipe'):
+                    return f'{_name}: mediapipe threads'
+                return f'{_name}: other threads (DDS, ...)'
+            groups[proc.pid] = proc_label
+        return groups
 
     @staticmethod
     def _rate(stats: TopicStats, topic: str, window: float = 3.0) -> float:
@@ -294,14 +338,16 @@ class PipelineRunner:
             lat = np.array(stats.latency.get(topic, []) or [np.nan])
             third = len(lat) // 3
             # queue growth shows as latency rising over the run: last third minus first third
-            trend = float(np.nanmedian(lat[-third:]) - np.nanmedian(lat[:third])) if third >= 3 else None
+            thirds = ([float(np.nanmedian(part)) for part in (lat[:third], lat[third:-third], lat[-third:])]
+                      if third >= 3 and np.isfinite(lat).any() else None)
+            trend = thirds[2] - thirds[0] if thirds else None
             steady = [t for t in arr if t - arr[0] > 2.0] if arr else []   # skip start-up
             rate = (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 2 else 0.0
             finite = np.isfinite(lat).any()
             topics[topic] = {'messages': stats.count[topic], 'rate_hz': round(rate, 2),
                              'latency_ms_median': float(np.nanmedian(lat)) if finite else None,
                              'latency_ms_p95': float(np.nanpercentile(lat, 95)) if finite else None,
-                             'latency_ms_trend': trend}
+                             'latency_ms_trend': trend, 'latency_ms_thirds': thirds}
         return topics
 
     def _report(self, stats: TopicStats, wall: float, graph: g.Graph) -> dict:
@@ -316,6 +362,7 @@ class PipelineRunner:
             'mode': 'multi-process' if self.cfg.multi_process else 'single-process',
             'executor': self.executor_name,
             'cpu_share': self.cpu_share,
+            'cpu_threads': self.cpu_threads,
             'node_counters': node_counters(stats.last.get('/diagnostics', []), only=set(self.node_names)),
             'recording': 'recording.mcap' if self.cfg.record else None,
             'recording_rate_hz': self.cfg.record_rate or 'all',

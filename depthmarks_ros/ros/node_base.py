@@ -90,6 +90,7 @@ class DepthmarksNode(Node):
         self._workers = []
         self._input_sets = []
         self._compression = None
+        self._served: Dict[int, int] = {}   # wanted_every: publisher -> last period served
         self._declare_spec(type(self).PARAMS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diag_timer = self.create_timer(self.p.diagnostics_period, self.publish_diagnostics)
@@ -180,6 +181,22 @@ class DepthmarksNode(Node):
     def wanted(publisher) -> bool:
         """True when someone subscribes: costly outputs are only computed then."""
         return publisher.get_subscription_count() > 0
+
+    def wanted_every(self, publisher, stamp: int, period: float) -> bool:
+        """:meth:`wanted`, and with ``period`` > 0 s only for the first frame of each period by stamp
+        (``stamp // period``, ns): the instants `depthmarks run`'s recorder keeps at its record rate, so
+        a costly output recorded there is computed about once per period instead of every frame.
+        Call it once per frame and output (a True marks the period as served)."""
+        if not self.wanted(publisher):
+            return False
+        if period <= 0:
+            return True
+        bucket = int(stamp) // int(round(period * 1e9))
+        key = id(publisher)
+        if self._served.get(key) == bucket:
+            return False
+        self._served[key] = bucket
+        return True
 
     # ------------------------------------------------------------------ work and errors
     def make_worker(self, process: Callable[[Any], None], name: str = 'process') -> LatestWorker:
