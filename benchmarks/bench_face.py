@@ -10,6 +10,8 @@ depthmarks_ros/data is fitted on the rest by `depthmarks fit-face`):
   the ground-truth box), and head pose MAE (yaw, pitch, roll) against Pose_Para, with and without
   the faces with an |angle| > 99 deg, and the share of angle errors within 1 sigma of the 6x6
   covariance. Camera: f = AFLW_FOCAL_PX px, principal point at the centre (no intrinsics ship).
+Ours: the hybrid backend (core/face/hybrid.py: MediaPipe mesh + learned map, dlib's predictor on a box
+from it, blended per landmark), dlib (HOG or the detector cascade) and MediaPipe with the learned map.
 Anchors in the same run: plain dlib-68 (HOG, no upsampling, dlib's threshold 0, TTA sigma),
 MediaPipe + the fixed 468 -> 68 vertex map (TTA sigma), and for head pose plain solvePnP
 (EPnP + LM, unweighted) on those two and on the ground-truth landmarks with the same 3D mean face.
@@ -33,6 +35,7 @@ from depthmarks_ros.core.face.model_fit import camera_for, run_on_sample  # noqa
 from depthmarks_ros.core.face.pipeline import FaceLandmarker  # noqa: E402
 
 METHODS = {
+    'hybrid (ours: mesh + dlib predictor, blend)': dict(backend='hybrid'),
     'dlib (ours: HOG, NLL sigma)': dict(backend='dlib'),
     'dlib (ours: detector cascade, NLL sigma)': dict(backend='dlib', dlib_detector='cascade'),
     'mediapipe (ours: learned map, NLL sigma)': dict(backend='mediapipe'),
@@ -83,16 +86,19 @@ def evaluate(samples, norm_name):
                     if name not in PLAIN:
                         J = angles_jacobian(hp.rvec)
                         within.append(e <= np.sqrt(np.diag(J @ hp.covariance[:3, :3] @ J.T)))
+        extra = getattr(lm.backend, 'dlib_only_faces', None)
         lm.close()
         nmes = np.array(nmes)
         cal = calibration_2d(np.concatenate(errs), np.concatenate(covs)) if errs else {}
         rows[name] = (found, len(samples), nmes, ms, cal)
+        if extra:
+            print(f'  ({name}: {extra} of the faces found by the cascade only, dlib points on its box)')
         if pe:
             pose_rows[name] = (np.array(pe), np.array(pe_all), np.array(within) if within else None)
-    print(f"{'method':42s} {'found':>9s} {'NME':>6s} {'FR@.08':>6s} {'ms/face':>7s} "
+    print(f"{'method':44s} {'found':>9s} {'NME':>6s} {'FR@.08':>6s} {'ms/face':>7s} "
           f"{'1sig%':>6s} {'2sig%':>6s} {'Spear':>6s}")
     for name, (found, n, nmes, ms, cal) in rows.items():
-        print(f"{name:42s} {found:4d}/{n:<4d} {nmes.mean():6.4f} {np.mean(nmes > 0.08) * 100:5.1f}% "
+        print(f"{name:44s} {found:4d}/{n:<4d} {nmes.mean():6.4f} {np.mean(nmes > 0.08) * 100:5.1f}% "
               f"{np.median(ms):7.1f} {cal['within_1'] * 100:6.1f} {cal['within_2'] * 100:6.1f} "
               f"{cal['spearman_sigma_error']:6.2f}")
     return pose_rows
@@ -127,17 +133,21 @@ def speed(repeat):
     K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
     print('\n-- speed: 640x480, one face, video mode, uncertainty and head pose on (median of '
           f'{repeat}) --')
-    for name, kw in METHODS.items():
-        lm = make(kw, static=False)
+    lms = {name: make(kw, static=False) for name, kw in METHODS.items()}
+    ts = {name: [] for name in METHODS}
+    for lm in lms.values():
         lm.process(frame, K)
-        ts = []
-        for _ in range(repeat):
+    for _ in range(repeat):          # interleaved: each method once per round (shared, loaded machine)
+        for name, lm in lms.items():
             t0 = time.perf_counter()
             lm.process(frame, K)
-            ts.append(time.perf_counter() - t0)
+            ts[name].append(time.perf_counter() - t0)
+    ref = {a: np.median(ts[a]) for a in PLAIN}
+    for name, lm in lms.items():
         lm.close()
-        ms = np.median(ts) * 1e3
-        print(f'{name:42s} {ms:6.1f} ms  ({1e3 / ms:5.1f} faces/s)')
+        ms = np.median(ts[name]) * 1e3
+        ratios = '  '.join(f'x{ref[a] * 1e3 / ms:4.2f} vs {a[8:]}' for a in PLAIN)
+        print(f'{name:44s} {ms:6.1f} ms  ({1e3 / ms:5.1f} faces/s)  speed-up {ratios}')
 
 
 def main():
@@ -146,7 +156,7 @@ def main():
     ap.add_argument('--repeat', type=int, default=30)
     ap.add_argument('--limit', type=int, default=0, help='at most N images per set (quick look)')
     args = ap.parse_args()
-    print(f'load average: {os.getloadavg()}  (2 cores shared)')
+    print(f'load average: {os.getloadavg()}  ({os.cpu_count()} cores)')
     print(f'split: report split only ({SPLIT_RULE})')
     speed(args.repeat)
     w300 = load_pts_folder(os.path.join(args.data, 'faces', '300w_lfpw_test'), 'report')

@@ -70,7 +70,7 @@ def test_descriptors_come_from_the_spec():
     d = parameter_descriptor(fields['calibration_file'])
     assert d.read_only and not d.integer_range and not d.floating_point_range
     d = parameter_descriptor(spec_of('face_landmarks').param_fields()['backend'])
-    assert d.additional_constraints == 'one of: mediapipe, dlib'
+    assert d.additional_constraints == 'one of: hybrid, mediapipe, dlib'
 
 
 # --------------------------------------------------------------------------------- CLI, config, docs

@@ -10,8 +10,9 @@ from depthmarks_ros.params.base import (CompressedImageParams, DepthTransportPar
 
 @dataclass
 class FaceLandmarksParams(NodeParams, CompressedImageParams, InputParams, ImageTransportParams, DepthTransportParams):
-    backend: str = param('dlib', 'Landmark backend (dlib: lower NME on 300-W; mediapipe: faster, 468 points)',
-                         choices=('mediapipe', 'dlib'), read_only=True)
+    backend: str = param('dlib', 'Landmark backend (hybrid: MediaPipe mesh + dlib predictor, blended; dlib: HOG + '
+                         'predictor; mediapipe: mesh + learned 68 map; docs/face_landmarks.md)',
+                         choices=('hybrid', 'mediapipe', 'dlib'), read_only=True)
     max_faces: int = param(4, 'Most faces per frame', min=1, max=32, read_only=True)
     refine_landmarks: bool = param(False, 'MediaPipe: 478 points with irises', read_only=True)
     dlib_detector: str = param('hog', 'dlib face detector: hog, mmod, or cascade (MediaPipe detectors then '

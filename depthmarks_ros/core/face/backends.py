@@ -32,6 +32,7 @@ class FaceResult:
     layout: str                  # 'mediapipe468' | 'mediapipe478' | 'dlib68'
     z: Optional[np.ndarray] = None  # (N,) relative depth (MediaPipe), px units
     tta: list = field(default_factory=list)   # (N, 3) meshes of the augmented passes (pipeline)
+    alt68: list = field(default_factory=list)  # other (68, 2) estimates of the same face (hybrid: dlib, mesh)
 
 
 def _bbox(points: np.ndarray) -> np.ndarray:
@@ -62,6 +63,7 @@ class MediaPipeFaceMesh:
                 static_image_mode=True, max_num_faces=1, refine_landmarks=refine,
                 min_detection_confidence=0.3)
         self.crop_runs = 0
+        self.unmeshed = []              # detections of the last frame where the crop mesh found no face
 
     def to68(self, mesh_xyz: np.ndarray) -> np.ndarray:
         if self.mapping is not None and len(mesh_xyz) >= self.mapping.n_vertices:
@@ -81,25 +83,34 @@ class MediaPipeFaceMesh:
         rgb = np.ascontiguousarray(rgb)
         h, w = rgb.shape[:2]
         out = [self._result(a) for a in self._landmarks(self._mesh.process(rgb), w, h)]
+        self.unmeshed = []
         if self._detector is not None and not out:
             for det in self._detector.detect(rgb):
-                arr = self._mesh_in_box(rgb, det.box)
+                arr = self._mesh_in_box(rgb, det.box, det.angle)
                 if arr is not None:
                     out.append(self._result(arr, det.score))
+                else:
+                    self.unmeshed.append(det)
         return out
 
-    def _mesh_in_box(self, rgb: np.ndarray, box: np.ndarray, side: int = 256):
-        """The mesh of the face in ``box``: a square crop of twice the box size, ``side`` px."""
+    def _mesh_in_box(self, rgb: np.ndarray, box: np.ndarray, angle: float = 0.0, side: int = 256):
+        """The mesh of the face in ``box``: a square crop of twice the box size, ``side`` px, rotated by
+        ``angle`` (deg, cv2 sense: the face is upright in the image rotated so) about the box centre."""
         import cv2
         size = 2.0 * max(box[2] - box[0], box[3] - box[1])
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         s = size / side
-        A = np.array([[s, 0, cx - size / 2], [0, s, cy - size / 2]])     # crop px -> image px
+        a = np.radians(angle)
+        R = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]).T      # rotated view -> image
+        A = np.column_stack([s * R, np.array([cx, cy]) - s * R @ [side / 2, side / 2]])   # crop px -> image px
         crop = cv2.warpAffine(rgb, A, (side, side), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_CONSTANT)
         self.crop_runs += 1
-        found = self._landmarks(self._crop_mesh.process(crop), side, side, cx - size / 2, cy - size / 2, s)
-        return found[0] if found else None
+        found = self._landmarks(self._crop_mesh.process(crop), side, side)
+        if not found:
+            return None
+        m = found[0]
+        return np.column_stack([m[:, :2] @ A[:, :2].T + A[:, 2], m[:, 2] * s])
 
     def close(self) -> None:
         self._mesh.close()
@@ -231,12 +242,18 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def create_backend(name: str, max_faces: int = 4, refine: bool = False, static: bool = False,
                    dlib_detector: str = 'cascade', dlib_redetect_every: int = 1, mapping=None,
-                   box_map=None, mesh_fallback: bool = True):
+                   box_map=None, mesh_fallback: bool = True, blend=None):
     """``static``: independent images (full detector cascade); else video (the cascade's two cheap
     stages; the mesh tracks faces between frames)."""
+    if name == 'hybrid':
+        from depthmarks_ros.core.face.hybrid import HybridFace68
+        try:
+            return HybridFace68(max_faces, refine, static, mapping=mapping, blend=blend, box_map=box_map)
+        except ImportError as exc:
+            raise BackendError(f'the hybrid backend needs mediapipe and dlib ({exc})') from exc
     if name == 'mediapipe':
         return MediaPipeFaceMesh(max_faces, refine, static, mapping=mapping, fallback_detector=mesh_fallback)
     if name == 'dlib':
         return DlibFace68(dlib_detector, redetect_every=1 if static else dlib_redetect_every, box_map=box_map,
                           full_cascade=static)
-    raise BackendError(f"unknown face backend {name!r}: use 'mediapipe' or 'dlib'")
+    raise BackendError(f"unknown face backend {name!r}: use 'hybrid', 'mediapipe' or 'dlib'")

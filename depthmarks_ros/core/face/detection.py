@@ -3,24 +3,26 @@ then full-range where it finds nothing), dlib HOG with upsampling as the last fa
 
 Each stage runs only when the previous found no face, so a frame with a clear face costs one
 short-range pass (~2-4 ms at 450x450 or 640x480 here); a frame without one costs every stage
-(seven MediaPipe passes on the image, its mirror, half size and a padded copy, ~40 ms, then HOG
-upsampled x2, ~80 ms at 450x450: ``fallback_hog=False`` skips it).
+(eleven MediaPipe passes on the image, its mirror, half size, a padded and two rotated copies,
+~50 ms, then HOG upsampled x2, ~80 ms at 450x450, then dlib's MMOD CNN, ~0.5-3 s: ``fallback_hog=False``
+skips the last two).
 Boxes are square-ish (x0, y0, x1, y1) px around the face as each detector defines it;
 :func:`box_from_detection` normalises them to a landmark-box convention fitted on real faces.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
 
 @dataclass
 class Detection:
-    box: np.ndarray      # x0, y0, x1, y1 px
+    box: np.ndarray      # x0, y0, x1, y1 px (axis-aligned, image)
     score: float
-    source: str          # 'mp_short' | 'mp_full' | 'hog'
+    source: str          # 'mp_short' | 'mp_full' | 'hog' | 'mmod' (+ the view: '_flip', '_rot+30', ...)
+    angle: float = 0.0   # deg: the face is upright in the image rotated by this (cv2 sense) about its centre
 
 
 def _nms(dets: List[Detection], iou: float = 0.4) -> List[Detection]:
@@ -37,7 +39,8 @@ class FaceDetector:
     the short/full-range detectors on the mirrored, half-size and padded image, then dlib HOG x2."""
 
     def __init__(self, min_score: float = 0.5, fallback_hog: bool = True, hog_upsample: int = 1,
-                 hog_min_score: float = 0.0, max_faces: int = 4, full: bool = True):
+                 hog_min_score: float = 0.0, max_faces: int = 4, full: bool = True,
+                 fallback_mmod: Optional[bool] = None):
         try:
             import mediapipe as mp
             fd = mp.solutions.face_detection
@@ -46,10 +49,14 @@ class FaceDetector:
         except (ImportError, AttributeError) as exc:
             from depthmarks_ros.core.face.backends import BackendError
             raise BackendError(f'MediaPipe face detection is not available ({exc}); it needs mediapipe==0.10.21') from exc
-        self._hog = None
+        self._hog = self._mmod = None
         if fallback_hog:
             import dlib
             self._hog = dlib.get_frontal_face_detector()
+        if fallback_hog if fallback_mmod is None else fallback_mmod:   # the last resort (independent images)
+            import dlib
+            from depthmarks_ros.core.face.backends import dlib_model_path
+            self._mmod = dlib.cnn_face_detection_model_v1(dlib_model_path('mmod_human_face_detector.dat'))
         self.hog_upsample, self.hog_min_score, self.max_faces = hog_upsample, hog_min_score, max_faces
         self.stages = self.STAGES if full else self.STAGES[:2]      # video: the two cheap stages only
         self.stage_counts = {'none': 0}
@@ -67,10 +74,13 @@ class FaceDetector:
 
     # (stage name, detector, view of the image): tried in order until one finds a face; the views
     # after the first two found 11 of the 15 AFLW2000-3D fit-split faces the first two missed
-    # (faces filling the frame or turned > 60 deg)
+    # (faces filling the frame or turned > 60 deg); the rotated views 2 of the 5 the others missed
+    # (profiles with the head tilted), dlib's MMOD CNN (last resort, ~0.5-3 s) 2 more
     STAGES = (('mp_short', 'short', 'raw'), ('mp_full', 'full', 'raw'), ('mp_short_flip', 'short', 'flip'),
               ('mp_short_half', 'short', 'half'), ('mp_full_half', 'full', 'half'),
-              ('mp_short_pad', 'short', 'pad'), ('mp_full_pad', 'full', 'pad'))
+              ('mp_short_pad', 'short', 'pad'), ('mp_full_pad', 'full', 'pad'),
+              ('mp_short_rot-30', 'short', 'rot-30'), ('mp_short_rot+30', 'short', 'rot+30'),
+              ('mp_full_rot-30', 'full', 'rot-30'), ('mp_full_rot+30', 'full', 'rot+30'))
 
     def detect(self, rgb: np.ndarray) -> List[Detection]:
         import cv2
@@ -85,6 +95,15 @@ class FaceDetector:
                 dets = self._mp(det, np.ascontiguousarray(rgb[:, ::-1]), name)
                 for d in dets:
                     d.box = np.array([w - d.box[2], d.box[1], w - d.box[0], d.box[3]])
+            elif view.startswith('rot'):
+                angle = float(view[3:])
+                M = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
+                Minv = cv2.invertAffineTransform(M)
+                dets = self._mp(det, cv2.warpAffine(rgb, M, (w, h), borderMode=cv2.BORDER_CONSTANT), name)
+                for d in dets:
+                    c = Minv @ np.array([(d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2, 1.0])
+                    half = max(d.box[2] - d.box[0], d.box[3] - d.box[1]) / 2
+                    d.box, d.angle = np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half]), angle
             elif view == 'half':
                 if min(h, w) < 160:
                     continue
@@ -103,6 +122,9 @@ class FaceDetector:
             rects, scores, _ = self._hog.run(grey, self.hog_upsample, self.hog_min_score)
             dets = [Detection(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64), float(s), 'hog')
                     for r, s in zip(rects, scores)]
+        if not dets and self._mmod is not None:
+            dets = [Detection(np.array([d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()], np.float64),
+                              float(d.confidence), 'mmod') for d in self._mmod(rgb, 0)]
         dets = _nms(dets)[:self.max_faces]
         key = dets[0].source if dets else 'none'
         self.stage_counts[key] = self.stage_counts.get(key, 0) + 1
@@ -119,7 +141,7 @@ IDENTITY_BOX_MAP = {'mp': (0.0, 0.0, 1.0), 'hog': (0.0, 0.0, 1.0)}
 
 
 def box_kind(source: str) -> str:
-    return 'hog' if source == 'hog' else 'mp'
+    return 'hog' if source in ('hog', 'mmod') else 'mp'
 
 
 def box_from_detection(box: np.ndarray, mapping=(0.0, 0.0, 1.0)) -> np.ndarray:

@@ -148,7 +148,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str):
         save_fit()
         yield f'box map (dx, dy, scale) = {np.round(box, 4).tolist()} from {n} faces'
     weights = np.array([1.0 / max(len(aflw), 1)] * len(aflw) + [1.0 / max(len(w300), 1)] * len(w300))
-    if 'mapping' in parts or 'sigma' in parts or 'sigma-mediapipe' in parts:
+    if 'mapping' in parts or 'sigma' in parts or 'sigma-mediapipe' in parts or 'hybrid' in parts:
         lm = FaceLandmarker('mediapipe', static=True, mapping='fixed', sigma='tta', data_dir=output)
         mesh_recs = []
         for s, wt in zip(samples, weights):
@@ -198,33 +198,37 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str):
         E, L, Fe, Y = _errors_and_features(mesh_recs, l68s, others, camera_for)
         sm = LandmarkSigmaModel.fit(E, L, Fe, Y, meta={'backend': 'mediapipe (learned map)', 'faces': len(E),
                                                        'split_rule': SPLIT_RULE, 'command': command,
-                                                       'errors': 'cross-fitted mesh map (5 folds)'})
+                                                       'errors': 'cross-fitted mesh map (5 folds)'},
+                                    face_weights=[r['weight'] for r in mesh_recs])
         sm.save(os.path.join(output, 'face_sigma_mediapipe.json'))
-        yield f"sigma model mediapipe: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}"
+        yield f"sigma model mediapipe: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}, {_shares(sm)}"
+    if 'hybrid' in parts:
+        yield from _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command)
     for detector, key in (('cascade', 'dlib'), ('hog', 'dlib_hog')):
         if 'sigma' not in parts and f'sigma-{key}' not in parts:
             continue
         lm = FaceLandmarker('dlib', static=True, sigma='tta', data_dir=output, dlib_detector=detector)
         recs, l68s, others = [], [], []
-        for s in samples:
+        for s, wt in zip(samples, weights):
             r = run_on_sample(lm, s)
             if r['face'] is not None:
-                recs.append({'sample': s})
+                recs.append({'sample': s, 'weight': wt})
                 l68s.append(r['face'].landmarks68)
                 others.append(r['face'].extras['others68'])
         lm.close()
         E, L, Fe, Y = _errors_and_features(recs, l68s, others, camera_for)
         sm = LandmarkSigmaModel.fit(E, L, Fe, Y, meta={'backend': f'dlib (detector {detector})', 'faces': len(E),
-                                                       'split_rule': SPLIT_RULE, 'command': command})
+                                                       'split_rule': SPLIT_RULE, 'command': command},
+                                    face_weights=[r['weight'] for r in recs])
         sm.save(os.path.join(output, f'face_sigma_{key}.json'))
-        yield f"sigma model {key}: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}"
+        yield f"sigma model {key}: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}, {_shares(sm)}"
     if 'pose' in parts:
         from depthmarks_ros.core.face.head_pose import angles_jacobian
         with open(os.path.join(output, 'face_model_68.json')) as f:
             fit['head_pose'] = {'model_residual_m': json.load(f)['residual_rms_m']}
         save_fit()
         z = []
-        for backend, detector in (('dlib', 'cascade'), ('mediapipe', 'hog')):
+        for backend, detector in (('dlib', 'cascade'), ('mediapipe', 'hog'), ('hybrid', 'hog')):
             lm = FaceLandmarker(backend, static=True, data_dir=output, dlib_detector=detector)
             for s in aflw:
                 if np.any(np.abs(s.pose_deg) > 99):
@@ -241,7 +245,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str):
         scale = float(np.quantile(z, 0.6827))
         fit['head_pose']['covariance_scale'] = scale
         fit['head_pose']['note'] = ('6x6 covariance multiplied by covariance_scale^2: 68.3 % of the fit split\'s '
-                                    'AFLW2000-3D angle errors (dlib with the detector cascade, and mediapipe; |angles| <= 99) within 1 sigma')
+                                    'AFLW2000-3D angle errors (dlib with the detector cascade, mediapipe and hybrid; |angles| <= 99) within 1 sigma')
         save_fit()
         yield f'head pose: covariance scale {scale:.2f} from {len(z) // 3} faces x 3 angles'
 
@@ -253,3 +257,87 @@ def _norm(sample) -> float:
     if sample.dataset == 'aflw2000_3d':
         return bbox_size(sample.landmarks68)
     return float(np.linalg.norm(sample.landmarks68[LEFT_EYE_OUTER] - sample.landmarks68[RIGHT_EYE_OUTER]))
+
+
+def _cross_fitted_68(mesh_recs, meshes, targets, wts, ridge):
+    """Each face's 68 points from a mesh map fitted without it (5 folds by sha1 // 5 % 5 inside the fit split)."""
+    import hashlib
+    from depthmarks_ros.core.face.mapping import MeshTo68
+    fold = np.array([int(hashlib.sha1(r['sample'].stem.encode()).hexdigest(), 16) // 5 % 5 for r in mesh_recs])
+    maps = {}
+    for k in range(5):
+        tr = fold != k
+        maps[k] = MeshTo68.fit([x for x, t in zip(meshes, tr) if t], [x for x, t in zip(targets, tr) if t], ridge,
+                               [x for x, t in zip(wts, tr) if t])
+    return [maps[k].apply(r['mesh']) for k, r in zip(fold, mesh_recs)], fold
+
+
+def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command):
+    """face_hybrid.json (dlib's box shape, blend weights) and face_sigma_hybrid.json, from cross-fitted
+    mesh maps and blends (each face's points come from fits that did not see it)."""
+    import os
+    import cv2
+    import dlib
+    from depthmarks_ros.core.face.backends import dlib_model_path
+    from depthmarks_ros.core.face.datasets import SPLIT_RULE
+    from depthmarks_ros.core.face.hybrid import HybridBlend, box_from_landmarks, mean_box_shape, quick_yaw
+    from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
+    hog = dlib.get_frontal_face_detector()
+    pred = dlib.shape_predictor(dlib_model_path('shape_predictor_68_face_landmarks.dat'))
+
+    def predict(rgb, box):
+        shape = pred(rgb, dlib.rectangle(*(int(round(v)) for v in box)))
+        return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+    boxes, pts = [], []
+    for s in samples:            # dlib's own convention: its points inside its HOG boxes
+        rgb = s.load_rgb()
+        rects, scores, _ = hog.run(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 0, 0.0)
+        gc = s.landmarks68.mean(axis=0)
+        near = [r for r in rects if np.hypot((r.left() + r.right()) / 2 - gc[0], (r.top() + r.bottom()) / 2 - gc[1])
+                < 0.3 * max(np.ptp(s.landmarks68, axis=0))]
+        if near:
+            r = near[0]
+            b = np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64)
+            boxes.append(b)
+            pts.append(predict(rgb, b))
+    ref_box = mean_box_shape(boxes, pts)
+    yield f'hybrid: dlib box shape from {len(boxes)} HOG faces'
+    m68s, fold = _cross_fitted_68(mesh_recs, meshes, targets, wts, ridge)
+    d68s, yaws, norms, greys = [], [], [], []
+    for r, m68 in zip(mesh_recs, m68s):
+        rgb = r['sample'].load_rgb()
+        d68s.append(predict(rgb, box_from_landmarks(ref_box, m68)))
+        yaws.append(quick_yaw(m68, rgb.shape[1::-1]))
+        norms.append(_norm(r['sample']))
+    meta = {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(m68s), 'hog_faces': len(boxes),
+            'data': 'AFLW2000-3D + 300-W LFPW test, fit split, weighted equally per set; mesh points from '
+                    'cross-fitted maps (5 folds)'}
+    blend = HybridBlend.fit(ref_box, d68s, m68s, targets, norms, yaws, wts, meta=meta)
+    blend.save(os.path.join(output, 'face_hybrid.json'))
+    yield 'hybrid: blend weights by (|yaw|, disagreement) bin: ' + ', '.join(
+        f'{w.mean():.2f}' for w in blend.weights)
+    # cross-fitted blends -> errors for the sigma model
+    out68 = [None] * len(m68s)
+    for k in range(5):
+        tr = fold != k
+        bk = HybridBlend.fit(ref_box, [d for d, t in zip(d68s, tr) if t], [m for m, t in zip(m68s, tr) if t],
+                             [g for g, t in zip(targets, tr) if t], [n for n, t in zip(norms, tr) if t],
+                             [y for y, t in zip(yaws, tr) if t], [w for w, t in zip(wts, tr) if t])
+        for i in np.flatnonzero(~tr):
+            out68[i] = bk.blend(d68s[i], m68s[i], yaws[i])
+    by_set = {}
+    for r, o, n in zip(mesh_recs, out68, norms):
+        by_set.setdefault(r['sample'].dataset, []).append(np.linalg.norm(o - r['sample'].landmarks68, axis=1).mean() / n)
+    yield 'hybrid: cross-fitted NME ' + ', '.join(f'{k} {np.mean(v):.4f} ({len(v)})' for k, v in by_set.items())
+    E, L, Fe, Y = _errors_and_features(mesh_recs, out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for)
+    sm = LandmarkSigmaModel.fit(E, L, Fe, Y, meta={'backend': 'hybrid (mesh + dlib predictor, blended)',
+                                                   'faces': len(E), 'split_rule': SPLIT_RULE, 'command': command,
+                                                   'errors': 'cross-fitted mesh maps and blends (5 folds)'},
+                                face_weights=wts)
+    sm.save(os.path.join(output, 'face_sigma_hybrid.json'))
+    yield f"sigma model hybrid: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}, {_shares(sm)}"
+
+
+def _shares(sm) -> str:
+    return (f"1/2-sigma shares on its fit errors {sm.meta.get('shares_nll')} -> x{sm.scale:.2f} "
+            f"{sm.meta.get('shares_fit')}")

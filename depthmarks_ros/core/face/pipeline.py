@@ -98,23 +98,38 @@ class FaceLandmarker:
         self.fit = load_fit(os.path.join(data_dir, 'face_fit.json'))
         self.mapping = None
         map_path = os.path.join(data_dir, 'face_mesh_to_68.npz')
-        if backend == 'mediapipe' and mapping == 'learned' and os.path.isfile(map_path):
+        if backend in ('mediapipe', 'hybrid') and mapping == 'learned' and os.path.isfile(map_path):
             try:
                 self.mapping = MeshTo68.load(map_path)
             except ValueError as exc:
                 raise BackendError(str(exc)) from exc
+        blend = None
+        blend_path = os.path.join(data_dir, 'face_hybrid.json')
+        if backend == 'hybrid' and os.path.isfile(blend_path):
+            from depthmarks_ros.core.face.hybrid import HybridBlend
+            try:
+                blend = HybridBlend.load(blend_path)
+            except ValueError as exc:
+                raise BackendError(str(exc)) from exc
         self.backend = create_backend(backend, max_faces, refine, static, dlib_detector,
                                       dlib_redetect_every, self.mapping, self.fit.get('box_map'),
-                                      mesh_fallback)
+                                      mesh_fallback, blend)
         self.model = model or UncertaintyModel()
         self.uncertainty = uncertainty
         self.sigma_model = None
-        sigma_path = os.path.join(data_dir, f'face_sigma_{self._sigma_key(dlib_detector)}.json')
-        if uncertainty and sigma == 'learned' and os.path.isfile(sigma_path):
+        self.sigma_model_dlib = None          # hybrid: faces only dlib's predictor followed (cascade box)
+
+        def load_sigma(key):
+            path = os.path.join(data_dir, f'face_sigma_{key}.json')
+            if not (uncertainty and sigma == 'learned' and os.path.isfile(path)):
+                return None
             try:
-                self.sigma_model = LandmarkSigmaModel.load(sigma_path)
+                return LandmarkSigmaModel.load(path)
             except ValueError as exc:
                 raise BackendError(str(exc)) from exc
+        self.sigma_model = load_sigma(self._sigma_key(dlib_detector))
+        if backend == 'hybrid':
+            self.sigma_model_dlib = load_sigma('dlib')
         self._aug = []
         if uncertainty and backend == 'mediapipe':
             self._aug = [create_backend(backend, max_faces, refine, static,
@@ -127,6 +142,8 @@ class FaceLandmarker:
             self.learned = LandmarkUncertaintyModel.load(learned_model)
 
     def _sigma_key(self, dlib_detector: str) -> str:
+        if self.backend_name == 'hybrid':
+            return 'hybrid'
         if self.backend_name == 'mediapipe':
             return 'mediapipe' if self.mapping is not None else 'mediapipe_fixed'
         return 'dlib' if dlib_detector == 'cascade' else f'dlib_{dlib_detector}'
@@ -159,6 +176,12 @@ class FaceLandmarker:
             if isinstance(self.backend, DlibFace68):
                 others_per_face = [self._dlib_jitter(rgb, r.bbox) for r in results]
                 others68 = others_per_face
+            elif self.backend_name == 'hybrid':     # the blend's two inputs; dlib jitter where only dlib ran
+                for i, r in enumerate(results):
+                    if r.layout == 'dlib68':
+                        others_per_face[i] = others68[i] = self._dlib_jitter(rgb, r.bbox)
+                    else:
+                        others68[i] = list(r.alt68)
             else:
                 runs = augmented_predictions(rgb, self._native_runs(rgb))
                 iod = [np.linalg.norm(r.landmarks68[LEFT_EYE_OUTER] - r.landmarks68[RIGHT_EYE_OUTER]) for r in results]
@@ -186,9 +209,10 @@ class FaceLandmarker:
             if self.uncertainty:
                 face.extras.update(face_features(grey, r.landmarks68, o68, K_pose, (w, h)))
                 face.extras['others68'] = o68
-                if self.sigma_model is not None:
-                    face.cov68 = self.sigma_model.covariance(r.landmarks68, face.extras['features'],
-                                                             abs(face.extras['yaw0']))
+                sm = self.sigma_model_dlib if r.layout == 'dlib68' and self.backend_name == 'hybrid' \
+                    else self.sigma_model
+                if sm is not None:
+                    face.cov68 = sm.covariance(r.landmarks68, face.extras['features'], abs(face.extras['yaw0']))
                     face.visibility68 = face.extras['inside68']
             if self.learned is not None:
                 face.cov68, face.visibility68 = self.learned.predict(rgb, face.landmarks68)
@@ -230,5 +254,6 @@ class FaceLandmarker:
             cx, cy = (x0 + x1) / 2 + dx * size, (y0 + y1) / 2 + dy * size
             half = s * size * 0.6
             rect = dlib.rectangle(int(cx - half), int(cy - half), int(cx + half), int(cy + half))
-            out.append(self.backend.landmarks(rgb, rect))
+            out.append(self.backend.predict(rgb, [rect.left(), rect.top(), rect.right(), rect.bottom()])
+                       if self.backend_name == 'hybrid' else self.backend.landmarks(rgb, rect))
         return out

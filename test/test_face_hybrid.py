@@ -1,0 +1,173 @@
+"""The hybrid face backend (MediaPipe mesh + dlib's predictor on a box from it, blended per landmark):
+blend fit, box placement, artefact errors, bad input and stable ids. No /work/shared/data."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from depthmarks_ros.core.face.backends import BackendError
+from depthmarks_ros.core.face.hybrid import HybridBlend, box_from_landmarks, disagreement, mean_box_shape
+from depthmarks_ros.core.face.metrics import nme_interocular
+from depthmarks_ros.core.face.pipeline import FaceLandmarker
+from depthmarks_ros.core.tracking import CentroidTracker
+
+K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+
+
+@pytest.fixture(scope='module')
+def frame():
+    from skimage import data
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    canvas[:, 80:560] = cv2.resize(data.astronaut(), (480, 480))
+    return canvas
+
+
+@pytest.fixture(scope='module')
+def hybrid():
+    lm = FaceLandmarker('hybrid', static=True)
+    yield lm
+    lm.close()
+
+
+def _shape(rng):
+    from depthmarks_ros.core.face.head_pose import face_model_68
+    p = face_model_68()[:, :2]
+    p = (p - p.min(axis=0)) / np.ptp(p, axis=0).max()
+    return 0.2 + 0.6 * p + rng.normal(0, 0.005, p.shape)
+
+
+def test_box_from_landmarks_inverts_the_mean_box_shape():
+    rng = np.random.default_rng(0)
+    ref = _shape(rng)
+    boxes = [np.array([x, y, x + s, y + s]) for x, y, s in ((10, 20, 100), (200, 50, 60), (5, 5, 300))]
+    pts = [ref * (b[2] - b[0]) + b[:2] for b in boxes]
+    ref_fit = mean_box_shape(boxes, pts)
+    assert np.allclose(ref_fit, ref)
+    for b, p in zip(boxes, pts):
+        assert np.allclose(box_from_landmarks(ref_fit, p), b, atol=1e-6)
+    # rotated points: same centre and size (dlib's boxes are upright)
+    c = ref * 100 + [10, 20]
+    th = np.radians(20)
+    R = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    rot = (c - [60, 70]) @ R.T + [60, 70]
+    assert np.allclose(box_from_landmarks(ref_fit, rot), [10, 20, 110, 120], atol=1e-6)
+
+
+def test_blend_fit_recovers_known_weights_per_bin_and_round_trips(tmp_path):
+    """Near-frontal faces: dlib's points are exact and the mesh's biased -> weight 1; turned faces
+    (|yaw| >= 45): dlib's points far off -> weight 0; the blend then reproduces the truth."""
+    rng = np.random.default_rng(1)
+    ref = _shape(rng)
+    d68s, m68s, gts, yaws = [], [], [], []
+    for i in range(80):
+        g = _shape(rng) * 200 + 50
+        yaw = 10.0 if i % 2 else 60.0
+        m = g + rng.normal(0, 3, g.shape)
+        d = g.copy() if yaw < 45 else g + rng.normal(0, 30, g.shape)
+        d68s.append(d), m68s.append(m), gts.append(g), yaws.append(yaw)
+    b = HybridBlend.fit(ref, d68s, m68s, gts, [100.0] * 80, yaws, [1.0] * 80, dis_edges=(0, 1e9))
+    assert np.allclose(b.weights[0], 1.0) and np.all(b.weights[3] < 0.05)
+    assert np.allclose(b.weights[1:3], 0.5)                    # empty bins
+    assert np.allclose(b.blend(d68s[1], m68s[1], 10.0), gts[1])
+    assert disagreement(m68s[0], d68s[0]) > disagreement(m68s[1], d68s[1])
+    b.save(str(tmp_path / 'h.json'))
+    b2 = HybridBlend.load(str(tmp_path / 'h.json'))
+    assert np.allclose(b2.weights, b.weights, atol=1e-4) and np.allclose(b2.ref_box, ref, atol=1e-5)
+
+
+def test_corrupt_hybrid_artefact_is_named_and_missing_one_falls_back_to_the_mesh(tmp_path, frame):
+    (tmp_path / 'face_hybrid.json').write_text(json.dumps({'ref_box': [[0, 0]], 'yaw_edges': [0, 1],
+                                                           'dis_edges': [0, 1], 'weights': [[0.5]]}))
+    with pytest.raises(BackendError, match='face_hybrid.json'):
+        FaceLandmarker('hybrid', static=True, data_dir=str(tmp_path))
+    (tmp_path / 'face_hybrid.json').write_text('not json')
+    with pytest.raises(BackendError, match='face_hybrid.json'):
+        FaceLandmarker('hybrid', static=True, data_dir=str(tmp_path))
+    (tmp_path / 'face_hybrid.json').unlink()
+    lm = FaceLandmarker('hybrid', static=True, data_dir=str(tmp_path))   # no blend: the mesh alone
+    faces = lm.process(frame, K)
+    lm.close()
+    assert len(faces) == 1 and faces[0].landmarks68.shape == (68, 2)
+
+
+def test_hybrid_finds_the_face_agrees_with_dlib_and_has_a_sane_covariance(hybrid, frame):
+    hybrid.tracker = CentroidTracker()
+    faces = hybrid.process(frame, K)
+    assert len(faces) == 1
+    f = faces[0]
+    assert f.landmarks.shape == (468, 2) and f.landmarks68.shape == (68, 2)
+    dl = FaceLandmarker('dlib', static=True)
+    ref = max(dl.process(frame, K), key=lambda g: g.bbox[2] - g.bbox[0])
+    dl.close()
+    assert nme_interocular(f.landmarks68, ref.landmarks68) < 0.05
+    assert np.all(np.isfinite(f.cov68)) and np.all(np.linalg.eigvalsh(f.cov68) > 0)
+    iod = np.linalg.norm(f.landmarks68[45] - f.landmarks68[36])
+    sig = np.sqrt(np.trace(f.cov68, axis1=1, axis2=2) / 2)
+    assert np.all(sig < 0.5 * iod) and np.all(sig > 1e-3 * iod)
+    assert f.head_pose is not None and abs(f.head_pose.yaw) < 30
+
+
+@pytest.mark.parametrize('kind', ['noise', 'flat', 'tiny', 'dark', 'grey', 'blurred', 'half_outside'])
+def test_hybrid_bad_input_gives_empty_or_finite_output(hybrid, frame, kind):
+    rng = np.random.default_rng(3)
+    img = {'noise': lambda: rng.integers(0, 255, (101, 77, 3), dtype=np.uint8),
+           'flat': lambda: np.full((240, 320, 3), 128, np.uint8),
+           'tiny': lambda: _tiny(frame),
+           'dark': lambda: (frame * 0.15).astype(np.uint8),
+           'grey': lambda: cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB),
+           'blurred': lambda: cv2.GaussianBlur(frame, (0, 0), 4),
+           'half_outside': lambda: _half(frame)}[kind]()
+    hybrid.tracker = CentroidTracker()
+    faces = hybrid.process(img, K)
+    if kind in ('noise', 'flat', 'tiny'):
+        assert faces == []
+    if kind in ('grey', 'blurred'):
+        assert len(faces) == 1
+    for f in faces:
+        assert np.all(np.isfinite(f.landmarks68)) and np.all(np.isfinite(f.cov68))
+        assert f.visibility68.shape == (68,) and np.all((f.visibility68 >= 0) & (f.visibility68 <= 1))
+    if kind == 'half_outside' and faces:
+        assert faces[0].visibility68.min() < 0.5          # the points outside the image are not visible
+
+
+def _tiny(frame):
+    out = np.full_like(frame, 90)
+    out[200:224, 300:324] = cv2.resize(frame[:, 80:560], (24, 24))
+    return out
+
+
+def _half(frame):
+    out = np.full_like(frame, 90)
+    out[:, :380] = frame[:, 260:]                 # the face cut by the left edge
+    return out
+
+
+def test_hybrid_video_keeps_the_id_of_a_moving_face_and_drops_a_vanished_one(frame):
+    lm = FaceLandmarker('hybrid', static=False)
+    ids = []
+    for i in range(6):
+        shifted = np.roll(frame, 6 * i, axis=1)
+        faces = lm.process(shifted, K)
+        assert len(faces) == 1
+        ids.append(faces[0].face_id)
+    assert len(set(ids)) == 1
+    assert lm.process(np.full_like(frame, 90), K) == []
+    lm.close()
+
+
+def test_mesh_on_a_rotated_crop_maps_back_to_the_image(frame):
+    """The cascade's rotated views give an angle; the mesh then runs on a crop rotated upright and
+    its points come back in image coordinates."""
+    from depthmarks_ros.core.face.backends import MediaPipeFaceMesh
+    mp = MediaPipeFaceMesh(static=True, fallback_detector=False)
+    mp._crop_mesh = mp._mesh
+    base = mp.process(frame)[0].landmarks
+    M = cv2.getRotationMatrix2D((320, 240), -50, 1.0)              # the face tilted by 50 deg
+    rot = cv2.warpAffine(frame, M, (640, 480))
+    expected = base @ M[:, :2].T + M[:, 2]
+    c, half = expected.mean(axis=0), np.ptp(base[:, 0]) / 2
+    arr = mp._mesh_in_box(rot, np.r_[c - half, c + half], 50.0)
+    mp.close()
+    assert arr is not None and arr.shape == (468, 3)
+    assert np.median(np.linalg.norm(arr[:, :2] - expected, axis=1)) < 2.0
