@@ -11,16 +11,14 @@ from depthmarks_ros.core.face.hybrid import HybridBlend, box_from_landmarks, dis
 from depthmarks_ros.core.face.metrics import nme_interocular
 from depthmarks_ros.core.face.pipeline import FaceLandmarker
 from depthmarks_ros.core.tracking import CentroidTracker
+from depthmarks_ros.testing.scenes import FACE_K
 
-K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+K = FACE_K
 
 
 @pytest.fixture(scope='module')
-def frame():
-    from skimage import data
-    canvas = np.full((480, 640, 3), 90, np.uint8)
-    canvas[:, 80:560] = cv2.resize(data.astronaut(), (480, 480))
-    return canvas
+def frame(face_image):
+    return face_image
 
 
 @pytest.fixture(scope='module')
