@@ -23,7 +23,8 @@ from depthmarks_ros.params.stereo_depth import StereoDepthParams
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 
 # depthmarks sub-command -> the node whose spec gives its options
-# (fuse-kitti is left out on purpose: its defaults are KITTI's, scanline + the sigma model fitted on KITTI)
+# (fuse-kitti is left out on purpose: its defaults are the KITTI preset config/kitti/depth_fusion.yaml,
+# checked by test/test_fusion_preset.py)
 CLI_NODES = {'stereo': 'stereo_depth', 'face': 'face_landmarks', 'body': 'body_pose', 'mono': 'mono_depth',
              'sim': 'sim_rig'}
 

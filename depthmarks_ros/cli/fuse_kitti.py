@@ -3,6 +3,9 @@
 ROOT holds image_2/, velodyne/ and calib/ (KITTI object/depth layout). For every frame id (or
 --frames), writes DIR/<id>.png (KITTI depth PNG: uint16 = metres * 256, 0 = none), DIR/<id>_sigma.png
 (same encoding, metres * 256) and DIR/<id>_sparse.png. Same core as the depth_fusion node.
+
+Its defaults are the KITTI preset, config/kitti/depth_fusion.yaml (read here): the node started with
+that parameter file computes what this command computes (docs/depth_fusion.md).
 """
 from __future__ import annotations
 
@@ -11,30 +14,37 @@ import os
 from depthmarks_ros.core.fusion.completion import METHODS
 
 
+KITTI_PRESET = ('kitti', 'depth_fusion.yaml')   # under the package's config/
+
+
+def kitti_preset() -> dict:
+    """The depth_fusion parameters of the KITTI preset file (config/kitti/depth_fusion.yaml)."""
+    import yaml
+    from depthmarks_ros.core.calibration import package_config_dir
+    with open(os.path.join(package_config_dir(), *KITTI_PRESET)) as f:
+        return yaml.safe_load(f)['/**']['ros__parameters']
+
+
 def add_arguments(p) -> None:
+    preset = kitti_preset()
     p.add_argument('root', help='folder with image_2/, velodyne/, calib/')
     p.add_argument('--output', '-o', required=True)
     p.add_argument('--frames', nargs='*', help='frame ids (default: all in image_2/)')
-    p.add_argument('--completion', default='scanline', choices=METHODS,
-                   help='completion (default scanline: the one the shipped KITTI sigma model is fitted for)')
-    p.add_argument('--sigma-model', default='kitti',
-                   help="fitted sigma model JSON (depthmarks fit-fusion); 'kitti' (default) = the shipped "
-                        "model fitted on real KITTI data, 'sim' = the built-in simulated-rig defaults")
+    p.add_argument('--completion', default=preset['completion'], choices=METHODS,
+                   help='completion (default: the KITTI preset\'s, config/kitti/depth_fusion.yaml)')
+    p.add_argument('--sigma-model', default=preset['sigma_model_file'],
+                   help="as the node's sigma_model_file: a fitted model JSON (depthmarks fit-fusion), 'kitti' = "
+                        "the shipped model fitted on real KITTI data, '' or 'sim' = the built-in simulated-rig "
+                        "defaults (default: the KITTI preset's)")
 
 
 def run(args) -> int:
     import cv2
     from depthmarks_ros.core.camera import CalibrationError
     from depthmarks_ros.core.fusion import kitti
-    from depthmarks_ros.core.fusion.learned import load_model
+    from depthmarks_ros.core.fusion.learned import resolve_sigma_model
     from depthmarks_ros.core.fusion.pipeline import FusionSettings, fuse_frame
-    from depthmarks_ros.core.fusion.uncertainty import SigmaModel
-    from depthmarks_ros.core.fusion.real_data import SHIPPED_KITTI_MODEL
-    if args.sigma_model == 'sim':
-        model = SigmaModel()
-    else:
-        model = load_model(SHIPPED_KITTI_MODEL if args.sigma_model == 'kitti' else args.sigma_model)
-    settings = FusionSettings(args.completion, model)
+    settings = FusionSettings(args.completion, resolve_sigma_model(args.sigma_model))
     ids = args.frames or sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(args.root, 'image_2')))
     os.makedirs(args.output, exist_ok=True)
     failures = 0

@@ -23,9 +23,8 @@ from depthmarks_ros.convert.image import depth_image_to_metres, image_array, ima
 from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.calibration import load_rig, resolve_url, default_rig_path, transform_from_pose
 from depthmarks_ros.core.camera import CalibrationError
-from depthmarks_ros.core.fusion.learned import load_model
+from depthmarks_ros.core.fusion.learned import MODEL_PRESETS, resolve_sigma_model
 from depthmarks_ros.core.fusion.pipeline import FusionSettings, StereoInput, fuse_frame
-from depthmarks_ros.core.fusion.uncertainty import SigmaModel
 from depthmarks_ros.params.depth_fusion import DepthFusionParams
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
 from depthmarks_ros.ros.synced_inputs import Input
@@ -50,9 +49,8 @@ class DepthFusionNode(DepthmarksNode):
     def __init__(self, **kwargs):
         super().__init__('depth_fusion', **kwargs)
         # start-up calibration (rig file, lidar_to_camera, sigma model): unusable = one-line error, exit 1
-        self.model = SigmaModel()
-        if self.p.sigma_model_file:
-            self.model = load_model(resolve_url(self.p.sigma_model_file))
+        spec = self.p.sigma_model_file
+        self.model = resolve_sigma_model(spec if spec in MODEL_PRESETS else resolve_url(spec))
         self.lidar2cam, self.lidar_frame, self.baseline = self._extrinsics()
         if self.p.use_stereo and not self.baseline > 0:
             raise CalibrationError('use_stereo needs the stereo baseline: set stereo_baseline or a rig file with '

@@ -31,8 +31,9 @@ class DepthFusionParams(NodeParams, CompressedDepthParams, InputParams, ImageTra
     use_mono: bool = param(False, 'Fuse mono/depth', read_only=True, cli=False)
     stereo_baseline: float = param(0.0, 'Baseline of the stereo source for its sigma (m); 0 = from the rig file',
                                    min=0.0, max=10.0, read_only=True, cli=False)
-    sigma_model_file: str = param('', 'Fitted sigma model JSON (depthmarks fit-fusion); empty = defaults',
-                                  read_only=True)
+    sigma_model_file: str = param('', 'Sigma model: a fitted model JSON (depthmarks fit-fusion; file://, '
+                                  'package:// or path), "kitti" = the shipped model fitted on real KITTI data, '
+                                  'empty = built-in defaults fitted on the simulated rig', read_only=True)
     queue_size: int = param(5, 'Synchronisation queue per input', min=1, max=100, read_only=True, cli=False)
     points_layout: str = param('organized', 'fusion/points: organized (height x width, NaN where invalid, as '
                                'depth_image_proc) or dense (valid points only, height 1)', choices=POINTS_LAYOUTS,

@@ -146,6 +146,22 @@ def save_model(model: SigmaModel, path: str, provenance: Optional[dict] = None) 
         json.dump(doc, f, indent=2)
 
 
+# sigma_model_file values that name a model instead of a file (the node and the commands alike)
+MODEL_PRESETS = {'': 'built-in defaults, fitted on the simulated rig', 'sim': 'the same as ""',
+                 'kitti': 'the shipped model fitted on real KITTI data (data/fusion_sigma_kitti.json)'}
+
+
+def resolve_sigma_model(spec: str) -> SigmaModel:
+    """A sigma model by preset name (MODEL_PRESETS: '' or 'sim' = built-in, 'kitti' = shipped) or
+    the path of a fitted model file (:func:`load_model`: ValueError when unusable)."""
+    if spec in ('', 'sim'):
+        return SigmaModel()
+    if spec == 'kitti':
+        from depthmarks_ros.core.fusion.real_data import SHIPPED_KITTI_MODEL
+        return load_model(SHIPPED_KITTI_MODEL)
+    return load_model(spec)
+
+
 def load_model(path: str) -> SigmaModel:
     """A fitted sigma model (``depthmarks fit-fusion``). Raises ValueError with the reason when the
     path is not a readable model file (missing, a directory, not JSON, another kind of file)."""
