@@ -225,20 +225,6 @@ def test_fusion_node_points_organised_by_default(probe, rig):
     assert ok.mean() > 0.6 and np.median(np.abs(z[ok] - f.depth_gt[ok])) < 0.1
 
 
-def test_fill_holes_takes_the_background_and_bad_filled_counts_every_truth_pixel():
-    from depthmarks_ros.core.stereo.metrics import bad_filled, fill_holes
-    n = np.nan
-    d = np.array([[n, 5, n, n, 9, n], [n, n, n, n, n, n], [3, n, 8, 8, n, 2]], np.float32)
-    f = fill_holes(d)
-    np.testing.assert_array_equal(f[0], [5, 5, 5, 5, 9, 9])   # between 5 and 9: the smaller; ends: nearest
-    assert np.isnan(f[1]).all()                               # nothing to fill from
-    np.testing.assert_array_equal(f[2], [3, 3, 8, 8, 2, 2])
-    gt = np.full_like(d, 5.0)
-    gt[2] = [3, 3, 8, 8, 8, 2]                                 # (2, 4) filled with 2 instead of 8: bad
-    # row 0: 9, 9 off by 4 (2 bad); row 1 all NaN (6 bad); row 2: one bad -> 9 of 18
-    assert bad_filled(d, gt) == pytest.approx(9 / 18)
-
-
 def test_coarse_to_fine_backend_matches_the_full_size_matcher_on_the_rig(rig):
     from depthmarks_ros.core.stereo.coarse_to_fine import CoarseToFineBackend, half_params, refine
     s, f = rig

@@ -1,9 +1,11 @@
-"""Disparity accuracy against ground truth (ROS-free): EPE, bad-N, density."""
+"""Disparity accuracy against ground truth (ROS-free): EPE, bad-N, density, bad-N with holes filled."""
 from __future__ import annotations
 
 from typing import Dict
 
 import numpy as np
+
+from depthmarks_ros.core.stereo.fill import fill_holes_rows
 
 
 def disparity_metrics(disp: np.ndarray, gt: np.ndarray) -> Dict[str, float]:
@@ -37,27 +39,11 @@ def sparsify_to_density(disp: np.ndarray, confidence: np.ndarray, gt: np.ndarray
     return out
 
 
-def fill_holes(disp: np.ndarray) -> np.ndarray:
-    """``disp`` (H, W) with every invalid (NaN) pixel filled along its row, KITTI's rule for comparing
-    methods of different density: a hole between two valid pixels takes the smaller (background)
-    of the two, a hole at a row's end the nearest valid value; rows without any valid pixel stay NaN."""
-    d = np.asarray(disp, np.float32)
-    h, w = d.shape
-    valid = np.isfinite(d)
-    idx = np.where(valid, np.arange(w)[None, :], -1)
-    left = np.maximum.accumulate(idx, axis=1)                            # last valid column at or before x
-    idx_r = np.where(valid, np.arange(w)[None, :], w)
-    right = np.minimum.accumulate(idx_r[:, ::-1], axis=1)[:, ::-1]       # next valid column at or after x
-    rows = np.arange(h)[:, None]
-    vl = np.where(left >= 0, d[rows, np.clip(left, 0, w - 1)], np.nan)
-    vr = np.where(right < w, d[rows, np.clip(right, 0, w - 1)], np.nan)
-    return np.fmin(vl, vr).astype(np.float32)  # fmin: NaN only where both sides are missing
-
-
 def bad_filled(disp: np.ndarray, gt: np.ndarray, threshold: float = 2.0) -> float:
-    """Share of ground-truth pixels off by more than ``threshold`` px after :func:`fill_holes`
-    (every ground-truth pixel counts: density does not hide errors)."""
+    """Share of ground-truth pixels off by more than ``threshold`` px after filling the holes of
+    ``disp`` along rows (:func:`~depthmarks_ros.core.stereo.fill.fill_holes_rows`, KITTI's rule; every
+    ground-truth pixel counts: density does not hide errors, a row with nothing to fill from is bad)."""
     has_gt = np.isfinite(gt) & (gt > 0)
-    filled = fill_holes(disp)[has_gt]
+    filled = fill_holes_rows(disp, empty_row=np.nan)[has_gt]
     err = np.abs(filled - gt[has_gt])
     return float(np.mean(~(err <= threshold)))  # a pixel still NaN (an empty row) counts as bad
