@@ -7,7 +7,7 @@ accurate.
    ``stereo_algorithm`` (SGBM_3WAY by default, with LR check / WLS when set: matching.py's
    :class:`StereoMatcher`) searches ``ceil(disparity_range / 2)`` disparities, rounded up to a
    multiple of 16: 4x fewer pixels and 2x fewer disparities, about 1/8 of the full-size work.
-   Its holes are filled along each row (metrics.fill_holes: the background side), and the map is
+   Its holes are filled along each row (fill.fill_holes_rows: the background side), and the map is
    doubled and upsampled (nearest) to the prior ``D0`` (whole pixels).
 2. Fine: the right image is warped by the prior, ``R'(x, y) = R(x - D0(x, y), y)``, and the same
    OpenCV matcher, with the same window, P1/P2, uniqueness and LR tolerance, searches only the
@@ -32,7 +32,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from depthmarks_ros.core.stereo.coarse_to_fine import CoarseToFineBackend
-from depthmarks_ros.core.stereo.metrics import fill_holes
+from depthmarks_ros.core.stereo.fill import fill_holes_rows
 from depthmarks_ros.core.stereo.params import StereoParams, create_opencv_matcher
 
 RESIDUAL = 16   # fine search: D0 - 16 .. D0 + 15 (chosen on KITTI 2012's fit split, docs/stereo_depth.md)
@@ -49,7 +49,7 @@ def prior(disp_half: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     rows, doubled, nearest-upsampled; NaN only in rows without any coarse disparity."""
     import cv2
     h, w = shape
-    filled = fill_holes(disp_half) * np.float32(2.0)
+    filled = fill_holes_rows(disp_half, empty_row=np.nan) * np.float32(2.0)
     up = cv2.resize(filled, (filled.shape[1] * 2, filled.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
     return np.rint(up[:h, :w])
 
