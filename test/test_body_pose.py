@@ -18,6 +18,7 @@ from depthmarks_ros.core.body.metrics import oks, pck
 from depthmarks_ros.core.body.pipeline import BodyPoseEstimator, coco17_in_box
 from depthmarks_ros.core.camera import PinholeCamera
 from depthmarks_ros.testing.ros_harness import NodeProcess
+from depthmarks_ros.testing.scenes import publish_stamped
 
 K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
 UPPER = [0, 1, 2, 3, 4, 5, 6]  # nose, eyes, ears, shoulders: what the astronaut shows clearly
@@ -227,14 +228,7 @@ def test_node_publishes_keypoints_markers_and_survives_bad_input(probe, frame):
     cam = PinholeCamera(640, 480, K)
 
     def send(img, depth, camera=cam):
-        stamp = node.get_clock().now().to_msg()
-        msgs = (numpy_to_image(img, 'rgb8'), info_from_camera(camera), depth)
-        for p, msg in zip(pubs, msgs):
-            msg.header.stamp = stamp
-            p.publish(msg)
-        probe.spin_for(0.1)
-        node.worker.wait_idle(10)
-        probe.spin_for(0.1)
+        publish_stamped(probe, node, pubs, (numpy_to_image(img, 'rgb8'), info_from_camera(camera), depth))
 
     plane = numpy_to_image(np.full((480, 640), 2.5, np.float32), '32FC1')
     send(frame, numpy_to_image(np.full((240, 320), 2.5, np.float32), '32FC1'))    # depth of another size

@@ -11,7 +11,7 @@ from depthmarks_ros.convert.cloud import cloud_to_array
 from depthmarks_ros.convert.image import numpy_to_image
 from depthmarks_ros.core.camera import PinholeCamera
 from depthmarks_ros.testing.ros_harness import NodeProcess
-from depthmarks_ros.testing.scenes import FACE_K as K
+from depthmarks_ros.testing.scenes import FACE_K as K, publish_stamped
 
 
 @pytest.mark.dds
@@ -30,16 +30,7 @@ def test_node_publishes_landmarks_pose_markers_and_survives_bad_input(probe, fac
     cam = PinholeCamera(640, 480, K)
 
     def send(img, depth):
-        stamp = node.get_clock().now().to_msg()
-        m = numpy_to_image(img, 'rgb8')
-        info = info_from_camera(cam)
-        for msg in (m, info, depth):
-            msg.header.stamp = stamp
-        for p, msg in zip(pubs, (m, info, depth)):
-            p.publish(msg)
-        probe.spin_for(0.1)
-        node.worker.wait_idle(10)
-        probe.spin_for(0.1)
+        publish_stamped(probe, node, pubs, (numpy_to_image(img, 'rgb8'), info_from_camera(cam), depth))
 
     send(face_image, numpy_to_image(np.full((240, 320), 1.5, np.float32), '32FC1'))   # depth of another size
     assert node.stats.errors >= 1 and 'depth image is 320x240' in node.stats.last_error

@@ -4,7 +4,7 @@ outputs back on <topic>: every input frame comes out exactly once, in stamp orde
 import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import Image
 from stereo_msgs.msg import DisparityImage
 
 from depthmarks_ros.convert.camera_info import info_from_camera
@@ -12,6 +12,7 @@ from depthmarks_ros.convert.image import image_to_numpy, numpy_to_image
 from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.sim import SimRig
 from depthmarks_ros.core.sim.rig import SimConfig
+from depthmarks_ros.testing.scenes import stereo_input_publishers
 
 pytestmark = pytest.mark.dds
 
@@ -44,8 +45,7 @@ def test_two_instances_and_stamp_merge_output_every_frame_once_in_stamp_order(pr
     rel = QoSProfile(depth=2 * FRAMES, reliability=ReliabilityPolicy.RELIABLE)
     merged = {topic: probe.subscribe(typ, topic, rel) for topic, typ in TOPICS.items()}
     per_shard = [probe.subscribe(Image, f'stereo/depth/shard_{k}', rel) for k in range(2)]
-    pubs = [probe.publisher(Image, 'stereo/left/image_raw'), probe.publisher(CameraInfo, 'stereo/left/camera_info'),
-            probe.publisher(Image, 'stereo/right/image_raw'), probe.publisher(CameraInfo, 'stereo/right/camera_info')]
+    pubs = stereo_input_publishers(probe)
     for p in pubs:
         assert probe.wait_for_subscribers(p, count=2)     # both instances see every input
     for topic in TOPICS:

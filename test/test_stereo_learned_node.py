@@ -12,7 +12,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from stereo_msgs.msg import DisparityImage
 
 from depthmarks_ros.convert.image import image_to_numpy
-from depthmarks_ros.testing.scenes import publish_and_spin as _send, stereo_pair_msgs as _pair_msgs
+from depthmarks_ros.testing.scenes import (publish_and_spin as _send, start_stereo_node,
+                                           stereo_pair_msgs as _pair_msgs)
 
 torch = pytest.importorskip('torch')
 pytest.importorskip('onnxruntime')
@@ -40,20 +41,9 @@ def tiny_model(tmp_path_factory):
     return path
 
 
-def _node(probe, **params):
-    from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
-    node = StereoDepthNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-    probe.add_node(node)
-    pubs = [probe.publisher(Image, 'stereo/left/image_raw'), probe.publisher(CameraInfo, 'stereo/left/camera_info'),
-            probe.publisher(Image, 'stereo/right/image_raw'), probe.publisher(CameraInfo, 'stereo/right/camera_info')]
-    for p in pubs:
-        assert probe.wait_for_subscribers(p)
-    return node, pubs
-
-
 @pytest.mark.dds
 def test_learned_backend_gives_every_output_of_the_classical_one(probe, sim, tiny_model):
-    node, pubs = _node(probe, backend='learned', model_path=tiny_model, disparity_range=64)
+    node, pubs = start_stereo_node(probe, backend='learned', model_path=tiny_model, disparity_range=64)
     qos = node.output_qos()
     disp = probe.subscribe(DisparityImage, 'stereo/disparity', qos)
     depth = probe.subscribe(Image, 'stereo/depth', qos)
@@ -78,7 +68,7 @@ def test_learned_backend_gives_every_output_of_the_classical_one(probe, sim, tin
 
 @pytest.mark.dds
 def test_unusable_model_drops_frames_with_the_reason_and_node_lives(probe, sim):
-    node, pubs = _node(probe, backend='learned', model_path='/nonexistent/net.onnx', disparity_range=64)
+    node, pubs = start_stereo_node(probe, backend='learned', model_path='/nonexistent/net.onnx', disparity_range=64)
     depth = probe.subscribe(Image, 'stereo/depth', node.output_qos())
     _send(probe, pubs, _pair_msgs(sim, node.get_clock().now().to_msg()))
     assert probe.spin_until(lambda: node.stats.errors > 0, 5)

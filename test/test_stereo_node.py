@@ -13,19 +13,13 @@ from depthmarks_ros.convert.camera_info import info_from_camera
 from depthmarks_ros.convert.image import image_to_numpy, numpy_to_image
 from depthmarks_ros.core.camera import PinholeCamera
 from depthmarks_ros.testing.ros_harness import NodeProcess
-from depthmarks_ros.testing.scenes import grey as _grey, publish_and_spin as _send, stereo_pair_msgs as _pair_msgs
+from depthmarks_ros.testing.scenes import (grey as _grey, publish_and_spin as _send, start_stereo_node,
+                                           stereo_input_publishers, stereo_pair_msgs as _pair_msgs)
 
 
 @pytest.fixture
 def stereo_node(probe):
-    from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
-    node = StereoDepthNode(parameter_overrides=[Parameter('disparity_range', value=64)])
-    probe.add_node(node)
-    pubs = [probe.publisher(Image, 'stereo/left/image_raw'), probe.publisher(CameraInfo, 'stereo/left/camera_info'),
-            probe.publisher(Image, 'stereo/right/image_raw'), probe.publisher(CameraInfo, 'stereo/right/camera_info')]
-    for p in pubs:
-        assert probe.wait_for_subscribers(p)
-    return node, pubs
+    return start_stereo_node(probe, disparity_range=64)
 
 
 @pytest.mark.dds
@@ -192,15 +186,7 @@ def test_node_with_calibration_file_needs_no_camera_info(probe, sim):
 
 @pytest.mark.dds
 def test_node_pairs_nearby_stamps_with_approximate_sync(probe, sim):
-    from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
-    node = StereoDepthNode(parameter_overrides=[Parameter('disparity_range', value=64),
-                                                Parameter('approximate_sync', value=True),
-                                                Parameter('slop', value=0.01)])
-    probe.add_node(node)
-    pubs = [probe.publisher(Image, 'stereo/left/image_raw'), probe.publisher(CameraInfo, 'stereo/left/camera_info'),
-            probe.publisher(Image, 'stereo/right/image_raw'), probe.publisher(CameraInfo, 'stereo/right/camera_info')]
-    for p in pubs:
-        assert probe.wait_for_subscribers(p)
+    node, pubs = start_stereo_node(probe, disparity_range=64, approximate_sync=True, slop=0.01)
     disp = probe.subscribe(DisparityImage, 'stereo/disparity', node.output_qos())
     for _ in range(20):  # right stamps 3 ms late: exact sync would never pair them (see the process test)
         stamp = node.get_clock().now().to_msg()
@@ -217,8 +203,7 @@ def test_node_pairs_nearby_stamps_with_approximate_sync(probe, sim):
 
 @pytest.mark.dds
 def test_node_process_warns_when_stamps_never_match_and_exits_cleanly(probe, sim):
-    pubs = [probe.publisher(Image, 'stereo/left/image_raw'), probe.publisher(CameraInfo, 'stereo/left/camera_info'),
-            probe.publisher(Image, 'stereo/right/image_raw'), probe.publisher(CameraInfo, 'stereo/right/camera_info')]
+    pubs = stereo_input_publishers(probe)
     disp = probe.subscribe(DisparityImage, 'stereo/disparity')
     with NodeProcess('stereo_depth', params={'disparity_range': 64}) as node:
         for p in pubs:

@@ -17,6 +17,7 @@ from depthmarks_ros.core.stereo.backend import StereoBackend, backend_names, cre
 from depthmarks_ros.core.stereo.metrics import disparity_metrics
 from depthmarks_ros.core.stereo.params import create_opencv_matcher
 from depthmarks_ros.core.stereo.pipeline import StereoPipeline, cameras_from_focal_baseline
+from depthmarks_ros.testing.scenes import start_stereo_node
 
 
 @pytest.fixture(scope='module')
@@ -149,15 +150,9 @@ def test_point_cloud_layouts():
 
 @pytest.mark.dds
 def test_stereo_node_points_organised_by_default_dense_by_parameter(probe, rig):
-    from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
     s, f = rig
-    node = StereoDepthNode(parameter_overrides=[Parameter('disparity_range', value=64)])
-    probe.add_node(node)
-    pubs = [probe.publisher(Image, 'stereo/left/image_raw'), probe.publisher(CameraInfo, 'stereo/left/camera_info'),
-            probe.publisher(Image, 'stereo/right/image_raw'), probe.publisher(CameraInfo, 'stereo/right/camera_info')]
+    node, pubs = start_stereo_node(probe, disparity_range=64)
     points = probe.subscribe(PointCloud2, 'stereo/points', node.output_qos())
-    for p in pubs:
-        assert probe.wait_for_subscribers(p)
     probe.spin_until(lambda: node.pub_points.get_subscription_count() > 0, 5)
 
     def one_cloud():
@@ -301,17 +296,10 @@ def test_stereo_node_at_100_hz_drops_old_frames_and_holds_no_backlog(probe, rig)
     nothing queues (when the input stops, at most the frame in hand comes out), memory stays bounded
     (one pending frame in the worker, bounded sync queues)."""
     from diagnostic_msgs.msg import DiagnosticArray
-    from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
     s, f = rig
-    node = StereoDepthNode(parameter_overrides=[Parameter('disparity_range', value=64),
-                                                Parameter('diagnostics_period', value=0.5)])
-    probe.add_node(node)
-    pubs = [probe.publisher(Image, 'stereo/left/image_raw'), probe.publisher(CameraInfo, 'stereo/left/camera_info'),
-            probe.publisher(Image, 'stereo/right/image_raw'), probe.publisher(CameraInfo, 'stereo/right/camera_info')]
+    node, pubs = start_stereo_node(probe, disparity_range=64, diagnostics_period=0.5)
     depth = probe.subscribe(Image, 'stereo/depth', node.output_qos())
     diag = probe.subscribe(DiagnosticArray, '/diagnostics')
-    for p in pubs:
-        assert probe.wait_for_subscribers(p)
     msgs = (numpy_to_image(f.left_rgb, 'rgb8'), info_from_camera(s.stereo.left),
             numpy_to_image(f.right_rgb, 'rgb8'), info_from_camera(s.stereo.right))
     # the matcher's work made 8x longer than the input period, whatever the machine's speed

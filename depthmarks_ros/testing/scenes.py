@@ -67,6 +67,39 @@ def stereo_pair_msgs(sim, stamp, left_cam=None, right_cam=None, left_rgb=None, r
     return lm, li, rm, ri
 
 
+def stereo_input_publishers(probe) -> list:
+    """Publishers of stereo_depth's inputs, in :func:`stereo_pair_msgs`' order: left image, left
+    camera_info, right image, right camera_info (best effort, as sensors publish)."""
+    from sensor_msgs.msg import CameraInfo, Image
+    return [probe.publisher(Image, 'stereo/left/image_raw'), probe.publisher(CameraInfo, 'stereo/left/camera_info'),
+            probe.publisher(Image, 'stereo/right/image_raw'), probe.publisher(CameraInfo, 'stereo/right/camera_info')]
+
+
+def start_stereo_node(probe, **params):
+    """An in-process stereo_depth node with parameters ``params``, spun by ``probe``, and the
+    publishers of its inputs once it has subscribed to them: ``(node, pubs)``."""
+    from rclpy.parameter import Parameter
+    from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
+    node = StereoDepthNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    probe.add_node(node)
+    pubs = stereo_input_publishers(probe)
+    for p in pubs:
+        assert probe.wait_for_subscribers(p), p.topic_name
+    return node, pubs
+
+
+def publish_stamped(probe, node, pubs, msgs, settle_s: float = 0.1, timeout: float = 10.0) -> None:
+    """Stamp every message with ``node``'s clock now (one input set), publish ``msgs[i]`` on
+    ``pubs[i]`` and wait until the node's worker has processed it."""
+    stamp = node.get_clock().now().to_msg()
+    for p, msg in zip(pubs, msgs):
+        msg.header.stamp = stamp
+        p.publish(msg)
+    probe.spin_for(settle_s)
+    node.worker.wait_idle(timeout)
+    probe.spin_for(settle_s)
+
+
 def publish_and_spin(probe, pubs, msgs, spin_s: float = 0.05) -> None:
     """Publish ``msgs[i]`` on ``pubs[i]``, then spin the probe for ``spin_s``."""
     for p, m in zip(pubs, msgs):
