@@ -252,7 +252,7 @@ def test_coarse_to_fine_backend_matches_the_full_size_matcher_on_the_rig(rig):
 
 
 def test_coarse_to_fine_sgm_refines_a_prior_within_its_residual_range(rig):
-    from depthmarks_ros.core.stereo.coarse_to_fine_sgm import fine_params, prior, refine
+    from depthmarks_ros.core.stereo.coarse_to_fine_sgm import fill_rows, fine_params, prior, refine
     s, f = rig
     L, R = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb))
     p = StereoParams(disparity_range=64)
@@ -284,6 +284,20 @@ def test_coarse_to_fine_sgm_refines_a_prior_within_its_residual_range(rig):
     assert (prior(half, (240, 320))[10:12] == 6.0).all() and np.isnan(prior(half, (240, 320))[:10]).all()
     with pytest.raises(ValueError, match='residual'):
         create_backend('coarse_to_fine_sgm', p, residual=12)
+    with pytest.raises(ValueError, match='rows'):
+        create_backend('coarse_to_fine_sgm', p, rows=3)
+    # every row searched (rows=1) agrees with every other row searched + the rest picked (default)
+    every = create_backend('coarse_to_fine_sgm', p, rows=1).compute(L, R, confidence=False)[0]
+    both = np.isfinite(every) & np.isfinite(disp)
+    assert both.mean() > 0.6 and np.mean(np.abs(every[both] - disp[both]) <= 1) > 0.95
+    # odd rows take the neighbour row's value that matches; NaN above -> the one below
+    even = np.where(ok, gt, np.nan)[::2].astype(np.float32)
+    even[3, :] = np.nan
+    rows = fill_rows(L, R, even)
+    assert np.array_equal(rows[::2], even, equal_nan=True)
+    assert np.array_equal(rows[7], even[4], equal_nan=True)          # row 7: above (row 6) is NaN
+    odd = ok[1::2] & np.isfinite(rows[1::2])
+    assert np.mean(np.abs(rows[1::2] - gt[1::2])[odd] <= 1) > 0.95
     b.set_params(p.replace(disparity_range=96, P1=100.0))
     assert b.coarse.params.disparity_range == 48 and b.max_disparity == 95
     out = StereoPipeline('coarse_to_fine_sgm', p).process(L, R, (s.stereo.left, s.stereo.right))

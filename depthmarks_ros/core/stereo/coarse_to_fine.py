@@ -36,8 +36,8 @@ INVALID_COST = np.int32(1 << 30)
 
 def half_params(p: StereoParams) -> StereoParams:
     """The parameters of the half-resolution matcher: the same matcher, half the disparities
-    (rounded up to a multiple of 16, at least 16) from half the minimum disparity."""
-    rng = max(16, int(np.ceil(p.disparity_range / 32.0)) * 16)
+    (rounded up to a multiple of 16, at least 32) from half the minimum disparity."""
+    rng = max(32, int(np.ceil(p.disparity_range / 32.0)) * 16)   # 32: the smallest range the spec allows
     return p.replace(disparity_range=rng, min_disparity=int(np.floor(p.min_disparity / 2.0)))
 
 

@@ -16,6 +16,10 @@ accurate.
    semi-global smoothness then acts on the residual, i.e. on the deviation from the coarse
    surface, and depth edges come back at full resolution. Speckles are removed afterwards on the
    full disparity (as the full-size matcher does: ``speckle_size`` / ``speckle_range``).
+3. By default (``rows`` 2) step 2 runs on every other row only (half the pixels: OpenCV's
+   SGBM_3WAY has a large per-pixel cost besides the per-disparity one, so fewer disparities
+   alone do not make it cheap); each odd row takes, per pixel, the disparity of the row above or
+   below whose match is better (7 x 7 SAD, :func:`fill_rows`).
 
 A pixel is invalid where the fine matcher finds no match, whose correspondence falls left of the
 right image (``x - d < 0``), whose disparity leaves ``[min_disparity, min_disparity +
@@ -36,6 +40,7 @@ from depthmarks_ros.core.stereo.fill import fill_holes_rows
 from depthmarks_ros.core.stereo.params import StereoParams, create_opencv_matcher
 
 RESIDUAL = 16   # fine search: D0 - 16 .. D0 + 15 (chosen on KITTI 2012's fit split, docs/stereo_depth.md)
+ROWS = 2        # fine search on every other row, the others picked from their neighbours (half the time)
 
 
 def fine_params(p: StereoParams, residual: int = RESIDUAL) -> StereoParams:
@@ -83,16 +88,45 @@ def refine(left: np.ndarray, right: np.ndarray, d0: np.ndarray, fine, params: St
     return disp
 
 
+def fill_rows(left: np.ndarray, right: np.ndarray, even: np.ndarray, window: int = 7) -> np.ndarray:
+    """(H, W) disparity from ``even`` (the disparity of rows 0, 2, 4, ...): each odd row takes, per
+    pixel, the value of the row above or below whose right-image match (``window`` box SAD, whole
+    pixels) is better; NaN where both are invalid."""
+    import cv2
+    h, w = left.shape
+    out = np.empty((h, w), np.float32)
+    out[::2] = even
+    n = h // 2                                    # odd rows
+    if n == 0:
+        return out
+    above, below = even[:n], np.vstack([even[1:], even[-1:]])[:n]
+    lo, ro = np.ascontiguousarray(left[1::2]), np.ascontiguousarray(right[1::2])
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    ys = np.ascontiguousarray(np.broadcast_to(np.arange(n, dtype=np.float32)[:, None], (n, w)))
+    costs = []
+    for cand in (above, below):
+        shift = np.where(np.isnan(cand), np.float32(1e4), np.rint(cand)).astype(np.float32)
+        shifted = cv2.remap(ro, xs - shift, ys, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        costs.append(cv2.boxFilter(cv2.absdiff(lo, shifted), cv2.CV_16U, (window, window), normalize=False))
+    take_below = (costs[1] < costs[0]) & ~np.isnan(below) | np.isnan(above)
+    out[1::2] = np.where(take_below, below, above)
+    return out
+
+
 class CoarseToFineSGMBackend(CoarseToFineBackend):
-    """See the module docstring. ``residual``: half-width of the full-resolution search (px)."""
+    """See the module docstring. ``residual``: half-width of the full-resolution search (px);
+    ``rows``: 1 = the fine search on every row, 2 = on every other row (:func:`fill_rows`)."""
 
     name = 'coarse_to_fine_sgm'
     delta_d = 1.0 / 16.0
 
-    def __init__(self, params: Optional[StereoParams] = None, threads: int = 2, residual: int = RESIDUAL):
+    def __init__(self, params: Optional[StereoParams] = None, threads: int = 2, residual: int = RESIDUAL,
+                 rows: int = ROWS):
         if residual < 16 or residual % 8:
             raise ValueError(f'residual must be a multiple of 8, at least 16 (got {residual})')
-        self.residual = residual
+        if rows not in (1, 2):
+            raise ValueError(f'rows must be 1 or 2 (got {rows})')
+        self.residual, self.rows = residual, rows
         super().__init__(params, threads)
         self.fine = create_opencv_matcher(fine_params(self.params, residual))
 
@@ -101,4 +135,9 @@ class CoarseToFineSGMBackend(CoarseToFineBackend):
         self.fine = create_opencv_matcher(fine_params(params, self.residual))
 
     def _refine(self, left: np.ndarray, right: np.ndarray, disp_half: np.ndarray) -> np.ndarray:
-        return refine(left, right, prior(disp_half, left.shape), self.fine, self.params, self.residual)
+        d0 = prior(disp_half, left.shape)
+        if self.rows == 1:
+            return refine(left, right, d0, self.fine, self.params, self.residual)
+        even = refine(np.ascontiguousarray(left[::2]), np.ascontiguousarray(right[::2]), np.ascontiguousarray(d0[::2]),
+                      self.fine, self.params, self.residual)
+        return fill_rows(left, right, even)
