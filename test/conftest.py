@@ -57,8 +57,6 @@ def one_torch_thread():
     """Run torch on one thread for a module: with its default pool (2 threads) on the shared,
     loaded 2-core machine the synthetic-task training test took > 300 s at load ~20 and timed out;
     on one thread it took 81 s at load ~33. Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    from depthmarks_ros.core.threads import torch_threads
+    with torch_threads(1):
+        yield

@@ -30,7 +30,6 @@ def train_patches(patches: np.ndarray, offsets: np.ndarray, visible: np.ndarray,
                   model: Optional[PatchUncertaintyNet] = None, log_every: int = 0) -> PatchUncertaintyNet:
     """Fit on (N, 1, S, S) patches with target offsets (N, 2) px and visibility (N,)."""
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model = model or PatchUncertaintyNet(cfg.patch, cfg.width)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
