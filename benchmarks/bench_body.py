@@ -253,23 +253,25 @@ def speed(n, data_dir):
     raw.process(one)
     node = estimator_settings(BodyPoseParams())
     print(f'speed: node defaults {node}; n = {n} frames each')
-    for title, img, tiles in scenes:
-        for mode in ('tracking', 'still frames'):
-            for hands in (False, True):
-                est = BodyPoseEstimator(**dict(node, hands=hands, detect_tiles=tiles, static=mode != 'tracking'))
-                for _ in range(12):                  # the tiles are scanned in turn: everybody is found
-                    people = est.process(img, K)
-                r1 = _timed(lambda: raw.process(one), max(1, n // 2))
-                ours = _timed(lambda: est.process(img, K), n)
-                r2 = _timed(lambda: raw.process(one), max(1, n // 2))
-                ref = ((r1[0] + r2[0]) / 2, (r1[1] + r2[1]) / 2)
-                people = est.process(img, K)
-                print(f'speed, {title}, {mode}, hands {"on" if hands else "off"}: found {len(people)} people, '
-                      f'{sum(len(p.hands) for p in people)} hands; ours {ours[0]:.1f} ms wall ({1e3 / ours[0]:.1f} fps), '
-                      f'{ours[1]:.1f} ms CPU ({1e3 / max(ours[1], 1e-3):.1f} fps CPU-bound) | reference raw '
-                      f'mp.solutions.pose, 1 person: {ref[0]:.1f} ms wall, {ref[1]:.1f} ms CPU | ratio ours/ref '
-                      f'wall {ours[0] / ref[0]:.2f}, CPU {ours[1] / max(ref[1], 1e-3):.2f}; load {os.getloadavg()[0]:.1f}')
-                est.close()
+    runs = [(scene, mode, hands, node['workers']) for scene in scenes for mode in ('tracking', 'still frames')
+            for hands in (False, True)]
+    runs += [(scene, 'tracking', True, 1) for scene in scenes]        # the same, landmark passes on one thread
+    for (title, img, tiles), mode, hands, workers in runs:
+        est = BodyPoseEstimator(**dict(node, hands=hands, detect_tiles=tiles, static=mode != 'tracking',
+                                       workers=workers))
+        for _ in range(12):                  # the tiles are scanned in turn: everybody is found
+            people = est.process(img, K)
+        r1 = _timed(lambda: raw.process(one), max(1, n // 2))
+        ours = _timed(lambda: est.process(img, K), n)
+        r2 = _timed(lambda: raw.process(one), max(1, n // 2))
+        ref = ((r1[0] + r2[0]) / 2, (r1[1] + r2[1]) / 2)
+        people = est.process(img, K)
+        print(f'speed, {title}, {mode}, hands {"on" if hands else "off"}, workers {workers}: found {len(people)} people, '
+              f'{sum(len(p.hands) for p in people)} hands; ours {ours[0]:.1f} ms wall ({1e3 / ours[0]:.1f} fps), '
+              f'{ours[1]:.1f} ms CPU ({1e3 / max(ours[1], 1e-3):.1f} fps CPU-bound) | reference raw '
+              f'mp.solutions.pose, 1 person: {ref[0]:.1f} ms wall, {ref[1]:.1f} ms CPU | ratio ours/ref '
+              f'wall {ours[0] / ref[0]:.2f}, CPU {ours[1] / max(ref[1], 1e-3):.2f}; load {os.getloadavg()[0]:.1f}')
+        est.close()
     raw.close()
 
 

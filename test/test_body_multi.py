@@ -153,7 +153,7 @@ class StandInHands:
 
 
 def test_hands_attach_to_the_wrist_they_belong_to(three):
-    est = BodyPoseEstimator(static=False, hands=True, palms='never', detect_tiles=2, redetect_every=1,
+    est = BodyPoseEstimator(static=False, hands=True, palms='never', workers=1, detect_tiles=2, redetect_every=1,
                             min_wrist_visibility=0.0)   # the astronaut's wrists are hidden: ask at every wrist
     for _ in range(4):                                         # the tiles in turn: all three found
         est.process(three, K)
@@ -188,7 +188,7 @@ def test_hands_attach_to_the_wrist_they_belong_to(three):
 
 
 def test_hands_without_a_body_come_from_the_palm_detector():
-    est = BodyPoseEstimator(static=False, hands=True, palms='auto')
+    est = BodyPoseEstimator(static=False, hands=True, palms='auto', workers=1)
     assert est.process(np.full((480, 640, 3), 200, np.uint8), K) == [] and est.loose_hands == []
     class StandInPalms:
         def __call__(self, rgb):
@@ -332,7 +332,7 @@ def test_an_image_with_no_hand_found_is_searched_as_a_close_up():
 
     img = np.full((240, 240, 3), 120, np.uint8)
     for static, expected in ((True, 1), (False, 0)):
-        est = BodyPoseEstimator(static=static, hands=True, palms='auto')
+        est = BodyPoseEstimator(static=static, hands=True, palms='auto', workers=1)
         est.palm_detector.close()
         est.hand_landmarker.close()
         est.palm_detector, est.hand_landmarker = NoPalms(), TurnedHand()
@@ -346,3 +346,20 @@ def test_an_image_with_no_hand_found_is_searched_as_a_close_up():
         else:
             assert est.hand_landmarker.calls == []           # tracking (video, node): no search
         est.close()
+
+
+def test_workers_give_the_same_people_as_one_thread(three):
+    """Landmark passes on two threads (the node's default) or one after the other: the same people, ids
+    and keypoints, frame after frame."""
+    runs = []
+    for workers in (1, 2):
+        est = BodyPoseEstimator(static=False, hands=True, detect_tiles=2, workers=workers)
+        frames = []
+        for i in range(6):
+            people = est.process(np.roll(three, 2 * i, axis=1), K)
+            frames.append([(p.person_id, p.keypoints.copy(), sorted(p.hands)) for p in people])
+        runs.append(frames)
+        est.close()
+    for a, b in zip(*runs):
+        assert [p[0] for p in a] == [p[0] for p in b] and [p[2] for p in a] == [p[2] for p in b]
+        assert all(np.allclose(pa[1], pb[1], atol=1e-3) for pa, pb in zip(a, b))

@@ -37,6 +37,9 @@ class BodyPoseParams(NodeParams, CompressedImageParams, InputParams, ImageTransp
     palms: str = param('auto', 'Palm detector for hands without a body: on detection frames where no person has '
                        'a hand found (auto), on every detection frame (always), never',
                        choices=('auto', 'always', 'never'), read_only=True)
+    workers: int = param(2, 'Threads for the landmark passes of one frame (people, then their hands), each with its '
+                         'own model instances; 1 = one after the other (the results are the same)', min=1, max=8,
+                         read_only=True)
     face: bool = param(False, '68 face keypoints per person (dlib shape predictor, ~2 ms a person) in body/wholebody',
                        read_only=True)
 
@@ -47,4 +50,4 @@ def estimator_settings(p: BodyPoseParams) -> dict:
     return dict(backend=p.backend, model_complexity=p.model_complexity,
                 min_detection_confidence=p.min_detection_confidence, max_people=p.max_people,
                 redetect_every=p.redetect_every, detect_tiles=p.detect_tiles, hands=p.hands,
-                hand_model=p.hand_model, palms=p.palms, face=p.face)
+                hand_model=p.hand_model, palms=p.palms, face=p.face, workers=p.workers)

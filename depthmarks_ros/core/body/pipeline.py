@@ -31,6 +31,9 @@ Per frame (:meth:`BodyPoseEstimator.process`):
 """
 from __future__ import annotations
 
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -148,7 +151,9 @@ class BodyPoseEstimator:
     than this from the torso (wrist, nose for hands and face) is background. ``nms_iou``: palm
     regions overlapping more than this (box IoU) are one hand. ``hand_search`` (only with ``static``):
     an image with no person where the palm detector found no hand is searched as a close-up of one
-    (:meth:`_hand_search`).
+    (:meth:`_hand_search`). ``workers``: landmark passes of one frame (people, then hands) run on this
+    many threads, each with its own model instances (MediaPipe releases the GIL while it runs); the
+    results do not depend on it.
     """
 
     def __init__(self, backend: str = 'mediapipe', static: bool = False, max_depth_offset: float = 0.6,
@@ -156,7 +161,7 @@ class BodyPoseEstimator:
                  min_detection_confidence: float = 0.5, hands: bool = True, hand_model: int = 0,
                  hand_refine: bool = True, palms: str = 'auto', min_wrist_visibility: float = 0.3,
                  face: bool = False, model_complexity: int = 1, min_confidence: Optional[float] = None,
-                 pose_refine: bool = False, hand_search: bool = True):
+                 pose_refine: bool = False, hand_search: bool = True, workers: int = 2):
         from depthmarks_ros.core.body.backends import BackendError
         from depthmarks_ros.core.body.mp_graphs import (GraphError, HandLandmarker, PalmDetector, PoseDetector,
                                                         PoseLandmarker)
@@ -164,13 +169,24 @@ class BodyPoseEstimator:
             raise BackendError(f"unknown body backend {backend!r}: known ['mediapipe']")
         if palms not in ('never', 'auto', 'always'):
             raise ValueError(f"palms must be 'never', 'auto' or 'always', not {palms!r}")
+        self.workers = max(1, int(workers))
         try:
             self.detector = PoseDetector()
             self.landmarker = PoseLandmarker(model_complexity)
             self.hand_landmarker = HandLandmarker(hand_model) if hands else None
             self.palm_detector = PalmDetector(hand_model) if hands and palms != 'never' else None
+            # one more landmark model of each kind per extra worker (a MediaPipe graph runs one packet at a time)
+            self._pose_extra = [PoseLandmarker(model_complexity) for _ in range(self.workers - 1)]
+            self._hand_extra = [HandLandmarker(hand_model) for _ in range(self.workers - 1)] if hands else []
         except GraphError as exc:
             raise BackendError(str(exc)) from exc
+        self._pose_free: queue.SimpleQueue = queue.SimpleQueue()
+        self._hand_free: queue.SimpleQueue = queue.SimpleQueue()
+        for i in range(self.workers):
+            self._pose_free.put(i)
+            self._hand_free.put(i)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix='body') if self.workers > 1 else None
+        self._count_lock = threading.Lock()
         self.face_model = None
         if face:
             from depthmarks_ros.core.face.backends import DlibFace68
@@ -190,6 +206,33 @@ class BodyPoseEstimator:
         self.detector_runs = 0           # detection frames (diagnostics and tests)
         self.detector_calls = 0          # detector passes (views, refocus)
         self.landmark_passes = 0
+
+    # -- model passes (several at once with ``workers`` > 1: MediaPipe releases the GIL) -------------
+    def _pose_pass(self, rgb: np.ndarray, roi: Roi):
+        i = self._pose_free.get()
+        try:
+            return (self.landmarker if i == 0 else self._pose_extra[i - 1])(rgb, roi)
+        finally:
+            self._pose_free.put(i)
+            self._count()
+
+    def _hand_pass(self, rgb: np.ndarray, roi: Roi):
+        i = self._hand_free.get()
+        try:
+            return (self.hand_landmarker if i == 0 else self._hand_extra[i - 1])(rgb, roi)
+        finally:
+            self._hand_free.put(i)
+            self._count()
+
+    def _count(self) -> None:
+        with self._count_lock:
+            self.landmark_passes += 1
+
+    def _map(self, fn, items: list) -> list:
+        """[fn(x) for x in items], on the worker threads when there are several items and workers."""
+        if self._pool is None or len(items) < 2:
+            return [fn(x) for x in items]
+        return list(self._pool.map(fn, items))
 
     # -- stages --------------------------------------------------------------------------------
     def _views(self, w: int, h: int) -> List[tuple]:
@@ -281,13 +324,11 @@ class BodyPoseEstimator:
         return out
 
     def _hand(self, rgb: np.ndarray, roi: Roi, refine: bool):
-        lm = self.hand_landmarker(rgb, roi)
-        self.landmark_passes += 1
+        lm = self._hand_pass(rgb, roi)
         if lm is not None and refine:
             r2 = hand_roi_from_landmarks(lm.keypoints)
             if r2 is not None:
-                lm2 = self.hand_landmarker(rgb, r2)
-                self.landmark_passes += 1
+                lm2 = self._hand_pass(rgb, r2)
                 lm = lm2 if lm2 is not None else lm
         return lm
 
@@ -384,25 +425,7 @@ class BodyPoseEstimator:
             for score, rois, fbox in self._detect(rgb):
                 if not any(same_face(fbox, b) for b in tracked):
                     candidates.append((_Track(rois[0], score), rois))
-        alive = []
-        for tr, rois in candidates:
-            lm = None
-            for roi in rois:                 # a region from a cut tile, then the refocused one (see _detect)
-                cand = self.landmarker(rgb, roi)
-                self.landmark_passes += 1
-                if cand is not None and (lm is None or _more_of_the_body(cand, lm)):
-                    lm, tr.roi = cand, roi
-            if lm is None:
-                continue
-            if self.pose_refine and tr.age == 0:
-                # a new person: once more on the region of its own landmarks (as tracking would)
-                r2 = roi_from_alignment(lm.aux[0], lm.aux[1])
-                lm2 = self.landmarker(rgb, r2) if r2 is not None else None
-                self.landmark_passes += 1
-                lm = lm2 if lm2 is not None else lm
-            tr.lm = lm
-            tr.score = float(np.mean(lm.visibility[:25]))
-            alive.append(tr)
+        alive = [tr for tr in self._map(lambda c: self._person_pass(rgb, *c), candidates) if tr is not None]
         # NMS of people (tracked ones come first, so they win ties)
         alive.sort(key=lambda t: (-(t.age > 0), -t.score))
         kept: List[_Track] = []
@@ -416,7 +439,8 @@ class BodyPoseEstimator:
             tr.age += 1
         self._tracks = kept
         ids = self.tracker.update([keypoint_box(t.lm.keypoints, t.lm.visibility) for t in kept])
-        hands_per = [self._hands_of(rgb, t) if self.hand_landmarker is not None else {} for t in kept]
+        hands_per = (self._map(lambda t: self._hands_of(rgb, t), kept) if self.hand_landmarker is not None
+                     else [{} for _ in kept])
         free = []
         if self.hand_landmarker is not None:
             run_palms = detect and (self.palms == 'always' or (self.palms == 'auto' and not any(hands_per)))
@@ -445,6 +469,25 @@ class BodyPoseEstimator:
             h.hand_id = hid
         self.loose_hands = loose
         return people
+
+    def _person_pass(self, rgb: np.ndarray, tr: _Track, rois: List[Roi]) -> Optional[_Track]:
+        """The landmark pass of one tracked or detected person (on a worker): ``tr`` with its landmarks,
+        or None when no region holds a person."""
+        lm = None
+        for roi in rois:                 # a region from a cut tile, then the refocused one (see _detect)
+            cand = self._pose_pass(rgb, roi)
+            if cand is not None and (lm is None or _more_of_the_body(cand, lm)):
+                lm, tr.roi = cand, roi
+        if lm is None:
+            return None
+        if self.pose_refine and tr.age == 0:
+            # a new person: once more on the region of its own landmarks (as tracking would)
+            r2 = roi_from_alignment(lm.aux[0], lm.aux[1])
+            lm2 = self._pose_pass(rgb, r2) if r2 is not None else None
+            lm = lm2 if lm2 is not None else lm
+        tr.lm = lm
+        tr.score = float(np.mean(lm.visibility[:25]))
+        return tr
 
     def _free_wrist_side(self, tr: _Track, hp: dict, lm) -> Optional[str]:
         size = float(np.ptp(lm.keypoints, axis=0).max())
@@ -500,7 +543,10 @@ class BodyPoseEstimator:
             p.face_xyz, p.face_cov, p.face_source = lift_part(f68, sig, K, depth, anchor, 0.25, depth_sigma)
 
     def close(self) -> None:
-        for g in (self.detector, self.landmarker, self.hand_landmarker, self.palm_detector):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for g in [self.detector, self.landmarker, self.hand_landmarker, self.palm_detector] + self._pose_extra \
+                + self._hand_extra:
             if g is not None:
                 g.close()
 
