@@ -7,7 +7,7 @@ image_transport's compressed topics; the added latency per hop, accuracy against
 truth, and the bytes per second of the camera topics raw vs compressed. Needs root (network
 namespaces; no traffic leaves them).
 
-    .venv/bin/python benchmarks/bench_multihost.py [--duration 20] [--nodes stereo,fusion,face,body]
+    .venv/bin/python benchmarks/bench_multihost.py [--duration 20] [--nodes stereo,fusion,face,body] [--jpeg-quality 95]
 
 Targets (issue 23): split, compressed: every output >= 9 Hz at 10 Hz input; added median
 latency <= 15 ms per hop at 640x480; compressed camera traffic <= 20 % of raw bytes at equal
@@ -46,6 +46,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--duration', type=float, default=20.0, help='seconds measured per scenario')
     ap.add_argument('--nodes', default='stereo,fusion,face,body')
+    ap.add_argument('--jpeg-quality', type=int, default=95,
+                    help="sim_rig's compressed_jpeg_quality (its <topic>/compressed twins; node default 95)")
     args = ap.parse_args(argv)
     configure_ros_env()
     from depthmarks_ros.testing.netns import netns_unavailable
@@ -69,10 +71,11 @@ def main(argv=None) -> int:
                   if typ.endswith('/Image')]
     # the robot (host a) runs the sensors and consumes the results (probe); host b processes:
     # each output crosses the link twice (sensor data a -> b, result b -> a)
+    rig = ('sim_rig', {'compressed_jpeg_quality': args.jpeg_quality})
     scenarios = {
-        'one host': ({'a': [('sim_rig', {})] + processing('raw')}, 0),
-        'two hosts raw': ({'a': [('sim_rig', {})], 'b': processing('raw')}, 2),
-        'two hosts compressed': ({'a': [('sim_rig', {})], 'b': processing('compressed')}, 2),
+        'one host': ({'a': [rig] + processing('raw')}, 0),
+        'two hosts raw': ({'a': [rig], 'b': processing('raw')}, 2),
+        'two hosts compressed': ({'a': [rig], 'b': processing('compressed')}, 2),
     }
     results = {}
     for name, (placement, _hops) in scenarios.items():
@@ -81,7 +84,8 @@ def main(argv=None) -> int:
         res = run_split(placement, outputs + SENSOR_TOPICS + extra, probe_host='a', duration=args.duration)
         res['_load'] = (load0, os.getloadavg()[0])
         results[name] = res
-    print(f'# bench_multihost: sim_rig 640x480 at 10 Hz on host a (with the consumer); nodes {",".join(nodes)} on '
+    print(f'# bench_multihost: sim_rig 640x480 at 10 Hz on host a (with the consumer; JPEG quality '
+          f'{args.jpeg_quality}); nodes {",".join(nodes)} on '
           f'host b; {args.duration:.0f} s per scenario; 2 namespaces joined by veth, config/fastdds_network.xml, '
           'subnet discovery; "one host": everything on a')
     for name, res in results.items():
