@@ -209,19 +209,18 @@ class BodyPoseEstimator:
 
     # -- model passes (several at once with ``workers`` > 1: MediaPipe releases the GIL) -------------
     def _pose_pass(self, rgb: np.ndarray, roi: Roi):
-        i = self._pose_free.get()
-        try:
-            return (self.landmarker if i == 0 else self._pose_extra[i - 1])(rgb, roi)
-        finally:
-            self._pose_free.put(i)
-            self._count()
+        return self._model_pass(self._pose_free, 'landmarker', self._pose_extra, rgb, roi)
 
     def _hand_pass(self, rgb: np.ndarray, roi: Roi):
-        i = self._hand_free.get()
+        return self._model_pass(self._hand_free, 'hand_landmarker', self._hand_extra, rgb, roi)
+
+    def _model_pass(self, free: queue.SimpleQueue, first: str, extra: list, rgb: np.ndarray, roi: Roi):
+        """One pass of a free instance of a model (instance 0: the attribute ``first``, others ``extra``)."""
+        i = free.get()
         try:
-            return (self.hand_landmarker if i == 0 else self._hand_extra[i - 1])(rgb, roi)
+            return (getattr(self, first) if i == 0 else extra[i - 1])(rgb, roi)
         finally:
-            self._hand_free.put(i)
+            free.put(i)
             self._count()
 
     def _count(self) -> None:
