@@ -27,9 +27,9 @@ _SPECS = {
 }
 NODES = tuple(_SPECS)
 
-# the parameter file of each node in config/ (sim_rig's is not sim_rig.yaml: that is the rig folder;
-# stamp_merge has none: its parameters depend on the deployment, docs/multihost.md)
-CONFIG_FILES = {node: f'{node}.yaml' for node in NODES if node != 'stamp_merge'}
+# the parameter file of each node in config/ (sim_rig's is not sim_rig.yaml: that is the rig folder);
+# the node graph (pipeline/graph.py), the launch files and `depthmarks run` load these
+CONFIG_FILES = {node: f'{node}.yaml' for node in NODES}
 CONFIG_FILES['sim_rig'] = 'sim_rig_node.yaml'
 # the doc holding each node's parameter table
 DOC_FILES = {node: f'{node}.md' for node in NODES}

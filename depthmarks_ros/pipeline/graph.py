@@ -23,6 +23,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from depthmarks_ros.params import CONFIG_FILES
+
 PACKAGE = 'depthmarks_ros'
 _LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
 
@@ -44,7 +46,6 @@ def read_yaml(path: str):
 class NodeSpec:
     name: str                                # node name = executable = nodes/<name>.py
     short: str                               # the name in nodes:= / --nodes
-    params_file: str                         # in config/
     outputs: Tuple[Tuple[str, str], ...] = ()  # (relative topic, type) recorded by `depthmarks run`
     sensor_facing: bool = False              # respawned by the launch files
 
@@ -52,34 +53,39 @@ class NodeSpec:
     def module(self) -> str:
         return f'{PACKAGE}.nodes.{self.name}'
 
+    @property
+    def params_file(self) -> str:
+        """Its parameter file in config/ (from the parameter specs' registry, depthmarks_ros/params)."""
+        return CONFIG_FILES[self.name]
+
 
 _IMAGE, _INFO, _CLOUD = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo', 'sensor_msgs/msg/PointCloud2'
 _MARKERS = 'visualization_msgs/msg/MarkerArray'
 
 NODES: Dict[str, NodeSpec] = {s.name: s for s in (
-    NodeSpec('sim_rig', 'sim', 'sim_rig_node.yaml', (
+    NodeSpec('sim_rig', 'sim', (
         ('stereo/left/image_raw', _IMAGE), ('stereo/left/camera_info', _INFO),
         ('stereo/right/image_raw', _IMAGE), ('stereo/right/camera_info', _INFO),
         ('camera/image_raw', _IMAGE), ('camera/camera_info', _INFO), ('lidar/points', _CLOUD),
         ('sim/depth_gt', _IMAGE), ('sim/disparity_gt', _IMAGE)), sensor_facing=True),
-    NodeSpec('video_source', 'video', 'video_source.yaml', (
+    NodeSpec('video_source', 'video', (
         ('camera/image_raw', _IMAGE), ('camera/camera_info', _INFO)), sensor_facing=True),
-    NodeSpec('stereo_depth', 'stereo', 'stereo_depth.yaml', (
+    NodeSpec('stereo_depth', 'stereo', (
         ('stereo/disparity', 'stereo_msgs/msg/DisparityImage'), ('stereo/depth', _IMAGE),
         ('stereo/camera_info', _INFO), ('stereo/confidence', _IMAGE), ('stereo/points', _CLOUD)),
         sensor_facing=True),
-    NodeSpec('depth_fusion', 'fusion', 'depth_fusion.yaml', (
+    NodeSpec('depth_fusion', 'fusion', (
         ('fusion/sparse_depth', _IMAGE), ('fusion/depth', _IMAGE), ('fusion/depth_sigma', _IMAGE),
         ('fusion/camera_info', _INFO), ('fusion/points', _CLOUD)), sensor_facing=True),
-    NodeSpec('mono_depth', 'mono', 'mono_depth.yaml', (
+    NodeSpec('mono_depth', 'mono', (
         ('mono/inverse_depth', _IMAGE), ('mono/depth', _IMAGE))),
-    NodeSpec('face_landmarks', 'face', 'face_landmarks.yaml', (
+    NodeSpec('face_landmarks', 'face', (
         ('face/landmarks', _CLOUD), ('face/head_pose', 'geometry_msgs/msg/PoseWithCovarianceStamped'),
         ('face/markers', _MARKERS))),
-    NodeSpec('body_pose', 'body', 'body_pose.yaml', (
+    NodeSpec('body_pose', 'body', (
         ('body/keypoints', _CLOUD), ('body/markers', _MARKERS))),
     # not part of the planned graph: started by hand next to scaled-out instances (docs/multihost.md)
-    NodeSpec('stamp_merge', 'merge', 'stamp_merge.yaml'),
+    NodeSpec('stamp_merge', 'merge'),
 )}
 ALIASES = {s.short: s.name for s in NODES.values()}
 PROCESSING = ('stereo_depth', 'depth_fusion', 'mono_depth', 'face_landmarks', 'body_pose')
