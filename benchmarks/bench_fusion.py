@@ -77,8 +77,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', default=os.path.normpath(os.path.join(ROOT, '..', 'shared', 'data')))
     ap.add_argument('--sim', action='store_true', help='only the full-pipeline check on the simulated rig')
+    ap.add_argument('--real-sigma', action='store_true', help='only the real-data sigma section (report split)')
+    ap.add_argument('--kitti-model', default='', help='score this sigma model file instead of the shipped one')
     ap.add_argument('--sim-frames', type=int, default=3, help='simulated frames (seeds 0..N-1) of that check')
     args = ap.parse_args()
+    if args.real_sigma:
+        real_sigma_section(args.data, args.kitti_model or None)
+        return
     if args.sim:
         print(f'load average: {os.getloadavg()[0]:.2f}')
         sim_pipeline_check(args.sim_frames)
@@ -153,7 +158,7 @@ def main():
     print(f'fused, every ground-truth pixel: RMSE {m["rmse"]:.0f} mm, coverage {m["coverage"]:.3f}')
     sim_pipeline_check(args.sim_frames)
     if kitti_inputs or os.path.isdir(os.path.join(args.data, 'stereo', 'kitti2012')):
-        real_sigma_section(args.data)
+        real_sigma_section(args.data, args.kitti_model or None)
     print(f'load average at the end: {os.getloadavg()[0]:.2f}')
 
 
@@ -228,13 +233,14 @@ def coverage_table(label, pred, sigma, truth, edge):
     print(f'{label}: ' + '; '.join(cells))
 
 
-def real_sigma_section(data_root):
-    """Shipped KITTI sigma model on the report split (sha1 rule): LiDAR hold-out and Stereo 2012."""
+def real_sigma_section(data_root, path=None):
+    """The KITTI sigma model (shipped, or ``path``) on the report split (sha1 rule): LiDAR hold-out
+    and Stereo 2012."""
     from depthmarks_ros.core.fusion import real_data as R
     from depthmarks_ros.core.fusion.completion import distance_to_measurement
     from depthmarks_ros.core.fusion.learned import load_model
-    from depthmarks_ros.core.fusion.uncertainty import lidar_sigma, local_range, stereo_sigma
-    path = os.path.join(ROOT, 'depthmarks_ros', 'data', 'fusion_sigma_kitti.json')
+    from depthmarks_ros.core.fusion.uncertainty import interpolation_residual, lidar_sigma, local_range, stereo_sigma
+    path = path or os.path.join(ROOT, 'depthmarks_ros', 'data', 'fusion_sigma_kitti.json')
     model = load_model(path)
     print(f'\n== calibrated sigma on real data, report split only ({R.SPLIT_RULE}); model {os.path.relpath(path, ROOT)} ==')
     print('cells: within 1 sigma / within 2 sigma (Gaussian 0.68 / 0.95), median Gaussian NLL; edges: 9x9 truth range > 1 m')
@@ -244,7 +250,7 @@ def real_sigma_section(data_root):
             sparse, rgb = R.kitti_object_frame(kroot, stem)
             inp, mask = R.hold_out(sparse, seed=0)
             dense = complete(inp, 'scanline')
-            sig = lidar_sigma(dense, distance_to_measurement(inp), model)
+            sig = lidar_sigma(dense, distance_to_measurement(inp), model, resid=interpolation_residual(inp))
             truth = np.where(mask, sparse, np.nan)
             coverage_table(f'KITTI {stem} LiDAR hold-out, scanline', dense, sig, truth, local_range(sparse, 9) > 1.0)
     sroot = os.path.join(data_root, 'stereo', 'kitti2012')

@@ -76,11 +76,12 @@ def test_fit_fusion_on_real_data_layouts_fits_the_fit_split_only(tmp_path, fusio
     assert 'sha1' in doc['provenance']['split_rule'] and '--kitti-stereo' in doc['provenance']['command']
     model = load_model(str(out))
     assert model.sigma_scale == 1.0
+    assert model.lidar_k > 0 and model.lidar_a == model.lidar_b == model.lidar_c == 0.0   # REAL_LIDAR_FIXED
     samples, _ = __import__('depthmarks_ros.cli.fit_fusion', fromlist=['x']).collect_real_samples(
         str(root), str(sroot), 'scanline', 2)
     for smp in samples:
         if 'lidar' in smp:
-            sig = lidar_sigma(smp['lidar'], smp['lidar_dist'], model)
+            sig = lidar_sigma(smp['lidar'], smp['lidar_dist'], model, resid=smp['lidar_resid'])
             cal = sigma_calibration(smp['lidar'], sig, smp['gt'])
         else:
             sig = stereo_sigma(smp['stereo'], smp['stereo_conf'], smp['fb'], 1.0, model)

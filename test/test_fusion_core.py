@@ -224,7 +224,7 @@ def test_shipped_kitti_sigma_model_was_fitted_on_the_fit_split_only():
     path = R.SHIPPED_KITTI_MODEL
     doc = json.load(open(path))
     model = load_model(path)
-    assert model.lidar_c > 0 and model.stereo_sigma_d > 0
+    assert model.lidar_k > 0 and model.stereo_sigma_d > 0
     frames = doc['provenance']['lidar']['fit_frames'] + doc['provenance']['stereo']['fit_frames']
     assert frames and not any(R.in_report_split(s) for s in frames)
     assert doc['provenance']['split_rule'] == R.SPLIT_RULE

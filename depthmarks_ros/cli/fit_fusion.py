@@ -65,6 +65,7 @@ def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion
             sparse, rgb = R.kitti_object_frame(kitti_root, stem)
             samples += [R.lidar_holdout_sample(sparse, rgb, completion, seed) for seed in range(seeds)]
         prov['lidar'] = {'data': 'KITTI object frames', 'fit_frames': stems, 'completion': completion,
+                         'terms': 's0 and k (interpolation residual); a, b, c left out (learned.REAL_LIDAR_FIXED)',
                          'protocol': f'{int(R.HOLD_OUT_SHARE * 100)}% of the projected returns hidden '
                                      f'(seeds 0..{seeds - 1}), completed from the rest, errors at the hidden ones'}
     if stereo_root:
@@ -82,10 +83,10 @@ def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion
 
 
 def run(args) -> int:
-    from depthmarks_ros.core.fusion.learned import fit_per_source, fit_sigma_model, save_model
+    from depthmarks_ros.core.fusion.learned import REAL_LIDAR_FIXED, fit_per_source, fit_sigma_model, save_model
     if args.kitti or args.kitti_stereo:
         samples, prov = collect_real_samples(args.kitti, args.kitti_stereo, args.completion, args.hold_out_seeds)
-        model = fit_per_source(samples, steps=args.steps)
+        model = fit_per_source(samples, steps=args.steps, fixed=REAL_LIDAR_FIXED)
         prov['command'] = ('depthmarks fit-fusion' + (f' --kitti {args.kitti}' if args.kitti else '')
                            + (f' --kitti-stereo {args.kitti_stereo}' if args.kitti_stereo else '')
                            + f' --completion {args.completion} --steps {args.steps}'

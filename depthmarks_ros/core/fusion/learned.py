@@ -20,24 +20,40 @@ from depthmarks_ros.core.fusion.uncertainty import (SigmaModel, lidar_sigma_expr
 # along some parameters (the LiDAR distance and relative terms), so 300 Adam steps end at a point
 # that depends on the start; from this one, `depthmarks fit-fusion --frames 4 --completion classical`
 # reproduces SigmaModel's defaults (test/test_fusion_cli.py).
+# where the interpolation-residual factor k starts when the samples carry that feature
+K_START = 0.3
+# On real KITTI LiDAR (fit-fusion --kitti) only s0 and the interpolation-residual term k are fitted;
+# the distance, relative and edge-range terms are left out (0). Chosen inside the fit split: fitting
+# on one half of the fit frame 000001 (columns < 621, 3 hold-outs) and scoring the other, both ways,
+# s0 + k put 0.66 / 0.84 and 0.70 / 0.88 of the errors within 1 / 2 sigma, all terms 0.62 / 0.80 and
+# 0.77 / 0.90, the old terms without k 0.57 / 0.74 and 0.79 / 0.89 (docs/depth_fusion.md).
+REAL_LIDAR_FIXED = {'lidar_a': 0.0, 'lidar_b': 0.0, 'lidar_c': 0.0}
 FIT_START = SigmaModel(lidar_s0=0.0026, lidar_a=0.00089, lidar_b=0.00021, lidar_c=1.04, stereo_sigma_d=1.08,
                        sigma_scale=1.0)
 
 
 def fit_sigma_model(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaModel] = None,
-                    steps: int = 300, max_pixels: int = 200_000, seed: int = 0) -> SigmaModel:
-    """Fit on samples, each a dict with 'gt' and any of: 'lidar', 'lidar_dist', 'stereo',
-    'stereo_conf', 'fb' (focal * baseline, scalar), 'mono'. Returns the fitted model."""
+                    steps: int = 300, max_pixels: int = 200_000, seed: int = 0,
+                    fixed: Optional[Dict[str, float]] = None) -> SigmaModel:
+    """Fit on samples, each a dict with 'gt' and any of: 'lidar', 'lidar_dist', 'lidar_resid'
+    (interpolation_residual of the LiDAR input: then lidar_k is fitted too), 'stereo',
+    'stereo_conf', 'fb' (focal * baseline, scalar), 'mono'. ``fixed``: parameters held at these
+    values instead of fitted (a term left out: 0). Returns the fitted model."""
     import torch
     init = init or FIT_START
+    fixed = dict(fixed or {})
+    if fixed:
+        init = SigmaModel(**{**init.to_dict(), **fixed})
     rng = np.random.default_rng(seed)
-    cols = {k: [] for k in ('gt_l', 'l', 'dist', 'rng', 'gt_s', 's', 'conf', 'fb', 'gt_m', 'm')}
+    cols = {k: [] for k in ('gt_l', 'l', 'dist', 'rng', 'res', 'gt_s', 's', 'conf', 'fb', 'gt_m', 'm')}
+    with_resid = all('lidar_resid' in smp for smp in samples if 'lidar' in smp) and any('lidar' in smp for smp in samples)
     for smp in samples:
         gt = smp['gt']
         if 'lidar' in smp:
             ok = np.isfinite(gt) & np.isfinite(smp['lidar'])
             cols['gt_l'].append(gt[ok]); cols['l'].append(smp['lidar'][ok]); cols['dist'].append(smp['lidar_dist'][ok])
             cols['rng'].append(local_range(smp['lidar'])[ok])
+            cols['res'].append(smp['lidar_resid'][ok] if with_resid else np.zeros(int(ok.sum()), np.float32))
         if 'stereo' in smp:
             ok = np.isfinite(gt) & np.isfinite(smp['stereo'])
             cols['gt_s'].append(gt[ok]); cols['s'].append(smp['stereo'][ok])
@@ -54,7 +70,7 @@ def fit_sigma_model(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaMo
         return a
 
     data = {k: cat(k) for k in cols}
-    for group in (('gt_l', 'l', 'dist', 'rng'), ('gt_s', 's', 'conf', 'fb'), ('gt_m', 'm')):
+    for group in (('gt_l', 'l', 'dist', 'rng', 'res'), ('gt_s', 's', 'conf', 'fb'), ('gt_m', 'm')):
         n = None if data[group[0]] is None else len(data[group[0]])
         if n and n > max_pixels:
             sel = rng.choice(n, max_pixels, replace=False)
@@ -64,7 +80,11 @@ def fit_sigma_model(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaMo
     # the fitted parameters, by their SigmaModel names (log-parametrised: they stay positive)
     names = [n for n, present in (('lidar_s0', 'l'), ('lidar_a', 'l'), ('lidar_b', 'l'), ('lidar_c', 'l'),
                                   ('stereo_sigma_d', 's'), ('mono_rel', 'm')) if present in T]
-    logp = torch.tensor([np.log(max(getattr(init, n), 1e-6)) for n in names], dtype=torch.float64,
+    if with_resid:          # the interpolation-residual term: only with that feature in the samples
+        names.append('lidar_k')
+    names = [n for n in names if n not in fixed]
+    start = {**init.to_dict(), 'lidar_k': init.lidar_k or K_START}
+    logp = torch.tensor([np.log(max(start[n], 1e-6)) for n in names], dtype=torch.float64,
                         requires_grad=True)
     opt = torch.optim.Adam([logp], lr=0.05)
 
@@ -73,11 +93,12 @@ def fit_sigma_model(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaMo
 
     for _ in range(steps if names else 0):
         opt.zero_grad()
-        p = dict(zip(names, torch.exp(logp)))
+        p = {**fixed, **dict(zip(names, torch.exp(logp)))}
         loss = torch.zeros((), dtype=torch.float64)
         if 'l' in T:
             z = T['l'].double()
-            loss = loss + nll(z, T['gt_l'].double(), lidar_sigma_expr(z, T['dist'].double(), T['rng'].double(), **p))
+            loss = loss + nll(z, T['gt_l'].double(), lidar_sigma_expr(z, T['dist'].double(), T['rng'].double(),
+                                                                      T['res'].double(), **p))
         if 's' in T:
             z = T['s'].double()
             conf = torch.clamp(T['conf'].double(), min=init.stereo_conf_min)
@@ -104,7 +125,7 @@ def calibration_scale(model: SigmaModel, samples: List[Dict[str, np.ndarray]], c
         gt = smp['gt']
         pairs = []
         if 'lidar' in smp:
-            pairs.append((smp['lidar'], lidar_sigma(smp['lidar'], smp['lidar_dist'], unit)))
+            pairs.append((smp['lidar'], lidar_sigma(smp['lidar'], smp['lidar_dist'], unit, resid=smp.get('lidar_resid'))))
         if 'stereo' in smp:
             pairs.append((smp['stereo'], stereo_sigma(smp['stereo'], smp['stereo_conf'], smp['fb'], 1.0, unit)))
         if 'mono' in smp:
@@ -117,22 +138,22 @@ def calibration_scale(model: SigmaModel, samples: List[Dict[str, np.ndarray]], c
     return float(np.quantile(np.concatenate(ratios), coverage))
 
 
-SOURCE_PARAMS = {'lidar': ('lidar_s0', 'lidar_a', 'lidar_b', 'lidar_c'), 'stereo': ('stereo_sigma_d',),
+SOURCE_PARAMS = {'lidar': ('lidar_s0', 'lidar_a', 'lidar_b', 'lidar_c', 'lidar_k'), 'stereo': ('stereo_sigma_d',),
                  'mono': ('mono_rel',)}
 
 
 def fit_per_source(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaModel] = None,
-                   steps: int = 300, seed: int = 0) -> SigmaModel:
+                   steps: int = 300, seed: int = 0, fixed: Optional[Dict[str, float]] = None) -> SigmaModel:
     """Fit and calibrate each source on its own samples (a sample holds one source): each source's
     68.3 % calibration factor is folded into its own parameters (sigma is linear in them), so LiDAR
     and stereo are calibrated separately; sigma_scale = 1."""
     init = init or FIT_START
-    out = {**init.to_dict(), 'sigma_scale': 1.0}
+    out = {**init.to_dict(), **(fixed or {}), 'sigma_scale': 1.0}
     for source, params in SOURCE_PARAMS.items():
         own = [smp for smp in samples if source in smp]
         if not own:
             continue
-        m = fit_sigma_model(own, init, steps, seed=seed)
+        m = fit_sigma_model(own, init, steps, seed=seed, fixed=fixed)
         out.update({n: getattr(m, n) * m.sigma_scale for n in params})
     return SigmaModel(**out)
 

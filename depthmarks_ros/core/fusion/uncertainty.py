@@ -3,8 +3,12 @@
 * LiDAR (completed): sigma = sqrt(s0^2 + (a * dist_px * z)^2 + (b * z)^2 + (c * range)^2): range
   noise ``s0`` where measured, growing with the pixel distance to the nearest measured point
   (interpolated depth is a guess), a relative term ``b``, and ``range`` = max - min of the
-  completed depth in a 9x9 window (near depth edges interpolation may pick either side). Parameters are fitted on the simulated rig (``depthmarks
-  fit-fusion``); the defaults come from that fit.
+  completed depth in a 9x9 window (near depth edges interpolation may pick either side), plus
+  (k * (res + RESID_FLOOR) * (1 + dist_px))^2 with ``res`` the local interpolation residual
+  (:func:`interpolation_residual`: how well each return is predicted from its scan-line
+  neighbours, around the pixel), the feature that carries from one real frame to another
+  (docs/depth_fusion.md). Parameters are fitted (``depthmarks fit-fusion``); the defaults come from
+  the fit on the simulated rig (k = 0 there: its LiDAR noise is the same everywhere).
 * Stereo: sigma_Z = Z^2 / (f B) * sigma_d, with sigma_d = sigma_d0 / max(confidence, c_min).
 * Mono (after a scale/shift fit to metric depth): sigma = rel * z.
 """
@@ -24,6 +28,7 @@ class SigmaModel:
     lidar_a: float = 0.0127
     lidar_b: float = 0.00277
     lidar_c: float = 5.02
+    lidar_k: float = 0.0
     stereo_sigma_d: float = 1.078
     stereo_conf_min: float = 0.05
     mono_rel: float = 0.10
@@ -52,10 +57,47 @@ def local_range(depth: np.ndarray, window: int = 9) -> np.ndarray:
 # (``** 0.5``, no np./torch. calls), so the same expressions run on numpy arrays in the node and the
 # batch commands and on torch tensors in the NLL fit (core/fusion/learned.py).
 
-def lidar_sigma_expr(z, dist_px, edge_range, *, lidar_s0, lidar_a, lidar_b, lidar_c, sigma_scale=1.0, **_):
-    """sigma_scale * sqrt(s0^2 + (a d z)^2 + (b z)^2 + (c r)^2) (module docstring)."""
+RESID_FLOOR = 0.005      # m: the interpolation residual's floor in the k term
+RESID_WINDOW = 15        # px: window of interpolation_residual's local mean
+RESID_MAX_GAP = 12       # px: neighbours farther apart along the row do not predict a return
+
+
+def lidar_sigma_expr(z, dist_px, edge_range, resid=0.0, *, lidar_s0, lidar_a, lidar_b, lidar_c, lidar_k=0.0,
+                     sigma_scale=1.0, **_):
+    """sigma_scale * sqrt(s0^2 + (a d z)^2 + (b z)^2 + (c r)^2 + (k (res + floor) (1 + d))^2) (module docstring)."""
     return sigma_scale * (lidar_s0 ** 2 + (lidar_a * dist_px * z) ** 2 + (lidar_b * z) ** 2
-                          + (lidar_c * edge_range) ** 2) ** 0.5
+                          + (lidar_c * edge_range) ** 2
+                          + (lidar_k * (resid + RESID_FLOOR) * (1 + dist_px)) ** 2) ** 0.5
+
+
+def interpolation_residual(sparse: np.ndarray, window: int = RESID_WINDOW) -> np.ndarray:
+    """(H, W) float32: around each pixel (``window`` x ``window``), the mean |z_i - linear
+    interpolation of its two neighbours along the row| over the measured returns that have both
+    neighbours within RESID_MAX_GAP px (a leave-one-out check of scan-line interpolation, cheap:
+    one pass over the returns and two box filters). Where the window holds none, the frame's
+    median; 0 when the frame has none at all."""
+    import cv2
+    h, w = sparse.shape
+    flat = np.flatnonzero(np.isfinite(sparse))
+    if flat.size < 3:
+        return np.zeros((h, w), np.float32)
+    z = sparse.ravel()[flat]
+    row = flat // w
+    i = np.nonzero((row[2:] == row[:-2]) & (flat[2:] - flat[:-2] <= RESID_MAX_GAP))[0] + 1
+    if i.size == 0:
+        return np.zeros((h, w), np.float32)
+    t = ((flat[i] - flat[i - 1]) / (flat[i + 1] - flat[i - 1])).astype(np.float32)
+    res = np.minimum(np.abs(z[i] - (z[i - 1] + (z[i + 1] - z[i - 1]) * t)), np.float32(5.0))
+    total = np.zeros(h * w, np.float32)
+    count = np.zeros(h * w, np.float32)
+    total[flat[i]] = res
+    count[flat[i]] = 1.0
+    k = (window, window)
+    total = cv2.boxFilter(total.reshape(h, w), -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    count = cv2.boxFilter(count.reshape(h, w), -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    out = np.full((h, w), np.float32(np.median(res)), np.float32)
+    np.divide(total, count, out=out, where=count > 0.5)
+    return out
 
 
 def stereo_sigma_expr(z, clamped_confidence, focal_baseline, *, stereo_sigma_d, sigma_scale=1.0, **_):
@@ -68,10 +110,13 @@ def mono_sigma_expr(z, *, mono_rel, sigma_scale=1.0, **_):
 
 
 def lidar_sigma(depth: np.ndarray, dist_px: np.ndarray, m: SigmaModel,
-                edge_range: np.ndarray = None) -> np.ndarray:
+                edge_range: np.ndarray = None, resid: np.ndarray = None) -> np.ndarray:
+    """``resid``: interpolation_residual of the sparse input (needed when m.lidar_k > 0)."""
+    if resid is None and m.lidar_k > 0:
+        raise ValueError('this sigma model (lidar_k > 0) needs the interpolation residual of the LiDAR input')
     z = depth.astype(np.float32)
     rng = local_range(depth) if edge_range is None else edge_range
-    s = lidar_sigma_expr(z, dist_px, rng, **m.to_dict())
+    s = lidar_sigma_expr(z, dist_px, rng, 0.0 if resid is None else resid, **m.to_dict())
     return np.where(np.isfinite(z), s, np.nan).astype(np.float32)
 
 
