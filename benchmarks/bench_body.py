@@ -170,23 +170,27 @@ def hand_samples(data_dir):
         print('(hand samples not found: skipped)')
         return
     est = BodyPoseEstimator(**batch_settings())
-    ref = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=2, model_complexity=1)
-    rows = {'ours': [], 'ref': []}
+    refs = {f'ref{c}': mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=2, model_complexity=c)
+            for c in (1, 0)}
+    rows = {'ours': [], 'ref1': [], 'ref0': []}
     for set_name, path, gts in samples:
         rgb = _rgb(path)
         if rgb is None:
             continue
         people = est.process(rgb)
         ours = [h.keypoints for p in people for h in p.hands.values()] + [h.keypoints for h in est.loose_hands]
-        r = ref.process(rgb)
         h, w = rgb.shape[:2]
-        theirs = [np.array([(q.x * w, q.y * h) for q in lm.landmark]) for lm in (r.multi_hand_landmarks or [])]
-        for key, found in (('ours', ours), ('ref', theirs)):
+        found_by = {'ours': ours}
+        for key, ref in refs.items():
+            r = ref.process(rgb)
+            found_by[key] = [np.array([(q.x * w, q.y * h) for q in lm.landmark]) for lm in (r.multi_hand_landmarks or [])]
+        for key, found in found_by.items():
             for kp, lab, size in gts:
                 best = max([pck(f, kp, lab, size) for f in found], default=0.0)
                 rows[key].append((set_name, path, best, len(found) > 0))
     for key, title in (('ours', 'ours (hands at wrists, palm detector when no person has a hand, refined region)'),
-                       ('ref', 'reference mp.solutions.hands (static, 2 hands)')):
+                       ('ref1', 'reference mp.solutions.hands (static, 2 hands, full model)'),
+                       ('ref0', 'reference mp.solutions.hands (static, 2 hands, lite model)')):
         for split in ('all', 'fit', 'report'):
             sel = [r for r in rows[key] if split == 'all' or _split(r[1]) == split]
             if not sel:
@@ -201,7 +205,8 @@ def hand_samples(data_dir):
                   f'{sum(images.values())}/{len(images)}')
     print(f'  ({SPLIT_RULE})')
     est.close()
-    ref.close()
+    for ref in refs.values():
+        ref.close()
 
 
 def _timed(fn, n):
