@@ -250,8 +250,8 @@ def _node_run(args, probe, all_outputs):
     if 'matcher_ms' in values:
         m, o = float(values['matcher_ms']), float(values['node_overhead_ms'])
         print(f'[{label}] in the node: matcher {m:.1f} ms, node overhead {o:.1f} ms ({100 * o / (m + o):.0f}% of '
-              f'the frame time; of it {float(values["worker_wait_ms"]):.1f} ms until the worker thread ran, '
-              f'{float(values["outputs_ms"]):.1f} ms building and publishing the outputs)')
+              f'the frame time on the worker; of it {float(values["outputs_ms"]):.1f} ms building and publishing '
+              f'the outputs); before it, {float(values["worker_wait_ms"]):.1f} ms until the worker thread ran')
 
 
 def datasets(args):

@@ -88,3 +88,19 @@ def test_colour_and_depth_helpers():
     assert np.isnan(out[:1]).all() and np.isnan(out[1, 0]) and out[1, 1] == 2.5
     with pytest.raises(ConversionError):
         depth_image_to_metres(numpy_to_image(rgb, 'rgb8'))
+
+
+def test_writing_copies_once_into_the_same_message_the_setter_makes():
+    import array
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+    a = np.arange(12 * 5, dtype=np.float32).reshape(12, 5)
+    via_setter = Image(height=12, width=5, encoding='32FC1', step=20)
+    via_setter.data = a.tobytes()
+    fast = numpy_to_image(a, '32FC1')
+    assert isinstance(fast.data, array.array) and fast == via_setter
+    assert serialize_message(fast) == serialize_message(via_setter)
+    a[0, 0] = -1.0                                     # the message holds its own copy
+    assert image_to_numpy(fast)[0, 0] == 0.0
+    checked = numpy_to_image(a, '32FC1', msg=Image(check_fields=True))   # field checks on: the setter
+    assert np.array_equal(image_to_numpy(checked), a)

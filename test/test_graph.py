@@ -138,9 +138,11 @@ def test_launch_file_and_runner_start_the_same_nodes_for_every_argument_combinat
         launch_values.update(namespace=ns, frame_prefix=prefix, use_sim_time=str(sim_time).lower(),
                              mono_model='/models/dpt' if flags['mono'] else '', nodes=start or 'all')
         nodes = [k for k, v in flags.items() if v]
+        # record_rate 0 (every message): the runner then leaves points_period at its config value; with a
+        # record rate it builds the clouds at that rate only (test_pipeline_runner.test_plan_and_params_files)
         cfg = RunConfig(nodes=nodes, mono_model='/models/dpt' if flags['mono'] else '', namespace=ns,
                         frame_prefix=prefix, use_sim_time=sim_time, start=start.split(',') if start else None,
-                        **run_values)
+                        record_rate=0, **run_values)
         launched = _launch_nodes(fake.run('full_pipeline.launch.py', launch_values))
         run = _runner_nodes(cfg, tmp_path)
         assert launched == run, (source, flags, ns, prefix, sim_time, start)
@@ -245,3 +247,18 @@ def test_two_rigs_share_no_node_topic_or_frame():
     for per_rig in (names, topics, frames):
         assert per_rig[0] and per_rig[1] and not per_rig[0] & per_rig[1]
     assert all(t.startswith('/rig1/') for t in topics[0]) and all(f.startswith('rig1/') for f in frames[0])
+
+
+def test_the_sim_rig_stereo_search_range_holds_every_disparity_of_its_scene():
+    import numpy as np
+    from depthmarks_ros.core.sim import SimConfig, SimRig
+    stereo = {n.name: n for n in g.plan(g.GraphConfig()).nodes}['stereo_depth']
+    rng = stereo.overrides['disparity_range']
+    assert rng == g.SIM_DISPARITY_RANGE and rng % 16 == 0
+    for scene in ('default', 'simple'):
+        for t in (0.0, 2.0):   # with motion the rig sways sideways: depths stay
+            f = SimRig(SimConfig(scene=scene, motion=True)).render(t)
+            assert np.nanmax(f.disparity_gt) < 0.75 * rng, scene      # a margin of a quarter
+    # another rig (its own calibration): the node's own default range
+    kitti = {n.name: n for n in g.plan(g.GraphConfig(calibration_dir=os.path.join(ROOT, 'config/kitti'))).nodes}
+    assert 'disparity_range' not in kitti['stereo_depth'].overrides

@@ -17,6 +17,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from depthmarks_ros.convert.errors import ConversionError
+from depthmarks_ros.convert.image import set_uint8_data
 
 # sensor_msgs/PointField datatype constants
 INT8, UINT8, INT16, UINT16, INT32, UINT32, FLOAT32, FLOAT64 = range(1, 9)
@@ -139,7 +140,7 @@ def array_to_cloud(arr: np.ndarray, header=None, msg=None):
         if name in a.dtype.names and a.dtype[name].kind == 'f' and a.size:
             dense &= bool(np.isfinite(a[name]).all())
     out.is_dense = dense
-    out.data = np.ascontiguousarray(a).tobytes()
+    set_uint8_data(out, a)
     return out
 
 

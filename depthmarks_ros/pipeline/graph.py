@@ -88,6 +88,7 @@ NODES: Dict[str, NodeSpec] = {s.name: s for s in (
     NodeSpec('stamp_merge', 'merge'),
 )}
 ALIASES = {s.short: s.name for s in NODES.values()}
+SIM_DISPARITY_RANGE = 64   # stereo_depth's search range on the simulated rig with its own rig file (plan())
 PROCESSING = ('stereo_depth', 'depth_fusion', 'mono_depth', 'face_landmarks', 'body_pose')
 # what a recording may feed into the pipeline (outputs in it are not replayed)
 SENSOR_TOPICS = tuple(t for t, _ in NODES['sim_rig'].outputs)
@@ -310,7 +311,11 @@ def plan(cfg: GraphConfig) -> Graph:
     stereo = cfg.stereo and has_stereo
     fusion = cfg.fusion and has_lidar
     if stereo:
-        wanted.append(('stereo_depth', {}))
+        # the simulated rig's scene (its own rig file) lies at 2-7 m: 8.6-30 px of disparity; a search
+        # range of 64 holds it with margin at half the matcher's work of the node's default 128 (for
+        # real cameras), and leaves 64 instead of 128 unmatched columns at the left border (issue 21)
+        sim_range = cfg.source == 'sim' and not cfg.calibration_dir
+        wanted.append(('stereo_depth', {'disparity_range': SIM_DISPARITY_RANGE} if sim_range else {}))
     if fusion:
         wanted.append(('depth_fusion', {'rig_file': rig_file, 'use_stereo': stereo}))
     if cfg.mono and cfg.mono_model:

@@ -132,8 +132,10 @@ class McapRecorder:
             self.dropped += 1  # the disk cannot keep up: drop rather than grow without bound
 
     def _drain(self) -> None:
-        from depthmarks_ros.ros.worker import set_os_thread_name
+        from depthmarks_ros.ros.worker import lower_thread_priority, set_os_thread_name
         set_os_thread_name('mcap-writer')
+        # off the hot path: compressing and writing yields the cores to the nodes (nothing waits for it)
+        lower_thread_priority(10)
         while True:
             item = self._queue.get()
             if item is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 import threading
 from typing import Any, Callable, Optional
@@ -28,6 +29,18 @@ def set_os_thread_name(name: str) -> None:
         if _libc is None:
             _libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
         _libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by ``nice`` (Linux: per thread; lower priority, which
+    needs no privilege), for work that nothing waits for (the MCAP writer). Does nothing elsewhere."""
+    if not sys.platform.startswith('linux'):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + int(nice)))
     except (OSError, AttributeError):
         pass
 
