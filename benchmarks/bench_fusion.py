@@ -25,6 +25,7 @@ from depthmarks_ros.core.fusion.completion import complete  # noqa: E402
 from depthmarks_ros.core.fusion.metrics import depth_metrics, sigma_calibration  # noqa: E402
 from depthmarks_ros.core.fusion.pipeline import FusionSettings, StereoInput, fuse_sparse  # noqa: E402
 from depthmarks_ros.core.fusion.projection import sparse_depth_image  # noqa: E402
+from depthmarks_ros.core.fusion.real_data import hold_out  # noqa: E402
 from depthmarks_ros.core.sim import SimConfig, SimRig  # noqa: E402
 
 
@@ -54,13 +55,7 @@ def nearest_neighbour(sparse):
 
 
 def held_out(name, sparse, rgb, truth_fn, rows, seed=0):
-    rng = np.random.default_rng(seed)
-    measured = np.argwhere(np.isfinite(sparse))
-    hide = measured[rng.random(len(measured)) < 0.2]
-    inp = sparse.copy()
-    inp[hide[:, 0], hide[:, 1]] = np.nan
-    mask = np.zeros(sparse.shape, bool)
-    mask[hide[:, 0], hide[:, 1]] = True
+    inp, mask = hold_out(sparse, 0.2, seed=seed)         # the completion benchmark's 20 % (real-data.md)
     truth = truth_fn(mask)
     results = {'nearest neighbour': (nearest_neighbour(inp), None)}
     for method in ('classical', 'guided', 'scanline'):

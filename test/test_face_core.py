@@ -20,13 +20,6 @@ def landmarker(request):
     lm.close()
 
 
-@pytest.fixture(scope='module', params=['mediapipe', 'dlib'])
-def landmarker(request):
-    lm = FaceLandmarker(request.param, static=True)
-    yield lm
-    lm.close()
-
-
 def test_finds_the_face_and_both_backends_agree(face_image):
     mp = FaceLandmarker('mediapipe', static=True).process(face_image, K)
     dl = FaceLandmarker('dlib', static=True).process(face_image, K)

@@ -15,6 +15,7 @@ from depthmarks_ros.core.fusion.learned import fit_sigma_model, load_model, save
 from depthmarks_ros.core.fusion.metrics import depth_metrics, sigma_calibration
 from depthmarks_ros.core.fusion.pipeline import FusionSettings, StereoInput, fuse_sparse
 from depthmarks_ros.core.fusion.projection import sparse_depth_image
+from depthmarks_ros.core.fusion.real_data import hold_out
 from depthmarks_ros.core.fusion.uncertainty import SigmaModel
 from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
 
@@ -39,11 +40,8 @@ def test_projected_lidar_matches_ground_truth(fusion_scene):
 def test_completion_beats_nearest_neighbour_on_held_out_points(fusion_scene):
     from scipy.interpolate import griddata
     sim, f, sweep, pts, sparse = fusion_scene
-    rng = np.random.default_rng(0)
-    measured = np.argwhere(np.isfinite(sparse))
-    held = measured[rng.random(len(measured)) < 0.2]
-    inp = sparse.copy()
-    inp[held[:, 0], held[:, 1]] = np.nan
+    inp, mask = hold_out(sparse, 0.2, seed=0)
+    held = np.argwhere(mask)
     truth = f.depth_gt[held[:, 0], held[:, 1]]
     kept = np.argwhere(np.isfinite(inp))
     nn = griddata(kept, inp[kept[:, 0], kept[:, 1]], held, method='nearest')
@@ -174,11 +172,8 @@ def _scanline_scene():
 
 def test_scanline_completion_beats_classical_and_keeps_edges_sharp():
     truth, sparse, box = _scanline_scene()
-    rng = np.random.default_rng(0)
-    measured = np.argwhere(np.isfinite(sparse))
-    held = measured[rng.random(len(measured)) < 0.2]
-    inp = sparse.copy()
-    inp[held[:, 0], held[:, 1]] = np.nan
+    inp, mask = hold_out(sparse, 0.2, seed=0)
+    held = np.argwhere(mask)
     # away from depth edges (where which side a hidden return belongs to is a coin toss for any
     # method) interpolation along the scan line beats IP-Basic's near-preferring minimum filter
     from depthmarks_ros.core.fusion.uncertainty import local_range
