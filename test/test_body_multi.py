@@ -363,3 +363,39 @@ def test_workers_give_the_same_people_as_one_thread(three):
     for a, b in zip(*runs):
         assert [p[0] for p in a] == [p[0] for p in b] and [p[2] for p in a] == [p[2] for p in b]
         assert all(np.allclose(pa[1], pb[1], atol=1e-3) for pa, pb in zip(a, b))
+
+
+def test_hand_ids_are_never_reused_within_a_run():
+    """A hand on its own that leaves for longer than the tracker keeps it, then comes back, gets a new
+    id; ids of hands on their own and of people's hands come from one counter."""
+    class TogglePalms:
+        on = True
+
+        def __call__(self, rgb):
+            if not self.on:
+                return []
+            return [Detection(0.9, np.array([300.0, 200, 340, 240]),
+                              np.array([[320.0, 240], [310, 215], [320, 205], [330, 210], [340, 220], [300, 230],
+                                        [345, 235]]))]
+
+        def close(self):
+            pass
+
+    est = BodyPoseEstimator(static=False, hands=True, palms='auto', workers=1, redetect_every=1)
+    est.palm_detector.close()
+    est.hand_landmarker.close()
+    palms, hands = TogglePalms(), StandInHands([(250, 100, 400, 300)])
+    est.palm_detector, est.hand_landmarker = palms, hands
+    grey = np.full((480, 640, 3), 200, np.uint8)
+    est.process(grey, K)
+    first = est.loose_hands[0].hand_id
+    palms.on = False
+    hands.zones = []                                           # the hand leaves
+    for _ in range(12):
+        est.process(grey, K)
+        assert est.loose_hands == []
+    palms.on, hands.zones = True, [(250, 100, 400, 300)]       # and comes back
+    est.process(grey, K)
+    assert len(est.loose_hands) == 1 and est.loose_hands[0].hand_id != first
+    assert est.hand_tracker.new_id() > est.loose_hands[0].hand_id   # one counter for every hand id
+    est.close()
