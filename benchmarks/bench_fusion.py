@@ -75,13 +75,14 @@ def main():
     ap.add_argument('--real-sigma', action='store_true', help='only the real-data sigma section (report split)')
     ap.add_argument('--kitti-model', default='', help='score this sigma model file instead of the shipped one')
     ap.add_argument('--sim-frames', type=int, default=3, help='simulated frames (seeds 0..N-1) of that check')
+    ap.add_argument('--sim-model', default='', help="sigma model of that check (as sigma_model_file; '' = built-in)")
     args = ap.parse_args()
     if args.real_sigma:
         real_sigma_section(args.data, args.kitti_model or None)
         return
     if args.sim:
         print(f'load average: {os.getloadavg()[0]:.2f}')
-        sim_pipeline_check(args.sim_frames)
+        sim_pipeline_check(args.sim_frames, args.sim_model)
         return
     print(f'load average: {os.getloadavg()[0]:.2f}')
     kroot = os.path.join(args.data, 'lidar', 'kitti_object')
@@ -151,7 +152,7 @@ def main():
         print(f'{label:28s} RMSE {m["rmse"]:7.0f} mm  MAE {m["mae"]:6.0f} mm  within 1 sigma {cal["within_1sigma"]:.2f}')
     m = depth_metrics(r.depth, f.depth_gt)
     print(f'fused, every ground-truth pixel: RMSE {m["rmse"]:.0f} mm, coverage {m["coverage"]:.3f}')
-    sim_pipeline_check(args.sim_frames)
+    sim_pipeline_check(args.sim_frames, args.sim_model)
     if kitti_inputs or os.path.isdir(os.path.join(args.data, 'stereo', 'kitti2012')):
         real_sigma_section(args.data, args.kitti_model or None)
     print(f'load average at the end: {os.getloadavg()[0]:.2f}')
@@ -160,7 +161,7 @@ def main():
 BANDS = ((0, 10), (10, 20), (20, 40), (40, 1000))
 
 
-def sim_pipeline_check(frames=3):
+def sim_pipeline_check(frames=3, model_spec=''):
     """The full pipeline's fusion on the simulated rig, as its nodes compute it: stereo_depth's chain
     with the node's defaults (stereo/depth + stereo/confidence), depth_fusion with the node's defaults
     and use_stereo (what `depthmarks run` starts), scored against the rig's exact depth (sim/depth_gt).
@@ -168,12 +169,13 @@ def sim_pipeline_check(frames=3):
     from depthmarks_ros.core.stereo import StereoParams
     from depthmarks_ros.core.stereo.pipeline import StereoPipeline
     from depthmarks_ros.core.fusion.pipeline import fuse_frame
-    from depthmarks_ros.core.fusion.uncertainty import SigmaModel, stereo_sigma
+    from depthmarks_ros.core.fusion.learned import resolve_sigma_model
+    from depthmarks_ros.core.fusion.uncertainty import stereo_sigma
     from depthmarks_ros.params.depth_fusion import DepthFusionParams
     from depthmarks_ros.params.stereo_depth import StereoDepthParams
     sp, fp = StereoDepthParams(), DepthFusionParams()
     chain = StereoPipeline(sp.backend, StereoParams.take(sp))
-    model = SigmaModel()
+    model = resolve_sigma_model(model_spec)
     acc = {}
     for seed in range(frames):
         sim = SimRig(SimConfig(seed=seed))
