@@ -198,8 +198,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str):
         E, L, Fe, Y = _errors_and_features(mesh_recs, l68s, others, camera_for)
         sm = LandmarkSigmaModel.fit(E, L, Fe, Y, meta={'backend': 'mediapipe (learned map)', 'faces': len(E),
                                                        'split_rule': SPLIT_RULE, 'command': command,
-                                                       'errors': 'cross-fitted mesh map (5 folds)'},
-                                    face_weights=[r['weight'] for r in mesh_recs])
+                                                       'errors': 'cross-fitted mesh map (5 folds)'})
         sm.save(os.path.join(output, 'face_sigma_mediapipe.json'))
         yield f"sigma model mediapipe: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}, {_shares(sm)}"
     if 'hybrid' in parts:
@@ -218,8 +217,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str):
         lm.close()
         E, L, Fe, Y = _errors_and_features(recs, l68s, others, camera_for)
         sm = LandmarkSigmaModel.fit(E, L, Fe, Y, meta={'backend': f'dlib (detector {detector})', 'faces': len(E),
-                                                       'split_rule': SPLIT_RULE, 'command': command},
-                                    face_weights=[r['weight'] for r in recs])
+                                                       'split_rule': SPLIT_RULE, 'command': command})
         sm.save(os.path.join(output, f'face_sigma_{key}.json'))
         yield f"sigma model {key}: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}, {_shares(sm)}"
     if 'pose' in parts:
@@ -332,8 +330,7 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
     E, L, Fe, Y = _errors_and_features(mesh_recs, out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for)
     sm = LandmarkSigmaModel.fit(E, L, Fe, Y, meta={'backend': 'hybrid (mesh + dlib predictor, blended)',
                                                    'faces': len(E), 'split_rule': SPLIT_RULE, 'command': command,
-                                                   'errors': 'cross-fitted mesh maps and blends (5 folds)'},
-                                face_weights=wts)
+                                                   'errors': 'cross-fitted mesh maps and blends (5 folds)'})
     sm.save(os.path.join(output, 'face_sigma_hybrid.json'))
     yield f"sigma model hybrid: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}, {_shares(sm)}"
 

@@ -7,9 +7,12 @@ For landmark i of a face with inter-ocular distance d (outer eye corners) and in
 with C_i a per-landmark shape (det 1, from a Cholesky factor), and f the per-point / per-face
 features: log of the test-time-augmentation spread of point i (in units of d), log d, image blur
 (log variance of the Laplacian of the face crop at a fixed size) and darkness (log mean
-brightness of the crop). a, c, w, C are fitted by minimising the 2D Gaussian NLL
+brightness of the crop), and the face's mean log spread (a face-level failure signal: a face whose
+passes disagree everywhere is off as a whole). a, c, w, C are fitted by minimising the 2D Gaussian NLL
 (1/2 log|Sigma| + 1/2 e^T Sigma^-1 e, core/learning/losses.py) of the backend's real errors on the
 fit split (``depthmarks fit-face``); one model per backend, in ``data/face_sigma_<backend>.json``.
+Then one factor on sigma (``scale``) brings the shares of the fit errors inside the 1/2-sigma
+ellipses as near 39.3 / 86.5 % as one factor can (:meth:`LandmarkSigmaModel.fit`).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import numpy as np
 
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 
-FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark')
+FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_spread')
 
 
 def face_angle(landmarks68: np.ndarray) -> float:
@@ -49,18 +52,23 @@ def image_features(grey: np.ndarray, landmarks68: np.ndarray):
 def point_features(spread_px: np.ndarray, iod: float, blur: float, dark: float) -> np.ndarray:
     """(68, len(FEATURES)) feature matrix of one face."""
     n = len(spread_px)
-    return np.column_stack([np.log(np.asarray(spread_px) / iod + 1e-3), np.full(n, np.log(iod) / 5.0),
-                            np.full(n, blur), np.full(n, dark)])
+    log_spread = np.log(np.asarray(spread_px) / iod + 1e-3)
+    return np.column_stack([log_spread, np.full(n, np.log(iod) / 5.0), np.full(n, blur), np.full(n, dark),
+                            np.full(n, log_spread.mean())])
 
 
 @dataclass
 class LandmarkSigmaModel:
     a: np.ndarray                     # (68,)
     c: np.ndarray                     # (68,) yaw slope
-    w: np.ndarray                     # (len(FEATURES),)
+    w: np.ndarray                     # (len(features),)
     chol: np.ndarray                  # (68, 3) raw Cholesky parameters of C_i (log diag 2, off-diagonal)
     meta: Dict = field(default_factory=dict)
     scale: float = 1.0                # share calibration: sigma x scale (fitted after the NLL, see fit)
+    features: tuple = FEATURES        # the columns of point_features it uses (older files: the first four)
+
+    def _cols(self, feats: np.ndarray) -> np.ndarray:
+        return feats[..., [FEATURES.index(n) for n in self.features]]
 
     def shapes(self) -> np.ndarray:
         L = np.zeros((len(self.a), 2, 2))
@@ -71,14 +79,14 @@ class LandmarkSigmaModel:
     def covariance(self, landmarks68: np.ndarray, feats: np.ndarray, abs_yaw_deg: float) -> np.ndarray:
         """(68, 2, 2) px^2."""
         iod = interocular(landmarks68)
-        log_s = self.a + self.c * abs_yaw_deg / 90.0 + feats @ self.w
+        log_s = self.a + self.c * abs_yaw_deg / 90.0 + self._cols(feats) @ self.w
         s = iod * np.exp(np.clip(log_s, -12, 3)) * self.scale
         th = face_angle(landmarks68)
         R = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
         return (s ** 2)[:, None, None] * (R @ self.shapes() @ R.T)
 
     def to_json(self) -> dict:
-        return {'features': list(FEATURES), 'a': self.a.tolist(), 'c': self.c.tolist(), 'w': self.w.tolist(),
+        return {'features': list(self.features), 'a': self.a.tolist(), 'c': self.c.tolist(), 'w': self.w.tolist(),
                 'chol': self.chol.tolist(), 'scale': self.scale, 'meta': self.meta}
 
     def save(self, path: str) -> None:
@@ -91,10 +99,13 @@ class LandmarkSigmaModel:
             with open(path) as f:
                 d = json.load(f)
             m = cls(np.array(d['a'], float), np.array(d['c'], float), np.array(d['w'], float),
-                    np.array(d['chol'], float), d.get('meta', {}), float(d.get('scale', 1.0)))
+                    np.array(d['chol'], float), d.get('meta', {}), float(d.get('scale', 1.0)),
+                    tuple(d.get('features', FEATURES[:4])))
+            if any(n not in FEATURES for n in m.features):
+                raise ValueError(f'unknown features {m.features}')
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise ValueError(f'{path}: not a landmark sigma model ({exc}); refit with depthmarks fit-face') from exc
-        if m.a.shape != (68,) or m.c.shape != (68,) or m.chol.shape != (68, 3) or m.w.shape != (len(FEATURES),) \
+        if m.a.shape != (68,) or m.c.shape != (68,) or m.chol.shape != (68, 3) or m.w.shape != (len(m.features),) \
                 or not all(np.all(np.isfinite(v)) for v in (m.a, m.c, m.w, m.chol)) \
                 or not (np.isfinite(m.scale) and m.scale > 0):
             raise ValueError(f'{path}: landmark sigma model has the wrong shapes or non-finite values')
