@@ -101,6 +101,16 @@ def angles_jacobian(rvec: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return J
 
 
+def _inv2x2(c: np.ndarray) -> np.ndarray:
+    """Inverse of (N, 2, 2) matrices in closed form (numpy's batched LAPACK inverse took ~20 ms per
+    call on the loaded shared machine, its BLAS threads waiting for cores)."""
+    det = c[:, 0, 0] * c[:, 1, 1] - c[:, 0, 1] * c[:, 1, 0]
+    out = np.empty_like(c)
+    out[:, 0, 0], out[:, 1, 1] = c[:, 1, 1], c[:, 0, 0]
+    out[:, 0, 1], out[:, 1, 0] = -c[:, 0, 1], -c[:, 1, 0]
+    return out / det[:, None, None]
+
+
 def solve_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.ndarray] = None,
                     model: Optional[np.ndarray] = None) -> Optional[HeadPose]:
     """Pose from (68, 2) pixels (rectified) and the camera matrix K (3x3); None if it fails."""
@@ -118,7 +128,7 @@ def solve_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.n
     rvec, tvec = cv2.solvePnPRefineLM(obj, img, K, dist, rvec, tvec)
     W = None
     if cov68 is not None:
-        W = np.linalg.inv(np.asarray(cov68, np.float64)[ok] + 1e-9 * np.eye(2))   # (N, 2, 2) blocks
+        W = _inv2x2(np.asarray(cov68, np.float64)[ok] + 1e-9 * np.eye(2))   # (N, 2, 2) blocks
         # weighted Gauss-Newton from the unweighted LM solution: the estimate the covariance below
         # describes (unweighted, the jaw's larger errors widen the spread beyond (J^T W J)^-1)
         for _ in range(_WEIGHTED_STEPS):

@@ -73,7 +73,7 @@ def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, si
     hp0 = solve_head_pose(l68, K)
     yaw0 = hp0.yaw if hp0 is not None else 0.0
     margin = np.minimum.reduce([l68[:, 0], l68[:, 1], w - 1 - l68[:, 0], h - 1 - l68[:, 1]])
-    return {'spread68': spread, 'yaw0': yaw0, 'blur': blur, 'dark': dark,
+    return {'spread68': spread, 'yaw0': yaw0, 'pose0': hp0, 'blur': blur, 'dark': dark,
             'features': point_features(spread, interocular(l68), blur, dark),
             'inside68': np.clip(margin / 5.0, 0.0, 1.0)}
 
@@ -219,7 +219,8 @@ class FaceLandmarker:
             if not r.layout.startswith('mediapipe') or self.mapping is None:
                 face.cov[sub], face.visibility[sub] = face.cov68, face.visibility68
             if K is not None:
-                face.head_pose = self.head_pose(face.landmarks68, K, face.cov68)
+                pose0 = face.extras.get('pose0') if K_pose is K else None     # the same plain solve
+                face.head_pose = self.head_pose(face.landmarks68, K, face.cov68, pose0)
                 if depth is not None:
                     z, spread = robust_depth(depth, face.landmarks, radius=2, sigma_map=depth_sigma)
                     face.points3d, face.cov3d = lift(face.landmarks, z, K[0, 0], K[1, 1], K[0, 2], K[1, 2],
@@ -227,13 +228,14 @@ class FaceLandmarker:
             faces.append(face)
         return faces
 
-    def head_pose(self, landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.ndarray]) -> Optional[HeadPose]:
+    def head_pose(self, landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.ndarray],
+                  first: Optional[HeadPose] = None) -> Optional[HeadPose]:
         """Pose weighted by the landmark covariance plus the 3D mean face's own spread (the model
         residual of face_model_68.json projected at the face's distance), angle part scaled by the
         fitted calibration factor (face_fit.json)."""
         pose_fit = self.fit.get('head_pose', {})
         resid = pose_fit.get('model_residual_m')
-        first = solve_head_pose(landmarks68, K)
+        first = first or solve_head_pose(landmarks68, K)
         if first is None or cov68 is None:
             return first
         c = np.asarray(cov68, np.float64)
