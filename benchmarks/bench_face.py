@@ -10,6 +10,8 @@ depthmarks_ros/data is fitted on the rest by `depthmarks fit-face`):
   the ground-truth box), and head pose MAE (yaw, pitch, roll) against Pose_Para, with and without
   the faces with an |angle| > 99 deg, and the share of angle errors within 1 sigma of the 6x6
   covariance. Camera: f = AFLW_FOCAL_PX px, principal point at the centre (no intrinsics ship).
+  visAUC: ROC AUC of the published visibility for the self-occlusion labels of the 3D landmarks
+  (core/face/visibility.py; 0.5 = no information).
 Ours: the hybrid backend (core/face/hybrid.py: MediaPipe mesh + learned map, dlib's predictor on a box
 from it, blended per landmark), dlib (HOG or the detector cascade) and MediaPipe with the learned map.
 Anchors in the same run: plain dlib-68 (HOG, no upsampling, dlib's threshold 0, TTA sigma),
@@ -30,7 +32,8 @@ sys.path.insert(0, ROOT)
 from depthmarks_ros.core.face.datasets import (AFLW_FOCAL_PX, SPLIT_RULE, bbox_size, load_aflw2000_3d,  # noqa: E402
                                                load_pts_folder)
 from depthmarks_ros.core.face.head_pose import angles_jacobian, solve_head_pose  # noqa: E402
-from depthmarks_ros.core.face.metrics import calibration_2d  # noqa: E402
+from depthmarks_ros.core.face.metrics import calibration_2d, roc_auc  # noqa: E402
+from depthmarks_ros.core.face.visibility import self_occlusion  # noqa: E402
 from depthmarks_ros.core.face.model_fit import camera_for, run_on_sample  # noqa: E402
 from depthmarks_ros.core.face.pipeline import FaceLandmarker  # noqa: E402
 
@@ -62,6 +65,7 @@ def evaluate(samples, norm_name):
     for name, kw in METHODS.items():
         lm = make(kw)
         nmes, errs, covs, ms, found = [], [], [], [], 0
+        hidden, vis = [], []
         pe, pe_all, within = [], [], []
         for s in samples:
             r = run_on_sample(lm, s)
@@ -75,6 +79,9 @@ def evaluate(samples, norm_name):
             nmes.append(np.linalg.norm(f.landmarks68 - s.landmarks68, axis=1).mean() / norm)
             errs.append(f.landmarks68 - s.landmarks68)
             covs.append(f.cov68)
+            if s.points3d is not None:
+                hidden.append(self_occlusion(s.points3d))
+                vis.append(f.visibility68)
             if s.pose_deg is not None:
                 hp = solve_head_pose(f.landmarks68, r['K']) if name in PLAIN else f.head_pose
                 if hp is None:
@@ -90,17 +97,18 @@ def evaluate(samples, norm_name):
         lm.close()
         nmes = np.array(nmes)
         cal = calibration_2d(np.concatenate(errs), np.concatenate(covs)) if errs else {}
+        cal['vis_auc'] = roc_auc(~np.concatenate(hidden), np.concatenate(vis)) if hidden else float('nan')
         rows[name] = (found, len(samples), nmes, ms, cal)
         if extra:
             print(f'  ({name}: {extra} of the faces found by the cascade only, dlib points on its box)')
         if pe:
             pose_rows[name] = (np.array(pe), np.array(pe_all), np.array(within) if within else None)
     print(f"{'method':44s} {'found':>9s} {'NME':>6s} {'FR@.08':>6s} {'ms/face':>7s} "
-          f"{'1sig%':>6s} {'2sig%':>6s} {'Spear':>6s}")
+          f"{'1sig%':>6s} {'2sig%':>6s} {'Spear':>6s} {'visAUC':>6s}")
     for name, (found, n, nmes, ms, cal) in rows.items():
         print(f"{name:44s} {found:4d}/{n:<4d} {nmes.mean():6.4f} {np.mean(nmes > 0.08) * 100:5.1f}% "
               f"{np.median(ms):7.1f} {cal['within_1'] * 100:6.1f} {cal['within_2'] * 100:6.1f} "
-              f"{cal['spearman_sigma_error']:6.2f}")
+              f"{cal['spearman_sigma_error']:6.2f} {cal['vis_auc']:6.2f}")
     return pose_rows
 
 

@@ -11,7 +11,9 @@ sets (split rule: core/face/datasets.py SPLIT_RULE; the report split is never re
   backend's errors (the mesh map's errors cross-fitted: each face predicted by a map fitted
   without it);
 * ``face_hybrid.json`` + ``face_sigma_hybrid.json`` (part ``hybrid``): the hybrid backend's dlib box
-  shape and per-landmark blend weights, and its covariance model (core/face/hybrid.py).
+  shape and per-landmark blend weights, and its covariance model (core/face/hybrid.py);
+* ``face_visibility.json`` (part ``visibility``): per-landmark self-occlusion model of yaw and pitch,
+  from AFLW2000-3D's 3D landmarks (core/face/visibility.py).
 
 Writes into ``--output`` (default: the package's data folder). ``--parts`` picks a subset.
 """
@@ -22,7 +24,7 @@ import os
 import sys
 
 PACKAGE_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', 'data'))
-PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'hybrid')
+PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'hybrid', 'visibility')
 COMMAND = 'depthmarks fit-face --data ../shared/data'
 
 
@@ -30,7 +32,7 @@ def add_arguments(p) -> None:
     p.add_argument('--data', required=True, help='folder holding faces/aflw2000_3d and faces/300w_lfpw_test '
                    '(e.g. ../shared/data)')
     p.add_argument('--output', '-o', default=PACKAGE_DATA, help='folder for the artefacts (default: %(default)s)')
-    p.add_argument('--parts', default='model,box,mapping,sigma,hybrid,pose', help='comma-separated subset of ' + ','.join(PARTS))
+    p.add_argument('--parts', default='model,box,mapping,sigma,hybrid,visibility,pose', help='comma-separated subset of ' + ','.join(PARTS))
     p.add_argument('--limit', type=int, default=0, help='use the first N fit-split images per set (0: all; the '
                    'shipped files used 250 to bound the fit to ~7 min on the shared 2 cores)')
 

@@ -220,6 +220,18 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str):
                                                        'split_rule': SPLIT_RULE, 'command': command})
         sm.save(os.path.join(output, f'face_sigma_{key}.json'))
         yield f"sigma model {key}: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}, {_shares(sm)}"
+    if 'visibility' in parts:
+        from depthmarks_ros.core.face.visibility import VisibilityModel, self_occlusion
+        vis_aflw = [s for s in aflw if np.all(np.abs(s.pose_deg) <= 99)]
+        hidden = np.array([self_occlusion(s.points3d) for s in vis_aflw])
+        poses = np.array([s.pose_deg for s in vis_aflw])
+        vm = VisibilityModel.fit(poses[:, 0], poses[:, 1], hidden, meta={
+            'what': 'P(landmark not hidden by the face itself | yaw, pitch), per landmark',
+            'labels': 'AFLW2000-3D pt3d_68 self-occlusion (core/face/visibility.py self_occlusion)',
+            'faces': len(vis_aflw), 'hidden_share': round(float(hidden.mean()), 4),
+            'split_rule': SPLIT_RULE, 'command': command})
+        vm.save(os.path.join(output, 'face_visibility.json'))
+        yield f'visibility: {len(vis_aflw)} AFLW faces, {hidden.mean() * 100:.1f} % of points self-occluded'
     if 'pose' in parts:
         from depthmarks_ros.core.face.head_pose import angles_jacobian
         with open(os.path.join(output, 'face_model_68.json')) as f:

@@ -130,6 +130,14 @@ class FaceLandmarker:
         self.sigma_model = load_sigma(self._sigma_key(dlib_detector))
         if backend == 'hybrid':
             self.sigma_model_dlib = load_sigma('dlib')
+        self.visibility_model = None          # self-occlusion by yaw/pitch (face_visibility.json)
+        vis_path = os.path.join(data_dir, 'face_visibility.json')
+        if uncertainty and sigma == 'learned' and os.path.isfile(vis_path):
+            from depthmarks_ros.core.face.visibility import VisibilityModel
+            try:
+                self.visibility_model = VisibilityModel.load(vis_path)
+            except ValueError as exc:
+                raise BackendError(str(exc)) from exc
         self._aug = []
         if uncertainty and backend == 'mediapipe':
             self._aug = [create_backend(backend, max_faces, refine, static,
@@ -214,6 +222,9 @@ class FaceLandmarker:
                 if sm is not None:
                     face.cov68 = sm.covariance(r.landmarks68, face.extras['features'], abs(face.extras['yaw0']))
                     face.visibility68 = face.extras['inside68']
+                pose0 = face.extras.get('pose0')
+                if self.visibility_model is not None and pose0 is not None:
+                    face.visibility68 = face.extras['inside68'] * self.visibility_model.predict(pose0.yaw, pose0.pitch)
             if self.learned is not None:
                 face.cov68, face.visibility68 = self.learned.predict(rgb, face.landmarks68)
             if not r.layout.startswith('mediapipe') or self.mapping is None:
