@@ -201,3 +201,25 @@ def test_worker_threads_are_named_in_the_os(scale_node):
         assert scale_node.worker.wait_idle(5)
         with open(f'/proc/{os.getpid()}/task/{tid}/comm') as f:
             assert f.read().strip() == name[:15]   # the OS keeps 15 bytes
+
+
+def test_a_local_tap_gets_the_published_objects_and_dds_only_what_someone_subscribes(probe):
+    from depthmarks_ros.ros import local_tap
+    got = []
+    context = probe.node.context
+    local_tap.install(context, local_tap.LocalTap({'/out': got.append}))
+    try:
+        node = ScaleNode()
+    finally:
+        local_tap.uninstall(context)
+    probe.add_node(node)
+    assert isinstance(node.pub, local_tap.TappedPublisher)
+    assert node.wanted(node.pub) and node.pub.get_subscription_count() == 1   # the tap counts as a subscriber
+    msg = numpy_to_image(np.full((2, 2), 3, np.uint8), 'mono8')
+    node.pub.publish(msg)
+    assert got == [msg] and got[0] is msg                                      # the object itself: no copy
+    out = probe.subscribe(Image, 'out', node.output_qos())
+    assert probe.spin_until(lambda: node.pub.get_subscription_count() == 2, 10)
+    assert probe.spin_until(lambda: (node.pub.publish(msg), len(out) > 0)[1], 10)   # DDS once subscribed
+    assert image_to_numpy(out[0])[0, 0] == 3 and len(got) > 1
+    assert node.destroy_publisher(node.pub)                                    # the wrapped publisher goes

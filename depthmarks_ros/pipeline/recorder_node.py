@@ -1,6 +1,11 @@
 """The recording side of `depthmarks run`: one node that subscribes (serialized, no deserialization)
 to every recorded topic, feeds :class:`TopicStats` and writes to an :class:`McapRecorder`.
 
+In a single-process run the topics that are not measured through DDS are handed over by the
+nodes' publishers instead (``local``, :mod:`depthmarks_ros.ros.local_tap`): no DDS delivery, no
+copy, and a node publishes such a topic through DDS only while something else subscribes; the
+message object is kept for the report and serialised only when it is written (at the record rate).
+
 Decimation: images, clouds and the other stamped outputs are written at ``record_rate`` messages per
 second and topic, chosen by stamp (``stamp // period``) so that the topics of one instant are kept or
 dropped together; ``/diagnostics`` (each node's status, 1 Hz) is written whole; ``/tf_static`` (the
@@ -14,11 +19,13 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 from rclpy.node import Node
+from rclpy.serialization import serialize_message
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from depthmarks_ros.pipeline.recorder import (LATCHED_QOS, STAMPED, McapRecorder, TopicStats, cdr_stamp_ns,
                                               tf_message_cdr)
 from depthmarks_ros.pipeline.registry import message_class
+from depthmarks_ros.ros.local_tap import LocalTap
 
 TF_STATIC = '/tf_static'
 TF_MESSAGE = 'tf2_msgs/msg/TFMessage'
@@ -36,8 +43,11 @@ class RecorderNode(Node):
     """Counts, keeps the last messages of and records every topic of ``topics``."""
 
     def __init__(self, topics: Sequence[RecordedTopic], stats: TopicStats, recorder: Optional[McapRecorder],
-                 record_rate: float, static_transforms: Sequence = (), **kwargs):
+                 record_rate: float, static_transforms: Sequence = (), local: Sequence[str] = (), **kwargs):
+        """``local``: topic names (resolved) handed over in this process by the nodes' publishers
+        (:meth:`local_tap`) instead of subscribed through DDS."""
         super().__init__('depthmarks_recorder', **kwargs)
+        self.local = set(local)
         self._stats = stats
         self._recorder = recorder
         self._period_ns = int(1e9 / record_rate) if record_rate > 0 else 0
@@ -47,8 +57,9 @@ class RecorderNode(Node):
         for topic in self.topics:
             if recorder is not None:
                 recorder.channel(topic.name, topic.type_name)
-            self.create_subscription(message_class(topic.type_name), topic.name,
-                                     functools.partial(self._on_message, topic), qos, raw=True)
+            if topic.name not in self.local:
+                self.create_subscription(message_class(topic.type_name), topic.name,
+                                         functools.partial(self._on_message, topic), qos, raw=True)
         if recorder is not None and static_transforms:
             recorder.channel(TF_STATIC, TF_MESSAGE, offered_qos=LATCHED_QOS)
             now = self.get_clock().now().nanoseconds
@@ -61,6 +72,21 @@ class RecorderNode(Node):
         if self._recorder is None or not self._keep(topic, stamp or now):
             return
         self._recorder.write(topic.name, data, now, stamp)
+
+    def local_tap(self) -> LocalTap:
+        """The tap for :func:`depthmarks_ros.ros.local_tap.install`: every ``local`` topic."""
+        return LocalTap({t.name: functools.partial(self._on_local, t) for t in self.topics if t.name in self.local})
+
+    def _on_local(self, topic: RecordedTopic, msg) -> None:
+        """A message handed over by a publisher of this process (in its thread): counted, kept as
+        the object (read-only), serialised only when written."""
+        now = self.get_clock().now().nanoseconds
+        header = getattr(msg, 'header', None) if topic.type_name in STAMPED else None
+        stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec if header is not None else None
+        self._stats.add(topic.key, msg, stamp, now)
+        if self._recorder is None or not self._keep(topic, stamp or now):
+            return
+        self._recorder.write(topic.name, serialize_message(msg), now, stamp)
 
     def _keep(self, topic: RecordedTopic, stamp_ns: int) -> bool:
         if not topic.decimate or not self._period_ns:

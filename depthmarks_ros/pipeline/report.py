@@ -10,7 +10,10 @@ import numpy as np
 
 
 def _deserialize(data: bytes, type_name: str):
+    """A kept message: CDR bytes (DDS subscriptions), or the message itself (handed over in-process)."""
     from rclpy.serialization import deserialize_message
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        return data
     from depthmarks_ros.pipeline.registry import message_class
     return deserialize_message(data, message_class(type_name))
 

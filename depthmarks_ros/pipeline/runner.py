@@ -30,11 +30,16 @@ from depthmarks_ros.pipeline.recorder import McapRecorder, TopicStats
 from depthmarks_ros.pipeline.recorder_node import TF_STATIC, RecordedTopic, RecorderNode
 from depthmarks_ros.pipeline.registry import load_node_class
 from depthmarks_ros.pipeline.report import accuracy, node_counters, write_metrics, write_previews
+from depthmarks_ros.ros import local_tap
 from depthmarks_ros.ros.executors import StopSignals, make_executor
 from depthmarks_ros.ros.worker import os_thread_name
 
 DEFAULT_NODES = ['sim', 'stereo', 'fusion', 'face', 'body']
 SENSOR_TOPICS = list(g.SENSOR_TOPICS)
+# measured at a DDS subscriber (latency = stamp -> arrival there, as a user's node sees it); the other
+# recorded topics of a single-process run are handed over in the process (latency = stamp -> publish)
+DDS_MEASURED = ('stereo/depth', 'fusion/depth', 'face/landmarks', 'body/keypoints', 'mono/depth',
+                'camera/image_raw', 'lidar/points')
 CLOUD_NODES = ('stereo_depth', 'depth_fusion')   # points_period follows the record rate (plan_graph)
 KEY_TOPICS = ('stereo/depth', 'fusion/depth', 'face/landmarks', 'body/keypoints', 'mono/depth', 'camera/image_raw')
 
@@ -171,18 +176,25 @@ class PipelineRunner:
             executor, self.executor_name = make_executor(context)
             recorder = McapRecorder(os.path.join(cfg.output, 'recording.mcap')) if cfg.record else None
             try:
+                # the recorder first: in one process, the topics it does not measure through DDS are
+                # handed over by the nodes' publishers (ros/local_tap.py), set up before they exist
+                topics = recorded_topics(graph, [n.name for n in graph.nodes])
+                local = [] if cfg.multi_process else [t.name for t in topics if t.key not in DDS_MEASURED]
+                rec_node = RecorderNode(topics, stats, recorder, cfg.record_rate, graph.static_transforms,
+                                        local=local, context=context)
+                local_tap.install(context, rec_node.local_tap())
                 for node in graph.nodes:
                     self._start_node(node, context, executor)
                 if cfg.source == 'bag':
                     self._add(McapPlayer(cfg.bag, topics=SENSOR_TOPICS, loop=True, context=context), executor)
-                self._add(RecorderNode(recorded_topics(graph, self.started), stats, recorder, cfg.record_rate,
-                                       graph.static_transforms, context=context), executor)
+                self._add(rec_node, executor)
                 self.cpu_targets['whole process' if not cfg.multi_process else 'runner (recorder)'] = (os.getpid(), None)
                 self._wait_for_processes(executor, stats, stop)
                 self._spin(executor, stats, stop)
                 if stop.received:
                     self.stopped_by_signal = signal.Signals(stop.received[0]).name
             finally:
+                local_tap.uninstall(context)
                 self._stop_processes()
                 executor.shutdown()
                 for node in self.nodes:

@@ -46,6 +46,7 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.params import ParamField, ParamSet
 from depthmarks_ros.params.base import NodeParams
+from depthmarks_ros.ros import local_tap
 from depthmarks_ros.ros.executors import StopSignals, make_executor
 from depthmarks_ros.ros.stats import ProcessingStats
 from depthmarks_ros.ros.worker import LatestWorker
@@ -238,6 +239,17 @@ class DepthmarksNode(Node):
         return True
 
     # ------------------------------------------------------------------ outputs
+    def create_publisher(self, msg_type, topic, qos_profile, **kwargs):
+        """rclpy's, wrapped in a :class:`~depthmarks_ros.ros.local_tap.TappedPublisher` when a
+        recorder in this process taps the topic (`depthmarks run`; ros/local_tap.py)."""
+        pub = super().create_publisher(msg_type, topic, qos_profile, **kwargs)
+        tap = local_tap.tap_for(self.context)
+        deliver = tap.callback(pub.topic_name) if tap is not None else None
+        return local_tap.TappedPublisher(pub, deliver) if deliver is not None else pub
+
+    def destroy_publisher(self, publisher) -> bool:
+        return super().destroy_publisher(getattr(publisher, 'publisher', publisher))
+
     def create_image_publisher(self, topic: str, qos, kind: str = 'image'):
         """An Image publisher with its image_transport-style compressed twin (``<topic>/compressed``
         for ``kind='image'``, ``<topic>/compressedDepth`` for ``kind='depth'``), encoded only while

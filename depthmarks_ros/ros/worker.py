@@ -63,8 +63,10 @@ class LatestWorker:
         self.processed = 0
         self.dropped = 0
         self.busy = False
+        self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        self._started.wait(5.0)   # named in the OS before anyone looks (CPU accounting)
 
     @property
     def thread_name(self) -> str:
@@ -86,6 +88,7 @@ class LatestWorker:
 
     def _run(self) -> None:
         set_os_thread_name(self._thread.name)
+        self._started.set()
         while True:
             with self._cond:
                 while not self._has_item and not self._stop:

@@ -1,0 +1,73 @@
+"""In-process hand-over of published messages to a recorder in the same process (no DDS, no copy).
+
+rclpy has no intra-process communication: every message a node publishes is converted to C,
+serialised, and for every subscriber (one in the same process included) taken, copied and
+deserialised again (FastDDS delivers in-process without a transport, but not without those
+copies). `depthmarks run` records every output of the nodes it runs in its own process; for a
+640x480 image that is four to six copies of 1.2 MB, ten times a second, for a file that keeps one
+message a second (issue 21).
+
+A :class:`LocalTap` installed for an rclpy context (:func:`install`) watches resolved topic names.
+:class:`~depthmarks_ros.ros.node_base.DepthmarksNode` wraps each publisher it creates on a
+watched topic in a :class:`TappedPublisher`: ``publish(msg)`` hands the message object to the tap's
+callback (in the publishing thread) and publishes through DDS only while DDS has a subscriber
+(another node, ``ros2 topic echo``, RViz); ``get_subscription_count()`` counts the tap as one
+subscriber, so outputs computed only while subscribed (``DepthmarksNode.wanted``) are still
+computed for it. The tap's callback must treat the message as read-only and return quickly.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Dict, Optional
+
+_lock = threading.Lock()
+_taps: Dict[int, 'LocalTap'] = {}
+
+
+class LocalTap:
+    """{resolved topic name: callback(msg)} for the nodes of one rclpy context."""
+
+    def __init__(self, callbacks: Dict[str, Callable[[object], None]]):
+        self.callbacks = dict(callbacks)
+        self.delivered = 0
+
+    def callback(self, topic: str) -> Optional[Callable[[object], None]]:
+        return self.callbacks.get(topic)
+
+
+def install(context, tap: LocalTap) -> None:
+    """Publishers created from now on by DepthmarksNodes of ``context`` on the tap's topics are tapped."""
+    with _lock:
+        _taps[id(context)] = tap
+
+
+def uninstall(context) -> None:
+    with _lock:
+        _taps.pop(id(context), None)
+
+
+def tap_for(context) -> Optional[LocalTap]:
+    with _lock:
+        return _taps.get(id(context))
+
+
+class TappedPublisher:
+    """An rclpy Publisher whose messages also go to a local tap (see the module docstring).
+
+    Everything else (``topic_name``, ``qos_profile``, ``handle`` ...) is the wrapped publisher's.
+    """
+
+    def __init__(self, publisher, deliver: Callable[[object], None]):
+        self.publisher = publisher
+        self._deliver = deliver
+
+    def publish(self, msg) -> None:
+        if self.publisher.get_subscription_count() > 0:
+            self.publisher.publish(msg)
+        self._deliver(msg)
+
+    def get_subscription_count(self) -> int:
+        return self.publisher.get_subscription_count() + 1
+
+    def __getattr__(self, name):
+        return getattr(self.publisher, name)
