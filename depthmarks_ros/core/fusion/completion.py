@@ -99,13 +99,15 @@ _FAR = np.float32(1e5)    # "no measurement within gap" in _fill_cols' row-index
 def _runs(n: np.ndarray) -> np.ndarray:
     """1..n[j] for every j, concatenated (int64)."""
     total = int(n.sum())
-    return np.arange(total) - np.repeat(np.cumsum(n) - n, n) + 1
+    return np.arange(total, dtype=n.dtype) - np.repeat(np.cumsum(n, dtype=n.dtype) - n, n) + 1
 
 
 def _fill_rows(d: np.ndarray, gap: int, edge_rel: float, edge_abs: float) -> np.ndarray:
     """Edge-aware interpolation along the rows of ``d`` (NaN = empty); a filled copy."""
     h, w = d.shape
     flat = np.flatnonzero(np.isfinite(d))
+    if h * w < 2 ** 31:
+        flat = flat.astype(np.int32)               # half the memory traffic of int64 indices
     out = d.copy()
     if flat.size == 0:
         return out
@@ -117,7 +119,7 @@ def _fill_rows(d: np.ndarray, gap: int, edge_rel: float, edge_abs: float) -> np.
     i = np.nonzero(same_row & (step > 1))[0]
     G = step[i]
     n = np.minimum(G - 1, 2 * gap)
-    rep = np.repeat(np.arange(i.size), n)
+    rep = np.repeat(np.arange(i.size, dtype=flat.dtype), n)
     k = _runs(n)
     Gr = G[rep]
     k = np.where(k > gap, k + (Gr - 1 - n[rep]), k)   # long gaps: `gap` pixels from each end
