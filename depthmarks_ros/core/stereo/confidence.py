@@ -15,13 +15,14 @@ import numpy as np
 
 
 def local_std(gray: np.ndarray, window: int) -> np.ndarray:
-    """(H, W) float32 grey-level standard deviation over a ``window`` x ``window`` box."""
+    """(H, W) float32 grey-level standard deviation over a ``window`` x ``window`` box (OpenCV's
+    vectorised loops; grey levels centred on 128 so that float32 keeps E[g^2] - E[g]^2 exact enough)."""
     import cv2
-    g = gray.astype(np.float32)
+    g = cv2.subtract(np.asarray(gray), 128, dtype=cv2.CV_32F)
     k = (window, window)
     mean = cv2.boxFilter(g, -1, k)
-    sq = cv2.sqrBoxFilter(g, -1, k)
-    return np.sqrt(np.maximum(sq - mean * mean, 0))
+    var = cv2.subtract(cv2.sqrBoxFilter(g, cv2.CV_32F, k), cv2.multiply(mean, mean))
+    return cv2.sqrt(cv2.max(var, 0.0))
 
 
 def confidence_map(left_gray: np.ndarray, disp_left: np.ndarray, window: int,
@@ -30,11 +31,18 @@ def confidence_map(left_gray: np.ndarray, disp_left: np.ndarray, window: int,
     """Confidence (H, W) float32 in [0, 1] of ``disp_left`` (H, W, NaN invalid -> 0).
 
     ``lr_diff``: |d_L - d_R| per left pixel (postfilter.lr_difference), NaN = no right match.
+    Part of the stereo node's per-frame work outside the matcher (issue 21: <= 10 % of the frame),
+    so written as OpenCV calls: about half the time of the numpy expression it replaces.
     """
-    conf = 1.0 - np.exp(local_std(left_gray, max(window, 3)) * np.float32(-1.0 / 8.0))
+    import cv2
+    conf = cv2.exp(cv2.multiply(local_std(left_gray, max(window, 3)), -1.0 / 8.0))
+    cv2.subtract(1.0, conf, dst=conf)
     if lr_diff is not None:
         conf *= np.exp(-np.nan_to_num(lr_diff, nan=np.inf))
     if wls_confidence is not None:
         conf *= wls_confidence
-    conf[~np.isfinite(disp_left)] = 0.0
-    return conf.astype(np.float32, copy=False)
+    d = np.asarray(disp_left, np.float32)
+    big = float(np.finfo(np.float32).max)
+    out = np.zeros_like(conf)
+    cv2.copyTo(conf, cv2.inRange(d, -big, big), out)         # 0 where NaN or infinite
+    return out
