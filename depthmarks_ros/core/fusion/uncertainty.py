@@ -115,7 +115,8 @@ def lidar_sigma(depth: np.ndarray, dist_px: np.ndarray, m: SigmaModel,
     if resid is None and m.lidar_k > 0:
         raise ValueError('this sigma model (lidar_k > 0) needs the interpolation residual of the LiDAR input')
     z = depth.astype(np.float32)
-    rng = local_range(depth) if edge_range is None else edge_range
+    # the 9x9 range only where its term counts (the KITTI model leaves it out)
+    rng = 0.0 if m.lidar_c == 0 else local_range(depth) if edge_range is None else edge_range
     s = lidar_sigma_expr(z, dist_px, rng, 0.0 if resid is None else resid, **m.to_dict())
     return np.where(np.isfinite(z), s, np.nan).astype(np.float32)
 
