@@ -5,8 +5,9 @@ Frames: KITTI Stereo 2012 report split (rule: int(sha1(stem)) % 5 == 0; the netw
 other KITTI frames and on simulated ones) and every Middlebury frame (Cloth3, Cones2003,
 skimage's motorcycle: none trained on). Methods, all with the same disparity range per frame:
 stereo_image_proc's BM and SGBM defaults, OpenCV SGBM_3WAY with stereo_image_proc's parameters,
-our default matcher (StereoParams()) and the learned backend (--model, default: the refinement
-network shipped in the package, refining our default matcher).
+our default matcher (StereoParams()), the same on the pair padded on the left as the v2 refinement
+network's input is (the classical share of its gain), and the learned backend (--model, default:
+the refinement network shipped in the package, refining our default matcher).
 
 Accuracy: bad-2 with holes filled (every method's holes filled by KITTI's rule, scored on every
 ground-truth pixel), EPE (filled), density (before filling) and bad-2 over the pixels output;
@@ -35,6 +36,7 @@ from depthmarks_ros.core.stereo.datasets import SPLIT_RULE, kitti2012_frames, mi
 from depthmarks_ros.core.stereo.fill import fill_holes_rows  # noqa: E402
 from depthmarks_ros.core.stereo.learned import LearnedStereo, shipped_model_path  # noqa: E402
 from depthmarks_ros.core.stereo.params import create_opencv_matcher, stereo_image_proc_defaults  # noqa: E402
+from depthmarks_ros.core.stereo.refine_net import RefineFeaturesV2  # noqa: E402
 
 STEPS = np.arange(0.0, 1.0, 0.05)
 
@@ -56,6 +58,22 @@ class Plain:
         pass
 
 
+class LeftPadded:
+    """Our default matcher on the pair padded on the left as the v2 refinement network's input is
+    (refine_net.RefineFeaturesV2.classical_disparity): the share of the learned gain that is classical."""
+
+    def __init__(self, params):
+        self.m = StereoMatcher(params)
+        self.f = RefineFeaturesV2()
+
+    def compute(self, left, right, confidence=True):
+        d = self.f.classical_disparity(self.m, left, right)
+        return type('R', (), {'disparity': d, 'confidence': None, 'sigma': None})()
+
+    def close(self):
+        self.m.close()
+
+
 def methods(model, rng):
     sip = stereo_image_proc_defaults().replace(disparity_range=rng)
     return [
@@ -63,6 +81,7 @@ def methods(model, rng):
         ('sip SGBM defaults', Plain(sip)),
         ('OpenCV SGBM_3WAY (sip params)', Plain(sip.replace(stereo_algorithm=2))),
         ('ours default', StereoMatcher(StereoParams(disparity_range=rng))),
+        ('ours default, left-padded', LeftPadded(StereoParams(disparity_range=rng))),
         ('learned', LearnedStereo(model, device='cpu', classical=StereoParams(disparity_range=rng))),
     ]
 
@@ -125,8 +144,9 @@ def evaluate(sets, model):
                   f'{b2o / max(nout, 1):9.4f}')
         base = acc['ours default'][0] / acc['ours default'][3]
         lrn = acc['learned'][0] / acc['learned'][3]
+        pad = acc['ours default, left-padded'][0] / acc['ours default, left-padded'][3]
         print(f'{set_name:34s} learned vs ours default: bad-2 filled {100 * (1 - lrn / base):+.1f}% lower '
-              f'(target >= 15%)')
+              f'(target >= 15%); of it, the left-padded matcher alone {100 * (1 - pad / base):+.1f}%')
         res = {}
         for key, label in (('hand', 'hand-made confidence, ours default'), ('learned', 'learned sigma, learned'),
                            ('hand_on_learned', 'hand-made confidence, learned disp')):

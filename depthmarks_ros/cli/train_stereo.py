@@ -30,6 +30,11 @@ def add_arguments(p) -> None:
     p.add_argument('--real-weight', type=float, default=d.real_weight, help='share of crops from real frames')
     p.add_argument('--l1-weight', type=float, default=d.l1_weight, help='weight of the L1 term next to the NLL')
     p.add_argument('--threads', type=int, default=d.threads)
+    from depthmarks_ros.core.stereo.refine_net import FEATURES
+    p.add_argument('--features', default=d.features, choices=sorted(FEATURES),
+                   help='feature set and network (v2: choice among hole fills + residual, left-padded matcher)')
+    p.add_argument('--mix-weight', type=float, default=d.mix_weight,
+                   help='v2: weight of the candidate-mixture NLL')
 
 
 def run(args) -> int:
@@ -43,7 +48,8 @@ def run(args) -> int:
         return 2
     cfg = TrainConfig(seed=args.seed, iterations=args.iterations, max_minutes=args.max_minutes, batch=args.batch,
                       crop=tuple(args.crop), lr=args.lr, width=args.width, sim_frames=args.sim_frames,
-                      real_weight=args.real_weight, l1_weight=args.l1_weight, threads=args.threads)
+                      real_weight=args.real_weight, l1_weight=args.l1_weight, threads=args.threads,
+                      features=args.features, mix_weight=args.mix_weight)
     command = 'depthmarks train-stereo ' + ' '.join(
         a if not os.path.isabs(a) else os.path.relpath(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else \
         'depthmarks train-stereo'

@@ -383,10 +383,12 @@ class LearnedStereo:
 
     def _network_inputs(self, left, right, pads) -> Tuple[List[np.ndarray], Any]:
         if self.spec.kind == 'refine':
-            base = self._classical.compute(left if left.ndim == 2 else _gray(left),
-                                           right if right.ndim == 2 else _gray(right), confidence=False)
-            feats, state = self._features.build(_gray(left), _gray(right), base.disparity,
-                                                self._classical.params)
+            gl, gr = _gray(left), _gray(right)
+            if hasattr(self._features, 'classical_disparity'):   # the feature set runs the matcher itself
+                base = self._features.classical_disparity(self._classical, gl, gr)
+            else:
+                base = self._classical.compute(gl, gr, confidence=False).disparity
+            feats, state = self._features.build(gl, gr, base, self._classical.params)
             return [pad_image(feats.transpose(1, 2, 0), pads, 'replicate').transpose(2, 0, 1)[None]], state
         lx = pad_image(self._prepare(left).transpose(1, 2, 0), pads, self.spec.pad_mode).transpose(2, 0, 1)
         rx = pad_image(self._prepare(right).transpose(1, 2, 0), pads, self.spec.pad_mode).transpose(2, 0, 1)

@@ -1,6 +1,18 @@
-"""Compact disparity refinement network trained here (ROS-free; torch only for training/export).
+"""Compact disparity refinement networks trained here (ROS-free; torch only for training/export).
 
-The network refines the classical matcher's disparity, guided by the left image:
+Two feature sets / networks (the YAML's ``features`` names the one a model file was trained with):
+
+- ``depthmarks_refine_v2`` (RefineFeaturesV2, build_network_v2; the shipped one): the classical
+  matcher runs on the pair padded on the left by half its range (OpenCV leaves the first
+  ``disparity_range`` columns empty); the network then chooses, per pixel, among candidate
+  disparities -- the matched value where there is one, and for holes the row's left / right
+  neighbour, their linear interpolation, a 2-D smooth fill and the column's interpolation -- and
+  adds a residual; trained with a mixture-of-Laplace NLL (one component per candidate). See the
+  classes below.
+- ``depthmarks_refine_v1`` (RefineFeaturesV1, build_network): a residual over the row-filled
+  classical disparity (the first shipped network), described next.
+
+v1 refines the classical matcher's disparity, guided by the left image:
 
     features (6, H, W) = [left / 255 - 0.5,
                           (left - right warped by the filled disparity) / 255,
@@ -31,7 +43,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from depthmarks_ros.core.stereo.fill import fill_holes_rows
+from depthmarks_ros.core.stereo.fill import fill_holes_rows, row_fills
 
 FEATURES_V1 = 'depthmarks_refine_v1'
 DISP_NORM = 64.0
@@ -102,7 +114,7 @@ class RefineFeaturesV1:
         return disp, sigma
 
 
-FEATURES = {FEATURES_V1: RefineFeaturesV1}
+FEATURES = {FEATURES_V1: RefineFeaturesV1}   # v2 added below
 
 
 def feature_builder(name: str):
@@ -155,3 +167,165 @@ def build_network(width: int = 16):
             return self.head(torch.cat([full, x], dim=1))
 
     return RefineNet()
+
+
+# ---------------------------------------------------------------------------------------------- v2
+FEATURES_V2 = 'depthmarks_refine_v2'
+PAD_SHARE = 1.0      # v2: the classical matcher sees the images padded on the left by this x its range
+PHOTO_WINDOW = 5     # v2: photometric errors are averaged over this window (a small SAD)
+EDGE_STEP = 2        # v2: grey-level step (3x3-blurred, every second pixel) that counts as an image edge
+CANDIDATES = ('row_edge', 'row_left', 'row_right', 'row_linear', 'column_linear')
+
+
+def image_edges(grey: np.ndarray) -> np.ndarray:
+    """Bool map of horizontal intensity steps: |x-difference| of the 3x3-blurred image > EDGE_STEP."""
+    import cv2
+    g = cv2.GaussianBlur(grey, (3, 3), 0).astype(np.int16)
+    e = np.zeros(g.shape, bool)
+    e[:, 1:] = np.abs(np.diff(g, axis=1)) > EDGE_STEP
+    return e
+
+
+def candidate_fills(disparity: np.ndarray, left: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(K, H, W) candidate disparities (CANDIDATES order) and the validity mask of ``disparity``
+    (``left``: the grey left image, for the edge-aware fill). Valid pixels keep their matched value
+    in the row and column fills; the hole fills are computed on every second row and column (4x
+    fewer pixels, numpy is the cost) and interpolated back."""
+    import cv2
+    valid = np.isfinite(disparity) & (disparity > 0)
+    d = np.where(valid, disparity, np.float32(0)).astype(np.float32)
+    h, w = d.shape
+    d2, v2 = np.ascontiguousarray(d[::2, ::2]), np.ascontiguousarray(valid[::2, ::2])
+    lin, lv, rv, edge = row_fills(d2, v2, image_edges(np.ascontiguousarray(left[::2, ::2])))
+    col_lin = row_fills(np.ascontiguousarray(d2.T), np.ascontiguousarray(v2.T))[0].T
+    out = np.empty((len(CANDIDATES), h, w), np.float32)
+    for i, c in enumerate((edge, lv, rv, lin, col_lin)):
+        cv2.resize(np.ascontiguousarray(c), (w, h), dst=out[i], interpolation=cv2.INTER_LINEAR)
+        np.copyto(out[i], d, where=valid)
+    return out, valid
+
+
+class RefineFeaturesV2:
+    """v2: the network chooses, per pixel, among candidate disparities (the matched value where there
+    is one; in holes the row's edge-aware fill, its left / right neighbour, their linear interpolation
+    and the column's interpolation) and adds a small residual; the classical matcher sees the images
+    padded on the left so that the first columns (no disparity from OpenCV) are matched too.
+
+        features (13, H, W) = [left / 255 - 0.5, validity, row_edge / DISP_NORM,
+                               (candidate k - row_edge) / DISP_NORM for the 4 other candidates,
+                               (2-D smooth fill - row_edge) / DISP_NORM (0 where it has no value),
+                               mean |left - right warped by candidate k| / 255 over a 5x5 window (5)]
+    """
+    name = FEATURES_V2
+    n_candidates = len(CANDIDATES)
+    channels = 2 * len(CANDIDATES) + 3
+    divisible_by = 8
+
+    @staticmethod
+    def left_pad(params) -> int:
+        rng = int(getattr(params, 'disparity_range', 128)) + max(int(getattr(params, 'min_disparity', 0)), 0)
+        return int(round(PAD_SHARE * rng))
+
+    def classical_disparity(self, matcher, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """The classical matcher's disparity of the pair padded on the left (replicated border) by
+        ``left_pad`` columns, cropped back: OpenCV leaves the first ``disparity_range`` columns empty."""
+        import cv2
+        pad = self.left_pad(matcher.params)
+        if pad <= 0:
+            return matcher.compute(left, right, confidence=False).disparity
+        lp = cv2.copyMakeBorder(left, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
+        rp = cv2.copyMakeBorder(right, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
+        return np.ascontiguousarray(matcher.compute(lp, rp, confidence=False).disparity[:, pad:])
+
+    def build(self, left: np.ndarray, right: np.ndarray, disparity: np.ndarray, params=None
+              ) -> Tuple[np.ndarray, _State]:
+        import cv2
+        h, w = left.shape
+        cands, valid = candidate_fills(disparity, left)
+        cols = np.arange(w, dtype=np.float32)[None, :]
+        ys = np.ascontiguousarray(np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w)))
+        lf = left.astype(np.float32)
+        k = self.n_candidates
+        f = np.empty((self.channels, h, w), np.float32)
+        f[0] = lf * np.float32(1 / 255.0) - np.float32(0.5)
+        f[1] = valid
+        f[2] = cands[0] * np.float32(1.0 / DISP_NORM)
+        f[3:2 + k] = (cands[1:] - cands[0]) * np.float32(1.0 / DISP_NORM)
+        smooth = smooth_fill(np.where(valid, disparity, np.float32(0)), valid)
+        f[2 + k] = np.where(smooth > 0, smooth - cands[0], np.float32(0)) * np.float32(1.0 / DISP_NORM)
+        for i in range(k):
+            warped = cv2.remap(right, cols - cands[i], ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            sad = cv2.blur(cv2.absdiff(left, warped), (PHOTO_WINDOW, PHOTO_WINDOW))
+            np.multiply(sad, np.float32(1 / 255.0), out=f[3 + k + i], casting='unsafe')
+        return f, _State(cands[0])
+
+    def finish(self, residual: np.ndarray, log_b: Optional[np.ndarray], state: _State
+               ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        return RefineFeaturesV1.finish(self, residual, log_b, state)
+
+
+FEATURES[FEATURES_V2] = RefineFeaturesV2
+
+
+def build_network_v2(width: int = 16):
+    """v2 network: context at 1/4 and 1/8 resolution (dilated convolutions); its per-candidate logits,
+    residual and log b are upsampled to full resolution, where each candidate's logit is lowered by
+    a learned weight x its photometric error at that pixel (the only per-pixel evidence). Outputs, in eval/export form,
+    (offset of the chosen candidate from row_edge + residual, log b); ``train_outputs`` gives the
+    candidate logits for the mixture loss."""
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+    spec = RefineFeaturesV2
+    k = spec.n_candidates
+
+    def conv(cin, cout, stride=1, dilation=1):
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation),
+                             nn.LeakyReLU(0.1, inplace=True))
+
+    c1, c2 = width, 2 * width
+
+    class RefineNetV2(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = conv(spec.channels, c1, stride=2)     # on the 1/2 average -> 1/4
+            self.s4 = conv(c1, c1)
+            self.down = conv(c1, c2, stride=2)                # 1/8
+            self.ctx = nn.Sequential(conv(c2, c2, dilation=2), conv(c2, c2, dilation=4), conv(c2, c2, dilation=8))
+            self.up = nn.Conv2d(c2, c1, 1)
+            self.dec = conv(c1, c1)
+            # k candidate logits, residual, log b (mixture), log b (output) at 1/4, upsampled
+            self.head = nn.Conv2d(c1, k + 3, 1)
+            # full resolution, per pixel: candidate logit -= photo_weight_k x its photometric error
+            self.photo_weight = nn.Parameter(torch.full((1, k, 1, 1), 2.0))
+            with torch.no_grad():
+                self.head.weight.mul_(0.1)
+                self.head.bias.zero_()
+                self.head.bias[0] = 1.0     # start from row_edge
+
+        def raw(self, x):
+            s4 = self.s4(self.stem(F.avg_pool2d(x, 2)))
+            s8 = self.ctx(self.down(s4))
+            u4 = self.dec(s4 + F.interpolate(self.up(s8), size=s4.shape[-2:], mode='bilinear', align_corners=False))
+            o = F.interpolate(self.head(u4), size=x.shape[-2:], mode='bilinear', align_corners=False)
+            logits = o[:, :k] - self.photo_weight * x[:, 3 + k:]
+            return torch.cat([logits, o[:, k:]], dim=1)
+
+        @staticmethod
+        def offsets(x):
+            """(N, K, H, W) candidate offsets from row_edge in px."""
+            zero = torch.zeros_like(x[:, 2:3])
+            return torch.cat([zero, x[:, 3:2 + k] * DISP_NORM], dim=1)
+
+        def train_outputs(self, x):
+            o = self.raw(x)
+            return o[:, :k], self.offsets(x), o[:, k], o[:, k + 1], o[:, k + 2]
+
+        def forward(self, x):
+            o = self.raw(x)
+            idx = torch.argmax(o[:, :k], dim=1, keepdim=True)
+            chosen = torch.gather(self.offsets(x), 1, idx)
+            return torch.cat([chosen + o[:, k:k + 1], o[:, k + 2:k + 3]], dim=1)
+
+    return RefineNetV2()

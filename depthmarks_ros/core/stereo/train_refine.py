@@ -16,8 +16,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from depthmarks_ros.core.stereo.refine_net import (DISP_NORM, FEATURES_V1, LOG_B_RANGE, RefineFeaturesV1,
-                                                   build_network)
+from depthmarks_ros.core.stereo.refine_net import (DISP_NORM, FEATURES_V1, FEATURES_V2, LOG_B_RANGE,
+                                                   build_network, build_network_v2, feature_builder)
 
 COVERAGE = 0.6827  # sigma = the radius holding this share of the errors (a Gaussian's 1 sigma)
 
@@ -36,6 +36,8 @@ class TrainConfig:
     l1_weight: float = 0.3               # + this x mean |error|: keeps fixing pixels whose b is large
     threads: int = 1                     # OpenMP threads spin badly on a loaded shared machine
     disparity_range: int = 128
+    features: str = FEATURES_V2          # v1: residual over the row-filled disparity; v2: candidates + residual
+    mix_weight: float = 1.0              # v2: weight of the candidate-mixture NLL next to the output's NLL
 
 
 @dataclass
@@ -47,18 +49,23 @@ class TrainSample:
 
 
 def make_sample(name: str, left: np.ndarray, right: np.ndarray, gt: np.ndarray, real: bool,
-                disparity_range: int, matcher_cache: Dict) -> TrainSample:
-    """Classical disparity + features of one frame (grey uint8 images)."""
+                disparity_range: int, matcher_cache: Dict, features: str = FEATURES_V2) -> TrainSample:
+    """Classical disparity + features of one frame (grey uint8 images), as the backend builds them."""
     from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
     if disparity_range not in matcher_cache:
         matcher_cache[disparity_range] = StereoMatcher(StereoParams(disparity_range=disparity_range))
-    base = matcher_cache[disparity_range].compute(left, right, confidence=False)
-    feats, _state = RefineFeaturesV1().build(left, right, base.disparity)
+    matcher = matcher_cache[disparity_range]
+    fb = feature_builder(features)
+    if hasattr(fb, 'classical_disparity'):
+        base = fb.classical_disparity(matcher, left, right)
+    else:
+        base = matcher.compute(left, right, confidence=False).disparity
+    feats, _state = fb.build(left, right, base)
     return TrainSample(name, feats, gt.astype(np.float32), real)
 
 
 def sim_samples(n: int, seed: int, disparity_range: int, matcher_cache: Dict,
-                log: Callable[[str], None] = print) -> List[TrainSample]:
+                log: Callable[[str], None] = print, features: str = FEATURES_V2) -> List[TrainSample]:
     """``n`` simulated frames: both scenes, texture seeds, rig sway positions, noise and gain."""
     import cv2
     from depthmarks_ros.core.sim import SimConfig, SimRig
@@ -73,14 +80,15 @@ def sim_samples(n: int, seed: int, disparity_range: int, matcher_cache: Dict,
         gain, gamma = rng.uniform(0.6, 1.3), rng.uniform(0.7, 1.4)
         grey = [np.clip(255.0 * (g / 255.0) ** gamma * gain, 0, 255).astype(np.uint8) for g in grey]
         gt = np.where(np.isfinite(f.disparity_gt) & (f.disparity_gt > 0), f.disparity_gt, np.nan)
-        out.append(make_sample(f'sim/{i}', grey[0], grey[1], gt, False, disparity_range, matcher_cache))
+        out.append(make_sample(f'sim/{i}', grey[0], grey[1], gt, False, disparity_range, matcher_cache, features))
         log(f'  sim frame {i + 1}/{n}')
     return out
 
 
-def real_samples(data: str, disparity_range: int, matcher_cache: Dict) -> List[TrainSample]:
+def real_samples(data: str, disparity_range: int, matcher_cache: Dict, features: str = FEATURES_V2
+                 ) -> List[TrainSample]:
     from depthmarks_ros.core.stereo.datasets import kitti2012_frames
-    return [make_sample(fr.name, fr.left, fr.right, fr.gt, True, disparity_range, matcher_cache)
+    return [make_sample(fr.name, fr.left, fr.right, fr.gt, True, disparity_range, matcher_cache, features)
             for fr in kitti2012_frames(data, 'fit')]
 
 
@@ -91,6 +99,32 @@ def laplace_nll(pred, log_b, gt, mask):
     nll = torch.abs(pred - gt) * torch.exp(-log_b) + log_b
     m = mask.float()
     return (nll * m).sum() / m.sum().clamp(min=1.0)
+
+
+def mixture_nll(logits, offsets, base, residual, log_b, gt, mask):
+    """Mean negative log-likelihood of a mixture of Laplace densities, one per candidate: weight
+    softmax(logits)_k, centre base + offset_k + residual, scale b (shared), over ``mask``."""
+    import math
+    import torch
+    log_b = torch.clamp(log_b, *LOG_B_RANGE)
+    centre = base[:, None] + offsets + residual[:, None]
+    comp = -torch.abs(gt[:, None] - centre) * torch.exp(-log_b)[:, None] - log_b[:, None] - math.log(2.0)
+    ll = torch.logsumexp(torch.log_softmax(logits, dim=1) + comp, dim=1)
+    m = mask.float()
+    return -(ll * m).sum() / m.sum().clamp(min=1.0)
+
+
+def _v2_loss(net, f, g, m, cfg: TrainConfig):
+    """v2: mixture NLL (teaches the choice among candidates and the residual) + the Laplace NLL and
+    L1 of the output (the chosen candidate + residual; teaches its sigma)."""
+    import torch
+    logits, offsets, residual, log_b_mix, log_b_out = net.train_outputs(f)
+    base = f[:, 2] * DISP_NORM
+    idx = torch.argmax(logits, dim=1, keepdim=True)
+    pred = base + torch.gather(offsets, 1, idx)[:, 0] + residual
+    loss = laplace_nll(pred, log_b_out, g, m) + cfg.mix_weight * mixture_nll(
+        logits, offsets, base, residual, log_b_mix, g, m)
+    return loss, pred
 
 
 def _crop_batch(samples: List[TrainSample], cfg: TrainConfig, rng: np.random.Generator):
@@ -135,7 +169,8 @@ def train(samples: List[TrainSample], cfg: TrainConfig, log: Callable[[str], Non
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    net = build_network(cfg.width)
+    v2 = cfg.features == FEATURES_V2
+    net = build_network_v2(cfg.width) if v2 else build_network(cfg.width)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     t0 = time.monotonic()
     history, running = [], []
@@ -147,8 +182,11 @@ def train(samples: List[TrainSample], cfg: TrainConfig, log: Callable[[str], Non
         for group in opt.param_groups:
             group['lr'] = learning_rate(cfg.lr, progress)
         f, g, m = _crop_batch(samples, cfg, rng)
-        pred, log_b = _predict(net, f)
-        loss = laplace_nll(pred, log_b, g, m)
+        if v2:
+            loss, pred = _v2_loss(net, f, g, m, cfg)
+        else:
+            pred, log_b = _predict(net, f)
+            loss = laplace_nll(pred, log_b, g, m)
         if cfg.l1_weight:
             mf = m.float()
             loss = loss + cfg.l1_weight * (torch.abs(pred - g) * mf).sum() / mf.sum().clamp(min=1.0)
@@ -174,7 +212,7 @@ def full_frame(net, features: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     import torch
     from depthmarks_ros.core.stereo.learned import pad_amounts, pad_image
     _c, h, w = features.shape
-    pads = pad_amounts(h, w, RefineFeaturesV1.divisible_by, 'bottom_right')
+    pads = pad_amounts(h, w, 8, 'bottom_right')
     f = pad_image(features.transpose(1, 2, 0), pads, 'replicate').transpose(2, 0, 1)
     with torch.inference_mode():
         pred, log_b = _predict(net, torch.from_numpy(np.ascontiguousarray(f))[None])
@@ -192,20 +230,22 @@ def fit_sigma_scale(net, samples: List[TrainSample]) -> float:
     return float(np.quantile(np.concatenate(ratios), COVERAGE))
 
 
-def export(net, path: str, sigma_scale: float, metadata: Dict, disparity_range: int) -> str:
+def export(net, path: str, sigma_scale: float, metadata: Dict, disparity_range: int,
+           features: str = FEATURES_V1) -> str:
     """ONNX file + its YAML (kind refine) at ``path``; returns the YAML's path."""
     import warnings
     import torch
     import yaml
-    x = torch.zeros(1, RefineFeaturesV1.channels, 64, 96)
+    fb = feature_builder(features)
+    x = torch.zeros(1, fb.channels, 64, 96)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         torch.onnx.export(net, (x,), path, dynamo=False, input_names=['features'], output_names=['out'],
                           dynamic_axes={'features': {2: 'height', 3: 'width'}, 'out': {2: 'height', 3: 'width'}},
                           opset_version=17)
     spec = {
-        'format': 'onnx', 'kind': 'refine', 'features': FEATURES_V1, 'color': 'gray',
-        'divisible_by': RefineFeaturesV1.divisible_by, 'pad_mode': 'replicate', 'pad_position': 'bottom_right',
+        'format': 'onnx', 'kind': 'refine', 'features': features, 'color': 'gray',
+        'divisible_by': fb.divisible_by, 'pad_mode': 'replicate', 'pad_position': 'bottom_right',
         'disparity_units': 'input', 'confidence': 'sigma', 'sigma_scale': round(float(sigma_scale), 5),
         'classical': {'disparity_range': int(disparity_range)},
         'metadata': metadata,
@@ -224,8 +264,8 @@ def run_training(data: Optional[str], output: str, cfg: TrainConfig, command: st
     t0 = time.monotonic()
     cache: Dict = {}
     log(f'rendering {cfg.sim_frames} simulated frames and matching them')
-    samples = sim_samples(cfg.sim_frames, cfg.seed, cfg.disparity_range, cache, log)
-    real = real_samples(data, cfg.disparity_range, cache) if data else []
+    samples = sim_samples(cfg.sim_frames, cfg.seed, cfg.disparity_range, cache, log, cfg.features)
+    real = real_samples(data, cfg.disparity_range, cache, cfg.features) if data else []
     log(f'{len(real)} real fit-split frames (KITTI 2012), {len(samples)} simulated; '
         f'{time.monotonic() - t0:.0f} s')
     samples += real
@@ -250,6 +290,6 @@ def run_training(data: Optional[str], output: str, cfg: TrainConfig, command: st
         'parameters': int(sum(p.numel() for p in net.parameters())),
     }
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    yaml_path = export(net, output, k, metadata, cfg.disparity_range)
+    yaml_path = export(net, output, k, metadata, cfg.disparity_range, cfg.features)
     log(f'wrote {output} and {yaml_path} ({time.monotonic() - t0:.0f} s)')
     return metadata
