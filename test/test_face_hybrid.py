@@ -169,3 +169,29 @@ def test_mesh_on_a_rotated_crop_maps_back_to_the_image(frame):
     mp.close()
     assert arr is not None and arr.shape == (468, 3)
     assert np.median(np.linalg.norm(arr[:, :2] - expected, axis=1)) < 2.0
+
+
+def test_keypoint_map_and_template_for_faces_without_a_mesh(tmp_path):
+    """Faces the mesh cannot follow get 68 points from the detector's 6 keypoints (ridge map, fitted
+    with mirrored copies) or, without keypoints, a mean template in the box; both round-trip."""
+    rng = np.random.default_rng(4)
+    ref = _shape(rng)
+    b = HybridBlend.fit(ref, [ref], [ref], [ref], [1.0], [0.0], [1.0])
+    boxes, kps, gts = [], [], []
+    for _ in range(60):
+        s, x, y = rng.uniform(80, 200), rng.uniform(0, 300), rng.uniform(0, 300)
+        g = (_shape(rng) - 0.5) * s * [rng.uniform(0.6, 1.0), 1.0] + [x + s / 2, y + s / 2]
+        kp = g[[42, 36, 30, 62, 16, 0]] + rng.normal(0, 0.5, (6, 2))   # keypoint-like points
+        boxes.append(np.array([x, y, x + s, y + s])), kps.append(kp), gts.append(g)
+    cv = b.fit_keypoint_map(boxes, kps, gts)
+    assert cv < 0.03
+    p = b.from_keypoints(boxes[0], kps[0])
+    assert np.linalg.norm(p - gts[0], axis=1).mean() < 0.05 * (boxes[0][2] - boxes[0][0])
+    b.fit_template(boxes, [1.0] * 60, gts)
+    t = b.from_box(boxes[1], 1.0)
+    assert np.linalg.norm(t.mean(axis=0) - gts[1].mean(axis=0)) < 0.1 * (boxes[1][2] - boxes[1][0])
+    cov = b.template_covariance(boxes[1], -1.0)
+    assert cov.shape == (68, 2, 2) and np.all(np.linalg.eigvalsh(cov) > 0)
+    b.save(str(tmp_path / 'h.json'))
+    b2 = HybridBlend.load(str(tmp_path / 'h.json'))
+    np.testing.assert_allclose(b2.from_keypoints(boxes[0], kps[0]), p, atol=1e-2)

@@ -24,7 +24,7 @@ import os
 import sys
 
 PACKAGE_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', 'data'))
-PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'hybrid', 'visibility')
+PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'hybrid', 'hybrid-template', 'visibility')
 COMMAND = 'depthmarks fit-face --data ../shared/data'
 
 

@@ -23,6 +23,9 @@ class Detection:
     score: float
     source: str          # 'mp_short' | 'mp_full' | 'hog' | 'mmod' (+ the view: '_flip', '_rot+30', ...)
     angle: float = 0.0   # deg: the face is upright in the image rotated by this (cv2 sense) about its centre
+    facing: float = 0.0  # MediaPipe: nose tip x minus box centre x, in box widths (> 0: nose towards image-right)
+    keypoints: Optional[np.ndarray] = None   # MediaPipe: (6, 2) px, the face's right eye, left eye, nose tip,
+                                             # mouth, right ear, left ear (image coordinates)
 
 
 def _nms(dets: List[Detection], iou: float = 0.4) -> List[Detection]:
@@ -69,7 +72,10 @@ class FaceDetector:
             b = d.location_data.relative_bounding_box
             box = np.array([b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h])
             if box[2] - box[0] >= 4 and box[3] - box[1] >= 4:
-                out.append(Detection(box, float(d.score[0]), source))
+                kp = d.location_data.relative_keypoints
+                facing = (kp[2].x * w - (box[0] + box[2]) / 2) / (box[2] - box[0]) if len(kp) > 2 else 0.0
+                pts = np.array([(k.x * w, k.y * h) for k in kp], np.float64) if len(kp) == 6 else None
+                out.append(Detection(box, float(d.score[0]), source, facing=float(facing), keypoints=pts))
         return out
 
     # (stage name, detector, view of the image): tried in order until one finds a face; the views
@@ -95,6 +101,9 @@ class FaceDetector:
                 dets = self._mp(det, np.ascontiguousarray(rgb[:, ::-1]), name)
                 for d in dets:
                     d.box = np.array([w - d.box[2], d.box[1], w - d.box[0], d.box[3]])
+                    d.facing = -d.facing
+                    if d.keypoints is not None:     # mirrored: x flips, the face's sides swap
+                        d.keypoints = np.column_stack([w - d.keypoints[:, 0], d.keypoints[:, 1]])[[1, 0, 2, 3, 5, 4]]
             elif view.startswith('rot'):
                 angle = float(view[3:])
                 M = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
@@ -104,17 +113,23 @@ class FaceDetector:
                     c = Minv @ np.array([(d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2, 1.0])
                     half = max(d.box[2] - d.box[0], d.box[3] - d.box[1]) / 2
                     d.box, d.angle = np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half]), angle
+                    if d.keypoints is not None:
+                        d.keypoints = d.keypoints @ Minv[:, :2].T + Minv[:, 2]
             elif view == 'half':
                 if min(h, w) < 160:
                     continue
                 dets = self._mp(det, cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA), name)
                 for d in dets:
                     d.box = d.box * np.array([w / (w // 2), h / (h // 2)] * 2)
+                    if d.keypoints is not None:
+                        d.keypoints = d.keypoints * [w / (w // 2), h / (h // 2)]
             else:
                 p = max(h, w) // 4
                 dets = self._mp(det, cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0)), name)
                 for d in dets:
                     d.box = d.box - p
+                    if d.keypoints is not None:
+                        d.keypoints = d.keypoints - p
             if dets:
                 break
         if not dets and self._hog is not None:

@@ -64,6 +64,88 @@ class HybridBlend:
     dis_edges: np.ndarray               # (nd + 1,) outer-eye distances
     weights: np.ndarray                 # (ny * nd, 68) weight of dlib's point at yaw >= 0 (mirrored below 0)
     meta: Dict = field(default_factory=dict)
+    box_template: Optional[np.ndarray] = None   # (68, 2) faces the mesh cannot follow: points in box units
+                                                # about the detector box's centre, nose towards +x
+    template_cov: Optional[np.ndarray] = None   # (68, 2, 2) its residual covariance, box units^2
+    kp_map: Optional[np.ndarray] = None         # (13, 136) detector keypoints (box units) -> 68 points (box units)
+    kp_cov: Optional[np.ndarray] = None         # (68, 2, 2) its cross-validated residual covariance, box units^2
+
+    @staticmethod
+    def _kp_features(box: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        size = max(box[2] - box[0], box[3] - box[1])
+        u = (np.asarray(keypoints, float) - [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]) / size
+        return np.concatenate([u.ravel(), [1.0]])
+
+    def from_keypoints(self, box: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        size = max(box[2] - box[0], box[3] - box[1])
+        y = (self._kp_features(box, keypoints) @ self.kp_map).reshape(68, 2)
+        return y * size + [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]
+
+    def fit_keypoint_map(self, boxes, keypoints, gts, ridge: float = 1e-2) -> float:
+        """Ridge regression from the detector's 6 keypoints to the 68 points (both in box units about
+        the box centre), each face also mirrored; returns the 5-fold cross-validated box-NME and sets
+        kp_cov from the cross-validated residuals."""
+        X, Y = [], []
+        for b, k, g in zip(boxes, keypoints, gts):
+            size = max(b[2] - b[0], b[3] - b[1])
+            c = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])
+            u, v = (np.asarray(k, float) - c) / size, (np.asarray(g, float) - c) / size
+            X.append(np.concatenate([u.ravel(), [1.0]]))
+            Y.append(v.ravel())
+            X.append(np.concatenate([((u * [-1.0, 1.0])[[1, 0, 2, 3, 5, 4]]).ravel(), [1.0]]))
+            Y.append(((v * [-1.0, 1.0])[FLIP_68]).ravel())
+        X, Y = np.array(X), np.array(Y)
+
+        def solve(Xa, Ya):
+            A = Xa.T @ Xa
+            reg = ridge * np.trace(A) / len(A) * np.eye(len(A))
+            reg[-1, -1] = 0.0                       # no penalty on the bias
+            return np.linalg.solve(A + reg, Xa.T @ Ya)
+        n = len(X) // 2
+        fold = np.arange(n) % 5
+        res, nme = [], []
+        for k in range(5):
+            tr = np.repeat(fold != k, 2)
+            W = solve(X[tr], Y[tr])
+            for i in np.flatnonzero(fold == k):
+                d = (X[2 * i] @ W - Y[2 * i]).reshape(68, 2)
+                res.append(d)
+                g = Y[2 * i].reshape(68, 2)
+                nme.append(np.linalg.norm(d, axis=1).mean() / np.sqrt(np.ptp(g[:, 0]) * np.ptp(g[:, 1])))
+        self.kp_map = solve(X, Y)
+        res = np.array(res)
+        self.kp_cov = np.einsum('fni,fnj->nij', res, res) / max(len(res) - 1, 1) + 1e-4 * np.eye(2)
+        return float(np.mean(nme))
+
+    def template_covariance(self, box: np.ndarray, facing: float) -> np.ndarray:
+        """(68, 2, 2) px^2 of :meth:`from_box`'s points (mirrored like them)."""
+        c = self.template_cov
+        flip = np.array([[-1.0, 0.0], [0.0, 1.0]])
+        mirrored = (flip @ c @ flip)[FLIP_68]
+        c = c if facing > 0.02 else mirrored if facing < -0.02 else (c + mirrored) / 2
+        return c * max(box[2] - box[0], box[3] - box[1]) ** 2
+
+    def from_box(self, box: np.ndarray, facing: float) -> np.ndarray:
+        """The template placed in a detector box; mirrored for a face whose nose points to image-left,
+        the mean of both sides when the detector gives no direction."""
+        t = self.box_template
+        mirrored = (t * [-1.0, 1.0])[FLIP_68]
+        t = t if facing > 0.02 else mirrored if facing < -0.02 else (t + mirrored) / 2
+        size = max(box[2] - box[0], box[3] - box[1])
+        return t * size + [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]
+
+    def fit_template(self, boxes, facings, gts) -> None:
+        """Mean ground truth in box units about the box centre, mirrored to nose towards +x, and
+        the covariance of the residuals about it (+ a floor of 0.01^2 box units^2)."""
+        out = []
+        for b, f, g in zip(boxes, facings, gts):
+            size = max(b[2] - b[0], b[3] - b[1])
+            u = (np.asarray(g, float) - [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]) / size
+            out.append(u if f >= 0 else (u * [-1.0, 1.0])[FLIP_68])
+        out = np.array(out)
+        self.box_template = out.mean(axis=0)
+        d = out - self.box_template
+        self.template_cov = np.einsum('fni,fnj->nij', d, d) / max(len(out) - 1, 1) + 1e-4 * np.eye(2)
 
     def bin(self, abs_yaw: float, dis: float) -> int:
         ny, nd = len(self.yaw_edges) - 1, len(self.dis_edges) - 1
@@ -81,8 +163,15 @@ class HybridBlend:
         return w * dlib68 + (1.0 - w) * mesh68
 
     def to_json(self) -> dict:
-        return {'ref_box': self.ref_box.round(5).tolist(), 'yaw_edges': self.yaw_edges.tolist(),
-                'dis_edges': self.dis_edges.tolist(), 'weights': self.weights.round(4).tolist(), 'meta': self.meta}
+        out = {'ref_box': self.ref_box.round(5).tolist(), 'yaw_edges': self.yaw_edges.tolist(),
+               'dis_edges': self.dis_edges.tolist(), 'weights': self.weights.round(4).tolist(), 'meta': self.meta}
+        if self.box_template is not None:
+            out['box_template'] = self.box_template.round(5).tolist()
+            out['template_cov'] = self.template_cov.round(6).tolist()
+        if self.kp_map is not None:
+            out['kp_map'] = self.kp_map.round(6).tolist()
+            out['kp_cov'] = self.kp_cov.round(6).tolist()
+        return out
 
     def save(self, path: str) -> None:
         with open(path, 'w') as f:
@@ -94,12 +183,21 @@ class HybridBlend:
             with open(path) as f:
                 d = json.load(f)
             out = cls(np.array(d['ref_box'], float), np.array(d['yaw_edges'], float), np.array(d['dis_edges'], float),
-                      np.array(d['weights'], float), d.get('meta', {}))
+                      np.array(d['weights'], float), d.get('meta', {}),
+                      np.array(d['box_template'], float) if 'box_template' in d else None,
+                      np.array(d['template_cov'], float) if 'box_template' in d else None,
+                      np.array(d['kp_map'], float) if 'kp_map' in d else None,
+                      np.array(d['kp_cov'], float) if 'kp_map' in d else None)
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise ValueError(f'{path}: not a hybrid blend file ({exc}); refit with depthmarks fit-face') from exc
         nb = (len(out.yaw_edges) - 1) * (len(out.dis_edges) - 1)
         if out.ref_box.shape != (68, 2) or out.weights.shape != (nb, 68) or nb < 1 \
-                or not all(np.all(np.isfinite(v)) for v in (out.ref_box, out.weights)):
+                or not all(np.all(np.isfinite(v)) for v in (out.ref_box, out.weights)) \
+                or (out.box_template is not None and (out.box_template.shape != (68, 2)
+                                                      or out.template_cov.shape != (68, 2, 2)
+                                                      or not np.all(np.isfinite(out.box_template)))) \
+                or (out.kp_map is not None and (out.kp_map.shape != (13, 136) or out.kp_cov.shape != (68, 2, 2)
+                                                or not np.all(np.isfinite(out.kp_map)))):
             raise ValueError(f'{path}: hybrid blend file has the wrong shapes or non-finite values')
         return out
 
@@ -169,9 +267,21 @@ class HybridFace68:
                 r.landmarks68 = self.blend.blend(d68, m68, quick_yaw(m68, (w, h)))
                 r.alt68 = [d68, m68]
         for det in self.mesh.unmeshed:      # the cascade found a face the mesh could not follow
-            d68 = self.predict(rgb, box_from_detection(det.box, self.box_map[box_kind(det.source)]))
             self.dlib_only_faces += 1
-            out.append(FaceResult(d68, d68.copy(), _bbox(d68), det.score, 'dlib68'))
+            b = self.blend
+            if b is not None and b.kp_map is not None and det.keypoints is not None:   # mostly profiles:
+                p68 = b.from_keypoints(det.box, det.keypoints)                          # dlib's predictor fails
+                cov = b.kp_cov * max(det.box[2] - det.box[0], det.box[3] - det.box[1]) ** 2
+            elif b is not None and b.box_template is not None:
+                p68, cov = b.from_box(det.box, det.facing), b.template_covariance(det.box, det.facing)
+            else:
+                p68 = self.predict(rgb, box_from_detection(det.box, self.box_map[box_kind(det.source)]))
+                out.append(FaceResult(p68, p68.copy(), _bbox(p68), det.score, 'dlib68'))
+                continue
+            r = FaceResult(p68, p68.copy(), _bbox(p68), det.score, 'box68')
+            r.alt68 = [cov]
+            out.append(r)
+
         return out
 
     def close(self) -> None:

@@ -203,6 +203,8 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str):
         yield f"sigma model mediapipe: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}, {_shares(sm)}"
     if 'hybrid' in parts:
         yield from _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command)
+    if 'hybrid' in parts or 'hybrid-template' in parts:
+        yield from _fit_hybrid_template(samples, output, command)
     for detector, key in (('cascade', 'dlib'), ('hog', 'dlib_hog')):
         if 'sigma' not in parts and f'sigma-{key}' not in parts:
             continue
@@ -350,3 +352,45 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
 def _shares(sm) -> str:
     return (f"1/2-sigma shares on its fit errors {sm.meta.get('shares_nll')} -> x{sm.scale:.2f} "
             f"{sm.meta.get('shares_fit')}")
+
+
+def _fit_hybrid_template(samples, output, command):
+    """The hybrid's fallback for faces the detector cascade finds but the mesh cannot follow (mostly
+    profiles): the mean ground truth in units of the detector box, mirrored by the detector's nose
+    direction, and its residual covariance; added to face_hybrid.json."""
+    import os
+    from depthmarks_ros.core.face.backends import MediaPipeFaceMesh
+    from depthmarks_ros.core.face.hybrid import HybridBlend
+    path = os.path.join(output, 'face_hybrid.json')
+    blend = HybridBlend.load(path)
+    mesh = MediaPipeFaceMesh(static=True, fallback_detector=True)
+    boxes, facings, gts, kps = [], [], [], []
+    for s in samples:
+        if mesh.process(s.load_rgb()):
+            continue
+        g = s.landmarks68
+        near = [d for d in mesh.unmeshed
+                if np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - g.mean(axis=0)) < 0.5 * max(np.ptp(g, axis=0))]
+        if near:
+            boxes.append(near[0].box)
+            facings.append(near[0].facing)
+            gts.append(g)
+            kps.append(near[0].keypoints)
+    mesh.close()
+    if not boxes:
+        yield 'hybrid template: no fit face without a mesh; not fitted'
+        return
+    blend.fit_template(boxes, facings, gts)
+    with_kp = [i for i, k in enumerate(kps) if k is not None]
+    if len(with_kp) >= 10:
+        cv = blend.fit_keypoint_map([boxes[i] for i in with_kp], [kps[i] for i in with_kp], [gts[i] for i in with_kp])
+        yield f'hybrid keypoint map: {len(with_kp)} faces (+ mirrored), 5-fold cross-validated box-NME {cv:.3f}'
+    blend.meta['template'] = {'faces': len(boxes), 'command': command, 'split_rule': blend.meta.get('split_rule')}
+    blend.save(path)
+    nme = [np.linalg.norm(blend.from_box(b, f) - g, axis=1).mean() / bbox_size_of(g) for b, f, g in zip(boxes, facings, gts)]
+    yield f'hybrid template: {len(boxes)} fit faces without a mesh, box-NME of the template on them {np.mean(nme):.3f} (in-sample)'
+
+
+def bbox_size_of(g) -> float:
+    from depthmarks_ros.core.face.datasets import bbox_size
+    return bbox_size(g)

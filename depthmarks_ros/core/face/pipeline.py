@@ -188,7 +188,7 @@ class FaceLandmarker:
                 for i, r in enumerate(results):
                     if r.layout == 'dlib68':
                         others_per_face[i] = others68[i] = self._dlib_jitter(rgb, r.bbox)
-                    else:
+                    elif r.layout != 'box68':
                         others68[i] = list(r.alt68)
             else:
                 runs = augmented_predictions(rgb, self._native_runs(rgb))
@@ -219,7 +219,10 @@ class FaceLandmarker:
                 face.extras['others68'] = o68
                 sm = self.sigma_model_dlib if r.layout == 'dlib68' and self.backend_name == 'hybrid' \
                     else self.sigma_model
-                if sm is not None:
+                if r.layout == 'box68':       # hybrid: a template in the detector box, its fitted spread
+                    face.cov68 = r.alt68[0]
+                    face.visibility68 = face.extras['inside68']
+                elif sm is not None:
                     face.cov68 = sm.covariance(r.landmarks68, face.extras['features'], abs(face.extras['yaw0']))
                     face.visibility68 = face.extras['inside68']
                 pose0 = face.extras.get('pose0')
