@@ -66,7 +66,7 @@ def evaluate(samples, norm_name):
     for name, kw in METHODS.items():
         lm = make(kw)
         nmes, errs, covs, ms, found, stems = [], [], [], [], 0, []
-        hidden, vis = [], []
+        hidden, vis, fallback = [], [], []
         pe, pe_all, within = [], [], []
         for s in samples:
             r = run_on_sample(lm, s)
@@ -75,6 +75,7 @@ def evaluate(samples, norm_name):
                 continue
             found += 1
             stems.append(s.stem)
+            fallback.append(f.layout == 'box68')
             ms.append(r['seconds'] * 1e3)
             norm = bbox_size(s.landmarks68) if norm_name == 'box' else \
                 float(np.linalg.norm(s.landmarks68[45] - s.landmarks68[36]))
@@ -103,7 +104,10 @@ def evaluate(samples, norm_name):
         rows[name] = (found, len(samples), nmes, ms, cal)
         by_stem[name] = dict(zip(stems, nmes))
         if extra:
-            print(f'  ({name}: {extra} faces the mesh could not follow: 68 points regressed from the detector keypoints)')
+            fb = np.array(fallback)
+            print(f'  ({name}: {fb.sum()} found faces the mesh could not follow, 68 points regressed from the detector '
+                  f'keypoints: NME {nmes[fb].mean() if fb.any() else float("nan"):.4f}; on the other {(~fb).sum()}: '
+                  f'{nmes[~fb].mean():.4f})')
         if pe:
             pose_rows[name] = (np.array(pe), np.array(pe_all), np.array(within) if within else None)
     print(f"{'method':44s} {'found':>9s} {'NME':>6s} {'FR@.08':>6s} {'ms/face':>7s} "

@@ -91,7 +91,7 @@ def test_every_cli_default_is_the_node_spec_default():
                 from_spec += getattr(action, 'spec_field', None) == action.dest
         assert from_spec >= 2, command
     face = _parser('face').parse_args(['x.png', '-o', 'out'])
-    assert face.backend == 'dlib' and face.uncertainty is True                      # issue 15 item 8
+    assert face.backend == 'hybrid' and face.uncertainty is True                    # issue 15 item 8, 18
     assert _parser('face').parse_args(['x.png', '-o', 'o', '--no-uncertainty']).uncertainty is False
     stereo = _parser('stereo').parse_args(['l', 'r', '-o', 'o', '--window', '7', '--wls', '--algorithm', '1'])
     assert (stereo.correlation_window_size, stereo.wls_filter, stereo.stereo_algorithm) == (7, True, 1)

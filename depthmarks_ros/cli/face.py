@@ -2,7 +2,7 @@
 
 For each image: DIR/<stem>.pts (iBUG-68 of the largest face) and, in DIR/landmarks.json, every face
 with its 68 landmarks, per-landmark sigma and visibility, and the head pose (focal length from
---focal, default the image width). Same core, options and defaults (backend dlib) as the
+--focal, default the image width). Same core, options and defaults (backend hybrid) as the
 face_landmarks node (its spec, FaceLandmarksParams).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ def add_arguments(p) -> None:
     from depthmarks_ros.cli.options import add_spec_options
     from depthmarks_ros.params.face_landmarks import FaceLandmarksParams
     p.add_argument('--focal', type=float, default=0.0, help='focal length in px (default: image width)')
-    add_spec_options(p, FaceLandmarksParams)   # --backend (dlib, as the node), --no-uncertainty, ...
+    add_spec_options(p, FaceLandmarksParams)   # --backend (hybrid, as the node), --no-uncertainty, ...
 
 
 def run(args) -> int:

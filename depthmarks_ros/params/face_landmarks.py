@@ -10,7 +10,7 @@ from depthmarks_ros.params.base import (CompressedImageParams, DepthTransportPar
 
 @dataclass
 class FaceLandmarksParams(NodeParams, CompressedImageParams, InputParams, ImageTransportParams, DepthTransportParams):
-    backend: str = param('dlib', 'Landmark backend (hybrid: MediaPipe mesh + dlib predictor, blended; dlib: HOG + '
+    backend: str = param('hybrid', 'Landmark backend (hybrid: MediaPipe mesh + dlib predictor, blended; dlib: HOG + '
                          'predictor; mediapipe: mesh + learned 68 map; docs/face_landmarks.md)',
                          choices=('hybrid', 'mediapipe', 'dlib'), read_only=True)
     max_faces: int = param(4, 'Most faces per frame', min=1, max=32, read_only=True)
