@@ -93,6 +93,8 @@ def test_runner_end_to_end(tmp_path):
     rc = main(['run', '--duration', '8', '-o', str(out), '--nodes', 'stereo,fusion,face,body', '--quiet',
                '--record-rate', '2'])
     assert rc == 0
+    import gc
+    assert gc.get_freeze_count() == 0   # the run froze its start-up heap (full GC pauses) and gave it back
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['skipped'] == {}
     for topic in ('stereo/depth', 'stereo/disparity', 'fusion/depth', 'fusion/depth_sigma', 'lidar/points'):

@@ -8,6 +8,7 @@ extras (the sim rate, ``-p`` overrides) on top of the plan.
 """
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -31,7 +32,7 @@ from depthmarks_ros.pipeline.recorder_node import TF_STATIC, RecordedTopic, Reco
 from depthmarks_ros.pipeline.registry import load_node_class
 from depthmarks_ros.pipeline.report import accuracy, node_counters, write_metrics, write_previews
 from depthmarks_ros.ros import local_tap
-from depthmarks_ros.ros.executors import StopSignals, make_executor
+from depthmarks_ros.ros.executors import StopSignals, freeze_startup_heap, make_executor
 from depthmarks_ros.ros.worker import os_thread_name
 
 DEFAULT_NODES = ['sim', 'stereo', 'fusion', 'face', 'body']
@@ -190,10 +191,12 @@ class PipelineRunner:
                 self._add(rec_node, executor)
                 self.cpu_targets['whole process' if not cfg.multi_process else 'runner (recorder)'] = (os.getpid(), None)
                 self._wait_for_processes(executor, stats, stop)
+                freeze_startup_heap()      # full GC pauses walk only what the run makes (executors.py)
                 self._spin(executor, stats, stop)
                 if stop.received:
                     self.stopped_by_signal = signal.Signals(stop.received[0]).name
             finally:
+                gc.unfreeze()
                 local_tap.uninstall(context)
                 self._stop_processes()
                 executor.shutdown()

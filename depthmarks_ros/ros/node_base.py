@@ -27,6 +27,7 @@ from __future__ import annotations
 import array
 import dataclasses
 import functools
+import gc
 import re
 import sys
 import time
@@ -47,7 +48,7 @@ from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.params import ParamField, ParamSet
 from depthmarks_ros.params.base import NodeParams
 from depthmarks_ros.ros import local_tap
-from depthmarks_ros.ros.executors import StopSignals, make_executor
+from depthmarks_ros.ros.executors import StopSignals, freeze_startup_heap, make_executor
 from depthmarks_ros.ros.stats import ProcessingStats
 from depthmarks_ros.ros.worker import LatestWorker
 
@@ -408,6 +409,7 @@ def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> i
                 print(f'{name}: cannot start: {exc}', file=sys.stderr)
                 return 1
             executor.add_node(node)
+            freeze_startup_heap()
             try:
                 # spin_once in a loop, not spin(): the EventsExecutor's spin() does not return on
                 # shutdown; a signal is seen within one timeout
@@ -421,6 +423,7 @@ def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> i
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:
+            gc.unfreeze()   # the start-up heap is collectable again: native objects (Open3D) are freed
             if node is not None:
                 if executor is not None:
                     executor.remove_node(node)   # the executor lets go of the node's entities first
