@@ -33,6 +33,7 @@ class FaceResult:
     z: Optional[np.ndarray] = None  # (N,) relative depth (MediaPipe), px units
     tta: list = field(default_factory=list)   # (N, 3) meshes of the augmented passes (pipeline)
     alt68: list = field(default_factory=list)  # other (68, 2) estimates of the same face (hybrid: dlib, mesh)
+    pose68: Optional[np.ndarray] = None         # (68, 2) points for head pose where not landmarks68 (hybrid: the mesh's)
 
 
 def _bbox(points: np.ndarray) -> np.ndarray:

@@ -233,8 +233,11 @@ class FaceLandmarker:
             if not r.layout.startswith('mediapipe') or self.mapping is None:
                 face.cov[sub], face.visibility[sub] = face.cov68, face.visibility68
             if K is not None:
-                pose0 = face.extras.get('pose0') if K_pose is K else None     # the same plain solve
-                face.head_pose = self.head_pose(face.landmarks68, K, face.cov68, pose0)
+                if r.pose68 is not None:    # hybrid: the mesh's points, in the 3D mean face's (AFLW) convention
+                    face.head_pose = self.head_pose(r.pose68, K, face.cov68)
+                else:
+                    pose0 = face.extras.get('pose0') if K_pose is K else None     # the same plain solve
+                    face.head_pose = self.head_pose(face.landmarks68, K, face.cov68, pose0)
                 if depth is not None:
                     z, spread = robust_depth(depth, face.landmarks, radius=2, sigma_map=depth_sigma)
                     face.points3d, face.cov3d = lift(face.landmarks, z, K[0, 0], K[1, 1], K[0, 2], K[1, 2],
