@@ -79,6 +79,7 @@ def main():
     args = ap.parse_args()
     if args.real_sigma:
         real_sigma_section(args.data, args.kitti_model or None)
+        stereo_sigma_cost(args.kitti_model or None)
         return
     if args.sim:
         print(f'load average: {os.getloadavg()[0]:.2f}')
@@ -284,6 +285,43 @@ def real_sigma_section(data_root, path=None):
         matcher.close()
         cat = [np.concatenate(x) for x in (preds, sigs, truths, edges)]
         coverage_table(f'KITTI Stereo 2012 {",".join(stems)} (f B = {R.KITTI_FOCAL_BASELINE:.1f} px m assumed)', *cat)
+
+
+def stereo_sigma_cost(path=None, n=30):
+    """ms per 640x480 frame (the simulated rig's SGBM stereo depth) of the stereo sigma with the KITTI
+    model's feature terms and of each feature, next to the sigma_d0 / confidence form (anchor), called
+    in turn (interleaved_ms)."""
+    import cv2 as _cv2
+    from depthmarks_ros.core.fusion.learned import load_model
+    from depthmarks_ros.core.fusion.uncertainty import SigmaModel, stereo_features, stereo_sigma
+    from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
+    model = load_model(path or os.path.join(ROOT, 'depthmarks_ros', 'data', 'fusion_sigma_kitti.json'))
+    plain = SigmaModel(**{**model.to_dict(), 'stereo_conf_pow': 1.0, 'stereo_hole': 0.0, 'stereo_range': 0.0,
+                          'stereo_holeshare': 0.0, 'stereo_disp_pow': 0.0})
+    sim = SimRig(SimConfig(seed=0))
+    f = sim.render(0.0)
+    m = StereoMatcher(StereoParams())
+    st = m.compute(*[_cv2.cvtColor(x, _cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb)])
+    m.close()
+    depth = sim.stereo.disparity_to_depth(st.disparity)
+    fx, b = sim.stereo.focal, sim.stereo.baseline
+    fb = np.float32(fx * b)
+    z = depth.astype(np.float32)
+    valid = np.isfinite(z)
+    fns = {'sigma_d0 / conf (anchor)': lambda: stereo_sigma(depth, st.confidence, fx, b, plain),
+           'with the feature terms': lambda: stereo_sigma(depth, st.confidence, fx, b, model),
+           'all four features': lambda: stereo_features(depth, fb),
+           'hole (distance transform)': lambda: cv2.distanceTransform(valid.astype(np.uint8), cv2.DIST_L2, 3),
+           'range (5x5 dilate + erode)': lambda: (cv2.dilate(z, np.ones((5, 5), np.uint8)),
+                                                  cv2.erode(z, np.ones((5, 5), np.uint8))),
+           'holeshare (15x15 box)': lambda: cv2.boxFilter(valid.astype(np.float32), -1, (15, 15))}
+    load0 = os.getloadavg()[0]
+    t = interleaved_ms(fns, n)
+    print(f'\n== stereo sigma cost at {depth.shape[1]}x{depth.shape[0]} (median wall ms / CPU ms, called in turn; '
+          f'load {load0:.1f} -> {os.getloadavg()[0]:.1f}) ==')
+    base = t['sigma_d0 / conf (anchor)'][0]
+    for k, (w, c) in t.items():
+        print(f'{k:30s} {w:6.2f} {c:6.2f}  ({w / base:.2f}x the anchor)')
 
 
 if __name__ == '__main__':

@@ -138,20 +138,96 @@ def calibration_scale(model: SigmaModel, samples: List[Dict[str, np.ndarray]], c
     return float(np.quantile(np.concatenate(ratios), coverage))
 
 
+# Calibration of the real stereo sigma (fit_stereo_features): real stereo errors are heavier-tailed
+# than a Gaussian (gross mismatches), so one scale cannot put both 68.3 % within 1 sigma and 95.4 %
+# within 2. The scale is the 68.3 % one, raised towards STEREO_TWO_SIGMA (a Gaussian's) within
+# 2 sigma, but never so far that more than STEREO_ONE_SIGMA_MAX fall within 1 sigma (the issue's
+# band is 63-73 %); applied on the fit split only. On Gaussian errors it is the 68.3 % scale.
+STEREO_ONE_SIGMA = 0.6827
+STEREO_TWO_SIGMA = 0.9545
+STEREO_ONE_SIGMA_MAX = 0.72
+STEREO_FEATURE_PARAMS = ('stereo_sigma_d', 'stereo_conf_pow', 'stereo_hole', 'stereo_range', 'stereo_holeshare',
+                         'stereo_disp_pow')
+
+
+def band_calibration_scale(ratios: np.ndarray, two_sigma: float = STEREO_TWO_SIGMA,
+                           one_sigma_max: float = STEREO_ONE_SIGMA_MAX) -> float:
+    """The factor on sigma from |error| / sigma ratios of the fitting errors (constants above):
+    min(max(q(0.683), q(two_sigma) / 2), q(one_sigma_max))."""
+    q1, q2, qmax = np.quantile(ratios, [STEREO_ONE_SIGMA, two_sigma, one_sigma_max])
+    return float(min(max(q1, q2 / 2.0), qmax))
+
+
+def fit_stereo_features(samples: List[Dict[str, np.ndarray]], conf_min: float = 0.05, max_pixels: int = 400_000,
+                        seed: int = 0) -> Dict[str, float]:
+    """Fit the log-linear stereo sigma (uncertainty.stereo_sigma_expr with stereo_features) on samples
+    with 'gt', 'stereo', 'stereo_conf', 'fb': Laplace NLL (L-BFGS; it ranks the heavy-tailed errors
+    better than the Gaussian NLL: report split 0.91 vs 0.89 within 2 sigma at 68.3 % within 1),
+    then :func:`band_calibration_scale` folded into stereo_sigma_d. Returns those parameters."""
+    import torch
+    from depthmarks_ros.core.fusion.uncertainty import stereo_features
+    rng = np.random.default_rng(seed)
+    cols = {k: [] for k in ('gt', 'z', 'conf', 'fb', 'hole', 'range', 'holeshare', 'disparity')}
+    for smp in samples:
+        f = stereo_features(smp['stereo'], smp['fb'])
+        ok = np.isfinite(smp['gt']) & np.isfinite(smp['stereo'])
+        cols['gt'].append(smp['gt'][ok]); cols['z'].append(smp['stereo'][ok])
+        cols['conf'].append(np.maximum(np.nan_to_num(smp['stereo_conf'][ok]), conf_min))
+        cols['fb'].append(np.full(int(ok.sum()), smp['fb'], np.float32))
+        for k in ('hole', 'range', 'holeshare', 'disparity'):
+            cols[k].append(f[k][ok])
+    data = {k: np.concatenate(v).astype(np.float64) for k, v in cols.items()}
+    n = len(data['gt'])
+    if n == 0:
+        raise ValueError('no stereo pixels with ground truth to fit on')
+    sel = rng.choice(n, max_pixels, replace=False) if n > max_pixels else slice(None)   # one draw for all
+    T = {k: torch.tensor(v[sel]) for k, v in data.items()}
+    names = STEREO_FEATURE_PARAMS[1:]
+    w = torch.tensor([0.0, 1.0] + [0.0] * (len(names) - 1), dtype=torch.float64, requires_grad=True)
+
+    def sigma(tensors, w):
+        p = {'stereo_sigma_d': torch.exp(w[0]), **dict(zip(names, w[1:]))}
+        return stereo_sigma_expr(tensors['z'], tensors['conf'], tensors['fb'], tensors['hole'], tensors['range'],
+                                 tensors['holeshare'], tensors['disparity'], **p)
+
+    opt = torch.optim.LBFGS([w], max_iter=200, line_search_fn='strong_wolfe')
+
+    def closure():
+        opt.zero_grad()
+        s = sigma(T, w)
+        loss = (torch.log(s) + (T['z'] - T['gt']).abs() / s).mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    w = w.detach()
+    with torch.no_grad():
+        full = {k: torch.tensor(v) for k, v in data.items()}
+        ratios = ((full['z'] - full['gt']).abs() / sigma(full, w)).numpy()
+    out = {'stereo_sigma_d': float(np.exp(w[0].item())) * band_calibration_scale(ratios)}
+    out.update({n_: float(v) for n_, v in zip(names, w[1:].tolist())})
+    return out
+
+
 SOURCE_PARAMS = {'lidar': ('lidar_s0', 'lidar_a', 'lidar_b', 'lidar_c', 'lidar_k'), 'stereo': ('stereo_sigma_d',),
                  'mono': ('mono_rel',)}
 
 
 def fit_per_source(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaModel] = None,
-                   steps: int = 300, seed: int = 0, fixed: Optional[Dict[str, float]] = None) -> SigmaModel:
+                   steps: int = 300, seed: int = 0, fixed: Optional[Dict[str, float]] = None,
+                   stereo_features: bool = False) -> SigmaModel:
     """Fit and calibrate each source on its own samples (a sample holds one source): each source's
     68.3 % calibration factor is folded into its own parameters (sigma is linear in them), so LiDAR
-    and stereo are calibrated separately; sigma_scale = 1."""
+    and stereo are calibrated separately; sigma_scale = 1. ``stereo_features``: the stereo sigma is
+    the log-linear feature model instead (:func:`fit_stereo_features`, its own calibration)."""
     init = init or FIT_START
     out = {**init.to_dict(), **(fixed or {}), 'sigma_scale': 1.0}
     for source, params in SOURCE_PARAMS.items():
         own = [smp for smp in samples if source in smp]
         if not own:
+            continue
+        if source == 'stereo' and stereo_features:
+            out.update(fit_stereo_features(own, conf_min=init.stereo_conf_min, seed=seed))
             continue
         m = fit_sigma_model(own, init, steps, seed=seed, fixed=fixed)
         out.update({n: getattr(m, n) * m.sigma_scale for n in params})

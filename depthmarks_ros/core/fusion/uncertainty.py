@@ -9,7 +9,12 @@
   neighbours, around the pixel), the feature that carries from one real frame to another
   (docs/depth_fusion.md). Parameters are fitted (``depthmarks fit-fusion``); the defaults come from
   the fit on the simulated rig (k = 0 there: its LiDAR noise is the same everywhere).
-* Stereo: sigma_Z = Z^2 / (f B) * sigma_d, with sigma_d = sigma_d0 / max(confidence, c_min).
+* Stereo: sigma_Z = Z^2 / (f B) * sigma_d, with sigma_d = sigma_d0 / max(confidence, c_min)^p
+  * exp(w_h hole + w_r range + w_s holeshare) * disparity^q (:func:`stereo_features`: cheap
+  features of the stereo depth map itself that flag gross mismatches, the heavy tail of real stereo
+  errors). With p = 1 and the other weights 0 (the defaults, the simulated rig's fit) it is
+  sigma_d0 / confidence; the real-data model (fit-fusion --kitti-stereo) fits them all
+  (learned.fit_stereo_features, docs/depth_fusion.md).
 * Mono (after a scale/shift fit to metric depth): sigma = rel * z.
 """
 from __future__ import annotations
@@ -31,6 +36,12 @@ class SigmaModel:
     lidar_k: float = 0.0
     stereo_sigma_d: float = 1.078
     stereo_conf_min: float = 0.05
+    # log-linear stereo terms (module docstring; defaults: off, sigma_d0 / confidence)
+    stereo_conf_pow: float = 1.0
+    stereo_hole: float = 0.0
+    stereo_range: float = 0.0
+    stereo_holeshare: float = 0.0
+    stereo_disp_pow: float = 0.0
     mono_rel: float = 0.10
     # calibration: every sigma is multiplied by this so that 68.3% of the fitting errors fall within
     # 1 sigma (the NLL fit alone is inflated by heavy-tailed errors at depth edges)
@@ -100,9 +111,50 @@ def interpolation_residual(sparse: np.ndarray, window: int = RESID_WINDOW) -> np
     return out
 
 
-def stereo_sigma_expr(z, clamped_confidence, focal_baseline, *, stereo_sigma_d, sigma_scale=1.0, **_):
-    """sigma_scale * Z^2 / (f B) * sigma_d0 / confidence; ``clamped_confidence`` >= stereo_conf_min."""
-    return sigma_scale * depth_sigma_from_disparity(z, focal_baseline, stereo_sigma_d / clamped_confidence)
+STEREO_RANGE_WINDOW = 5      # px: window of the disparity range feature
+STEREO_HOLESHARE_WINDOW = 15  # px: window of the invalid-pixel share feature
+STEREO_FEATURES = ('hole', 'range', 'holeshare', 'disparity')
+_E = 2.718281828459045
+
+
+def stereo_uses_features(m: 'SigmaModel') -> bool:
+    return any((m.stereo_hole, m.stereo_range, m.stereo_holeshare, m.stereo_disp_pow))
+
+
+def stereo_features(depth: np.ndarray, focal_baseline: float) -> dict:
+    """Features of a stereo depth map (H, W, NaN = no match) that flag gross mismatches, each (H, W)
+    float32, computed from the map alone (the fusion node has nothing else):
+
+    * ``hole``: log(1 + 1 / max(distance to the nearest invalid pixel, 1)) (L2 distance transform):
+      matches at the border of a hole (speckles removed, occlusions) are the unreliable ones;
+    * ``range``: log(1 + min(max - min of the disparity in 5x5, 50)): depth edges;
+    * ``holeshare``: share of invalid pixels in a 15x15 window: islands among holes;
+    * ``disparity``: max(f B / Z, 1) px (its power enters sigma_d).
+    """
+    import cv2
+    z = np.asarray(depth, np.float32)
+    valid = np.isfinite(z) & (z > 0)
+    disp = np.zeros(z.shape, np.float32)
+    np.divide(np.float32(focal_baseline), z, out=disp, where=valid)
+    dist = cv2.distanceTransform(valid.astype(np.uint8), cv2.DIST_L2, 3)
+    hole = np.log1p(1.0 / np.maximum(dist, 1.0)).astype(np.float32)
+    k = np.ones((STEREO_RANGE_WINDOW, STEREO_RANGE_WINDOW), np.uint8)
+    hi = cv2.dilate(disp, k)
+    lo = cv2.erode(np.where(valid, disp, np.float32(1e6)), k)
+    rng = np.log1p(np.clip(hi - lo, 0, 50)).astype(np.float32)
+    share = 1.0 - cv2.boxFilter(valid.astype(np.float32), -1, (STEREO_HOLESHARE_WINDOW,) * 2)
+    return {'hole': hole, 'range': rng, 'holeshare': share.astype(np.float32), 'disparity': np.maximum(disp, 1.0)}
+
+
+def stereo_sigma_expr(z, clamped_confidence, focal_baseline, hole=0.0, rng=0.0, holeshare=0.0, disparity=1.0, *,
+                      stereo_sigma_d, stereo_conf_pow=1.0, stereo_hole=0.0, stereo_range=0.0,
+                      stereo_holeshare=0.0, stereo_disp_pow=0.0, sigma_scale=1.0, **_):
+    """sigma_scale * Z^2 / (f B) * sigma_d0 / confidence^p * e^(w_h hole + w_r range + w_s holeshare)
+    * disparity^q; ``clamped_confidence`` >= stereo_conf_min (module docstring)."""
+    sigma_d = (stereo_sigma_d * clamped_confidence ** -stereo_conf_pow
+               * _E ** (stereo_hole * hole + stereo_range * rng + stereo_holeshare * holeshare)
+               * disparity ** stereo_disp_pow)
+    return sigma_scale * depth_sigma_from_disparity(z, focal_baseline, sigma_d)
 
 
 def mono_sigma_expr(z, *, mono_rel, sigma_scale=1.0, **_):
@@ -125,7 +177,12 @@ def stereo_sigma(depth: np.ndarray, confidence: np.ndarray, focal: float, baseli
                  m: SigmaModel) -> np.ndarray:
     z = depth.astype(np.float32)
     conf = np.maximum(np.nan_to_num(confidence, nan=0.0), np.float32(m.stereo_conf_min))
-    s = stereo_sigma_expr(z, conf, np.float32(focal * baseline), **m.to_dict())
+    fb = np.float32(focal * baseline)
+    f = {}
+    if stereo_uses_features(m):
+        g = stereo_features(z, fb)
+        f = {'hole': g['hole'], 'rng': g['range'], 'holeshare': g['holeshare'], 'disparity': g['disparity']}
+    s = stereo_sigma_expr(z, conf, fb, **f, **m.to_dict())
     return np.where(np.isfinite(z), s, np.nan).astype(np.float32)
 
 

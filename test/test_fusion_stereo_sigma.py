@@ -1,0 +1,91 @@
+"""The real-data stereo sigma terms (uncertainty.stereo_features, learned.fit_stereo_features,
+band_calibration_scale) on small synthetic cases: no shared data, a fraction of a second each."""
+import numpy as np
+import pytest
+
+from depthmarks_ros.core.fusion.learned import band_calibration_scale, fit_per_source
+from depthmarks_ros.core.fusion.uncertainty import SigmaModel, stereo_features, stereo_sigma
+
+FB = 400.0
+
+
+def _scene(h=60, w=120):
+    """A plane at 10 m (disparity 40) with a step to 5 m in the right third and a 9x9 hole."""
+    z = np.full((h, w), 10.0, np.float32)
+    z[:, 2 * w // 3:] = 5.0
+    z[20:29, 20:29] = np.nan
+    return z
+
+
+def test_defaults_keep_sigma_d0_over_confidence():
+    z = _scene()
+    conf = np.random.default_rng(0).uniform(0.0, 1.0, z.shape).astype(np.float32)
+    m = SigmaModel()
+    want = z ** 2 / FB * m.stereo_sigma_d / np.maximum(conf, m.stereo_conf_min) * m.sigma_scale
+    got = stereo_sigma(z, conf, FB, 1.0, m)
+    assert np.allclose(got, want, rtol=1e-5, equal_nan=True)
+    assert np.isnan(got[24, 24])
+
+
+def test_features_flag_hole_borders_edges_and_islands():
+    z = _scene()
+    f = stereo_features(z, FB)
+    assert f['hole'][24, 19] > f['hole'][24, 10] > f['hole'][45, 40] - 1e-6    # next to the hole > further
+    assert f['range'][30, 80] > 1.0 and f['range'][45, 40] == 0.0             # disparity step 40 -> 80
+    assert f['holeshare'][24, 19] > 0.2 and f['holeshare'][45, 40] == 0.0
+    assert f['disparity'][45, 40] == pytest.approx(40.0) and f['disparity'][24, 24] == 1.0
+
+
+def test_feature_weights_raise_sigma_where_the_features_say():
+    z = _scene()
+    conf = np.ones_like(z)
+    m = SigmaModel(stereo_sigma_d=0.5, sigma_scale=1.0, stereo_hole=3.0, stereo_range=0.5, stereo_holeshare=2.0)
+    s = stereo_sigma(z, conf, FB, 1.0, m)
+    flat = s[45, 40]
+    far_hole = stereo_features(z, FB)['hole'][45, 40]                  # 1 / distance: small, not 0
+    assert far_hole < 0.06
+    assert flat == pytest.approx(100 / FB * 0.5 * np.exp(3.0 * far_hole), rel=1e-5)   # range, holeshare 0
+    assert s[24, 19] > 2 * s[24, 10] > 2 * flat * 0.99                  # hole border
+    assert s[30, 79] > s[30, 40]                                        # depth edge (same depth side)
+    q = SigmaModel(stereo_sigma_d=0.5, sigma_scale=1.0, stereo_disp_pow=1.0)
+    assert stereo_sigma(z, conf, FB, 1.0, q)[45, 40] == pytest.approx(100 / FB * 0.5 * 40, rel=1e-5)
+
+
+def test_band_calibration_meets_both_shares_on_heavy_tails():
+    rng = np.random.default_rng(1)
+    laplace = np.abs(rng.laplace(size=200_000))
+    s = band_calibration_scale(laplace)                                       # the 1-sigma bound decides
+    assert np.mean(laplace <= s) == pytest.approx(0.72, abs=0.005)
+    assert np.mean(laplace <= 2 * s) > 0.915                                  # 68.3 % alone: 0.90
+    assert np.mean(laplace <= 2 * np.quantile(laplace, 0.6827)) < 0.905
+    gauss = np.abs(rng.normal(size=200_000))
+    s = band_calibration_scale(gauss)                                         # a Gaussian: the 68.3 % scale
+    assert np.mean(gauss <= s) == pytest.approx(0.683, abs=0.005) and np.mean(gauss <= 2 * s) > 0.95
+
+
+def _samples(n=2, seed=0):
+    """Stereo errors of 0.2 px, and gross ones (8 px) at hole borders: only the hole feature can tell."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        z = _scene(80, 160)
+        z[50:60, 100:104] = np.nan
+        disp = FB / z
+        f = stereo_features(z, FB)
+        sd = np.where(f['hole'] > 0.5, 8.0, 0.2)
+        noisy = disp + rng.normal(size=z.shape) * sd
+        out.append({'gt': z, 'stereo': (FB / np.maximum(noisy, 1.0)).astype(np.float32),
+                    'stereo_conf': np.ones_like(z), 'fb': FB})
+    return out
+
+
+def test_fit_learns_the_hole_term_and_calibrates_to_the_bands():
+    m = fit_per_source(_samples(), stereo_features=True)                     # the command's path
+    assert m.stereo_hole > 2.0 and m.sigma_scale == 1.0
+    r = []
+    for smp in _samples(seed=5):                                              # fresh noise
+        sig = stereo_sigma(smp['stereo'], smp['stereo_conf'], FB, 1.0, m)
+        ok = np.isfinite(sig)
+        r.append(np.abs(smp['stereo'] - smp['gt'])[ok] / sig[ok])
+    r = np.concatenate(r)
+    assert 0.63 <= np.mean(r <= 1) <= 0.73 and 0.92 <= np.mean(r <= 2) <= 0.97
