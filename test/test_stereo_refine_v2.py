@@ -9,9 +9,10 @@ pytest.importorskip('onnxruntime')
 
 from depthmarks_ros.core.stereo import StereoMatcher, StereoParams  # noqa: E402
 from depthmarks_ros.core.stereo.learned import LearnedStereo  # noqa: E402
-from depthmarks_ros.core.stereo.refine_net import (CANDIDATES, FEATURES_V2, RefineFeaturesV2,  # noqa: E402
+from depthmarks_ros.core.stereo.refine_net import (CANDIDATES, FEATURES, FEATURES_V2, FEATURES_V3,  # noqa: E402
+                                                   RefineFeaturesV2,
                                                    build_network_v2, candidate_fills)
-from depthmarks_ros.core.stereo.fill import row_fills  # noqa: E402
+from depthmarks_ros.core.stereo.fill import fill_holes_rows, row_fills  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -74,8 +75,8 @@ def test_left_padded_matcher_fills_the_first_columns(sim_pair):
     assert np.mean(np.abs(plain[both] - padded[both]) < 0.5) > 0.95
 
 
-@pytest.mark.parametrize('pick', [1, 2])
-def test_exported_v2_network_chooses_a_candidate(tmp_path, sim_pair, pick):
+@pytest.mark.parametrize('features,pick', [(FEATURES_V2, 1), (FEATURES_V2, 2), (FEATURES_V3, 0)])
+def test_exported_v2_network_chooses_a_candidate(tmp_path, sim_pair, features, pick):
     from depthmarks_ros.core.stereo.train_refine import export
     net = build_network_v2(8).eval()
     k = len(CANDIDATES)
@@ -86,12 +87,15 @@ def test_exported_v2_network_chooses_a_candidate(tmp_path, sim_pair, pick):
         net.head.bias[k + 2] = np.log(0.5)  # output log b
         net.photo_weight.zero_()
     path = str(tmp_path / 'v2.onnx')
-    export(net, path, 2.0, {'test': True}, 64, FEATURES_V2)
+    export(net, path, 2.0, {'test': True}, 64, features)
     left, right, _gt = sim_pair
     r = LearnedStereo(path).compute(left, right)
-    fb = RefineFeaturesV2()
+    fb = FEATURES[features]()
     base = fb.classical_disparity(StereoMatcher(StereoParams(disparity_range=64)), left, right)
-    np.testing.assert_allclose(r.disparity, candidate_fills(base, left)[0][pick], atol=1e-3)
+    want = candidate_fills(base, left, fb.candidates, fb.edge_step)[0][pick]
+    np.testing.assert_allclose(r.disparity, want, atol=1e-3)
+    if features == FEATURES_V3:   # v3 starts from KITTI's row rule (fill.fill_holes_rows)
+        np.testing.assert_allclose(want, fill_holes_rows(base))
     np.testing.assert_allclose(r.sigma, 1.0, rtol=1e-4)          # sigma_scale 2 x b 0.5
 
 

@@ -32,7 +32,8 @@ def add_arguments(p) -> None:
     p.add_argument('--threads', type=int, default=d.threads)
     from depthmarks_ros.core.stereo.refine_net import FEATURES
     p.add_argument('--features', default=d.features, choices=sorted(FEATURES),
-                   help='feature set and network (v2: choice among hole fills + residual, left-padded matcher)')
+                   help='feature set and network (v2, shipped: choice among hole fills + residual on a left-padded '
+                        'matcher; v3: v2 starting from the row rule, not shipped; v1: residual)')
     p.add_argument('--mix-weight', type=float, default=d.mix_weight,
                    help='v2: weight of the candidate-mixture NLL')
 

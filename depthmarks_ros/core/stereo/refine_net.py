@@ -175,18 +175,24 @@ PAD_SHARE = 1.0      # v2: the classical matcher sees the images padded on the l
 PHOTO_WINDOW = 5     # v2: photometric errors are averaged over this window (a small SAD)
 EDGE_STEP = 2        # v2: grey-level step (3x3-blurred, every second pixel) that counts as an image edge
 CANDIDATES = ('row_edge', 'row_left', 'row_right', 'row_linear', 'column_linear')
+# v3: KITTI's row rule (the smaller neighbour) is the starting candidate, the edge-aware fill one of the
+# others (as the start it was worse than the row rule on simulated frames), edges at a step of 4
+FEATURES_V3 = 'depthmarks_refine_v3'
+CANDIDATES_V3 = ('row_min', 'row_edge', 'row_left', 'row_linear', 'column_linear')
+EDGE_STEP_V3 = 4
 
 
-def image_edges(grey: np.ndarray) -> np.ndarray:
-    """Bool map of horizontal intensity steps: |x-difference| of the 3x3-blurred image > EDGE_STEP."""
+def image_edges(grey: np.ndarray, step: int = EDGE_STEP) -> np.ndarray:
+    """Bool map of horizontal intensity steps: |x-difference| of the 3x3-blurred image > ``step``."""
     import cv2
     g = cv2.GaussianBlur(grey, (3, 3), 0).astype(np.int16)
     e = np.zeros(g.shape, bool)
-    e[:, 1:] = np.abs(np.diff(g, axis=1)) > EDGE_STEP
+    e[:, 1:] = np.abs(np.diff(g, axis=1)) > step
     return e
 
 
-def candidate_fills(disparity: np.ndarray, left: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def candidate_fills(disparity: np.ndarray, left: np.ndarray, candidates: Tuple[str, ...] = CANDIDATES,
+                    edge_step: int = EDGE_STEP) -> Tuple[np.ndarray, np.ndarray]:
     """(K, H, W) candidate disparities (CANDIDATES order) and the validity mask of ``disparity``
     (``left``: the grey left image, for the edge-aware fill). Valid pixels keep their matched value
     in the row and column fills; the hole fills are computed on every second row and column (4x
@@ -196,10 +202,14 @@ def candidate_fills(disparity: np.ndarray, left: np.ndarray) -> Tuple[np.ndarray
     d = np.where(valid, disparity, np.float32(0)).astype(np.float32)
     h, w = d.shape
     d2, v2 = np.ascontiguousarray(d[::2, ::2]), np.ascontiguousarray(valid[::2, ::2])
-    lin, lv, rv, edge = row_fills(d2, v2, image_edges(np.ascontiguousarray(left[::2, ::2])))
+    lin, lv, rv, edge = row_fills(d2, v2, image_edges(np.ascontiguousarray(left[::2, ::2]), edge_step))
     col_lin = row_fills(np.ascontiguousarray(d2.T), np.ascontiguousarray(v2.T))[0].T
-    out = np.empty((len(CANDIDATES), h, w), np.float32)
-    for i, c in enumerate((edge, lv, rv, lin, col_lin)):
+    fills = {'row_edge': edge, 'row_left': lv, 'row_right': rv, 'row_linear': lin, 'column_linear': col_lin}
+    out = np.empty((len(candidates), h, w), np.float32)
+    for i, c in enumerate(fills.get(name) for name in candidates):
+        if c is None:   # row_min: KITTI's rule at full resolution (fill.py), exactly the benchmark's fill
+            out[i] = fill_holes_rows(d)      # 0 = hole there too
+            continue
         cv2.resize(np.ascontiguousarray(c), (w, h), dst=out[i], interpolation=cv2.INTER_LINEAR)
         np.copyto(out[i], d, where=valid)
     return out, valid
@@ -217,6 +227,8 @@ class RefineFeaturesV2:
                                mean |left - right warped by candidate k| / 255 over a 5x5 window (5)]
     """
     name = FEATURES_V2
+    candidates = CANDIDATES
+    edge_step = EDGE_STEP
     n_candidates = len(CANDIDATES)
     channels = 2 * len(CANDIDATES) + 3
     divisible_by = 8
@@ -241,7 +253,7 @@ class RefineFeaturesV2:
               ) -> Tuple[np.ndarray, _State]:
         import cv2
         h, w = left.shape
-        cands, valid = candidate_fills(disparity, left)
+        cands, valid = candidate_fills(disparity, left, self.candidates, self.edge_step)
         cols = np.arange(w, dtype=np.float32)[None, :]
         ys = np.ascontiguousarray(np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w)))
         lf = left.astype(np.float32)
@@ -264,7 +276,16 @@ class RefineFeaturesV2:
         return RefineFeaturesV1.finish(self, residual, log_b, state)
 
 
+class RefineFeaturesV3(RefineFeaturesV2):
+    """v3: v2 with KITTI's row rule as the starting candidate (CANDIDATES_V3, EDGE_STEP_V3); same
+    channels and network."""
+    name = FEATURES_V3
+    candidates = CANDIDATES_V3
+    edge_step = EDGE_STEP_V3
+
+
 FEATURES[FEATURES_V2] = RefineFeaturesV2
+FEATURES[FEATURES_V3] = RefineFeaturesV3
 
 
 def build_network_v2(width: int = 16):

@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from depthmarks_ros.core.stereo.refine_net import (DISP_NORM, FEATURES_V1, FEATURES_V2, LOG_B_RANGE,
+from depthmarks_ros.core.stereo.refine_net import (DISP_NORM, FEATURES_V1, FEATURES_V2, FEATURES_V3, LOG_B_RANGE,
                                                    build_network, build_network_v2, feature_builder)
 
 COVERAGE = 0.6827  # sigma = the radius holding this share of the errors (a Gaussian's 1 sigma)
@@ -36,7 +36,7 @@ class TrainConfig:
     l1_weight: float = 0.3               # + this x mean |error|: keeps fixing pixels whose b is large
     threads: int = 1                     # OpenMP threads spin badly on a loaded shared machine
     disparity_range: int = 128
-    features: str = FEATURES_V2          # v1: residual over the row-filled disparity; v2: candidates + residual
+    features: str = FEATURES_V2          # v1: residual over the row fill; v2: candidates + residual; v3: refine_net
     mix_weight: float = 1.0              # v2: weight of the candidate-mixture NLL next to the output's NLL
 
 
@@ -169,7 +169,7 @@ def train(samples: List[TrainSample], cfg: TrainConfig, log: Callable[[str], Non
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    v2 = cfg.features == FEATURES_V2
+    v2 = cfg.features in (FEATURES_V2, FEATURES_V3)   # v3: v2's network on other candidates
     net = build_network_v2(cfg.width) if v2 else build_network(cfg.width)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     t0 = time.monotonic()
