@@ -340,3 +340,17 @@ def test_sigint_ends_a_run_early_with_its_report(tmp_path):
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['stopped_by_signal'] == 'SIGINT' and metrics['wall_s'] < 110
     assert metrics['topics']['stereo/left/image_raw']['messages'] >= 1 and (out / 'metadata.yaml').exists()
+
+
+def test_accuracy_scores_every_frame_even_where_its_sigma_was_not_kept():
+    from rclpy.serialization import serialize_message
+    from depthmarks_ros.convert.image import numpy_to_image
+    from depthmarks_ros.pipeline.report import accuracy
+    truth = np.full((6, 8), 2.0, np.float32)
+    img = lambda a: numpy_to_image(np.asarray(a, np.float32), '32FC1')   # noqa: E731
+    last = {'sim/depth_gt': [(1, serialize_message(img(truth))), (2, img(truth))],     # bytes and objects alike
+            'fusion/depth': [(1, img(truth + 0.1)), (2, serialize_message(img(truth + 0.3)))],
+            'fusion/depth_sigma': [(1, img(np.full_like(truth, 0.2)))]}                # stamp 2's sigma not kept
+    acc = accuracy(last)['fusion/depth']
+    assert acc['frames_scored'] == 2 and acc['mae'] == pytest.approx(200, abs=1)      # mm, over both frames
+    assert acc['within_1sigma'] == pytest.approx(1.0)                                 # from the one with sigma

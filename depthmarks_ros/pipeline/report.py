@@ -162,7 +162,9 @@ def accuracy(last: Dict[str, List[Tuple[int, bytes]]]) -> Dict[str, Dict[str, fl
                                                truth))
             rows.append(m)
         if rows:
-            out[topic] = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
+            # a frame whose sigma was not kept (the edge of the kept window) has no sigma keys
+            keys = list(dict.fromkeys(k for r in rows for k in r))
+            out[topic] = {k: float(np.nanmean([r[k] for r in rows if k in r])) for k in keys}
             out[topic]['frames_scored'] = len(rows)
     return out
 
