@@ -89,3 +89,19 @@ def test_fit_learns_the_hole_term_and_calibrates_to_the_bands():
         r.append(np.abs(smp['stereo'] - smp['gt'])[ok] / sig[ok])
     r = np.concatenate(r)
     assert 0.63 <= np.mean(r <= 1) <= 0.73 and 0.92 <= np.mean(r <= 2) <= 0.97
+
+
+def test_per_source_band_calibration_widens_a_heavy_tailed_source():
+    """fit_per_source(band=True) (fit-fusion --kitti): each source's factor is the band rule's, which
+    on heavy-tailed errors (Laplace) puts more within 2 sigma than the 68.3 % quantile does."""
+    rng = np.random.default_rng(2)
+    z = np.full((60, 80), 10.0, np.float32)
+    smp = {'gt': z, 'stereo': (z + rng.laplace(scale=0.3, size=z.shape)).astype(np.float32),
+           'stereo_conf': np.ones_like(z), 'fb': FB}
+    shares = {}
+    for band in (False, True):
+        m = fit_per_source([smp], steps=50, band=band)
+        r = np.abs(smp['stereo'] - z) / stereo_sigma(smp['stereo'], smp['stereo_conf'], FB, 1.0, m)
+        shares[band] = (np.mean(r <= 1), np.mean(r <= 2))
+    assert shares[False][0] == pytest.approx(0.683, abs=0.01) and shares[False][1] < 0.93
+    assert shares[True][0] == pytest.approx(0.72, abs=0.01) and shares[True][1] > shares[False][1] + 0.01

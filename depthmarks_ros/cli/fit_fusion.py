@@ -58,7 +58,7 @@ def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion
                          seeds: int = 3):
     """Fit-split samples from real data: (samples, provenance dict)."""
     from depthmarks_ros.core.fusion import real_data as R
-    from depthmarks_ros.core.fusion.learned import STEREO_ONE_SIGMA_MAX, STEREO_TWO_SIGMA
+    from depthmarks_ros.core.fusion.learned import BAND_ONE_SIGMA_MAX, BAND_TWO_SIGMA
     samples, prov = [], {'split_rule': R.SPLIT_RULE}
     if kitti_root:
         stems = R.split_stems(R.kitti_object_stems(kitti_root), 'fit')
@@ -67,6 +67,7 @@ def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion
             samples += [R.lidar_holdout_sample(sparse, rgb, completion, seed) for seed in range(seeds)]
         prov['lidar'] = {'data': 'KITTI object frames', 'fit_frames': stems, 'completion': completion,
                          'terms': 's0 and k (interpolation residual); a, b, c left out (learned.REAL_LIDAR_FIXED)',
+                         'calibration': 'learned.band_calibration_scale (as the stereo sigma)',
                          'protocol': f'{int(R.HOLD_OUT_SHARE * 100)}% of the projected returns hidden '
                                      f'(seeds 0..{seeds - 1}), completed from the rest, errors at the hidden ones'}
     if stereo_root:
@@ -81,8 +82,8 @@ def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion
                           'matcher': 'StereoParams() defaults',
                           'terms': 'log-linear: sigma_d0 / conf^p * exp(w_h hole + w_r range + w_s holeshare) '
                                    '* disparity^q (uncertainty.stereo_features), Laplace NLL',
-                          'calibration': f'the 68.3 % scale raised towards {STEREO_TWO_SIGMA:.1%} of the '
-                                         f'fitting errors within 2 sigma, at most {STEREO_ONE_SIGMA_MAX:.0%} within '
+                          'calibration': f'the 68.3 % scale raised towards {BAND_TWO_SIGMA:.1%} of the '
+                                         f'fitting errors within 2 sigma, at most {BAND_ONE_SIGMA_MAX:.0%} within '
                                          '1 (learned.band_calibration_scale)',
                           'focal_baseline_assumed': R.KITTI_FOCAL_BASELINE}
     return samples, prov
@@ -92,7 +93,8 @@ def run(args) -> int:
     from depthmarks_ros.core.fusion.learned import REAL_LIDAR_FIXED, fit_per_source, fit_sigma_model, save_model
     if args.kitti or args.kitti_stereo:
         samples, prov = collect_real_samples(args.kitti, args.kitti_stereo, args.completion, args.hold_out_seeds)
-        model = fit_per_source(samples, steps=args.steps, fixed=REAL_LIDAR_FIXED, stereo_features=True)
+        model = fit_per_source(samples, steps=args.steps, fixed=REAL_LIDAR_FIXED, stereo_features=True,
+                               band=True)
         prov['command'] = ('depthmarks fit-fusion' + (f' --kitti {args.kitti}' if args.kitti else '')
                            + (f' --kitti-stereo {args.kitti_stereo}' if args.kitti_stereo else '')
                            + f' --completion {args.completion} --steps {args.steps}'
