@@ -461,12 +461,12 @@ class LearnedStereo:
             scale = np.float32(k if self.spec.disparity_units == 'output' else 1.0)
             d = _resize_to(first[0].astype(np.float32), hp, wp) * scale
         else:
-            d = first[0].astype(np.float32)
+            d = first[0].astype(np.float32, copy=False)
         if second is not None:
             if second.shape[1:] != (oh, ow):
                 raise LearnedModelError(f'confidence output is {second.shape[1]}x{second.shape[2]}, the '
                                         f'disparity {oh}x{ow}')
-            second = _resize_to(second[0].astype(np.float32), hp, wp)
+            second = _resize_to(second[0].astype(np.float32, copy=False), hp, wp)
         return d, second
 
     def _checked(self, disp: np.ndarray) -> np.ndarray:

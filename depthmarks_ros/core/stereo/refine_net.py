@@ -256,13 +256,14 @@ class RefineFeaturesV2:
         cands, valid = candidate_fills(disparity, left, self.candidates, self.edge_step)
         cols = np.arange(w, dtype=np.float32)[None, :]
         ys = np.ascontiguousarray(np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w)))
-        lf = left.astype(np.float32)
         k = self.n_candidates
         f = np.empty((self.channels, h, w), np.float32)
-        f[0] = lf * np.float32(1 / 255.0) - np.float32(0.5)
+        np.multiply(left, np.float32(1 / 255.0), out=f[0], casting='unsafe')
+        f[0] -= np.float32(0.5)
         f[1] = valid
-        f[2] = cands[0] * np.float32(1.0 / DISP_NORM)
-        f[3:2 + k] = (cands[1:] - cands[0]) * np.float32(1.0 / DISP_NORM)
+        np.multiply(cands[0], np.float32(1.0 / DISP_NORM), out=f[2])
+        np.subtract(cands[1:], cands[0], out=f[3:2 + k])
+        f[3:2 + k] *= np.float32(1.0 / DISP_NORM)
         smooth = smooth_fill(np.where(valid, disparity, np.float32(0)), valid)
         f[2 + k] = np.where(smooth > 0, smooth - cands[0], np.float32(0)) * np.float32(1.0 / DISP_NORM)
         for i in range(k):
