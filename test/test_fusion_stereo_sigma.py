@@ -105,3 +105,19 @@ def test_per_source_band_calibration_widens_a_heavy_tailed_source():
         shares[band] = (np.mean(r <= 1), np.mean(r <= 2))
     assert shares[False][0] == pytest.approx(0.683, abs=0.01) and shares[False][1] < 0.93
     assert shares[True][0] == pytest.approx(0.72, abs=0.01) and shares[True][1] > shares[False][1] + 0.01
+
+
+def test_feature_sigma_on_empty_and_non_finite_stereo_depth():
+    """All-NaN, all-valid and +inf pixels: the features stay finite, sigma is NaN exactly where the
+    depth is not finite (NaN confidence counts as c_min), never NaN or 0 elsewhere."""
+    m = SigmaModel(stereo_sigma_d=0.16, sigma_scale=1.0, stereo_conf_pow=0.2, stereo_hole=2.3, stereo_range=0.5,
+                   stereo_holeshare=2.8, stereo_disp_pow=0.1)
+    empty = np.full((20, 30), np.nan, np.float32)
+    full = np.full((20, 30), 5.0, np.float32)
+    holed = np.where(np.eye(20, 30) > 0, np.inf, full).astype(np.float32)
+    for z in (empty, full, holed):
+        assert all(np.isfinite(v).all() for v in stereo_features(z, FB).values())
+        s = stereo_sigma(z, np.full(z.shape, np.nan, np.float32), FB, 1.0, m)
+        assert np.array_equal(np.isfinite(s), np.isfinite(z)) and (s[np.isfinite(s)] > 0).all()
+    s = stereo_sigma(holed, np.ones_like(holed), FB, 1.0, m)
+    assert s[5, 6] > s[5, 20]                                   # next to an invalid pixel: wider
