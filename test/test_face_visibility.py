@@ -47,3 +47,26 @@ def test_corrupt_visibility_file_is_named(tmp_path):
     (tmp_path / 'face_visibility.json').write_text('{"b": [[1, 2]]}')
     with pytest.raises(BackendError, match='face_visibility.json'):
         FaceLandmarker('dlib', static=True, data_dir=str(tmp_path))
+
+
+def test_landmark_commands_read_aflw_with_self_occlusion_and_keep_to_the_split(tmp_path):
+    """train-landmarks / eval-landmarks --aflw: visibility labels from the 3D landmarks, only the
+    images of --split (sha1 rule on the stem)."""
+    import argparse
+    import cv2
+    from scipy.io import savemat
+    from depthmarks_ros.cli.train_landmarks import real_samples
+    from depthmarks_ros.core.face.datasets import is_report
+    stems = [f'image{i:05d}' for i in range(10)]
+    for i, stem in enumerate(stems):
+        yaw = 70.0 if i % 2 else 0.0
+        pts = _posed(yaw)
+        pts[:, 2] *= -1                                   # AFLW's z points towards the viewer
+        savemat(str(tmp_path / f'{stem}.mat'), {'pt3d_68': pts.T, 'Pose_Para': np.radians([[0, yaw, 0, 0, 0, 0, 1]])})
+        cv2.imwrite(str(tmp_path / f'{stem}.jpg'), np.zeros((450, 450, 3), np.uint8))
+    for split in ('fit', 'report'):
+        got = real_samples(argparse.Namespace(aflw=str(tmp_path), data=None, coco=None, split=split, limit=0))
+        assert sorted(s.name for s in got) == sorted(s for s in stems if is_report(s) == (split == 'report'))
+        for s in got:
+            turned = int(s.name[-5:]) % 2 == 1
+            assert s.visible.shape == (68,) and (not s.visible.all()) == turned
