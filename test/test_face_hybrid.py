@@ -195,3 +195,17 @@ def test_keypoint_map_and_template_for_faces_without_a_mesh(tmp_path):
     b.save(str(tmp_path / 'h.json'))
     b2 = HybridBlend.load(str(tmp_path / 'h.json'))
     np.testing.assert_allclose(b2.from_keypoints(boxes[0], kps[0]), p, atol=1e-2)
+
+
+def test_a_corrupt_dlib_model_file_is_a_clear_error(tmp_path, monkeypatch):
+    """A truncated shape-predictor file (or MMOD file): BackendError naming it, for every backend
+    that loads it (the node turns it into a start-up message), not dlib's bare RuntimeError."""
+    from depthmarks_ros.core.face import backends
+    bad = tmp_path / 'models'
+    bad.mkdir()
+    for name in ('shape_predictor_68_face_landmarks.dat', 'mmod_human_face_detector.dat'):
+        (bad / name).write_bytes(b'\x00' * 64)
+    monkeypatch.setattr(backends, 'dlib_model_path', lambda name: str(bad / name))
+    for backend in ('hybrid', 'dlib'):
+        with pytest.raises(BackendError, match=r'models/(shape_predictor_68_face_landmarks|mmod_human_face_detector).dat cannot be read'):
+            FaceLandmarker(backend, static=True)

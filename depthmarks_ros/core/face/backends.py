@@ -120,6 +120,16 @@ class MediaPipeFaceMesh:
             self._crop_mesh.close()
 
 
+def load_dlib_model(kind, name: str):
+    """dlib.shape_predictor / cnn_face_detection_model_v1 of a shipped model file; an unreadable or
+    corrupt file is a BackendError naming it (dlib raises RuntimeError)."""
+    path = dlib_model_path(name)
+    try:
+        return kind(path)
+    except RuntimeError as exc:
+        raise BackendError(f'dlib model {path} cannot be read ({exc}); reinstall face-recognition-models') from exc
+
+
 def dlib_model_path(name: str) -> str:
     """Path of a model file shipped by face-recognition-models (its __init__ is not imported)."""
     spec = importlib.util.find_spec('face_recognition_models')
@@ -149,11 +159,11 @@ class DlibFace68:
             import dlib
         except ImportError as exc:
             raise BackendError(f'dlib is not available ({exc}); install dlib-bin') from exc
-        self._predictor = dlib.shape_predictor(dlib_model_path('shape_predictor_68_face_landmarks.dat'))
+        self._predictor = load_dlib_model(dlib.shape_predictor, 'shape_predictor_68_face_landmarks.dat')
         self._cascade = None
         self._hog = self._cnn = None
         if detector == 'mmod':
-            self._cnn = dlib.cnn_face_detection_model_v1(dlib_model_path('mmod_human_face_detector.dat'))
+            self._cnn = load_dlib_model(dlib.cnn_face_detection_model_v1, 'mmod_human_face_detector.dat')
         elif detector == 'hog':
             self._hog = dlib.get_frontal_face_detector()
         elif detector == 'cascade':

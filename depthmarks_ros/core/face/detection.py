@@ -58,8 +58,8 @@ class FaceDetector:
             self._hog = dlib.get_frontal_face_detector()
         if fallback_hog if fallback_mmod is None else fallback_mmod:   # the last resort (independent images)
             import dlib
-            from depthmarks_ros.core.face.backends import dlib_model_path
-            self._mmod = dlib.cnn_face_detection_model_v1(dlib_model_path('mmod_human_face_detector.dat'))
+            from depthmarks_ros.core.face.backends import load_dlib_model
+            self._mmod = load_dlib_model(dlib.cnn_face_detection_model_v1, 'mmod_human_face_detector.dat')
         self.hog_upsample, self.hog_min_score, self.max_faces = hog_upsample, hog_min_score, max_faces
         self.stages = self.STAGES if full else self.STAGES[:2]      # video: the two cheap stages only
         self.stage_counts = {'none': 0}

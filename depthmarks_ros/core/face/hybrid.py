@@ -236,12 +236,12 @@ class HybridFace68:
     def __init__(self, max_faces: int = 4, refine: bool = False, static: bool = False, mapping=None,
                  blend: Optional[HybridBlend] = None, box_map=None):
         import dlib
-        from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, dlib_model_path
+        from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, load_dlib_model
         from depthmarks_ros.core.face.detection import IDENTITY_BOX_MAP
         self.mesh = MediaPipeFaceMesh(max_faces, refine, static, mapping=mapping, fallback_detector=True)
         self.layout = self.mesh.layout
         self.mapping = mapping
-        self._predictor = dlib.shape_predictor(dlib_model_path('shape_predictor_68_face_landmarks.dat'))
+        self._predictor = load_dlib_model(dlib.shape_predictor, 'shape_predictor_68_face_landmarks.dat')
         self._dlib = dlib
         self.blend = blend
         self.box_map = dict(IDENTITY_BOX_MAP, **(box_map or {}))
