@@ -122,13 +122,9 @@ class LandmarkSigmaModel:
         2-sigma ellipses are as near 39.3 / 86.5 % as one factor allows (the largest of the two
         misses is minimised; faces weighted by ``face_weights``): real errors are heavier-tailed than
         a Gaussian, and the NLL optimum widens sigma for the tail."""
-        import torch
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        from depthmarks_ros.core.threads import torch_threads
+        with torch_threads(1):
             out = cls._fit(errors, landmarks68, feats, abs_yaw, steps, meta)
-        finally:
-            torch.set_num_threads(threads)
         if share_scale:
             out.fit_share_scale(errors, landmarks68, feats, abs_yaw, face_weights)
         return out

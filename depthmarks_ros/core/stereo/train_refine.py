@@ -164,10 +164,16 @@ def learning_rate(lr: float, progress: float) -> float:
 
 
 def train(samples: List[TrainSample], cfg: TrainConfig, log: Callable[[str], None] = print):
-    """Train the network on crops of ``samples``; returns (net, history list of (iteration, loss))."""
+    """Train the network on crops of ``samples`` on ``cfg.threads`` torch threads (the caller's
+    count is back afterwards); returns (net, history list of (iteration, loss))."""
+    from depthmarks_ros.core.threads import torch_threads
+    with torch_threads(cfg.threads):
+        return _train(samples, cfg, log)
+
+
+def _train(samples: List[TrainSample], cfg: TrainConfig, log: Callable[[str], None]):
     import torch
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     v2 = cfg.features in (FEATURES_V2, FEATURES_V3)   # v3: v2's network on other candidates
     net = build_network_v2(cfg.width) if v2 else build_network(cfg.width)
@@ -271,9 +277,10 @@ def run_training(data: Optional[str], output: str, cfg: TrainConfig, command: st
     samples += real
     if not samples:
         raise ValueError('no training frames')
-    net, history = train(samples, cfg, log)
-    calib = real if real else samples
-    k = fit_sigma_scale(net, calib)
+    from depthmarks_ros.core.threads import torch_threads
+    with torch_threads(cfg.threads):              # the calibration too, as the training
+        net, history = train(samples, cfg, log)
+        k = fit_sigma_scale(net, real if real else samples)
     log(f'sigma_scale {k:.3f} ({100 * COVERAGE:.1f}% of the errors within sigma on the '
         f'{"real fit" if real else "simulated"} frames)')
     metadata = {
