@@ -255,7 +255,8 @@ def real_sigma_section(data_root, path=None):
     from depthmarks_ros.core.fusion import real_data as R
     from depthmarks_ros.core.fusion.completion import distance_to_measurement
     from depthmarks_ros.core.fusion.learned import load_model
-    from depthmarks_ros.core.fusion.uncertainty import interpolation_residual, lidar_sigma, local_range, stereo_sigma
+    from depthmarks_ros.core.fusion.uncertainty import (interpolation_residual, lidar_sigma, local_range, row_gap,
+                                                       stereo_sigma)
     path = path or os.path.join(ROOT, 'depthmarks_ros', 'data', 'fusion_sigma_kitti.json')
     model = load_model(path)
     print(f'\n== calibrated sigma on real data, report split only ({R.SPLIT_RULE}); model {os.path.relpath(path, ROOT)} ==')
@@ -266,7 +267,8 @@ def real_sigma_section(data_root, path=None):
             sparse, rgb = R.kitti_object_frame(kroot, stem)
             inp, mask = R.hold_out(sparse, seed=0)
             dense = complete(inp, 'scanline')
-            sig = lidar_sigma(dense, distance_to_measurement(inp), model, resid=interpolation_residual(inp))
+            sig = lidar_sigma(dense, distance_to_measurement(inp), model, resid=interpolation_residual(inp),
+                              gap=row_gap(inp))
             truth = np.where(mask, sparse, np.nan)
             coverage_table(f'KITTI {stem} LiDAR hold-out, scanline', dense, sig, truth, local_range(sparse, 9) > 1.0)
     sroot = os.path.join(data_root, 'stereo', 'kitti2012')

@@ -121,3 +121,25 @@ def test_feature_sigma_on_empty_and_non_finite_stereo_depth():
         assert np.array_equal(np.isfinite(s), np.isfinite(z)) and (s[np.isfinite(s)] > 0).all()
     s = stereo_sigma(holed, np.ones_like(holed), FB, 1.0, m)
     assert s[5, 6] > s[5, 20]                                   # next to an invalid pixel: wider
+
+
+def test_row_gap_and_the_lidar_gap_term():
+    """row_gap: |z_left - z_right| of the nearest returns on the row, 0 at returns and past the last
+    one; lidar_gap_pow widens the LiDAR sigma only between disagreeing returns, and a model that
+    needs the gap refuses to run without it."""
+    from depthmarks_ros.core.fusion.uncertainty import lidar_sigma, row_gap
+    sparse = np.full((3, 8), np.nan, np.float32)
+    sparse[0, [1, 4]] = [5.0, 20.0]
+    sparse[1, [2, 6]] = [7.0, 7.5]
+    g = row_gap(sparse)
+    assert g[0, 2] == g[0, 3] == pytest.approx(15.0) and g[0, 1] == g[0, 4] == 0.0
+    assert g[0, 0] == 0.0 and g[0, 7] == 0.0 and (g[2] == 0).all()          # one side has no return
+    assert g[1, 4] == pytest.approx(0.5)
+    dense = np.full(sparse.shape, 10.0, np.float32)
+    dist = np.ones(sparse.shape, np.float32)
+    m = SigmaModel(lidar_s0=0.1, lidar_a=0.0, lidar_b=0.0, lidar_c=0.0, sigma_scale=1.0, lidar_gap_pow=1.0,
+                   lidar_base_pow=1.0)
+    s = lidar_sigma(dense, dist, m, gap=g)
+    assert s[0, 3] == pytest.approx(0.1 * 16.0) and s[0, 4] == pytest.approx(0.1) and s[1, 4] == pytest.approx(0.15)
+    with pytest.raises(ValueError, match='row gap'):
+        lidar_sigma(dense, dist, m)

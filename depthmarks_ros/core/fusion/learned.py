@@ -127,7 +127,8 @@ def calibration_scale(model: SigmaModel, samples: List[Dict[str, np.ndarray]], c
         gt = smp['gt']
         pairs = []
         if 'lidar' in smp:
-            pairs.append((smp['lidar'], lidar_sigma(smp['lidar'], smp['lidar_dist'], unit, resid=smp.get('lidar_resid'))))
+            pairs.append((smp['lidar'], lidar_sigma(smp['lidar'], smp['lidar_dist'], unit, resid=smp.get('lidar_resid'),
+                                                    gap=smp.get('lidar_gap'))))
         if 'stereo' in smp:
             pairs.append((smp['stereo'], stereo_sigma(smp['stereo'], smp['stereo_conf'], smp['fb'], 1.0, unit)))
         if 'mono' in smp:
@@ -212,6 +213,43 @@ def fit_stereo_features(samples: List[Dict[str, np.ndarray]], conf_min: float = 
     return out
 
 
+def fit_lidar_gap(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Dict[str, float]:
+    """On real LiDAR samples (with 'lidar_gap', uncertainty.row_gap of the input), after the NLL fit of
+    ``model``'s LiDAR terms: sigma = C * base^p * (1 + gap)^q with base that fit's sigma, p, q and C by
+    Laplace NLL (L-BFGS), C then set by :func:`band_calibration_scale` and folded into the base's
+    parameters (base is linear in them). Returns the LiDAR parameters (lidar_base_pow, lidar_gap_pow
+    and s0, a, b, c, k rescaled)."""
+    import torch
+    from depthmarks_ros.core.fusion.uncertainty import lidar_sigma
+    unit = SigmaModel(**{**model.to_dict(), 'sigma_scale': 1.0, 'lidar_base_pow': 1.0, 'lidar_gap_pow': 0.0})
+    err, base, gap = [], [], []
+    for smp in samples:
+        b = lidar_sigma(smp['lidar'], smp['lidar_dist'], unit, resid=smp.get('lidar_resid'))
+        ok = np.isfinite(smp['gt']) & np.isfinite(smp['lidar']) & np.isfinite(b) & (b > 0)
+        err.append(np.abs(smp['lidar'] - smp['gt'])[ok]); base.append(b[ok]); gap.append(smp['lidar_gap'][ok])
+    e, lb, lg = (torch.tensor(np.concatenate(x).astype(np.float64)) for x in (err, base, gap))
+    lb, lg = torch.log(lb), torch.log1p(lg)
+    w = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w], max_iter=200, line_search_fn='strong_wolfe')
+
+    def closure():
+        opt.zero_grad()
+        ls = w[0] + w[1] * lb + w[2] * lg
+        loss = (ls + e / torch.exp(ls)).mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    w0, p, q = (float(v) for v in w.detach())
+    p = max(p, 0.05)
+    ratios = (e / torch.exp(w0 + p * lb + q * lg)).numpy()
+    c = np.exp(w0) * band_calibration_scale(ratios)
+    f = c ** (1.0 / p)                        # C * base^p = (f * base)^p, base linear in s0, a, b, c, k
+    out = {n: getattr(model, n) * f for n in SOURCE_PARAMS['lidar']}      # unit: sigma_scale 1
+    out.update(lidar_base_pow=p, lidar_gap_pow=q)
+    return out
+
+
 SOURCE_PARAMS = {'lidar': ('lidar_s0', 'lidar_a', 'lidar_b', 'lidar_c', 'lidar_k'), 'stereo': ('stereo_sigma_d',),
                  'mono': ('mono_rel',)}
 
@@ -235,6 +273,9 @@ def fit_per_source(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaMod
             out.update(fit_stereo_features(own, conf_min=init.stereo_conf_min, seed=seed))
             continue
         m = fit_sigma_model(own, init, steps, seed=seed, fixed=fixed)
+        if source == 'lidar' and band and all('lidar_gap' in smp for smp in own):
+            out.update(fit_lidar_gap(m, own))
+            continue
         if band:
             m.sigma_scale = calibration_scale(m, own, band=True)
         out.update({n: getattr(m, n) * m.sigma_scale for n in params})

@@ -15,7 +15,7 @@ from depthmarks_ros.core.fusion.combine import fuse_inverse_variance
 from depthmarks_ros.core.fusion.completion import complete, distance_to_measurement
 from depthmarks_ros.core.fusion.projection import sparse_depth_image
 from depthmarks_ros.core.fusion.uncertainty import (SigmaModel, interpolation_residual, lidar_sigma, mono_sigma,
-                                                   stereo_sigma)
+                                                   row_gap, stereo_sigma)
 
 
 @dataclass
@@ -75,7 +75,8 @@ def fuse_sparse(sparse: np.ndarray, rgb: Optional[np.ndarray] = None, settings: 
     dense = complete(sparse, settings.method, rgb, settings.max_depth)
     dist = distance_to_measurement(sparse)
     resid = interpolation_residual(sparse) if model.lidar_k > 0 else None
-    s_lidar = lidar_sigma(dense, dist, model, resid=resid)
+    gap = row_gap(sparse) if model.lidar_gap_pow != 0 else None
+    s_lidar = lidar_sigma(dense, dist, model, resid=resid, gap=gap)
     depths, sigmas, names = [dense], [s_lidar], ['lidar']
     if stereo is not None:
         conf = stereo.confidence if stereo.confidence is not None else np.ones_like(stereo.depth)

@@ -70,10 +70,11 @@ def kitti_object_frame(root: str, stem: str):
 def lidar_holdout_sample(sparse: np.ndarray, rgb: np.ndarray, method: str, seed: int = 0) -> Dict[str, np.ndarray]:
     """A fitting sample: the completion of the kept returns, scored at the hidden ones."""
     from depthmarks_ros.core.fusion.completion import complete, distance_to_measurement
-    from depthmarks_ros.core.fusion.uncertainty import interpolation_residual
+    from depthmarks_ros.core.fusion.uncertainty import interpolation_residual, row_gap
     inp, mask = hold_out(sparse, seed=seed)
     return {'gt': np.where(mask, sparse, np.nan).astype(np.float32), 'lidar': complete(inp, method, rgb),
-            'lidar_dist': distance_to_measurement(inp), 'lidar_resid': interpolation_residual(inp)}
+            'lidar_dist': distance_to_measurement(inp), 'lidar_resid': interpolation_residual(inp),
+            'lidar_gap': row_gap(inp)}
 
 
 def kitti_stereo_stems(root: str) -> List[str]:

@@ -34,6 +34,9 @@ class SigmaModel:
     lidar_b: float = 0.00277
     lidar_c: float = 5.02
     lidar_k: float = 0.0
+    # sigma_lidar = (the sqrt above) ^ lidar_base_pow * (1 + row gap) ^ lidar_gap_pow (row_gap; defaults: off)
+    lidar_base_pow: float = 1.0
+    lidar_gap_pow: float = 0.0
     stereo_sigma_d: float = 1.078
     stereo_conf_min: float = 0.05
     # log-linear stereo terms (module docstring; defaults: off, sigma_d0 / confidence)
@@ -73,12 +76,38 @@ RESID_WINDOW = 15        # px: window of interpolation_residual's local mean
 RESID_MAX_GAP = 12       # px: neighbours farther apart along the row do not predict a return
 
 
-def lidar_sigma_expr(z, dist_px, edge_range, resid=0.0, *, lidar_s0, lidar_a, lidar_b, lidar_c, lidar_k=0.0,
-                     sigma_scale=1.0, **_):
-    """sigma_scale * sqrt(s0^2 + (a d z)^2 + (b z)^2 + (c r)^2 + (k (res + floor) (1 + d))^2) (module docstring)."""
-    return sigma_scale * (lidar_s0 ** 2 + (lidar_a * dist_px * z) ** 2 + (lidar_b * z) ** 2
-                          + (lidar_c * edge_range) ** 2
-                          + (lidar_k * (resid + RESID_FLOOR) * (1 + dist_px)) ** 2) ** 0.5
+def lidar_sigma_expr(z, dist_px, edge_range, resid=0.0, gap=0.0, *, lidar_s0, lidar_a, lidar_b, lidar_c, lidar_k=0.0,
+                     lidar_base_pow=1.0, lidar_gap_pow=0.0, sigma_scale=1.0, **_):
+    """sigma_scale * sqrt(s0^2 + (a d z)^2 + (b z)^2 + (c r)^2 + (k (res + floor) (1 + d))^2)^p
+    * (1 + gap)^q (module docstring; ``gap``: :func:`row_gap`)."""
+    base = (lidar_s0 ** 2 + (lidar_a * dist_px * z) ** 2 + (lidar_b * z) ** 2 + (lidar_c * edge_range) ** 2
+            + (lidar_k * (resid + RESID_FLOOR) * (1 + dist_px)) ** 2) ** 0.5
+    return sigma_scale * base ** lidar_base_pow * (1 + gap) ** lidar_gap_pow
+
+
+def row_gap(sparse: np.ndarray) -> np.ndarray:
+    """(H, W) float32: |z_left - z_right| of the nearest measured returns left and right of each pixel
+    on its image row (at a measured pixel both are the pixel itself: 0; 0 where a side has none).
+    Where the two disagree, a completed pixel between them may belong to either surface (a depth edge
+    or a return seen past a nearer surface): on real KITTI it is the feature that predicts the hold-out
+    errors of metres (docs/depth_fusion.md)."""
+    h, w = sparse.shape
+    fin = np.isfinite(sparse)
+    out = np.zeros((h, w), np.float32)
+    band = np.flatnonzero(fin.any(axis=1))            # only the rows the LiDAR reaches
+    if band.size == 0:
+        return out
+    sub, f = np.ascontiguousarray(sparse[band], np.float32), fin[band]
+    cols = np.arange(w, dtype=np.int32)[None, :]
+    left = np.maximum.accumulate(np.where(f, cols, np.int32(-1)), axis=1)
+    right = np.minimum.accumulate(np.where(f, cols, np.int32(w))[:, ::-1], axis=1)[:, ::-1]
+    has = (left >= 0) & (right < w)
+    offset = (np.arange(band.size, dtype=np.int32) * np.int32(w))[:, None]
+    flat = sub.ravel()
+    zl = flat.take(np.clip(left, 0, w - 1) + offset)
+    zr = flat.take(np.clip(right, 0, w - 1) + offset)
+    out[band] = np.where(has, np.abs(zl - zr), np.float32(0.0))
+    return out
 
 
 def interpolation_residual(sparse: np.ndarray, window: int = RESID_WINDOW) -> np.ndarray:
@@ -162,14 +191,18 @@ def mono_sigma_expr(z, *, mono_rel, sigma_scale=1.0, **_):
 
 
 def lidar_sigma(depth: np.ndarray, dist_px: np.ndarray, m: SigmaModel,
-                edge_range: np.ndarray = None, resid: np.ndarray = None) -> np.ndarray:
-    """``resid``: interpolation_residual of the sparse input (needed when m.lidar_k > 0)."""
+                edge_range: np.ndarray = None, resid: np.ndarray = None, gap: np.ndarray = None) -> np.ndarray:
+    """``resid``: interpolation_residual of the sparse input (needed when m.lidar_k > 0); ``gap``:
+    row_gap of the sparse input (needed when m.lidar_gap_pow != 0)."""
     if resid is None and m.lidar_k > 0:
         raise ValueError('this sigma model (lidar_k > 0) needs the interpolation residual of the LiDAR input')
+    if gap is None and m.lidar_gap_pow != 0:
+        raise ValueError('this sigma model (lidar_gap_pow != 0) needs the row gap of the LiDAR input')
     z = depth.astype(np.float32)
     # the 9x9 range only where its term counts (the KITTI model leaves it out)
     rng = 0.0 if m.lidar_c == 0 else local_range(depth) if edge_range is None else edge_range
-    s = lidar_sigma_expr(z, dist_px, rng, 0.0 if resid is None else resid, **m.to_dict())
+    s = lidar_sigma_expr(z, dist_px, rng, 0.0 if resid is None else resid, 0.0 if gap is None else gap,
+                         **m.to_dict())
     return np.where(np.isfinite(z), s, np.nan).astype(np.float32)
 
 
