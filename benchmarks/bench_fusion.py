@@ -185,55 +185,52 @@ def sim_pipeline_check(frames=3, model_spec=''):
     with the node's defaults (stereo/depth + stereo/confidence), depth_fusion with the node's defaults
     and use_stereo (what `depthmarks run` starts), scored against the rig's exact depth (sim/depth_gt).
     Seeds 0..frames-1 (the built-in sim sigma model was fitted on seeds 100-103)."""
-    from depthmarks_ros.core.stereo import StereoParams
-    from depthmarks_ros.core.stereo.pipeline import StereoPipeline
+    from dataclasses import replace
+    from depthmarks_ros.cli.fit_fusion import node_chain, sim_pipeline_inputs
     from depthmarks_ros.core.fusion.pipeline import fuse_frame
     from depthmarks_ros.core.fusion.learned import resolve_sigma_model
-    from depthmarks_ros.core.fusion.uncertainty import stereo_sigma
-    from depthmarks_ros.params.depth_fusion import DepthFusionParams
-    from depthmarks_ros.params.stereo_depth import StereoDepthParams
-    sp, fp = StereoDepthParams(), DepthFusionParams()
-    chain = StereoPipeline(sp.backend, StereoParams.take(sp))
-    from depthmarks_ros.core.fusion.uncertainty import local_range
+    from depthmarks_ros.core.fusion.uncertainty import local_range, stereo_sigma
+    chain, fp = node_chain()
     model = resolve_sigma_model(model_spec)
-    acc, tables = {}, []
+    acc, tables = {}, {}
     for seed in range(frames):
-        sim = SimRig(SimConfig(seed=seed))
-        f, sweep = sim.render(0.0), sim.render_lidar(0.0)
-        pts = np.stack([sweep['x'], sweep['y'], sweep['z']], 1)
-        cam = sim.stereo.left
-        st = chain.process(f.left_rgb, f.right_rgb, (sim.stereo.left, sim.stereo.right))
-        stereo = StereoInput(st.depth, cam.fx, sim.stereo.baseline, st.confidence)
-        T = sim.rig.transform('lidar', 'left')
-        for spread in (False, True):
-            r = fuse_frame(pts, T, cam, f.left_rgb, FusionSettings(fp.completion, model, fp.max_depth, spread),
+        f, pts, T, cam, stereo, st = sim_pipeline_inputs(seed, chain)
+        baseline = stereo.baseline
+        plain = replace(model, fused_edge=0.0)
+        variants = [('', plain, False), (' (spread)', plain, True)]
+        if model.fused_edge:
+            variants.append((f' (spread + edge {model.fused_edge:.4f})', model, True))
+        for suffix, m, spread in variants:
+            r = fuse_frame(pts, T, cam, f.left_rgb, FusionSettings(fp.completion, m, fp.max_depth, spread),
                            stereo=stereo)
             both = np.isfinite(st.depth) & np.isfinite(r.lidar_depth)
-            ssig = stereo_sigma(st.depth, st.confidence, cam.fx, sim.stereo.baseline, model)
+            ssig = stereo_sigma(st.depth, st.confidence, cam.fx, baseline, m)
             parts = [('LiDAR completed', r.lidar_depth, r.lidar_sigma, both), ('stereo', st.depth, ssig, both),
                      ('fused', r.depth, r.sigma, both), ('fused, every pixel', r.depth, r.sigma, None)]
             for name, pred, sig, mask in parts:
-                if name != 'fused' and not name.startswith('fused,') and spread:
+                if not name.startswith('fused') and suffix:
                     continue
-                key = (name + (' (spread)' if spread and name.startswith('fused') else ''))
+                key = name + (suffix if name.startswith('fused') else '')
                 ok = np.isfinite(pred) & np.isfinite(sig) & np.isfinite(f.depth_gt) & (mask if mask is not None else True)
                 acc.setdefault(key, []).append(((pred - f.depth_gt)[ok], sig[ok]))
-                if key == 'fused, every pixel (spread)':
-                    tables.append((pred.ravel(), sig.ravel(), f.depth_gt.ravel(), (local_range(f.depth_gt, 9) > 1.0).ravel()))
+                if name == 'fused, every pixel' and spread:
+                    tables.setdefault(suffix, []).append((pred.ravel(), sig.ravel(), f.depth_gt.ravel(),
+                                                          (local_range(f.depth_gt, 9) > 1.0).ravel()))
     print(f'\n== full pipeline on the simulated rig (seeds 0..{frames - 1}, exact truth sim/depth_gt): node defaults, '
           f'completion {fp.completion}, use_stereo; "both" = pixels where LiDAR completion and stereo both have depth ==')
-    print(f'{"output":34s} {"pixels":>8s} {"RMSE mm":>8s} {"MAE mm":>7s} {"med mm":>7s} {"<=1s":>5s} {"<=2s":>5s} {"med NLL":>7s}')
+    print(f'{"output":40s} {"pixels":>8s} {"RMSE mm":>8s} {"MAE mm":>7s} {"med mm":>7s} {"<=1s":>5s} {"<=2s":>5s} {"med NLL":>7s}')
     for key, parts in acc.items():
         e = np.concatenate([p[0] for p in parts]).astype(np.float64)
         s = np.concatenate([p[1] for p in parts]).astype(np.float64)
         r = np.abs(e) / s
         nll = np.median(0.5 * np.log(2 * np.pi) + np.log(s) + 0.5 * r ** 2)
         where = 'every pixel' if 'every' in key else 'both'
-        print(f'{key:34s} {where:>8s} {np.sqrt(np.mean(e ** 2)) * 1e3:8.0f} {np.mean(np.abs(e)) * 1e3:7.0f} '
+        print(f'{key:40s} {where:>8s} {np.sqrt(np.mean(e ** 2)) * 1e3:8.0f} {np.mean(np.abs(e)) * 1e3:7.0f} '
               f'{np.median(np.abs(e)) * 1e3:7.0f} {np.mean(r <= 1):5.2f} {np.mean(r <= 2):5.2f} {nll:7.2f}')
     print('(targets: fused RMSE on "both" <= the better single source; fused 63-73 % within 1 sigma, 92-97 % within 2)')
-    coverage_table('fused with the spread, every pixel, per band and at edges (9x9 truth range > 1 m)',
-                   *[np.concatenate(x) for x in zip(*tables)])
+    for suffix, rows in tables.items():
+        coverage_table(f'fused{suffix}, every pixel, per band and at edges (9x9 truth range > 1 m)',
+                       *[np.concatenate(x) for x in zip(*rows)])
 
 
 def coverage_table(label, pred, sigma, truth, edge):

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 from depthmarks_ros.core.fusion import kitti
-from depthmarks_ros.core.fusion.learned import fit_sigma_model, load_model
+from depthmarks_ros.core.fusion.learned import load_model
 from depthmarks_ros.core.fusion.metrics import sigma_calibration
 from depthmarks_ros.core.fusion.uncertainty import SigmaModel
 
 
 def test_fit_fusion_command_reproduces_the_shipped_sigma_defaults():
-    from depthmarks_ros.cli.fit_fusion import collect_samples
-    fitted = fit_sigma_model(collect_samples(4, 'classical')).to_dict()   # = depthmarks fit-fusion --frames 4 --completion classical
+    from depthmarks_ros.cli.fit_fusion import fit_sim_model
+    fitted = fit_sim_model(4, 'classical').to_dict()   # = depthmarks fit-fusion --frames 4 --completion classical
+    assert fitted['fused_edge'] > 0                                   # fitted on the node chain's fused output
     for name, shipped in SigmaModel().to_dict().items():
         assert fitted[name] == pytest.approx(shipped, rel=0.03), name
 

@@ -54,6 +54,62 @@ def collect_samples(frames: int, completion: str, width: int = 640, height: int 
     return samples
 
 
+# seeds whose fused output fits the fused-edge term (SigmaModel.fused_edge); bench_fusion.py --sim reports
+# on seeds 0..2
+FUSED_FIT_SEED0 = 100
+
+
+def node_chain():
+    """(stereo chain, DepthFusionParams): what `depthmarks run` runs, stereo_depth's per-frame chain
+    with that node's defaults and depth_fusion's defaults (with use_stereo)."""
+    from depthmarks_ros.core.stereo import StereoParams
+    from depthmarks_ros.core.stereo.pipeline import StereoPipeline
+    from depthmarks_ros.params.depth_fusion import DepthFusionParams
+    from depthmarks_ros.params.stereo_depth import StereoDepthParams
+    sp = StereoDepthParams()
+    return StereoPipeline(sp.backend, StereoParams.take(sp)), DepthFusionParams()
+
+
+def sim_pipeline_inputs(seed: int, chain):
+    """The simulated rig's frame (seed, t = 0) through the stereo chain: (frame, LiDAR points (N, 3),
+    lidar -> camera, camera, StereoInput, stereo frame)."""
+    import numpy as np
+    from depthmarks_ros.core.fusion.pipeline import StereoInput
+    from depthmarks_ros.core.sim import SimConfig, SimRig
+    sim = SimRig(SimConfig(seed=seed))
+    f, sweep = sim.render(0.0), sim.render_lidar(0.0)
+    pts = np.stack([sweep['x'], sweep['y'], sweep['z']], 1)
+    cam = sim.stereo.left
+    st = chain.process(f.left_rgb, f.right_rgb, (sim.stereo.left, sim.stereo.right))
+    stereo = StereoInput(st.depth, cam.fx, sim.stereo.baseline, st.confidence)
+    return f, pts, sim.rig.transform('lidar', 'left'), cam, stereo, st
+
+
+def collect_fused_samples(model, frames: int = 4, seed0: int = FUSED_FIT_SEED0):
+    """Fused-output samples ('gt', 'fused', 'fused_sigma') of ``model`` without its fused-edge term,
+    from the node's chain (node_chain) on seeds seed0.. : what learned.fit_fused_edge fits on."""
+    from dataclasses import replace
+    from depthmarks_ros.core.fusion.pipeline import FusionSettings, fuse_frame
+    chain, fp = node_chain()
+    settings = FusionSettings(fp.completion, replace(model, fused_edge=0.0), fp.max_depth)
+    samples = []
+    for seed in range(seed0, seed0 + frames):
+        f, pts, T, cam, stereo, _ = sim_pipeline_inputs(seed, chain)
+        r = fuse_frame(pts, T, cam, f.left_rgb, settings, stereo=stereo)
+        samples.append({'gt': f.depth_gt, 'fused': r.depth, 'fused_sigma': r.sigma})
+    return samples
+
+
+def fit_sim_model(frames: int = 4, completion: str = 'classical', steps: int = 300, width: int = 640,
+                  height: int = 480):
+    """The built-in model's fit: the per-source sigmas (fit_sigma_model on collect_samples), then the
+    fused-edge term on the node chain's fused output of the same number of seeds (collect_fused_samples)."""
+    from depthmarks_ros.core.fusion.learned import fit_fused_edge, fit_sigma_model
+    model = fit_sigma_model(collect_samples(frames, completion, width, height), steps=steps)
+    model.fused_edge = fit_fused_edge(collect_fused_samples(model, frames))
+    return model
+
+
 def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion: str = 'scanline',
                          seeds: int = 3):
     """Fit-split samples from real data: (samples, provenance dict)."""
@@ -91,7 +147,7 @@ def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion
 
 
 def run(args) -> int:
-    from depthmarks_ros.core.fusion.learned import REAL_LIDAR_FIXED, fit_per_source, fit_sigma_model, save_model
+    from depthmarks_ros.core.fusion.learned import REAL_LIDAR_FIXED, fit_per_source, save_model
     if args.kitti or args.kitti_stereo:
         samples, prov = collect_real_samples(args.kitti, args.kitti_stereo, args.completion, args.hold_out_seeds)
         model = fit_per_source(samples, steps=args.steps, fixed=REAL_LIDAR_FIXED, stereo_features=True,
@@ -102,8 +158,12 @@ def run(args) -> int:
                            + f' --hold-out-seeds {args.hold_out_seeds}')
         save_model(model, args.output, prov)
     else:
-        samples = collect_samples(args.frames, args.completion, args.width, args.height)
-        model = fit_sigma_model(samples, steps=args.steps)
-        save_model(model, args.output)
+        model = fit_sim_model(args.frames, args.completion, args.steps, args.width, args.height)
+        save_model(model, args.output, {'data': 'simulated rig', 'sources': f'seeds 100..{99 + args.frames} '
+                                        '(collect_samples)', 'fused_edge': f'seeds {FUSED_FIT_SEED0}..'
+                                        f'{FUSED_FIT_SEED0 + args.frames - 1} through the node chain '
+                                        '(collect_fused_samples), band rule (learned.fit_fused_edge)',
+                                        'command': f'depthmarks fit-fusion --frames {args.frames} --completion '
+                                                   f'{args.completion} --steps {args.steps}'})
     print(f'wrote {args.output}: {model.to_dict()}')
     return 0

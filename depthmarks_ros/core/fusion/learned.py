@@ -29,7 +29,7 @@ K_START = 0.3
 # 0.77 / 0.90, the old terms without k 0.57 / 0.74 and 0.79 / 0.89 (docs/depth_fusion.md).
 REAL_LIDAR_FIXED = {'lidar_a': 0.0, 'lidar_b': 0.0, 'lidar_c': 0.0}
 FIT_START = SigmaModel(lidar_s0=0.0026, lidar_a=0.00089, lidar_b=0.00021, lidar_c=1.04, stereo_sigma_d=1.08,
-                       sigma_scale=1.0)
+                       sigma_scale=1.0, fused_edge=0.0)
 
 
 def fit_sigma_model(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaModel] = None,
@@ -248,6 +248,40 @@ def fit_lidar_gap(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Di
     out = {n: getattr(model, n) * f for n in SOURCE_PARAMS['lidar']}      # unit: sigma_scale 1
     out.update(lidar_base_pow=p, lidar_gap_pow=q)
     return out
+
+
+def fit_fused_edge(samples: List[Dict[str, np.ndarray]], two_sigma: float = BAND_TWO_SIGMA,
+                   one_sigma_max: float = BAND_ONE_SIGMA_MAX, hi: float = 10.0) -> float:
+    """The fused-edge factor (uncertainty.fused_sigma_expr) from samples of fused output, each a dict
+    with 'gt', 'fused' and 'fused_sigma' (the fused sigma without the term), by the band rule of
+    :func:`band_calibration_scale` applied to the term instead of a scale: the smallest factor that
+    puts ``two_sigma`` of the errors within 2 sigma, but never one that puts more than
+    ``one_sigma_max`` within 1 (sigma only grows with it: 0 when the fit errors are already there)."""
+    from depthmarks_ros.core.fusion.uncertainty import FUSED_WINDOW, fused_sigma_expr
+    err, sig, rng = [], [], []
+    for smp in samples:
+        r = local_range(smp['fused'], FUSED_WINDOW)
+        ok = np.isfinite(smp['gt']) & np.isfinite(smp['fused']) & np.isfinite(smp['fused_sigma']) & (smp['fused_sigma'] > 0)
+        err.append(np.abs(smp['fused'] - smp['gt'])[ok]); sig.append(smp['fused_sigma'][ok]); rng.append(r[ok])
+    e, s, r = (np.concatenate(x).astype(np.float64) for x in (err, sig, rng))
+    if e.size == 0:
+        raise ValueError('no fused pixels with ground truth to fit the fused-edge term on')
+
+    def share(c, k):
+        return float(np.mean(e <= k * fused_sigma_expr(s, r, fused_edge=c)))
+
+    def smallest(pred):              # smallest c in [0, hi] with pred(c) (pred monotone in c), or hi
+        if pred(0.0):
+            return 0.0
+        lo_, hi_ = 0.0, hi
+        for _ in range(40):
+            mid = 0.5 * (lo_ + hi_)
+            lo_, hi_ = (lo_, mid) if pred(mid) else (mid, hi_)
+        return hi_
+
+    c_two = smallest(lambda c: share(c, 2.0) >= two_sigma)
+    c_max = smallest(lambda c: share(c, 1.0) > one_sigma_max)    # the first c past the 1-sigma bound
+    return float(min(c_two, c_max))
 
 
 SOURCE_PARAMS = {'lidar': ('lidar_s0', 'lidar_a', 'lidar_b', 'lidar_c', 'lidar_k'), 'stereo': ('stereo_sigma_d',),

@@ -14,8 +14,8 @@ from depthmarks_ros.core.camera import PinholeCamera
 from depthmarks_ros.core.fusion.combine import fuse_inverse_variance
 from depthmarks_ros.core.fusion.completion import complete, distance_to_measurement
 from depthmarks_ros.core.fusion.projection import sparse_depth_image
-from depthmarks_ros.core.fusion.uncertainty import (SigmaModel, interpolation_residual, lidar_sigma, mono_sigma,
-                                                   row_gap, stereo_sigma)
+from depthmarks_ros.core.fusion.uncertainty import (SigmaModel, fused_edge_sigma, interpolation_residual, lidar_sigma,
+                                                   mono_sigma, row_gap, stereo_sigma)
 
 
 @dataclass
@@ -88,4 +88,6 @@ def fuse_sparse(sparse: np.ndarray, rgb: Optional[np.ndarray] = None, settings: 
         sigmas.append(mono_sigma(mono_depth, model))
         names.append('mono')
     fused, sigma = fuse_inverse_variance(depths, sigmas, settings.spread)
+    if len(depths) > 1:                 # the fused-edge term: only on a fusion of two sources or more
+        sigma = fused_edge_sigma(fused, sigma, model)
     return FusionResult(sparse, dense, s_lidar, fused, sigma, tuple(names))

@@ -16,6 +16,11 @@
   sigma_d0 / confidence; the real-data model (fit-fusion --kitti-stereo) fits them all
   (learned.fit_stereo_features, docs/depth_fusion.md).
 * Mono (after a scale/shift fit to metric depth): sigma = rel * z.
+* Fused (two sources or more, after core.fusion.combine): sqrt(sigma^2 + (fused_edge * R9)^2) with R9
+  the fused depth's own 9x9 range (:func:`fused_sigma_expr`): at depth edges stereo and the completed
+  LiDAR fail together and the sources' spread does not see it. fused_edge is fitted on the fused
+  output of the node's chain (cli/fit_fusion.py, learned.fit_fused_edge); 0 in a model file
+  without it (the KITTI model).
 """
 from __future__ import annotations
 
@@ -24,6 +29,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from depthmarks_ros.core.camera import depth_sigma_from_disparity
+
+
+FUSED_EDGE_SIM = 0.0226   # the built-in model's fused_edge (SigmaModel.fused_edge)
+FUSED_WINDOW = 9          # px: window of the fused depth's range in the fused-edge term
 
 
 @dataclass
@@ -46,6 +55,10 @@ class SigmaModel:
     stereo_holeshare: float = 0.0
     stereo_disp_pow: float = 0.0
     mono_rel: float = 0.10
+    # fused sigma = sqrt(sigma^2 + (fused_edge * 9x9 range of the fused depth)^2), only where two or more
+    # sources were fused: `depthmarks fit-fusion --frames 4` (learned.fit_fused_edge, band rule) on the
+    # fused output of seeds 100-103 through the node's chain (stereo_depth + depth_fusion defaults)
+    fused_edge: float = FUSED_EDGE_SIM
     # calibration: every sigma is multiplied by this so that 68.3% of the fitting errors fall within
     # 1 sigma (the NLL fit alone is inflated by heavy-tailed errors at depth edges)
     sigma_scale: float = 0.0778
@@ -55,7 +68,9 @@ class SigmaModel:
 
     @classmethod
     def from_dict(cls, d: dict) -> 'SigmaModel':
-        return cls(**{k: float(v) for k, v in d.items() if k in cls.__dataclass_fields__})
+        """A model from saved parameters; a file written before the fused-edge term (no
+        ``fused_edge``) has none: 0, not the built-in model's value."""
+        return cls(**{'fused_edge': 0.0, **{k: float(v) for k, v in d.items() if k in cls.__dataclass_fields__}})
 
 
 def local_range(depth: np.ndarray, window: int = 9) -> np.ndarray:
@@ -188,6 +203,19 @@ def stereo_sigma_expr(z, clamped_confidence, focal_baseline, hole=0.0, rng=0.0, 
 
 def mono_sigma_expr(z, *, mono_rel, sigma_scale=1.0, **_):
     return sigma_scale * mono_rel * z
+
+
+def fused_sigma_expr(sigma, fused_range, *, fused_edge=0.0, **_):
+    """sqrt(sigma^2 + (fused_edge * R9)^2): the fused sigma widened by the fused depth's 9x9 range."""
+    return (sigma ** 2 + (fused_edge * fused_range) ** 2) ** 0.5
+
+
+def fused_edge_sigma(depth: np.ndarray, sigma: np.ndarray, m: 'SigmaModel') -> np.ndarray:
+    """The fused sigma with the fused-edge term (module docstring); ``sigma`` itself when m.fused_edge
+    is 0. NaN stays NaN."""
+    if m.fused_edge == 0:
+        return sigma
+    return fused_sigma_expr(sigma, local_range(depth, FUSED_WINDOW), **m.to_dict()).astype(np.float32)
 
 
 def lidar_sigma(depth: np.ndarray, dist_px: np.ndarray, m: SigmaModel,
