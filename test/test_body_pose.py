@@ -4,7 +4,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
 from depthmarks_ros.convert.camera_info import info_from_camera
@@ -18,7 +18,7 @@ from depthmarks_ros.core.body.metrics import oks, pck
 from depthmarks_ros.core.body.pipeline import BodyPoseEstimator, coco17_in_box
 from depthmarks_ros.core.camera import PinholeCamera
 from depthmarks_ros.testing.ros_harness import NodeProcess
-from depthmarks_ros.testing.scenes import publish_stamped
+from depthmarks_ros.testing.scenes import camera_input_publishers, publish_stamped
 
 K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
 UPPER = [0, 1, 2, 3, 4, 5, 6]  # nose, eyes, ears, shoulders: what the astronaut shows clearly
@@ -216,8 +216,7 @@ def test_node_publishes_keypoints_markers_and_survives_bad_input(probe, frame):
     node = BodyPoseNode(parameter_overrides=[Parameter('depth_topic', value='depth'),
                                              Parameter('detect_tiles', value=2), Parameter('redetect_every', value=1)])
     probe.add_node(node)
-    pubs = [probe.publisher(Image, 'camera/image_raw'), probe.publisher(CameraInfo, 'camera/camera_info'),
-            probe.publisher(Image, 'depth')]
+    pubs = camera_input_publishers(probe, 'depth')
     kps = probe.subscribe(PointCloud2, 'body/keypoints', node.output_qos())
     native = probe.subscribe(PointCloud2, 'body/keypoints_native', node.output_qos())
     hands = probe.subscribe(PointCloud2, 'hands/keypoints', node.output_qos())

@@ -3,7 +3,7 @@ dropped with the reason, clean exit of the node process."""
 import numpy as np
 import pytest
 from geometry_msgs.msg import PoseWithCovarianceStamped
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
 from depthmarks_ros.convert.camera_info import info_from_camera
@@ -11,7 +11,7 @@ from depthmarks_ros.convert.cloud import cloud_to_array
 from depthmarks_ros.convert.image import numpy_to_image
 from depthmarks_ros.core.camera import PinholeCamera
 from depthmarks_ros.testing.ros_harness import NodeProcess
-from depthmarks_ros.testing.scenes import FACE_K as K, publish_stamped
+from depthmarks_ros.testing.scenes import FACE_K as K, camera_input_publishers, publish_stamped
 
 
 @pytest.mark.dds
@@ -20,8 +20,7 @@ def test_node_publishes_landmarks_pose_markers_and_survives_bad_input(probe, fac
     from depthmarks_ros.nodes.face_landmarks import FaceLandmarksNode
     node = FaceLandmarksNode(parameter_overrides=[Parameter('depth_topic', value='depth')])
     probe.add_node(node)
-    pubs = [probe.publisher(Image, 'camera/image_raw'), probe.publisher(CameraInfo, 'camera/camera_info'),
-            probe.publisher(Image, 'depth')]
+    pubs = camera_input_publishers(probe, 'depth')
     lms = probe.subscribe(PointCloud2, 'face/landmarks', node.output_qos())
     poses = probe.subscribe(PoseWithCovarianceStamped, 'face/head_pose', node.output_qos())
     markers = probe.subscribe(MarkerArray, 'face/markers', node.output_qos())

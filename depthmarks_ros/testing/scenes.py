@@ -75,6 +75,14 @@ def stereo_input_publishers(probe) -> list:
             probe.publisher(Image, 'stereo/right/image_raw'), probe.publisher(CameraInfo, 'stereo/right/camera_info')]
 
 
+def camera_input_publishers(probe, depth_topic: str = '') -> list:
+    """Publishers of a camera node's inputs (face_landmarks, body_pose): image, camera_info and,
+    with ``depth_topic``, a depth image (best effort, as sensors publish)."""
+    from sensor_msgs.msg import CameraInfo, Image
+    pubs = [probe.publisher(Image, 'camera/image_raw'), probe.publisher(CameraInfo, 'camera/camera_info')]
+    return pubs + [probe.publisher(Image, depth_topic)] if depth_topic else pubs
+
+
 def start_stereo_node(probe, **params):
     """An in-process stereo_depth node with parameters ``params``, spun by ``probe``, and the
     publishers of its inputs once it has subscribed to them: ``(node, pubs)``."""
