@@ -18,12 +18,12 @@ does not gets dlib's points on the detector's box (layout dlib68).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import numpy as np
 
+from depthmarks_ros.core.face.artefacts import load_json, save_json
 from depthmarks_ros.core.face.ibug68 import FLIP_68, LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 
 INNER = np.arange(17, 68)          # brows, nose, eyes, mouth: stable under yaw (the jaw is not)
@@ -174,22 +174,17 @@ class HybridBlend:
         return out
 
     def save(self, path: str) -> None:
-        with open(path, 'w') as f:
-            json.dump(self.to_json(), f)
+        save_json(path, self.to_json())
 
     @classmethod
     def load(cls, path: str) -> 'HybridBlend':
-        try:
-            with open(path) as f:
-                d = json.load(f)
-            out = cls(np.array(d['ref_box'], float), np.array(d['yaw_edges'], float), np.array(d['dis_edges'], float),
-                      np.array(d['weights'], float), d.get('meta', {}),
-                      np.array(d['box_template'], float) if 'box_template' in d else None,
-                      np.array(d['template_cov'], float) if 'box_template' in d else None,
-                      np.array(d['kp_map'], float) if 'kp_map' in d else None,
-                      np.array(d['kp_cov'], float) if 'kp_map' in d else None)
-        except (OSError, KeyError, ValueError, TypeError) as exc:
-            raise ValueError(f'{path}: not a hybrid blend file ({exc}); refit with depthmarks fit-face') from exc
+        out = load_json(path, 'hybrid blend file', lambda d: cls(
+            np.array(d['ref_box'], float), np.array(d['yaw_edges'], float), np.array(d['dis_edges'], float),
+            np.array(d['weights'], float), d.get('meta', {}),
+            np.array(d['box_template'], float) if 'box_template' in d else None,
+            np.array(d['template_cov'], float) if 'box_template' in d else None,
+            np.array(d['kp_map'], float) if 'kp_map' in d else None,
+            np.array(d['kp_cov'], float) if 'kp_map' in d else None))
         nb = (len(out.yaw_edges) - 1) * (len(out.dis_edges) - 1)
         if out.ref_box.shape != (68, 2) or out.weights.shape != (nb, 68) or nb < 1 \
                 or not all(np.all(np.isfinite(v)) for v in (out.ref_box, out.weights)) \

@@ -16,12 +16,12 @@ ellipses as near 39.3 / 86.5 % as one factor can (:meth:`LandmarkSigmaModel.fit`
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 import numpy as np
 
+from depthmarks_ros.core.face.artefacts import load_json, save_json
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 
 FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_spread')
@@ -90,21 +90,18 @@ class LandmarkSigmaModel:
                 'chol': self.chol.tolist(), 'scale': self.scale, 'meta': self.meta}
 
     def save(self, path: str) -> None:
-        with open(path, 'w') as f:
-            json.dump(self.to_json(), f)
+        save_json(path, self.to_json())
 
     @classmethod
     def load(cls, path: str) -> 'LandmarkSigmaModel':
-        try:
-            with open(path) as f:
-                d = json.load(f)
+        def build(d: dict) -> 'LandmarkSigmaModel':
             m = cls(np.array(d['a'], float), np.array(d['c'], float), np.array(d['w'], float),
                     np.array(d['chol'], float), d.get('meta', {}), float(d.get('scale', 1.0)),
                     tuple(d.get('features', FEATURES[:4])))
             if any(n not in FEATURES for n in m.features):
                 raise ValueError(f'unknown features {m.features}')
-        except (OSError, KeyError, ValueError, TypeError) as exc:
-            raise ValueError(f'{path}: not a landmark sigma model ({exc}); refit with depthmarks fit-face') from exc
+            return m
+        m = load_json(path, 'landmark sigma model', build)
         if m.a.shape != (68,) or m.c.shape != (68,) or m.chol.shape != (68, 3) or m.w.shape != (len(m.features),) \
                 or not all(np.all(np.isfinite(v)) for v in (m.a, m.c, m.w, m.chol)) \
                 or not (np.isfinite(m.scale) and m.scale > 0):

@@ -14,11 +14,12 @@ the inside-the-image ramp.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 import numpy as np
+
+from depthmarks_ros.core.face.artefacts import load_json, save_json
 
 _TRI = None
 
@@ -93,18 +94,12 @@ class VisibilityModel:
         return cls(B, dict(meta or {}))
 
     def save(self, path: str) -> None:
-        with open(path, 'w') as f:
-            json.dump({'features': ['1', 'yaw/90', '|yaw|/90', 'pitch/90'], 'b': self.b.round(5).tolist(),
-                       'meta': self.meta}, f)
+        save_json(path, {'features': ['1', 'yaw/90', '|yaw|/90', 'pitch/90'], 'b': self.b.round(5).tolist(),
+                         'meta': self.meta})
 
     @classmethod
     def load(cls, path: str) -> 'VisibilityModel':
-        try:
-            with open(path) as f:
-                d = json.load(f)
-            m = cls(np.array(d['b'], float), d.get('meta', {}))
-        except (OSError, KeyError, ValueError, TypeError) as exc:
-            raise ValueError(f'{path}: not a visibility model ({exc}); refit with depthmarks fit-face') from exc
+        m = load_json(path, 'visibility model', lambda d: cls(np.array(d['b'], float), d.get('meta', {})))
         if m.b.shape != (68, 4) or not np.all(np.isfinite(m.b)):
             raise ValueError(f'{path}: visibility model has the wrong shape or non-finite values')
         return m

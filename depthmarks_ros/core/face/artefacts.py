@@ -1,0 +1,26 @@
+"""The face artefacts that `depthmarks fit-face` writes as JSON (hybrid blend, landmark sigma model,
+visibility model): written and read one way, with one error for a file that is missing or not
+what it should be (ROS-free)."""
+from __future__ import annotations
+
+import json
+from typing import Callable, TypeVar
+
+T = TypeVar('T')
+
+
+def save_json(path: str, data: dict) -> None:
+    with open(path, 'w') as f:
+        json.dump(data, f)
+
+
+def load_json(path: str, what: str, build: Callable[[dict], T]) -> T:
+    """``build(parsed JSON)``; a missing or unreadable file, or one ``build`` cannot use (a missing
+    key, a wrong type or value), raises ``ValueError('<path>: not a <what> (<why>); refit with
+    depthmarks fit-face')``."""
+    try:
+        with open(path) as f:
+            d = json.load(f)
+        return build(d)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f'{path}: not a {what} ({exc}); refit with depthmarks fit-face') from exc
