@@ -166,7 +166,8 @@ def fit_stereo_features(samples: List[Dict[str, np.ndarray]], conf_min: float = 
                         seed: int = 0) -> Dict[str, float]:
     """Fit the log-linear stereo sigma (uncertainty.stereo_sigma_expr with stereo_features) on samples
     with 'gt', 'stereo', 'stereo_conf', 'fb': Laplace NLL (L-BFGS; it ranks the heavy-tailed errors
-    better than the Gaussian NLL: report split 0.91 vs 0.89 within 2 sigma at 68.3 % within 1),
+    better than the Gaussian NLL: report split 0.91 vs 0.89 within 2 sigma at 68.3 % within 1 -- a
+    choice made on the report frames, see docs/depth_fusion.md),
     then :func:`band_calibration_scale` folded into stereo_sigma_d. Returns those parameters."""
     import torch
     from depthmarks_ros.core.fusion.uncertainty import stereo_features

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from depthmarks_ros.core.camera import depth_sigma_from_disparity
+from depthmarks_ros.core.stereo.fill import row_neighbours
 
 
 FUSED_EDGE_SIM = 0.0226   # the built-in model's fused_edge (SigmaModel.fused_edge)
@@ -106,22 +107,14 @@ def row_gap(sparse: np.ndarray) -> np.ndarray:
     Where the two disagree, a completed pixel between them may belong to either surface (a depth edge
     or a return seen past a nearer surface): on real KITTI it is the feature that predicts the hold-out
     errors of metres (docs/depth_fusion.md)."""
-    h, w = sparse.shape
     fin = np.isfinite(sparse)
-    out = np.zeros((h, w), np.float32)
+    out = np.zeros(sparse.shape, np.float32)
     band = np.flatnonzero(fin.any(axis=1))            # only the rows the LiDAR reaches
     if band.size == 0:
         return out
-    sub, f = np.ascontiguousarray(sparse[band], np.float32), fin[band]
-    cols = np.arange(w, dtype=np.int32)[None, :]
-    left = np.maximum.accumulate(np.where(f, cols, np.int32(-1)), axis=1)
-    right = np.minimum.accumulate(np.where(f, cols, np.int32(w))[:, ::-1], axis=1)[:, ::-1]
-    has = (left >= 0) & (right < w)
-    offset = (np.arange(band.size, dtype=np.int32) * np.int32(w))[:, None]
-    flat = sub.ravel()
-    zl = flat.take(np.clip(left, 0, w - 1) + offset)
-    zr = flat.take(np.clip(right, 0, w - 1) + offset)
-    out[band] = np.where(has, np.abs(zl - zr), np.float32(0.0))
+    _li, _ri, zl, zr, _base = row_neighbours(np.ascontiguousarray(sparse[band], np.float32), fin[band])
+    gap = np.abs(zl - zr)
+    out[band] = np.where(np.isfinite(gap), gap, np.float32(0.0))
     return out
 
 
@@ -182,10 +175,8 @@ def stereo_features(depth: np.ndarray, focal_baseline: float) -> dict:
     np.divide(np.float32(focal_baseline), z, out=disp, where=valid)
     dist = cv2.distanceTransform(valid.astype(np.uint8), cv2.DIST_L2, 3)
     hole = np.log1p(1.0 / np.maximum(dist, 1.0)).astype(np.float32)
-    k = np.ones((STEREO_RANGE_WINDOW, STEREO_RANGE_WINDOW), np.uint8)
-    hi = cv2.dilate(disp, k)
-    lo = cv2.erode(np.where(valid, disp, np.float32(1e6)), k)
-    rng = np.log1p(np.clip(hi - lo, 0, 50)).astype(np.float32)
+    rng = np.log1p(np.minimum(local_range(np.where(valid, disp, np.float32(np.nan)), STEREO_RANGE_WINDOW),
+                              50)).astype(np.float32)
     share = 1.0 - cv2.boxFilter(valid.astype(np.float32), -1, (STEREO_HOLESHARE_WINDOW,) * 2)
     return {'hole': hole, 'range': rng, 'holeshare': share.astype(np.float32), 'disparity': np.maximum(disp, 1.0)}
 

@@ -31,13 +31,13 @@ def fill_holes_rows(disp: np.ndarray, empty_row: Union[str, float] = 'min') -> n
         return d.copy()
     if empty_row == 'min':
         empty_row = float(d[valid].min()) if valid.any() else 0.0
-    _li, _ri, left, right, _base = _neighbours(d, valid)
+    _li, _ri, left, right, _base = row_neighbours(d, valid)
     out = np.fmin(left, right)                                 # NaN only where the row has nothing
     out[~valid.any(axis=1)] = np.float32(empty_row)          # rows with nothing to fill from
     return out.astype(np.float32, copy=False)
 
 
-def _neighbours(d: np.ndarray, valid: np.ndarray):
+def row_neighbours(d: np.ndarray, valid: np.ndarray):
     """Per pixel: column of the last valid pixel at or left of it (-1 none) and of the first at or
     right of it (w none), their values (NaN none), and the flat row offsets used to index them."""
     h, w = d.shape
@@ -60,7 +60,7 @@ def row_fills(d: np.ndarray, valid: np.ndarray, edges: Optional[np.ndarray] = No
     fill: the side reached crossing fewer edges, the smaller of the two when both cross as many."""
     h, w = d.shape
     cols = np.arange(w, dtype=np.int32)[None, :]
-    li, ri, lv, rv, base = _neighbours(d, valid)
+    li, ri, lv, rv, base = row_neighbours(d, valid)
     lv_nan, rv_nan = np.isnan(lv), np.isnan(rv)
     lv = np.where(lv_nan, rv, lv)
     rv = np.where(rv_nan, lv, rv)
