@@ -283,4 +283,6 @@ def test_detector_cascade_finds_dark_blurred_and_border_faces_and_nothing_in_noi
         found = det.detect(img)
         assert len(found) >= 1 and found[0].box[2] > found[0].box[0]
     assert det.detect(np.full((120, 160, 3), 128, np.uint8)) == []
+    for size in (1, 8):                                         # dlib's MMOD raises on images this small
+        assert det.detect(np.full((size, size, 3), 128, np.uint8)) == []
     det.close()

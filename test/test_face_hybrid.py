@@ -106,26 +106,27 @@ def test_hybrid_finds_the_face_agrees_with_dlib_and_has_a_sane_covariance(hybrid
     assert f.head_pose is not None and abs(f.head_pose.yaw) < 30
 
 
-@pytest.mark.parametrize('kind', ['noise', 'flat', 'tiny', 'dark', 'grey', 'blurred', 'half_outside'])
+@pytest.mark.parametrize('kind', ['noise', 'flat', 'tiny', 'empty', 'dark', 'grey', 'blurred', 'half_outside'])
 def test_hybrid_bad_input_gives_empty_or_finite_output(hybrid, frame, kind):
     rng = np.random.default_rng(3)
     img = {'noise': lambda: rng.integers(0, 255, (101, 77, 3), dtype=np.uint8),
            'flat': lambda: np.full((240, 320, 3), 128, np.uint8),
            'tiny': lambda: _tiny(frame),
+           'empty': lambda: np.zeros((0, 0, 3), np.uint8),
            'dark': lambda: (frame * 0.15).astype(np.uint8),
            'grey': lambda: cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB),
            'blurred': lambda: cv2.GaussianBlur(frame, (0, 0), 4),
            'half_outside': lambda: _half(frame)}[kind]()
     hybrid.tracker = CentroidTracker()
     faces = hybrid.process(img, K)
-    if kind in ('noise', 'flat', 'tiny'):
+    if kind in ('noise', 'flat', 'tiny', 'empty'):
         assert faces == []
-    if kind in ('grey', 'blurred'):
+    if kind in ('grey', 'blurred', 'dark', 'half_outside'):
         assert len(faces) == 1
     for f in faces:
         assert np.all(np.isfinite(f.landmarks68)) and np.all(np.isfinite(f.cov68))
         assert f.visibility68.shape == (68,) and np.all((f.visibility68 >= 0) & (f.visibility68 <= 1))
-    if kind == 'half_outside' and faces:
+    if kind == 'half_outside':
         assert faces[0].visibility68.min() < 0.5          # the points outside the image are not visible
 
 
@@ -195,6 +196,13 @@ def test_keypoint_map_and_template_for_faces_without_a_mesh(tmp_path):
     b.save(str(tmp_path / 'h.json'))
     b2 = HybridBlend.load(str(tmp_path / 'h.json'))
     np.testing.assert_allclose(b2.from_keypoints(boxes[0], kps[0]), p, atol=1e-2)
+    # a file whose covariance, edges or shape cannot be used is refused when loaded, not used per frame
+    good = json.loads((tmp_path / 'h.json').read_text())
+    for key, bad in (('kp_cov', np.full((68, 2, 2), np.nan).tolist()), ('yaw_edges', 5.0),
+                     ('dis_edges', [1.0, 0.0]), ('template_cov', [[1.0]])):
+        (tmp_path / 'bad.json').write_text(json.dumps(dict(good, **{key: bad}), allow_nan=True))
+        with pytest.raises(ValueError, match='not a hybrid blend file'):
+            HybridBlend.load(str(tmp_path / 'bad.json'))
 
 
 def test_a_corrupt_dlib_model_file_is_a_clear_error(tmp_path, monkeypatch):

@@ -137,7 +137,7 @@ class FaceDetector:
             rects, scores, _ = self._hog.run(grey, self.hog_upsample, self.hog_min_score)
             dets = [Detection(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64), float(s), 'hog')
                     for r, s in zip(rects, scores)]
-        if not dets and self._mmod is not None:
+        if not dets and self._mmod is not None and min(rgb.shape[:2]) >= 32:   # dlib's CNN fails on tinier ones
             dets = [Detection(np.array([d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()], np.float64),
                               float(d.confidence), 'mmod') for d in self._mmod(rgb, 0)]
         dets = _nms(dets)[:self.max_faces]

@@ -178,23 +178,27 @@ class HybridBlend:
 
     @classmethod
     def load(cls, path: str) -> 'HybridBlend':
-        out = load_json(path, 'hybrid blend file', lambda d: cls(
-            np.array(d['ref_box'], float), np.array(d['yaw_edges'], float), np.array(d['dis_edges'], float),
-            np.array(d['weights'], float), d.get('meta', {}),
-            np.array(d['box_template'], float) if 'box_template' in d else None,
-            np.array(d['template_cov'], float) if 'box_template' in d else None,
-            np.array(d['kp_map'], float) if 'kp_map' in d else None,
-            np.array(d['kp_cov'], float) if 'kp_map' in d else None))
-        nb = (len(out.yaw_edges) - 1) * (len(out.dis_edges) - 1)
-        if out.ref_box.shape != (68, 2) or out.weights.shape != (nb, 68) or nb < 1 \
-                or not all(np.all(np.isfinite(v)) for v in (out.ref_box, out.weights)) \
-                or (out.box_template is not None and (out.box_template.shape != (68, 2)
-                                                      or out.template_cov.shape != (68, 2, 2)
-                                                      or not np.all(np.isfinite(out.box_template)))) \
-                or (out.kp_map is not None and (out.kp_map.shape != (13, 136) or out.kp_cov.shape != (68, 2, 2)
-                                                or not np.all(np.isfinite(out.kp_map)))):
-            raise ValueError(f'{path}: hybrid blend file has the wrong shapes or non-finite values')
-        return out
+        def build(d: dict) -> 'HybridBlend':
+            out = cls(np.array(d['ref_box'], float), np.array(d['yaw_edges'], float),
+                      np.array(d['dis_edges'], float), np.array(d['weights'], float), d.get('meta', {}),
+                      np.array(d['box_template'], float) if 'box_template' in d else None,
+                      np.array(d['template_cov'], float) if 'box_template' in d else None,
+                      np.array(d['kp_map'], float) if 'kp_map' in d else None,
+                      np.array(d['kp_cov'], float) if 'kp_map' in d else None)
+            edges = (out.yaw_edges, out.dis_edges)
+            if any(e.ndim != 1 or e.size < 2 or np.any(np.diff(e) <= 0) for e in edges):
+                raise ValueError('bin edges must be increasing 1-D lists')
+            nb = (len(out.yaw_edges) - 1) * (len(out.dis_edges) - 1)
+            shapes = [(out.ref_box, (68, 2)), (out.weights, (nb, 68))]
+            if out.box_template is not None:
+                shapes += [(out.box_template, (68, 2)), (out.template_cov, (68, 2, 2))]
+            if out.kp_map is not None:
+                shapes += [(out.kp_map, (13, 136)), (out.kp_cov, (68, 2, 2))]
+            if any(a.shape != s for a, s in shapes) \
+                    or not all(np.all(np.isfinite(a)) for a in [a for a, _ in shapes] + list(edges)):
+                raise ValueError('wrong shapes or non-finite values')
+            return out
+        return load_json(path, 'hybrid blend file', build)
 
     @classmethod
     def fit(cls, ref_box, dlib68s, mesh68s, gts, norms, yaws, weights,

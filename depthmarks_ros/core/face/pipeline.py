@@ -174,7 +174,8 @@ class FaceLandmarker:
         """rgb (H, W, 3) uint8; K the rectified 3x3 camera matrix (for 3D and head pose)."""
         import cv2
         h, w = rgb.shape[:2]
-        results = self.backend.process(rgb)
+        # an image of (almost) no pixels has no face, and MediaPipe's graphs break on an empty one
+        results = self.backend.process(rgb) if min(h, w) >= 2 else []
         if not results:
             self.tracker.update([])
             return []
