@@ -207,7 +207,8 @@ def test_a_local_tap_gets_the_published_objects_and_dds_only_what_someone_subscr
     from depthmarks_ros.ros import local_tap
     got = []
     context = probe.node.context
-    local_tap.install(context, local_tap.LocalTap({'/out': got.append}))
+    tap = local_tap.LocalTap({'/out': got.append})
+    local_tap.install(context, tap)
     try:
         node = ScaleNode()
     finally:
@@ -217,7 +218,11 @@ def test_a_local_tap_gets_the_published_objects_and_dds_only_what_someone_subscr
     assert node.wanted(node.pub) and node.pub.get_subscription_count() == 1   # the tap counts as a subscriber
     msg = numpy_to_image(np.full((2, 2), 3, np.uint8), 'mono8')
     node.pub.publish(msg)
-    assert got == [msg] and got[0] is msg                                      # the object itself: no copy
+    assert got == [msg] and got[0] is msg and tap.delivered == 1              # the object itself: no copy
+    node.pub._deliver = lambda m: 1 / 0                                        # a recorder callback that raises
+    node.pub.publish(msg)                                                      # costs the node nothing
+    assert tap.failed == 1 and tap.delivered == 1
+    node.pub._deliver = got.append
     out = probe.subscribe(Image, 'out', node.output_qos())
     assert probe.spin_until(lambda: node.pub.get_subscription_count() == 2, 10)
     assert probe.spin_until(lambda: (node.pub.publish(msg), len(out) > 0)[1], 10)   # DDS once subscribed

@@ -6,6 +6,7 @@ the newest instant over and older pending ones are dropped (and counted).
 """
 from __future__ import annotations
 
+import copy
 import sys
 import time
 
@@ -69,6 +70,7 @@ class SimRigNode(DepthmarksNode):
                 (self.pub_rgb, self.pub_rgb_info, self.left_info, frame.left_rgb, self.sim.stereo.left.frame_id)):
             msg = numpy_to_image(rgb, 'rgb8')
             msg.header.stamp, msg.header.frame_id = stamp, frame_id
+            info = copy.copy(info)           # one message object per publish (a local tap keeps it)
             info.header = msg.header
             img_pub.publish(msg)
             info_pub.publish(info)

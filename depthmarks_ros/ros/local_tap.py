@@ -29,7 +29,8 @@ class LocalTap:
 
     def __init__(self, callbacks: Dict[str, Callable[[object], None]]):
         self.callbacks = dict(callbacks)
-        self.delivered = 0
+        self.delivered = 0        # messages handed to the callbacks
+        self.failed = 0           # callbacks that raised (the node's frame goes on)
 
     def callback(self, topic: str) -> Optional[Callable[[object], None]]:
         return self.callbacks.get(topic)
@@ -57,14 +58,22 @@ class TappedPublisher:
     Everything else (``topic_name``, ``qos_profile``, ``handle`` ...) is the wrapped publisher's.
     """
 
-    def __init__(self, publisher, deliver: Callable[[object], None]):
+    def __init__(self, publisher, deliver: Callable[[object], None], tap: Optional[LocalTap] = None):
         self.publisher = publisher
         self._deliver = deliver
+        self._tap = tap
 
     def publish(self, msg) -> None:
         if self.publisher.get_subscription_count() > 0:
             self.publisher.publish(msg)
-        self._deliver(msg)
+        try:                         # a recorder error must not cost the node the rest of its frame
+            self._deliver(msg)
+        except Exception:            # noqa: BLE001 - counted; the recording misses this message
+            if self._tap is not None:
+                self._tap.failed += 1
+            return
+        if self._tap is not None:
+            self._tap.delivered += 1
 
     def get_subscription_count(self) -> int:
         return self.publisher.get_subscription_count() + 1

@@ -246,7 +246,7 @@ class DepthmarksNode(Node):
         pub = super().create_publisher(msg_type, topic, qos_profile, **kwargs)
         tap = local_tap.tap_for(self.context)
         deliver = tap.callback(pub.topic_name) if tap is not None else None
-        return local_tap.TappedPublisher(pub, deliver) if deliver is not None else pub
+        return local_tap.TappedPublisher(pub, deliver, tap) if deliver is not None else pub
 
     def destroy_publisher(self, publisher) -> bool:
         return super().destroy_publisher(getattr(publisher, 'publisher', publisher))

@@ -65,7 +65,7 @@ def roi_crop(rgb: np.ndarray, roi: Roi, pad: int = 2):
     x0, y0 = max(0, int(np.floor(b[0])) - pad), max(0, int(np.floor(b[1])) - pad)
     x1, y1 = min(w, int(np.ceil(b[2])) + pad), min(h, int(np.ceil(b[3])) + pad)
     if x1 - x0 < 2 or y1 - y0 < 2:               # the region lies off the image: whole image
-        return rgb, 0, 0, roi
+        return np.ascontiguousarray(rgb), 0, 0, roi
     crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
     return crop, x0, y0, Roi(roi.cx - x0, roi.cy - y0, roi.size, roi.rotation)
 

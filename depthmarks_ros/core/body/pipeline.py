@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import concurrent.futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -231,7 +232,11 @@ class BodyPoseEstimator:
         """[fn(x) for x in items], on the worker threads when there are several items and workers."""
         if self._pool is None or len(items) < 2:
             return [fn(x) for x in items]
-        return list(self._pool.map(fn, items))
+        # every pass finishes before the frame goes on (one that raises must not leave others still
+        # changing this frame's tracks while the next frame starts on them)
+        futures = [self._pool.submit(fn, x) for x in items]
+        concurrent.futures.wait(futures)
+        return [f.result() for f in futures]
 
     # -- stages --------------------------------------------------------------------------------
     def _views(self, w: int, h: int) -> List[tuple]:
