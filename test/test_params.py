@@ -208,11 +208,29 @@ APPLIED.update({
     # every input set's watchdog (mono_depth without a model has none)
     ('*', 'input_warn_after'): lambda n: ({s.health.after for s in n._input_sets} or {n.p.input_warn_after}).pop(),
 })
+
+
+def _twin_settings(node):
+    """The settings one of the node's own image publishers encodes its compressed twin with now."""
+    from depthmarks_ros.ros.image_publisher import ImagePublisher
+
+    def find(v):
+        if isinstance(v, ImagePublisher):
+            return v
+        for x in (v if isinstance(v, (list, tuple)) else ()):
+            if find(x) is not None:
+                return find(x)
+        return None
+    for v in vars(node).values():
+        if find(v) is not None:
+            return find(v).settings
+    raise AssertionError(f'{node.get_name()} has compressed_* parameters but no image publisher')
+
+
 # the compressed twins' settings, as the node's image publishers read them for each encoded frame
-APPLIED.update({('*', f'compressed_{name}'): (lambda a: lambda n: getattr(n.compression_settings(), a))(attr)
-                for name, attr in (('format', 'image_format'), ('jpeg_quality', 'jpeg_quality'),
-                                   ('png_level', 'png_level'), ('depth_png_level', 'depth_png_level'),
-                                   ('depth_max', 'depth_max'), ('depth_quantization', 'depth_quantization'))})
+from depthmarks_ros.ros.image_publisher import PARAMETER_OF  # noqa: E402
+APPLIED.update({('*', name): (lambda a: lambda n: getattr(_twin_settings(n), a))(attr)
+                for attr, name in PARAMETER_OF.items()})
 # ... or read from self.p where it is used, for each frame / tick (the node's code reads it there)
 READ_WHEN_USED = {
     ('*', 'log_throttle_period'), ('*', 'max_image_pixels'),   # node_base.reject, SyncedInputs._too_large

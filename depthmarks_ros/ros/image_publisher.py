@@ -19,28 +19,29 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from depthmarks_ros.convert.compressed import encode_compressed, encode_compressed_depth
 from depthmarks_ros.convert.image import image_to_numpy
+from depthmarks_ros.params.base import CompressedDepthParams, CompressedImageParams
+
+# settings field -> the node parameter it comes from (params/base.py: names, defaults and ranges there)
+PARAMETER_OF = {'image_format': 'compressed_format', 'jpeg_quality': 'compressed_jpeg_quality',
+                'png_level': 'compressed_png_level', 'depth_png_level': 'compressed_depth_png_level',
+                'depth_max': 'compressed_depth_max', 'depth_quantization': 'compressed_depth_quantization'}
+_DEFAULTS = {**CompressedImageParams.defaults(), **CompressedDepthParams.defaults()}
 
 
 @dataclass(frozen=True)
 class CompressionSettings:
-    """How the twins encode (the defaults are image_transport_plugins')."""
-    image_format: str = 'jpeg'       # jpeg | png, for <topic>/compressed
-    jpeg_quality: int = 95
-    png_level: int = 3
-    depth_png_level: int = 9         # compressedDepth
-    depth_max: float = 10.0          # m; compressedDepth stores inverse depth up to here
-    depth_quantization: float = 100.0
+    """How the twins encode; the defaults are the parameters' (image_transport_plugins' own)."""
+    image_format: str = _DEFAULTS['compressed_format']            # jpeg | png, for <topic>/compressed
+    jpeg_quality: int = _DEFAULTS['compressed_jpeg_quality']
+    png_level: int = _DEFAULTS['compressed_png_level']
+    depth_png_level: int = _DEFAULTS['compressed_depth_png_level']  # compressedDepth
+    depth_max: float = _DEFAULTS['compressed_depth_max']            # m; inverse depth stored up to here
+    depth_quantization: float = _DEFAULTS['compressed_depth_quantization']
 
     @classmethod
     def from_params(cls, p) -> 'CompressionSettings':
         """From a node's parameters (``compressed_*`` fields; a spec without them keeps the defaults)."""
-        d = cls()
-        return cls(image_format=getattr(p, 'compressed_format', d.image_format),
-                   jpeg_quality=getattr(p, 'compressed_jpeg_quality', d.jpeg_quality),
-                   png_level=getattr(p, 'compressed_png_level', d.png_level),
-                   depth_png_level=getattr(p, 'compressed_depth_png_level', d.depth_png_level),
-                   depth_max=getattr(p, 'compressed_depth_max', d.depth_max),
-                   depth_quantization=getattr(p, 'compressed_depth_quantization', d.depth_quantization))
+        return cls(**{f: getattr(p, name, _DEFAULTS[name]) for f, name in PARAMETER_OF.items()})
 
 
 class ImagePublisher:
