@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--duration', type=float, default=20.0, help='seconds measured per scenario')
     ap.add_argument('--nodes', default='stereo,fusion,face,body')
-    ap.add_argument('--jpeg-quality', type=int, default=95,
+    ap.add_argument('--jpeg-quality', type=int, default=95, choices=range(1, 101), metavar='1..100',
                     help="sim_rig's compressed_jpeg_quality (its <topic>/compressed twins; node default 95)")
     args = ap.parse_args(argv)
     configure_ros_env()

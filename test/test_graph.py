@@ -138,8 +138,8 @@ def test_launch_file_and_runner_start_the_same_nodes_for_every_argument_combinat
         launch_values.update(namespace=ns, frame_prefix=prefix, use_sim_time=str(sim_time).lower(),
                              mono_model='/models/dpt' if flags['mono'] else '', nodes=start or 'all')
         nodes = [k for k, v in flags.items() if v]
-        # record_rate 0 (every message): the runner then leaves points_period at its config value; with a
-        # record rate it builds the clouds at that rate only (test_pipeline_runner.test_plan_and_params_files)
+        # record_rate 0 (every message): the runner sets points_period 0.0 (every frame, the config's
+        # value too, so launch and runner agree); with a record rate it builds the clouds at that rate only (test_pipeline_runner.test_plan_and_params_files)
         cfg = RunConfig(nodes=nodes, mono_model='/models/dpt' if flags['mono'] else '', namespace=ns,
                         frame_prefix=prefix, use_sim_time=sim_time, start=start.split(',') if start else None,
                         record_rate=0, **run_values)

@@ -15,7 +15,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from depthmarks_ros.core.mono.models import hub_offline
     if hub_offline():
-        print('HF_HUB_OFFLINE is set: unset it on a machine with internet to download')
+        print('HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set: unset both on a machine with internet to download')
         return 2
     from huggingface_hub import snapshot_download
     path = snapshot_download(args.model, local_dir=args.output,

@@ -1,8 +1,9 @@
 """Shared test inputs: the scenes and message sets several test files use.
 
 test/conftest.py turns the scenes into fixtures (``sim``, ``fusion_scene``, ``face_image``); test
-files import the helpers from here, never from another test file. ROS-free except
-:func:`stereo_pair_msgs` (message packages) and :func:`publish_and_spin` (a RosProbe).
+files import the helpers from here, never from another test file. The scenes are ROS-free; the
+message and node helpers (``stereo_pair_msgs``, the ``*_publishers``, ``start_stereo_node``,
+``publish_stamped``, ``publish_and_spin``) need the message packages and a RosProbe.
 """
 from __future__ import annotations
 

@@ -81,7 +81,8 @@ class FaceDetector:
     # (stage name, detector, view of the image): tried in order until one finds a face; the views
     # after the first two found 11 of the 15 AFLW2000-3D fit-split faces the first two missed
     # (faces filling the frame or turned > 60 deg); the rotated views 2 of the 5 the others missed
-    # (profiles with the head tilted), dlib's MMOD CNN (last resort, ~0.5-3 s) 2 more
+    # (profiles with the head tilted), dlib's MMOD CNN (last resort, ~0.5-3 s) 2 more (a development
+    # check with an uncommitted script, not a reported figure)
     STAGES = (('mp_short', 'short', 'raw'), ('mp_full', 'full', 'raw'), ('mp_short_flip', 'short', 'flip'),
               ('mp_short_half', 'short', 'half'), ('mp_full_half', 'full', 'half'),
               ('mp_short_pad', 'short', 'pad'), ('mp_full_pad', 'full', 'pad'),

@@ -265,7 +265,7 @@ class HybridFace68:
                 d68 = self.predict(rgb, box_from_landmarks(self.blend.ref_box, m68))
                 r.landmarks68 = self.blend.blend(d68, m68, quick_yaw(m68, (w, h)))
                 r.alt68 = [d68, m68]
-                r.pose68 = m68          # head pose: the mesh's points (fit split: 3.84 vs 4.01 deg MAE with the blend, 230 faces)
+                r.pose68 = m68          # head pose: the mesh's points (a development check on 230 fit-split faces, uncommitted script: 3.84 vs 4.01 deg MAE with the blend)
         for det in self.mesh.unmeshed:      # the cascade found a face the mesh could not follow
             self.dlib_only_faces += 1
             b = self.blend

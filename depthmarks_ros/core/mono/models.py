@@ -6,7 +6,8 @@
   ``AutoModelForDepthEstimation`` family: DPT / MiDaS-DPT (Intel/dpt-hybrid-midas, Intel/dpt-large),
   Depth Anything (V1/V2, e.g. depth-anything/Depth-Anything-V2-Small-hf), ...;
 * a hub id (``owner/name``): used from the local Hugging Face cache only (``local_files_only``:
-  no network call), unless ``allow_download`` (and ``HF_HUB_OFFLINE`` is not set) — nothing
+  no model download; huggingface_hub's own telemetry may still try to connect unless
+  ``HF_HUB_OFFLINE`` or ``HF_HUB_DISABLE_TELEMETRY`` is set, docs/mono_depth.md), unless ``allow_download`` (and ``HF_HUB_OFFLINE`` is not set) — nothing
   retries the network for long. Loading never changes the process environment;
 * ``midas:<type>`` with ``midas_repo`` (a local clone of intel-isl/MiDaS) and ``checkpoint`` (its
   .pt file): the original MiDaS models through ``torch.hub.load(..., source='local')``; or
