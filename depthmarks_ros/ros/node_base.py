@@ -128,7 +128,7 @@ class DepthmarksNode(Node):
         for prm in params:
             if prm.name not in self._fields:
                 continue   # rclpy's own (use_sim_time) or undeclared
-            value = _plain(prm.value)
+            value = plain_value(prm.value)
             error = self._spec.check_value(prm.name, value)
             if error:
                 return SetParametersResult(successful=False, reason=f'{prm.name}: {error}')
@@ -141,7 +141,7 @@ class DepthmarksNode(Node):
         return SetParametersResult(successful=True)
 
     def _after_set_parameters(self, params) -> None:
-        changes = {prm.name: _plain(prm.value) for prm in params if prm.name in self._fields}
+        changes = {prm.name: plain_value(prm.value) for prm in params if prm.name in self._fields}
         if not changes:
             return
         self.p = dataclasses.replace(self.p, **changes)   # a new object: readers see old or new, whole
@@ -369,7 +369,7 @@ def parameter_descriptor(pf: ParamField) -> ParameterDescriptor:
     return desc
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """rclpy gives array parameters as array.array (or numpy): lists in ``self.p``."""
     if isinstance(value, array.array) or type(value).__module__ == 'numpy':
         return list(value.tolist())

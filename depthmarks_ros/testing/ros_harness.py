@@ -231,7 +231,8 @@ class ParamService:
     def get(self, names: Sequence[str]) -> list:
         from rclpy.parameter import parameter_value_to_python
         values = self._call(self.client.get_parameters(list(names))).values
-        return [_plain(parameter_value_to_python(v)) for v in values]
+        from depthmarks_ros.ros.node_base import plain_value
+        return [plain_value(parameter_value_to_python(v)) for v in values]
 
     def set(self, **values) -> list:
         from rclpy.parameter import Parameter
@@ -242,8 +243,3 @@ class ParamService:
         from rclpy.parameter import Parameter
         return self._call(self.client.set_parameters_atomically(
             [Parameter(k, value=v) for k, v in values.items()])).result
-
-
-def _plain(v):
-    """An array parameter value (numpy / array.array) as a list."""
-    return list(v) if hasattr(v, 'tolist') or type(v).__name__ == 'array' else v
