@@ -24,7 +24,8 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from depthmarks_ros.core.face.artefacts import load_json, save_json
-from depthmarks_ros.core.face.ibug68 import FLIP_68, LEFT_EYE_OUTER, RIGHT_EYE_OUTER
+from depthmarks_ros.core.face.ibug68 import FLIP_68
+from depthmarks_ros.core.face.sigma_model import interocular
 
 INNER = np.arange(17, 68)          # brows, nose, eyes, mouth: stable under yaw (the jaw is not)
 
@@ -44,8 +45,7 @@ def box_from_landmarks(ref_box: np.ndarray, pts68: np.ndarray) -> np.ndarray:
 
 def disagreement(a68: np.ndarray, b68: np.ndarray) -> float:
     """Mean distance of the inner points of two 68-point sets, in outer-eye distances of ``a68``."""
-    iod = max(float(np.linalg.norm(a68[LEFT_EYE_OUTER] - a68[RIGHT_EYE_OUTER])), 1.0)
-    return float(np.linalg.norm(a68[INNER] - b68[INNER], axis=1).mean() / iod)
+    return float(np.linalg.norm(a68[INNER] - b68[INNER], axis=1).mean() / interocular(a68))
 
 
 def quick_yaw(pts68: np.ndarray, size) -> float:
