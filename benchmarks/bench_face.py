@@ -160,11 +160,11 @@ def speed(repeat):
             t0 = time.perf_counter()
             lm.process(frame, K)
             ts[name].append(time.perf_counter() - t0)
-    ref = {a: np.median(ts[a]) for a in PLAIN}
+    ref = {a: np.median(ts[a]) for a in PLAIN if a in ts}
     for name, lm in lms.items():
         lm.close()
         ms = np.median(ts[name]) * 1e3
-        ratios = '  '.join(f'x{ref[a] * 1e3 / ms:4.2f} vs {a[8:]}' for a in PLAIN)
+        ratios = '  '.join(f'x{ref[a] * 1e3 / ms:4.2f} vs {a[8:]}' for a in PLAIN if a in ref)
         print(f'{name:44s} {ms:6.1f} ms  ({1e3 / ms:5.1f} faces/s)  speed-up {ratios}')
 
 
@@ -173,10 +173,19 @@ def main():
     ap.add_argument('--data', default=os.path.normpath(os.path.join(ROOT, '..', 'shared', 'data')))
     ap.add_argument('--repeat', type=int, default=30)
     ap.add_argument('--limit', type=int, default=0, help='at most N images per set (quick look)')
+    ap.add_argument('--methods', default='', help='comma-separated parts of method names to run (quick look, '
+                    'e.g. hybrid); default: all')
+    ap.add_argument('--no-speed', action='store_true', help='skip the speed table (quick look)')
     args = ap.parse_args()
+    if args.methods:
+        keep = [k for k in METHODS if any(p in k for p in args.methods.split(','))]
+        for k in list(METHODS):
+            if k not in keep:
+                del METHODS[k]
     print(f'load average: {os.getloadavg()}  ({os.cpu_count()} cores)')
     print(f'split: report split only ({SPLIT_RULE})')
-    speed(args.repeat)
+    if not args.no_speed:
+        speed(args.repeat)
     w300 = load_pts_folder(os.path.join(args.data, 'faces', '300w_lfpw_test'), 'report')
     aflw = load_aflw2000_3d(os.path.join(args.data, 'faces', 'aflw2000_3d'), 'report')
     if args.limit:

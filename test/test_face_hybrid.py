@@ -217,3 +217,29 @@ def test_a_corrupt_dlib_model_file_is_a_clear_error(tmp_path, monkeypatch):
     for backend in ('hybrid', 'dlib'):
         with pytest.raises(BackendError, match=r'models/(shape_predictor_68_face_landmarks|mmod_human_face_detector).dat cannot be read'):
             FaceLandmarker(backend, static=True)
+
+
+def test_independent_image_keeps_a_face_the_mesh_passed_over_beside_another(frame):
+    """The mesh's landmark model drops faces it cannot follow (turned ones) even where its detector saw
+    them; on an independent image the short-range detector runs once more and a face no mesh covers
+    gets its own crop mesh. Here the full-image mesh is made blind to the right half."""
+    from depthmarks_ros.core.face.backends import MediaPipeFaceMesh
+    small = cv2.resize(frame, (320, 240))
+    two = np.full_like(frame, 90)
+    two[120:360, :320], two[120:360, 320:] = small, small
+
+    def half_blind(mp):
+        full = mp._mesh.process
+
+        def process(img):
+            img = img.copy()
+            img[:, 320:] = 90
+            return full(img)
+        mp._mesh.process = process
+        return mp
+    static = half_blind(MediaPipeFaceMesh(static=True, fallback_detector=True))
+    faces = static.process(two)
+    xs = sorted(float(f.landmarks[:, 0].mean()) for f in faces)
+    assert len(faces) == 2 and xs[0] < 320 < xs[1]
+    assert len(static.process(np.roll(frame, -160, axis=1))) == 1     # a face the mesh has is not added twice
+    static.close()

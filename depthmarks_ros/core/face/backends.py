@@ -40,6 +40,10 @@ def _bbox(points: np.ndarray) -> np.ndarray:
     return np.array([points[:, 0].min(), points[:, 1].min(), points[:, 0].max(), points[:, 1].max()])
 
 
+def _covers(box: np.ndarray, xy) -> bool:
+    return bool(box[0] <= xy[0] <= box[2] and box[1] <= xy[1] <= box[3])
+
+
 class MediaPipeFaceMesh:
     name = 'mediapipe'
 
@@ -65,6 +69,7 @@ class MediaPipeFaceMesh:
                 min_detection_confidence=0.3)
         self.crop_runs = 0
         self.unmeshed = []              # detections of the last frame where the crop mesh found no face
+        self.max_faces = max_faces
 
     def to68(self, mesh_xyz: np.ndarray) -> np.ndarray:
         if self.mapping is not None and len(mesh_xyz) >= self.mapping.n_vertices:
@@ -85,8 +90,16 @@ class MediaPipeFaceMesh:
         h, w = rgb.shape[:2]
         out = [self._result(a) for a in self._landmarks(self._mesh.process(rgb), w, h)]
         self.unmeshed = []
+        dets = []
         if self._detector is not None and not out:
-            for det in self._detector.detect(rgb):
+            dets = self._detector.detect(rgb)
+        elif self._detector is not None and self._detector.full and len(out) < self.max_faces:
+            # independent images: the mesh's landmark model drops a face it cannot follow (mostly turned
+            # ones) even where its detector found it, so a turned face beside a frontal one was lost;
+            # the short-range detector once more (~2-4 ms) and every face whose box centre no mesh covers
+            dets = [d for d in self._detector.detect_first(rgb)
+                    if not any(_covers(r.bbox, (d.box[:2] + d.box[2:]) / 2) for r in out)]
+        for det in dets:
                 arr = self._mesh_in_box(rgb, det.box, det.angle)
                 if arr is not None:
                     out.append(self._result(arr, det.score))

@@ -62,6 +62,7 @@ class FaceDetector:
             self._mmod = load_dlib_model(dlib.cnn_face_detection_model_v1, 'mmod_human_face_detector.dat')
         self.hog_upsample, self.hog_min_score, self.max_faces = hog_upsample, hog_min_score, max_faces
         self.stages = self.STAGES if full else self.STAGES[:2]      # video: the two cheap stages only
+        self.full = full
         self.stage_counts = {'none': 0}
 
     @staticmethod
@@ -88,6 +89,10 @@ class FaceDetector:
               ('mp_short_pad', 'short', 'pad'), ('mp_full_pad', 'full', 'pad'),
               ('mp_short_rot-30', 'short', 'rot-30'), ('mp_short_rot+30', 'short', 'rot+30'),
               ('mp_full_rot-30', 'full', 'rot-30'), ('mp_full_rot+30', 'full', 'rot+30'))
+
+    def detect_first(self, rgb: np.ndarray) -> List[Detection]:
+        """The first stage alone (short-range detector on the image as it is), every face it finds."""
+        return _nms(self._mp(self._short, np.ascontiguousarray(rgb), self.STAGES[0][0]))[:self.max_faces]
 
     def detect(self, rgb: np.ndarray) -> List[Detection]:
         import cv2
