@@ -400,3 +400,114 @@ def test_hand_ids_are_never_reused_within_a_run():
     assert len(est.loose_hands) == 1 and est.loose_hands[0].hand_id != first
     assert est.hand_tracker.new_id() > est.loose_hands[0].hand_id   # one counter for every hand id
     est.close()
+
+
+def test_hand_consensus_is_the_median_of_the_turned_passes_and_their_spread():
+    from depthmarks_ros.core.body.pipeline import hand_consensus, hands_apart
+    base = drawn_hand(Roi(200, 200, 100, 0.0))
+    first = HandLandmarks(base, None, 'left', 0.8)
+    passes = [HandLandmarks(base + d, None, 'right', 0.5) for d in (0.0, 1.0, -1.0)]
+    passes.append(HandLandmarks(base + 40.0, None, 'right', 0.5))           # one pass off on another spot
+    passes.append(HandLandmarks(base, None, 'right', 0.5))
+    hand, spread = hand_consensus(passes, first)
+    assert np.allclose(hand.keypoints, base) and spread < 0.05               # the median ignores the one off
+    assert hand.model_side == 'left' and hand.side_score == 0.8              # side and score of the hand refined
+    _, wide = hand_consensus([HandLandmarks(base + 8.0 * i, None, 'left', 0.5) for i in range(5)], first)
+    assert wide > spread
+    assert hand_consensus(passes[:2], first) == (first, float('inf'))      # too few passes: the hand as it was
+    assert not hands_apart(base, base + 2.0) and hands_apart(base, base + 60.0)
+
+
+class PairOfHands:
+    """Hand A (upright, 'right') in every region nearer to it, hand B ('left', ``b_side``) in regions nearer
+    to B and in the region at A turned by -90 deg (where only a turned search meets it)."""
+
+    def __init__(self, b_side='left', b_shift=90.0):
+        self.a, self.b = drawn_hand(Roi(200, 240, 100, 0.0)), drawn_hand(Roi(200 + b_shift, 240, 100, 0.0))
+        self.b_side, self.calls = b_side, []
+
+    def __call__(self, rgb, roi):
+        self.calls.append(roi)
+        c = np.array([roi.cx, roi.cy])
+        turned = abs((roi.rotation + np.pi / 2 + np.pi) % (2 * np.pi) - np.pi) < 0.1
+        nearer_b = np.linalg.norm(c - self.b.mean(0)) < np.linalg.norm(c - self.a.mean(0))
+        if turned or nearer_b:
+            return HandLandmarks(self.b.copy(), None, self.b_side, 0.9)
+        return HandLandmarks(self.a.copy(), None, 'right', 0.95)
+
+    def close(self):
+        pass
+
+
+class OnePalm:
+    def __init__(self, box):
+        self.box = np.asarray(box, float)
+
+    def __call__(self, rgb):
+        x0, y0, x1, y1 = self.box
+        cx = (x0 + x1) / 2
+        return [Detection(0.9, self.box, np.array([[cx, y1], [cx - 10, y0], [cx, y0], [cx + 10, y0]]))]
+
+    def close(self):
+        pass
+
+
+def test_images_look_for_the_other_hand_of_a_hand_on_its_own():
+    """Images (static): a hand on its own (from the palm detector) gets a search for its partner on its
+    own region turned in 45-deg steps; a hand of the other side apart from it is added. The same side,
+    or a 'partner' that is the same hand, adds nothing; tracking (video) does not search."""
+    img = np.full((480, 640, 3), 120, np.uint8)
+    for b_side, b_shift, static, expected in (('left', 90.0, True, 2), ('right', 90.0, True, 1),
+                                              ('left', 2.0, True, 1), ('left', 90.0, False, 1)):
+        est = BodyPoseEstimator(static=static, hands=True, palms='auto', hand_tta=True, workers=1)
+        est.palm_detector.close()
+        est.hand_landmarker.close()
+        est.palm_detector, est.hand_landmarker = OnePalm((185, 215, 215, 260)), PairOfHands(b_side, b_shift)
+        assert est.process(img) == []
+        hands = est.loose_hands
+        assert len(hands) == expected, (b_side, b_shift, static)
+        assert np.allclose(hands[0].keypoints, est.hand_landmarker.a)
+        if expected == 2:
+            assert {h.side for h in hands} == {'left', 'right'} and np.allclose(hands[1].keypoints, est.hand_landmarker.b)
+            assert len({h.hand_id for h in hands}) == 2
+        est.close()
+
+
+def test_images_settle_a_wrist_hand_by_turned_passes_and_keep_the_steadier_candidate():
+    """Images with hand_tta: at a wrist, the hand from the body region and the hand from a palm region near
+    it are each run on their region turned by HAND_TTA_TURNS; the one that comes back the same from every
+    turn (the palm's here; the body region's hand turns with its region) is kept."""
+    from types import SimpleNamespace
+    from depthmarks_ros.core.body.pipeline import HAND_TTA_TURNS, _Track
+    steady = drawn_hand(Roi(310, 330, 80, 0.0))          # wrist at (310, 352), near the body's (300, 352)
+
+    class Hands:
+        def __call__(self, rgb, roi):
+            if roi.cx > 305:                                  # the palm's region and its own: one fixed hand
+                return HandLandmarks(steady.copy(), None, 'left', 0.9)
+            return HandLandmarks(drawn_hand(Roi(roi.cx, roi.cy, 80, roi.rotation)), None, 'left', 0.9)
+
+        def close(self):
+            pass
+
+    kp = np.zeros((33, 2))
+    kp[15], kp[17], kp[19] = (300, 352), (290, 330), (300, 328)       # left wrist, pinky, index
+    kp[16], kp[18], kp[20] = (100, 352), (90, 330), (100, 328)
+    vis = np.zeros(33)
+    vis[[15, 17, 19]] = 1.0
+    tr = _Track(Roi(300, 300, 200), lm=SimpleNamespace(keypoints=kp, visibility=vis))
+    palm_roi = [Roi(312, 320, 120, 0.0)]
+    img = np.full((480, 640, 3), 120, np.uint8)
+    for tta in (True, False):
+        est = BodyPoseEstimator(static=True, hands=True, hand_tta=tta, workers=1)
+        est.hand_landmarker.close()
+        est.hand_landmarker = Hands()
+        calls = est.landmark_passes
+        out = est._hands_of(img, tr, palm_roi)
+        assert set(out) == {'left'}
+        if tta:
+            assert np.allclose(out['left'].keypoints, steady)
+            assert est.landmark_passes - calls >= 2 * len(HAND_TTA_TURNS)
+        else:                                                 # without: the first hand at the wrist, one region
+            assert not np.allclose(out['left'].keypoints, steady)
+        est.close()

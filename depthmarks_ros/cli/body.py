@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 # the batch command's settings of the core (the node's are its parameters); the benchmark uses these
-BATCH_DEFAULTS = dict(static=True, detect_tiles=4, hands=True, hand_refine=True, palms='auto', face=True)
+BATCH_DEFAULTS = dict(static=True, detect_tiles=4, hands=True, hand_refine=True, hand_tta=True, palms='auto', face=True)
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
 
 

@@ -56,6 +56,9 @@ SAME_PERSON = 0.1           # two landmark sets whose median distance is below t
 HAND_SEARCH_SCALES = (1.0, 0.7)   # whole-image hand regions (x the image side) when nothing found a hand
 REFOCUS_SIDE = 8.0          # view around a face whose body a tile cut: this x the face box side
 REFOCUS_TALLER = 1.3        # the refocused pose must see the body this much taller than the tile's
+HAND_TTA_TURNS = (-0.5, -0.25, 0.0, 0.25, 0.5)   # rad: a hand's region turned so (``hand_tta``), median taken
+PARTNER_SCALES = (1.0, 1.4)  # regions for the other hand of a hand on its own: x its region side, 8 turns each
+HANDS_APART = 0.3           # two hands whose median keypoint distance is below this x the hand size are one
 
 
 def face_region(kp33: np.ndarray) -> np.ndarray:
@@ -92,6 +95,29 @@ def same_person(a, b) -> bool:
     d = np.linalg.norm(a.keypoints[:25][both] - b.keypoints[:25][both], axis=1)
     size = max(np.ptp(a.keypoints[:25], axis=0).max(), np.ptp(b.keypoints[:25], axis=0).max(), 1.0)
     return float(np.median(d)) < SAME_PERSON * size
+
+
+def hands_apart(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two 21-point hands are different hands: their median keypoint distance is at least HANDS_APART x
+    the larger hand's size."""
+    size = max(float(np.ptp(a, axis=0).max()), float(np.ptp(b, axis=0).max()), 1.0)
+    return float(np.median(np.linalg.norm(a - b, axis=1))) >= HANDS_APART * size
+
+
+def hand_consensus(passes: list, first):
+    """(hand, spread) from the hand landmark passes on turned copies of one hand's region: the per-keypoint
+    median of their keypoints (and metric landmarks), side and score of ``first`` (the hand they refine);
+    spread = the median over passes of the median keypoint distance to that consensus / the hand size
+    (a hand the model fits well comes back the same from every turn). Under 3 passes: ``first``, inf."""
+    from depthmarks_ros.core.body.mp_graphs import HandLandmarks
+    if len(passes) < 3:
+        return first, float('inf')
+    kp = np.median([p.keypoints for p in passes], axis=0)
+    worlds = [p.world for p in passes if p.world is not None]
+    world = np.median(worlds, axis=0) if len(worlds) == len(passes) else first.world
+    size = max(float(np.ptp(kp, axis=0).max()), 1.0)
+    spread = float(np.median([np.median(np.linalg.norm(p.keypoints - kp, axis=1)) for p in passes])) / size
+    return HandLandmarks(kp, world, first.model_side, first.side_score), spread
 
 
 @dataclass
@@ -152,7 +178,11 @@ class BodyPoseEstimator:
     than this from the torso (wrist, nose for hands and face) is background. ``nms_iou``: palm
     regions overlapping more than this (box IoU) are one hand. ``hand_search`` (only with ``static``):
     an image with no person where the palm detector found no hand is searched as a close-up of one
-    (:meth:`_hand_search`). ``workers``: landmark passes of one frame (people, then hands) run on this
+    (:meth:`_hand_search`), and a hand on its own gets a search for the other hand of the pair
+    (:meth:`_partners`). ``hand_tta`` (only with ``static``): every hand is settled by the hand model on
+    its region turned by HAND_TTA_TURNS (median keypoints, :func:`hand_consensus`), and at a wrist the
+    candidates (the region from the body, palm detections near it) compete by the spread of those passes
+    (:meth:`_settle`). ``workers``: landmark passes of one frame (people, then hands) run on this
     many threads, each with its own model instances (MediaPipe releases the GIL while it runs); the
     results do not depend on it.
     """
@@ -162,7 +192,7 @@ class BodyPoseEstimator:
                  min_detection_confidence: float = 0.5, hands: bool = True, hand_model: int = 0,
                  hand_refine: bool = True, palms: str = 'auto', min_wrist_visibility: float = 0.3,
                  face: bool = False, model_complexity: int = 1, min_confidence: Optional[float] = None,
-                 pose_refine: bool = False, hand_search: bool = True, workers: int = 2):
+                 pose_refine: bool = False, hand_search: bool = True, hand_tta: bool = False, workers: int = 2):
         from depthmarks_ros.core.body.backends import BackendError
         from depthmarks_ros.core.body.mp_graphs import (GraphError, HandLandmarker, PalmDetector, PoseDetector,
                                                         PoseLandmarker)
@@ -196,6 +226,7 @@ class BodyPoseEstimator:
         self.redetect_every, self.detect_tiles, self.nms_iou = max(1, redetect_every), detect_tiles, nms_iou
         self.min_detection_confidence = min_confidence if min_confidence is not None else min_detection_confidence
         self.pose_refine, self.hand_search = pose_refine, hand_search
+        self.hand_tta = bool(hand_tta) and static
         self.hand_refine, self.palms, self.min_wrist_visibility = hand_refine, palms, min_wrist_visibility
         self.tracker = CentroidTracker(max_distance=0.5, max_missed=10)
         self.hand_tracker = CentroidTracker(max_distance=0.6, max_missed=10)
@@ -336,7 +367,18 @@ class BodyPoseEstimator:
                 lm = lm2 if lm2 is not None else lm
         return lm
 
-    def _hands_of(self, rgb: np.ndarray, tr: _Track) -> Dict[str, object]:
+    def _settle(self, rgb: np.ndarray, lm):
+        """(hand, spread): the hand model on ``lm``'s own region turned by HAND_TTA_TURNS, the median
+        of the passes (:func:`hand_consensus`)."""
+        r = hand_roi_from_landmarks(lm.keypoints)
+        if r is None:
+            return lm, float('inf')
+        passes = [self._hand_pass(rgb, Roi(r.cx, r.cy, r.size, r.rotation + t)) for t in HAND_TTA_TURNS]
+        return hand_consensus([q for q in passes if q is not None], lm)
+
+    def _hands_of(self, rgb: np.ndarray, tr: _Track, palm_rois: Optional[List[Roi]] = None) -> Dict[str, object]:
+        """The hands at a person's wrists. ``palm_rois`` (with ``hand_tta``): palm regions, those near a
+        wrist compete with the region from the body there (the lowest spread of :meth:`_settle` wins)."""
         out = {}
         kp, vis = tr.lm.keypoints, tr.lm.visibility
         h, w = rgb.shape[:2]
@@ -354,14 +396,19 @@ class BodyPoseEstimator:
             # the region from the body; a hand counts only if its wrist is near the body's wrist
             tries = [(tr.hand_rois[side], False)] if tr.hand_rois[side] is not None and not self.static else []
             tries.append((hand_roi_from_body(wrist, kp[ii], kp[ip]), self.hand_refine))
-            lm = None
+            if self.hand_tta and palm_rois:
+                tries += [(r, self.hand_refine) for r in palm_rois if np.hypot(r.cx - wrist[0], r.cy - wrist[1]) <= r.size]
+            lm, found = None, []
             for roi, refine in tries:
                 cand = self._hand(rgb, roi, refine) if roi is not None else None
                 if cand is not None:
                     size = float(np.ptp(cand.keypoints, axis=0).max())
                     if np.linalg.norm(cand.keypoints[0] - wrist) <= max(0.6 * size, 0.05 * max(h, w)):
-                        lm = cand
-                        break
+                        found.append(cand)
+                        if not self.hand_tta:
+                            break
+            if found:
+                lm = min((self._settle(rgb, c) for c in found), key=lambda t: t[1])[0] if self.hand_tta else found[0]
             tr.hand_rois[side] = hand_roi_from_landmarks(lm.keypoints) if lm is not None else None
             tr.hand_wait[side] = 0 if lm is not None else self.redetect_every - 1
             if lm is not None:
@@ -376,13 +423,20 @@ class BodyPoseEstimator:
                 tr.hand_rois[drop] = None
         return out
 
-    def _free_hand_landmarks(self, rgb: np.ndarray, run_palms: bool, taken: List[np.ndarray]) -> list:
+    def _palm_rois(self, rgb: np.ndarray, rois: List[Roi]) -> List[Roi]:
+        """``rois`` and the hand regions of the palm detector's palms that do not overlap them."""
+        rois = list(rois)
+        for d in self.palm_detector(rgb):
+            r = hand_roi_from_palm(d.box, d.keypoints)
+            if r is not None and all(box_iou(r.box(), q.box()) <= self.nms_iou for q in rois):
+                rois.append(r)
+        return rois
+
+    def _free_hand_landmarks(self, rgb: np.ndarray, run_palms: bool, taken: List[np.ndarray],
+                             palm_rois: Optional[List[Roi]] = None) -> list:
         rois = [] if self.static else list(self._free_hands)
         if run_palms and self.palm_detector is not None:
-            for d in self.palm_detector(rgb):
-                r = hand_roi_from_palm(d.box, d.keypoints)
-                if r is not None and all(box_iou(r.box(), q.box()) <= self.nms_iou for q in rois):
-                    rois.append(r)
+            rois = list(palm_rois) if palm_rois is not None else self._palm_rois(rgb, rois)
         found, boxes = [], list(taken)
         for r in rois:
             lm = self._hand(rgb, r, self.hand_refine)
@@ -410,6 +464,39 @@ class BodyPoseEstimator:
                 if lm is not None and (best is None or lm.side_score > best.side_score):
                     best = lm
         return [best] if best is not None else []
+
+    def _partners(self, rgb: np.ndarray, free: list, taken: List[np.ndarray]) -> list:
+        """Images only: the other hand of each hand on its own (hands of two people, interacting hands:
+        the palm detector and the region rules give one of the pair). The hand model on the hand's region
+        centre at PARTNER_SCALES x its side turned by 8 x 45 deg; a hand the model calls the other side
+        (left/right) that lies apart from every hand found (:func:`hands_apart`) is a candidate; the most
+        certain (handedness score) that is still apart after :meth:`_settle` (``hand_tta``) is kept. A
+        hand with a hand of the other side within 3 hand sizes already has its partner."""
+        other = {'left': 'right', 'right': 'left'}
+        out, known = [], [lm.keypoints for lm in free] + list(taken)
+        for lm in free:
+            want = other.get(lm.model_side)
+            r0 = hand_roi_from_landmarks(lm.keypoints)
+            if want is None or r0 is None:
+                continue
+            size = float(np.ptp(lm.keypoints, axis=0).max())
+            if any(q.model_side == want and np.linalg.norm(q.keypoints[0] - lm.keypoints[0]) < 3 * size
+                   for q in free + out if q is not lm):
+                continue
+            cands = []
+            for scale in PARTNER_SCALES:
+                for k in range(8):
+                    c = self._hand(rgb, Roi(r0.cx, r0.cy, scale * r0.size, -np.pi + k * np.pi / 4), True)
+                    if c is not None and c.model_side == want and all(hands_apart(c.keypoints, q) for q in known):
+                        cands.append(c)
+            for c in sorted(cands, key=lambda c: -c.side_score)[:3]:
+                if self.hand_tta:
+                    c = self._settle(rgb, c)[0]
+                if all(hands_apart(c.keypoints, q) for q in known):
+                    out.append(c)
+                    known.append(c.keypoints)
+                    break
+        return out
 
     # -- one frame -----------------------------------------------------------------------------
     def process(self, rgb: np.ndarray, K: Optional[np.ndarray] = None, depth: Optional[np.ndarray] = None,
@@ -443,15 +530,27 @@ class BodyPoseEstimator:
             tr.age += 1
         self._tracks = kept
         ids = self.tracker.update([keypoint_box(t.lm.keypoints, t.lm.visibility) for t in kept])
-        hands_per = (self._map(lambda t: self._hands_of(rgb, t), kept) if self.hand_landmarker is not None
+        # images with hand_tta: the palm regions first, they compete with the regions from the body
+        palm_rois = (self._palm_rois(rgb, []) if self.hand_tta and self.palm_detector is not None and kept
+                     and self.hand_landmarker is not None else None)
+        hands_per = (self._map(lambda t: self._hands_of(rgb, t, palm_rois), kept) if self.hand_landmarker is not None
                      else [{} for _ in kept])
         free = []
         if self.hand_landmarker is not None:
             run_palms = detect and (self.palms == 'always' or (self.palms == 'auto' and not any(hands_per)))
             taken = [keypoint_box(lm.keypoints) for hp in hands_per for lm in hp.values()]
-            free = self._free_hand_landmarks(rgb, run_palms, taken)
+            free = self._free_hand_landmarks(rgb, run_palms, taken, palm_rois)
             if self.static and self.hand_search and not kept and not free:
                 free = self._hand_search(rgb)
+            if self.hand_tta:
+                settled = []
+                for lm in (self._settle(rgb, lm)[0] for lm in free):
+                    if all(hands_apart(lm.keypoints, q.keypoints) for q in settled):
+                        settled.append(lm)
+                free = settled
+            if self.static and self.hand_search:
+                taken_kp = [lm.keypoints for hp in hands_per for lm in hp.values()]
+                free = free + self._partners(rgb, free, taken_kp)
             # a free hand near a person's free wrist is that person's
             for lm in list(free):
                 for tr, hp in zip(kept, hands_per):
