@@ -4,9 +4,10 @@
 Peer: a plain single-threaded ``cv2.StereoSGBM`` with stereo_image_proc's default parameters
 (SGBM, window 15, P1 200, P2 400, uniqueness 15, speckle 100/4), 128 disparities.
 Ours: the stereo_depth core (SGBM_3WAY, window 5, both cores), plain / + LR check / + WLS.
-Backends: `opencv`, `coarse_to_fine` and `coarse_to_fine_sgm` against plain OpenCV SGBM_3WAY with the same parameters at
-640x480 / 128 and KITTI size / 80, 128, 160 disparities (ratio = ours / SGBM_3WAY in the same run),
-and bad-2 with holes filled on KITTI 2012 (fit and report split) and the Middlebury samples.
+Backends: `opencv`, `coarse_to_fine`, `coarse_to_fine_sgm` and `coarse_to_fine_census` (and SGBM_3WAY on
+the left-padded pair) against plain OpenCV SGBM_3WAY with the same parameters at 640x480 / 128 and KITTI
+size / 80, 128, 160 disparities (ratio = ours / SGBM_3WAY in the same run, frames interleaved; wall and CPU
+time), and bad-2 with holes filled on KITTI 2012 (fit and report split) and the Middlebury samples.
 Node level: the stereo_depth node as its own process over DDS, frames sent one after the other;
 end to end = stamp to the disparity message's arrival; node overhead = (synchronised set in the
 node -> its 4 outputs published) - matcher time, as the node measures it.
@@ -96,32 +97,46 @@ def backends(args):
     kitti = _kitti(args.data)
     sim = SimRig(SimConfig(width=640, height=480)).render(0.0)
     sim_pair = tuple(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (sim.left_rgb, sim.right_rgb))
-    names = ['opencv', 'coarse_to_fine', 'coarse_to_fine_sgm']
+    names = ['opencv', 'coarse_to_fine', 'coarse_to_fine_sgm', 'coarse_to_fine_census']
     print('\n== backends vs plain OpenCV SGBM_3WAY (window 5, P1 200, P2 800, uniqueness 10, speckle 100/2), '
-          'ms per frame (median, frames interleaved) ==')
-    print(f'load average before: {" ".join(f"{x:.2f}" for x in os.getloadavg())}')
+          'ms per frame (median, frames interleaved; ratio = ours / SGBM_3WAY) ==')
+    print('(SGBM_3WAY padded: the same matcher on the pair padded on the left by its range, cropped back: '
+          'the first columns get a disparity)')
+    print(f'load average before: {" ".join(f"{x:.2f}" for x in os.getloadavg())}; OpenCV threads {cv2.getNumThreads()}')
     cases = [('640x480 sim', sim_pair, 128)]
     if kitti:
         k = kitti[1]
         cases += [(f'KITTI {k[1].shape[1]}x{k[1].shape[0]}', (k[1], k[2]), n) for n in (80, 128, 160)]
-    print(f'{"size":18s} {"disp":>4s} {"SGBM_3WAY":>10s}' + ''.join(f' {n:>15s} {"ratio":>6s}' for n in names))
+    cols = ['SGBM_3WAY padded'] + names
+    head = f'{"size":18s} {"disp":>4s} {"SGBM_3WAY":>10s}' + ''.join(f' {n:>22s} {"ratio":>6s}' for n in cols)
+    wall_rows, cpu_rows = [], []
     for label, (L, R), ndisp in cases:
         p = StereoParams(disparity_range=ndisp)
         anchor = create_opencv_matcher(p)
         ours = [create_backend(n, p) for n in names]
-        fns = [lambda: anchor.compute(L, R)] + [(lambda b: lambda: b.compute(L, R, confidence=False))(b) for b in ours]
+        fns = ([lambda: anchor.compute(L, R), lambda: padded_compute(anchor, L, R, ndisp)]
+               + [(lambda b: lambda: b.compute(L, R, confidence=False))(b) for b in ours])
         for fn in fns:
             fn()
         times = [[] for _ in fns]
+        cpus = [[] for _ in fns]
         for _ in range(args.repeat):
             for i, fn in enumerate(fns):
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 fn()
                 times[i].append(time.perf_counter() - t0)
-        med = [float(np.median(t)) * 1e3 for t in times]
-        print(f'{label:18s} {ndisp:4d} {med[0]:10.1f}' + ''.join(f' {m:15.1f} {m / med[0]:6.2f}' for m in med[1:]))
+                cpus[i].append(time.process_time() - c0)
+        for rows, values in ((wall_rows, times), (cpu_rows, cpus)):
+            med = [float(np.median(t)) * 1e3 for t in values]
+            rows.append(f'{label:18s} {ndisp:4d} {med[0]:10.1f}' + ''.join(f' {m:22.1f} {m / med[0]:6.2f}'
+                                                                         for m in med[1:]))
         for b in ours:
             b.close()
+    print(head)
+    print('\n'.join(wall_rows))
+    print('CPU time per frame (process time, all threads; less sensitive to other jobs than the wall time):')
+    print(head)
+    print('\n'.join(cpu_rows))
     print(f'load average after: {" ".join(f"{x:.2f}" for x in os.getloadavg())}')
     print('\n== bad-2 with holes filled (% of ground-truth pixels off by > 2 px after KITTI\'s row-wise hole '
           'filling; lower is better) ==')
@@ -133,21 +148,34 @@ def backends(args):
         sets.append(('KITTI 2012 report split', [(L, R, g, 128) for s_, L, R, g in kitti if report_split(s_)]))
     for name, L, R, g, rng in _middlebury(args.data):
         sets.append((name, [(L, R, g, rng)]))
-    print(f'{"set":26s} {"frames":>6s} {"SGBM_3WAY":>10s}' + ''.join(f' {n:>15s}' for n in names))
+    print(f'{"set":26s} {"frames":>6s} {"SGBM_3WAY":>10s}' + ''.join(f' {n:>22s}' for n in cols))
     for name, frames in sets:
-        cols = [[] for _ in range(len(names) + 1)]
+        scores = [[] for _ in range(len(cols) + 1)]
         for L, R, g, rng in frames:
             p = StereoParams(disparity_range=rng)
-            raw = create_opencv_matcher(p).compute(L, R)
-            d = raw.astype(np.float32) / 16
-            d[raw < 0] = np.nan
-            cols[0].append(bad_filled(d, g))
+            anchor = create_opencv_matcher(p)
+            scores[0].append(bad_filled(raw_to_disparity(anchor.compute(L, R)), g))
+            scores[1].append(bad_filled(padded_compute(anchor, L, R, rng), g))
             for i, n in enumerate(names):
                 b = create_backend(n, p)
-                cols[i + 1].append(bad_filled(b.compute(L, R, confidence=False)[0], g))
+                scores[i + 2].append(bad_filled(b.compute(L, R, confidence=False)[0], g))
                 b.close()
         print(f'{name:26s} {len(frames):6d}' + ''.join(f' {100 * np.mean(c):10.2f}' if i == 0 else
-                                                    f' {100 * np.mean(c):15.2f}' for i, c in enumerate(cols)))
+                                                    f' {100 * np.mean(c):22.2f}' for i, c in enumerate(scores)))
+
+
+def raw_to_disparity(raw):
+    """OpenCV's fixed-point disparity (min disparity 0) -> float px, NaN invalid."""
+    d = raw.astype(np.float32) / 16
+    d[raw < 0] = np.nan
+    return d
+
+
+def padded_compute(matcher, left, right, pad):
+    """``matcher`` on the pair padded on the left by ``pad`` columns (replicated), cropped back."""
+    lp = cv2.copyMakeBorder(left, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
+    rp = cv2.copyMakeBorder(right, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
+    return raw_to_disparity(matcher.compute(lp, rp)[:, pad:])
 
 
 def _middlebury(data):

@@ -304,6 +304,62 @@ def test_coarse_to_fine_sgm_refines_a_prior_within_its_residual_range(rig):
     assert np.isfinite(out.depth).mean() > 0.6
 
 
+def test_coarse_to_fine_census_backend_matches_the_full_size_matcher_and_fills_the_first_columns(rig):
+    from depthmarks_ros.core.stereo.coarse_to_fine_census import census, choose, coarse_candidates
+    s, f = rig
+    L, R = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb))
+    p = StereoParams(disparity_range=64)
+    full = StereoMatcher(p).compute(L, R).disparity
+    b = create_backend('coarse_to_fine_census', p)
+    disp, conf = b.compute(L, R)
+    gt = f.disparity_gt
+    m, mf = disparity_metrics(disp[:, 64:], gt[:, 64:]), disparity_metrics(full[:, 64:], gt[:, 64:])
+    assert m['bad2'] < mf['bad2'] + 0.01 and m['density'] > mf['density'] - 0.05 and m['epe'] < 0.6
+    assert conf.shape == disp.shape and (conf[np.isnan(disp)] == 0).all() and conf.max() <= 1
+    assert b.compute(L, R, confidence=False)[1] is None and b.delta_d == 1 / 8
+    assert np.nanmin(disp) >= 0 and np.nanmax(disp) <= 63                  # inside the configured range
+    # the left-padded half-size pair gives the first disparity_range columns a disparity, OpenCV none;
+    # right where the match is in view (x - d >= 3 px)
+    first, truth = disp[:, :64], gt[:, :64]
+    in_view = np.isfinite(truth) & (np.arange(64)[None, :] - truth >= 3) & np.isfinite(first)
+    assert np.isnan(full[:, :64]).all() and np.isfinite(first).mean() > 0.9
+    assert np.mean(np.abs(first - truth)[in_view] <= 2) > 0.8
+    assert b.valid_window(320, 240) == (0, 0, 320, 240)
+    unpadded = create_backend('coarse_to_fine_census', p, pad=False)
+    assert np.isfinite(unpadded.compute(L, R, confidence=False)[0][:, :40]).mean() < 0.05
+    # bands in parallel threads give exactly the single-band result
+    one = create_backend('coarse_to_fine_census', p, threads=1).compute(L, R, confidence=False)[0]
+    three = create_backend('coarse_to_fine_census', p, threads=3).compute(L, R, confidence=False)[0]
+    assert np.array_equal(one, disp, equal_nan=True) and np.array_equal(three, disp, equal_nan=True)
+    d_odd, c_odd = b.compute(np.ascontiguousarray(L[:239, :317]), np.ascontiguousarray(R[:239, :317]))
+    assert d_odd.shape == c_odd.shape == (239, 317)
+    # the choice: the right image is the left shifted by 6 px; of 0, 6 and 12 (and NaN) it takes 6
+    tex = cv2.resize(np.random.default_rng(0).integers(0, 255, (30, 40), np.uint8), (160, 120),
+                     interpolation=cv2.INTER_NEAREST)
+    right = np.ascontiguousarray(np.roll(tex, -6, axis=1))
+    c = [np.full(tex.shape, v, np.float32) for v in (0.0, np.nan, 6.0, 12.0)]
+    got = choose(census(tex), census(right), c)
+    assert (got[10:-10, 20:-20] == 6.0).all()
+    assert np.isnan(choose(census(tex), census(right), [c[1], c[1]])).all()
+    # candidates: holes filled along rows (background side), min <= own <= max over 3 x 3, doubled
+    half = np.full((6, 8), 5.0, np.float32)
+    half[:, 4:] = 9.0
+    half[2, 3:5] = np.nan
+    half[4] = np.nan
+    centre, lo, hi, holes = coarse_candidates(half)
+    assert centre[2, 3] == centre[2, 4] == 10.0 and lo[1, 4] == 10.0 and hi[1, 3] == 18.0
+    assert np.isnan(centre[4]).all() and holes[2, 3] and holes[4].all() and not holes[0].any()
+    assert (lo[:4] <= centre[:4]).all() and (centre[:4] <= hi[:4]).all()
+    with pytest.raises(ValueError, match='window'):
+        create_backend('coarse_to_fine_census', p, window=4)
+    b.set_params(p.replace(disparity_range=96))
+    assert b.coarse.params.disparity_range == 48 and b.max_disparity == 95 and b.coarse_pad() == 48
+    out = StereoPipeline('coarse_to_fine_census', p).process(L, R, (s.stereo.left, s.stereo.right))
+    assert np.isfinite(out.depth).mean() > 0.6 and out.valid_window == (0, 0, 320, 240)
+    for x in (b, unpadded):
+        x.close()
+
+
 @pytest.mark.dds
 def test_stereo_node_at_100_hz_drops_old_frames_and_holds_no_backlog(probe, rig):
     """Input far above what the node can take: old frames are dropped and counted in /diagnostics;

@@ -27,7 +27,9 @@ class StereoDepthParams(NodeParams, CompressedDepthParams, InputParams, ImageTra
                                   'camera_info topics (which are then not subscribed)', read_only=True, cli=False)
     backend: str = param('opencv', 'Matcher backend: opencv (the OpenCV matcher chosen by stereo_algorithm), '
                          'coarse_to_fine (that matcher at half size + full-size choice among neighbours), '
-                         'coarse_to_fine_sgm (half size + a +-16 px full-size SGM around it); core/stereo/backend.py',
+                         'coarse_to_fine_sgm (half size + a +-16 px full-size SGM around it), '
+                         'coarse_to_fine_census (left-padded half size + full-size census choice among the '
+                         'own, smallest and largest neighbouring disparity); core/stereo/backend.py',
                          choices=backend_names())
     points_layout: str = param('organized', 'stereo/points: organized (height x width, NaN where invalid, as '
                                'stereo_image_proc points2) or dense (valid points only, height 1)',

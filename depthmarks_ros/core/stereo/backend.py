@@ -72,6 +72,7 @@ _LAZY: Dict[str, str] = {
     'opencv': 'depthmarks_ros.core.stereo.matching:OpenCVBackend',
     'coarse_to_fine': 'depthmarks_ros.core.stereo.coarse_to_fine:CoarseToFineBackend',
     'coarse_to_fine_sgm': 'depthmarks_ros.core.stereo.coarse_to_fine_sgm:CoarseToFineSGMBackend',
+    'coarse_to_fine_census': 'depthmarks_ros.core.stereo.coarse_to_fine_census:CoarseToFineCensusBackend',
     'learned': 'depthmarks_ros.core.stereo.learned_backend:LearnedBackend',
 }
 
