@@ -102,6 +102,7 @@ def evaluate(samples, norm_name):
         cal = calibration_2d(np.concatenate(errs), np.concatenate(covs)) if errs else {}
         cal['vis_auc'] = roc_auc(~np.concatenate(hidden), np.concatenate(vis)) if hidden else float('nan')
         rows[name] = (found, len(samples), nmes, ms, cal)
+        CALIBRATION.setdefault(name, {})[norm_name] = cal
         by_stem[name] = dict(zip(stems, nmes))
         if extra:
             fb = np.array(fallback)
@@ -120,6 +121,26 @@ def evaluate(samples, norm_name):
               f"{np.mean([by_stem[name][k] for k in common]) if common else float('nan'):9.4f}")
     print(f'(NMEcommon: on the {len(common)} faces every method found)')
     return pose_rows
+
+
+CALIBRATION = {}      # method -> set -> calibration_2d of the held-out errors (filled by evaluate)
+SETS = {'interocular': '300-W', 'box': 'AFLW2000-3D'}
+
+
+def calibration_summary():
+    """Each method's 1/2-sigma shares and Spearman per set against issue 18's target: within 5
+    points of 39.3 / 86.5 % and Spearman(sigma, error) >= 0.35 on every set."""
+    print('\n-- landmark calibration vs target (1/2-sigma shares within 5 points of 39.3 / 86.5 %, '
+          'Spearman >= 0.35), report split --')
+    for name, by_set in CALIBRATION.items():
+        parts, ok = [], True
+        for key, cal in by_set.items():
+            good = (abs(cal['within_1'] - 0.393) <= 0.05 and abs(cal['within_2'] - 0.865) <= 0.05
+                    and cal['spearman_sigma_error'] >= 0.35)
+            ok &= good
+            parts.append(f"{SETS[key]} {cal['within_1'] * 100:5.1f} / {cal['within_2'] * 100:5.1f} % "
+                         f"rho {cal['spearman_sigma_error']:4.2f} {'ok' if good else 'MISS'}")
+        print(f"{name:44s} {' | '.join(parts)}  => {'met' if ok else 'not met'}")
 
 
 def head_pose_table(samples, pose_rows):
@@ -197,6 +218,7 @@ def main():
         print(f'\n== AFLW2000-3D, report split: {len(aflw)} images; NME box (sqrt(w h)) ==')
         rows = evaluate(aflw, 'box')
         head_pose_table(aflw, rows)
+    calibration_summary()
     print(f'\nload average at the end: {os.getloadavg()}')
 
 

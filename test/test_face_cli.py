@@ -51,3 +51,24 @@ def test_fit_face_recovers_a_known_3d_face_from_an_aflw_style_folder(tmp_path):
     assert meta['faces'] == sum(not is_report(s) for s in stems) and 'sha1' in meta['split_rule']
     assert main(['fit-face', '--data', str(tmp_path / 'nothing'), '-o', str(out), '--parts', 'model']) == 1
     assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'modle']) == 2
+
+
+def test_fit_face_refits_the_sigma_models_from_cached_error_records(tmp_path):
+    """`--parts sigma-cached --cache DIR` refits face_sigma_<backend>.json from the records alone
+    (no image), recording the split rule and command; a missing cache is a message, exit 1."""
+    from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.face.sigma_fit import save_records
+    from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
+    from depthmarks_ros.testing.face_records import synthetic_sigma_records
+    rec, _ = synthetic_sigma_records(np.random.default_rng(0), faces=(30, 10))
+    (tmp_path / 'cache').mkdir()
+    save_records(str(tmp_path / 'cache' / 'sigma_hybrid.npz'), rec)
+    out = tmp_path / 'out'
+    assert main(['fit-face', '--data', str(tmp_path / 'none'), '-o', str(out), '--parts', 'sigma-cached',
+                 '--cache', str(tmp_path / 'cache'), '--sigma-steps', '20']) == 0
+    m = LandmarkSigmaModel.load(str(out / 'face_sigma_hybrid.json'))
+    assert 'sigma-cached' in m.meta['command'] and 'sha1' in m.meta['split_rule'] and m.vis_b is not None
+    assert set(m.meta['cross_validated_shares']) == {'300w', 'aflw2000_3d'}
+    assert not (out / 'face_sigma_mediapipe.json').exists()
+    assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'sigma-cached',
+                 '--cache', str(tmp_path / 'nothing')]) == 1

@@ -7,9 +7,12 @@ sets (split rule: core/face/datasets.py SPLIT_RULE; the report split is never re
   boxes), the head-pose covariance scale (68.3 % of the fit faces' angle errors within 1 sigma);
 * ``face_mesh_to_68.npz``: the learned MediaPipe mesh -> iBUG-68 map (ridge; AFLW2000-3D and 300-W
   weighted equally; the ridge weight chosen on a validation part of the fit split);
-* ``face_sigma_<backend>.json``: per-landmark covariance models fitted by the Gaussian NLL on each
-  backend's errors (the mesh map's errors cross-fitted: each face predicted by a map fitted
-  without it);
+* ``face_sigma_<backend>.json`` (part ``sigma``: every backend; ``sigma-<backend>`` one of them):
+  per-landmark covariance models fitted by the Gaussian NLL (LUVLi visibility term from
+  AFLW2000-3D's self-occlusion labels) on each backend's errors, the two sets weighted equally
+  (the mesh map's and the hybrid blend's errors cross-fitted: each face predicted by fits made
+  without it; core/face/sigma_fit.py); ``--cache DIR`` keeps the error records, and
+  ``--parts sigma-cached --cache DIR`` refits from them in seconds;
 * ``face_hybrid.json`` + ``face_sigma_hybrid.json`` (part ``hybrid``): the hybrid backend's dlib box
   shape and per-landmark blend weights, and its covariance model (core/face/hybrid.py);
 * ``face_visibility.json`` (part ``visibility``): per-landmark self-occlusion model of yaw and pitch,
@@ -24,7 +27,8 @@ import os
 import sys
 
 PACKAGE_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', 'data'))
-PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'hybrid', 'hybrid-template', 'visibility')
+PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'sigma-hybrid',
+         'sigma-cached', 'hybrid', 'hybrid-template', 'visibility')
 COMMAND = 'depthmarks fit-face --data ../shared/data'
 
 
@@ -33,6 +37,9 @@ def add_arguments(p) -> None:
                    '(e.g. ../shared/data)')
     p.add_argument('--output', '-o', default=PACKAGE_DATA, help='folder for the artefacts (default: %(default)s)')
     p.add_argument('--parts', default='model,box,mapping,sigma,hybrid,visibility,pose', help='comma-separated subset of ' + ','.join(PARTS))
+    p.add_argument('--cache', default='', help='folder for the sigma models\' error records (written by the sigma '
+                   'parts; --parts sigma-cached refits the sigma models from them without running the backends)')
+    p.add_argument('--sigma-steps', type=int, default=300, help='Adam steps of each sigma model fit (then L-BFGS)')
     p.add_argument('--limit', type=int, default=0, help='use the first N fit-split images per set (0: all; the '
                    'shipped files used 250 to bound the fit to ~7 min on the shared 2 cores)')
 
@@ -78,13 +85,18 @@ def run(args) -> int:
             meta = fit_face_model(args.data, args.output)
             print(f"face model: {meta['faces']} faces, mean residual "
                   f"{1000 * sum(meta['residual_rms_m']) / 68:.1f} mm")
-        if any(p != 'model' for p in parts):
+        if 'sigma-cached' in parts:        # from the error records alone: no image is read
+            from depthmarks_ros.core.face.sigma_fit import refit_cached
+            command = COMMAND + f' --parts sigma-cached --cache {args.cache}'
+            for line in refit_cached(args.cache, args.output, command, args.sigma_steps):
+                print(line, flush=True)
+        if any(p not in ('model', 'sigma-cached') for p in parts):
             from depthmarks_ros.core.face.model_fit import fit_landmark_artefacts
             aflw, w300 = _samples(args.data, args.limit)
             if not aflw and not w300:
                 raise FileNotFoundError(f'no annotated faces under {args.data}/faces')
             command = COMMAND + (f' --limit {args.limit}' if args.limit else '')
-            for line in fit_landmark_artefacts(aflw, w300, args.output, parts, command):
+            for line in fit_landmark_artefacts(aflw, w300, args.output, parts, command, args.cache):
                 print(line, flush=True)
     except FileNotFoundError as exc:
         print(f'fit-face: {exc}', file=sys.stderr)

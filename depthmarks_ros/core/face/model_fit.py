@@ -104,31 +104,16 @@ def fit_box_map(samples) -> tuple:
     return tuple(float(v) for v in med), len(rows)
 
 
-def _errors_and_features(records, l68s, others, K_of):
-    """Per found face: error (68, 2), landmarks, features (68, F), |yaw|."""
-    import cv2
-    from depthmarks_ros.core.face.pipeline import face_features
-    E, L, Fe, Y = [], [], [], []
-    for rec, l68, o68 in zip(records, l68s, others):
-        grey = cv2.cvtColor(rec['sample'].load_rgb(), cv2.COLOR_RGB2GRAY)
-        h, w = grey.shape
-        ft = face_features(grey, l68, o68, K_of(rec['sample'], (w, h)), (w, h))
-        E.append(l68 - rec['sample'].landmarks68)
-        L.append(l68)
-        Fe.append(ft['features'])
-        Y.append(abs(ft['yaw0']))
-    return np.array(E), np.array(L), np.array(Fe), np.array(Y)
-
-
-def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str):
+def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: str = ''):
     """Fit the box map, mesh -> 68 map, sigma models and head-pose calibration into ``output``;
-    yields progress lines."""
+    yields progress lines. ``cache``: a folder for the sigma models' error records
+    (core/face/sigma_fit.py; ``depthmarks fit-face --parts sigma-cached`` refits from them alone)."""
     import json
     import os
     from depthmarks_ros.core.face.datasets import SPLIT_RULE
     from depthmarks_ros.core.face.mapping import MeshTo68
     from depthmarks_ros.core.face.pipeline import FaceLandmarker
-    from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
+    from depthmarks_ros.core.face.sigma_fit import error_records, fit_and_save
     samples = list(aflw) + list(w300)
     fit_path = os.path.join(output, 'face_fit.json')
     fit = {}
@@ -148,7 +133,9 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str):
         save_fit()
         yield f'box map (dx, dy, scale) = {np.round(box, 4).tolist()} from {n} faces'
     weights = np.array([1.0 / max(len(aflw), 1)] * len(aflw) + [1.0 / max(len(w300), 1)] * len(w300))
-    if 'mapping' in parts or 'sigma' in parts or 'sigma-mediapipe' in parts or 'hybrid' in parts:
+    if 'sigma' in parts:                 # every backend's sigma model (the hybrid's without refitting its blend)
+        parts = list(parts) + ['sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'sigma-hybrid']
+    if {'mapping', 'sigma-mediapipe', 'hybrid', 'sigma-hybrid'} & set(parts):
         lm = FaceLandmarker('mediapipe', static=True, mapping='fixed', sigma='tta', data_dir=output)
         mesh_recs = []
         for s, wt in zip(samples, weights):
@@ -183,7 +170,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str):
         if 'mapping' in parts:
             mapping.save(os.path.join(output, 'face_mesh_to_68.npz'))
             yield f'mesh -> 68 map: ridge {ridge:g}, {len(meshes)} faces'
-    if 'sigma' in parts or 'sigma-mediapipe' in parts:
+    if 'sigma-mediapipe' in parts:
         # MediaPipe + learned map: errors of maps fitted without the face (5 folds by sha1 % 5 inside the fit split)
         import hashlib
         fold = np.array([int(hashlib.sha1(r['sample'].stem.encode()).hexdigest(), 16) // 5 % 5 for r in mesh_recs])
@@ -195,33 +182,30 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str):
             for i in np.flatnonzero(~tr):
                 l68s[i] = mk.apply(mesh_recs[i]['mesh'])
                 others[i] = [mk.apply(m) for m in mesh_recs[i]['tta']]
-        E, L, Fe, Y = _errors_and_features(mesh_recs, l68s, others, camera_for)
-        sm = LandmarkSigmaModel.fit(E, L, Fe, Y, meta={'backend': 'mediapipe (learned map)', 'faces': len(E),
-                                                       'split_rule': SPLIT_RULE, 'command': command,
-                                                       'errors': 'cross-fitted mesh map (5 folds)'})
-        sm.save(os.path.join(output, 'face_sigma_mediapipe.json'))
-        yield f"sigma model mediapipe: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}, {_shares(sm)}"
-    if 'hybrid' in parts:
-        yield from _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command)
+        rec = error_records([r['sample'] for r in mesh_recs], l68s, others, camera_for)
+        yield from fit_and_save('mediapipe', rec, output, {'backend': 'mediapipe (learned map)', 'faces': len(rec['E']),
+                                                           'split_rule': SPLIT_RULE, 'command': command,
+                                                           'errors': 'cross-fitted mesh map (5 folds)'}, cache)
+    if 'hybrid' in parts or 'sigma-hybrid' in parts:
+        yield from _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command, cache,
+                               write_blend='hybrid' in parts)
     if 'hybrid' in parts or 'hybrid-template' in parts:
         yield from _fit_hybrid_template(samples, output, command)
     for detector, key in (('cascade', 'dlib'), ('hog', 'dlib_hog')):
-        if 'sigma' not in parts and f'sigma-{key}' not in parts:
+        if f'sigma-{key}' not in parts:
             continue
         lm = FaceLandmarker('dlib', static=True, sigma='tta', data_dir=output, dlib_detector=detector)
-        recs, l68s, others = [], [], []
-        for s, wt in zip(samples, weights):
+        found, l68s, others = [], [], []
+        for s in samples:
             r = run_on_sample(lm, s)
             if r['face'] is not None:
-                recs.append({'sample': s, 'weight': wt})
+                found.append(s)
                 l68s.append(r['face'].landmarks68)
                 others.append(r['face'].extras['others68'])
         lm.close()
-        E, L, Fe, Y = _errors_and_features(recs, l68s, others, camera_for)
-        sm = LandmarkSigmaModel.fit(E, L, Fe, Y, meta={'backend': f'dlib (detector {detector})', 'faces': len(E),
-                                                       'split_rule': SPLIT_RULE, 'command': command})
-        sm.save(os.path.join(output, f'face_sigma_{key}.json'))
-        yield f"sigma model {key}: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}, {_shares(sm)}"
+        rec = error_records(found, l68s, others, camera_for)
+        yield from fit_and_save(key, rec, output, {'backend': f'dlib (detector {detector})', 'faces': len(found),
+                                                   'split_rule': SPLIT_RULE, 'command': command}, cache)
     if 'visibility' in parts:
         from depthmarks_ros.core.face.visibility import VisibilityModel, self_occlusion
         vis_aflw = [s for s in aflw if np.all(np.abs(s.pose_deg) <= 99)]
@@ -284,16 +268,17 @@ def _cross_fitted_68(mesh_recs, meshes, targets, wts, ridge):
     return [maps[k].apply(r['mesh']) for k, r in zip(fold, mesh_recs)], fold
 
 
-def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command):
-    """face_hybrid.json (dlib's box shape, blend weights) and face_sigma_hybrid.json, from cross-fitted
-    mesh maps and blends (each face's points come from fits that did not see it)."""
+def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command, cache='', write_blend=True):
+    """face_hybrid.json (dlib's box shape, blend weights; only with ``write_blend``) and
+    face_sigma_hybrid.json, from cross-fitted mesh maps and blends (each face's points come from fits
+    that did not see it)."""
     import os
     import cv2
     import dlib
     from depthmarks_ros.core.face.backends import dlib_model_path
     from depthmarks_ros.core.face.datasets import SPLIT_RULE
     from depthmarks_ros.core.face.hybrid import HybridBlend, box_from_landmarks, mean_box_shape, quick_yaw
-    from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
+    from depthmarks_ros.core.face.sigma_fit import error_records, fit_and_save
     hog = dlib.get_frontal_face_detector()
     pred = dlib.shape_predictor(dlib_model_path('shape_predictor_68_face_landmarks.dat'))
 
@@ -325,7 +310,8 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
             'data': 'AFLW2000-3D + 300-W LFPW test, fit split, weighted equally per set; mesh points from '
                     'cross-fitted maps (5 folds)'}
     blend = HybridBlend.fit(ref_box, d68s, m68s, targets, norms, yaws, wts, meta=meta)
-    blend.save(os.path.join(output, 'face_hybrid.json'))
+    if write_blend:
+        blend.save(os.path.join(output, 'face_hybrid.json'))
     yield 'hybrid: blend weights by (|yaw|, disagreement) bin: ' + ', '.join(
         f'{w.mean():.2f}' for w in blend.weights)
     # cross-fitted blends -> errors for the sigma model
@@ -341,17 +327,10 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
     for r, o, n in zip(mesh_recs, out68, norms):
         by_set.setdefault(r['sample'].dataset, []).append(np.linalg.norm(o - r['sample'].landmarks68, axis=1).mean() / n)
     yield 'hybrid: cross-fitted NME ' + ', '.join(f'{k} {np.mean(v):.4f} ({len(v)})' for k, v in by_set.items())
-    E, L, Fe, Y = _errors_and_features(mesh_recs, out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for)
-    sm = LandmarkSigmaModel.fit(E, L, Fe, Y, meta={'backend': 'hybrid (mesh + dlib predictor, blended)',
-                                                   'faces': len(E), 'split_rule': SPLIT_RULE, 'command': command,
-                                                   'errors': 'cross-fitted mesh maps and blends (5 folds)'})
-    sm.save(os.path.join(output, 'face_sigma_hybrid.json'))
-    yield f"sigma model hybrid: {len(E)} faces, NLL {sm.meta['fit_nll']:.3f}, {_shares(sm)}"
-
-
-def _shares(sm) -> str:
-    return (f"1/2-sigma shares on its fit errors {sm.meta.get('shares_nll')} -> x{sm.scale:.2f} "
-            f"{sm.meta.get('shares_fit')}")
+    rec = error_records([r['sample'] for r in mesh_recs], out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for)
+    yield from fit_and_save('hybrid', rec, output, {'backend': 'hybrid (mesh + dlib predictor, blended)',
+                                                    'faces': len(out68), 'split_rule': SPLIT_RULE, 'command': command,
+                                                    'errors': 'cross-fitted mesh maps and blends (5 folds)'}, cache)
 
 
 def _fit_hybrid_template(samples, output, command):

@@ -72,9 +72,10 @@ def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, si
     blur, dark = image_features(grey, l68)
     hp0 = solve_head_pose(l68, K)
     yaw0 = hp0.yaw if hp0 is not None else 0.0
+    pitch0 = hp0.pitch if hp0 is not None else 0.0
     margin = np.minimum.reduce([l68[:, 0], l68[:, 1], w - 1 - l68[:, 0], h - 1 - l68[:, 1]])
     return {'spread68': spread, 'yaw0': yaw0, 'pose0': hp0, 'blur': blur, 'dark': dark,
-            'features': point_features(spread, interocular(l68), blur, dark),
+            'features': point_features(spread, interocular(l68), blur, dark, yaw0, pitch0),
             'inside68': np.clip(margin / 5.0, 0.0, 1.0)}
 
 

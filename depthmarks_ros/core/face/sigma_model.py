@@ -24,7 +24,9 @@ import numpy as np
 from depthmarks_ros.core.face.artefacts import load_json, save_json
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 
-FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_spread')
+FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_spread', 'abs_pitch', 'yaw', 'pitch')
+# what a new fit uses (yaw and pitch, signed, feed the visibility term only)
+FIT_FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_spread', 'abs_pitch')
 
 
 def face_angle(landmarks68: np.ndarray) -> float:
@@ -49,12 +51,26 @@ def image_features(grey: np.ndarray, landmarks68: np.ndarray):
     return float(-np.log(lap.var() + 1.0) / 5.0), float(-np.log(crop.mean() + 1.0) / 5.0)
 
 
-def point_features(spread_px: np.ndarray, iod: float, blur: float, dark: float) -> np.ndarray:
-    """(68, len(FEATURES)) feature matrix of one face."""
+def point_features(spread_px: np.ndarray, iod: float, blur: float, dark: float, yaw: float = 0.0,
+                   pitch: float = 0.0) -> np.ndarray:
+    """(68, len(FEATURES)) feature matrix of one face; yaw, pitch in degrees (plain PnP solve)."""
     n = len(spread_px)
     log_spread = np.log(np.asarray(spread_px) / iod + 1e-3)
     return np.column_stack([log_spread, np.full(n, np.log(iod) / 5.0), np.full(n, blur), np.full(n, dark),
-                            np.full(n, log_spread.mean())])
+                            np.full(n, log_spread.mean()), np.full(n, abs(pitch) / 90.0), np.full(n, yaw / 90.0),
+                            np.full(n, pitch / 90.0)])
+
+
+def record_features(rec) -> np.ndarray:
+    """(F, 68, len(FEATURES)) from the raw records of core/face/sigma_fit.py."""
+    return np.array([point_features(s, interocular(l), b, d, y, p) for s, l, b, d, y, p in
+                     zip(rec['spread68'], rec['L'], rec['blur'], rec['dark'], rec['yaw0'], rec['pitch0'])])
+
+
+def _vis_design(yaw, pitch) -> np.ndarray:
+    """(..., 4): 1, yaw/90, |yaw|/90, pitch/90 (yaw, pitch already /90), as core/face/visibility.py."""
+    yaw, pitch = np.asarray(yaw, float), np.asarray(pitch, float)
+    return np.stack([np.ones_like(yaw), yaw, np.abs(yaw), pitch], -1)
 
 
 @dataclass
@@ -65,7 +81,9 @@ class LandmarkSigmaModel:
     chol: np.ndarray                  # (68, 3) raw Cholesky parameters of C_i (log diag 2, off-diagonal)
     meta: Dict = field(default_factory=dict)
     scale: float = 1.0                # share calibration: sigma x scale (fitted after the NLL, see fit)
-    features: tuple = FEATURES        # the columns of point_features it uses (older files: the first four)
+    features: tuple = FEATURES[:5]    # the columns of point_features it uses (older files: the first four)
+    vis_b: Optional[np.ndarray] = None   # (68, 4) LUVLi visibility logistic of (1, yaw, |yaw|, pitch) / 90
+    h: float = 0.0                    # log-sigma added per unit of P(hidden)
 
     def _cols(self, feats: np.ndarray) -> np.ndarray:
         return feats[..., [FEATURES.index(n) for n in self.features]]
@@ -76,18 +94,42 @@ class LandmarkSigmaModel:
         C = L @ L.transpose(0, 2, 1)
         return C / np.sqrt(np.linalg.det(C))[:, None, None]
 
+    def visibility(self, feats: np.ndarray) -> Optional[np.ndarray]:
+        """(..., 68) P(not hidden by the face itself) from the LUVLi term, or None without one."""
+        if self.vis_b is None:
+            return None
+        x = _vis_design(feats[..., FEATURES.index('yaw')], feats[..., FEATURES.index('pitch')])
+        z = np.einsum('...nk,nk->...n', x, self.vis_b)
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+    def log_sigma(self, feats: np.ndarray, abs_yaw_deg) -> np.ndarray:
+        """(..., 68) log of sigma / interocular (before the share scale)."""
+        log_s = self.a + self.c * np.asarray(abs_yaw_deg)[..., None] / 90.0 + self._cols(feats) @ self.w
+        vis = self.visibility(feats)
+        if vis is not None:
+            log_s = log_s + self.h * (1.0 - vis)
+        return log_s
+
     def covariance(self, landmarks68: np.ndarray, feats: np.ndarray, abs_yaw_deg: float) -> np.ndarray:
         """(68, 2, 2) px^2."""
         iod = interocular(landmarks68)
-        log_s = self.a + self.c * abs_yaw_deg / 90.0 + self._cols(feats) @ self.w
-        s = iod * np.exp(np.clip(log_s, -12, 3)) * self.scale
+        s = iod * np.exp(np.clip(self.log_sigma(feats, abs_yaw_deg), -12, 3)) * self.scale
         th = face_angle(landmarks68)
         R = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
         return (s ** 2)[:, None, None] * (R @ self.shapes() @ R.T)
 
+    def covariances_records(self, rec) -> np.ndarray:
+        """(F, 68, 2, 2) for the records of core/face/sigma_fit.py."""
+        feats = record_features(rec)
+        return np.array([self.covariance(l, f, abs(y)) for l, f, y in zip(rec['L'], feats, rec['yaw0'])])
+
     def to_json(self) -> dict:
-        return {'features': list(self.features), 'a': self.a.tolist(), 'c': self.c.tolist(), 'w': self.w.tolist(),
-                'chol': self.chol.tolist(), 'scale': self.scale, 'meta': self.meta}
+        d = {'features': list(self.features), 'a': self.a.tolist(), 'c': self.c.tolist(), 'w': self.w.tolist(),
+             'chol': self.chol.tolist(), 'scale': self.scale, 'meta': self.meta}
+        if self.vis_b is not None:
+            d.update({'vis_b': self.vis_b.tolist(), 'h': self.h,
+                      'vis_features': ['1', 'yaw/90', '|yaw|/90', 'pitch/90']})
+        return d
 
     def save(self, path: str) -> None:
         save_json(path, self.to_json())
@@ -97,34 +139,51 @@ class LandmarkSigmaModel:
         def build(d: dict) -> 'LandmarkSigmaModel':
             m = cls(np.array(d['a'], float), np.array(d['c'], float), np.array(d['w'], float),
                     np.array(d['chol'], float), d.get('meta', {}), float(d.get('scale', 1.0)),
-                    tuple(d.get('features', FEATURES[:4])))
+                    tuple(d.get('features', FEATURES[:4])),
+                    np.array(d['vis_b'], float) if 'vis_b' in d else None, float(d.get('h', 0.0)))
             if any(n not in FEATURES for n in m.features):
                 raise ValueError(f'unknown features {m.features}')
             return m
         m = load_json(path, 'landmark sigma model', build)
         if m.a.shape != (68,) or m.c.shape != (68,) or m.chol.shape != (68, 3) or m.w.shape != (len(m.features),) \
                 or not all(np.all(np.isfinite(v)) for v in (m.a, m.c, m.w, m.chol)) \
-                or not (np.isfinite(m.scale) and m.scale > 0):
+                or not (np.isfinite(m.scale) and m.scale > 0) or not np.isfinite(m.h) \
+                or (m.vis_b is not None and (m.vis_b.shape != (68, 4) or not np.all(np.isfinite(m.vis_b)))):
             raise ValueError(f'{path}: landmark sigma model has the wrong shapes or non-finite values')
         return m
 
     @classmethod
     def fit(cls, errors: np.ndarray, landmarks68: np.ndarray, feats: np.ndarray, abs_yaw: np.ndarray,
             steps: int = 300, meta: Optional[dict] = None, face_weights=None,
-            share_scale: bool = True) -> 'LandmarkSigmaModel':
+            share_scale: bool = True, features: tuple = FEATURES[:5], hidden=None, groups=None) -> 'LandmarkSigmaModel':
         """errors, landmarks68 (F, 68, 2) px; feats (F, 68, len(FEATURES)); abs_yaw (F,) degrees.
-        Minimises the mean 2D Gaussian NLL (full 2x2) with Adam then L-BFGS (float64, one thread: a
-        small problem, and torch's thread pool stalls on a loaded machine). Then (``share_scale``)
-        one factor on sigma is chosen so that the shares of the same errors inside the 1- and
-        2-sigma ellipses are as near 39.3 / 86.5 % as one factor allows (the largest of the two
-        misses is minimised; faces weighted by ``face_weights``): real errors are heavier-tailed than
-        a Gaussian, and the NLL optimum widens sigma for the tail."""
+        Minimises the (``face_weights``-weighted) mean 2D Gaussian NLL (full 2x2) with Adam then
+        L-BFGS (float64, one thread: a small problem, and torch's thread pool stalls on a loaded
+        machine). ``hidden`` (F, 68) in {0, 1}, NaN where unlabelled: self-occlusion labels; with
+        them the fit is LUVLi-style: a per-landmark visibility logistic of (yaw, |yaw|, pitch) is
+        fitted jointly by its BCE on the labelled faces plus the NLL of every point, in which
+        P(hidden) widens sigma by exp(h P(hidden)) (hidden points keep a position error: they are
+        published and scored, so they stay in the NLL). Then (``share_scale``) one factor on sigma
+        is chosen so that the shares of the same errors inside the 1- and 2-sigma ellipses are as
+        near 39.3 / 86.5 % as one factor allows (the largest miss over the two radii and over the
+        ``groups``, e.g. the sets, is minimised; faces weighted by ``face_weights``): real errors
+        are heavier-tailed than a Gaussian, and the NLL optimum widens sigma for the tail."""
         from depthmarks_ros.core.threads import torch_threads
         with torch_threads(1):
-            out = cls._fit(errors, landmarks68, feats, abs_yaw, steps, meta)
+            out = cls._fit(errors, landmarks68, feats, abs_yaw, steps, meta, face_weights, features, hidden)
         if share_scale:
-            out.fit_share_scale(errors, landmarks68, feats, abs_yaw, face_weights)
+            out.fit_share_scale(errors, landmarks68, feats, abs_yaw, face_weights, groups)
         return out
+
+    @classmethod
+    def fit_records(cls, rec, steps: int = 300, meta: Optional[dict] = None, face_weights=None,
+                    features: tuple = FIT_FEATURES, luvli: bool = True) -> 'LandmarkSigmaModel':
+        """:meth:`fit` on the records of core/face/sigma_fit.py (the share factor per set)."""
+        hidden = None
+        if luvli and np.any(rec['has_hidden']):
+            hidden = np.where(rec['has_hidden'][:, None], rec['hidden'].astype(float), np.nan)
+        return cls.fit(rec['E'], rec['L'], record_features(rec), np.abs(rec['yaw0']), steps, meta, face_weights,
+                       features=features, hidden=hidden, groups=rec['dataset'])
 
     def radii(self, errors, landmarks68, feats, abs_yaw) -> np.ndarray:
         """(F, 68) Mahalanobis radii of the errors under this model."""
@@ -134,25 +193,34 @@ class LandmarkSigmaModel:
             r.append(np.sqrt(np.einsum('ni,nij,nj->n', e, inv, e)))
         return np.array(r)
 
-    def fit_share_scale(self, errors, landmarks68, feats, abs_yaw, face_weights=None) -> None:
+    def fit_share_scale(self, errors, landmarks68, feats, abs_yaw, face_weights=None, groups=None) -> None:
         self.scale = 1.0
-        r = self.radii(errors, landmarks68, feats, abs_yaw).ravel()
-        w = np.repeat(np.ones(len(errors)) if face_weights is None else np.asarray(face_weights, float), 68)
-        w = w / w.sum()
+        r = self.radii(errors, landmarks68, feats, abs_yaw)
+        w = np.ones(len(errors)) if face_weights is None else np.asarray(face_weights, float)
+        g = np.zeros(len(errors), int) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+        parts = [(r[g == k].ravel(), np.repeat(w[g == k], 68) / (68 * w[g == k].sum())) for k in np.unique(g)]
+        allw = np.repeat(w, 68) / (68 * w.sum())
 
-        def shares(k):
-            return float(w @ (r <= k)), float(w @ (r <= 2 * k))
+        def shares(k, rr=r.ravel(), ww=allw):
+            return float(ww @ (rr <= k)), float(ww @ (rr <= 2 * k))
+
+        def miss(k):
+            return max(max(abs(a - 0.3935), abs(b - 0.8647)) for a, b in (shares(k, *p) for p in parts))
         grid = np.exp(np.linspace(np.log(0.3), np.log(3.0), 400))
-        miss = [max(abs(a - 0.3935), abs(b - 0.8647)) for a, b in map(shares, grid)]
-        k = float(grid[int(np.argmin(miss))])
+        k = float(grid[int(np.argmin([miss(k) for k in grid]))])
         self.meta['shares_nll'] = [round(v, 4) for v in shares(1.0)]
         self.scale = k
         self.meta['shares_fit'] = [round(v, 4) for v in shares(k)]
+        if groups is not None:
+            self.meta['shares_fit_per_group'] = {str(n): [round(v, 4) for v in shares(k, *p)]
+                                                 for n, p in zip(np.unique(np.asarray(groups)), parts)}
         self.meta['share_scale_note'] = ('sigma x scale: shares of the fit errors within 1/2 sigma '
-                                         'shares_nll -> shares_fit (Gaussian 0.393 / 0.865)')
+                                         'shares_nll -> shares_fit (Gaussian 0.393 / 0.865); the factor '
+                                         'minimises the largest miss over the two radii and the sets')
 
     @classmethod
-    def _fit(cls, errors, landmarks68, feats, abs_yaw, steps, meta):
+    def _fit(cls, errors, landmarks68, feats, abs_yaw, steps, meta, face_weights=None, features=FEATURES[:5],
+             hidden=None):
         import torch
         from depthmarks_ros.core.learning.losses import gaussian_nll_cov
         F = len(errors)
@@ -161,25 +229,50 @@ class LandmarkSigmaModel:
         cos, sin = np.cos(th), np.sin(th)
         Rt = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)      # R^T (F, 2, 2)
         e = np.einsum('fij,fnj->fni', Rt, errors) / iod[:, None, None]                # face frame, d units
+        cols = [FEATURES.index(n) for n in features]
         e_t = torch.tensor(e.reshape(-1, 2))
-        f_t = torch.tensor(feats.reshape(-1, feats.shape[-1]))
+        f_t = torch.tensor(feats[..., cols].reshape(-1, len(cols)))
         yaw_t = torch.tensor(np.repeat(abs_yaw / 90.0, 68))
         idx = torch.tensor(np.tile(np.arange(68), F))
+        fw = np.ones(F) if face_weights is None else np.asarray(face_weights, float)
+        pw = torch.tensor(np.repeat(fw / fw.sum(), 68) / 68)
         r2 = (e ** 2).sum(-1).mean(0) / 2
         a = torch.tensor(0.5 * np.log(r2 + 1e-8), requires_grad=True)
         c = torch.zeros(68, dtype=torch.float64, requires_grad=True)
-        w = torch.zeros(feats.shape[-1], dtype=torch.float64, requires_grad=True)
+        w = torch.zeros(len(cols), dtype=torch.float64, requires_grad=True)
         ch = torch.zeros(68, 3, dtype=torch.float64, requires_grad=True)
         params = [a, c, w, ch]
+        luvli = hidden is not None and np.any(np.isfinite(hidden))
+        if luvli:
+            hid = np.asarray(hidden, float).reshape(-1)
+            lab = np.isfinite(hid)
+            x_vis = torch.tensor(_vis_design(feats[..., FEATURES.index('yaw')], feats[..., FEATURES.index('pitch')])
+                                 .reshape(-1, 4))
+            lab_t = torch.tensor(lab)
+            vis_t = torch.tensor(np.where(lab, 1.0 - np.nan_to_num(hid), 0.0))
+            bw = torch.tensor(np.where(lab, np.repeat(fw, 68), 0.0))
+            bw = bw / bw.sum()
+            vb = torch.zeros(68, 4, dtype=torch.float64)
+            vb[:, 0] = 3.0
+            vb.requires_grad_(True)
+            hh = torch.zeros((), dtype=torch.float64, requires_grad=True)
+            params += [vb, hh]
 
         def loss_fn():
             log_s = a[idx] + c[idx] * yaw_t + f_t @ w
+            if luvli:
+                z = (x_vis * vb[idx]).sum(-1)
+                log_s = log_s + hh * torch.sigmoid(-z)
             L = torch.stack([torch.stack([torch.exp(ch[:, 0]), torch.zeros(68, dtype=torch.float64)], -1),
                              torch.stack([ch[:, 2], torch.exp(ch[:, 1])], -1)], -2)
             C = L @ L.transpose(1, 2)
             C = C / torch.sqrt(torch.det(C))[:, None, None]
             cov = torch.exp(2 * log_s)[:, None, None] * C[idx]
-            return gaussian_nll_cov(e_t, cov).mean()
+            loss = (pw * gaussian_nll_cov(e_t, cov)).sum()
+            if luvli:
+                bce = torch.nn.functional.binary_cross_entropy_with_logits(z, vis_t, reduction='none')
+                loss = loss + (bw * torch.where(lab_t, bce, torch.zeros_like(bce))).sum()
+            return loss
         opt = torch.optim.Adam(params, lr=0.05)
         for _ in range(steps):
             opt.zero_grad()
@@ -194,6 +287,9 @@ class LandmarkSigmaModel:
             loss.backward()
             return loss
         lb.step(closure)
-        out = cls(a.detach().numpy(), c.detach().numpy(), w.detach().numpy(), ch.detach().numpy(), dict(meta or {}))
+        out = cls(a.detach().numpy(), c.detach().numpy(), w.detach().numpy(), ch.detach().numpy(), dict(meta or {}),
+                  features=tuple(features))
+        if luvli:
+            out.vis_b, out.h = vb.detach().numpy().copy(), float(hh.detach())
         out.meta['fit_nll'] = float(loss_fn().item())
         return out

@@ -1,0 +1,175 @@
+"""Fitting the per-backend landmark covariance models on real errors (ROS-free), used by
+``depthmarks fit-face``.
+
+The errors of one backend on the fit split are kept as *records* (one row per found face: error,
+landmarks, the raw run-time inputs of the sigma model, the face's set, its self-occlusion labels
+where AFLW2000-3D gives them). Records are written to a cache (``--cache DIR``) so the sigma models
+can be refitted without running the backends again (``--parts sigma-cached``).
+
+The fit (:func:`fit_sigma`) weights every face so that each set (AFLW2000-3D, 300-W) has the same
+total weight: AFLW has 8x the faces of 300-W in the fit split, and the two sets' errors differ
+(box-normalised error, label convention: AFLW's points come from a fitted 3D model, 300-W's are
+human clicks). The set name is never a feature: at run time it is unknown.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+
+RAW_KEYS = ('E', 'L', 'spread68', 'yaw0', 'pitch0', 'blur', 'dark', 'hidden', 'has_hidden', 'dataset', 'stem')
+
+
+def error_records(samples, l68s, others, K_of) -> Dict[str, np.ndarray]:
+    """Records of the found faces: samples (FaceSample per face), l68s (68, 2) the backend's points,
+    others the backend's other passes (TTA, or the hybrid's two inputs), K_of(sample, (w, h)) the
+    camera. Self-occlusion labels from the 3D landmarks where the sample has them."""
+    import cv2
+    from depthmarks_ros.core.face.pipeline import face_features
+    from depthmarks_ros.core.face.visibility import self_occlusion
+    rows: Dict[str, list] = {k: [] for k in RAW_KEYS}
+    for s, l68, o68 in zip(samples, l68s, others):
+        grey = cv2.cvtColor(s.load_rgb(), cv2.COLOR_RGB2GRAY)
+        h, w = grey.shape
+        ft = face_features(grey, l68, o68, K_of(s, (w, h)), (w, h))
+        pose0 = ft['pose0']
+        rows['E'].append(l68 - s.landmarks68)
+        rows['L'].append(np.asarray(l68, np.float64))
+        rows['spread68'].append(ft['spread68'])
+        rows['yaw0'].append(ft['yaw0'])
+        rows['pitch0'].append(pose0.pitch if pose0 is not None else 0.0)
+        rows['blur'].append(ft['blur'])
+        rows['dark'].append(ft['dark'])
+        has = s.points3d is not None
+        rows['hidden'].append(self_occlusion(s.points3d) if has else np.zeros(68, bool))
+        rows['has_hidden'].append(has)
+        rows['dataset'].append(s.dataset)
+        rows['stem'].append(s.stem)
+    out = {k: np.array(v) for k, v in rows.items()}
+    if not len(out['E']):
+        out['E'] = out['L'] = np.zeros((0, 68, 2))
+    return out
+
+
+def subset(rec: Dict[str, np.ndarray], mask) -> Dict[str, np.ndarray]:
+    return {k: v[mask] for k, v in rec.items()}
+
+
+def save_records(path: str, rec: Dict[str, np.ndarray]) -> None:
+    np.savez_compressed(path, **rec)
+
+
+def load_records(path: str) -> Dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def set_weights(datasets: Iterable[str]) -> np.ndarray:
+    """Per-face weights, each set summing to the same total (mean weight 1)."""
+    d = np.asarray(list(datasets))
+    names = sorted(set(d.tolist()))
+    w = np.zeros(len(d))
+    for n in names:
+        m = d == n
+        w[m] = len(d) / (len(names) * m.sum())
+    return w
+
+
+def fold_of(stems) -> np.ndarray:
+    """5 folds inside the fit split (sha1 // 5 % 5, the split itself is sha1 % 5)."""
+    return np.array([int(hashlib.sha1(str(s).encode()).hexdigest(), 16) // 5 % 5 for s in stems])
+
+
+def fit_sigma(rec: Dict[str, np.ndarray], meta: Optional[dict] = None, steps: int = 300):
+    """The covariance model of one backend from its records (sets weighted equally, LUVLi
+    visibility from the self-occlusion labels where the records have them)."""
+    from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
+    w = set_weights(rec['dataset'])
+    meta = dict(meta or {})
+    meta['faces_per_set'] = {str(n): int(np.sum(rec['dataset'] == n)) for n in sorted(set(rec['dataset'].tolist()))}
+    meta['set_weighting'] = 'each set the same total weight in the NLL and the share scale'
+    return LandmarkSigmaModel.fit_records(rec, steps=steps, meta=meta, face_weights=w)
+
+
+def per_set_calibration(rec: Dict[str, np.ndarray], covs: np.ndarray) -> Dict[str, dict]:
+    """Per set: share of errors within 1/2/3 sigma, Spearman(sigma, |error|), faces; covs (F, 68, 2, 2)."""
+    from depthmarks_ros.core.learning.calibration import calibration_2d
+    out = {}
+    for n in sorted(set(rec['dataset'].tolist())):
+        m = rec['dataset'] == n
+        out[n] = calibration_2d(rec['E'][m].reshape(-1, 2), covs[m].reshape(-1, 2, 2))
+        out[n]['faces'] = int(m.sum())
+    return out
+
+
+def evaluate(model, rec: Dict[str, np.ndarray]) -> Dict[str, dict]:
+    """Per set calibration of a model on records."""
+    return per_set_calibration(rec, model.covariances_records(rec))
+
+
+def cross_validate(rec: Dict[str, np.ndarray], steps: int = 300) -> Dict[str, dict]:
+    """5-fold cross-validated calibration inside the fit split (each fold's faces scored by a model
+    fitted without them), per set."""
+    fold = fold_of(rec['stem'])
+    covs = np.zeros(rec['E'].shape + (2,))
+    for k in range(5):
+        m = fit_sigma(subset(rec, fold != k), steps=steps)
+        covs[fold == k] = m.covariances_records(subset(rec, fold == k))
+    return per_set_calibration(rec, covs)
+
+
+def format_calibration(cal: Dict[str, dict]) -> str:
+    return '; '.join(f"{n} ({c['faces']}): {c['within_1'] * 100:.1f} / {c['within_2'] * 100:.1f} %, "
+                     f"Spearman {c['spearman_sigma_error']:.2f}" for n, c in cal.items())
+
+
+def fit_and_save(key: str, rec: Dict[str, np.ndarray], output: str, meta: dict, cache: str = '',
+                 cross_check: bool = True, steps: int = 300) -> List[str]:
+    """Fit ``face_sigma_<key>.json`` into ``output`` (records cached as ``<cache>/sigma_<key>.npz``
+    when ``cache``); returns progress lines."""
+    import os
+    if cache:
+        os.makedirs(cache, exist_ok=True)
+        save_records(os.path.join(cache, f'sigma_{key}.npz'), rec)
+    lines = []
+    meta = dict(meta)
+    if cross_check:
+        cv = cross_validate(rec, steps)
+        meta['cross_validated_shares'] = {n: [round(c['within_1'], 4), round(c['within_2'], 4),
+                                              round(c['spearman_sigma_error'], 3), c['faces']] for n, c in cv.items()}
+        lines.append(f'sigma model {key}: 5-fold cross-validated on the fit split: {format_calibration(cv)}')
+    sm = fit_sigma(rec, meta, steps)
+    sm.save(os.path.join(output, f'face_sigma_{key}.json'))
+    lines.append(f"sigma model {key}: {len(rec['E'])} faces, NLL {sm.meta['fit_nll']:.3f}, 1/2-sigma shares on its "
+                 f"fit errors {sm.meta.get('shares_nll')} -> x{sm.scale:.2f} {sm.meta.get('shares_fit')}")
+    return lines
+
+
+SIGMA_KEYS = ('hybrid', 'mediapipe', 'dlib', 'dlib_hog')
+
+
+def refit_cached(cache: str, output: str, command: str, steps: int = 300):
+    """Refit every sigma model whose records are in ``cache`` (``<cache>/sigma_<key>.npz``, written by
+    an earlier fit with the same ``--cache``) without running the backends; yields progress lines."""
+    import os
+    from depthmarks_ros.core.face.datasets import SPLIT_RULE
+    if not cache or not os.path.isdir(cache):
+        raise FileNotFoundError(f'no sigma record cache {cache!r}: run fit-face --parts sigma --cache DIR first')
+    found = False
+    for key in SIGMA_KEYS:
+        path = os.path.join(cache, f'sigma_{key}.npz')
+        if not os.path.isfile(path):
+            continue
+        found = True
+        rec = load_records(path)
+        old = os.path.join(output, f'face_sigma_{key}.json')
+        meta = {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(rec['E']),
+                'errors': f'records of {path} (see the previous fit for how they were made)'}
+        if os.path.isfile(old):
+            from depthmarks_ros.core.face.artefacts import load_json
+            prev = load_json(old, 'landmark sigma model', lambda d: d.get('meta', {}))
+            meta.update({k: prev[k] for k in ('backend', 'errors') if k in prev})
+        yield from fit_and_save(key, rec, output, meta, steps=steps)
+    if not found:
+        raise FileNotFoundError(f'no sigma_<backend>.npz records in {cache}')
