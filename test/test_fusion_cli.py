@@ -16,7 +16,7 @@ from depthmarks_ros.core.fusion.uncertainty import SigmaModel
 def test_fit_fusion_command_reproduces_the_shipped_sigma_defaults():
     from depthmarks_ros.cli.fit_fusion import fit_sim_model
     fitted = fit_sim_model(4, 'classical').to_dict()   # = depthmarks fit-fusion --frames 4 --completion classical
-    assert fitted['fused_edge'] > 0                                   # fitted on the node chain's fused output
+    assert fitted['stereo_fuse_factor'] > 1 and fitted['fused_scale'] != 1   # fitted on the pipeline chain's output
     for name, shipped in SigmaModel().to_dict().items():
         assert fitted[name] == pytest.approx(shipped, rel=0.03), name
 
