@@ -33,6 +33,7 @@ from depthmarks_ros.pipeline.registry import load_node_class
 from depthmarks_ros.pipeline.report import accuracy, node_counters, write_metrics, write_previews
 from depthmarks_ros.ros import local_tap
 from depthmarks_ros.ros.executors import StopSignals, freeze_startup_heap, make_executor
+from depthmarks_ros.ros.process import keep_large_buffers
 from depthmarks_ros.ros.worker import os_thread_name
 
 DEFAULT_NODES = ['sim', 'stereo', 'fusion', 'face', 'body']
@@ -161,6 +162,7 @@ class PipelineRunner:
     def run(self) -> dict:
         cfg = self.cfg
         prepare_environment(cfg.use_dds_profile)
+        keep_large_buffers()   # no page faults per received image (ros/process.py)
         os.makedirs(os.path.join(cfg.output, 'params'), exist_ok=True)
         graph = plan_graph(cfg)
         for note in graph.notes:
