@@ -516,8 +516,8 @@ def test_images_settle_a_wrist_hand_by_turned_passes_and_keep_the_steadier_candi
 def test_a_person_whose_best_detection_holds_no_pose_is_tried_on_its_other_detections():
     """The detections of one face are one person; when the best one's region gives no pose (an occluded
     person: the region lands on the one in front), its other detections' regions are tried. Such a pose
-    counts only with its nose in that detection's face box and its head above its hips, and scores
-    SPARE_DOUBT x its visibility."""
+    counts only with its nose in that detection's face box and its head above its hips, is run once more
+    on the region of its own landmarks, and scores SPARE_DOUBT x its visibility."""
     from depthmarks_ros.core.body.pipeline import SPARE_DOUBT
     img = canvas_with([200], size=260, top=100)
     est = BodyPoseEstimator(static=True, hands=False, workers=1)
@@ -525,8 +525,11 @@ def test_a_person_whose_best_detection_holds_no_pose_is_tried_on_its_other_detec
     empty = Roi(600, 40, 60, 0.0)                           # a region on the grey canvas: no person there
     for face, expected in ((real[2], 1), (real[2] + 150, 0)):
         est._run_detector = lambda rgb, view, face=face: [(0.9, empty, face, False), (0.6, real[1], face, False)]
+        passes = est.landmark_passes
         people = est.process(img, K)
         assert len(people) == expected
+        # the empty region, the spare one, and (a pose found there) once more on its own landmarks' region
+        assert est.landmark_passes - passes == 2 + expected
         if expected:
             p = people[0]
             assert p.score == pytest.approx(SPARE_DOUBT * np.mean(p.visibility[:25]))

@@ -590,8 +590,9 @@ class BodyPoseEstimator:
         """The landmark pass of one tracked or detected person (on a worker): ``tr`` with its landmarks,
         or None when no region holds a person. ``spare``: [(region, face box)] of the person's other
         detections, tried in turn only when ``rois`` give nothing; a pose from one counts only if its
-        head is where that detection saw it (:func:`_head_where_seen`), and its score is SPARE_DOUBT x
-        the mean visibility (less certain than a person its best detection holds)."""
+        head is where that detection saw it (:func:`_head_where_seen`), it is run once more on the region
+        of its own landmarks (as ``pose_refine`` does for every new person), and its score is SPARE_DOUBT
+        x the mean visibility (less certain than a person its best detection holds)."""
         lm = None
         for roi in rois:                 # a region from a cut tile, then the refocused one (see _detect)
             cand = self._pose_pass(rgb, roi)
@@ -605,7 +606,7 @@ class BodyPoseEstimator:
                 break
         if lm is None:
             return None
-        if self.pose_refine and tr.age == 0:
+        if (self.pose_refine or doubt < 1.0) and tr.age == 0:
             # a new person: once more on the region of its own landmarks (as tracking would)
             r2 = roi_from_alignment(lm.aux[0], lm.aux[1])
             lm2 = self._pose_pass(rgb, r2) if r2 is not None else None
