@@ -7,7 +7,9 @@ Per frame (:meth:`BodyPoseEstimator.process`):
    person is tracked): MediaPipe's pose detector on the whole image and, with ``detect_tiles`` n
    >= 2, on an n x n grid of overlapping tiles as well (small people); one region per detection.
    Tracking (not ``static``), one tile per detection frame, in turn. Detections of the same face
-   (face box IoU > ``FACE_NMS_IOU``), or of a tracked person's face, are duplicates.
+   (face box IoU > ``FACE_NMS_IOU``), or of a tracked person's face, are duplicates. A person whose
+   best detection's regions hold no pose is tried on its other detections (spare regions, a pose
+   there counts with its head where the detector saw the face, at half the score).
 2. **Landmarks**: one BlazePose pass per region (tracked regions first); a region without a
    person (pose presence < 0.5) ends its track.
 3. **NMS of people**: two landmark sets that agree (:func:`same_person`) are one person; the
@@ -22,7 +24,10 @@ Per frame (:meth:`BodyPoseEstimator.process`):
    hand is left/right by the body's wrist it is attached to. With ``palms`` 'auto' the palm
    detector runs on detection frames where no person has a hand found ('always': every detection
    frame); a palm hand near a person's free wrist is attached to it, the others are hands on
-   their own (left/right from the hand model, person id -1), tracked by their landmarks.
+   their own (left/right from the hand model, person id -1), tracked by their landmarks. Images
+   only (``static``): ``hand_tta`` settles every hand by passes on its region turned a few ways
+   (median; at a wrist the steadiest candidate of the body's and the palms' regions), and a hand on
+   its own gets a search for the other hand of its pair.
 6. **Face** (``face``): dlib's 68-point shape predictor on a box made from the body's eyes and
    mouth.
 7. **3D**: body as :func:`depthmarks_ros.core.body.lifting3d.lift_keypoints`; hands and face
@@ -338,10 +343,13 @@ class BodyPoseEstimator:
         return max(same, key=lambda d: d[0]) if same else None
 
     def _detect(self, rgb: np.ndarray, tracked: List[np.ndarray] = ()) -> List[tuple]:
-        """[(score, [Roi, ...], face box)] from the whole image and the tiles, score-sorted. Detections
-        of the same face (:func:`same_face`, seen in several views) are one person: the best-scoring
-        one. If its view cut the body (a tile), the detector runs once more on a view around the face
-        (:meth:`_refocus`) and that region competes with it (:func:`_more_of_the_body`)."""
+        """[(score, [Roi, ...], face box, spare)] from the whole image and the tiles, score-sorted.
+        Detections of the same face (:func:`same_face`, seen in several views) are one person: the
+        best-scoring one; a person whose face is one of ``tracked`` (face boxes) is left out before any
+        more work. If its view cut the body (a tile), the detector runs once more on a view around the
+        face (:meth:`_refocus`) and that region competes with it (:func:`_more_of_the_body`). spare:
+        [(Roi, face box)] of up to SPARE_REGIONS other detections of the person, views that did not cut
+        the body first (:meth:`_person_pass` tries them when the regions hold no pose)."""
         h, w = rgb.shape[:2]
         views = self._views(w, h)           # (the tile of this detection frame depends on detector_runs)
         self.detector_runs += 1
