@@ -23,7 +23,9 @@ pair, then per full-resolution pixel a census choice among the disparities aroun
    2-row grid along the columns.
 
 Pixels whose half-size pixel had no disparity (before the filling) are invalid (NaN), so are rows
-without any coarse disparity; every other pixel, the first columns included, has one. The choice
+without any coarse disparity and pixels whose match falls left of the right image's column
+``EDGE`` (4: ``x - d < 4``; out of view, or matched against the padding); every other pixel, the
+first columns included, has one. The choice
 runs on ``threads`` horizontal bands in parallel (OpenCV releases the GIL). Confidence: the
 half-size matcher's (texture x left-right x WLS terms), upsampled, 0 where invalid.
 Accuracy and speed against the full-size matcher: docs/stereo_depth.md (benchmarks/bench_stereo.py).
@@ -41,6 +43,7 @@ from depthmarks_ros.core.stereo.fill import fill_holes_rows
 from depthmarks_ros.core.stereo.matching import StereoMatcher, valid_window
 from depthmarks_ros.core.stereo.params import StereoParams
 
+EDGE = 4            # invalid where the match falls left of the right image's column 4 (x - d < 4)
 ROWS = 2            # the choice on every other row (half the work; see the module doc)
 WINDOW = 11         # census cost box (px): the smallest within 0.05 points of the best bad-2 on KITTI's fit split (7: 9.66, 9: 9.61, 11: 9.56, 13: 9.54, 15: 9.53)
 CENSUS_OFFSETS = ((-2, -2), (-2, 0), (-2, 2), (0, -2), (0, 2), (2, -2), (2, 0), (2, 2))  # (dy, dx), bit 0..7
@@ -142,6 +145,10 @@ def refine(left: np.ndarray, right: np.ndarray, disp_half: np.ndarray, window: i
         else:
             best = cv2.medianBlur(best, 3)
     best[up(holes.view(np.uint8)).view(bool)] = np.nan
+    reach = min(w, int(np.ceil(2 * np.nanmax(disp_half, initial=0.0))) + EDGE)   # columns x < d + EDGE
+    if reach > 0:
+        first = best[:, :reach]
+        first[np.arange(reach, dtype=np.float32)[None, :] - first < EDGE] = np.nan
     if rows == 2:
         best = cv2.resize(best, (w, 2 * out_h), interpolation=cv2.INTER_NEAREST)[:h]
     return best
