@@ -8,9 +8,11 @@ pair, then per full-resolution pixel a census choice among the disparities aroun
    default, LR check / WLS as set: matching.py's :class:`StereoMatcher`) searches
    ``ceil(disparity_range / 2)`` disparities (rounded up to a multiple of 16) on it: about 1/8
    of the full-size work. Holes are filled along rows (fill.fill_holes_rows: the background side).
-2. Candidates per full-resolution pixel: the doubled half-size disparity of its half-size pixel,
-   and the smallest and the largest over that pixel's 3 x 3 half-size neighbourhood (the
-   background and the foreground side of a depth edge; equal to the first away from edges).
+2. Candidates per full-resolution pixel: the doubled half-size disparity ``c`` of its half-size
+   pixel, the smallest and the largest over that pixel's 3 x 3 half-size neighbourhood (the
+   background and the foreground side of a depth edge; equal to ``c`` away from edges), and
+   ``c - 0.5``, ``c + 0.5`` (sampled at the whole pixel, these test the whole-pixel neighbours of
+   ``c`` and move it half-way there: the doubled half-size value is often off by about a pixel).
 3. Choice: the candidate whose census cost, summed over a ``window`` box (11 px), is lowest
    (ties: the pixel's own, then the smallest). Census: 8 comparisons of each pixel with the pixels
    2 px away (corners and edge midpoints of the 5 x 5 box), one byte; Hamming distance by a 256-entry
@@ -43,6 +45,7 @@ from depthmarks_ros.core.stereo.fill import fill_holes_rows
 from depthmarks_ros.core.stereo.matching import StereoMatcher, valid_window
 from depthmarks_ros.core.stereo.params import StereoParams
 
+OFFSETS = (-0.5, 0.5)   # also the pixel's own candidate moved by these (px): its whole-pixel neighbours, half-way
 EDGE = 4            # invalid where the match falls left of the right image's column 4 (x - d < 4)
 ROWS = 2            # the choice on every other row (half the work; see the module doc)
 WINDOW = 11         # census cost box (px): the smallest within 0.05 points of the best bad-2 on KITTI's fit split (7: 9.66, 9: 9.61, 11: 9.56, 13: 9.54, 15: 9.53)
@@ -136,7 +139,9 @@ def refine(left: np.ndarray, right: np.ndarray, disp_half: np.ndarray, window: i
     def up(m: np.ndarray) -> np.ndarray:
         return cv2.resize(m, (2 * wh, hh * (3 - rows)), interpolation=cv2.INTER_NEAREST)[:out_h, :w]
 
-    best = choose(census(left, rows), census(right, rows), [up(centre), up(lo), up(hi)], box)
+    cands = [up(centre), up(lo), up(hi)]
+    cands += [cands[0] + np.float32(o) for o in OFFSETS]
+    best = choose(census(left, rows), census(right, rows), cands, box)
     if median and out_h >= 3 and w >= 3:
         nan = np.isnan(best)
         if nan.any():    # rows without a coarse disparity: keep them out of the median
