@@ -120,11 +120,12 @@ def choose(census_left: np.ndarray, census_right: np.ndarray, candidates: Sequen
 
 
 def refine(left: np.ndarray, right: np.ndarray, disp_half: np.ndarray, window: int = WINDOW,
-           median: bool = True, rows: int = ROWS) -> np.ndarray:
+           median: bool = True, rows: int = ROWS, bounds: Optional[Tuple[float, float]] = None) -> np.ndarray:
     """Steps 2 and 3 of the module doc: (H, W) float32 disparity (NaN invalid) of the rectified
     (H, W) uint8 pair from ``disp_half`` ((H + 1) // 2, (W + 1) // 2) float32 (NaN = hole), the
     half-size pair's disparity in half-size px. ``rows`` 2: the choice on rows 0, 2, 4, ... (box
-    ``window`` wide, ``window // 2`` rows of them high, made odd), each taken by the row below too."""
+    ``window`` wide, ``window // 2`` rows of them high, made odd), each taken by the row below too.
+    ``bounds``: (min, max) disparity; the half-pixel steps are clipped into it."""
     import cv2
     h, w = left.shape
     hh, wh = disp_half.shape
@@ -154,6 +155,8 @@ def refine(left: np.ndarray, right: np.ndarray, disp_half: np.ndarray, window: i
     if reach > 0:
         first = best[:, :reach]
         first[np.arange(reach, dtype=np.float32)[None, :] - first < EDGE] = np.nan
+    if bounds is not None:
+        np.clip(best, bounds[0], bounds[1], out=best)          # NaN stays NaN
     if rows == 2:
         best = cv2.resize(best, (w, 2 * out_h), interpolation=cv2.INTER_NEAREST)[:h]
     return best
@@ -222,10 +225,11 @@ class CoarseToFineCensusBackend(StereoBackend):
         bounds = band_rows(disp_half.shape[0], self.threads, margin)
         jobs = [(left[2 * s0:2 * s1], right[2 * s0:2 * s1], disp_half[s0:s1])
                 for s0, s1, _k0, _k1 in bounds]
+        args = (self.window, self.median, self.rows, (self.min_disparity, self.max_disparity))
         if len(jobs) == 1:
-            disp = refine(*jobs[0], self.window, self.median, self.rows)
+            disp = refine(*jobs[0], *args)
         else:
-            futures = [self._pool.submit(refine, *job, self.window, self.median, self.rows) for job in jobs]
+            futures = [self._pool.submit(refine, *job, *args) for job in jobs]
             disp = np.empty((h, w), np.float32)
             for f, (s0, _s1, k0, k1) in zip(futures, bounds):
                 disp[2 * k0:2 * k1] = f.result()[2 * (k0 - s0):2 * (k1 - s0)]
