@@ -82,10 +82,13 @@ def test_batch_command_matches_core(tmp_path, sim):
                '--focal', str(s.stereo.focal), '--baseline', '0.12', '--disparity-range', '64'])
     assert rc == 0
     disp = read_pfm(str(tmp_path / 'out' / 'disparity.pfm'))
-    core = StereoMatcher(StereoParams(disparity_range=64)).compute(
-        cv2.imread(str(tmp_path / 'l.png'), cv2.IMREAD_GRAYSCALE),
-        cv2.imread(str(tmp_path / 'r.png'), cv2.IMREAD_GRAYSCALE)).disparity
-    np.testing.assert_array_equal(np.isnan(disp), np.isnan(core))
+    from depthmarks_ros.core.stereo.backend import create_backend
+    from depthmarks_ros.params.stereo_depth import StereoDepthParams
+    backend = create_backend(StereoDepthParams().backend, StereoParams(disparity_range=64))   # the node's default
+    core = backend.compute(cv2.imread(str(tmp_path / 'l.png'), cv2.IMREAD_GRAYSCALE),
+                           cv2.imread(str(tmp_path / 'r.png'), cv2.IMREAD_GRAYSCALE), confidence=False)[0]
+    backend.close()
+    np.testing.assert_array_equal(disp, core)
     depth = np.load(tmp_path / 'out' / 'depth.npy')
     ok = np.isfinite(depth) & np.isfinite(f.depth_gt)
     assert np.median(np.abs(depth[ok] - f.depth_gt[ok])) < 0.05
