@@ -20,6 +20,16 @@ def test_default_matcher_is_accurate_on_ground_truth(sim):
     assert (r.confidence[~np.isfinite(r.disparity)] == 0).all()
 
 
+def test_local_std_is_the_grey_level_std_over_the_window():
+    from depthmarks_ros.core.stereo.confidence import local_std
+    img = np.random.default_rng(1).integers(0, 256, (40, 50), dtype=np.uint8)
+    img[:20, :20] = 200                                               # a flat patch
+    got = local_std(img, 5)
+    windows = np.lib.stride_tricks.sliding_window_view(img.astype(np.float64), (5, 5))
+    assert np.abs(got[2:-2, 2:-2] - windows.std(axis=(2, 3))).max() < 0.01
+    assert (got[2:16, 2:16] == 0).all() and got.dtype == np.float32
+
+
 def test_wls_and_lr_check_improve_on_plain_matching(sim):
     s, f = sim
     L, R = _grey(f.left_rgb), _grey(f.right_rgb)
