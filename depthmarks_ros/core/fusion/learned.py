@@ -28,8 +28,9 @@ K_START = 0.3
 # s0 + k put 0.66 / 0.84 and 0.70 / 0.88 of the errors within 1 / 2 sigma, all terms 0.62 / 0.80 and
 # 0.77 / 0.90, the old terms without k 0.57 / 0.74 and 0.79 / 0.89 (docs/depth_fusion.md).
 REAL_LIDAR_FIXED = {'lidar_a': 0.0, 'lidar_b': 0.0, 'lidar_c': 0.0}
+# no fused terms (set by fit_fusion.fit_fused_terms on the simulated rig only; a real-data model has none)
 FIT_START = SigmaModel(lidar_s0=0.0026, lidar_a=0.00089, lidar_b=0.00021, lidar_c=1.04, stereo_sigma_d=1.08,
-                       sigma_scale=1.0, fused_edge=0.0)
+                       sigma_scale=1.0, stereo_fuse_factor=1.0, fused_edge=0.0, fused_scale=1.0)
 
 
 def fit_sigma_model(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaModel] = None,
