@@ -155,6 +155,7 @@ class PipelineRunner:
         self.cpu_targets: Dict[str, tuple] = {}     # label -> (pid, tid or None)
         self.cpu_share: Dict[str, Optional[float]] = {}
         self.cpu_threads: Dict[str, float] = {}     # every thread, grouped (CpuMeter groups)
+        self.page_faults: Dict[str, float] = {}     # minor page faults per second, per process
         self._thread_owner: Dict[str, str] = {}     # OS thread name of a worker -> node name
         self.executor_name = ''
         self.stopped_by_signal = ''
@@ -303,6 +304,9 @@ class PipelineRunner:
         if started:
             self.cpu_share = meter.stop(time.monotonic())
             self.cpu_threads = meter.group_shares
+            names = {proc.pid: name for name, proc in self.procs.items()}
+            names[os.getpid()] = 'runner' if self.cfg.multi_process else 'whole process'
+            self.page_faults = {names[pid]: rate for pid, rate in meter.fault_rates.items() if pid in names}
         if self.cfg.progress:
             print(file=sys.stderr)
 
@@ -380,6 +384,7 @@ class PipelineRunner:
             'executor': self.executor_name,
             'cpu_share': self.cpu_share,
             'cpu_threads': self.cpu_threads,
+            'page_faults_per_s': self.page_faults,
             'node_counters': node_counters(stats.last.get('/diagnostics', []), only=set(self.node_names)),
             'recording': 'recording.mcap' if self.cfg.record else None,
             'recording_rate_hz': self.cfg.record_rate or 'all',
