@@ -14,7 +14,7 @@ pair, then per full-resolution pixel a census choice among the disparities aroun
    ``c - 0.5``, ``c + 0.5`` (sampled at the whole pixel, these test the whole-pixel neighbours of
    ``c`` and move it half-way there: the doubled half-size value is often off by about a pixel).
 3. Choice: the candidate whose census cost, summed over a ``window`` box (11 px), is lowest
-   (ties: the pixel's own, then the smallest). Census: 8 comparisons of each pixel with the pixels
+   (ties: the first in the order own, smallest, largest, -0.5, +0.5). Census: 8 comparisons of each pixel with the pixels
    2 px away (corners and edge midpoints of the 5 x 5 box), one byte; Hamming distance by a 256-entry
    table. The right image's census is sampled at ``x - round(candidate)``: whole-pixel sampling
    of a candidate kept at the half-size matcher's 1/16 px (1/8 px at full size). A 3 x 3
@@ -27,8 +27,8 @@ pair, then per full-resolution pixel a census choice among the disparities aroun
 Pixels whose half-size pixel had no disparity (before the filling) are invalid (NaN), so are rows
 without any coarse disparity and pixels whose match falls left of the right image's column
 ``EDGE`` (4: ``x - d < 4``; out of view, or matched against the padding); every other pixel, the
-first columns included, has one. The choice
-runs on ``threads`` horizontal bands in parallel (OpenCV releases the GIL). Confidence: the
+first columns included, has one. The choice runs on ``threads`` horizontal bands in parallel
+(OpenCV releases the GIL; identical to one band). Confidence: the
 half-size matcher's (texture x left-right x WLS terms), upsampled, 0 where invalid.
 Accuracy and speed against the full-size matcher: docs/stereo_depth.md (benchmarks/bench_stereo.py).
 """
