@@ -83,15 +83,19 @@ class ProfilePredictor:
             json.dump(self.meta, f, indent=1)
 
     def predict(self, rgb: np.ndarray, box: np.ndarray, turned_left: bool) -> np.ndarray:
-        rgb = np.ascontiguousarray(rgb)
-        w = rgb.shape[1]
+        box = np.asarray(box, np.float64)
+        side = box[2] - box[0]
+        h, w = rgb.shape[:2]        # the predictor reads pixels near the box only: a crop of 3 box sides
+        x0, y0 = int(np.clip(box[0] - side, 0, w - 1)), int(np.clip(box[1] - side, 0, h - 1))
+        x1, y1 = int(np.clip(box[2] + side + 1, x0 + 1, w)), int(np.clip(box[3] + side + 1, y0 + 1, h))
+        img = rgb[y0:y1, x0:x1]
+        b = box - [x0, y0, x0, y0]
         if turned_left:
-            img = np.ascontiguousarray(rgb[:, ::-1])
-            b = np.array([w - 1 - box[2], box[1], w - 1 - box[0], box[3]])
-        else:
-            img, b = rgb, box
-        p = np.array([(q.x, q.y) for q in self._sp(img, _rect(self._dlib, b)).parts()], np.float64)
-        return _mirror_points(p, w) if turned_left else p
+            img = img[:, ::-1]
+            b = np.array([img.shape[1] - 1 - b[2], b[1], img.shape[1] - 1 - b[0], b[3]])
+        p = np.array([(q.x, q.y) for q in self._sp(np.ascontiguousarray(img), _rect(self._dlib, b)).parts()],
+                     np.float64)
+        return (_mirror_points(p, img.shape[1]) if turned_left else p) + [x0, y0]
 
     def predict_like(self, rgb: np.ndarray, guess68: np.ndarray, size_scale: float = 1.0) -> np.ndarray:
         """Both orientations on the box of a rough guess; the one nearer the guess (for a face whose
