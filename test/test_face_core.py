@@ -319,3 +319,19 @@ def test_sigma_fit_weights_the_sets_equally_and_learns_luvli_visibility(tmp_path
     (tmp_path / 'bad.json').write_text(__import__('json').dumps(d))
     with pytest.raises(ValueError, match='bad.json'):
         LandmarkSigmaModel.load(str(tmp_path / 'bad.json'))
+
+
+def test_reprojection_residual_flags_the_point_off_the_posed_mean_face():
+    """The sigma model's plausibility feature: points projected from the 3D mean face in a known pose
+    sit on it (< 0.5 px); one point moved 20 px off gets about that residual, the others stay small."""
+    from depthmarks_ros.core.face.sigma_model import reprojection_residual
+    R = rotation_from_angles(25.0, -10.0, 5.0)
+    rvec, _ = cv2.Rodrigues(R)
+    pts, _ = cv2.projectPoints(face_model_68(), rvec, np.array([0.0, 0.0, 0.8]), K, None)
+    pts = pts.reshape(-1, 2)
+    assert reprojection_residual(pts, solve_head_pose(pts, K), K).max() < 0.5
+    moved = pts.copy()
+    moved[30] += [20.0, 0.0]
+    r = reprojection_residual(moved, solve_head_pose(moved, K), K)
+    assert r[30] > 12 and np.median(r) < 2
+    assert np.all(np.isnan(reprojection_residual(pts, None, K)))

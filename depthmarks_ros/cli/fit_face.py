@@ -15,8 +15,6 @@ sets (split rule: core/face/datasets.py SPLIT_RULE; the report split is never re
   ``--parts sigma-cached --cache DIR`` refits from them in seconds;
 * ``face_hybrid.json`` + ``face_sigma_hybrid.json`` (part ``hybrid``): the hybrid backend's dlib box
   shape and per-landmark blend weights, and its covariance model (core/face/hybrid.py);
-* ``face_profile_68.dat`` (+ ``.json``; part ``profile``, after ``hybrid``): the hybrid's turned-face
-  predictor (core/face/profile.py) and its weights and covariance in ``face_hybrid.json``;
 * ``face_visibility.json`` (part ``visibility``): per-landmark self-occlusion model of yaw and pitch,
   from AFLW2000-3D's 3D landmarks (core/face/visibility.py).
 
@@ -30,7 +28,7 @@ import sys
 
 PACKAGE_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', 'data'))
 PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'sigma-hybrid',
-         'sigma-cached', 'hybrid', 'hybrid-template', 'visibility', 'profile')
+         'sigma-cached', 'hybrid', 'hybrid-template', 'visibility')
 COMMAND = 'depthmarks fit-face --data ../shared/data'
 
 
@@ -89,7 +87,7 @@ def run(args) -> int:
                   f"{1000 * sum(meta['residual_rms_m']) / 68:.1f} mm")
         if 'sigma-cached' in parts:        # from the error records alone: no image is read
             from depthmarks_ros.core.face.sigma_fit import refit_cached
-            command = COMMAND + f' --parts sigma-cached --cache {args.cache}'
+            command = COMMAND + ' --parts sigma-cached --cache DIR'
             for line in refit_cached(args.cache, args.output, command, args.sigma_steps):
                 print(line, flush=True)
         if any(p not in ('model', 'sigma-cached') for p in parts):
@@ -97,7 +95,8 @@ def run(args) -> int:
             aflw, w300 = _samples(args.data, args.limit)
             if not aflw and not w300:
                 raise FileNotFoundError(f'no annotated faces under {args.data}/faces')
-            command = COMMAND + f' --parts {args.parts}' + (f' --limit {args.limit}' if args.limit else '')
+            command = COMMAND + f" --parts {','.join(p for p in parts if p != 'sigma-cached')}" + \
+                (f' --limit {args.limit}' if args.limit else '') + (' --cache DIR' if args.cache else '')
             for line in fit_landmark_artefacts(aflw, w300, args.output, parts, command, args.cache):
                 print(line, flush=True)
     except FileNotFoundError as exc:

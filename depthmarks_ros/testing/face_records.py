@@ -12,8 +12,8 @@ def synthetic_sigma_records(rng, faces=(60, 20), names=('aflw2000_3d', '300w')):
     from depthmarks_ros.core.face.head_pose import face_model_68
     base = face_model_68()[:, :2] * 1000 + 200
     side = np.sign(base[:, 0] - base[:, 0].mean())
-    rows = {k: [] for k in ('E', 'L', 'spread68', 'yaw0', 'pitch0', 'blur', 'dark', 'hidden', 'has_hidden',
-                            'dataset', 'stem')}
+    rows = {k: [] for k in ('E', 'L', 'spread68', 'yaw0', 'pitch0', 'reproj68', 'blur', 'dark', 'hidden',
+                            'has_hidden', 'dataset', 'stem')}
     true = []
     for k, (n, name) in enumerate(zip(faces, names)):
         for i in range(n):
@@ -26,6 +26,7 @@ def synthetic_sigma_records(rng, faces=(60, 20), names=('aflw2000_3d', '300w')):
             rows['spread68'].append(spread)
             rows['yaw0'].append(yaw)
             rows['pitch0'].append(rng.uniform(-10, 10))
+            rows['reproj68'].append(rng.uniform(0.5, 5.0, 68))
             rows['blur'].append(rng.normal(-1.4, 0.1))
             rows['dark'].append(rng.normal(-1.0, 0.05))
             rows['hidden'].append(hidden if k == 0 else np.zeros(68, bool))

@@ -62,7 +62,7 @@ def load_fit(path: str) -> dict:
 def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, size) -> dict:
     """Inputs of the sigma model for one face: TTA spread of each of the 68 points, yaw of a plain
     PnP solve, blur, darkness; and each point's inside-the-image ramp (visibility)."""
-    from depthmarks_ros.core.face.sigma_model import image_features, interocular, point_features
+    from depthmarks_ros.core.face.sigma_model import image_features, interocular, point_features, reprojection_residual
     w, h = size
     if len(others68):
         samples = np.stack([l68] + list(others68))
@@ -73,9 +73,10 @@ def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, si
     hp0 = solve_head_pose(l68, K)
     yaw0 = hp0.yaw if hp0 is not None else 0.0
     pitch0 = hp0.pitch if hp0 is not None else 0.0
+    reproj = reprojection_residual(l68, hp0, K)
     margin = np.minimum.reduce([l68[:, 0], l68[:, 1], w - 1 - l68[:, 0], h - 1 - l68[:, 1]])
-    return {'spread68': spread, 'yaw0': yaw0, 'pose0': hp0, 'blur': blur, 'dark': dark,
-            'features': point_features(spread, interocular(l68), blur, dark, yaw0, pitch0),
+    return {'spread68': spread, 'yaw0': yaw0, 'pose0': hp0, 'blur': blur, 'dark': dark, 'reproj68': reproj,
+            'features': point_features(spread, interocular(l68), blur, dark, yaw0, pitch0, reproj),
             'inside68': np.clip(margin / 5.0, 0.0, 1.0)}
 
 
@@ -112,17 +113,9 @@ class FaceLandmarker:
                 blend = HybridBlend.load(blend_path)
             except ValueError as exc:
                 raise BackendError(str(exc)) from exc
-        profile = None
-        profile_path = os.path.join(data_dir, 'face_profile_68.dat')
-        if blend is not None and blend.profile_weights is not None and os.path.isfile(profile_path):
-            from depthmarks_ros.core.face.profile import ProfilePredictor
-            try:
-                profile = ProfilePredictor.load(profile_path)
-            except ValueError as exc:
-                raise BackendError(str(exc)) from exc
         self.backend = create_backend(backend, max_faces, refine, static, dlib_detector,
                                       dlib_redetect_every, self.mapping, self.fit.get('box_map'),
-                                      mesh_fallback, blend, profile)
+                                      mesh_fallback, blend)
         self.model = model or UncertaintyModel()
         self.uncertainty = uncertainty
         self.sigma_model = None

@@ -18,7 +18,8 @@ from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
-RAW_KEYS = ('E', 'L', 'spread68', 'yaw0', 'pitch0', 'blur', 'dark', 'hidden', 'has_hidden', 'dataset', 'stem')
+RAW_KEYS = ('E', 'L', 'spread68', 'yaw0', 'pitch0', 'reproj68', 'blur', 'dark', 'hidden', 'has_hidden', 'dataset',
+            'stem')
 
 
 def error_records(samples, l68s, others, K_of) -> Dict[str, np.ndarray]:
@@ -39,6 +40,7 @@ def error_records(samples, l68s, others, K_of) -> Dict[str, np.ndarray]:
         rows['spread68'].append(ft['spread68'])
         rows['yaw0'].append(ft['yaw0'])
         rows['pitch0'].append(pose0.pitch if pose0 is not None else 0.0)
+        rows['reproj68'].append(ft['reproj68'])
         rows['blur'].append(ft['blur'])
         rows['dark'].append(ft['dark'])
         has = s.points3d is not None
@@ -81,15 +83,21 @@ def fold_of(stems) -> np.ndarray:
     return np.array([int(hashlib.sha1(str(s).encode()).hexdigest(), 16) // 5 % 5 for s in stems])
 
 
-def fit_sigma(rec: Dict[str, np.ndarray], meta: Optional[dict] = None, steps: int = 300):
+def fit_sigma(rec: Dict[str, np.ndarray], meta: Optional[dict] = None, steps: int = 300, features=None):
     """The covariance model of one backend from its records (sets weighted equally, LUVLi
     visibility from the self-occlusion labels where the records have them)."""
-    from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
+    from depthmarks_ros.core.face.sigma_model import FIT_FEATURES, LandmarkSigmaModel
     w = set_weights(rec['dataset'])
     meta = dict(meta or {})
     meta['faces_per_set'] = {str(n): int(np.sum(rec['dataset'] == n)) for n in sorted(set(rec['dataset'].tolist()))}
     meta['set_weighting'] = 'each set the same total weight in the NLL and the share scale'
-    return LandmarkSigmaModel.fit_records(rec, steps=steps, meta=meta, face_weights=w)
+    return LandmarkSigmaModel.fit_records(rec, steps=steps, meta=meta, face_weights=w,
+                                          features=tuple(features or FIT_FEATURES))
+
+
+def largest_miss(cal: Dict[str, dict]) -> float:
+    """The largest distance of the 1/2-sigma shares from 39.3 / 86.5 % over the sets."""
+    return max(max(abs(c['within_1'] - 0.3935), abs(c['within_2'] - 0.8647)) for c in cal.values())
 
 
 def per_set_calibration(rec: Dict[str, np.ndarray], covs: np.ndarray) -> Dict[str, dict]:
@@ -108,13 +116,13 @@ def evaluate(model, rec: Dict[str, np.ndarray]) -> Dict[str, dict]:
     return per_set_calibration(rec, model.covariances_records(rec))
 
 
-def cross_validate(rec: Dict[str, np.ndarray], steps: int = 300) -> Dict[str, dict]:
+def cross_validate(rec: Dict[str, np.ndarray], steps: int = 300, features=None) -> Dict[str, dict]:
     """5-fold cross-validated calibration inside the fit split (each fold's faces scored by a model
     fitted without them), per set."""
     fold = fold_of(rec['stem'])
     covs = np.zeros(rec['E'].shape + (2,))
     for k in range(5):
-        m = fit_sigma(subset(rec, fold != k), steps=steps)
+        m = fit_sigma(subset(rec, fold != k), steps=steps, features=features)
         covs[fold == k] = m.covariances_records(subset(rec, fold == k))
     return per_set_calibration(rec, covs)
 
@@ -130,16 +138,32 @@ def fit_and_save(key: str, rec: Dict[str, np.ndarray], output: str, meta: dict, 
     when ``cache``); returns progress lines."""
     import os
     if cache:
+        import json
         os.makedirs(cache, exist_ok=True)
         save_records(os.path.join(cache, f'sigma_{key}.npz'), rec)
+        with open(os.path.join(cache, f'sigma_{key}.json'), 'w') as f:
+            json.dump({'records_made_by': meta}, f, indent=1)
+    from depthmarks_ros.core.face.sigma_model import FEATURE_SETS
     lines = []
     meta = dict(meta)
-    if cross_check:
-        cv = cross_validate(rec, steps)
-        meta['cross_validated_shares'] = {n: [round(c['within_1'], 4), round(c['within_2'], 4),
-                                              round(c['spearman_sigma_error'], 3), c['faces']] for n, c in cv.items()}
-        lines.append(f'sigma model {key}: 5-fold cross-validated on the fit split: {format_calibration(cv)}')
-    sm = fit_sigma(rec, meta, steps)
+    features = FEATURE_SETS[0]
+    if cross_check:           # the feature set with the smallest cross-validated largest miss
+        best = None
+        meta['cross_validated_shares'] = {}
+        for fs in FEATURE_SETS:
+            cv = cross_validate(rec, steps, fs)
+            miss = largest_miss(cv)
+            meta['cross_validated_shares'][' '.join(fs)] = {
+                n: [round(c['within_1'], 4), round(c['within_2'], 4), round(c['spearman_sigma_error'], 3), c['faces']]
+                for n, c in cv.items()}
+            lines.append(f"sigma model {key}: 5-fold cross-validated on the fit split, features {'+'.join(fs)}: "
+                         f'{format_calibration(cv)}; largest miss {miss * 100:.1f} points')
+            if best is None or miss < best[0] - 1e-9:
+                best = (miss, fs)
+        features = best[1]
+        meta['features_chosen_by'] = ('the smallest largest miss of the 1/2-sigma shares over both sets in the '
+                                      '5-fold cross-validation on the fit split (cross_validated_shares)')
+    sm = fit_sigma(rec, meta, steps, features)
     sm.save(os.path.join(output, f'face_sigma_{key}.json'))
     lines.append(f"sigma model {key}: {len(rec['E'])} faces, NLL {sm.meta['fit_nll']:.3f}, 1/2-sigma shares on its "
                  f"fit errors {sm.meta.get('shares_nll')} -> x{sm.scale:.2f} {sm.meta.get('shares_fit')}")
@@ -163,13 +187,14 @@ def refit_cached(cache: str, output: str, command: str, steps: int = 300):
             continue
         found = True
         rec = load_records(path)
-        old = os.path.join(output, f'face_sigma_{key}.json')
-        meta = {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(rec['E']),
-                'errors': f'records of {path} (see the previous fit for how they were made)'}
-        if os.path.isfile(old):
-            from depthmarks_ros.core.face.artefacts import load_json
-            prev = load_json(old, 'landmark sigma model', lambda d: d.get('meta', {}))
+        meta = {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(rec['E'])}
+        made = path[:-4] + '.json'
+        if os.path.isfile(made):          # how the records were made (the run that wrote them)
+            import json
+            with open(made) as f:
+                prev = json.load(f).get('records_made_by', {})
             meta.update({k: prev[k] for k in ('backend', 'errors') if k in prev})
+            meta['records_made_by'] = prev.get('command', '')
         yield from fit_and_save(key, rec, output, meta, steps=steps)
     if not found:
         raise FileNotFoundError(f'no sigma_<backend>.npz records in {cache}')

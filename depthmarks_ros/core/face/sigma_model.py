@@ -24,9 +24,13 @@ import numpy as np
 from depthmarks_ros.core.face.artefacts import load_json, save_json
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 
-FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_spread', 'abs_pitch', 'yaw', 'pitch')
+FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_spread', 'abs_pitch', 'yaw', 'pitch',
+            'log_reproj', 'log_face_reproj')
 # what a new fit uses (yaw and pitch, signed, feed the visibility term only)
-FIT_FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_spread', 'abs_pitch')
+FIT_FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_spread', 'abs_pitch', 'log_reproj',
+                'log_face_reproj')
+# the candidates fit-face compares by cross-validation on the fit split (core/face/sigma_fit.py)
+FEATURE_SETS = (FIT_FEATURES, FIT_FEATURES[:6])
 
 
 def face_angle(landmarks68: np.ndarray) -> float:
@@ -51,20 +55,36 @@ def image_features(grey: np.ndarray, landmarks68: np.ndarray):
     return float(-np.log(lap.var() + 1.0) / 5.0), float(-np.log(crop.mean() + 1.0) / 5.0)
 
 
+def reprojection_residual(landmarks68: np.ndarray, pose, K: np.ndarray) -> np.ndarray:
+    """(68,) px: distance of each landmark from the 3D mean face projected with the plain PnP pose
+    (how far the points are from a plausible face seen in that pose); NaN without a pose."""
+    import cv2
+    from depthmarks_ros.core.face.head_pose import face_model_68
+    if pose is None:
+        return np.full(68, np.nan)
+    proj, _ = cv2.projectPoints(face_model_68(), pose.rvec, pose.tvec, np.asarray(K, np.float64), None)
+    return np.linalg.norm(proj.reshape(-1, 2) - landmarks68, axis=1)
+
+
 def point_features(spread_px: np.ndarray, iod: float, blur: float, dark: float, yaw: float = 0.0,
-                   pitch: float = 0.0) -> np.ndarray:
-    """(68, len(FEATURES)) feature matrix of one face; yaw, pitch in degrees (plain PnP solve)."""
+                   pitch: float = 0.0, reproj_px=None) -> np.ndarray:
+    """(68, len(FEATURES)) feature matrix of one face; yaw, pitch in degrees (plain PnP solve),
+    reproj_px (68,) the reprojection residual of that solve (:func:`reprojection_residual`)."""
     n = len(spread_px)
     log_spread = np.log(np.asarray(spread_px) / iod + 1e-3)
+    rel = np.full(n, 0.1) if reproj_px is None or not np.all(np.isfinite(reproj_px)) \
+        else np.asarray(reproj_px, float) / iod
     return np.column_stack([log_spread, np.full(n, np.log(iod) / 5.0), np.full(n, blur), np.full(n, dark),
                             np.full(n, log_spread.mean()), np.full(n, abs(pitch) / 90.0), np.full(n, yaw / 90.0),
-                            np.full(n, pitch / 90.0)])
+                            np.full(n, pitch / 90.0), np.log(rel + 1e-2),
+                            np.full(n, np.log(np.sqrt(np.mean(rel ** 2)) + 1e-2))])
 
 
 def record_features(rec) -> np.ndarray:
     """(F, 68, len(FEATURES)) from the raw records of core/face/sigma_fit.py."""
-    return np.array([point_features(s, interocular(l), b, d, y, p) for s, l, b, d, y, p in
-                     zip(rec['spread68'], rec['L'], rec['blur'], rec['dark'], rec['yaw0'], rec['pitch0'])])
+    reproj = rec['reproj68'] if 'reproj68' in rec else [None] * len(rec['L'])
+    return np.array([point_features(s, interocular(l), b, d, y, p, r) for s, l, b, d, y, p, r in
+                     zip(rec['spread68'], rec['L'], rec['blur'], rec['dark'], rec['yaw0'], rec['pitch0'], reproj)])
 
 
 def _vis_design(yaw, pitch) -> np.ndarray:
