@@ -216,6 +216,7 @@ def test_two_sim_rigs_side_by_side_multi_process_nodes_exit_cleanly(tmp_path):
     metrics = json.loads((tmp_path / 'rig2' / 'metrics.json').read_text())
     assert metrics['mode'] == 'multi-process'
     assert metrics['cpu_share']['stereo_depth'] > 0.02 and metrics['cpu_share']['sim_rig'] > 0.02
+    assert {'runner', 'stereo_depth', 'sim_rig'} <= set(metrics['page_faults_per_s'])
 
 
 def test_cpu_seconds_counts_own_thread_and_process():
