@@ -67,7 +67,8 @@ def _score_people(per_image):
                     best = max(best, pck(kp, g['keypoints'], g['labelled'], max(g['bbox'][2], g['bbox'][3])))
                 pcks.append(best)
         lines.append(f"{split} ({len(sel)} images, {r['people']} people): OKS-AP {r['AP']:.3f}, AP50 {r['AP50']:.3f}, "
-                     f"PCK@0.2 {np.mean(pcks):.3f}, found (OKS >= 0.5) {r['found']}/{r['people']}")
+                     f"PCK@0.2 {np.mean(pcks):.3f}, found (OKS >= 0.5) {r['found']}/{r['people']}, "
+                     f"{sum(len(d) for d, _ in sel)} people output")
     return lines
 
 

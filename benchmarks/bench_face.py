@@ -106,8 +106,8 @@ def evaluate(samples, norm_name):
         by_stem[name] = dict(zip(stems, nmes))
         if extra:
             fb = np.array(fallback)
-            print(f'  ({name}: {fb.sum()} found faces the mesh could not follow, 68 points regressed from the detector '
-                  f'keypoints: NME {nmes[fb].mean() if fb.any() else float("nan"):.4f}; on the other {(~fb).sum()}: '
+            print(f'  ({name}: {fb.sum()} found faces the mesh could not follow, 68 points from the detector '
+                  f'keypoints (regression, then the turned-face predictor where shipped): NME {nmes[fb].mean() if fb.any() else float("nan"):.4f}; on the other {(~fb).sum()}: '
                   f'{nmes[~fb].mean():.4f})')
         if pe:
             pose_rows[name] = (np.array(pe), np.array(pe_all), np.array(within) if within else None)

@@ -14,7 +14,9 @@ then the CPU per node: cores used (1.0 = one core busy) and CPU milliseconds per
 (cores / rate: the figure that the machine's load changes least), by thread group (a node's
 worker threads with the native pools they started, the executor's main thread, MediaPipe's
 threads, the MCAP writer, DDS and other threads; one group per node process with
-``--multi-process``); the nodes' frame counters and the accuracy against the sim's ground truth.
+``--multi-process``); minor page faults per second of each process (one that faults in fresh pages
+for every image it receives shows here, see ros/process.py); the nodes' frame counters and the
+accuracy against the sim's ground truth.
 The machine load (`uptime`'s load averages) is printed before and after each mode.
 
     .venv/bin/python benchmarks/bench_pipeline.py                 # 20 s per mode, as `make run`
@@ -147,6 +149,11 @@ def main():
         if whole is None:
             whole = sum(v for v in shares.values() if v)
         print(f'  {m}-process total: {whole:.2f} cores')
+    for m in modes:
+        faults = results[m].get('page_faults_per_s') or {}
+        if faults:
+            print(f'  {m}-process minor page faults/s: ' + ', '.join(f'{k} {v:.0f}' for k, v in faults.items())
+                  + f' (all {sum(faults.values()):.0f})')
 
     print('\nnode counters at the end (frames in / out / dropped as old by the latest-only worker), stereo split')
     nodes = sorted({k for m in modes for k in results[m]['node_counters']})

@@ -511,3 +511,52 @@ def test_images_settle_a_wrist_hand_by_turned_passes_and_keep_the_steadier_candi
         else:                                                 # without: the first hand at the wrist, one region
             assert not np.allclose(out['left'].keypoints, steady)
         est.close()
+
+
+def test_a_person_whose_best_detection_holds_no_pose_is_tried_on_its_other_detections():
+    """The detections of one face are one person; when the best one's region gives no pose (an occluded
+    person: the region lands on the one in front), its other detections' regions are tried. Such a pose
+    counts only with its nose in that detection's face box and its head above its hips, is run once more
+    on the region of its own landmarks, and scores SPARE_DOUBT x its visibility."""
+    from depthmarks_ros.core.body.pipeline import SPARE_DOUBT
+    img = canvas_with([200], size=260, top=100)
+    est = BodyPoseEstimator(static=True, hands=False, workers=1)
+    real = max(est._run_detector(img, (0, 0, 640, 480)), key=lambda d: d[0])
+    empty = Roi(600, 40, 60, 0.0)                           # a region on the grey canvas: no person there
+    for face, expected in ((real[2], 1), (real[2] + 150, 0)):
+        est._run_detector = lambda rgb, view, face=face: [(0.9, empty, face, False), (0.6, real[1], face, False)]
+        passes = est.landmark_passes
+        people = est.process(img, K)
+        assert len(people) == expected
+        # the empty region, the spare one, and (a pose found there) once more on its own landmarks' region
+        assert est.landmark_passes - passes == 2 + expected
+        if expected:
+            p = people[0]
+            assert p.score == pytest.approx(SPARE_DOUBT * np.mean(p.visibility[:25]))
+            assert 200 < p.keypoints[0, 0] < 460                # the astronaut's nose
+    est.close()
+    # the rule itself: nose in the face box and above the hips
+    from types import SimpleNamespace
+    from depthmarks_ros.core.body.pipeline import _head_where_seen
+    kp = np.zeros((33, 2))
+    kp[0], kp[23], kp[24] = (120, 110), (110, 200), (130, 200)
+    fbox = np.array([100.0, 90, 140, 130])
+    assert _head_where_seen(SimpleNamespace(keypoints=kp), fbox)
+    assert not _head_where_seen(SimpleNamespace(keypoints=kp), fbox + 60)              # nose elsewhere
+    upside_down = kp.copy()
+    upside_down[[23, 24], 1] = 20
+    assert not _head_where_seen(SimpleNamespace(keypoints=upside_down), fbox)        # head below the hips
+
+
+def test_a_tracked_persons_detection_is_neither_refocused_nor_passed():
+    """A detection group of a tracked person's face is dropped before the refocus detector pass."""
+    est = BodyPoseEstimator(static=False, hands=False, workers=1)
+    face = np.array([300.0, 100, 340, 140])
+    views = []
+    est._run_detector = lambda rgb, view: views.append(view) or [(0.9, Roi(320, 200, 200, 0.0), face, True)]
+    img = np.full((480, 640, 3), 200, np.uint8)
+    out = est._detect(img)
+    assert len(out) == 1 and len(views) == 2                  # the whole image, then the refocus around the face
+    views.clear()
+    assert est._detect(img, [face + 3]) == [] and len(views) == 1   # tracked: the whole image only
+    est.close()

@@ -243,3 +243,105 @@ def test_independent_image_keeps_a_face_the_mesh_passed_over_beside_another(fram
     assert len(faces) == 2 and xs[0] < 320 < xs[1]
     assert len(static.process(np.roll(frame, -160, axis=1))) == 1     # a face the mesh has is not added twice
     static.close()
+
+
+def _turned_face(rng, left: bool):
+    """A synthetic turned 'face': 68 points of the 3D mean face at 60 deg of yaw, drawn as dots and
+    outlines on noise, at a random position, size and tilt (mirrored when it looks left)."""
+    from depthmarks_ros.core.face.head_pose import face_model_68, rotation_from_angles
+    X = face_model_68() @ rotation_from_angles(60.0 if left else -60.0, 0.0, float(rng.uniform(-15, 15))).T
+    p = X[:, :2] / np.ptp(X[:, 1]) * rng.uniform(70, 110) + rng.uniform(90, 150, 2)
+    img = rng.integers(0, 60, (240, 240, 3), dtype=np.uint8)
+    for part in (slice(0, 17), slice(17, 22), slice(22, 27), slice(27, 36), slice(36, 42), slice(42, 48), slice(48, 60)):
+        cv2.polylines(img, [np.round(p[part]).astype(np.int32)], False, (200, 180, 160), 2)
+    for q in p:
+        cv2.circle(img, (int(q[0]), int(q[1])), 2, (255, 255, 255), -1)
+    return img, p
+
+
+def test_turned_face_predictor_learns_mirrors_and_round_trips(tmp_path):
+    """core/face/profile.py: trained on faces looking both ways (mirrored to one), it moves a shifted
+    start towards the truth for either direction; save/load keeps it; a corrupt file is named."""
+    from depthmarks_ros.core.face.profile import ProfilePredictor, _size, box_of, train_profile_predictor
+    rng = np.random.default_rng(7)
+    train = [_turned_face(rng, i % 2 == 0) + (i % 2 == 0,) for i in range(40)]
+    sp = train_profile_predictor([t[0] for t in train], [t[1] for t in train], [t[2] for t in train], copies=2,
+                                 trees=15, tree_depth=3, cascade_depth=6, meta={'split_rule': 'test'})
+    for left in (False, True):
+        errs, starts = [], []
+        for _ in range(4):
+            img, p = _turned_face(rng, left)
+            n = _size(p)
+            box = box_of(p, p.mean(axis=0) + rng.normal(0, 0.06, 2) * n)
+            errs.append(np.linalg.norm(sp.predict(img, box, left) - p, axis=1).mean() / n)
+            wrong = np.linalg.norm(sp.predict(img, box, not left) - p, axis=1).mean() / n
+            starts.append(wrong)
+        assert np.mean(errs) < 0.08 and np.mean(errs) < 0.7 * np.mean(starts), (errs, starts)
+    guess = p + rng.normal(0, 2, p.shape)
+    assert np.linalg.norm(sp.predict_like(img, guess) - p, axis=1).mean() / _size(p) < 0.1   # picks the direction
+    sp.save(str(tmp_path / 'p.dat'))
+    back = ProfilePredictor.load(str(tmp_path / 'p.dat'))
+    assert back.meta['split_rule'] == 'test' and back.meta['options']['trees'] == 15
+    np.testing.assert_allclose(back.predict(img, box, True), sp.predict(img, box, True))
+    (tmp_path / 'bad.dat').write_bytes(b'not a model')
+    with pytest.raises(ValueError, match='bad.dat'):
+        ProfilePredictor.load(str(tmp_path / 'bad.dat'))
+
+
+def test_profile_weights_fit_mirror_and_round_trip(tmp_path):
+    """Per |yaw| bin and landmark, the weight of the turned-face predictor against the blend is the
+    least-squares one (exact predictor -> 1, useless -> 0), mirrored for faces turned the other way,
+    unused below the first edge; face_hybrid.json keeps it; a wrong shape is refused."""
+    from depthmarks_ros.core.face.ibug68 import FLIP_68
+    rng = np.random.default_rng(3)
+    ref = _shape(rng)
+    g = [ref * 100 + rng.normal(0, 1, (68, 2)) for _ in range(20)]
+    good = [x.copy() for x in g]                                      # exact at 45-60 deg
+    bad = [x + rng.normal(0, 30, (68, 2)) for x in g]                 # far off at >= 60
+    blended = [x + rng.normal(0, 3, (68, 2)) for x in g]
+    yaws = [50.0] * 10 + [-70.0] * 10
+    preds = good[:10] + bad[10:]
+    edges = np.array([30.0, 45.0, 60.0, 360.0])
+    v = HybridBlend.fit_profile_weights(edges, preds, blended, g, [1.0] * 20, yaws, [1.0] * 20)
+    assert np.all(v[1] > 0.95) and np.all(v[2] < 0.1) and np.all(v[0] == 0.5)
+    b = HybridBlend.fit(ref, [ref], [ref], [ref], [1.0], [0.0], [1.0])
+    b.profile_edges, b.profile_weights, b.profile_cov = edges, v, np.tile(np.eye(2) * 1e-3, (68, 1, 1))
+    b.profile_weights[1, 0] = 0.3
+    assert b.profile_point_weights(20.0) is None
+    assert b.profile_point_weights(50.0)[0] == 0.3 and b.profile_point_weights(-50.0)[FLIP_68[0]] == 0.3
+    b.save(str(tmp_path / 'h.json'))
+    b2 = HybridBlend.load(str(tmp_path / 'h.json'))
+    np.testing.assert_allclose(b2.profile_weights, b.profile_weights, atol=1e-4)
+    d = json.loads((tmp_path / 'h.json').read_text())
+    d['profile']['weights'] = d['profile']['weights'][:2]
+    (tmp_path / 'h.json').write_text(json.dumps(d))
+    with pytest.raises(ValueError, match='h.json'):
+        HybridBlend.load(str(tmp_path / 'h.json'))
+
+
+def test_turned_face_joins_the_blend_and_its_file_is_checked(tmp_path, frame, monkeypatch):
+    """With the shipped face_profile_68.dat, a face the quick PnP solve calls turned (here: made to)
+    gets the turned-face predictor's points weighted in; a near-frontal one does not; a corrupt file is
+    named at start-up, a missing one leaves the blend alone."""
+    import shutil
+    from depthmarks_ros.core.face import hybrid as hybrid_mod
+    from depthmarks_ros.core.face.pipeline import DATA_DIR
+    for name in ('face_hybrid.json', 'face_mesh_to_68.npz', 'face_profile_68.dat', 'face_profile_68.json'):
+        shutil.copy(f'{DATA_DIR}/{name}', tmp_path / name)
+    lm = FaceLandmarker('hybrid', static=True, data_dir=str(tmp_path), uncertainty=False)
+    assert lm.backend.profile is not None
+    frontal = lm.process(frame, K)[0].landmarks68
+    monkeypatch.setattr(hybrid_mod, 'quick_yaw', lambda pts, size: 50.0)
+    turned = lm.process(frame, K)[0].landmarks68
+    lm.close()
+    moved = np.linalg.norm(turned - frontal, axis=1)
+    assert np.all(np.isfinite(turned)) and 0.0 < np.median(moved) < 0.3 * np.ptp(frontal[:, 0])
+    (tmp_path / 'face_profile_68.dat').write_bytes(b'garbage')
+    with pytest.raises(BackendError, match='face_profile_68.dat'):
+        FaceLandmarker('hybrid', static=True, data_dir=str(tmp_path))
+    (tmp_path / 'face_profile_68.dat').unlink()
+    monkeypatch.undo()
+    lm = FaceLandmarker('hybrid', static=True, data_dir=str(tmp_path), uncertainty=False)
+    assert lm.backend.profile is None
+    np.testing.assert_allclose(lm.process(frame, K)[0].landmarks68, frontal, atol=1e-6)   # the blend alone
+    lm.close()

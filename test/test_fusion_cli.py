@@ -16,7 +16,7 @@ from depthmarks_ros.core.fusion.uncertainty import SigmaModel
 def test_fit_fusion_command_reproduces_the_shipped_sigma_defaults():
     from depthmarks_ros.cli.fit_fusion import fit_sim_model
     fitted = fit_sim_model(4, 'classical').to_dict()   # = depthmarks fit-fusion --frames 4 --completion classical
-    assert fitted['fused_edge'] > 0                                   # fitted on the node chain's fused output
+    assert fitted['stereo_fuse_factor'] > 1 and fitted['fused_scale'] != 1   # fitted on the pipeline chain's output
     for name, shipped in SigmaModel().to_dict().items():
         assert fitted[name] == pytest.approx(shipped, rel=0.03), name
 
@@ -77,6 +77,8 @@ def test_fit_fusion_on_real_data_layouts_fits_the_fit_split_only(tmp_path, fusio
     assert 'sha1' in doc['provenance']['split_rule'] and '--kitti-stereo' in doc['provenance']['command']
     model = load_model(str(out))
     assert model.sigma_scale == 1.0
+    # the simulated rig's fused terms do not travel into a real-data model
+    assert (model.stereo_fuse_factor, model.fused_edge, model.fused_scale) == (1.0, 0.0, 1.0)
     assert model.lidar_k > 0 and model.lidar_a == model.lidar_b == model.lidar_c == 0.0   # REAL_LIDAR_FIXED
     samples, _ = __import__('depthmarks_ros.cli.fit_fusion', fromlist=['x']).collect_real_samples(
         str(root), str(sroot), 'scanline', 2)

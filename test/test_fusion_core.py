@@ -66,16 +66,19 @@ def test_fused_lidar_and_stereo_beats_each_alone(fusion_scene):
     assert fused < depth_metrics(sd, f.depth_gt, both)['rmse']
     assert fused < depth_metrics(r.lidar_depth, f.depth_gt, both)['rmse']
     assert r.sources == ('lidar', 'stereo')
-    # without the sources' spread (and the fused-edge term), fusing never adds sigma; with them (the
-    # default) the fused sigma is at least that and grows where the two disagree by more than their sigmas
+    # without the sources' spread (and the fused sigma's edge term and scale), fusing never adds sigma; with
+    # them (the default) the fused sigma is at least that and grows where the two disagree by more than
+    # their sigmas (the stereo sigma times its fusion factor)
     from depthmarks_ros.core.fusion.uncertainty import SigmaModel, stereo_sigma
-    plain = fuse_sparse(sparse, f.left_rgb, FusionSettings('guided', SigmaModel(fused_edge=0.0), spread=False),
+    plain = fuse_sparse(sparse, f.left_rgb, FusionSettings('guided', SigmaModel(fused_edge=0.0, fused_scale=1.0),
+                                                           spread=False),
                         stereo=StereoInput(sd, sim.stereo.focal, sim.stereo.baseline, st.confidence))
     np.testing.assert_array_equal(plain.depth, r.depth)
     assert np.nanmax(plain.sigma[both] - np.minimum(r.lidar_sigma, 1e9)[both]) <= 1e-5
     assert np.all(r.sigma[both] >= plain.sigma[both] * (1 - 1e-6))
     # the spread adds gap^2 / (sigma_lidar^2 + sigma_stereo^2) times the plain variance
-    s_st = stereo_sigma(sd, st.confidence, sim.stereo.focal, sim.stereo.baseline, SigmaModel())
+    s_st = stereo_sigma(sd, st.confidence, sim.stereo.focal, sim.stereo.baseline, SigmaModel()) * \
+        SigmaModel().stereo_fuse_factor
     gap = np.abs(r.lidar_depth - sd)[both]
     wide = gap > 3 * np.hypot(r.lidar_sigma, s_st)[both]
     assert wide.any() and np.all(r.sigma[both][wide] > 3 * plain.sigma[both][wide])

@@ -261,6 +261,22 @@ def test_cpu_meter_groups_every_thread_by_its_os_name():
     assert meter.group_shares['busy'] * (t1 - t0) > 0.15 and set(meter.group_shares) <= {'busy', 'rest'}
 
 
+def test_cpu_meter_counts_page_faults_per_process():
+    import mmap
+    import os
+    import time
+    from depthmarks_ros.pipeline.cpu import CpuMeter, minor_faults
+    assert minor_faults(os.getpid()) > 0 and minor_faults(2**22 + 7) is None
+    meter = CpuMeter({}, {os.getpid(): lambda tid, comm: 'all'})
+    t0 = time.monotonic()
+    meter.start(t0)
+    with mmap.mmap(-1, 400 * 4096) as m:   # 400 fresh anonymous pages, each written once: a fault each
+        for page in range(400):
+            m[page * 4096] = 1
+    meter.stop(t0 + 1.0)
+    assert meter.fault_rates[os.getpid()] >= 400
+
+
 def test_node_counters_keep_the_newest_values():
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
     from rclpy.serialization import serialize_message

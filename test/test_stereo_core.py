@@ -20,6 +20,16 @@ def test_default_matcher_is_accurate_on_ground_truth(sim):
     assert (r.confidence[~np.isfinite(r.disparity)] == 0).all()
 
 
+def test_local_std_is_the_grey_level_std_over_the_window():
+    from depthmarks_ros.core.stereo.confidence import local_std
+    img = np.random.default_rng(1).integers(0, 256, (40, 50), dtype=np.uint8)
+    img[:20, :20] = 200                                               # a flat patch
+    got = local_std(img, 5)
+    windows = np.lib.stride_tricks.sliding_window_view(img.astype(np.float64), (5, 5))
+    assert np.abs(got[2:-2, 2:-2] - windows.std(axis=(2, 3))).max() < 0.01
+    assert (got[2:16, 2:16] == 0).all() and got.dtype == np.float32
+
+
 def test_wls_and_lr_check_improve_on_plain_matching(sim):
     s, f = sim
     L, R = _grey(f.left_rgb), _grey(f.right_rgb)
@@ -82,10 +92,13 @@ def test_batch_command_matches_core(tmp_path, sim):
                '--focal', str(s.stereo.focal), '--baseline', '0.12', '--disparity-range', '64'])
     assert rc == 0
     disp = read_pfm(str(tmp_path / 'out' / 'disparity.pfm'))
-    core = StereoMatcher(StereoParams(disparity_range=64)).compute(
-        cv2.imread(str(tmp_path / 'l.png'), cv2.IMREAD_GRAYSCALE),
-        cv2.imread(str(tmp_path / 'r.png'), cv2.IMREAD_GRAYSCALE)).disparity
-    np.testing.assert_array_equal(np.isnan(disp), np.isnan(core))
+    from depthmarks_ros.core.stereo.backend import create_backend
+    from depthmarks_ros.params.stereo_depth import StereoDepthParams
+    backend = create_backend(StereoDepthParams().backend, StereoParams(disparity_range=64))   # the node's default
+    core = backend.compute(cv2.imread(str(tmp_path / 'l.png'), cv2.IMREAD_GRAYSCALE),
+                           cv2.imread(str(tmp_path / 'r.png'), cv2.IMREAD_GRAYSCALE), confidence=False)[0]
+    backend.close()
+    np.testing.assert_array_equal(disp, core)
     depth = np.load(tmp_path / 'out' / 'depth.npy')
     ok = np.isfinite(depth) & np.isfinite(f.depth_gt)
     assert np.median(np.abs(depth[ok] - f.depth_gt[ok])) < 0.05

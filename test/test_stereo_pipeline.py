@@ -318,12 +318,14 @@ def test_coarse_to_fine_census_backend_matches_the_full_size_matcher_and_fills_t
     assert conf.shape == disp.shape and (conf[np.isnan(disp)] == 0).all() and conf.max() <= 1
     assert b.compute(L, R, confidence=False)[1] is None and b.delta_d == 1 / 8
     assert np.nanmin(disp) >= 0 and np.nanmax(disp) <= 63                  # inside the configured range
-    # the left-padded half-size pair gives the first disparity_range columns a disparity, OpenCV none;
-    # right where the match is in view (x - d >= 3 px)
+    # the left-padded half-size pair gives the first disparity_range columns a disparity, OpenCV none,
+    # except where the match falls left of the right image's column 4 (out of view)
     first, truth = disp[:, :64], gt[:, :64]
-    in_view = np.isfinite(truth) & (np.arange(64)[None, :] - truth >= 3) & np.isfinite(first)
-    assert np.isnan(full[:, :64]).all() and np.isfinite(first).mean() > 0.9
-    assert np.mean(np.abs(first - truth)[in_view] <= 2) > 0.8
+    cols = np.arange(64)[None, :]
+    in_view = np.isfinite(truth) & (cols - truth >= 6)
+    assert np.isnan(full[:, :64]).all() and np.isfinite(first[in_view]).mean() > 0.9
+    assert np.mean(np.abs(first - truth)[in_view & np.isfinite(first)] <= 2) > 0.8
+    assert not (cols - first < 4).any()
     assert b.valid_window(320, 240) == (0, 0, 320, 240)
     unpadded = create_backend('coarse_to_fine_census', p, pad=False)
     assert np.isfinite(unpadded.compute(L, R, confidence=False)[0][:, :40]).mean() < 0.05
@@ -340,6 +342,9 @@ def test_coarse_to_fine_census_backend_matches_the_full_size_matcher_and_fills_t
     c = [np.full(tex.shape, v, np.float32) for v in (0.0, np.nan, 6.0, 12.0)]
     got = choose(census(tex), census(right), c)
     assert (got[10:-10, 20:-20] == 6.0).all()
+    got2 = choose(census(tex[::2].copy(), 2), census(right[::2].copy(), 2), [x[::2] for x in c], (11, 5))
+    assert (got2[5:-5, 20:-20] == 6.0).all()
+    assert np.array_equal(census(tex[::2].copy(), 2)[1:-1], census(tex)[::2][1:-1])   # same bits on the even rows
     assert np.isnan(choose(census(tex), census(right), [c[1], c[1]])).all()
     # candidates: holes filled along rows (background side), min <= own <= max over 3 x 3, doubled
     half = np.full((6, 8), 5.0, np.float32)
@@ -352,6 +357,13 @@ def test_coarse_to_fine_census_backend_matches_the_full_size_matcher_and_fills_t
     assert (lo[:4] <= centre[:4]).all() and (centre[:4] <= hi[:4]).all()
     with pytest.raises(ValueError, match='window'):
         create_backend('coarse_to_fine_census', p, window=4)
+    with pytest.raises(ValueError, match='rows'):
+        create_backend('coarse_to_fine_census', p, rows=3)
+    # the choice on every row agrees with the default's on every other row (each taken by the next row)
+    every = create_backend('coarse_to_fine_census', p, rows=1).compute(L, R, confidence=False)[0]
+    both = np.isfinite(every) & np.isfinite(disp)
+    assert both.mean() > 0.85 and np.mean(np.abs(every[both] - disp[both]) <= 1) > 0.97
+    assert np.array_equal(disp[1::2], disp[0:-1:2], equal_nan=True)
     b.set_params(p.replace(disparity_range=96))
     assert b.coarse.params.disparity_range == 48 and b.max_disparity == 95 and b.coarse_pad() == 48
     out = StereoPipeline('coarse_to_fine_census', p).process(L, R, (s.stereo.left, s.stereo.right))

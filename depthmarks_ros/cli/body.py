@@ -2,7 +2,8 @@
 
 Whole images (no boxes given) by default: the multi-person core of the body_pose node
 (:class:`depthmarks_ros.core.body.pipeline.BodyPoseEstimator`) with :data:`BATCH_DEFAULTS`
-(each image on its own, the detector also on 2 x 2 and 4 x 4 grids of overlapping tiles for small people). A video
+(each image on its own, the detector also on 2 x 2 and 4 x 4 grids of overlapping tiles for small people; hands
+settled by passes on turned regions and the other hand of a hand on its own searched: ``hand_tta``). A video
 file is read frame by frame in tracking mode (ids kept across frames; image_id = frame index).
 ``--wholebody results133.json`` writes the same people in the COCO-WholeBody 133-keypoint layout
 (body 17, feet 6, face 68, left hand 21, right hand 21; see docs/body_pose.md). With

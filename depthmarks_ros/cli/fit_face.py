@@ -15,6 +15,8 @@ sets (split rule: core/face/datasets.py SPLIT_RULE; the report split is never re
   ``--parts sigma-cached --cache DIR`` refits from them in seconds;
 * ``face_hybrid.json`` + ``face_sigma_hybrid.json`` (part ``hybrid``): the hybrid backend's dlib box
   shape and per-landmark blend weights, and its covariance model (core/face/hybrid.py);
+* ``face_profile_68.dat`` (+ ``.json``; part ``profile``, after ``hybrid``): the hybrid's turned-face
+  predictor (core/face/profile.py) and its weights and covariance in ``face_hybrid.json``;
 * ``face_visibility.json`` (part ``visibility``): per-landmark self-occlusion model of yaw and pitch,
   from AFLW2000-3D's 3D landmarks (core/face/visibility.py).
 
@@ -28,7 +30,7 @@ import sys
 
 PACKAGE_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', 'data'))
 PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'sigma-hybrid',
-         'sigma-cached', 'hybrid', 'hybrid-template', 'visibility')
+         'sigma-cached', 'hybrid', 'hybrid-template', 'visibility', 'profile')
 COMMAND = 'depthmarks fit-face --data ../shared/data'
 
 

@@ -54,20 +54,25 @@ def collect_samples(frames: int, completion: str, width: int = 640, height: int 
     return samples
 
 
-# seeds whose fused output fits the fused-edge term (SigmaModel.fused_edge); bench_fusion.py --sim reports
-# on seeds 0..2
+# seeds whose fused output fits the fused terms (SigmaModel.stereo_fuse_factor, fused_scale);
+# bench_fusion.py --sim reports on seeds 0..2
 FUSED_FIT_SEED0 = 100
 
 
 def node_chain():
-    """(stereo chain, DepthFusionParams): what `depthmarks run` runs, stereo_depth's per-frame chain
-    with that node's defaults and depth_fusion's defaults (with use_stereo)."""
+    """(stereo chain, DepthFusionParams): what `depthmarks run` runs on the simulated rig, the stereo_depth
+    and depth_fusion parameters as the pipeline's graph gives them to the nodes (their config files and
+    the graph's overrides: stereo_depth's disparity_range 64 on the simulated rig, depth_fusion's
+    use_stereo), and stereo_depth's per-frame chain with them."""
     from depthmarks_ros.core.stereo import StereoParams
     from depthmarks_ros.core.stereo.pipeline import StereoPipeline
     from depthmarks_ros.params.depth_fusion import DepthFusionParams
     from depthmarks_ros.params.stereo_depth import StereoDepthParams
-    sp = StereoDepthParams()
-    return StereoPipeline(sp.backend, StereoParams.take(sp)), DepthFusionParams()
+    from depthmarks_ros.pipeline.graph import GraphConfig, merged_parameters, plan
+    held = {n.name: merged_parameters(n) for n in plan(GraphConfig(source='sim', face=False, body=False)).nodes}
+    sp = StereoDepthParams.from_mapping(held['stereo_depth'], strict=False)
+    fp = DepthFusionParams.from_mapping(held['depth_fusion'], strict=False)
+    return StereoPipeline(sp.backend, StereoParams.take(sp)), fp
 
 
 def sim_pipeline_inputs(seed: int, chain):
@@ -85,29 +90,39 @@ def sim_pipeline_inputs(seed: int, chain):
     return f, pts, sim.rig.transform('lidar', 'left'), cam, stereo, st
 
 
-def collect_fused_samples(model, frames: int = 4, seed0: int = FUSED_FIT_SEED0):
-    """Fused-output samples ('gt', 'fused', 'fused_sigma') of ``model`` without its fused-edge term,
-    from the node's chain (node_chain) on seeds seed0.. : what learned.fit_fused_edge fits on."""
-    from dataclasses import replace
+def fused_samples(inputs, model, fp):
+    """Fused-output samples ('gt', 'fused', 'fused_sigma') of ``model`` on ``inputs`` (sim_pipeline_inputs
+    tuples) with the fusion parameters ``fp``."""
     from depthmarks_ros.core.fusion.pipeline import FusionSettings, fuse_frame
-    chain, fp = node_chain()
-    settings = FusionSettings(fp.completion, replace(model, fused_edge=0.0), fp.max_depth)
-    samples = []
-    for seed in range(seed0, seed0 + frames):
-        f, pts, T, cam, stereo, _ = sim_pipeline_inputs(seed, chain)
+    settings = FusionSettings(fp.completion, model, fp.max_depth)
+    out = []
+    for f, pts, T, cam, stereo, _ in inputs:
         r = fuse_frame(pts, T, cam, f.left_rgb, settings, stereo=stereo)
-        samples.append({'gt': f.depth_gt, 'fused': r.depth, 'fused_sigma': r.sigma})
-    return samples
+        out.append({'gt': f.depth_gt, 'fused': r.depth, 'fused_sigma': r.sigma})
+    return out
+
+
+def fit_fused_terms(model, frames: int = 4, seed0: int = FUSED_FIT_SEED0):
+    """``model`` with its fused terms fitted on the fused output of the node chain (node_chain) on seeds
+    seed0.. : the stereo sigma's fusion factor (least fused RMSE), then the fused sigma's scale
+    (learned.margin_scale: the shares farthest inside the target bands); no fused-edge term (with the
+    factor it moves neither share, docs/depth_fusion.md)."""
+    from dataclasses import replace
+    from depthmarks_ros.core.fusion.learned import fit_fused_scale, fit_stereo_fuse_factor
+    chain, fp = node_chain()
+    inputs = [sim_pipeline_inputs(seed, chain) for seed in range(seed0, seed0 + frames)]
+    m = replace(model, stereo_fuse_factor=1.0, fused_edge=0.0, fused_scale=1.0)
+    m = replace(m, stereo_fuse_factor=fit_stereo_fuse_factor(
+        lambda k: fused_samples(inputs, replace(m, stereo_fuse_factor=k), fp)))
+    return replace(m, fused_scale=fit_fused_scale(fused_samples(inputs, m, fp)))
 
 
 def fit_sim_model(frames: int = 4, completion: str = 'classical', steps: int = 300, width: int = 640,
                   height: int = 480):
     """The built-in model's fit: the per-source sigmas (fit_sigma_model on collect_samples), then the
-    fused-edge term on the node chain's fused output of the same number of seeds (collect_fused_samples)."""
-    from depthmarks_ros.core.fusion.learned import fit_fused_edge, fit_sigma_model
-    model = fit_sigma_model(collect_samples(frames, completion, width, height), steps=steps)
-    model.fused_edge = fit_fused_edge(collect_fused_samples(model, frames))
-    return model
+    fused terms on the node chain's fused output of the same number of seeds (fit_fused_terms)."""
+    from depthmarks_ros.core.fusion.learned import fit_sigma_model
+    return fit_fused_terms(fit_sigma_model(collect_samples(frames, completion, width, height), steps=steps), frames)
 
 
 def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion: str = 'scanline',
@@ -160,9 +175,10 @@ def run(args) -> int:
     else:
         model = fit_sim_model(args.frames, args.completion, args.steps, args.width, args.height)
         save_model(model, args.output, {'data': 'simulated rig', 'sources': f'seeds 100..{99 + args.frames} '
-                                        '(collect_samples)', 'fused_edge': f'seeds {FUSED_FIT_SEED0}..'
-                                        f'{FUSED_FIT_SEED0 + args.frames - 1} through the node chain '
-                                        '(collect_fused_samples), band rule (learned.fit_fused_edge)',
+                                        '(collect_samples)', 'fused terms': f'seeds {FUSED_FIT_SEED0}..'
+                                        f'{FUSED_FIT_SEED0 + args.frames - 1} through the full pipeline\'s chain '
+                                        '(fit_fused_terms: stereo_fuse_factor by least fused RMSE, fused_scale '
+                                        'by learned.margin_scale)',
                                         'command': f'depthmarks fit-fusion --frames {args.frames} --completion '
                                                    f'{args.completion} --steps {args.steps}'})
     print(f'wrote {args.output}: {model.to_dict()}')

@@ -23,6 +23,15 @@ def _stat_seconds(path: str) -> Optional[float]:
     return (int(fields[11]) + int(fields[12])) / _TICK   # fields 14, 15 of stat(5), after pid and comm
 
 
+def minor_faults(pid: int) -> Optional[int]:
+    """Minor page faults of a process so far (field 10 of stat(5)); None where /proc is missing."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return int(f.read().rsplit(')', 1)[1].split()[7])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def cpu_seconds(pid: int, tid: Optional[int] = None) -> Optional[float]:
     """utime + stime of a process (all its threads) or of one of its threads, in seconds."""
     return _stat_seconds(f'/proc/{pid}/stat' if tid is None else f'/proc/{pid}/task/{tid}/stat')
@@ -53,7 +62,9 @@ class CpuMeter:
     ``targets``: {label: (pid, tid or None)}; shares are CPU seconds / wall seconds
     (1.0 = one core busy). ``groups``: {pid: label_of(tid, os_thread_name) -> label}: every thread
     of that process counted under its label (:meth:`stop_groups`); a thread that ended during the
-    window is missed, one that started counts from zero.
+    window is missed, one that started counts from zero. ``fault_rates``: minor page faults per
+    second of each process of ``groups`` (by pid; a process that faults in fresh pages for every
+    message it receives shows here, see ros/process.py).
     """
 
     def __init__(self, targets: Dict[str, tuple],
@@ -63,12 +74,15 @@ class CpuMeter:
         self._t0: Dict[str, Optional[float]] = {}
         self._threads0: Dict[int, Dict[int, Tuple[str, float]]] = {}
         self.group_shares: Dict[str, float] = {}
+        self.fault_rates: Dict[int, float] = {}
+        self._faults0: Dict[int, Optional[int]] = {}
         self._wall0 = 0.0
 
     def start(self, wall: float) -> None:
         self._wall0 = wall
         self._t0 = {k: cpu_seconds(*v) for k, v in self.targets.items()}
         self._threads0 = {pid: thread_seconds(pid) for pid in self.groups}
+        self._faults0 = {pid: minor_faults(pid) for pid in self.groups}
 
     def stop(self, wall: float) -> Dict[str, Optional[float]]:
         dt = max(wall - self._wall0, 1e-6)
@@ -77,6 +91,11 @@ class CpuMeter:
             now, before = cpu_seconds(*v), self._t0.get(k)
             out[k] = None if now is None or before is None else round((now - before) / dt, 3)
         self.group_shares = self._groups(dt)
+        self.fault_rates = {}
+        for pid, before in self._faults0.items():
+            now = minor_faults(pid)
+            if now is not None and before is not None:
+                self.fault_rates[pid] = round((now - before) / dt, 1)
         return out
 
     def _groups(self, dt: float) -> Dict[str, float]:

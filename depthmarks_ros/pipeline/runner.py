@@ -33,6 +33,7 @@ from depthmarks_ros.pipeline.registry import load_node_class
 from depthmarks_ros.pipeline.report import accuracy, node_counters, write_metrics, write_previews
 from depthmarks_ros.ros import local_tap
 from depthmarks_ros.ros.executors import StopSignals, freeze_startup_heap, make_executor
+from depthmarks_ros.ros.process import keep_large_buffers
 from depthmarks_ros.ros.worker import os_thread_name
 
 DEFAULT_NODES = ['sim', 'stereo', 'fusion', 'face', 'body']
@@ -154,6 +155,7 @@ class PipelineRunner:
         self.cpu_targets: Dict[str, tuple] = {}     # label -> (pid, tid or None)
         self.cpu_share: Dict[str, Optional[float]] = {}
         self.cpu_threads: Dict[str, float] = {}     # every thread, grouped (CpuMeter groups)
+        self.page_faults: Dict[str, float] = {}     # minor page faults per second, per process
         self._thread_owner: Dict[str, str] = {}     # OS thread name of a worker -> node name
         self.executor_name = ''
         self.stopped_by_signal = ''
@@ -161,6 +163,7 @@ class PipelineRunner:
     def run(self) -> dict:
         cfg = self.cfg
         prepare_environment(cfg.use_dds_profile)
+        keep_large_buffers()   # no page faults per received image (ros/process.py)
         os.makedirs(os.path.join(cfg.output, 'params'), exist_ok=True)
         graph = plan_graph(cfg)
         for note in graph.notes:
@@ -301,6 +304,9 @@ class PipelineRunner:
         if started:
             self.cpu_share = meter.stop(time.monotonic())
             self.cpu_threads = meter.group_shares
+            names = {proc.pid: name for name, proc in self.procs.items()}
+            names[os.getpid()] = 'runner' if self.cfg.multi_process else 'whole process'
+            self.page_faults = {names[pid]: rate for pid, rate in meter.fault_rates.items() if pid in names}
         if self.cfg.progress:
             print(file=sys.stderr)
 
@@ -378,6 +384,7 @@ class PipelineRunner:
             'executor': self.executor_name,
             'cpu_share': self.cpu_share,
             'cpu_threads': self.cpu_threads,
+            'page_faults_per_s': self.page_faults,
             'node_counters': node_counters(stats.last.get('/diagnostics', []), only=set(self.node_names)),
             'recording': 'recording.mcap' if self.cfg.record else None,
             'recording_rate_hz': self.cfg.record_rate or 'all',

@@ -49,6 +49,7 @@ from depthmarks_ros.core.params import ParamField, ParamSet
 from depthmarks_ros.params.base import NodeParams
 from depthmarks_ros.ros import local_tap
 from depthmarks_ros.ros.executors import StopSignals, freeze_startup_heap, make_executor
+from depthmarks_ros.ros.process import keep_large_buffers
 from depthmarks_ros.ros.stats import ProcessingStats
 from depthmarks_ros.ros.worker import LatestWorker
 
@@ -395,6 +396,7 @@ def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> i
     Start-up errors (a refused parameter, a bad calibration or model: ValueError and its subclasses,
     rclpy's ParameterException, missing files) are printed as one clear line and give exit code 1 instead of a traceback.
     """
+    keep_large_buffers()   # no page faults per received image (ros/process.py)
     stop = StopSignals()
     with stop:
         # rclpy's signal handlers would raise KeyboardInterrupt inside the executor: see StopSignals

@@ -7,7 +7,9 @@ Per frame (:meth:`BodyPoseEstimator.process`):
    person is tracked): MediaPipe's pose detector on the whole image and, with ``detect_tiles`` n
    >= 2, on an n x n grid of overlapping tiles as well (small people); one region per detection.
    Tracking (not ``static``), one tile per detection frame, in turn. Detections of the same face
-   (face box IoU > ``FACE_NMS_IOU``), or of a tracked person's face, are duplicates.
+   (face box IoU > ``FACE_NMS_IOU``), or of a tracked person's face, are duplicates. A person whose
+   best detection's regions hold no pose is tried on its other detections (spare regions, a pose
+   there counts with its head where the detector saw the face, at half the score).
 2. **Landmarks**: one BlazePose pass per region (tracked regions first); a region without a
    person (pose presence < 0.5) ends its track.
 3. **NMS of people**: two landmark sets that agree (:func:`same_person`) are one person; the
@@ -22,7 +24,10 @@ Per frame (:meth:`BodyPoseEstimator.process`):
    hand is left/right by the body's wrist it is attached to. With ``palms`` 'auto' the palm
    detector runs on detection frames where no person has a hand found ('always': every detection
    frame); a palm hand near a person's free wrist is attached to it, the others are hands on
-   their own (left/right from the hand model, person id -1), tracked by their landmarks.
+   their own (left/right from the hand model, person id -1), tracked by their landmarks. Images
+   only (``static``): ``hand_tta`` settles every hand by passes on its region turned a few ways
+   (median; at a wrist the steadiest candidate of the body's and the palms' regions), and a hand on
+   its own gets a search for the other hand of its pair.
 6. **Face** (``face``): dlib's 68-point shape predictor on a box made from the body's eyes and
    mouth.
 7. **3D**: body as :func:`depthmarks_ros.core.body.lifting3d.lift_keypoints`; hands and face
@@ -56,6 +61,8 @@ SAME_PERSON = 0.1           # two landmark sets whose median distance is below t
 HAND_SEARCH_SCALES = (1.0, 0.7)   # whole-image hand regions (x the image side) when nothing found a hand
 REFOCUS_SIDE = 8.0          # view around a face whose body a tile cut: this x the face box side
 REFOCUS_TALLER = 1.3        # the refocused pose must see the body this much taller than the tile's
+SPARE_REGIONS = 2           # a person's other detections tried when its best one's regions hold no pose
+SPARE_DOUBT = 0.5           # score factor of a person found only from a spare region
 HAND_TTA_TURNS = (-0.5, -0.25, 0.0, 0.25, 0.5)   # rad: a hand's region turned so (``hand_tta``), median taken
 PARTNER_SCALES = (1.0, 1.4)  # regions for the other hand of a hand on its own: x its region side, 8 turns each
 HANDS_APART = 0.3           # two hands whose median keypoint distance is below this x the hand size are one
@@ -84,6 +91,14 @@ def _more_of_the_body(new, old) -> bool:
         return float(np.ptp(lm.keypoints[ok, 1])) if ok.sum() >= 2 else 0.0
     return (height(new) > REFOCUS_TALLER * height(old)
             and float(new.visibility[:25].mean()) > float(old.visibility[:25].mean()))
+
+
+def _head_where_seen(lm, fbox: np.ndarray) -> bool:
+    """A pose from a spare region is the detected person's: its nose lies in the detection's face box,
+    and, as such a person is doubtful anyway, it is not upside down or lying: the nose lies above the
+    hip centre in the image (a glove taken for a face gave a pose turned by 120 deg on COCO 785)."""
+    nose, hips = lm.keypoints[0], lm.keypoints[[23, 24]].mean(0)
+    return bool(fbox[0] <= nose[0] <= fbox[2] and fbox[1] <= nose[1] <= fbox[3] and nose[1] < hips[1])
 
 
 def same_person(a, b) -> bool:
@@ -327,11 +342,14 @@ class BodyPoseEstimator:
         same = [d for d in self._run_detector(rgb, (x0, y0, x1, y1)) if same_face(d[2], fbox)]
         return max(same, key=lambda d: d[0]) if same else None
 
-    def _detect(self, rgb: np.ndarray) -> List[tuple]:
-        """[(score, [Roi, ...], face box)] from the whole image and the tiles, score-sorted. Detections
-        of the same face (:func:`same_face`, seen in several views) are one person: the best-scoring
-        one. If its view cut the body (a tile), the detector runs once more on a view around the face
-        (:meth:`_refocus`) and that region competes with it (:func:`_more_of_the_body`)."""
+    def _detect(self, rgb: np.ndarray, tracked: List[np.ndarray] = ()) -> List[tuple]:
+        """[(score, [Roi, ...], face box, spare)] from the whole image and the tiles, score-sorted.
+        Detections of the same face (:func:`same_face`, seen in several views) are one person: the
+        best-scoring one; a person whose face is one of ``tracked`` (face boxes) is left out before any
+        more work. If its view cut the body (a tile), the detector runs once more on a view around the
+        face (:meth:`_refocus`) and that region competes with it (:func:`_more_of_the_body`). spare:
+        [(Roi, face box)] of up to SPARE_REGIONS other detections of the person, views that did not cut
+        the body first (:meth:`_person_pass` tries them when the regions hold no pose)."""
         h, w = rgb.shape[:2]
         views = self._views(w, h)           # (the tile of this detection frame depends on detector_runs)
         self.detector_runs += 1
@@ -350,12 +368,16 @@ class BodyPoseEstimator:
                 groups.append([det])
         out = []
         for g in groups:
+            if any(same_face(g[0][2], b) for b in tracked):
+                continue                    # a tracked person's face: no refocus, no landmark pass
             rois = [g[0][1]]
             if g[0][3]:
                 again = self._refocus(rgb, g[0][2])
                 if again is not None:
                     rois.append(again[1])
-            out.append((g[0][0], rois, g[0][2]))
+            # the group's other detections, views that did not cut the body first: spare regions
+            spare = [(d[1], d[2]) for d in sorted(g[1:], key=lambda d: (d[3], -d[0]))][:SPARE_REGIONS]
+            out.append((g[0][0], rois, g[0][2], spare))
         return out
 
     def _hand(self, rgb: np.ndarray, roi: Roi, refine: bool):
@@ -510,12 +532,11 @@ class BodyPoseEstimator:
             self._tracks = []
         detect = self.static or not self._tracks or self._frame % self.redetect_every == 0
         self._frame += 1
-        candidates = [(tr, [tr.roi]) for tr in self._tracks]
+        candidates = [(tr, [tr.roi], []) for tr in self._tracks]
         if detect:
             tracked = [face_region(t.lm.keypoints) for t in self._tracks]
-            for score, rois, fbox in self._detect(rgb):
-                if not any(same_face(fbox, b) for b in tracked):
-                    candidates.append((_Track(rois[0], score), rois))
+            for score, rois, fbox, spare in self._detect(rgb, tracked):
+                candidates.append((_Track(rois[0], score), rois, spare))
         alive = [tr for tr in self._map(lambda c: self._person_pass(rgb, *c), candidates) if tr is not None]
         # NMS of people (tracked ones come first, so they win ties)
         alive.sort(key=lambda t: (-(t.age > 0), -t.score))
@@ -573,23 +594,33 @@ class BodyPoseEstimator:
         self.loose_hands = loose
         return people
 
-    def _person_pass(self, rgb: np.ndarray, tr: _Track, rois: List[Roi]) -> Optional[_Track]:
+    def _person_pass(self, rgb: np.ndarray, tr: _Track, rois: List[Roi], spare: list = ()) -> Optional[_Track]:
         """The landmark pass of one tracked or detected person (on a worker): ``tr`` with its landmarks,
-        or None when no region holds a person."""
+        or None when no region holds a person. ``spare``: [(region, face box)] of the person's other
+        detections, tried in turn only when ``rois`` give nothing; a pose from one counts only if its
+        head is where that detection saw it (:func:`_head_where_seen`), it is run once more on the region
+        of its own landmarks (as ``pose_refine`` does for every new person), and its score is SPARE_DOUBT
+        x the mean visibility (less certain than a person its best detection holds)."""
         lm = None
         for roi in rois:                 # a region from a cut tile, then the refocused one (see _detect)
             cand = self._pose_pass(rgb, roi)
             if cand is not None and (lm is None or _more_of_the_body(cand, lm)):
                 lm, tr.roi = cand, roi
+        doubt = 1.0
+        for roi, fbox in (spare if lm is None else ()):
+            cand = self._pose_pass(rgb, roi)
+            if cand is not None and _head_where_seen(cand, fbox):
+                lm, tr.roi, doubt = cand, roi, SPARE_DOUBT
+                break
         if lm is None:
             return None
-        if self.pose_refine and tr.age == 0:
+        if (self.pose_refine or doubt < 1.0) and tr.age == 0:
             # a new person: once more on the region of its own landmarks (as tracking would)
             r2 = roi_from_alignment(lm.aux[0], lm.aux[1])
             lm2 = self._pose_pass(rgb, r2) if r2 is not None else None
             lm = lm2 if lm2 is not None else lm
         tr.lm = lm
-        tr.score = float(np.mean(lm.visibility[:25]))
+        tr.score = doubt * float(np.mean(lm.visibility[:25]))
         return tr
 
     def _free_wrist_side(self, tr: _Track, hp: dict, lm) -> Optional[str]:

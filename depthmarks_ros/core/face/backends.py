@@ -266,13 +266,14 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def create_backend(name: str, max_faces: int = 4, refine: bool = False, static: bool = False,
                    dlib_detector: str = 'cascade', dlib_redetect_every: int = 1, mapping=None,
-                   box_map=None, mesh_fallback: bool = True, blend=None):
+                   box_map=None, mesh_fallback: bool = True, blend=None, profile=None):
     """``static``: independent images (full detector cascade); else video (the cascade's two cheap
     stages; the mesh tracks faces between frames)."""
     if name == 'hybrid':
         from depthmarks_ros.core.face.hybrid import HybridFace68
         try:
-            return HybridFace68(max_faces, refine, static, mapping=mapping, blend=blend, box_map=box_map)
+            return HybridFace68(max_faces, refine, static, mapping=mapping, blend=blend, box_map=box_map,
+                                profile=profile)
         except ImportError as exc:
             raise BackendError(f'the hybrid backend needs mediapipe and dlib ({exc})') from exc
     if name == 'mediapipe':

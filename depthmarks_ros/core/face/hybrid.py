@@ -69,6 +69,38 @@ class HybridBlend:
     template_cov: Optional[np.ndarray] = None   # (68, 2, 2) its residual covariance, box units^2
     kp_map: Optional[np.ndarray] = None         # (13, 136) detector keypoints (box units) -> 68 points (box units)
     kp_cov: Optional[np.ndarray] = None         # (68, 2, 2) its cross-validated residual covariance, box units^2
+    profile_edges: Optional[np.ndarray] = None  # (np + 1,) |yaw| bin edges (deg) where the turned-face predictor joins
+    profile_weights: Optional[np.ndarray] = None  # (np, 68) its weight against the blend, at yaw >= 0 (mirrored below)
+    profile_scale: float = 1.0                  # box size of a keypoint guess (faces without a mesh) / its points' size
+    profile_cov: Optional[np.ndarray] = None    # (68, 2, 2) its cross-fitted residual covariance on faces without a
+                                                # mesh, in units of the predicted points' sqrt(w h)^2
+
+    def profile_point_weights(self, yaw: float) -> Optional[np.ndarray]:
+        """(68,) weight of the turned-face predictor's point i at this yaw (None: not used there)."""
+        if self.profile_weights is None or abs(yaw) < self.profile_edges[0]:
+            return None
+        k = int(np.clip(np.searchsorted(self.profile_edges, abs(yaw), side='right') - 1, 0,
+                        len(self.profile_weights) - 1))
+        w = self.profile_weights[k]
+        return w[FLIP_68] if yaw < 0 else w
+
+    @staticmethod
+    def fit_profile_weights(edges, preds, blended, gts, norms, yaws, weights) -> np.ndarray:
+        """Per |yaw| bin and landmark, the v minimising sum_f c_f |v e + (1 - v) b - g|^2 (c_f = weight_f /
+        norm_f^2), clipped to [0, 1]; an empty bin: 0.5. Faces below edges[0] are not used."""
+        edges = np.asarray(edges, float)
+        num, den = np.zeros((len(edges) - 1, 68)), np.zeros((len(edges) - 1, 68))
+        for e, b, g, n, y, c in zip(preds, blended, gts, norms, yaws, weights):
+            if abs(y) < edges[0]:
+                continue
+            k = int(np.clip(np.searchsorted(edges, abs(y), side='right') - 1, 0, len(edges) - 2))
+            c = c / n ** 2
+            a, d = c * ((b - g) * (b - e)).sum(1), c * ((b - e) ** 2).sum(1)
+            if y < 0:
+                a, d = a[FLIP_68], d[FLIP_68]
+            num[k] += a
+            den[k] += d
+        return np.where(den > 0, np.clip(num / np.maximum(den, 1e-12), 0.0, 1.0), 0.5)
 
     @staticmethod
     def _kp_features(box: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
@@ -171,6 +203,10 @@ class HybridBlend:
         if self.kp_map is not None:
             out['kp_map'] = self.kp_map.round(6).tolist()
             out['kp_cov'] = self.kp_cov.round(6).tolist()
+        if self.profile_weights is not None:
+            out['profile'] = {'edges': self.profile_edges.tolist(), 'weights': self.profile_weights.round(4).tolist(),
+                              'scale': round(float(self.profile_scale), 5),
+                              'cov': None if self.profile_cov is None else self.profile_cov.round(6).tolist()}
         return out
 
     def save(self, path: str) -> None:
@@ -185,7 +221,13 @@ class HybridBlend:
                       np.array(d['template_cov'], float) if 'box_template' in d else None,
                       np.array(d['kp_map'], float) if 'kp_map' in d else None,
                       np.array(d['kp_cov'], float) if 'kp_map' in d else None)
-            edges = (out.yaw_edges, out.dis_edges)
+            pr = d.get('profile')
+            if pr is not None:
+                out.profile_edges = np.array(pr['edges'], float)
+                out.profile_weights = np.array(pr['weights'], float)
+                out.profile_scale = float(pr['scale'])
+                out.profile_cov = None if pr.get('cov') is None else np.array(pr['cov'], float)
+            edges = (out.yaw_edges, out.dis_edges) + ((out.profile_edges,) if pr is not None else ())
             if any(e.ndim != 1 or e.size < 2 or np.any(np.diff(e) <= 0) for e in edges):
                 raise ValueError('bin edges must be increasing 1-D lists')
             nb = (len(out.yaw_edges) - 1) * (len(out.dis_edges) - 1)
@@ -194,6 +236,12 @@ class HybridBlend:
                 shapes += [(out.box_template, (68, 2)), (out.template_cov, (68, 2, 2))]
             if out.kp_map is not None:
                 shapes += [(out.kp_map, (13, 136)), (out.kp_cov, (68, 2, 2))]
+            if pr is not None:
+                shapes += [(out.profile_weights, (len(out.profile_edges) - 1, 68))]
+                if out.profile_cov is not None:
+                    shapes += [(out.profile_cov, (68, 2, 2))]
+                if not (np.isfinite(out.profile_scale) and out.profile_scale > 0):
+                    raise ValueError('profile scale must be positive')
             if any(a.shape != s for a, s in shapes) \
                     or not all(np.all(np.isfinite(a)) for a in [a for a, _ in shapes] + list(edges)):
                 raise ValueError('wrong shapes or non-finite values')
@@ -233,7 +281,7 @@ class HybridFace68:
     name = 'hybrid'
 
     def __init__(self, max_faces: int = 4, refine: bool = False, static: bool = False, mapping=None,
-                 blend: Optional[HybridBlend] = None, box_map=None):
+                 blend: Optional[HybridBlend] = None, box_map=None, profile=None):
         import dlib
         from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, load_dlib_model
         from depthmarks_ros.core.face.detection import IDENTITY_BOX_MAP
@@ -245,6 +293,8 @@ class HybridFace68:
         self.blend = blend
         self.box_map = dict(IDENTITY_BOX_MAP, **(box_map or {}))
         self.dlib_only_faces = 0            # faces found by the cascade where the mesh failed
+        # turned faces: core/face/profile.py's predictor (face_profile_68.dat), weighted by face_hybrid.json
+        self.profile = profile if blend is not None and blend.profile_weights is not None else None
 
     def to68(self, mesh_xyz: np.ndarray) -> np.ndarray:
         return self.mesh.to68(mesh_xyz)
@@ -263,7 +313,13 @@ class HybridFace68:
             for r in out:
                 m68 = r.landmarks68
                 d68 = self.predict(rgb, box_from_landmarks(self.blend.ref_box, m68))
-                r.landmarks68 = self.blend.blend(d68, m68, quick_yaw(m68, (w, h)))
+                yaw = quick_yaw(m68, (w, h))
+                r.landmarks68 = self.blend.blend(d68, m68, yaw)
+                v = self.blend.profile_point_weights(yaw) if self.profile is not None else None
+                if v is not None:           # a turned face: the turned-face predictor started on the mesh's points
+                    from depthmarks_ros.core.face.profile import box_of
+                    e68 = self.profile.predict(rgb, box_of(m68), yaw > 0)
+                    r.landmarks68 = v[:, None] * e68 + (1.0 - v[:, None]) * r.landmarks68
                 r.alt68 = [d68, m68]
                 r.pose68 = m68          # head pose: the mesh's points (a development check on 230 fit-split faces, uncommitted script: 3.84 vs 4.01 deg MAE with the blend)
         for det in self.mesh.unmeshed:      # the cascade found a face the mesh could not follow
@@ -272,6 +328,10 @@ class HybridFace68:
             if b is not None and b.kp_map is not None and det.keypoints is not None:   # mostly profiles:
                 p68 = b.from_keypoints(det.box, det.keypoints)                          # dlib's predictor fails
                 cov = b.kp_cov * max(det.box[2] - det.box[0], det.box[3] - det.box[1]) ** 2
+                if self.profile is not None and b.profile_cov is not None:   # refined from that guess
+                    from depthmarks_ros.core.face.profile import _size
+                    p68 = self.profile.predict_like(rgb, p68, b.profile_scale)
+                    cov = b.profile_cov * _size(p68) ** 2
             elif b is not None and b.box_template is not None:
                 p68, cov = b.from_box(det.box, det.facing), b.template_covariance(det.box, det.facing)
             else:

@@ -135,7 +135,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
     weights = np.array([1.0 / max(len(aflw), 1)] * len(aflw) + [1.0 / max(len(w300), 1)] * len(w300))
     if 'sigma' in parts:                 # every backend's sigma model (the hybrid's without refitting its blend)
         parts = list(parts) + ['sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'sigma-hybrid']
-    if {'mapping', 'sigma-mediapipe', 'hybrid', 'sigma-hybrid'} & set(parts):
+    if {'mapping', 'sigma-mediapipe', 'hybrid', 'sigma-hybrid', 'profile'} & set(parts):
         lm = FaceLandmarker('mediapipe', static=True, mapping='fixed', sigma='tta', data_dir=output)
         mesh_recs = []
         for s, wt in zip(samples, weights):
@@ -191,6 +191,8 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
                                write_blend='hybrid' in parts)
     if 'hybrid' in parts or 'hybrid-template' in parts:
         yield from _fit_hybrid_template(samples, output, command)
+    if 'profile' in parts:
+        yield from _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, command)
     for detector, key in (('cascade', 'dlib'), ('hog', 'dlib_hog')):
         if f'sigma-{key}' not in parts:
             continue
@@ -299,13 +301,7 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
             pts.append(predict(rgb, b))
     ref_box = mean_box_shape(boxes, pts)
     yield f'hybrid: dlib box shape from {len(boxes)} HOG faces'
-    m68s, fold = _cross_fitted_68(mesh_recs, meshes, targets, wts, ridge)
-    d68s, yaws, norms, greys = [], [], [], []
-    for r, m68 in zip(mesh_recs, m68s):
-        rgb = r['sample'].load_rgb()
-        d68s.append(predict(rgb, box_from_landmarks(ref_box, m68)))
-        yaws.append(quick_yaw(m68, rgb.shape[1::-1]))
-        norms.append(_norm(r['sample']))
+    m68s, fold, d68s, yaws, norms = _hybrid_inputs(mesh_recs, meshes, targets, wts, ridge, ref_box, predict)
     meta = {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(m68s), 'hog_faces': len(boxes),
             'data': 'AFLW2000-3D + 300-W LFPW test, fit split, weighted equally per set; mesh points from '
                     'cross-fitted maps (5 folds)'}
@@ -314,15 +310,7 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
         blend.save(os.path.join(output, 'face_hybrid.json'))
     yield 'hybrid: blend weights by (|yaw|, disagreement) bin: ' + ', '.join(
         f'{w.mean():.2f}' for w in blend.weights)
-    # cross-fitted blends -> errors for the sigma model
-    out68 = [None] * len(m68s)
-    for k in range(5):
-        tr = fold != k
-        bk = HybridBlend.fit(ref_box, [d for d, t in zip(d68s, tr) if t], [m for m, t in zip(m68s, tr) if t],
-                             [g for g, t in zip(targets, tr) if t], [n for n, t in zip(norms, tr) if t],
-                             [y for y, t in zip(yaws, tr) if t], [w for w, t in zip(wts, tr) if t])
-        for i in np.flatnonzero(~tr):
-            out68[i] = bk.blend(d68s[i], m68s[i], yaws[i])
+    out68 = _cross_fitted_blends(ref_box, d68s, m68s, targets, norms, yaws, wts, fold)
     by_set = {}
     for r, o, n in zip(mesh_recs, out68, norms):
         by_set.setdefault(r['sample'].dataset, []).append(np.linalg.norm(o - r['sample'].landmarks68, axis=1).mean() / n)
@@ -331,6 +319,153 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
     yield from fit_and_save('hybrid', rec, output, {'backend': 'hybrid (mesh + dlib predictor, blended)',
                                                     'faces': len(out68), 'split_rule': SPLIT_RULE, 'command': command,
                                                     'errors': 'cross-fitted mesh maps and blends (5 folds)'}, cache)
+
+
+def _hybrid_inputs(mesh_recs, meshes, targets, wts, ridge, ref_box, predict):
+    """Per mesh-followed fit face: cross-fitted mesh 68 points, fold, dlib's points on the box from them,
+    quick yaw and NME normaliser."""
+    from depthmarks_ros.core.face.hybrid import box_from_landmarks, quick_yaw
+    m68s, fold = _cross_fitted_68(mesh_recs, meshes, targets, wts, ridge)
+    d68s, yaws, norms = [], [], []
+    for r, m68 in zip(mesh_recs, m68s):
+        rgb = r['sample'].load_rgb()
+        d68s.append(predict(rgb, box_from_landmarks(ref_box, m68)))
+        yaws.append(quick_yaw(m68, rgb.shape[1::-1]))
+        norms.append(_norm(r['sample']))
+    return m68s, fold, d68s, yaws, norms
+
+
+def _cross_fitted_blends(ref_box, d68s, m68s, targets, norms, yaws, wts, fold):
+    """Each face blended by weights fitted on the other folds."""
+    from depthmarks_ros.core.face.hybrid import HybridBlend
+    out68 = [None] * len(m68s)
+    for k in range(5):
+        tr = fold != k
+        bk = HybridBlend.fit(ref_box, [d for d, t in zip(d68s, tr) if t], [m for m, t in zip(m68s, tr) if t],
+                             [g for g, t in zip(targets, tr) if t], [n for n, t in zip(norms, tr) if t],
+                             [y for y, t in zip(yaws, tr) if t], [w for w, t in zip(wts, tr) if t])
+        for i in np.flatnonzero(~tr):
+            out68[i] = bk.blend(d68s[i], m68s[i], yaws[i])
+    return out68
+
+
+def _fold(stem: str) -> int:
+    import hashlib
+    return int(hashlib.sha1(stem.encode()).hexdigest(), 16) // 5 % 5
+
+
+def turned_left(sample) -> bool:
+    """The face looks towards image-left (its forward axis, -z of the head, points to -x in the image)."""
+    from depthmarks_ros.core.face.head_pose import rotation_from_angles
+    return bool((rotation_from_angles(*sample.pose_deg) @ [0.0, 0.0, -1.0])[0] < 0)
+
+
+PROFILE_MIN_YAW = 35.0                 # deg: training faces of the turned-face predictor (|Pose_Para yaw|)
+PROFILE_EDGES = (30.0, 45.0, 60.0, 360.0)   # |quick yaw| bins where it joins the blend
+
+
+def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, command):
+    """The hybrid's turned-face predictor (core/face/profile.py, face_profile_68.dat) trained on the
+    fit split's AFLW2000-3D faces with |yaw| >= PROFILE_MIN_YAW; its per-landmark weights against the
+    blend on mesh-followed faces with |quick yaw| >= 30 deg, and its covariance on faces the mesh
+    cannot follow, both from cross-fitted predictions (5 folds, sha1 // 5 % 5 inside the fit split);
+    added to face_hybrid.json."""
+    import os
+    import dlib
+    from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, dlib_model_path
+    from depthmarks_ros.core.face.datasets import SPLIT_RULE, bbox_size
+    from depthmarks_ros.core.face.hybrid import HybridBlend
+    from depthmarks_ros.core.face.profile import _size, box_of, train_profile_predictor
+    path = os.path.join(output, 'face_hybrid.json')
+    blend = HybridBlend.load(path)
+    pred = dlib.shape_predictor(dlib_model_path('shape_predictor_68_face_landmarks.dat'))
+
+    def predict(rgb, box):
+        shape = pred(rgb, dlib.rectangle(*(int(round(v)) for v in box)))
+        return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+    turned = [s for s in aflw if abs(s.pose_deg[0]) >= PROFILE_MIN_YAW]
+    rgbs = {s.stem: s.load_rgb() for s in turned}
+    yield f'profile: {len(turned)} fit-split AFLW faces with |yaw| >= {PROFILE_MIN_YAW:g} deg'
+    # faces the mesh cannot follow: the keypoint regression's guess
+    mesh = MediaPipeFaceMesh(static=True, fallback_detector=True)
+    unmeshed = []
+    for s in samples:
+        if mesh.process(s.load_rgb()):
+            continue
+        g = s.landmarks68
+        near = [d for d in mesh.unmeshed if d.keypoints is not None
+                and np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - g.mean(axis=0)) < 0.5 * max(np.ptp(g, axis=0))]
+        if near and blend.kp_map is not None:
+            unmeshed.append((s, blend.from_keypoints(near[0].box, near[0].keypoints)))
+    mesh.close()
+    scale = float(np.exp(np.mean([np.log(_size(s.landmarks68) / _size(k)) for s, k in unmeshed]))) if unmeshed else 1.0
+    m68s, fold, d68s, yaws, norms = _hybrid_inputs(mesh_recs, meshes, targets, wts, ridge, blend.ref_box, predict)
+    blended = _cross_fitted_blends(blend.ref_box, d68s, m68s, targets, norms, yaws, wts, fold)
+    use = [i for i, y in enumerate(yaws) if abs(y) >= PROFILE_EDGES[0]]
+    e68 = {}
+    un_pred = {}
+    for k in range(5):
+        tr = [s for s in turned if _fold(s.stem) != k]
+        sp = train_profile_predictor([rgbs[s.stem] for s in tr], [s.landmarks68 for s in tr],
+                                     [turned_left(s) for s in tr])
+        for i in use:
+            if fold[i] == k:
+                rgb = mesh_recs[i]['sample'].load_rgb()
+                e68[i] = sp.predict(rgb, box_of(m68s[i]), yaws[i] > 0)
+        for j, (s, guess) in enumerate(unmeshed):
+            if _fold(s.stem) == k:
+                un_pred[j] = sp.predict_like(s.load_rgb(), guess, scale)
+        yield f'profile: fold {k + 1}/5 trained on {len(tr)} faces'
+    edges = np.array(PROFILE_EDGES)
+    v = HybridBlend.fit_profile_weights(edges, [e68[i] for i in use], [blended[i] for i in use],
+                                        [targets[i] for i in use], [norms[i] for i in use], [yaws[i] for i in use],
+                                        [wts[i] for i in use])
+    # cross-fitted weights for the figure: each face weighted by bins fitted without its fold
+    by_set = {}
+    for k in range(5):
+        idx = [i for i in use if fold[i] != k]
+        vk = HybridBlend.fit_profile_weights(edges, [e68[i] for i in idx], [blended[i] for i in idx],
+                                             [targets[i] for i in idx], [norms[i] for i in idx],
+                                             [yaws[i] for i in idx], [wts[i] for i in idx])
+        bk = HybridBlend(blend.ref_box, blend.yaw_edges, blend.dis_edges, blend.weights, profile_edges=edges,
+                         profile_weights=vk)
+        for i in use:
+            if fold[i] == k:
+                w = bk.profile_point_weights(yaws[i])[:, None]
+                new = w * e68[i] + (1 - w) * blended[i]
+                d = by_set.setdefault(mesh_recs[i]['sample'].dataset, [[], []])
+                d[0].append(np.linalg.norm(blended[i] - targets[i], axis=1).mean() / norms[i])
+                d[1].append(np.linalg.norm(new - targets[i], axis=1).mean() / norms[i])
+    yield 'profile: mesh-followed faces with |quick yaw| >= 30, cross-fitted NME blend -> with the predictor: ' + \
+        ', '.join(f'{k} {np.mean(a):.4f} -> {np.mean(b):.4f} ({len(a)})' for k, (a, b) in by_set.items())
+    res = []
+    for j, (s, guess) in enumerate(unmeshed):
+        res.append((un_pred[j] - s.landmarks68) / _size(un_pred[j]))
+    cov = (np.einsum('fni,fnj->nij', np.array(res), np.array(res)) / max(len(res) - 1, 1) + 1e-4 * np.eye(2)) \
+        if res else None
+    if unmeshed:
+        kp_nme = np.mean([np.linalg.norm(k - s.landmarks68, axis=1).mean() / bbox_size(s.landmarks68) for s, k in unmeshed])
+        pr_nme = np.mean([np.linalg.norm(un_pred[j] - s.landmarks68, axis=1).mean() / bbox_size(s.landmarks68)
+                          for j, (s, _) in enumerate(unmeshed)])
+        yield (f'profile: {len(unmeshed)} faces the mesh cannot follow: box-NME keypoint map {kp_nme:.4f} (in-sample) -> '
+               f'predictor {pr_nme:.4f} (cross-fitted)')
+    sp = train_profile_predictor([rgbs[s.stem] for s in turned], [s.landmarks68 for s in turned],
+                                 [turned_left(s) for s in turned],
+                                 meta={'split_rule': SPLIT_RULE, 'command': command,
+                                       'data': f'AFLW2000-3D fit split, |yaw| >= {PROFILE_MIN_YAW:g} deg, mirrored to '
+                                               'look towards image-right'})
+    sp.save(os.path.join(output, 'face_profile_68.dat'))
+    blend.profile_edges, blend.profile_weights, blend.profile_scale, blend.profile_cov = edges, v, scale, cov
+    blend.meta['profile'] = {'faces': len(turned), 'mesh_faces_for_weights': len(use), 'unmeshed_faces': len(unmeshed),
+                             'command': command, 'split_rule': SPLIT_RULE}
+    blend.save(path)
+    yield 'profile: weights by |yaw| bin ' + ', '.join(f'{w.mean():.2f}' for w in v) + \
+        f'; face_profile_68.dat {os.path.getsize(os.path.join(output, "face_profile_68.dat")) / 1e6:.1f} MB'
+
+
+def _shares(sm) -> str:
+    return (f"1/2-sigma shares on its fit errors {sm.meta.get('shares_nll')} -> x{sm.scale:.2f} "
+            f"{sm.meta.get('shares_fit')}")
 
 
 def _fit_hybrid_template(samples, output, command):

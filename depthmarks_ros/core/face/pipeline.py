@@ -113,9 +113,17 @@ class FaceLandmarker:
                 blend = HybridBlend.load(blend_path)
             except ValueError as exc:
                 raise BackendError(str(exc)) from exc
+        profile = None
+        profile_path = os.path.join(data_dir, 'face_profile_68.dat')
+        if blend is not None and blend.profile_weights is not None and os.path.isfile(profile_path):
+            from depthmarks_ros.core.face.profile import ProfilePredictor
+            try:
+                profile = ProfilePredictor.load(profile_path)
+            except ValueError as exc:
+                raise BackendError(str(exc)) from exc
         self.backend = create_backend(backend, max_faces, refine, static, dlib_detector,
                                       dlib_redetect_every, self.mapping, self.fit.get('box_map'),
-                                      mesh_fallback, blend)
+                                      mesh_fallback, blend, profile)
         self.model = model or UncertaintyModel()
         self.uncertainty = uncertainty
         self.sigma_model = None

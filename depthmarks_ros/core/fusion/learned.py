@@ -28,8 +28,9 @@ K_START = 0.3
 # s0 + k put 0.66 / 0.84 and 0.70 / 0.88 of the errors within 1 / 2 sigma, all terms 0.62 / 0.80 and
 # 0.77 / 0.90, the old terms without k 0.57 / 0.74 and 0.79 / 0.89 (docs/depth_fusion.md).
 REAL_LIDAR_FIXED = {'lidar_a': 0.0, 'lidar_b': 0.0, 'lidar_c': 0.0}
+# no fused terms (set by fit_fusion.fit_fused_terms on the simulated rig only; a real-data model has none)
 FIT_START = SigmaModel(lidar_s0=0.0026, lidar_a=0.00089, lidar_b=0.00021, lidar_c=1.04, stereo_sigma_d=1.08,
-                       sigma_scale=1.0, fused_edge=0.0)
+                       sigma_scale=1.0, stereo_fuse_factor=1.0, fused_edge=0.0, fused_scale=1.0)
 
 
 def fit_sigma_model(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaModel] = None,
@@ -251,38 +252,62 @@ def fit_lidar_gap(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Di
     return out
 
 
-def fit_fused_edge(samples: List[Dict[str, np.ndarray]], two_sigma: float = BAND_TWO_SIGMA,
-                   one_sigma_max: float = BAND_ONE_SIGMA_MAX, hi: float = 10.0) -> float:
-    """The fused-edge factor (uncertainty.fused_sigma_expr) from samples of fused output, each a dict
-    with 'gt', 'fused' and 'fused_sigma' (the fused sigma without the term), by the band rule of
-    :func:`band_calibration_scale` applied to the term instead of a scale: the smallest factor that
-    puts ``two_sigma`` of the errors within 2 sigma, but never one that puts more than
-    ``one_sigma_max`` within 1 (sigma only grows with it: 0 when the fit errors are already there)."""
-    from depthmarks_ros.core.fusion.uncertainty import FUSED_WINDOW, fused_sigma_expr
-    err, sig, rng = [], [], []
+# The bands a calibrated sigma's shares must fall in (the issue's targets): within 1 sigma, within 2 sigma.
+SIGMA_BANDS = ((0.63, 0.73), (0.92, 0.97))
+STEREO_FUSE_GRID = tuple(2.0 ** (i / 4) for i in range(29))      # 1 .. 128
+
+
+def fit_stereo_fuse_factor(fused_samples_at, grid=STEREO_FUSE_GRID) -> float:
+    """The stereo sigma's factor in the fusion (SigmaModel.stereo_fuse_factor): the one of ``grid``
+    whose fused depth has the least RMSE against the truth over every fused pixel of the samples;
+    ``fused_samples_at(factor)`` returns those samples ('gt', 'fused', ...). The fusion weights
+    w_i = sigma_i^-2 / sum_j sigma_j^-2 fitted on the fused error itself: the sources' own sigmas
+    are fitted on each source alone, which on the simulated rig trusts stereo's confident matches
+    more than their errors warrant (docs/depth_fusion.md)."""
+    best, best_mse = 1.0, np.inf
+    for k in grid:
+        sq, n = 0.0, 0
+        for smp in fused_samples_at(k):
+            ok = np.isfinite(smp['gt']) & np.isfinite(smp['fused'])
+            e = (smp['fused'] - smp['gt'])[ok].astype(np.float64)
+            sq, n = sq + float(np.sum(e * e)), n + e.size
+        if n and sq / n < best_mse:
+            best, best_mse = float(k), sq / n
+    return best
+
+
+def margin_scale(ratios: np.ndarray, bands=SIGMA_BANDS) -> float:
+    """The factor k on sigma that keeps the shares of ``ratios`` (|error| / sigma) within 1 and 2 k sigma
+    farthest inside ``bands`` (the largest smallest distance to a band's edge; on Gaussian errors about
+    the 68.3 % scale), searched over the ratios' 55-80 % quantiles (k puts that share within 1 sigma)."""
+    r = np.sort(np.asarray(ratios, np.float64))
+    if r.size == 0:
+        raise ValueError('no errors to calibrate on')
+    (lo1, hi1), (lo2, hi2) = bands
+    best, best_margin = float(np.quantile(r, BAND_ONE_SIGMA)), -np.inf
+    for k in np.quantile(r, np.arange(0.55, 0.8, 0.001)):
+        if k <= 0:
+            continue
+        one = np.searchsorted(r, k, 'right') / r.size
+        two = np.searchsorted(r, 2 * k, 'right') / r.size
+        margin = min(one - lo1, hi1 - one, two - lo2, hi2 - two)
+        if margin > best_margin:
+            best, best_margin = float(k), margin
+    return best
+
+
+def fit_fused_scale(samples: List[Dict[str, np.ndarray]], bands=SIGMA_BANDS) -> float:
+    """The factor on the fused sigma (SigmaModel.fused_scale) from samples with 'gt', 'fused' and
+    'fused_sigma' (the published sigma at scale 1): :func:`margin_scale` of their errors."""
+    ratios = []
     for smp in samples:
-        r = local_range(smp['fused'], FUSED_WINDOW)
-        ok = np.isfinite(smp['gt']) & np.isfinite(smp['fused']) & np.isfinite(smp['fused_sigma']) & (smp['fused_sigma'] > 0)
-        err.append(np.abs(smp['fused'] - smp['gt'])[ok]); sig.append(smp['fused_sigma'][ok]); rng.append(r[ok])
-    e, s, r = (np.concatenate(x).astype(np.float64) for x in (err, sig, rng))
-    if e.size == 0:
-        raise ValueError('no fused pixels with ground truth to fit the fused-edge term on')
-
-    def share(c, k):
-        return float(np.mean(e <= k * fused_sigma_expr(s, r, fused_edge=c)))
-
-    def smallest(pred):              # smallest c in [0, hi] with pred(c) (pred monotone in c), or hi
-        if pred(0.0):
-            return 0.0
-        lo_, hi_ = 0.0, hi
-        for _ in range(40):
-            mid = 0.5 * (lo_ + hi_)
-            lo_, hi_ = (lo_, mid) if pred(mid) else (mid, hi_)
-        return hi_
-
-    c_two = smallest(lambda c: share(c, 2.0) >= two_sigma)
-    c_max = smallest(lambda c: share(c, 1.0) > one_sigma_max)    # the first c past the 1-sigma bound
-    return float(min(c_two, c_max))
+        ok = (np.isfinite(smp['gt']) & np.isfinite(smp['fused']) & np.isfinite(smp['fused_sigma'])
+              & (smp['fused_sigma'] > 0))
+        ratios.append((np.abs(smp['fused'] - smp['gt'])[ok] / smp['fused_sigma'][ok]).astype(np.float64))
+    r = np.concatenate(ratios) if ratios else np.zeros(0)
+    if r.size == 0:
+        raise ValueError('no fused pixels with ground truth to fit the fused scale on')
+    return margin_scale(r, bands)
 
 
 SOURCE_PARAMS = {'lidar': ('lidar_s0', 'lidar_a', 'lidar_b', 'lidar_c', 'lidar_k'), 'stereo': ('stereo_sigma_d',),

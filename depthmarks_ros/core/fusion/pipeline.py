@@ -81,13 +81,16 @@ def fuse_sparse(sparse: np.ndarray, rgb: Optional[np.ndarray] = None, settings: 
     if stereo is not None:
         conf = stereo.confidence if stereo.confidence is not None else np.ones_like(stereo.depth)
         depths.append(stereo.depth)
-        sigmas.append(stereo_sigma(stereo.depth, conf, stereo.focal, stereo.baseline, model))
+        s_stereo = stereo_sigma(stereo.depth, conf, stereo.focal, stereo.baseline, model)
+        if model.stereo_fuse_factor != 1:    # its fusion weight (SigmaModel.stereo_fuse_factor)
+            s_stereo *= np.float32(model.stereo_fuse_factor)
+        sigmas.append(s_stereo)
         names.append('stereo')
     if mono_depth is not None:
         depths.append(mono_depth)
         sigmas.append(mono_sigma(mono_depth, model))
         names.append('mono')
     fused, sigma = fuse_inverse_variance(depths, sigmas, settings.spread)
-    if len(depths) > 1:                 # the fused-edge term: only on a fusion of two sources or more
+    if len(depths) > 1:                 # the fused-edge term and scale: only on a fusion of two sources or more
         sigma = fused_edge_sigma(fused, sigma, model)
     return FusionResult(sparse, dense, s_lidar, fused, sigma, tuple(names))

@@ -16,11 +16,13 @@
   sigma_d0 / confidence; the real-data model (fit-fusion --kitti-stereo) fits them all
   (learned.fit_stereo_features, docs/depth_fusion.md).
 * Mono (after a scale/shift fit to metric depth): sigma = rel * z.
-* Fused (two sources or more, after core.fusion.combine): sqrt(sigma^2 + (fused_edge * R9)^2) with R9
-  the fused depth's own 9x9 range (:func:`fused_sigma_expr`): at depth edges stereo and the completed
-  LiDAR fail together and the sources' spread does not see it. fused_edge is fitted on the fused
-  output of the node's chain (cli/fit_fusion.py, learned.fit_fused_edge); 0 in a model file
-  without it (the KITTI model).
+* Fused (two sources or more, after core.fusion.combine): the stereo sigma enters the fusion times
+  ``stereo_fuse_factor`` (its fusion weight), and the fused sigma is fused_scale * sqrt(sigma^2 +
+  (fused_edge * R9)^2) with R9 the fused depth's own 9x9 range (:func:`fused_sigma_expr`): at depth
+  edges stereo and the completed LiDAR fail together and the sources' spread does not see it. All three
+  are set from the fused output of the chain the full pipeline runs (cli/fit_fusion.py,
+  learned.fit_stereo_fuse_factor, fit_fused_scale; fused_edge 0 there: with the stereo factor it moves
+  neither share); 1, 0, 1 in a model file without them (the KITTI model).
 """
 from __future__ import annotations
 
@@ -32,7 +34,10 @@ from depthmarks_ros.core.camera import depth_sigma_from_disparity
 from depthmarks_ros.core.stereo.fill import row_neighbours
 
 
-FUSED_EDGE_SIM = 0.0226   # the built-in model's fused_edge (SigmaModel.fused_edge)
+# the built-in model's fused terms (SigmaModel.stereo_fuse_factor, fused_edge, fused_scale)
+STEREO_FUSE_FACTOR_SIM = 6.7272     # 2 ** (11 / 4), a point of learned.STEREO_FUSE_GRID
+FUSED_EDGE_SIM = 0.0
+FUSED_SCALE_SIM = 1.0964
 FUSED_WINDOW = 9          # px: window of the fused depth's range in the fused-edge term
 
 
@@ -56,10 +61,15 @@ class SigmaModel:
     stereo_holeshare: float = 0.0
     stereo_disp_pow: float = 0.0
     mono_rel: float = 0.10
-    # fused sigma = sqrt(sigma^2 + (fused_edge * 9x9 range of the fused depth)^2), only where two or more
-    # sources were fused: `depthmarks fit-fusion --frames 4` (learned.fit_fused_edge, band rule) on the
-    # fused output of seeds 100-103 through the node's chain (stereo_depth + depth_fusion defaults)
+    # In a fusion of two inputs or more (core.fusion.pipeline.fuse_sparse), set by `depthmarks fit-fusion
+    # --frames 4` from the fused output of seeds 100-103 through the chain the full pipeline runs
+    # (cli/fit_fusion.fit_fused_terms): the stereo sigma is multiplied by stereo_fuse_factor before
+    # fusing (its fusion weight, learned.fit_stereo_fuse_factor: least fused RMSE), and the fused sigma
+    # is fused_scale * sqrt(sigma^2 + (fused_edge * 9x9 range of the fused depth)^2)
+    # (learned.fit_fused_scale: shares farthest inside the target bands; fused_edge 0 in the sim fit)
+    stereo_fuse_factor: float = STEREO_FUSE_FACTOR_SIM
     fused_edge: float = FUSED_EDGE_SIM
+    fused_scale: float = FUSED_SCALE_SIM
     # calibration: every sigma is multiplied by this so that 68.3% of the fitting errors fall within
     # 1 sigma (the NLL fit alone is inflated by heavy-tailed errors at depth edges)
     sigma_scale: float = 0.0778
@@ -69,9 +79,10 @@ class SigmaModel:
 
     @classmethod
     def from_dict(cls, d: dict) -> 'SigmaModel':
-        """A model from saved parameters; a file written before the fused-edge term (no
-        ``fused_edge``) has none: 0, not the built-in model's value."""
-        return cls(**{'fused_edge': 0.0, **{k: float(v) for k, v in d.items() if k in cls.__dataclass_fields__}})
+        """A model from saved parameters; a file written before the fused terms (no ``fused_edge``,
+        ``stereo_fuse_factor``, ``fused_scale``) has none: 0, 1, 1, not the built-in model's values."""
+        return cls(**{'fused_edge': 0.0, 'stereo_fuse_factor': 1.0, 'fused_scale': 1.0,
+                      **{k: float(v) for k, v in d.items() if k in cls.__dataclass_fields__}})
 
 
 def local_range(depth: np.ndarray, window: int = 9) -> np.ndarray:
@@ -196,16 +207,17 @@ def mono_sigma_expr(z, *, mono_rel, sigma_scale=1.0, **_):
     return sigma_scale * mono_rel * z
 
 
-def fused_sigma_expr(sigma, fused_range, *, fused_edge=0.0, **_):
-    """sqrt(sigma^2 + (fused_edge * R9)^2): the fused sigma widened by the fused depth's 9x9 range."""
-    return (sigma ** 2 + (fused_edge * fused_range) ** 2) ** 0.5
+def fused_sigma_expr(sigma, fused_range, *, fused_edge=0.0, fused_scale=1.0, **_):
+    """fused_scale * sqrt(sigma^2 + (fused_edge * R9)^2): the fused sigma widened by the fused depth's
+    9x9 range, then scaled."""
+    return fused_scale * (sigma ** 2 + (fused_edge * fused_range) ** 2) ** 0.5
 
 
 def fused_edge_sigma(depth: np.ndarray, sigma: np.ndarray, m: 'SigmaModel') -> np.ndarray:
-    """The fused sigma with the fused-edge term (module docstring); ``sigma`` itself when m.fused_edge
-    is 0. NaN stays NaN."""
+    """The fused sigma with the fused-edge term and scale (module docstring); ``sigma`` itself when
+    m.fused_edge is 0 and m.fused_scale 1. NaN stays NaN."""
     if m.fused_edge == 0:
-        return sigma
+        return sigma if m.fused_scale == 1 else (sigma * np.float32(m.fused_scale)).astype(np.float32)
     return fused_sigma_expr(sigma, local_range(depth, FUSED_WINDOW), **m.to_dict()).astype(np.float32)
 
 
