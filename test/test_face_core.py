@@ -283,6 +283,11 @@ def test_detector_cascade_finds_dark_blurred_and_border_faces_and_nothing_in_noi
         found = det.detect(img)
         assert len(found) >= 1 and found[0].box[2] > found[0].box[0]
     assert det.detect(np.full((120, 160, 3), 128, np.uint8)) == []
+    raw = det.detect(face_image)[0].box
+    det.stages = (('mp_full_pad2', 'full', 'pad2'),)            # the widest padded view maps its box back
+    padded = det.detect(face_image)
+    assert len(padded) == 1 and np.abs(padded[0].box - raw).max() < 0.1 * (raw[2] - raw[0])
+    det.stages = det.STAGES
     for size in (1, 8):                                         # dlib's MMOD raises on images this small
         assert det.detect(np.full((size, size, 3), 128, np.uint8)) == []
     det.close()

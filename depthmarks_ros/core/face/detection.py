@@ -3,8 +3,8 @@ then full-range where it finds nothing), dlib HOG with upsampling as the last fa
 
 Each stage runs only when the previous found no face, so a frame with a clear face costs one
 short-range pass (~2-4 ms at 450x450 or 640x480 here); a frame without one costs every stage
-(eleven MediaPipe passes on the image, its mirror, half size, a padded and two rotated copies,
-~50 ms, then HOG upsampled x2, ~80 ms at 450x450, then dlib's MMOD CNN, ~0.5-3 s: ``fallback_hog=False``
+(thirteen MediaPipe passes on the image, its mirror, half size, two padded and two rotated copies,
+~60 ms, then HOG upsampled x2, ~80 ms at 450x450, then dlib's MMOD CNN, ~0.5-3 s: ``fallback_hog=False``
 skips the last two).
 Boxes are square-ish (x0, y0, x1, y1) px around the face as each detector defines it;
 :func:`box_from_detection` normalises them to a landmark-box convention fitted on real faces.
@@ -79,7 +79,9 @@ class FaceDetector:
                 out.append(Detection(box, float(d.score[0]), source, facing=float(facing), keypoints=pts))
         return out
 
-    # (stage name, detector, view of the image): tried in order until one finds a face; the views
+    # (stage name, detector, view of the image): tried in order until one finds a face; 'pad2' (the
+    # image in a frame 2.5x its size) found 1 of the 2 AFLW2000-3D fit-split faces the hybrid still
+    # missed (a face cut by the top border; none of the 3 report-split misses); the views
     # after the first two found 11 of the 15 AFLW2000-3D fit-split faces the first two missed
     # (faces filling the frame or turned > 60 deg); the rotated views 2 of the 5 the others missed
     # (profiles with the head tilted), dlib's MMOD CNN (last resort, ~0.5-3 s) 2 more (a development
@@ -88,7 +90,8 @@ class FaceDetector:
               ('mp_short_half', 'short', 'half'), ('mp_full_half', 'full', 'half'),
               ('mp_short_pad', 'short', 'pad'), ('mp_full_pad', 'full', 'pad'),
               ('mp_short_rot-30', 'short', 'rot-30'), ('mp_short_rot+30', 'short', 'rot+30'),
-              ('mp_full_rot-30', 'full', 'rot-30'), ('mp_full_rot+30', 'full', 'rot+30'))
+              ('mp_full_rot-30', 'full', 'rot-30'), ('mp_full_rot+30', 'full', 'rot+30'),
+              ('mp_short_pad2', 'short', 'pad2'), ('mp_full_pad2', 'full', 'pad2'))
 
     def detect_first(self, rgb: np.ndarray) -> List[Detection]:
         """The first stage alone (short-range detector on the image as it is), every face it finds."""
@@ -129,8 +132,8 @@ class FaceDetector:
                     d.box = d.box * np.array([w / (w // 2), h / (h // 2)] * 2)
                     if d.keypoints is not None:
                         d.keypoints = d.keypoints * [w / (w // 2), h / (h // 2)]
-            else:
-                p = max(h, w) // 4
+            else:       # 'pad': a quarter of the larger side on each side; 'pad2': three quarters (faces
+                p = max(h, w) // 4 if view == 'pad' else 3 * max(h, w) // 4      # cut by the border)
                 dets = self._mp(det, cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0)), name)
                 for d in dets:
                     d.box = d.box - p
