@@ -96,8 +96,16 @@ def main():
     ap.add_argument('--json', default='', help='also write both metrics to this file')
     ap.add_argument('extra', nargs='*', help='more `depthmarks run` options after --, e.g. -- -p face:backend=mediapipe')
     args = ap.parse_args()
+    # the runs (and their node processes) in a DDS domain of their own, loopback only: in the
+    # machine's default domain, other `depthmarks run`s on the same machine would feed this run's
+    # nodes and recorder (seen on the shared machine: camera and LiDAR at 10.7-10.9 Hz, stereo
+    # counters of another run's node)
+    sys.path.insert(0, ROOT)
+    from depthmarks_ros.testing.ros_harness import configure_ros_env
+    env = configure_ros_env()
     modes = [m.strip() for m in args.modes.split(',') if m.strip()]
-    print(f'cores: {os.cpu_count()}  load before: {load()}  ({args.duration:g} s per mode)')
+    print(f'cores: {os.cpu_count()}  load before: {load()}  ({args.duration:g} s per mode, '
+          f'ROS_DOMAIN_ID {env["ROS_DOMAIN_ID"]} of its own)')
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for m in modes:

@@ -57,6 +57,9 @@ def main():
     ap.add_argument('--no-record', action='store_true')
     ap.add_argument('--top', type=int, default=10)
     args = ap.parse_args()
+    # a DDS domain of its own, loopback only (other runs on the machine would feed this one)
+    from depthmarks_ros.testing.ros_harness import configure_ros_env
+    configure_ros_env()
 
     from depthmarks_ros.cli.run_pipeline import parse_param_overrides
     from depthmarks_ros.pipeline import runner as runner_mod
