@@ -284,8 +284,8 @@ def real_sigma_section(data_root, path=None):
                            *[np.concatenate(x) for x in zip(*pooled)])
     sroot = os.path.join(data_root, 'stereo', 'kitti2012')
     if os.path.isdir(sroot):
-        from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
-        matcher = StereoMatcher(StereoParams())
+        from depthmarks_ros.cli.fit_fusion import default_stereo_matcher
+        matcher = default_stereo_matcher()     # the backend the node runs by default
         preds, sigs, truths, edges = [], [], [], []
         stems = R.split_stems(R.kitti_stereo_stems(sroot), 'report')
         for stem in stems:
@@ -297,7 +297,7 @@ def real_sigma_section(data_root, path=None):
             edges.append((local_range(smp['stereo'], 9) > 1.0).ravel())
         matcher.close()
         cat = [np.concatenate(x) for x in (preds, sigs, truths, edges)]
-        coverage_table(f'KITTI Stereo 2012 {",".join(stems)} (f B = {R.KITTI_FOCAL_BASELINE:.1f} px m assumed)', *cat)
+        coverage_table(f'KITTI Stereo 2012 {",".join(stems)}, backend {matcher.name} (f B = {R.KITTI_FOCAL_BASELINE:.1f} px m assumed)', *cat)
 
 
 def stereo_sigma_cost(path=None, n=30):

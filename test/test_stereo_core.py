@@ -156,3 +156,26 @@ def test_batch_command_with_a_rig_file_of_another_resolution(tmp_path, sim):
     with pytest.raises(ValueError, match='aspect'):
         fit_to_size(rig.camera('left'), rig.camera('right'), 320, 320)
     assert main(args + ['--calib', str(tmp_path / 'missing.yaml')]) == 2
+
+
+def test_the_sigma_fits_score_the_default_backend_through_the_matcher_call(sim):
+    """fit_fusion.default_stereo_matcher (what fit-fusion and bench_fusion score): the stereo_depth
+    spec's default backend, with StereoMatcher's call; for `opencv` the same arrays as StereoMatcher."""
+    from depthmarks_ros.cli.fit_fusion import default_stereo_matcher
+    from depthmarks_ros.core.stereo.backend import ResultMatcher
+    from depthmarks_ros.params.stereo_depth import StereoDepthParams
+    s, f = sim
+    left, right = _grey(f.left_rgb), _grey(f.right_rgb)
+    p = StereoParams(disparity_range=64)
+    plain, wrapped = StereoMatcher(p), ResultMatcher('opencv', p)
+    a, b = plain.compute(left, right), wrapped.compute(left, right)
+    plain.close(), wrapped.close()
+    np.testing.assert_array_equal(a.disparity, b.disparity)
+    np.testing.assert_array_equal(a.confidence, b.confidence)
+    assert a.valid_window == b.valid_window
+    m = default_stereo_matcher()
+    assert m.name == StereoDepthParams().backend
+    r = m.compute(left, right)
+    m.close()
+    assert r.disparity.shape == r.confidence.shape == left.shape
+    assert (r.confidence[~np.isfinite(r.disparity)] == 0).all()

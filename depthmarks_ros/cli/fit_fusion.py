@@ -27,6 +27,16 @@ def add_arguments(p) -> None:
     p.add_argument('--hold-out-seeds', type=int, default=3, help='random hold-outs per KITTI LiDAR frame')
 
 
+def default_stereo_matcher():
+    """The stereo matcher the sigma fits score: the stereo_depth spec's default backend (what the node
+    and `depthmarks stereo` run) with StereoParams() defaults, called as StereoMatcher
+    (backend.ResultMatcher)."""
+    from depthmarks_ros.core.stereo import StereoParams
+    from depthmarks_ros.core.stereo.backend import ResultMatcher
+    from depthmarks_ros.params.stereo_depth import StereoDepthParams
+    return ResultMatcher(StereoDepthParams().backend, StereoParams())
+
+
 def collect_samples(frames: int, completion: str, width: int = 640, height: int = 480, seed0: int = 100):
     """Simulated frames -> fitting samples (LiDAR completion + stereo depth + ground truth)."""
     import cv2
@@ -143,15 +153,14 @@ def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion
                          'protocol': f'{int(R.HOLD_OUT_SHARE * 100)}% of the projected returns hidden '
                                      f'(seeds 0..{seeds - 1}), completed from the rest, errors at the hidden ones'}
     if stereo_root:
-        from depthmarks_ros.core.stereo import StereoMatcher, StereoParams
         stems = R.split_stems(R.kitti_stereo_stems(stereo_root), 'fit')
-        matcher = StereoMatcher(StereoParams())
+        matcher = default_stereo_matcher()
         for stem in stems:
             smp = R.kitti_stereo_sample(stereo_root, stem, matcher)
             samples.append({k: smp[k] for k in ('gt', 'stereo', 'stereo_conf', 'fb')})
         matcher.close()
         prov['stereo'] = {'data': 'KITTI Stereo 2012 disp_noc', 'fit_frames': stems,
-                          'matcher': 'StereoParams() defaults',
+                          'matcher': f'backend {matcher.name}, StereoParams() defaults',
                           'terms': 'log-linear: sigma_d0 / conf^p * exp(w_h hole + w_r range + w_s holeshare) '
                                    '* disparity^q (uncertainty.stereo_features), Laplace NLL',
                           'calibration': f'the 68.3 % scale raised towards {BAND_TWO_SIGMA:.1%} of the '

@@ -95,3 +95,20 @@ def create_backend(name: str, params: Optional[StereoParams] = None, threads: in
         module, attr = _LAZY[name].split(':')
         _FACTORIES[name] = getattr(importlib.import_module(module), attr)
     return _FACTORIES[name](params or StereoParams(), threads, **options)
+
+
+class ResultMatcher:
+    """A backend with StereoMatcher's call (``compute(left, right) -> StereoResult``), for the fits
+    and benchmarks that score a backend's disparity and confidence (fit-fusion, bench_fusion)."""
+
+    def __init__(self, name: str, params: Optional[StereoParams] = None, threads: int = 2):
+        self.name = name
+        self.backend = create_backend(name, params, threads)
+
+    def compute(self, left: np.ndarray, right: np.ndarray, confidence: bool = True):
+        from depthmarks_ros.core.stereo.matching import StereoResult
+        disparity, conf = self.backend.compute(left, right, confidence=confidence)
+        return StereoResult(disparity, conf, self.backend.valid_window(left.shape[1], left.shape[0]))
+
+    def close(self) -> None:
+        self.backend.close()
