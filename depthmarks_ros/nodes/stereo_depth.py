@@ -184,16 +184,19 @@ class StereoDepthNode(DepthmarksNode):
         self.stats.output(self.latency_since(header), t_out - t_in)
 
     def _publish(self, header, frame: StereoFrame) -> None:
-        """Each image output only while subscribed (each is a 1.2 MB copy and serialisation at 640x480)."""
+        """Each image output only while subscribed (each is a 1.2 MB copy and serialisation at 640x480).
+        Depth and confidence first: depth_fusion waits for both, and a publish to another process
+        takes 0.6 ms or more per image (docs/pipeline.md, "Multi-process"), so the disparity (for
+        the recorder and viewers) and camera_info go after them."""
+        if frame.depth is not None and self.wanted(self.pub_depth):
+            self.pub_depth.publish(numpy_to_image(frame.depth, '32FC1', header))
+        if frame.confidence is not None:
+            self.pub_conf.publish(numpy_to_image(frame.confidence, '32FC1', header))
         if self.wanted(self.pub_disp):
             self.pub_disp.publish(self._disparity_msg(header, frame))
         rect = frame.camera
         rect.frame_id = header.frame_id
         self.pub_info.publish(info_from_camera(rect, header))
-        if frame.depth is not None and self.wanted(self.pub_depth):
-            self.pub_depth.publish(numpy_to_image(frame.depth, '32FC1', header))
-        if frame.confidence is not None:
-            self.pub_conf.publish(numpy_to_image(frame.confidence, '32FC1', header))
         if frame.points is not None:
             self.pub_points.publish(points_cloud(frame.points, frame.colour, header, self.p.points_layout))
 
