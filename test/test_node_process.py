@@ -12,8 +12,10 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 
 
 def _child(code: str, **env) -> dict:
+    """Run ``code`` in a child process without glibc's MALLOC_* variables (unless given in ``env``)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith('MALLOC_')}
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ, PYTHONPATH=ROOT, **env))
+                         env=dict(base, PYTHONPATH=ROOT, **env))
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -25,9 +27,6 @@ KEEP = ('import json; from depthmarks_ros.ros.process import keep_large_buffers;
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc malloc options (Linux)')
 def test_keep_large_buffers_sets_both_thresholds_unless_told_otherwise():
     from depthmarks_ros.ros.process import MMAP_THRESHOLD, TRIM_THRESHOLD
-    env = {k: v for k, v in os.environ.items() if not k.startswith('MALLOC_')}
-    for k in set(os.environ) - set(env):
-        os.environ.pop(k)
     assert _child(KEEP) == {'MALLOC_MMAP_THRESHOLD': MMAP_THRESHOLD, 'MALLOC_TRIM_THRESHOLD': TRIM_THRESHOLD}
     assert _child(KEEP, DEPTHMARKS_MALLOPT='0') == {}
     # glibc's own variable, set by the user, wins: only the other threshold is set
