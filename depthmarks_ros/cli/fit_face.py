@@ -10,8 +10,9 @@ sets (split rule: core/face/datasets.py SPLIT_RULE; the report split is never re
 * ``face_sigma_<backend>.json`` (part ``sigma``: every backend; ``sigma-<backend>`` one of them):
   per-landmark covariance models fitted by the Gaussian NLL (LUVLi visibility term from
   AFLW2000-3D's self-occlusion labels) on each backend's errors, the two sets weighted equally
-  (the mesh map's and the hybrid blend's errors cross-fitted: each face predicted by fits made
-  without it; core/face/sigma_fit.py); ``--cache DIR`` keeps the error records, and
+  (the mesh map's and the hybrid's errors cross-fitted: each face predicted by maps, blends and
+  turned-face predictors fitted without it; core/face/sigma_fit.py); part ``profile`` also refits
+  the hybrid's sigma model; ``--cache DIR`` keeps the error records, and
   ``--parts sigma-cached --cache DIR`` refits from them in seconds;
 * ``face_hybrid.json`` + ``face_sigma_hybrid.json`` (part ``hybrid``): the hybrid backend's dlib box
   shape and per-landmark blend weights, and its covariance model (core/face/hybrid.py);

@@ -186,13 +186,17 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
         yield from fit_and_save('mediapipe', rec, output, {'backend': 'mediapipe (learned map)', 'faces': len(rec['E']),
                                                            'split_rule': SPLIT_RULE, 'command': command,
                                                            'errors': 'cross-fitted mesh map (5 folds)'}, cache)
-    if 'hybrid' in parts or 'sigma-hybrid' in parts:
+    # the hybrid's sigma model from its cross-fitted output: with the turned-face predictor where the
+    # shipped hybrid has one (_fit_profile), else the blend alone (_fit_hybrid)
+    profiled = 'profile' in parts or _has_profile(output)
+    if 'hybrid' in parts or ('sigma-hybrid' in parts and not profiled):
         yield from _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command, cache,
                                write_blend='hybrid' in parts)
     if 'hybrid' in parts or 'hybrid-template' in parts:
         yield from _fit_hybrid_template(samples, output, command)
-    if 'profile' in parts:
-        yield from _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, command)
+    if 'profile' in parts or ('sigma-hybrid' in parts and profiled):
+        yield from _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, command, cache,
+                                write='profile' in parts)
     for detector, key in (('cascade', 'dlib'), ('hog', 'dlib_hog')):
         if f'sigma-{key}' not in parts:
             continue
@@ -268,6 +272,15 @@ def _cross_fitted_68(mesh_recs, meshes, targets, wts, ridge):
         maps[k] = MeshTo68.fit([x for x, t in zip(meshes, tr) if t], [x for x, t in zip(targets, tr) if t], ridge,
                                [x for x, t in zip(wts, tr) if t])
     return [maps[k].apply(r['mesh']) for k, r in zip(fold, mesh_recs)], fold
+
+
+def _has_profile(output: str) -> bool:
+    """The hybrid in ``output`` has a turned-face predictor (face_profile_68.dat and its weights)."""
+    import os
+    from depthmarks_ros.core.face.hybrid import HybridBlend
+    path = os.path.join(output, 'face_hybrid.json')
+    return os.path.isfile(path) and os.path.isfile(os.path.join(output, 'face_profile_68.dat')) \
+        and HybridBlend.load(path).profile_weights is not None
 
 
 def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command, cache='', write_blend=True):
@@ -364,12 +377,14 @@ PROFILE_MIN_YAW = 35.0                 # deg: training faces of the turned-face 
 PROFILE_EDGES = (30.0, 45.0, 60.0, 360.0)   # |quick yaw| bins where it joins the blend
 
 
-def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, command):
+def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, command, cache='', write=True):
     """The hybrid's turned-face predictor (core/face/profile.py, face_profile_68.dat) trained on the
     fit split's AFLW2000-3D faces with |yaw| >= PROFILE_MIN_YAW; its per-landmark weights against the
     blend on mesh-followed faces with |quick yaw| >= 30 deg, and its covariance on faces the mesh
     cannot follow, both from cross-fitted predictions (5 folds, sha1 // 5 % 5 inside the fit split);
-    added to face_hybrid.json."""
+    added to face_hybrid.json. The hybrid's cross-fitted output (blend, then the predictor on turned
+    faces) gives the hybrid's sigma model (face_sigma_hybrid.json). ``write=False``: only that sigma
+    model (face_hybrid.json and the predictor file untouched, the final predictor not trained)."""
     import os
     import dlib
     from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, dlib_model_path
@@ -422,6 +437,7 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
                                         [wts[i] for i in use])
     # cross-fitted weights for the figure: each face weighted by bins fitted without its fold
     by_set = {}
+    out68 = list(blended)           # the hybrid's cross-fitted output: the blend, the predictor joining on turned faces
     for k in range(5):
         idx = [i for i in use if fold[i] != k]
         vk = HybridBlend.fit_profile_weights(edges, [e68[i] for i in idx], [blended[i] for i in idx],
@@ -433,6 +449,7 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
             if fold[i] == k:
                 w = bk.profile_point_weights(yaws[i])[:, None]
                 new = w * e68[i] + (1 - w) * blended[i]
+                out68[i] = new
                 d = by_set.setdefault(mesh_recs[i]['sample'].dataset, [[], []])
                 d[0].append(np.linalg.norm(blended[i] - targets[i], axis=1).mean() / norms[i])
                 d[1].append(np.linalg.norm(new - targets[i], axis=1).mean() / norms[i])
@@ -449,6 +466,14 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
                           for j, (s, _) in enumerate(unmeshed)])
         yield (f'profile: {len(unmeshed)} faces the mesh cannot follow: box-NME keypoint map {kp_nme:.4f} (in-sample) -> '
                f'predictor {pr_nme:.4f} (cross-fitted)')
+    from depthmarks_ros.core.face.sigma_fit import error_records, fit_and_save
+    rec = error_records([r['sample'] for r in mesh_recs], out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for)
+    yield from fit_and_save('hybrid', rec, output, {
+        'backend': 'hybrid (mesh + dlib predictor, blended, turned-face predictor)', 'faces': len(out68),
+        'split_rule': SPLIT_RULE, 'command': command,
+        'errors': 'cross-fitted mesh maps, blends, turned-face predictors and their weights (5 folds)'}, cache)
+    if not write:
+        return
     sp = train_profile_predictor([rgbs[s.stem] for s in turned], [s.landmarks68 for s in turned],
                                  [turned_left(s) for s in turned],
                                  meta={'split_rule': SPLIT_RULE, 'command': command,
