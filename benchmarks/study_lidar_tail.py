@@ -12,7 +12,9 @@ features it does not use:
 * LiDAR-to-camera parallax: the nearest and the farthest kept return in 7x7 relative to the
   completed depth (a return seen past a nearer surface, or a nearer one in front of it);
 * geometry: height relative to the camera (ground vs structure), image row, log depth, log(1 + pixel
-  distance to the nearest kept return); the LiDAR reflectance spread of the kept returns in 7x7.
+  distance to the nearest kept return); the LiDAR reflectance spread of the kept returns in 7x7;
+* completion: whether scanline's row pass left the pixel to the column pass and the fills
+  (no kept return within ROW_GAP px on its row).
 
 Prints (1) the rank correlation of each feature with log(|error| / sigma) (what the shipped sigma
 leaves unexplained), over all hidden returns and over those off the ground whose row neighbours agree
@@ -37,7 +39,8 @@ sys.path.insert(0, ROOT)
 
 from depthmarks_ros.core.fusion import kitti  # noqa: E402
 from depthmarks_ros.core.fusion import real_data as R  # noqa: E402
-from depthmarks_ros.core.fusion.completion import complete, distance_to_measurement  # noqa: E402
+from depthmarks_ros.core.fusion.completion import (EDGE_ABS, EDGE_REL, ROW_GAP, _fill_rows, complete,  # noqa: E402
+                                                   distance_to_measurement)
 from depthmarks_ros.core.fusion.learned import SIGMA_BANDS, load_model, margin_scale  # noqa: E402
 from depthmarks_ros.core.fusion.projection import project_points  # noqa: E402
 from depthmarks_ros.core.fusion.uncertainty import interpolation_residual, lidar_sigma, row_gap  # noqa: E402
@@ -104,6 +107,7 @@ def hidden_returns(root, stem, seeds, model):
             path_edge[j] = canny[y, a:b + 1].any()
         nearest = cv2.erode(np.where(kept, inp, 1e6).astype(np.float32), np.ones((7, 7), np.uint8))
         farthest = cv2.dilate(np.where(kept, inp, 0).astype(np.float32), np.ones((7, 7), np.uint8))
+        by_rows = np.isfinite(_fill_rows(inp.copy(), ROW_GAP, EDGE_REL, EDGE_ABS))   # scanline's row pass
         rspread = box_std(np.where(kept, refl, 0).astype(np.float32), 7, kept.astype(np.float32))
         z = dense[ys, xs].astype(np.float64)
         cols.append({
@@ -114,12 +118,13 @@ def hidden_returns(root, stem, seeds, model):
             'path_edge': path_edge, 'parallax_near': np.log1p(10 * np.clip((z - nearest[ys, xs]) / z, 0, 5)),
             'parallax_far': np.log1p(10 * np.clip((farthest[ys, xs] - z) / z, 0, 5)),
             'height': -(ys - cy) * z / fy, 'row': ys / sparse.shape[0], 'log_z': np.log(z),
-            'log_dist': np.log1p(distance_to_measurement(inp)[ys, xs]), 'refl_spread': rspread[ys, xs]})
+            'log_dist': np.log1p(distance_to_measurement(inp)[ys, xs]), 'refl_spread': rspread[ys, xs],
+            'column_filled': (~by_rows[ys, xs]).astype(np.float64)})
     return {k: np.concatenate([c[k] for c in cols]).astype(np.float64) for k in cols[0]}
 
 
 FEATURES = ('grad', 'laplacian', 'colour_std', 'path_grad', 'path_edge', 'parallax_near', 'parallax_far',
-            'height', 'row', 'log_z', 'log_dist', 'refl_spread')
+            'height', 'row', 'log_z', 'log_dist', 'refl_spread', 'column_filled')
 
 
 def rank_corr(a, b):
