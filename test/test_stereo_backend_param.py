@@ -8,7 +8,7 @@ import pytest
 def test_a_backend_that_cannot_start_is_refused_and_service_p_and_backend_agree(probe):
     from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
     from rclpy.parameter import Parameter
-    # backend opencv; the learned backend's model (model_path is read-only) cannot be loaded
+    # backend coarse_to_fine_census (the default); the learned backend's model (model_path is read-only) cannot be loaded
     node = StereoDepthNode(parameter_overrides=[Parameter('model_path', value='/nonexistent/net.onnx')])
     probe.add_node(node)
     params = probe.param_service('stereo_depth')
@@ -18,7 +18,7 @@ def test_a_backend_that_cannot_start_is_refused_and_service_p_and_backend_agree(
 
     (res,) = params.set(backend='learned')   # its model cannot be loaded: it cannot start
     assert not res.successful and "backend: 'learned' cannot start" in res.reason, res.reason
-    agree('opencv')
+    agree('coarse_to_fine_census')
     (res,) = params.set(backend='coarse_to_fine')
     assert res.successful, res.reason
     agree('coarse_to_fine')

@@ -181,10 +181,11 @@ def test_stereo_node_points_organised_by_default_dense_by_parameter(probe, rig):
     assert np.isfinite(cloud_to_array(dense)['z']).all()
     # the backend is switched at run time; an unknown one is refused
     assert not node.set_parameters([Parameter('backend', value='no_such')])[0].successful
-    assert node.set_parameters([Parameter('backend', value='coarse_to_fine')])[0].successful
-    assert node.chain.backend_name == 'coarse_to_fine'
+    assert node.set_parameters([Parameter('backend', value='opencv')])[0].successful
+    assert node.chain.backend_name == 'opencv'
     z = cloud_to_array(one_cloud())['z']
-    assert np.isfinite(z).all() and abs(len(z) - valid.sum()) < 0.1 * valid.sum()
+    # the full-size OpenCV matcher leaves the first disparity_range columns empty, the default fills them
+    assert np.isfinite(z).all() and 0.5 * valid.sum() < len(z) < valid.sum()
 
 
 @pytest.mark.dds

@@ -25,7 +25,7 @@ class StereoDepthParams(NodeParams, CompressedDepthParams, InputParams, ImageTra
                         read_only=True, cli=False)
     calibration_file: str = param('', 'Rig YAML with sensors left and right: use it instead of the '
                                   'camera_info topics (which are then not subscribed)', read_only=True, cli=False)
-    backend: str = param('opencv', 'Matcher backend: opencv (the OpenCV matcher chosen by stereo_algorithm), '
+    backend: str = param('coarse_to_fine_census', 'Matcher backend: opencv (the OpenCV matcher chosen by stereo_algorithm), '
                          'coarse_to_fine (that matcher at half size + full-size choice among neighbours), '
                          'coarse_to_fine_sgm (half size + a +-16 px full-size SGM around it), '
                          'coarse_to_fine_census (left-padded half size + full-size census choice among the '

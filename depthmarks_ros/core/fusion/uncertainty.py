@@ -35,9 +35,9 @@ from depthmarks_ros.core.stereo.fill import row_neighbours
 
 
 # the built-in model's fused terms (SigmaModel.stereo_fuse_factor, fused_edge, fused_scale)
-STEREO_FUSE_FACTOR_SIM = 6.7272     # 2 ** (11 / 4), a point of learned.STEREO_FUSE_GRID
+STEREO_FUSE_FACTOR_SIM = 11.3137    # 2 ** (14 / 4), a point of learned.STEREO_FUSE_GRID
 FUSED_EDGE_SIM = 0.0
-FUSED_SCALE_SIM = 1.0964
+FUSED_SCALE_SIM = 1.1398
 FUSED_WINDOW = 9          # px: window of the fused depth's range in the fused-edge term
 
 
