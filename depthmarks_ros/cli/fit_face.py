@@ -30,7 +30,7 @@ import os
 import sys
 
 PACKAGE_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', 'data'))
-PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'sigma-hybrid',
+PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'sigma-hybrid', 'sigma-dlib_mmod',
          'sigma-cached', 'hybrid', 'hybrid-template', 'visibility', 'profile')
 COMMAND = 'depthmarks fit-face --data ../shared/data'
 

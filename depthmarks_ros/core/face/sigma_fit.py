@@ -170,7 +170,7 @@ def fit_and_save(key: str, rec: Dict[str, np.ndarray], output: str, meta: dict, 
     return lines
 
 
-SIGMA_KEYS = ('hybrid', 'mediapipe', 'dlib', 'dlib_hog')
+SIGMA_KEYS = ('hybrid', 'mediapipe', 'dlib', 'dlib_hog', 'dlib_mmod')
 
 
 def refit_cached(cache: str, output: str, command: str, steps: int = 300):
