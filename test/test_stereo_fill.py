@@ -58,3 +58,14 @@ def test_bad_filled_counts_every_truth_pixel_after_filling_and_an_empty_row_as_b
     gt[2] = [3, 3, 8, 8, 8, 2]                                 # (2, 4) filled with 2 instead of 8: bad
     # row 0: 9, 9 off by 4 (2 bad); row 1 all NaN (6 bad); row 2: one bad -> 9 of 18
     assert bad_filled(d, gt) == pytest.approx(9 / 18)
+
+
+def test_a_holes_mask_keeps_zero_and_negative_disparities():
+    """Matchers with a negative min_disparity give 0 and negative matches: with ``holes`` only the
+    masked pixels are filled (KITTI's rule, the default, would fill 0 and below too)."""
+    d = np.array([[5.0, 0.0, -3.0, np.nan, 4.0]], np.float32)
+    out = fill_holes_rows(d, empty_row=np.nan, holes=np.isnan(d))
+    np.testing.assert_array_equal(out, [[5.0, 0.0, -3.0, -3.0, 4.0]])
+    assert fill_holes_rows(d, empty_row=np.nan)[0, 1] == 4.0      # KITTI: 0 and -3 are holes (min of 5, 4)
+    with pytest.raises(ValueError, match='holes mask'):
+        fill_holes_rows(d, holes=np.zeros((2, 5), bool))

@@ -410,3 +410,27 @@ def test_stereo_node_at_100_hz_drops_old_frames_and_holds_no_backlog(probe, rig)
     assert probe.spin_until(lambda: any(
         kv.key == 'dropped' and int(kv.value) >= node.worker.dropped > 0
         for a in diag for st in a.status if 'stereo_depth' in st.name for kv in st.values), 5)
+
+
+@pytest.mark.parametrize('name', ['coarse_to_fine_census', 'coarse_to_fine_sgm'])
+def test_coarse_backends_keep_negative_disparities(name):
+    """A pair whose true disparity is -8 with min_disparity -16: the coarse-to-fine backends find it
+    (their row filling must not take 0 and below for holes)."""
+    import cv2
+    from depthmarks_ros.core.stereo.backend import create_backend
+    from depthmarks_ros.core.stereo.params import StereoParams
+    rng = np.random.default_rng(0)
+    left = cv2.GaussianBlur(rng.integers(0, 255, (240, 320), dtype=np.uint8), (3, 3), 0)
+    right = np.roll(left, 8, axis=1)
+    disp = create_backend(name, StereoParams().replace(min_disparity=-16, disparity_range=64)).compute(
+        left, right, confidence=False)[0]
+    assert np.isfinite(disp).mean() > 0.8 and abs(np.nanmedian(disp) + 8) < 0.5
+
+
+@pytest.mark.parametrize('name', ['coarse_to_fine', 'coarse_to_fine_sgm'])
+def test_coarse_backends_refuse_images_too_small_for_the_half_size_matcher(name):
+    from depthmarks_ros.core.stereo.backend import create_backend
+    from depthmarks_ros.core.stereo.params import StereoParams
+    img = np.zeros((5, 101), np.uint8)
+    with pytest.raises(ValueError, match='too small for the half-size matcher'):
+        create_backend(name, StereoParams().replace(min_disparity=-32)).compute(img, img)

@@ -140,7 +140,11 @@ class CoarseToFineBackend(StereoBackend):
         if left.shape != right.shape or left.ndim != 2 or left.dtype != np.uint8:
             raise ValueError(f'{self.name} matches single-channel uint8 images of equal size')
         h, w = left.shape
-        half = self.coarse.compute(_halve(left), _halve(right), confidence=confidence)
+        try:
+            half = self.coarse.compute(_halve(left), _halve(right), confidence=confidence)
+        except cv2.error as exc:   # e.g. half-size images narrower than the half-size search range
+            raise ValueError(f'{self.name}: {w}x{h} images are too small for the half-size matcher '
+                             f'({exc.msg if hasattr(exc, "msg") else exc})') from exc
         disp = self._refine(left, right, half.disparity)
         conf = None
         if confidence:

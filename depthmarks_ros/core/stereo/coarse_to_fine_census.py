@@ -70,14 +70,17 @@ def census(img: np.ndarray, row_step: int = 1) -> np.ndarray:
     return out
 
 
-def coarse_candidates(disp_half: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def coarse_candidates(disp_half: np.ndarray, min_disparity: float = 0.0
+                      ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Half-size (centre, min 3x3, max 3x3, holes) from the half-size disparity (NaN = hole): the
     maps doubled (full-size px) after the holes are filled along rows; rows without any disparity
-    stay NaN in all three. ``holes``: bool, the holes before filling."""
+    stay NaN in all three. ``holes``: bool, the holes before filling. Values at or below the
+    half-size matcher's ``min_disparity`` (half-size px: the bound, where SGBM puts failed matches)
+    are filled over too; values above it, 0 and negative ones included, are kept."""
     import cv2
     holes = np.isnan(disp_half)
     kernel = np.ones((3, 3), np.uint8)
-    centre = fill_holes_rows(disp_half, empty_row=np.nan)
+    centre = fill_holes_rows(disp_half, empty_row=np.nan, holes=holes | (disp_half <= min_disparity))
     centre *= np.float32(2.0)
     empty = np.isnan(centre)
     if empty.any():   # NaN must neither win the minimum nor the maximum
@@ -129,7 +132,7 @@ def refine(left: np.ndarray, right: np.ndarray, disp_half: np.ndarray, window: i
     import cv2
     h, w = left.shape
     hh, wh = disp_half.shape
-    centre, lo, hi, holes = coarse_candidates(disp_half)
+    centre, lo, hi, holes = coarse_candidates(disp_half, bounds[0] / 2.0 if bounds is not None else 0.0)
     if rows == 2:
         left, right = np.ascontiguousarray(left[::2]), np.ascontiguousarray(right[::2])   # hh rows
         box = (window, (window // 2) | 1)

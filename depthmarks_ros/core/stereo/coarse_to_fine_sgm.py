@@ -49,12 +49,14 @@ def fine_params(p: StereoParams, residual: int = RESIDUAL) -> StereoParams:
                      wls_filter=False)
 
 
-def prior(disp_half: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
-    """Whole-pixel full-resolution prior (H, W) float32 from ``disp_half``: holes filled along
-    rows, doubled, nearest-upsampled; NaN only in rows without any coarse disparity."""
+def prior(disp_half: np.ndarray, shape: Tuple[int, int], min_disparity: float = 0.0) -> np.ndarray:
+    """Whole-pixel full-resolution prior (H, W) float32 from ``disp_half``: holes (NaN, and values at
+    or below ``min_disparity``, half-size px) filled along rows, doubled, nearest-upsampled; NaN only
+    in rows without any coarse disparity."""
     import cv2
     h, w = shape
-    filled = fill_holes_rows(disp_half, empty_row=np.nan) * np.float32(2.0)
+    holes = np.isnan(disp_half) | (disp_half <= min_disparity)
+    filled = fill_holes_rows(disp_half, empty_row=np.nan, holes=holes) * np.float32(2.0)
     up = cv2.resize(filled, (filled.shape[1] * 2, filled.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
     return np.rint(up[:h, :w])
 
@@ -135,7 +137,7 @@ class CoarseToFineSGMBackend(CoarseToFineBackend):
         self.fine = create_opencv_matcher(fine_params(params, self.residual))
 
     def _refine(self, left: np.ndarray, right: np.ndarray, disp_half: np.ndarray) -> np.ndarray:
-        d0 = prior(disp_half, left.shape)
+        d0 = prior(disp_half, left.shape, self.params.min_disparity / 2.0)
         if self.rows == 1:
             return refine(left, right, d0, self.fine, self.params, self.residual)
         even = refine(np.ascontiguousarray(left[::2]), np.ascontiguousarray(right[::2]), np.ascontiguousarray(d0[::2]),

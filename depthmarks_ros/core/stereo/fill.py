@@ -19,14 +19,23 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 
-def fill_holes_rows(disp: np.ndarray, empty_row: Union[str, float] = 'min') -> np.ndarray:
-    """(H, W) float32 copy of ``disp`` with every hole filled along its row (see module doc)."""
+def fill_holes_rows(disp: np.ndarray, empty_row: Union[str, float] = 'min',
+                    holes: Optional[np.ndarray] = None) -> np.ndarray:
+    """(H, W) float32 copy of ``disp`` with every hole filled along its row (see module doc).
+    ``holes``: (H, W) bool, the holes, where they are not KITTI's (e.g. NaN only, for a matcher whose
+    disparities may be 0 or negative with a negative ``min_disparity``); non-finite pixels are
+    holes either way."""
     d = np.asarray(disp, dtype=np.float32)
     if d.ndim != 2:
         raise ValueError(f'fill_holes_rows needs an (H, W) map, got shape {d.shape}')
     if isinstance(empty_row, str) and empty_row != 'min':
         raise ValueError(f"empty_row must be 'min' or a number, got {empty_row!r}")
-    valid = np.isfinite(d) & (d > 0)
+    if holes is None:
+        valid = np.isfinite(d) & (d > 0)
+    else:
+        if np.shape(holes) != d.shape:
+            raise ValueError(f'holes mask {np.shape(holes)} does not match the map {d.shape}')
+        valid = np.isfinite(d) & ~np.asarray(holes, bool)
     if valid.all():
         return d.copy()
     if empty_row == 'min':
