@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from depthmarks_ros.pipeline.cpu import minor_faults
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 
 
@@ -33,9 +35,6 @@ def test_keep_large_buffers_sets_both_thresholds_unless_told_otherwise():
     assert _child(KEEP, MALLOC_TRIM_THRESHOLD_='1048576') == {'MALLOC_MMAP_THRESHOLD': MMAP_THRESHOLD}
 
 
-def _minor_faults(pid: int) -> int:
-    with open(f'/proc/{pid}/stat') as f:
-        return int(f.read().rsplit(')', 1)[1].split()[7])
 
 
 @pytest.mark.dds
@@ -65,9 +64,9 @@ def test_node_process_receives_images_without_faulting_them_in(probe):
         send(10, 0)                                   # warm-up: the first buffers are new pages
         assert probe.spin_until(lambda: len(got) >= 5, timeout=10), node.output
         time.sleep(0.2)
-        before, received = _minor_faults(node.proc.pid), len(got)
+        before, received = minor_faults(node.proc.pid), len(got)
         send(40, 10)
         assert probe.spin_until(lambda: len(got) >= received + 30, timeout=10), node.output
-        faults = _minor_faults(node.proc.pid) - before
+        faults = minor_faults(node.proc.pid) - before
         assert faults / 40 < 100, f'{faults} minor page faults for 40 images'
         assert node.stop() == 0, node.output

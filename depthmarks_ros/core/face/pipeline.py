@@ -115,6 +115,10 @@ class FaceLandmarker:
                 raise BackendError(str(exc)) from exc
         profile = None
         profile_path = os.path.join(data_dir, 'face_profile_68.dat')
+        if blend is not None and blend.profile_weights is not None and not os.path.isfile(profile_path):
+            import warnings
+            warnings.warn(f'{blend_path} has turned-face weights but {profile_path} is missing: turned faces '
+                          'fall back to the blend without the predictor (its sigma model was fitted with it)')
         if blend is not None and blend.profile_weights is not None and os.path.isfile(profile_path):
             from depthmarks_ros.core.face.profile import ProfilePredictor
             try:
