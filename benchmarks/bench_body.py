@@ -18,7 +18,6 @@
 Split rule: int(sha1(stem).hexdigest(), 16) % 5 == 0 -> report split, else fit split.
 """
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -33,14 +32,11 @@ sys.path.insert(0, ROOT)
 from depthmarks_ros.cli.body import batch_settings  # noqa: E402
 from depthmarks_ros.core.body.metrics import oks_ap, pck  # noqa: E402
 from depthmarks_ros.core.body.pipeline import BodyPoseEstimator, coco17_in_box  # noqa: E402
+from depthmarks_ros.core.split import SPLIT_RULE, part_of  # noqa: E402
 
 
 def _split(name):
-    stem = os.path.splitext(os.path.basename(name))[0]
-    return 'report' if int(hashlib.sha1(stem.encode()).hexdigest(), 16) % 5 == 0 else 'fit'
-
-
-SPLIT_RULE = "split: int(sha1(stem).hexdigest(), 16) % 5 == 0 -> report, else fit"
+    return part_of(os.path.splitext(os.path.basename(name))[0])
 
 
 def _rgb(path):

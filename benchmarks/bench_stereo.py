@@ -16,7 +16,6 @@ the Middlebury samples in --data (Cloth3 half size: disparity = png / 2; Cones20
 size: png / 4; 0 = unknown).
 """
 import argparse
-import hashlib
 import os
 import sys
 import time
@@ -30,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from timing import median_ms  # noqa: E402
 from depthmarks_ros.core.sim import SimConfig, SimRig  # noqa: E402
+from depthmarks_ros.core.split import is_report  # noqa: E402
 from depthmarks_ros.core.stereo import StereoMatcher, StereoParams  # noqa: E402
 from depthmarks_ros.core.stereo.metrics import disparity_metrics, sparsify_to_density  # noqa: E402
 from depthmarks_ros.core.stereo.params import create_opencv_matcher, stereo_image_proc_defaults  # noqa: E402
@@ -84,9 +84,7 @@ def _kitti(data):
     return out
 
 
-def report_split(stem: str) -> bool:
-    """docs/real-data.md's rule: sha1(stem) % 5 == 0 -> report split (never tuned on)."""
-    return int(hashlib.sha1(stem.encode()).hexdigest(), 16) % 5 == 0
+report_split = is_report   # docs/real-data.md's rule (core/split.py): the report split is never tuned on
 
 
 def backends(args):

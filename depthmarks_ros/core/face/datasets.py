@@ -12,26 +12,13 @@ the rest -> fit split. Everything shipped in ``depthmarks_ros/data`` is fitted o
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
 
-SPLIT_RULE = 'int(hashlib.sha1(stem.encode()).hexdigest(), 16) % 5 == 0 -> report split, else fit split'
-
-
-def is_report(stem: str) -> bool:
-    return int(hashlib.sha1(stem.encode()).hexdigest(), 16) % 5 == 0
-
-
-def in_split(stem: str, split: str) -> bool:
-    if split == 'all':
-        return True
-    if split not in ('fit', 'report'):
-        raise ValueError(f"split must be 'fit', 'report' or 'all', not {split!r}")
-    return is_report(stem) == (split == 'report')
+from depthmarks_ros.core.split import SPLIT_RULE, in_split, is_report  # noqa: F401 (the one split rule)
 
 
 @dataclass

@@ -10,11 +10,13 @@ pixels are hidden, the rest is completed, and the hidden returns are the truth.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Dict, List, Tuple
 
 import numpy as np
+
+from depthmarks_ros.core.split import SPLIT_RULE, is_report  # noqa: F401 (the one split rule)
+from depthmarks_ros.core.split import split_stems as _split_stems
 
 HOLD_OUT_SHARE = 0.2
 # KITTI's rig: fx of the rectified cameras (721.5377 px) x the 0.54 m stereo baseline. KITTI Stereo
@@ -23,18 +25,14 @@ KITTI_FOCAL_BASELINE = 721.5377 * 0.54
 # fitted on the fit split of real KITTI data (its "provenance" says how); for KITTI-like rigs
 SHIPPED_KITTI_MODEL = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..', 'data',
                                                     'fusion_sigma_kitti.json'))
-SPLIT_RULE = 'int(hashlib.sha1(stem.encode()).hexdigest(), 16) % 5 == 0 -> report split, else fit split'
-
-
-def in_report_split(stem: str) -> bool:
-    return int(hashlib.sha1(stem.encode()).hexdigest(), 16) % 5 == 0
+in_report_split = is_report
 
 
 def split_stems(stems: List[str], part: str) -> List[str]:
     """The stems of ``part`` ('fit' or 'report') by SPLIT_RULE."""
     if part not in ('fit', 'report'):
         raise ValueError(f"split part must be 'fit' or 'report', not {part!r}")
-    return [s for s in stems if in_report_split(s) == (part == 'report')]
+    return _split_stems(stems, part)
 
 
 def hold_out(sparse: np.ndarray, share: float = HOLD_OUT_SHARE, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:

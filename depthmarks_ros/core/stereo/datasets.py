@@ -12,18 +12,13 @@ else in the fit split. The Middlebury frames are never trained on (all held out)
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from typing import List
 
 import numpy as np
 
-SPLIT_RULE = 'int(hashlib.sha1(stem.encode()).hexdigest(), 16) % 5 == 0 -> report split, else fit split'
-
-
-def is_report(stem: str) -> bool:
-    return int(hashlib.sha1(stem.encode()).hexdigest(), 16) % 5 == 0
+from depthmarks_ros.core.split import SPLIT_RULE, in_split, is_report  # noqa: F401 (the one split rule)
 
 
 @dataclass
@@ -56,7 +51,7 @@ def kitti2012_frames(data: str, split: str = 'all') -> List[StereoFrame]:
     root = os.path.join(data, 'stereo', 'kitti2012')
     out = []
     for stem in kitti2012_stems(data):
-        if split != 'all' and is_report(stem) != (split == 'report'):
+        if not in_split(stem, split):
             continue
         v = _read(os.path.join(root, 'disp_noc', stem + '.png'), cv2.IMREAD_UNCHANGED)
         gt = v.astype(np.float32) / 256.0
