@@ -73,13 +73,18 @@ def main():
     ap.add_argument('--data', default=os.path.normpath(os.path.join(ROOT, '..', 'shared', 'data')))
     ap.add_argument('--sim', action='store_true', help='only the full-pipeline check on the simulated rig')
     ap.add_argument('--real-sigma', action='store_true', help='only the real-data sigma section (report split)')
+    ap.add_argument('--visibility', action='store_true', help='only the camera-visibility filter section')
     ap.add_argument('--kitti-model', default='', help='score this sigma model file instead of the shipped one')
     ap.add_argument('--sim-frames', type=int, default=3, help='simulated frames (seeds 0..N-1) of that check')
     ap.add_argument('--sim-model', default='', help="sigma model of that check (as sigma_model_file; '' = built-in)")
     args = ap.parse_args()
     if args.real_sigma:
         real_sigma_section(args.data, args.kitti_model or None)
+        visibility_section(args.data, args.kitti_model or None)
         stereo_sigma_cost(args.kitti_model or None)
+        return
+    if args.visibility:
+        visibility_section(args.data, args.kitti_model or None)
         return
     if args.sim:
         print(f'load average: {os.getloadavg()[0]:.2f}')
@@ -174,6 +179,7 @@ def main():
     sim_pipeline_check(args.sim_frames, args.sim_model)
     if kitti_inputs or os.path.isdir(os.path.join(args.data, 'stereo', 'kitti2012')):
         real_sigma_section(args.data, args.kitti_model or None)
+        visibility_section(args.data, args.kitti_model or None)
     print(f'load average at the end: {os.getloadavg()[0]:.2f}')
 
 
@@ -298,6 +304,77 @@ def real_sigma_section(data_root, path=None):
         matcher.close()
         cat = [np.concatenate(x) for x in (preds, sigs, truths, edges)]
         coverage_table(f'KITTI Stereo 2012 {",".join(stems)}, backend {matcher.name} (f B = {R.KITTI_FOCAL_BASELINE:.1f} px m assumed)', *cat)
+
+
+VIS_KITTI = (7, 3)          # the visibility window (rows, cols) scored on KITTI: ~ one HDL-64E scan-line gap
+VIS_SIM = ((5, 3), (7, 3))   # and on the simulated rig
+
+
+def visibility_section(data_root, path=None, seeds=(0, 1, 2)):
+    """The camera-visibility filter (FusionSettings.visibility_rows, core.fusion.projection.camera_visible).
+    KITTI frames (000001 fit, 000002 report by the sha1 rule), hold-out seeds pooled, two truths: the
+    issue's protocol ("as-is": every hidden return) and the visible hold-out (the hidden returns that
+    camera_visible keeps on the whole projection, window VIS_KITTI): RMSE, median, > 1 m and the KITTI
+    sigma's shares for IP-Basic and scanline with the input as-is and filtered. Then the simulated rig,
+    whose truth is the camera's exact depth (no circularity: the filter does not define the truth there)."""
+    from depthmarks_ros.core.fusion import real_data as R
+    from depthmarks_ros.core.fusion.learned import load_model
+    from depthmarks_ros.core.fusion.projection import camera_visible
+    from depthmarks_ros.core.sim import SimConfig, SimRig
+    model = load_model(path or os.path.join(ROOT, 'depthmarks_ros', 'data', 'fusion_sigma_kitti.json'))
+    print(f'\n== camera-visibility filter (rows x cols {VIS_KITTI[0]} x {VIS_KITTI[1]} on KITTI; load '
+          f'{os.getloadavg()[0]:.1f}); hold-out seeds {seeds[0]}-{seeds[-1]} pooled; sigma: the KITTI model; '
+          f'{R.SPLIT_RULE} ==')
+    print(f'{"frame":18s} {"truth":18s} {"method":26s} {"n":>6s} {"RMSE mm":>8s} {"med mm":>7s} {">1m %":>6s} '
+          f'{"<=1s":>6s} {"<=2s":>6s}')
+    kroot = os.path.join(data_root, 'lidar', 'kitti_object')
+    for stem in (R.kitti_object_stems(kroot) if os.path.isdir(kroot) else []):
+        sparse, rgb = R.kitti_object_frame(kroot, stem)
+        visible = camera_visible(sparse, *VIS_KITTI)
+        part = 'report' if R.in_report_split(stem) else 'fit'
+        acc = {}
+        for seed in seeds:
+            inp, mask = R.hold_out(sparse, seed=seed)
+            for method in ('classical', 'scanline'):
+                for rows in (0, VIS_KITTI[0]):
+                    r = fuse_sparse(inp, rgb, FusionSettings(method, model, visibility_rows=rows,
+                                                             visibility_cols=VIS_KITTI[1]))
+                    for truth, m in (('as-is (issue)', mask), ('visible hold-out', mask & visible)):
+                        ok = m & np.isfinite(r.depth) & np.isfinite(r.sigma)
+                        acc.setdefault((truth, method, rows), []).append(((r.depth - sparse)[ok], r.sigma[ok]))
+        n_drop = int(np.isfinite(sparse).sum() - visible.sum())
+        print(f'KITTI {stem} ({part}): camera_visible drops {n_drop} of {int(np.isfinite(sparse).sum())} returns '
+              f'({n_drop / max(np.isfinite(sparse).sum(), 1) * 100:.1f} %)')
+        for (truth, method, rows), parts in sorted(acc.items()):
+            e = np.abs(np.concatenate([p[0] for p in parts]).astype(np.float64))
+            sg = np.concatenate([p[1] for p in parts]).astype(np.float64)
+            label = ('IP-Basic' if method == 'classical' else method) + (
+                f' + visibility {rows}x{VIS_KITTI[1]}' if rows else '')
+            cov = (f'{np.mean(e <= sg):6.3f} {np.mean(e <= 2 * sg):6.3f}' if method == 'scanline'
+                   else f'{"-":>6s} {"-":>6s}')      # the KITTI sigma was fitted for scanline
+            print(f'{"":18s} {truth:18s} {label:26s} {e.size:6d} {np.sqrt(np.mean(e ** 2)) * 1e3:8.0f} '
+                  f'{np.median(e) * 1e3:7.1f} {np.mean(e > 1) * 100:6.2f} {cov}')
+    print('simulated rig 640x480, truth = the camera\'s exact depth at the hidden returns\' pixels (seeds 0-2, '
+          'hold-out seed 0); see-through = returns > 0.3 m deeper than the camera\'s depth')
+    for seed in range(3):
+        sim = SimRig(SimConfig(seed=seed))
+        f = sim.render(0.0)
+        sw = sim.render_lidar(0.0)
+        sp = sparse_depth_image(np.stack([sw['x'], sw['y'], sw['z']], 1), sim.rig.transform('lidar', 'left'),
+                                sim.stereo.left)
+        inp, mask = hold_out(sp, 0.2, seed=0)
+        st = np.isfinite(inp) & (inp - f.depth_gt > 0.3)
+        cells = []
+        for rows, cols in ((0, 3),) + VIS_SIM:
+            kept = camera_visible(inp, rows, cols) if rows else np.isfinite(inp)
+            txt = f'{rows}x{cols}: see-through kept {int((kept & st).sum())}/{int(st.sum())}, others dropped ' \
+                  f'{int((np.isfinite(inp) & ~st & ~kept).sum())}' if rows else f'no filter ({int(st.sum())} see-through)'
+            for method in ('classical', 'scanline'):
+                d = fuse_sparse(inp, f.left_rgb, FusionSettings(method, visibility_rows=rows, visibility_cols=cols)).depth
+                mm = depth_metrics(d, f.depth_gt, mask)
+                txt += f'; {"IP-Basic" if method == "classical" else method} {mm["rmse"]:.0f} mm (med {mm["median"]:.0f})'
+            cells.append(txt)
+        print(f'  seed {seed}: ' + ' | '.join(cells))
 
 
 def stereo_sigma_cost(path=None, n=30):

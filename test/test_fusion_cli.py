@@ -39,6 +39,13 @@ def test_fuse_kitti_command_on_synthetic_kitti_layout(tmp_path, fusion_scene):
     depth = kitti.read_depth_png(str(tmp_path / 'out' / '000007.png'))
     ok = np.isfinite(depth) & np.isfinite(f.depth_gt)
     assert ok.mean() > 0.5 and np.median(np.abs(depth[ok] - f.depth_gt[ok])) < 0.1
+    # the camera-visibility filter (the node's visibility_rows): fewer sparse returns, none of them see-through
+    assert main(['fuse-kitti', str(root), '-o', str(tmp_path / 'vis'), '--visibility-rows', '5']) == 0
+    before, after = (kitti.read_depth_png(str(tmp_path / d / '000007_sparse.png')) for d in ('out', 'vis'))
+    assert np.isfinite(after).sum() < np.isfinite(before).sum()
+    see_through = lambda sp: int((np.isfinite(sp) & (sp - f.depth_gt > 0.3)).sum())   # noqa: E731
+    assert see_through(after) < 0.5 * see_through(before)
+    assert main(['fuse-kitti', str(root), '-o', str(tmp_path / 'bad'), '--visibility-rows', '4']) == 2
 
 
 def test_fit_fusion_on_real_data_layouts_fits_the_fit_split_only(tmp_path, fusion_scene):

@@ -227,3 +227,39 @@ def test_shipped_kitti_sigma_model_was_fitted_on_the_fit_split_only():
     assert frames and not any(R.in_report_split(s) for s in frames)
     assert doc['provenance']['split_rule'] == R.SPLIT_RULE
     assert os.path.getsize(path) < 100_000
+
+
+def test_camera_visibility_filter_drops_returns_seen_past_a_nearer_edge():
+    from depthmarks_ros.core.fusion.projection import camera_visible, visibility_filter
+    sp = np.full((40, 80), np.nan, np.float32)
+    sp[10, 20:41:2] = 5.0                     # a near surface: two scan lines 5 px apart, columns 20-40
+    sp[15, 20:41:2] = 5.1
+    sp[12, 31] = 20.0                         # background seen past its edge, among its pixels
+    sp[12, 50] = 20.0                         # background beside it: the camera sees it
+    sp[20:24, 60] = [10.0, 10.2, 10.4, 10.6]  # a sloped surface (ground): nearer rows do not hide it
+    vis = camera_visible(sp, 5, 3)
+    assert not vis[12, 31]
+    assert vis[12, 50] and vis[10, 20:41:2].all() and vis[15, 20:41:2].all() and vis[20:24, 60].all()
+    assert not vis[~np.isfinite(sp)].any()
+    out = visibility_filter(sp, 5, 3)
+    assert np.isnan(out[12, 31]) and np.array_equal(np.isfinite(out), vis) and np.isfinite(sp[12, 31])
+    assert visibility_filter(sp, 0) is sp                                  # off
+    with pytest.raises(ValueError, match='odd'):
+        camera_visible(sp, 4, 3)
+    # in the fusion step the dropped return does not reach the completion (nor fusion/sparse_depth)
+    r = fuse_sparse(sp, None, FusionSettings('scanline', visibility_rows=5))
+    assert np.isnan(r.sparse[12, 31]) and abs(r.lidar_depth[12, 31] - 5.0) < 0.2
+    assert fuse_sparse(sp, None, FusionSettings('scanline')).lidar_depth[12, 31] == 20.0
+
+
+def test_camera_visibility_filter_on_the_simulated_rig(fusion_scene):
+    """The rig's LiDAR sits above the camera and sees past its occluders: the returns farther than the
+    camera's exact depth are the see-through ones; the filter drops most of them and few others."""
+    from depthmarks_ros.core.fusion.projection import camera_visible
+    _sim, f, _sw, _pts, sp = fusion_scene
+    fin = np.isfinite(sp)
+    see_through = fin & (sp - f.depth_gt > 0.3)
+    vis = camera_visible(sp, 5, 3)
+    assert see_through.sum() > 50
+    assert (see_through & ~vis).sum() >= 0.6 * see_through.sum()
+    assert (fin & ~see_through & ~vis).sum() <= 0.01 * (fin & ~see_through).sum()

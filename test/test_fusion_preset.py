@@ -21,6 +21,8 @@ def test_fuse_kitti_defaults_are_the_preset_and_the_preset_is_a_valid_node_param
     fuse_kitti.add_arguments(p)
     args = p.parse_args(['root', '-o', 'out'])
     assert (args.completion, args.sigma_model) == (preset['completion'], preset['sigma_model_file'])
+    spec = DepthFusionParams(**preset)      # the preset's values, the node's defaults for the rest
+    assert (args.visibility_rows, args.visibility_cols) == (spec.visibility_rows, spec.visibility_cols)
     # the preset differs from the node's defaults on purpose (docs/depth_fusion.md): a KITTI rig
     assert preset['completion'] != DepthFusionParams().completion
 

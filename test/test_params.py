@@ -235,7 +235,8 @@ APPLIED.update({('*', name): (lambda a: lambda n: getattr(_twin_settings(n), a))
 READ_WHEN_USED = {
     ('*', 'log_throttle_period'), ('*', 'max_image_pixels'),   # node_base.reject, SyncedInputs._too_large
     ('sim_rig', 'publish_ground_truth'),
-    ('depth_fusion', 'completion'), ('depth_fusion', 'max_depth'), ('depth_fusion', 'sync_warning_after'),
+    ('depth_fusion', 'completion'), ('depth_fusion', 'max_depth'), ('depth_fusion', 'visibility_rows'),
+    ('depth_fusion', 'visibility_cols'), ('depth_fusion', 'sync_warning_after'),
     ('mono_depth', 'reference_max_age'), ('mono_depth', 'max_depth'), ('face_landmarks', 'layout'),
     ('body_pose', 'layout'), ('body_pose', 'max_depth_offset'), ('body_pose', 'min_visibility'),
     ('video_source', 'fps'), ('video_source', 'realtime'), ('video_source', 'loop'),

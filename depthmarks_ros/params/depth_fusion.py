@@ -6,7 +6,7 @@ from typing import List
 
 from depthmarks_ros.convert.cloud import POINTS_LAYOUTS
 from depthmarks_ros.core.fusion.completion import METHODS as COMPLETION_METHODS
-from depthmarks_ros.core.params import param
+from depthmarks_ros.core.params import odd, param
 from depthmarks_ros.params.base import (CompressedDepthParams, DepthTransportParams, ImageTransportParams, InputParams,
                                          NodeParams)
 
@@ -24,6 +24,13 @@ class DepthFusionParams(NodeParams, CompressedDepthParams, InputParams, ImageTra
                              read_only=True, cli=False)
     completion: str = param('classical', 'Depth completion: classical (IP-Basic), guided (RGB guided filter), '
                             'scanline (edge-aware)', choices=COMPLETION_METHODS)
+    visibility_rows: int = param(0, 'Camera-visibility filter: a LiDAR return deeper than 1.1 z_min + 0.3 m, z_min the '
+                                 'nearest return in a visibility_rows x visibility_cols px window around it, is '
+                                 'dropped before completion (a point seen past a nearer edge, hidden from the '
+                                 'camera); 0 = off. About one gap between scan lines in the image (KITTI HDL-64E: 7)',
+                                 min=0, max=51, check=lambda v: None if v == 0 else odd(v), check_text='0 or odd')
+    visibility_cols: int = param(3, 'Width of the camera-visibility filter window (px)', min=1, max=51, check=odd,
+                                 check_text='odd')
     max_depth: float = param(100.0, 'Largest depth considered (m)', min=1.0, max=1000.0)
     time_tolerance: float = param(0.06, 'Largest |sweep stamp - image stamp| accepted (s)', min=0.0, max=10.0,
                                   cli=False)

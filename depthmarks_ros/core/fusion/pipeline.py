@@ -13,14 +13,14 @@ import numpy as np
 from depthmarks_ros.core.camera import PinholeCamera
 from depthmarks_ros.core.fusion.combine import fuse_inverse_variance
 from depthmarks_ros.core.fusion.completion import complete, distance_to_measurement
-from depthmarks_ros.core.fusion.projection import sparse_depth_image
+from depthmarks_ros.core.fusion.projection import sparse_depth_image, visibility_filter
 from depthmarks_ros.core.fusion.uncertainty import (SigmaModel, fused_edge_sigma, interpolation_residual, lidar_sigma,
                                                    mono_sigma, row_gap, stereo_sigma)
 
 
 @dataclass
 class FusionResult:
-    sparse: np.ndarray        # (H, W) float32 LiDAR z-buffer projection, NaN elsewhere
+    sparse: np.ndarray        # (H, W) float32 LiDAR z-buffer projection, NaN elsewhere (after the visibility filter)
     lidar_depth: np.ndarray   # completed LiDAR depth
     lidar_sigma: np.ndarray
     depth: np.ndarray         # fused
@@ -52,12 +52,15 @@ class StereoInput:
 @dataclass(frozen=True)
 class FusionSettings:
     """How to fuse: completion method (core.fusion.completion.METHODS), sigma model, largest depth (m),
-    and whether the fused sigma holds the sources' spread (core.fusion.combine: widens where they
-    disagree)."""
+    whether the fused sigma holds the sources' spread (core.fusion.combine: widens where they
+    disagree), and the camera-visibility filter's window on the projected returns (rows x cols px,
+    core.fusion.projection.camera_visible; rows 0 = off, the default)."""
     method: str = 'classical'
     model: SigmaModel = field(default_factory=SigmaModel)
     max_depth: float = 100.0
     spread: bool = True
+    visibility_rows: int = 0
+    visibility_cols: int = 3
 
 
 def fuse_frame(points_lidar: np.ndarray, lidar2cam: np.ndarray, camera: PinholeCamera,
@@ -72,6 +75,7 @@ def fuse_frame(points_lidar: np.ndarray, lidar2cam: np.ndarray, camera: PinholeC
 def fuse_sparse(sparse: np.ndarray, rgb: Optional[np.ndarray] = None, settings: FusionSettings = FusionSettings(),
                 *, stereo: Optional[StereoInput] = None, mono_depth: Optional[np.ndarray] = None) -> FusionResult:
     model = settings.model
+    sparse = visibility_filter(sparse, settings.visibility_rows, settings.visibility_cols)
     dense = complete(sparse, settings.method, rgb, settings.max_depth)
     dist = distance_to_measurement(sparse)
     resid = interpolation_residual(sparse) if model.lidar_k > 0 else None

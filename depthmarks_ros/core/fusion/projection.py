@@ -52,3 +52,33 @@ def sparse_depth_image(points_lidar: np.ndarray, lidar2cam: np.ndarray, camera: 
     winners = order[first]
     depth.ravel()[flat[winners]] = z[winners]
     return depth
+
+
+# Camera-visibility filter (docs/depth_fusion.md "Camera visibility"): a return farther than
+# VISIBILITY_REL x + VISIBILITY_ABS beyond the nearest return in a small window around its pixel is a
+# return the camera cannot see (LiDAR/camera parallax: seen past a nearer surface's edge, it projects
+# among that surface's pixels), as in the KITTI depth-completion ground truth and common LiDAR-camera
+# fusion code.
+VISIBILITY_REL = 0.1
+VISIBILITY_ABS = 0.3        # m
+
+
+def camera_visible(sparse: np.ndarray, rows: int, cols: int = 3) -> np.ndarray:
+    """(H, W) bool: measured pixels of ``sparse`` (NaN = none) whose depth z is at most
+    (1 + VISIBILITY_REL) z_min + VISIBILITY_ABS, z_min the nearest measured depth in the ``rows`` x
+    ``cols`` window around the pixel (odd sizes; the window should span about one gap between the
+    LiDAR's scan lines in the image, so that a nearer surface's returns above and below cover it)."""
+    import cv2
+    if rows < 1 or cols < 1 or rows % 2 == 0 or cols % 2 == 0:
+        raise ValueError(f'visibility window must be odd sizes >= 1, got {rows} x {cols}')
+    fin = np.isfinite(sparse)
+    z = np.where(fin, sparse, np.float32(1e6)).astype(np.float32)
+    zmin = cv2.erode(z, np.ones((rows, cols), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=1e6)
+    return fin & (z <= zmin * np.float32(1 + VISIBILITY_REL) + np.float32(VISIBILITY_ABS))
+
+
+def visibility_filter(sparse: np.ndarray, rows: int, cols: int = 3) -> np.ndarray:
+    """``sparse`` with the returns :func:`camera_visible` rejects set to NaN (a copy); ``rows`` 0: unchanged."""
+    if rows == 0:
+        return sparse
+    return np.where(camera_visible(sparse, rows, cols), sparse, np.float32(np.nan)).astype(np.float32)
