@@ -171,7 +171,8 @@ def main():
             c = results[m]['node_counters'].get(n, {})
             cell = f'{m}: {c.get("frames_in", "-")}/{c.get("frames_out", "-")}/{c.get("dropped", "-")}'
             if 'matcher_ms' in c:
-                cell += f' matcher {c["matcher_ms"]} ms, rest {c.get("node_overhead_ms")} ms'
+                cell += (f' matcher {c["matcher_ms"]} ms, rest {c.get("node_overhead_ms")} ms, rest share '
+                         f'{c.get("node_overhead_share")} (issue 21: <= 0.10), rest CPU {c.get("node_overhead_cpu_ms", "-")} ms')
             cells.append(cell)
         print(f'  {n:16s} ' + '   '.join(cells))
     for m in modes:

@@ -46,6 +46,11 @@ def test_stereo_baseline_q_and_depth():
     d = np.array([[48.0, 0.0, -1.0, np.nan]], np.float32)
     z = stereo.disparity_to_depth(d)
     assert z[0, 0] == pytest.approx(1.0) and np.isnan(z[0, 1:]).all()
+    assert z is not d and d[0, 2] == -1.0                  # a new array; the input is left alone
+    off = PinholeCamera(320, 240, left.K, P=P.copy())
+    off.P[0, 2] = off.K[0, 2] = 150.0                      # cx_r 10 px left of cx_l: d - 10 is the shift
+    shifted = StereoCamera(left, off).disparity_to_depth(np.array([[58.0, 10.0, 9.0, 10.5]], np.float32))
+    assert shifted[0, 0] == pytest.approx(1.0) and np.isnan(shifted[0, 1:3]).all() and shifted[0, 3] > 0
     np.testing.assert_allclose(stereo.depth_to_disparity(np.array([1.0, 2.0])), [48.0, 24.0])
     X = stereo.Q @ np.array([200.0, 100.0, 48.0, 1.0])
     np.testing.assert_allclose(X[:3] / X[3], left.back_project([[200, 100]], [1.0])[0], atol=1e-9)

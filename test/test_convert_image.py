@@ -104,3 +104,20 @@ def test_writing_copies_once_into_the_same_message_the_setter_makes():
     assert image_to_numpy(fast)[0, 0] == 0.0
     checked = numpy_to_image(a, '32FC1', msg=Image(check_fields=True))   # field checks on: the setter
     assert np.array_equal(image_to_numpy(checked), a)
+
+
+def test_writing_without_a_copy_views_the_array_and_serialises_the_same():
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import Image
+    a = np.arange(12 * 5, dtype=np.float32).reshape(12, 5)
+    copied = numpy_to_image(a, '32FC1')
+    view = numpy_to_image(a, '32FC1', copy=False)
+    assert isinstance(view.data, memoryview) and len(view.data) == 240 and view == copied
+    assert serialize_message(view) == serialize_message(copied)            # what publish sends
+    assert deserialize_message(serialize_message(view), Image) == copied
+    a[0, 1] = -1.0                                     # no copy: the message shows the change
+    assert image_to_numpy(view)[0, 1] == -1.0 and image_to_numpy(copied)[0, 1] == 1.0
+    strided = numpy_to_image(a[:, ::2], '32FC1', copy=False)   # not contiguous: copied
+    assert not isinstance(strided.data, memoryview) and np.array_equal(image_to_numpy(strided), a[:, ::2])
+    checked = numpy_to_image(a, '32FC1', msg=Image(check_fields=True), copy=False)   # field checks: the setter
+    assert not isinstance(checked.data, memoryview) and np.array_equal(image_to_numpy(checked), a)

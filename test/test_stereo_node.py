@@ -147,6 +147,42 @@ def test_node_drops_each_bad_input_with_a_clear_message_and_keeps_running(probe,
 
 
 @pytest.mark.dds
+def test_node_follows_a_calibration_that_changes_between_frames(probe, stereo_node, sim):
+    """The cameras are converted and checked once per calibration: a new one applies from its
+    first frame, a bad one after good ones is still refused, and the first one comes back."""
+    node, pubs = stereo_node
+    s, f = sim
+    depth = probe.subscribe(Image, 'stereo/depth', node.output_qos())
+    disp = probe.subscribe(DisparityImage, 'stereo/disparity', node.output_qos())
+    wide = s.stereo.right.P.copy()
+    wide[0, 3] *= 2.0                          # twice the baseline, same images: twice the depth
+    flipped = s.stereo.right.P.copy()
+    flipped[0, 3] = -flipped[0, 3]
+    now = lambda: node.get_clock().now().to_msg()  # noqa: E731
+
+    def depth_of(right_cam=None):
+        depth.clear()
+        disp.clear()
+        for _ in range(20):
+            _send(probe, pubs, _pair_msgs(sim, now(), right_cam=right_cam))
+            if probe.spin_until(lambda: depth and disp, 0.5):
+                return image_to_numpy(depth[-1]), disp[-1].t
+        raise AssertionError('no depth')
+
+    z1, t1 = depth_of()
+    z2, t2 = depth_of(PinholeCamera(320, 240, s.stereo.right.K, P=wide))
+    assert t2 == pytest.approx(2 * t1)
+    ok = np.isfinite(z1) & np.isfinite(z2)
+    assert ok.mean() > 0.5 and np.median(z2[ok] / z1[ok]) == pytest.approx(2.0, rel=0.02)
+    errors = node.stats.errors
+    _send(probe, pubs, _pair_msgs(sim, now(), right_cam=PinholeCamera(320, 240, s.stereo.right.K, P=flipped)))
+    assert probe.spin_until(lambda: node.stats.errors > errors, 5)
+    assert 'sign error' in node.stats.last_error.lower(), node.stats.last_error
+    z3, t3 = depth_of()
+    assert t3 == pytest.approx(t1) and np.median(z3[ok] / z1[ok]) == pytest.approx(1.0, rel=0.02)
+
+
+@pytest.mark.dds
 def test_node_says_so_when_a_camera_info_is_missing_then_recovers(probe, stereo_node, sim):
     node, pubs = stereo_node
     depth = probe.subscribe(Image, 'stereo/depth', node.output_qos())

@@ -71,7 +71,7 @@ def test_chain_rectifies_raw_input_and_gives_depth_and_organised_points(rig):
     np.testing.assert_allclose(out.points, out.camera.depth_to_points(out.depth))
     # the colour is rectified like the disparity: it matches the undistorted left image
     assert np.abs(out.colour[40:200, 40:280].astype(int) - f.left_rgb[40:200, 40:280]).mean() < 6
-    assert set(out.timing) == {'prepare', 'match', 'outputs'}
+    assert set(out.timing) == {'prepare', 'match', 'outputs', 'match_cpu'}
     # the same chain, same backend as the plain matcher on an already rectified pair
     L, R = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (f.left_rgb, f.right_rgb))
     direct = chain.process(L, R, (s.stereo.left, s.stereo.right), confidence=False, depth=False)

@@ -97,11 +97,13 @@ def image_size(msg) -> Tuple[int, int]:
     return int(msg.width), int(msg.height)
 
 
-def numpy_to_image(arr: np.ndarray, encoding: str, header=None, msg=None):
+def numpy_to_image(arr: np.ndarray, encoding: str, header=None, msg=None, copy: bool = True):
     """Fill a sensor_msgs/Image from an array (H, W) or (H, W, C). Returns the message.
 
     The array's dtype and channel count must match ``encoding``; data is written densely
-    (step = width * pixel size) in native byte order.
+    (step = width * pixel size) in native byte order. ``copy=False`` (:func:`set_uint8_data`):
+    the message's data is a view of a C-contiguous ``arr`` (no copy), for an array that nobody
+    changes after the call.
     """
     from sensor_msgs.msg import Image
     dtype, channels = encoding_info(encoding)
@@ -123,19 +125,29 @@ def numpy_to_image(arr: np.ndarray, encoding: str, header=None, msg=None):
     out.encoding = encoding
     out.is_bigendian = 0 if _LITTLE else 1
     out.step = int(a.shape[1] * channels * dtype.itemsize)
-    set_uint8_data(out, a)
+    set_uint8_data(out, a, copy)
     return out
 
 
-def set_uint8_data(msg, arr: np.ndarray) -> None:
-    """``msg.data = the bytes of arr`` with one copy. rosidl's uint8[] setter stores
-    ``array.array('B', value)``, a second copy of what ``tobytes()`` already copied (1.2 MB per
-    640x480 depth image, twice per published image; issue 21): the array.array is built here from
-    the array's buffer and stored as the setter would store it. Messages without that layout (or
-    with field checks on, ROS_PYTHON_CHECK_FIELDS=1) go through the setter."""
+def set_uint8_data(msg, arr: np.ndarray, copy: bool = True) -> None:
+    """``msg.data = the bytes of arr`` with one copy, or none with ``copy=False``.
+
+    rosidl's uint8[] setter stores ``array.array('B', value)``, a second copy of what
+    ``tobytes()`` already copied (1.2 MB per 640x480 depth image, twice per published image;
+    issue 21): the array.array is built here from the array's buffer and stored as the setter
+    would store it. ``copy=False`` with a C-contiguous ``arr``: the field holds a ``memoryview`` of
+    ``arr``'s bytes (``len``, indexing, ``==``, ``bytes()``, ``np.frombuffer`` work as on the
+    array.array; it cannot be pickled or deep-copied), and rclpy's publish reads it through the buffer protocol (the C conversion of
+    a uint8[] field takes any buffer): the caller must not change ``arr`` afterwards. Messages
+    without that layout (or with field checks on, ROS_PYTHON_CHECK_FIELDS=1) go through the
+    setter (a copy)."""
+    checked = getattr(msg, '_check_fields', True) or not hasattr(type(msg), '_data')
+    if not copy and not checked and arr.flags.c_contiguous:
+        msg._data = memoryview(arr.reshape(-1).view(np.uint8))
+        return
     buf = array.array('B')
     buf.frombytes(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
-    if getattr(msg, '_check_fields', True) or not hasattr(type(msg), '_data'):
+    if checked:
         msg.data = buf
     else:
         msg._data = buf

@@ -284,12 +284,17 @@ class StereoCamera:
         return Q
 
     def disparity_to_depth(self, disparity: np.ndarray) -> np.ndarray:
-        """Disparity (px, float) to depth (m, float32); invalid (<= cx_offset, NaN) -> NaN."""
-        d = np.asarray(disparity, dtype=np.float32) - np.float32(self.cx_offset)
-        with np.errstate(divide='ignore', invalid='ignore'):
-            z = np.float32(self.focal * self.baseline) / d
-        z[~(d > 0)] = np.nan
-        return z
+        """Disparity (px, float) to depth (m, float32, a new array); invalid (<= cx_offset, NaN) -> NaN.
+
+        Three passes over one new buffer (d - offset; NaN where not > 0; f * B / d in place): the
+        invalid pixels are NaN before the division, which then never divides by zero (a division
+        by zero or a negative is several times slower here); part of the stereo node's work
+        outside the matcher (issue 21)."""
+        d = np.subtract(disparity, np.float32(self.cx_offset), dtype=np.float32)
+        np.copyto(d, np.float32(np.nan), where=d <= 0)     # NaN compares False: already invalid
+        with np.errstate(over='ignore'):                     # a subnormal disparity: inf, as before
+            np.divide(np.float32(self.focal * self.baseline), d, out=d)
+        return d
 
     def depth_to_disparity(self, depth: np.ndarray) -> np.ndarray:
         """Depth (m) to disparity (px, float32); invalid depth -> NaN."""

@@ -51,6 +51,14 @@ def _enc(msg) -> str:
     return getattr(msg, 'encoding', None) or getattr(msg, 'format', '')
 
 
+def _info_key(info: CameraInfo) -> tuple:
+    """Everything of a CameraInfo that camera_from_info reads (not the stamp)."""
+    roi = info.roi
+    return (info.header.frame_id, info.width, info.height, info.distortion_model, bytes(info.d),
+            bytes(info.k), bytes(info.r), bytes(info.p), info.binning_x, info.binning_y,
+            roi.x_offset, roi.y_offset, roi.width, roi.height, roi.do_rectify)
+
+
 class StereoDepthNode(DepthmarksNode):
     PARAMS = StereoDepthParams
     p: StereoDepthParams
@@ -61,6 +69,7 @@ class StereoDepthNode(DepthmarksNode):
         self._pending_backend = None
         self.chain = self._make_chain()
         self._file_cams = None
+        self._info_cams = {}   # (left, right) camera_info contents -> checked (left, right) cameras
         if self.p.calibration_file:   # start-up calibration: unusable = one-line error, exit 1 (docs/inputs.md)
             try:
                 rig = load_rig(self.p.calibration_file)
@@ -68,7 +77,8 @@ class StereoDepthNode(DepthmarksNode):
                 StereoCamera(*self._file_cams)
             except (OSError, ValueError) as exc:  # CalibrationError is a ValueError
                 raise CalibrationError(f'calibration_file {self.p.calibration_file!r} unusable: {exc}') from exc
-        # (worker start -> outputs published, matcher, wait for the worker, outputs, worker thread CPU) s
+        # (worker start -> outputs published, matcher, wait for the worker, outputs, worker thread CPU,
+        # its CPU outside the matcher) s
         self.timings = deque(maxlen=100)
         qos = self.output_qos()
         self.pub_disp = self.create_publisher(DisparityImage, 'stereo/disparity', qos)
@@ -126,11 +136,23 @@ class StereoDepthNode(DepthmarksNode):
 
     # ------------------------------------------------------------------ input
     def _cameras(self, msgs: 'StereoMessages', width: int, height: int):
-        """(left, right) PinholeCamera for this frame: from the calibration file (scaled to the
-        image size) or from the camera_info messages. Raises ConversionError/CalibrationError."""
+        """(left, right) PinholeCamera for this frame, checked as a pair: from the calibration file
+        (scaled to the image size) or from the camera_info messages (converted and checked once per
+        calibration: usually every frame has the previous one's). Raises
+        ConversionError/CalibrationError."""
         if msgs.left_info is not None:
-            return camera_from_info(msgs.left_info), camera_from_info(msgs.right_info)
-        return fit_to_size(*self._file_cams, width, height)
+            key = (_info_key(msgs.left_info), _info_key(msgs.right_info))
+            cams = self._info_cams.get(key)
+            if cams is None:
+                cams = camera_from_info(msgs.left_info), camera_from_info(msgs.right_info)
+                StereoCamera(*cams)   # the pair's check (baseline and its sign, sizes); raises
+                if len(self._info_cams) >= 8:   # bounded: a stream of changing calibrations
+                    self._info_cams.clear()
+                self._info_cams[key] = cams
+            return cams
+        cams = fit_to_size(*self._file_cams, width, height)
+        StereoCamera(*cams)
+        return cams
 
     def _check_matchable(self, w: int, h: int) -> None:
         """Refuse images too small for the matcher (OpenCV would fail with a misleading message)."""
@@ -164,39 +186,41 @@ class StereoDepthNode(DepthmarksNode):
             cams = self._cameras(msgs, w, h)
             if cams[0].size != (w, h):
                 raise ConversionError(f'camera_info is for {cams[0].width}x{cams[0].height} but images are {w}x{h}')
-            StereoCamera(*cams)  # checks the pair (baseline and its sign, sizes) before any work
             colour = image_to_rgb8(left) if want_points and lg.ndim == 2 else None
         except (ConversionError, CalibrationError) as exc:
             self.reject('input', str(exc))
             return
+        want = (self.wanted(self.pub_depth), self.wanted(self.pub_conf), self.wanted(self.pub_disp))
         try:
-            frame = self.chain.process(lg, rg, cams, confidence=self.wanted(self.pub_conf),
-                                       depth=self.wanted(self.pub_depth), points=want_points, left_colour=colour)
+            frame = self.chain.process(lg, rg, cams, confidence=want[1], depth=want[0], points=want_points,
+                                       left_colour=colour)
         except ValueError as exc:  # the backend refused this input (CalibrationError included)
             self.reject('input', str(exc))
             return
         header = left.header
         t_pub = time.monotonic()
-        self._publish(header, frame)
+        self._publish(header, frame, *want)
         t_out = time.monotonic()
-        self.timings.append((t_out - t_start, frame.timing['match'], waited, t_out - t_pub,
-                             time.thread_time() - cpu_start))
+        cpu = time.thread_time() - cpu_start
+        self.timings.append((t_out - t_start, frame.timing['match'], waited, t_out - t_pub, cpu,
+                             cpu - frame.timing.get('match_cpu', 0.0)))
         self.stats.output(self.latency_since(header), t_out - t_in)
 
-    def _publish(self, header, frame: StereoFrame) -> None:
-        """Each image output only while subscribed (each is a 1.2 MB copy and serialisation at 640x480).
-        Depth and confidence first: depth_fusion waits for both, and a publish to another process
-        takes 0.6 ms or more per image (docs/pipeline.md, "Multi-process"), so the disparity (for
-        the recorder and viewers) and camera_info go after them."""
-        if frame.depth is not None and self.wanted(self.pub_depth):
-            self.pub_depth.publish(numpy_to_image(frame.depth, '32FC1', header))
-        if frame.confidence is not None:
-            self.pub_conf.publish(numpy_to_image(frame.confidence, '32FC1', header))
-        if self.wanted(self.pub_disp):
+    def _publish(self, header, frame: StereoFrame, want_depth: bool = True, want_confidence: bool = True,
+                 want_disparity: bool = True) -> None:
+        """Each image output only while subscribed (each is a 1.2 MB serialisation at 640x480).
+        The images are the frame's own new arrays, so the messages hold them without a copy
+        (``copy=False``: rclpy's publish copies them once into the C message). Depth and confidence
+        first: depth_fusion waits for both, and a publish to another process takes 0.6 ms or more
+        per image (docs/pipeline.md, "Multi-process"), so the disparity (for the recorder and
+        viewers) and camera_info go after them."""
+        if frame.depth is not None and want_depth:
+            self.pub_depth.publish(numpy_to_image(frame.depth, '32FC1', header, copy=False))
+        if frame.confidence is not None and want_confidence:
+            self.pub_conf.publish(numpy_to_image(frame.confidence, '32FC1', header, copy=False))
+        if want_disparity:
             self.pub_disp.publish(self._disparity_msg(header, frame))
-        rect = frame.camera
-        rect.frame_id = header.frame_id
-        self.pub_info.publish(info_from_camera(rect, header))
+        self.pub_info.publish(info_from_camera(frame.camera, header))
         if frame.points is not None:
             self.pub_points.publish(points_cloud(frame.points, frame.colour, header, self.p.points_layout))
 
@@ -208,9 +232,9 @@ class StereoDepthNode(DepthmarksNode):
         # disparity minus (cx_l - cx_r), so that depth = f * t / d; invalid pixels hold
         # (min_disparity - 1) minus the same offset, below every valid value
         stereo = frame.stereo
-        out = frame.disparity - np.float32(stereo.cx_offset)
+        out = np.subtract(frame.disparity, np.float32(stereo.cx_offset), dtype=np.float32)   # a new array
         cv2.patchNaNs(out, float(frame.min_disparity - 1 - stereo.cx_offset))  # in place, one pass
-        msg.image = numpy_to_image(out, '32FC1', header)
+        msg.image = numpy_to_image(out, '32FC1', header, copy=False)
         msg.f = float(stereo.focal)
         msg.t = float(stereo.baseline)
         x, y, w, h = frame.valid_window
@@ -236,6 +260,9 @@ class StereoDepthNode(DepthmarksNode):
             values['worker_wait_ms'] = round(float(t[2]) * 1e3, 2)
             values['outputs_ms'] = round(float(t[3]) * 1e3, 2)  # building and publishing the outputs
             values['worker_cpu_ms'] = round(float(t[4]) * 1e3, 2)  # this thread only (not OpenCV's pool)
+            # this thread's CPU outside the matcher: the rest's own work, without its waits for a
+            # core or the GIL (which a loaded machine lengthens; the wall figures above include them)
+            values['node_overhead_cpu_ms'] = round(float(t[5]) * 1e3, 2)
         return values
 
     def shutdown(self) -> None:

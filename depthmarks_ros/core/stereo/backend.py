@@ -10,6 +10,8 @@ A backend turns a *rectified* pair into a left disparity map::
 * ``confidence`` (optional): (H, W) float32 in [0, 1], 0 where invalid, or None. When a backend
   gives none and confidence is wanted, the chain uses the texture term of confidence.py.
   ``confidence=False`` tells the backend it may skip computing it.
+* Both are new arrays of this call (never a buffer the backend reuses): the stereo node publishes
+  them without copying, and a message may be kept (the recorder) while later frames are computed.
 
 Besides ``compute`` a backend has ``name``, ``colour``, ``min_disparity``, ``max_disparity``,
 ``delta_d`` (the disparity step it resolves, for stereo_msgs/DisparityImage), ``valid_window(w, h)``

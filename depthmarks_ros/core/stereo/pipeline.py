@@ -38,7 +38,8 @@ class StereoFrame:
     min_disparity: float
     max_disparity: float
     delta_d: float
-    timing: Dict[str, float] = field(default_factory=dict)  # s: prepare (grey/rectify), match, outputs
+    timing: Dict[str, float] = field(default_factory=dict)  # s: prepare (grey/rectify), match, outputs;
+    # match_cpu: the calling thread's CPU in the matcher (its pools' not counted)
 
     @property
     def camera(self) -> Optional[PinholeCamera]:
@@ -87,6 +88,7 @@ class StereoPipeline:
         self.threads = threads
         self._lock = threading.Lock()
         self._rectifiers: Dict[bytes, Rectifier] = {}
+        self._pairs: Dict[tuple, StereoCamera] = {}   # raw calibrations -> rectified pair
         self.backend: StereoBackend = (backend if isinstance(backend, StereoBackend)
                                        else create_backend(backend, params, threads, **options))
         self.backend_name = self.backend.name or str(backend)
@@ -122,6 +124,19 @@ class StereoPipeline:
             rect = self._rectifiers[key] = camera.rectifier()
         return rect(image)
 
+    def _rectified_pair(self, left: PinholeCamera, right: PinholeCamera) -> StereoCamera:
+        """``StereoCamera(left, right).rectified()``, kept per calibration (checked once): a frame's
+        cameras are usually the previous frame's. Raises CalibrationError for an unusable pair."""
+        key = (left.calibration_key(), right.calibration_key(), left.frame_id, right.frame_id,
+               left.name, right.name)
+        pair = self._pairs.get(key)
+        if pair is None:
+            pair = StereoCamera(left, right).rectified()
+            if len(self._pairs) >= _MAX_RECTIFIERS:
+                self._pairs.clear()
+            self._pairs[key] = pair
+        return pair
+
     def process(self, left: np.ndarray, right: np.ndarray,
                 cameras: Optional[Tuple[PinholeCamera, PinholeCamera]] = None, *,
                 confidence: bool = True, depth: bool = True, points: bool = False,
@@ -146,7 +161,7 @@ class StereoPipeline:
             lcam, rcam = cameras
             if lcam.size != (w, h) or rcam.size != (w, h):
                 raise CalibrationError(f'calibration is for {lcam.width}x{lcam.height} but images are {w}x{h}')
-            stereo = StereoCamera(lcam, rcam).rectified()
+            stereo = self._rectified_pair(lcam, rcam)
         t0 = time.perf_counter()
         with self._lock:
             backend = self.backend
@@ -154,8 +169,9 @@ class StereoPipeline:
             lr, rr = prep(left), prep(right)
             if cameras is not None:
                 lr, rr = self.rectify(lr, cameras[0]), self.rectify(rr, cameras[1])
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.thread_time()
             out = backend.compute(np.ascontiguousarray(lr), np.ascontiguousarray(rr), confidence=confidence)
+            match_cpu = time.thread_time() - c1
             disp, conf = out if isinstance(out, tuple) else (out, None)
             window = backend.valid_window(w, h)
             bounds = (backend.min_disparity, backend.max_disparity, backend.delta_d)
@@ -176,7 +192,8 @@ class StereoPipeline:
             src = left_colour if left_colour is not None else (left if left.ndim == 3 else None)
             if src is not None:
                 colour = self.rectify(_rgb(src), cameras[0]) if cameras is not None else _rgb(src)
-        timing = {'prepare': t1 - t0, 'match': t2 - t1, 'outputs': time.perf_counter() - t2}
+        timing = {'prepare': t1 - t0, 'match': t2 - t1, 'outputs': time.perf_counter() - t2,
+                  'match_cpu': match_cpu}
         return StereoFrame(disp, conf, z, pts, colour, stereo, window, *bounds, timing)
 
     def close(self) -> None:
