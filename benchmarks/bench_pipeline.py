@@ -40,7 +40,8 @@ OUTPUTS = ['stereo/depth', 'stereo/disparity', 'fusion/depth', 'fusion/depth_sig
 TARGETS = {'fusion/depth': (100, 150), 'face/landmarks': (120, None), 'body/keypoints': (120, None)}
 NODE_OUTPUT = {'sim_rig': 'camera/image_raw', 'stereo_depth': 'stereo/depth', 'depth_fusion': 'fusion/depth',
                'face_landmarks': 'face/landmarks', 'body_pose': 'body/keypoints'}
-DECIMATED = ('stereo/points', 'fusion/points')   # built at the record rate (points_period), not every frame
+DECIMATED = ('stereo/points', 'fusion/points',   # built at the record rate (points_period), not every frame
+             'stereo/disparity')               # recorder only: built for the instants it keeps (ros/local_tap.py)
 
 
 def load() -> str:
@@ -136,7 +137,8 @@ def main():
                     f' {fmt(t.get("latency_ms_p95")):>4s}  {thirds:>14s} {fmt(t.get("latency_ms_trend"), "+.0f"):>5s}')
         if present:
             print(row)
-    print('  (stereo/points, fusion/points: built once per record period, 1 Hz by default)')
+    print('  (stereo/points, fusion/points: built once per record period, 1 Hz by default; stereo/disparity in a single '
+          'process: only the recorder takes it, so it is built for the instants it keeps, at the record rate)')
 
     print('\nCPU by thread group: cores (1.0 = one core busy) and, for a node, CPU ms per output frame')
     labels = []

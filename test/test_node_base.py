@@ -228,3 +228,32 @@ def test_a_local_tap_gets_the_published_objects_and_dds_only_what_someone_subscr
     assert probe.spin_until(lambda: (node.pub.publish(msg), len(out) > 0)[1], 10)   # DDS once subscribed
     assert image_to_numpy(out[0])[0, 0] == 3 and len(got) > 1
     assert node.destroy_publisher(node.pub)                                    # the wrapped publisher goes
+
+
+def test_a_tap_that_keeps_one_message_per_period_is_wanted_once_per_period_until_dds_subscribes(probe):
+    from builtin_interfaces.msg import Time
+    from depthmarks_ros.ros import local_tap
+    got, s = [], 1_000_000_000
+    context = probe.node.context
+    local_tap.install(context, local_tap.LocalTap({'/out': got.append}, {'/out': s}))   # keeps 1 per second
+    try:
+        node = ScaleNode()
+    finally:
+        local_tap.uninstall(context)
+    probe.add_node(node)
+    assert not node.wanted_at(probe.node.create_publisher(Image, 'untapped', 1), 0)   # no subscriber: not wanted
+
+    def frame(t):   # a node's frame: ask, then build and publish only when wanted
+        if not node.wanted_at(node.pub, t):
+            return False
+        msg = numpy_to_image(np.zeros((2, 2), np.uint8), 'mono8')
+        msg.header.stamp = Time(sec=t // s, nanosec=t % s)
+        node.pub.publish(msg)
+        return True
+    assert node.wanted_at(node.pub, 5 * s) and node.wanted_at(node.pub, 5 * s)      # asking marks nothing
+    assert [frame(t) for t in (5 * s, 5 * s + 3, 6 * s + 1, 6 * s + 9, 8 * s)] == [True, False, True, False, True]
+    assert len(got) == 3
+    out = probe.subscribe(Image, 'out', node.output_qos())                         # someone on DDS: every frame
+    assert probe.spin_until(lambda: node.pub.get_subscription_count() == 2, 10)
+    assert all(frame(8 * s + k) for k in range(3)) and len(got) == 6
+    assert probe.spin_until(lambda: len(out) >= 1, 5)        # (keep-last output QoS: the newest at least)

@@ -183,6 +183,48 @@ def test_node_follows_a_calibration_that_changes_between_frames(probe, stereo_no
 
 
 @pytest.mark.dds
+def test_node_builds_recorder_only_outputs_for_the_kept_instants_and_every_frame_once_subscribed(probe, sim):
+    """With only a recorder in the process (`depthmarks run`'s tap, keeping the first message of each
+    second by stamp) the disparity and camera_info are built for those instants alone; a DDS
+    subscriber gets every frame, and outputs nobody takes are not built."""
+    from builtin_interfaces.msg import Time
+    from depthmarks_ros.ros import local_tap
+    got = {'/stereo/disparity': [], '/stereo/camera_info': []}
+    context = probe.node.context
+    local_tap.install(context, local_tap.LocalTap({k: v.append for k, v in got.items()},
+                                                  {k: 1_000_000_000 for k in got}))
+    try:
+        node, pubs = start_stereo_node(probe, disparity_range=64)
+    finally:
+        local_tap.uninstall(context)
+    depth = probe.subscribe(Image, 'stereo/depth', node.output_qos())
+    assert probe.spin_until(lambda: node.pub_depth.get_subscription_count() > 0, 5)
+    built = []
+    orig = node._disparity_msg
+    node._disparity_msg = lambda header, frame: (built.append(header.stamp.sec), orig(header, frame))[1]
+
+    def send(sec, nanosec):
+        before = node.stats.frames_out
+        for _ in range(20):
+            _send(probe, pubs, _pair_msgs(sim, Time(sec=sec, nanosec=nanosec)))
+            if probe.spin_until(lambda: node.stats.frames_out > before, 0.5):
+                return
+        raise AssertionError('frame not processed')
+    for sec, nanosec in ((100, 0), (100, 300_000_000), (100, 600_000_000), (101, 100_000_000), (101, 500_000_000)):
+        send(sec, nanosec)
+    assert built == [100, 101]                                  # one per second of stamps: what the recorder keeps
+    assert [m.header.stamp.sec for m in got['/stereo/disparity']] == [100, 101]
+    assert [m.header.stamp.sec for m in got['/stereo/camera_info']] == [100, 101]
+    assert len(depth) >= 3 and node.pub_conf.get_subscription_count() == 0   # depth to its DDS subscriber
+    disp = probe.subscribe(DisparityImage, 'stereo/disparity', node.output_qos())
+    assert probe.spin_until(lambda: node.pub_disp.get_subscription_count() == 2, 5)
+    for nanosec in (200_000_000, 400_000_000, 600_000_000):
+        send(102, nanosec)
+    assert built == [100, 101, 102, 102, 102] and probe.spin_until(lambda: disp, 5)   # subscribed: every frame
+    assert len(got['/stereo/disparity']) == 5 and len(got['/stereo/camera_info']) == 3
+
+
+@pytest.mark.dds
 def test_node_says_so_when_a_camera_info_is_missing_then_recovers(probe, stereo_node, sim):
     node, pubs = stereo_node
     depth = probe.subscribe(Image, 'stereo/depth', node.output_qos())

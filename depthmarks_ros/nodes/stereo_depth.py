@@ -190,7 +190,11 @@ class StereoDepthNode(DepthmarksNode):
         except (ConversionError, CalibrationError) as exc:
             self.reject('input', str(exc))
             return
-        want = (self.wanted(self.pub_depth), self.wanted(self.pub_conf), self.wanted(self.pub_disp))
+        # each output only while subscribed; with only `depthmarks run`'s recorder (ros/local_tap.py),
+        # only for the instants it keeps
+        stamp = stamp_ns(left.header)
+        want = (self.wanted_at(self.pub_depth, stamp), self.wanted_at(self.pub_conf, stamp),
+                self.wanted_at(self.pub_disp, stamp), self.wanted_at(self.pub_info, stamp))
         try:
             frame = self.chain.process(lg, rg, cams, confidence=want[1], depth=want[0], points=want_points,
                                        left_colour=colour)
@@ -207,8 +211,8 @@ class StereoDepthNode(DepthmarksNode):
         self.stats.output(self.latency_since(header), t_out - t_in)
 
     def _publish(self, header, frame: StereoFrame, want_depth: bool = True, want_confidence: bool = True,
-                 want_disparity: bool = True) -> None:
-        """Each image output only while subscribed (each is a 1.2 MB serialisation at 640x480).
+                 want_disparity: bool = True, want_info: bool = True) -> None:
+        """Each output only while wanted (each image is a 1.2 MB serialisation at 640x480).
         The images are the frame's own new arrays, so the messages hold them without a copy
         (``copy=False``: rclpy's publish copies them once into the C message). Depth and confidence
         first: depth_fusion waits for both, and a publish to another process takes 0.6 ms or more
@@ -220,7 +224,8 @@ class StereoDepthNode(DepthmarksNode):
             self.pub_conf.publish(numpy_to_image(frame.confidence, '32FC1', header, copy=False))
         if want_disparity:
             self.pub_disp.publish(self._disparity_msg(header, frame))
-        self.pub_info.publish(info_from_camera(frame.camera, header))
+        if want_info:
+            self.pub_info.publish(info_from_camera(frame.camera, header))
         if frame.points is not None:
             self.pub_points.publish(points_cloud(frame.points, frame.colour, header, self.p.points_layout))
 

@@ -74,8 +74,11 @@ class RecorderNode(Node):
         self._recorder.write(topic.name, data, now, stamp)
 
     def local_tap(self) -> LocalTap:
-        """The tap for :func:`depthmarks_ros.ros.local_tap.install`: every ``local`` topic."""
-        return LocalTap({t.name: functools.partial(self._on_local, t) for t in self.topics if t.name in self.local})
+        """The tap for :func:`depthmarks_ros.ros.local_tap.install`: every ``local`` topic, with the
+        record period of the decimated ones (their publishers then build only what is kept)."""
+        local = [t for t in self.topics if t.name in self.local]
+        periods = {t.name: self._period_ns for t in local if t.decimate and self._recorder is not None}
+        return LocalTap({t.name: functools.partial(self._on_local, t) for t in local}, periods)
 
     def _on_local(self, topic: RecordedTopic, msg) -> None:
         """A message handed over by a publisher of this process (in its thread): counted, kept as

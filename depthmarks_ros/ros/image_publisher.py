@@ -78,6 +78,13 @@ class ImagePublisher:
     def get_subscription_count(self) -> int:
         return self.raw.get_subscription_count() + self.twin.get_subscription_count()
 
+    def wanted_at(self, stamp_ns: int) -> bool:
+        """A compressed subscriber, or the raw topic's wanted_at (ros/local_tap.py) / subscribers."""
+        if self.twin.get_subscription_count() > 0:
+            return True
+        at = getattr(self.raw, 'wanted_at', None)
+        return at(stamp_ns) if at is not None else self.raw.get_subscription_count() > 0
+
     def publish(self, msg: Image) -> None:
         self.raw.publish(msg)
         if self.twin.get_subscription_count() > 0:

@@ -14,6 +14,14 @@ callback (in the publishing thread) and publishes through DDS only while DDS has
 (another node, ``ros2 topic echo``, RViz); ``get_subscription_count()`` counts the tap as one
 subscriber, so outputs computed only while subscribed (``DepthmarksNode.wanted``) are still
 computed for it. The tap's callback must treat the message as read-only and return quickly.
+
+A tap that keeps one message per period of a topic (the recorder writes ``record_rate`` messages
+per second, the first of each ``stamp // period``) says so (``periods``): while DDS has no
+subscriber, :meth:`TappedPublisher.wanted_at` is then True only for the first stamp of each
+period, and a node that asks it before building an output (``DepthmarksNode.wanted_at``) builds
+that output only for the instants the recorder keeps (issue 21: the stereo node's disparity and
+camera_info, 10 Hz built for a file that keeps 1 Hz). The recording is the same; the tap's
+counts (the report's rate of that topic) are then the record rate.
 """
 from __future__ import annotations
 
@@ -27,13 +35,20 @@ _taps: Dict[int, 'LocalTap'] = {}
 class LocalTap:
     """{resolved topic name: callback(msg)} for the nodes of one rclpy context."""
 
-    def __init__(self, callbacks: Dict[str, Callable[[object], None]]):
+    def __init__(self, callbacks: Dict[str, Callable[[object], None]], periods: Optional[Dict[str, int]] = None):
+        """``periods``: {topic: ns} for topics of which the callback uses only the first message
+        of each period by header stamp (missing or 0: every message)."""
         self.callbacks = dict(callbacks)
+        self.periods = dict(periods or {})
         self.delivered = 0        # messages handed to the callbacks
         self.failed = 0           # callbacks that raised (the node's frame goes on)
 
     def callback(self, topic: str) -> Optional[Callable[[object], None]]:
         return self.callbacks.get(topic)
+
+    def period(self, topic: str) -> int:
+        """ns: the callback uses the first message of each period of this topic (0: every one)."""
+        return int(self.periods.get(topic, 0))
 
 
 def install(context, tap: LocalTap) -> None:
@@ -62,8 +77,22 @@ class TappedPublisher:
         self.publisher = publisher
         self._deliver = deliver
         self._tap = tap
+        self._period = tap.period(publisher.topic_name) if tap is not None else 0
+        self._served = None          # the period (stamp // period) of the last message handed over
+
+    def wanted_at(self, stamp_ns: int) -> bool:
+        """Whether a message stamped ``stamp_ns`` would be used: always while DDS has a subscriber
+        or the tap takes every message; else only the first of each of the tap's periods (no
+        side effect: :meth:`publish` marks the period as served)."""
+        if not self._period or self.publisher.get_subscription_count() > 0:
+            return True
+        return int(stamp_ns) // self._period != self._served
 
     def publish(self, msg) -> None:
+        if self._period:
+            header = getattr(msg, 'header', None)
+            if header is not None:
+                self._served = (header.stamp.sec * 1_000_000_000 + header.stamp.nanosec) // self._period
         if self.publisher.get_subscription_count() > 0:
             self.publisher.publish(msg)
         try:                         # a recorder error must not cost the node the rest of its frame

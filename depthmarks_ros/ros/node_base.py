@@ -185,6 +185,14 @@ class DepthmarksNode(Node):
         """True when someone subscribes: costly outputs are only computed then."""
         return publisher.get_subscription_count() > 0
 
+    @staticmethod
+    def wanted_at(publisher, stamp: int) -> bool:
+        """:meth:`wanted` for a message stamped ``stamp`` (ns): with only `depthmarks run`'s recorder
+        in this process subscribed, True only for the instants it keeps (ros/local_tap.py); ask it
+        right before building the output, once per frame."""
+        at = getattr(publisher, 'wanted_at', None)
+        return at(stamp) if at is not None else publisher.get_subscription_count() > 0
+
     def wanted_every(self, publisher, stamp: int, period: float) -> bool:
         """:meth:`wanted`, and with ``period`` > 0 s only for the first frame of each period by stamp
         (``stamp // period``, ns): the instants `depthmarks run`'s recorder keeps at its record rate, so
