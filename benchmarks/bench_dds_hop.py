@@ -12,10 +12,19 @@ last 20, serialized: `depthmarks run`'s recorder). Variants, interleaved, each `
   shm-only      processes, the shipped profile without its UDP transport and 16 MB SHM messages
                 (no 64 KB fragments)
   async         processes, RMW_FASTRTPS_PUBLICATION_MODE=ASYNCHRONOUS
+  profile-only  processes, ROS_AUTOMATIC_DISCOVERY_RANGE=SYSTEM_DEFAULT: the participant has only the
+                profile's transports (under LOCALHOST rmw_fastrtps appends its own 512 KB SHM and UDP
+                transports to them, so each sample is also copied into a second SHM segment)
+  udp-only      processes, the shipped profile without its SHM transport (what a sample costs when it
+                goes over UDP on loopback: 64 KB datagrams)
 
 Printed per variant (median over the repetitions): the publish call per image (ms), delivery latency
 (stamp -> callback) median / p95 at each subscriber, CPU seconds and minor page faults per 100
-frames of the publishing and subscribing processes, and the machine load.
+frames of the publishing and subscribing processes, UDP datagrams sent per frame on the machine
+(/proc/net/snmp, all processes of the network namespace: which transport the images took; a few per
+frame are other traffic, a 1.2 MB image over UDP is ~19 datagrams per reader) and bytes through the
+loopback interface per frame (run it in a network namespace of its own, `unshare -n`, as root, for
+figures without other processes' traffic), and the machine load.
 
     .venv/bin/python benchmarks/bench_dds_hop.py [--frames 100] [--reps 3] [--variants in-process,processes,no-mallopt]
 """
@@ -32,7 +41,7 @@ import time
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
-VARIANTS = ('in-process', 'processes', 'no-mallopt', 'shm-only', 'async')
+VARIANTS = ('in-process', 'processes', 'no-mallopt', 'shm-only', 'async', 'profile-only', 'udp-only')
 TOPICS = ('hop/disparity', 'hop/depth', 'hop/confidence')
 
 
@@ -141,6 +150,33 @@ def _shm_only_profile(folder: str) -> str:
     return path
 
 
+def _udp_only_profile(folder: str) -> str:
+    """The shipped loopback profile without its shared-memory transport."""
+    from depthmarks_ros.core.calibration import package_config_dir
+    with open(os.path.join(package_config_dir(), 'fastdds_localhost.xml')) as f:
+        xml = f.read()
+    shm = '          <transport_id>depthmarks_shm</transport_id>\n'   # the one in <userTransports>
+    if shm not in xml:
+        raise SystemExit('config/fastdds_localhost.xml changed: update bench_dds_hop._udp_only_profile')
+    path = os.path.join(folder, 'fastdds_udp_only.xml')
+    with open(path, 'w') as f:
+        f.write(xml.replace(shm, ''))
+    return path
+
+
+def _loopback_tx() -> tuple:
+    """(UDP datagrams sent, bytes sent on ``lo``) so far in this network namespace (/proc/net/snmp,
+    /proc/net/dev); (-1, -1) where unreadable."""
+    try:
+        with open('/proc/net/snmp') as f:
+            rows = [line.split() for line in f if line.startswith('Udp:')]
+        with open('/proc/net/dev') as f:
+            lo = [line.split(':', 1)[1].split() for line in f if line.strip().startswith('lo:')][0]
+        return int(rows[1][rows[0].index('OutDatagrams')]), int(lo[8])
+    except (OSError, IndexError, ValueError):
+        return -1, -1
+
+
 def _run_variant(variant: str, frames: int, folder: str) -> dict:
     env = dict(os.environ)
     if variant == 'no-mallopt':
@@ -149,6 +185,11 @@ def _run_variant(variant: str, frames: int, folder: str) -> dict:
         env['FASTDDS_DEFAULT_PROFILES_FILE'] = _shm_only_profile(folder)
     elif variant == 'async':
         env['RMW_FASTRTPS_PUBLICATION_MODE'] = 'ASYNCHRONOUS'
+    elif variant == 'profile-only':
+        env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'SYSTEM_DEFAULT'
+    elif variant == 'udp-only':
+        env['FASTDDS_DEFAULT_PROFILES_FILE'] = _udp_only_profile(folder)
+    udp0, lo0 = _loopback_tx()
     roles = ['all'] if variant == 'in-process' else ['fusion', 'recorder', 'pub']
     outs = {r: os.path.join(folder, f'{variant}_{r}.json') for r in roles}
     cmd = [sys.executable, os.path.abspath(__file__), '--frames', str(frames)]
@@ -157,13 +198,17 @@ def _run_variant(variant: str, frames: int, folder: str) -> dict:
     for r, p in procs.items():
         if p.wait(frames * 0.1 + 120) != 0:
             raise SystemExit(f'{variant}: the {r} process failed')
+    udp1, lo1 = _loopback_tx()
+    udp = udp1 - udp0 if udp0 >= 0 else float('nan')
+    lo_mb = (lo1 - lo0) / 1e6 if lo0 >= 0 else float('nan')
     res = {r: json.load(open(outs[r])) for r in roles}
     if variant == 'in-process':
         return {'publish_ms': res['all']['publish_ms'], 'fusion': res['all']['fusion'],
-                'recorder': res['all']['recorder'], 'cpu_s': res['all']['cpu_s'], 'faults': res['all']['faults']}
+                'recorder': res['all']['recorder'], 'cpu_s': res['all']['cpu_s'], 'faults': res['all']['faults'],
+                'udp': udp, 'lo_mb': lo_mb}
     return {'publish_ms': res['pub']['publish_ms'], 'fusion': res['fusion'].get('fusion'),
             'recorder': res['recorder'].get('recorder'), 'cpu_s': sum(r['cpu_s'] for r in res.values()),
-            'faults': sum(r['faults'] for r in res.values())}
+            'faults': sum(r['faults'] for r in res.values()), 'udp': udp, 'lo_mb': lo_mb}
 
 
 def main() -> int:
@@ -195,7 +240,7 @@ def main() -> int:
                 runs[v].append(_run_variant(v, args.frames, folder))
     print(f'load average during the runs: {min(loads):.2f} .. {max(loads):.2f}')
     print(f'{"variant":12s} {"publish ms":>10s} {"fusion-like med/p95 ms":>23s} {"recorder-like med/p95 ms":>25s} '
-          f'{"CPU s/100 frames":>17s} {"faults/frame":>13s}')
+          f'{"CPU s/100 frames":>17s} {"faults/frame":>13s} {"UDP dgrams/frame":>17s} {"lo MB/frame":>12s}')
 
     def med(v, *path):
         vals = []
@@ -209,7 +254,8 @@ def main() -> int:
     for v in variants:
         print(f'{v:12s} {med(v, "publish_ms"):10.2f} {med(v, "fusion", "median"):11.2f} / {med(v, "fusion", "p95"):<9.2f}'
               f' {med(v, "recorder", "median"):12.2f} / {med(v, "recorder", "p95"):<10.2f}'
-              f' {med(v, "cpu_s") * 100 / args.frames:17.2f} {med(v, "faults") / args.frames:13.0f}')
+              f' {med(v, "cpu_s") * 100 / args.frames:17.2f} {med(v, "faults") / args.frames:13.0f}'
+              f' {med(v, "udp") / args.frames:17.1f} {med(v, "lo_mb") / args.frames:12.3f}')
     lost = {v: [r['fusion']['n'] if r.get('fusion') else 0 for r in runs[v]] for v in variants}
     print('fusion-like samples received per run (best effort, of ' + str(2 * args.frames) + '): '
           + '; '.join(f'{v} {x}' for v, x in lost.items()))
