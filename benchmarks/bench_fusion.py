@@ -342,6 +342,10 @@ def visibility_section(data_root, path=None, seeds=(0, 1, 2)):
                     for truth, m in (('as-is (issue)', mask), ('visible hold-out', mask & visible)):
                         ok = m & np.isfinite(r.depth) & np.isfinite(r.sigma)
                         acc.setdefault((truth, method, rows), []).append(((r.depth - sparse)[ok], r.sigma[ok]))
+        t = interleaved_ms({'filter': lambda: camera_visible(sparse, *VIS_KITTI),
+                            'IP-Basic': lambda: complete(sparse, 'classical')}, n=20)
+        print(f'KITTI {stem}: camera_visible {t["filter"][0]:.2f} ms wall ({t["filter"][1]:.2f} CPU) next to '
+              f'IP-Basic {t["IP-Basic"][0]:.1f} ({t["IP-Basic"][1]:.1f}), called in turn; load {os.getloadavg()[0]:.1f}')
         n_drop = int(np.isfinite(sparse).sum() - visible.sum())
         print(f'KITTI {stem} ({part}): camera_visible drops {n_drop} of {int(np.isfinite(sparse).sum())} returns '
               f'({n_drop / max(np.isfinite(sparse).sum(), 1) * 100:.1f} %)')

@@ -244,6 +244,7 @@ def test_camera_visibility_filter_drops_returns_seen_past_a_nearer_edge():
     out = visibility_filter(sp, 5, 3)
     assert np.isnan(out[12, 31]) and np.array_equal(np.isfinite(out), vis) and np.isfinite(sp[12, 31])
     assert visibility_filter(sp, 0) is sp                                  # off
+    assert not camera_visible(np.full((5, 5), np.nan, np.float32), 3).any()  # no return at all
     with pytest.raises(ValueError, match='odd'):
         camera_visible(sp, 4, 3)
     # in the fusion step the dropped return does not reach the completion (nor fusion/sparse_depth)

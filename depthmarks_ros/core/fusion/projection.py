@@ -72,9 +72,16 @@ def camera_visible(sparse: np.ndarray, rows: int, cols: int = 3) -> np.ndarray:
     if rows < 1 or cols < 1 or rows % 2 == 0 or cols % 2 == 0:
         raise ValueError(f'visibility window must be odd sizes >= 1, got {rows} x {cols}')
     fin = np.isfinite(sparse)
-    z = np.where(fin, sparse, np.float32(1e6)).astype(np.float32)
+    out = np.zeros(sparse.shape, bool)
+    band = np.flatnonzero(fin.any(axis=1))            # only the rows the LiDAR reaches
+    if band.size == 0:
+        return out
+    r0, r1 = int(band[0]), int(band[-1]) + 1
+    f = fin[r0:r1]
+    z = np.where(f, sparse[r0:r1], np.float32(1e6)).astype(np.float32)
     zmin = cv2.erode(z, np.ones((rows, cols), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=1e6)
-    return fin & (z <= zmin * np.float32(1 + VISIBILITY_REL) + np.float32(VISIBILITY_ABS))
+    out[r0:r1] = f & (z <= zmin * np.float32(1 + VISIBILITY_REL) + np.float32(VISIBILITY_ABS))
+    return out
 
 
 def visibility_filter(sparse: np.ndarray, rows: int, cols: int = 3) -> np.ndarray:
