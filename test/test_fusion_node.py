@@ -85,6 +85,15 @@ def test_node_fuses_and_drops_bad_inputs(probe, fusion_scene):
     assert ok.mean() > 0.6 and np.median(np.abs(z[ok] - f.depth_gt[ok])) < 0.1
     s = image_to_numpy(sigma[-1])
     assert np.all(s[np.isfinite(z)] > 0)
+    # the camera-visibility filter, switched on at run time: the see-through returns leave fusion/sparse_depth
+    before = image_to_numpy(sparse_out[-1])
+    assert node.set_parameters([Parameter('visibility_rows', value=5)])[0].successful
+    n = len(sparse_out)
+    send(*_inputs(sim, f, sweep, now()))
+    assert probe.spin_until(lambda: len(sparse_out) > n, 5)
+    after = image_to_numpy(sparse_out[-1])
+    see_through = lambda sp: int((np.isfinite(sp) & (sp - f.depth_gt > 0.3)).sum())   # noqa: E731
+    assert np.isfinite(after).sum() < np.isfinite(before).sum() and see_through(after) < 0.5 * see_through(before)
 
 
 @pytest.mark.dds
