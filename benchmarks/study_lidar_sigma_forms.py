@@ -34,15 +34,15 @@ import numpy as np
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from depthmarks_ros.core.fusion import kitti  # noqa: E402
 from depthmarks_ros.core.fusion import real_data as R  # noqa: E402
 from depthmarks_ros.core.fusion.completion import EDGE_ABS, EDGE_REL, complete, distance_to_measurement  # noqa: E402
 from depthmarks_ros.core.fusion.learned import SIGMA_BANDS, load_model, margin_scale  # noqa: E402
-from depthmarks_ros.core.fusion.projection import camera_visible, project_points  # noqa: E402
+from depthmarks_ros.core.fusion.projection import camera_visible  # noqa: E402
 from depthmarks_ros.core.fusion.uncertainty import interpolation_residual, lidar_sigma, row_gap  # noqa: E402
 from depthmarks_ros.core.stereo.fill import row_neighbours  # noqa: E402
-from depthmarks_ros.core.transforms import apply_transform  # noqa: E402
+from study_lidar_tail import fit_log_linear, winner_images  # noqa: E402
 
 K_NEAR = 8
 LAYER_WINDOW = 9
@@ -51,25 +51,14 @@ ZONE_WINDOW = 15
 
 def frame_arrays(root, stem):
     """Sparse depth, ring and elevation (deg, LiDAR frame) images of the z-buffer winners, fx, cx, cy."""
-    sparse, rgb = R.kitti_object_frame(root, stem)
-    calib = kitti.read_calib(os.path.join(root, 'calib', f'{stem}.txt'))
-    velo = kitti.read_velodyne(os.path.join(root, 'velodyne', f'{stem}.bin'))
-    cam, v2c = kitti.camera_and_extrinsics(calib, rgb.shape[1], rgb.shape[0])
-    az = np.arctan2(velo[:, 1], velo[:, 0])
-    ring = np.zeros(len(velo), np.int32)
-    ring[1:] = np.cumsum(np.abs(np.diff(az)) > np.pi)            # a new ring where the azimuth wraps
-    elev = np.degrees(np.arctan2(velo[:, 2], np.hypot(velo[:, 0], velo[:, 1]))).astype(np.float32)
-    u, v, z, idx = project_points(apply_transform(v2c, velo[:, :3].astype(np.float32)), cam)
-    flat = v * cam.width + u
-    order = np.lexsort((z, flat))
-    first = np.ones(order.size, bool)
-    first[1:] = flat[order][1:] != flat[order][:-1]
-    win = order[first]
-    rimg = np.full(sparse.shape, -1, np.int32)
-    eimg = np.full(sparse.shape, np.nan, np.float32)
-    rimg.ravel()[flat[win]] = ring[idx[win]]
-    eimg.ravel()[flat[win]] = elev[idx[win]]
-    return sparse, rimg, eimg, cam.fx, cam.cx, cam.cy
+    def per_point(velo):
+        az = np.arctan2(velo[:, 1], velo[:, 0])
+        ring = np.zeros(len(velo), np.float32)
+        ring[1:] = np.cumsum(np.abs(np.diff(az)) > np.pi)            # a new ring where the azimuth wraps
+        return {'ring': ring, 'elev': np.degrees(np.arctan2(velo[:, 2], np.hypot(velo[:, 0], velo[:, 1])))}
+
+    sparse, _rgb, _calib, cam, img = winner_images(root, stem, per_point)
+    return sparse, np.nan_to_num(img['ring'], nan=-1).astype(np.int32), img['elev'], cam.fx, cam.cx, cam.cy
 
 
 def hidden_returns(root, stem, seeds, model):
@@ -132,20 +121,8 @@ def design(d, names):
 
 
 def fit_laplace(d, names):
-    import torch
-    X, ls0, e = torch.tensor(design(d, names)), torch.tensor(np.log(d['sigma'])), torch.tensor(d['err'])
-    w = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w], max_iter=200, line_search_fn='strong_wolfe')
-
-    def closure():
-        opt.zero_grad()
-        ls = ls0 + X @ w
-        loss = (ls + e / torch.exp(ls)).mean()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return w.detach().numpy()
+    """w of sigma * exp(w0 + w . f) by Laplace NLL on every return (study_lidar_tail.fit_log_linear)."""
+    return fit_log_linear(d, names, np.ones(d['err'].size, bool))
 
 
 def fit_shares(d, names, w0, steps=300, temp=0.05):

@@ -50,8 +50,9 @@ from depthmarks_ros.core.transforms import apply_transform  # noqa: E402
 PATH_MAX = 16      # px: the row path to the nearest kept returns is looked at up to this far (scanline's ROW_GAP)
 
 
-def frame_arrays(root, stem):
-    """Sparse depth, reflectance image (z-buffer winners), RGB image and fy, cy of one KITTI frame."""
+def winner_images(root, stem, per_point):
+    """(sparse depth, RGB image, calib, camera, {name: (H, W) float32 image of ``per_point(velo)[name]``
+    at the z-buffer's winning return of each pixel, NaN elsewhere}) of one KITTI frame."""
     sparse, rgb = R.kitti_object_frame(root, stem)
     calib = kitti.read_calib(os.path.join(root, 'calib', f'{stem}.txt'))
     velo = kitti.read_velodyne(os.path.join(root, 'velodyne', f'{stem}.bin'))
@@ -62,10 +63,18 @@ def frame_arrays(root, stem):
     first = np.ones(order.size, bool)
     first[1:] = flat[order][1:] != flat[order][:-1]
     win = order[first]
-    refl = np.full(sparse.shape, np.nan, np.float32)
-    refl.ravel()[flat[win]] = velo[idx[win], 3]
+    images = {}
+    for name, values in per_point(velo).items():
+        img = images[name] = np.full(sparse.shape, np.nan, np.float32)
+        img.ravel()[flat[win]] = values[idx[win]]
+    return sparse, rgb, calib, cam, images
+
+
+def frame_arrays(root, stem):
+    """Sparse depth, reflectance image (z-buffer winners), RGB image and fy, cy of one KITTI frame."""
+    sparse, rgb, calib, _cam, img = winner_images(root, stem, lambda velo: {'refl': velo[:, 3]})
     P2 = calib['P2'].reshape(3, 4)
-    return sparse, refl, rgb, float(P2[1, 1]), float(P2[1, 2])
+    return sparse, img['refl'], rgb, float(P2[1, 1]), float(P2[1, 2])
 
 
 def box_std(img, k, weight=None):
