@@ -225,6 +225,20 @@ def test_node_builds_recorder_only_outputs_for_the_kept_instants_and_every_frame
 
 
 @pytest.mark.dds
+def test_node_overhead_is_each_frames_own_rest_not_a_difference_of_medians(probe, stereo_node):
+    node, _pubs = stereo_node
+    node.timings.clear()
+    for match_ms in (10, 11, 12, 60, 70):      # a matcher that varies (a loaded machine), the rest 2 ms each
+        frame = (match_ms + 2) * 1e-3
+        node.timings.append((frame, match_ms * 1e-3, 0.0, 1e-3, 5e-3, 1.5e-3))
+    v = node.diagnostic_values()
+    assert (v['frame_ms'], v['matcher_ms'], v['node_overhead_ms']) == (14.0, 12.0, 2.0)
+    assert v['node_overhead_share'] == round(2 / 14, 3) and v['node_overhead_cpu_ms'] == 1.5
+    node.timings.append((80e-3, 12e-3, 0.0, 1e-3, 5e-3, 1.5e-3))   # one frame that waited 68 ms outside it
+    assert node.diagnostic_values()['node_overhead_ms'] == 2.0
+
+
+@pytest.mark.dds
 def test_node_says_so_when_a_camera_info_is_missing_then_recovers(probe, stereo_node, sim):
     node, pubs = stereo_node
     depth = probe.subscribe(Image, 'stereo/depth', node.output_qos())

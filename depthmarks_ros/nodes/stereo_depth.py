@@ -255,13 +255,17 @@ class StereoDepthNode(DepthmarksNode):
                   'disparity_range': p.disparity_range,
                   'sync_dropped': self.inputs.dropped, 'image_transport': self.p.image_transport}
         if self.timings:
-            t = np.median(np.asarray(self.timings), axis=0)
+            a = np.asarray(self.timings)
+            t = np.median(a, axis=0)
             # a frame's time on the worker (not its wait for it): the matcher and the rest (conversions,
-            # rectification, confidence, depth, messages, publishing); issue 21: the rest <= 10 %
+            # rectification, confidence, depth, messages, publishing); issue 21: the rest <= 10 %.
+            # The rest is each frame's own (frame - matcher), then the median: the difference of the
+            # two medians mixes frames, and the matcher's spread (tens of ms under load) swamped it
+            rest = a[:, 0] - a[:, 1]
             values['frame_ms'] = round(float(t[0]) * 1e3, 2)
             values['matcher_ms'] = round(float(t[1]) * 1e3, 2)
-            values['node_overhead_ms'] = round(float(t[0] - t[1]) * 1e3, 2)
-            values['node_overhead_share'] = round(float((t[0] - t[1]) / max(t[0], 1e-9)), 3)
+            values['node_overhead_ms'] = round(float(np.median(rest)) * 1e3, 2)
+            values['node_overhead_share'] = round(float(np.median(rest / np.maximum(a[:, 0], 1e-9))), 3)
             values['worker_wait_ms'] = round(float(t[2]) * 1e3, 2)
             values['outputs_ms'] = round(float(t[3]) * 1e3, 2)  # building and publishing the outputs
             values['worker_cpu_ms'] = round(float(t[4]) * 1e3, 2)  # this thread only (not OpenCV's pool)
