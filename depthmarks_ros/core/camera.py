@@ -286,14 +286,22 @@ class StereoCamera:
     def disparity_to_depth(self, disparity: np.ndarray) -> np.ndarray:
         """Disparity (px, float) to depth (m, float32, a new array); invalid (<= cx_offset, NaN) -> NaN.
 
-        Three passes over one new buffer (d - offset; NaN where not > 0; f * B / d in place): the
-        invalid pixels are NaN before the division, which then never divides by zero (a division
-        by zero or a negative is several times slower here); part of the stereo node's work
-        outside the matcher (issue 21)."""
+        Three passes, one new buffer (part of the stereo node's work outside the matcher, issue
+        21): without an offset, f * B / d then NaN where d was not > 0; with one, d - offset, NaN
+        where not > 0, then the division in place (the NaN go in first, so it never divides by
+        zero or a negative, which was several times slower)."""
+        fb = np.float32(self.focal * self.baseline)
+        if self.cx_offset == 0:   # most rigs: no offset to take off, so no copy to make first
+            d = np.asarray(disparity)
+            bad = d <= 0
+            with np.errstate(divide='ignore', over='ignore', invalid='ignore'):
+                z = np.divide(fb, d, dtype=np.float32)
+            np.copyto(z, np.float32(np.nan), where=bad)
+            return z
         d = np.subtract(disparity, np.float32(self.cx_offset), dtype=np.float32)
         np.copyto(d, np.float32(np.nan), where=d <= 0)     # NaN compares False: already invalid
         with np.errstate(over='ignore'):                     # a subnormal disparity: inf, as before
-            np.divide(np.float32(self.focal * self.baseline), d, out=d)
+            np.divide(fb, d, out=d)
         return d
 
     def depth_to_disparity(self, depth: np.ndarray) -> np.ndarray:
