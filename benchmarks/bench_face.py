@@ -98,6 +98,10 @@ def evaluate(samples, norm_name):
                         within.append(e <= np.sqrt(np.diag(J @ hp.covariance[:3, :3] @ J.T)))
         extra = getattr(lm.backend, 'dlib_only_faces', None)
         lm.close()
+        missed = [s.stem + ('' if s.pose_deg is None else f' (yaw {s.pose_deg[0]:.0f})') for s in samples
+                  if s.stem not in set(stems)]
+        if missed and len(missed) <= 12:
+            print(f'  ({name}: missed {", ".join(missed)})')
         nmes = np.array(nmes)
         cal = calibration_2d(np.concatenate(errs), np.concatenate(covs)) if errs else {}
         cal['vis_auc'] = roc_auc(~np.concatenate(hidden), np.concatenate(vis)) if hidden else float('nan')

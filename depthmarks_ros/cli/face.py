@@ -32,7 +32,8 @@ def run(args) -> int:
     try:
         p = spec_from_args(FaceLandmarksParams, args)
         landmarker = FaceLandmarker(p.backend, p.max_faces, p.refine_landmarks, p.uncertainty, static=True,
-                                    dlib_detector=p.dlib_detector, learned_model=p.uncertainty_model)
+                                    dlib_detector=p.dlib_detector, learned_model=p.uncertainty_model,
+                                    all_views=p.detector_all_views, mmod=p.detector_mmod)
     except (ValueError, BackendError, FileNotFoundError) as exc:
         print(f'depthmarks face: {exc}')
         return 2

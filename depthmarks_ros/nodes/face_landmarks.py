@@ -65,7 +65,8 @@ class FaceLandmarksNode(DepthmarksNode):
             self.landmarker = FaceLandmarker(self.p.backend, self.p.max_faces, self.p.refine_landmarks,
                                              self.p.uncertainty, dlib_detector=self.p.dlib_detector,
                                              learned_model=self.p.uncertainty_model,
-                                             dlib_redetect_every=self.p.dlib_redetect_every)
+                                             dlib_redetect_every=self.p.dlib_redetect_every,
+                                             all_views=self.p.detector_all_views, mmod=self.p.detector_mmod)
         except (BackendError, FileNotFoundError) as exc:
             raise ValueError(str(exc)) from exc
         qos = self.output_qos()

@@ -21,6 +21,14 @@ class FaceLandmarksParams(NodeParams, CompressedImageParams, InputParams, ImageT
     dlib_redetect_every: int = param(5, 'dlib: scan the whole image for faces on every N-th frame; in between, '
                                      "only around each face's previous box (1 = the whole image every frame)",
                                      min=1, max=100, read_only=True, cli=False)
+    detector_all_views: bool = param(True, 'Independent images (depthmarks face; the node runs on video): run every '
+                                     'view of the face detector cascade (mirrored, half-size, padded, rotated by '
+                                     '+-30/60 deg), not only until one finds a face, and keep each face no other '
+                                     'covers (one the mesh cannot follow only where two views found it): ~35 ms more '
+                                     'per 450x450 image; docs/face_landmarks.md', read_only=True)
+    detector_mmod: bool = param(True, "Independent images: dlib's CNN (MMOD) face detector as the last resort where no "
+                                'other detector finds a face (~1-3 s per image on a CPU; the node on video never '
+                                'runs it)', read_only=True)
     uncertainty: bool = param(True, 'Per-landmark covariance by test-time augmentation', read_only=True)
     uncertainty_model: str = param('', 'Trained patch model folder (depthmarks train-landmarks) for the 68-point '
                                    'covariance and visibility; empty = test-time augmentation', read_only=True)

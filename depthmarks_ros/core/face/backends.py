@@ -48,7 +48,8 @@ class MediaPipeFaceMesh:
     name = 'mediapipe'
 
     def __init__(self, max_faces: int = 4, refine: bool = False, static: bool = False,
-                 min_detection_confidence: float = 0.5, mapping=None, fallback_detector: bool = False):
+                 min_detection_confidence: float = 0.5, mapping=None, fallback_detector: bool = False,
+                 all_views: bool = True, mmod: bool = True):
         try:
             from depthmarks_ros.core.mediapipe_env import import_mediapipe
             mp = import_mediapipe()
@@ -63,10 +64,12 @@ class MediaPipeFaceMesh:
         self._crop_mesh = self._detector = None
         if fallback_detector:           # faces the mesh's own detector misses: detector cascade + crop
             from depthmarks_ros.core.face.detection import FaceDetector
-            self._detector = FaceDetector(fallback_hog=static, full=static, max_faces=max_faces)
+            self._detector = FaceDetector(fallback_hog=static, full=static, max_faces=max_faces,
+                                          fallback_mmod=static and mmod)
             self._crop_mesh = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True, max_num_faces=1, refine_landmarks=refine,
                 min_detection_confidence=0.3)
+        self.all_views = bool(all_views and static and fallback_detector)
         self.crop_runs = 0
         self.unmeshed = []              # detections of the last frame where the crop mesh found no face
         self.max_faces = max_faces
@@ -99,12 +102,18 @@ class MediaPipeFaceMesh:
             # the short-range detector once more (~2-4 ms) and every face whose box centre no mesh covers
             dets = [d for d in self._detector.detect_first(rgb)
                     if not any(_covers(r.bbox, (d.box[:2] + d.box[2:]) / 2) for r in out)]
+        if self.all_views and len(out) + len(dets) < self.max_faces:
+            # independent images: the other views too (a face that only a padded or rotated view finds
+            # beside one an earlier view found); a face the crop mesh cannot follow is kept only where
+            # two views found it (one view alone: often hair, a hand, a flower)
+            dets = dets + self._detector.detect_all(rgb, [r.bbox for r in out] + [d.box for d in dets],
+                                                    reuse=True)[:self.max_faces - len(out) - len(dets)]
         for det in dets:
-                arr = self._mesh_in_box(rgb, det.box, det.angle)
-                if arr is not None:
-                    out.append(self._result(arr, det.score))
-                else:
-                    self.unmeshed.append(det)
+            arr = self._mesh_in_box(rgb, det.box, det.angle)
+            if arr is not None:
+                out.append(self._result(arr, det.score))
+            elif not 0 < det.views < 2:
+                self.unmeshed.append(det)
         return out
 
     def _mesh_in_box(self, rgb: np.ndarray, box: np.ndarray, angle: float = 0.0, side: int = 256):
@@ -167,7 +176,8 @@ class DlibFace68:
     layout = 'dlib68'
 
     def __init__(self, detector: str = "hog", upsample: int = 0, min_score: float = 0.3, redetect_every: int = 1,
-                 search_margin: float = 0.5, box_map=None, full_cascade: bool = True):
+                 search_margin: float = 0.5, box_map=None, full_cascade: bool = True, all_views: bool = True,
+                 mmod: bool = True):
         try:
             import dlib
         except ImportError as exc:
@@ -181,11 +191,13 @@ class DlibFace68:
             self._hog = dlib.get_frontal_face_detector()
         elif detector == 'cascade':
             from depthmarks_ros.core.face.detection import IDENTITY_BOX_MAP, FaceDetector
-            self._cascade = FaceDetector(fallback_hog=full_cascade, full=full_cascade)
+            self._cascade = FaceDetector(fallback_hog=full_cascade, full=full_cascade,
+                                         fallback_mmod=full_cascade and mmod)
             self.box_map = dict(IDENTITY_BOX_MAP, **(box_map or {}))
         else:
             raise BackendError(f"unknown dlib detector {detector!r}: use 'cascade', 'hog' or 'mmod'")
         self.detector = detector
+        self.all_views = bool(all_views and full_cascade)
         self.upsample = upsample
         self.min_score = min_score  # HOG scores below ~0.3 are mostly false positives (dlib's default is 0)
         self.redetect_every = max(1, int(redetect_every))
@@ -199,8 +211,11 @@ class DlibFace68:
         """[(box x0, y0, x1, y1 in the predictor's box convention, score)] in the whole image."""
         if self._cascade is not None:
             from depthmarks_ros.core.face.detection import box_from_detection, box_kind
+            dets = self._cascade.detect(rgb)
+            if self.all_views and len(dets) < self._cascade.max_faces:   # independent images: faces found
+                dets += self._cascade.detect_all(rgb, [d.box for d in dets], 2, reuse=True)   # in 2+ views
             return [(box_from_detection(d.box, self.box_map[box_kind(d.source)]), d.score)
-                    for d in self._cascade.detect(rgb)]
+                    for d in dets[:self._cascade.max_faces]]
         return [(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64), float(s))
                 for r, s in self.detect(grey)]
 
@@ -266,19 +281,22 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def create_backend(name: str, max_faces: int = 4, refine: bool = False, static: bool = False,
                    dlib_detector: str = 'cascade', dlib_redetect_every: int = 1, mapping=None,
-                   box_map=None, mesh_fallback: bool = True, blend=None, profile=None):
-    """``static``: independent images (full detector cascade); else video (the cascade's two cheap
-    stages; the mesh tracks faces between frames)."""
+                   box_map=None, mesh_fallback: bool = True, blend=None, profile=None, all_views: bool = True,
+                   mmod: bool = True):
+    """``static``: independent images (full detector cascade; ``all_views``: every view of it, not only
+    until one finds a face; ``mmod``: dlib's CNN where no other stage found a face); else video (the
+    cascade's two cheap stages; the mesh tracks faces between frames)."""
     if name == 'hybrid':
         from depthmarks_ros.core.face.hybrid import HybridFace68
         try:
             return HybridFace68(max_faces, refine, static, mapping=mapping, blend=blend, box_map=box_map,
-                                profile=profile)
+                                profile=profile, all_views=all_views, mmod=mmod)
         except ImportError as exc:
             raise BackendError(f'the hybrid backend needs mediapipe and dlib ({exc})') from exc
     if name == 'mediapipe':
-        return MediaPipeFaceMesh(max_faces, refine, static, mapping=mapping, fallback_detector=mesh_fallback)
+        return MediaPipeFaceMesh(max_faces, refine, static, mapping=mapping, fallback_detector=mesh_fallback,
+                                 all_views=all_views, mmod=mmod)
     if name == 'dlib':
         return DlibFace68(dlib_detector, redetect_every=1 if static else dlib_redetect_every, box_map=box_map,
-                          full_cascade=static)
+                          full_cascade=static, all_views=all_views, mmod=mmod)
     raise BackendError(f"unknown face backend {name!r}: use 'hybrid', 'mediapipe' or 'dlib'")

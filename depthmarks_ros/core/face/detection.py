@@ -26,6 +26,7 @@ class Detection:
     facing: float = 0.0  # MediaPipe: nose tip x minus box centre x, in box widths (> 0: nose towards image-right)
     keypoints: Optional[np.ndarray] = None   # MediaPipe: (6, 2) px, the face's right eye, left eye, nose tip,
                                              # mouth, right ear, left ear (image coordinates)
+    views: int = 0       # detect_all: in how many views the face was found (0: the first-hit cascade)
 
 
 def _nms(dets: List[Detection], iou: float = 0.4) -> List[Detection]:
@@ -37,6 +38,18 @@ def _nms(dets: List[Detection], iou: float = 0.4) -> List[Detection]:
     return keep
 
 
+def _overlaps(box: np.ndarray, known: np.ndarray) -> bool:
+    """``box`` is (part of) the face ``known`` is: its centre inside ``known``, or 30 % of the smaller of
+    the two boxes in both (a view that found only a cheek or an ear of a known face)."""
+    c = (box[:2] + box[2:]) / 2
+    if known[0] <= c[0] <= known[2] and known[1] <= c[1] <= known[3]:
+        return True
+    iw = max(0.0, min(box[2], known[2]) - max(box[0], known[0]))
+    ih = max(0.0, min(box[3], known[3]) - max(box[1], known[1]))
+    small = min((box[2] - box[0]) * (box[3] - box[1]), (known[2] - known[0]) * (known[3] - known[1]))
+    return small > 0 and iw * ih >= 0.3 * small
+
+
 class FaceDetector:
     """Cascade: MediaPipe short-range (faces within ~2 m), full-range (small faces), then (``full``)
     the short/full-range detectors on the mirrored, half-size and padded image, then dlib HOG x2."""
@@ -44,6 +57,7 @@ class FaceDetector:
     def __init__(self, min_score: float = 0.5, fallback_hog: bool = True, hog_upsample: int = 1,
                  hog_min_score: float = 0.0, max_faces: int = 4, full: bool = True,
                  fallback_mmod: Optional[bool] = None):
+        # fallback_mmod None: as fallback_hog
         try:
             import mediapipe as mp
             fd = mp.solutions.face_detection
@@ -64,6 +78,7 @@ class FaceDetector:
         self.stages = self.STAGES if full else self.STAGES[:2]      # video: the two cheap stages only
         self.full = full
         self.stage_counts = {'none': 0}
+        self._seen: dict = {}           # view name -> its detections in the current image (detect_all reuses them)
 
     @staticmethod
     def _mp(det, rgb, source) -> List[Detection]:
@@ -93,52 +108,96 @@ class FaceDetector:
               ('mp_full_rot-30', 'full', 'rot-30'), ('mp_full_rot+30', 'full', 'rot+30'),
               ('mp_short_pad2', 'short', 'pad2'), ('mp_full_pad2', 'full', 'pad2'))
 
+    # views that only detect_all runs (independent images): +-60 deg rotations; with the +-30 deg views
+    # they cover a head tilted up to ~90 deg (the detectors take ~+-30 deg); on the 1176 fit-split images
+    # they found 1 face the other views missed (yaw 79, pitch 54, roll 53 deg); +-90 deg found none more
+    EXTRA_STAGES = (('mp_short_rot-60', 'short', 'rot-60'), ('mp_short_rot+60', 'short', 'rot+60'),
+                    ('mp_full_rot-60', 'full', 'rot-60'), ('mp_full_rot+60', 'full', 'rot+60'))
+
     def detect_first(self, rgb: np.ndarray) -> List[Detection]:
         """The first stage alone (short-range detector on the image as it is), every face it finds."""
-        return _nms(self._mp(self._short, np.ascontiguousarray(rgb), self.STAGES[0][0]))[:self.max_faces]
+        self._seen = {}
+        return _nms(self._view(*self.STAGES[0], np.ascontiguousarray(rgb)))[:self.max_faces]
+
+    def _view(self, name: str, which: str, view: str, rgb: np.ndarray) -> List[Detection]:
+        """One detector on one view of the image, boxes and keypoints mapped back to the image."""
+        import cv2
+        h, w = rgb.shape[:2]
+        det = self._short if which == 'short' else self._full
+        if view == 'raw':
+            dets = self._mp(det, rgb, name)
+        elif view == 'flip':
+            dets = self._mp(det, np.ascontiguousarray(rgb[:, ::-1]), name)
+            for d in dets:
+                d.box = np.array([w - d.box[2], d.box[1], w - d.box[0], d.box[3]])
+                d.facing = -d.facing
+                if d.keypoints is not None:     # mirrored: x flips, the face's sides swap
+                    d.keypoints = np.column_stack([w - d.keypoints[:, 0], d.keypoints[:, 1]])[[1, 0, 2, 3, 5, 4]]
+        elif view.startswith('rot'):
+            angle = float(view[3:])
+            M = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
+            Minv = cv2.invertAffineTransform(M)
+            dets = self._mp(det, cv2.warpAffine(rgb, M, (w, h), borderMode=cv2.BORDER_CONSTANT), name)
+            for d in dets:
+                c = Minv @ np.array([(d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2, 1.0])
+                half = max(d.box[2] - d.box[0], d.box[3] - d.box[1]) / 2
+                d.box, d.angle = np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half]), angle
+                if d.keypoints is not None:
+                    d.keypoints = d.keypoints @ Minv[:, :2].T + Minv[:, 2]
+        elif view == 'half':
+            if min(h, w) < 160:
+                return []
+            dets = self._mp(det, cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA), name)
+            for d in dets:
+                d.box = d.box * np.array([w / (w // 2), h / (h // 2)] * 2)
+                if d.keypoints is not None:
+                    d.keypoints = d.keypoints * [w / (w // 2), h / (h // 2)]
+        else:       # 'pad': a quarter of the larger side on each side; 'pad2': three quarters (faces
+            p = max(h, w) // 4 if view == 'pad' else 3 * max(h, w) // 4      # cut by the border)
+            dets = self._mp(det, cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0)), name)
+            for d in dets:
+                d.box = d.box - p
+                if d.keypoints is not None:
+                    d.keypoints = d.keypoints - p
+        self._seen[name] = dets
+        return dets
+
+    def detect_all(self, rgb: np.ndarray, known=(), min_views: int = 1, reuse: bool = False) -> List[Detection]:
+        """Independent images: every view (STAGES and EXTRA_STAGES; ``reuse``: the views that the last
+        detect / detect_first call ran, on this same image, are not run again), not only until the first finds a face; detections of one face in
+        several views (IoU >= 0.3) are one, the best-scored, with ``views`` their count; faces that
+        overlap a box in ``known`` (:func:`_overlaps`) are left out, and faces found in fewer than
+        ``min_views`` views."""
+        from depthmarks_ros.core.face.backends import _iou
+        rgb = np.ascontiguousarray(rgb)
+        if not reuse:
+            self._seen = {}
+        found: List[Detection] = []
+        for name, which, view in self.STAGES + self.EXTRA_STAGES:
+            dets = self._seen[name] if name in self._seen else self._view(name, which, view, rgb)
+            found += [Detection(d.box.copy(), d.score, d.source, d.angle, d.facing, d.keypoints) for d in dets]
+        self._seen = {}
+        groups: List[Detection] = []
+        sources: List[set] = []
+        for d in sorted(found, key=lambda d: -d.score):
+            i = next((i for i, g in enumerate(groups) if _iou(d.box, g.box) >= 0.3), None)
+            if i is None:
+                groups.append(d)
+                sources.append({d.source})
+            else:
+                sources[i].add(d.source)
+        for g, src in zip(groups, sources):
+            g.views = len(src)
+        out = [g for g in groups if g.views >= min_views and not any(_overlaps(g.box, np.asarray(k)) for k in known)]
+        return out[:self.max_faces]
 
     def detect(self, rgb: np.ndarray) -> List[Detection]:
         import cv2
         rgb = np.ascontiguousarray(rgb)
-        h, w = rgb.shape[:2]
+        self._seen = {}
         dets: List[Detection] = []
         for name, which, view in self.stages:
-            det = self._short if which == 'short' else self._full
-            if view == 'raw':
-                dets = self._mp(det, rgb, name)
-            elif view == 'flip':
-                dets = self._mp(det, np.ascontiguousarray(rgb[:, ::-1]), name)
-                for d in dets:
-                    d.box = np.array([w - d.box[2], d.box[1], w - d.box[0], d.box[3]])
-                    d.facing = -d.facing
-                    if d.keypoints is not None:     # mirrored: x flips, the face's sides swap
-                        d.keypoints = np.column_stack([w - d.keypoints[:, 0], d.keypoints[:, 1]])[[1, 0, 2, 3, 5, 4]]
-            elif view.startswith('rot'):
-                angle = float(view[3:])
-                M = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
-                Minv = cv2.invertAffineTransform(M)
-                dets = self._mp(det, cv2.warpAffine(rgb, M, (w, h), borderMode=cv2.BORDER_CONSTANT), name)
-                for d in dets:
-                    c = Minv @ np.array([(d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2, 1.0])
-                    half = max(d.box[2] - d.box[0], d.box[3] - d.box[1]) / 2
-                    d.box, d.angle = np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half]), angle
-                    if d.keypoints is not None:
-                        d.keypoints = d.keypoints @ Minv[:, :2].T + Minv[:, 2]
-            elif view == 'half':
-                if min(h, w) < 160:
-                    continue
-                dets = self._mp(det, cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA), name)
-                for d in dets:
-                    d.box = d.box * np.array([w / (w // 2), h / (h // 2)] * 2)
-                    if d.keypoints is not None:
-                        d.keypoints = d.keypoints * [w / (w // 2), h / (h // 2)]
-            else:       # 'pad': a quarter of the larger side on each side; 'pad2': three quarters (faces
-                p = max(h, w) // 4 if view == 'pad' else 3 * max(h, w) // 4      # cut by the border)
-                dets = self._mp(det, cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0)), name)
-                for d in dets:
-                    d.box = d.box - p
-                    if d.keypoints is not None:
-                        d.keypoints = d.keypoints - p
+            dets = self._view(name, which, view, rgb)
             if dets:
                 break
         if not dets and self._hog is not None:

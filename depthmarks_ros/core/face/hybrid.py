@@ -281,11 +281,13 @@ class HybridFace68:
     name = 'hybrid'
 
     def __init__(self, max_faces: int = 4, refine: bool = False, static: bool = False, mapping=None,
-                 blend: Optional[HybridBlend] = None, box_map=None, profile=None):
+                 blend: Optional[HybridBlend] = None, box_map=None, profile=None, all_views: bool = True,
+                 mmod: bool = True):
         import dlib
         from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, load_dlib_model
         from depthmarks_ros.core.face.detection import IDENTITY_BOX_MAP
-        self.mesh = MediaPipeFaceMesh(max_faces, refine, static, mapping=mapping, fallback_detector=True)
+        self.mesh = MediaPipeFaceMesh(max_faces, refine, static, mapping=mapping, fallback_detector=True,
+                                      all_views=all_views, mmod=mmod)
         self.layout = self.mesh.layout
         self.mapping = mapping
         self._predictor = load_dlib_model(dlib.shape_predictor, 'shape_predictor_68_face_landmarks.dat')

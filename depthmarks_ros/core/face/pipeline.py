@@ -85,13 +85,14 @@ class FaceLandmarker:
     ``sigma``: 'learned' (the NLL-fitted covariance model, where shipped) or 'tta' (the formula of
     core/face/uncertainty.py); ``dlib_detector``: 'hog', 'mmod' or 'cascade' (MediaPipe detectors,
     fallbacks). The plain anchors of the benchmark are mapping='fixed', sigma='tta',
-    dlib_detector='hog'."""
+    dlib_detector='hog'. ``static`` (independent images): ``all_views`` runs every view of the detector
+    cascade (core/face/detection.py), ``mmod`` dlib's CNN where nothing else found a face."""
 
     def __init__(self, backend: str = 'dlib', max_faces: int = 4, refine: bool = False,
                  uncertainty: bool = True, static: bool = False, dlib_detector: str = 'hog',
                  model: Optional[UncertaintyModel] = None, learned_model: str = '', dlib_redetect_every: int = 1,
                  mapping: str = 'learned', sigma: str = 'learned', data_dir: str = DATA_DIR,
-                 mesh_fallback: bool = True):
+                 mesh_fallback: bool = True, all_views: bool = True, mmod: bool = True):
         from depthmarks_ros.core.face.mapping import MeshTo68
         from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
         if mapping not in ('learned', 'fixed') or sigma not in ('learned', 'tta'):
@@ -127,7 +128,7 @@ class FaceLandmarker:
                 raise BackendError(str(exc)) from exc
         self.backend = create_backend(backend, max_faces, refine, static, dlib_detector,
                                       dlib_redetect_every, self.mapping, self.fit.get('box_map'),
-                                      mesh_fallback, blend, profile)
+                                      mesh_fallback, blend, profile, all_views, mmod)
         self.model = model or UncertaintyModel()
         self.uncertainty = uncertainty
         self.sigma_model = None

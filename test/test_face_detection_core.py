@@ -1,0 +1,100 @@
+"""The face detector cascade's every-view search on independent images (core/face/detection.py
+FaceDetector.detect_all, used by the mesh / hybrid / cascade-dlib backends with ``all_views``):
+views merged, known faces left out, views not run twice, single-view faces the mesh cannot follow
+dropped, bad input. No /work/shared/data."""
+import numpy as np
+import pytest
+
+from depthmarks_ros.core.face.detection import Detection, FaceDetector
+from depthmarks_ros.core.face.pipeline import FaceLandmarker
+from depthmarks_ros.testing.scenes import FACE_K
+
+A = [100, 100, 200, 200]        # found by the first view (ends the first-hit cascade)
+B = [400, 150, 480, 230]        # only two late views find it (padded, rotated)
+C = [300, 300, 340, 340]        # one view alone (often hair, a hand or a flower)
+
+
+def _fake_views(det, table):
+    """Replace the detector's views by canned detections (view name -> [(box, score)])."""
+    calls = []
+
+    def view(name, which, view, rgb):
+        calls.append(name)
+        dets = [Detection(np.array(b, np.float64), s, name) for b, s in table.get(name, [])]
+        det._seen[name] = dets
+        return dets
+    det._view = view
+    return calls
+
+
+@pytest.fixture(scope='module')
+def detector():
+    det = FaceDetector(fallback_hog=False)
+    yield det
+    det.close()
+
+
+def test_detect_all_adds_faces_later_views_find_beside_a_known_one():
+    det = FaceDetector.__new__(FaceDetector)            # the views are canned: no models needed
+    det.stages, det.max_faces, det._seen, det._hog, det._mmod = FaceDetector.STAGES, 4, {}, None, None
+    det.stage_counts = {'none': 0}
+    table = {'mp_short': [(A, 0.9)], 'mp_full': [(A, 0.8)], 'mp_short_pad': [(B, 0.6)],
+             'mp_full_rot+60': [([402, 148, 482, 228], 0.55)], 'mp_short_flip': [(C, 0.7)]}
+    calls = _fake_views(det, table)
+    first = det.detect(np.zeros((480, 640, 3), np.uint8))
+    assert [d.box.tolist() for d in first] == [A] and calls == ['mp_short']     # the first-hit cascade
+    more = det.detect_all(np.zeros((480, 640, 3), np.uint8), [d.box for d in first], reuse=True)
+    assert sorted((d.box.tolist(), d.views) for d in more) == sorted([(B, 2), (C, 1)])   # A known; B: one face, 2 views
+    names = [n for n, _, _ in FaceDetector.STAGES + FaceDetector.EXTRA_STAGES]
+    assert sorted(calls) == sorted(names)           # every view once: mp_short reused, not run again
+    calls.clear()
+    assert [d.box.tolist() for d in det.detect_all(np.zeros((480, 640, 3), np.uint8), [A], min_views=2)] == [B]
+    assert sorted(calls) == sorted(names)           # no reuse: every view runs
+    assert det.detect_all(np.zeros((480, 640, 3), np.uint8), [A, B, [290, 290, 350, 350]]) == []
+
+
+def test_hybrid_keeps_a_second_face_two_views_find_and_drops_a_single_view_one():
+    """A grey image (no mesh can follow anything there): the cascade's first hit is kept as before; of
+    the faces the other views find, the one two views agree on is kept, the single-view one dropped;
+    without all_views only the first hit. Ids stay the same over repeated frames."""
+    grey = np.full((480, 640, 3), 128, np.uint8)
+    table = {'mp_short_flip': [(A, 0.7)], 'mp_short_pad': [(B, 0.6)], 'mp_full_rot-60': [(B, 0.6)],
+             'mp_full_pad2': [(C, 0.9)]}
+    counts = {}
+    for all_views in (True, False):
+        lm = FaceLandmarker('hybrid', static=True, all_views=all_views)
+        _fake_views(lm.backend.mesh._detector, table)
+        runs = [lm.process(grey, FACE_K) for _ in range(3)]
+        counts[all_views] = len(runs[0])
+        boxes = sorted(((f.bbox[0] + f.bbox[2]) / 2 for f in runs[0]))
+        assert all(sorted(f.face_id for f in r) == sorted(f.face_id for f in runs[0]) for r in runs)
+        if all_views:
+            assert np.allclose(boxes, [150, 440], atol=40)      # A and B, not C
+        lm.close()
+    assert counts == {True: 2, False: 1}
+
+
+def test_detect_all_on_real_pixels_and_bad_input(detector, face_image):
+    """The one real face: found in most views, covering detect()'s (a spurious detection of one view
+    elsewhere is dropped by the hybrid: no mesh follows it); nothing in grey, dark or tiny images."""
+    first = detector.detect(face_image)
+    every = [d for d in detector.detect_all(face_image, reuse=True) if d.views >= 2]
+    assert len(every) == 1 and every[0].views >= 10
+    lm = FaceLandmarker('hybrid', static=True)
+    assert len(lm.process(face_image, FACE_K)) == 1
+    lm.close()
+    c = (every[0].box[:2] + every[0].box[2:]) / 2
+    assert first[0].box[0] < c[0] < first[0].box[2] and first[0].box[1] < c[1] < first[0].box[3]
+    assert [d for d in detector.detect_all(face_image, [first[0].box]) if d.views >= 2] == []
+    for img in (np.full((480, 640, 3), 128, np.uint8), np.zeros((200, 300, 3), np.uint8),
+                np.full((1, 1, 3), 90, np.uint8), np.full((8, 8, 3), 90, np.uint8), np.full((2, 300, 3), 90, np.uint8)):
+        assert detector.detect_all(img) == []
+
+
+def test_all_views_only_on_independent_images():
+    video = FaceLandmarker('hybrid', static=False)
+    still = FaceLandmarker('hybrid', static=True, all_views=False, mmod=False)
+    assert not video.backend.mesh.all_views and not still.backend.mesh.all_views
+    assert video.backend.mesh._detector._mmod is None and still.backend.mesh._detector._mmod is None
+    video.close()
+    still.close()
