@@ -193,6 +193,25 @@ def speed(repeat):
         print(f'{name:44s} {ms:6.1f} ms  ({1e3 / ms:5.1f} faces/s)  speed-up {ratios}')
 
 
+def static_speed(samples, n):
+    """Independent images (the `depthmarks face` path): the default hybrid with the detector cascade's
+    every-view search (detector_all_views) against the same without it, interleaved per image."""
+    print(f'\n-- independent images: ms per image, hybrid with and without detector_all_views '
+          f'(the first {n} report-split AFLW2000-3D images, median, interleaved) --')
+    lms = {'hybrid (detector_all_views, default)': make(dict(backend='hybrid')),
+           'hybrid without detector_all_views': make(dict(backend='hybrid', all_views=False))}
+    ts = {k: [] for k in lms}
+    for s in samples[:n]:
+        rgb = s.load_rgb()
+        for k, lm in lms.items():
+            ts[k].append(run_on_sample(lm, s, rgb)['seconds'] * 1e3)
+    base = np.median(ts['hybrid without detector_all_views'])
+    for k, lm in lms.items():
+        lm.close()
+        print(f'{k:44s} median {np.median(ts[k]):6.1f} ms  mean {np.mean(ts[k]):6.1f} ms  '
+              f'(x{np.median(ts[k]) / base:4.2f} the median without)')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', default=os.path.normpath(os.path.join(ROOT, '..', 'shared', 'data')))
@@ -225,6 +244,8 @@ def main():
         print(f'\n== AFLW2000-3D, report split: {len(aflw)} images; NME box (sqrt(w h)) ==')
         rows = evaluate(aflw, 'box')
         head_pose_table(aflw, rows)
+        if not args.no_speed and any('hybrid' in k for k in METHODS):
+            static_speed(aflw, 60)
     calibration_summary()
     print(f'\nload average at the end: {os.getloadavg()}')
 
