@@ -24,8 +24,8 @@ class FaceLandmarksParams(NodeParams, CompressedImageParams, InputParams, ImageT
     detector_all_views: bool = param(True, 'Independent images (depthmarks face; the node runs on video): run every '
                                      'view of the face detector cascade (mirrored, half-size, padded, rotated by '
                                      '+-30/60 deg), not only until one finds a face, and keep each face no other '
-                                     'covers (one the mesh cannot follow only where two views found it): ~35 ms more '
-                                     'per 450x450 image; docs/face_landmarks.md', read_only=True)
+                                     'covers (one the mesh cannot follow only where two views found it): several times '
+                                     'the time per image (docs/face_landmarks.md)', read_only=True)
     detector_mmod: bool = param(True, "Independent images: dlib's CNN (MMOD) face detector as the last resort where no "
                                 'other detector finds a face (~1-3 s per image on a CPU; the node on video never '
                                 'runs it)', read_only=True)
