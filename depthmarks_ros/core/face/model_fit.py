@@ -51,6 +51,10 @@ def camera_for(sample, image_size) -> np.ndarray:
     return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])
 
 
+# The fits run the landmarkers with all_views=False: they use the annotated face only, and the every-view
+# detector search (detection.py detect_all) finds it in 1 more of the 1176 fit-split images at ~4x the time.
+
+
 def run_on_sample(landmarker, sample, rgb=None) -> dict:
     """The face nearest the annotation (or None), the seconds the landmarker took, and the image."""
     import time
@@ -136,7 +140,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
     if 'sigma' in parts:                 # every backend's sigma model (the hybrid's without refitting its blend)
         parts = list(parts) + ['sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'sigma-hybrid']
     if {'mapping', 'sigma-mediapipe', 'hybrid', 'sigma-hybrid', 'profile'} & set(parts):
-        lm = FaceLandmarker('mediapipe', static=True, mapping='fixed', sigma='tta', data_dir=output)
+        lm = FaceLandmarker('mediapipe', static=True, mapping='fixed', sigma='tta', data_dir=output, all_views=False)
         mesh_recs = []
         for s, wt in zip(samples, weights):
             r = run_on_sample(lm, s)
@@ -200,7 +204,8 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
     for detector, key in (('cascade', 'dlib'), ('hog', 'dlib_hog'), ('mmod', 'dlib_mmod')):   # mmod: not in 'sigma' (~1.2 s/image)
         if f'sigma-{key}' not in parts:
             continue
-        lm = FaceLandmarker('dlib', static=True, sigma='tta', data_dir=output, dlib_detector=detector)
+        lm = FaceLandmarker('dlib', static=True, sigma='tta', data_dir=output, dlib_detector=detector,
+                            all_views=False)
         found, l68s, others = [], [], []
         for s in samples:
             r = run_on_sample(lm, s)
@@ -231,7 +236,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
         save_fit()
         z = []
         for backend, detector in (('dlib', 'cascade'), ('mediapipe', 'hog'), ('hybrid', 'hog')):
-            lm = FaceLandmarker(backend, static=True, data_dir=output, dlib_detector=detector)
+            lm = FaceLandmarker(backend, static=True, data_dir=output, dlib_detector=detector, all_views=False)
             for s in aflw:
                 if np.any(np.abs(s.pose_deg) > 99):
                     continue
@@ -402,7 +407,7 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     rgbs = {s.stem: s.load_rgb() for s in turned}
     yield f'profile: {len(turned)} fit-split AFLW faces with |yaw| >= {PROFILE_MIN_YAW:g} deg'
     # faces the mesh cannot follow: the keypoint regression's guess
-    mesh = MediaPipeFaceMesh(static=True, fallback_detector=True)
+    mesh = MediaPipeFaceMesh(static=True, fallback_detector=True, all_views=False)
     unmeshed = []
     for s in samples:
         if mesh.process(s.load_rgb()):
@@ -502,7 +507,7 @@ def _fit_hybrid_template(samples, output, command):
     from depthmarks_ros.core.face.hybrid import HybridBlend
     path = os.path.join(output, 'face_hybrid.json')
     blend = HybridBlend.load(path)
-    mesh = MediaPipeFaceMesh(static=True, fallback_detector=True)
+    mesh = MediaPipeFaceMesh(static=True, fallback_detector=True, all_views=False)
     boxes, facings, gts, kps = [], [], [], []
     for s in samples:
         if mesh.process(s.load_rgb()):
