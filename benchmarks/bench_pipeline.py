@@ -57,14 +57,21 @@ def command(args, folder: str, multi: bool):
     return cmd + ['--quiet'] + args.extra
 
 
-def run_mode(multi: bool, args, folder: str) -> dict:
+MODES = {'single': 'single-process', 'multi': 'multi-process',
+         # the recorder's stamp filter off (pipeline/recorder_node.py): every recorded topic crosses DDS
+         'multi-unfiltered': 'multi, no rec. filter'}
+
+
+def run_mode(mode: str, args, folder: str) -> dict:
+    multi = mode != 'single'
     cmd = command(args, folder, multi)
+    env = dict(os.environ, DEPTHMARKS_RECORDER_FILTER='0') if mode == 'multi-unfiltered' else None
     before = load()
     t0 = time.monotonic()
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=args.duration + 240)
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=args.duration + 240, env=env)
     if res.returncode != 0:
         print(res.stderr[-3000:], file=sys.stderr)
-        raise SystemExit(f'run failed ({"multi" if multi else "single"}-process): {" ".join(cmd)}')
+        raise SystemExit(f'run failed ({MODES[mode]}): {" ".join(cmd)}')
     with open(os.path.join(folder, 'metrics.json')) as f:
         metrics = json.load(f)
     metrics['_bench'] = {'command': ' '.join(cmd[1:]), 'load_before': before, 'load_after': load(),
@@ -93,7 +100,9 @@ def main():
     ap.add_argument('--data', default='/work/shared/data', help='unused (the sim rig is the input)')
     ap.add_argument('--duration', type=float, default=20.0,
                     help='seconds per mode (20 = `make run`; 60 for the no-growth check)')
-    ap.add_argument('--modes', default='single,multi')
+    ap.add_argument('--modes', default='single,multi',
+                    help='comma list of ' + ', '.join(MODES) + ' (multi-unfiltered: --multi-process with '
+                    'DEPTHMARKS_RECORDER_FILTER=0, the A/B of the recorder\'s stamp filter)')
     ap.add_argument('--json', default='', help='also write both metrics to this file')
     ap.add_argument('extra', nargs='*', help='more `depthmarks run` options after --, e.g. -- -p face:backend=mediapipe')
     args = ap.parse_args()
@@ -105,14 +114,17 @@ def main():
     from depthmarks_ros.testing.ros_harness import configure_ros_env
     env = configure_ros_env()
     modes = [m.strip() for m in args.modes.split(',') if m.strip()]
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise SystemExit(f'unknown modes {sorted(unknown)}: choose from {list(MODES)}')
     print(f'cores: {os.cpu_count()}  load before: {load()}  ({args.duration:g} s per mode, '
           f'ROS_DOMAIN_ID {env["ROS_DOMAIN_ID"]} of its own)')
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for m in modes:
-            results[m] = run_mode(m == 'multi', args, os.path.join(tmp, m))
+            results[m] = run_mode(m, args, os.path.join(tmp, m))
             b = results[m]['_bench']
-            print(f'{m}-process: {b["command"]}\n    load {b["load_before"]} -> {b["load_after"]}, '
+            print(f'{MODES[m]}: {b["command"]}\n    load {b["load_before"]} -> {b["load_after"]}, '
                   f'{b["elapsed_s"]:.0f} s, executor {results[m].get("executor") or "-"}')
     print(f'load after: {load()}')
 
@@ -120,7 +132,7 @@ def main():
           '(last - first third)')
     head = f'{"topic":18s} {"target":>22s}'
     for m in modes:
-        head += f' | {m + "-process":^42s}'
+        head += f' | {MODES[m]:^42s}'
     print(head)
     for topic in OUTPUTS:
         med, p95 = TARGETS.get(topic, (None, None))
@@ -133,12 +145,16 @@ def main():
             present |= t is not None
             t = t or {}
             thirds = '/'.join(fmt(x) for x in (t.get('latency_ms_thirds') or [None] * 3))
-            row += (f' | {fmt(t.get("rate_hz"), "4.1f"):>4s} {fmt(t.get("latency_ms_median")):>4s}'
+            mark = '*' if topic in (results[m].get('filtered_topics') or []) else ' '
+            row += (f' |{mark}{fmt(t.get("rate_hz"), "4.1f"):>4s} {fmt(t.get("latency_ms_median")):>4s}'
                     f' {fmt(t.get("latency_ms_p95")):>4s}  {thirds:>14s} {fmt(t.get("latency_ms_trend"), "+.0f"):>5s}')
         if present:
             print(row)
     print('  (stereo/points, fusion/points: built once per record period, 1 Hz by default; stereo/disparity in a single '
           'process: only the recorder takes it, so it is built for the instants it keeps, at the record rate)')
+    if any(results[m].get('filtered_topics') for m in modes):
+        print('  (* recorded only, multi-process: the recorder takes it through a stamp filter at the publisher, so only '
+              'the messages it writes cross DDS: rate and latency of those; DEPTHMARKS_RECORDER_FILTER=0 turns it off)')
 
     print('\nCPU by thread group: cores (1.0 = one core busy) and, for a node, CPU ms per output frame')
     labels = []
@@ -158,11 +174,11 @@ def main():
         whole = shares.get('whole process')
         if whole is None:
             whole = sum(v for v in shares.values() if v)
-        print(f'  {m}-process total: {whole:.2f} cores')
+        print(f'  {MODES[m]} total: {whole:.2f} cores')
     for m in modes:
         faults = results[m].get('page_faults_per_s') or {}
         if faults:
-            print(f'  {m}-process minor page faults/s: ' + ', '.join(f'{k} {v:.0f}' for k, v in faults.items())
+            print(f'  {MODES[m]} minor page faults/s: ' + ', '.join(f'{k} {v:.0f}' for k, v in faults.items())
                   + f' (all {sum(faults.values()):.0f})')
 
     print('\nnode counters at the end (frames in / out / dropped as old by the latest-only worker), stereo split')

@@ -6,6 +6,15 @@ nodes' publishers instead (``local``, :mod:`depthmarks_ros.ros.local_tap`): no D
 copy, and a node publishes such a topic through DDS only while something else subscribes; the
 message object is kept for the report and serialised only when it is written (at the record rate).
 
+In a multi-process run (``filtered``) the topics the recorder only records (not those it measures)
+are subscribed with a DDS content filter on the header stamp, ``stamp >= start of the next record
+period``, moved on after each kept message: Fast DDS evaluates it at the publishing node (writer-side
+filtering), so only the messages that will be written cross into this process (one per second and
+topic by default, instead of every 640x480 image at 10 Hz), as in a single-process run, where the
+local tap does the same. A filter that lets nothing through for ``reopen_after`` s (stamps that went
+back: a looping bag, a restarted simulation) is opened again. ``DEPTHMARKS_RECORDER_FILTER=0`` turns
+the filters off (every message crosses, as before).
+
 Decimation: images, clouds and the other stamped outputs are written at ``record_rate`` messages per
 second and topic, chosen by stamp (``stamp // period``) so that the topics of one instant are kept or
 dropped together; ``/diagnostics`` (each node's status, 1 Hz) is written whole; ``/tf_static`` (the
@@ -15,12 +24,15 @@ graph's rig transforms, tf2_msgs/TFMessage) once at the start, offered transient
 from __future__ import annotations
 
 import functools
+import os
+import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 from rclpy.node import Node
 from rclpy.serialization import serialize_message
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription_content_filter_options import ContentFilterOptions
 
 from depthmarks_ros.pipeline.recorder import (LATCHED_QOS, STAMPED, McapRecorder, TopicStats, cdr_stamp_ns,
                                               tf_message_cdr)
@@ -29,6 +41,14 @@ from depthmarks_ros.ros.local_tap import LocalTap
 
 TF_STATIC = '/tf_static'
 TF_MESSAGE = 'tf2_msgs/msg/TFMessage'
+# DDS-SQL on the header stamp: at or after (%0 s, %1 ns)
+STAMP_FILTER = 'header.stamp.sec > %0 OR (header.stamp.sec = %0 AND header.stamp.nanosec >= %1)'
+OPEN = ('0', '0')
+
+
+def stamp_filter_enabled() -> bool:
+    """Whether ``filtered`` topics get their stamp filter (``DEPTHMARKS_RECORDER_FILTER=0``: no)."""
+    return os.environ.get('DEPTHMARKS_RECORDER_FILTER', '1') != '0'
 
 
 @dataclass(frozen=True)
@@ -43,9 +63,12 @@ class RecorderNode(Node):
     """Counts, keeps the last messages of and records every topic of ``topics``."""
 
     def __init__(self, topics: Sequence[RecordedTopic], stats: TopicStats, recorder: Optional[McapRecorder],
-                 record_rate: float, static_transforms: Sequence = (), local: Sequence[str] = (), **kwargs):
+                 record_rate: float, static_transforms: Sequence = (), local: Sequence[str] = (),
+                 filtered: Sequence[str] = (), reopen_after: float = 5.0, **kwargs):
         """``local``: topic names (resolved) handed over in this process by the nodes' publishers
-        (:meth:`local_tap`) instead of subscribed through DDS."""
+        (:meth:`local_tap`) instead of subscribed through DDS; ``filtered``: topic names (resolved)
+        subscribed with the stamp filter (only the messages it writes cross DDS; decimated stamped
+        topics while recording at a record rate, unless ``DEPTHMARKS_RECORDER_FILTER=0``)."""
         super().__init__('depthmarks_recorder', **kwargs)
         self.local = set(local)
         self._stats = stats
@@ -54,12 +77,26 @@ class RecorderNode(Node):
         self._last_bucket: Dict[str, int] = {}
         qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=20)
         self.topics: List[RecordedTopic] = list(topics)
+        self.filters: Dict[str, object] = {}      # topic name -> subscription with a stamp filter
+        self._filter_start: Dict[str, tuple] = {}  # topic name -> the filter's (sec, nanosec) as text
+        self._accepted_at: Dict[str, float] = {}   # topic name -> monotonic time of its last kept message
+        filtered = set(filtered) if recorder is not None and self._period_ns and stamp_filter_enabled() else set()
         for topic in self.topics:
             if recorder is not None:
                 recorder.channel(topic.name, topic.type_name)
-            if topic.name not in self.local:
-                self.create_subscription(message_class(topic.type_name), topic.name,
-                                         functools.partial(self._on_message, topic), qos, raw=True)
+            if topic.name in self.local:
+                continue
+            use_filter = topic.name in filtered and topic.decimate and topic.type_name in STAMPED
+            sub = self.create_subscription(
+                message_class(topic.type_name), topic.name, functools.partial(self._on_message, topic), qos,
+                raw=True, content_filter_options=ContentFilterOptions(STAMP_FILTER, list(OPEN)) if use_filter else None)
+            if use_filter and sub.is_cft_enabled:   # else (an RMW without content filters) every message
+                self.filters[topic.name] = sub
+                self._filter_start[topic.name] = OPEN
+                self._accepted_at[topic.name] = time.monotonic()
+        if self.filters:
+            self._reopen_after = reopen_after
+            self.create_timer(min(1.0, reopen_after / 2), self._reopen_stale_filters)
         if recorder is not None and static_transforms:
             recorder.channel(TF_STATIC, TF_MESSAGE, offered_qos=LATCHED_QOS)
             now = self.get_clock().now().nanoseconds
@@ -72,6 +109,23 @@ class RecorderNode(Node):
         if self._recorder is None or not self._keep(topic, stamp or now):
             return
         self._recorder.write(topic.name, data, now, stamp)
+        if topic.name in self.filters:
+            # from now on only the next record period's messages cross DDS
+            start = (stamp // self._period_ns + 1) * self._period_ns
+            self._set_filter(topic.name, (str(start // 1_000_000_000), str(start % 1_000_000_000)))
+
+    def _set_filter(self, name: str, start: tuple) -> None:
+        self._accepted_at[name] = time.monotonic()
+        if self._filter_start[name] != start:
+            self.filters[name].set_content_filter(STAMP_FILTER, list(start))
+            self._filter_start[name] = start
+
+    def _reopen_stale_filters(self) -> None:
+        """A filter that let nothing through for ``reopen_after`` s is opened (stamps may have gone back)."""
+        now = time.monotonic()
+        for name in self.filters:
+            if self._filter_start[name] != OPEN and now - self._accepted_at[name] > self._reopen_after:
+                self._set_filter(name, OPEN)
 
     def local_tap(self) -> LocalTap:
         """The tap for :func:`depthmarks_ros.ros.local_tap.install`: every ``local`` topic, with the

@@ -159,6 +159,7 @@ class PipelineRunner:
         self._thread_owner: Dict[str, str] = {}     # OS thread name of a worker -> node name
         self.executor_name = ''
         self.stopped_by_signal = ''
+        self.filtered_topics: List[str] = []        # recorded only, stamp-filtered at the publisher
 
     def run(self) -> dict:
         cfg = self.cfg
@@ -183,9 +184,13 @@ class PipelineRunner:
                 # the recorder first: in one process, the topics it does not measure through DDS are
                 # handed over by the nodes' publishers (ros/local_tap.py), set up before they exist
                 topics = recorded_topics(graph, [n.name for n in graph.nodes])
-                local = [] if cfg.multi_process else [t.name for t in topics if t.key not in DDS_MEASURED]
+                # recorded only: in one process handed over by the publishers, across processes
+                # filtered by stamp at the publisher (only what is written crosses DDS)
+                recorded_only = [t.name for t in topics if t.key not in DDS_MEASURED]
                 rec_node = RecorderNode(topics, stats, recorder, cfg.record_rate, graph.static_transforms,
-                                        local=local, context=context)
+                                        local=[] if cfg.multi_process else recorded_only,
+                                        filtered=recorded_only if cfg.multi_process else [], context=context)
+                self.filtered_topics = sorted(t.key for t in topics if t.name in rec_node.filters)
                 local_tap.install(context, rec_node.local_tap())
                 for node in graph.nodes:
                     self._start_node(node, context, executor)
@@ -378,6 +383,9 @@ class PipelineRunner:
             'stopped_by_signal': self.stopped_by_signal or None,
             'nodes': self.node_names, 'skipped': self.skipped, 'notes': graph.notes,
             'topics': self._topic_metrics(stats),
+            # multi-process: received only at the record rate (stamp filter at the publisher): their
+            # rate and latency are those of the recorded messages
+            'filtered_topics': self.filtered_topics,
             'accuracy_vs_ground_truth': accuracy(stats.last) if self.cfg.source == 'sim' else {},
             'previews': write_previews(os.path.join(self.cfg.output, 'previews'), stats.last, types),
             'mode': 'multi-process' if self.cfg.multi_process else 'single-process',
