@@ -173,8 +173,9 @@ def test_mesh_on_a_rotated_crop_maps_back_to_the_image(frame):
 
 
 def test_keypoint_map_and_template_for_faces_without_a_mesh(tmp_path):
-    """Faces the mesh cannot follow get 68 points from the detector's 6 keypoints (ridge map, fitted
-    with mirrored copies) or, without keypoints, a mean template in the box; both round-trip."""
+    """Faces the mesh cannot follow get 68 points from the detector's 6 keypoints (ridge map on
+    keypoints aligned to their mean configuration, fitted with mirrored copies: it follows a face
+    turned in the image plane) or, without keypoints, a mean template in the box; both round-trip."""
     rng = np.random.default_rng(4)
     ref = _shape(rng)
     b = HybridBlend.fit(ref, [ref], [ref], [ref], [1.0], [0.0], [1.0])
@@ -188,6 +189,10 @@ def test_keypoint_map_and_template_for_faces_without_a_mesh(tmp_path):
     assert cv < 0.03
     p = b.from_keypoints(boxes[0], kps[0])
     assert np.linalg.norm(p - gts[0], axis=1).mean() < 0.05 * (boxes[0][2] - boxes[0][0])
+    a = np.radians(60.0)              # learned on upright faces: a face turned in the image plane comes out turned
+    R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    turned = b.from_keypoints(boxes[0], kps[0] @ R.T + [40.0, -20.0])
+    assert np.linalg.norm(turned - (gts[0] @ R.T + [40.0, -20.0]), axis=1).mean() < 0.05 * (boxes[0][2] - boxes[0][0])
     b.fit_template(boxes, [1.0] * 60, gts)
     t = b.from_box(boxes[1], 1.0)
     assert np.linalg.norm(t.mean(axis=0) - gts[1].mean(axis=0)) < 0.1 * (boxes[1][2] - boxes[1][0])
@@ -245,12 +250,15 @@ def test_independent_image_keeps_a_face_the_mesh_passed_over_beside_another(fram
     static.close()
 
 
-def _turned_face(rng, left: bool):
+def _turned_face(rng, left: bool, spin: float = 0.0):
     """A synthetic turned 'face': 68 points of the 3D mean face at 60 deg of yaw, drawn as dots and
-    outlines on noise, at a random position, size and tilt (mirrored when it looks left)."""
+    outlines on noise, at a random position, size and tilt (mirrored when it looks left), turned in
+    the image plane by ``spin`` deg."""
     from depthmarks_ros.core.face.head_pose import face_model_68, rotation_from_angles
     X = face_model_68() @ rotation_from_angles(60.0 if left else -60.0, 0.0, float(rng.uniform(-15, 15))).T
-    p = X[:, :2] / np.ptp(X[:, 1]) * rng.uniform(70, 110) + rng.uniform(90, 150, 2)
+    a = np.radians(spin)
+    p = X[:, :2] @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+    p = p / np.ptp(X[:, 1]) * rng.uniform(70, 100) + rng.uniform(100, 140, 2)
     img = rng.integers(0, 60, (240, 240, 3), dtype=np.uint8)
     for part in (slice(0, 17), slice(17, 22), slice(22, 27), slice(27, 36), slice(36, 42), slice(42, 48), slice(48, 60)):
         cv2.polylines(img, [np.round(p[part]).astype(np.int32)], False, (200, 180, 160), 2)
@@ -286,6 +294,33 @@ def test_turned_face_predictor_learns_mirrors_and_round_trips(tmp_path):
     (tmp_path / 'bad.dat').write_bytes(b'not a model')
     with pytest.raises(ValueError, match='bad.dat'):
         ProfilePredictor.load(str(tmp_path / 'bad.dat'))
+
+
+def test_upright_turned_face_predictor_follows_strong_tilts(tmp_path):
+    """An ``upright`` predictor learns faces turned upright by their chin -> nose-root angle and
+    predict_from turns the crop the same way about a rough guess: trained on faces tilted by at most
+    15 deg, it follows faces tilted by 40-70 deg either way (looking left or right, points back in
+    image coordinates), where the same training without it does not; the option survives save/load."""
+    from depthmarks_ros.core.face.profile import ProfilePredictor, _size, train_profile_predictor
+    rng = np.random.default_rng(11)
+    train = [_turned_face(rng, i % 2 == 0) + (i % 2 == 0,) for i in range(40)]
+    opts = dict(copies=2, trees=15, tree_depth=3, cascade_depth=6, rotation_deg=10.0)
+    up = train_profile_predictor(*zip(*train), upright=True, **opts)
+    plain = train_profile_predictor(*zip(*train), **opts)
+    assert up.upright and not plain.upright
+    errs, plain_errs = [], []
+    for i in range(8):
+        left, sign = i % 2 == 0, 1.0 if i % 4 < 2 else -1.0
+        img, p = _turned_face(rng, left, sign * rng.uniform(40, 70))
+        n = _size(p)
+        guess = p + rng.normal(0, 0.05, 2) * n + rng.normal(0, 0.02 * n, p.shape)
+        errs.append(np.linalg.norm(up.predict_from(img, guess, left) - p, axis=1).mean() / n)
+        plain_errs.append(np.linalg.norm(plain.predict_from(img, guess, left) - p, axis=1).mean() / n)
+    assert np.mean(errs) < 0.06 and np.mean(errs) < 0.7 * np.mean(plain_errs), (errs, plain_errs)
+    up.save(str(tmp_path / 'u.dat'))
+    back = ProfilePredictor.load(str(tmp_path / 'u.dat'))
+    assert back.upright
+    np.testing.assert_allclose(back.predict_from(img, guess, left), up.predict_from(img, guess, left))
 
 
 def test_profile_weights_fit_mirror_and_round_trip(tmp_path):

@@ -67,8 +67,10 @@ class HybridBlend:
     box_template: Optional[np.ndarray] = None   # (68, 2) faces the mesh cannot follow: points in box units
                                                 # about the detector box's centre, nose towards +x
     template_cov: Optional[np.ndarray] = None   # (68, 2, 2) its residual covariance, box units^2
-    kp_map: Optional[np.ndarray] = None         # (13, 136) detector keypoints (box units) -> 68 points (box units)
+    kp_map: Optional[np.ndarray] = None         # (13, 136) detector keypoints -> 68 points, both aligned onto kp_ref
     kp_cov: Optional[np.ndarray] = None         # (68, 2, 2) its cross-validated residual covariance, box units^2
+    kp_ref: Optional[np.ndarray] = None         # (6, 2) mean keypoint configuration the keypoints are aligned to
+                                                # (None: an older kp_map in detector-box units)
     profile_edges: Optional[np.ndarray] = None  # (np + 1,) |yaw| bin edges (deg) where the turned-face predictor joins
     profile_weights: Optional[np.ndarray] = None  # (np, 68) its weight against the blend, at yaw >= 0 (mirrored below)
     profile_scale: float = 1.0                  # box size of a keypoint guess (faces without a mesh) / its points' size
@@ -102,49 +104,63 @@ class HybridBlend:
             den[k] += d
         return np.where(den > 0, np.clip(num / np.maximum(den, 1e-12), 0.0, 1.0), 0.5)
 
-    @staticmethod
-    def _kp_features(box: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
-        size = max(box[2] - box[0], box[3] - box[1])
-        u = (np.asarray(keypoints, float) - [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]) / size
-        return np.concatenate([u.ravel(), [1.0]])
+    _KP_FLIP = [1, 0, 2, 3, 5, 4]       # the detector's keypoints mirrored: eyes and ears swap
+
+    def _kp_align(self, keypoints: np.ndarray):
+        """(features, (s, R, t)): the keypoints moved by the similarity that puts them onto kp_ref
+        (None: the older map in box units, without it)."""
+        u = np.asarray(keypoints, float)
+        s, R, t = similarity(u, self.kp_ref)
+        return np.concatenate([(s * u @ R.T + t).ravel(), [1.0]]), (s, R, t)
 
     def from_keypoints(self, box: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
-        size = max(box[2] - box[0], box[3] - box[1])
-        y = (self._kp_features(box, keypoints) @ self.kp_map).reshape(68, 2)
-        return y * size + [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]
+        if self.kp_ref is None:         # a file from before kp_ref: the map in box units about the box centre
+            size = max(box[2] - box[0], box[3] - box[1])
+            c = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+            u = (np.asarray(keypoints, float) - c) / size
+            return (np.concatenate([u.ravel(), [1.0]]) @ self.kp_map).reshape(68, 2) * size + c
+        x, (s, R, t) = self._kp_align(keypoints)
+        return ((x @ self.kp_map).reshape(68, 2) - t) @ R / s
 
     def fit_keypoint_map(self, boxes, keypoints, gts, ridge: float = 1e-2) -> float:
-        """Ridge regression from the detector's 6 keypoints to the 68 points (both in box units about
-        the box centre), each face also mirrored; returns the 5-fold cross-validated box-NME and sets
-        kp_cov from the cross-validated residuals."""
-        X, Y = [], []
-        for b, k, g in zip(boxes, keypoints, gts):
-            size = max(b[2] - b[0], b[3] - b[1])
-            c = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])
-            u, v = (np.asarray(k, float) - c) / size, (np.asarray(g, float) - c) / size
-            X.append(np.concatenate([u.ravel(), [1.0]]))
-            Y.append(v.ravel())
-            X.append(np.concatenate([((u * [-1.0, 1.0])[[1, 0, 2, 3, 5, 4]]).ravel(), [1.0]]))
-            Y.append(((v * [-1.0, 1.0])[FLIP_68]).ravel())
-        X, Y = np.array(X), np.array(Y)
+        """Ridge regression from the detector's 6 keypoints to the 68 points, both moved by the
+        similarity that puts the keypoints onto their mean configuration kp_ref (generalised
+        Procrustes, so in-plane turn, size and position need not be learned), each face also mirrored;
+        returns the 5-fold cross-validated box-NME and sets kp_cov (box units^2 of the detector box)
+        from the cross-validated residuals. ``boxes``: only for kp_cov's units."""
+        pairs = []
+        for k, g in zip(keypoints, gts):
+            k, g = np.asarray(k, float), np.asarray(g, float)
+            pairs.append((k, g))
+            pairs.append(((k * [-1.0, 1.0])[self._KP_FLIP], (g * [-1.0, 1.0])[FLIP_68]))
 
-        def solve(Xa, Ya):
-            A = Xa.T @ Xa
+        def solve(pp):
+            ref = np.mean([k - k.mean(axis=0) for k, _ in pp], axis=0)
+            for _ in range(3):              # generalised Procrustes: align to the mean, re-take the mean
+                al = []
+                for k, g in pp:
+                    s, R, t = similarity(k, ref)
+                    al.append((s * k @ R.T + t, s * g @ R.T + t))
+                ref = np.mean([a for a, _ in al], axis=0)
+                ref = (ref - ref.mean(axis=0)) / np.linalg.norm(ref - ref.mean(axis=0))
+            X = np.array([np.concatenate([a.ravel(), [1.0]]) for a, _ in al])
+            Y = np.array([b.ravel() for _, b in al])
+            A = X.T @ X
             reg = ridge * np.trace(A) / len(A) * np.eye(len(A))
             reg[-1, -1] = 0.0                       # no penalty on the bias
-            return np.linalg.solve(A + reg, Xa.T @ Ya)
-        n = len(X) // 2
+            return ref, np.linalg.solve(A + reg, X.T @ Y)
+        n = len(pairs) // 2
         fold = np.arange(n) % 5
         res, nme = [], []
-        for k in range(5):
-            tr = np.repeat(fold != k, 2)
-            W = solve(X[tr], Y[tr])
-            for i in np.flatnonzero(fold == k):
-                d = (X[2 * i] @ W - Y[2 * i]).reshape(68, 2)
-                res.append(d)
-                g = Y[2 * i].reshape(68, 2)
+        for f in range(5):
+            self.kp_ref, self.kp_map = solve([p for i, p in enumerate(pairs) if fold[i // 2] != f])
+            for i in np.flatnonzero(fold == f):
+                k, g = pairs[2 * i]
+                b = boxes[i]
+                d = self.from_keypoints(b, k) - g
+                res.append(d / max(b[2] - b[0], b[3] - b[1]))
                 nme.append(np.linalg.norm(d, axis=1).mean() / np.sqrt(np.ptp(g[:, 0]) * np.ptp(g[:, 1])))
-        self.kp_map = solve(X, Y)
+        self.kp_ref, self.kp_map = solve(pairs)
         res = np.array(res)
         self.kp_cov = np.einsum('fni,fnj->nij', res, res) / max(len(res) - 1, 1) + 1e-4 * np.eye(2)
         return float(np.mean(nme))
@@ -203,6 +219,8 @@ class HybridBlend:
         if self.kp_map is not None:
             out['kp_map'] = self.kp_map.round(6).tolist()
             out['kp_cov'] = self.kp_cov.round(6).tolist()
+            if self.kp_ref is not None:
+                out['kp_ref'] = self.kp_ref.round(6).tolist()
         if self.profile_weights is not None:
             out['profile'] = {'edges': self.profile_edges.tolist(), 'weights': self.profile_weights.round(4).tolist(),
                               'scale': round(float(self.profile_scale), 5),
@@ -227,6 +245,8 @@ class HybridBlend:
                 out.profile_weights = np.array(pr['weights'], float)
                 out.profile_scale = float(pr['scale'])
                 out.profile_cov = None if pr.get('cov') is None else np.array(pr['cov'], float)
+            if 'kp_map' in d and 'kp_ref' in d:
+                out.kp_ref = np.array(d['kp_ref'], float)
             edges = (out.yaw_edges, out.dis_edges) + ((out.profile_edges,) if pr is not None else ())
             if any(e.ndim != 1 or e.size < 2 or np.any(np.diff(e) <= 0) for e in edges):
                 raise ValueError('bin edges must be increasing 1-D lists')
@@ -236,6 +256,8 @@ class HybridBlend:
                 shapes += [(out.box_template, (68, 2)), (out.template_cov, (68, 2, 2))]
             if out.kp_map is not None:
                 shapes += [(out.kp_map, (13, 136)), (out.kp_cov, (68, 2, 2))]
+                if out.kp_ref is not None:
+                    shapes += [(out.kp_ref, (6, 2))]
             if pr is not None:
                 shapes += [(out.profile_weights, (len(out.profile_edges) - 1, 68))]
                 if out.profile_cov is not None:
@@ -319,8 +341,7 @@ class HybridFace68:
                 r.landmarks68 = self.blend.blend(d68, m68, yaw)
                 v = self.blend.profile_point_weights(yaw) if self.profile is not None else None
                 if v is not None:           # a turned face: the turned-face predictor started on the mesh's points
-                    from depthmarks_ros.core.face.profile import box_of
-                    e68 = self.profile.predict(rgb, box_of(m68), yaw > 0)
+                    e68 = self.profile.predict_from(rgb, m68, yaw > 0)
                     r.landmarks68 = v[:, None] * e68 + (1.0 - v[:, None]) * r.landmarks68
                 r.alt68 = [d68, m68]
                 r.pose68 = m68          # head pose: the mesh's points (a development check on 230 fit-split faces, uncommitted script: 3.84 vs 4.01 deg MAE with the blend)

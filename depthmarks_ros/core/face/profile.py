@@ -37,6 +37,20 @@ def box_of(points68: np.ndarray, centre=None, size: Optional[float] = None) -> n
     return np.r_[c - s * BOX_SIDE / 2, c + s * BOX_SIDE / 2]
 
 
+def up_angle(points68: np.ndarray) -> float:
+    """In-plane angle (deg) of the chin -> nose-root direction from image-up, positive when the top of
+    the face leans towards image-right: the roll an upright predictor (``upright`` training) removes."""
+    v = np.asarray(points68, float)[27] - np.asarray(points68, float)[8]
+    return float(np.degrees(np.arctan2(v[0], -v[1])))
+
+
+def _upright(points: np.ndarray, angle: float):
+    """2x3 affine rotating the image by ``angle`` deg (cv2's sense) about the points' mean."""
+    import cv2
+    c = np.asarray(points, float).mean(axis=0)
+    return cv2.getRotationMatrix2D((float(c[0]), float(c[1])), float(angle), 1.0)
+
+
 def _mirror_points(points: np.ndarray, width: int) -> np.ndarray:
     return np.column_stack([width - 1 - points[:, 0], points[:, 1]])[FLIP_68]
 
@@ -97,11 +111,41 @@ class ProfilePredictor:
                      np.float64)
         return (_mirror_points(p, img.shape[1]) if turned_left else p) + [x0, y0]
 
+    @property
+    def upright(self) -> bool:
+        return bool(self.meta.get('options', {}).get('upright', False))
+
+    def predict_from(self, rgb: np.ndarray, guess68: np.ndarray, turned_left: bool, size_scale: float = 1.0,
+                     ) -> np.ndarray:
+        """The 68 points started from a rough estimate of them (box :func:`box_of` the guess, its size
+        times ``size_scale``); an ``upright`` predictor sees the crop turned so that the guess's
+        :func:`up_angle` is 0 (its training convention) and its points are turned back."""
+        guess68 = np.asarray(guess68, np.float64)
+        if not self.upright:
+            return self.predict(rgb, box_of(guess68, size=_size(guess68) * size_scale), turned_left)
+        import cv2
+        box = box_of(guess68, size=_size(guess68) * size_scale)
+        side = box[2] - box[0]
+        h, w = rgb.shape[:2]      # a crop of 4 box sides about the guess: room for the turn
+        c = guess68.mean(axis=0)
+        x0, y0 = int(np.clip(c[0] - 2 * side, 0, w - 1)), int(np.clip(c[1] - 2 * side, 0, h - 1))
+        x1, y1 = int(np.clip(c[0] + 2 * side + 1, x0 + 1, w)), int(np.clip(c[1] + 2 * side + 1, y0 + 1, h))
+        img, g = rgb[y0:y1, x0:x1], guess68 - [x0, y0]
+        if turned_left:
+            img, g = img[:, ::-1], _mirror_points(g, img.shape[1])
+        M = _upright(g, up_angle(g))
+        img = cv2.warpAffine(np.ascontiguousarray(img), M, img.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+        gr = g @ M[:, :2].T + M[:, 2]
+        rect = _rect(self._dlib, box_of(gr, size=_size(gr) * size_scale))
+        p = np.array([(q.x, q.y) for q in self._sp(img, rect).parts()], np.float64)
+        Mi = cv2.invertAffineTransform(M)
+        p = p @ Mi[:, :2].T + Mi[:, 2]
+        return (_mirror_points(p, img.shape[1]) if turned_left else p) + [x0, y0]
+
     def predict_like(self, rgb: np.ndarray, guess68: np.ndarray, size_scale: float = 1.0) -> np.ndarray:
         """Both orientations on the box of a rough guess; the one nearer the guess (for a face whose
         direction is not known, e.g. from the detector keypoints' regression)."""
-        box = box_of(guess68, size=_size(guess68) * size_scale)
-        a, b = self.predict(rgb, box, False), self.predict(rgb, box, True)
+        a, b = (self.predict_from(rgb, guess68, left, size_scale) for left in (False, True))
         da, db = (np.linalg.norm(p - guess68, axis=1).mean() for p in (a, b))
         return a if da <= db else b
 
@@ -110,10 +154,12 @@ def train_profile_predictor(images: Sequence[np.ndarray], points68: Sequence[np.
                             turned_left: Sequence[bool], copies: int = 4, centre_jitter: float = 0.08,
                             scale_jitter: float = 0.15, rotation_deg: float = 25.0, trees: int = 80,
                             tree_depth: int = 3, cascade_depth: int = 10, seed: int = 0, threads: int = 1,
-                            meta: Optional[dict] = None) -> ProfilePredictor:
+                            meta: Optional[dict] = None, upright: bool = False) -> ProfilePredictor:
     """Train on faces mirrored to look towards image-right; each face ``copies`` times: as it is on
     its own box, then rotated by up to +-``rotation_deg`` about its centre on a box shifted by
-    N(0, centre_jitter) and scaled by exp(N(0, scale_jitter)) (in units of its size)."""
+    N(0, centre_jitter) and scaled by exp(N(0, scale_jitter)) (in units of its size). ``upright``: each
+    face first turned so that its :func:`up_angle` is 0 (then :meth:`ProfilePredictor.predict_from`
+    turns a guess the same way)."""
     import cv2
     import dlib
     rng = np.random.default_rng(seed)
@@ -124,9 +170,10 @@ def train_profile_predictor(images: Sequence[np.ndarray], points68: Sequence[np.
             rgb, p = np.ascontiguousarray(rgb[:, ::-1]), _mirror_points(p, rgb.shape[1])
         for j in range(copies):
             img, q = rgb, p
-            if j and rotation_deg:
-                c = p.mean(axis=0)
-                M = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), float(rng.uniform(-rotation_deg, rotation_deg)), 1.0)
+            angle = (up_angle(p) if upright else 0.0) + \
+                (float(rng.uniform(-rotation_deg, rotation_deg)) if j and rotation_deg else 0.0)
+            if angle:
+                M = _upright(p, angle)
                 img = cv2.warpAffine(rgb, M, rgb.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
                 q = p @ M[:, :2].T + M[:, 2]
             n = _size(q)
@@ -145,6 +192,6 @@ def train_profile_predictor(images: Sequence[np.ndarray], points68: Sequence[np.
     opt.random_seed = str(seed)
     options = dict(copies=copies, centre_jitter=centre_jitter, scale_jitter=scale_jitter, rotation_deg=rotation_deg,
                    trees=trees, tree_depth=tree_depth, cascade_depth=cascade_depth, seed=seed,
-                   box_side=BOX_SIDE)
+                   box_side=BOX_SIDE, upright=upright)
     return ProfilePredictor(dlib.train_shape_predictor(imgs, objs, opt),
                             dict(meta or {}, options=options, faces=len(imgs) // max(copies, 1)))
