@@ -312,6 +312,7 @@ def test_sigma_fit_weights_the_sets_equally_and_learns_luvli_visibility(tmp_path
     vis = m.visibility(record_features(rec))
     lab = rec['has_hidden']
     assert roc_auc(~rec['hidden'][lab], vis[lab]) > 0.95 and m.h > 0.5
+    assert m.w[m.features.index('sharp')] == pytest.approx(-1.0, abs=0.2)     # soft faces: wider sigma
     cov = m.covariances_records(rec)
     assert spearmanr(np.sqrt(np.trace(cov, axis1=2, axis2=3) / 2).ravel(), true_s.ravel()).correlation > 0.9
     fresh, _ = synthetic_sigma_records(np.random.default_rng(4))   # scored on records it was not fitted on
@@ -341,3 +342,98 @@ def test_reprojection_residual_flags_the_point_off_the_posed_mean_face():
     r = reprojection_residual(moved, solve_head_pose(moved, K), K)
     assert r[30] > 12 and np.median(r) < 2
     assert np.all(np.isnan(reprojection_residual(pts, None, K)))
+
+
+def test_share_scale_puts_as_many_shares_within_tolerance_as_one_factor_can():
+    """Two sets whose errors differ 1.6x at the same features (no model can tell them apart): the
+    share factor meets as many of the four 1/2-sigma shares (within 5 points) as the best factor
+    on a fine grid, where minimising the largest miss would meet fewer."""
+    from depthmarks_ros.core.face.sigma_model import FEATURES, SHARE_TOLERANCE, LandmarkSigmaModel
+    rng = np.random.default_rng(5)
+    F = 300
+    L = np.tile(face_model_68()[:, :2] * 1000 + 200, (F, 1, 1))
+    iod = np.linalg.norm(L[0, 45] - L[0, 36])
+    groups = np.repeat(['a', 'b'], F // 2)
+    E = rng.normal(0, 1, (F, 68, 2)) * iod * np.where(groups == 'a', 1.0, 1.6)[:, None, None]
+    feats = np.zeros((F, 68, len(FEATURES)))
+    m = LandmarkSigmaModel(np.zeros(68), np.zeros(68), np.zeros(1), np.zeros((68, 3)), features=FEATURES[:1])
+
+    r0 = m.radii(E, L, feats, np.zeros(F))           # at scale 1
+
+    def met(k):
+        r = r0 / k
+        return sum(abs(np.mean(r[groups == g] <= t) - p) <= SHARE_TOLERANCE
+                   for g in 'ab' for t, p in ((1, 0.3935), (2, 0.8647)))
+    m.fit_share_scale(E, L, feats, np.zeros(F), groups=groups)
+    best = max(met(k) for k in np.exp(np.linspace(np.log(0.3), np.log(3.0), 400)))
+    assert best >= 2 and met(m.scale) == best
+
+
+def test_angle_scales_multiply_each_angle_sigma_and_keep_the_correlations():
+    from depthmarks_ros.core.face.head_pose import angles_jacobian, scale_angle_covariance
+    model = face_model_68()
+    uv = model @ rotation_from_angles(30, -10, 5).T + np.array([0.02, 0.01, 0.9])
+    uv = uv @ K.T
+    hp = solve_head_pose(uv[:, :2] / uv[:, 2:3] + np.random.default_rng(2).normal(0, 1, (68, 2)), K,
+                         np.tile(np.eye(2), (68, 1, 1)))
+    J = angles_jacobian(hp.rvec)
+    before = J @ hp.covariance[:3, :3] @ J.T
+    scales = np.array([1.5, 0.7, 2.0])
+    cov = scale_angle_covariance(hp, scales)
+    after = J @ cov[:3, :3] @ J.T
+    np.testing.assert_allclose(np.sqrt(np.diag(after)), scales * np.sqrt(np.diag(before)), rtol=1e-6)
+    corr = lambda c: c / np.sqrt(np.outer(np.diag(c), np.diag(c)))     # noqa: E731
+    np.testing.assert_allclose(corr(after), corr(before), atol=1e-6)
+    np.testing.assert_allclose(np.diag(cov[3:, 3:]), np.diag(hp.covariance[3:, 3:]) * np.prod(scales) ** (2 / 3))
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
+
+
+def test_image_quality_sees_an_upsampled_face_and_a_flat_one(face_image):
+    from depthmarks_ros.core.face.sigma_model import image_quality
+    grey = cv2.cvtColor(face_image, cv2.COLOR_RGB2GRAY)
+    h, w = grey.shape
+    l68 = face_model_68()[:, :2] * 1500 + [w / 2, h / 2]
+    soft = cv2.resize(cv2.resize(grey, (w // 3, h // 3), interpolation=cv2.INTER_AREA), (w, h))
+    flat = (grey.astype(np.float32) * 0.3 + 120).astype(np.uint8)
+    sharp0, contrast0 = image_quality(grey, l68)
+    assert image_quality(soft, l68)[0] < sharp0 - 0.1
+    assert image_quality(flat, l68)[1] < contrast0 - 0.5
+    assert image_quality(grey, l68[:, :] * 0 + 5) == (0.0, 0.0)        # no crop: neutral values
+
+
+def test_landmarker_applies_its_own_backends_angle_scales(face_image):
+    """face_fit.json head_pose.angle_scales[<sigma key>] scales that backend's angle sigmas."""
+    import copy
+    from depthmarks_ros.core.face.head_pose import angles_jacobian
+    lm = FaceLandmarker('dlib', static=True)
+    fit = copy.deepcopy(lm.fit)
+    sds = []
+    for scales in ([1.0, 1.0, 1.0], [2.0, 1.0, 0.5]):
+        lm.fit = copy.deepcopy(fit)
+        lm.fit.setdefault('head_pose', {})['angle_scales'] = {lm.sigma_key: scales}
+        hp = lm.process(face_image, K)[0].head_pose
+        J = angles_jacobian(hp.rvec)
+        sds.append(np.sqrt(np.diag(J @ hp.covariance[:3, :3] @ J.T)))
+    lm.close()
+    np.testing.assert_allclose(sds[1] / sds[0], [2.0, 1.0, 0.5], rtol=1e-6)
+
+
+def test_old_records_get_their_image_quality_from_the_images(face_image):
+    """Records cached before sharp / contrast existed get both from the images, matched by stem;
+    a record without its image is a clear error."""
+    from types import SimpleNamespace
+    from depthmarks_ros.core.face.sigma_fit import add_image_quality
+    from depthmarks_ros.core.face.sigma_model import image_quality
+    from depthmarks_ros.testing.face_records import synthetic_sigma_records
+    rec, _ = synthetic_sigma_records(np.random.default_rng(0), faces=(2, 1))
+    old = {k: v for k, v in rec.items() if k not in ('sharp', 'contrast')}
+    old['L'] = old['L'] - old['L'].mean(axis=1, keepdims=True) + [320, 240]
+    soft = cv2.GaussianBlur(face_image, (0, 0), 3)
+    samples = [SimpleNamespace(stem=str(s), load_rgb=lambda img=(soft if i == 0 else face_image): img)
+               for i, s in enumerate(old['stem'])]
+    new = add_image_quality(old, samples)
+    grey = cv2.cvtColor(face_image, cv2.COLOR_RGB2GRAY)
+    assert new['sharp'][1] == pytest.approx(image_quality(grey, old['L'][1])[0])
+    assert new['sharp'][0] < new['sharp'][1] and new['E'] is old['E']
+    with pytest.raises(FileNotFoundError, match=str(old['stem'][2])):
+        add_image_quality(old, samples[:2])

@@ -4,7 +4,8 @@ sets (split rule: core/face/datasets.py SPLIT_RULE; the report split is never re
 * ``face_model_68.npy`` (+ ``.json``): the 3D mean face for head pose, from AFLW2000-3D's 3D landmarks
   (faces with every |angle| <= 99 deg), rotated to zero pose with the set's own Pose_Para;
 * ``face_fit.json``: the MediaPipe-detector -> dlib-predictor box map (median relation to dlib's HOG
-  boxes), the head-pose covariance scale (68.3 % of the fit faces' angle errors within 1 sigma);
+  boxes), the head-pose covariance factors per backend and angle (part ``pose``: every backend;
+  ``pose-<backend>`` one: 68.3 % of the fit faces' angle errors within 1 sigma);
 * ``face_mesh_to_68.npz``: the learned MediaPipe mesh -> iBUG-68 map (ridge; AFLW2000-3D and 300-W
   weighted equally; the ridge weight chosen on a validation part of the fit split);
 * ``face_sigma_<backend>.json`` (part ``sigma``: every backend; ``sigma-<backend>`` one of them):
@@ -31,7 +32,8 @@ import sys
 
 PACKAGE_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', 'data'))
 PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'sigma-hybrid', 'sigma-dlib_mmod',
-         'sigma-cached', 'hybrid', 'hybrid-template', 'visibility', 'profile')
+         'sigma-cached', 'hybrid', 'hybrid-template', 'visibility', 'profile', 'pose-hybrid', 'pose-mediapipe',
+         'pose-dlib', 'pose-dlib_hog')
 COMMAND = 'depthmarks fit-face --data ../shared/data'
 
 
@@ -88,10 +90,11 @@ def run(args) -> int:
             meta = fit_face_model(args.data, args.output)
             print(f"face model: {meta['faces']} faces, mean residual "
                   f"{1000 * sum(meta['residual_rms_m']) / 68:.1f} mm")
-        if 'sigma-cached' in parts:        # from the error records alone: no image is read
+        if 'sigma-cached' in parts:        # from the error records (images read only for records lacking a feature)
             from depthmarks_ros.core.face.sigma_fit import refit_cached
             command = COMMAND + ' --parts sigma-cached --cache DIR'
-            for line in refit_cached(args.cache, args.output, command, args.sigma_steps):
+            for line in refit_cached(args.cache, args.output, command, args.sigma_steps,
+                                     lambda: sum(_samples(args.data), [])):
                 print(line, flush=True)
         if any(p not in ('model', 'sigma-cached') for p in parts):
             from depthmarks_ros.core.face.model_fit import fit_landmark_artefacts

@@ -101,6 +101,20 @@ def angles_jacobian(rvec: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return J
 
 
+def scale_angle_covariance(hp: 'HeadPose', scales) -> np.ndarray:
+    """The 6x6 covariance with the standard deviations of (yaw, pitch, roll) multiplied by
+    ``scales`` (3,) and the translation part by their geometric mean: T cov T^T with T the block
+    diagonal of J^-1 diag(scales) J (J = :func:`angles_jacobian`) and that mean times I; the angle
+    correlations stay. Near gimbal lock (J ill-conditioned) every part takes the mean factor."""
+    s = np.asarray(scales, np.float64)
+    g = float(np.exp(np.mean(np.log(s))))
+    J = angles_jacobian(hp.rvec)
+    T = np.eye(6) * g
+    if np.all(np.isfinite(J)) and np.linalg.cond(J) < 1e6:
+        T[:3, :3] = np.linalg.solve(J, np.diag(s) @ J)
+    return T @ hp.covariance @ T.T
+
+
 def _inv2x2(c: np.ndarray) -> np.ndarray:
     """Inverse of (N, 2, 2) matrices in closed form (numpy's batched LAPACK inverse took ~20 ms per
     call on the loaded shared machine, its BLAS threads waiting for cores)."""

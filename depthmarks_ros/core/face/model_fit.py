@@ -229,32 +229,67 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
             'split_rule': SPLIT_RULE, 'command': command})
         vm.save(os.path.join(output, 'face_visibility.json'))
         yield f'visibility: {len(vis_aflw)} AFLW faces, {hidden.mean() * 100:.1f} % of points self-occluded'
-    if 'pose' in parts:
-        from depthmarks_ros.core.face.head_pose import angles_jacobian
-        with open(os.path.join(output, 'face_model_68.json')) as f:
-            fit['head_pose'] = {'model_residual_m': json.load(f)['residual_rms_m']}
-        save_fit()
-        z = []
-        for backend, detector in (('dlib', 'cascade'), ('mediapipe', 'hog'), ('hybrid', 'hog')):
-            lm = FaceLandmarker(backend, static=True, data_dir=output, dlib_detector=detector, all_views=False)
-            for s in aflw:
-                if np.any(np.abs(s.pose_deg) > 99):
-                    continue
-                r = run_on_sample(lm, s)
-                hp = r['face'].head_pose if r['face'] is not None else None
-                if hp is None:
-                    continue
-                J = angles_jacobian(hp.rvec)
-                sd = np.sqrt(np.diag(J @ hp.covariance[:3, :3] @ J.T))
-                err = (np.array([hp.yaw, hp.pitch, hp.roll]) - s.pose_deg + 180) % 360 - 180
-                z.extend(np.abs(err) / sd)
-            lm.close()
-        scale = float(np.quantile(z, 0.6827))
-        fit['head_pose']['covariance_scale'] = scale
-        fit['head_pose']['note'] = ('6x6 covariance multiplied by covariance_scale^2: 68.3 % of the fit split\'s '
-                                    'AFLW2000-3D angle errors (dlib with the detector cascade, mediapipe and hybrid; |angles| <= 99) within 1 sigma')
-        save_fit()
-        yield f'head pose: covariance scale {scale:.2f} from {len(z) // 3} faces x 3 angles'
+    pose_keys = [k for k in POSE_BACKENDS if 'pose' in parts or f'pose-{k}' in parts]
+    if pose_keys:
+        yield from _fit_pose_scales(aflw, output, command, fit, pose_keys, save_fit)
+
+
+# the backends whose head-pose covariance is calibrated per angle: sigma key -> (backend, dlib detector)
+POSE_BACKENDS = {'hybrid': ('hybrid', 'hog'), 'mediapipe': ('mediapipe', 'hog'), 'dlib': ('dlib', 'cascade'),
+                 'dlib_hog': ('dlib', 'hog')}
+
+
+def pose_z(lm, samples) -> np.ndarray:
+    """(N, 3) |angle error| / sigma (yaw, pitch, roll) of a landmarker's head pose on annotated faces
+    (|angles| <= 99 deg), sigma from its 6x6 covariance before any calibration factor."""
+    from depthmarks_ros.core.face.head_pose import angles_jacobian
+    lm.fit = dict(lm.fit)
+    lm.fit['head_pose'] = {k: v for k, v in lm.fit.get('head_pose', {}).items()
+                           if k not in ('covariance_scale', 'angle_scales')}
+    z = []
+    for s in samples:
+        if np.any(np.abs(s.pose_deg) > 99):
+            continue
+        r = run_on_sample(lm, s)
+        hp = r['face'].head_pose if r['face'] is not None else None
+        if hp is None:
+            continue
+        J = angles_jacobian(hp.rvec)
+        sd = np.sqrt(np.diag(J @ hp.covariance[:3, :3] @ J.T))
+        err = (np.array([hp.yaw, hp.pitch, hp.roll]) - s.pose_deg + 180) % 360 - 180
+        z.append(np.abs(err) / sd)
+    return np.array(z).reshape(-1, 3)
+
+
+def _fit_pose_scales(aflw, output, command, fit, keys, save_fit):
+    """Per backend and angle: the factor on sigma that puts 68.3 % of the fit split's AFLW2000-3D
+    angle errors within 1 sigma (face_fit.json head_pose.angle_scales); covariance_scale, the pooled
+    factor of every backend and angle, stays for backends without their own."""
+    import json
+    import os
+    from depthmarks_ros.core.face.datasets import SPLIT_RULE
+    from depthmarks_ros.core.face.pipeline import FaceLandmarker
+    hp = fit.setdefault('head_pose', {})
+    with open(os.path.join(output, 'face_model_68.json')) as f:
+        hp['model_residual_m'] = json.load(f)['residual_rms_m']
+    scales = hp.setdefault('angle_scales', {})
+    for key in keys:
+        backend, detector = POSE_BACKENDS[key]
+        lm = FaceLandmarker(backend, static=True, data_dir=output, dlib_detector=detector, all_views=False)
+        z = pose_z(lm, aflw)
+        lm.close()
+        if len(z) < 10:
+            yield f'head pose {key}: only {len(z)} faces, not calibrated'
+            continue
+        scales[key] = [round(float(np.quantile(z[:, j], 0.6827)), 4) for j in range(3)]
+        yield f'head pose {key}: angle sigma factors (yaw, pitch, roll) {scales[key]} from {len(z)} fit faces'
+    hp['covariance_scale'] = float(np.exp(np.mean([np.log(v) for s3 in scales.values() for v in s3]))) \
+        if scales else hp.get('covariance_scale', 1.0)
+    hp['note'] = ('angle_scales[backend] = (yaw, pitch, roll) factors on the angle sigmas (core/face/head_pose.py '
+                  'scale_angle_covariance): 68.3 % of the fit split\'s AFLW2000-3D angle errors (|angles| <= 99) '
+                  'within 1 sigma per backend and angle; covariance_scale (their geometric mean) for other backends')
+    hp['angle_scales_made_by'] = {'command': command, 'split_rule': SPLIT_RULE}
+    save_fit()
 
 
 def _norm(sample) -> float:

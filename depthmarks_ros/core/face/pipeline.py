@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from depthmarks_ros.core.face.backends import BackendError, DlibFace68, create_backend
-from depthmarks_ros.core.face.head_pose import HeadPose, solve_head_pose
+from depthmarks_ros.core.face.head_pose import HeadPose, scale_angle_covariance, solve_head_pose
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, MEDIAPIPE_TO_IBUG68, RIGHT_EYE_OUTER
 from depthmarks_ros.core.tracking import CentroidTracker
 from depthmarks_ros.core.face.uncertainty import (DEFAULT_AUGMENTATIONS, UncertaintyModel, augmented_predictions,
@@ -62,7 +62,8 @@ def load_fit(path: str) -> dict:
 def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, size) -> dict:
     """Inputs of the sigma model for one face: TTA spread of each of the 68 points, yaw of a plain
     PnP solve, blur, darkness; and each point's inside-the-image ramp (visibility)."""
-    from depthmarks_ros.core.face.sigma_model import image_features, interocular, point_features, reprojection_residual
+    from depthmarks_ros.core.face.sigma_model import (image_features, image_quality, interocular, point_features,
+                                                      reprojection_residual)
     w, h = size
     if len(others68):
         samples = np.stack([l68] + list(others68))
@@ -70,13 +71,15 @@ def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, si
     else:
         spread = np.zeros(68)
     blur, dark = image_features(grey, l68)
+    sharp, contrast = image_quality(grey, l68)
     hp0 = solve_head_pose(l68, K)
     yaw0 = hp0.yaw if hp0 is not None else 0.0
     pitch0 = hp0.pitch if hp0 is not None else 0.0
     reproj = reprojection_residual(l68, hp0, K)
     margin = np.minimum.reduce([l68[:, 0], l68[:, 1], w - 1 - l68[:, 0], h - 1 - l68[:, 1]])
     return {'spread68': spread, 'yaw0': yaw0, 'pose0': hp0, 'blur': blur, 'dark': dark, 'reproj68': reproj,
-            'features': point_features(spread, interocular(l68), blur, dark, yaw0, pitch0, reproj),
+            'sharp': sharp, 'contrast': contrast,
+            'features': point_features(spread, interocular(l68), blur, dark, yaw0, pitch0, reproj, sharp, contrast),
             'inside68': np.clip(margin / 5.0, 0.0, 1.0)}
 
 
@@ -264,8 +267,9 @@ class FaceLandmarker:
     def head_pose(self, landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.ndarray],
                   first: Optional[HeadPose] = None) -> Optional[HeadPose]:
         """Pose weighted by the landmark covariance plus the 3D mean face's own spread (the model
-        residual of face_model_68.json projected at the face's distance), angle part scaled by the
-        fitted calibration factor (face_fit.json)."""
+        residual of face_model_68.json projected at the face's distance), the angle part scaled by
+        the backend's fitted factor per angle (face_fit.json head_pose.angle_scales; else the one
+        pooled covariance_scale)."""
         pose_fit = self.fit.get('head_pose', {})
         resid = pose_fit.get('model_residual_m')
         first = first or solve_head_pose(landmarks68, K)
@@ -276,7 +280,10 @@ class FaceLandmarker:
             px = K[0, 0] / max(first.tvec[2], 1e-3) * np.asarray(resid, np.float64)   # metres -> px
             c = c + (px ** 2)[:, None, None] * np.eye(2)
         hp = solve_head_pose(landmarks68, K, c)
-        if hp is not None and 'covariance_scale' in pose_fit:
+        scales = pose_fit.get('angle_scales', {}).get(self.sigma_key)
+        if hp is not None and scales is not None:      # this backend's own factor per angle
+            hp.covariance = scale_angle_covariance(hp, scales)
+        elif hp is not None and 'covariance_scale' in pose_fit:
             hp.covariance = hp.covariance * float(pose_fit['covariance_scale']) ** 2
         return hp
 

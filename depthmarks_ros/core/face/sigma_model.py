@@ -8,11 +8,15 @@ with C_i a per-landmark shape (det 1, from a Cholesky factor), and f the per-poi
 features: log of the test-time-augmentation spread of point i (in units of d), log d, image blur
 (log variance of the Laplacian of the face crop at a fixed size) and darkness (log mean
 brightness of the crop), and the face's mean log spread (a face-level failure signal: a face whose
-passes disagree everywhere is off as a whole). a, c, w, C are fitted by minimising the 2D Gaussian NLL
+passes disagree everywhere is off as a whole), |pitch|, the reprojection residual of the point and
+the face (:func:`reprojection_residual`), the crop's sharpness at native resolution and contrast
+(:func:`image_quality`) and the log spread on the jaw points alone (FEATURES; each file lists the
+ones it uses). a, c, w, C are fitted by minimising the 2D Gaussian NLL
 (1/2 log|Sigma| + 1/2 e^T Sigma^-1 e, core/learning/losses.py) of the backend's real errors on the
 fit split (``depthmarks fit-face``); one model per backend, in ``data/face_sigma_<backend>.json``.
-Then one factor on sigma (``scale``) brings the shares of the fit errors inside the 1/2-sigma
-ellipses as near 39.3 / 86.5 % as one factor can (:meth:`LandmarkSigmaModel.fit`).
+Then one factor on sigma (``scale``) brings as many of the shares of the fit errors inside the
+1/2-sigma ellipses (per set) within SHARE_TOLERANCE of 39.3 / 86.5 % as one factor can
+(:meth:`LandmarkSigmaModel.fit`).
 """
 from __future__ import annotations
 
@@ -25,12 +29,14 @@ from depthmarks_ros.core.face.artefacts import load_json, save_json
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 
 FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_spread', 'abs_pitch', 'yaw', 'pitch',
-            'log_reproj', 'log_face_reproj')
+            'log_reproj', 'log_face_reproj', 'sharp', 'contrast', 'log_spread_contour')
 # what a new fit uses (yaw and pitch, signed, feed the visibility term only)
 FIT_FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_spread', 'abs_pitch', 'log_reproj',
-                'log_face_reproj')
+                'log_face_reproj', 'sharp', 'contrast', 'log_spread_contour')
+# the share scale's aim: as many of the 1/2-sigma shares per set as possible within this of 39.3 / 86.5 %
+SHARE_TOLERANCE = 0.05
 # the candidates fit-face compares by cross-validation on the fit split (core/face/sigma_fit.py)
-FEATURE_SETS = (FIT_FEATURES, FIT_FEATURES[:6])
+FEATURE_SETS = (FIT_FEATURES, FIT_FEATURES[:8])
 
 
 def face_angle(landmarks68: np.ndarray) -> float:
@@ -55,6 +61,27 @@ def image_features(grey: np.ndarray, landmarks68: np.ndarray):
     return float(-np.log(lap.var() + 1.0) / 5.0), float(-np.log(crop.mean() + 1.0) / 5.0)
 
 
+def image_quality(grey: np.ndarray, landmarks68: np.ndarray):
+    """(sharp, contrast) of the face crop (bounding box of the landmarks) at its native resolution:
+    sharp = log of the share of the crop's variance lost by a half-resolution round trip (a face
+    upsampled from a small or soft source has little detail at the top octave; the 64x64 ``blur``
+    cannot see that), contrast = log(std / mean)."""
+    import cv2
+    h, w = grey.shape[:2]
+    x0, y0 = np.floor(np.maximum(landmarks68.min(axis=0), 0)).astype(int)
+    x1, y1 = np.ceil(np.minimum(landmarks68.max(axis=0) + 1, [w, h])).astype(int)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return 0.0, 0.0
+    c = grey[y0:y1, x0:x1].astype(np.float32)
+    half = cv2.resize(cv2.resize(c, ((x1 - x0) // 2, (y1 - y0) // 2), interpolation=cv2.INTER_AREA),
+                      (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    lost = np.log(np.mean((c - half) ** 2) + 1.0) - np.log(c.var() + 1.0)
+    return float(lost / 5.0), float(np.log(c.std() / (c.mean() + 1.0) + 1e-3))
+
+
+CONTOUR = np.arange(68) < 17      # the jaw line: its points slide along the contour, the label conventions differ most
+
+
 def reprojection_residual(landmarks68: np.ndarray, pose, K: np.ndarray) -> np.ndarray:
     """(68,) px: distance of each landmark from the 3D mean face projected with the plain PnP pose
     (how far the points are from a plausible face seen in that pose); NaN without a pose."""
@@ -67,9 +94,10 @@ def reprojection_residual(landmarks68: np.ndarray, pose, K: np.ndarray) -> np.nd
 
 
 def point_features(spread_px: np.ndarray, iod: float, blur: float, dark: float, yaw: float = 0.0,
-                   pitch: float = 0.0, reproj_px=None) -> np.ndarray:
+                   pitch: float = 0.0, reproj_px=None, sharp: float = 0.0, contrast: float = 0.0) -> np.ndarray:
     """(68, len(FEATURES)) feature matrix of one face; yaw, pitch in degrees (plain PnP solve),
-    reproj_px (68,) the reprojection residual of that solve (:func:`reprojection_residual`)."""
+    reproj_px (68,) the reprojection residual of that solve (:func:`reprojection_residual`), sharp and
+    contrast from :func:`image_quality`."""
     n = len(spread_px)
     log_spread = np.log(np.asarray(spread_px) / iod + 1e-3)
     rel = np.full(n, 0.1) if reproj_px is None or not np.all(np.isfinite(reproj_px)) \
@@ -77,14 +105,19 @@ def point_features(spread_px: np.ndarray, iod: float, blur: float, dark: float, 
     return np.column_stack([log_spread, np.full(n, np.log(iod) / 5.0), np.full(n, blur), np.full(n, dark),
                             np.full(n, log_spread.mean()), np.full(n, abs(pitch) / 90.0), np.full(n, yaw / 90.0),
                             np.full(n, pitch / 90.0), np.log(rel + 1e-2),
-                            np.full(n, np.log(np.sqrt(np.mean(rel ** 2)) + 1e-2))])
+                            np.full(n, np.log(np.sqrt(np.mean(rel ** 2)) + 1e-2)), np.full(n, sharp),
+                            np.full(n, contrast), log_spread * CONTOUR[:n]])
 
 
 def record_features(rec) -> np.ndarray:
     """(F, 68, len(FEATURES)) from the raw records of core/face/sigma_fit.py."""
-    reproj = rec['reproj68'] if 'reproj68' in rec else [None] * len(rec['L'])
-    return np.array([point_features(s, interocular(l), b, d, y, p, r) for s, l, b, d, y, p, r in
-                     zip(rec['spread68'], rec['L'], rec['blur'], rec['dark'], rec['yaw0'], rec['pitch0'], reproj)])
+    n = len(rec['L'])
+    reproj = rec['reproj68'] if 'reproj68' in rec else [None] * n
+    sharp = rec['sharp'] if 'sharp' in rec else np.zeros(n)
+    contrast = rec['contrast'] if 'contrast' in rec else np.zeros(n)
+    return np.array([point_features(s, interocular(l), b, d, y, p, r, sh, co) for s, l, b, d, y, p, r, sh, co in
+                     zip(rec['spread68'], rec['L'], rec['blur'], rec['dark'], rec['yaw0'], rec['pitch0'], reproj,
+                         sharp, contrast)])
 
 
 def _vis_design(yaw, pitch) -> np.ndarray:
@@ -184,9 +217,9 @@ class LandmarkSigmaModel:
         fitted jointly by its BCE on the labelled faces plus the NLL of every point, in which
         P(hidden) widens sigma by exp(h P(hidden)) (hidden points keep a position error: they are
         published and scored, so they stay in the NLL). Then (``share_scale``) one factor on sigma
-        is chosen so that the shares of the same errors inside the 1- and 2-sigma ellipses are as
-        near 39.3 / 86.5 % as one factor allows (the largest miss over the two radii and over the
-        ``groups``, e.g. the sets, is minimised; faces weighted by ``face_weights``): real errors
+        is chosen so that as many as possible of the shares of the same errors inside the 1- and
+        2-sigma ellipses, per ``groups`` (e.g. the sets), are within SHARE_TOLERANCE of 39.3 / 86.5 %,
+        and then the largest miss is smallest (faces weighted by ``face_weights``): real errors
         are heavier-tailed than a Gaussian, and the NLL optimum widens sigma for the tail."""
         from depthmarks_ros.core.threads import torch_threads
         with torch_threads(1):
@@ -225,9 +258,10 @@ class LandmarkSigmaModel:
             return float(ww @ (rr <= k)), float(ww @ (rr <= 2 * k))
 
         def miss(k):
-            return max(max(abs(a - 0.3935), abs(b - 0.8647)) for a, b in (shares(k, *p) for p in parts))
+            d = [m for a, b in (shares(k, *p) for p in parts) for m in (abs(a - 0.3935), abs(b - 0.8647))]
+            return sum(m > SHARE_TOLERANCE for m in d), max(d)
         grid = np.exp(np.linspace(np.log(0.3), np.log(3.0), 400))
-        k = float(grid[int(np.argmin([miss(k) for k in grid]))])
+        k = float(grid[min(range(len(grid)), key=lambda i: miss(grid[i]))])
         self.meta['shares_nll'] = [round(v, 4) for v in shares(1.0)]
         self.scale = k
         self.meta['shares_fit'] = [round(v, 4) for v in shares(k)]
@@ -236,7 +270,8 @@ class LandmarkSigmaModel:
                                                  for n, p in zip(np.unique(np.asarray(groups)), parts)}
         self.meta['share_scale_note'] = ('sigma x scale: shares of the fit errors within 1/2 sigma '
                                          'shares_nll -> shares_fit (Gaussian 0.393 / 0.865); the factor '
-                                         'minimises the largest miss over the two radii and the sets')
+                                         'minimises the number of shares (two radii x the sets) more than '
+                                         f'{SHARE_TOLERANCE * 100:g} points off, then the largest miss')
 
     @classmethod
     def _fit(cls, errors, landmarks68, feats, abs_yaw, steps, meta, face_weights=None, features=FEATURES[:5],
