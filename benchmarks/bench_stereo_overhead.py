@@ -14,8 +14,9 @@ loaded machine changes least).
 Runs the README's main job (`depthmarks run --duration D`, single process: sim, stereo, fusion,
 face, body, recording on) alternately from this checkout (ours) and from the anchor, a ``git
 archive`` of ``--anchor`` (default: the last commit before this benchmark's changes to the node's
-output path) unpacked in a temporary folder and run with the same interpreter, ``--rounds``
-times, and prints each run, the medians per side, the ratio ours / anchor and the machine load
+output path) unpacked in a temporary folder and run with the same interpreter (its node's rest
+computed as ours is, the median of each frame's own; ``--anchor-own-estimator`` leaves its
+difference of medians), ``--rounds`` times, and prints each run, the medians per side, the ratio ours / anchor and the machine load
 (`uptime`'s averages) before and after each run.
 
     .venv/bin/python benchmarks/bench_stereo_overhead.py                       # 3 rounds of 20 s
@@ -40,11 +41,32 @@ def load() -> str:
     return ' '.join(f'{x:.2f}' for x in os.getloadavg())
 
 
-def export(ref: str, folder: str) -> str:
-    """``ref`` of this repository unpacked into ``folder`` (no .git): the anchor's code."""
+# the node's rest before 61685c4: the difference of the frame's and the matcher's medians (it mixes
+# frames; under load the matcher's spread swamps the rest); replaced in the anchor's copy by the
+# median of each frame's own rest, as the node computes it now, so both sides are measured alike
+OLD_REST = """            values['node_overhead_ms'] = round(float(t[0] - t[1]) * 1e3, 2)
+            values['node_overhead_share'] = round(float((t[0] - t[1]) / max(t[0], 1e-9)), 3)"""
+SAME_REST = """            _a = np.asarray(self.timings)
+            _rest = _a[:, 0] - _a[:, 1]
+            values['node_overhead_ms'] = round(float(np.median(_rest)) * 1e3, 2)
+            values['node_overhead_share'] = round(float(np.median(_rest / np.maximum(_a[:, 0], 1e-9))), 3)"""
+
+
+def export(ref: str, folder: str, same_estimator: bool = True) -> str:
+    """``ref`` of this repository unpacked into ``folder`` (no .git): the anchor's code; with
+    ``same_estimator`` its node reports the rest as ours does (OLD_REST -> SAME_REST)."""
     os.makedirs(folder, exist_ok=True)
     archive = subprocess.run(['git', '-C', ROOT, 'archive', ref], check=True, capture_output=True).stdout
     subprocess.run(['tar', '-x', '-C', folder], input=archive, check=True)
+    node = os.path.join(folder, 'depthmarks_ros', 'nodes', 'stereo_depth.py')
+    with open(node) as f:
+        text = f.read()
+    if same_estimator and OLD_REST in text:
+        with open(node, 'w') as f:
+            f.write(text.replace(OLD_REST, SAME_REST))
+        print(f'anchor {ref}: its node reports the rest as the median of each frame\'s own (as ours)')
+    elif same_estimator:
+        print(f'anchor {ref}: its node already reports the rest as ours does (or differently: see its code)')
     return folder
 
 
@@ -70,6 +92,8 @@ def main():
     ap.add_argument('--rounds', type=int, default=3)
     ap.add_argument('--duration', type=float, default=20.0, help='seconds per run (20 = `make run`)')
     ap.add_argument('--anchor', default=ANCHOR, help="git ref of the anchor ('none': ours only)")
+    ap.add_argument('--anchor-own-estimator', action='store_true',
+                    help="leave the anchor's rest as it computed it (before 61685c4: difference of medians)")
     ap.add_argument('--nodes', default='', help='comma list for `depthmarks run --nodes` (default: the main job)')
     ap.add_argument('extra', nargs='*', help='more `depthmarks run` options after --')
     args = ap.parse_args()
@@ -82,7 +106,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         sides = [('ours', ROOT)]
         if args.anchor != 'none':
-            sides.append((f'anchor {args.anchor}', export(args.anchor, os.path.join(tmp, 'anchor'))))
+            sides.append((f'anchor {args.anchor}', export(args.anchor, os.path.join(tmp, 'anchor'),
+                                                          not args.anchor_own_estimator)))
         rows = {name: [] for name, _ in sides}
         print(f'{"run":22s} {"matcher ms":>10s} {"rest ms":>8s} {"share":>6s} {"frame ms":>8s} {"outputs ms":>10s} '
               f'{"cpu ms":>7s} {"rest cpu":>8s} {"Hz":>5s}  load before -> after')
