@@ -26,6 +26,20 @@ def test_cdr_stamp_matches_header():
     assert cdr_stamp_ns(serialize_message(m)) == 1234 * 10**9 + 567
 
 
+def test_topic_stats_keep_few_of_the_topics_nothing_scores():
+    """A run keeps 30 messages of what accuracy() matches by stamp, a few of every other topic
+    (previews): 30 of each 640x480 topic held ~0.6 GB in the recorder."""
+    from depthmarks_ros.pipeline.recorder import TopicStats
+    from depthmarks_ros.pipeline.report import PREVIEW_KEEP, SCORED_TOPICS
+    stats = TopicStats(keep_last=PREVIEW_KEEP, keep_last_of={t: 30 for t in SCORED_TOPICS})
+    for i in range(40):
+        for topic in ('stereo/depth', 'sim/depth_gt', 'stereo/confidence', 'camera/image_raw'):
+            stats.add(topic, b'x', i + 1, i + 2)
+    assert [len(stats.last[t]) for t in ('stereo/depth', 'sim/depth_gt')] == [30, 30]
+    assert [len(stats.last[t]) for t in ('stereo/confidence', 'camera/image_raw')] == [PREVIEW_KEEP] * 2
+    assert stats.last['camera/image_raw'][-1][0] == 40 and stats.count['camera/image_raw'] == 40
+
+
 def test_plan_and_params_files(tmp_path):
     plan = node_plan(RunConfig(nodes=['sim', 'stereo', 'fusion', 'face', 'mono']))
     assert list(plan)[:3] == ['sim_rig', 'stereo_depth', 'depth_fusion']

@@ -141,6 +141,12 @@ def write_previews(folder: str, last: Dict[str, List[Tuple[int, bytes]]], types:
     return written
 
 
+# what accuracy() reads at equal stamps (a run keeps 30 messages of each; /diagnostics too, for every
+# node's newest counters); previews need only a few of any other topic
+SCORED_TOPICS = ('sim/depth_gt', 'stereo/depth', 'fusion/depth', 'fusion/depth_sigma', 'mono/depth', '/diagnostics')
+PREVIEW_KEEP = 5
+
+
 def accuracy(last: Dict[str, List[Tuple[int, bytes]]]) -> Dict[str, Dict[str, float]]:
     """Depth outputs vs the simulated rig's ground truth at equal stamps (mean over kept frames)."""
     from depthmarks_ros.convert.image import depth_image_to_metres

@@ -30,7 +30,8 @@ from depthmarks_ros.pipeline.player import McapPlayer
 from depthmarks_ros.pipeline.recorder import McapRecorder, TopicStats
 from depthmarks_ros.pipeline.recorder_node import TF_STATIC, RecordedTopic, RecorderNode
 from depthmarks_ros.pipeline.registry import load_node_class
-from depthmarks_ros.pipeline.report import accuracy, node_counters, write_metrics, write_previews
+from depthmarks_ros.pipeline.report import (PREVIEW_KEEP, SCORED_TOPICS, accuracy, node_counters, write_metrics,
+                                           write_previews)
 from depthmarks_ros.ros import local_tap
 from depthmarks_ros.ros.executors import StopSignals, freeze_startup_heap, make_executor
 from depthmarks_ros.ros.process import keep_large_buffers
@@ -169,7 +170,7 @@ class PipelineRunner:
         graph = plan_graph(cfg)
         for note in graph.notes:
             print(f'[depthmarks run] {note}', file=sys.stderr)
-        stats = TopicStats()
+        stats = TopicStats(keep_last=PREVIEW_KEEP, keep_last_of={t: 30 for t in SCORED_TOPICS})
         t_wall = time.monotonic()
         with StopSignals(restore=True) as stop:
             # an own context: the runner also works inside a process that already uses rclpy;
