@@ -86,6 +86,13 @@ def test_detect_all_on_real_pixels_and_bad_input(detector, face_image):
     c = (every[0].box[:2] + every[0].box[2:]) / 2
     assert first[0].box[0] < c[0] < first[0].box[2] and first[0].box[1] < c[1] < first[0].box[3]
     assert [d for d in detector.detect_all(face_image, [first[0].box]) if d.views >= 2] == []
+    half_out = np.full_like(face_image, 90)
+    half_out[:, :400] = face_image[:, 240:]                     # the face cut by the left edge
+    lm = FaceLandmarker('hybrid', static=True, mmod=False)
+    faces = lm.process(half_out, FACE_K)
+    assert len(faces) == 1 and np.isfinite(faces[0].landmarks68).all()     # one face, no duplicate of it
+    assert lm.process((face_image * 0.02).astype(np.uint8), FACE_K) == []  # too dark to see: nothing
+    lm.close()
     for img in (np.full((480, 640, 3), 128, np.uint8), np.zeros((200, 300, 3), np.uint8),
                 np.full((1, 1, 3), 90, np.uint8), np.full((8, 8, 3), 90, np.uint8), np.full((2, 300, 3), 90, np.uint8)):
         assert detector.detect_all(img) == []
