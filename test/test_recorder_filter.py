@@ -1,9 +1,11 @@
-"""The recorder's stamp filter (multi-process runs): only the messages it writes cross DDS.
+"""The recorder of multi-process runs: only what it writes crosses DDS, and is built.
 
 Real DDS, in-process (the probe's publisher and the recorder node): the filtered topic delivers about
 one message per record period, the unfiltered one every message, both write the same instants; a
 filter left behind by stamps that went back is opened again; DEPTHMARKS_RECORDER_FILTER=0 turns the
-filters off.
+filters off. A node's publisher of a topic named in DEPTHMARKS_RECORDED_PERIODS (what the runner
+gives its node processes) wants a message only for the first stamp of each period while the recorder
+is its only subscriber, every one with another subscriber, none with none.
 """
 import pytest
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -11,6 +13,7 @@ from sensor_msgs.msg import Image
 
 from depthmarks_ros.pipeline.recorder import TopicStats
 from depthmarks_ros.pipeline.recorder_node import RecordedTopic, RecorderNode
+from depthmarks_ros.ros import recorded_topics
 
 QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=20)
 IMAGE = 'sensor_msgs/msg/Image'
@@ -89,6 +92,42 @@ def test_filters_off_with_the_environment_switch(probe, monkeypatch):
     _send(probe, pubs, [30.0 + 0.1 * i for i in range(5)], stats, names)
     assert probe.spin_until(lambda: stats.count[names[0]] == 5, 5.0)
     assert len(written.stamps[names[0]]) == 1
+
+
+def test_recorded_only_output_is_wanted_once_per_period_while_only_the_recorder_subscribes(probe, monkeypatch):
+    import rclpy
+    from depthmarks_ros.params.base import NodeParams
+    from depthmarks_ros.ros.node_base import DepthmarksNode
+
+    class Publishing(DepthmarksNode):
+        PARAMS = NodeParams
+
+        def __init__(self):
+            super().__init__('recorded_topics_test')
+            self.pub = self.create_publisher(Image, 'rec_rp/out', QOS)
+            self.other = self.create_publisher(Image, 'rec_rp/other', QOS)
+    monkeypatch.setenv(*recorded_topics.recorded_periods_env({'/rec_rp/out': 1_000_000_000}).popitem())
+    node = Publishing()
+    probe.add_node(node)
+    assert isinstance(node.pub, recorded_topics.RecordedPublisher)
+    assert not isinstance(node.other, recorded_topics.RecordedPublisher)
+    assert not node.wanted_at(node.pub, 10 * 10**9)                 # nobody subscribes
+    recorder = rclpy.create_node(recorded_topics.RECORDER_NODE)
+    probe.add_node(recorder)
+    recorder.create_subscription(Image, 'rec_rp/out', lambda m: None, QOS)
+    assert probe.wait_for_subscribers(node.pub)
+    assert probe.spin_until(lambda: node.pub.only_recorder(), 5.0)
+    wanted = []
+    for i in range(25):                                              # 2.5 s at 10 Hz from 10.0 s
+        stamp = 10 * 10**9 + i * 10**8
+        if node.wanted_at(node.pub, stamp):
+            wanted.append(stamp // 10**8)
+            node.pub.publish(_image(stamp * 1e-9))
+    assert wanted == [100, 110, 120]                                 # the first of each second
+    probe.subscribe(Image, 'rec_rp/out', QOS)                        # someone else: every frame
+    assert probe.spin_until(lambda: node.pub.get_subscription_count() == 2, 5.0)
+    assert probe.spin_until(lambda: not node.pub.only_recorder(), 5.0)
+    assert node.wanted_at(node.pub, 12 * 10**9 + 5 * 10**8)
 
 
 if __name__ == '__main__':

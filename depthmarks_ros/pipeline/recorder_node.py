@@ -38,6 +38,7 @@ from depthmarks_ros.pipeline.recorder import (LATCHED_QOS, STAMPED, McapRecorder
                                               tf_message_cdr)
 from depthmarks_ros.pipeline.registry import message_class
 from depthmarks_ros.ros.local_tap import LocalTap
+from depthmarks_ros.ros.recorded_topics import RECORDER_NODE
 
 TF_STATIC = '/tf_static'
 TF_MESSAGE = 'tf2_msgs/msg/TFMessage'
@@ -69,11 +70,12 @@ class RecorderNode(Node):
         (:meth:`local_tap`) instead of subscribed through DDS; ``filtered``: topic names (resolved)
         subscribed with the stamp filter (only the messages it writes cross DDS; decimated stamped
         topics while recording at a record rate, unless ``DEPTHMARKS_RECORDER_FILTER=0``)."""
-        super().__init__('depthmarks_recorder', **kwargs)
+        super().__init__(RECORDER_NODE, **kwargs)
         self.local = set(local)
         self._stats = stats
         self._recorder = recorder
         self._period_ns = int(1e9 / record_rate) if record_rate > 0 else 0
+        self.period_ns = self._period_ns
         self._last_bucket: Dict[str, int] = {}
         qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=20)
         self.topics: List[RecordedTopic] = list(topics)

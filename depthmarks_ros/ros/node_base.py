@@ -47,7 +47,7 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.params import ParamField, ParamSet
 from depthmarks_ros.params.base import NodeParams
-from depthmarks_ros.ros import local_tap
+from depthmarks_ros.ros import local_tap, recorded_topics
 from depthmarks_ros.ros.executors import StopSignals, freeze_startup_heap, make_executor
 from depthmarks_ros.ros.process import keep_large_buffers
 from depthmarks_ros.ros.stats import ProcessingStats
@@ -251,11 +251,17 @@ class DepthmarksNode(Node):
     # ------------------------------------------------------------------ outputs
     def create_publisher(self, msg_type, topic, qos_profile, **kwargs):
         """rclpy's, wrapped in a :class:`~depthmarks_ros.ros.local_tap.TappedPublisher` when a
-        recorder in this process taps the topic (`depthmarks run`; ros/local_tap.py)."""
+        recorder in this process taps the topic (`depthmarks run`; ros/local_tap.py), or in a
+        :class:`~depthmarks_ros.ros.recorded_topics.RecordedPublisher` when `depthmarks run
+        --multi-process` records it from another process (ros/recorded_topics.py)."""
         pub = super().create_publisher(msg_type, topic, qos_profile, **kwargs)
         tap = local_tap.tap_for(self.context)
         deliver = tap.callback(pub.topic_name) if tap is not None else None
-        return local_tap.TappedPublisher(pub, deliver, tap) if deliver is not None else pub
+        if deliver is not None:
+            return local_tap.TappedPublisher(pub, deliver, tap)
+        # a node process of `depthmarks run --multi-process`: recorded-only topics (ros/recorded_topics.py)
+        period = recorded_topics.recorded_periods().get(pub.topic_name)
+        return recorded_topics.RecordedPublisher(pub, self, period) if period else pub
 
     def destroy_publisher(self, publisher) -> bool:
         return super().destroy_publisher(getattr(publisher, 'publisher', publisher))

@@ -1,0 +1,79 @@
+"""Outputs that only `depthmarks run --multi-process`'s recorder takes: built for the instants it keeps.
+
+In one process the recorder's local tap (ros/local_tap.py) tells a node that an output nobody else
+subscribes to is used once per record period only, and ``DepthmarksNode.wanted_at`` builds it for
+those instants. Across processes the recorder subscribes through DDS with a stamp filter
+(pipeline/recorder_node.py), which a node cannot see in its subscription count. So the runner names
+the recorded-only topics and their periods in the node processes' environment
+(``DEPTHMARKS_RECORDED_PERIODS``: JSON ``{resolved topic: period ns}``), and ``create_publisher``
+wraps such a topic's publisher in a :class:`RecordedPublisher`: while every subscriber of the topic
+is the recorder node (``RECORDER_NODE``, looked up in the ROS graph when the subscriber count
+changes), :meth:`RecordedPublisher.wanted_at` is True only for the first stamp of each period, as
+the tap's is; with any other subscriber (another node, ``ros2 topic echo``, RViz) always. The node
+processes that the launch files start have no such variable: nothing changes there.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict
+
+ENV = 'DEPTHMARKS_RECORDED_PERIODS'
+RECORDER_NODE = 'depthmarks_recorder'
+
+
+def recorded_periods() -> Dict[str, int]:
+    """{resolved topic: period ns} from the environment (empty when unset or unreadable)."""
+    text = os.environ.get(ENV, '')
+    if not text:
+        return {}
+    try:
+        return {str(k): int(v) for k, v in json.loads(text).items() if int(v) > 0}
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
+def recorded_periods_env(periods: Dict[str, int]) -> Dict[str, str]:
+    """The environment entry that :func:`recorded_periods` reads."""
+    return {ENV: json.dumps({k: int(v) for k, v in periods.items()})}
+
+
+class RecordedPublisher:
+    """An rclpy Publisher of a recorded-only topic (see the module docstring); everything else is
+    the wrapped publisher's."""
+
+    def __init__(self, publisher, node, period_ns: int):
+        self.publisher = publisher
+        self._node = node
+        self._period = int(period_ns)
+        self._count = -1             # the subscriber count the answer below was looked up for
+        self._only_recorder = False
+        self._served = None          # the period (stamp // period) of the last message published
+
+    def only_recorder(self) -> bool:
+        """Whether the recorder is this topic's only subscriber (looked up when the count changes)."""
+        count = self.publisher.get_subscription_count()
+        if count != self._count:
+            infos = self._node.get_subscriptions_info_by_topic(self.publisher.topic_name)
+            # the graph may lag the count: decide again at the next call
+            self._count = count if len(infos) == count else -1
+            self._only_recorder = count > 0 and all(i.node_name == RECORDER_NODE for i in infos)
+        return self._only_recorder
+
+    def wanted_at(self, stamp_ns: int) -> bool:
+        """While only the recorder subscribes, only the first stamp of each period (no side effect:
+        :meth:`publish` marks the period as served); else whether anything subscribes."""
+        if self.publisher.get_subscription_count() == 0:
+            return False
+        if not self.only_recorder():
+            return True
+        return int(stamp_ns) // self._period != self._served
+
+    def publish(self, msg) -> None:
+        header = getattr(msg, 'header', None)
+        if header is not None:
+            self._served = (header.stamp.sec * 1_000_000_000 + header.stamp.nanosec) // self._period
+        self.publisher.publish(msg)
+
+    def __getattr__(self, name):
+        return getattr(self.publisher, name)
