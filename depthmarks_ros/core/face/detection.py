@@ -5,7 +5,8 @@ Each stage runs only when the previous found no face, so a frame with a clear fa
 short-range pass (~2-4 ms at 450x450 or 640x480 here); a frame without one costs every stage
 (thirteen MediaPipe passes on the image, its mirror, half size, two padded and two rotated copies,
 ~60 ms, then HOG upsampled x2, ~80 ms at 450x450, then dlib's MMOD CNN, ~0.5-3 s: ``fallback_hog=False``
-skips the last two).
+skips the last two; ``fallback_mmod=False`` the last). On independent images :meth:`FaceDetector.detect_all`
+runs every view, not only until one finds a face, for the faces beside one already found.
 Boxes are square-ish (x0, y0, x1, y1) px around the face as each detector defines it;
 :func:`box_from_detection` normalises them to a landmark-box convention fitted on real faces.
 """
@@ -169,10 +170,10 @@ class FaceDetector:
 
     def detect_all(self, rgb: np.ndarray, known=(), min_views: int = 1, reuse: bool = False) -> List[Detection]:
         """Independent images: every view (ALL_VIEWS, and those the last detect / detect_first call ran
-        on this same image where ``reuse``: not run again), not only until the first finds a face; detections of one face in
-        several views (IoU >= 0.3) are one, the best-scored, with ``views`` their count; faces that
-        overlap a box in ``known`` (:func:`_overlaps`) are left out, and faces found in fewer than
-        ``min_views`` views."""
+        on this same image where ``reuse``: not run again), not only until the first finds a face;
+        detections of one face in several views (IoU >= 0.3) are one, the best-scored, with ``views``
+        their count; faces that overlap a box in ``known`` (:func:`_overlaps`) are left out, and faces
+        found in fewer than ``min_views`` views."""
         from depthmarks_ros.core.face.backends import _iou
         rgb = np.ascontiguousarray(rgb)
         if not reuse:
