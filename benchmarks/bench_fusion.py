@@ -209,7 +209,7 @@ def sim_pipeline_check(frames=3, model_spec=''):
             variants.append((f' (spread, stereo x{model.stereo_fuse_factor:.2f}, edge {model.fused_edge:.3f}, '
                              f'scale {model.fused_scale:.3f})', model, True))
         for suffix, m, spread in variants:
-            r = fuse_frame(pts, T, cam, f.left_rgb, FusionSettings(fp.completion, m, fp.max_depth, spread),
+            r = fuse_frame(pts, T, cam, f.left_rgb, FusionSettings.from_params(fp, m, spread=spread),
                            stereo=stereo)
             both = np.isfinite(st.depth) & np.isfinite(r.lidar_depth)
             ssig = stereo_sigma(st.depth, st.confidence, cam.fx, baseline, plain)   # the stereo source's own

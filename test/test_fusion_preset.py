@@ -22,7 +22,8 @@ def test_fuse_kitti_defaults_are_the_preset_and_the_preset_is_a_valid_node_param
     args = p.parse_args(['root', '-o', 'out'])
     assert (args.completion, args.sigma_model) == (preset['completion'], preset['sigma_model_file'])
     spec = DepthFusionParams(**preset)      # the preset's values, the node's defaults for the rest
-    assert (args.visibility_rows, args.visibility_cols) == (spec.visibility_rows, spec.visibility_cols)
+    assert (args.max_depth, args.visibility_rows, args.visibility_cols) == (spec.max_depth, spec.visibility_rows,
+                                                                            spec.visibility_cols)
     # the preset differs from the node's defaults on purpose (docs/depth_fusion.md): a KITTI rig
     assert preset['completion'] != DepthFusionParams().completion
 
@@ -43,3 +44,16 @@ def test_node_with_the_preset_uses_the_kitti_model_and_rig(rclpy_context):
         assert node.p.completion == preset['completion'] and node.lidar_frame == 'velodyne'
     finally:
         node.destroy_node()
+
+
+def test_fusion_settings_defaults_are_the_node_defaults_and_from_params_keeps_every_parameter():
+    """The core's FusionSettings() (used by the benchmarks and tests) and the settings that the node,
+    fuse-kitti and fit-fusion build from the parameters (FusionSettings.from_params) must agree."""
+    from depthmarks_ros.core.fusion.pipeline import FusionSettings
+    spec = DepthFusionParams()
+    assert FusionSettings.from_params(spec) == FusionSettings()
+    other = DepthFusionParams(completion='scanline', max_depth=80.0, visibility_rows=7, visibility_cols=5)
+    model = SigmaModel(lidar_base_pow=0.9)
+    s = FusionSettings.from_params(other, model, spread=False)
+    assert (s.method, s.max_depth, s.visibility_rows, s.visibility_cols, s.spread) == ('scanline', 80.0, 7, 5, False)
+    assert s.model is model

@@ -109,7 +109,7 @@ def fused_samples(inputs, model, fp):
     """Fused-output samples ('gt', 'fused', 'fused_sigma') of ``model`` on ``inputs`` (sim_pipeline_inputs
     tuples) with the fusion parameters ``fp``."""
     from depthmarks_ros.core.fusion.pipeline import FusionSettings, fuse_frame
-    settings = FusionSettings(fp.completion, model, fp.max_depth)
+    settings = FusionSettings.from_params(fp, model)
     out = []
     for f, pts, T, cam, stereo, _ in inputs:
         r = fuse_frame(pts, T, cam, f.left_rgb, settings, stereo=stereo)

@@ -34,10 +34,9 @@ def add_arguments(p) -> None:
     p.add_argument('--completion', default=preset['completion'], choices=METHODS,
                    help='completion (default: the KITTI preset\'s, config/kitti/depth_fusion.yaml)')
     spec = DepthFusionParams()
-    for name in ('visibility_rows', 'visibility_cols'):
-        p.add_argument('--' + name.replace('_', '-'), type=int, default=preset.get(name, getattr(spec, name)),
-                       help=f"as the node's {name} (camera-visibility filter; default: the KITTI preset's, else "
-                            "the node's)")
+    for name, kind in (('max_depth', float), ('visibility_rows', int), ('visibility_cols', int)):
+        p.add_argument('--' + name.replace('_', '-'), type=kind, default=preset.get(name, getattr(spec, name)),
+                       help=f"as the node's {name} (default: the KITTI preset's, else the node's)")
     p.add_argument('--sigma-model', default=preset['sigma_model_file'],
                    help="as the node's sigma_model_file: a fitted model JSON (depthmarks fit-fusion), 'kitti' = "
                         "the shipped model fitted on real KITTI data, '' or 'sim' = the built-in simulated-rig "
@@ -50,12 +49,13 @@ def run(args) -> int:
     from depthmarks_ros.core.fusion import kitti
     from depthmarks_ros.core.fusion.learned import resolve_sigma_model
     from depthmarks_ros.core.fusion.pipeline import FusionSettings, fuse_frame
-    problem = DepthFusionParams(visibility_rows=args.visibility_rows, visibility_cols=args.visibility_cols).problem()
+    fp = DepthFusionParams(completion=args.completion, max_depth=args.max_depth,
+                           visibility_rows=args.visibility_rows, visibility_cols=args.visibility_cols)
+    problem = fp.problem()
     if problem:
         print(f'fuse-kitti: {problem}')
         return 2
-    settings = FusionSettings(args.completion, resolve_sigma_model(args.sigma_model),
-                              visibility_rows=args.visibility_rows, visibility_cols=args.visibility_cols)
+    settings = FusionSettings.from_params(fp, resolve_sigma_model(args.sigma_model))
     ids = args.frames or sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(args.root, 'image_2')))
     os.makedirs(args.output, exist_ok=True)
     failures = 0

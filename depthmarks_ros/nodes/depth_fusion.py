@@ -132,8 +132,7 @@ class DepthFusionNode(DepthmarksNode):
             stereo = StereoInput(sd, cam.fx, self.baseline, conf) if sd is not None else None
         if msgs.mono is not None:
             mono = self._optional_depth(msgs.mono, size, 'mono/depth')
-        settings = FusionSettings(self.p.completion, self.model, self.p.max_depth,
-                                  visibility_rows=self.p.visibility_rows, visibility_cols=self.p.visibility_cols)
+        settings = FusionSettings.from_params(self.p, self.model)
         res = fuse_frame(pts, self.lidar2cam, cam, rgb, settings, stereo=stereo, mono_depth=mono)
         self.sources_used = res.sources
         header = img.header

@@ -62,6 +62,19 @@ class FusionSettings:
     visibility_rows: int = 0
     visibility_cols: int = 3
 
+    @classmethod
+    def from_params(cls, p, model: Optional[SigmaModel] = None, **overrides) -> 'FusionSettings':
+        """The settings that depth_fusion's parameters ``p`` (params.depth_fusion.DepthFusionParams, or
+        anything with its field names) select; the node, fuse-kitti, fit-fusion and the benchmarks all
+        build their settings here, so none of them drops a parameter. ``overrides``: fields to set
+        otherwise (e.g. ``spread``)."""
+        kw = dict(method=p.completion, max_depth=float(p.max_depth), visibility_rows=int(p.visibility_rows),
+                  visibility_cols=int(p.visibility_cols))
+        if model is not None:
+            kw['model'] = model
+        kw.update(overrides)
+        return cls(**kw)
+
 
 def fuse_frame(points_lidar: np.ndarray, lidar2cam: np.ndarray, camera: PinholeCamera,
                rgb: Optional[np.ndarray] = None, settings: FusionSettings = FusionSettings(), *,
