@@ -105,3 +105,84 @@ def test_all_views_only_on_independent_images():
     assert video.backend.mesh._detector._mmod is None and still.backend.mesh._detector._mmod is None
     video.close()
     still.close()
+
+
+def test_a_single_view_false_hit_does_not_take_a_two_view_faces_place():
+    """max_faces 2: the first hit A, then a better-scored single-view hit C (dropped: no mesh follows
+    it) must not use the last place that the two-view face B needs."""
+    grey = np.full((480, 640, 3), 128, np.uint8)
+    table = {'mp_short_flip': [(A, 0.7)], 'mp_short_pad': [(B, 0.6)], 'mp_short_rot-60': [(B, 0.6)],
+             'mp_short_pad2': [(C, 0.9)]}
+    lm = FaceLandmarker('hybrid', static=True, max_faces=2, mmod=False)
+    _fake_views(lm.backend.mesh._detector, table)
+    faces = lm.process(grey, FACE_K)
+    assert np.allclose(sorted((f.bbox[0] + f.bbox[2]) / 2 for f in faces), [150, 440], atol=40)
+    lm.close()
+
+
+def test_a_partial_box_inside_a_face_is_that_face_not_a_second_one():
+    """A full-face box and a box of part of it (IoU 0.25), each seen in two views: one face, 4 views."""
+    det = FaceDetector.__new__(FaceDetector)
+    det.stages, det.max_faces, det._seen, det._hog, det._mmod = FaceDetector.STAGES, 4, {}, None, None
+    part = [150, 150, 200, 200]
+    _fake_views(det, {'mp_short': [(A, 0.9)], 'mp_full': [(A, 0.8)],
+                      'mp_short_flip': [(part, 0.95)], 'mp_short_pad': [(part, 0.6)]})
+    found = det.detect_all(np.zeros((480, 640, 3), np.uint8))
+    assert [(d.box.tolist(), d.views) for d in found] == [(part, 4)]    # the best-scored box, every view
+    _fake_views(det, {'mp_short': [(A, 0.9)], 'mp_full': [(A, 0.8)],
+                      'mp_short_flip': [(part, 0.7)], 'mp_short_pad': [(part, 0.6)], 'mp_short_half': [(B, 0.5)]})
+    found = det.detect_all(np.zeros((480, 640, 3), np.uint8))
+    assert [(d.box.tolist(), d.views) for d in found] == [(A, 4), (B, 1)]
+
+
+def test_a_crop_mesh_landing_on_a_face_already_found_is_not_a_second_face():
+    """Two detections whose crop meshes both follow the same face: one result."""
+    lm = FaceLandmarker('mediapipe', static=True, mmod=False)
+    mesh = lm.backend
+    _fake_views(mesh._detector, {'mp_short': [(A, 0.9), ([190, 100, 290, 200], 0.8)]})
+    pts = np.random.default_rng(0).uniform(110, 190, (468, 3))
+    mesh._mesh_in_box = lambda rgb, box, angle=0.0: pts.copy()      # every crop finds the face in A
+    faces = mesh.process(np.full((480, 640, 3), 128, np.uint8))
+    assert len(faces) == 1 and np.allclose(faces[0].landmarks, pts[:, :2])
+    lm.close()
+
+
+def test_cascade_dlib_keeps_max_faces():
+    from depthmarks_ros.core.face.backends import create_backend
+    table = {'mp_short_pad': [(B, 0.6)], 'mp_short_rot-60': [(B, 0.6)],
+             'mp_short_flip': [(A, 0.7)], 'mp_short_half': [(A, 0.7)]}
+    for n in (1, 2):
+        be = create_backend('dlib', max_faces=n, static=True, mmod=False)
+        assert be._cascade.max_faces == n
+        _fake_views(be._cascade, table)
+        assert len(be.process(np.full((480, 640, 3), 128, np.uint8))) == n
+        be.close()
+
+
+class _FakeMMOD:
+    """dlib's MMOD CNN replaced: records its calls, finds ``box``."""
+    def __init__(self, box):
+        import dlib
+        self.calls, self.rect = 0, dlib.rectangle(*box)
+
+    def __call__(self, rgb, upsample):
+        from types import SimpleNamespace
+        self.calls += 1
+        return [SimpleNamespace(rect=self.rect, confidence=1.0)]
+
+
+@pytest.mark.parametrize('backend', ['hybrid', 'dlib'])
+def test_mmod_runs_only_where_no_view_finds_a_face(backend):
+    """On independent images with every view, dlib's slow MMOD CNN runs after the cheap rotated views,
+    only where none of them finds a face either."""
+    grey = np.full((480, 640, 3), 128, np.uint8)
+    lm = FaceLandmarker(backend, static=True, dlib_detector='cascade')
+    det = lm.backend.mesh._detector if backend == 'hybrid' else lm.backend._cascade
+    det._mmod = _FakeMMOD([300, 300, 380, 380])
+    _fake_views(det, {'mp_short_rot+60': [(B, 0.6)], 'mp_short_rot-60': [(B, 0.6)]})
+    faces = lm.process(grey, FACE_K)
+    assert det._mmod.calls == 0 and len(faces) == 1 and abs((faces[0].bbox[0] + faces[0].bbox[2]) / 2 - 440) < 40
+    _fake_views(det, {})
+    faces = lm.process(grey, FACE_K)
+    assert det._mmod.calls == 1 and len(faces) == 1 and abs((faces[0].bbox[0] + faces[0].bbox[2]) / 2 - 340) < 40
+    lm.close()

@@ -95,7 +95,7 @@ class MediaPipeFaceMesh:
         self.unmeshed = []
         dets = []
         if self._detector is not None and not out:
-            dets = self._detector.detect(rgb)
+            dets = self._detector.detect(rgb, mmod=not self.all_views)    # all views: MMOD (1-3 s) after them
         elif self._detector is not None and self._detector.full and len(out) < self.max_faces:
             # independent images: the mesh's landmark model drops a face it cannot follow (mostly turned
             # ones) even where its detector found it, so a turned face beside a frontal one was lost;
@@ -106,15 +106,29 @@ class MediaPipeFaceMesh:
             # independent images: the other views too (a face that only a padded or rotated view finds
             # beside one an earlier view found); a face the crop mesh cannot follow is kept only where
             # two views found it (one view alone: often hair, a hand, a flower)
+            # (every candidate, not the first max_faces: a single-view one dropped below must not take
+            # the place of a two-view face)
             dets = dets + self._detector.detect_all(rgb, [r.bbox for r in out] + [d.box for d in dets],
-                                                    reuse=True)[:self.max_faces - len(out) - len(dets)]
+                                                    reuse=True, limit=None)
+        self._mesh_dets(rgb, dets, out)
+        if self.all_views and not out and not self.unmeshed:    # no view found a face: the last resort
+            self._mesh_dets(rgb, self._detector.detect_mmod(rgb), out)
+        return out
+
+    def _mesh_dets(self, rgb: np.ndarray, dets, out: List[FaceResult]) -> None:
+        """A crop mesh on each detection until max_faces: appended to ``out`` unless its box centre lies
+        in a face already there (the same face again); without a mesh, to ``unmeshed`` unless a single
+        detect_all view found it."""
         for det in dets:
+            if len(out) + len(self.unmeshed) >= self.max_faces:
+                break
             arr = self._mesh_in_box(rgb, det.box, det.angle)
             if arr is not None:
-                out.append(self._result(arr, det.score))
+                r = self._result(arr, det.score)
+                if not any(_covers(o.bbox, (r.bbox[:2] + r.bbox[2:]) / 2) for o in out):
+                    out.append(r)
             elif not 0 < det.views < 2:
                 self.unmeshed.append(det)
-        return out
 
     def _mesh_in_box(self, rgb: np.ndarray, box: np.ndarray, angle: float = 0.0, side: int = 256):
         """The mesh of the face in ``box``: a square crop of twice the box size, ``side`` px, rotated by
@@ -177,7 +191,7 @@ class DlibFace68:
 
     def __init__(self, detector: str = "hog", upsample: int = 0, min_score: float = 0.3, redetect_every: int = 1,
                  search_margin: float = 0.5, box_map=None, full_cascade: bool = True, all_views: bool = True,
-                 mmod: bool = True):
+                 mmod: bool = True, max_faces: int = 4):
         try:
             import dlib
         except ImportError as exc:
@@ -192,7 +206,7 @@ class DlibFace68:
         elif detector == 'cascade':
             from depthmarks_ros.core.face.detection import IDENTITY_BOX_MAP, FaceDetector
             self._cascade = FaceDetector(fallback_hog=full_cascade, full=full_cascade,
-                                         fallback_mmod=full_cascade and mmod)
+                                         fallback_mmod=full_cascade and mmod, max_faces=max_faces)
             self.box_map = dict(IDENTITY_BOX_MAP, **(box_map or {}))
         else:
             raise BackendError(f"unknown dlib detector {detector!r}: use 'cascade', 'hog' or 'mmod'")
@@ -211,9 +225,11 @@ class DlibFace68:
         """[(box x0, y0, x1, y1 in the predictor's box convention, score)] in the whole image."""
         if self._cascade is not None:
             from depthmarks_ros.core.face.detection import box_from_detection, box_kind
-            dets = self._cascade.detect(rgb)
+            dets = self._cascade.detect(rgb, mmod=not self.all_views)    # all views: MMOD (1-3 s) after them
             if self.all_views and len(dets) < self._cascade.max_faces:   # independent images: faces found
                 dets += self._cascade.detect_all(rgb, [d.box for d in dets], 2, reuse=True)   # in 2+ views
+                if not dets:
+                    dets = self._cascade.detect_mmod(rgb)
             return [(box_from_detection(d.box, self.box_map[box_kind(d.source)]), d.score)
                     for d in dets[:self._cascade.max_faces]]
         return [(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64), float(s))
@@ -298,5 +314,5 @@ def create_backend(name: str, max_faces: int = 4, refine: bool = False, static: 
                                  all_views=all_views, mmod=mmod)
     if name == 'dlib':
         return DlibFace68(dlib_detector, redetect_every=1 if static else dlib_redetect_every, box_map=box_map,
-                          full_cascade=static, all_views=all_views, mmod=mmod)
+                          full_cascade=static, all_views=all_views, mmod=mmod, max_faces=max_faces)
     raise BackendError(f"unknown face backend {name!r}: use 'hybrid', 'mediapipe' or 'dlib'")

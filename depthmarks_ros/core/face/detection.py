@@ -6,7 +6,8 @@ short-range pass (~2-4 ms at 450x450 or 640x480 here); a frame without one costs
 (thirteen MediaPipe passes on the image, its mirror, half size, two padded and two rotated copies,
 ~60 ms, then HOG upsampled x2, ~80 ms at 450x450, then dlib's MMOD CNN, ~0.5-3 s: ``fallback_hog=False``
 skips the last two; ``fallback_mmod=False`` the last). On independent images :meth:`FaceDetector.detect_all`
-runs every view, not only until one finds a face, for the faces beside one already found.
+runs every view of ALL_VIEWS (ten), not only until one finds a face, for the faces beside one already
+found (the backends then run MMOD only where those views found nothing either).
 Boxes are square-ish (x0, y0, x1, y1) px around the face as each detector defines it;
 :func:`box_from_detection` normalises them to a landmark-box convention fitted on real faces.
 """
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
+
+
+KEYPOINT_FLIP = [1, 0, 2, 3, 5, 4]     # the detector's 6 keypoints of the mirrored face: eyes and ears swap
 
 
 @dataclass
@@ -138,7 +142,7 @@ class FaceDetector:
                 d.box = np.array([w - d.box[2], d.box[1], w - d.box[0], d.box[3]])
                 d.facing = -d.facing
                 if d.keypoints is not None:     # mirrored: x flips, the face's sides swap
-                    d.keypoints = np.column_stack([w - d.keypoints[:, 0], d.keypoints[:, 1]])[[1, 0, 2, 3, 5, 4]]
+                    d.keypoints = np.column_stack([w - d.keypoints[:, 0], d.keypoints[:, 1]])[KEYPOINT_FLIP]
         elif view.startswith('rot'):
             angle = float(view[3:])
             M = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
@@ -168,12 +172,15 @@ class FaceDetector:
         self._seen[name] = dets
         return dets
 
-    def detect_all(self, rgb: np.ndarray, known=(), min_views: int = 1, reuse: bool = False) -> List[Detection]:
+    def detect_all(self, rgb: np.ndarray, known=(), min_views: int = 1, reuse: bool = False,
+                   limit: Optional[int] = -1) -> List[Detection]:
         """Independent images: every view (ALL_VIEWS, and those the last detect / detect_first call ran
         on this same image where ``reuse``: not run again), not only until the first finds a face;
         detections of one face in several views (IoU >= 0.3) are one, the best-scored, with ``views``
-        their count; faces that overlap a box in ``known`` (:func:`_overlaps`) are left out, and faces
-        found in fewer than ``min_views`` views."""
+        their count; a face overlapping a better-scored one (:func:`_overlaps`, either way round) is
+        part of it; faces that overlap a box in ``known`` are left out, and faces found in fewer than
+        ``min_views`` views. At most ``limit`` faces, best-scored first (-1: max_faces; None: all)."""
+        limit = self.max_faces if limit == -1 else limit
         from depthmarks_ros.core.face.backends import _iou
         rgb = np.ascontiguousarray(rgb)
         if not reuse:
@@ -197,12 +204,23 @@ class FaceDetector:
                 sources.append({d.source})
             else:
                 sources[i].add(d.source)
+        kept: List[Detection] = []      # groups in score order; one that overlaps a kept one (a partial box
+        kept_src: List[set] = []        # inside a full-face one, IoU < 0.3) is that face: its views join it
         for g, src in zip(groups, sources):
+            i = next((i for i, k in enumerate(kept) if _overlaps(g.box, k.box) or _overlaps(k.box, g.box)), None)
+            if i is None:
+                kept.append(g)
+                kept_src.append(set(src))
+            else:
+                kept_src[i] |= src
+        for g, src in zip(kept, kept_src):
             g.views = len(src)
-        out = [g for g in groups if g.views >= min_views and not any(_overlaps(g.box, np.asarray(k)) for k in known)]
-        return out[:self.max_faces]
+        out = [g for g in kept if g.views >= min_views and not any(_overlaps(g.box, np.asarray(k)) for k in known)]
+        return out if limit is None else out[:limit]
 
-    def detect(self, rgb: np.ndarray) -> List[Detection]:
+    def detect(self, rgb: np.ndarray, mmod: bool = True) -> List[Detection]:
+        """The first-hit cascade; ``mmod`` False: without its last resort (the caller runs
+        :meth:`detect_mmod` itself where the cheaper detect_all views find nothing either)."""
         import cv2
         rgb = np.ascontiguousarray(rgb)
         self._seen = {}
@@ -216,12 +234,28 @@ class FaceDetector:
             rects, scores, _ = self._hog.run(grey, self.hog_upsample, self.hog_min_score)
             dets = [Detection(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64), float(s), 'hog')
                     for r, s in zip(rects, scores)]
-        if not dets and self._mmod is not None and min(rgb.shape[:2]) >= 32:   # dlib's CNN fails on tinier ones
-            dets = [Detection(np.array([d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()], np.float64),
-                              float(d.confidence), 'mmod') for d in self._mmod(rgb, 0)]
+        if not dets and mmod:
+            dets = self._run_mmod(rgb)
         dets = _nms(dets)[:self.max_faces]
-        key = dets[0].source if dets else 'none'
-        self.stage_counts[key] = self.stage_counts.get(key, 0) + 1
+        self._count(dets[0].source if dets else 'none')
+        return dets
+
+    def _count(self, key: str, delta: int = 1) -> None:
+        self.stage_counts[key] = self.stage_counts.get(key, 0) + delta
+
+    def _run_mmod(self, rgb: np.ndarray) -> List[Detection]:
+        if self._mmod is None or min(rgb.shape[:2]) < 32:      # dlib's CNN fails on tinier ones
+            return []
+        return [Detection(np.array([d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()], np.float64),
+                          float(d.confidence), 'mmod') for d in self._mmod(np.ascontiguousarray(rgb), 0)]
+
+    def detect_mmod(self, rgb: np.ndarray) -> List[Detection]:
+        """The cascade's last resort alone (dlib's MMOD CNN, ~1-3 s), after ``detect(rgb, mmod=False)``
+        and detect_all found nothing; the image counts for 'mmod' instead of 'none' where it finds a face."""
+        dets = _nms(self._run_mmod(rgb))[:self.max_faces]
+        if dets:
+            self._count('none', -1)
+            self._count('mmod')
         return dets
 
     def close(self) -> None:
