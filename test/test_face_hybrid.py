@@ -380,3 +380,39 @@ def test_turned_face_joins_the_blend_and_its_file_is_checked(tmp_path, frame, mo
     assert lm.backend.profile is None
     np.testing.assert_allclose(lm.process(frame, K)[0].landmarks68, frontal, atol=1e-6)   # the blend alone
     lm.close()
+
+
+def test_older_keypoint_map_in_box_units_and_collapsed_keypoints(tmp_path):
+    """A face_hybrid.json from before kp_ref (kp_map, no kp_ref) is read as the old map in detector-box
+    units about the box centre; keypoints collapsed onto one point (no similarity to kp_ref) fall back
+    to the box template, in the blend and in the backend."""
+    rng = np.random.default_rng(7)
+    ref = _shape(rng)
+    b = HybridBlend.fit(ref, [ref], [ref], [ref], [1.0], [0.0], [1.0])
+    b.kp_map, b.kp_cov = rng.normal(0, 0.1, (13, 136)), np.tile(np.eye(2) * 1e-3, (68, 1, 1))
+    b.save(str(tmp_path / 'old.json'))
+    assert 'kp_ref' not in json.loads((tmp_path / 'old.json').read_text())
+    old = HybridBlend.load(str(tmp_path / 'old.json'))
+    assert old.kp_ref is None
+    box, kp = np.array([100.0, 80.0, 220.0, 200.0]), rng.uniform(110, 210, (6, 2))
+    u = (kp - [160.0, 140.0]) / 120.0
+    np.testing.assert_allclose(old.from_keypoints(box, kp),
+                               (np.concatenate([u.ravel(), [1.0]]) @ b.kp_map).reshape(68, 2) * 120.0 + [160.0, 140.0],
+                               atol=1e-3)
+    lm = FaceLandmarker('hybrid', static=True, mmod=False)
+    blend = lm.backend.blend
+    assert blend.kp_ref is not None and blend.box_template is not None
+    collapsed = np.tile([160.0, 140.0], (6, 1))
+    assert blend.from_keypoints(box, collapsed) is None
+    from depthmarks_ros.core.face.detection import Detection
+    det = lm.backend.mesh._detector
+
+    def view(name, which, v, rgb):      # the first view finds a face whose keypoints collapsed
+        dets = [Detection(box.copy(), 0.9, name, keypoints=collapsed.copy())] if name == 'mp_short' else []
+        det._seen[name] = dets
+        return dets
+    det._view = view
+    faces = lm.process(np.full((480, 640, 3), 128, np.uint8), FACE_K)
+    assert len(faces) == 1 and faces[0].layout == 'box68'
+    np.testing.assert_allclose(faces[0].landmarks68, blend.from_box(box, 0.0))
+    lm.close()

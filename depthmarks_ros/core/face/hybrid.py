@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from depthmarks_ros.core.face.artefacts import load_json, save_json
+from depthmarks_ros.core.face.detection import KEYPOINT_FLIP
 from depthmarks_ros.core.face.ibug68 import FLIP_68
 from depthmarks_ros.core.face.sigma_model import interocular
 
@@ -104,8 +105,6 @@ class HybridBlend:
             den[k] += d
         return np.where(den > 0, np.clip(num / np.maximum(den, 1e-12), 0.0, 1.0), 0.5)
 
-    _KP_FLIP = [1, 0, 2, 3, 5, 4]       # the detector's keypoints mirrored: eyes and ears swap
-
     def _kp_align(self, keypoints: np.ndarray):
         """(features, (s, R, t)): the keypoints moved by the similarity that puts them onto kp_ref
         (None: the older map in box units, without it)."""
@@ -113,13 +112,17 @@ class HybridBlend:
         s, R, t = similarity(u, self.kp_ref)
         return np.concatenate([(s * u @ R.T + t).ravel(), [1.0]]), (s, R, t)
 
-    def from_keypoints(self, box: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    def from_keypoints(self, box: np.ndarray, keypoints: np.ndarray) -> Optional[np.ndarray]:
+        """The 68 points regressed from the detector's keypoints; None where they have collapsed onto
+        one point (no similarity to kp_ref: the caller falls back to the box template)."""
         if self.kp_ref is None:         # a file from before kp_ref: the map in box units about the box centre
             size = max(box[2] - box[0], box[3] - box[1])
             c = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
             u = (np.asarray(keypoints, float) - c) / size
             return (np.concatenate([u.ravel(), [1.0]]) @ self.kp_map).reshape(68, 2) * size + c
         x, (s, R, t) = self._kp_align(keypoints)
+        if not (np.isfinite(s) and s > 1e-9 and np.all(np.isfinite(x))):
+            return None
         return ((x @ self.kp_map).reshape(68, 2) - t) @ R / s
 
     def fit_keypoint_map(self, boxes, keypoints, gts, ridge: float = 1e-2) -> float:
@@ -132,7 +135,7 @@ class HybridBlend:
         for k, g in zip(keypoints, gts):
             k, g = np.asarray(k, float), np.asarray(g, float)
             pairs.append((k, g))
-            pairs.append(((k * [-1.0, 1.0])[self._KP_FLIP], (g * [-1.0, 1.0])[FLIP_68]))
+            pairs.append(((k * [-1.0, 1.0])[KEYPOINT_FLIP], (g * [-1.0, 1.0])[FLIP_68]))
 
         def solve(pp):
             ref = np.mean([k - k.mean(axis=0) for k, _ in pp], axis=0)
@@ -348,8 +351,10 @@ class HybridFace68:
         for det in self.mesh.unmeshed:      # the cascade found a face the mesh could not follow
             self.dlib_only_faces += 1
             b = self.blend
-            if b is not None and b.kp_map is not None and det.keypoints is not None:   # mostly profiles:
-                p68 = b.from_keypoints(det.box, det.keypoints)                          # dlib's predictor fails
+            p68 = None                      # mostly profiles: dlib's predictor fails
+            if b is not None and b.kp_map is not None and det.keypoints is not None:
+                p68 = b.from_keypoints(det.box, det.keypoints)      # None: collapsed keypoints
+            if p68 is not None:
                 cov = b.kp_cov * max(det.box[2] - det.box[0], det.box[3] - det.box[1]) ** 2
                 if self.profile is not None and b.profile_cov is not None:   # refined from that guess
                     from depthmarks_ros.core.face.profile import _size
