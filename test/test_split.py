@@ -39,3 +39,19 @@ def test_every_dataset_module_uses_the_one_rule():
     assert face.SPLIT_RULE == stereo.SPLIT_RULE == fusion.SPLIT_RULE == S.SPLIT_RULE
     with pytest.raises(ValueError):
         fusion.split_stems(['000001'], 'all')     # the fusion fit command takes fit or report only
+
+
+def test_folds_and_validation_part_are_independent_of_the_split():
+    stems = [f'image{i:05d}' for i in range(400)]
+    fit = S.split_stems(stems, 'fit')
+    folds = [S.fold_of(s) for s in fit]
+    assert set(folds) == set(range(5))
+    assert min(folds.count(k) for k in range(5)) > len(fit) / 10      # every fold populated
+    for s in stems[:50]:
+        assert S.fold_of(s) == int(hashlib.sha1(s.encode()).hexdigest(), 16) // 5 % 5
+        assert S.is_validation(s) == (int(hashlib.md5(s.encode()).hexdigest(), 16) % 5 == 0)
+    val = [s for s in fit if S.is_validation(s)]
+    assert 0.1 < len(val) / len(fit) < 0.3
+    from depthmarks_ros.core.face import model_fit, sigma_fit
+    assert list(sigma_fit.fold_of(fit[:20])) == folds[:20]
+    assert model_fit._fold is S.fold_of and model_fit._validation is S.is_validation

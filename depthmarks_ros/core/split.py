@@ -30,3 +30,18 @@ def in_split(stem: str, split: str) -> bool:
 def split_stems(stems: Iterable[str], split: str) -> List[str]:
     """The stems of ``split``, in their order."""
     return [s for s in stems if in_split(s, split)]
+
+
+FOLDS = 5
+
+
+def fold_of(stem: str, folds: int = FOLDS) -> int:
+    """The cross-fitting fold (0 .. folds-1) of a fit-split stem: ``int(sha1(stem)) // 5 % folds``,
+    independent of the split itself (which is the sha1 value % 5)."""
+    return int(hashlib.sha1(str(stem).encode()).hexdigest(), 16) // 5 % folds
+
+
+def is_validation(stem: str) -> bool:
+    """A validation part inside the fit split for choosing hyper-parameters (md5, not sha1, so that it
+    is independent of both the split and the folds): ``int(md5(stem)) % 5 == 0``."""
+    return int(hashlib.md5(str(stem).encode()).hexdigest(), 16) % 5 == 0

@@ -8,6 +8,7 @@ import numpy as np
 
 from depthmarks_ros.core.face.head_pose import rotation_from_angles
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
+from depthmarks_ros.core.split import fold_of, is_validation
 
 OUTER_CANTHAL_M = 0.090   # metres between the outer eye corners of the mean face (typical adult)
 
@@ -75,10 +76,7 @@ def run_on_sample(landmarker, sample, rgb=None) -> dict:
     return {'face': best[1] if best else None, 'seconds': dt, 'K': K, 'n_faces': len(faces)}
 
 
-def _validation(stem: str) -> bool:
-    """A validation part inside the fit split (for choosing the ridge weight): md5, not sha1."""
-    import hashlib
-    return int(hashlib.md5(stem.encode()).hexdigest(), 16) % 5 == 0
+_validation = is_validation     # a validation part inside the fit split (choosing the ridge weight)
 
 
 def fit_box_map(samples) -> tuple:
@@ -176,8 +174,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
             yield f'mesh -> 68 map: ridge {ridge:g}, {len(meshes)} faces'
     if 'sigma-mediapipe' in parts:
         # MediaPipe + learned map: errors of maps fitted without the face (5 folds by sha1 % 5 inside the fit split)
-        import hashlib
-        fold = np.array([int(hashlib.sha1(r['sample'].stem.encode()).hexdigest(), 16) // 5 % 5 for r in mesh_recs])
+        fold = np.array([fold_of(r['sample'].stem) for r in mesh_recs])
         l68s, others = [None] * len(mesh_recs), [None] * len(mesh_recs)
         for k in range(5):
             tr = fold != k
@@ -303,9 +300,8 @@ def _norm(sample) -> float:
 
 def _cross_fitted_68(mesh_recs, meshes, targets, wts, ridge):
     """Each face's 68 points from a mesh map fitted without it (5 folds by sha1 // 5 % 5 inside the fit split)."""
-    import hashlib
     from depthmarks_ros.core.face.mapping import MeshTo68
-    fold = np.array([int(hashlib.sha1(r['sample'].stem.encode()).hexdigest(), 16) // 5 % 5 for r in mesh_recs])
+    fold = np.array([fold_of(r['sample'].stem) for r in mesh_recs])
     maps = {}
     for k in range(5):
         tr = fold != k
@@ -402,9 +398,7 @@ def _cross_fitted_blends(ref_box, d68s, m68s, targets, norms, yaws, wts, fold):
     return out68
 
 
-def _fold(stem: str) -> int:
-    import hashlib
-    return int(hashlib.sha1(stem.encode()).hexdigest(), 16) // 5 % 5
+_fold = fold_of
 
 
 def turned_left(sample) -> bool:

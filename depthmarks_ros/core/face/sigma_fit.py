@@ -13,10 +13,11 @@ human clicks). The set name is never a feature: at run time it is unknown.
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
+
+from depthmarks_ros.core.split import fold_of as _fold_of
 
 RAW_KEYS = ('E', 'L', 'spread68', 'yaw0', 'pitch0', 'reproj68', 'blur', 'dark', 'sharp', 'contrast', 'hidden',
             'has_hidden', 'dataset', 'stem')
@@ -99,8 +100,8 @@ def set_weights(datasets: Iterable[str]) -> np.ndarray:
 
 
 def fold_of(stems) -> np.ndarray:
-    """5 folds inside the fit split (sha1 // 5 % 5, the split itself is sha1 % 5)."""
-    return np.array([int(hashlib.sha1(str(s).encode()).hexdigest(), 16) // 5 % 5 for s in stems])
+    """5 folds inside the fit split (core/split.py fold_of: sha1 // 5 % 5; the split itself is sha1 % 5)."""
+    return np.array([_fold_of(s) for s in stems])
 
 
 def fit_sigma(rec: Dict[str, np.ndarray], meta: Optional[dict] = None, steps: int = 300, features=None):
