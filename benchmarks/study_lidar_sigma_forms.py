@@ -4,6 +4,10 @@ sigma, each fitted on one KITTI frame and scored on the other, BOTH ways (000001
 000002 -> 000001). Nothing here is chosen by the report frame: every form is printed for both
 directions, and the docs quote them all (docs/depth_fusion.md, "fourth pass").
 
+Note on the split rule (core/split.py): the 000002 -> 000001 direction fits on the report frame. That
+is a study of transfer only: nothing fitted here ships, and no choice in the package was made from it
+(the shipped model is fitted by `depthmarks fit-fusion` on the fit split alone).
+
 Per hidden return (20 % hold-out, seeds 0-2, scanline completion as the KITTI preset) the shipped
 sigma (residual term ^ p x (1 + row gap) ^ q) and features it does not use:
 
