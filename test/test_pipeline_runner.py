@@ -40,6 +40,24 @@ def test_topic_stats_keep_few_of_the_topics_nothing_scores():
     assert stats.last['camera/image_raw'][-1][0] == 40 and stats.count['camera/image_raw'] == 40
 
 
+def test_both_modes_score_the_same_instants_what_accuracy_matches_crosses_dds_whole():
+    """--multi-process filters recorded-only topics to the record rate at the publisher; the ground
+    truth and sigma that accuracy() matches by stamp with the last 30 depth images must not be (at
+    1 Hz, 3-4 of their stamps fell inside those 3 s: 3-4 frames scored instead of ~30)."""
+    from depthmarks_ros.pipeline import runner
+    from depthmarks_ros.pipeline.report import SCORED_TOPICS
+    cfg = RunConfig(nodes=['sim', 'stereo', 'fusion'])
+    graph = runner.plan_graph(cfg)
+    topics = runner.recorded_topics(graph, [n.name for n in graph.nodes])
+    by_name = {t.name: t.key for t in topics}
+    local, filtered = runner.recorder_routes(topics, multi_process=True)
+    assert local == [] and filtered, filtered
+    assert not {by_name[n] for n in filtered} & set(SCORED_TOPICS)
+    assert {'sim/depth_gt', 'fusion/depth_sigma'} <= set(by_name.values())
+    local, filtered = runner.recorder_routes(topics, multi_process=False)
+    assert filtered == [] and {'sim/depth_gt', 'fusion/depth_sigma'} <= {by_name[n] for n in local}
+
+
 def test_plan_and_params_files(tmp_path):
     plan = node_plan(RunConfig(nodes=['sim', 'stereo', 'fusion', 'face', 'mono']))
     assert list(plan)[:3] == ['sim_rig', 'stereo_depth', 'depth_fusion']

@@ -146,6 +146,19 @@ def recorded_topics(graph: g.Graph, started: List[str]) -> List[RecordedTopic]:
     return list(topics.values())
 
 
+def recorder_routes(topics: List[RecordedTopic], multi_process: bool) -> tuple:
+    """(local, filtered): the resolved names the recorder takes from this process's publishers, and
+    those it subscribes with a stamp filter. Recorded only (not DDS_MEASURED): handed over in one
+    process, filtered across processes, except the topics accuracy() matches by stamp with the
+    measured ones (SCORED_TOPICS: sim/depth_gt, fusion/depth_sigma), which cross DDS whole so that
+    both modes score the same ~30 latest instants (filtered at the record rate, few of their stamps
+    fell inside the last 30 measured frames)."""
+    recorded_only = [t.name for t in topics if t.key not in DDS_MEASURED]
+    if not multi_process:
+        return recorded_only, []
+    return [], [t.name for t in topics if t.key not in DDS_MEASURED and t.key not in SCORED_TOPICS]
+
+
 class PipelineRunner:
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
@@ -189,10 +202,9 @@ class PipelineRunner:
                 topics = recorded_topics(graph, [n.name for n in graph.nodes])
                 # recorded only: in one process handed over by the publishers, across processes
                 # filtered by stamp at the publisher (only what is written crosses DDS)
-                recorded_only = [t.name for t in topics if t.key not in DDS_MEASURED]
+                local, filtered = recorder_routes(topics, cfg.multi_process)
                 rec_node = RecorderNode(topics, stats, recorder, cfg.record_rate, graph.static_transforms,
-                                        local=[] if cfg.multi_process else recorded_only,
-                                        filtered=recorded_only if cfg.multi_process else [], context=context)
+                                        local=local, filtered=filtered, context=context)
                 self.filtered_topics = sorted(t.key for t in topics if t.name in rec_node.filters)
                 # the node processes build those topics only for the instants recorded (while only
                 # the recorder subscribes; ros/recorded_topics.py)
