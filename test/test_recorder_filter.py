@@ -130,5 +130,29 @@ def test_recorded_only_output_is_wanted_once_per_period_while_only_the_recorder_
     assert node.wanted_at(node.pub, 12 * 10**9 + 5 * 10**8)
 
 
+def test_a_subscriber_the_graph_does_not_show_yet_gets_every_frame(probe, monkeypatch):
+    """The graph lags the subscriber count: until they agree, the new subscriber may be anyone
+    (depth_fusion, RViz), so every frame is wanted; the graph is asked again only after RETRY_S."""
+    import rclpy
+    monkeypatch.setenv(*recorded_topics.recorded_periods_env({'/rec_lag/out': 1_000_000_000}).popitem())
+    node = rclpy.create_node('recorded_topics_lag_test')
+    probe.add_node(node)
+    pub = recorded_topics.RecordedPublisher(node.create_publisher(Image, 'rec_lag/out', QOS), node, 10**9)
+    probe.subscribe(Image, 'rec_lag/out', QOS)                       # not the recorder
+    assert probe.wait_for_subscribers(pub.publisher)
+    lookups = []
+    monkeypatch.setattr(node, 'get_subscriptions_info_by_topic', lambda topic: lookups.append(topic) or [])
+    monkeypatch.setattr(recorded_topics.RecordedPublisher, 'RETRY_S', 3600.0)
+    wanted = []
+    for i in range(5):
+        stamp = 10 * 10**9 + i * 10**8
+        wanted.append(pub.wanted_at(stamp))
+        pub.publish(_image(stamp * 1e-9))
+    assert wanted == [True] * 5                                        # graph shows nobody yet: every frame
+    assert len(lookups) == 1                                           # not looked up on every frame
+    monkeypatch.undo()
+    assert not pub.only_recorder() and pub.wanted_at(10 * 10**9)
+
+
 if __name__ == '__main__':
     raise SystemExit(pytest.main([__file__, '-q']))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Dict
 
 ENV = 'DEPTHMARKS_RECORDED_PERIODS'
@@ -42,23 +43,37 @@ class RecordedPublisher:
     """An rclpy Publisher of a recorded-only topic (see the module docstring); everything else is
     the wrapped publisher's."""
 
+    RETRY_S = 0.1
+
     def __init__(self, publisher, node, period_ns: int):
         self.publisher = publisher
         self._node = node
         self._period = int(period_ns)
         self._count = -1             # the subscriber count the answer below was looked up for
         self._only_recorder = False
+        self._pending = None         # a count the graph did not agree with yet, looked up again ...
+        self._retry_at = 0.0         # ... from this monotonic time
         self._served = None          # the period (stamp // period) of the last message published
 
     def only_recorder(self) -> bool:
-        """Whether the recorder is this topic's only subscriber (looked up when the count changes)."""
+        """Whether the recorder is this topic's only subscriber (looked up in the graph when the
+        count changes). The graph may lag the count (a subscriber DDS matched that the graph does
+        not show yet): until they agree the answer is False (every frame: the new subscriber may not
+        be the recorder), looked up again at most every ``RETRY_S`` s, not on every frame."""
         count = self.publisher.get_subscription_count()
-        if count != self._count:
-            infos = self._node.get_subscriptions_info_by_topic(self.publisher.topic_name)
-            # the graph may lag the count: decide again at the next call
-            self._count = count if len(infos) == count else -1
+        if count == self._count:
+            return self._only_recorder
+        now = time.monotonic()
+        if count == self._pending and now < self._retry_at:
+            return False
+        infos = self._node.get_subscriptions_info_by_topic(self.publisher.topic_name)
+        if len(infos) == count:
+            self._count, self._pending = count, None
             self._only_recorder = count > 0 and all(i.node_name == RECORDER_NODE for i in infos)
-        return self._only_recorder
+            return self._only_recorder
+        self._count, self._pending, self._retry_at = -1, count, now + self.RETRY_S
+        self._only_recorder = False
+        return False
 
     def wanted_at(self, stamp_ns: int) -> bool:
         """While only the recorder subscribes, only the first stamp of each period (no side effect:
