@@ -12,7 +12,8 @@ period``, moved on after each kept message: Fast DDS evaluates it at the publish
 filtering), so only the messages that will be written cross into this process (one per second and
 topic by default, instead of every 640x480 image at 10 Hz), as in a single-process run, where the
 local tap does the same. A filter that lets nothing through for ``reopen_after`` s (stamps that went
-back: a looping bag, a restarted simulation) is opened again. ``DEPTHMARKS_RECORDER_FILTER=0`` turns
+back by less than two periods and stayed there) is opened again; stamps that went back further
+pass the filter itself (``header.stamp.sec < start - 2 periods``). ``DEPTHMARKS_RECORDER_FILTER=0`` turns
 the filters off (every message crosses, as before).
 
 Decimation: images, clouds and the other stamped outputs are written at ``record_rate`` messages per
@@ -42,9 +43,12 @@ from depthmarks_ros.ros.recorded_topics import RECORDER_NODE
 
 TF_STATIC = '/tf_static'
 TF_MESSAGE = 'tf2_msgs/msg/TFMessage'
-# DDS-SQL on the header stamp: at or after (%0 s, %1 ns)
-STAMP_FILTER = 'header.stamp.sec > %0 OR (header.stamp.sec = %0 AND header.stamp.nanosec >= %1)'
-OPEN = ('0', '0')
+# DDS-SQL on the header stamp: at or after (%0 s, %1 ns), or before %2 s (stamps that went back by
+# two record periods or more: a looping bag, a restarted simulation, a second publisher of older
+# stamps; the recorder's own keep logic decides about those)
+STAMP_FILTER = ('header.stamp.sec > %0 OR (header.stamp.sec = %0 AND header.stamp.nanosec >= %1) '
+                'OR header.stamp.sec < %2')
+OPEN = ('0', '0', '0')
 
 
 def stamp_filter_enabled() -> bool:
@@ -65,11 +69,13 @@ class RecorderNode(Node):
 
     def __init__(self, topics: Sequence[RecordedTopic], stats: TopicStats, recorder: Optional[McapRecorder],
                  record_rate: float, static_transforms: Sequence = (), local: Sequence[str] = (),
-                 filtered: Sequence[str] = (), reopen_after: float = 5.0, **kwargs):
+                 filtered: Sequence[str] = (), reopen_after: Optional[float] = None, **kwargs):
         """``local``: topic names (resolved) handed over in this process by the nodes' publishers
         (:meth:`local_tap`) instead of subscribed through DDS; ``filtered``: topic names (resolved)
         subscribed with the stamp filter (only the messages it writes cross DDS; decimated stamped
-        topics while recording at a record rate, unless ``DEPTHMARKS_RECORDER_FILTER=0``)."""
+        topics while recording at a record rate, unless ``DEPTHMARKS_RECORDER_FILTER=0``);
+        ``reopen_after``: s without a kept message before a filter is opened (default: 5 s, at
+        least two record periods)."""
         super().__init__(RECORDER_NODE, **kwargs)
         self.local = set(local)
         self._stats = stats
@@ -97,8 +103,8 @@ class RecorderNode(Node):
                 self._filter_start[topic.name] = OPEN
                 self._accepted_at[topic.name] = time.monotonic()
         if self.filters:
-            self._reopen_after = reopen_after
-            self.create_timer(min(1.0, reopen_after / 2), self._reopen_stale_filters)
+            self._reopen_after = reopen_after if reopen_after is not None else max(5.0, 2 * self._period_ns * 1e-9)
+            self.create_timer(min(1.0, self._reopen_after / 2), self._reopen_stale_filters)
         if recorder is not None and static_transforms:
             recorder.channel(TF_STATIC, TF_MESSAGE, offered_qos=LATCHED_QOS)
             now = self.get_clock().now().nanoseconds
@@ -114,7 +120,8 @@ class RecorderNode(Node):
         if topic.name in self.filters:
             # from now on only the next record period's messages cross DDS
             start = (stamp // self._period_ns + 1) * self._period_ns
-            self._set_filter(topic.name, (str(start // 1_000_000_000), str(start % 1_000_000_000)))
+            back = max(0, start - 2 * self._period_ns) // 1_000_000_000
+            self._set_filter(topic.name, (str(start // 1_000_000_000), str(start % 1_000_000_000), str(back)))
 
     def _set_filter(self, name: str, start: tuple) -> None:
         self._accepted_at[name] = time.monotonic()
