@@ -7,6 +7,8 @@ reopen_after is opened again; DEPTHMARKS_RECORDER_FILTER=0 turns the filters off
 gives its node processes) wants a message only for the first stamp of each period while the recorder
 is its only subscriber, every one with another subscriber, none with none.
 """
+import json
+
 import pytest
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -183,6 +185,34 @@ def test_a_subscriber_the_graph_does_not_show_yet_gets_every_frame(probe, monkey
     assert len(lookups) == 1                                           # not looked up on every frame
     monkeypatch.undo()
     assert not pub.only_recorder() and pub.wanted_at(10 * 10**9)
+
+
+def test_an_inherited_recorded_periods_variable_reaches_no_node_of_another_run(probe, monkeypatch):
+    """Node processes get the runner's periods only (an inherited variable removed, none without
+    filters); a single-process run's nodes (a recorder tap in their process) ignore the variable."""
+    from depthmarks_ros.params.base import NodeParams
+    from depthmarks_ros.ros import local_tap
+    from depthmarks_ros.ros.node_base import DepthmarksNode
+    inherited = dict(recorded_topics.recorded_periods_env({'/rec_inh/out': 10**9}), HOME='/h')
+    assert recorded_topics.node_process_env({}, inherited) == {'HOME': '/h'}
+    env = recorded_topics.node_process_env({'/b': 5}, inherited)
+    assert env['HOME'] == '/h' and json.loads(env[recorded_topics.ENV]) == {'/b': 5}
+
+    class Publishing(DepthmarksNode):
+        PARAMS = NodeParams
+
+        def __init__(self):
+            super().__init__('recorded_topics_inherited_test')
+            self.pub = self.create_publisher(Image, 'rec_inh/out', QOS)
+    monkeypatch.setenv(recorded_topics.ENV, inherited[recorded_topics.ENV])
+    context = probe.node.context
+    local_tap.install(context, local_tap.LocalTap({'/rec_inh/other': lambda m: None}))
+    try:
+        node = Publishing()
+    finally:
+        local_tap.uninstall(context)
+    probe.add_node(node)
+    assert not isinstance(node.pub, (recorded_topics.RecordedPublisher, local_tap.TappedPublisher))
 
 
 if __name__ == '__main__':

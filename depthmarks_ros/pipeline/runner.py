@@ -33,7 +33,7 @@ from depthmarks_ros.pipeline.registry import load_node_class
 from depthmarks_ros.pipeline.report import (PREVIEW_KEEP, SCORED_TOPICS, accuracy, node_counters, write_metrics,
                                            write_previews)
 from depthmarks_ros.ros import local_tap
-from depthmarks_ros.ros.recorded_topics import recorded_periods_env
+from depthmarks_ros.ros.recorded_topics import node_process_env
 from depthmarks_ros.ros.executors import StopSignals, freeze_startup_heap, make_executor
 from depthmarks_ros.ros.process import keep_large_buffers
 from depthmarks_ros.ros.worker import os_thread_name
@@ -175,7 +175,7 @@ class PipelineRunner:
         self.executor_name = ''
         self.stopped_by_signal = ''
         self.filtered_topics: List[str] = []        # recorded only, stamp-filtered at the publisher
-        self._child_env: Dict[str, str] = {}        # multi-process: recorded-only topics for the nodes
+        self._child_env: Dict[str, str] = {}        # multi-process: the node processes' environment
 
     def run(self) -> dict:
         cfg = self.cfg
@@ -208,8 +208,7 @@ class PipelineRunner:
                 self.filtered_topics = sorted(t.key for t in topics if t.name in rec_node.filters)
                 # the node processes build those topics only for the instants recorded (while only
                 # the recorder subscribes; ros/recorded_topics.py)
-                self._child_env = recorded_periods_env(
-                    {name: rec_node.period_ns for name in rec_node.filters}) if rec_node.filters else {}
+                self._child_env = node_process_env({name: rec_node.period_ns for name in rec_node.filters})
                 local_tap.install(context, rec_node.local_tap())
                 for node in graph.nodes:
                     self._start_node(node, context, executor)
@@ -275,7 +274,7 @@ class PipelineRunner:
         log = open(os.path.join(self.cfg.output, f'{node.name}.log'), 'w')
         proc = subprocess.Popen([sys.executable, '-m', node.spec.module, *node_ros_args(node, pfile)],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=dict(os.environ, **self._child_env))
+                                env=self._child_env)
         self.procs[node.name] = proc
         self.node_names.append(node.fully_qualified_name)
         self.cpu_targets[node.name] = (proc.pid, None)

@@ -259,6 +259,8 @@ class DepthmarksNode(Node):
         deliver = tap.callback(pub.topic_name) if tap is not None else None
         if deliver is not None:
             return local_tap.TappedPublisher(pub, deliver, tap)
+        if tap is not None:          # a single-process run: an inherited DEPTHMARKS_RECORDED_PERIODS is not ours
+            return pub
         # a node process of `depthmarks run --multi-process`: recorded-only topics (ros/recorded_topics.py)
         period = recorded_topics.recorded_periods().get(pub.topic_name)
         return recorded_topics.RecordedPublisher(pub, self, period) if period else pub

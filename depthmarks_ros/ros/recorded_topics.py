@@ -10,14 +10,16 @@ wraps such a topic's publisher in a :class:`RecordedPublisher`: while every subs
 is the recorder node (``RECORDER_NODE``, looked up in the ROS graph when the subscriber count
 changes), :meth:`RecordedPublisher.wanted_at` is True only for the first stamp of each period, as
 the tap's is; with any other subscriber (another node, ``ros2 topic echo``, RViz) always. The node
-processes that the launch files start have no such variable: nothing changes there.
+processes that the launch files start have no such variable: nothing changes there; the runner
+removes an inherited one from its node processes' environment (:func:`node_process_env`), and a
+process with a recorder's local tap (a single-process run) ignores it.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 ENV = 'DEPTHMARKS_RECORDED_PERIODS'
 RECORDER_NODE = 'depthmarks_recorder'
@@ -37,6 +39,16 @@ def recorded_periods() -> Dict[str, int]:
 def recorded_periods_env(periods: Dict[str, int]) -> Dict[str, str]:
     """The environment entry that :func:`recorded_periods` reads."""
     return {ENV: json.dumps({k: int(v) for k, v in periods.items()})}
+
+
+def node_process_env(periods: Dict[str, int], base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """A node process's environment: ``base`` (default ``os.environ``) without an inherited
+    :data:`ENV` (a runner started from a node process, a user's shell), with ``periods``' entry
+    when there are any."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k != ENV}
+    if periods:
+        env.update(recorded_periods_env(periods))
+    return env
 
 
 class RecordedPublisher:
