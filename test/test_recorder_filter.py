@@ -61,6 +61,14 @@ def _send(probe, pubs, stamps, stats, names):
     probe.spin_for(0.3)
 
 
+def test_first_of_period_takes_the_first_stamp_of_each_period_asking_marks_nothing():
+    from depthmarks_ros.convert.stamps import FirstOfPeriod
+    first = FirstOfPeriod(10)
+    assert first.wanted(5) and first.wanted(5)
+    assert [first.take(t) for t in (5, 9, 10, 19, 3, 3, 25)] == [True, False, True, False, True, False, True]
+    assert all(FirstOfPeriod(0).take(t) for t in (1, 1))     # period 0: every stamp
+
+
 def test_filtered_topic_receives_only_what_it_writes(probe):
     names = ['rec_filter_a/filtered', 'rec_filter_a/plain']
     node, written, stats, pubs = _recorder(probe, names, filtered=[names[0]])

@@ -35,6 +35,7 @@ from rclpy.serialization import serialize_message
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription_content_filter_options import ContentFilterOptions
 
+from depthmarks_ros.convert.stamps import FirstOfPeriod, stamp_ns
 from depthmarks_ros.pipeline.recorder import (LATCHED_QOS, STAMPED, McapRecorder, TopicStats, cdr_stamp_ns,
                                               tf_message_cdr)
 from depthmarks_ros.pipeline.registry import message_class
@@ -82,7 +83,7 @@ class RecorderNode(Node):
         self._recorder = recorder
         self._period_ns = int(1e9 / record_rate) if record_rate > 0 else 0
         self.period_ns = self._period_ns
-        self._last_bucket: Dict[str, int] = {}
+        self._kept: Dict[str, FirstOfPeriod] = {}   # topic name -> the periods written
         qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=20)
         self.topics: List[RecordedTopic] = list(topics)
         self.filters: Dict[str, object] = {}      # topic name -> subscription with a stamp filter
@@ -148,17 +149,16 @@ class RecorderNode(Node):
         the object (read-only), serialised only when written."""
         now = self.get_clock().now().nanoseconds
         header = getattr(msg, 'header', None) if topic.type_name in STAMPED else None
-        stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec if header is not None else None
+        stamp = stamp_ns(header) if header is not None else None
         self._stats.add(topic.key, msg, stamp, now)
         if self._recorder is None or not self._keep(topic, stamp or now):
             return
         self._recorder.write(topic.name, serialize_message(msg), now, stamp)
 
-    def _keep(self, topic: RecordedTopic, stamp_ns: int) -> bool:
+    def _keep(self, topic: RecordedTopic, stamp: int) -> bool:
         if not topic.decimate or not self._period_ns:
             return True
-        bucket = stamp_ns // self._period_ns
-        if self._last_bucket.get(topic.name) == bucket:
-            return False
-        self._last_bucket[topic.name] = bucket
-        return True
+        first = self._kept.get(topic.name)
+        if first is None:
+            first = self._kept[topic.name] = FirstOfPeriod(self._period_ns)
+        return first.take(stamp)

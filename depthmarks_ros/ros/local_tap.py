@@ -28,6 +28,8 @@ from __future__ import annotations
 import threading
 from typing import Callable, Dict, Optional
 
+from depthmarks_ros.convert.stamps import FirstOfPeriod, stamp_ns
+
 _lock = threading.Lock()
 _taps: Dict[int, 'LocalTap'] = {}
 
@@ -78,7 +80,7 @@ class TappedPublisher:
         self._deliver = deliver
         self._tap = tap
         self._period = tap.period(publisher.topic_name) if tap is not None else 0
-        self._served = None          # the period (stamp // period) of the last message handed over
+        self._first = FirstOfPeriod(self._period)   # the periods of the messages handed over
 
     def wanted_at(self, stamp_ns: int) -> bool:
         """Whether a message stamped ``stamp_ns`` would be used: always while DDS has a subscriber
@@ -86,13 +88,13 @@ class TappedPublisher:
         side effect: :meth:`publish` marks the period as served)."""
         if not self._period or self.publisher.get_subscription_count() > 0:
             return True
-        return int(stamp_ns) // self._period != self._served
+        return self._first.wanted(stamp_ns)
 
     def publish(self, msg) -> None:
         if self._period:
             header = getattr(msg, 'header', None)
             if header is not None:
-                self._served = (header.stamp.sec * 1_000_000_000 + header.stamp.nanosec) // self._period
+                self._first.mark(stamp_ns(header))
         if self.publisher.get_subscription_count() > 0:
             self.publisher.publish(msg)
         try:                         # a recorder error must not cost the node the rest of its frame

@@ -44,7 +44,7 @@ from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
 
-from depthmarks_ros.convert.stamps import stamp_ns
+from depthmarks_ros.convert.stamps import FirstOfPeriod, stamp_ns
 from depthmarks_ros.core.params import ParamField, ParamSet
 from depthmarks_ros.params.base import NodeParams
 from depthmarks_ros.ros import local_tap, recorded_topics
@@ -93,7 +93,7 @@ class DepthmarksNode(Node):
         self._workers = []
         self._input_sets = []
         self._compression = None
-        self._served: Dict[int, int] = {}   # wanted_every: publisher -> last period served
+        self._served: Dict[int, FirstOfPeriod] = {}   # wanted_every: publisher -> the periods served
         self._declare_spec(type(self).PARAMS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diag_timer = self.create_timer(self.p.diagnostics_period, self.publish_diagnostics)
@@ -202,12 +202,9 @@ class DepthmarksNode(Node):
             return False
         if period <= 0:
             return True
-        bucket = int(stamp) // int(round(period * 1e9))
-        key = id(publisher)
-        if self._served.get(key) == bucket:
-            return False
-        self._served[key] = bucket
-        return True
+        first = self._served.setdefault(id(publisher), FirstOfPeriod())
+        first.period_ns = int(round(period * 1e9))
+        return first.take(stamp)
 
     # ------------------------------------------------------------------ work and errors
     def make_worker(self, process: Callable[[Any], None], name: str = 'process') -> LatestWorker:

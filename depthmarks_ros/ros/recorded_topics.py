@@ -21,6 +21,8 @@ import os
 import time
 from typing import Dict, Optional
 
+from depthmarks_ros.convert.stamps import FirstOfPeriod, stamp_ns
+
 ENV = 'DEPTHMARKS_RECORDED_PERIODS'
 RECORDER_NODE = 'depthmarks_recorder'
 
@@ -65,7 +67,7 @@ class RecordedPublisher:
         self._only_recorder = False
         self._pending = None         # a count the graph did not agree with yet, looked up again ...
         self._retry_at = 0.0         # ... from this monotonic time
-        self._served = None          # the period (stamp // period) of the last message published
+        self._first = FirstOfPeriod(self._period)   # the periods of the messages published
 
     def only_recorder(self) -> bool:
         """Whether the recorder is this topic's only subscriber (looked up in the graph when the
@@ -94,12 +96,12 @@ class RecordedPublisher:
             return False
         if not self.only_recorder():
             return True
-        return int(stamp_ns) // self._period != self._served
+        return self._first.wanted(stamp_ns)
 
     def publish(self, msg) -> None:
         header = getattr(msg, 'header', None)
         if header is not None:
-            self._served = (header.stamp.sec * 1_000_000_000 + header.stamp.nanosec) // self._period
+            self._first.mark(stamp_ns(header))
         self.publisher.publish(msg)
 
     def __getattr__(self, name):
