@@ -186,3 +186,36 @@ def test_mmod_runs_only_where_no_view_finds_a_face(backend):
     faces = lm.process(grey, FACE_K)
     assert det._mmod.calls == 1 and len(faces) == 1 and abs((faces[0].bbox[0] + faces[0].bbox[2]) / 2 - 340) < 40
     lm.close()
+
+
+def test_cascade_dlib_runs_its_predictor_upright_on_a_face_only_a_rotated_view_found(face_image):
+    """The real face tilted by 60 deg, found (canned) only by the +60 deg views: dlib's predictor
+    (trained on upright faces) runs on a crop turned upright, its points land where the upright
+    face's points go under the tilt."""
+    import cv2
+    from depthmarks_ros.core.face.backends import create_backend
+    be = create_backend('dlib', static=True, mmod=False)
+    upright = be.process(face_image)
+    assert len(upright) == 1
+    h, w = face_image.shape[:2]
+    M = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -60.0, 1.0)    # tilted; +60 makes it upright
+    tilted = cv2.warpAffine(face_image, M, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    truth = upright[0].landmarks68 @ M[:, :2].T + M[:, 2]
+    found = be._cascade.detect(face_image)[0].box               # the detector's box, moved with the tilt
+    c = M[:, :2] @ ((found[:2] + found[2:]) / 2) + M[:, 2]
+    half = max(found[2] - found[0], found[3] - found[1]) / 2
+    box = [c[0] - half, c[1] - half, c[0] + half, c[1] + half]
+
+    def view(name, which, v, rgb):
+        dets = [Detection(np.array(box), 0.8, name, angle=60.0)] if name.endswith('rot+60') else []
+        if name == 'mp_short_rot-60':           # a second, weaker view agrees (detect_all: faces in 2+ views)
+            dets = [Detection(np.array(box), 0.5, name, angle=-60.0)]
+        be._cascade._seen[name] = dets
+        return dets
+    be._cascade._view = view
+    be._cascade._hog = None
+    faces = be.process(tilted)
+    assert len(faces) == 1
+    err = np.linalg.norm(faces[0].landmarks68 - truth, axis=1).mean()
+    assert err < 0.05 * 2 * half, err
+    be.close()

@@ -44,6 +44,20 @@ def _covers(box: np.ndarray, xy) -> bool:
     return bool(box[0] <= xy[0] <= box[2] and box[1] <= xy[1] <= box[3])
 
 
+def upright_crop(rgb: np.ndarray, centre, angle: float, size: float, side: int):
+    """(crop, A): the square of ``size`` px about ``centre`` in ``side`` x ``side`` px, turned by ``angle``
+    (deg, cv2 sense: a face upright in the image rotated so is upright in the crop); A (2x3) maps crop px
+    to image px."""
+    import cv2
+    s = size / side
+    a = np.radians(angle)
+    R = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]).T      # rotated view -> image
+    A = np.column_stack([s * R, np.array([centre[0], centre[1]]) - s * R @ [side / 2, side / 2]])
+    crop = cv2.warpAffine(rgb, A, (side, side), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT)
+    return crop, A
+
+
 class MediaPipeFaceMesh:
     name = 'mediapipe'
 
@@ -133,15 +147,9 @@ class MediaPipeFaceMesh:
     def _mesh_in_box(self, rgb: np.ndarray, box: np.ndarray, angle: float = 0.0, side: int = 256):
         """The mesh of the face in ``box``: a square crop of twice the box size, ``side`` px, rotated by
         ``angle`` (deg, cv2 sense: the face is upright in the image rotated so) about the box centre."""
-        import cv2
         size = 2.0 * max(box[2] - box[0], box[3] - box[1])
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         s = size / side
-        a = np.radians(angle)
-        R = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]).T      # rotated view -> image
-        A = np.column_stack([s * R, np.array([cx, cy]) - s * R @ [side / 2, side / 2]])   # crop px -> image px
-        crop = cv2.warpAffine(rgb, A, (side, side), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_CONSTANT)
+        crop, A = upright_crop(rgb, ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), angle, size, side)
         self.crop_runs += 1
         found = self._landmarks(self._crop_mesh.process(crop), side, side)
         if not found:
@@ -222,7 +230,9 @@ class DlibFace68:
         self._dlib = dlib
 
     def detect_boxes(self, rgb: np.ndarray, grey: np.ndarray) -> List[tuple]:
-        """[(box x0, y0, x1, y1 in the predictor's box convention, score)] in the whole image."""
+        """[(box x0, y0, x1, y1 in the predictor's box convention, score)] in the whole image; a face
+        that only detect_all's views found, best in a rotated view: (box in the predictor's convention
+        in that view about the detection's centre, score, (angle, centre))."""
         if self._cascade is not None:
             from depthmarks_ros.core.face.detection import box_from_detection, box_kind
             dets = self._cascade.detect(rgb, mmod=not self.all_views)    # all views: MMOD (1-3 s) after them
@@ -231,6 +241,7 @@ class DlibFace68:
                 if not dets:
                     dets = self._cascade.detect_mmod(rgb)
             return [(box_from_detection(d.box, self.box_map[box_kind(d.source)]), d.score)
+                    + (((d.angle, (d.box[:2] + d.box[2:]) / 2),) if d.views > 0 and d.angle != 0 else ())
                     for d in dets[:self._cascade.max_faces]]
         return [(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64), float(s))
                 for r, s in self.detect(grey)]
@@ -246,6 +257,16 @@ class DlibFace68:
         shape = self._predictor(rgb, rect)
         return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
 
+    def landmarks_upright(self, rgb: np.ndarray, box: np.ndarray, angle: float, centre) -> np.ndarray:
+        """dlib's predictor (trained on upright faces) on a face found in the view rotated by ``angle``
+        about ``centre``: on a crop turned upright there (``box``: in that view), the points turned back."""
+        size = 2.0 * max(box[2] - box[0], box[3] - box[1])
+        side = max(int(np.ceil(size)), 1)
+        crop, A = upright_crop(rgb, centre, angle, size, side)
+        b = (np.asarray(box, float) - np.tile(centre, 2)) * (side / size) + side / 2
+        pts = self.landmarks(crop, self._dlib.rectangle(*(int(round(v)) for v in b)))
+        return pts @ A[:, :2].T + A[:, 2]
+
     def process(self, rgb: np.ndarray) -> List[FaceResult]:
         import cv2
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -257,10 +278,13 @@ class DlibFace68:
             self.full_scans += 1
             found = self.detect_boxes(rgb, grey)
         out = []
-        for box, score in found:
-            pts = self.landmarks(rgb, self._dlib.rectangle(*(int(v) for v in box)))
+        for box, score, *turn in found:
+            if turn:
+                pts = self.landmarks_upright(rgb, box, *turn[0])
+            else:
+                pts = self.landmarks(rgb, self._dlib.rectangle(*(int(v) for v in box)))
             out.append(FaceResult(pts, pts.copy(), _bbox(pts), score, self.layout))
-        self._boxes = [box for box, _ in found]
+        self._boxes = [box for box, *_ in found]
         return out
 
     def _detect_near_boxes(self, grey: np.ndarray) -> List[tuple]:
