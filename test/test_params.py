@@ -232,6 +232,12 @@ from depthmarks_ros.ros.image_publisher import PARAMETER_OF  # noqa: E402
 APPLIED.update({('*', name): (lambda a: lambda n: getattr(_twin_settings(n), a))(attr)
                 for attr, name in PARAMETER_OF.items()})
 # ... or read from self.p where it is used, for each frame / tick (the node's code reads it there)
+def _read_via():
+    from depthmarks_ros.core.fusion.pipeline import FusionSettings
+    return {'depth_fusion': (FusionSettings.from_params,)}
+
+
+READ_VIA = _read_via()   # node -> builders it passes self.p to (their `p.<name>` reads count as the node's)
 READ_WHEN_USED = {
     ('*', 'log_throttle_period'), ('*', 'max_image_pixels'),   # node_base.reject, SyncedInputs._too_large
     ('sim_rig', 'publish_ground_truth'),
@@ -275,6 +281,9 @@ def test_every_runtime_parameter_of_every_node_is_applied_or_refused(probe, tmp_
     for name, node in nodes.items():
         client = probe.param_service(node.get_fully_qualified_name())
         source = inspect.getsource(type(node))
+        for builder in READ_VIA.get(name, ()):       # the node hands self.p to a builder that reads it
+            assert f'{builder.__qualname__}(self.p' in source, (name, builder)
+            source += inspect.getsource(builder)
         for pname, pf in spec_of(name).param_fields().items():
             if pf.info.read_only:
                 (res,) = client.set(**{pname: getattr(node.p, pname)})
