@@ -121,14 +121,16 @@ def test_a_single_view_false_hit_does_not_take_a_two_view_faces_place():
 
 
 def test_a_partial_box_inside_a_face_is_that_face_not_a_second_one():
-    """A full-face box and a box of part of it (IoU 0.25), each seen in two views: one face, 4 views."""
+    """A full-face box and a box of part of it (IoU 0.25), each seen in two views: one face, 4 views, with
+    the full-face box even where the partial one scored higher (a cheek-sized box would misplace the face)."""
     det = FaceDetector.__new__(FaceDetector)
     det.stages, det.max_faces, det._seen, det._hog, det._mmod = FaceDetector.STAGES, 4, {}, None, None
     part = [150, 150, 200, 200]
     _fake_views(det, {'mp_short': [(A, 0.9)], 'mp_full': [(A, 0.8)],
                       'mp_short_flip': [(part, 0.95)], 'mp_short_pad': [(part, 0.6)]})
     found = det.detect_all(np.zeros((480, 640, 3), np.uint8))
-    assert [(d.box.tolist(), d.views) for d in found] == [(part, 4)]    # the best-scored box, every view
+    assert [(d.box.tolist(), d.views) for d in found] == [(A, 4)]      # the enclosing box, every view
+    assert found[0].score == 0.95 and found[0].source == 'mp_short'    # with the best score of the face
     _fake_views(det, {'mp_short': [(A, 0.9)], 'mp_full': [(A, 0.8)],
                       'mp_short_flip': [(part, 0.7)], 'mp_short_pad': [(part, 0.6)], 'mp_short_half': [(B, 0.5)]})
     found = det.detect_all(np.zeros((480, 640, 3), np.uint8))

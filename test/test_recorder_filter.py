@@ -67,6 +67,9 @@ def test_first_of_period_takes_the_first_stamp_of_each_period_asking_marks_nothi
     assert first.wanted(5) and first.wanted(5)
     assert [first.take(t) for t in (5, 9, 10, 19, 3, 3, 25)] == [True, False, True, False, True, False, True]
     assert all(FirstOfPeriod(0).take(t) for t in (1, 1))     # period 0: every stamp
+    zero = FirstOfPeriod(10)
+    assert all(zero.take(0) for _ in range(3))                 # an unstamped source: every message
+    assert zero.take(15) and not zero.take(16)                 # and a zero stamp marked nothing
 
 
 def test_filtered_topic_receives_only_what_it_writes(probe):

@@ -35,12 +35,13 @@ class FirstOfPeriod:
         self.served = None           # the period of the last stamp marked
 
     def wanted(self, ns: int) -> bool:
-        """Whether ``ns`` starts a period not yet marked (no side effect)."""
-        return self.period_ns <= 0 or int(ns) // self.period_ns != self.served
+        """Whether ``ns`` starts a period not yet marked (no side effect). A stamp <= 0 (a source
+        that does not stamp) is always wanted: its period says nothing."""
+        return self.period_ns <= 0 or int(ns) <= 0 or int(ns) // self.period_ns != self.served
 
     def mark(self, ns: int) -> None:
-        """``ns``'s period is served."""
-        if self.period_ns > 0:
+        """``ns``'s period is served (a stamp <= 0 marks nothing)."""
+        if self.period_ns > 0 and int(ns) > 0:
             self.served = int(ns) // self.period_ns
 
     def take(self, ns: int) -> bool:

@@ -13,7 +13,8 @@ filtering), so only the messages that will be written cross into this process (o
 topic by default, instead of every 640x480 image at 10 Hz), as in a single-process run, where the
 local tap does the same. A filter that lets nothing through for ``reopen_after`` s (stamps that went
 back by less than two periods and stayed there) is opened again; stamps that went back further
-pass the filter itself (``header.stamp.sec < start - 2 periods``). ``DEPTHMARKS_RECORDER_FILTER=0`` turns
+pass the filter itself (in whole seconds: ``header.stamp.sec < floor((start - 2 periods) / 1 s)``, so
+a jump back of up to two periods plus one second waits for the reopen). ``DEPTHMARKS_RECORDER_FILTER=0`` turns
 the filters off (every message crosses, as before).
 
 Decimation: images, clouds and the other stamped outputs are written at ``record_rate`` messages per
@@ -118,7 +119,7 @@ class RecorderNode(Node):
         if self._recorder is None or not self._keep(topic, stamp or now):
             return
         self._recorder.write(topic.name, data, now, stamp)
-        if topic.name in self.filters:
+        if topic.name in self.filters and stamp:     # (a zero stamp moves nothing: it would close the filter)
             # from now on only the next record period's messages cross DDS
             start = (stamp // self._period_ns + 1) * self._period_ns
             back = max(0, start - 2 * self._period_ns) // 1_000_000_000

@@ -175,7 +175,8 @@ class PipelineRunner:
         self.executor_name = ''
         self.stopped_by_signal = ''
         self.filtered_topics: List[str] = []        # recorded only, stamp-filtered at the publisher
-        self._child_env: Dict[str, str] = {}        # multi-process: the node processes' environment
+        self._child_env: Optional[Dict[str, str]] = None   # multi-process: the node processes' environment
+        # (None until run() sets it: inherit this process's, never an empty one)
 
     def run(self) -> dict:
         cfg = self.cfg

@@ -34,6 +34,10 @@ class Detection:
     views: int = 0       # detect_all: in how many views the face was found (0: the first-hit cascade)
 
 
+def _box_area(box) -> float:
+    return float(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
+
+
 def _nms(dets: List[Detection], iou: float = 0.4) -> List[Detection]:
     from depthmarks_ros.core.face.backends import _iou
     keep: List[Detection] = []
@@ -205,14 +209,17 @@ class FaceDetector:
             else:
                 sources[i].add(d.source)
         kept: List[Detection] = []      # groups in score order; one that overlaps a kept one (a partial box
-        kept_src: List[set] = []        # inside a full-face one, IoU < 0.3) is that face: its views join it
-        for g, src in zip(groups, sources):
+        kept_src: List[set] = []        # inside a full-face one, IoU < 0.3) is that face: its views join it,
+        for g, src in zip(groups, sources):     # and the face keeps the larger (enclosing) box, best score
             i = next((i for i, k in enumerate(kept) if _overlaps(g.box, k.box) or _overlaps(k.box, g.box)), None)
             if i is None:
                 kept.append(g)
                 kept_src.append(set(src))
             else:
                 kept_src[i] |= src
+                if _box_area(g.box) > _box_area(kept[i].box):
+                    g.score = kept[i].score
+                    kept[i] = g
         for g, src in zip(kept, kept_src):
             g.views = len(src)
         out = [g for g in kept if g.views >= min_views and not any(_overlaps(g.box, np.asarray(k)) for k in known)]

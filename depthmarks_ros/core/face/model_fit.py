@@ -275,6 +275,7 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit):
         lm = FaceLandmarker(backend, static=True, data_dir=output, dlib_detector=detector, all_views=False)
         z = pose_z(lm, aflw)
         lm.close()
+        z = z[np.all(np.isfinite(z), axis=1)]          # a face whose covariance gave no finite sigma
         if len(z) < 10:
             yield f'head pose {key}: only {len(z)} faces, not calibrated'
             continue
