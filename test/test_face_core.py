@@ -437,3 +437,14 @@ def test_old_records_get_their_image_quality_from_the_images(face_image):
     assert new['sharp'][0] < new['sharp'][1] and new['E'] is old['E']
     with pytest.raises(FileNotFoundError, match=str(old['stem'][2])):
         add_image_quality(old, samples[:2])
+
+
+def test_share_misses_counts_shares_off_the_gaussian_then_the_largest_miss():
+    from depthmarks_ros.core.face.sigma_fit import calibration_score
+    from depthmarks_ros.core.face.sigma_model import share_misses
+    assert share_misses([(0.3935, 0.8647)]) == (0, 0.0)
+    n, worst = share_misses([(0.50, 0.86), (0.39, 0.80)])
+    assert n == 2 and abs(worst - 0.1065) < 1e-9
+    assert share_misses([(0.42, 0.84)])[0] == 0                         # within 5 points: no miss
+    cal = {'300w': {'within_1': 0.50, 'within_2': 0.86}, 'aflw': {'within_1': 0.39, 'within_2': 0.80}}
+    assert calibration_score(cal) == (n, worst)

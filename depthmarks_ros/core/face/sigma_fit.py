@@ -119,9 +119,8 @@ def fit_sigma(rec: Dict[str, np.ndarray], meta: Optional[dict] = None, steps: in
 def calibration_score(cal: Dict[str, dict]) -> tuple:
     """(shares more than SHARE_TOLERANCE off 39.3 / 86.5 % over the sets and radii, the largest miss):
     smaller is better, compared in that order (the share scale's aim, sigma_model.py)."""
-    from depthmarks_ros.core.face.sigma_model import SHARE_TOLERANCE
-    d = [m for c in cal.values() for m in (abs(c['within_1'] - 0.3935), abs(c['within_2'] - 0.8647))]
-    return sum(m > SHARE_TOLERANCE for m in d), max(d)
+    from depthmarks_ros.core.face.sigma_model import share_misses
+    return share_misses([(c['within_1'], c['within_2']) for c in cal.values()])
 
 
 def per_set_calibration(rec: Dict[str, np.ndarray], covs: np.ndarray) -> Dict[str, dict]:

@@ -39,6 +39,17 @@ SHARE_TOLERANCE = 0.05
 FEATURE_SETS = (FIT_FEATURES, FIT_FEATURES[:8])
 
 
+GAUSS_2D_SHARES = (0.3935, 0.8647)     # a 2-D Gaussian's errors within its 1- and 2-sigma ellipses
+
+
+def share_misses(shares) -> tuple:
+    """(how many of the (within 1 sigma, within 2 sigma) pairs ``shares`` are more than SHARE_TOLERANCE
+    off GAUSS_2D_SHARES, the largest miss): smaller is better, compared in that order (the share
+    scale's aim, and fit-face's choice between feature sets)."""
+    d = [abs(v - g) for pair in shares for v, g in zip(pair, GAUSS_2D_SHARES)]
+    return sum(m > SHARE_TOLERANCE for m in d), max(d)
+
+
 def face_angle(landmarks68: np.ndarray) -> float:
     d = landmarks68[LEFT_EYE_OUTER] - landmarks68[RIGHT_EYE_OUTER]
     return float(np.arctan2(d[1], d[0]))
@@ -258,8 +269,7 @@ class LandmarkSigmaModel:
             return float(ww @ (rr <= k)), float(ww @ (rr <= 2 * k))
 
         def miss(k):
-            d = [m for a, b in (shares(k, *p) for p in parts) for m in (abs(a - 0.3935), abs(b - 0.8647))]
-            return sum(m > SHARE_TOLERANCE for m in d), max(d)
+            return share_misses([shares(k, *p) for p in parts])
         grid = np.exp(np.linspace(np.log(0.3), np.log(3.0), 400))
         k = float(grid[min(range(len(grid)), key=lambda i: miss(grid[i]))])
         self.meta['shares_nll'] = [round(v, 4) for v in shares(1.0)]
