@@ -53,6 +53,8 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [f'{n} = {PACKAGE}.nodes.{n}:main' for n in NODES]
-        + [f'depthmarks = {PACKAGE}.cli.main:main'],
+        + [f'depthmarks = {PACKAGE}.cli.main:main',
+           # several nodes in one process (the launch files' compose:=true; pipeline/graph.py PROCESS_GROUPS)
+           f'depthmarks_container = {PACKAGE}.pipeline.container:main'],
     },
 )

@@ -6,8 +6,9 @@ Runs the exact command of the Makefile's `run` target,
     .venv/bin/python -m depthmarks_ros.cli.main run --duration 20 --output OUTPUT
 
 (simulated rig at 10 Hz, 640x480; sim, stereo, fusion, face and body in one process; recording on),
-then the same with ``--multi-process`` (every node in its own process, as the launch file starts
-them), and prints side by side, per output topic, the steady-state rate, the median / p95 latency
+then the same with ``--multi-process`` (the processes the launch file starts: stereo_depth and
+depth_fusion share the depth process, every other node has its own; mode ``multi-separate`` adds
+``--no-compose``, every node in a process of its own, the launch file's ``compose:=false``), and prints side by side, per output topic, the steady-state rate, the median / p95 latency
 from the sensor stamp to arrival at the recorder, the latency of each third of the run (a growing
 queue shows as a rising row; "trend" = last third minus first third), next to issue 21's targets;
 then the CPU per node: cores used (1.0 = one core busy) and CPU milliseconds per output frame
@@ -21,6 +22,9 @@ The machine load (`uptime`'s load averages) is printed before and after each mod
 
     .venv/bin/python benchmarks/bench_pipeline.py                 # 20 s per mode, as `make run`
     .venv/bin/python benchmarks/bench_pipeline.py --duration 60   # the 60 s no-growth check
+    .venv/bin/python benchmarks/bench_pipeline.py --modes single,multi,multi-separate --repeat 2
+        # interleaved (single, multi, multi-separate, single, ...): a summary of the medians over the
+        # repeats with each mode's ratio to the first mode
 
 Input is the simulated rig only (it carries the ground truth); --data is accepted for the common
 benchmark interface and not used.
@@ -48,23 +52,27 @@ def load() -> str:
     return ' '.join(f'{x:.2f}' for x in os.getloadavg())
 
 
-def command(args, folder: str, multi: bool):
+def command(args, folder: str, mode: str):
     """The Makefile's `run` command (with this interpreter), the duration and folder of this run."""
     cmd = [sys.executable, '-m', 'depthmarks_ros.cli.main', 'run', '--duration', f'{args.duration:g}',
            '--output', folder]
-    if multi:
+    if mode != 'single':
         cmd.append('--multi-process')
+    if mode == 'multi-separate':
+        cmd.append('--no-compose')
     return cmd + ['--quiet'] + args.extra
 
 
 MODES = {'single': 'single-process', 'multi': 'multi-process',
+         # every node in a process of its own (launch's compose:=false): stereo -> fusion between processes
+         'multi-separate': 'multi, a process per node',
          # the recorder's stamp filter off (pipeline/recorder_node.py): every recorded topic crosses DDS
          'multi-unfiltered': 'multi, no rec. filter'}
+SUMMARY = ('stereo/depth', 'fusion/depth', 'face/landmarks', 'body/keypoints', 'camera/image_raw')
 
 
 def run_mode(mode: str, args, folder: str) -> dict:
-    multi = mode != 'single'
-    cmd = command(args, folder, multi)
+    cmd = command(args, folder, mode)
     env = dict(os.environ, DEPTHMARKS_RECORDER_FILTER='0') if mode == 'multi-unfiltered' else None
     before = load()
     t0 = time.monotonic()
@@ -103,7 +111,10 @@ def main():
     ap.add_argument('--modes', default='single,multi',
                     help='comma list of ' + ', '.join(MODES) + ' (multi-unfiltered: --multi-process with '
                     'DEPTHMARKS_RECORDER_FILTER=0, the A/B of the recorder\'s stamp filter)')
-    ap.add_argument('--json', default='', help='also write both metrics to this file')
+    ap.add_argument('--repeat', type=int, default=1,
+                    help='run the modes this many times, interleaved (a b a b); the tables show the last run of '
+                    'each mode, the summary the median over the runs and the ratio to the first mode')
+    ap.add_argument('--json', default='', help='also write every run\'s metrics to this file')
     ap.add_argument('extra', nargs='*', help='more `depthmarks run` options after --, e.g. -- -p face:backend=mediapipe')
     args = ap.parse_args()
     # the runs (and their node processes) in a DDS domain of their own, loopback only: in the
@@ -119,14 +130,16 @@ def main():
         raise SystemExit(f'unknown modes {sorted(unknown)}: choose from {list(MODES)}')
     print(f'cores: {os.cpu_count()}  load before: {load()}  ({args.duration:g} s per mode, '
           f'ROS_DOMAIN_ID {env["ROS_DOMAIN_ID"]} of its own)')
-    results = {}
+    runs = {m: [] for m in modes}
     with tempfile.TemporaryDirectory() as tmp:
-        for m in modes:
-            results[m] = run_mode(m, args, os.path.join(tmp, m))
-            b = results[m]['_bench']
-            print(f'{MODES[m]}: {b["command"]}\n    load {b["load_before"]} -> {b["load_after"]}, '
-                  f'{b["elapsed_s"]:.0f} s, executor {results[m].get("executor") or "-"}')
+        for r in range(args.repeat):
+            for m in modes:
+                runs[m].append(run_mode(m, args, os.path.join(tmp, f'{m}-{r}')))
+                b = runs[m][-1]['_bench']
+                print(f'{MODES[m]}: {b["command"]}\n    load {b["load_before"]} -> {b["load_after"]}, '
+                      f'{b["elapsed_s"]:.0f} s, executor {runs[m][-1].get("executor") or "-"}')
     print(f'load after: {load()}')
+    results = {m: runs[m][-1] for m in modes}
 
     print('\nrate Hz / latency median, p95 ms (sensor stamp -> arrival) / median of each third of the run, trend '
           '(last - first third)')
@@ -200,9 +213,54 @@ def main():
                   + (f'  within 1 sigma {a["within_1sigma"]:.2f}' if 'within_1sigma' in a else ''))
         if results[m].get('skipped'):
             print(f'skipped ({m}): {results[m]["skipped"]}')
+    summary(runs, modes)
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(results, f, indent=2)
+            json.dump(runs, f, indent=2)
+
+
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
+
+
+def summary(runs: dict, modes: list) -> None:
+    """Median over the interleaved runs of each mode: latency median / p95 per key topic and the
+    stereo node's rest share, with each mode's ratio to the first mode (the reference)."""
+    n = len(runs[modes[0]])
+    ref = modes[0]
+    print(f'\nsummary: median over {n} interleaved run(s) per mode; (x ratio) = mode / {MODES[ref]}')
+    print(f'{"latency median / p95 ms":32s}' + ''.join(f' | {MODES[m]:^34s}' for m in modes))
+
+    def cell(m, value, ref_value, spec='.0f'):
+        ratio = f'x{value / ref_value:.2f}' if value is not None and ref_value and m != ref else ''
+        return f'{fmt(value, spec)} {ratio}'
+
+    for topic in SUMMARY:
+        figures = {m: [median((r['topics'].get(topic) or {}).get(k) for r in runs[m])
+                       for k in ('latency_ms_median', 'latency_ms_p95')] for m in modes}
+        if all(f == [None, None] for f in figures.values()):
+            continue
+        row = f'{topic:32s}'
+        for m in modes:
+            med, p95 = figures[m]
+            row += f' | {cell(m, med, figures[ref][0]):>16s} {cell(m, p95, figures[ref][1]):>17s}'
+        print(row)
+    shares = {m: median(_float(r['node_counters'].get('stereo_depth', {}).get('node_overhead_share')) for r in runs[m])
+              for m in modes}
+    if any(v is not None for v in shares.values()):
+        print(f'{"stereo rest share (<= 0.10)":32s}' + ''.join(f' | {cell(m, shares[m], shares[ref], ".3f"):>34s}'
+                                                           for m in modes))
+
+
+def _float(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
 
 
 if __name__ == '__main__':

@@ -2,8 +2,11 @@
 
 Which nodes run, with which parameters, remappings, namespace and static transforms is decided by
 :func:`depthmarks_ros.pipeline.graph.plan` (shared with `depthmarks run`); this module only turns
-that plan into launch_ros actions: one ``Node`` per planned node (its config/<node>.yaml plus the
-overrides, respawn for sensor-facing nodes), one tf2_ros ``static_transform_publisher`` per rig
+that plan into launch_ros actions: one ``Node`` action per process of the plan
+(:meth:`~depthmarks_ros.pipeline.graph.Graph.processes`): a node alone gets its config/<node>.yaml plus
+the overrides; the nodes that share a process (``compose:=true``: stereo_depth and depth_fusion in
+``depthmarks_container``) get one parameter file each under their own name and node-targeted
+remappings; respawn for sensor-facing nodes; one tf2_ros ``static_transform_publisher`` per rig
 frame, RViz with a config that follows the graph, and the FastDDS profile.
 """
 from __future__ import annotations
@@ -37,6 +40,22 @@ def node_action(n: g.NodeLaunch):
                 respawn=n.respawn, respawn_delay=2.0)
 
 
+def process_action(proc: g.ProcessLaunch):
+    """A launch_ros Node action for one process of the plan: :func:`node_action` for a node alone;
+    for nodes sharing a process, ``depthmarks_container NODE...`` with no ``name`` (launch_ros would
+    pass ``__node:=``, which renames every node of the process), one generated parameter file per
+    node (its config file and overrides under ``/**/<name>``; a dict would go under ``/**``, for every
+    node of the process) and the remappings targeted at their node."""
+    if not proc.composed:
+        return node_action(proc.nodes[0])
+    from launch_ros.actions import Node
+    config_dir = os.path.join(share_dir(), 'config')
+    params = [g.shared_process_params_file(n, proc.params_key(n), config_dir) for n in proc.nodes]
+    return Node(package=PACKAGE, executable=proc.executable, exec_name=proc.name, namespace=proc.namespace,
+                arguments=proc.arguments, parameters=params, remappings=proc.remappings, output='screen',
+                respawn=proc.respawn, respawn_delay=2.0)
+
+
 def node_name_for_frame(frame: str) -> str:
     return 'static_tf_' + re.sub(r'[^A-Za-z0-9_]', '_', frame)
 
@@ -63,7 +82,7 @@ def graph_actions(values: Mapping[str, str]) -> list:
     from launch.actions import LogInfo
     graph = g.plan(g.config_from_arguments({k: v for k, v in values.items() if k in g.ARGUMENT_NAMES}))
     actions: list = [LogInfo(msg=f'depthmarks_ros: {note}') for note in graph.notes]
-    actions += [node_action(n) for n in graph.nodes]
+    actions += [process_action(p) for p in graph.processes()]
     actions += [static_transform_action(t, graph.config.namespace) for t in graph.static_transforms]
     if g.parse_bool('rviz', values.get('rviz', 'false')):
         actions.append(rviz_action(graph))

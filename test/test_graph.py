@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from depthmarks_ros.pipeline import graph as g
-from depthmarks_ros.pipeline.runner import RunConfig, node_ros_args, plan_graph, write_params_file
+from depthmarks_ros.pipeline.runner import RunConfig, plan_graph, process_ros_args, write_params_file
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 
@@ -80,35 +80,66 @@ class FakeLaunch:
         return actions
 
 
+def _process_nodes(executable, arguments, params, remaps, ns, respawn, process):
+    """{fully qualified name: (parameters, remappings, respawn, process)} of the nodes one process
+    runs, each node's parameters and remappings taken as rcl takes them from the process's
+    arguments: a file's ``/**`` section and a dict (launch_ros writes it under ``/**``) for every
+    node, a ``/**/<name>`` section for that node only; ``name:from:=to`` rules for that node only."""
+    names = list(arguments) if executable == g.CONTAINER else [executable]
+    assert executable == g.CONTAINER or not arguments
+    out = {}
+    for name in names:
+        merged = {}
+        for p in params:
+            sections = g.read_yaml(p) if isinstance(p, str) else {'/**': {'ros__parameters': p}}
+            assert set(sections) <= {'/**'} | {f'/**/{n}' for n in names}, sections.keys()
+            for key in ('/**', f'/**/{name}'):
+                merged.update((sections.get(key) or {}).get('ros__parameters', {}))
+        own = []
+        for src, dst in remaps:
+            target, _, topic = src.rpartition(':')
+            assert not target or target in names
+            if target in ('', name):
+                own.append((topic, dst))
+        out[f'{ns}/{name}'] = (merged, own, respawn, process)
+    return out
+
+
 def _launch_nodes(actions):
-    """{fully qualified name: (parameters, remappings, respawn)} of the package's Node actions."""
+    """{fully qualified name: (parameters, remappings, respawn, process)} of the package's Node actions."""
     out = {}
     for a in actions:
         kw = a.kwargs
         if type(a).__name__ != 'Node' or kw['package'] != g.PACKAGE:
             continue
-        params = {}
-        for p in kw['parameters']:
-            if isinstance(p, str):
-                params.update(g.read_yaml(p)['/**']['ros__parameters'])
-            else:
-                params.update(p)
-        assert kw['executable'] == kw['name']
-        out[f"{kw['namespace']}/{kw['name']}"] = (params, list(kw['remappings']), kw['respawn'])
+        if kw['executable'] == g.CONTAINER:
+            # a name would become a process-wide __node:= rule, renaming every node in the process
+            assert 'name' not in kw and kw['exec_name'] and all(isinstance(p, str) for p in kw['parameters'])
+            process = kw['exec_name']
+        else:
+            assert kw['executable'] == kw['name']
+            process = kw['name']
+        out.update(_process_nodes(kw['executable'], kw.get('arguments') or [], kw['parameters'],
+                                  list(kw['remappings']), kw['namespace'], kw['respawn'], process))
     return out
 
 
 def _runner_nodes(cfg, tmp_path):
+    """The same, from the processes `depthmarks run --multi-process` starts (their command lines)."""
     out = {}
-    for n in plan_graph(cfg).nodes:
-        pfile = str(tmp_path / f'{n.name}.yaml')
-        params = write_params_file(pfile, n)
-        with open(pfile) as f:
-            assert yaml.load(f, Loader=yaml.CSafeLoader)['/**']['ros__parameters'] == params
-        args = node_ros_args(n, pfile)
+    for proc in plan_graph(cfg).processes():
+        pfiles = []
+        for n in proc.nodes:
+            pfile = str(tmp_path / f'{n.name}.yaml')
+            params = write_params_file(pfile, n, proc.params_key(n))
+            with open(pfile) as f:
+                assert yaml.load(f, Loader=yaml.CSafeLoader)[proc.params_key(n)]['ros__parameters'] == params
+            pfiles.append(pfile)
+        args = process_ros_args(proc, pfiles)
         ns = next((a.split(':=', 1)[1] for a in args if a.startswith('__ns:=')), '')
-        remaps = [tuple(a.split(':=', 1)) for a in args[3:] if ':=' in a and not a.startswith('__ns:=')]
-        out[f'{ns}/{n.name}'] = (params, remaps, n.respawn)
+        remaps = [tuple(a.split(':=', 1)) for a in args if ':=' in a and not a.startswith('__ns:=')]
+        executable = g.CONTAINER if proc.module == g.CONTAINER_MODULE else proc.module.rsplit('.', 1)[1]
+        out.update(_process_nodes(executable, proc.arguments, pfiles, remaps, ns, proc.respawn, proc.name))
     return out
 
 
@@ -124,30 +155,40 @@ def _combinations():
     for source, flags, (ns, prefix), sim_time in itertools.product(
             SOURCES, itertools.product((True, False), repeat=len(FLAGS)), (('', ''), ('rig1', 'rig1/')),
             (False, True)):
-        yield source, dict(zip(FLAGS, flags)), ns, prefix, sim_time, None
-    for start in ('sim,stereo,tf', 'fusion,face,body', 'stereo'):
-        yield 'sim', dict.fromkeys(FLAGS, True), '', '', False, start
+        # compose:=false (every node a process of its own) with simulated time only: half the cases each
+        yield source, dict(zip(FLAGS, flags)), ns, prefix, sim_time, None, not sim_time
+    for start in ('sim,stereo,tf', 'fusion,face,body', 'stereo', 'stereo,fusion'):
+        for compose in (True, False):
+            yield 'sim', dict.fromkeys(FLAGS, True), '', '', False, start, compose
 
 
 def test_launch_file_and_runner_start_the_same_nodes_for_every_argument_combination(monkeypatch, tmp_path):
     fake = FakeLaunch(monkeypatch)
     compared = 0
-    for source, flags, ns, prefix, sim_time, start in _combinations():
+    composed = 0
+    for source, flags, ns, prefix, sim_time, start, compose in _combinations():
         launch_values, run_values = (dict(v) for v in SOURCES[source])
         launch_values.update({k: str(v).lower() for k, v in flags.items()})
         launch_values.update(namespace=ns, frame_prefix=prefix, use_sim_time=str(sim_time).lower(),
-                             mono_model='/models/dpt' if flags['mono'] else '', nodes=start or 'all')
+                             mono_model='/models/dpt' if flags['mono'] else '', nodes=start or 'all',
+                             compose=str(compose).lower())
         nodes = [k for k, v in flags.items() if v]
         # record_rate 0 (every message): the runner sets points_period 0.0 (every frame, the config's
         # value too, so launch and runner agree); with a record rate it builds the clouds at that rate only (test_pipeline_runner.test_plan_and_params_files)
         cfg = RunConfig(nodes=nodes, mono_model='/models/dpt' if flags['mono'] else '', namespace=ns,
                         frame_prefix=prefix, use_sim_time=sim_time, start=start.split(',') if start else None,
-                        record_rate=0, **run_values)
+                        record_rate=0, compose=compose, **run_values)
         launched = _launch_nodes(fake.run('full_pipeline.launch.py', launch_values))
         run = _runner_nodes(cfg, tmp_path)
-        assert launched == run, (source, flags, ns, prefix, sim_time, start)
+        assert launched == run, (source, flags, ns, prefix, sim_time, start, compose)
+        # stereo_depth and depth_fusion share the depth process exactly when composing and both start
+        both = {f'{ns and "/" + ns}/stereo_depth', f'{ns and "/" + ns}/depth_fusion'} <= set(run)
+        shared = {name for name, v in run.items() if v[3] == 'depth'}
+        assert shared == ({f'{ns and "/" + ns}/stereo_depth', f'{ns and "/" + ns}/depth_fusion'}
+                          if compose and both else set()), (source, flags, start, compose)
+        composed += bool(shared)
         compared += 1
-    assert compared > 300
+    assert compared > 300 and composed > 30
 
 
 def test_the_graph_wires_depth_to_face_and_body_and_splits_across_hosts():

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+import yaml
 
 from depthmarks_ros.pipeline.msgdefs import schema_text
 from depthmarks_ros.pipeline.recorder import cdr_stamp_ns
@@ -249,6 +250,26 @@ def test_two_sim_rigs_side_by_side_multi_process_nodes_exit_cleanly(tmp_path):
     assert metrics['mode'] == 'multi-process'
     assert metrics['cpu_share']['stereo_depth'] > 0.02 and metrics['cpu_share']['sim_rig'] > 0.02
     assert {'runner', 'stereo_depth', 'sim_rig'} <= set(metrics['page_faults_per_s'])
+
+
+@pytest.mark.dds
+def test_multi_process_runs_stereo_and_fusion_in_one_depth_process(tmp_path):
+    """--multi-process starts the launch files' processes: stereo_depth and depth_fusion share the
+    depth process (pipeline/container.py), each with its own params file section; fused depth comes
+    out; CPU, page faults and the workers' CPU are reported for that process and its nodes."""
+    from depthmarks_ros.cli.main import main
+    assert main(['run', '--duration', '5', '-o', str(tmp_path), '--nodes', 'stereo,fusion', '--multi-process',
+                 '--quiet', '--record-rate', '2']) == 0
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())
+    assert metrics['skipped'] == {} and {'/sim_rig', '/stereo_depth', '/depth_fusion'} <= set(metrics['nodes'])
+    assert metrics['topics']['fusion/depth']['messages'] >= 3, metrics['topics']
+    assert metrics['accuracy_vs_ground_truth']['fusion/depth']['mae'] < 300
+    assert {'stereo_depth', 'depth_fusion'} <= set(metrics['node_counters'])
+    assert {'runner', 'sim_rig', 'depth'} <= set(metrics['page_faults_per_s'])
+    assert metrics['cpu_share']['depth'] > 0.02 and 'stereo_depth' not in metrics['cpu_share']
+    assert {'stereo_depth: workers', 'depth_fusion: workers'} <= set(metrics['cpu_threads'])
+    stereo = yaml.safe_load((tmp_path / 'params' / 'stereo_depth.yaml').read_text())
+    assert list(stereo) == ['/**/stereo_depth'] and (tmp_path / 'depth.log').is_file()
 
 
 def test_cpu_seconds_counts_own_thread_and_process():

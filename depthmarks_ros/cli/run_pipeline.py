@@ -27,7 +27,10 @@ def add_arguments(p) -> None:
     p.add_argument('--no-dds-profile', action='store_true', help='do not load config/fastdds_localhost.xml')
     p.add_argument('--quiet', action='store_true', help='no progress line')
     p.add_argument('--multi-process', action='store_true',
-                   help='run each node in its own process (as ros2 launch does); this process records and measures')
+                   help='run the nodes in processes as ros2 launch does (stereo and fusion share the "depth" '
+                        'process, every other node has its own); this process records and measures')
+    p.add_argument('--no-compose', action='store_true',
+                   help='with --multi-process: every node in a process of its own (the launch files\' compose:=false)')
     p.add_argument('--start', default='',
                    help='the launch files\' nodes:= : start only these nodes of the graph (comma list of sim, video, '
                         'stereo, fusion, mono, face, body, tf), wired as in the whole graph (split across hosts)')
@@ -72,7 +75,7 @@ def run(args) -> int:
     cfg = RunConfig(duration=args.duration, output=args.output, nodes=nodes, source=source, video=args.video,
                     camera=args.camera, bag=args.bag, record=not args.no_record, record_rate=args.record_rate,
                     use_dds_profile=not args.no_dds_profile, rate=args.rate, mono_model=args.mono_model,
-                    progress=not args.quiet, multi_process=args.multi_process, overrides=overrides,
+                    progress=not args.quiet, multi_process=args.multi_process, compose=not args.no_compose, overrides=overrides,
                     start=[n.strip() for n in args.start.split(',') if n.strip()] or None,
                     namespace=args.namespace, frame_prefix=args.frame_prefix, use_sim_time=args.use_sim_time)
     try:

@@ -2,6 +2,10 @@
 run for a set of arguments, their parameter overrides, topic remappings and namespace, the static
 transforms of the rig and the RViz view.
 
+Which planned nodes share one process in the launch-file layout (:data:`PROCESS_GROUPS`,
+:meth:`Graph.processes`) is decided here too, for the launch files and ``depthmarks run
+--multi-process`` alike.
+
 ROS-free (no rclpy, no launch): ``launch/full_pipeline.launch.py`` (through
 :mod:`depthmarks_ros.launch_utils`) turns a :class:`Graph` into launch_ros actions, and
 :mod:`depthmarks_ros.pipeline.runner` (``depthmarks run``) into nodes in one process (or one
@@ -94,6 +98,18 @@ PROCESSING = ('stereo_depth', 'depth_fusion', 'mono_depth', 'face_landmarks', 'b
 SENSOR_TOPICS = tuple(t for t, _ in NODES['sim_rig'].outputs)
 # the static transforms: a pseudo-node of nodes:= (start them on the host that runs the sensors)
 TF = 'tf'
+#: nodes that share one process in the launch-file layout (``compose:=true``, the default): rclpy has
+#: no component containers, so :mod:`depthmarks_ros.pipeline.container` (the ``CONTAINER`` executable)
+#: builds several nodes in one process with one executor, as image_pipeline's launch files put its
+#: composable nodes into one container. stereo_depth's depth and confidence (two 640x480 images per
+#: frame) then reach depth_fusion without crossing a process boundary (~3 ms per 1.2 MB image between
+#: processes, docs/pipeline.md "Multi-process"). A group runs as one process only where two or more of
+#: its nodes start; every other node has a process of its own.
+PROCESS_GROUPS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ('depth', ('stereo_depth', 'depth_fusion')),
+)
+CONTAINER = 'depthmarks_container'    # console script; module depthmarks_ros.pipeline.container
+CONTAINER_MODULE = f'{PACKAGE}.pipeline.container'
 
 
 def resolve(names: Sequence[str]) -> List[str]:
@@ -145,6 +161,8 @@ ARGUMENTS: Tuple[Argument, ...] = (
     Argument('rviz', 'false', 'Open RViz with config/depthmarks.rviz, its topics and fixed frame following '
              'this graph (namespace, remaps, frame prefix)', BOOL),
     Argument('use_dds_profile', 'true', 'Load config/fastdds_localhost.xml (large messages between processes)', BOOL),
+    Argument('compose', 'true', 'Run stereo_depth and depth_fusion in one process (the depth process: their images never '
+             'cross a process boundary); false: every node in a process of its own', BOOL),
 )
 ARGUMENT_NAMES = tuple(a.name for a in ARGUMENTS)
 NODE_CHOICES = tuple(sorted(ALIASES)) + (TF,)
@@ -170,6 +188,7 @@ class GraphConfig:
     namespace: str = ''
     frame_prefix: str = ''
     use_sim_time: bool = False
+    compose: bool = True                      # PROCESS_GROUPS share a process (Graph.processes)
 
 
 def parse_bool(name: str, value: str) -> bool:
@@ -201,7 +220,8 @@ def config_from_arguments(values: Mapping[str, str]) -> GraphConfig:
     for a in ARGUMENTS:
         if a.choices and a.choices is not BOOL and v[a.name] not in a.choices:
             raise ValueError(f'{a.name}:={v[a.name]!r} is not one of {", ".join(a.choices)}')
-    flags = {n: parse_bool(n, v[n]) for n in ('use_sim', 'stereo', 'fusion', 'mono', 'face', 'body', 'use_sim_time')}
+    flags = {n: parse_bool(n, v[n]) for n in ('use_sim', 'stereo', 'fusion', 'mono', 'face', 'body', 'use_sim_time',
+                                              'compose')}
     source = v['source']
     if source == 'sim' and not flags['use_sim']:
         source = 'topics'
@@ -210,7 +230,7 @@ def config_from_arguments(values: Mapping[str, str]) -> GraphConfig:
                        calibration_dir=v['calibration_dir'], mono_model=v['mono_model'], device=v['device'],
                        video=v['video'], stereo_ns=v['stereo_ns'], camera_ns=v['camera_ns'],
                        lidar_topic=v['lidar_topic'], namespace=normalise_namespace(v['namespace']),
-                       frame_prefix=v['frame_prefix'], use_sim_time=flags['use_sim_time'])
+                       frame_prefix=v['frame_prefix'], use_sim_time=flags['use_sim_time'], compose=flags['compose'])
 
 
 def normalise_namespace(ns: str) -> str:
@@ -239,6 +259,54 @@ class NodeLaunch:
 
 
 @dataclass(frozen=True)
+class ProcessLaunch:
+    """One process of the launch-file layout: one node (its own executable) or a group of
+    :data:`PROCESS_GROUPS` (the :data:`CONTAINER` executable with the node names as arguments)."""
+    name: str                                 # the node's name, or the group's (e.g. 'depth')
+    nodes: Tuple[NodeLaunch, ...]
+
+    @property
+    def composed(self) -> bool:
+        return len(self.nodes) > 1
+
+    @property
+    def namespace(self) -> str:
+        return self.nodes[0].namespace        # plan() gives every node the graph's namespace
+
+    @property
+    def respawn(self) -> bool:
+        return any(n.respawn for n in self.nodes)
+
+    @property
+    def executable(self) -> str:
+        return CONTAINER if self.composed else self.nodes[0].name
+
+    @property
+    def module(self) -> str:
+        return CONTAINER_MODULE if self.composed else self.nodes[0].spec.module
+
+    @property
+    def arguments(self) -> List[str]:
+        """Its command line before ``--ros-args``: the node names for the container."""
+        return [n.name for n in self.nodes] if self.composed else []
+
+    @property
+    def remappings(self) -> List[Tuple[str, str]]:
+        """Every node's remappings; in a shared process targeted at their node (rcl's
+        ``node_name:from:=to``), so one node's rules never apply to another's topics."""
+        if not self.composed:
+            return list(self.nodes[0].remappings)
+        return [(f'{n.name}:{src}', dst) for n in self.nodes for src, dst in n.remappings]
+
+    def params_key(self, node: NodeLaunch) -> str:
+        """The key of ``node``'s section in the parameter file it is started with: ``/**`` (any node
+        name and namespace) for a node alone in its process; ``/**/<name>`` (its name, in any
+        namespace) in a shared process, where every node reads every file given to the process.
+        Never a process-wide ``__node:=`` rename: it would rename every node of the process."""
+        return f'/**/{node.name}' if self.composed else '/**'
+
+
+@dataclass(frozen=True)
 class StaticTransform:
     parent: str
     child: str
@@ -262,6 +330,26 @@ class Graph:
 
     def frames(self) -> List[str]:
         return [self.fixed_frame] + [t.child for t in self.static_transforms]
+
+    def processes(self) -> List[ProcessLaunch]:
+        """The processes of the launch-file layout (and of ``depthmarks run --multi-process``), in
+        start order: with ``compose`` each group of :data:`PROCESS_GROUPS` of which two or more nodes
+        start is one process (at its first node's place), every other node a process of its own."""
+        group_of = {n: name for name, members in PROCESS_GROUPS for n in members} if self.config.compose else {}
+        out: List[ProcessLaunch] = []
+        done = set()
+        for n in self.nodes:
+            if n.name in done:
+                continue
+            group = group_of.get(n.name)
+            members = [m for m in self.nodes if group and group_of.get(m.name) == group]
+            if len(members) > 1:
+                out.append(ProcessLaunch(group, tuple(members)))
+                done.update(m.name for m in members)
+            else:
+                out.append(ProcessLaunch(n.name, (n,)))
+                done.add(n.name)
+        return out
 
 
 def resolve_topic(topic: str, remappings: Sequence[Tuple[str, str]], namespace: str) -> str:
@@ -384,10 +472,15 @@ def prefixed_rig_file(rig_file: str, prefix: str) -> str:
             entry['frame_id'] = prefix + str(entry['frame_id'])
         if isinstance(entry, dict) and entry.get('camera_info'):
             entry['camera_info'] = os.path.join(folder, entry['camera_info'])
-    text = yaml.safe_dump(data, sort_keys=False)
+    return content_file('depthmarks_rigs', 'rig.yaml', yaml.safe_dump(data, sort_keys=False))
+
+
+def content_file(folder: str, name: str, text: str) -> str:
+    """``text`` as ``$TMPDIR/<folder>/<hash of text>/<name>``, written once per content (the launch
+    file and the runner, or two launches, name the same file; a concurrent writer replaces it whole)."""
     digest = hashlib.sha1(text.encode()).hexdigest()[:12]
-    out_dir = os.path.join(tempfile.gettempdir(), 'depthmarks_rigs', digest)
-    path = os.path.join(out_dir, 'rig.yaml')
+    out_dir = os.path.join(tempfile.gettempdir(), folder, digest)
+    path = os.path.join(out_dir, name)
     if not os.path.isfile(path):
         os.makedirs(out_dir, exist_ok=True)
         tmp = f'{path}.{os.getpid()}'
@@ -418,6 +511,24 @@ def write_rviz_config(graph: Graph, out_dir: Optional[str] = None) -> str:
     with open(path, 'w', encoding='utf-8') as f:
         f.write(text)
     return path
+
+
+def write_params_file(path: str, node: NodeLaunch, key: str = '/**', config_dir: Optional[str] = None
+                      ) -> Dict[str, object]:
+    """The node's config file with its overrides applied (:func:`merged_parameters`), written to
+    ``path`` under ``key`` (:meth:`ProcessLaunch.params_key`). Returns the parameters."""
+    params = merged_parameters(node, config_dir)
+    with open(path, 'w', encoding='utf-8') as f:
+        yaml.dump({key: {'ros__parameters': params}}, f, Dumper=getattr(yaml, 'CSafeDumper', yaml.SafeDumper),
+                  sort_keys=False)
+    return params
+
+
+def shared_process_params_file(node: NodeLaunch, key: str, config_dir: Optional[str] = None) -> str:
+    """:func:`write_params_file` into the temp folder, once per content (content-addressed like
+    :func:`content_file`): what the launch files give a node of a shared process."""
+    text = yaml.safe_dump({key: {'ros__parameters': merged_parameters(node, config_dir)}}, sort_keys=False)
+    return content_file('depthmarks_params', f'{node.name}.yaml', text)
 
 
 def merged_parameters(node: NodeLaunch, config_dir: Optional[str] = None) -> Dict[str, object]:

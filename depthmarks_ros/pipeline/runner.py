@@ -1,4 +1,4 @@
-"""Run the pipeline's nodes in one process (or one process each), record every output topic to MCAP,
+"""Run the pipeline's nodes in one process (or in the launch files' processes), record every output topic to MCAP,
 and write previews and metrics. Used by `depthmarks run` (the README's main command) on machines
 without `ros2 launch`.
 
@@ -20,12 +20,12 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import rclpy
-import yaml
 from rclpy.signals import SignalHandlerOptions
 
 from depthmarks_ros.core.calibration import package_config_dir
 from depthmarks_ros.pipeline import graph as g
 from depthmarks_ros.pipeline.cpu import CpuMeter
+from depthmarks_ros.pipeline.graph import write_params_file  # noqa: F401 - re-exported (tests)
 from depthmarks_ros.pipeline.player import McapPlayer
 from depthmarks_ros.pipeline.recorder import McapRecorder, TopicStats
 from depthmarks_ros.pipeline.recorder_node import TF_STATIC, RecordedTopic, RecorderNode
@@ -65,7 +65,8 @@ class RunConfig:
     mono_model: str = ''
     overrides: Dict[str, Dict[str, object]] = field(default_factory=dict)
     progress: bool = True
-    multi_process: bool = False      # each node in its own process (as `ros2 launch` would run them)
+    multi_process: bool = False      # the nodes in processes as `ros2 launch` runs them (graph.Graph.processes)
+    compose: bool = True             # with multi_process: graph.PROCESS_GROUPS share a process (launch's compose:=)
     start: Optional[List[str]] = None  # the launch files' nodes:= (which nodes of the graph to start)
     namespace: str = ''
     frame_prefix: str = ''
@@ -82,7 +83,7 @@ def graph_config(cfg: RunConfig) -> g.GraphConfig:
         mono='mono_depth' in names, face='face_landmarks' in names, body='body_pose' in names,
         start=g.parse_nodes(','.join(cfg.start)) if cfg.start else None, calibration_dir=cfg.calibration_dir,
         mono_model=cfg.mono_model, video=cfg.video or cfg.camera, namespace=g.normalise_namespace(cfg.namespace),
-        frame_prefix=cfg.frame_prefix, use_sim_time=cfg.use_sim_time)
+        frame_prefix=cfg.frame_prefix, use_sim_time=cfg.use_sim_time, compose=cfg.compose)
 
 
 def plan_graph(cfg: RunConfig) -> g.Graph:
@@ -115,22 +116,20 @@ def prepare_environment(use_dds_profile: bool) -> None:
                               os.path.join(package_config_dir(), 'fastdds_localhost.xml'))
 
 
-def write_params_file(path: str, node: g.NodeLaunch, config_dir: str = '') -> Dict[str, object]:
-    """The node's config file with its overrides applied, as the params file it is started with
-    (key ``/**``: it matches the node in any namespace). Returns the parameters."""
-    params = g.merged_parameters(node, config_dir or None)
-    with open(path, 'w') as f:
-        yaml.dump({'/**': {'ros__parameters': params}}, f, Dumper=getattr(yaml, 'CSafeDumper', yaml.SafeDumper),
-                  sort_keys=False)
-    return params
-
-
 def node_ros_args(node: g.NodeLaunch, params_file: str) -> List[str]:
     """``--ros-args`` of a planned node: its params file, namespace and remappings."""
-    args = ['--ros-args', '--params-file', params_file]
-    if node.namespace:
-        args += ['-r', f'__ns:={node.namespace}']
-    for src, dst in node.remappings:
+    return process_ros_args(g.ProcessLaunch(node.name, (node,)), [params_file])
+
+
+def process_ros_args(proc: g.ProcessLaunch, params_files: List[str]) -> List[str]:
+    """``--ros-args`` of a process of the graph: its nodes' params files, the namespace and the
+    remappings (node-targeted in a shared process: :attr:`graph.ProcessLaunch.remappings`)."""
+    args = ['--ros-args']
+    for path in params_files:
+        args += ['--params-file', path]
+    if proc.namespace:
+        args += ['-r', f'__ns:={proc.namespace}']
+    for src, dst in proc.remappings:
         args += ['-r', f'{src}:={dst}']
     return args
 
@@ -166,7 +165,8 @@ class PipelineRunner:
         self.node_names: List[str] = []
         self.started: List[str] = []                # graph node names that run (in or out of process)
         self.skipped: Dict[str, str] = {}
-        self.procs: Dict[str, subprocess.Popen] = {}  # multi-process: node name -> process
+        self.procs: Dict[str, subprocess.Popen] = {}  # multi-process: process name -> process
+        self.proc_nodes: Dict[str, List[str]] = {}    # multi-process: process name -> its node names
         self.cpu_targets: Dict[str, tuple] = {}     # label -> (pid, tid or None)
         self.cpu_share: Dict[str, Optional[float]] = {}
         self.cpu_threads: Dict[str, float] = {}     # every thread, grouped (CpuMeter groups)
@@ -211,8 +211,12 @@ class PipelineRunner:
                 # the recorder subscribes; ros/recorded_topics.py)
                 self._child_env = node_process_env({name: rec_node.period_ns for name in rec_node.filters})
                 local_tap.install(context, rec_node.local_tap())
-                for node in graph.nodes:
-                    self._start_node(node, context, executor)
+                if cfg.multi_process:
+                    for proc in graph.processes():
+                        self._start_process(proc)
+                else:
+                    for node in graph.nodes:
+                        self._start_node(node, context, executor)
                 if cfg.source == 'bag':
                     self._add(McapPlayer(cfg.bag, topics=SENSOR_TOPICS, loop=True, context=context), executor)
                 self._add(rec_node, executor)
@@ -244,23 +248,17 @@ class PipelineRunner:
         executor.add_node(node)
 
     def _start_node(self, node: g.NodeLaunch, context, executor) -> None:
-        """One planned node, in this process or as its own; a node that cannot start is skipped."""
+        """One planned node in this process; a node that cannot start is skipped."""
         cls, reason = load_node_class(node.name)
         if cls is None:
-            self.skipped[node.name] = reason
-            print(f'[depthmarks run] skipping {reason}', file=sys.stderr)
+            self._skip(node.name, reason)
             return
         pfile = os.path.join(self.cfg.output, 'params', f'{node.name}.yaml')
-        write_params_file(pfile, node, self.cfg.params_dir)
-        if self.cfg.multi_process:
-            self._spawn(node, pfile)
-            self.started.append(node.name)
-            return
+        write_params_file(pfile, node, config_dir=self.cfg.params_dir or None)
         try:
             instance = cls(cli_args=node_ros_args(node, pfile), context=context)
         except Exception as exc:  # noqa: BLE001 - a node that cannot start must not stop the others
-            self.skipped[node.name] = f'{node.name} failed to start: {type(exc).__name__}: {exc}'
-            print(f'[depthmarks run] {self.skipped[node.name]}', file=sys.stderr)
+            self._skip(node.name, f'{node.name} failed to start: {type(exc).__name__}: {exc}')
             return
         for pname in self.cfg.overrides.get(node.name, {}):
             if not instance.has_parameter(pname):
@@ -271,20 +269,43 @@ class PipelineRunner:
             self.cpu_targets[f'{node.name} ({thread_name})'] = (os.getpid(), tid)
             self._thread_owner[os_thread_name(thread_name)] = node.name
 
-    def _spawn(self, node: g.NodeLaunch, pfile: str) -> None:
-        log = open(os.path.join(self.cfg.output, f'{node.name}.log'), 'w')
-        proc = subprocess.Popen([sys.executable, '-m', node.spec.module, *node_ros_args(node, pfile)],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=self._child_env)
-        self.procs[node.name] = proc
-        self.node_names.append(node.fully_qualified_name)
-        self.cpu_targets[node.name] = (proc.pid, None)
+    def _skip(self, name: str, reason: str) -> None:
+        self.skipped[name] = reason
+        print(f'[depthmarks run] skipping {name}: {reason}', file=sys.stderr)
+
+    def _start_process(self, proc: g.ProcessLaunch) -> None:
+        """Multi-process: one process of the graph (a node, or a group of nodes in the container),
+        started as the launch files start it; a node whose class cannot be loaded is left out."""
+        nodes = []
+        for node in proc.nodes:
+            cls, reason = load_node_class(node.name)
+            if cls is None:
+                self._skip(node.name, reason)
+                continue
+            nodes.append(node)
+        if not nodes:
+            return
+        proc = g.ProcessLaunch(proc.name, tuple(nodes)) if len(nodes) < len(proc.nodes) else proc
+        pfiles = []
+        for node in nodes:
+            pfile = os.path.join(self.cfg.output, 'params', f'{node.name}.yaml')
+            write_params_file(pfile, node, proc.params_key(node), config_dir=self.cfg.params_dir or None)
+            pfiles.append(pfile)
+        log = open(os.path.join(self.cfg.output, f'{proc.name}.log'), 'w')
+        popen = subprocess.Popen([sys.executable, '-m', proc.module, *proc.arguments, *process_ros_args(proc, pfiles)],
+                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._child_env)
+        self.procs[proc.name] = popen
+        self.proc_nodes[proc.name] = [n.name for n in nodes]
+        for node in nodes:
+            self.node_names.append(node.fully_qualified_name)
+            self.started.append(node.name)
+        self.cpu_targets[proc.name] = (popen.pid, None)
 
     def _wait_for_processes(self, executor, stats: TopicStats, stop: StopSignals, timeout: float = 90.0) -> None:
         """Multi-process: until every node process has sent /diagnostics (constructed and spinning),
         at most ``timeout`` s; the run's duration counts from then (start-up takes seconds on a loaded
         machine, and is not what a run measures)."""
-        wanted = set(self.procs)
+        wanted = {n for names in self.proc_nodes.values() for n in names}
         fqns = set(self.node_names)
         end = time.monotonic() + timeout
         while wanted and time.monotonic() < end and not stop.requested:
@@ -302,12 +323,14 @@ class PipelineRunner:
                 proc.send_signal(signal.SIGINT)
         for name, proc in self.procs.items():
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=10 * len(self.proc_nodes[name]))   # each node's workers: one 8 s deadline
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
             if proc.returncode != 0:
-                self.skipped[name] = f'{name} exited with {proc.returncode} (see {name}.log)'
+                nodes = self.proc_nodes[name]
+                what = name if nodes == [name] else f'{name} ({", ".join(nodes)})'
+                self.skipped[name] = f'{what} exited with {proc.returncode} (see {name}.log)'
 
     def _spin(self, executor, stats: TopicStats, stop: StopSignals) -> None:
         start = time.monotonic()
@@ -356,13 +379,15 @@ class PipelineRunner:
 
         groups: Dict[int, Callable[[int, str], str]] = {os.getpid(): label}
         for name, proc in self.procs.items():
-            workers = {os_thread_name(f'{name}-{w}'): name for w in ('inputs', 'cameras', 'lidar', 'process')}
+            nodes = self.proc_nodes[name]
+            # a node's worker threads by their OS names; in a shared process labelled by their node
+            workers = {os_thread_name(f'{n}-{w}'): n for n in nodes for w in ('inputs', 'cameras', 'lidar', 'process')}
 
             def proc_label(tid: int, comm: str, _pid=proc.pid, _name=name, _workers=workers) -> str:
                 if tid == _pid:
                     return f'{_name}: main thread (executor)'
                 if comm in _workers:
-                    return f'{_name}: workers'
+                    return f'{_workers[comm]}: workers'
                 if comm.startswith('mediapipe'):
                     return f'{_name}: mediapipe threads'
                 return f'{_name}: other threads (DDS, ...)'

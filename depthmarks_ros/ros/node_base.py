@@ -31,7 +31,7 @@ import gc
 import re
 import sys
 import time
-from typing import Any, Callable, Dict, Iterable, Optional, Type
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Type
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -397,7 +397,17 @@ def _fmt(v: Any) -> str:
 
 
 def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> int:
-    """Init rclpy, spin the node until SIGINT or shutdown, clean up; returns the exit code.
+    """Init rclpy, spin the node until SIGINT or shutdown, clean up; returns the exit code
+    (:func:`run_nodes` with one node)."""
+    return run_nodes([node_factory], args)
+
+
+def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list] = None) -> int:
+    """Init rclpy, build the nodes in this process (in order), spin them with one executor until
+    SIGINT or shutdown, clean up; returns the exit code. One node: a node's own process
+    (:func:`run_node`); several: ``depthmarks_container`` (pipeline/container.py), where the nodes
+    take the process's ROS arguments (``args``) with their own parameter-file sections and
+    node-targeted remappings.
 
     The executor comes from :func:`depthmarks_ros.ros.executors.make_executor` (rclpy's
     EventsExecutor where it exists, else the SingleThreadedExecutor; ``DEPTHMARKS_EXECUTOR``
@@ -407,23 +417,30 @@ def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> i
     ``ros2 launch`` without a terminal) stop the loop and give exit code 0 (:class:`StopSignals`).
 
     Start-up errors (a refused parameter, a bad calibration or model: ValueError and its subclasses,
-    rclpy's ParameterException, missing files) are printed as one clear line and give exit code 1 instead of a traceback.
+    rclpy's ParameterException, missing files) are printed as one clear line and give exit code 1
+    instead of a traceback; the nodes built before the failing one are destroyed.
     """
     keep_large_buffers()   # no page faults per received image (ros/process.py)
     stop = StopSignals()
     with stop:
         # rclpy's signal handlers would raise KeyboardInterrupt inside the executor: see StopSignals
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-        node = executor = None
+        nodes: list = []
+        added: list = []     # the nodes the executor holds
+        executor = None
         try:
+            factory = node_factories[0] if node_factories else None
             try:
                 executor, _ = make_executor()   # first: an unknown DEPTHMARKS_EXECUTOR is a start-up error too
-                node = node_factory()
+                for factory in node_factories:
+                    nodes.append(factory())
             except (ValueError, FileNotFoundError, ParameterException) as exc:
-                name = getattr(node_factory, '__name__', 'node')
+                name = getattr(factory, '__name__', 'node')
                 print(f'{name}: cannot start: {exc}', file=sys.stderr)
                 return 1
-            executor.add_node(node)
+            for node in nodes:
+                executor.add_node(node)
+                added.append(node)
             freeze_startup_heap()
             try:
                 # spin_once in a loop, not spin(): the EventsExecutor's spin() does not return on
@@ -439,9 +456,9 @@ def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> i
             pass
         finally:
             gc.unfreeze()   # the start-up heap is collectable again: native objects (Open3D) are freed
-            if node is not None:
-                if executor is not None:
-                    executor.remove_node(node)   # the executor lets go of the node's entities first
+            for node in added:
+                executor.remove_node(node)   # the executor lets go of the node's entities first
+            for node in nodes:
                 if hasattr(node, 'shutdown'):
                     node.shutdown()
                 node.destroy_node()

@@ -100,9 +100,10 @@ class NodeProcess:
     def __init__(self, node: str, params: Optional[Dict[str, Any]] = None,
                  remaps: Optional[Dict[str, str]] = None, params_file: Optional[str] = None,
                  extra_args: Sequence[str] = (), env: Optional[Dict[str, str]] = None,
-                 wrap: Sequence[str] = ()):
-        # wrap: a command prefix, e.g. testing.netns.NetnsPair.wrap(host) to run it in a namespace
-        self.cmd = ([*wrap, sys.executable, '-m', f'depthmarks_ros.nodes.{node}', *extra_args]
+                 wrap: Sequence[str] = (), module: Optional[str] = None):
+        # wrap: a command prefix, e.g. testing.netns.NetnsPair.wrap(host) to run it in a namespace;
+        # module: another entry point than the node's (e.g. pipeline.container; extra_args name its nodes)
+        self.cmd = ([*wrap, sys.executable, '-m', module or f'depthmarks_ros.nodes.{node}', *extra_args]
                     + ros_args(params, remaps, params_file))
         self.env = dict(os.environ, **(env or {}))
         repo = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..'))

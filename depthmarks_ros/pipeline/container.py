@@ -1,0 +1,62 @@
+"""Several of the package's nodes in one process with one executor: rclpy's stand-in for a composable
+node container (rclcpp's ``component_container``, which image_pipeline's launch files fill with
+its nodes so that images never cross a process boundary).
+
+    depthmarks_container stereo_depth depth_fusion --ros-args \\
+        --params-file stereo.yaml --params-file fusion.yaml [-r __ns:=/rig1] \\
+        [-r stereo_depth:stereo/left/image_raw:=/cam/left/image_raw ...]
+
+The node names (full or short, as in ``nodes:=``) come before ``--ros-args``; the ROS arguments are
+the process's and apply to every node in it, so each node's parameters sit under its own name in
+the files (``/**/stereo_depth``) and remappings name their node (``stereo_depth:from:=to``), as
+:meth:`depthmarks_ros.pipeline.graph.ProcessLaunch.params_key` and ``.remappings`` write them; the
+namespace (``__ns``) is every node's. A process-wide ``__node:=`` would rename every node in it.
+
+Which nodes share a process is decided by the node graph (``graph.PROCESS_GROUPS``), for the launch
+files and ``depthmarks run --multi-process`` alike. Everything a node process has, this one has
+(:func:`depthmarks_ros.ros.node_base.run_nodes`): the malloc fix, the recorder's periods from the
+environment, each node's /diagnostics, exit 0 on SIGINT/SIGTERM, a one-line start-up error (exit 1).
+"""
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+USAGE = 'usage: depthmarks_container NODE [NODE ...] [--ros-args ...]'
+
+
+def node_names(argv: List[str]) -> List[str]:
+    """The full node names given before ``--ros-args`` (argv without the program name); ValueError
+    for an unknown or repeated one."""
+    from depthmarks_ros.pipeline.graph import resolve
+    words = argv[:argv.index('--ros-args')] if '--ros-args' in argv else list(argv)
+    names = resolve(words)
+    if not names:
+        raise ValueError('no node named')
+    if len(set(names)) != len(names):
+        raise ValueError(f'a node named twice: {" ".join(words)}')
+    return names
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """``args``: the command line without the program name (None = ``sys.argv[1:]``)."""
+    from depthmarks_ros.pipeline.registry import load_node_class
+    from depthmarks_ros.ros.node_base import run_nodes
+    argv = list(sys.argv[1:] if args is None else args)
+    try:
+        names = node_names(argv)
+    except ValueError as exc:
+        print(f'depthmarks_container: {exc}\n{USAGE}', file=sys.stderr)
+        return 2
+    classes = []
+    for name in names:
+        cls, reason = load_node_class(name)
+        if cls is None:
+            print(f'depthmarks_container: cannot start: {reason}', file=sys.stderr)
+            return 1
+        classes.append(cls)
+    return run_nodes(classes, ['depthmarks_container', *argv])
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Nodes sharing a process (pipeline/container.py, the launch files' ``compose:=true``): stereo_depth
+and depth_fusion in one process, each with its own section of the parameter files and its own
+remappings, fused depth out over DDS, exit 0 on SIGINT. The launch description and the runner's
+processes are compared in test_graph.py; `depthmarks run --multi-process` in test_pipeline_runner.py."""
+import dataclasses
+
+import pytest
+from sensor_msgs.msg import Image
+
+from depthmarks_ros.pipeline import graph as g
+from depthmarks_ros.pipeline.container import main, node_names
+from depthmarks_ros.pipeline.runner import process_ros_args, write_params_file
+from depthmarks_ros.testing.ros_harness import NodeProcess
+
+
+def test_node_names_before_ros_args_short_or_full():
+    assert node_names(['stereo', 'depth_fusion', '--ros-args', '-r', '__ns:=/a']) == ['stereo_depth', 'depth_fusion']
+    for bad in (['stereo', 'stereo_depth'], ['--ros-args'], ['stereo', 'fussion']):
+        with pytest.raises(ValueError):
+            node_names(bad)
+
+
+def test_container_refuses_a_bad_command_line_with_usage(capsys):
+    assert main(['stereo', 'fussion', '--ros-args']) == 2
+    assert "unknown node 'fussion'" in capsys.readouterr().err
+
+
+@pytest.mark.dds
+def test_stereo_and_fusion_in_one_process_with_their_own_parameters_and_remaps(probe, tmp_path):
+    graph = g.plan(g.GraphConfig(face=False, body=False, start=('stereo_depth', 'depth_fusion')))
+    (depth,) = graph.processes()
+    assert depth.composed and depth.name == 'depth' and [n.name for n in depth.nodes] == ['stereo_depth', 'depth_fusion']
+    stereo, fusion = depth.nodes
+    # a parameter both declare, with a value of its own per node; a remap rule per node on the same
+    # topic: the one targeted at stereo_depth must not move fusion's output
+    stereo = dataclasses.replace(stereo, overrides=dict(stereo.overrides, diagnostics_period=0.5),
+                                 remappings=stereo.remappings + (('fusion/depth', 'not_fusion'),))
+    fusion = dataclasses.replace(fusion, overrides=dict(fusion.overrides, diagnostics_period=0.7, time_tolerance=0.25),
+                                 remappings=fusion.remappings + (('fusion/depth', 'fused_here'),))
+    depth = g.ProcessLaunch('depth', (stereo, fusion))
+    files = []
+    for n in depth.nodes:
+        files.append(str(tmp_path / f'{n.name}.yaml'))
+        write_params_file(files[-1], n, depth.params_key(n))
+    out = probe.subscribe(Image, 'fused_here')
+    stereo_out = probe.subscribe(Image, 'stereo/depth')
+    with NodeProcess('sim_rig', params={'rate': 5.0, 'lidar_rate': 5.0, 'width': 320, 'height': 240}) as sim, \
+            NodeProcess('depth', module=g.CONTAINER_MODULE,
+                        extra_args=[*depth.arguments, *process_ros_args(depth, files)]) as proc:
+        assert probe.spin_until(lambda: len(out) >= 2 and len(stereo_out) >= 2, 60), proc.output + sim.output
+        got = {name: probe.param_service(name).get(['diagnostics_period']) for name in ('stereo_depth', 'depth_fusion')}
+        assert got == {'stereo_depth': [0.5], 'depth_fusion': [0.7]}
+        assert probe.param_service('stereo_depth').get(['disparity_range']) == [g.SIM_DISPARITY_RANGE]
+        assert probe.param_service('depth_fusion').get(['use_stereo', 'time_tolerance']) == [True, 0.25]
+        assert probe.node.get_publishers_info_by_topic('/fusion/depth') == []
+        assert proc.stop() == 0, proc.output
+    assert 'Traceback' not in proc.output, proc.output
+    assert out[-1].encoding == '32FC1' and out[-1].width == 320
