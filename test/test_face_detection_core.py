@@ -15,12 +15,13 @@ C = [300, 300, 340, 340]        # one view alone (often hair, a hand or a flower
 
 
 def _fake_views(det, table):
-    """Replace the detector's views by canned detections (view name -> [(box, score)])."""
+    """Replace the detector's views by canned detections (view name -> [(box, score[, keypoints])])."""
     calls = []
 
     def view(name, which, view, rgb):
         calls.append(name)
-        dets = [Detection(np.array(b, np.float64), s, name) for b, s in table.get(name, [])]
+        dets = [Detection(np.array(e[0], np.float64), e[1], name,
+                          keypoints=np.array(e[2], np.float64) if len(e) > 2 else None) for e in table.get(name, [])]
         det._seen[name] = dets
         return dets
     det._view = view
@@ -221,3 +222,75 @@ def test_cascade_dlib_runs_its_predictor_upright_on_a_face_only_a_rotated_view_f
     err = np.linalg.norm(faces[0].landmarks68 - truth, axis=1).mean()
     assert err < 0.05 * 2 * half, err
     be.close()
+
+
+def _kp(box, dx=0.0):
+    """Six keypoint-like points inside ``box`` (shifted by dx px)."""
+    x0, y0, x1, y1 = box
+    u = np.array([[0.35, 0.4], [0.65, 0.4], [0.5, 0.55], [0.5, 0.75], [0.1, 0.45], [0.9, 0.45]])
+    return (u * [x1 - x0, y1 - y0] + [x0 + dx, y0]).tolist()
+
+
+def test_detect_all_keeps_the_keypoints_of_every_view_of_a_face():
+    """A face three views find (one of them a partial box inside it) carries the keypoints of all three,
+    also where it is a known face (left out of the answer, kept in last_faces); the hybrid hands them to
+    a face its mesh cannot follow, which the first-hit cascade found."""
+    det = FaceDetector.__new__(FaceDetector)
+    det.stages, det.max_faces, det._seen, det._hog, det._mmod = FaceDetector.STAGES, 4, {}, None, None
+    part = [150, 150, 200, 200]
+    table = {'mp_short': [(A, 0.9, _kp(A))], 'mp_full': [(A, 0.8, _kp(A, 4.0))],
+             'mp_short_flip': [(part, 0.95, _kp(part))], 'mp_short_pad': [(B, 0.6)]}
+    _fake_views(det, table)
+    found = det.detect_all(np.zeros((480, 640, 3), np.uint8))
+    assert [len(d.view_keypoints) for d in found] == [3, 0]         # B: no keypoints in its one view
+    assert any(np.allclose(k, _kp(A, 4.0)) for k in found[0].view_keypoints)
+    assert det.detect_all(np.zeros((480, 640, 3), np.uint8), known=[A], min_views=2) == []
+    assert [len(d.view_keypoints) for d in det.last_faces if d.box.tolist() == A] == [3]
+    lm = FaceLandmarker('hybrid', static=True, mmod=False)         # grey: no mesh follows anything
+    _fake_views(lm.backend.mesh._detector, {k: v for k, v in table.items() if k != 'mp_short_flip'})
+    lm.backend.mesh.process(np.full((480, 640, 3), 128, np.uint8))
+    (un,) = lm.backend.mesh.unmeshed
+    assert un.views == 0 and len(un.view_keypoints) == 2           # its own view and mp_full's
+    lm.close()
+
+
+class _FakeHOG:
+    """dlib's HOG detector: one box in the coordinates of the image it is given, only on images of
+    ``shape`` (the padded, shrunk view); records every call's image shape and threshold."""
+
+    def __init__(self, rect, shape):
+        self.rect, self.shape, self.calls = rect, shape, []
+
+    def run(self, grey, upsample, threshold):
+        import dlib
+        self.calls.append((grey.shape, threshold))
+        if grey.shape != self.shape:
+            return [], [], []
+        return [dlib.rectangle(*self.rect)], [-0.2], [0]
+
+
+def test_oversized_face_search_runs_only_where_nothing_else_found_a_face():
+    """The last resort for a face larger than the frame (HOG on the image padded by a quarter of its
+    larger side and shrunk to 450 px, threshold below HOG's usual 0): not run where a view found a face;
+    run after MMOD found nothing, its box mapped back to the image (past the border), dlib's predictor on it."""
+    h, w = 480, 640
+    p, s = w // 4, 450 / (w + 2 * (w // 4))
+    box = np.array([100.0, -40.0, 560.0, 420.0])                   # taller than the frame's top
+    lm = FaceLandmarker('hybrid', static=True)
+    det = lm.backend.mesh._detector
+    mmod_runs = []
+    det._run_mmod = lambda rgb: mmod_runs.append(1) or []           # MMOD finds nothing
+    det._hog = _FakeHOG([int(round(v)) for v in (box + p) * s], (round((h + 2 * p) * s), round((w + 2 * p) * s)))
+    grey = np.full((h, w, 3), 128, np.uint8)
+    _fake_views(det, {'mp_short_rot+60': [(B, 0.6)], 'mp_short_rot-60': [(B, 0.6)]})
+    faces = lm.process(grey, FACE_K)
+    assert len(faces) == 1 and not mmod_runs and all(shape == (h, w) for shape, _ in det._hog.calls)  # B only
+    det._hog.calls.clear()
+    _fake_views(det, {})
+    faces = lm.process(grey, FACE_K)
+    assert mmod_runs == [1] and [t for shape, t in det._hog.calls if shape != (h, w)] == [FaceDetector.OVERSIZE_MIN_SCORE]
+    assert len(faces) == 1 and faces[0].layout == 'dlib68'
+    c = (faces[0].bbox[:2] + faces[0].bbox[2:]) / 2
+    assert np.linalg.norm(c - (box[:2] + box[2:]) / 2) < 0.25 * (box[2] - box[0])
+    assert det.stage_counts.get('hog_pad') == 1
+    lm.close()

@@ -124,9 +124,16 @@ class MediaPipeFaceMesh:
             # the place of a two-view face)
             dets = dets + self._detector.detect_all(rgb, [r.bbox for r in out] + [d.box for d in dets],
                                                     reuse=True, limit=None)
+            from depthmarks_ros.core.face.detection import _overlaps
+            for d in dets:      # a face the cascade found before: the keypoints of every view that found it
+                if d.view_keypoints is None:
+                    same = [f for f in self._detector.last_faces if _overlaps(f.box, d.box) or _overlaps(d.box, f.box)]
+                    d.view_keypoints = same[0].view_keypoints if same else None
         self._mesh_dets(rgb, dets, out)
         if self.all_views and not out and not self.unmeshed:    # no view found a face: the last resort
             self._mesh_dets(rgb, self._detector.detect_mmod(rgb), out)
+        if self.all_views and not out and not self.unmeshed:    # nor MMOD: a face larger than the frame
+            self._mesh_dets(rgb, self._detector.detect_oversized(rgb), out)
         return out
 
     def _mesh_dets(self, rgb: np.ndarray, dets, out: List[FaceResult]) -> None:

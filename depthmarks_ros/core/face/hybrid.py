@@ -125,6 +125,15 @@ class HybridBlend:
             return None
         return ((x @ self.kp_map).reshape(68, 2) - t) @ R / s
 
+    def from_views(self, box: np.ndarray, keypoints: np.ndarray, view_keypoints=None) -> Optional[np.ndarray]:
+        """The mean of :meth:`from_keypoints` over the keypoints of every detector view that found the face
+        (``view_keypoints``, from FaceDetector.detect_all; else ``keypoints`` alone): on the 60 fit-split
+        AFLW2000-3D faces without a mesh the guess's box-NME 0.135 -> 0.124, after the turned-face
+        predictor 0.116 -> 0.108 (each face predicted by a predictor trained without its fold)."""
+        guesses = [self.from_keypoints(box, k) for k in (view_keypoints or [keypoints])]
+        guesses = [g for g in guesses if g is not None]
+        return np.mean(guesses, axis=0) if guesses else None
+
     def fit_keypoint_map(self, boxes, keypoints, gts, ridge: float = 1e-2) -> float:
         """Ridge regression from the detector's 6 keypoints to the 68 points, both moved by the
         similarity that puts the keypoints onto their mean configuration kp_ref (generalised
@@ -352,8 +361,12 @@ class HybridFace68:
             self.dlib_only_faces += 1
             b = self.blend
             p68 = None                      # mostly profiles: dlib's predictor fails
+            if det.source == 'hog_pad':     # a face larger than the frame that HOG found: a frontal-ish one
+                p68 = self.predict(rgb, box_from_detection(det.box, self.box_map['hog']))
+                out.append(FaceResult(p68, p68.copy(), _bbox(p68), det.score, 'dlib68'))
+                continue
             if b is not None and b.kp_map is not None and det.keypoints is not None:
-                p68 = b.from_keypoints(det.box, det.keypoints)      # None: collapsed keypoints
+                p68 = b.from_views(det.box, det.keypoints, det.view_keypoints)     # None: collapsed keypoints
             if p68 is not None:
                 cov = b.kp_cov * max(det.box[2] - det.box[0], det.box[3] - det.box[1]) ** 2
                 if self.profile is not None and b.profile_cov is not None:   # refined from that guess
