@@ -25,15 +25,29 @@ def test_depthmarks_command_runs_this_checkout():
     assert help_out.returncode == 0 and 'run' in help_out.stdout and 'fuse-kitti' in help_out.stdout
 
 
+def _installed(name: str) -> str:
+    """PREFIX/lib/depthmarks_ros/NAME (where launch_ros looks), a link to the console script in bin/."""
+    exe = os.path.join(PREFIX, 'bin', name)
+    assert os.access(exe, os.X_OK), f'{exe} missing: {SETUP_HINT}'
+    first = open(exe).readline()
+    assert first.startswith('#!') and 'python' in first, f'{exe} is not a Python console script'
+    lib = os.path.join(PREFIX, 'lib', 'depthmarks_ros', name)
+    assert os.access(lib, os.X_OK), f'{lib} missing (launch_ros looks there): {SETUP_HINT}'
+    assert os.path.realpath(lib) == os.path.realpath(exe)
+    return lib
+
+
 def test_every_executable_in_bin_and_in_lib_for_launch_ros():
     for name in package_executables():
-        exe = os.path.join(PREFIX, 'bin', name)
-        assert os.access(exe, os.X_OK), f'{exe} missing: {SETUP_HINT}'
-        first = open(exe).readline()
-        assert first.startswith('#!') and 'python' in first, f'{exe} is not a Python console script'
-        lib = os.path.join(PREFIX, 'lib', 'depthmarks_ros', name)
-        assert os.access(lib, os.X_OK), f'{lib} missing (launch_ros looks there): {SETUP_HINT}'
-        assert os.path.realpath(lib) == os.path.realpath(exe)
+        _installed(name)
+
+
+def test_the_container_of_shared_processes_is_installed_for_launch_ros():
+    """The launch files start the nodes that share a process (stereo_depth and depth_fusion) as
+    `depthmarks_container NODE...` (pipeline/graph.py CONTAINER, pipeline/container.py)."""
+    from depthmarks_ros.pipeline.graph import CONTAINER
+    out = subprocess.run([_installed(CONTAINER)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and 'usage: depthmarks_container NODE' in out.stderr, out.stderr
 
 
 def test_share_directory_found_through_the_ament_index():
