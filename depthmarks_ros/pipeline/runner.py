@@ -271,7 +271,7 @@ class PipelineRunner:
 
     def _skip(self, name: str, reason: str) -> None:
         self.skipped[name] = reason
-        print(f'[depthmarks run] skipping {name}: {reason}', file=sys.stderr)
+        print(f'[depthmarks run] {reason}: skipped', file=sys.stderr)
 
     def _start_process(self, proc: g.ProcessLaunch) -> None:
         """Multi-process: one process of the graph (a node, or a group of nodes in the container),
