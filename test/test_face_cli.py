@@ -68,9 +68,10 @@ def test_fit_face_refits_the_sigma_models_from_cached_error_records(tmp_path):
                  '--cache', str(tmp_path / 'cache'), '--sigma-steps', '10']) == 0
     m = LandmarkSigmaModel.load(str(out / 'face_sigma_hybrid.json'))
     assert 'sigma-cached' in m.meta['command'] and 'sha1' in m.meta['split_rule'] and m.vis_b is not None
-    cv = m.meta['cross_validated_shares']          # per candidate feature set, per set
-    assert len(cv) == 2 and all(set(v) == {'300w', 'aflw2000_3d'} for v in cv.values())
-    assert ' '.join(m.features) in cv
+    cv = m.meta['cross_validated_shares']          # per candidate design (FIT_DESIGNS), per set
+    assert len(cv) == 3 and all(set(v) == {'300w', 'aflw2000_3d'} for v in cv.values())
+    chosen = ' '.join(m.features) + (' (quantile stage)' if 'pinball' in m.meta['fit_loss'] else '')
+    assert chosen in cv
     assert not (out / 'face_sigma_mediapipe.json').exists()
     assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'sigma-cached',
                  '--cache', str(tmp_path / 'nothing')]) == 1

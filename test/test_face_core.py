@@ -448,3 +448,65 @@ def test_share_misses_counts_shares_off_the_gaussian_then_the_largest_miss():
     assert share_misses([(0.42, 0.84)])[0] == 0                         # within 5 points: no miss
     cal = {'300w': {'within_1': 0.50, 'within_2': 0.86}, 'aflw': {'within_1': 0.39, 'within_2': 0.80}}
     assert calibration_score(cal) == (n, worst)
+
+
+def test_quantile_stage_follows_the_bulk_where_a_feature_flags_rare_gross_failures():
+    """One face-level input (here ``sharp``) raises the chance of a gross failure (errors x8) but not
+    the error of the faces that did not fail. The Gaussian NLL widens every such face's sigma to
+    cover the few failures, so the bulk of those faces sits too deep inside its ellipses; the
+    quantile stage (pinball losses at the 1- and 2-sigma shares) keeps their 1-sigma share near
+    39.3 % and gives the input a much smaller weight."""
+    from depthmarks_ros.core.face.sigma_model import FEATURES, LandmarkSigmaModel
+    rng = np.random.default_rng(7)
+    F = 240
+    L = np.tile(face_model_68()[:, :2] * 1000 + 200, (F, 1, 1))
+    iod = np.linalg.norm(L[0, 45] - L[0, 36])
+    g = rng.uniform(0, 1, F)
+    failed = rng.uniform(0, 1, F) < 0.12 * g
+    E = rng.normal(0, 1, (F, 68, 2)) * 0.03 * iod * np.where(failed, 8.0, 1.0)[:, None, None]
+    feats = np.zeros((F, 68, len(FEATURES)))
+    feats[..., FEATURES.index('sharp')] = g[:, None]
+    fits = {q: LandmarkSigmaModel.fit(E, L, feats, np.zeros(F), steps=100, features=('sharp',), quantile=q)
+            for q in (False, True)}
+    bulk = (g > 0.6) & ~failed
+    share1 = {q: np.mean(m.radii(E[bulk], L[bulk], feats[bulk], np.zeros(bulk.sum())) <= 1) for q, m in fits.items()}
+    assert abs(share1[True] - 0.393) < 0.08 < abs(share1[False] - 0.393)
+    assert abs(fits[True].w[0]) < 0.5 * abs(fits[False].w[0])
+
+
+def test_pose_factors_from_error_records_recover_a_known_landmark_noise(tmp_path):
+    """Angle factors from records (fit-face --parts pose --cache): faces posed at known angles, their
+    68 points the mean face's projections plus Gaussian noise of a known sigma. With a sigma model
+    that states that sigma, 68.3 % of the angle errors lie within about 1 sigma (factor ~1); with
+    points twice as noisy the factor is ~2. The hybrid's records solve on their pose points P."""
+    from depthmarks_ros.core.face.datasets import FaceSample
+    from depthmarks_ros.core.face.model_fit import camera_for, pose_z_records
+    from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
+    rng = np.random.default_rng(11)
+    img = tmp_path / 'blank.png'
+    cv2.imwrite(str(img), np.zeros((450, 450, 3), np.uint8))
+    samples, clean = [], []
+    for i in range(80):
+        ang = np.array([rng.uniform(-50, 50), rng.uniform(-20, 20), rng.uniform(-20, 20)])
+        s = FaceSample(f'f{i:03d}', str(img), np.zeros((68, 2)), pose_deg=ang, dataset='aflw2000_3d')
+        rvec, _ = cv2.Rodrigues(rotation_from_angles(*ang))
+        p, _ = cv2.projectPoints(face_model_68(), rvec, np.array([0.0, 0.0, 0.9]), camera_for(s, (450, 450)), None)
+        samples.append(s)
+        clean.append(p.reshape(-1, 2))
+    clean = np.array(clean)
+    iod = np.linalg.norm(clean[:, 45] - clean[:, 36], axis=1).mean()
+    sigma_px = 1.5
+    m = LandmarkSigmaModel(np.full(68, np.log(sigma_px / iod)), np.zeros(68), np.zeros(1), np.zeros((68, 3)),
+                           features=('log_interocular',))
+    m.w[0] = 0.0
+    for noise, want in ((1.0, 1.0), (2.0, 2.0)):
+        L = clean + rng.normal(0, sigma_px * noise, clean.shape)
+        rec = {'L': L, 'stem': np.array([s.stem for s in samples]), 'spread68': np.ones((80, 68)),
+               'yaw0': np.zeros(80), 'pitch0': np.zeros(80), 'blur': np.zeros(80), 'dark': np.zeros(80)}
+        z = pose_z_records(rec, m, {}, samples)
+        assert z.shape == (80, 3)
+        for j in range(3):
+            assert np.quantile(z[:, j], 0.6827) == pytest.approx(want, rel=0.3), (noise, j)
+    rec['P'] = clean + rng.normal(0, sigma_px, clean.shape)       # the pose points: the noise of the first case
+    z = pose_z_records(rec, m, {}, samples)
+    assert np.quantile(z, 0.6827, axis=0) == pytest.approx([1.0] * 3, rel=0.3)

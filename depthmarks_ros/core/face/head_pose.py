@@ -170,3 +170,36 @@ def solve_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.n
     yaw, pitch, roll = angles_from_rotation(R)
     return HeadPose(rvec.ravel(), tvec.ravel(), cov6, yaw, pitch, roll,
                     float(np.sqrt(np.mean(np.sum(resid ** 2, axis=1)))))
+
+
+def weighted_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.ndarray], pose_fit: dict,
+                       key: str = '', first: Optional[HeadPose] = None) -> Optional[HeadPose]:
+    """The face node's head pose: weighted by the landmark covariances ``cov68`` plus the 3D mean
+    face's own spread (``pose_fit['model_residual_m']``, face_fit.json, projected at the face's
+    distance), the angle part scaled by backend ``key``'s factor per angle
+    (``pose_fit['angle_scales'][key]``; else the pooled ``covariance_scale``; neither: unscaled).
+    ``first``: the plain solve where already made. Without ``cov68`` the plain solve."""
+    resid = pose_fit.get('model_residual_m')
+    first = first or solve_head_pose(landmarks68, K)
+    if first is None or cov68 is None:
+        return first
+    c = np.asarray(cov68, np.float64)
+    if resid is not None:
+        px = K[0, 0] / max(first.tvec[2], 1e-3) * np.asarray(resid, np.float64)   # metres -> px
+        c = c + (px ** 2)[:, None, None] * np.eye(2)
+    hp = solve_head_pose(landmarks68, K, c)
+    scales = pose_fit.get('angle_scales', {}).get(key)
+    if hp is not None and scales is not None:      # this backend's own factor per angle
+        hp.covariance = scale_angle_covariance(hp, scales)
+    elif hp is not None and 'covariance_scale' in pose_fit:
+        hp.covariance = hp.covariance * float(pose_fit['covariance_scale']) ** 2
+    return hp
+
+
+def angle_z(hp: HeadPose, truth_deg) -> np.ndarray:
+    """(3,) |angle error| / sigma of (yaw, pitch, roll) against ``truth_deg`` (degrees), sigma from the
+    pose's 6x6 covariance."""
+    J = angles_jacobian(hp.rvec)
+    sd = np.sqrt(np.diag(J @ hp.covariance[:3, :3] @ J.T))
+    err = (np.array([hp.yaw, hp.pitch, hp.roll]) - np.asarray(truth_deg, float) + 180) % 360 - 180
+    return np.abs(err) / sd

@@ -228,7 +228,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
         yield f'visibility: {len(vis_aflw)} AFLW faces, {hidden.mean() * 100:.1f} % of points self-occluded'
     pose_keys = [k for k in POSE_BACKENDS if 'pose' in parts or f'pose-{k}' in parts]
     if pose_keys:
-        yield from _fit_pose_scales(aflw, output, command, fit, pose_keys, save_fit)
+        yield from _fit_pose_scales(aflw, output, command, fit, pose_keys, save_fit, cache)
 
 
 # the backends whose head-pose covariance is calibrated per angle: sigma key -> (backend, dlib detector)
@@ -239,7 +239,7 @@ POSE_BACKENDS = {'hybrid': ('hybrid', 'hog'), 'mediapipe': ('mediapipe', 'hog'),
 def pose_z(lm, samples) -> np.ndarray:
     """(N, 3) |angle error| / sigma (yaw, pitch, roll) of a landmarker's head pose on annotated faces
     (|angles| <= 99 deg), sigma from its 6x6 covariance before any calibration factor."""
-    from depthmarks_ros.core.face.head_pose import angles_jacobian
+    from depthmarks_ros.core.face.head_pose import angle_z
     lm.fit = dict(lm.fit)
     lm.fit['head_pose'] = {k: v for k, v in lm.fit.get('head_pose', {}).items()
                            if k not in ('covariance_scale', 'angle_scales')}
@@ -249,43 +249,77 @@ def pose_z(lm, samples) -> np.ndarray:
             continue
         r = run_on_sample(lm, s)
         hp = r['face'].head_pose if r['face'] is not None else None
-        if hp is None:
-            continue
-        J = angles_jacobian(hp.rvec)
-        sd = np.sqrt(np.diag(J @ hp.covariance[:3, :3] @ J.T))
-        err = (np.array([hp.yaw, hp.pitch, hp.roll]) - s.pose_deg + 180) % 360 - 180
-        z.append(np.abs(err) / sd)
+        if hp is not None:
+            z.append(angle_z(hp, s.pose_deg))
     return np.array(z).reshape(-1, 3)
 
 
-def _fit_pose_scales(aflw, output, command, fit, keys, save_fit):
+def pose_z_records(rec, sigma_model, pose_fit: dict, samples) -> np.ndarray:
+    """pose_z from a backend's error records (core/face/sigma_fit.py) instead of running it: the
+    node's weighted head pose (head_pose.py weighted_head_pose, no angle factor) on the records'
+    pose points (``P``: the hybrid's mesh points; else the landmarks ``L``) with the covariances of
+    ``sigma_model``, on the AFLW2000-3D faces of ``samples`` (by stem) with every |angle| <= 99 deg.
+    The records of the backends with a fitted stage are cross-fitted (each face predicted by maps,
+    blends and predictors fitted without it), so the factors do not learn the fit faces' in-sample
+    errors, which are smaller than a new face's."""
+    from depthmarks_ros.core.face.head_pose import angle_z, weighted_head_pose
+    by_stem = {s.stem: s for s in samples if s.pose_deg is not None}
+    plain = {k: v for k, v in pose_fit.items() if k not in ('covariance_scale', 'angle_scales')}
+    P = rec['P'] if 'P' in rec else rec['L']
+    covs = sigma_model.covariances_records(rec)
+    z = []
+    for stem, p68, cov in zip(rec['stem'], P, covs):
+        s = by_stem.get(str(stem))
+        if s is None or np.any(np.abs(s.pose_deg) > 99):
+            continue
+        hp = weighted_head_pose(p68, camera_for(s, s.load_rgb().shape[1::-1]), cov, plain)
+        if hp is not None:
+            z.append(angle_z(hp, s.pose_deg))
+    return np.array(z).reshape(-1, 3)
+
+
+def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
     """Per backend and angle: the factor on sigma that puts 68.3 % of the fit split's AFLW2000-3D
     angle errors within 1 sigma (face_fit.json head_pose.angle_scales); covariance_scale, the pooled
-    factor of every backend and angle, stays for backends without their own."""
+    factor of every backend and angle, stays for backends without their own. With ``cache``, a
+    backend whose error records are there (``sigma_<key>.npz``; the hybrid's only with its pose points)
+    is scored on them (pose_z_records: cross-fitted points), else it is run on the images."""
     import json
     import os
     from depthmarks_ros.core.face.datasets import SPLIT_RULE
     from depthmarks_ros.core.face.pipeline import FaceLandmarker
+    from depthmarks_ros.core.face.sigma_fit import load_records
+    from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
     hp = fit.setdefault('head_pose', {})
     with open(os.path.join(output, 'face_model_68.json')) as f:
         hp['model_residual_m'] = json.load(f)['residual_rms_m']
     scales = hp.setdefault('angle_scales', {})
+    sources = hp.setdefault('angle_scales_from', {})
     for key in keys:
-        backend, detector = POSE_BACKENDS[key]
-        lm = FaceLandmarker(backend, static=True, data_dir=output, dlib_detector=detector, all_views=False)
-        z = pose_z(lm, aflw)
-        lm.close()
+        path = os.path.join(cache, f'sigma_{key}.npz') if cache else ''
+        rec = load_records(path) if path and os.path.isfile(path) else None
+        sm_path = os.path.join(output, f'face_sigma_{key}.json')
+        if rec is not None and (key != 'hybrid' or 'P' in rec) and os.path.isfile(sm_path):
+            z = pose_z_records(rec, LandmarkSigmaModel.load(sm_path), hp, aflw)
+            sources[key] = 'cross-fitted error records (fit-face --cache)'
+        else:
+            backend, detector = POSE_BACKENDS[key]
+            lm = FaceLandmarker(backend, static=True, data_dir=output, dlib_detector=detector, all_views=False)
+            z = pose_z(lm, aflw)
+            lm.close()
+            sources[key] = 'the shipped backend run on the fit images'
         z = z[np.all(np.isfinite(z), axis=1)]          # a face whose covariance gave no finite sigma
         if len(z) < 10:
             yield f'head pose {key}: only {len(z)} faces, not calibrated'
             continue
         scales[key] = [round(float(np.quantile(z[:, j], 0.6827)), 4) for j in range(3)]
-        yield f'head pose {key}: angle sigma factors (yaw, pitch, roll) {scales[key]} from {len(z)} fit faces'
+        yield f'head pose {key}: angle sigma factors (yaw, pitch, roll) {scales[key]} from {len(z)} fit faces ({sources[key]})'
     hp['covariance_scale'] = float(np.exp(np.mean([np.log(v) for s3 in scales.values() for v in s3]))) \
         if scales else hp.get('covariance_scale', 1.0)
     hp['note'] = ('angle_scales[backend] = (yaw, pitch, roll) factors on the angle sigmas (core/face/head_pose.py '
                   'scale_angle_covariance): 68.3 % of the fit split\'s AFLW2000-3D angle errors (|angles| <= 99) '
-                  'within 1 sigma per backend and angle; covariance_scale (their geometric mean) for other backends')
+                  'within 1 sigma per backend and angle (angle_scales_from: on which points); covariance_scale '
+                  '(their geometric mean) for other backends')
     hp['angle_scales_made_by'] = {'command': command, 'split_rule': SPLIT_RULE}
     save_fit()
 
@@ -365,7 +399,8 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
     for r, o, n in zip(mesh_recs, out68, norms):
         by_set.setdefault(r['sample'].dataset, []).append(np.linalg.norm(o - r['sample'].landmarks68, axis=1).mean() / n)
     yield 'hybrid: cross-fitted NME ' + ', '.join(f'{k} {np.mean(v):.4f} ({len(v)})' for k, v in by_set.items())
-    rec = error_records([r['sample'] for r in mesh_recs], out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for)
+    rec = error_records([r['sample'] for r in mesh_recs], out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for,
+                        pose68s=m68s)
     yield from fit_and_save('hybrid', rec, output, {'backend': 'hybrid (mesh + dlib predictor, blended)',
                                                     'faces': len(out68), 'split_rule': SPLIT_RULE, 'command': command,
                                                     'errors': 'cross-fitted mesh maps and blends (5 folds)'}, cache)
@@ -504,7 +539,8 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
         yield (f'profile: {len(unmeshed)} faces the mesh cannot follow: box-NME keypoint map {kp_nme:.4f} (in-sample) -> '
                f'predictor {pr_nme:.4f} (cross-fitted)')
     from depthmarks_ros.core.face.sigma_fit import error_records, fit_and_save
-    rec = error_records([r['sample'] for r in mesh_recs], out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for)
+    rec = error_records([r['sample'] for r in mesh_recs], out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for,
+                        pose68s=m68s)
     yield from fit_and_save('hybrid', rec, output, {
         'backend': 'hybrid (mesh + dlib predictor, blended, turned-face predictor)', 'faces': len(out68),
         'split_rule': SPLIT_RULE, 'command': command,

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from depthmarks_ros.core.face.backends import BackendError, DlibFace68, create_backend
-from depthmarks_ros.core.face.head_pose import HeadPose, scale_angle_covariance, solve_head_pose
+from depthmarks_ros.core.face.head_pose import HeadPose, solve_head_pose, weighted_head_pose
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, MEDIAPIPE_TO_IBUG68, RIGHT_EYE_OUTER
 from depthmarks_ros.core.tracking import CentroidTracker
 from depthmarks_ros.core.face.uncertainty import (DEFAULT_AUGMENTATIONS, UncertaintyModel, augmented_predictions,
@@ -270,22 +270,7 @@ class FaceLandmarker:
         residual of face_model_68.json projected at the face's distance), the angle part scaled by
         the backend's fitted factor per angle (face_fit.json head_pose.angle_scales; else the one
         pooled covariance_scale)."""
-        pose_fit = self.fit.get('head_pose', {})
-        resid = pose_fit.get('model_residual_m')
-        first = first or solve_head_pose(landmarks68, K)
-        if first is None or cov68 is None:
-            return first
-        c = np.asarray(cov68, np.float64)
-        if resid is not None:
-            px = K[0, 0] / max(first.tvec[2], 1e-3) * np.asarray(resid, np.float64)   # metres -> px
-            c = c + (px ** 2)[:, None, None] * np.eye(2)
-        hp = solve_head_pose(landmarks68, K, c)
-        scales = pose_fit.get('angle_scales', {}).get(self.sigma_key)
-        if hp is not None and scales is not None:      # this backend's own factor per angle
-            hp.covariance = scale_angle_covariance(hp, scales)
-        elif hp is not None and 'covariance_scale' in pose_fit:
-            hp.covariance = hp.covariance * float(pose_fit['covariance_scale']) ** 2
-        return hp
+        return weighted_head_pose(landmarks68, K, cov68, self.fit.get('head_pose', {}), self.sigma_key, first)
 
     def _dlib_jitter(self, rgb, bbox) -> List[np.ndarray]:
         import dlib

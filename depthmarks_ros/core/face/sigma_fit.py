@@ -19,25 +19,28 @@ import numpy as np
 
 from depthmarks_ros.core.split import fold_of as _fold_of
 
-RAW_KEYS = ('E', 'L', 'spread68', 'yaw0', 'pitch0', 'reproj68', 'blur', 'dark', 'sharp', 'contrast', 'hidden',
+RAW_KEYS = ('E', 'L', 'P', 'spread68', 'yaw0', 'pitch0', 'reproj68', 'blur', 'dark', 'sharp', 'contrast', 'hidden',
             'has_hidden', 'dataset', 'stem')
 
 
-def error_records(samples, l68s, others, K_of) -> Dict[str, np.ndarray]:
+def error_records(samples, l68s, others, K_of, pose68s=None) -> Dict[str, np.ndarray]:
     """Records of the found faces: samples (FaceSample per face), l68s (68, 2) the backend's points,
     others the backend's other passes (TTA, or the hybrid's two inputs), K_of(sample, (w, h)) the
-    camera. Self-occlusion labels from the 3D landmarks where the sample has them."""
+    camera, pose68s the points its head pose is solved on where not l68s (``P``; the hybrid: the
+    mesh's). Self-occlusion labels from the 3D landmarks where the sample has them."""
     import cv2
     from depthmarks_ros.core.face.pipeline import face_features
     from depthmarks_ros.core.face.visibility import self_occlusion
     rows: Dict[str, list] = {k: [] for k in RAW_KEYS}
-    for s, l68, o68 in zip(samples, l68s, others):
+    pose68s = l68s if pose68s is None else pose68s
+    for s, l68, o68, p68 in zip(samples, l68s, others, pose68s):
         grey = cv2.cvtColor(s.load_rgb(), cv2.COLOR_RGB2GRAY)
         h, w = grey.shape
         ft = face_features(grey, l68, o68, K_of(s, (w, h)), (w, h))
         pose0 = ft['pose0']
         rows['E'].append(l68 - s.landmarks68)
         rows['L'].append(np.asarray(l68, np.float64))
+        rows['P'].append(np.asarray(p68, np.float64))
         rows['spread68'].append(ft['spread68'])
         rows['yaw0'].append(ft['yaw0'])
         rows['pitch0'].append(pose0.pitch if pose0 is not None else 0.0)
@@ -53,7 +56,7 @@ def error_records(samples, l68s, others, K_of) -> Dict[str, np.ndarray]:
         rows['stem'].append(s.stem)
     out = {k: np.array(v) for k, v in rows.items()}
     if not len(out['E']):
-        out['E'] = out['L'] = np.zeros((0, 68, 2))
+        out['E'] = out['L'] = out['P'] = np.zeros((0, 68, 2))
     return out
 
 
@@ -104,7 +107,8 @@ def fold_of(stems) -> np.ndarray:
     return np.array([_fold_of(s) for s in stems])
 
 
-def fit_sigma(rec: Dict[str, np.ndarray], meta: Optional[dict] = None, steps: int = 300, features=None):
+def fit_sigma(rec: Dict[str, np.ndarray], meta: Optional[dict] = None, steps: int = 300, features=None,
+              quantile: bool = False):
     """The covariance model of one backend from its records (sets weighted equally, LUVLi
     visibility from the self-occlusion labels where the records have them)."""
     from depthmarks_ros.core.face.sigma_model import FIT_FEATURES, LandmarkSigmaModel
@@ -113,7 +117,7 @@ def fit_sigma(rec: Dict[str, np.ndarray], meta: Optional[dict] = None, steps: in
     meta['faces_per_set'] = {str(n): int(np.sum(rec['dataset'] == n)) for n in sorted(set(rec['dataset'].tolist()))}
     meta['set_weighting'] = 'each set the same total weight in the NLL and the share scale'
     return LandmarkSigmaModel.fit_records(rec, steps=steps, meta=meta, face_weights=w,
-                                          features=tuple(features or FIT_FEATURES))
+                                          features=tuple(features or FIT_FEATURES), quantile=quantile)
 
 
 def calibration_score(cal: Dict[str, dict]) -> tuple:
@@ -139,13 +143,13 @@ def evaluate(model, rec: Dict[str, np.ndarray]) -> Dict[str, dict]:
     return per_set_calibration(rec, model.covariances_records(rec))
 
 
-def cross_validate(rec: Dict[str, np.ndarray], steps: int = 300, features=None) -> Dict[str, dict]:
+def cross_validate(rec: Dict[str, np.ndarray], steps: int = 300, features=None, quantile: bool = False) -> Dict[str, dict]:
     """5-fold cross-validated calibration inside the fit split (each fold's faces scored by a model
     fitted without them), per set."""
     fold = fold_of(rec['stem'])
     covs = np.zeros(rec['E'].shape + (2,))
     for k in range(5):
-        m = fit_sigma(subset(rec, fold != k), steps=steps, features=features)
+        m = fit_sigma(subset(rec, fold != k), steps=steps, features=features, quantile=quantile)
         covs[fold == k] = m.covariances_records(subset(rec, fold == k))
     return per_set_calibration(rec, covs)
 
@@ -166,29 +170,34 @@ def fit_and_save(key: str, rec: Dict[str, np.ndarray], output: str, meta: dict, 
         save_records(os.path.join(cache, f'sigma_{key}.npz'), rec)
         with open(os.path.join(cache, f'sigma_{key}.json'), 'w') as f:
             json.dump({'records_made_by': meta}, f, indent=1)
-    from depthmarks_ros.core.face.sigma_model import FEATURE_SETS
+    from depthmarks_ros.core.face.sigma_model import FIT_DESIGNS
     lines = []
     meta = dict(meta)
-    features = FEATURE_SETS[0]
-    if cross_check:           # the feature set with the smallest cross-validated largest miss
+    features, quantile = FIT_DESIGNS[0]
+    if cross_check:           # the design with the fewest shares off, then the smallest largest miss
         best = None
         meta['cross_validated_shares'] = {}
-        for fs in FEATURE_SETS:
-            cv = cross_validate(rec, steps, fs)
+        for fs, q in FIT_DESIGNS:
+            cv = cross_validate(rec, steps, fs, quantile=q)
             score = calibration_score(cv)
             miss = score[1]
-            meta['cross_validated_shares'][' '.join(fs)] = {
+            name = ' '.join(fs) + (' (quantile stage)' if q else '')
+            meta['cross_validated_shares'][name] = {
                 n: [round(c['within_1'], 4), round(c['within_2'], 4), round(c['spearman_sigma_error'], 3), c['faces']]
                 for n, c in cv.items()}
-            lines.append(f"sigma model {key}: 5-fold cross-validated on the fit split, features {'+'.join(fs)}: "
-                         f'{format_calibration(cv)}; {score[0]} shares off by > 5 points, largest miss {miss * 100:.1f}')
+            lines.append(f"sigma model {key}: 5-fold cross-validated on the fit split, features {'+'.join(fs)}"
+                         f"{', quantile stage' if q else ''}: {format_calibration(cv)}; {score[0]} shares off by > 5 "
+                         f'points, largest miss {miss * 100:.1f}')
             if best is None or score[0] < best[0][0] or (score[0] == best[0][0] and miss < best[0][1] - 1e-9):
-                best = (score, fs)
-        features = best[1]
+                best = (score, fs, q)
+        features, quantile = best[1], best[2]
         meta['features_chosen_by'] = ('the fewest 1/2-sigma shares more than 5 points off over both sets, then the '
                                       'smallest largest miss, in the 5-fold cross-validation on the fit split '
-                                      '(cross_validated_shares)')
-    sm = fit_sigma(rec, meta, steps, features)
+                                      '(cross_validated_shares), among FIT_DESIGNS (features; with or without the '
+                                      'quantile stage)')
+    meta['fit_loss'] = ('Gaussian NLL (+ LUVLi BCE), then the scale terms refitted by the pinball losses of the radii at '
+                        'the 1- and 2-sigma shares (quantile stage)') if quantile else 'Gaussian NLL (+ LUVLi BCE)'
+    sm = fit_sigma(rec, meta, steps, features, quantile)
     sm.save(os.path.join(output, f'face_sigma_{key}.json'))
     lines.append(f"sigma model {key}: {len(rec['E'])} faces, NLL {sm.meta['fit_nll']:.3f}, 1/2-sigma shares on its "
                  f"fit errors {sm.meta.get('shares_nll')} -> x{sm.scale:.2f} {sm.meta.get('shares_fit')}")

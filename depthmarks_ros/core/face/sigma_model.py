@@ -35,8 +35,9 @@ FIT_FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_s
                 'log_face_reproj', 'sharp', 'contrast', 'log_spread_contour')
 # the share scale's aim: as many of the 1/2-sigma shares per set as possible within this of 39.3 / 86.5 %
 SHARE_TOLERANCE = 0.05
-# the candidates fit-face compares by cross-validation on the fit split (core/face/sigma_fit.py)
-FEATURE_SETS = (FIT_FEATURES, FIT_FEATURES[:8])
+# the candidates fit-face compares by cross-validation on the fit split (core/face/sigma_fit.py):
+# (features, quantile stage after the NLL fit: LandmarkSigmaModel.fit)
+FIT_DESIGNS = ((FIT_FEATURES, False), (FIT_FEATURES[:8], False), (FIT_FEATURES, True))
 
 
 GAUSS_2D_SHARES = (0.3935, 0.8647)     # a 2-D Gaussian's errors within its 1- and 2-sigma ellipses
@@ -131,6 +132,19 @@ def record_features(rec) -> np.ndarray:
                          sharp, contrast)])
 
 
+def _lbfgs(params, loss_fn, max_iter: int) -> None:
+    """Minimise loss_fn() over the torch tensors params by L-BFGS (strong Wolfe line search)."""
+    import torch
+    opt = torch.optim.LBFGS(params, max_iter=max_iter, line_search_fn='strong_wolfe')
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+    opt.step(closure)
+
+
 def _vis_design(yaw, pitch) -> np.ndarray:
     """(..., 4): 1, yaw/90, |yaw|/90, pitch/90 (yaw, pitch already /90), as core/face/visibility.py."""
     yaw, pitch = np.asarray(yaw, float), np.asarray(pitch, float)
@@ -219,7 +233,8 @@ class LandmarkSigmaModel:
     @classmethod
     def fit(cls, errors: np.ndarray, landmarks68: np.ndarray, feats: np.ndarray, abs_yaw: np.ndarray,
             steps: int = 300, meta: Optional[dict] = None, face_weights=None,
-            share_scale: bool = True, features: tuple = FEATURES[:5], hidden=None, groups=None) -> 'LandmarkSigmaModel':
+            share_scale: bool = True, features: tuple = FEATURES[:5], hidden=None, groups=None,
+            quantile: bool = False) -> 'LandmarkSigmaModel':
         """errors, landmarks68 (F, 68, 2) px; feats (F, 68, len(FEATURES)); abs_yaw (F,) degrees.
         Minimises the (``face_weights``-weighted) mean 2D Gaussian NLL (full 2x2) with Adam then
         L-BFGS (float64, one thread: a small problem, and torch's thread pool stalls on a loaded
@@ -234,20 +249,20 @@ class LandmarkSigmaModel:
         are heavier-tailed than a Gaussian, and the NLL optimum widens sigma for the tail."""
         from depthmarks_ros.core.threads import torch_threads
         with torch_threads(1):
-            out = cls._fit(errors, landmarks68, feats, abs_yaw, steps, meta, face_weights, features, hidden)
+            out = cls._fit(errors, landmarks68, feats, abs_yaw, steps, meta, face_weights, features, hidden, quantile)
         if share_scale:
             out.fit_share_scale(errors, landmarks68, feats, abs_yaw, face_weights, groups)
         return out
 
     @classmethod
     def fit_records(cls, rec, steps: int = 300, meta: Optional[dict] = None, face_weights=None,
-                    features: tuple = FIT_FEATURES, luvli: bool = True) -> 'LandmarkSigmaModel':
+                    features: tuple = FIT_FEATURES, luvli: bool = True, quantile: bool = False) -> 'LandmarkSigmaModel':
         """:meth:`fit` on the records of core/face/sigma_fit.py (the share factor per set)."""
         hidden = None
         if luvli and np.any(rec['has_hidden']):
             hidden = np.where(rec['has_hidden'][:, None], rec['hidden'].astype(float), np.nan)
         return cls.fit(rec['E'], rec['L'], record_features(rec), np.abs(rec['yaw0']), steps, meta, face_weights,
-                       features=features, hidden=hidden, groups=rec['dataset'])
+                       features=features, hidden=hidden, groups=rec['dataset'], quantile=quantile)
 
     def radii(self, errors, landmarks68, feats, abs_yaw) -> np.ndarray:
         """(F, 68) Mahalanobis radii of the errors under this model."""
@@ -285,7 +300,7 @@ class LandmarkSigmaModel:
 
     @classmethod
     def _fit(cls, errors, landmarks68, feats, abs_yaw, steps, meta, face_weights=None, features=FEATURES[:5],
-             hidden=None):
+             hidden=None, quantile=False):
         import torch
         from depthmarks_ros.core.learning.losses import gaussian_nll_cov
         F = len(errors)
@@ -323,16 +338,18 @@ class LandmarkSigmaModel:
             hh = torch.zeros((), dtype=torch.float64, requires_grad=True)
             params += [vb, hh]
 
+        def shapes():             # C_i: det 1, from the Cholesky parameters
+            L = torch.stack([torch.stack([torch.exp(ch[:, 0]), torch.zeros(68, dtype=torch.float64)], -1),
+                             torch.stack([ch[:, 2], torch.exp(ch[:, 1])], -1)], -2)
+            C = L @ L.transpose(1, 2)
+            return C / torch.sqrt(torch.det(C))[:, None, None]
+
         def loss_fn():
             log_s = a[idx] + c[idx] * yaw_t + f_t @ w
             if luvli:
                 z = (x_vis * vb[idx]).sum(-1)
                 log_s = log_s + hh * torch.sigmoid(-z)
-            L = torch.stack([torch.stack([torch.exp(ch[:, 0]), torch.zeros(68, dtype=torch.float64)], -1),
-                             torch.stack([ch[:, 2], torch.exp(ch[:, 1])], -1)], -2)
-            C = L @ L.transpose(1, 2)
-            C = C / torch.sqrt(torch.det(C))[:, None, None]
-            cov = torch.exp(2 * log_s)[:, None, None] * C[idx]
+            cov = torch.exp(2 * log_s)[:, None, None] * shapes()[idx]
             loss = (pw * gaussian_nll_cov(e_t, cov)).sum()
             if luvli:
                 bce = torch.nn.functional.binary_cross_entropy_with_logits(z, vis_t, reduction='none')
@@ -344,17 +361,34 @@ class LandmarkSigmaModel:
             loss = loss_fn()
             loss.backward()
             opt.step()
-        lb = torch.optim.LBFGS(params, max_iter=300, line_search_fn='strong_wolfe')
+        _lbfgs(params, loss_fn, 300)
+        fit_nll = float(loss_fn().item())
+        if quantile:
+            # second stage: the scale terms (a, c, w, h) refitted by the pinball losses of log(radius) at the
+            # two shares the target scores (39.3 % within 1 sigma, 86.5 % within 2), the per-landmark shapes
+            # and the visibility logistic kept: the Gaussian NLL follows the heavy tail of real errors, so a
+            # face-level input that flags a few gross failures widens every such face's ellipse, the bulk's too
+            with torch.no_grad():
+                Ci = torch.linalg.inv(shapes())[idx]
+                log_r = 0.5 * torch.log(torch.einsum('ni,nij,nj->n', e_t, Ci, e_t) + 1e-10)
+                p_hid = torch.sigmoid(-(x_vis * vb[idx]).sum(-1)) if luvli else None
+            qs = [(GAUSS_2D_SHARES[0], 0.0), (GAUSS_2D_SHARES[1], float(np.log(2.0)))]
+            beta = 0.05
 
-        def closure():
-            lb.zero_grad()
-            loss = loss_fn()
-            loss.backward()
-            return loss
-        lb.step(closure)
+            def q_loss():
+                log_s = a[idx] + c[idx] * yaw_t + f_t @ w
+                if luvli:
+                    log_s = log_s + hh * p_hid
+                u = log_r - log_s
+                tot = 0.0
+                for tau, off in qs:
+                    v = u - off
+                    tot = tot + (pw * (tau * v + beta * torch.nn.functional.softplus(-v / beta))).sum()
+                return tot
+            _lbfgs([a, c, w] + ([hh] if luvli else []), q_loss, 400)
         out = cls(a.detach().numpy(), c.detach().numpy(), w.detach().numpy(), ch.detach().numpy(), dict(meta or {}),
                   features=tuple(features))
         if luvli:
             out.vis_b, out.h = vb.detach().numpy().copy(), float(hh.detach())
-        out.meta['fit_nll'] = float(loss_fn().item())
+        out.meta['fit_nll'] = fit_nll
         return out
