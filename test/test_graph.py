@@ -303,3 +303,36 @@ def test_the_sim_rig_stereo_search_range_holds_every_disparity_of_its_scene():
     # another rig (its own calibration): the node's own default range
     kitti = {n.name: n for n in g.plan(g.GraphConfig(calibration_dir=os.path.join(ROOT, 'config/kitti'))).nodes}
     assert 'disparity_range' not in kitti['stereo_depth'].overrides
+
+
+def test_generated_files_go_to_a_private_folder_of_the_user(tmp_path, monkeypatch):
+    import tempfile
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    path = g.content_file('depthmarks_params', 'a.yaml', 'x: 1\n')
+    root = tmp_path / f'depthmarks_params-{os.getuid()}'
+    assert path.startswith(str(root)) and open(path).read() == 'x: 1\n'
+    assert (root.stat().st_mode & 0o777) == 0o700
+    assert g.content_file('depthmarks_params', 'a.yaml', 'x: 1\n') == path   # once per content
+    # a folder others can write to (planted by someone else, or loosened) is refused, not used
+    open_root = tmp_path / f'depthmarks_rigs-{os.getuid()}'
+    open_root.mkdir(mode=0o777)
+    os.chmod(open_root, 0o777)
+    with pytest.raises(PermissionError, match='not a private folder'):
+        g.content_file('depthmarks_rigs', 'rig.yaml', 'base_frame: x\n')
+
+
+@pytest.mark.parametrize('key, plain, namespaced', [
+    ('/**', True, True), ('/**/stereo_depth', True, True), ('stereo_depth', True, False),
+    ('/*', True, False), ('/*/stereo_depth', False, True), ('/rig1/stereo_depth', False, True),
+    ('/**/depth_fusion', False, False)])
+def test_params_file_keys_match_nodes_as_rcl_matches_them(key, plain, namespaced, tmp_path):
+    """merged_parameters (what a shared process's node is given) reads the same sections of a
+    user's config file as rcl would with the file given to the node itself (checked against rclpy:
+    a bare name is absolute, ``/*`` is one name part)."""
+    assert g.params_key_matches(key, '/stereo_depth') is plain
+    assert g.params_key_matches(key, '/rig1/stereo_depth') is namespaced
+    (tmp_path / 'stereo_depth.yaml').write_text(f'{key}:\n  ros__parameters:\n    block_size: 7\n')
+    for ns, expected in (('', plain), ('/rig1', namespaced)):
+        graph = g.plan(g.GraphConfig(face=False, body=False, fusion=False, namespace=ns))
+        node = next(n for n in graph.nodes if n.name == 'stereo_depth')
+        assert ('block_size' in g.merged_parameters(node, str(tmp_path))) is expected

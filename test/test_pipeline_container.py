@@ -14,6 +14,15 @@ from depthmarks_ros.pipeline.runner import process_ros_args, write_params_file
 from depthmarks_ros.testing.ros_harness import NodeProcess
 
 
+def params_files(process, folder):
+    """Each node's parameter file, keyed as the process needs it (what the runner writes)."""
+    files = []
+    for n in process.nodes:
+        files.append(str(folder / f'{n.name}.yaml'))
+        write_params_file(files[-1], n, process.params_key(n))
+    return files
+
+
 def test_node_names_before_ros_args_short_or_full():
     assert node_names(['stereo', 'depth_fusion', '--ros-args', '-r', '__ns:=/a']) == ['stereo_depth', 'depth_fusion']
     for bad in (['stereo', 'stereo_depth'], ['--ros-args'], ['stereo', 'fussion']):
@@ -39,10 +48,7 @@ def test_stereo_and_fusion_in_one_process_with_their_own_parameters_and_remaps(p
     fusion = dataclasses.replace(fusion, overrides=dict(fusion.overrides, diagnostics_period=0.7, time_tolerance=0.25),
                                  remappings=fusion.remappings + (('fusion/depth', 'fused_here'),))
     depth = g.ProcessLaunch('depth', (stereo, fusion))
-    files = []
-    for n in depth.nodes:
-        files.append(str(tmp_path / f'{n.name}.yaml'))
-        write_params_file(files[-1], n, depth.params_key(n))
+    files = params_files(depth, tmp_path)
     out = probe.subscribe(Image, 'fused_here')
     stereo_out = probe.subscribe(Image, 'stereo/depth')
     with NodeProcess('sim_rig', params={'rate': 5.0, 'lidar_rate': 5.0, 'width': 320, 'height': 240}) as sim, \
@@ -59,3 +65,28 @@ def test_stereo_and_fusion_in_one_process_with_their_own_parameters_and_remaps(p
         assert proc.proc.wait(30) == 0, proc.output
     assert 'Traceback' not in proc.output and 'terminate called' not in proc.output, proc.output
     assert out[-1].encoding == '32FC1' and out[-1].width == 320
+
+
+@pytest.mark.dds
+def test_a_node_that_cannot_start_leaves_the_other_running(probe, tmp_path):
+    """As in rclcpp's component container: depth_fusion refusing its parameters is named in one line,
+    and stereo_depth in the same process goes on publishing (launch's respawn would otherwise restart
+    both for ever)."""
+    graph = g.plan(g.GraphConfig(face=False, body=False, start=('stereo_depth', 'depth_fusion')))
+    (depth,) = graph.processes()
+    stereo, fusion = depth.nodes
+    fusion = dataclasses.replace(fusion, overrides=dict(fusion.overrides, diagnostics_period=-1.0))
+    depth = g.ProcessLaunch('depth', (stereo, fusion))
+    files = params_files(depth, tmp_path)
+    stereo_out = probe.subscribe(Image, 'stereo/depth')
+    with NodeProcess('sim_rig', params={'rate': 5.0, 'lidar_rate': 5.0, 'width': 320, 'height': 240}) as sim, \
+            NodeProcess('depth', module=g.CONTAINER_MODULE,
+                        extra_args=[*depth.arguments, *process_ros_args(depth, files)]) as proc:
+        assert probe.spin_until(lambda: len(stereo_out) >= 2, 60), proc.output + sim.output
+        assert proc.proc.poll() is None
+        assert 'DepthFusionNode: cannot start:' in proc.output and 'diagnostics_period' in proc.output, proc.output
+        assert '1 of 2 nodes of this process did not start' in proc.output
+        assert 'depth_fusion' not in probe.node.get_node_names()
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.proc.wait(30) == 0, proc.output
+    assert 'Traceback' not in proc.output, proc.output

@@ -21,6 +21,8 @@ import copy
 import functools
 import hashlib
 import os
+import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -475,11 +477,25 @@ def prefixed_rig_file(rig_file: str, prefix: str) -> str:
     return content_file('depthmarks_rigs', 'rig.yaml', yaml.safe_dump(data, sort_keys=False))
 
 
+def private_temp_folder(folder: str) -> str:
+    """``$TMPDIR/<folder>-<uid>``, created 0700 for this user; PermissionError if it exists and is
+    not this user's own private folder (another user could have planted files in it)."""
+    path = os.path.join(tempfile.gettempdir(), f'{folder}-{os.getuid()}')
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise PermissionError(f'{path} is not a private folder of this user (owner uid {st.st_uid}, '
+                              f'mode {stat.S_IMODE(st.st_mode):o}): remove it')
+    return path
+
+
 def content_file(folder: str, name: str, text: str) -> str:
-    """``text`` as ``$TMPDIR/<folder>/<hash of text>/<name>``, written once per content (the launch
-    file and the runner, or two launches, name the same file; a concurrent writer replaces it whole)."""
+    """``text`` as ``$TMPDIR/<folder>-<uid>/<hash of text>/<name>``, written once per content (the
+    launch file and the runner, or two launches, name the same file; a concurrent writer replaces it
+    whole). The folder is the user's own (:func:`private_temp_folder`): another user's launch writes
+    its own files, and nobody else can put a file where this user's launch reads its parameters."""
     digest = hashlib.sha1(text.encode()).hexdigest()[:12]
-    out_dir = os.path.join(tempfile.gettempdir(), folder, digest)
+    out_dir = os.path.join(private_temp_folder(folder), digest)
     path = os.path.join(out_dir, name)
     if not os.path.isfile(path):
         os.makedirs(out_dir, exist_ok=True)
@@ -537,11 +553,20 @@ def merged_parameters(node: NodeLaunch, config_dir: Optional[str] = None) -> Dic
     base = os.path.join(config_dir or package_config_dir(), node.params_file)
     params: Dict[str, object] = {}
     if os.path.isfile(base):
-        data = read_yaml(base)
-        for key in ('/**', node.name, f'/{node.name}', node.fully_qualified_name.lstrip('/'),
-                    node.fully_qualified_name):
-            params.update((data.get(key) or {}).get('ros__parameters', {}))
+        for key, section in read_yaml(base).items():
+            if params_key_matches(str(key), node.fully_qualified_name):
+                params.update((section or {}).get('ros__parameters', {}))
     params.update(node.overrides)
     return params
+
+
+def params_key_matches(key: str, fully_qualified_name: str) -> bool:
+    """Does a parameter file's node key (``/**``, ``/*/stereo_depth``, ``stereo_depth``,
+    ``/rig1/stereo_depth``) apply to the node ``fully_qualified_name``, as rcl decides it: a key
+    without a leading slash is absolute (``stereo_depth`` is ``/stereo_depth``: not a node in a
+    namespace), ``/**`` matches any number of name parts, ``/*`` exactly one."""
+    k = key if key.startswith('/') else '/' + key
+    pattern = re.escape(k).replace(r'/\*\*', r'(/\w+)*').replace(r'/\*', r'(/\w+)')
+    return re.fullmatch(pattern, fully_qualified_name) is not None
 
 

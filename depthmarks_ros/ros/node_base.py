@@ -417,8 +417,11 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
     ``ros2 launch`` without a terminal) stop the loop and give exit code 0 (:class:`StopSignals`).
 
     Start-up errors (a refused parameter, a bad calibration or model: ValueError and its subclasses,
-    rclpy's ParameterException, missing files) are printed as one clear line and give exit code 1
-    instead of a traceback; the nodes built before the failing one are destroyed.
+    rclpy's ParameterException, missing files) are printed as one clear line per failing node instead
+    of a traceback. A process whose nodes all failed (a node's own process: its one node) exits with
+    code 1; in a shared process the nodes that started run on (as in rclcpp's component container,
+    where one node failing to load leaves the others running), so a bad depth_fusion parameter does
+    not take stereo_depth down with it, nor make ``ros2 launch``'s respawn restart both for ever.
     """
     keep_large_buffers()   # no page faults per received image (ros/process.py)
     stop = StopSignals()
@@ -429,15 +432,25 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
         added: list = []     # the nodes the executor holds
         executor = None
         try:
-            factory = node_factories[0] if node_factories else None
             try:
                 executor, _ = make_executor()   # first: an unknown DEPTHMARKS_EXECUTOR is a start-up error too
-                for factory in node_factories:
-                    nodes.append(factory())
-            except (ValueError, FileNotFoundError, ParameterException) as exc:
-                name = getattr(factory, '__name__', 'node')
+            except ValueError as exc:
+                name = getattr(node_factories[0], '__name__', 'node') if node_factories else 'node'
                 print(f'{name}: cannot start: {exc}', file=sys.stderr)
                 return 1
+            for factory in node_factories:
+                try:
+                    nodes.append(factory())
+                except (ValueError, FileNotFoundError, ParameterException) as exc:
+                    name = getattr(factory, '__name__', 'node')
+                    print(f'{name}: cannot start: {exc}', file=sys.stderr)
+            if len(nodes) < len(node_factories):
+                if not nodes or len(node_factories) == 1:
+                    return 1
+                # a shared process (as rclcpp's component_container with a node that fails to load):
+                # the nodes that started run on; the failed one is named above
+                print(f'{len(node_factories) - len(nodes)} of {len(node_factories)} nodes of this process '
+                      f'did not start; the others run', file=sys.stderr)
             for node in nodes:
                 executor.add_node(node)
                 added.append(node)
