@@ -78,6 +78,8 @@ def main():
     ap.add_argument('--sim-frames', type=int, default=3, help='simulated frames (seeds 0..N-1) of that check')
     ap.add_argument('--sim-model', default='', help="sigma model of that check (as sigma_model_file; '' = built-in)")
     args = ap.parse_args()
+    from depthmarks_ros.ros.process import keep_large_buffers
+    keep_large_buffers()    # malloc as in a node process (run_node): no page faults per large temporary array
     if args.real_sigma:
         real_sigma_section(args.data, args.kitti_model or None)
         visibility_section(args.data, args.kitti_model or None)
@@ -135,15 +137,29 @@ def main():
         kitti_model = resolve_sigma_model('kitti')
         preset = FusionSettings('scanline', kitti_model)
         from dataclasses import replace as _replace
-        no_gap = FusionSettings('scanline', _replace(kitti_model, lidar_gap_pow=0.0, lidar_base_pow=1.0))
+        no_gap = FusionSettings('scanline', _replace(kitti_model, lidar_gap_pow=0.0, lidar_base_pow=1.0, lidar_layer=0.0))
+        no_layer = FusionSettings('scanline', _replace(kitti_model, lidar_layer=0.0))
         for fid, pts, lidar2cam, cam, rgb in kitti_inputs:
             t = interleaved_ms({'default': lambda: fuse_frame(pts, lidar2cam, cam, rgb, node_default),
                                 'no_gap': lambda: fuse_frame(pts, lidar2cam, cam, rgb, no_gap),
+                                'no_layer': lambda: fuse_frame(pts, lidar2cam, cam, rgb, no_layer),
                                 'preset': lambda: fuse_frame(pts, lidar2cam, cam, rgb, preset)}, n=20)
             print(f'KITTI {fid}: node defaults (IP-Basic, sim sigma) {t["default"][0]:.1f} ({t["default"][1]:.1f}); '
-                  f'KITTI preset (scanline, KITTI sigma: residual term and row gap) {t["preset"][0]:.1f} '
+                  f'KITTI preset (scanline, KITTI sigma: residual term, row gap, layer term) {t["preset"][0]:.1f} '
                   f'({t["preset"][1]:.1f}); ratio {t["preset"][0] / t["default"][0]:.2f}x; the preset without the '
-                  f'row gap {t["no_gap"][0]:.1f} ({t["no_gap"][1]:.1f})')
+                  f'layer term {t["no_layer"][0]:.1f} ({t["no_layer"][1]:.1f}), without row gap and layer term '
+                  f'{t["no_gap"][0]:.1f} ({t["no_gap"][1]:.1f})')
+        print('completion + sigma (no projection: fuse_sparse on the projected returns), KITTI preset, next to '
+              'IP-Basic\'s completion alone, in turn (target <= 20 ms):')
+        for fid, pts, lidar2cam, cam, rgb in kitti_inputs:
+            sp = sparse_depth_image(pts, lidar2cam, cam)
+            t = interleaved_ms({'ipbasic': lambda: complete(sp, 'classical'),
+                                'preset': lambda: fuse_sparse(sp, rgb, preset),
+                                'no_layer': lambda: fuse_sparse(sp, rgb, no_layer)}, n=20)
+            print(f'KITTI {fid}: completion + sigma {t["preset"][0]:.1f} ({t["preset"][1]:.1f}) ms, without the layer '
+                  f'term {t["no_layer"][0]:.1f} ({t["no_layer"][1]:.1f}); IP-Basic completion alone '
+                  f'{t["ipbasic"][0]:.1f} ({t["ipbasic"][1]:.1f}); ratio {t["preset"][0] / t["ipbasic"][0]:.2f}x; '
+                  f'load {os.getloadavg()[0]:.2f}')
 
     rows = []
     for fid, pts, lidar2cam, cam, rgb in kitti_inputs:
@@ -264,10 +280,8 @@ def real_sigma_section(data_root, path=None):
     """The KITTI sigma model (shipped, or ``path``) on the report split (sha1 rule): LiDAR hold-out
     and Stereo 2012."""
     from depthmarks_ros.core.fusion import real_data as R
-    from depthmarks_ros.core.fusion.completion import distance_to_measurement
     from depthmarks_ros.core.fusion.learned import load_model
-    from depthmarks_ros.core.fusion.uncertainty import (interpolation_residual, lidar_sigma, local_range, row_gap,
-                                                       stereo_sigma)
+    from depthmarks_ros.core.fusion.uncertainty import lidar_sigma_of_input, local_range, stereo_sigma
     path = path or os.path.join(ROOT, 'depthmarks_ros', 'data', 'fusion_sigma_kitti.json')
     model = load_model(path)
     print(f'\n== calibrated sigma on real data, report split only ({R.SPLIT_RULE}); model {os.path.relpath(path, ROOT)} ==')
@@ -280,8 +294,7 @@ def real_sigma_section(data_root, path=None):
             for seed in range(3):       # seed 0: the figure in the docs; 0-2 pooled: how much one hold-out sways
                 inp, mask = R.hold_out(sparse, seed=seed)
                 dense = complete(inp, 'scanline')
-                sig = lidar_sigma(dense, distance_to_measurement(inp), model, resid=interpolation_residual(inp),
-                                  gap=row_gap(inp))
+                sig = lidar_sigma_of_input(inp, dense, model)
                 pooled.append((dense.ravel(), sig.ravel(), np.where(mask, sparse, np.nan).ravel(),
                                (local_range(sparse, 9) > 1.0).ravel()))
                 if seed == 0:

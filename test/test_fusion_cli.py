@@ -91,7 +91,8 @@ def test_fit_fusion_on_real_data_layouts_fits_the_fit_split_only(tmp_path, fusio
         str(root), str(sroot), 'scanline', 2)
     for smp in samples:
         if 'lidar' in smp:
-            sig = lidar_sigma(smp['lidar'], smp['lidar_dist'], model, resid=smp['lidar_resid'], gap=smp['lidar_gap'])
+            sig = lidar_sigma(smp['lidar'], smp['lidar_dist'], model, resid=smp['lidar_resid'], gap=smp['lidar_gap'],
+                              layer=smp['lidar_layer'])
             cal = sigma_calibration(smp['lidar'], sig, smp['gt'])
         else:
             sig = stereo_sigma(smp['stereo'], smp['stereo_conf'], smp['fb'], 1.0, model)

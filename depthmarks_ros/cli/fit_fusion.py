@@ -153,7 +153,8 @@ def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion
             samples += [R.lidar_holdout_sample(sparse, rgb, completion, seed) for seed in range(seeds)]
         prov['lidar'] = {'data': 'KITTI object frames', 'fit_frames': stems, 'completion': completion,
                          'terms': 's0 and k (interpolation residual); a, b, c left out (learned.REAL_LIDAR_FIXED); '
-                                  'then that sigma^p * (1 + row gap)^q, Laplace NLL (learned.fit_lidar_gap)',
+                                  'then that sigma^p * (1 + row gap)^q, Laplace NLL (learned.fit_lidar_gap), then the layer '
+                                  'term sqrt(S^2 + P (g G)^2), G the 5x9 layer gap, Laplace NLL (learned.fit_lidar_layer)',
                          'calibration': 'learned.band_calibration_scale (as the stereo sigma)',
                          'protocol': f'{int(R.HOLD_OUT_SHARE * 100)}% of the projected returns hidden '
                                      f'(seeds 0..{seeds - 1}), completed from the rest, errors at the hidden ones'}

@@ -129,7 +129,7 @@ def calibration_scale(model: SigmaModel, samples: List[Dict[str, np.ndarray]], c
         pairs = []
         if 'lidar' in smp:
             pairs.append((smp['lidar'], lidar_sigma(smp['lidar'], smp['lidar_dist'], unit, resid=smp.get('lidar_resid'),
-                                                    gap=smp.get('lidar_gap'))))
+                                                    gap=smp.get('lidar_gap'), layer=smp.get('lidar_layer'))))
         if 'stereo' in smp:
             pairs.append((smp['stereo'], stereo_sigma(smp['stereo'], smp['stereo_conf'], smp['fb'], 1.0, unit)))
         if 'mono' in smp:
@@ -252,6 +252,54 @@ def fit_lidar_gap(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Di
     return out
 
 
+def fit_lidar_layer(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Dict[str, float]:
+    """On real LiDAR samples (with 'lidar_layer', uncertainty.layer_gap), after :func:`fit_lidar_gap`:
+    sigma^2 = (c S)^2 + P (g G)^2 with S that model's LiDAR sigma, P = 1 / (1 + e^-w0 (1 + 10 G / z)^-w1)
+    (uncertainty.lidar_sigma_expr), c, w0, w1 and g by Laplace NLL (L-BFGS), then the whole sigma scaled
+    by :func:`band_calibration_scale` (the scale folded into g and into S's parameters as fit_lidar_gap
+    does). Returns the LiDAR parameters; {} (no layer term) when the fit does not converge to finite values."""
+    import torch
+    from depthmarks_ros.core.fusion.uncertainty import LAYER_REL, lidar_sigma
+    unit = SigmaModel(**{**model.to_dict(), 'sigma_scale': 1.0, 'lidar_layer': 0.0})
+    err, base, gap, z = [], [], [], []
+    for smp in samples:
+        b = lidar_sigma(smp['lidar'], smp['lidar_dist'], unit, resid=smp.get('lidar_resid'), gap=smp.get('lidar_gap'))
+        ok = np.isfinite(smp['gt']) & np.isfinite(smp['lidar']) & np.isfinite(b) & (b > 0) & (smp['lidar'] > 0)
+        err.append(np.abs(smp['lidar'] - smp['gt'])[ok]); base.append(b[ok]); gap.append(smp['lidar_layer'][ok])
+        z.append(smp['lidar'][ok])
+    e, lb, G, zz = (torch.tensor(np.concatenate(x).astype(np.float64)) for x in (err, base, gap, z))
+    lb, feat = torch.log(lb), torch.log1p(LAYER_REL * G / zz)
+    w = torch.tensor([0.0, -3.0, 0.0, 0.0], dtype=torch.float64, requires_grad=True)   # log c, w0, w1, log g
+
+    def sigma(w):
+        prob = torch.sigmoid(w[1] + w[2] * feat)
+        return torch.sqrt(torch.exp(2 * (lb + w[0])) + prob * (torch.exp(w[3]) * G) ** 2)
+
+    opt = torch.optim.LBFGS([w], max_iter=300, line_search_fn='strong_wolfe')
+
+    def closure():
+        opt.zero_grad()
+        s = sigma(w)
+        loss = (torch.log(s) + e / s).mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    if not torch.isfinite(w).all():
+        return {}
+    with torch.no_grad():
+        ratios = (e / sigma(w)).numpy()
+    if not np.isfinite(ratios).all():
+        return {}
+    scale = band_calibration_scale(ratios)
+    c, w0, w1, g = (float(v) for v in w.detach())
+    p = model.lidar_base_pow
+    f = (np.exp(c) * scale) ** (1.0 / p)           # (c S) * scale: S = base^p (1 + gap)^q, base linear in s0..k
+    out = {n: getattr(model, n) * f for n in SOURCE_PARAMS['lidar']}
+    out.update(lidar_layer=float(np.exp(g) * scale), lidar_layer_bias=w0, lidar_layer_slope=w1)
+    return out
+
+
 # The bands a calibrated sigma's shares must fall in (the issue's targets): within 1 sigma, within 2 sigma.
 SIGMA_BANDS = ((0.63, 0.73), (0.92, 0.97))
 STEREO_FUSE_GRID = tuple(2.0 ** (i / 4) for i in range(29))      # 1 .. 128
@@ -335,6 +383,8 @@ def fit_per_source(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaMod
         m = fit_sigma_model(own, init, steps, seed=seed, fixed=fixed)
         if source == 'lidar' and band and all('lidar_gap' in smp for smp in own):
             out.update(fit_lidar_gap(m, own))
+            if all('lidar_layer' in smp for smp in own):      # the layer term on top (fit_lidar_layer)
+                out.update(fit_lidar_layer(SigmaModel(**out), own))
             continue
         if band:
             m.sigma_scale = calibration_scale(m, own, band=True)

@@ -14,8 +14,8 @@ from depthmarks_ros.core.camera import PinholeCamera
 from depthmarks_ros.core.fusion.combine import fuse_inverse_variance
 from depthmarks_ros.core.fusion.completion import complete, distance_to_measurement
 from depthmarks_ros.core.fusion.projection import sparse_depth_image, visibility_filter
-from depthmarks_ros.core.fusion.uncertainty import (SigmaModel, fused_edge_sigma, interpolation_residual, lidar_sigma,
-                                                   mono_sigma, row_gap, stereo_sigma)
+from depthmarks_ros.core.fusion.uncertainty import (SigmaModel, fused_edge_sigma, lidar_sigma_of_input, mono_sigma,
+                                                   stereo_sigma)
 
 
 @dataclass
@@ -91,9 +91,7 @@ def fuse_sparse(sparse: np.ndarray, rgb: Optional[np.ndarray] = None, settings: 
     sparse = visibility_filter(sparse, settings.visibility_rows, settings.visibility_cols)
     dense = complete(sparse, settings.method, rgb, settings.max_depth)
     dist = distance_to_measurement(sparse)
-    resid = interpolation_residual(sparse) if model.lidar_k > 0 else None
-    gap = row_gap(sparse) if model.lidar_gap_pow != 0 else None
-    s_lidar = lidar_sigma(dense, dist, model, resid=resid, gap=gap)
+    s_lidar = lidar_sigma_of_input(sparse, dense, model, dist)
     depths, sigmas, names = [dense], [s_lidar], ['lidar']
     if stereo is not None:
         conf = stereo.confidence if stereo.confidence is not None else np.ones_like(stereo.depth)

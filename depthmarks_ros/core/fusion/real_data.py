@@ -68,11 +68,12 @@ def kitti_object_frame(root: str, stem: str):
 def lidar_holdout_sample(sparse: np.ndarray, rgb: np.ndarray, method: str, seed: int = 0) -> Dict[str, np.ndarray]:
     """A fitting sample: the completion of the kept returns, scored at the hidden ones."""
     from depthmarks_ros.core.fusion.completion import complete, distance_to_measurement
-    from depthmarks_ros.core.fusion.uncertainty import interpolation_residual, row_gap
+    from depthmarks_ros.core.fusion.uncertainty import interpolation_residual, layer_gap, row_gap
     inp, mask = hold_out(sparse, seed=seed)
-    return {'gt': np.where(mask, sparse, np.nan).astype(np.float32), 'lidar': complete(inp, method, rgb),
+    dense = complete(inp, method, rgb)
+    return {'gt': np.where(mask, sparse, np.nan).astype(np.float32), 'lidar': dense,
             'lidar_dist': distance_to_measurement(inp), 'lidar_resid': interpolation_residual(inp),
-            'lidar_gap': row_gap(inp)}
+            'lidar_gap': row_gap(inp), 'lidar_layer': layer_gap(inp, dense)}
 
 
 def kitti_stereo_stems(root: str) -> List[str]:

@@ -7,8 +7,13 @@
   (k * (res + RESID_FLOOR) * (1 + dist_px))^2 with ``res`` the local interpolation residual
   (:func:`interpolation_residual`: how well each return is predicted from its scan-line
   neighbours, around the pixel), the feature that carries from one real frame to another
-  (docs/depth_fusion.md). Parameters are fitted (``depthmarks fit-fusion``); the defaults come from
-  the fit on the simulated rig (k = 0 there: its LiDAR noise is the same everywhere).
+  (docs/depth_fusion.md). That sigma S (raised to a power, times (1 + row gap)^q) is widened by a
+  **layer term**: sigma^2 = S^2 + P (g G)^2, with G = :func:`layer_gap` (the largest |kept return -
+  completed depth| in a 5x9 window: the other depth layer the pixel may belong to) and P = 1 / (1 +
+  e^-w0 (1 + 10 G / z)^-w1) the probability of being on it (lidar_layer g, lidar_layer_bias w0,
+  lidar_layer_slope w1; g = 0: off). Parameters are fitted (``depthmarks fit-fusion``); the defaults
+  come from the fit on the simulated rig (k = 0 and no layer term there: its LiDAR noise is the same
+  everywhere).
 * Stereo: sigma_Z = Z^2 / (f B) * sigma_d, with sigma_d = sigma_d0 / max(confidence, c_min)^p
   * exp(w_h hole + w_r range + w_s holeshare) * disparity^q (:func:`stereo_features`: cheap
   features of the stereo depth map itself that flag gross mismatches, the heavy tail of real stereo
@@ -27,11 +32,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 import numpy as np
 
 from depthmarks_ros.core.camera import depth_sigma_from_disparity
-from depthmarks_ros.core.stereo.fill import row_neighbours
 
 
 # the built-in model's fused terms (SigmaModel.stereo_fuse_factor, fused_edge, fused_scale)
@@ -52,6 +57,10 @@ class SigmaModel:
     # sigma_lidar = (the sqrt above) ^ lidar_base_pow * (1 + row gap) ^ lidar_gap_pow (row_gap; defaults: off)
     lidar_base_pow: float = 1.0
     lidar_gap_pow: float = 0.0
+    # layer term (module docstring; lidar_layer 0: off, the sim defaults): sigma^2 = S^2 + P (g G)^2
+    lidar_layer: float = 0.0
+    lidar_layer_bias: float = 0.0
+    lidar_layer_slope: float = 0.0
     stereo_sigma_d: float = 1.078
     stereo_conf_min: float = 0.05
     # log-linear stereo terms (module docstring; defaults: off, sigma_d0 / confidence)
@@ -101,15 +110,66 @@ def local_range(depth: np.ndarray, window: int = 9) -> np.ndarray:
 RESID_FLOOR = 0.005      # m: the interpolation residual's floor in the k term
 RESID_WINDOW = 15        # px: window of interpolation_residual's local mean
 RESID_MAX_GAP = 12       # px: neighbours farther apart along the row do not predict a return
+LAYER_ROWS, LAYER_COLS = 5, 9   # px: layer_gap's window (the HDL-64E's scan lines are ~5 px apart on KITTI)
+LAYER_REL = 10.0         # the layer probability's feature: (1 + LAYER_REL * G / z)
 
 
-def lidar_sigma_expr(z, dist_px, edge_range, resid=0.0, gap=0.0, *, lidar_s0, lidar_a, lidar_b, lidar_c, lidar_k=0.0,
-                     lidar_base_pow=1.0, lidar_gap_pow=0.0, sigma_scale=1.0, **_):
-    """sigma_scale * sqrt(s0^2 + (a d z)^2 + (b z)^2 + (c r)^2 + (k (res + floor) (1 + d))^2)^p
-    * (1 + gap)^q (module docstring; ``gap``: :func:`row_gap`)."""
-    base = (lidar_s0 ** 2 + (lidar_a * dist_px * z) ** 2 + (lidar_b * z) ** 2 + (lidar_c * edge_range) ** 2
-            + (lidar_k * (resid + RESID_FLOOR) * (1 + dist_px)) ** 2) ** 0.5
-    return sigma_scale * base ** lidar_base_pow * (1 + gap) ** lidar_gap_pow
+def _off(v) -> bool:
+    """A term's parameter that is a plain 0 (not a tensor being fitted): the term is skipped."""
+    return isinstance(v, (int, float)) and v == 0
+
+
+def lidar_sigma_expr(z, dist_px, edge_range, resid=0.0, gap=0.0, layer=0.0, *, lidar_s0, lidar_a, lidar_b, lidar_c,
+                     lidar_k=0.0, lidar_base_pow=1.0, lidar_gap_pow=0.0, lidar_layer=0.0, lidar_layer_bias=0.0,
+                     lidar_layer_slope=0.0, sigma_scale=1.0, **_):
+    """sigma_scale * sqrt(S^2 + P (g G)^2), S = sqrt(s0^2 + (a d z)^2 + (b z)^2 + (c r)^2 + (k (res + floor)
+    (1 + d))^2)^p * (1 + gap)^q, P = 1 / (1 + e^-w0 (1 + 10 G / z)^-w1) (module docstring; ``gap``:
+    :func:`row_gap`, ``layer`` G: :func:`layer_gap`)."""
+    # terms whose coefficient is a plain 0 are left out (the KITTI model: a, b, c; the sim one: k, q, g)
+    base2 = lidar_s0 ** 2
+    for coef, term in ((lidar_a, lambda: dist_px * z), (lidar_b, lambda: z), (lidar_c, lambda: edge_range),
+                       (lidar_k, lambda: (resid + RESID_FLOOR) * (1 + dist_px))):
+        if not _off(coef):
+            base2 = base2 + (coef * term()) ** 2
+    s = base2 ** (0.5 * lidar_base_pow)                       # sqrt(...) ^ p
+    if not _off(lidar_gap_pow):
+        s = s * (1 + gap) ** lidar_gap_pow
+    if not _off(lidar_layer):
+        prob = 1 / (1 + _E ** -lidar_layer_bias * (1 + LAYER_REL * layer / z) ** -lidar_layer_slope)
+        s = (s * s + prob * (lidar_layer * layer) ** 2) ** 0.5
+    return sigma_scale * s
+
+
+def _patched(a: np.ndarray, value: float) -> np.ndarray:
+    a[np.isnan(a)] = value
+    return a
+
+
+def layer_gap(sparse: np.ndarray, dense: np.ndarray, rows: int = LAYER_ROWS, cols: int = LAYER_COLS) -> np.ndarray:
+    """(H, W) float32: the largest |measured return - completed depth| over the returns of ``sparse`` in a
+    ``rows`` x ``cols`` window around each pixel (max(farthest - z, z - nearest), 0 where none): how far
+    the other depth layer lies when a completed pixel sits among returns of two surfaces (a depth edge,
+    a return seen past a nearer edge). Two grey-level morphology passes."""
+    import cv2
+    z = np.asarray(dense, np.float32)
+    out = np.zeros(z.shape, np.float32)
+    band = np.flatnonzero(np.isfinite(z).any(axis=1))       # the rows the completion reached
+    if band.size == 0:
+        return out
+    r0, r1 = int(band[0]), int(band[-1]) + 1
+    m0, m1 = max(r0 - rows // 2, 0), min(r1 + rows // 2, z.shape[0])    # the window's reach beyond them
+    k = np.ones((rows, cols), np.uint8)
+    none0 = np.array(sparse[m0:m1], np.float32)            # NaN -> 0 for the farthest, 1e6 for the nearest
+    none1 = none0.copy()
+    hi = cv2.dilate(_patched(none0, 0.0), k)[r0 - m0:r1 - m0]
+    lo = cv2.erode(_patched(none1, 1e6), k)[r0 - m0:r1 - m0]
+    zb = z[r0:r1]
+    g = out[r0:r1]
+    # no return in the window: hi 0, lo 1e6, both differences negative; NaN (no completed depth): fmax -> 0
+    np.subtract(hi, zb, out=g)
+    np.maximum(g, np.subtract(zb, lo, out=hi), out=g)
+    np.fmax(g, np.float32(0), out=g)
+    return out
 
 
 def row_gap(sparse: np.ndarray) -> np.ndarray:
@@ -118,15 +178,22 @@ def row_gap(sparse: np.ndarray) -> np.ndarray:
     Where the two disagree, a completed pixel between them may belong to either surface (a depth edge
     or a return seen past a nearer surface): on real KITTI it is the feature that predicts the hold-out
     errors of metres (docs/depth_fusion.md)."""
-    fin = np.isfinite(sparse)
-    out = np.zeros(sparse.shape, np.float32)
-    band = np.flatnonzero(fin.any(axis=1))            # only the rows the LiDAR reaches
-    if band.size == 0:
-        return out
-    _li, _ri, zl, zr, _base = row_neighbours(np.ascontiguousarray(sparse[band], np.float32), fin[band])
-    gap = np.abs(zl - zr)
-    out[band] = np.where(np.isfinite(gap), gap, np.float32(0.0))
-    return out
+    h, w = sparse.shape
+    flat = np.flatnonzero(np.isfinite(sparse))
+    if flat.size == 0:
+        return np.zeros((h, w), np.float32)
+    # the gap is constant between two consecutive returns of a row, 0 at a return and where a side has
+    # none: one value per run of pixels, laid out with np.repeat (no per-pixel neighbour search)
+    z = np.asarray(sparse, np.float32).ravel()[flat]
+    between = np.where(flat[1:] // w == flat[:-1] // w, np.abs(z[1:] - z[:-1]), np.float32(0))
+    values = np.zeros(2 * flat.size + 1, np.float32)      # [before the first, return, run, return, run, ...]
+    values[2:-1:2] = between
+    lengths = np.empty(2 * flat.size + 1, np.int64)
+    lengths[0] = flat[0]
+    lengths[1::2] = 1
+    lengths[2:-1:2] = np.diff(flat) - 1
+    lengths[-1] = h * w - 1 - flat[-1]
+    return np.repeat(values, lengths).reshape(h, w)
 
 
 def interpolation_residual(sparse: np.ndarray, window: int = RESID_WINDOW) -> np.ndarray:
@@ -222,19 +289,48 @@ def fused_edge_sigma(depth: np.ndarray, sigma: np.ndarray, m: 'SigmaModel') -> n
 
 
 def lidar_sigma(depth: np.ndarray, dist_px: np.ndarray, m: SigmaModel,
-                edge_range: np.ndarray = None, resid: np.ndarray = None, gap: np.ndarray = None) -> np.ndarray:
+                edge_range: np.ndarray = None, resid: np.ndarray = None, gap: np.ndarray = None,
+                layer: np.ndarray = None) -> np.ndarray:
     """``resid``: interpolation_residual of the sparse input (needed when m.lidar_k > 0); ``gap``:
-    row_gap of the sparse input (needed when m.lidar_gap_pow != 0)."""
+    row_gap of the sparse input (needed when m.lidar_gap_pow != 0); ``layer``: layer_gap of the sparse
+    input and ``depth`` (needed when m.lidar_layer > 0). :func:`lidar_sigma_of_input` computes them."""
     if resid is None and m.lidar_k > 0:
         raise ValueError('this sigma model (lidar_k > 0) needs the interpolation residual of the LiDAR input')
     if gap is None and m.lidar_gap_pow != 0:
         raise ValueError('this sigma model (lidar_gap_pow != 0) needs the row gap of the LiDAR input')
-    z = depth.astype(np.float32)
+    if layer is None and m.lidar_layer != 0:
+        raise ValueError('this sigma model (lidar_layer != 0) needs the layer gap of the LiDAR input')
+    z = np.asarray(depth, np.float32)
+    out = np.full(z.shape, np.nan, np.float32)
+    band = np.flatnonzero(np.isfinite(z).any(axis=1))        # only the rows with depth (KITTI: ~2/3)
+    if band.size == 0:
+        return out
+    r = slice(int(band[0]), int(band[-1]) + 1)
+
+    def rows(a):
+        return a[r] if isinstance(a, np.ndarray) and a.ndim == 2 else a
+
     # the 9x9 range only where its term counts (the KITTI model leaves it out)
     rng = 0.0 if m.lidar_c == 0 else local_range(depth) if edge_range is None else edge_range
-    s = lidar_sigma_expr(z, dist_px, rng, 0.0 if resid is None else resid, 0.0 if gap is None else gap,
-                         **m.to_dict())
-    return np.where(np.isfinite(z), s, np.nan).astype(np.float32)
+    zb = z[r]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        s = lidar_sigma_expr(zb, rows(dist_px), rows(rng), 0.0 if resid is None else rows(resid),
+                             0.0 if gap is None else rows(gap), 0.0 if layer is None else rows(layer), **m.to_dict())
+    out[r] = np.where(np.isfinite(zb), s, np.float32(np.nan))
+    return out
+
+
+def lidar_sigma_of_input(sparse: np.ndarray, dense: np.ndarray, m: SigmaModel,
+                         dist_px: Optional[np.ndarray] = None) -> np.ndarray:
+    """The completed LiDAR depth's sigma from the sparse input it was completed from: the features the
+    model's terms need (interpolation residual, row gap, layer gap; each only when its term is on), then
+    :func:`lidar_sigma`. The node's chain (core.fusion.pipeline), fit-fusion's samples and the benchmarks
+    all compute it here."""
+    from depthmarks_ros.core.fusion.completion import distance_to_measurement
+    dist = distance_to_measurement(sparse) if dist_px is None else dist_px
+    return lidar_sigma(dense, dist, m, resid=interpolation_residual(sparse) if m.lidar_k > 0 else None,
+                       gap=row_gap(sparse) if m.lidar_gap_pow != 0 else None,
+                       layer=layer_gap(sparse, dense) if m.lidar_layer != 0 else None)
 
 
 def stereo_sigma(depth: np.ndarray, confidence: np.ndarray, focal: float, baseline: float,

@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""Issue 19, fifth pass: completion disagreement, layer-gap and row/column-distance features for the KITTI
+LiDAR sigma (docs/depth_fusion.md, "fifth pass").
+
+Split (core/split.py, sha1 rule): every form is fitted on the fit frame 000001 only (hold-out seeds
+0-2 pooled) and scored on the report frame 000002 (seed 0, the benchmark's hold-out, and seeds 0-2
+pooled); the report frame is never used to fit or choose. Cross-validation inside the fit frame: each
+form fitted on one half of 000001 (columns < 621 / >= 621) and scored on the other, both ways.
+
+Features at each hidden return, all from the kept returns (deployable in the node):
+* ensemble spread: |scanline - IP-Basic| (ipb), |scanline - nearest return| (nn) and max - min of the
+  three completions at the pixel (ens);
+* layer gap: the largest |kept return - completed depth| in a window around the pixel (the far or near
+  layer the pixel may belong to; uncertainty.layer_gap), windows 3x9, 5x5, 5x9, 11x7, 9x15 (rows x cols;
+  the HDL-64E's scan lines are ~5 px apart in the image), and its near and far halves alone;
+* the share of the kept returns in 5x9 that lie on another layer than the completed depth (off share);
+* row and column distance: px to the nearest kept return on the pixel's row and on its column.
+
+Forms (each scaled on its training part by learned.margin_scale, or with --calibration band by
+learned.band_calibration_scale, what fit-fusion ships; cells: within 1 / 2 sigma):
+(L) the previous shipped sigma x exp(w . f), w by Laplace NLL;
+(M) mixture variance: sigma^2 = (c0 s)^2 + sum_i p_i (g_i G_i)^2 with s that sigma, G_i a layer gap or a
+    completion disagreement, p_i = sigmoid(w_i . [1, log(1 + 10 G_i / z), features]) with the features
+    --p-features: rc (log(1 + row / column distance)), d (log(1 + pixel distance)) or none, all by Laplace
+    NLL;
+and for every form the largest 2-sigma share any single scale reaches with <= 0.73 within 1 sigma on the
+scored part ("best": the form's shape, not its calibration). Section (0) runs the shipped fit itself
+(learned.fit_per_source(band=True): the row-gap model, then the layer term, M with G = 5x9 layer gap and
+--p-features none) on one half of 000001 and scores it on the other, with and without the layer term.
+
+    .venv/bin/python benchmarks/study_lidar_layers.py --data ../shared/data
+    .venv/bin/python benchmarks/study_lidar_layers.py --data ../shared/data --p-features none --calibration band
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
+sys.path.insert(0, ROOT)
+
+from depthmarks_ros.core.fusion import real_data as R  # noqa: E402
+from depthmarks_ros.core.fusion.completion import complete, distance_to_measurement  # noqa: E402
+from depthmarks_ros.core.fusion.learned import band_calibration_scale, load_model, margin_scale  # noqa: E402
+from depthmarks_ros.core.fusion.uncertainty import interpolation_residual, lidar_sigma, row_gap  # noqa: E402
+from depthmarks_ros.core.fusion.uncertainty import layer_gap as core_layer_gap  # noqa: E402
+from depthmarks_ros.core.stereo.fill import row_neighbours  # noqa: E402
+
+HALF_COL = 621
+
+
+CALIBRATION = 'margin'
+
+
+def calib(r):
+    return band_calibration_scale(r) if CALIBRATION == 'band' else margin_scale(r)
+WINDOWS = ((5, 9), (11, 7), (3, 9), (5, 5), (9, 15))
+
+
+def nearest_fill(inp):
+    import cv2
+    none = (~np.isfinite(inp)).astype(np.uint8)
+    _d, lab = cv2.distanceTransformWithLabels(none, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    ys, xs = np.nonzero(none == 0)
+    lut = np.zeros(lab.max() + 1, np.float32)
+    lut[lab[ys, xs]] = inp[ys, xs]
+    return lut[lab]
+
+
+def layer_gap(inp, dense, rows, cols, side='both'):
+    """uncertainty.layer_gap (side 'both'), or only its far (farthest return - z) or near (z - nearest) half."""
+    import cv2
+    if side == 'both':
+        return core_layer_gap(inp, dense, rows, cols)
+    k = np.ones((rows, cols), np.uint8)
+    if side == 'far':
+        g = cv2.dilate(np.nan_to_num(inp, nan=0.0).astype(np.float32), k) - dense
+    else:
+        g = dense - cv2.erode(np.nan_to_num(inp, nan=np.float32(1e6)).astype(np.float32), k)
+    return np.where(np.isfinite(g), np.maximum(g, 0), 0).astype(np.float32)
+
+
+def off_share(inp, dense, ys, xs, rows, cols):
+    """Share of the kept returns in the window whose depth differs from the completed depth by more than
+    scanline's rule (0.3 m + 5 % z): how many of the neighbours lie on another layer (study only: a loop)."""
+    h, w = inp.shape
+    z = dense[ys, xs]
+    n = np.zeros(ys.size)
+    off = np.zeros(ys.size)
+    for dy in range(-(rows // 2), rows // 2 + 1):
+        for dx in range(-(cols // 2), cols // 2 + 1):
+            yy, xx = np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)
+            v = inp[yy, xx]
+            ok = np.isfinite(v)
+            n += ok
+            off += ok & (np.abs(np.nan_to_num(v) - z) > 0.3 + 0.05 * z)
+    return off / np.maximum(n, 1)
+
+
+def row_col_distance(inp):
+    kept = np.isfinite(inp)
+    out = []
+    for m in (kept, kept.T):
+        w = m.shape[1]
+        li, ri, _a, _b, _ = row_neighbours(np.ascontiguousarray(np.where(m, 1.0, np.nan), np.float32), m)
+        x = np.arange(w)[None, :]
+        dl = np.where(li >= 0, x - li, 999)
+        dr = np.where(ri < w, ri - x, 999)
+        out.append(np.minimum(dl, dr).astype(np.float32))
+    return out[0], out[1].T
+
+
+def samples(root, stem, seeds, model):
+    sparse, _rgb = R.kitti_object_frame(root, stem)
+    parts = []
+    for seed in seeds:
+        inp, mask = R.hold_out(sparse, seed=seed)
+        dense = complete(inp, 'scanline')
+        ipb = complete(inp, 'classical')
+        nn = nearest_fill(inp)
+        sig = lidar_sigma(dense, distance_to_measurement(inp), model, resid=interpolation_residual(inp),
+                          gap=row_gap(inp))
+        rd, cd = row_col_distance(inp)
+        ys, xs = np.nonzero(mask & np.isfinite(dense) & np.isfinite(sig) & (sig > 0))
+        z = dense[ys, xs].astype(np.float64)
+        a, b = ipb[ys, xs].astype(np.float64), nn[ys, xs].astype(np.float64)
+        a = np.where(np.isfinite(a), a, z)
+        d = {'err': np.abs(z - sparse[ys, xs]), 'sigma': sig[ys, xs].astype(np.float64), 'z': z,
+             'x': xs, 'edge9': None,
+             'ipb': np.abs(z - a), 'nn': np.abs(z - b),
+             'ens': np.maximum(np.maximum(z, a), b) - np.minimum(np.minimum(z, a), b),
+             'gap': row_gap(inp)[ys, xs].astype(np.float64),
+             'rowd': rd[ys, xs].astype(np.float64), 'cold': cd[ys, xs].astype(np.float64)}
+        for r, c in WINDOWS:
+            d[f'layer{r}x{c}'] = layer_gap(inp, dense, r, c)[ys, xs].astype(np.float64)
+        for r, c in ((5, 5), (5, 9), (3, 3)):
+            d[f'near{r}x{c}'] = layer_gap(inp, dense, r, c, 'near')[ys, xs].astype(np.float64)
+            d[f'far{r}x{c}'] = layer_gap(inp, dense, r, c, 'far')[ys, xs].astype(np.float64)
+        d['dist'] = distance_to_measurement(inp)[ys, xs].astype(np.float64)
+        d['off5x9'] = off_share(inp, dense, ys, xs, 5, 9)
+        from depthmarks_ros.core.fusion.uncertainty import local_range
+        d['edge9'] = (local_range(sparse, 9) > 1.0)[ys, xs]
+        parts.append(d)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, [len(p['err']) for p in parts]
+
+
+def sub(d, m):
+    return {k: v[m] for k, v in d.items()}
+
+
+def rel(d, name):
+    if name.startswith('off'):
+        return d[name]
+    return np.log1p(10 * d[name] / d['z'])
+
+
+def log_linear_design(d, names):
+    return np.stack([np.ones(d['err'].size)] + [rel(d, n) for n in names], 1)
+
+
+MIX_P = 'rc'
+
+
+def mix_design(d):
+    if MIX_P == 'd':
+        return np.stack([np.ones(d['err'].size), np.log1p(d['dist'].clip(0, 50))], 1)
+    if MIX_P == 'none':
+        return np.ones((d['err'].size, 1))
+    return np.stack([np.ones(d['err'].size), np.log1p(d['rowd'].clip(0, 50)), np.log1p(d['cold'].clip(0, 50))], 1)
+
+
+def fit(d, form):
+    """Parameters of ``form`` ('L', names) or ('M', gapname) by Laplace NLL (L-BFGS) on ``d``."""
+    import torch
+    e = torch.tensor(d['err'])
+    ls0 = torch.tensor(np.log(d['sigma']))
+    kind, arg = form
+    if kind == 'L':
+        X = torch.tensor(log_linear_design(d, arg))
+        w = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
+
+        def scale(w):
+            return torch.exp(ls0 + X @ w)
+    else:
+        Xs, Gs = mix_parts(d, arg)
+        nx = Xs[0].shape[1]
+        w = torch.tensor(([0.0] + sum(([-3.0] + [0.0] * (nx - 1) + [0.0] for _ in Gs), [])),
+                         dtype=torch.float64, requires_grad=True)
+
+        def scale(w):
+            return mix_scale(ls0, Xs, Gs, w)
+    opt = torch.optim.LBFGS([w], max_iter=300, line_search_fn='strong_wolfe')
+
+    def closure():
+        opt.zero_grad()
+        s = scale(w)
+        loss = (torch.log(s) + e / s).mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    wd = w.detach()
+    return lambda dd: _apply(dd, form, wd)
+
+
+def _apply(d, form, w):
+    import torch
+    with torch.no_grad():
+        ls0 = torch.tensor(np.log(d['sigma']))
+        kind, arg = form
+        if kind == 'L':
+            return torch.exp(ls0 + torch.tensor(log_linear_design(d, arg)) @ w).numpy()
+        Xs, Gs = mix_parts(d, arg)
+        return mix_scale(ls0, Xs, Gs, w).numpy()
+
+
+def mix_parts(d, arg):
+    import torch
+    gaps, extra = arg if isinstance(arg, tuple) else ((arg,), ())
+    base = [mix_design(d)] + [rel(d, n)[:, None] for n in extra]
+    Xs = [torch.tensor(np.concatenate(base + [rel(d, g)[:, None]], 1)) for g in gaps]
+    return Xs, [torch.tensor(d[g]) for g in gaps]
+
+
+def mix_scale(ls0, Xs, Gs, w):
+    import torch
+    v = torch.exp(2 * (ls0 + w[0]))
+    nx = Xs[0].shape[1]
+    for i, (X, G) in enumerate(zip(Xs, Gs)):
+        o = 1 + i * (nx + 1)
+        v = v + torch.sigmoid(X @ w[o:o + nx]) * (torch.exp(w[o + nx]) * G) ** 2
+    return torch.sqrt(v)
+
+
+def best_two(r, one_max=0.73):
+    """The largest share within 2 k for any k with share within k <= one_max."""
+    r = np.sort(r)
+    k = r[int(one_max * r.size) - 1]
+    return float(np.mean(r <= 2 * k))
+
+
+def cell(r, k):
+    return f'{np.mean(r <= k):.3f} / {np.mean(r <= 2 * k):.3f} (best {best_two(r):.3f})'
+
+
+FORMS = [('previous shipped sigma (scale only)', ('L', ())),
+         ('L ipb', ('L', ('ipb',))), ('L nn', ('L', ('nn',))), ('L ens', ('L', ('ens',))),
+         ('L layer5x9', ('L', ('layer5x9',))), ('L layer11x7', ('L', ('layer11x7',))),
+         ('L rowd+cold', ('L', ('rowd', 'cold'))), ('L off share', ('L', ('off5x9',))),
+         ('L ens+layer5x9+rowd+cold', ('L', ('ens', 'layer5x9', 'rowd', 'cold'))),
+         ('M G=ipb', ('M', 'ipb')), ('M G=ens', ('M', 'ens')), ('M G=layer5x9', ('M', 'layer5x9')),
+         ('M G=layer11x7', ('M', 'layer11x7')), ('M G=layer3x9', ('M', 'layer3x9')),
+         ('M G=layer5x5', ('M', 'layer5x5')), ('M G=layer9x15', ('M', 'layer9x15')),
+         ('M G=near5x5 + G=far5x9', ('M', (('near5x5', 'far5x9'), ()))),
+         ('M G=far5x9 + G=ipb', ('M', (('far5x9', 'ipb'), ()))),
+         ('M G=layer5x9, p + off share', ('M', (('layer5x9',), ('off5x9',)))),
+         ('M G=layer5x9, p + row gap', ('M', (('layer5x9',), ('gap',)))),
+         ('M G=layer5x9, p + ens', ('M', (('layer5x9',), ('ens',)))),
+         ('M G=layer5x9 + G=ens', ('M', (('layer5x9', 'ens'), ()))),
+         ('M G=layer5x9 + G=ipb', ('M', (('layer5x9', 'ipb'), ()))),
+         ('M G=layer3x9 + G=ens', ('M', (('layer3x9', 'ens'), ()))),
+         ('M G=layer5x9 + G=ens + G=row gap', ('M', (('layer5x9', 'ens', 'gap'), ()))),
+         ('M G=layer5x9 + G=ens, p + off share', ('M', (('layer5x9', 'ens'), ('off5x9',))))]
+
+
+def shipped_procedure_cv(root, stem, seeds=(0, 1, 2)):
+    """The fit the package ships (learned.fit_per_source(band=True): s0, k, p, q, then the layer term),
+    fitted on one half of the fit frame (columns < HALF_COL or >= HALF_COL) and scored on the other, with
+    and without the layer term (the samples without 'lidar_layer': the previous model's form)."""
+    from depthmarks_ros.core.fusion.learned import REAL_LIDAR_FIXED, fit_per_source
+    sparse, rgb = R.kitti_object_frame(root, stem)
+    smps = [R.lidar_holdout_sample(sparse, rgb, 'scanline', seed) for seed in seeds]
+    cols = np.arange(sparse.shape[1])[None, :]
+    halves = (cols < HALF_COL, cols >= HALF_COL)
+    print(f'(0) the shipped fit procedure (learned.fit_per_source(band=True), fit-fusion --kitti), on halves of '
+          f'{stem}: cells within 1 / 2 sigma (best 2-sigma share at <= 0.73 within 1 sigma, any scale)')
+    for label, keep_layer in (('previous form (no layer term)', False), ('with the layer term (shipped now)', True)):
+        out = []
+        for tr, te in (halves, halves[::-1]):
+            train = [{**{k: v for k, v in smp.items() if keep_layer or k != 'lidar_layer'},
+                      'gt': np.where(tr, smp['gt'], np.nan).astype(np.float32)} for smp in smps]
+            m = fit_per_source(train, steps=300, fixed=REAL_LIDAR_FIXED, band=True)
+            for part, mask in (('train', tr), ('test', te)):
+                r = []
+                for smp in smps:
+                    sig = lidar_sigma(smp['lidar'], smp['lidar_dist'], m, resid=smp['lidar_resid'],
+                                      gap=smp['lidar_gap'], layer=smp['lidar_layer'])
+                    ok = mask & np.isfinite(smp['gt']) & np.isfinite(sig) & (sig > 0)
+                    r.append(np.abs(smp['lidar'] - smp['gt'])[ok] / sig[ok])
+                r = np.concatenate(r)
+                out.append(f'{part} {cell(r, 1.0)}')
+        print(f'  {label}: A -> B: {out[0]}, {out[1]}; B -> A: {out[2]}, {out[3]}', flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--data', default=os.path.join(ROOT, '..', 'shared', 'data'))
+    ap.add_argument('--model', default=R.SHIPPED_KITTI_MODEL, help='base sigma (its layer term, if any, is left out)')
+    ap.add_argument('--p-features', choices=('rc', 'd', 'none'), default='rc',
+                    help="the layer probability's features besides log(1 + 10 G / z): row and column distance "
+                         "(rc), pixel distance (d), none (the shipped form)")
+    ap.add_argument('--calibration', choices=('margin', 'band'), default='margin',
+                    help='learned.margin_scale, or learned.band_calibration_scale (what fit-fusion ships)')
+    ap.add_argument('--only', default='', help="';'-separated form labels to run (default: all)")
+    ap.add_argument('--no-procedure', action='store_true', help='skip section (0)')
+    args = ap.parse_args()
+    global MIX_P, CALIBRATION
+    MIX_P, CALIBRATION = args.p_features, args.calibration
+    import torch
+    torch.set_num_threads(1)
+    root = os.path.join(args.data, 'lidar', 'kitti_object')
+    from dataclasses import replace
+    model = replace(load_model(args.model), lidar_layer=0.0)
+    fit_stem = R.split_stems(R.kitti_object_stems(root), 'fit')[0]
+    rep_stem = R.split_stems(R.kitti_object_stems(root), 'report')[0]
+    print(f'split: {R.SPLIT_RULE}; fit {fit_stem}, report {rep_stem}; hold-out seeds 0-2; scanline; '
+          f'base: {os.path.relpath(args.model, ROOT)} without its layer term; p features {MIX_P}; '
+          f'calibration {CALIBRATION}; load {os.getloadavg()[0]:.1f}')
+    if not args.no_procedure:
+        shipped_procedure_cv(root, fit_stem)
+    F, _ = samples(root, fit_stem, (0, 1, 2), model)
+    P, nper = samples(root, rep_stem, (0, 1, 2), model)
+    P0 = sub(P, np.arange(P['err'].size) < nper[0])
+    print(f'hidden returns: fit {F["err"].size}, report seed 0 {P0["err"].size}, seeds 0-2 {P["err"].size}')
+    forms = [(n, f) for n, f in FORMS if not args.only or n in args.only.split(';')]
+    halves = (F['x'] < HALF_COL, F['x'] >= HALF_COL)
+    print(f'cells: within 1 / 2 sigma at the training part\'s {CALIBRATION} scale (best 2-sigma share at <= 0.73 '
+          'within 1 sigma, any scale)')
+    print('| form | fit 000001 (train) | report 000002 seed 0 | report seeds 0-2 | CV: half B from A | CV: half A from B |')
+    print('|---|---|---|---|---|---|')
+    for label, form in forms:
+        f = fit(F, form)
+        s = f(F)
+        k = calib(F['err'] / s)
+        cells = [cell(F['err'] / s, k), cell(P0['err'] / f(P0), k), cell(P['err'] / f(P), k)]
+        for tr, te in (halves, halves[::-1]):
+            g = fit(sub(F, tr), form)
+            kk = calib(F['err'][tr] / g(sub(F, tr)))
+            cells.append(cell(F['err'][te] / g(sub(F, te)), kk))
+        print(f'| {label} | ' + ' | '.join(cells) + ' |', flush=True)
+
+
+if __name__ == '__main__':
+    main()
