@@ -42,7 +42,8 @@ sys.path.insert(0, ROOT)
 
 from depthmarks_ros.core.fusion import real_data as R  # noqa: E402
 from depthmarks_ros.core.fusion.completion import complete, distance_to_measurement  # noqa: E402
-from depthmarks_ros.core.fusion.learned import band_calibration_scale, load_model, margin_scale  # noqa: E402
+from depthmarks_ros.core.fusion.learned import (band_calibration_scale, load_model, margin_scale,  # noqa: E402
+                                               minimise_laplace_nll)
 from depthmarks_ros.core.fusion.uncertainty import interpolation_residual, lidar_sigma, row_gap  # noqa: E402
 from depthmarks_ros.core.fusion.uncertainty import layer_gap as core_layer_gap  # noqa: E402
 from depthmarks_ros.core.stereo.fill import row_neighbours  # noqa: E402
@@ -190,16 +191,7 @@ def fit(d, form):
 
         def scale(w):
             return mix_scale(ls0, Xs, Gs, w)
-    opt = torch.optim.LBFGS([w], max_iter=300, line_search_fn='strong_wolfe')
-
-    def closure():
-        opt.zero_grad()
-        s = scale(w)
-        loss = (torch.log(s) + e / s).mean()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
+    minimise_laplace_nll(w, scale, e)
     wd = w.detach()
     return lambda dd: _apply(dd, form, wd)
 

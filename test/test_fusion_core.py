@@ -264,3 +264,18 @@ def test_camera_visibility_filter_on_the_simulated_rig(fusion_scene):
     assert see_through.sum() > 50
     assert (see_through & ~vis).sum() >= 0.6 * see_through.sum()
     assert (fin & ~see_through & ~vis).sum() <= 0.01 * (fin & ~see_through).sum()
+
+
+def test_one_source_passes_through_where_it_counts():
+    """One source: its own depth and sigma, bit for bit, where depth and sigma are usable (finite,
+    positive, weight finite and positive); NaN elsewhere, as with two sources."""
+    d = np.array([[2.0, np.nan, -1.0, 5.0, 7.0, 3.0]], np.float32)
+    s = np.array([[0.1, 0.1, 0.1, 0.0, 1e-30, np.inf]], np.float32)
+    fd, fs = fuse_inverse_variance([d], [s])
+    assert fd.dtype == fs.dtype == np.float32
+    assert fd[0, 0] == d[0, 0] and fs[0, 0] == s[0, 0]
+    assert np.isnan(fd[0, 1:]).all() and np.isnan(fs[0, 1:]).all()
+    # the same pixels count when a second source has nothing anywhere
+    nothing = np.full(d.shape, np.nan, np.float32)
+    gd, gs = fuse_inverse_variance([d, nothing], [s, np.ones_like(s)])
+    assert np.array_equal(np.isfinite(gd), np.isfinite(fd)) and np.array_equal(np.isfinite(gs), np.isfinite(fs))

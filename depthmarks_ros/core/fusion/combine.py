@@ -24,6 +24,15 @@ def fuse_inverse_variance(depths: Sequence[np.ndarray], sigmas: Sequence[np.ndar
     if len(depths) != len(sigmas) or not depths:
         raise ValueError('need one sigma per depth source, and at least one source')
     shape = depths[0].shape
+    if len(depths) == 1:            # one source: itself where it counts (the same test as below), no arithmetic
+        d, s = np.asarray(depths[0], np.float32), np.asarray(sigmas[0], np.float32)
+        if s.shape != shape:
+            raise ValueError(f'depth sources differ in size: {s.shape} vs {shape}')
+        with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
+            w = np.float32(1.0) / (s * s)
+            ok = np.isfinite(d) & (d > 0) & (s > 0) & np.isfinite(w) & (w > 0)
+        nan = np.float32(np.nan)
+        return np.where(ok, d, nan), np.where(ok, s, nan)
     num = np.zeros(shape, np.float32)
     den = np.zeros(shape, np.float32)
     used = []                                   # (depth, weight) per source, for the spread

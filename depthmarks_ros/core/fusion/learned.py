@@ -252,6 +252,22 @@ def fit_lidar_gap(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Di
     return out
 
 
+def minimise_laplace_nll(w, sigma_of, err, max_iter: int = 300) -> None:
+    """Fit the tensor ``w`` (requires_grad) in place by L-BFGS so that the Laplace NLL of the absolute
+    errors ``err`` under the scale ``sigma_of(w)``, mean(log s + |e| / s), is least."""
+    import torch
+    opt = torch.optim.LBFGS([w], max_iter=max_iter, line_search_fn='strong_wolfe')
+
+    def closure():
+        opt.zero_grad()
+        s = sigma_of(w)
+        loss = (torch.log(s) + err / s).mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
 def fit_lidar_layer(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Dict[str, float]:
     """On real LiDAR samples (with 'lidar_layer', uncertainty.layer_gap), after :func:`fit_lidar_gap`:
     sigma^2 = (c S)^2 + P (g G)^2 with S that model's LiDAR sigma, P = 1 / (1 + e^-w0 (1 + 10 G / z)^-w1)
@@ -275,16 +291,7 @@ def fit_lidar_layer(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> 
         prob = torch.sigmoid(w[1] + w[2] * feat)
         return torch.sqrt(torch.exp(2 * (lb + w[0])) + prob * (torch.exp(w[3]) * G) ** 2)
 
-    opt = torch.optim.LBFGS([w], max_iter=300, line_search_fn='strong_wolfe')
-
-    def closure():
-        opt.zero_grad()
-        s = sigma(w)
-        loss = (torch.log(s) + e / s).mean()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
+    minimise_laplace_nll(w, sigma, e)
     if not torch.isfinite(w).all():
         return {}
     with torch.no_grad():

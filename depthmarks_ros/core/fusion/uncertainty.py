@@ -214,15 +214,18 @@ def interpolation_residual(sparse: np.ndarray, window: int = RESID_WINDOW) -> np
         return np.zeros((h, w), np.float32)
     t = ((flat[i] - flat[i - 1]) / (flat[i + 1] - flat[i - 1])).astype(np.float32)
     res = np.minimum(np.abs(z[i] - (z[i - 1] + (z[i + 1] - z[i - 1]) * t)), np.float32(5.0))
-    total = np.zeros(h * w, np.float32)
-    count = np.zeros(h * w, np.float32)
-    total[flat[i]] = res
-    count[flat[i]] = 1.0
+    # the box filters only on the rows the window reaches from a return (elsewhere no return: the median)
+    r0, r1 = max(int(row[0]) - window // 2, 0), min(int(row[-1]) + window // 2 + 1, h)
+    at = flat[i] - r0 * w
+    total = np.zeros((r1 - r0) * w, np.float32)
+    count = np.zeros((r1 - r0) * w, np.float32)
+    total[at] = res
+    count[at] = 1.0
     k = (window, window)
-    total = cv2.boxFilter(total.reshape(h, w), -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
-    count = cv2.boxFilter(count.reshape(h, w), -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    total = cv2.boxFilter(total.reshape(r1 - r0, w), -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    count = cv2.boxFilter(count.reshape(r1 - r0, w), -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
     out = np.full((h, w), np.float32(np.median(res)), np.float32)
-    np.divide(total, count, out=out, where=count > 0.5)
+    np.divide(total, count, out=out[r0:r1], where=count > 0.5)
     return out
 
 
