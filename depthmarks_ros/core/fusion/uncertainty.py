@@ -140,11 +140,6 @@ def lidar_sigma_expr(z, dist_px, edge_range, resid=0.0, gap=0.0, layer=0.0, *, l
     return sigma_scale * s
 
 
-def _patched(a: np.ndarray, value: float) -> np.ndarray:
-    a[np.isnan(a)] = value
-    return a
-
-
 def layer_gap(sparse: np.ndarray, dense: np.ndarray, rows: int = LAYER_ROWS, cols: int = LAYER_COLS) -> np.ndarray:
     """(H, W) float32: the largest |measured return - completed depth| over the returns of ``sparse`` in a
     ``rows`` x ``cols`` window around each pixel (max(farthest - z, z - nearest), 0 where none): how far
@@ -159,10 +154,9 @@ def layer_gap(sparse: np.ndarray, dense: np.ndarray, rows: int = LAYER_ROWS, col
     r0, r1 = int(band[0]), int(band[-1]) + 1
     m0, m1 = max(r0 - rows // 2, 0), min(r1 + rows // 2, z.shape[0])    # the window's reach beyond them
     k = np.ones((rows, cols), np.uint8)
-    none0 = np.array(sparse[m0:m1], np.float32)            # NaN -> 0 for the farthest, 1e6 for the nearest
-    none1 = none0.copy()
-    hi = cv2.dilate(_patched(none0, 0.0), k)[r0 - m0:r1 - m0]
-    lo = cv2.erode(_patched(none1, 1e6), k)[r0 - m0:r1 - m0]
+    sp = np.asarray(sparse[m0:m1], np.float32)           # NaN -> 0 for the farthest, 1e6 for the nearest
+    hi = cv2.dilate(np.fmax(sp, np.float32(0)), k)[r0 - m0:r1 - m0]
+    lo = cv2.erode(np.fmin(sp, np.float32(1e6)), k)[r0 - m0:r1 - m0]
     zb = z[r0:r1]
     g = out[r0:r1]
     # no return in the window: hi 0, lo 1e6, both differences negative; NaN (no completed depth): fmax -> 0
