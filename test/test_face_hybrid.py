@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from depthmarks_ros.core.face.backends import BackendError
-from depthmarks_ros.core.face.hybrid import HybridBlend, box_from_landmarks, disagreement, mean_box_shape
+from depthmarks_ros.core.face.hybrid import (UPRIGHT_MIN_DEG, HybridBlend, box_from_landmarks, disagreement,
+                                             mean_box_shape)
 from depthmarks_ros.core.face.metrics import nme_interocular
 from depthmarks_ros.core.face.pipeline import FaceLandmarker
 from depthmarks_ros.core.tracking import CentroidTracker
@@ -172,6 +173,30 @@ def test_mesh_on_a_rotated_crop_maps_back_to_the_image(frame):
     assert np.median(np.linalg.norm(arr[:, :2] - expected, axis=1)) < 2.0
 
 
+def test_dlib_runs_upright_on_a_leaning_face(hybrid, frame):
+    """The face tilted by 40 deg in the image: dlib's predictor (trained on upright faces) runs on a crop
+    turned upright by the mesh's lean, and its points, turned back, land nearer the tilted face's
+    than dlib's on the tilted image does; an upright face takes the plain path (same points)."""
+    be = hybrid.backend
+    (up,) = be.process(frame)
+    M = cv2.getRotationMatrix2D(tuple(float(v) for v in up.landmarks68.mean(axis=0)), -40, 1.0)
+    rot = cv2.warpAffine(frame, M, (640, 480))
+    truth = up.alt68[0] @ M[:, :2].T + M[:, 2]              # dlib's upright points, tilted like the face
+    (r,) = be.process(rot)
+    m68 = r.alt68[1]
+    err = lambda p: np.linalg.norm(p - truth, axis=1).mean()
+    assert be.upright_min_deg < 40
+    tilted = be.predict_on(rot, m68)
+    be.upright_min_deg = 360.0
+    try:
+        plain = be.predict_on(rot, m68)
+        np.testing.assert_allclose(be.predict_on(frame, up.alt68[1]), up.alt68[0])
+    finally:
+        be.upright_min_deg = UPRIGHT_MIN_DEG
+    np.testing.assert_allclose(tilted, r.alt68[0])
+    assert err(tilted) < 0.7 * err(plain) and err(tilted) < 0.05 * np.ptp(truth[:, 0])
+
+
 def _keypoint_faces(rng, n, noise):
     """n synthetic faces of random size, place and width: boxes, keypoint-like points (+ N(0, noise) px)
     and their 68 points."""
@@ -235,6 +260,12 @@ def test_guess_from_every_view_is_nearer_the_face_than_one_view():
         np.testing.assert_allclose(b.from_views(box, views[0], None), b.from_keypoints(box, views[0]))
     assert np.mean(every) < 0.7 * np.mean(one)
     assert b.from_views(boxes[0], np.zeros((6, 2)), [np.zeros((6, 2))]) is None
+    # fitted on every view's keypoints (a list per face), cross-validated through from_views: nearer
+    # than the map fitted on one noisy view per face
+    noisy = [[kp + rng.normal(0, 0.06 * (box[2] - box[0]), kp.shape) for _ in range(6)] for box, kp in zip(boxes, kps)]
+    cv_one = b.fit_keypoint_map(boxes, [v[0] for v in noisy], gts)
+    cv_every = b.fit_keypoint_map(boxes, noisy, gts)
+    assert cv_every < 0.8 * cv_one and b.kp_cov.shape == (68, 2, 2)
 
 
 def test_a_corrupt_dlib_model_file_is_a_clear_error(tmp_path, monkeypatch):
