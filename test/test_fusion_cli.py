@@ -87,6 +87,8 @@ def test_fit_fusion_on_real_data_layouts_fits_the_fit_split_only(tmp_path, fusio
     # the simulated rig's fused terms do not travel into a real-data model
     assert (model.stereo_fuse_factor, model.fused_edge, model.fused_scale) == (1.0, 0.0, 1.0)
     assert model.lidar_k > 0 and model.lidar_a == model.lidar_b == model.lidar_c == 0.0   # REAL_LIDAR_FIXED
+    # the layer term (learned.fit_lidar_layer) is fitted on top
+    assert model.lidar_layer > 0 and np.isfinite([model.lidar_layer_bias, model.lidar_layer_slope]).all()
     samples, _ = __import__('depthmarks_ros.cli.fit_fusion', fromlist=['x']).collect_real_samples(
         str(root), str(sroot), 'scanline', 2)
     for smp in samples:
