@@ -197,6 +197,33 @@ def test_dlib_runs_upright_on_a_leaning_face(hybrid, frame):
     assert err(tilted) < 0.7 * err(plain) and err(tilted) < 0.05 * np.ptp(truth[:, 0])
 
 
+def test_a_mesh_far_from_the_keypoint_path_gives_way_to_it(frame, monkeypatch):
+    """Independent image: the mesh-followed face is checked against the detector keypoints' path of the
+    same face (every view); where that path's points lie MESH_SWITCH_DIS outer-eye distances or more
+    from the hybrid's, they replace them (layout box68, its covariance); nearer, the hybrid's stay.
+    Video (no every-view search) never checks."""
+    from depthmarks_ros.core.face.hybrid import MESH_SWITCH_DIS
+    lm = FaceLandmarker('hybrid', static=True, mmod=False)
+    be = lm.backend
+    (plain,) = be.process(frame)
+    assert plain.layout.startswith('mediapipe') and any(f.view_keypoints for f in be.mesh.last_faces)
+    d = np.linalg.norm(plain.landmarks68[45] - plain.landmarks68[36])
+    for shift, switched in ((2.0 * MESH_SWITCH_DIS, True), (0.5 * MESH_SWITCH_DIS, False)):
+        moved = plain.landmarks68 + [shift * d, 0.0]
+        monkeypatch.setattr(be, '_from_keypoints', lambda rgb, box, kp, views, m=moved: (m, np.tile(np.eye(2), (68, 1, 1))))
+        (r,) = be.process(frame)
+        assert (r.layout == 'box68') == switched
+        np.testing.assert_allclose(r.landmarks68, moved if switched else plain.landmarks68)
+        faces = lm.process(frame, K)
+        assert len(faces) == 1 and np.all(np.isfinite(faces[0].cov68))
+    assert be.switched_faces == 2
+    lm.close()
+    video = FaceLandmarker('hybrid', static=False)
+    monkeypatch.setattr(video.backend, '_check_mesh_face', lambda rgb, r: pytest.fail('checked on video'))
+    assert len(video.process(frame, K)) == 1
+    video.close()
+
+
 def _keypoint_faces(rng, n, noise):
     """n synthetic faces of random size, place and width: boxes, keypoint-like points (+ N(0, noise) px)
     and their 68 points."""

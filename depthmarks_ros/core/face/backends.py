@@ -88,6 +88,12 @@ class MediaPipeFaceMesh:
         self.unmeshed = []              # detections of the last frame where the crop mesh found no face
         self.max_faces = max_faces
 
+    @property
+    def last_faces(self) -> list:
+        """The detector's faces of the last independent image (every view; FaceDetector.detect_all), those
+        the mesh follows included; empty where it did not run."""
+        return self._detector.last_faces if self._detector is not None else []
+
     def to68(self, mesh_xyz: np.ndarray) -> np.ndarray:
         if self.mapping is not None and len(mesh_xyz) >= self.mapping.n_vertices:
             return self.mapping.apply(mesh_xyz)
@@ -107,6 +113,8 @@ class MediaPipeFaceMesh:
         h, w = rgb.shape[:2]
         out = [self._result(a) for a in self._landmarks(self._mesh.process(rgb), w, h)]
         self.unmeshed = []
+        if self._detector is not None:
+            self._detector.last_faces = []
         dets = []
         if self._detector is not None and not out:
             dets = self._detector.detect(rgb, mmod=not self.all_views)    # all views: MMOD (1-3 s) after them

@@ -34,6 +34,13 @@ INNER = np.arange(17, 68)          # brows, nose, eyes, mouth: stable under yaw 
 # -> 0.0463 (116 leaning >= 25 deg: 0.0545 -> 0.0502; 25 instead of 15: 0.0466), 300-W's 24 such faces
 # 0.0283 -> 0.0286 inter-ocular (a development check with an uncommitted script)
 UPRIGHT_MIN_DEG = 15.0
+# a mesh-followed face on an independent image whose hybrid points disagree with the detector keypoints'
+# path (regression + turned-face predictor) by this many outer-eye distances (inner points' mean distance)
+# takes the keypoint path's points: on the fit split's 987 AFLW2000-3D mesh-followed faces (each face's
+# turned-face predictor trained without its fold) 3 faces, 0.57-0.77 -> 0.05-0.57 box-NME, none worse,
+# mean 0.0374 -> 0.0361; 0.8 was the best threshold on 4 of 5 folds (0.7 on the other; cross-fitted gain
+# 1.11 of the 1.26 box-NME units; a development check with an uncommitted script)
+MESH_SWITCH_DIS = 0.8
 
 
 def similarity(src: np.ndarray, dst: np.ndarray):
@@ -364,6 +371,7 @@ class HybridFace68:
         # turned faces: core/face/profile.py's predictor (face_profile_68.dat), weighted by face_hybrid.json
         self.profile = profile if blend is not None and blend.profile_weights is not None else None
         self.upright_min_deg = UPRIGHT_MIN_DEG
+        self.switched_faces = 0             # mesh faces replaced by the keypoint path (_check_mesh_face)
 
     def to68(self, mesh_xyz: np.ndarray) -> np.ndarray:
         return self.mesh.to68(mesh_xyz)
@@ -394,6 +402,8 @@ class HybridFace68:
                     r.landmarks68 = v[:, None] * e68 + (1.0 - v[:, None]) * r.landmarks68
                 r.alt68 = [d68, m68]
                 r.pose68 = m68          # head pose: the mesh's points (a development check on 230 fit-split faces, uncommitted script: 3.84 vs 4.01 deg MAE with the blend)
+            if self.mesh.all_views:         # independent images: a mesh fitted to the wrong face shape
+                out = [self._check_mesh_face(rgb, r) for r in out]
         for det in self.mesh.unmeshed:      # the cascade found a face the mesh could not follow
             self.dlib_only_faces += 1
             b = self.blend
@@ -402,14 +412,9 @@ class HybridFace68:
                 p68 = self.predict(rgb, box_from_detection(det.box, self.box_map['hog']))
                 out.append(FaceResult(p68, p68.copy(), _bbox(p68), det.score, 'dlib68'))
                 continue
-            if b is not None and b.kp_map is not None and det.keypoints is not None:
-                p68 = b.from_views(det.box, det.keypoints, det.view_keypoints)     # None: collapsed keypoints
-            if p68 is not None:
-                cov = b.kp_cov * max(det.box[2] - det.box[0], det.box[3] - det.box[1]) ** 2
-                if self.profile is not None and b.profile_cov is not None:   # refined from that guess
-                    from depthmarks_ros.core.face.profile import _size
-                    p68 = self.profile.predict_like(rgb, p68, b.profile_scale)
-                    cov = b.profile_cov * _size(p68) ** 2
+            kp = self._from_keypoints(rgb, det.box, det.keypoints, det.view_keypoints)
+            if kp is not None:
+                p68, cov = kp
             elif b is not None and b.box_template is not None:
                 p68, cov = b.from_box(det.box, det.facing), b.template_covariance(det.box, det.facing)
             else:
@@ -420,6 +425,41 @@ class HybridFace68:
             r.alt68 = [cov]
             out.append(r)
 
+        return out
+
+    def _from_keypoints(self, rgb: np.ndarray, box: np.ndarray, keypoints, view_keypoints):
+        """(68 points, their (68, 2, 2) covariance) of a face from the detector keypoints: the mean
+        regression of every view's keypoints, then the turned-face predictor started on it (where
+        shipped); None without a keypoint map or keypoints (or where they collapsed)."""
+        b = self.blend
+        if b is None or b.kp_map is None or keypoints is None:
+            return None
+        p68 = b.from_views(box, keypoints, view_keypoints)
+        if p68 is None:
+            return None
+        cov = b.kp_cov * max(box[2] - box[0], box[3] - box[1]) ** 2
+        if self.profile is not None and b.profile_cov is not None:      # refined from that guess
+            from depthmarks_ros.core.face.profile import _size
+            p68 = self.profile.predict_like(rgb, p68, b.profile_scale)
+            cov = b.profile_cov * _size(p68) ** 2
+        return p68, cov
+
+    def _check_mesh_face(self, rgb: np.ndarray, r):
+        """A mesh-followed face on an independent image, checked against the detector's keypoints of the
+        same face (every view of FaceDetector.detect_all): where the keypoint path's 68 points
+        (:meth:`_from_keypoints`) disagree with the hybrid's by MESH_SWITCH_DIS outer-eye distances or
+        more, the mesh has been fitted to the wrong shape (a frontal mesh on a near-profile) and the
+        keypoint path's points replace it (layout box68, its covariance)."""
+        from depthmarks_ros.core.face.backends import FaceResult, _bbox
+        from depthmarks_ros.core.face.detection import _overlaps
+        same = [f for f in self.mesh.last_faces if f.view_keypoints and
+                (_overlaps(f.box, r.bbox) or _overlaps(r.bbox, f.box))]
+        kp = self._from_keypoints(rgb, same[0].box, same[0].keypoints, same[0].view_keypoints) if same else None
+        if kp is None or disagreement(r.landmarks68, kp[0]) < MESH_SWITCH_DIS:
+            return r
+        self.switched_faces += 1
+        out = FaceResult(kp[0], kp[0].copy(), _bbox(kp[0]), r.score, 'box68')
+        out.alt68 = [kp[1]]
         return out
 
     def close(self) -> None:
