@@ -301,7 +301,7 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
         sm_path = os.path.join(output, f'face_sigma_{key}.json')
         if rec is not None and (key != 'hybrid' or 'P' in rec) and os.path.isfile(sm_path):
             z = pose_z_records(rec, LandmarkSigmaModel.load(sm_path), hp, aflw)
-            sources[key] = 'cross-fitted error records (fit-face --cache)'
+            sources[key] = 'error records (fit-face --cache; cross-fitted where a fitted stage makes the points)'
         else:
             backend, detector = POSE_BACKENDS[key]
             lm = FaceLandmarker(backend, static=True, data_dir=output, dlib_detector=detector, all_views=False)
