@@ -224,6 +224,34 @@ def test_a_mesh_far_from_the_keypoint_path_gives_way_to_it(frame, monkeypatch):
     video.close()
 
 
+def test_face_without_a_mesh_takes_the_median_over_every_views_start():
+    """The keypoint path of a face without a mesh (per_view): the turned-face predictor started on the
+    views' mean regression and on each view's own, in the direction that start chose, per-point
+    median: one view far off moves the result less than it moves the mean start alone."""
+    from depthmarks_ros.core.face.hybrid import HybridFace68
+
+    class Identity:                 # a predictor that returns its start (looking left: shifted away)
+        def predict_from(self, rgb, guess, left, scale=1.0):
+            return np.asarray(guess, float) + ([60.0, 0.0] if left else [0.0, 0.0])
+    rng = np.random.default_rng(3)
+    ref = _shape(rng)
+    b = HybridBlend.fit(ref, [ref], [ref], [ref], [1.0], [0.0], [1.0])
+    boxes, kps, gts = _keypoint_faces(rng, 60, 0.0)
+    b.fit_keypoint_map(boxes, kps, gts)
+    b.profile_cov, b.profile_scale = np.tile(np.eye(2) * 1e-3, (68, 1, 1)), 1.0
+    be = HybridFace68.__new__(HybridFace68)
+    be.blend, be.profile = b, Identity()
+    box, g = boxes[0], gts[0]
+    views = [kps[0] + rng.normal(0, 1.0, (6, 2)) for _ in range(6)] + [kps[0] + [0.6 * (box[2] - box[0]), 0.0]]
+    err = lambda p: np.linalg.norm(p - g, axis=1).mean()
+    mean_only, cov = be._from_keypoints(None, box, views[0], views)
+    median, _ = be._from_keypoints(None, box, views[0], views, per_view=True)
+    np.testing.assert_allclose(mean_only, b.from_views(box, views[0], views))       # the mean start, not looking left
+    assert err(median) < 0.5 * err(mean_only) and cov.shape == (68, 2, 2)
+    one, _ = be._from_keypoints(None, box, views[0], views[:1], per_view=True)      # one view: its start alone
+    np.testing.assert_allclose(one, b.from_keypoints(box, views[0]))
+
+
 def _keypoint_faces(rng, n, noise):
     """n synthetic faces of random size, place and width: boxes, keypoint-like points (+ N(0, noise) px)
     and their 68 points."""

@@ -412,7 +412,7 @@ class HybridFace68:
                 p68 = self.predict(rgb, box_from_detection(det.box, self.box_map['hog']))
                 out.append(FaceResult(p68, p68.copy(), _bbox(p68), det.score, 'dlib68'))
                 continue
-            kp = self._from_keypoints(rgb, det.box, det.keypoints, det.view_keypoints)
+            kp = self._from_keypoints(rgb, det.box, det.keypoints, det.view_keypoints, per_view=True)
             if kp is not None:
                 p68, cov = kp
             elif b is not None and b.box_template is not None:
@@ -427,10 +427,14 @@ class HybridFace68:
 
         return out
 
-    def _from_keypoints(self, rgb: np.ndarray, box: np.ndarray, keypoints, view_keypoints):
+    def _from_keypoints(self, rgb: np.ndarray, box: np.ndarray, keypoints, view_keypoints, per_view: bool = False):
         """(68 points, their (68, 2, 2) covariance) of a face from the detector keypoints: the mean
         regression of every view's keypoints, then the turned-face predictor started on it (where
-        shipped); None without a keypoint map or keypoints (or where they collapsed)."""
+        shipped; both directions, the result nearer the guess wins); ``per_view``: the predictor also
+        started on each view's own regression in that direction, and the per-point median of all
+        those results (fit split, the 60 AFLW faces without a mesh, each face's predictor trained
+        without its fold: box-NME 0.106 -> 0.103; the mean of them 0.108; a development check); None
+        without a keypoint map or keypoints (or where they collapsed)."""
         b = self.blend
         if b is None or b.kp_map is None or keypoints is None:
             return None
@@ -440,7 +444,13 @@ class HybridFace68:
         cov = b.kp_cov * max(box[2] - box[0], box[3] - box[1]) ** 2
         if self.profile is not None and b.profile_cov is not None:      # refined from that guess
             from depthmarks_ros.core.face.profile import _size
-            p68 = self.profile.predict_like(rgb, p68, b.profile_scale)
+            guess = p68
+            both = [self.profile.predict_from(rgb, guess, left, b.profile_scale) for left in (False, True)]
+            left = bool(np.linalg.norm(both[1] - guess, axis=1).mean() < np.linalg.norm(both[0] - guess, axis=1).mean())
+            p68 = both[int(left)]
+            if per_view and view_keypoints and len(view_keypoints) > 1:
+                starts = [g for g in (b.from_keypoints(box, k) for k in view_keypoints) if g is not None]
+                p68 = np.median([p68] + [self.profile.predict_from(rgb, g, left, b.profile_scale) for g in starts], axis=0)
             cov = b.profile_cov * _size(p68) ** 2
         return p68, cov
 
