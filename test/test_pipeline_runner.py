@@ -272,6 +272,20 @@ def test_multi_process_runs_stereo_and_fusion_in_one_depth_process(tmp_path):
     assert list(stereo) == ['/**/stereo_depth'] and (tmp_path / 'depth.log').is_file()
 
 
+@pytest.mark.dds
+def test_multi_process_node_that_cannot_start_in_the_depth_process_is_skipped_and_stereo_runs_on(tmp_path, capfd):
+    """A refused depth_fusion parameter: the depth process runs on with stereo_depth (as a component
+    container would); the run neither waits for fusion's /diagnostics nor misses its reason."""
+    from depthmarks_ros.cli.main import main
+    assert main(['run', '--duration', '4', '-o', str(tmp_path), '--nodes', 'stereo,fusion', '--multi-process',
+                 '--quiet', '--record-rate', '2', '-p', 'fusion:time_tolerance=-1.0']) == 0
+    err = capfd.readouterr().err   # fd-level: the EventsExecutor enables faulthandler on the real stderr
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())
+    assert 'DepthFusionNode: cannot start' in metrics['skipped']['depth_fusion'], metrics['skipped']
+    assert set(metrics['skipped']) == {'depth_fusion'} and 'not all up' not in err
+    assert metrics['topics']['stereo/depth']['messages'] >= 3 and 'fusion/depth' not in metrics['topics']
+
+
 def test_cpu_seconds_counts_own_thread_and_process():
     import os
     import threading

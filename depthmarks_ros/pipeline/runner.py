@@ -167,6 +167,7 @@ class PipelineRunner:
         self.skipped: Dict[str, str] = {}
         self.procs: Dict[str, subprocess.Popen] = {}  # multi-process: process name -> process
         self.proc_nodes: Dict[str, List[str]] = {}    # multi-process: process name -> its node names
+        self._class_names: Dict[str, str] = {}        # multi-process: node name -> its class's name (its log lines)
         self.cpu_targets: Dict[str, tuple] = {}     # label -> (pid, tid or None)
         self.cpu_share: Dict[str, Optional[float]] = {}
         self.cpu_threads: Dict[str, float] = {}     # every thread, grouped (CpuMeter groups)
@@ -283,6 +284,7 @@ class PipelineRunner:
                 self._skip(node.name, reason)
                 continue
             nodes.append(node)
+            self._class_names[node.name] = cls.__name__
         if not nodes:
             return
         proc = g.ProcessLaunch(proc.name, tuple(nodes)) if len(nodes) < len(proc.nodes) else proc
@@ -301,14 +303,37 @@ class PipelineRunner:
             self.started.append(node.name)
         self.cpu_targets[proc.name] = (popen.pid, None)
 
+    def _failed_to_start(self) -> Dict[str, str]:
+        """{node: its start-up error} of the nodes of a shared process that did not start while the
+        others run on (ros/node_base.run_nodes prints '<NodeClass>: cannot start: ...' to its log)."""
+        failed = {}
+        for name, nodes in self.proc_nodes.items():
+            if len(nodes) < 2:
+                continue    # a node alone exits 1 on a start-up error (_stop_processes reports it)
+            try:
+                with open(os.path.join(self.cfg.output, f'{name}.log'), errors='replace') as f:
+                    lines = f.read().splitlines()
+            except OSError:
+                continue
+            for node in nodes:
+                line = next((ln for ln in lines if ln.startswith(f'{self._class_names[node]}: cannot start')), None)
+                if line:
+                    failed[node] = f'{line} (in process {name}, see {name}.log)'
+        return failed
+
     def _wait_for_processes(self, executor, stats: TopicStats, stop: StopSignals, timeout: float = 90.0) -> None:
-        """Multi-process: until every node process has sent /diagnostics (constructed and spinning),
-        at most ``timeout`` s; the run's duration counts from then (start-up takes seconds on a loaded
-        machine, and is not what a run measures)."""
+        """Multi-process: until every node has sent /diagnostics (constructed and spinning), at most
+        ``timeout`` s; the run's duration counts from then (start-up takes seconds on a loaded machine,
+        and is not what a run measures). A node of a shared process that could not start is not
+        waited for (its process runs on with the others)."""
         wanted = {n for names in self.proc_nodes.values() for n in names}
         fqns = set(self.node_names)
         end = time.monotonic() + timeout
+        next_log_check = 0.0
         while wanted and time.monotonic() < end and not stop.requested:
+            if time.monotonic() >= next_log_check:
+                wanted -= set(self._failed_to_start())
+                next_log_check = time.monotonic() + 0.5
             if wanted <= set(node_counters(stats.last.get('/diagnostics', []), only=fqns)):
                 return
             if any(p.poll() is not None for p in self.procs.values()):
@@ -331,6 +356,7 @@ class PipelineRunner:
                 nodes = self.proc_nodes[name]
                 what = name if nodes == [name] else f'{name} ({", ".join(nodes)})'
                 self.skipped[name] = f'{what} exited with {proc.returncode} (see {name}.log)'
+        self.skipped.update(self._failed_to_start())
 
     def _spin(self, executor, stats: TopicStats, stop: StopSignals) -> None:
         start = time.monotonic()
