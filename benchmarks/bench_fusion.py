@@ -133,12 +133,16 @@ def main():
         from depthmarks_ros.core.fusion.pipeline import fuse_frame
         print('\n== one fusion step as the node runs it (projection + completion + sigma), KITTI frames, '
               'ms wall (CPU), in turn in one loop ==')
-        node_default = FusionSettings()
-        kitti_model = resolve_sigma_model('kitti')
-        preset = FusionSettings('scanline', kitti_model)
         from dataclasses import replace as _replace
-        no_gap = FusionSettings('scanline', _replace(kitti_model, lidar_gap_pow=0.0, lidar_base_pow=1.0, lidar_layer=0.0))
-        no_layer = FusionSettings('scanline', _replace(kitti_model, lidar_layer=0.0))
+        from depthmarks_ros.cli.fuse_kitti import kitti_preset
+        from depthmarks_ros.params.depth_fusion import DepthFusionParams
+        node_default = FusionSettings.from_params(DepthFusionParams(), resolve_sigma_model(DepthFusionParams().sigma_model_file))
+        # the node's path with the KITTI preset file (config/kitti/depth_fusion.yaml): its parameters, its model
+        preset_params = DepthFusionParams(**kitti_preset())
+        preset = FusionSettings.from_params(preset_params, resolve_sigma_model(preset_params.sigma_model_file))
+        kitti_model = preset.model
+        no_gap = _replace(preset, model=_replace(kitti_model, lidar_gap_pow=0.0, lidar_base_pow=1.0, lidar_layer=0.0))
+        no_layer = _replace(preset, model=_replace(kitti_model, lidar_layer=0.0))
         for fid, pts, lidar2cam, cam, rgb in kitti_inputs:
             t = interleaved_ms({'default': lambda: fuse_frame(pts, lidar2cam, cam, rgb, node_default),
                                 'no_gap': lambda: fuse_frame(pts, lidar2cam, cam, rgb, no_gap),
@@ -282,7 +286,7 @@ def real_sigma_section(data_root, path=None):
     and Stereo 2012."""
     from depthmarks_ros.core.fusion import real_data as R
     from depthmarks_ros.core.fusion.learned import load_model
-    from depthmarks_ros.core.fusion.uncertainty import lidar_sigma_of_input, local_range, stereo_sigma
+    from depthmarks_ros.core.fusion.uncertainty import layer_gap, lidar_sigma_of_input, local_range, stereo_sigma
     path = path or os.path.join(ROOT, 'depthmarks_ros', 'data', 'fusion_sigma_kitti.json')
     model = load_model(path)
     print(f'\n== calibrated sigma on real data, report split only ({R.SPLIT_RULE}); model {os.path.relpath(path, ROOT)} ==')
@@ -291,17 +295,29 @@ def real_sigma_section(data_root, path=None):
     if os.path.isdir(kroot):
         for stem in R.split_stems(R.kitti_object_stems(kroot), 'report'):
             sparse, rgb = R.kitti_object_frame(kroot, stem)
-            pooled = []
+            pooled, rel_gap = [], []
             for seed in range(3):       # seed 0: the figure in the docs; 0-2 pooled: how much one hold-out sways
                 inp, mask = R.hold_out(sparse, seed=seed)
                 dense = complete(inp, 'scanline')
                 sig = lidar_sigma_of_input(inp, dense, model)
                 pooled.append((dense.ravel(), sig.ravel(), np.where(mask, sparse, np.nan).ravel(),
                                (local_range(sparse, 9) > 1.0).ravel()))
+                rel_gap.append((layer_gap(inp, dense) / dense).ravel())
                 if seed == 0:
                     coverage_table(f'KITTI {stem} LiDAR hold-out (seed 0), scanline', *pooled[0])
-            coverage_table(f'KITTI {stem} LiDAR hold-outs seeds 0-2 pooled, scanline',
-                           *[np.concatenate(x) for x in zip(*pooled)])
+            cat = [np.concatenate(x) for x in zip(*pooled)]
+            coverage_table(f'KITTI {stem} LiDAR hold-outs seeds 0-2 pooled, scanline', *cat)
+            # the errors of metres (the other layer): how many the sigma covers, overall, at the 9x9 truth
+            # edges, and where the 5x9 layer gap G is 30-100 % of the depth
+            pred, sig, truth, edge = cat
+            err, rg = np.abs(pred - truth), np.concatenate(rel_gap)
+            ok = np.isfinite(err) & np.isfinite(sig)
+            with np.errstate(invalid='ignore'):
+                big, r = ok & (err > 1.0), err / sig
+                cells = [f'{label} {np.mean(r[big & sel] <= 2):.2f} (n {int((big & sel).sum())})' for label, sel in
+                         (('all', big), ('at edges', edge), ('G / z in [0.3, 1)', (rg >= 0.3) & (rg < 1.0)))]
+            print(f'KITTI {stem} seeds 0-2 pooled: errors > 1 m within 2 sigma: ' + '; '.join(cells)
+                  + f'; every return: {np.mean(r[ok] <= 1):.3f} / {np.mean(r[ok] <= 2):.3f} within 1 / 2 sigma')
     sroot = os.path.join(data_root, 'stereo', 'kitti2012')
     if os.path.isdir(sroot):
         from depthmarks_ros.cli.fit_fusion import default_stereo_matcher

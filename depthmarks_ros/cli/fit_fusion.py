@@ -144,6 +144,7 @@ def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion
                          seeds: int = 3):
     """Fit-split samples from real data: (samples, provenance dict)."""
     from depthmarks_ros.core.fusion import real_data as R
+    from depthmarks_ros.core.fusion import learned as L
     from depthmarks_ros.core.fusion.learned import BAND_ONE_SIGMA_MAX, BAND_TWO_SIGMA
     samples, prov = [], {'split_rule': R.SPLIT_RULE}
     if kitti_root:
@@ -154,7 +155,9 @@ def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion
         prov['lidar'] = {'data': 'KITTI object frames', 'fit_frames': stems, 'completion': completion,
                          'terms': 's0 and k (interpolation residual); a, b, c left out (learned.REAL_LIDAR_FIXED); '
                                   'then that sigma^p * (1 + row gap)^q, Laplace NLL (learned.fit_lidar_gap), then the layer '
-                                  'term sqrt(S^2 + P (g G)^2), G the 5x9 layer gap, Laplace NLL (learned.fit_lidar_layer)',
+                                  'term sqrt(S^2 + P (g G)^2), G the 5x9 layer gap, P = sigmoid(w0 + w1 log(1 + 10 G / z)) '
+                                  f'with w1 in [{L.LAYER_SLOPE_MIN:g}, {L.LAYER_SLOPE_MAX:g}] (P non-decreasing in G) and '
+                                  f'|w0| <= {L.LAYER_BIAS_MAX:g}, Laplace NLL (learned.fit_lidar_layer)',
                          'calibration': 'learned.band_calibration_scale (as the stereo sigma)',
                          'protocol': f'{int(R.HOLD_OUT_SHARE * 100)}% of the projected returns hidden '
                                      f'(seeds 0..{seeds - 1}), completed from the rest, errors at the hidden ones'}

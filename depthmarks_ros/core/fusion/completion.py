@@ -222,10 +222,21 @@ def complete_scanline(sparse: np.ndarray, max_depth: float = 100.0, row_gap: int
     return out
 
 
+# A LiDAR return is a pixel of the sparse input with depth > MIN_RETURN_DEPTH m (NaN, 0, negative: none):
+# the completions' rule, and that of every sigma feature (uncertainty.py) through :func:`measured`.
+MIN_RETURN_DEPTH = 0.1
+
+
+def measured(sparse: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels of a sparse depth image that hold a LiDAR return (> MIN_RETURN_DEPTH)."""
+    with np.errstate(invalid='ignore'):
+        return np.asarray(sparse) > MIN_RETURN_DEPTH
+
+
 def distance_to_measurement(sparse: np.ndarray) -> np.ndarray:
-    """(H, W) float32 distance in pixels from each pixel to the nearest measured one."""
+    """(H, W) float32 distance in pixels from each pixel to the nearest measured one (:func:`measured`)."""
     import cv2
-    none = (~np.isfinite(sparse)).astype(np.uint8)
+    none = (~measured(sparse)).astype(np.uint8)
     if none.all():
         return np.full(sparse.shape, np.inf, np.float32)
     return cv2.distanceTransform(none, cv2.DIST_L2, 3)

@@ -268,43 +268,88 @@ def minimise_laplace_nll(w, sigma_of, err, max_iter: int = 300) -> None:
     opt.step(closure)
 
 
+# The layer term's fit (fit_lidar_layer): the slope w1 of P = sigmoid(w0 + w1 log(1 + 10 G / z)) is kept in
+# [0, LAYER_SLOPE_MAX] (P never falls as the gap grows: the added spread P (g G)^2 grows with G; unbounded,
+# the fit on 000001 ended at w1 = -5, its spread peaking at G ~ 1-2 % of z and shrinking at the largest
+# gaps) and w0 in [-LAYER_BIAS_MAX, LAYER_BIAS_MAX]; the term is fitted only when at least
+# LAYER_MIN_SAMPLES errors lie where the window holds another layer (G > LAYER_MIN_GAP_REL * z), else
+# it stays off ({}: a flat wall's noise is no second layer).
+LAYER_SLOPE_MIN, LAYER_SLOPE_MAX = 0.0, 8.0
+LAYER_BIAS_MAX = 10.0
+LAYER_MIN_SAMPLES = 200
+LAYER_MIN_GAP_REL = 0.02
+
+
+def _lidar_layer_samples(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+    """The features of the LiDAR sigma at every sample pixel with truth (float64 columns, the names of
+    uncertainty.lidar_sigma_expr's arguments) and the absolute error 'err'."""
+    cols = {k: [] for k in ('err', 'z', 'dist_px', 'edge_range', 'resid', 'gap', 'layer')}
+    for smp in samples:
+        z = smp['lidar']
+        ok = np.isfinite(smp['gt']) & np.isfinite(z) & (z > 0)
+        cols['err'].append(np.abs(z - smp['gt'])[ok]); cols['z'].append(z[ok])
+        cols['dist_px'].append(smp['lidar_dist'][ok])
+        cols['edge_range'].append(local_range(z)[ok] if model.lidar_c != 0 else np.zeros(int(ok.sum())))
+        for k, name in (('resid', 'lidar_resid'), ('gap', 'lidar_gap'), ('layer', 'lidar_layer')):
+            cols[k].append(smp[name][ok] if smp.get(name) is not None else np.zeros(int(ok.sum())))
+    return {k: np.concatenate(v).astype(np.float64) if v else np.zeros(0) for k, v in cols.items()}
+
+
+def _layer_params(model: SigmaModel, w) -> Dict[str, object]:
+    """The LiDAR parameters (SigmaModel names) of fit_lidar_layer's unconstrained vector w = (log c, u0,
+    u1, log g): S's parameters times c^(1/p) (S = base^p (1 + gap)^q, base linear in them: c S), w0 =
+    LAYER_BIAS_MAX tanh(u0), w1 = LAYER_SLOPE_MIN + (LAYER_SLOPE_MAX - LAYER_SLOPE_MIN) sigmoid(u1),
+    g = e^log g. Works on torch tensors."""
+    import torch
+    f = torch.exp(w[0] / model.lidar_base_pow)
+    out = {n: getattr(model, n) * f if getattr(model, n) != 0 else 0.0 for n in SOURCE_PARAMS['lidar']}
+    out.update(lidar_layer=torch.exp(w[3]), lidar_layer_bias=LAYER_BIAS_MAX * torch.tanh(w[1]),
+               lidar_layer_slope=LAYER_SLOPE_MIN + (LAYER_SLOPE_MAX - LAYER_SLOPE_MIN) * torch.sigmoid(w[2]))
+    return out
+
+
+def fit_lidar_layer_details(model: SigmaModel, samples: List[Dict[str, np.ndarray]]):
+    """:func:`fit_lidar_layer`, also returning the fit's own sigma at the sample pixels (before the
+    calibration scale) and that scale: (params or {}, sigma or None, scale)."""
+    import torch
+    d = _lidar_layer_samples(model, samples)
+    if int(np.sum(d['layer'] > LAYER_MIN_GAP_REL * d['z'])) < LAYER_MIN_SAMPLES:
+        return {}, None, 1.0
+    T = {k: torch.tensor(v) for k, v in d.items()}
+    fixed = {**model.to_dict(), 'sigma_scale': 1.0}
+    w = torch.tensor([0.0, -0.3, 0.0, 0.0], dtype=torch.float64, requires_grad=True)   # w0 -2.9, w1 mid-range
+
+    def sigma(w):        # the node's expression (uncertainty.lidar_sigma_expr) with the fitted parameters
+        return lidar_sigma_expr(T['z'], T['dist_px'], T['edge_range'], T['resid'], T['gap'], T['layer'],
+                                **{**fixed, **_layer_params(model, w)})
+
+    minimise_laplace_nll(w, sigma, T['err'])
+    if not torch.isfinite(w).all():
+        return {}, None, 1.0
+    with torch.no_grad():
+        s = sigma(w).numpy()
+    ratios = d['err'] / s
+    if not np.isfinite(ratios).all():
+        return {}, None, 1.0
+    scale = band_calibration_scale(ratios)
+    p = {k: float(v) for k, v in _layer_params(model, w.detach()).items()}
+    # the scale on the whole sigma: g times it, S's parameters times scale^(1/p) (as fit_lidar_gap)
+    f = scale ** (1.0 / model.lidar_base_pow)
+    out = {n: p[n] * f for n in SOURCE_PARAMS['lidar']}
+    out.update(lidar_layer=p['lidar_layer'] * scale, lidar_layer_bias=p['lidar_layer_bias'],
+               lidar_layer_slope=p['lidar_layer_slope'])
+    return out, s, scale
+
+
 def fit_lidar_layer(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Dict[str, float]:
     """On real LiDAR samples (with 'lidar_layer', uncertainty.layer_gap), after :func:`fit_lidar_gap`:
     sigma^2 = (c S)^2 + P (g G)^2 with S that model's LiDAR sigma, P = 1 / (1 + e^-w0 (1 + 10 G / z)^-w1)
-    (uncertainty.lidar_sigma_expr), c, w0, w1 and g by Laplace NLL (L-BFGS), then the whole sigma scaled
-    by :func:`band_calibration_scale` (the scale folded into g and into S's parameters as fit_lidar_gap
-    does). Returns the LiDAR parameters; {} (no layer term) when the fit does not converge to finite values."""
-    import torch
-    from depthmarks_ros.core.fusion.uncertainty import LAYER_REL, lidar_sigma
-    unit = SigmaModel(**{**model.to_dict(), 'sigma_scale': 1.0, 'lidar_layer': 0.0})
-    err, base, gap, z = [], [], [], []
-    for smp in samples:
-        b = lidar_sigma(smp['lidar'], smp['lidar_dist'], unit, resid=smp.get('lidar_resid'), gap=smp.get('lidar_gap'))
-        ok = np.isfinite(smp['gt']) & np.isfinite(smp['lidar']) & np.isfinite(b) & (b > 0) & (smp['lidar'] > 0)
-        err.append(np.abs(smp['lidar'] - smp['gt'])[ok]); base.append(b[ok]); gap.append(smp['lidar_layer'][ok])
-        z.append(smp['lidar'][ok])
-    e, lb, G, zz = (torch.tensor(np.concatenate(x).astype(np.float64)) for x in (err, base, gap, z))
-    lb, feat = torch.log(lb), torch.log1p(LAYER_REL * G / zz)
-    w = torch.tensor([0.0, -3.0, 0.0, 0.0], dtype=torch.float64, requires_grad=True)   # log c, w0, w1, log g
-
-    def sigma(w):
-        prob = torch.sigmoid(w[1] + w[2] * feat)
-        return torch.sqrt(torch.exp(2 * (lb + w[0])) + prob * (torch.exp(w[3]) * G) ** 2)
-
-    minimise_laplace_nll(w, sigma, e)
-    if not torch.isfinite(w).all():
-        return {}
-    with torch.no_grad():
-        ratios = (e / sigma(w)).numpy()
-    if not np.isfinite(ratios).all():
-        return {}
-    scale = band_calibration_scale(ratios)
-    c, w0, w1, g = (float(v) for v in w.detach())
-    p = model.lidar_base_pow
-    f = (np.exp(c) * scale) ** (1.0 / p)           # (c S) * scale: S = base^p (1 + gap)^q, base linear in s0..k
-    out = {n: getattr(model, n) * f for n in SOURCE_PARAMS['lidar']}
-    out.update(lidar_layer=float(np.exp(g) * scale), lidar_layer_bias=w0, lidar_layer_slope=w1)
-    return out
+    (uncertainty.lidar_sigma_expr, the node's expression, evaluated on torch tensors), c, w0, w1 and g
+    by Laplace NLL (L-BFGS) with w1 in [0, LAYER_SLOPE_MAX] and |w0| <= LAYER_BIAS_MAX, then the whole
+    sigma scaled by :func:`band_calibration_scale` (the scale folded into g and into S's parameters as
+    fit_lidar_gap does). Returns the LiDAR parameters; {} (no layer term) with fewer than
+    LAYER_MIN_SAMPLES errors where G > LAYER_MIN_GAP_REL z, or when the fit does not end at finite values."""
+    return fit_lidar_layer_details(model, samples)[0]
 
 
 # The bands a calibrated sigma's shares must fall in (the issue's targets): within 1 sigma, within 2 sigma.
@@ -399,9 +444,20 @@ def fit_per_source(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaMod
     return SigmaModel(**out)
 
 
+# Model file versions: 1 = no layer term (a file without the lidar_layer* keys: the term off), 2 = with the
+# layer term (lidar_layer != 0; code that reads only version 1 would drop it silently). save_model writes
+# the lowest version that holds the model; load_model refuses a version it does not know.
+MODEL_KIND = 'depthmarks_fusion_sigma_model'
+MODEL_VERSIONS = (1, 2)
+
+
+def model_version(model: SigmaModel) -> int:
+    return 2 if model.lidar_layer != 0 else 1
+
+
 def save_model(model: SigmaModel, path: str, provenance: Optional[dict] = None) -> None:
     """JSON with the parameters and, for a shipped model, how it was made (data, split, command)."""
-    doc = {'kind': 'depthmarks_fusion_sigma_model', 'version': 1, 'params': model.to_dict()}
+    doc = {'kind': MODEL_KIND, 'version': model_version(model), 'params': model.to_dict()}
     if provenance:
         doc['provenance'] = provenance
     with open(path, 'w') as f:
@@ -432,9 +488,14 @@ def load_model(path: str) -> SigmaModel:
             data = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f'sigma model file {path!r} unreadable: {getattr(exc, "strerror", None) or exc}') from exc
-    if not isinstance(data, dict) or data.get('kind') != 'depthmarks_fusion_sigma_model' or 'params' not in data:
+    if not isinstance(data, dict) or data.get('kind') != MODEL_KIND or not isinstance(data.get('params'), dict):
         raise ValueError(f'{path}: not a fusion sigma model file')
+    version = data.get('version')
+    if version not in MODEL_VERSIONS:
+        raise ValueError(f'{path}: sigma model file version {version!r} unknown to this code (it reads '
+                         f'{", ".join(map(str, MODEL_VERSIONS))}): written by a newer depthmarks_ros?')
     try:
-        return SigmaModel.from_dict(data['params'])
+        model = SigmaModel.from_dict(data['params'])
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f'{path}: sigma model parameters unusable: {exc}') from exc
+    return model

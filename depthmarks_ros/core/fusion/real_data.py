@@ -66,14 +66,15 @@ def kitti_object_frame(root: str, stem: str):
 
 
 def lidar_holdout_sample(sparse: np.ndarray, rgb: np.ndarray, method: str, seed: int = 0) -> Dict[str, np.ndarray]:
-    """A fitting sample: the completion of the kept returns, scored at the hidden ones."""
-    from depthmarks_ros.core.fusion.completion import complete, distance_to_measurement
-    from depthmarks_ros.core.fusion.uncertainty import interpolation_residual, layer_gap, row_gap
+    """A fitting sample: the completion of the kept returns, scored at the hidden ones; the sigma features
+    of the kept returns from uncertainty.lidar_features (the node's)."""
+    from depthmarks_ros.core.fusion.completion import complete
+    from depthmarks_ros.core.fusion.uncertainty import lidar_features
     inp, mask = hold_out(sparse, seed=seed)
     dense = complete(inp, method, rgb)
-    return {'gt': np.where(mask, sparse, np.nan).astype(np.float32), 'lidar': dense,
-            'lidar_dist': distance_to_measurement(inp), 'lidar_resid': interpolation_residual(inp),
-            'lidar_gap': row_gap(inp), 'lidar_layer': layer_gap(inp, dense)}
+    f = lidar_features(inp, dense)
+    return {'gt': np.where(mask, sparse, np.nan).astype(np.float32), 'lidar': dense, 'lidar_dist': f['dist'],
+            'lidar_resid': f['resid'], 'lidar_gap': f['gap'], 'lidar_layer': f['layer']}
 
 
 def kitti_stereo_stems(root: str) -> List[str]:

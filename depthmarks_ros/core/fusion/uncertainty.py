@@ -11,7 +11,7 @@
   **layer term**: sigma^2 = S^2 + P (g G)^2, with G = :func:`layer_gap` (the largest |kept return -
   completed depth| in a 5x9 window: the other depth layer the pixel may belong to) and P = 1 / (1 +
   e^-w0 (1 + 10 G / z)^-w1) the probability of being on it (lidar_layer g, lidar_layer_bias w0,
-  lidar_layer_slope w1; g = 0: off). Parameters are fitted (``depthmarks fit-fusion``); the defaults
+  lidar_layer_slope w1, fitted in [0, 8]: P never falls as G grows; g = 0: off). Parameters are fitted (``depthmarks fit-fusion``); the defaults
   come from the fit on the simulated rig (k = 0 and no layer term there: its LiDAR noise is the same
   everywhere).
 * Stereo: sigma_Z = Z^2 / (f B) * sigma_d, with sigma_d = sigma_d0 / max(confidence, c_min)^p
@@ -37,6 +37,7 @@ from typing import Optional
 import numpy as np
 
 from depthmarks_ros.core.camera import depth_sigma_from_disparity
+from depthmarks_ros.core.fusion.completion import measured
 
 
 # the built-in model's fused terms (SigmaModel.stereo_fuse_factor, fused_edge, fused_scale)
@@ -89,9 +90,15 @@ class SigmaModel:
     @classmethod
     def from_dict(cls, d: dict) -> 'SigmaModel':
         """A model from saved parameters; a file written before the fused terms (no ``fused_edge``,
-        ``stereo_fuse_factor``, ``fused_scale``) has none: 0, 1, 1, not the built-in model's values."""
+        ``stereo_fuse_factor``, ``fused_scale``) has none: 0, 1, 1, not the built-in model's values; one
+        written before the layer term (no ``lidar_layer``...) has it off (0). A parameter name this code
+        does not know raises ValueError (a newer model's term would otherwise be dropped silently)."""
+        unknown = sorted(k for k in d if k not in cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} (a model from a newer version of "
+                             'depthmarks_ros? this code would leave those terms out)')
         return cls(**{'fused_edge': 0.0, 'stereo_fuse_factor': 1.0, 'fused_scale': 1.0,
-                      **{k: float(v) for k, v in d.items() if k in cls.__dataclass_fields__}})
+                      **{k: float(v) for k, v in d.items()}})
 
 
 def local_range(depth: np.ndarray, window: int = 9) -> np.ndarray:
@@ -135,9 +142,15 @@ def lidar_sigma_expr(z, dist_px, edge_range, resid=0.0, gap=0.0, layer=0.0, *, l
     if not _off(lidar_gap_pow):
         s = s * (1 + gap) ** lidar_gap_pow
     if not _off(lidar_layer):
-        prob = 1 / (1 + _E ** -lidar_layer_bias * (1 + LAYER_REL * layer / z) ** -lidar_layer_slope)
-        s = (s * s + prob * (lidar_layer * layer) ** 2) ** 0.5
+        s = (s * s + layer_probability(z, layer, lidar_layer_bias, lidar_layer_slope) * (lidar_layer * layer) ** 2) ** 0.5
     return sigma_scale * s
+
+
+def layer_probability(z, layer, bias, slope):
+    """P = 1 / (1 + e^-w0 (1 + 10 G / z)^-w1), the layer term's probability (w0 ``bias``, w1 ``slope``;
+    the fit keeps w1 in [0, learned.LAYER_SLOPE_MAX]: P does not fall as the gap grows). Plain
+    arithmetic (numpy or torch); z <= 0 is no depth (lidar_sigma gives NaN there)."""
+    return 1 / (1 + _E ** -bias * (1 + LAYER_REL * layer / z) ** -slope)
 
 
 def layer_gap(sparse: np.ndarray, dense: np.ndarray, rows: int = LAYER_ROWS, cols: int = LAYER_COLS) -> np.ndarray:
@@ -154,9 +167,10 @@ def layer_gap(sparse: np.ndarray, dense: np.ndarray, rows: int = LAYER_ROWS, col
     r0, r1 = int(band[0]), int(band[-1]) + 1
     m0, m1 = max(r0 - rows // 2, 0), min(r1 + rows // 2, z.shape[0])    # the window's reach beyond them
     k = np.ones((rows, cols), np.uint8)
-    sp = np.asarray(sparse[m0:m1], np.float32)           # NaN -> 0 for the farthest, 1e6 for the nearest
-    hi = cv2.dilate(np.fmax(sp, np.float32(0)), k)[r0 - m0:r1 - m0]
-    lo = cv2.erode(np.fmin(sp, np.float32(1e6)), k)[r0 - m0:r1 - m0]
+    sp = np.asarray(sparse[m0:m1], np.float32)
+    ok = measured(sp)                     # no return (NaN, <= 0.1 m): 0 for the farthest, 1e6 for the nearest
+    hi = cv2.dilate(np.where(ok, sp, np.float32(0)), k)[r0 - m0:r1 - m0]
+    lo = cv2.erode(np.where(ok, sp, np.float32(1e6)), k)[r0 - m0:r1 - m0]
     zb = z[r0:r1]
     g = out[r0:r1]
     # no return in the window: hi 0, lo 1e6, both differences negative; NaN (no completed depth): fmax -> 0
@@ -173,7 +187,7 @@ def row_gap(sparse: np.ndarray) -> np.ndarray:
     or a return seen past a nearer surface): on real KITTI it is the feature that predicts the hold-out
     errors of metres (docs/depth_fusion.md)."""
     h, w = sparse.shape
-    flat = np.flatnonzero(np.isfinite(sparse))
+    flat = np.flatnonzero(measured(sparse))
     if flat.size == 0:
         return np.zeros((h, w), np.float32)
     # the gap is constant between two consecutive returns of a row, 0 at a return and where a side has
@@ -198,7 +212,7 @@ def interpolation_residual(sparse: np.ndarray, window: int = RESID_WINDOW) -> np
     median; 0 when the frame has none at all."""
     import cv2
     h, w = sparse.shape
-    flat = np.flatnonzero(np.isfinite(sparse))
+    flat = np.flatnonzero(measured(sparse))
     if flat.size < 3:
         return np.zeros((h, w), np.float32)
     z = sparse.ravel()[flat]
@@ -310,24 +324,38 @@ def lidar_sigma(depth: np.ndarray, dist_px: np.ndarray, m: SigmaModel,
     # the 9x9 range only where its term counts (the KITTI model leaves it out)
     rng = 0.0 if m.lidar_c == 0 else local_range(depth) if edge_range is None else edge_range
     zb = z[r]
-    with np.errstate(divide='ignore', invalid='ignore'):
+    with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
         s = lidar_sigma_expr(zb, rows(dist_px), rows(rng), 0.0 if resid is None else rows(resid),
                              0.0 if gap is None else rows(gap), 0.0 if layer is None else rows(layer), **m.to_dict())
-    out[r] = np.where(np.isfinite(zb), s, np.float32(np.nan))
+    # depth <= 0 is no depth: NaN (as NaN depth), not the layer term's 0 / 0
+    out[r] = np.where(zb > 0, s, np.float32(np.nan))
     return out
+
+
+def lidar_features(sparse: np.ndarray, dense: np.ndarray, m: Optional[SigmaModel] = None,
+                   dist_px: Optional[np.ndarray] = None) -> dict:
+    """The per-pixel features of the completed LiDAR depth's sigma, from the sparse input (returns:
+    completion.measured) and its completion ``dense``: 'dist' (px to the nearest return), 'resid'
+    (:func:`interpolation_residual`), 'gap' (:func:`row_gap`), 'layer' (:func:`layer_gap`), as
+    :func:`lidar_sigma` takes them. With a model ``m`` only those its terms need (the others None);
+    without, all (fitting samples). The node's chain, fit-fusion's samples and the benchmarks all take
+    them from here."""
+    from depthmarks_ros.core.fusion.completion import distance_to_measurement
+    need = {'resid': m is None or m.lidar_k > 0, 'gap': m is None or m.lidar_gap_pow != 0,
+            'layer': m is None or m.lidar_layer != 0}
+    return {'dist': distance_to_measurement(sparse) if dist_px is None else dist_px,
+            'resid': interpolation_residual(sparse) if need['resid'] else None,
+            'gap': row_gap(sparse) if need['gap'] else None,
+            'layer': layer_gap(sparse, dense) if need['layer'] else None}
 
 
 def lidar_sigma_of_input(sparse: np.ndarray, dense: np.ndarray, m: SigmaModel,
                          dist_px: Optional[np.ndarray] = None) -> np.ndarray:
     """The completed LiDAR depth's sigma from the sparse input it was completed from: the features the
-    model's terms need (interpolation residual, row gap, layer gap; each only when its term is on), then
-    :func:`lidar_sigma`. The node's chain (core.fusion.pipeline), fit-fusion's samples and the benchmarks
-    all compute it here."""
-    from depthmarks_ros.core.fusion.completion import distance_to_measurement
-    dist = distance_to_measurement(sparse) if dist_px is None else dist_px
-    return lidar_sigma(dense, dist, m, resid=interpolation_residual(sparse) if m.lidar_k > 0 else None,
-                       gap=row_gap(sparse) if m.lidar_gap_pow != 0 else None,
-                       layer=layer_gap(sparse, dense) if m.lidar_layer != 0 else None)
+    model's terms need (:func:`lidar_features`; each only when its term is on), then :func:`lidar_sigma`.
+    The node's chain (core.fusion.pipeline) and the benchmarks compute it here."""
+    f = lidar_features(sparse, dense, m, dist_px)
+    return lidar_sigma(dense, f['dist'], m, resid=f['resid'], gap=f['gap'], layer=f['layer'])
 
 
 def stereo_sigma(depth: np.ndarray, confidence: np.ndarray, focal: float, baseline: float,

@@ -1,0 +1,242 @@
+"""The LiDAR sigma's layer term and its features (core.fusion.uncertainty, learned.fit_lidar_layer): model
+file versions, the fit's constraints, one expression for node and fit, the validity rule of the returns,
+the cropped (band of rows) paths against plain references."""
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from depthmarks_ros.core.fusion import learned
+from depthmarks_ros.core.fusion.completion import MIN_RETURN_DEPTH, complete, distance_to_measurement
+from depthmarks_ros.core.fusion.learned import fit_lidar_layer, fit_lidar_layer_details, load_model, save_model
+from depthmarks_ros.core.fusion.real_data import lidar_holdout_sample
+from depthmarks_ros.core.fusion.uncertainty import (RESID_MAX_GAP, RESID_WINDOW, SigmaModel, interpolation_residual,
+                                                   layer_gap, layer_probability, lidar_features, lidar_sigma,
+                                                   lidar_sigma_expr, lidar_sigma_of_input, row_gap)
+
+LAYER = {'lidar_layer': 0.4, 'lidar_layer_bias': -1.0, 'lidar_layer_slope': 2.0}
+BASE = SigmaModel(lidar_s0=0.03, lidar_a=0.0, lidar_b=0.0, lidar_c=0.0, lidar_k=0.2, lidar_base_pow=0.9,
+                  lidar_gap_pow=0.5, sigma_scale=1.0)
+
+
+def _stripes(seed, h=60, w=180, period=30, rows_from=0, rows_to=None, noise=0.02):
+    """Scan lines on every 5th row (only rows_from..rows_to) of vertical stripes alternating 6 m and 18 m."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    truth = np.where((xx // period) % 2 == 0, 6.0, 18.0).astype(np.float32)
+    sparse = np.full((h, w), np.nan, np.float32)
+    rows = (yy % 5 == 2) & (yy >= rows_from) & (yy < (h if rows_to is None else rows_to))
+    sparse[rows] = (truth + rng.normal(0, noise, (h, w)).astype(np.float32))[rows]
+    return sparse
+
+
+# --- model file versions -------------------------------------------------------------------------
+
+def test_a_model_with_the_layer_term_is_written_as_version_2_and_one_without_as_1(tmp_path):
+    with_term, without = SigmaModel(**{**BASE.to_dict(), **LAYER}), BASE
+    for m, version in ((with_term, 2), (without, 1)):
+        path = tmp_path / f'v{version}.json'
+        save_model(m, str(path))
+        assert json.loads(path.read_text())['version'] == version
+        assert load_model(str(path)) == m
+
+
+def test_load_model_refuses_unknown_versions_and_parameters(tmp_path):
+    path = tmp_path / 'm.json'
+    save_model(SigmaModel(**{**BASE.to_dict(), **LAYER}), str(path))
+    doc = json.loads(path.read_text())
+    for bad, match in (({**doc, 'version': 3}, 'version 3 unknown'), ({**doc, 'version': None}, 'version None'),
+                       ({**doc, 'params': {**doc['params'], 'lidar_new_term': 1.0}}, 'lidar_new_term')):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=match):
+            load_model(str(path))
+
+
+def test_an_old_version_1_file_without_the_layer_keys_has_the_term_off(tmp_path):
+    doc = {k: v for k, v in BASE.to_dict().items() if not k.startswith('lidar_layer')}
+    path = tmp_path / 'old.json'
+    path.write_text(json.dumps({'kind': 'depthmarks_fusion_sigma_model', 'version': 1, 'params': doc}))
+    m = load_model(str(path))
+    assert m.lidar_layer == 0.0 and m.lidar_k == BASE.lidar_k
+
+
+def test_the_shipped_kitti_model_loads_and_states_its_version():
+    from depthmarks_ros.core.fusion.real_data import SHIPPED_KITTI_MODEL
+    with open(SHIPPED_KITTI_MODEL) as f:
+        doc = json.load(f)
+    m = load_model(SHIPPED_KITTI_MODEL)
+    assert doc['version'] == learned.model_version(m)
+    if m.lidar_layer:          # the shipped fit keeps P non-decreasing in the gap
+        assert learned.LAYER_SLOPE_MIN <= m.lidar_layer_slope <= learned.LAYER_SLOPE_MAX
+
+
+# --- the fit ---------------------------------------------------------------------------------------
+
+def _synthetic_layer_samples(seed, n=6000):
+    """Fitting samples (single rows) whose errors are large where the layer gap is a few % of the depth
+    and small where it is largest: an unconstrained slope would make P fall with the gap."""
+    rng = np.random.default_rng(seed)
+    z = np.full(n, 10.0, np.float32)
+    rel = rng.choice([0.0, 0.02, 0.05, 0.5, 0.9], n).astype(np.float32)
+    gap = rel * z
+    scale = np.where((rel > 0) & (rel < 0.1), 0.8, 0.03).astype(np.float32)     # mid gaps: wrong layer
+    gt = z + rng.laplace(0, 1, n).astype(np.float32) * scale
+    row = lambda a: a[None, :].astype(np.float32)       # noqa: E731
+    return {'gt': row(gt), 'lidar': row(z), 'lidar_dist': row(np.ones(n)), 'lidar_resid': row(np.full(n, 0.01)),
+            'lidar_gap': row(np.zeros(n)), 'lidar_layer': row(gap)}
+
+
+def test_the_fitted_slope_keeps_the_added_spread_growing_with_the_gap():
+    samples = [_synthetic_layer_samples(s) for s in range(2)]
+    out = fit_lidar_layer(BASE, samples)
+    assert out and out['lidar_layer'] > 0
+    assert learned.LAYER_SLOPE_MIN <= out['lidar_layer_slope'] <= learned.LAYER_SLOPE_MAX
+    assert abs(out['lidar_layer_bias']) <= learned.LAYER_BIAS_MAX
+    m = SigmaModel(**{**BASE.to_dict(), **out})
+    g = np.linspace(0, 10, 201, dtype=np.float32)[None, :]
+    z = np.full_like(g, 10.0)
+    s = lidar_sigma(z, np.ones_like(g), m, resid=np.full_like(g, 0.01), gap=np.zeros_like(g), layer=g)
+    assert np.all(np.diff(s[0]) >= -1e-6), s            # sigma never shrinks as the gap grows
+
+
+def test_no_layer_term_without_a_second_layer():
+    rng = np.random.default_rng(0)
+    samples = []
+    for seed in range(3):
+        sp = np.full((60, 180), np.nan, np.float32)
+        sp[2::5] = (10.0 + rng.normal(0, 0.03, (12, 180))).astype(np.float32)      # one flat wall
+        samples.append(lidar_holdout_sample(sp, None, 'scanline', seed))
+    assert max(float(s['lidar_layer'].max()) for s in samples) > 0      # noise gives a gap, not a layer
+    assert fit_lidar_layer(BASE, samples) == {}
+
+
+def test_the_fit_uses_the_nodes_sigma_expression():
+    samples = [lidar_holdout_sample(_stripes(seed, period=20 + 4 * seed), None, 'scanline', seed) for seed in range(3)]
+    out, fit_sigma, scale = fit_lidar_layer_details(BASE, samples)
+    assert out and fit_sigma is not None and scale > 0
+    m = SigmaModel(**{**BASE.to_dict(), **out})
+    node = []
+    for smp in samples:
+        s = lidar_sigma(smp['lidar'], smp['lidar_dist'], m, resid=smp['lidar_resid'], gap=smp['lidar_gap'],
+                        layer=smp['lidar_layer'])
+        ok = np.isfinite(smp['gt']) & np.isfinite(smp['lidar']) & (smp['lidar'] > 0)
+        node.append(s[ok])
+    assert np.allclose(np.concatenate(node), fit_sigma * scale, rtol=1e-4)
+
+
+def test_holdout_samples_carry_the_nodes_features():
+    sparse = _stripes(3)
+    smp = lidar_holdout_sample(sparse, None, 'scanline', 3)
+    inp = np.where(np.isfinite(smp['gt']), np.nan, sparse)
+    f = lidar_features(inp, smp['lidar'])
+    for k in ('dist', 'resid', 'gap', 'layer'):
+        assert np.array_equal(f[k], smp['lidar_' + k])
+
+
+# --- validity and edge cases of the expression -------------------------------------------------------
+
+def test_returns_at_or_below_the_completion_threshold_are_no_returns():
+    sparse = _stripes(1)
+    holes = np.isnan(sparse)
+    rng = np.random.default_rng(1)
+    junk = sparse.copy()
+    pick = holes & (rng.random(sparse.shape) < 0.1)
+    junk[pick] = rng.choice(np.float32([0.0, -1.0, MIN_RETURN_DEPTH]), int(pick.sum()))
+    dense = complete(sparse, 'scanline')
+    assert np.array_equal(complete(junk, 'scanline'), dense, equal_nan=True)
+    m = SigmaModel(**{**BASE.to_dict(), **LAYER})
+    for fn in (distance_to_measurement, row_gap, interpolation_residual):
+        assert np.array_equal(fn(junk), fn(sparse)), fn.__name__
+    assert np.array_equal(layer_gap(junk, dense), layer_gap(sparse, dense))
+    assert np.array_equal(lidar_sigma_of_input(junk, dense, m), lidar_sigma_of_input(sparse, dense, m), equal_nan=True)
+
+
+def test_the_layer_term_at_zero_negative_and_tiny_depth():
+    m = SigmaModel(**{**BASE.to_dict(), **LAYER, 'lidar_layer_slope': -3.0})     # a negative slope overflows soonest
+    z = np.float32([[0.0, -2.0, 1e-30, 1e-6, 5.0]])
+    layer = np.float32([[0.0, 1.0, 1.0, 0.0, 1.0]])
+    one = np.ones_like(z)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        s = lidar_sigma(z, one, m, resid=one * 0.01, gap=one * 0, layer=layer)
+    assert np.isnan(s[0, :2]).all() and np.isfinite(s[0, 2:]).all() and (s[0, 2:] > 0).all()
+
+
+# --- cropped (band of rows) paths against plain references --------------------------------------------
+
+def _brute_layer_gap(sparse, dense, rows=5, cols=9):
+    h, w = sparse.shape
+    out = np.zeros((h, w), np.float32)
+    ok = np.where(sparse > MIN_RETURN_DEPTH, sparse, np.nan)
+    for y in range(h):
+        for x in range(w):
+            z = dense[y, x]
+            if not np.isfinite(z):
+                continue
+            win = ok[max(y - rows // 2, 0):y + rows // 2 + 1, max(x - cols // 2, 0):x + cols // 2 + 1]
+            v = win[np.isfinite(win)]
+            if v.size:
+                out[y, x] = max(v.max() - z, z - v.min(), 0.0)
+    return out
+
+
+def _plain_interpolation_residual(sparse, window=RESID_WINDOW):
+    """interpolation_residual without its row crop: a loop over the returns and a full-image box sum."""
+    h, w = sparse.shape
+    total, count, res_all = np.zeros((h, w)), np.zeros((h, w)), []
+    for y in range(h):
+        xs = np.flatnonzero(sparse[y] > MIN_RETURN_DEPTH)
+        for a, b, c in zip(xs[:-2], xs[1:-1], xs[2:]):
+            if c - a > RESID_MAX_GAP:
+                continue
+            pred = sparse[y, a] + (sparse[y, c] - sparse[y, a]) * (b - a) / (c - a)
+            r = min(abs(sparse[y, b] - pred), 5.0)
+            res_all.append(r)
+            total[y, b], count[y, b] = r, 1.0
+    if not res_all:
+        return np.zeros((h, w), np.float32)
+    out = np.full((h, w), np.median(np.float32(res_all)), np.float64)
+    k = window // 2
+    for y in range(h):
+        for x in range(w):
+            n = count[max(y - k, 0):y + k + 1, max(x - k, 0):x + k + 1].sum()
+            if n > 0.5:
+                out[y, x] = total[max(y - k, 0):y + k + 1, max(x - k, 0):x + k + 1].sum() / n
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize('band', [(0, 60), (20, 32), (50, 60), (0, 8)])
+def test_features_and_sigma_with_returns_confined_to_a_band_of_rows(band):
+    sparse = _stripes(5, h=60, w=90, rows_from=band[0], rows_to=band[1], noise=0.05)
+    dense = complete(sparse, 'scanline')
+    assert np.allclose(layer_gap(sparse, dense), _brute_layer_gap(sparse, dense), atol=1e-4)
+    assert np.allclose(interpolation_residual(sparse), _plain_interpolation_residual(sparse), atol=1e-5)
+    m = SigmaModel(**{**BASE.to_dict(), **LAYER})
+    f = lidar_features(sparse, dense, m)
+    with np.errstate(all='ignore'):
+        want = lidar_sigma_expr(dense, f['dist'], 0.0, f['resid'], f['gap'], f['layer'], **m.to_dict())
+    want = np.where(np.isfinite(dense), want, np.nan)
+    assert np.allclose(lidar_sigma_of_input(sparse, dense, m), want, rtol=1e-5, equal_nan=True)
+
+
+def test_layer_gap_matches_a_brute_force_reference_on_random_scenes():
+    rng = np.random.default_rng(11)
+    for h, w in ((1, 1), (1, 9), (3, 1), (7, 13), (20, 30), (31, 17)):
+        for density in (0.0, 0.05, 0.3):
+            sparse = np.full((h, w), np.nan, np.float32)
+            m = rng.random((h, w)) < density
+            sparse[m] = rng.choice(np.float32([0.0, -1.0, 1.0, 30.0, 60.0]), int(m.sum())) + \
+                rng.uniform(0, 1, int(m.sum())).astype(np.float32)
+            dense = rng.uniform(1, 60, (h, w)).astype(np.float32)
+            dense[rng.random((h, w)) < 0.3] = np.nan
+            dense[: h // 3] = np.nan                          # a band of rows without depth
+            for rows, cols in ((5, 9), (3, 3)):
+                assert np.allclose(layer_gap(sparse, dense, rows, cols), _brute_layer_gap(sparse, dense, rows, cols),
+                                   atol=1e-4), (h, w, density, rows, cols)
+
+
+def test_layer_probability_is_the_expressions():
+    z, g = np.float32([10.0, 10.0]), np.float32([0.0, 2.0])
+    p = layer_probability(z, g, -1.0, 2.0)
+    assert np.allclose(p, 1 / (1 + np.exp(1.0) * (1 + 10 * g / z) ** -2.0))
