@@ -32,7 +32,7 @@ scored part ("best": the form's shape, not its calibration). Section (0) runs th
 (learned.fit_per_source(band=True): the row-gap model, then the layer term, M with G = 5x9 layer gap and
 --p-features none) on one half of 000001 and scores it on the other, with and without the layer term,
 and with the layer slope w1 unconstrained, in [-2, 8] and in [0, 8] (the shipped bounds, learned.LAYER_SLOPE_MIN
-/ MAX), each also on the whole fit frame, with the share within 2 sigma of the hidden returns whose error
+/ MAX), and in [0, 8] with the mixture likelihood (learned.LAYER_LIKELIHOOD), each also on the whole fit frame, with the share within 2 sigma of the hidden returns whose error
 is > 1 m where the 5x9 layer gap G is 30-100 % of the depth (edge errors of metres).
 
     .venv/bin/python benchmarks/study_lidar_layers.py --data ../shared/data --procedure-only
@@ -283,9 +283,12 @@ def shipped_procedure_cv(root, stem, seeds=(0, 1, 2)):
                ('layer term, w1 unconstrained (in [-50, 50]; shipped before)', True, (-50.0, 50.0)),
                ('layer term, w1 in [-2, 8] (P (g G)^2 non-decreasing in G, P may fall)', True, (-2.0, slope_range[1])),
                (f'layer term, w1 in [{slope_range[0]:g}, {slope_range[1]:g}] (P non-decreasing in G; shipped now)',
-                True, slope_range))
+                True, slope_range),
+               (f'layer term, w1 in [{slope_range[0]:g}, {slope_range[1]:g}], mixture likelihood', 'mixture', slope_range))
+    likelihood = learned.LAYER_LIKELIHOOD
     for label, keep_layer, (lo, hi) in designs:
         learned.LAYER_SLOPE_MIN, learned.LAYER_SLOPE_MAX = lo, hi
+        learned.LAYER_LIKELIHOOD = 'mixture' if keep_layer == 'mixture' else 'laplace'
         out = []
         for tr, te in (halves, halves[::-1]):
             train = [{**{k: v for k, v in smp.items() if keep_layer or k != 'lidar_layer'},
@@ -310,10 +313,12 @@ def shipped_procedure_cv(root, stem, seeds=(0, 1, 2)):
                 out[-1] += f' [w0 {m.lidar_layer_bias:.2f} w1 {m.lidar_layer_slope:.2f} g {m.lidar_layer:.3f}]'
         print(f'  {label}: A -> B: {out[0]}, {out[1]}; B -> A: {out[2]}, {out[3]}', flush=True)
     learned.LAYER_SLOPE_MIN, learned.LAYER_SLOPE_MAX = slope_range
+    learned.LAYER_LIKELIHOOD = likelihood
     # the whole fit frame, every design: its own figure (fit-fusion's fit) and its > 1 m edge errors
     print(f'  whole {stem} (train = test, what fit-fusion fits):')
     for label, keep_layer, (lo, hi) in designs:
         learned.LAYER_SLOPE_MIN, learned.LAYER_SLOPE_MAX = lo, hi
+        learned.LAYER_LIKELIHOOD = 'mixture' if keep_layer == 'mixture' else 'laplace'
         train = [{k: v for k, v in smp.items() if keep_layer or k != 'lidar_layer'} for smp in smps]
         m = fit_per_source(train, steps=300, fixed=REAL_LIDAR_FIXED, band=True)
         r, hard = [], []
@@ -329,6 +334,7 @@ def shipped_procedure_cv(root, stem, seeds=(0, 1, 2)):
         extra = f' [w0 {m.lidar_layer_bias:.2f} w1 {m.lidar_layer_slope:.2f} g {m.lidar_layer:.3f}]' if keep_layer else ''
         print(f'    {label}: {cell(r, 1.0)} edge > 1 m {np.mean(hard <= 2):.2f} (n {hard.size}){extra}', flush=True)
     learned.LAYER_SLOPE_MIN, learned.LAYER_SLOPE_MAX = slope_range
+    learned.LAYER_LIKELIHOOD = likelihood
 
 
 def main():

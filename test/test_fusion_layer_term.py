@@ -240,3 +240,14 @@ def test_layer_probability_is_the_expressions():
     z, g = np.float32([10.0, 10.0]), np.float32([0.0, 2.0])
     p = layer_probability(z, g, -1.0, 2.0)
     assert np.allclose(p, 1 / (1 + np.exp(1.0) * (1 + 10 * g / z) ** -2.0))
+
+
+def test_the_mixture_likelihood_fits_the_same_published_sigma(monkeypatch):
+    monkeypatch.setattr(learned, 'LAYER_LIKELIHOOD', 'mixture')
+    samples = [lidar_holdout_sample(_stripes(seed, period=20 + 4 * seed), None, 'scanline', seed) for seed in range(3)]
+    out, fit_sigma, scale = fit_lidar_layer_details(BASE, samples)
+    assert out and learned.LAYER_SLOPE_MIN <= out['lidar_layer_slope'] <= learned.LAYER_SLOPE_MAX
+    m = SigmaModel(**{**BASE.to_dict(), **out})
+    node = [lidar_sigma(s['lidar'], s['lidar_dist'], m, resid=s['lidar_resid'], gap=s['lidar_gap'],
+                        layer=s['lidar_layer'])[np.isfinite(s['gt']) & np.isfinite(s['lidar'])] for s in samples]
+    assert np.allclose(np.concatenate(node), fit_sigma * scale, rtol=1e-4)

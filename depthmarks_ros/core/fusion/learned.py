@@ -278,6 +278,9 @@ LAYER_SLOPE_MIN, LAYER_SLOPE_MAX = 0.0, 8.0
 LAYER_BIAS_MAX = 10.0
 LAYER_MIN_SAMPLES = 200
 LAYER_MIN_GAP_REL = 0.02
+# the layer term's likelihood: 'laplace' (the Laplace NLL of the whole sigma) or 'mixture'
+# (_minimise_layer_mixture_nll)
+LAYER_LIKELIHOOD = 'laplace'
 
 
 def _lidar_layer_samples(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
@@ -323,7 +326,10 @@ def fit_lidar_layer_details(model: SigmaModel, samples: List[Dict[str, np.ndarra
         return lidar_sigma_expr(T['z'], T['dist_px'], T['edge_range'], T['resid'], T['gap'], T['layer'],
                                 **{**fixed, **_layer_params(model, w)})
 
-    minimise_laplace_nll(w, sigma, T['err'])
+    if LAYER_LIKELIHOOD == 'mixture':
+        _minimise_layer_mixture_nll(w, model, fixed, T)
+    else:
+        minimise_laplace_nll(w, sigma, T['err'])
     if not torch.isfinite(w).all():
         return {}, None, 1.0
     with torch.no_grad():
@@ -339,6 +345,32 @@ def fit_lidar_layer_details(model: SigmaModel, samples: List[Dict[str, np.ndarra
     out.update(lidar_layer=p['lidar_layer'] * scale, lidar_layer_bias=p['lidar_layer_bias'],
                lidar_layer_slope=p['lidar_layer_slope'])
     return out, s, scale
+
+
+def _minimise_layer_mixture_nll(w, model: SigmaModel, fixed: dict, T: dict, max_iter: int = 300) -> None:
+    """The layer term as a two-component Laplace mixture: with probability 1 - P the error has the scale
+    b1 = c S (the pixel on its own layer), with P the scale b2 = sqrt(b1^2 + (g G)^2) (on the other
+    layer); w fitted by L-BFGS on that mixture's NLL. The published sigma sqrt(b1^2 + P (g G)^2) is
+    the mixture's: (1 - P) b1^2 + P b2^2."""
+    import torch
+    from depthmarks_ros.core.fusion.uncertainty import layer_probability
+    opt = torch.optim.LBFGS([w], max_iter=max_iter, line_search_fn='strong_wolfe')
+
+    def closure():
+        opt.zero_grad()
+        p = {**fixed, **_layer_params(model, w)}
+        b1 = lidar_sigma_expr(T['z'], T['dist_px'], T['edge_range'], T['resid'], T['gap'], T['layer'],
+                              **{**p, 'lidar_layer': 0.0})
+        b2 = torch.sqrt(b1 * b1 + (p['lidar_layer'] * T['layer']) ** 2)
+        prob = layer_probability(T['z'], T['layer'], p['lidar_layer_bias'], p['lidar_layer_slope'])
+        prob = torch.clamp(prob, 1e-12, 1 - 1e-12)
+        lik = torch.stack([torch.log1p(-prob) - torch.log(b1) - T['err'] / b1,
+                           torch.log(prob) - torch.log(b2) - T['err'] / b2])
+        loss = -torch.logsumexp(lik, 0).mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
 
 
 def fit_lidar_layer(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Dict[str, float]:
