@@ -503,10 +503,29 @@ def test_pose_factors_from_error_records_recover_a_known_landmark_noise(tmp_path
         L = clean + rng.normal(0, sigma_px * noise, clean.shape)
         rec = {'L': L, 'stem': np.array([s.stem for s in samples]), 'spread68': np.ones((80, 68)),
                'yaw0': np.zeros(80), 'pitch0': np.zeros(80), 'blur': np.zeros(80), 'dark': np.zeros(80)}
-        z = pose_z_records(rec, m, {}, samples)
-        assert z.shape == (80, 3)
+        z, yaw = pose_z_records(rec, m, {}, samples)
+        assert z.shape == (80, 3) and np.median(np.abs(yaw - [s.pose_deg[0] for s in samples])) < 3
         for j in range(3):
             assert np.quantile(z[:, j], 0.6827) == pytest.approx(want, rel=0.3), (noise, j)
     rec['P'] = clean + rng.normal(0, sigma_px, clean.shape)       # the pose points: the noise of the first case
-    z = pose_z_records(rec, m, {}, samples)
+    z, _ = pose_z_records(rec, m, {}, samples)
     assert np.quantile(z, 0.6827, axis=0) == pytest.approx([1.0] * 3, rel=0.3)
+
+
+def test_angle_factors_grow_with_yaw_where_the_errors_do():
+    """Angle errors whose spread relative to sigma grows with |yaw| (x e^1.5 at 90 deg for yaw, flat
+    for pitch): the fitted factors put ~68 % within 1 sigma in every yaw band, where one factor per
+    angle over-covers frontal faces and under-covers turned ones."""
+    from depthmarks_ros.core.face.head_pose import angle_factors, fit_angle_factors
+    rng = np.random.default_rng(2)
+    yaw = rng.uniform(-80, 80, 3000)
+    true = np.column_stack([2.0 * np.exp(1.5 * np.abs(yaw) / 90), np.full(3000, 3.0), 1.5 * np.exp(0.8 * np.abs(yaw) / 90)])
+    z = np.abs(rng.normal(0, 1, (3000, 3))) * true
+    scales, slopes = fit_angle_factors(z, yaw)
+    assert slopes == pytest.approx([1.5, 0.0, 0.8], abs=0.25) and scales == pytest.approx([2.0, 3.0, 1.5], rel=0.15)
+    f = np.array([angle_factors(scales, slopes, y) for y in yaw])
+    flat = np.quantile(z, 0.6827, axis=0)
+    for lo, hi in ((0, 20), (60, 80)):
+        m = (np.abs(yaw) >= lo) & (np.abs(yaw) < hi)
+        assert np.all(np.abs(np.mean(z[m] <= f[m], axis=0) - 0.683) < 0.05)
+        assert abs(np.mean(z[m, 0] <= flat[0]) - 0.683) > 0.1      # one factor: off in the outer bands

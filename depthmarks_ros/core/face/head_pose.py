@@ -172,6 +172,35 @@ def solve_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.n
                     float(np.sqrt(np.mean(np.sum(resid ** 2, axis=1)))))
 
 
+def angle_factors(scales, slopes, yaw_deg: float) -> np.ndarray:
+    """(3,) factors on the (yaw, pitch, roll) sigmas of a pose with this yaw: scales x
+    exp(slopes |yaw| / 90) (face_fit.json head_pose.angle_scales, angle_scale_yaw_slopes)."""
+    return np.asarray(scales, float) * np.exp(np.asarray(slopes, float) * abs(float(yaw_deg)) / 90.0)
+
+
+def fit_angle_factors(z: np.ndarray, yaw_deg: np.ndarray, share: float = 0.6827):
+    """(scales (3,), slopes (3,)) of :func:`angle_factors` from the |angle error| / sigma ``z`` (N, 3)
+    of fit faces and their estimated yaw (N,): per angle, the linear quantile regression of log z on
+    |yaw| / 90 at ``share`` (pinball loss; slope on a 0.01 grid in [-2, 4], intercept exact for each),
+    so that ``share`` of the errors lie within 1 sigma at every yaw, not only on average (the
+    Gauss-Newton covariance under-states a turned head's angle errors and over-states a frontal one's)."""
+    u = np.abs(np.asarray(yaw_deg, float)) / 90.0
+    scales, slopes = [], []
+    for j in range(3):
+        lz = np.log(np.maximum(z[:, j], 1e-12))
+        best = None
+        for b1 in np.arange(-2.0, 4.0001, 0.01):
+            r = lz - b1 * u
+            b0 = float(np.quantile(r, share))
+            d = r - b0
+            loss = float(np.sum(np.where(d >= 0, share * d, (share - 1.0) * d)))
+            if best is None or loss < best[0] - 1e-12:
+                best = (loss, b0, b1)
+        scales.append(round(float(np.exp(best[1])), 4))
+        slopes.append(round(float(best[2]), 3))
+    return scales, slopes
+
+
 def weighted_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.ndarray], pose_fit: dict,
                        key: str = '', first: Optional[HeadPose] = None) -> Optional[HeadPose]:
     """The face node's head pose: weighted by the landmark covariances ``cov68`` plus the 3D mean
@@ -189,8 +218,9 @@ def weighted_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[n
         c = c + (px ** 2)[:, None, None] * np.eye(2)
     hp = solve_head_pose(landmarks68, K, c)
     scales = pose_fit.get('angle_scales', {}).get(key)
-    if hp is not None and scales is not None:      # this backend's own factor per angle
-        hp.covariance = scale_angle_covariance(hp, scales)
+    if hp is not None and scales is not None:      # this backend's own factor per angle (and |yaw|)
+        slopes = pose_fit.get('angle_scale_yaw_slopes', {}).get(key, [0.0, 0.0, 0.0])
+        hp.covariance = scale_angle_covariance(hp, angle_factors(scales, slopes, hp.yaw))
     elif hp is not None and 'covariance_scale' in pose_fit:
         hp.covariance = hp.covariance * float(pose_fit['covariance_scale']) ** 2
     return hp

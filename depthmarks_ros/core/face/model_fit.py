@@ -237,12 +237,13 @@ POSE_BACKENDS = {'hybrid': ('hybrid', 'hog'), 'mediapipe': ('mediapipe', 'hog'),
 
 
 def pose_z(lm, samples) -> np.ndarray:
-    """(N, 3) |angle error| / sigma (yaw, pitch, roll) of a landmarker's head pose on annotated faces
-    (|angles| <= 99 deg), sigma from its 6x6 covariance before any calibration factor."""
+    """((N, 3) |angle error| / sigma (yaw, pitch, roll), (N,) estimated yaw deg) of a landmarker's head
+    pose on annotated faces (|angles| <= 99 deg), sigma from its 6x6 covariance before any calibration
+    factor."""
     from depthmarks_ros.core.face.head_pose import angle_z
     lm.fit = dict(lm.fit)
     lm.fit['head_pose'] = {k: v for k, v in lm.fit.get('head_pose', {}).items()
-                           if k not in ('covariance_scale', 'angle_scales')}
+                           if k not in ('covariance_scale', 'angle_scales', 'angle_scale_yaw_slopes')}
     z = []
     for s in samples:
         if np.any(np.abs(s.pose_deg) > 99):
@@ -250,8 +251,9 @@ def pose_z(lm, samples) -> np.ndarray:
         r = run_on_sample(lm, s)
         hp = r['face'].head_pose if r['face'] is not None else None
         if hp is not None:
-            z.append(angle_z(hp, s.pose_deg))
-    return np.array(z).reshape(-1, 3)
+            z.append(list(angle_z(hp, s.pose_deg)) + [hp.yaw])
+    z = np.array(z).reshape(-1, 4)
+    return z[:, :3], z[:, 3]
 
 
 def pose_z_records(rec, sigma_model, pose_fit: dict, samples) -> np.ndarray:
@@ -264,7 +266,7 @@ def pose_z_records(rec, sigma_model, pose_fit: dict, samples) -> np.ndarray:
     errors, which are smaller than a new face's."""
     from depthmarks_ros.core.face.head_pose import angle_z, weighted_head_pose
     by_stem = {s.stem: s for s in samples if s.pose_deg is not None}
-    plain = {k: v for k, v in pose_fit.items() if k not in ('covariance_scale', 'angle_scales')}
+    plain = {k: v for k, v in pose_fit.items() if k not in ('covariance_scale', 'angle_scales', 'angle_scale_yaw_slopes')}
     P = rec['P'] if 'P' in rec else rec['L']
     covs = sigma_model.covariances_records(rec)
     z = []
@@ -274,8 +276,9 @@ def pose_z_records(rec, sigma_model, pose_fit: dict, samples) -> np.ndarray:
             continue
         hp = weighted_head_pose(p68, camera_for(s, s.load_rgb().shape[1::-1]), cov, plain)
         if hp is not None:
-            z.append(angle_z(hp, s.pose_deg))
-    return np.array(z).reshape(-1, 3)
+            z.append(list(angle_z(hp, s.pose_deg)) + [hp.yaw])
+    z = np.array(z).reshape(-1, 4)
+    return z[:, :3], z[:, 3]
 
 
 def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
@@ -287,6 +290,7 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
     import json
     import os
     from depthmarks_ros.core.face.datasets import SPLIT_RULE
+    from depthmarks_ros.core.face.head_pose import fit_angle_factors
     from depthmarks_ros.core.face.pipeline import FaceLandmarker
     from depthmarks_ros.core.face.sigma_fit import load_records
     from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
@@ -294,32 +298,37 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
     with open(os.path.join(output, 'face_model_68.json')) as f:
         hp['model_residual_m'] = json.load(f)['residual_rms_m']
     scales = hp.setdefault('angle_scales', {})
+    slopes = hp.setdefault('angle_scale_yaw_slopes', {})
     sources = hp.setdefault('angle_scales_from', {})
     for key in keys:
         path = os.path.join(cache, f'sigma_{key}.npz') if cache else ''
         rec = load_records(path) if path and os.path.isfile(path) else None
         sm_path = os.path.join(output, f'face_sigma_{key}.json')
         if rec is not None and (key != 'hybrid' or 'P' in rec) and os.path.isfile(sm_path):
-            z = pose_z_records(rec, LandmarkSigmaModel.load(sm_path), hp, aflw)
+            z, yaw = pose_z_records(rec, LandmarkSigmaModel.load(sm_path), hp, aflw)
             sources[key] = 'error records (fit-face --cache; cross-fitted where a fitted stage makes the points)'
         else:
             backend, detector = POSE_BACKENDS[key]
             lm = FaceLandmarker(backend, static=True, data_dir=output, dlib_detector=detector, all_views=False)
-            z = pose_z(lm, aflw)
+            z, yaw = pose_z(lm, aflw)
             lm.close()
             sources[key] = 'the shipped backend run on the fit images'
-        z = z[np.all(np.isfinite(z), axis=1)]          # a face whose covariance gave no finite sigma
+        ok = np.all(np.isfinite(z), axis=1)          # a face whose covariance gave no finite sigma
+        z, yaw = z[ok], yaw[ok]
         if len(z) < 10:
             yield f'head pose {key}: only {len(z)} faces, not calibrated'
             continue
-        scales[key] = [round(float(np.quantile(z[:, j], 0.6827)), 4) for j in range(3)]
-        yield f'head pose {key}: angle sigma factors (yaw, pitch, roll) {scales[key]} from {len(z)} fit faces ({sources[key]})'
+        scales[key], slopes[key] = fit_angle_factors(z, yaw)
+        yield (f'head pose {key}: angle sigma factors (yaw, pitch, roll) {scales[key]} x exp({slopes[key]} |yaw| / 90) '
+               f'from {len(z)} fit faces ({sources[key]})')
     hp['covariance_scale'] = float(np.exp(np.mean([np.log(v) for s3 in scales.values() for v in s3]))) \
         if scales else hp.get('covariance_scale', 1.0)
-    hp['note'] = ('angle_scales[backend] = (yaw, pitch, roll) factors on the angle sigmas (core/face/head_pose.py '
-                  'scale_angle_covariance): 68.3 % of the fit split\'s AFLW2000-3D angle errors (|angles| <= 99) '
-                  'within 1 sigma per backend and angle (angle_scales_from: on which points); covariance_scale '
-                  '(their geometric mean) for other backends')
+    hp['note'] = ('angle_scales[backend] x exp(angle_scale_yaw_slopes[backend] |yaw| / 90) = (yaw, pitch, roll) '
+                  'factors on the angle sigmas (core/face/head_pose.py angle_factors, scale_angle_covariance): 68.3 % '
+                  'of the fit split\'s AFLW2000-3D angle errors (|angles| <= 99) within 1 sigma per backend and '
+                  'angle, at every estimated |yaw| (linear quantile regression, fit_angle_factors; '
+                  'angle_scales_from: on which points); covariance_scale (the geometric mean of angle_scales) for '
+                  'other backends')
     hp['angle_scales_made_by'] = {'command': command, 'split_rule': SPLIT_RULE}
     save_fit()
 
