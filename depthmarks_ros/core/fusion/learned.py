@@ -377,7 +377,8 @@ def fit_lidar_layer(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> 
     """On real LiDAR samples (with 'lidar_layer', uncertainty.layer_gap), after :func:`fit_lidar_gap`:
     sigma^2 = (c S)^2 + P (g G)^2 with S that model's LiDAR sigma, P = 1 / (1 + e^-w0 (1 + 10 G / z)^-w1)
     (uncertainty.lidar_sigma_expr, the node's expression, evaluated on torch tensors), c, w0, w1 and g
-    by Laplace NLL (L-BFGS) with w1 in [0, LAYER_SLOPE_MAX] and |w0| <= LAYER_BIAS_MAX, then the whole
+    by Laplace NLL (L-BFGS; LAYER_LIKELIHOOD 'mixture': the mixture's, :func:`_minimise_layer_mixture_nll`)
+    with w1 in [LAYER_SLOPE_MIN, LAYER_SLOPE_MAX] and |w0| <= LAYER_BIAS_MAX, then the whole
     sigma scaled by :func:`band_calibration_scale` (the scale folded into g and into S's parameters as
     fit_lidar_gap does). Returns the LiDAR parameters; {} (no layer term) with fewer than
     LAYER_MIN_SAMPLES errors where G > LAYER_MIN_GAP_REL z, or when the fit does not end at finite values."""
