@@ -294,3 +294,20 @@ def test_oversized_face_search_runs_only_where_nothing_else_found_a_face():
     assert np.linalg.norm(c - (box[:2] + box[2:]) / 2) < 0.25 * (box[2] - box[0])
     assert det.stage_counts.get('hog_pad') == 1
     lm.close()
+    video = FaceLandmarker('hybrid', static=False)                  # video / the node: never
+    video.backend.mesh._detector.detect_oversized = lambda rgb: pytest.fail('oversized search on video')
+    assert video.backend.mesh._detector._mmod is None                # MMOD is not even loaded
+    assert video.process(grey, FACE_K) == []
+    video.close()
+
+
+def test_same_face_is_the_overlapping_detection_of_highest_iou():
+    """A smaller, better-scored face behind this one's head overlaps its box too: the face of a box is
+    the overlapping detection with the highest IoU, not the first (best-scored) one."""
+    from depthmarks_ros.core.face.detection import same_face
+    a = Detection(np.array([100.0, 100.0, 200.0, 200.0]), 0.90, 'mp_short')
+    b = Detection(np.array([185.0, 60.0, 245.0, 120.0]), 0.93, 'mp_short')
+    mesh_box = np.array([90.0, 40.0, 210.0, 215.0])                # a's mesh: forehead to chin
+    assert same_face(mesh_box, [b, a]) is a and same_face(mesh_box, [a, b]) is a
+    assert same_face(np.array([185.0, 60.0, 245.0, 120.0]), [a, b]) is b
+    assert same_face(np.array([400.0, 400.0, 450.0, 450.0]), [a, b]) is None

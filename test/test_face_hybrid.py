@@ -529,3 +529,24 @@ def test_older_keypoint_map_in_box_units_and_collapsed_keypoints(tmp_path):
     assert len(faces) == 1 and faces[0].layout == 'box68'
     np.testing.assert_allclose(faces[0].landmarks68, blend.from_box(box, 0.0))
     lm.close()
+
+
+def test_the_mesh_check_uses_the_keypoints_of_the_same_face_not_a_neighbours(frame, monkeypatch):
+    """A smaller, better-scored face behind the checked face's head overlaps its mesh box too: the check
+    runs the keypoint path on the face of highest IoU with the mesh box (before: the first in score
+    order, which replaced the face by its neighbour's points and lost it)."""
+    from types import SimpleNamespace
+    lm = FaceLandmarker('hybrid', static=True, mmod=False)
+    be = lm.backend
+    (plain,) = be.process(frame)
+    x0, y0, x1, y1 = plain.bbox
+    w, h = x1 - x0, y1 - y0
+    own = SimpleNamespace(box=np.array([x0 + 0.1 * w, y0 + 0.25 * h, x1 - 0.1 * w, y1 - 0.05 * h]), keypoints='own',
+                          view_keypoints=['own'], views=2, score=0.90)
+    behind = SimpleNamespace(box=np.array([x1 - 0.2 * w, y0 - 0.1 * h, x1 + 0.3 * w, y0 + 0.3 * h]), keypoints='behind',
+                             view_keypoints=['behind'], views=2, score=0.93)
+    be.mesh._detector.last_faces = [behind, own]
+    used = []
+    monkeypatch.setattr(be, '_from_keypoints', lambda rgb, box, kp, views: used.append(kp) or None)
+    assert be._check_mesh_face(frame, plain) is plain and used == ['own']
+    lm.close()

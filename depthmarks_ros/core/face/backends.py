@@ -132,11 +132,11 @@ class MediaPipeFaceMesh:
             # the place of a two-view face)
             dets = dets + self._detector.detect_all(rgb, [r.bbox for r in out] + [d.box for d in dets],
                                                     reuse=True, limit=None)
-            from depthmarks_ros.core.face.detection import _overlaps
+            from depthmarks_ros.core.face.detection import same_face
             for d in dets:      # a face the cascade found before: the keypoints of every view that found it
                 if d.view_keypoints is None:
-                    same = [f for f in self._detector.last_faces if _overlaps(f.box, d.box) or _overlaps(d.box, f.box)]
-                    d.view_keypoints = same[0].view_keypoints if same else None
+                    f = same_face(d.box, self._detector.last_faces)
+                    d.view_keypoints = f.view_keypoints if f is not None else None
         self._mesh_dets(rgb, dets, out)
         if self.all_views and not out and not self.unmeshed:    # no view found a face: the last resort
             self._mesh_dets(rgb, self._detector.detect_mmod(rgb), out)

@@ -34,6 +34,11 @@ INNER = np.arange(17, 68)          # brows, nose, eyes, mouth: stable under yaw 
 # -> 0.0463 (116 leaning >= 25 deg: 0.0545 -> 0.0502; 25 instead of 15: 0.0466), 300-W's 24 such faces
 # 0.0283 -> 0.0286 inter-ocular (a development check with an uncommitted script)
 UPRIGHT_MIN_DEG = 15.0
+# the upright crop (3x the face's extent) at most this many px a side: a large face (crop time at full
+# resolution, a reviewer's check: 5.3 ms for a 400 px face in a 1080p frame, 18 ms at 800 px, 65 ms at
+# 1500 px in 4K, paid per leaning face and frame on video) is scaled down to it (dlib's predictor needs
+# ~80 px faces); on the report split 1 of 273 AFLW2000-3D and 1 of 17 300-W faces are that large
+UPRIGHT_MAX_SIDE = 1024
 # a mesh-followed face on an independent image whose hybrid points disagree with the detector keypoints'
 # path (regression + turned-face predictor) by this many outer-eye distances (inner points' mean distance)
 # takes the keypoint path's points: on the fit split's 987 AFLW2000-3D mesh-followed faces (each face's
@@ -68,7 +73,7 @@ def dlib_on_mesh(predict, rgb: np.ndarray, ref_box: np.ndarray, m68: np.ndarray,
     import cv2
     from depthmarks_ros.core.face.backends import upright_crop
     size = 3.0 * max(np.ptp(m68, axis=0))
-    side = max(int(np.ceil(size)), 8)
+    side = min(max(int(np.ceil(size)), 8), UPRIGHT_MAX_SIDE)   # a large face: the crop at most this, scaled down
     crop, A = upright_crop(rgb, m68.mean(axis=0), angle, size, side)
     Ai = cv2.invertAffineTransform(A)
     return predict(crop, box_from_landmarks(ref_box, m68 @ Ai[:, :2].T + Ai[:, 2])) @ A[:, :2].T + A[:, 2]
@@ -461,10 +466,9 @@ class HybridFace68:
         more, the mesh has been fitted to the wrong shape (a frontal mesh on a near-profile) and the
         keypoint path's points replace it (layout box68, its covariance)."""
         from depthmarks_ros.core.face.backends import FaceResult, _bbox
-        from depthmarks_ros.core.face.detection import _overlaps
-        same = [f for f in self.mesh.last_faces if f.view_keypoints and
-                (_overlaps(f.box, r.bbox) or _overlaps(r.bbox, f.box))]
-        kp = self._from_keypoints(rgb, same[0].box, same[0].keypoints, same[0].view_keypoints) if same else None
+        from depthmarks_ros.core.face.detection import same_face
+        f = same_face(r.bbox, [f for f in self.mesh.last_faces if f.view_keypoints])
+        kp = self._from_keypoints(rgb, f.box, f.keypoints, f.view_keypoints) if f is not None else None
         if kp is None or disagreement(r.landmarks68, kp[0]) < MESH_SWITCH_DIS:
             return r
         self.switched_faces += 1
