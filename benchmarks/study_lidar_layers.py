@@ -33,7 +33,11 @@ scored part ("best": the form's shape, not its calibration). Section (0) runs th
 --p-features none) on one half of 000001 and scores it on the other, with and without the layer term,
 and with the layer slope w1 unconstrained, in [-2, 8] and in [0, 8] (the shipped bounds, learned.LAYER_SLOPE_MIN
 / MAX), and in [0, 8] with the mixture likelihood (learned.LAYER_LIKELIHOOD), each also on the whole fit frame, with the share within 2 sigma of the hidden returns whose error
-is > 1 m where the 5x9 layer gap G is 30-100 % of the depth (edge errors of metres).
+is > 1 m where the 5x9 layer gap G is 30-100 % of the depth (edge errors of metres); and the layer term's
+calibration by quantile stages (learned.LIDAR_SCALES: the scale of S and g, then also w0 and w1, then also
+S's shape, refitted by the pinball losses at 68.3 % within 1 sigma and 95.4 % within 2), with, on the whole
+fit frame, how far rescaling alone can go (two scales on S and the layer part, one scale per bin of
+G / z, z or pixel distance: in-sample oracles).
 
     .venv/bin/python benchmarks/study_lidar_layers.py --data ../shared/data --procedure-only
     .venv/bin/python benchmarks/study_lidar_layers.py --data ../shared/data
@@ -264,7 +268,7 @@ FORMS = [('previous shipped sigma (scale only)', ('L', ())),
          ('M G=layer5x9 + G=ens, p + off share', ('M', (('layer5x9', 'ens'), ('off5x9',))))]
 
 
-def shipped_procedure_cv(root, stem, seeds=(0, 1, 2)):
+def shipped_procedure_cv(root, stem, seeds=(0, 1, 2), only=()):
     """The fit the package ships (learned.fit_per_source(band=True): s0, k, p, q, then the layer term),
     fitted on one half of the fit frame (columns < HALF_COL or >= HALF_COL) and scored on the other, with
     and without the layer term (the samples without 'lidar_layer': the previous model's form)."""
@@ -282,13 +286,26 @@ def shipped_procedure_cv(root, stem, seeds=(0, 1, 2)):
     designs = (('previous form (no layer term)', False, slope_range),
                ('layer term, w1 unconstrained (in [-50, 50]; shipped before)', True, (-50.0, 50.0)),
                ('layer term, w1 in [-2, 8] (P (g G)^2 non-decreasing in G, P may fall)', True, (-2.0, slope_range[1])),
-               (f'layer term, w1 in [{slope_range[0]:g}, {slope_range[1]:g}] (P non-decreasing in G; shipped now)',
+               (f'layer term, w1 in [{slope_range[0]:g}, {slope_range[1]:g}] (P non-decreasing in G), band scale (one scale on the whole sigma)',
                 True, slope_range),
-               (f'layer term, w1 in [{slope_range[0]:g}, {slope_range[1]:g}], mixture likelihood', 'mixture', slope_range))
-    likelihood = learned.LAYER_LIKELIHOOD
-    for label, keep_layer, (lo, hi) in designs:
+               (f'layer term, w1 in [{slope_range[0]:g}, {slope_range[1]:g}], mixture likelihood', 'mixture', slope_range),
+               (f'layer term, w1 in [{slope_range[0]:g}, {slope_range[1]:g}], quantile scales (S and g apart, pinball '
+                'at 68.3 / 95.4 %)', 'quantile', slope_range),
+               (f'layer term, w1 in [{slope_range[0]:g}, {slope_range[1]:g}], quantile stage on S\'s scale, g, w0, w1',
+                'quantile-layer', slope_range),
+               (f'layer term, w1 in [{slope_range[0]:g}, {slope_range[1]:g}], quantile stage on S\'s scale and shape '
+                '(k / s0, p, q), g, w0, w1', 'quantile-all', slope_range))
+    if only:
+        designs = tuple(d for i, d in enumerate(designs) if i in only)
+    likelihood, stage = learned.LAYER_LIKELIHOOD, learned.LIDAR_SCALE_STAGE
+
+    def set_design(keep_layer, lo, hi):
         learned.LAYER_SLOPE_MIN, learned.LAYER_SLOPE_MAX = lo, hi
         learned.LAYER_LIKELIHOOD = 'mixture' if keep_layer == 'mixture' else 'laplace'
+        learned.LIDAR_SCALE_STAGE = keep_layer if keep_layer in learned.LIDAR_SCALES else stage
+
+    for label, keep_layer, (lo, hi) in designs:
+        set_design(keep_layer, lo, hi)
         out = []
         for tr, te in (halves, halves[::-1]):
             train = [{**{k: v for k, v in smp.items() if keep_layer or k != 'lidar_layer'},
@@ -313,12 +330,11 @@ def shipped_procedure_cv(root, stem, seeds=(0, 1, 2)):
                 out[-1] += f' [w0 {m.lidar_layer_bias:.2f} w1 {m.lidar_layer_slope:.2f} g {m.lidar_layer:.3f}]'
         print(f'  {label}: A -> B: {out[0]}, {out[1]}; B -> A: {out[2]}, {out[3]}', flush=True)
     learned.LAYER_SLOPE_MIN, learned.LAYER_SLOPE_MAX = slope_range
-    learned.LAYER_LIKELIHOOD = likelihood
+    learned.LAYER_LIKELIHOOD, learned.LIDAR_SCALE_STAGE = likelihood, stage
     # the whole fit frame, every design: its own figure (fit-fusion's fit) and its > 1 m edge errors
     print(f'  whole {stem} (train = test, what fit-fusion fits):')
     for label, keep_layer, (lo, hi) in designs:
-        learned.LAYER_SLOPE_MIN, learned.LAYER_SLOPE_MAX = lo, hi
-        learned.LAYER_LIKELIHOOD = 'mixture' if keep_layer == 'mixture' else 'laplace'
+        set_design(keep_layer, lo, hi)
         train = [{k: v for k, v in smp.items() if keep_layer or k != 'lidar_layer'} for smp in smps]
         m = fit_per_source(train, steps=300, fixed=REAL_LIDAR_FIXED, band=True)
         r, hard = [], []
@@ -334,7 +350,46 @@ def shipped_procedure_cv(root, stem, seeds=(0, 1, 2)):
         extra = f' [w0 {m.lidar_layer_bias:.2f} w1 {m.lidar_layer_slope:.2f} g {m.lidar_layer:.3f}]' if keep_layer else ''
         print(f'    {label}: {cell(r, 1.0)} edge > 1 m {np.mean(hard <= 2):.2f} (n {hard.size}){extra}', flush=True)
     learned.LAYER_SLOPE_MIN, learned.LAYER_SLOPE_MAX = slope_range
-    learned.LAYER_LIKELIHOOD = likelihood
+    learned.LAYER_LIKELIHOOD, learned.LIDAR_SCALE_STAGE = likelihood, stage
+    scale_frontier(smps, stem)
+
+
+def scale_frontier(smps, stem):
+    """In-sample bounds of rescaling alone on the whole fit frame: the shipped procedure's fit (band), then
+    sigma^2 = (a S)^2 + (b L)^2 (L = sqrt(P) g G, its layer part) for b / a on a grid, and one scale per
+    bin of G / z, of z or of the pixel distance (each bin's own 68.3 % scale, an oracle on the same
+    errors): the best 2-sigma share any of them reaches at <= 0.73 within 1 sigma."""
+    from depthmarks_ros.core.fusion.learned import REAL_LIDAR_FIXED, fit_per_source
+    from depthmarks_ros.core.fusion.uncertainty import layer_probability
+    m = fit_per_source(smps, steps=300, fixed=REAL_LIDAR_FIXED, band=True, lidar_scales='band')
+    E, S, Z, G, D = [], [], [], [], []
+    for smp in smps:
+        sig = lidar_sigma(smp['lidar'], smp['lidar_dist'], m, resid=smp['lidar_resid'], gap=smp['lidar_gap'],
+                          layer=smp['lidar_layer'])
+        ok = np.isfinite(smp['gt']) & np.isfinite(sig) & (sig > 0)
+        for acc, v in ((E, np.abs(smp['lidar'] - smp['gt'])), (S, sig), (Z, smp['lidar']), (G, smp['lidar_layer']),
+                       (D, smp['lidar_dist'])):
+            acc.append(v[ok].astype(np.float64))
+    E, S, Z, G, D = (np.concatenate(a) for a in (E, S, Z, G, D))
+    L = np.sqrt(layer_probability(Z, G, m.lidar_layer_bias, m.lidar_layer_slope)) * m.lidar_layer * G
+    B = np.sqrt(np.maximum(S * S - L * L, 0.0))
+    print(f'  rescaling alone, whole {stem} (in-sample; best 2-sigma share at <= 0.73 within 1 sigma, and the '
+          '2-sigma share at 68.3 % within 1):')
+    cells = []
+    for ratio in (0.0, 0.5, 1.0, 2.0, 4.0, 8.0):
+        r = E / np.sqrt(B * B + (ratio * L) ** 2)
+        cells.append(f'b/a {ratio:g}: {best_two(r):.3f} ({np.mean(r <= 2 * np.quantile(r, 0.6827)):.3f})')
+    print('    two scales, sigma^2 = (a S)^2 + (b L)^2: ' + '; '.join(cells))
+    for name, x, edges in (('G / z', G / Z, (0, 0.005, 0.02, 0.05, 0.1, 0.3, 1, np.inf)),
+                           ('z', Z, (0, 10, 20, 40, np.inf)), ('pixel distance', D, (0, 1, 2, 3, 5, np.inf))):
+        s2 = S.copy()
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            sel = (x >= lo) & (x < hi)
+            if sel.any():
+                s2[sel] *= np.quantile(E[sel] / S[sel], 0.6827)
+        r = E / s2
+        print(f'    one scale per {name} bin ({", ".join(f"{e:g}" for e in edges[1:-1])}): {best_two(r):.3f} '
+              f'({np.mean(r <= 2):.3f})')
 
 
 def main():
@@ -350,6 +405,8 @@ def main():
     ap.add_argument('--no-procedure', action='store_true', help='skip section (0)')
     ap.add_argument('--procedure-only', action='store_true',
                     help='only section (0): the shipped fit on the fit frame and its halves (never the report frame)')
+    ap.add_argument('--designs', default='',
+                    help="section (0): ','-separated indices of the designs to run (default: all)")
     args = ap.parse_args()
     global MIX_P, CALIBRATION
     MIX_P, CALIBRATION = args.p_features, args.calibration
@@ -364,7 +421,7 @@ def main():
           f'base: {os.path.relpath(args.model, ROOT)} without its layer term; p features {MIX_P}; '
           f'calibration {CALIBRATION}; load {os.getloadavg()[0]:.1f}')
     if not args.no_procedure:
-        shipped_procedure_cv(root, fit_stem)
+        shipped_procedure_cv(root, fit_stem, only=tuple(int(i) for i in args.designs.split(',') if i))
     if args.procedure_only:
         return
     F, _ = samples(root, fit_stem, (0, 1, 2), model)

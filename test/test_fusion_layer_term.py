@@ -113,7 +113,7 @@ def test_no_layer_term_without_a_second_layer():
 
 def test_the_fit_uses_the_nodes_sigma_expression():
     samples = [lidar_holdout_sample(_stripes(seed, period=20 + 4 * seed), None, 'scanline', seed) for seed in range(3)]
-    out, fit_sigma, scale = fit_lidar_layer_details(BASE, samples)
+    out, fit_sigma, scale = fit_lidar_layer_details(BASE, samples, 'band')
     assert out and fit_sigma is not None and scale > 0
     m = SigmaModel(**{**BASE.to_dict(), **out})
     node = []
@@ -245,9 +245,52 @@ def test_layer_probability_is_the_expressions():
 def test_the_mixture_likelihood_fits_the_same_published_sigma(monkeypatch):
     monkeypatch.setattr(learned, 'LAYER_LIKELIHOOD', 'mixture')
     samples = [lidar_holdout_sample(_stripes(seed, period=20 + 4 * seed), None, 'scanline', seed) for seed in range(3)]
-    out, fit_sigma, scale = fit_lidar_layer_details(BASE, samples)
+    out, fit_sigma, scale = fit_lidar_layer_details(BASE, samples, 'band')
     assert out and learned.LAYER_SLOPE_MIN <= out['lidar_layer_slope'] <= learned.LAYER_SLOPE_MAX
     m = SigmaModel(**{**BASE.to_dict(), **out})
     node = [lidar_sigma(s['lidar'], s['lidar_dist'], m, resid=s['lidar_resid'], gap=s['lidar_gap'],
                         layer=s['lidar_layer'])[np.isfinite(s['gt']) & np.isfinite(s['lidar'])] for s in samples]
     assert np.allclose(np.concatenate(node), fit_sigma * scale, rtol=1e-4)
+
+
+# --- the quantile stage (learned.quantile_refit) -------------------------------------------------------
+
+def _wrong_layer_samples(seed, n=8000):
+    """Half the pixels between two layers (G 5-50 % of z), 5 % of those on the far one (error G), the rest
+    with Gaussian noise: the Laplace NLL's sigma with one scale covers the bulk well and the tail badly."""
+    rng = np.random.default_rng(seed)
+    z = np.full(n, 10.0, np.float32)
+    g = np.where(rng.random(n) < 0.5, rng.uniform(0.05, 0.5, n), 0.0) * z
+    e = rng.normal(0, 0.05, n) + np.where((g > 0) & (rng.random(n) < 0.05), g * rng.choice([-1, 1], n), 0.0)
+    row = lambda a: a[None, :].astype(np.float32)       # noqa: E731
+    return {'gt': row(z + e), 'lidar': row(z), 'lidar_dist': row(np.ones(n)), 'lidar_resid': row(np.full(n, 0.01)),
+            'lidar_gap': row(np.zeros(n)), 'lidar_layer': row(g)}
+
+
+def _shares(m, samples):
+    r = np.concatenate([(np.abs(s['lidar'] - s['gt']) / lidar_sigma(s['lidar'], s['lidar_dist'], m, resid=s['lidar_resid'],
+                                                                     gap=s['lidar_gap'], layer=s['lidar_layer'])).ravel()
+                        for s in samples])
+    return float(np.mean(r <= 1)), float(np.mean(r <= 2))
+
+
+def test_the_quantile_stage_puts_both_target_shares_in_their_bands_where_one_scale_does_not():
+    fit, held = [_wrong_layer_samples(s) for s in (0, 1)], [_wrong_layer_samples(s) for s in (5, 6)]
+    (lo1, hi1), (lo2, hi2) = learned.SIGMA_BANDS
+    one, two = _shares(SigmaModel(**{**BASE.to_dict(), **fit_lidar_layer(BASE, fit, 'band')}), held)
+    assert lo1 <= one <= hi1 and two < lo2                  # one scale: the tail under-covered
+    one, two = _shares(SigmaModel(**{**BASE.to_dict(), **fit_lidar_layer(BASE, fit, 'quantile')}), held)
+    assert lo1 <= one <= hi1 and lo2 <= two <= hi2, (one, two)
+
+
+def test_the_quantile_stages_refit_only_their_groups():
+    fit = [_wrong_layer_samples(s) for s in (0, 1)]
+    band = fit_lidar_layer(BASE, fit, 'band')
+    for stage, kept in (('quantile', ('lidar_layer_bias', 'lidar_layer_slope')), ('quantile-layer', ())):
+        out = fit_lidar_layer(BASE, fit, stage)
+        assert set(out) == set(band)             # S's powers p and q not refitted: not returned
+        assert all(out[k] == band[k] for k in kept), stage
+        # S's parameters move by one factor (its shape kept)
+        assert out['lidar_k'] / out['lidar_s0'] == pytest.approx(band['lidar_k'] / band['lidar_s0'], rel=1e-9)
+    with pytest.raises(ValueError, match='unknown LiDAR scale stage'):
+        fit_lidar_layer(BASE, fit, 'pinball')

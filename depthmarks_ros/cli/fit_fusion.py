@@ -25,6 +25,12 @@ def add_arguments(p) -> None:
     p.add_argument('--kitti-stereo', default='', help='KITTI Stereo 2012 folder (image_0/, image_1/, disp_noc/): '
                    'fit the stereo disparity sigma on its fit-split frames')
     p.add_argument('--hold-out-seeds', type=int, default=3, help='random hold-outs per KITTI LiDAR frame')
+    from depthmarks_ros.core.fusion.learned import LIDAR_SCALE_STAGE, LIDAR_SCALES
+    p.add_argument('--lidar-scales', default=LIDAR_SCALE_STAGE, choices=LIDAR_SCALES,
+                   help='--kitti: the LiDAR sigma\'s calibration after the layer term\'s NLL fit: band (one scale, '
+                        'learned.band_calibration_scale) or a quantile stage (learned.quantile_refit: the pinball '
+                        'losses at 68.3 %% within 1 sigma and 95.4 %% within 2 refit S\'s scale and g; -layer also '
+                        'w0, w1; -all also S\'s shape)')
 
 
 def default_stereo_matcher():
@@ -141,12 +147,13 @@ def fit_sim_model(frames: int = 4, completion: str = 'classical', steps: int = 3
 
 
 def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion: str = 'scanline',
-                         seeds: int = 3):
+                         seeds: int = 3, lidar_scales: str = ''):
     """Fit-split samples from real data: (samples, provenance dict)."""
     from depthmarks_ros.core.fusion import real_data as R
     from depthmarks_ros.core.fusion import learned as L
     from depthmarks_ros.core.fusion.learned import BAND_ONE_SIGMA_MAX, BAND_TWO_SIGMA
     samples, prov = [], {'split_rule': R.SPLIT_RULE}
+    stage = lidar_scales or L.LIDAR_SCALE_STAGE
     if kitti_root:
         stems = R.split_stems(R.kitti_object_stems(kitti_root), 'fit')
         for stem in stems:
@@ -158,7 +165,12 @@ def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion
                                   'term sqrt(S^2 + P (g G)^2), G the 5x9 layer gap, P = sigmoid(w0 + w1 log(1 + 10 G / z)) '
                                   f'with w1 in [{L.LAYER_SLOPE_MIN:g}, {L.LAYER_SLOPE_MAX:g}] (P non-decreasing in G) and '
                                   f'|w0| <= {L.LAYER_BIAS_MAX:g}, Laplace NLL (learned.fit_lidar_layer)',
-                         'calibration': 'learned.band_calibration_scale (as the stereo sigma)',
+                         'calibration': ('learned.band_calibration_scale (as the stereo sigma)'
+                                         if stage == 'band' else
+                                         f'--lidar-scales {stage}: learned.quantile_refit of '
+                                         f'{", ".join(L.QUANTILE_REFIT[stage])} by the pinball losses at '
+                                         f'{L.QUANTILE_SHARES[0]:.1%} within 1 sigma and {L.QUANTILE_SHARES[1]:.1%} '
+                                         'within 2'),
                          'protocol': f'{int(R.HOLD_OUT_SHARE * 100)}% of the projected returns hidden '
                                      f'(seeds 0..{seeds - 1}), completed from the rest, errors at the hidden ones'}
     if stereo_root:
@@ -182,13 +194,14 @@ def collect_real_samples(kitti_root: str = '', stereo_root: str = '', completion
 def run(args) -> int:
     from depthmarks_ros.core.fusion.learned import REAL_LIDAR_FIXED, fit_per_source, save_model
     if args.kitti or args.kitti_stereo:
-        samples, prov = collect_real_samples(args.kitti, args.kitti_stereo, args.completion, args.hold_out_seeds)
+        samples, prov = collect_real_samples(args.kitti, args.kitti_stereo, args.completion, args.hold_out_seeds,
+                                             args.lidar_scales)
         model = fit_per_source(samples, steps=args.steps, fixed=REAL_LIDAR_FIXED, stereo_features=True,
-                               band=True)
+                               band=True, lidar_scales=args.lidar_scales)
         prov['command'] = ('depthmarks fit-fusion' + (f' --kitti {args.kitti}' if args.kitti else '')
                            + (f' --kitti-stereo {args.kitti_stereo}' if args.kitti_stereo else '')
                            + f' --completion {args.completion} --steps {args.steps}'
-                           + f' --hold-out-seeds {args.hold_out_seeds}')
+                           + f' --hold-out-seeds {args.hold_out_seeds} --lidar-scales {args.lidar_scales}')
         save_model(model, args.output, prov)
     else:
         model = fit_sim_model(args.frames, args.completion, args.steps, args.width, args.height)

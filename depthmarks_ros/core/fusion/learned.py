@@ -252,20 +252,31 @@ def fit_lidar_gap(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Di
     return out
 
 
-def minimise_laplace_nll(w, sigma_of, err, max_iter: int = 300) -> None:
-    """Fit the tensor ``w`` (requires_grad) in place by L-BFGS so that the Laplace NLL of the absolute
-    errors ``err`` under the scale ``sigma_of(w)``, mean(log s + |e| / s), is least."""
+def minimise_lbfgs(params, loss_fn, max_iter: int = 300) -> None:
+    """Minimise loss_fn() over the torch tensors ``params`` (requires_grad) in place by L-BFGS (strong
+    Wolfe line search)."""
     import torch
-    opt = torch.optim.LBFGS([w], max_iter=max_iter, line_search_fn='strong_wolfe')
+    opt = torch.optim.LBFGS(params, max_iter=max_iter, line_search_fn='strong_wolfe')
 
     def closure():
         opt.zero_grad()
-        s = sigma_of(w)
-        loss = (torch.log(s) + err / s).mean()
+        loss = loss_fn()
         loss.backward()
         return loss
 
     opt.step(closure)
+
+
+def minimise_laplace_nll(w, sigma_of, err, max_iter: int = 300) -> None:
+    """Fit the tensor ``w`` (requires_grad) in place by L-BFGS so that the Laplace NLL of the absolute
+    errors ``err`` under the scale ``sigma_of(w)``, mean(log s + |e| / s), is least."""
+    import torch
+
+    def loss_fn():
+        s = sigma_of(w)
+        return (torch.log(s) + err / s).mean()
+
+    minimise_lbfgs([w], loss_fn, max_iter)
 
 
 # The layer term's fit (fit_lidar_layer): the slope w1 of P = sigmoid(w0 + w1 log(1 + 10 G / z)) is kept in
@@ -281,6 +292,19 @@ LAYER_MIN_GAP_REL = 0.02
 # the layer term's likelihood: 'laplace' (the Laplace NLL of the whole sigma) or 'mixture'
 # (_minimise_layer_mixture_nll)
 LAYER_LIKELIHOOD = 'laplace'
+# The LiDAR sigma's calibration after the layer term's NLL fit (fit_lidar_layer, fit-fusion --lidar-scales):
+# 'band': one scale on the whole sigma (band_calibration_scale); 'quantile': the scale of S and the scale g of
+# the layer term refitted apart by the pinball losses at the two shares the target scores
+# (QUANTILE_SHARES: 68.3 % within 1 sigma, 95.4 % within 2; quantile_scales). The NLL follows the heavy
+# tail; two scales trade the bulk (S) against the tail (the layer term) where one cannot.
+# The quantile stages refit: 'quantile' the two scales (S's, g), 'quantile-layer' also the layer probability
+# (w0, w1), 'quantile-all' also S's shape (k against s0, the powers p and q) (quantile_refit's groups).
+QUANTILE_REFIT = {'quantile': ('scale', 'g'), 'quantile-layer': ('scale', 'g', 'p'),
+                  'quantile-all': ('scale', 'g', 'p', 'shape')}
+LIDAR_SCALES = ('band',) + tuple(QUANTILE_REFIT)
+LIDAR_SCALE_STAGE = 'band'
+QUANTILE_SHARES = (0.6827, 0.9545)
+PINBALL_SMOOTH = 0.05
 
 
 def _lidar_layer_samples(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
@@ -311,10 +335,14 @@ def _layer_params(model: SigmaModel, w) -> Dict[str, object]:
     return out
 
 
-def fit_lidar_layer_details(model: SigmaModel, samples: List[Dict[str, np.ndarray]]):
+def fit_lidar_layer_details(model: SigmaModel, samples: List[Dict[str, np.ndarray]], stage: Optional[str] = None):
     """:func:`fit_lidar_layer`, also returning the fit's own sigma at the sample pixels (before the
-    calibration scale) and that scale: (params or {}, sigma or None, scale)."""
+    calibration) and the calibration's scale of S: (params or {}, sigma or None, scale). ``stage``: the
+    calibration (LIDAR_SCALES; default LIDAR_SCALE_STAGE)."""
     import torch
+    stage = stage or LIDAR_SCALE_STAGE
+    if stage not in LIDAR_SCALES:
+        raise ValueError(f'unknown LiDAR scale stage {stage!r} (one of {", ".join(LIDAR_SCALES)})')
     d = _lidar_layer_samples(model, samples)
     if int(np.sum(d['layer'] > LAYER_MIN_GAP_REL * d['z'])) < LAYER_MIN_SAMPLES:
         return {}, None, 1.0
@@ -337,14 +365,74 @@ def fit_lidar_layer_details(model: SigmaModel, samples: List[Dict[str, np.ndarra
     ratios = d['err'] / s
     if not np.isfinite(ratios).all():
         return {}, None, 1.0
-    scale = band_calibration_scale(ratios)
     p = {k: float(v) for k, v in _layer_params(model, w.detach()).items()}
-    # the scale on the whole sigma: g times it, S's parameters times scale^(1/p) (as fit_lidar_gap)
+    if stage != 'band':
+        out, scale = quantile_refit({**fixed, **p}, T, QUANTILE_REFIT[stage])
+        return out, s, scale
+    scale = band_calibration_scale(ratios)
+    # S's scale folded into its parameters (S is base^p, base linear in them: times scale^(1/p), as
+    # fit_lidar_gap does), the layer term's into g
     f = scale ** (1.0 / model.lidar_base_pow)
     out = {n: p[n] * f for n in SOURCE_PARAMS['lidar']}
     out.update(lidar_layer=p['lidar_layer'] * scale, lidar_layer_bias=p['lidar_layer_bias'],
                lidar_layer_slope=p['lidar_layer_slope'])
     return out, s, scale
+
+
+def _pinball(log_e, log_s, shares=QUANTILE_SHARES, smooth: float = PINBALL_SMOOTH):
+    """The smoothed pinball losses of log|e| - log sigma at shares[0] and of log|e| - log 2 sigma at
+    shares[1] (softplus width ``smooth``): least where those shares of the errors fall within 1 and 2 sigma."""
+    import torch
+    tot = 0.0
+    for tau, off in ((shares[0], 0.0), (shares[1], float(np.log(2.0)))):
+        v = log_e - log_s - off
+        tot = tot + (tau * v + smooth * torch.nn.functional.softplus(-v / smooth)).mean()
+    return tot
+
+
+def quantile_refit(start: Dict[str, float], T: dict, groups=('scale', 'g'), max_iter: int = 300):
+    """The LiDAR sigma's parameters refitted by :func:`_pinball` from ``start`` (the NLL fit's, sigma_scale 1),
+    the ``groups``: 'scale' S's scale (all of S's parameters times one factor), 'g' the layer term's scale,
+    'p' its probability's w0 and w1 (within the NLL fit's bounds), 'shape' S's shape (k's share against s0,
+    the powers p and q); the others kept. T: the samples' torch columns (_lidar_layer_samples). Returns
+    (the LiDAR parameters, the factor on S at the start's powers)."""
+    import torch
+    names = SOURCE_PARAMS['lidar']
+    span = LAYER_SLOPE_MAX - LAYER_SLOPE_MIN
+    u0 = np.arctanh(np.clip(start['lidar_layer_bias'] / LAYER_BIAS_MAX, -0.999, 0.999))
+    r1 = np.clip((start['lidar_layer_slope'] - LAYER_SLOPE_MIN) / span, 1e-3, 1 - 1e-3)
+    w = torch.tensor([0.0, 0.0, start['lidar_base_pow'], start['lidar_gap_pow'], u0, np.log(r1 / (1 - r1)),
+                      np.log(max(start['lidar_layer'], 1e-6))], dtype=torch.float64, requires_grad=True)
+    on = {g: float(g in groups) for g in ('scale', 'shape', 'p', 'g')}
+    mask = torch.tensor([on['scale'], on['shape'], on['shape'], on['shape'], on['p'], on['p'], on['g']],
+                        dtype=torch.float64)
+    w0 = w.detach().clone()
+    log_e = torch.log(T['err'] + 1e-6)
+
+    def params(w):
+        v = w0 + mask * (w - w0)         # the entries not refitted stay at the start
+        p0 = start['lidar_base_pow']
+        out = {n: start[n] * torch.exp(v[0] / p0) for n in names if start[n] != 0}
+        if start.get('lidar_k', 0) != 0:
+            out['lidar_k'] = out['lidar_k'] * torch.exp(v[1])
+        out['lidar_layer'] = torch.exp(v[6])
+        if on['shape']:
+            out.update(lidar_base_pow=torch.clamp(v[2], min=0.05), lidar_gap_pow=v[3])
+        if on['p']:
+            out.update(lidar_layer_bias=LAYER_BIAS_MAX * torch.tanh(v[4]),
+                       lidar_layer_slope=LAYER_SLOPE_MIN + span * torch.sigmoid(v[5]))
+        return out
+
+    def loss_fn():
+        s = lidar_sigma_expr(T['z'], T['dist_px'], T['edge_range'], T['resid'], T['gap'], T['layer'],
+                             **{**start, **params(w)})
+        return _pinball(log_e, torch.log(s))
+
+    minimise_lbfgs([w], loss_fn, max_iter)
+    w = w.detach() if torch.isfinite(w).all() else w0
+    out = {n: start[n] for n in names + ('lidar_layer_bias', 'lidar_layer_slope')}
+    out.update({k: float(v) for k, v in params(w).items()})
+    return out, float(np.exp(float(w[0])))
 
 
 def _minimise_layer_mixture_nll(w, model: SigmaModel, fixed: dict, T: dict, max_iter: int = 300) -> None:
@@ -373,16 +461,19 @@ def _minimise_layer_mixture_nll(w, model: SigmaModel, fixed: dict, T: dict, max_
     opt.step(closure)
 
 
-def fit_lidar_layer(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Dict[str, float]:
+def fit_lidar_layer(model: SigmaModel, samples: List[Dict[str, np.ndarray]],
+                    stage: Optional[str] = None) -> Dict[str, float]:
     """On real LiDAR samples (with 'lidar_layer', uncertainty.layer_gap), after :func:`fit_lidar_gap`:
     sigma^2 = (c S)^2 + P (g G)^2 with S that model's LiDAR sigma, P = 1 / (1 + e^-w0 (1 + 10 G / z)^-w1)
     (uncertainty.lidar_sigma_expr, the node's expression, evaluated on torch tensors), c, w0, w1 and g
     by Laplace NLL (L-BFGS; LAYER_LIKELIHOOD 'mixture': the mixture's, :func:`_minimise_layer_mixture_nll`)
-    with w1 in [LAYER_SLOPE_MIN, LAYER_SLOPE_MAX] and |w0| <= LAYER_BIAS_MAX, then the whole
-    sigma scaled by :func:`band_calibration_scale` (the scale folded into g and into S's parameters as
-    fit_lidar_gap does). Returns the LiDAR parameters; {} (no layer term) with fewer than
-    LAYER_MIN_SAMPLES errors where G > LAYER_MIN_GAP_REL z, or when the fit does not end at finite values."""
-    return fit_lidar_layer_details(model, samples)[0]
+    with w1 in [LAYER_SLOPE_MIN, LAYER_SLOPE_MAX] and |w0| <= LAYER_BIAS_MAX, then calibrated by ``stage``
+    (LIDAR_SCALES, default LIDAR_SCALE_STAGE): 'band', the whole sigma scaled by
+    :func:`band_calibration_scale`; 'quantile', S and the layer term scaled apart by :func:`quantile_scales`
+    (the scales folded into g and into S's parameters as fit_lidar_gap does). Returns the LiDAR parameters;
+    {} (no layer term) with fewer than LAYER_MIN_SAMPLES errors where G > LAYER_MIN_GAP_REL z, or when the
+    fit does not end at finite values."""
+    return fit_lidar_layer_details(model, samples, stage)[0]
 
 
 # The bands a calibrated sigma's shares must fall in (the issue's targets): within 1 sigma, within 2 sigma.
@@ -449,13 +540,15 @@ SOURCE_PARAMS = {'lidar': ('lidar_s0', 'lidar_a', 'lidar_b', 'lidar_c', 'lidar_k
 
 def fit_per_source(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaModel] = None,
                    steps: int = 300, seed: int = 0, fixed: Optional[Dict[str, float]] = None,
-                   stereo_features: bool = False, band: bool = False) -> SigmaModel:
+                   stereo_features: bool = False, band: bool = False,
+                   lidar_scales: Optional[str] = None) -> SigmaModel:
     """Fit and calibrate each source on its own samples (a sample holds one source): each source's
     68.3 % calibration factor is folded into its own parameters (sigma is linear in them), so LiDAR
     and stereo are calibrated separately; sigma_scale = 1. ``stereo_features``: the stereo sigma is
     the log-linear feature model instead (:func:`fit_stereo_features`, its own calibration). ``band``:
     every source calibrated by :func:`band_calibration_scale` instead of the 68.3 % quantile (the real
-    data's heavy tails: fit-fusion --kitti)."""
+    data's heavy tails: fit-fusion --kitti); ``lidar_scales``: the LiDAR layer term's calibration
+    (LIDAR_SCALES, default LIDAR_SCALE_STAGE; :func:`fit_lidar_layer`)."""
     init = init or FIT_START
     out = {**init.to_dict(), **(fixed or {}), 'sigma_scale': 1.0}
     for source, params in SOURCE_PARAMS.items():
@@ -469,7 +562,7 @@ def fit_per_source(samples: List[Dict[str, np.ndarray]], init: Optional[SigmaMod
         if source == 'lidar' and band and all('lidar_gap' in smp for smp in own):
             out.update(fit_lidar_gap(m, own))
             if all('lidar_layer' in smp for smp in own):      # the layer term on top (fit_lidar_layer)
-                out.update(fit_lidar_layer(SigmaModel(**out), own))
+                out.update(fit_lidar_layer(SigmaModel(**out), own, lidar_scales))
             continue
         if band:
             m.sigma_scale = calibration_scale(m, own, band=True)
