@@ -27,6 +27,7 @@ import numpy as np
 
 from depthmarks_ros.core.face.artefacts import load_json, save_json
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
+from depthmarks_ros.core.learning.optim import minimise_lbfgs
 
 FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_spread', 'abs_pitch', 'yaw', 'pitch',
             'log_reproj', 'log_face_reproj', 'sharp', 'contrast', 'log_spread_contour')
@@ -130,19 +131,6 @@ def record_features(rec) -> np.ndarray:
     return np.array([point_features(s, interocular(l), b, d, y, p, r, sh, co) for s, l, b, d, y, p, r, sh, co in
                      zip(rec['spread68'], rec['L'], rec['blur'], rec['dark'], rec['yaw0'], rec['pitch0'], reproj,
                          sharp, contrast)])
-
-
-def _lbfgs(params, loss_fn, max_iter: int) -> None:
-    """Minimise loss_fn() over the torch tensors params by L-BFGS (strong Wolfe line search)."""
-    import torch
-    opt = torch.optim.LBFGS(params, max_iter=max_iter, line_search_fn='strong_wolfe')
-
-    def closure():
-        opt.zero_grad()
-        loss = loss_fn()
-        loss.backward()
-        return loss
-    opt.step(closure)
 
 
 def _vis_design(yaw, pitch) -> np.ndarray:
@@ -361,7 +349,7 @@ class LandmarkSigmaModel:
             loss = loss_fn()
             loss.backward()
             opt.step()
-        _lbfgs(params, loss_fn, 300)
+        minimise_lbfgs(params, loss_fn, 300)
         fit_nll = float(loss_fn().item())
         if quantile:
             # second stage: the scale terms (a, c, w, h) refitted by the pinball losses of log(radius) at the
@@ -385,7 +373,7 @@ class LandmarkSigmaModel:
                     v = u - off
                     tot = tot + (pw * (tau * v + beta * torch.nn.functional.softplus(-v / beta))).sum()
                 return tot
-            _lbfgs([a, c, w] + ([hh] if luvli else []), q_loss, 400)
+            minimise_lbfgs([a, c, w] + ([hh] if luvli else []), q_loss, 400)
         out = cls(a.detach().numpy(), c.detach().numpy(), w.detach().numpy(), ch.detach().numpy(), dict(meta or {}),
                   features=tuple(features))
         if luvli:

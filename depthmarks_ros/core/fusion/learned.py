@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from depthmarks_ros.core.learning.optim import minimise_lbfgs
 from depthmarks_ros.core.fusion.uncertainty import (SigmaModel, lidar_sigma_expr, local_range, mono_sigma_expr,
                                                    stereo_sigma_expr)
 
@@ -250,21 +251,6 @@ def fit_lidar_gap(model: SigmaModel, samples: List[Dict[str, np.ndarray]]) -> Di
     out = {n: getattr(model, n) * f for n in SOURCE_PARAMS['lidar']}      # unit: sigma_scale 1
     out.update(lidar_base_pow=p, lidar_gap_pow=q)
     return out
-
-
-def minimise_lbfgs(params, loss_fn, max_iter: int = 300) -> None:
-    """Minimise loss_fn() over the torch tensors ``params`` (requires_grad) in place by L-BFGS (strong
-    Wolfe line search)."""
-    import torch
-    opt = torch.optim.LBFGS(params, max_iter=max_iter, line_search_fn='strong_wolfe')
-
-    def closure():
-        opt.zero_grad()
-        loss = loss_fn()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
 
 
 def minimise_laplace_nll(w, sigma_of, err, max_iter: int = 300) -> None:
