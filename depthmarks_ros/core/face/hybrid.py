@@ -353,6 +353,22 @@ def mean_box_shape(boxes, pts68s) -> np.ndarray:
                     for b, p in zip(boxes, pts68s)], axis=0)
 
 
+def refine_keypoint_guess(profile, blend: 'HybridBlend', rgb: np.ndarray, box: np.ndarray, guess: np.ndarray,
+                          view_keypoints, scale: float) -> np.ndarray:
+    """The turned-face predictor ``profile`` started on the keypoint regression ``guess`` of a face
+    without a mesh, both directions, the result nearer the guess; with two or more ``view_keypoints``
+    also started on each view's own regression (``blend.from_keypoints``) in that direction, and the
+    per-point median of all those results. One rule for the run time (HybridFace68._from_keypoints)
+    and the fit (model_fit._fit_profile)."""
+    both = [profile.predict_from(rgb, guess, left, scale) for left in (False, True)]
+    left = bool(np.linalg.norm(both[1] - guess, axis=1).mean() < np.linalg.norm(both[0] - guess, axis=1).mean())
+    p68 = both[int(left)]
+    if view_keypoints and len(view_keypoints) > 1:
+        starts = [g for g in (blend.from_keypoints(box, k) for k in view_keypoints) if g is not None]
+        p68 = np.median([p68] + [profile.predict_from(rgb, g, left, scale) for g in starts], axis=0)
+    return p68
+
+
 class HybridFace68:
     """MediaPipe mesh (+ learned 68 map) and dlib's predictor on a box from it, blended (module doc).
     Without a fitted blend (``blend=None``) it is the mesh's 68 points alone."""
@@ -449,13 +465,8 @@ class HybridFace68:
         cov = b.kp_cov * max(box[2] - box[0], box[3] - box[1]) ** 2
         if self.profile is not None and b.profile_cov is not None:      # refined from that guess
             from depthmarks_ros.core.face.profile import _size
-            guess = p68
-            both = [self.profile.predict_from(rgb, guess, left, b.profile_scale) for left in (False, True)]
-            left = bool(np.linalg.norm(both[1] - guess, axis=1).mean() < np.linalg.norm(both[0] - guess, axis=1).mean())
-            p68 = both[int(left)]
-            if per_view and view_keypoints and len(view_keypoints) > 1:
-                starts = [g for g in (b.from_keypoints(box, k) for k in view_keypoints) if g is not None]
-                p68 = np.median([p68] + [self.profile.predict_from(rgb, g, left, b.profile_scale) for g in starts], axis=0)
+            p68 = refine_keypoint_guess(self.profile, b, rgb, box, p68, view_keypoints if per_view else None,
+                                        b.profile_scale)
             cov = b.profile_cov * _size(p68) ** 2
         return p68, cov
 

@@ -470,7 +470,7 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     import dlib
     from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, dlib_model_path
     from depthmarks_ros.core.face.datasets import SPLIT_RULE, bbox_size
-    from depthmarks_ros.core.face.hybrid import HybridBlend
+    from depthmarks_ros.core.face.hybrid import HybridBlend, refine_keypoint_guess
     from depthmarks_ros.core.face.profile import _size, box_of, train_profile_predictor
     path = os.path.join(output, 'face_hybrid.json')
     blend = HybridBlend.load(path)
@@ -492,9 +492,11 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
         near = [d for d in mesh.unmeshed if d.keypoints is not None
                 and np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - g.mean(axis=0)) < 0.5 * max(np.ptp(g, axis=0))]
         if near and blend.kp_map is not None:
-            unmeshed.append((s, blend.from_views(near[0].box, near[0].keypoints, near[0].view_keypoints)))
+            guess = blend.from_views(near[0].box, near[0].keypoints, near[0].view_keypoints)
+            if guess is not None:
+                unmeshed.append((s, guess, near[0].box, near[0].view_keypoints))
     mesh.close()
-    scale = guess_scale([(k, s.landmarks68) for s, k in unmeshed])
+    scale = guess_scale([(k, s.landmarks68) for s, k, _, _ in unmeshed])
     m68s, fold, d68s, yaws, norms = _hybrid_inputs(mesh_recs, meshes, targets, wts, ridge, blend.ref_box, predict)
     blended = _cross_fitted_blends(blend.ref_box, d68s, m68s, targets, norms, yaws, wts, fold)
     use = [i for i, y in enumerate(yaws) if abs(y) >= PROFILE_EDGES[0]]
@@ -508,9 +510,9 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
             if fold[i] == k:
                 rgb = mesh_recs[i]['sample'].load_rgb()
                 e68[i] = sp.predict_from(rgb, m68s[i], yaws[i] > 0)
-        for j, (s, guess) in enumerate(unmeshed):
+        for j, (s, guess, box, views) in enumerate(unmeshed):      # as at run time (per-view median)
             if _fold(s.stem) == k:
-                un_pred[j] = sp.predict_like(s.load_rgb(), guess, scale)
+                un_pred[j] = refine_keypoint_guess(sp, blend, s.load_rgb(), box, guess, views, scale)
         yield f'profile: fold {k + 1}/5 trained on {len(tr)} faces'
     edges = np.array(PROFILE_EDGES)
     v = HybridBlend.fit_profile_weights(edges, [e68[i] for i in use], [blended[i] for i in use],
@@ -537,14 +539,15 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     yield 'profile: mesh-followed faces with |quick yaw| >= 30, cross-fitted NME blend -> with the predictor: ' + \
         ', '.join(f'{k} {np.mean(a):.4f} -> {np.mean(b):.4f} ({len(a)})' for k, (a, b) in by_set.items())
     res = []
-    for j, (s, guess) in enumerate(unmeshed):
+    for j, (s, *_) in enumerate(unmeshed):
         res.append((un_pred[j] - s.landmarks68) / _size(un_pred[j]))
     cov = (np.einsum('fni,fnj->nij', np.array(res), np.array(res)) / max(len(res) - 1, 1) + 1e-4 * np.eye(2)) \
         if res else None
     if unmeshed:
-        kp_nme = np.mean([np.linalg.norm(k - s.landmarks68, axis=1).mean() / bbox_size(s.landmarks68) for s, k in unmeshed])
+        kp_nme = np.mean([np.linalg.norm(k - s.landmarks68, axis=1).mean() / bbox_size(s.landmarks68)
+                          for s, k, _, _ in unmeshed])
         pr_nme = np.mean([np.linalg.norm(un_pred[j] - s.landmarks68, axis=1).mean() / bbox_size(s.landmarks68)
-                          for j, (s, _) in enumerate(unmeshed)])
+                          for j, (s, *_) in enumerate(unmeshed)])
         yield (f'profile: {len(unmeshed)} faces the mesh cannot follow: box-NME keypoint map {kp_nme:.4f} (in-sample) -> '
                f'predictor {pr_nme:.4f} (cross-fitted)')
     from depthmarks_ros.core.face.sigma_fit import error_records, fit_and_save
