@@ -170,3 +170,11 @@ def test_rotations():
     R = euler_to_matrix(0.1, -0.2, 0.3)
     np.testing.assert_allclose(matrix_to_euler(R), (0.1, -0.2, 0.3))
     np.testing.assert_allclose(quaternion_to_matrix(matrix_to_quaternion(R)), R, atol=1e-12)
+
+
+def test_assumed_camera_for_an_image_without_calibration():
+    from depthmarks_ros.core.camera import assumed_K
+    K = assumed_K(640, 480)
+    assert K[0, 0] == K[1, 1] == 640 and (K[0, 2], K[1, 2]) == (319.5, 239.5)
+    assert assumed_K(480, 640)[0, 0] == 640                       # portrait: the larger side too
+    assert assumed_K(640, 480, 500.0)[1, 1] == 500 and assumed_K(640, 480, 0.0)[0, 0] == 640

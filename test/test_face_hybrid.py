@@ -550,3 +550,17 @@ def test_the_mesh_check_uses_the_keypoints_of_the_same_face_not_a_neighbours(fra
     monkeypatch.setattr(be, '_from_keypoints', lambda rgb, box, kp, views: used.append(kp) or None)
     assert be._check_mesh_face(frame, plain) is plain and used == ['own']
     lm.close()
+
+
+def test_no_camera_means_the_assumed_camera(hybrid, frame):
+    """Without K the pipeline's sigma features are those with core/camera.assumed_K (the `face`
+    command's default too): one default camera, not one per caller."""
+    from depthmarks_ros.core.camera import assumed_K
+    h, w = frame.shape[:2]
+    (a,) = hybrid.process(frame, None)
+    (b,) = hybrid.process(frame, assumed_K(w, h))
+    assert a.head_pose is None and b.head_pose is not None
+    assert a.extras['yaw0'] == b.extras['yaw0']
+    np.testing.assert_array_equal(a.cov68, b.cov68)
+    (c,) = hybrid.process(frame, assumed_K(w, h, 3.0 * max(w, h)))   # another camera: other features
+    assert c.extras['yaw0'] != a.extras['yaw0']

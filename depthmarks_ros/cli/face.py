@@ -2,7 +2,8 @@
 
 For each image: DIR/<stem>.pts (iBUG-68 of the largest face) and, in DIR/landmarks.json, every face
 with its 68 landmarks, per-landmark sigma and visibility, and the head pose (focal length from
---focal, default the image width). Same core, options and defaults (backend hybrid) as the
+--focal, default the larger image side: core/camera.assumed_K, the face pipeline's own default for
+an image without calibration). Same core, options and defaults (backend hybrid) as the
 face_landmarks node (its spec, FaceLandmarksParams).
 """
 from __future__ import annotations
@@ -18,13 +19,14 @@ def add_arguments(p) -> None:
     p.add_argument('--output', '-o', required=True)
     from depthmarks_ros.cli.options import add_spec_options
     from depthmarks_ros.params.face_landmarks import FaceLandmarksParams
-    p.add_argument('--focal', type=float, default=0.0, help='focal length in px (default: image width)')
+    p.add_argument('--focal', type=float, default=0.0, help='focal length in px (default: the larger image side)')
     add_spec_options(p, FaceLandmarksParams)   # --backend (hybrid, as the node), --no-uncertainty, ...
 
 
 def run(args) -> int:
     import cv2
     from depthmarks_ros.cli.options import spec_from_args
+    from depthmarks_ros.core.camera import assumed_K
     from depthmarks_ros.core.face.backends import BackendError
     from depthmarks_ros.core.face.pipeline import FaceLandmarker
     from depthmarks_ros.core.pts_io import write_pts
@@ -45,8 +47,7 @@ def run(args) -> int:
             print(f'{path}: cannot read, skipped')
             continue
         h, w = bgr.shape[:2]
-        f = args.focal or float(w)
-        K = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]])
+        K = assumed_K(w, h, args.focal)
         landmarker.tracker = type(landmarker.tracker)()  # independent images: fresh ids
         faces = landmarker.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), K)
         stem = os.path.splitext(os.path.basename(path))[0]

@@ -31,6 +31,16 @@ def _as_matrix(value, shape, name) -> np.ndarray:
     return arr.reshape(shape).copy()
 
 
+def assumed_K(width: int, height: int, focal: Optional[float] = None) -> np.ndarray:
+    """(3, 3) the pinhole camera assumed for an image without calibration: focal length ``focal`` px
+    (None or 0: the larger image side, ~53 deg across that side), principal point at the image centre
+    ((w - 1) / 2, (h - 1) / 2, pixel centres at integers). The one default where the face pipeline has
+    no camera (its sigma features' plain pose solve, the hybrid's quick yaw) and of the `face`
+    command's head pose (``--focal``); a node always has its camera_info."""
+    f = float(focal) if focal else float(max(width, height))
+    return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
+
+
 @dataclass
 class PinholeCamera:
     """A calibrated pinhole camera (the data of a CameraInfo message)."""

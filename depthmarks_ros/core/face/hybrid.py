@@ -85,11 +85,10 @@ def disagreement(a68: np.ndarray, b68: np.ndarray) -> float:
 
 
 def quick_yaw(pts68: np.ndarray, size) -> float:
-    """Yaw (deg) of a plain PnP solve with a generic camera (f = the larger image side)."""
+    """Yaw (deg) of a plain PnP solve with the assumed camera (core/camera.assumed_K)."""
+    from depthmarks_ros.core.camera import assumed_K
     from depthmarks_ros.core.face.head_pose import solve_head_pose
-    w, h = size
-    f = float(max(w, h))
-    hp = solve_head_pose(pts68, np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]]))
+    hp = solve_head_pose(pts68, assumed_K(*size))
     return float(hp.yaw) if hp is not None else 0.0
 
 

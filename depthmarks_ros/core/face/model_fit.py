@@ -47,9 +47,9 @@ def camera_for(sample, image_size) -> np.ndarray:
     centre, f = AFLW_FOCAL_PX for AFLW2000-3D (its labels come from a weak-perspective fit), else
     the image width."""
     from depthmarks_ros.core.face.datasets import AFLW_FOCAL_PX
+    from depthmarks_ros.core.camera import assumed_K
     w, h = image_size
-    f = AFLW_FOCAL_PX if sample.dataset == 'aflw2000_3d' else float(w)
-    return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])
+    return assumed_K(w, h, AFLW_FOCAL_PX if sample.dataset == 'aflw2000_3d' else float(w))
 
 
 # The fits run the landmarkers with all_views=False: they use the annotated face only, and the every-view

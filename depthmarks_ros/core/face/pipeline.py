@@ -17,6 +17,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from depthmarks_ros.core.camera import assumed_K
 from depthmarks_ros.core.face.backends import BackendError, DlibFace68, create_backend
 from depthmarks_ros.core.face.head_pose import HeadPose, solve_head_pose, weighted_head_pose
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, MEDIAPIPE_TO_IBUG68, RIGHT_EYE_OUTER
@@ -222,7 +223,7 @@ class FaceLandmarker:
                             results[i].tta.append(full)
         ids = self.tracker.update([r.bbox for r in results])
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if self.sigma_model is not None or self.uncertainty else None
-        K_pose = K if K is not None else np.array([[max(w, h), 0, (w - 1) / 2], [0, max(w, h), (h - 1) / 2], [0, 0, 1.0]])
+        K_pose = K if K is not None else assumed_K(w, h)
         faces = []
         for r, others, o68, fid in zip(results, others_per_face, others68, ids):
             iod = float(np.linalg.norm(r.landmarks68[LEFT_EYE_OUTER] - r.landmarks68[RIGHT_EYE_OUTER]))
