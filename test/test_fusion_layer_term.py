@@ -47,6 +47,8 @@ def test_load_model_refuses_unknown_versions_and_parameters(tmp_path):
     save_model(SigmaModel(**{**BASE.to_dict(), **LAYER}), str(path))
     doc = json.loads(path.read_text())
     for bad, match in (({**doc, 'version': 3}, 'version 3 unknown'), ({**doc, 'version': None}, 'version None'),
+                       ({**doc, 'version': 2.0}, 'version 2.0 unknown'), ({**doc, 'version': True}, 'version True'),
+                       ({**doc, 'version': 1}, 'version 1 has no layer term'),
                        ({**doc, 'params': {**doc['params'], 'lidar_new_term': 1.0}}, 'lidar_new_term')):
         path.write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=match):
@@ -143,8 +145,10 @@ def test_returns_at_or_below_the_completion_threshold_are_no_returns():
     junk = sparse.copy()
     pick = holes & (rng.random(sparse.shape) < 0.1)
     junk[pick] = rng.choice(np.float32([0.0, -1.0, MIN_RETURN_DEPTH]), int(pick.sum()))
+    rgb = np.full(sparse.shape + (3,), 120, np.uint8)
+    for method in ('classical', 'guided', 'scanline'):     # every completion: the same rule for a return
+        assert np.array_equal(complete(junk, method, rgb), complete(sparse, method, rgb), equal_nan=True), method
     dense = complete(sparse, 'scanline')
-    assert np.array_equal(complete(junk, 'scanline'), dense, equal_nan=True)
     m = SigmaModel(**{**BASE.to_dict(), **LAYER})
     for fn in (distance_to_measurement, row_gap, interpolation_residual):
         assert np.array_equal(fn(junk), fn(sparse)), fn.__name__
@@ -294,3 +298,20 @@ def test_the_quantile_stages_refit_only_their_groups():
         assert out['lidar_k'] / out['lidar_s0'] == pytest.approx(band['lidar_k'] / band['lidar_s0'], rel=1e-9)
     with pytest.raises(ValueError, match='unknown LiDAR scale stage'):
         fit_lidar_layer(BASE, fit, 'pinball')
+
+
+def test_a_diverged_quantile_stage_gives_no_layer_term_not_the_uncalibrated_start(monkeypatch):
+    fit = [_wrong_layer_samples(s) for s in (0, 1)]
+    real = learned.minimise_lbfgs
+    calls = []
+
+    def diverge_second(params, loss_fn, max_iter=300):    # the NLL fit runs; the pinball fit diverges
+        calls.append(1)
+        if len(calls) == 1:
+            return real(params, loss_fn, max_iter)
+        with torch.no_grad():
+            for t in params:
+                t.fill_(float('nan'))
+    import torch
+    monkeypatch.setattr(learned, 'minimise_lbfgs', diverge_second)
+    assert fit_lidar_layer(BASE, fit, 'quantile') == {} and len(calls) == 2

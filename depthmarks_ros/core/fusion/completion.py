@@ -81,8 +81,8 @@ def complete_guided(sparse: np.ndarray, rgb: np.ndarray, max_depth: float = 100.
     inv = np.where(valid, 1.0 / np.maximum(dense, 1e-3), 0).astype(np.float32)
     filt = cv2.ximgproc.guidedFilter(guide, inv, radius, eps)
     out = np.where(valid & (filt > 1e-6), 1.0 / np.maximum(filt, 1e-6), np.nan).astype(np.float32)
-    measured = np.isfinite(sparse)
-    out[measured] = sparse[measured]
+    hits = measured(sparse)     # the completions' rule for a return (> MIN_RETURN_DEPTH), not any finite value
+    out[hits] = sparse[hits]
     return out
 
 

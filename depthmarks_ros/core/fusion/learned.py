@@ -281,7 +281,7 @@ LAYER_LIKELIHOOD = 'laplace'
 # The LiDAR sigma's calibration after the layer term's NLL fit (fit_lidar_layer, fit-fusion --lidar-scales):
 # 'band': one scale on the whole sigma (band_calibration_scale); 'quantile': the scale of S and the scale g of
 # the layer term refitted apart by the pinball losses at the two shares the target scores
-# (QUANTILE_SHARES: 68.3 % within 1 sigma, 95.4 % within 2; quantile_scales). The NLL follows the heavy
+# (QUANTILE_SHARES: 68.3 % within 1 sigma, 95.4 % within 2; quantile_refit). The NLL follows the heavy
 # tail; two scales trade the bulk (S) against the tail (the layer term) where one cannot.
 # The quantile stages refit: 'quantile' the two scales (S's, g), 'quantile-layer' also the layer probability
 # (w0, w1), 'quantile-all' also S's shape (k against s0, the powers p and q) (quantile_refit's groups).
@@ -353,7 +353,10 @@ def fit_lidar_layer_details(model: SigmaModel, samples: List[Dict[str, np.ndarra
         return {}, None, 1.0
     p = {k: float(v) for k, v in _layer_params(model, w.detach()).items()}
     if stage != 'band':
-        out, scale = quantile_refit({**fixed, **p}, T, QUANTILE_REFIT[stage])
+        refit = quantile_refit({**fixed, **p}, T, QUANTILE_REFIT[stage])
+        if refit is None:        # the pinball fit diverged: no layer term (as a diverged NLL fit)
+            return {}, None, 1.0
+        out, scale = refit
         return out, s, scale
     scale = band_calibration_scale(ratios)
     # S's scale folded into its parameters (S is base^p, base linear in them: times scale^(1/p), as
@@ -381,7 +384,7 @@ def quantile_refit(start: Dict[str, float], T: dict, groups=('scale', 'g'), max_
     the ``groups``: 'scale' S's scale (all of S's parameters times one factor), 'g' the layer term's scale,
     'p' its probability's w0 and w1 (within the NLL fit's bounds), 'shape' S's shape (k's share against s0,
     the powers p and q); the others kept. T: the samples' torch columns (_lidar_layer_samples). Returns
-    (the LiDAR parameters, the factor on S at the start's powers)."""
+    (the LiDAR parameters, the factor on S at the start's powers), or None where the fit diverged (not the uncalibrated start)."""
     import torch
     names = SOURCE_PARAMS['lidar']
     span = LAYER_SLOPE_MAX - LAYER_SLOPE_MIN
@@ -415,7 +418,9 @@ def quantile_refit(start: Dict[str, float], T: dict, groups=('scale', 'g'), max_
         return _pinball(log_e, torch.log(s))
 
     minimise_lbfgs([w], loss_fn, max_iter)
-    w = w.detach() if torch.isfinite(w).all() else w0
+    if not torch.isfinite(w).all():
+        return None
+    w = w.detach()
     out = {n: start[n] for n in names + ('lidar_layer_bias', 'lidar_layer_slope')}
     out.update({k: float(v) for k, v in params(w).items()})
     return out, float(np.exp(float(w[0])))
@@ -455,7 +460,7 @@ def fit_lidar_layer(model: SigmaModel, samples: List[Dict[str, np.ndarray]],
     by Laplace NLL (L-BFGS; LAYER_LIKELIHOOD 'mixture': the mixture's, :func:`_minimise_layer_mixture_nll`)
     with w1 in [LAYER_SLOPE_MIN, LAYER_SLOPE_MAX] and |w0| <= LAYER_BIAS_MAX, then calibrated by ``stage``
     (LIDAR_SCALES, default LIDAR_SCALE_STAGE): 'band', the whole sigma scaled by
-    :func:`band_calibration_scale`; 'quantile', S and the layer term scaled apart by :func:`quantile_scales`
+    :func:`band_calibration_scale`; 'quantile', S and the layer term scaled apart by :func:`quantile_refit`
     (the scales folded into g and into S's parameters as fit_lidar_gap does). Returns the LiDAR parameters;
     {} (no layer term) with fewer than LAYER_MIN_SAMPLES errors where G > LAYER_MIN_GAP_REL z, or when the
     fit does not end at finite values."""
@@ -603,11 +608,14 @@ def load_model(path: str) -> SigmaModel:
     if not isinstance(data, dict) or data.get('kind') != MODEL_KIND or not isinstance(data.get('params'), dict):
         raise ValueError(f'{path}: not a fusion sigma model file')
     version = data.get('version')
-    if version not in MODEL_VERSIONS:
+    if type(version) is not int or version not in MODEL_VERSIONS:
         raise ValueError(f'{path}: sigma model file version {version!r} unknown to this code (it reads '
                          f'{", ".join(map(str, MODEL_VERSIONS))}): written by a newer depthmarks_ros?')
     try:
         model = SigmaModel.from_dict(data['params'])
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f'{path}: sigma model parameters unusable: {exc}') from exc
+    if version == 1 and model.lidar_layer:
+        raise ValueError(f'{path}: version 1 has no layer term, yet lidar_layer is {model.lidar_layer!r} '
+                         '(a hand-edited file? version 2 holds it)')
     return model
