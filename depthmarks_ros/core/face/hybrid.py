@@ -358,7 +358,9 @@ def refine_keypoint_guess(profile, blend: 'HybridBlend', rgb: np.ndarray, box: n
     without a mesh, both directions, the result nearer the guess; with two or more ``view_keypoints``
     also started on each view's own regression (``blend.from_keypoints``) in that direction, and the
     per-point median of all those results. One rule for the run time (HybridFace68._from_keypoints)
-    and the fit (model_fit._fit_profile)."""
+    and the fit (model_fit._fit_profile), with one exception: the mesh-face check
+    (HybridFace68._check_mesh_face) compares against the single-start result (no per-view median, as
+    its 0.8 threshold was chosen), so a face it switches carries a covariance fitted with the median."""
     both = [profile.predict_from(rgb, guess, left, scale) for left in (False, True)]
     left = bool(np.linalg.norm(both[1] - guess, axis=1).mean() < np.linalg.norm(both[0] - guess, axis=1).mean())
     p68 = both[int(left)]
