@@ -521,11 +521,95 @@ def test_angle_factors_grow_with_yaw_where_the_errors_do():
     yaw = rng.uniform(-80, 80, 3000)
     true = np.column_stack([2.0 * np.exp(1.5 * np.abs(yaw) / 90), np.full(3000, 3.0), 1.5 * np.exp(0.8 * np.abs(yaw) / 90)])
     z = np.abs(rng.normal(0, 1, (3000, 3))) * true
-    scales, slopes = fit_angle_factors(z, yaw)
+    scales, slopes, rng = fit_angle_factors(z, yaw)
     assert slopes == pytest.approx([1.5, 0.0, 0.8], abs=0.25) and scales == pytest.approx([2.0, 3.0, 1.5], rel=0.15)
-    f = np.array([angle_factors(scales, slopes, y) for y in yaw])
+    assert rng == pytest.approx([0.0, 80.0], abs=0.5)
+    f = np.array([angle_factors(scales, slopes, y, rng) for y in yaw])
     flat = np.quantile(z, 0.6827, axis=0)
     for lo, hi in ((0, 20), (60, 80)):
         m = (np.abs(yaw) >= lo) & (np.abs(yaw) < hi)
         assert np.all(np.abs(np.mean(z[m] <= f[m], axis=0) - 0.683) < 0.05)
         assert abs(np.mean(z[m, 0] <= flat[0]) - 0.683) > 0.1      # one factor: off in the outer bands
+
+
+def _turned_head(yaw, rng):
+    model = face_model_68()
+    uv = model @ rotation_from_angles(yaw, -5, 3).T + np.array([0.01, 0.0, 0.8])
+    uv = uv @ K.T
+    return uv[:, :2] / uv[:, 2:3] + rng.normal(0, 0.5, (68, 2))
+
+
+def test_weighted_head_pose_applies_the_yaw_slopes_clamped_to_the_fit_range_and_pooled_factors_elsewhere():
+    """face_fit.json head_pose: a path's angle factors grow (or shrink) with |yaw| by its slopes up to the
+    |yaw| range its factors were fitted on, and stay there beyond it (no extrapolation); a path without
+    factors of its own takes the pooled ones, none at all leaves the covariance unscaled."""
+    from depthmarks_ros.core.face.head_pose import POOLED_KEY, angles_jacobian, weighted_head_pose
+
+    def sds(hp):
+        J = angles_jacobian(hp.rvec)
+        return np.sqrt(np.diag(J @ hp.covariance[:3, :3] @ J.T))
+    cov = np.tile(np.eye(2) * 2.0, (68, 1, 1))
+    fit = {'angle_scales': {'a': [2.0, 1.0, 1.5], POOLED_KEY: [3.0, 3.0, 3.0]},
+           'angle_scale_yaw_slopes': {'a': [1.8, 0.0, -0.9], POOLED_KEY: [0.9, 0.0, 0.0]},
+           'angle_scale_yaw_range': {'a': [5.0, 40.0], POOLED_KEY: [0.0, 60.0]}}
+    for yaw in (20.0, 70.0, 0.5):
+        lm = _turned_head(yaw, np.random.default_rng(int(yaw)))
+        plain = weighted_head_pose(lm, K, cov, {})
+        hp = weighted_head_pose(lm, K, cov, fit, 'a')
+        assert abs(abs(hp.yaw) - yaw) < 3           # the pose's own (estimated) |yaw| picks the factor
+        used = 40.0 if yaw > 40 else 5.0 if yaw < 5 else abs(hp.yaw)      # clamped to the fit range
+        want = np.array([2.0, 1.0, 1.5]) * np.exp(np.array([1.8, 0.0, -0.9]) * used / 90)
+        np.testing.assert_allclose(sds(hp) / sds(plain), want, rtol=1e-6)
+        other = weighted_head_pose(lm, K, cov, fit, 'no such path')
+        used = 60.0 if yaw > 60 else abs(hp.yaw)
+        np.testing.assert_allclose(sds(other) / sds(plain), 3.0 * np.exp(np.array([0.9, 0.0, 0.0]) * used / 90),
+                                   rtol=1e-6)
+    lm = _turned_head(30.0, np.random.default_rng(3))
+    np.testing.assert_allclose(weighted_head_pose(lm, K, cov, {'angle_scales': {'a': [2.0, 2.0, 2.0]}}, 'b').covariance,
+                               weighted_head_pose(lm, K, cov, {}).covariance)
+
+
+def test_fit_angle_factors_weights_faces_and_keeps_one_factor_for_few_faces():
+    """Weighted faces count by their weight (a set given all the weight decides the factor); below
+    MIN_FACES_FOR_SLOPE faces no |yaw| slope is fitted."""
+    from depthmarks_ros.core.face.head_pose import MIN_FACES_FOR_SLOPE, fit_angle_factors
+    rng = np.random.default_rng(4)
+    yaw = rng.uniform(0, 60, 400)
+    z = np.abs(rng.normal(0, 1, (400, 3)))
+    z[200:] *= 4.0
+    w = np.r_[np.ones(200), np.full(200, 1e-6)]
+    s_w, _, _ = fit_angle_factors(z, yaw, weights=w, slope=False)
+    s_all, _, _ = fit_angle_factors(z, yaw, slope=False)
+    s_first, _, _ = fit_angle_factors(z[:200], yaw[:200], slope=False)
+    assert s_w == pytest.approx(s_first, rel=0.02) and np.all(np.array(s_all) > 1.5 * np.array(s_w))
+    few = MIN_FACES_FOR_SLOPE - 1
+    _, slopes, _ = fit_angle_factors(z[:few] * np.exp(2 * yaw[:few, None] / 90), yaw[:few])
+    assert slopes == [0.0, 0.0, 0.0]
+
+
+def test_face_fit_file_needs_its_version(tmp_path):
+    """face_fit.json of another version (or none: written before versions) stops the landmarker with a
+    message naming the file and the version; version 2 loads."""
+    import json
+    from depthmarks_ros.core.face.backends import BackendError
+    from depthmarks_ros.core.face.head_pose import FIT_VERSION
+    from depthmarks_ros.core.face.pipeline import load_fit
+    path = tmp_path / 'face_fit.json'
+    for bad in ({}, {'version': 1}, {'version': 3}, {'version': '2'}, {'version': True}, []):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(BackendError, match='face_fit.json: face fit file version'):
+            load_fit(str(path))
+    path.write_text(json.dumps({'version': FIT_VERSION, 'head_pose': {}}))
+    assert load_fit(str(path))['version'] == FIT_VERSION
+    assert load_fit(str(tmp_path / 'none.json')) == {}
+
+
+def test_hybrid_paths_take_their_own_pose_factors():
+    """The hybrid's faces the mesh follows take 'hybrid', its keypoint-path faces 'hybrid_box68', its
+    dlib-only faces the cascade dlib's 'dlib' (the same points and sigma model); other backends their
+    sigma key whatever the layout."""
+    from types import SimpleNamespace
+    hy = SimpleNamespace(backend_name='hybrid', sigma_key='hybrid')
+    assert [FaceLandmarker.pose_key(hy, k) for k in ('mediapipe478', 'box68', 'dlib68')] == \
+        ['hybrid', 'hybrid_box68', 'dlib']
+    assert FaceLandmarker.pose_key(SimpleNamespace(backend_name='dlib', sigma_key='dlib_hog'), 'dlib68') == 'dlib_hog'

@@ -33,7 +33,7 @@ import sys
 PACKAGE_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', 'data'))
 PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'sigma-hybrid', 'sigma-dlib_mmod',
          'sigma-cached', 'hybrid', 'hybrid-template', 'visibility', 'profile', 'pose-hybrid', 'pose-mediapipe',
-         'pose-dlib', 'pose-dlib_hog')
+         'pose-dlib', 'pose-dlib_hog', 'pose-hybrid_box68')
 COMMAND = 'depthmarks fit-face --data ../shared/data'
 
 

@@ -172,42 +172,77 @@ def solve_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.n
                     float(np.sqrt(np.mean(np.sum(resid ** 2, axis=1)))))
 
 
-def angle_factors(scales, slopes, yaw_deg: float) -> np.ndarray:
+# face_fit.json's format (core/face/pipeline.py load_fit refuses any other): 2 = per-path angle factors
+# (head_pose.angle_scales / angle_scale_yaw_slopes / angle_scale_yaw_range, the pooled factors under POOLED_KEY)
+FIT_VERSION = 2
+POOLED_KEY = 'pooled'         # the factors for a path without its own: fitted on every backend's fit faces
+MIN_FACES_FOR_SLOPE = 100     # fewer fit faces: one factor per angle, no |yaw| slope
+
+
+def angle_factors(scales, slopes, yaw_deg: float, yaw_range=(0.0, 0.0)) -> np.ndarray:
     """(3,) factors on the (yaw, pitch, roll) sigmas of a pose with this yaw: scales x
-    exp(slopes |yaw| / 90) (face_fit.json head_pose.angle_scales, angle_scale_yaw_slopes)."""
-    return np.asarray(scales, float) * np.exp(np.asarray(slopes, float) * abs(float(yaw_deg)) / 90.0)
+    exp(slopes |yaw| / 90), |yaw| clamped to ``yaw_range`` (degrees: the |yaw| range of the fit faces,
+    face_fit.json head_pose.angle_scale_yaw_range), so a slope is never extrapolated beyond the faces
+    it was fitted on (the default (0, 0): the factor at |yaw| 0)."""
+    lo, hi = float(yaw_range[0]), float(yaw_range[1])
+    y = min(max(abs(float(yaw_deg)), lo), max(hi, lo))
+    return np.asarray(scales, float) * np.exp(np.asarray(slopes, float) * y / 90.0)
 
 
-def fit_angle_factors(z: np.ndarray, yaw_deg: np.ndarray, share: float = 0.6827):
-    """(scales (3,), slopes (3,)) of :func:`angle_factors` from the |angle error| / sigma ``z`` (N, 3)
-    of fit faces and their estimated yaw (N,): per angle, the linear quantile regression of log z on
-    |yaw| / 90 at ``share`` (pinball loss; slope on a 0.01 grid in [-2, 4], intercept exact for each),
-    so that ``share`` of the errors lie within 1 sigma at every yaw, not only on average (the
-    Gauss-Newton covariance under-states a turned head's angle errors and over-states a frontal one's)."""
+def fit_angle_factors(z: np.ndarray, yaw_deg: np.ndarray, share: float = 0.6827, weights=None, slope: bool = True):
+    """(scales (3,), slopes (3,), yaw range (2,)) of :func:`angle_factors` from the |angle error| / sigma
+    ``z`` (N, 3) of fit faces and their estimated yaw (N,): per angle, the linear quantile regression of
+    log z on |yaw| / 90 at ``share`` (pinball loss, faces weighted by ``weights``; slope on a 0.01 grid in
+    [-4, 4], intercept exact for each), so that ``share`` of the errors lie within 1 sigma at every yaw,
+    not only on average (the Gauss-Newton covariance under-states a turned head's angle errors and
+    over-states a frontal one's). ``slope=False`` (or fewer than MIN_FACES_FOR_SLOPE faces): one factor
+    per angle. The range is the fit faces' |yaw| range (min, max, degrees): angle_factors clamps to it."""
     u = np.abs(np.asarray(yaw_deg, float)) / 90.0
+    w = np.ones(len(u)) if weights is None else np.asarray(weights, float)
+    grid = np.arange(-4.0, 4.0001, 0.01) if slope and len(u) >= MIN_FACES_FOR_SLOPE else np.zeros(1)
     scales, slopes = [], []
     for j in range(3):
         lz = np.log(np.maximum(z[:, j], 1e-12))
         best = None
-        for b1 in np.arange(-2.0, 4.0001, 0.01):
+        for b1 in grid:
             r = lz - b1 * u
-            b0 = float(np.quantile(r, share))
+            b0 = _weighted_quantile(r, w, share)
             d = r - b0
-            loss = float(np.sum(np.where(d >= 0, share * d, (share - 1.0) * d)))
+            loss = float(np.sum(w * np.where(d >= 0, share * d, (share - 1.0) * d)))
             if best is None or loss < best[0] - 1e-12:
                 best = (loss, b0, b1)
         scales.append(round(float(np.exp(best[1])), 4))
         slopes.append(round(float(best[2]), 3))
-    return scales, slopes
+    rng = [round(float(u.min() * 90.0), 1), round(float(u.max() * 90.0), 1)] if len(u) else [0.0, 0.0]
+    return scales, slopes, rng
+
+
+def _weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
+    """The smallest x with at least share q of the weight at or below it (np.quantile's 'inverted_cdf'
+    for equal weights): a minimiser of the weighted pinball loss."""
+    o = np.argsort(x)
+    c = np.cumsum(w[o])
+    return float(x[o][min(np.searchsorted(c, q * c[-1] - 1e-12), len(x) - 1)])
+
+
+def pose_factors(pose_fit: dict, key: str, yaw_deg: float) -> Optional[np.ndarray]:
+    """(3,) the angle factors of path ``key`` (its own, else the pooled ones) at this yaw, or None
+    where face_fit.json has neither (the covariance stays unscaled)."""
+    scales = pose_fit.get('angle_scales', {})
+    k = key if key in scales else POOLED_KEY if POOLED_KEY in scales else None
+    if k is None:
+        return None
+    return angle_factors(scales[k], pose_fit.get('angle_scale_yaw_slopes', {}).get(k, [0.0, 0.0, 0.0]), yaw_deg,
+                         pose_fit.get('angle_scale_yaw_range', {}).get(k, (0.0, 0.0)))
 
 
 def weighted_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.ndarray], pose_fit: dict,
                        key: str = '', first: Optional[HeadPose] = None) -> Optional[HeadPose]:
     """The face node's head pose: weighted by the landmark covariances ``cov68`` plus the 3D mean
     face's own spread (``pose_fit['model_residual_m']``, face_fit.json, projected at the face's
-    distance), the angle part scaled by backend ``key``'s factor per angle
-    (``pose_fit['angle_scales'][key]``; else the pooled ``covariance_scale``; neither: unscaled).
-    ``first``: the plain solve where already made. Without ``cov68`` the plain solve."""
+    distance), the angle part scaled by path ``key``'s factor per angle at the pose's |yaw|
+    (:func:`pose_factors`: ``pose_fit['angle_scales'][key]``, else the pooled factors; neither:
+    unscaled). ``first``: the plain solve where already made. Without ``cov68`` the plain solve."""
     resid = pose_fit.get('model_residual_m')
     first = first or solve_head_pose(landmarks68, K)
     if first is None or cov68 is None:
@@ -217,12 +252,10 @@ def weighted_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[n
         px = K[0, 0] / max(first.tvec[2], 1e-3) * np.asarray(resid, np.float64)   # metres -> px
         c = c + (px ** 2)[:, None, None] * np.eye(2)
     hp = solve_head_pose(landmarks68, K, c)
-    scales = pose_fit.get('angle_scales', {}).get(key)
-    if hp is not None and scales is not None:      # this backend's own factor per angle (and |yaw|)
-        slopes = pose_fit.get('angle_scale_yaw_slopes', {}).get(key, [0.0, 0.0, 0.0])
-        hp.covariance = scale_angle_covariance(hp, angle_factors(scales, slopes, hp.yaw))
-    elif hp is not None and 'covariance_scale' in pose_fit:
-        hp.covariance = hp.covariance * float(pose_fit['covariance_scale']) ** 2
+    if hp is not None:
+        f = pose_factors(pose_fit, key, hp.yaw)
+        if f is not None:
+            hp.covariance = scale_angle_covariance(hp, f)
     return hp
 
 

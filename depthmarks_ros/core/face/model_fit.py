@@ -113,6 +113,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
     import json
     import os
     from depthmarks_ros.core.face.datasets import SPLIT_RULE
+    from depthmarks_ros.core.face.head_pose import FIT_VERSION
     from depthmarks_ros.core.face.mapping import MeshTo68
     from depthmarks_ros.core.face.pipeline import FaceLandmarker
     from depthmarks_ros.core.face.sigma_fit import error_records, fit_and_save
@@ -128,6 +129,12 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
     def save_fit():
         with open(fit_path, 'w') as f:
             json.dump(fit, f, indent=1)
+    if fit and fit.get('version') != FIT_VERSION:   # an older format: its angle factors go (the pose part refits them)
+        old = fit.get('version')
+        _drop_old_pose_factors(fit)
+        save_fit()
+        yield (f'face_fit.json: version {old!r} -> {FIT_VERSION}; its head-pose angle factors dropped '
+               '(run the pose part to refit them)')
     if 'box' in parts:
         box, n = fit_box_map(samples)
         fit['box_map'] = {'mp': list(box), 'hog': [0.0, 0.0, 1.0]}
@@ -226,7 +233,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
             'split_rule': SPLIT_RULE, 'command': command})
         vm.save(os.path.join(output, 'face_visibility.json'))
         yield f'visibility: {len(vis_aflw)} AFLW faces, {hidden.mean() * 100:.1f} % of points self-occluded'
-    pose_keys = [k for k in POSE_BACKENDS if 'pose' in parts or f'pose-{k}' in parts]
+    pose_keys = [k for k in POSE_KEYS if 'pose' in parts or f'pose-{k}' in parts]
     if pose_keys:
         yield from _fit_pose_scales(aflw, output, command, fit, pose_keys, save_fit, cache)
 
@@ -234,17 +241,20 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
 # the backends whose head-pose covariance is calibrated per angle: sigma key -> (backend, dlib detector)
 POSE_BACKENDS = {'hybrid': ('hybrid', 'hog'), 'mediapipe': ('mediapipe', 'hog'), 'dlib': ('dlib', 'cascade'),
                  'dlib_hog': ('dlib', 'hog')}
+# every path with angle factors of its own (FaceLandmarker.pose_key): the backends, and the hybrid's keypoint
+# path (faces its mesh does not follow; its dlib-only faces take the cascade dlib's, 'dlib')
+POSE_KEYS = tuple(POSE_BACKENDS) + ('hybrid_box68',)
+PLAIN_POSE_FIT_KEYS = ('model_residual_m',)     # what the uncalibrated (factor-free) pose uses of face_fit.json
 
 
-def pose_z(lm, samples) -> np.ndarray:
-    """((N, 3) |angle error| / sigma (yaw, pitch, roll), (N,) estimated yaw deg) of a landmarker's head
-    pose on annotated faces (|angles| <= 99 deg), sigma from its 6x6 covariance before any calibration
-    factor."""
+def pose_z(lm, samples):
+    """((N, 3) |angle error| / sigma (yaw, pitch, roll), (N,) estimated yaw deg, (N,) the face's path
+    (FaceLandmarker.pose_key)) of a landmarker's head pose on annotated faces (|angles| <= 99 deg),
+    sigma from its 6x6 covariance before any calibration factor."""
     from depthmarks_ros.core.face.head_pose import angle_z
     lm.fit = dict(lm.fit)
-    lm.fit['head_pose'] = {k: v for k, v in lm.fit.get('head_pose', {}).items()
-                           if k not in ('covariance_scale', 'angle_scales', 'angle_scale_yaw_slopes')}
-    z = []
+    lm.fit['head_pose'] = {k: v for k, v in lm.fit.get('head_pose', {}).items() if k in PLAIN_POSE_FIT_KEYS}
+    z, keys = [], []
     for s in samples:
         if np.any(np.abs(s.pose_deg) > 99):
             continue
@@ -252,23 +262,25 @@ def pose_z(lm, samples) -> np.ndarray:
         hp = r['face'].head_pose if r['face'] is not None else None
         if hp is not None:
             z.append(list(angle_z(hp, s.pose_deg)) + [hp.yaw])
+            keys.append(lm.pose_key(r['face'].layout))
     z = np.array(z).reshape(-1, 4)
-    return z[:, :3], z[:, 3]
+    return z[:, :3], z[:, 3], np.array(keys, dtype=str)
 
 
 def pose_z_records(rec, sigma_model, pose_fit: dict, samples) -> np.ndarray:
     """pose_z from a backend's error records (core/face/sigma_fit.py) instead of running it: the
     node's weighted head pose (head_pose.py weighted_head_pose, no angle factor) on the records'
     pose points (``P``: the hybrid's mesh points; else the landmarks ``L``) with the covariances of
-    ``sigma_model``, on the AFLW2000-3D faces of ``samples`` (by stem) with every |angle| <= 99 deg.
-    The records of the backends with a fitted stage are cross-fitted (each face predicted by maps,
-    blends and predictors fitted without it), so the factors do not learn the fit faces' in-sample
-    errors, which are smaller than a new face's."""
+    ``sigma_model`` (or the records' own ``C`` (F, 68, 2, 2) where ``sigma_model`` is None: the
+    hybrid's keypoint-path faces), on the AFLW2000-3D faces of ``samples`` (by stem) with every
+    |angle| <= 99 deg. The records of the backends with a fitted stage are cross-fitted (each face
+    predicted by maps, blends and predictors fitted without it), so the factors do not learn the fit
+    faces' in-sample errors, which are smaller than a new face's."""
     from depthmarks_ros.core.face.head_pose import angle_z, weighted_head_pose
     by_stem = {s.stem: s for s in samples if s.pose_deg is not None}
-    plain = {k: v for k, v in pose_fit.items() if k not in ('covariance_scale', 'angle_scales', 'angle_scale_yaw_slopes')}
+    plain = {k: v for k, v in pose_fit.items() if k in PLAIN_POSE_FIT_KEYS}
     P = rec['P'] if 'P' in rec else rec['L']
-    covs = sigma_model.covariances_records(rec)
+    covs = rec['C'] if sigma_model is None else sigma_model.covariances_records(rec)
     z = []
     for stem, p68, cov in zip(rec['stem'], P, covs):
         s = by_stem.get(str(stem))
@@ -281,54 +293,100 @@ def pose_z_records(rec, sigma_model, pose_fit: dict, samples) -> np.ndarray:
     return z[:, :3], z[:, 3]
 
 
+def _drop_old_pose_factors(fit: dict) -> None:
+    """A face_fit.json dict of an older format made version head_pose.FIT_VERSION: its angle factors
+    (no |yaw| range, one pooled covariance_scale) dropped, the rest kept."""
+    from depthmarks_ros.core.face.head_pose import FIT_VERSION
+    for k in ('angle_scales', 'angle_scale_yaw_slopes', 'angle_scale_yaw_range', 'angle_scales_from',
+              'covariance_scale', 'note', 'angle_scales_made_by'):
+        fit.get('head_pose', {}).pop(k, None)
+    fit['version'] = FIT_VERSION
+
+
+BOX68_POSE_RECORDS = 'pose_hybrid_box68.npz'     # in --cache: the hybrid's keypoint-path faces (_fit_profile)
+
+
 def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
-    """Per backend and angle: the factor on sigma that puts 68.3 % of the fit split's AFLW2000-3D
-    angle errors within 1 sigma (face_fit.json head_pose.angle_scales); covariance_scale, the pooled
-    factor of every backend and angle, stays for backends without their own. With ``cache``, a
-    backend whose error records are there (``sigma_<key>.npz``; the hybrid's only with its pose points)
-    is scored on them (pose_z_records: cross-fitted points), else it is run on the images."""
+    """Per path (POSE_KEYS) and angle: the factors on sigma, of the pose's |yaw| within the fit faces'
+    |yaw| range, that put 68.3 % of the fit split's AFLW2000-3D angle errors within 1 sigma
+    (face_fit.json head_pose.angle_scales, angle_scale_yaw_slopes, angle_scale_yaw_range), each fitted
+    on the faces of its own path; where every backend is fitted, the pooled factors (POOLED_KEY) for
+    paths without their own, fitted on the union of the four backends' faces (each backend the same
+    weight). With ``cache``, a path whose records are there (``sigma_<key>.npz``, the hybrid's only with
+    its pose points; BOX68_POSE_RECORDS for the keypoint path) is scored on them (pose_z_records:
+    cross-fitted points), else its backend is run on the images (the hybrid's faces split by path)."""
     import json
     import os
     from depthmarks_ros.core.face.datasets import SPLIT_RULE
-    from depthmarks_ros.core.face.head_pose import fit_angle_factors
+    from depthmarks_ros.core.face.head_pose import FIT_VERSION, POOLED_KEY, fit_angle_factors
     from depthmarks_ros.core.face.pipeline import FaceLandmarker
     from depthmarks_ros.core.face.sigma_fit import load_records
     from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
+    if fit.get('version') != FIT_VERSION:       # factors of an older format: not kept beside new ones
+        _drop_old_pose_factors(fit)
     hp = fit.setdefault('head_pose', {})
     with open(os.path.join(output, 'face_model_68.json')) as f:
         hp['model_residual_m'] = json.load(f)['residual_rms_m']
     scales = hp.setdefault('angle_scales', {})
     slopes = hp.setdefault('angle_scale_yaw_slopes', {})
+    ranges = hp.setdefault('angle_scale_yaw_range', {})
     sources = hp.setdefault('angle_scales_from', {})
-    for key in keys:
-        path = os.path.join(cache, f'sigma_{key}.npz') if cache else ''
-        rec = load_records(path) if path and os.path.isfile(path) else None
-        sm_path = os.path.join(output, f'face_sigma_{key}.json')
-        if rec is not None and (key != 'hybrid' or 'P' in rec) and os.path.isfile(sm_path):
-            z, yaw = pose_z_records(rec, LandmarkSigmaModel.load(sm_path), hp, aflw)
-            sources[key] = 'error records (fit-face --cache; cross-fitted where a fitted stage makes the points)'
-        else:
-            backend, detector = POSE_BACKENDS[key]
+    hp.pop('covariance_scale', None)
+    ran = {}                                  # backend -> its faces' (z, yaw, path) where run on the images
+    zs = {}
+
+    def run(backend_key):
+        if backend_key not in ran:
+            backend, detector = POSE_BACKENDS[backend_key]
             lm = FaceLandmarker(backend, static=True, data_dir=output, dlib_detector=detector, all_views=False)
-            z, yaw = pose_z(lm, aflw)
+            ran[backend_key] = pose_z(lm, aflw)
             lm.close()
-            sources[key] = 'the shipped backend run on the fit images'
+        return ran[backend_key]
+    for key in keys:
+        if key == 'hybrid_box68':
+            path = os.path.join(cache, BOX68_POSE_RECORDS) if cache else ''
+            rec = load_records(path) if path and os.path.isfile(path) else None
+            sm_path = ''
+        else:
+            path = os.path.join(cache, f'sigma_{key}.npz') if cache else ''
+            rec = load_records(path) if path and os.path.isfile(path) else None
+            sm_path = os.path.join(output, f'face_sigma_{key}.json')
+            if rec is not None and ((key == 'hybrid' and 'P' not in rec) or not os.path.isfile(sm_path)):
+                rec = None
+        if rec is not None:
+            z, yaw = pose_z_records(rec, LandmarkSigmaModel.load(sm_path) if sm_path else None, hp, aflw)
+            sources[key] = ('cross-fitted turned-face predictions of the fit faces the mesh does not follow '
+                            '(fit-face --parts profile --cache)' if key == 'hybrid_box68' else
+                            'error records (fit-face --cache; cross-fitted where a fitted stage makes the points)')
+        else:
+            z, yaw, path_of = run('hybrid' if key == 'hybrid_box68' else key)
+            own = path_of == key
+            z, yaw = z[own], yaw[own]
+            sources[key] = 'the shipped backend run on the fit images, its faces on this path'
         ok = np.all(np.isfinite(z), axis=1)          # a face whose covariance gave no finite sigma
         z, yaw = z[ok], yaw[ok]
         if len(z) < 10:
             yield f'head pose {key}: only {len(z)} faces, not calibrated'
             continue
-        scales[key], slopes[key] = fit_angle_factors(z, yaw)
-        yield (f'head pose {key}: angle sigma factors (yaw, pitch, roll) {scales[key]} x exp({slopes[key]} |yaw| / 90) '
-               f'from {len(z)} fit faces ({sources[key]})')
-    hp['covariance_scale'] = float(np.exp(np.mean([np.log(v) for s3 in scales.values() for v in s3]))) \
-        if scales else hp.get('covariance_scale', 1.0)
-    hp['note'] = ('angle_scales[backend] x exp(angle_scale_yaw_slopes[backend] |yaw| / 90) = (yaw, pitch, roll) '
-                  'factors on the angle sigmas (core/face/head_pose.py angle_factors, scale_angle_covariance): 68.3 % '
-                  'of the fit split\'s AFLW2000-3D angle errors (|angles| <= 99) within 1 sigma per backend and '
-                  'angle, at every estimated |yaw| (linear quantile regression, fit_angle_factors; '
-                  'angle_scales_from: on which points); covariance_scale (the geometric mean of angle_scales) for '
-                  'other backends')
+        zs[key] = (z, yaw)
+        scales[key], slopes[key], ranges[key] = fit_angle_factors(z, yaw)
+        yield (f'head pose {key}: angle sigma factors (yaw, pitch, roll) {scales[key]} x exp({slopes[key]} |yaw| / 90), '
+               f'|yaw| clamped to {ranges[key]} deg, from {len(z)} fit faces ({sources[key]})')
+    if all(k in zs for k in POSE_BACKENDS):
+        z = np.concatenate([zs[k][0] for k in POSE_BACKENDS])
+        yaw = np.concatenate([zs[k][1] for k in POSE_BACKENDS])
+        w = np.concatenate([np.full(len(zs[k][0]), 1.0 / len(zs[k][0])) for k in POSE_BACKENDS])
+        scales[POOLED_KEY], slopes[POOLED_KEY], ranges[POOLED_KEY] = fit_angle_factors(z, yaw, weights=w)
+        sources[POOLED_KEY] = 'the four backends\' fit faces together, each backend the same total weight'
+        yield (f'head pose {POOLED_KEY}: {scales[POOLED_KEY]} x exp({slopes[POOLED_KEY]} |yaw| / 90), |yaw| clamped to '
+               f'{ranges[POOLED_KEY]} deg, from {len(z)} faces of {len(POSE_BACKENDS)} backends')
+    hp['note'] = ('angle_scales[path] x exp(angle_scale_yaw_slopes[path] |yaw| / 90), |yaw| clamped to '
+                  'angle_scale_yaw_range[path] (the fit faces\' range) = (yaw, pitch, roll) factors on the angle '
+                  'sigmas (core/face/head_pose.py angle_factors, scale_angle_covariance): 68.3 % of the fit split\'s '
+                  'AFLW2000-3D angle errors (|angles| <= 99) within 1 sigma per path and angle, at every estimated '
+                  '|yaw| (linear quantile regression, fit_angle_factors), each path fitted on its own faces '
+                  '(FaceLandmarker.pose_key; angle_scales_from: on which points); ' + POOLED_KEY + ': for paths '
+                  'without their own (fitted on the four backends\' faces together)')
     hp['angle_scales_made_by'] = {'command': command, 'split_rule': SPLIT_RULE}
     save_fit()
 
@@ -550,6 +608,13 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
                           for j, (s, *_) in enumerate(unmeshed)])
         yield (f'profile: {len(unmeshed)} faces the mesh cannot follow: box-NME keypoint map {kp_nme:.4f} (in-sample) -> '
                f'predictor {pr_nme:.4f} (cross-fitted)')
+    if cache and res and cov is not None:      # the keypoint path's faces, for its head-pose factors (pose part)
+        from depthmarks_ros.core.face.sigma_fit import save_records
+        os.makedirs(cache, exist_ok=True)
+        preds = np.array([un_pred[j] for j in range(len(unmeshed))])
+        save_records(os.path.join(cache, BOX68_POSE_RECORDS), {
+            'stem': np.array([s.stem for s, *_ in unmeshed]), 'L': preds,
+            'C': np.array([cov * _size(p) ** 2 for p in preds])})      # as at run time (hybrid._from_keypoints)
     from depthmarks_ros.core.face.sigma_fit import error_records, fit_and_save
     rec = error_records([r['sample'] for r in mesh_recs], out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for,
                         pose68s=m68s)
@@ -581,7 +646,7 @@ def guess_scale(pairs) -> float:
 
 
 def _shares(sm) -> str:
-    return (f"1/2-sigma shares on its fit errors {sm.meta.get('shares_nll')} -> x{sm.scale:.2f} "
+    return (f"1/2-sigma shares on its fit errors {sm.meta.get('shares_before_scale')} -> x{sm.scale:.2f} "
             f"{sm.meta.get('shares_fit')}")
 
 

@@ -51,13 +51,21 @@ class Face:
 
 
 def load_fit(path: str) -> dict:
+    """face_fit.json (detector box map, head-pose calibration), {} where there is none; a file that is
+    unreadable or not of head_pose.FIT_VERSION is a BackendError naming it."""
+    from depthmarks_ros.core.face.head_pose import FIT_VERSION
     if not os.path.isfile(path):
         return {}
     try:
         with open(path) as f:
-            return json.load(f)
+            fit = json.load(f)
     except (OSError, ValueError) as exc:
         raise BackendError(f'{path}: unreadable face fit file ({exc}); refit with depthmarks fit-face') from exc
+    v = fit.get('version') if isinstance(fit, dict) else None
+    if type(v) is not int or v != FIT_VERSION:
+        raise BackendError(f'{path}: face fit file version {v!r}, this code reads version {FIT_VERSION} only '
+                           '(a file without one predates it); refit with depthmarks fit-face --parts box,pose')
+    return fit
 
 
 def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, size) -> dict:
@@ -179,6 +187,16 @@ class FaceLandmarker:
     def sigma_key(self) -> str:
         return self._sigma_key(getattr(self.backend, 'detector', ''))
 
+    def pose_key(self, layout: str) -> str:
+        """Whose head-pose angle factors (face_fit.json head_pose.angle_scales) a face of this layout
+        takes: the hybrid's faces the mesh follows 'hybrid', its keypoint-path faces (no mesh, or the
+        mesh switched off by the mesh-face check) 'hybrid_box68', its dlib-only faces (dlib's predictor,
+        the cascade dlib's sigma model) the cascade dlib's 'dlib'; every other backend its sigma key.
+        Each is fitted on the faces of that path (model_fit._fit_pose_scales)."""
+        if self.backend_name == 'hybrid' and layout in ('dlib68', 'box68'):
+            return 'dlib' if layout == 'dlib68' else 'hybrid_box68'
+        return self.sigma_key
+
     def close(self) -> None:
         for b in [self.backend] + self._aug:
             b.close()
@@ -253,11 +271,12 @@ class FaceLandmarker:
             if not r.layout.startswith('mediapipe') or self.mapping is None:
                 face.cov[sub], face.visibility[sub] = face.cov68, face.visibility68
             if K is not None:
+                key = self.pose_key(r.layout)
                 if r.pose68 is not None:    # hybrid: the mesh's points, in the 3D mean face's (AFLW) convention
-                    face.head_pose = self.head_pose(r.pose68, K, face.cov68)
+                    face.head_pose = self.head_pose(r.pose68, K, face.cov68, key=key)
                 else:
                     pose0 = face.extras.get('pose0') if K_pose is K else None     # the same plain solve
-                    face.head_pose = self.head_pose(face.landmarks68, K, face.cov68, pose0)
+                    face.head_pose = self.head_pose(face.landmarks68, K, face.cov68, pose0, key)
                 if depth is not None:
                     z, spread = robust_depth(depth, face.landmarks, radius=2, sigma_map=depth_sigma)
                     face.points3d, face.cov3d = lift(face.landmarks, z, K[0, 0], K[1, 1], K[0, 2], K[1, 2],
@@ -266,12 +285,13 @@ class FaceLandmarker:
         return faces
 
     def head_pose(self, landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.ndarray],
-                  first: Optional[HeadPose] = None) -> Optional[HeadPose]:
+                  first: Optional[HeadPose] = None, key: Optional[str] = None) -> Optional[HeadPose]:
         """Pose weighted by the landmark covariance plus the 3D mean face's own spread (the model
         residual of face_model_68.json projected at the face's distance), the angle part scaled by
-        the backend's fitted factor per angle (face_fit.json head_pose.angle_scales; else the one
-        pooled covariance_scale)."""
-        return weighted_head_pose(landmarks68, K, cov68, self.fit.get('head_pose', {}), self.sigma_key, first)
+        path ``key``'s fitted factors per angle and |yaw| (:meth:`pose_key`; default the backend's
+        sigma key; face_fit.json head_pose.angle_scales, else the pooled factors)."""
+        return weighted_head_pose(landmarks68, K, cov68, self.fit.get('head_pose', {}),
+                                  self.sigma_key if key is None else key, first)
 
     def _dlib_jitter(self, rgb, bbox) -> List[np.ndarray]:
         import dlib

@@ -199,8 +199,9 @@ def fit_and_save(key: str, rec: Dict[str, np.ndarray], output: str, meta: dict, 
                         'the 1- and 2-sigma shares (quantile stage)') if quantile else 'Gaussian NLL (+ LUVLi BCE)'
     sm = fit_sigma(rec, meta, steps, features, quantile)
     sm.save(os.path.join(output, f'face_sigma_{key}.json'))
-    lines.append(f"sigma model {key}: {len(rec['E'])} faces, NLL {sm.meta['fit_nll']:.3f}, 1/2-sigma shares on its "
-                 f"fit errors {sm.meta.get('shares_nll')} -> x{sm.scale:.2f} {sm.meta.get('shares_fit')}")
+    lines.append(f"sigma model {key}: {len(rec['E'])} faces, NLL stage loss {sm.meta['nll_stage_loss']:.3f}, 1/2-sigma "
+                 f"shares on its fit errors {sm.meta.get('shares_before_scale')} -> x{sm.scale:.2f} "
+                 f"{sm.meta.get('shares_fit')}")
     return lines
 
 

@@ -275,14 +275,16 @@ class LandmarkSigmaModel:
             return share_misses([shares(k, *p) for p in parts])
         grid = np.exp(np.linspace(np.log(0.3), np.log(3.0), 400))
         k = float(grid[min(range(len(grid)), key=lambda i: miss(grid[i]))])
-        self.meta['shares_nll'] = [round(v, 4) for v in shares(1.0)]
+        self.meta.pop('shares_nll', None)           # the name before: these are not the NLL stage's shares
+        self.meta['shares_before_scale'] = [round(v, 4) for v in shares(1.0)]
         self.scale = k
         self.meta['shares_fit'] = [round(v, 4) for v in shares(k)]
         if groups is not None:
             self.meta['shares_fit_per_group'] = {str(n): [round(v, 4) for v in shares(k, *p)]
                                                  for n, p in zip(np.unique(np.asarray(groups)), parts)}
         self.meta['share_scale_note'] = ('sigma x scale: shares of the fit errors within 1/2 sigma '
-                                         'shares_nll -> shares_fit (Gaussian 0.393 / 0.865); the factor '
+                                         'shares_before_scale (the fitted model, after its quantile stage where it '
+                                         'has one) -> shares_fit (Gaussian 0.393 / 0.865); the factor '
                                          'minimises the number of shares (two radii x the sets) more than '
                                          f'{SHARE_TOLERANCE * 100:g} points off, then the largest miss')
 
@@ -378,5 +380,8 @@ class LandmarkSigmaModel:
                   features=tuple(features))
         if luvli:
             out.vis_b, out.h = vb.detach().numpy().copy(), float(hh.detach())
-        out.meta['fit_nll'] = fit_nll
+        out.meta.pop('fit_nll', None)
+        out.meta['nll_stage_loss'] = fit_nll
+        out.meta['nll_stage_loss_note'] = ('the mean set-weighted Gaussian NLL (+ LUVLi BCE) at the end of the NLL '
+                                           'stage, before any quantile stage and the share factor')
         return out
