@@ -104,3 +104,58 @@ def test_node_process_publishes_with_sim_rig_and_exits_cleanly(probe):
         assert probe.spin_until(lambda: len(out) >= 2, 40), fusion.output + sim.output
         assert fusion.stop() == 0, fusion.output
     assert out[-1].encoding == '32FC1'
+
+
+@pytest.mark.dds
+def test_recorded_only_outputs_are_built_for_the_recorded_instants_and_fused_depth_every_frame(
+        probe, fusion_scene, monkeypatch):
+    """fusion/sparse_depth and fusion/camera_info, which only `depthmarks run`'s recorder takes in the
+    main job, are published for the first frame of each record period while the recorder is their
+    only subscriber (ros/recorded_topics.py), every frame once another node subscribes; fused depth
+    and its sigma every frame."""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from depthmarks_ros.nodes.depth_fusion import DepthFusionNode
+    from depthmarks_ros.ros import recorded_topics
+    sim, f, sweep, _pts, _sparse = fusion_scene
+    monkeypatch.setenv(*recorded_topics.recorded_periods_env(
+        {'/fusion/sparse_depth': 10**9, '/fusion/camera_info': 10**9}).popitem())
+    node = DepthFusionNode(parameter_overrides=[Parameter('completion', value='classical')])
+    probe.add_node(node)
+    recorder = rclpy.create_node(recorded_topics.RECORDER_NODE)
+    probe.add_node(recorder)
+    qos = node.output_qos()
+    recorded = {t: [] for t in ('fusion/sparse_depth', 'fusion/camera_info')}
+    recorder.create_subscription(Image, 'fusion/sparse_depth', recorded['fusion/sparse_depth'].append, qos)
+    recorder.create_subscription(CameraInfo, 'fusion/camera_info', recorded['fusion/camera_info'].append, qos)
+    depth = probe.subscribe(Image, 'fusion/depth', qos)
+    sigma = probe.subscribe(Image, 'fusion/depth_sigma', qos)
+    pubs = probe.publisher(Image, 'camera/image_raw'), probe.publisher(CameraInfo, 'camera/camera_info'), \
+        probe.publisher(PointCloud2, 'lidar/points')
+    for p in pubs:
+        assert probe.wait_for_subscribers(p)
+    assert probe.spin_until(lambda: node.pub_sparse.raw.only_recorder() and node.pub_info.only_recorder(), 5)
+    sec = node.get_clock().now().to_msg().sec
+
+    def send(i):   # frame i at 10 Hz from a whole second: frames 0 and 10 open a record period
+        stamp = node.get_clock().now().to_msg()
+        stamp.sec, stamp.nanosec = sec + i // 10, (i % 10) * 10**8
+        img, info, cloud = _inputs(sim, f, sweep, stamp)
+        pubs[2].publish(cloud)
+        probe.spin_for(0.05)
+        pubs[0].publish(img)
+        pubs[1].publish(info)
+        assert probe.spin_until(lambda: len(depth) > i, 5)
+        node.worker.wait_idle(5)
+
+    for i in range(12):
+        send(i)
+    assert probe.spin_until(lambda: len(sigma) == 12 and all(len(v) == 2 for v in recorded.values()), 5)
+    assert [m.header.stamp.nanosec for m in recorded['fusion/sparse_depth']] == [0, 0]
+    assert [(m.header.stamp.sec - sec, m.header.stamp.nanosec) for m in recorded['fusion/camera_info']] == [(0, 0), (1, 0)]
+    other = probe.subscribe(Image, 'fusion/sparse_depth', qos)          # another taker: every frame
+    assert probe.spin_until(lambda: not node.pub_sparse.raw.only_recorder(), 5)
+    for i in range(12, 14):
+        send(i)
+    assert probe.spin_until(lambda: len(other) == 2 and len(recorded['fusion/sparse_depth']) == 4, 5)
+    assert len(recorded['fusion/camera_info']) == 2                    # still the recorder's only

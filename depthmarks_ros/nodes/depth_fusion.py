@@ -136,9 +136,18 @@ class DepthFusionNode(DepthmarksNode):
         res = fuse_frame(pts, self.lidar2cam, cam, rgb, settings, stereo=stereo, mono_depth=mono)
         self.sources_used = res.sources
         header = img.header
-        for pub, arr in ((self.pub_sparse, res.sparse), (self.pub_depth, res.depth), (self.pub_sigma, res.sigma)):
-            pub.publish(numpy_to_image(arr, '32FC1', header))
-        self.pub_info.publish(info_from_camera(cam, header))
+        stamp = stamp_ns(header)
+        # fused depth first: face_landmarks and body_pose wait for it, and a publish to other processes
+        # takes 0.5 ms or more per image (docs/pipeline.md, "Multi-process"); then its sigma; the
+        # sparse depth and camera_info (only `depthmarks run`'s recorder takes them in the main job)
+        # only while wanted: with only the recorder, for the instants it keeps (ros/local_tap.py,
+        # ros/recorded_topics.py). The arrays are this frame's own and never change after: no copy.
+        self.pub_depth.publish(numpy_to_image(res.depth, '32FC1', header, copy=False))
+        self.pub_sigma.publish(numpy_to_image(res.sigma, '32FC1', header, copy=False))
+        if self.wanted_at(self.pub_sparse, stamp):
+            self.pub_sparse.publish(numpy_to_image(res.sparse, '32FC1', header, copy=False))
+        if self.wanted_at(self.pub_info, stamp):
+            self.pub_info.publish(info_from_camera(cam, header))
         if want_points and rgb is not None:
             self.pub_points.publish(points_cloud(cam.depth_to_points(res.depth), rgb, header, self.p.points_layout))
         self.stats.output(self.latency_since(header), time.monotonic() - start)
