@@ -6,7 +6,7 @@ Runs the exact command of the Makefile's `run` target,
     .venv/bin/python -m depthmarks_ros.cli.main run --duration 20 --output OUTPUT
 
 (simulated rig at 10 Hz, 640x480; sim, stereo, fusion, face and body in one process; recording on),
-then the same with ``--multi-process`` (the processes the launch file starts: stereo_depth and
+then the same with ``--multi-process`` (the processes the launch file starts: sim_rig, stereo_depth and
 depth_fusion share the depth process, every other node has its own; mode ``multi-separate`` adds
 ``--no-compose``, every node in a process of its own, the launch file's ``compose:=false``), and prints side by side, per output topic, the steady-state rate, the median / p95 latency
 from the sensor stamp to arrival at the recorder, the latency of each third of the run (a growing

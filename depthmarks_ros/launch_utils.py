@@ -4,7 +4,7 @@ Which nodes run, with which parameters, remappings, namespace and static transfo
 :func:`depthmarks_ros.pipeline.graph.plan` (shared with `depthmarks run`); this module only turns
 that plan into launch_ros actions: one ``Node`` action per process of the plan
 (:meth:`~depthmarks_ros.pipeline.graph.Graph.processes`): a node alone gets its config/<node>.yaml plus
-the overrides; the nodes that share a process (``compose:=true``: stereo_depth and depth_fusion in
+the overrides; the nodes that share a process (``compose:=true``: sim_rig, stereo_depth and depth_fusion in
 ``depthmarks_container``) get one parameter file each under their own name and node-targeted
 remappings; respawn for sensor-facing nodes; one tf2_ros ``static_transform_publisher`` per rig
 frame, RViz with a config that follows the graph, and the FastDDS profile.

@@ -165,7 +165,7 @@ def _combinations():
 def test_launch_file_and_runner_start_the_same_nodes_for_every_argument_combination(monkeypatch, tmp_path):
     fake = FakeLaunch(monkeypatch)
     compared = 0
-    composed = 0
+    composed = sim_composed = 0
     for source, flags, ns, prefix, sim_time, start, compose in _combinations():
         launch_values, run_values = (dict(v) for v in SOURCES[source])
         launch_values.update({k: str(v).lower() for k, v in flags.items()})
@@ -181,14 +181,36 @@ def test_launch_file_and_runner_start_the_same_nodes_for_every_argument_combinat
         launched = _launch_nodes(fake.run('full_pipeline.launch.py', launch_values))
         run = _runner_nodes(cfg, tmp_path)
         assert launched == run, (source, flags, ns, prefix, sim_time, start, compose)
-        # stereo_depth and depth_fusion share the depth process exactly when composing and both start
-        both = {f'{ns and "/" + ns}/stereo_depth', f'{ns and "/" + ns}/depth_fusion'} <= set(run)
+        # the depth group's nodes that start (sim_rig, stereo_depth, depth_fusion) share the depth
+        # process exactly when composing and two or more of them start; every other node, and every
+        # node with compose:=false, has a process of its own
+        members = {f'{ns and "/" + ns}/{n}' for n in ('sim_rig', 'stereo_depth', 'depth_fusion')} & set(run)
         shared = {name for name, v in run.items() if v[3] == 'depth'}
-        assert shared == ({f'{ns and "/" + ns}/stereo_depth', f'{ns and "/" + ns}/depth_fusion'}
-                          if compose and both else set()), (source, flags, start, compose)
+        assert shared == (members if compose and len(members) > 1 else set()), (source, flags, start, compose)
+        assert all(v[3] == name.rsplit('/', 1)[1] for name, v in run.items() if name not in shared)
         composed += bool(shared)
+        sim_composed += f'{ns and "/" + ns}/sim_rig' in shared
         compared += 1
-    assert compared > 300 and composed > 30
+    assert compared > 300 and composed > 30 and sim_composed > 30
+
+
+def test_the_camera_stand_in_shares_the_depth_process_only_where_it_runs_and_compose_is_on():
+    """The launch-file layout (Graph.processes, for ros2 launch and depthmarks run --multi-process):
+    the simulated rig (the camera driver's stand-in) is composed with stereo_depth and depth_fusion,
+    as image_pipeline composes a camera driver with stereo_image_proc; real sensors (source topics)
+    leave the two; compose false gives every node a process of its own."""
+    def layout(**kw):
+        return [(p.name, [n.name for n in p.nodes], p.executable) for p in g.plan(g.GraphConfig(**kw)).processes()]
+    assert layout() == [('depth', ['sim_rig', 'stereo_depth', 'depth_fusion'], g.CONTAINER),
+                        ('face_landmarks', ['face_landmarks'], 'face_landmarks'),
+                        ('body_pose', ['body_pose'], 'body_pose')]
+    assert layout(source='topics')[0] == ('depth', ['stereo_depth', 'depth_fusion'], g.CONTAINER)
+    assert layout(start=g.parse_nodes('sim,stereo,tf')) == [('depth', ['sim_rig', 'stereo_depth'], g.CONTAINER)]
+    assert layout(start=g.parse_nodes('fusion,face,body'))[0] == ('depth_fusion', ['depth_fusion'], 'depth_fusion')
+    assert [p[0] for p in layout(compose=False)] == ['sim_rig', 'stereo_depth', 'depth_fusion', 'face_landmarks',
+                                                     'body_pose']
+    video = layout(source='video', video='clip.mp4')
+    assert all(len(nodes) == 1 for _, nodes, _ in video) and video[0][0] == 'video_source'
 
 
 def test_the_graph_wires_depth_to_face_and_body_and_splits_across_hosts():

@@ -27,8 +27,8 @@ def add_arguments(p) -> None:
     p.add_argument('--no-dds-profile', action='store_true', help='do not load config/fastdds_localhost.xml')
     p.add_argument('--quiet', action='store_true', help='no progress line')
     p.add_argument('--multi-process', action='store_true',
-                   help='run the nodes in processes as ros2 launch does (stereo and fusion share the "depth" '
-                        'process, every other node has its own); this process records and measures')
+                   help='run the nodes in processes as ros2 launch does (the simulated rig, stereo and fusion '
+                        'share the "depth" process, every other node has its own); this process records and measures')
     p.add_argument('--no-compose', action='store_true',
                    help='with --multi-process: every node in a process of its own (the launch files\' compose:=false)')
     p.add_argument('--start', default='',

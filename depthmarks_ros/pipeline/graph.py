@@ -103,12 +103,15 @@ TF = 'tf'
 #: nodes that share one process in the launch-file layout (``compose:=true``, the default): rclpy has
 #: no component containers, so :mod:`depthmarks_ros.pipeline.container` (the ``CONTAINER`` executable)
 #: builds several nodes in one process with one executor, as image_pipeline's launch files put its
-#: composable nodes into one container. stereo_depth's depth and confidence (two 640x480 images per
-#: frame) then reach depth_fusion without crossing a process boundary (~3 ms per 1.2 MB image between
-#: processes, docs/pipeline.md "Multi-process"). A group runs as one process only where two or more of
-#: its nodes start; every other node has a process of its own.
+#: composable nodes, the camera driver included, into one container. The depth process: the
+#: simulated rig (the camera driver's stand-in; real sensors, ``source:=topics``, publish from
+#: their own drivers), stereo_depth and depth_fusion. The stereo pair, the camera image and the
+#: LiDAR sweep (three 640x480 images and a cloud per frame) reach stereo and fusion, and stereo's
+#: depth and confidence reach fusion, without crossing a process boundary (~3 ms per 1.2 MB image
+#: between processes, docs/pipeline.md "Multi-process"). A group runs as one process only where two
+#: or more of its nodes start; every other node has a process of its own.
 PROCESS_GROUPS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
-    ('depth', ('stereo_depth', 'depth_fusion')),
+    ('depth', ('sim_rig', 'stereo_depth', 'depth_fusion')),
 )
 CONTAINER = 'depthmarks_container'    # console script; module depthmarks_ros.pipeline.container
 CONTAINER_MODULE = f'{PACKAGE}.pipeline.container'
@@ -163,8 +166,8 @@ ARGUMENTS: Tuple[Argument, ...] = (
     Argument('rviz', 'false', 'Open RViz with config/depthmarks.rviz, its topics and fixed frame following '
              'this graph (namespace, remaps, frame prefix)', BOOL),
     Argument('use_dds_profile', 'true', 'Load config/fastdds_localhost.xml (large messages between processes)', BOOL),
-    Argument('compose', 'true', 'Run stereo_depth and depth_fusion in one process (the depth process: their images never '
-             'cross a process boundary); false: every node in a process of its own', BOOL),
+    Argument('compose', 'true', 'Run the simulated rig, stereo_depth and depth_fusion in one process (the depth process: '
+             'their images never cross a process boundary); false: every node in a process of its own', BOOL),
 )
 ARGUMENT_NAMES = tuple(a.name for a in ARGUMENTS)
 NODE_CHOICES = tuple(sorted(ALIASES)) + (TF,)
