@@ -7,7 +7,7 @@ from depthmarks_ros.core.fusion.learned import REAL_LIDAR_FIXED, fit_per_source
 from depthmarks_ros.core.fusion.metrics import sigma_calibration
 from depthmarks_ros.core.fusion.pipeline import FusionSettings, fuse_sparse
 from depthmarks_ros.core.fusion.real_data import hold_out
-from depthmarks_ros.core.fusion.uncertainty import SigmaModel, interpolation_residual, lidar_sigma
+from depthmarks_ros.core.fusion.uncertainty import SigmaModel, interpolation_residual, lidar_sigma, return_residuals
 
 
 def _scan(seed, h=96, w=160):
@@ -32,6 +32,21 @@ def test_interpolation_residual_follows_the_local_noise():
     lo, hi = np.median(res[left & inner]), np.median(res[~left & inner])
     assert hi > 8 * lo, (lo, hi)
     assert (interpolation_residual(np.full((5, 5), np.nan, np.float32)) == 0).all()
+
+
+def test_return_residuals_are_leave_one_out_along_the_row():
+    nan = np.nan
+    sparse = np.array([[2.0, nan, 4.0, 9.0, 6.0, nan],       # 4.0 between 2 and 9 two and one px away; 9.0 between 4 and 6
+                       [1.0, 0.05, 1.0, 1.0, nan, nan],       # 0.05 m is no return (completion.measured)
+                       [5.0, nan, nan, nan, nan, 5.0]], np.float32)
+    at, res = return_residuals(sparse)
+    # row 0: 4.0 vs 2 + (9 - 2) * 2/3, 9.0 vs (4 + 6) / 2; row 1: the middle 1.0 (neighbours 1.0, 1.0); row 2: none inside
+    assert at.tolist() == [2, 3, 8]
+    np.testing.assert_allclose(res, [abs(4.0 - (2.0 + 7.0 * 2 / 3)), 4.0, 0.0], atol=1e-5)
+    assert return_residuals(sparse, max_gap=2)[0].tolist() == [3]      # the others' neighbours span 3 px
+    assert return_residuals(np.full((3, 3), np.nan, np.float32))[0].size == 0
+    far = np.array([[1.0, 100.0, 1.0]], np.float32)
+    assert return_residuals(far)[1].tolist() == [5.0]                          # capped at 5 m
 
 
 def test_fitted_residual_term_widens_sigma_where_the_lidar_is_noisy():

@@ -204,6 +204,23 @@ def row_gap(sparse: np.ndarray) -> np.ndarray:
     return np.repeat(values, lengths).reshape(h, w)
 
 
+def return_residuals(sparse: np.ndarray, max_gap: int = RESID_MAX_GAP):
+    """(flat indices into ``sparse``, float32 residuals) of the measured returns that have a measured neighbour
+    on each side along their row within ``max_gap`` px in all: |z_i - the linear interpolation of those two
+    neighbours|, capped at 5 m (a leave-one-out check of scan-line interpolation; :func:`interpolation_residual`
+    averages it). Indices in row-major order."""
+    w = sparse.shape[1]
+    flat = np.flatnonzero(measured(sparse))
+    if flat.size < 3:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    z = sparse.ravel()[flat]
+    row = flat // w
+    i = np.nonzero((row[2:] == row[:-2]) & (flat[2:] - flat[:-2] <= max_gap))[0] + 1
+    t = ((flat[i] - flat[i - 1]) / (flat[i + 1] - flat[i - 1])).astype(np.float32)
+    res = np.minimum(np.abs(z[i] - (z[i - 1] + (z[i + 1] - z[i - 1]) * t)), np.float32(5.0)).astype(np.float32)
+    return flat[i], res
+
+
 def interpolation_residual(sparse: np.ndarray, window: int = RESID_WINDOW) -> np.ndarray:
     """(H, W) float32: around each pixel (``window`` x ``window``), the mean |z_i - linear
     interpolation of its two neighbours along the row| over the measured returns that have both
@@ -212,19 +229,12 @@ def interpolation_residual(sparse: np.ndarray, window: int = RESID_WINDOW) -> np
     median; 0 when the frame has none at all."""
     import cv2
     h, w = sparse.shape
-    flat = np.flatnonzero(measured(sparse))
-    if flat.size < 3:
+    at, res = return_residuals(sparse)
+    if at.size == 0:
         return np.zeros((h, w), np.float32)
-    z = sparse.ravel()[flat]
-    row = flat // w
-    i = np.nonzero((row[2:] == row[:-2]) & (flat[2:] - flat[:-2] <= RESID_MAX_GAP))[0] + 1
-    if i.size == 0:
-        return np.zeros((h, w), np.float32)
-    t = ((flat[i] - flat[i - 1]) / (flat[i + 1] - flat[i - 1])).astype(np.float32)
-    res = np.minimum(np.abs(z[i] - (z[i - 1] + (z[i + 1] - z[i - 1]) * t)), np.float32(5.0))
     # the box filters only on the rows the window reaches from a return (elsewhere no return: the median)
-    r0, r1 = max(int(row[0]) - window // 2, 0), min(int(row[-1]) + window // 2 + 1, h)
-    at = flat[i] - r0 * w
+    r0, r1 = max(int(at[0] // w) - window // 2, 0), min(int(at[-1] // w) + window // 2 + 1, h)
+    at = at - r0 * w
     total = np.zeros((r1 - r0) * w, np.float32)
     count = np.zeros((r1 - r0) * w, np.float32)
     total[at] = res
