@@ -187,3 +187,33 @@ def test_node_in_process_shares_lidar_stamp_at_equal_rates_and_gates_ground_trut
     assert probe.spin_until(lambda: len(left) >= n_left + 3, 10)
     assert len(depth) <= n_depth + 1  # at most one frame already in flight
     assert node.diagnostic_values()['frames'] >= n_left + 3
+
+
+@pytest.mark.dds
+def test_node_builds_the_disparity_truth_only_for_the_recorded_instants_while_only_the_recorder_takes_it(
+        probe, monkeypatch):
+    """sim/disparity_gt, which only `depthmarks run`'s recorder takes in the main job, is published for
+    the first frame of each record period while the recorder is its only subscriber
+    (ros/recorded_topics.py); sim/depth_gt, scored against every output frame, every frame."""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from depthmarks_ros.nodes.sim_rig import SimRigNode
+    from depthmarks_ros.ros import recorded_topics
+    monkeypatch.setenv(*recorded_topics.recorded_periods_env({'/sim/disparity_gt': 10**9}).popitem())
+    recorder = rclpy.create_node(recorded_topics.RECORDER_NODE)
+    probe.add_node(recorder)
+    disparity = []
+    recorder.create_subscription(Image, 'sim/disparity_gt', disparity.append, 10)
+    depth = probe.subscribe(Image, 'sim/depth_gt')
+    node = SimRigNode(parameter_overrides=[Parameter(k, value=v) for k, v in
+                                           {'rate': 10.0, 'lidar_rate': 10.0, 'width': 160, 'height': 120}.items()])
+    assert probe.spin_until(lambda: node.pub_disp.only_recorder(), 5)
+    probe.add_node(node)
+    assert probe.spin_until(lambda: len({m.header.stamp.sec for m in depth}) >= 3 and len(disparity) >= 2, 30)
+    stamps = lambda msgs: [(m.header.stamp.sec, m.header.stamp.nanosec) for m in msgs]   # noqa: E731
+    secs = [s for s, _ in stamps(disparity)]
+    assert len(secs) == len(set(secs)) and len(disparity) < len(depth)        # one per second, not every frame
+    first_of_second = {}
+    for s, ns in stamps(depth):
+        first_of_second.setdefault(s, (s, ns))
+    assert set(stamps(disparity)) <= set(first_of_second.values())

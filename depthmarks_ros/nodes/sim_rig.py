@@ -75,8 +75,13 @@ class SimRigNode(DepthmarksNode):
             img_pub.publish(msg)
             info_pub.publish(info)
         if self.p.publish_ground_truth:
+            # the ground truth after the sensors' images; the disparity only while wanted (in the main
+            # job only `depthmarks run`'s recorder takes it: the instants it keeps; the depth is scored
+            # against every output frame); both arrays are this frame's own: no copy
             for pub, arr in ((self.pub_depth, frame.depth_gt), (self.pub_disp, frame.disparity_gt)):
-                msg = numpy_to_image(arr, '32FC1')
+                if pub is self.pub_disp and not self.wanted_at(pub, now.nanoseconds):
+                    continue
+                msg = numpy_to_image(arr, '32FC1', copy=False)
                 msg.header.stamp, msg.header.frame_id = stamp, self.sim.stereo.left.frame_id
                 pub.publish(msg)
         self.frames += 1
