@@ -510,6 +510,10 @@ def test_pose_factors_from_error_records_recover_a_known_landmark_noise(tmp_path
     rec['P'] = clean + rng.normal(0, sigma_px, clean.shape)       # the pose points: the noise of the first case
     z, _ = pose_z_records(rec, m, {}, samples)
     assert np.quantile(z, 0.6827, axis=0) == pytest.approx([1.0] * 3, rel=0.3)
+    # the hybrid's keypoint-path records carry their own covariances (no sigma model): the same answer
+    box = {'L': rec['P'], 'stem': rec['stem'], 'C': m.covariances_records(rec)}
+    z_box, _ = pose_z_records(box, None, {}, samples)
+    np.testing.assert_allclose(z_box, z, rtol=1e-6)
 
 
 def test_angle_factors_grow_with_yaw_where_the_errors_do():
