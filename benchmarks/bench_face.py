@@ -67,7 +67,7 @@ def evaluate(samples, norm_name):
         lm = make(kw)
         nmes, errs, covs, ms, found, stems = [], [], [], [], 0, []
         hidden, vis, fallback = [], [], []
-        pe, pe_all, within = [], [], []
+        pe, pe_all, within, paths = [], [], [], []
         for s in samples:
             r = run_on_sample(lm, s)
             f = r['face']
@@ -96,6 +96,7 @@ def evaluate(samples, norm_name):
                     if name not in PLAIN:
                         J = angles_jacobian(hp.rvec)
                         within.append(e <= np.sqrt(np.diag(J @ hp.covariance[:3, :3] @ J.T)))
+                        paths.append(lm.pose_key(f.layout))      # whose angle factors (face_fit.json)
         extra = getattr(lm.backend, 'dlib_only_faces', None)
         lm.close()
         missed = [s.stem + ('' if s.pose_deg is None else f' (yaw {s.pose_deg[0]:.0f})') for s in samples
@@ -113,6 +114,11 @@ def evaluate(samples, norm_name):
             print(f'  ({name}: {fb.sum()} found faces the mesh could not follow, 68 points from the detector '
                   f'keypoints (regression, then the turned-face predictor where shipped): NME {nmes[fb].mean() if fb.any() else float("nan"):.4f}; on the other {(~fb).sum()}: '
                   f'{nmes[~fb].mean():.4f})')
+        if len(set(paths)) > 1:       # the hybrid: angle errors within 1 sigma per head-pose path (its own factors)
+            w, pa = np.array(within), np.array(paths)
+            print(f'  ({name}: angle errors within 1 sigma (y/p/r) per head-pose path: ' + ', '.join(
+                f'{k} {np.sum(pa == k)} faces ' + ' / '.join(f'{v * 100:.0f}' for v in w[pa == k].mean(axis=0)) + ' %'
+                for k in sorted(set(paths))) + ')')
         if pe:
             pose_rows[name] = (np.array(pe), np.array(pe_all), np.array(within) if within else None)
     print(f"{'method':44s} {'found':>9s} {'NME':>6s} {'FR@.08':>6s} {'ms/face':>7s} "

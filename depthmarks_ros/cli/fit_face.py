@@ -4,8 +4,10 @@ sets (split rule: core/face/datasets.py SPLIT_RULE; the report split is never re
 * ``face_model_68.npy`` (+ ``.json``): the 3D mean face for head pose, from AFLW2000-3D's 3D landmarks
   (faces with every |angle| <= 99 deg), rotated to zero pose with the set's own Pose_Para;
 * ``face_fit.json``: the MediaPipe-detector -> dlib-predictor box map (median relation to dlib's HOG
-  boxes), the head-pose covariance factors per backend and angle (part ``pose``: every backend;
-  ``pose-<backend>`` one: 68.3 % of the fit faces' angle errors within 1 sigma);
+  boxes), the head-pose covariance factors per path and angle, of |yaw| within the fit faces' range
+  (part ``pose``: every path and the pooled factors; ``pose-<path>`` one of hybrid, mediapipe, dlib,
+  dlib_hog, hybrid_box68: 68.3 % of the fit faces' angle errors within 1 sigma; the file's ``version``
+  is core/face/head_pose.py FIT_VERSION);
 * ``face_mesh_to_68.npz``: the learned MediaPipe mesh -> iBUG-68 map (ridge; AFLW2000-3D and 300-W
   weighted equally; the ridge weight chosen on a validation part of the fit split);
 * ``face_sigma_<backend>.json`` (part ``sigma``: every backend; ``sigma-<backend>`` one of them):
