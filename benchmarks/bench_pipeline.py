@@ -25,6 +25,8 @@ The machine load (`uptime`'s load averages) is printed before and after each mod
     .venv/bin/python benchmarks/bench_pipeline.py --modes single,multi,multi-separate --repeat 2
         # interleaved (single, multi, multi-separate, single, ...): a summary of the medians over the
         # repeats with each mode's ratio to the first mode
+    .venv/bin/python benchmarks/bench_pipeline.py --modes single,multi,multi-sync --repeat 3
+        # the depth process's asynchronous publishing against synchronous (multi-sync), interleaved
 
 Input is the simulated rig only (it carries the ground truth); --data is accepted for the common
 benchmark interface and not used.
@@ -67,13 +69,19 @@ MODES = {'single': 'single-process', 'multi': 'multi-process',
          # every node in a process of its own (launch's compose:=false): stereo -> fusion between processes
          'multi-separate': 'multi, a process per node',
          # the recorder's stamp filter off (pipeline/recorder_node.py): every recorded topic crosses DDS
-         'multi-unfiltered': 'multi, no rec. filter'}
+         'multi-unfiltered': 'multi, no rec. filter',
+         # the depth process publishing synchronously, as before 2026-12-07 05:50 (pipeline/container.py
+         # asks for asynchronous publishing; SYNCHRONOUS is rmw_fastrtps's default, so the other
+         # processes are as in every mode)
+         'multi-sync': 'multi, sync. publishing'}
+MODE_ENV = {'multi-unfiltered': {'DEPTHMARKS_RECORDER_FILTER': '0'},
+            'multi-sync': {'RMW_FASTRTPS_PUBLICATION_MODE': 'SYNCHRONOUS'}}
 SUMMARY = ('stereo/depth', 'fusion/depth', 'face/landmarks', 'body/keypoints', 'camera/image_raw')
 
 
 def run_mode(mode: str, args, folder: str) -> dict:
     cmd = command(args, folder, mode)
-    env = dict(os.environ, DEPTHMARKS_RECORDER_FILTER='0') if mode == 'multi-unfiltered' else None
+    env = dict(os.environ, **MODE_ENV[mode]) if mode in MODE_ENV else None
     before = load()
     t0 = time.monotonic()
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=args.duration + 240, env=env)
@@ -110,7 +118,8 @@ def main():
                     help='seconds per mode (20 = `make run`; 60 for the no-growth check)')
     ap.add_argument('--modes', default='single,multi',
                     help='comma list of ' + ', '.join(MODES) + ' (multi-unfiltered: --multi-process with '
-                    'DEPTHMARKS_RECORDER_FILTER=0, the A/B of the recorder\'s stamp filter)')
+                    'DEPTHMARKS_RECORDER_FILTER=0, the A/B of the recorder\'s stamp filter; multi-sync: with '
+                    'RMW_FASTRTPS_PUBLICATION_MODE=SYNCHRONOUS, the A/B of the depth process\'s asynchronous publishing)')
     ap.add_argument('--repeat', type=int, default=1,
                     help='run the modes this many times, interleaved (a b a b); the tables show the last run of '
                     'each mode, the summary the median over the runs and the ratio to the first mode')

@@ -30,6 +30,24 @@ def test_node_names_before_ros_args_short_or_full():
             node_names(bad)
 
 
+@pytest.mark.parametrize('given, used', [(None, 'ASYNCHRONOUS'), ('SYNCHRONOUS', 'SYNCHRONOUS')])
+def test_container_publishes_asynchronously_unless_the_environment_says_otherwise(monkeypatch, given, used):
+    """rclpy holds the GIL through a synchronous DDS write, so the container, where several nodes
+    share the GIL, asks rmw_fastrtps for asynchronous publishing before rclpy starts; a mode the
+    environment sets wins (the other RMWs ignore the variable)."""
+    import os
+    from depthmarks_ros.pipeline import container
+    from depthmarks_ros.ros import node_base
+    monkeypatch.setenv(container.PUBLICATION_MODE_ENV, given or '')   # restored after the test
+    if given is None:
+        monkeypatch.delenv(container.PUBLICATION_MODE_ENV)
+    seen = []
+    monkeypatch.setattr(node_base, 'run_nodes', lambda classes, args: seen.append(
+        ([c.__name__ for c in classes], os.environ.get(container.PUBLICATION_MODE_ENV))) or 0)
+    assert main(['stereo', 'fusion', '--ros-args']) == 0
+    assert seen == [(['StereoDepthNode', 'DepthFusionNode'], used)]
+
+
 def test_container_refuses_a_bad_command_line_with_usage(capsys):
     assert main(['stereo', 'fussion', '--ros-args']) == 2
     assert "unknown node 'fussion'" in capsys.readouterr().err

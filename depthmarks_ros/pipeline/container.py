@@ -16,13 +16,25 @@ Which nodes share a process is decided by the node graph (``graph.PROCESS_GROUPS
 files and ``depthmarks run --multi-process`` alike. Everything a node process has, this one has
 (:func:`depthmarks_ros.ros.node_base.run_nodes`): the malloc fix, the recorder's periods from the
 environment, each node's /diagnostics, exit 0 on SIGINT/SIGTERM, a one-line start-up error (exit 1).
+
+One thing a node process does not have: Fast DDS's asynchronous publication mode
+(``RMW_FASTRTPS_PUBLICATION_MODE=ASYNCHRONOUS``, unless the environment sets the variable; other
+RMWs ignore it). rclpy's ``Publisher.publish`` holds the GIL through the whole ``rcl_publish``
+(rclpy ``publisher.cpp``): in synchronous mode that is the serialisation, the copy of each 1.2 MB
+image into every other process's shared-memory segment and the writer-side evaluation of readers'
+content filters, during which no other node of the process runs Python. Asynchronous mode hands
+the write to Fast DDS's own thread, which needs no GIL: the publishing worker, and the other
+nodes, go on at once (docs/pipeline.md, "Issue 21: the camera stand-in in the depth process").
 """
 from __future__ import annotations
 
+import os
 import sys
 from typing import List, Optional
 
 USAGE = 'usage: depthmarks_container NODE [NODE ...] [--ros-args ...]'
+PUBLICATION_MODE_ENV = 'RMW_FASTRTPS_PUBLICATION_MODE'
+PUBLICATION_MODE = 'ASYNCHRONOUS'
 
 
 def node_names(argv: List[str]) -> List[str]:
@@ -55,6 +67,8 @@ def main(args: Optional[List[str]] = None) -> int:
             print(f'depthmarks_container: cannot start: {reason}', file=sys.stderr)
             return 1
         classes.append(cls)
+    # before rclpy.init: rmw_fastrtps reads it from the environment (the module docstring says why)
+    os.environ.setdefault(PUBLICATION_MODE_ENV, PUBLICATION_MODE)
     return run_nodes(classes, ['depthmarks_container', *argv])
 
 
