@@ -142,6 +142,8 @@ class MediaPipeFaceMesh:
             self._mesh_dets(rgb, self._detector.detect_mmod(rgb), out)
         if self.all_views and not out and not self.unmeshed:    # nor MMOD: a face larger than the frame
             self._mesh_dets(rgb, self._detector.detect_oversized(rgb), out)
+        if self.all_views and not out and not self.unmeshed:    # nor that: a head from the body pose
+            self._mesh_dets(rgb, self._detector.detect_pose_head(rgb), out)    # (seen from behind, profile)
         return out
 
     def _mesh_dets(self, rgb: np.ndarray, dets, out: List[FaceResult]) -> None:
@@ -255,6 +257,8 @@ class DlibFace68:
                 dets += self._cascade.detect_all(rgb, [d.box for d in dets], 2, reuse=True)   # in 2+ views
                 if not dets:
                     dets = self._cascade.detect_mmod(rgb)
+                if not dets:        # nor MMOD: a head from the body pose (seen from behind, full profile)
+                    dets = self._cascade.detect_pose_head(rgb)
             return [(box_from_detection(d.box, self.box_map[box_kind(d.source)]), d.score)
                     + (((d.angle, (d.box[:2] + d.box[2:]) / 2),) if d.views > 0 and d.angle != 0 else ())
                     for d in dets[:self._cascade.max_faces]]

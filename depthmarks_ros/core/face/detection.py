@@ -87,7 +87,7 @@ class FaceDetector:
         except (ImportError, AttributeError) as exc:
             from depthmarks_ros.core.face.backends import BackendError
             raise BackendError(f'MediaPipe face detection is not available ({exc}); it needs mediapipe==0.10.21') from exc
-        self._hog = self._mmod = None
+        self._hog = self._mmod = self._pose_head = None
         if fallback_hog:
             import dlib
             self._hog = dlib.get_frontal_face_detector()
@@ -320,9 +320,28 @@ class FaceDetector:
             self._count('hog_pad')
         return dets
 
+    # detect_pose_head: after detect_oversized, the last resort of all (independent images where no
+    # face view found anything): the head of the person MediaPipe's BlazePose finds (core/face/pose_head.py),
+    # a head seen from behind or in full profile, at least pose_head.MIN_HEAD_PX a side
+    def detect_pose_head(self, rgb: np.ndarray) -> List[Detection]:
+        """At most one face: the head BlazePose finds (source 'pose_head', its six keypoints from the pose's
+        face landmarks); counted as 'pose_head' instead of 'none' where it finds one. The pose model is
+        loaded on the first call (an image with a face never pays for it)."""
+        if self._pose_head is None:
+            from depthmarks_ros.core.face.pose_head import PoseHeadFinder
+            self._pose_head = PoseHeadFinder()
+        dets = self._pose_head.find(rgb)[:1]
+        if dets:
+            self._count('none', -1)
+            self._count('pose_head')
+        return dets
+
     def close(self) -> None:
         self._short.close()
         self._full.close()
+        if self._pose_head is not None:
+            self._pose_head.close()
+            self._pose_head = None
 
 
 # per-source mapping (centre shift in box sizes, scale) from a detector's box to the box dlib's

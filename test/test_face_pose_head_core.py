@@ -1,0 +1,114 @@
+"""The pose-head last resort of the face search (core/face/pose_head.py, FaceDetector.detect_pose_head):
+keypoints and box from BlazePose's head landmarks, no face on images without a person, run only where
+every other view found nothing and never on video, the hybrid's keypoint path on what it finds.
+No /work/shared/data (a real BlazePose call on synthetic images and on the astronaut)."""
+import numpy as np
+import pytest
+
+from depthmarks_ros.core.face.detection import FaceDetector
+from depthmarks_ros.core.face.pipeline import FaceLandmarker
+from depthmarks_ros.core.face.pose_head import PoseHeadFinder, head_box, head_keypoints
+from depthmarks_ros.testing.scenes import FACE_K
+
+
+def _pose(nose, reye, leye, rear, lear, mouth_r, mouth_l):
+    p = np.zeros((33, 2))
+    p[0], p[5], p[2], p[8], p[7], p[10], p[9] = nose, reye, leye, rear, lear, mouth_r, mouth_l
+    p[1], p[3], p[4], p[6] = leye, leye, reye, reye
+    return p
+
+
+def test_head_keypoints_are_blazeface_order_and_box_covers_a_profile():
+    p = _pose((100, 100), (90, 90), (110, 90), (70, 95), (130, 95), (95, 115), (105, 115))
+    kp = head_keypoints(p)
+    assert np.allclose(kp, [(90, 90), (110, 90), (100, 100), (100, 115), (70, 95), (130, 95)])
+    b = head_box(p)
+    assert np.isclose(b[2] - b[0], 1.3 * 60) and np.isclose(b[3] - b[1], 1.3 * 60)
+    # a full profile: both ears on one point, the nose 40 px in front of them -> side from the nose
+    q = _pose((140, 100), (130, 92), (128, 92), (100, 95), (100, 95), (130, 112), (128, 112))
+    bq = head_box(q)
+    assert np.isclose(bq[2] - bq[0], 1.3 * 2 * np.hypot(40, 5))
+    c = (bq[:2] + bq[2:]) / 2
+    assert bq[0] < 100 < bq[2] and bq[0] < 140 < bq[2] and bq[1] < c[1] < bq[3]
+
+
+@pytest.fixture(scope='module')
+def finder():
+    f = PoseHeadFinder()
+    yield f
+    f.close()
+
+
+def test_no_head_on_blank_noise_and_tiny_images(finder):
+    rng = np.random.default_rng(0)
+    for img in (np.full((480, 640, 3), 128, np.uint8), rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
+                np.zeros((20, 20, 3), np.uint8), np.zeros((480, 640), np.uint8)):
+        assert finder.find(img) == []
+
+
+def test_head_of_a_real_person_and_too_small_a_head(face_image):
+    rgb = face_image
+    f = PoseHeadFinder()
+    dets = f.find(rgb)
+    assert len(dets) == 1 and dets[0].source == 'pose_head' and dets[0].keypoints.shape == (6, 2)
+    box = dets[0].box
+    eyes = dets[0].keypoints[:2]
+    assert eyes[0, 0] < eyes[1, 0]          # the face's right eye on image-left (an upright frontal face)
+    assert all(box[0] < x < box[2] and box[1] < y < box[3] for x, y in dets[0].keypoints[:4])
+    f.min_head_px = (box[2] - box[0]) + 1   # the same head below the size limit: no face
+    assert f.find(rgb) == []
+    f.close()
+
+
+def _nothing_found(det):
+    """Every view, MMOD and the oversized view of ``det`` find nothing."""
+    det._view = lambda name, which, view, rgb: det._seen.setdefault(name, [])
+    det._hog = None
+    det._run_mmod = lambda rgb: []
+
+
+def test_hybrid_takes_the_pose_head_only_where_nothing_else_found_a_face(face_image):
+    """With every face view blind, the hybrid's keypoint path gives 68 points on the astronaut's
+    face from the pose head; where a view finds the face, the pose model is not even loaded; on
+    video it never runs."""
+    rgb, K = face_image, FACE_K
+    lm = FaceLandmarker('hybrid', static=True)
+    assert lm.process(rgb, K)                           # the views find her: no pose model
+    det = lm.backend.mesh._detector
+    assert det._pose_head is None
+    _nothing_found(det)
+    lm.backend.mesh._mesh.process = lambda img: type('R', (), {'multi_face_landmarks': None})()
+    lm.backend.mesh._crop_mesh.process = lambda img: type('R', (), {'multi_face_landmarks': None})()
+    truth = PoseHeadFinder()
+    head = truth.find(rgb)[0]
+    truth.close()
+    faces = lm.process(rgb, K)
+    assert len(faces) == 1 and faces[0].layout == 'box68' and det.stage_counts.get('pose_head') == 1
+    c = faces[0].landmarks68.mean(axis=0)
+    assert head.box[0] < c[0] < head.box[2] and head.box[1] < c[1] < head.box[3]
+    assert np.all(np.isfinite(faces[0].cov68))
+    blank = np.full_like(rgb, 128)
+    assert lm.process(blank, K) == [] and det._pose_head.runs == 2     # ran, found no one
+    lm.close()
+    video = FaceLandmarker('hybrid', static=False)
+    video.backend.mesh._detector.detect_pose_head = lambda rgb: pytest.fail('pose-head search on video')
+    assert video.process(blank, K) == []
+    video.close()
+
+
+def test_cascade_dlib_falls_back_to_the_pose_head(face_image):
+    rgb, K = face_image, FACE_K
+    lm = FaceLandmarker('dlib', static=True, dlib_detector='cascade')
+    det = lm.backend._cascade
+    _nothing_found(det)
+    faces = lm.process(rgb, K)
+    assert len(faces) == 1 and det.stage_counts.get('pose_head') == 1
+    lm.close()
+
+
+def test_detector_close_releases_the_pose_model():
+    det = FaceDetector(fallback_hog=False)
+    assert det.detect_pose_head(np.full((240, 320, 3), 128, np.uint8)) == []
+    assert det._pose_head is not None and det.stage_counts['none'] == 0
+    det.close()
+    assert det._pose_head is None
