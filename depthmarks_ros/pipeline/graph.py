@@ -102,8 +102,8 @@ SENSOR_TOPICS = tuple(t for t, _ in NODES['sim_rig'].outputs)
 TF = 'tf'
 #: nodes that share one process in the launch-file layout (``compose:=true``, the default): rclpy has
 #: no component containers, so :mod:`depthmarks_ros.pipeline.container` (the ``CONTAINER`` executable)
-#: builds several nodes in one process with one executor, as image_pipeline's launch files put its
-#: composable nodes, the camera driver included, into one container. The depth process: the
+#: builds several nodes in one process with one executor, as image_pipeline's launch files load its
+#: composable nodes into one container (``container:=``, e.g. the camera driver's). The depth process: the
 #: simulated rig (the camera driver's stand-in; real sensors, ``source:=topics``, publish from
 #: their own drivers), stereo_depth and depth_fusion. The stereo pair, the camera image and the
 #: LiDAR sweep (three 640x480 images and a cloud per frame) reach stereo and fusion, and stereo's
