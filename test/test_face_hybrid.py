@@ -436,6 +436,19 @@ def test_upright_turned_face_predictor_follows_strong_tilts(tmp_path):
     np.testing.assert_allclose(back.predict_from(img, guess, left), up.predict_from(img, guess, left))
 
 
+def test_fit_profile_options_reach_the_trainer_and_are_recorded(tmp_path):
+    """fit-face's turned-face predictor options (model_fit.PROFILE_OPTIONS) are options of the trainer
+    and the saved file records them, so the shipped .json says how its predictor was trained."""
+    from depthmarks_ros.core.face.model_fit import PROFILE_OPTIONS
+    from depthmarks_ros.core.face.profile import ProfilePredictor, train_profile_predictor
+    rng = np.random.default_rng(3)
+    train = [_turned_face(rng, i % 2 == 0) + (i % 2 == 0,) for i in range(12)]
+    sp = train_profile_predictor(*zip(*train), copies=2, trees=4, tree_depth=2, cascade_depth=2, **PROFILE_OPTIONS)
+    sp.save(str(tmp_path / 'p.dat'))
+    options = ProfilePredictor.load(str(tmp_path / 'p.dat')).meta['options']
+    assert {k: options[k] for k in PROFILE_OPTIONS} == PROFILE_OPTIONS
+
+
 def test_profile_weights_fit_mirror_and_round_trip(tmp_path):
     """Per |yaw| bin and landmark, the weight of the turned-face predictor against the blend is the
     least-squares one (exact predictor -> 1, useless -> 0), mirrored for faces turned the other way,
