@@ -11,7 +11,8 @@ and a head box, so the hybrid's keypoint path (regression to 68 points, then the
 :meth:`HybridFace68._from_keypoints`) gives its landmarks as for any face the mesh cannot follow.
 
 It never runs on video (the node): a stream without a face would pay it on every frame. A head too
-small (``min_head_px``) or a pose whose head landmarks are unsure (``min_head_visibility``) is no face.
+small (``min_head_px``) is no face; ``min_head_visibility`` (mean visibility of the 11 head landmarks)
+is 0 by default: the face points of a head seen from behind are hidden by definition.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import List, Optional
 import numpy as np
 
 # BlazePose landmark indices: nose 0, left eye 2, right eye 5, left ear 7, right ear 8, mouth left 9, right 10
-_NOSE, _LEYE, _REYE, _LEAR, _REAR, _MOUTH_L, _MOUTH_R, _LSH, _RSH = 0, 2, 5, 7, 8, 9, 10, 11, 12
+_NOSE, _LEYE, _REYE, _LEAR, _REAR, _MOUTH_L, _MOUTH_R = 0, 2, 5, 7, 8, 9, 10
 HEAD = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 # the smallest head taken (box side, px): the smallest face issue 18 asks for (40 px inter-ocular at
 # 640x480) has a head box of >= ~52 px; the two false heads BlazePose found on 49 real images without a
