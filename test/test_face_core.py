@@ -617,3 +617,19 @@ def test_hybrid_paths_take_their_own_pose_factors():
     assert [FaceLandmarker.pose_key(hy, k) for k in ('mediapipe478', 'box68', 'dlib68')] == \
         ['hybrid', 'hybrid_box68', 'dlib']
     assert FaceLandmarker.pose_key(SimpleNamespace(backend_name='dlib', sigma_key='dlib_hog'), 'dlib68') == 'dlib_hog'
+
+
+def test_detector_score_reaches_the_sigma_inputs(face_image):
+    """The detector's score of each face is a sigma-model input (det_score, clipped to DET_SCORE_RANGE,
+    0 where not finite), the same value in the face's extras and its feature row."""
+    from depthmarks_ros.core.face.sigma_model import DET_SCORE_RANGE, FEATURES, point_features
+    col = FEATURES.index('det_score')
+    args = (np.ones(68), 60.0, 0.0, 0.0)
+    assert point_features(*args, det_score=0.7)[:, col] == pytest.approx(np.full(68, 0.7))
+    assert point_features(*args, det_score=9.0)[0, col] == DET_SCORE_RANGE[1] == 1.0
+    assert point_features(*args, det_score=float('nan'))[0, col] == 0.0
+    lm = FaceLandmarker('dlib', static=True, dlib_detector='cascade')
+    f = lm.process(face_image, K)[0]
+    lm.close()
+    assert np.isfinite(f.extras['det_score']) and f.extras['det_score'] > 0
+    assert f.extras['features'][0, col] == pytest.approx(np.clip(f.extras['det_score'], *DET_SCORE_RANGE))

@@ -210,15 +210,16 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
             continue
         lm = FaceLandmarker('dlib', static=True, sigma='tta', data_dir=output, dlib_detector=detector,
                             all_views=False)
-        found, l68s, others = [], [], []
+        found, l68s, others, scores = [], [], [], []
         for s in samples:
             r = run_on_sample(lm, s)
             if r['face'] is not None:
                 found.append(s)
                 l68s.append(r['face'].landmarks68)
                 others.append(r['face'].extras['others68'])
+                scores.append(r['face'].extras['det_score'])
         lm.close()
-        rec = error_records(found, l68s, others, camera_for)
+        rec = error_records(found, l68s, others, camera_for, det_scores=scores)
         yield from fit_and_save(key, rec, output, {'backend': f'dlib (detector {detector})', 'faces': len(found),
                                                    'split_rule': SPLIT_RULE, 'command': command}, cache)
     if 'visibility' in parts:

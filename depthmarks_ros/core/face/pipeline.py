@@ -68,9 +68,10 @@ def load_fit(path: str) -> dict:
     return fit
 
 
-def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, size) -> dict:
+def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, size, det_score: float = 0.0) -> dict:
     """Inputs of the sigma model for one face: TTA spread of each of the 68 points, yaw of a plain
-    PnP solve, blur, darkness; and each point's inside-the-image ramp (visibility)."""
+    PnP solve, blur, darkness, ..., the detector's score; and each point's inside-the-image ramp
+    (visibility)."""
     from depthmarks_ros.core.face.sigma_model import (image_features, image_quality, interocular, point_features,
                                                       reprojection_residual)
     w, h = size
@@ -87,8 +88,9 @@ def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, si
     reproj = reprojection_residual(l68, hp0, K)
     margin = np.minimum.reduce([l68[:, 0], l68[:, 1], w - 1 - l68[:, 0], h - 1 - l68[:, 1]])
     return {'spread68': spread, 'yaw0': yaw0, 'pose0': hp0, 'blur': blur, 'dark': dark, 'reproj68': reproj,
-            'sharp': sharp, 'contrast': contrast,
-            'features': point_features(spread, interocular(l68), blur, dark, yaw0, pitch0, reproj, sharp, contrast),
+            'sharp': sharp, 'contrast': contrast, 'det_score': float(det_score),
+            'features': point_features(spread, interocular(l68), blur, dark, yaw0, pitch0, reproj, sharp, contrast,
+                                       float(det_score)),
             'inside68': np.clip(margin / 5.0, 0.0, 1.0)}
 
 
@@ -253,7 +255,7 @@ class FaceLandmarker:
                 face.extras['mesh'] = np.column_stack([r.landmarks, r.z])
                 face.extras['tta_meshes'] = r.tta
             if self.uncertainty:
-                face.extras.update(face_features(grey, r.landmarks68, o68, K_pose, (w, h)))
+                face.extras.update(face_features(grey, r.landmarks68, o68, K_pose, (w, h), r.score))
                 face.extras['others68'] = o68
                 sm = self.sigma_model_dlib if r.layout == 'dlib68' and self.backend_name == 'hybrid' \
                     else self.sigma_model

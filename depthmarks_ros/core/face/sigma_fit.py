@@ -23,11 +23,12 @@ RAW_KEYS = ('E', 'L', 'P', 'spread68', 'yaw0', 'pitch0', 'reproj68', 'blur', 'da
             'has_hidden', 'dataset', 'stem')
 
 
-def error_records(samples, l68s, others, K_of, pose68s=None) -> Dict[str, np.ndarray]:
+def error_records(samples, l68s, others, K_of, pose68s=None, det_scores=None) -> Dict[str, np.ndarray]:
     """Records of the found faces: samples (FaceSample per face), l68s (68, 2) the backend's points,
     others the backend's other passes (TTA, or the hybrid's two inputs), K_of(sample, (w, h)) the
     camera, pose68s the points its head pose is solved on where not l68s (``P``; the hybrid: the
-    mesh's). Self-occlusion labels from the 3D landmarks where the sample has them."""
+    mesh's), det_scores the detector's score of each face where the run gives it (``det_score``).
+    Self-occlusion labels from the 3D landmarks where the sample has them."""
     import cv2
     from depthmarks_ros.core.face.pipeline import face_features
     from depthmarks_ros.core.face.visibility import self_occlusion
@@ -55,6 +56,8 @@ def error_records(samples, l68s, others, K_of, pose68s=None) -> Dict[str, np.nda
         rows['dataset'].append(s.dataset)
         rows['stem'].append(s.stem)
     out = {k: np.array(v) for k, v in rows.items()}
+    if det_scores is not None:
+        out['det_score'] = np.asarray(det_scores, np.float64).reshape(-1)
     if not len(out['E']):
         out['E'] = out['L'] = out['P'] = np.zeros((0, 68, 2))
     return out
@@ -170,14 +173,15 @@ def fit_and_save(key: str, rec: Dict[str, np.ndarray], output: str, meta: dict, 
         save_records(os.path.join(cache, f'sigma_{key}.npz'), rec)
         with open(os.path.join(cache, f'sigma_{key}.json'), 'w') as f:
             json.dump({'records_made_by': meta}, f, indent=1)
-    from depthmarks_ros.core.face.sigma_model import FIT_DESIGNS
+    from depthmarks_ros.core.face.sigma_model import FIT_DESIGNS, SCORE_DESIGN
     lines = []
     meta = dict(meta)
+    designs = FIT_DESIGNS + ((SCORE_DESIGN,) if 'det_score' in rec else ())
     features, quantile = FIT_DESIGNS[0]
     if cross_check:           # the design with the fewest shares off, then the smallest largest miss
         best = None
         meta['cross_validated_shares'] = {}
-        for fs, q in FIT_DESIGNS:
+        for fs, q in designs:
             cv = cross_validate(rec, steps, fs, quantile=q)
             score = calibration_score(cv)
             miss = score[1]
@@ -194,7 +198,7 @@ def fit_and_save(key: str, rec: Dict[str, np.ndarray], output: str, meta: dict, 
         meta['features_chosen_by'] = ('the fewest 1/2-sigma shares more than 5 points off over both sets, then the '
                                       'smallest largest miss, in the 5-fold cross-validation on the fit split '
                                       '(cross_validated_shares), among FIT_DESIGNS (features; with or without the '
-                                      'quantile stage)')
+                                      'quantile stage), and SCORE_DESIGN where the records hold the detector score')
     meta['fit_loss'] = ('Gaussian NLL (+ LUVLi BCE), then the scale terms refitted by the pinball losses of the radii at '
                         'the 1- and 2-sigma shares (quantile stage)') if quantile else 'Gaussian NLL (+ LUVLi BCE)'
     sm = fit_sigma(rec, meta, steps, features, quantile)

@@ -30,7 +30,7 @@ from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 from depthmarks_ros.core.learning.optim import minimise_lbfgs
 
 FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_spread', 'abs_pitch', 'yaw', 'pitch',
-            'log_reproj', 'log_face_reproj', 'sharp', 'contrast', 'log_spread_contour')
+            'log_reproj', 'log_face_reproj', 'sharp', 'contrast', 'log_spread_contour', 'det_score')
 # what a new fit uses (yaw and pitch, signed, feed the visibility term only)
 FIT_FEATURES = ('log_tta_spread', 'log_interocular', 'blur', 'dark', 'log_face_spread', 'abs_pitch', 'log_reproj',
                 'log_face_reproj', 'sharp', 'contrast', 'log_spread_contour')
@@ -39,6 +39,14 @@ SHARE_TOLERANCE = 0.05
 # the candidates fit-face compares by cross-validation on the fit split (core/face/sigma_fit.py):
 # (features, quantile stage after the NLL fit: LandmarkSigmaModel.fit)
 FIT_DESIGNS = ((FIT_FEATURES, False), (FIT_FEATURES[:8], False), (FIT_FEATURES, True))
+# one more candidate where the records hold the detector's score of each face (``det_score``): a face the
+# detector is unsure of is often one its landmarks miss (fit split, cascade dlib's records: Spearman with
+# the shipped model's per-face residual radius -0.37 within AFLW2000-3D)
+SCORE_DESIGN = (FIT_FEATURES + ('det_score',), True)
+# the detector score is clipped to this, in the fit and at run time alike: MediaPipe's scores are 0-1, dlib HOG's
+# margins and MMOD's confidences reach 2-3 (the cascade dlib's fit faces: 0.15-1.08, 99 % below 0.98); a fitted
+# weight is never extrapolated past it
+DET_SCORE_RANGE = (0.0, 1.0)
 
 
 GAUSS_2D_SHARES = (0.3935, 0.8647)     # a 2-D Gaussian's errors within its 1- and 2-sigma ellipses
@@ -107,10 +115,12 @@ def reprojection_residual(landmarks68: np.ndarray, pose, K: np.ndarray) -> np.nd
 
 
 def point_features(spread_px: np.ndarray, iod: float, blur: float, dark: float, yaw: float = 0.0,
-                   pitch: float = 0.0, reproj_px=None, sharp: float = 0.0, contrast: float = 0.0) -> np.ndarray:
+                   pitch: float = 0.0, reproj_px=None, sharp: float = 0.0, contrast: float = 0.0,
+                   det_score: float = 0.0) -> np.ndarray:
     """(68, len(FEATURES)) feature matrix of one face; yaw, pitch in degrees (plain PnP solve),
     reproj_px (68,) the reprojection residual of that solve (:func:`reprojection_residual`), sharp and
-    contrast from :func:`image_quality`."""
+    contrast from :func:`image_quality`, det_score the detector's score of the face (clipped to
+    DET_SCORE_RANGE; non-finite: 0)."""
     n = len(spread_px)
     log_spread = np.log(np.asarray(spread_px) / iod + 1e-3)
     rel = np.full(n, 0.1) if reproj_px is None or not np.all(np.isfinite(reproj_px)) \
@@ -119,7 +129,8 @@ def point_features(spread_px: np.ndarray, iod: float, blur: float, dark: float, 
                             np.full(n, log_spread.mean()), np.full(n, abs(pitch) / 90.0), np.full(n, yaw / 90.0),
                             np.full(n, pitch / 90.0), np.log(rel + 1e-2),
                             np.full(n, np.log(np.sqrt(np.mean(rel ** 2)) + 1e-2)), np.full(n, sharp),
-                            np.full(n, contrast), log_spread * CONTOUR[:n]])
+                            np.full(n, contrast), log_spread * CONTOUR[:n],
+                            np.full(n, np.clip(det_score, *DET_SCORE_RANGE) if np.isfinite(det_score) else 0.0)])
 
 
 def record_features(rec) -> np.ndarray:
@@ -128,9 +139,10 @@ def record_features(rec) -> np.ndarray:
     reproj = rec['reproj68'] if 'reproj68' in rec else [None] * n
     sharp = rec['sharp'] if 'sharp' in rec else np.zeros(n)
     contrast = rec['contrast'] if 'contrast' in rec else np.zeros(n)
-    return np.array([point_features(s, interocular(l), b, d, y, p, r, sh, co) for s, l, b, d, y, p, r, sh, co in
-                     zip(rec['spread68'], rec['L'], rec['blur'], rec['dark'], rec['yaw0'], rec['pitch0'], reproj,
-                         sharp, contrast)])
+    score = rec['det_score'] if 'det_score' in rec else np.zeros(n)
+    return np.array([point_features(s, interocular(l), b, d, y, p, r, sh, co, sc) for s, l, b, d, y, p, r, sh, co, sc
+                     in zip(rec['spread68'], rec['L'], rec['blur'], rec['dark'], rec['yaw0'], rec['pitch0'], reproj,
+                            sharp, contrast, score)])
 
 
 def _vis_design(yaw, pitch) -> np.ndarray:
