@@ -197,7 +197,8 @@ def test_launch_file_and_runner_start_the_same_nodes_for_every_argument_combinat
 def test_the_camera_stand_in_shares_the_depth_process_only_where_it_runs_and_compose_is_on():
     """The launch-file layout (Graph.processes, for ros2 launch and depthmarks run --multi-process):
     the simulated rig (the camera driver's stand-in) is composed with stereo_depth and depth_fusion,
-    as image_pipeline composes a camera driver with stereo_image_proc; real sensors (source topics)
+    as image_pipeline's launch files load stereo_image_proc into a camera driver's container when given one
+    (container:=); real sensors (source topics)
     leave the two; compose false gives every node a process of its own."""
     def layout(**kw):
         return [(p.name, [n.name for n in p.nodes], p.executable) for p in g.plan(g.GraphConfig(**kw)).processes()]

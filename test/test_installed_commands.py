@@ -43,7 +43,7 @@ def test_every_executable_in_bin_and_in_lib_for_launch_ros():
 
 
 def test_the_container_of_shared_processes_is_installed_for_launch_ros():
-    """The launch files start the nodes that share a process (stereo_depth and depth_fusion) as
+    """The launch files start the nodes that share a process (sim_rig, stereo_depth and depth_fusion) as
     `depthmarks_container NODE...` (pipeline/graph.py CONTAINER, pipeline/container.py)."""
     from depthmarks_ros.pipeline.graph import CONTAINER
     out = subprocess.run([_installed(CONTAINER)], capture_output=True, text=True, timeout=60)

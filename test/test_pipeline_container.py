@@ -48,6 +48,27 @@ def test_container_publishes_asynchronously_unless_the_environment_says_otherwis
     assert seen == [(['StereoDepthNode', 'DepthFusionNode'], used)]
 
 
+def test_a_node_that_cannot_be_imported_is_named_and_the_others_start(monkeypatch, capsys):
+    """As depthmarks run does: depth_fusion's module failing to import (a missing dependency) does
+    not stop sim_rig and stereo_depth of the same process (launch's respawn would restart all three
+    for ever); none importable is exit 1."""
+    from depthmarks_ros.pipeline import container, registry
+    from depthmarks_ros.ros import node_base
+    real = registry.load_node_class
+    broken = {'depth_fusion'}
+    monkeypatch.setattr(registry, 'load_node_class', lambda name: (
+        (None, f'{name} is not available (No module named x)') if name in broken else real(name)))
+    started = []
+    monkeypatch.setattr(node_base, 'run_nodes', lambda classes, args: started.append(
+        [c.__name__ for c in classes]) or 0)
+    assert container.main(['sim_rig', 'stereo', 'fusion', '--ros-args']) == 0
+    assert started == [['SimRigNode', 'StereoDepthNode']]
+    assert 'cannot start: depth_fusion is not available' in capsys.readouterr().err
+    broken.update({'sim_rig', 'stereo_depth'})
+    assert container.main(['sim_rig', 'stereo', 'fusion', '--ros-args']) == 1
+    assert len(started) == 1
+
+
 def test_container_refuses_a_bad_command_line_with_usage(capsys):
     assert main(['stereo', 'fussion', '--ros-args']) == 2
     assert "unknown node 'fussion'" in capsys.readouterr().err

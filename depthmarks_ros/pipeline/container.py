@@ -15,7 +15,9 @@ namespace (``__ns``) is every node's. A process-wide ``__node:=`` would rename e
 Which nodes share a process is decided by the node graph (``graph.PROCESS_GROUPS``), for the launch
 files and ``depthmarks run --multi-process`` alike. Everything a node process has, this one has
 (:func:`depthmarks_ros.ros.node_base.run_nodes`): the malloc fix, the recorder's periods from the
-environment, each node's /diagnostics, exit 0 on SIGINT/SIGTERM, a one-line start-up error (exit 1).
+environment, each node's /diagnostics, exit 0 on SIGINT/SIGTERM, a one-line start-up error. A node
+that cannot be imported or built is named in one line and the others of the process run on (as in
+rclcpp's component container and ``depthmarks run``); only when none starts does it exit 1.
 
 One thing a node process does not have: Fast DDS's asynchronous publication mode
 (``RMW_FASTRTPS_PUBLICATION_MODE=ASYNCHRONOUS``, unless the environment sets the variable; other
@@ -63,10 +65,12 @@ def main(args: Optional[List[str]] = None) -> int:
     classes = []
     for name in names:
         cls, reason = load_node_class(name)
-        if cls is None:
+        if cls is None:     # named, and the others start (as depthmarks run and rclcpp's container do)
             print(f'depthmarks_container: cannot start: {reason}', file=sys.stderr)
-            return 1
+            continue
         classes.append(cls)
+    if not classes:
+        return 1
     # before rclpy.init: rmw_fastrtps reads it from the environment (the module docstring says why)
     os.environ.setdefault(PUBLICATION_MODE_ENV, PUBLICATION_MODE)
     return run_nodes(classes, ['depthmarks_container', *argv])
