@@ -628,6 +628,17 @@ def test_detector_score_reaches_the_sigma_inputs(face_image):
     assert point_features(*args, det_score=0.7)[:, col] == pytest.approx(np.full(68, 0.7))
     assert point_features(*args, det_score=9.0)[0, col] == DET_SCORE_RANGE[1] == 1.0
     assert point_features(*args, det_score=float('nan'))[0, col] == 0.0
+    # fit records: a face no BlazeFace view detected is NaN there and takes the low quantile of the others
+    from depthmarks_ros.core.face.sigma_model import DET_SCORE_FALLBACK_QUANTILE, det_score_fallback, record_features
+    n = 40
+    scores = np.r_[np.linspace(0.2, 1.1, n - 1), np.nan]
+    rec = {'L': np.tile(np.random.default_rng(0).normal(100, 20, (68, 2)), (n, 1, 1)), 'spread68': np.ones((n, 68)),
+           'blur': np.zeros(n), 'dark': np.zeros(n), 'yaw0': np.zeros(n), 'pitch0': np.zeros(n), 'det_score': scores}
+    fb = det_score_fallback(scores)
+    assert fb == pytest.approx(np.quantile(np.clip(scores[:-1], 0, 1), DET_SCORE_FALLBACK_QUANTILE)) and 0.2 < fb < 0.4
+    feats = record_features(rec)
+    assert feats[-1, 0, col] == pytest.approx(fb) and feats[0, 0, col] == pytest.approx(0.2)
+    assert record_features(rec, 0.5)[-1, 0, col] == 0.5
     lm = FaceLandmarker('dlib', static=True, dlib_detector='cascade')
     f = lm.process(face_image, K)[0]
     lm.close()

@@ -107,6 +107,23 @@ def test_hybrid_finds_the_face_agrees_with_dlib_and_has_a_sane_covariance(hybrid
     assert f.head_pose is not None and abs(f.head_pose.yaw) < 30
 
 
+def test_an_oversized_view_face_takes_the_fallback_detector_score_not_its_hog_margin(hybrid, frame, monkeypatch):
+    """A face of the oversized view (source hog_pad, a HOG margin from -0.5) goes to dlib's predictor and
+    the cascade dlib's sigma model, whose det_score input was fitted on BlazeFace scores: it takes that
+    model's fallback (a low quantile of the fit faces' scores), not its margin clipped to 0."""
+    from depthmarks_ros.core.face.detection import Detection
+    hybrid.tracker = CentroidTracker()
+    box = hybrid.process(frame, K)[0].bbox
+    be = hybrid.backend
+    monkeypatch.setattr(be.mesh, 'process', lambda rgb: [])
+    monkeypatch.setattr(be.mesh, 'unmeshed', [Detection(np.array(box, float), -0.3, 'hog_pad')])
+    hybrid.tracker = CentroidTracker()
+    faces = hybrid.process(frame, K)
+    assert len(faces) == 1 and faces[0].layout == 'dlib68' and faces[0].extras['det_source'] == 'hog_pad'
+    fallback = hybrid.sigma_model_dlib.meta['det_score_fallback']
+    assert 0.5 < fallback < 0.9 and faces[0].extras['det_score'] == fallback
+
+
 @pytest.mark.parametrize('kind', ['noise', 'flat', 'tiny', 'empty', 'dark', 'grey', 'blurred', 'half_outside'])
 def test_hybrid_bad_input_gives_empty_or_finite_output(hybrid, frame, kind):
     rng = np.random.default_rng(3)

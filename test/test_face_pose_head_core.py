@@ -97,12 +97,28 @@ def test_hybrid_takes_the_pose_head_only_where_nothing_else_found_a_face(face_im
 
 
 def test_cascade_dlib_falls_back_to_the_pose_head(face_image):
+    """... and the pose head's score (the mean BlazePose visibility, ~1) is no detector score to the
+    sigma model (fitted on BlazeFace's): the face takes the model's low fallback, a wider sigma than
+    the same landmarks would get at that score from BlazeFace."""
+    from depthmarks_ros.core.face.sigma_model import FEATURES
     rgb, K = face_image, FACE_K
     lm = FaceLandmarker('dlib', static=True, dlib_detector='cascade')
+    real = lm.process(rgb, K)[0]
+    assert real.extras['det_source'].startswith('mp_') and 0.5 < real.extras['det_score'] <= 1.0
     det = lm.backend._cascade
     _nothing_found(det)
     faces = lm.process(rgb, K)
     assert len(faces) == 1 and det.stage_counts.get('pose_head') == 1
+    f, sm = faces[0], lm.sigma_model
+    assert f.extras['det_source'] == 'pose_head'
+    fallback = sm.meta['det_score_fallback']            # shipped: a low quantile of the fit faces' scores
+    assert 0.5 < fallback < 0.9 and sm.det_score_fallback == fallback
+    assert f.extras['det_score'] == fallback and f.extras['features'][0, FEATURES.index('det_score')] == fallback
+    pose_head_score = det._pose_head.find(rgb)[0].score
+    assert pose_head_score > 0.9
+    feats = f.extras['features'].copy()
+    feats[:, FEATURES.index('det_score')] = pose_head_score      # as if BlazeFace had scored it so
+    assert np.trace(f.cov68[30]) > 2 * np.trace(sm.covariance(f.landmarks68, feats, abs(f.extras['yaw0']))[30])
     lm.close()
 
 

@@ -34,6 +34,8 @@ class FaceResult:
     tta: list = field(default_factory=list)   # (N, 3) meshes of the augmented passes (pipeline)
     alt68: list = field(default_factory=list)  # other (68, 2) estimates of the same face (hybrid: dlib, mesh)
     pose68: Optional[np.ndarray] = None         # (68, 2) points for head pose where not landmarks68 (hybrid: the mesh's)
+    source: str = ''             # the detection ``score`` is from (core/face/detection.py Detection.source;
+                                 # dlib's own detectors 'hog' / 'mmod'); '' where the score is no detector's
 
 
 def _bbox(points: np.ndarray) -> np.ndarray:
@@ -247,9 +249,10 @@ class DlibFace68:
         self._dlib = dlib
 
     def detect_boxes(self, rgb: np.ndarray, grey: np.ndarray) -> List[tuple]:
-        """[(box x0, y0, x1, y1 in the predictor's box convention, score)] in the whole image; a face
-        that only detect_all's views found, best in a rotated view: (box in the predictor's convention
-        in that view about the detection's centre, score, (angle, centre))."""
+        """[(box x0, y0, x1, y1 in the predictor's box convention, score, source)] in the whole image
+        (source: the detection's, core/face/detection.py); a face that only detect_all's views found, best
+        in a rotated view: (box in the predictor's convention in that view about the detection's centre,
+        score, source, (angle, centre))."""
         if self._cascade is not None:
             from depthmarks_ros.core.face.detection import box_from_detection, box_kind
             dets = self._cascade.detect(rgb, mmod=not self.all_views)    # all views: MMOD (1-3 s) after them
@@ -259,10 +262,10 @@ class DlibFace68:
                     dets = self._cascade.detect_mmod(rgb)
                 if not dets:        # nor MMOD: a head from the body pose (seen from behind, full profile)
                     dets = self._cascade.detect_pose_head(rgb)
-            return [(box_from_detection(d.box, self.box_map[box_kind(d.source)]), d.score)
+            return [(box_from_detection(d.box, self.box_map[box_kind(d.source)]), d.score, d.source)
                     + (((d.angle, (d.box[:2] + d.box[2:]) / 2),) if d.views > 0 and d.angle != 0 else ())
                     for d in dets[:self._cascade.max_faces]]
-        return [(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64), float(s))
+        return [(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64), float(s), self.detector)
                 for r, s in self.detect(grey)]
 
     def detect(self, grey: np.ndarray):
@@ -297,12 +300,12 @@ class DlibFace68:
             self.full_scans += 1
             found = self.detect_boxes(rgb, grey)
         out = []
-        for box, score, *turn in found:
+        for box, score, source, *turn in found:
             if turn:
                 pts = self.landmarks_upright(rgb, box, *turn[0])
             else:
                 pts = self.landmarks(rgb, self._dlib.rectangle(*(int(v) for v in box)))
-            out.append(FaceResult(pts, pts.copy(), _bbox(pts), score, self.layout))
+            out.append(FaceResult(pts, pts.copy(), _bbox(pts), score, self.layout, source=source))
         self._boxes = [box for box, *_ in found]
         return out
 
@@ -321,8 +324,8 @@ class DlibFace68:
                 continue
             r, score = max(hits, key=lambda hs: hs[1])
             new = np.array([r.left() + x0, r.top() + y0, r.right() + x0, r.bottom() + y0], np.float64)
-            if all(_iou(new, b) < 0.5 for b, _ in found):
-                found.append((new, float(score)))
+            if all(_iou(new, b) < 0.5 for b, *_ in found):
+                found.append((new, float(score), self.detector))
         return found
 
     def close(self) -> None:

@@ -432,7 +432,7 @@ class HybridFace68:
             p68 = None                      # mostly profiles: dlib's predictor fails
             if det.source == 'hog_pad':     # a face larger than the frame that HOG found: a frontal-ish one
                 p68 = self.predict(rgb, box_from_detection(det.box, self.box_map['hog']))
-                out.append(FaceResult(p68, p68.copy(), _bbox(p68), det.score, 'dlib68'))
+                out.append(FaceResult(p68, p68.copy(), _bbox(p68), det.score, 'dlib68', source=det.source))
                 continue
             kp = self._from_keypoints(rgb, det.box, det.keypoints, det.view_keypoints, per_view=True)
             if kp is not None:
@@ -441,9 +441,9 @@ class HybridFace68:
                 p68, cov = b.from_box(det.box, det.facing), b.template_covariance(det.box, det.facing)
             else:
                 p68 = self.predict(rgb, box_from_detection(det.box, self.box_map[box_kind(det.source)]))
-                out.append(FaceResult(p68, p68.copy(), _bbox(p68), det.score, 'dlib68'))
+                out.append(FaceResult(p68, p68.copy(), _bbox(p68), det.score, 'dlib68', source=det.source))
                 continue
-            r = FaceResult(p68, p68.copy(), _bbox(p68), det.score, 'box68')
+            r = FaceResult(p68, p68.copy(), _bbox(p68), det.score, 'box68', source=det.source)
             r.alt68 = [cov]
             out.append(r)
 

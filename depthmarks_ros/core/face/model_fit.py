@@ -217,7 +217,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
                 found.append(s)
                 l68s.append(r['face'].landmarks68)
                 others.append(r['face'].extras['others68'])
-                scores.append(r['face'].extras['det_score'])
+                scores.append(r['face'].extras['det_score'])    # NaN: not a BlazeFace detection (no model here)
         lm.close()
         rec = error_records(found, l68s, others, camera_for, det_scores=scores)
         yield from fit_and_save(key, rec, output, {'backend': f'dlib (detector {detector})', 'faces': len(found),

@@ -212,6 +212,7 @@ class FaceLandmarker:
                 depth_sigma: Optional[np.ndarray] = None) -> List[Face]:
         """rgb (H, W, 3) uint8; K the rectified 3x3 camera matrix (for 3D and head pose)."""
         import cv2
+        from depthmarks_ros.core.face.sigma_model import scored_source
         h, w = rgb.shape[:2]
         # an image of (almost) no pixels has no face, and MediaPipe's graphs break on an empty one
         results = self.backend.process(rgb) if min(h, w) >= 2 else []
@@ -255,10 +256,15 @@ class FaceLandmarker:
                 face.extras['mesh'] = np.column_stack([r.landmarks, r.z])
                 face.extras['tta_meshes'] = r.tta
             if self.uncertainty:
-                face.extras.update(face_features(grey, r.landmarks68, o68, K_pose, (w, h), r.score))
-                face.extras['others68'] = o68
                 sm = self.sigma_model_dlib if r.layout == 'dlib68' and self.backend_name == 'hybrid' \
                     else self.sigma_model
+                # the detector score only where BlazeFace gave it (the det_score input's fit faces); any other
+                # source the model's low fallback (without a model NaN: fit-face's records mark such faces so)
+                score = r.score if scored_source(r.source) else \
+                    (sm.det_score_fallback if sm is not None else float('nan'))
+                face.extras.update(face_features(grey, r.landmarks68, o68, K_pose, (w, h), score))
+                face.extras['det_source'] = r.source
+                face.extras['others68'] = o68
                 if r.layout == 'box68':       # hybrid: a template in the detector box, its fitted spread
                     face.cov68 = r.alt68[0]
                     face.visibility68 = face.extras['inside68']

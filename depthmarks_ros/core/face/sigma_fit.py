@@ -119,6 +119,12 @@ def fit_sigma(rec: Dict[str, np.ndarray], meta: Optional[dict] = None, steps: in
     meta = dict(meta or {})
     meta['faces_per_set'] = {str(n): int(np.sum(rec['dataset'] == n)) for n in sorted(set(rec['dataset'].tolist()))}
     meta['set_weighting'] = 'each set the same total weight in the NLL and the share scale'
+    if 'det_score' in rec:
+        from depthmarks_ros.core.face.sigma_model import DET_SCORE_FALLBACK_QUANTILE, det_score_fallback
+        meta['det_score_fallback'] = det_score_fallback(rec['det_score'])
+        meta['det_score_fallback_note'] = (
+            f'the det_score input of a face no BlazeFace view detected (records: NaN; run time: any other source): '
+            f'the {DET_SCORE_FALLBACK_QUANTILE:g} quantile of the fit faces\' BlazeFace scores clipped to 0-1')
     return LandmarkSigmaModel.fit_records(rec, steps=steps, meta=meta, face_weights=w,
                                           features=tuple(features or FIT_FEATURES), quantile=quantile)
 

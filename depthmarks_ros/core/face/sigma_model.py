@@ -47,6 +47,28 @@ SCORE_DESIGN = (FIT_FEATURES + ('det_score',), True)
 # margins and MMOD's confidences reach 2-3 (the cascade dlib's fit faces: 0.15-1.08, 99 % below 0.98); a fitted
 # weight is never extrapolated past it
 DET_SCORE_RANGE = (0.0, 1.0)
+# the score is that input only for a face MediaPipe's BlazeFace detected (any view of the cascade: sources
+# 'mp_*'), the detector of 1172 of the cascade dlib's 1175 fit faces (2 MMOD, 1 missed by the detector;
+# a development check). Any other face (dlib HOG margins from -0.5 on the oversized view, MMOD confidences,
+# the pose head's mean BlazePose visibility ~1, the mesh's constant 1) gets DET_SCORE_FALLBACK_QUANTILE of
+# the fit faces' clipped scores (the model's meta det_score_fallback; DET_SCORE_RANGE[0] where a model
+# lacks it): a low detector score, so a wide sigma, not the most confident one
+DET_SCORE_FALLBACK_QUANTILE = 0.05
+
+
+def scored_source(source: str) -> bool:
+    """Whether a detection of this source (core/face/detection.py Detection.source) carries the score
+    the det_score input was fitted on (BlazeFace's, any view)."""
+    return str(source).startswith('mp_')
+
+
+def det_score_fallback(scores) -> float:
+    """DET_SCORE_FALLBACK_QUANTILE of the finite ``scores`` clipped to DET_SCORE_RANGE (the fit faces'
+    BlazeFace scores; NaN marks a face of another source); DET_SCORE_RANGE[0] without any."""
+    s = np.asarray(scores, float).reshape(-1)
+    s = s[np.isfinite(s)]
+    return float(np.quantile(np.clip(s, *DET_SCORE_RANGE), DET_SCORE_FALLBACK_QUANTILE)) if len(s) \
+        else DET_SCORE_RANGE[0]
 
 
 GAUSS_2D_SHARES = (0.3935, 0.8647)     # a 2-D Gaussian's errors within its 1- and 2-sigma ellipses
@@ -133,13 +155,18 @@ def point_features(spread_px: np.ndarray, iod: float, blur: float, dark: float, 
                             np.full(n, np.clip(det_score, *DET_SCORE_RANGE) if np.isfinite(det_score) else 0.0)])
 
 
-def record_features(rec) -> np.ndarray:
-    """(F, 68, len(FEATURES)) from the raw records of core/face/sigma_fit.py."""
+def record_features(rec, score_fallback: Optional[float] = None) -> np.ndarray:
+    """(F, 68, len(FEATURES)) from the raw records of core/face/sigma_fit.py; a record's NaN det_score
+    (a face no BlazeFace view detected) becomes ``score_fallback`` (default: :func:`det_score_fallback`
+    of the records), as at run time."""
     n = len(rec['L'])
     reproj = rec['reproj68'] if 'reproj68' in rec else [None] * n
     sharp = rec['sharp'] if 'sharp' in rec else np.zeros(n)
     contrast = rec['contrast'] if 'contrast' in rec else np.zeros(n)
-    score = rec['det_score'] if 'det_score' in rec else np.zeros(n)
+    score = np.asarray(rec['det_score'], float) if 'det_score' in rec else np.zeros(n)
+    if not np.all(np.isfinite(score)):
+        fb = det_score_fallback(score) if score_fallback is None else score_fallback
+        score = np.where(np.isfinite(score), score, fb)
     return np.array([point_features(s, interocular(l), b, d, y, p, r, sh, co, sc) for s, l, b, d, y, p, r, sh, co, sc
                      in zip(rec['spread68'], rec['L'], rec['blur'], rec['dark'], rec['yaw0'], rec['pitch0'], reproj,
                             sharp, contrast, score)])
@@ -162,6 +189,16 @@ class LandmarkSigmaModel:
     features: tuple = FEATURES[:5]    # the columns of point_features it uses (older files: the first four)
     vis_b: Optional[np.ndarray] = None   # (68, 4) LUVLi visibility logistic of (1, yaw, |yaw|, pitch) / 90
     h: float = 0.0                    # log-sigma added per unit of P(hidden)
+
+    @property
+    def det_score_fallback(self) -> float:
+        """The det_score input of a face no BlazeFace view detected (meta det_score_fallback, written by
+        the fit: :func:`det_score_fallback` of its records; DET_SCORE_RANGE[0] where absent)."""
+        return float(self.meta.get('det_score_fallback', DET_SCORE_RANGE[0]))
+
+    def det_score_input(self, source: str, score: float) -> float:
+        """The detector score this model takes for a face detected by ``source`` with ``score``."""
+        return float(score) if scored_source(source) else self.det_score_fallback
 
     def _cols(self, feats: np.ndarray) -> np.ndarray:
         return feats[..., [FEATURES.index(n) for n in self.features]]
@@ -198,7 +235,7 @@ class LandmarkSigmaModel:
 
     def covariances_records(self, rec) -> np.ndarray:
         """(F, 68, 2, 2) for the records of core/face/sigma_fit.py."""
-        feats = record_features(rec)
+        feats = record_features(rec, self.meta.get('det_score_fallback'))
         return np.array([self.covariance(l, f, abs(y)) for l, f, y in zip(rec['L'], feats, rec['yaw0'])])
 
     def to_json(self) -> dict:
