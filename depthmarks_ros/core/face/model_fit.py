@@ -545,14 +545,12 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     rgbs = {s.stem: s.load_rgb() for s in turned}
     yield f'profile: {len(turned)} fit-split AFLW faces with |yaw| >= {PROFILE_MIN_YAW:g} deg'
     # faces the mesh cannot follow: the keypoint regression's guess
-    mesh = MediaPipeFaceMesh(static=True, fallback_detector=True, all_views=True, mmod=False)   # as at run time
+    mesh = MediaPipeFaceMesh(static=True, fallback_detector=True, all_views=True, mmod=False)   # as at run time (MMOD off: _unmeshed_near)
     unmeshed = []
     for s in samples:
         if mesh.process(s.load_rgb()):
             continue
-        g = s.landmarks68
-        near = [d for d in mesh.unmeshed if d.keypoints is not None
-                and np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - g.mean(axis=0)) < 0.5 * max(np.ptp(g, axis=0))]
+        near = [d for d in _unmeshed_near(mesh, s.landmarks68) if d.keypoints is not None]
         if near and blend.kp_map is not None:
             guess = blend.from_views(near[0].box, near[0].keypoints, near[0].view_keypoints)
             if guess is not None:
@@ -654,6 +652,19 @@ def _shares(sm) -> str:
             f"{sm.meta.get('shares_fit')}")
 
 
+# the fit's mesh runs without MMOD (~1-3 s an image), so where no view finds a face the oversized view and the
+# pose head run in its place; at run time MMOD comes before them, so their detections are no fit faces
+FIT_SKIPPED_SOURCES = ('hog_pad', 'pose_head')
+
+
+def _unmeshed_near(mesh, gt68) -> list:
+    """The detections the mesh could not follow (``mesh.unmeshed``) whose box centre lies within half the
+    annotation's size of its centre, those of FIT_SKIPPED_SOURCES left out."""
+    c, size = gt68.mean(axis=0), max(np.ptp(gt68, axis=0))
+    return [d for d in mesh.unmeshed if d.source not in FIT_SKIPPED_SOURCES
+            and np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - c) < 0.5 * size]
+
+
 def _fit_hybrid_template(samples, output, command):
     """The hybrid's fallback for faces the detector cascade finds but the mesh cannot follow (mostly
     profiles): the mean ground truth in units of the detector box, mirrored by the detector's nose
@@ -671,8 +682,7 @@ def _fit_hybrid_template(samples, output, command):
         if mesh.process(s.load_rgb()):
             continue
         g = s.landmarks68
-        near = [d for d in mesh.unmeshed
-                if np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - g.mean(axis=0)) < 0.5 * max(np.ptp(g, axis=0))]
+        near = _unmeshed_near(mesh, g)
         if near:
             boxes.append(near[0].box)
             facings.append(near[0].facing)
