@@ -25,12 +25,14 @@ class FaceLandmarksParams(NodeParams, CompressedImageParams, InputParams, ImageT
                                      'view of the face detector cascade (mirrored, half-size, padded, rotated by '
                                      '+-30/60 deg), not only until one finds a face, and keep each face no other '
                                      'covers (one the mesh cannot follow only where two views found it): several times '
-                                     'the time per image; where no view finds a face, the last resorts (MMOD, '
-                                     'oversized face, head from the body pose) run (docs/face_landmarks.md)', read_only=True)
+                                     'the time per image; where that keeps no face, the last resorts run: MMOD '
+                                     '(detector_mmod), then the oversized-face view (hybrid and mediapipe backends, '
+                                     'not the dlib cascade) and the head of a person from the body pose '
+                                     '(docs/face_landmarks.md)', read_only=True)
     detector_mmod: bool = param(True, "Independent images: dlib's CNN (MMOD) face detector as the last resort where no "
                                 'other detector finds a face (~1-3 s per image on a CPU; the node on video never '
-                                'runs it); with detector_all_views, where it finds none either, the oversized-face '
-                                'view and the head of a person from the body pose follow', read_only=True)
+                                'runs it); with detector_all_views it runs before the oversized-face view and the '
+                                'head of a person from the body pose, which run with it off too', read_only=True)
     uncertainty: bool = param(True, 'Per-landmark covariance by test-time augmentation', read_only=True)
     uncertainty_model: str = param('', 'Trained patch model folder (depthmarks train-landmarks) for the 68-point '
                                    'covariance and visibility; empty = test-time augmentation', read_only=True)
