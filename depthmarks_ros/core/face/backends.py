@@ -135,10 +135,12 @@ class MediaPipeFaceMesh:
             dets = dets + self._detector.detect_all(rgb, [r.bbox for r in out] + [d.box for d in dets],
                                                     reuse=True, limit=None)
             from depthmarks_ros.core.face.detection import same_face
-            for d in dets:      # a face the cascade found before: the keypoints of every view that found it
-                if d.view_keypoints is None:
-                    f = same_face(d.box, self._detector.last_faces)
-                    d.view_keypoints = f.view_keypoints if f is not None else None
+            for d in dets:      # a face the cascade found before: the keypoints of every view that found it,
+                if d.views == 0 and d.source.startswith('mp_'):     # and their count (issue 18: a fist,
+                    f = same_face(d.box, self._detector.last_faces)     # a cloth, noise found in one view
+                    if d.view_keypoints is None:                        # by the cascade's first hit came out
+                        d.view_keypoints = f.view_keypoints if f is not None else None     # as a face)
+                    d.views = max(f.views, 1) if f is not None else 1
         self._mesh_dets(rgb, dets, out)
         if self.all_views and not out and not self.unmeshed:    # no view found a face: the last resort
             self._mesh_dets(rgb, self._detector.detect_mmod(rgb), out)
@@ -151,7 +153,7 @@ class MediaPipeFaceMesh:
     def _mesh_dets(self, rgb: np.ndarray, dets, out: List[FaceResult]) -> None:
         """A crop mesh on each detection until max_faces: appended to ``out`` unless its box centre lies
         in a face already there (the same face again); without a mesh, to ``unmeshed`` unless a single
-        detect_all view found it."""
+        MediaPipe view found it (a detect_all face, or one of the cascade's that detect_all counted)."""
         for det in dets:
             if len(out) + len(self.unmeshed) >= self.max_faces:
                 break
