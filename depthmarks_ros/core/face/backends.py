@@ -48,7 +48,7 @@ def _covers(box: np.ndarray, xy) -> bool:
 
 # a face no mesh follows is kept only where neighbouring pixels in its box correlate like a photograph's
 # (issue 18: on a random-noise image the short-range detector found a face, kept by the keypoint path:
-# 0.01 there); on the fit split every detection that reaches the mesh step (133 boxes, AFLW2000-3D and
+# 0.01 there); on the fit split every detection that reaches the mesh step (135 boxes, AFLW2000-3D and
 # 300-W) has >= 0.85, the hands, fist and cloth boxes found on images without a face 0.80-0.98
 # (benchmarks/study_face_nofaces.py): a check against noise, not against face-like objects
 MIN_NEIGHBOUR_CORRELATION = 0.5
