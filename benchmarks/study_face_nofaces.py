@@ -8,7 +8,7 @@ OneHand10K images hold a real face: they must stay found), a blank and a noise i
 face found, then, on the FIT split only (split rule below; the report split is bench_face.py's), the
 mesh step alone on every image: for each detection that reaches it, the neighbour correlation of its
 box (backends.neighbour_correlation; a face no mesh follows is kept only at >= MIN_NEIGHBOUR_CORRELATION).
-(The single-view rule measured and not shipped: this script as of commit 5167fe3.)
+(The single-view rule measured and not shipped: this script as of commit d922cee.)
 
     nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/study_face_nofaces.py --data /work/shared/data
 """
