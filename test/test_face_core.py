@@ -608,6 +608,50 @@ def test_face_fit_file_needs_its_version(tmp_path):
     assert load_fit(str(tmp_path / 'none.json')) == {}
 
 
+def test_fit_face_version_message_only_for_an_older_file_and_stale_path_factors_go(tmp_path):
+    """fit-face on a fresh output folder writes a version-2 face_fit.json without claiming to have
+    dropped an older one's factors; on an older file it says so. A path with too few faces to calibrate
+    loses an earlier fit's factors (it then takes the pooled ones), not keeps them."""
+    import json
+    import os
+    import shutil
+    from depthmarks_ros.core.face.head_pose import FIT_VERSION
+    from depthmarks_ros.core.face.model_fit import _fit_pose_scales, fit_landmark_artefacts
+    from depthmarks_ros.core.face.pipeline import DATA_DIR
+    fresh = tmp_path / 'fresh'
+    fresh.mkdir()
+    lines = list(fit_landmark_artefacts([], [], str(fresh), [], 'test'))
+    assert not any('version' in x for x in lines), lines
+    assert json.loads((fresh / 'face_fit.json').read_text())['version'] == FIT_VERSION
+    old = tmp_path / 'old'
+    old.mkdir()
+    (old / 'face_fit.json').write_text(json.dumps({'version': 1, 'head_pose': {'covariance_scale': 2.0}}))
+    lines = list(fit_landmark_artefacts([], [], str(old), [], 'test'))
+    assert any('version 1 -> 2' in x for x in lines), lines
+    assert 'covariance_scale' not in json.loads((old / 'face_fit.json').read_text())['head_pose']
+    shutil.copy(os.path.join(DATA_DIR, 'face_model_68.json'), fresh)
+    fit = {'version': FIT_VERSION, 'head_pose': {
+        'angle_scales': {'dlib_hog': [2.0] * 3, 'pooled': [1.5] * 3}, 'angle_scale_yaw_slopes': {'dlib_hog': [0.5] * 3},
+        'angle_scale_yaw_range': {'dlib_hog': [0.0, 50.0]}, 'angle_scales_from': {'dlib_hog': 'an earlier fit'}}}
+    lines = list(_fit_pose_scales([], str(fresh), 'test', fit, ['dlib_hog'], lambda: None))
+    assert any('not calibrated' in x for x in lines), lines
+    hp = fit['head_pose']
+    assert all('dlib_hog' not in hp[k] for k in ('angle_scales', 'angle_scale_yaw_slopes', 'angle_scale_yaw_range',
+                                                 'angle_scales_from'))
+    assert hp['angle_scales']['pooled'] == [1.5] * 3
+
+
+def test_angle_factors_of_an_unknown_yaw_take_the_larger_end_of_the_range():
+    from depthmarks_ros.core.face.head_pose import angle_factors
+    scales, slopes, rng = [1.0, 2.0, 1.0], [0.9, 0.0, -0.9], (10.0, 60.0)
+    f = angle_factors(scales, slopes, float('nan'), rng)
+    assert np.all(np.isfinite(f))
+    assert f[0] == pytest.approx(angle_factors(scales, slopes, 60.0, rng)[0])     # rising: the upper end
+    assert f[1] == pytest.approx(2.0)
+    assert f[2] == pytest.approx(angle_factors(scales, slopes, 10.0, rng)[2])     # falling: the lower end
+    assert np.all(np.isfinite(angle_factors(scales, slopes, float('inf'), rng)))
+
+
 def test_hybrid_paths_take_their_own_pose_factors():
     """The hybrid's faces the mesh follows take 'hybrid', its keypoint-path faces 'hybrid_box68', its
     dlib-only faces the cascade dlib's 'dlib' (the same points and sigma model); other backends their

@@ -183,10 +183,14 @@ def angle_factors(scales, slopes, yaw_deg: float, yaw_range=(0.0, 0.0)) -> np.nd
     """(3,) factors on the (yaw, pitch, roll) sigmas of a pose with this yaw: scales x
     exp(slopes |yaw| / 90), |yaw| clamped to ``yaw_range`` (degrees: the |yaw| range of the fit faces,
     face_fit.json head_pose.angle_scale_yaw_range), so a slope is never extrapolated beyond the faces
-    it was fitted on (the default (0, 0): the factor at |yaw| 0)."""
+    it was fitted on (the default (0, 0): the factor at |yaw| 0). A non-finite yaw (no yaw known) takes
+    the larger factor of the range's two ends per angle (its upper end where the slope is >= 0)."""
     lo, hi = float(yaw_range[0]), float(yaw_range[1])
+    scales, slopes = np.asarray(scales, float), np.asarray(slopes, float)
+    if not np.isfinite(yaw_deg):
+        return scales * np.exp(np.maximum(slopes * lo, slopes * max(hi, lo)) / 90.0)
     y = min(max(abs(float(yaw_deg)), lo), max(hi, lo))
-    return np.asarray(scales, float) * np.exp(np.asarray(slopes, float) * y / 90.0)
+    return scales * np.exp(slopes * y / 90.0)
 
 
 def fit_angle_factors(z: np.ndarray, yaw_deg: np.ndarray, share: float = 0.6827, weights=None, slope: bool = True):

@@ -120,21 +120,23 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
     samples = list(aflw) + list(w300)
     fit_path = os.path.join(output, 'face_fit.json')
     fit = {}
-    if os.path.isfile(fit_path):
+    existed = os.path.isfile(fit_path)
+    if existed:
         with open(fit_path) as f:
             fit = json.load(f)
+    old = fit.get('version')
     fit.update({'split_rule': SPLIT_RULE, 'command': command,
                 'fit_images': {'aflw2000_3d': len(aflw), '300w_lfpw_test': len(w300)}})
 
     def save_fit():
         with open(fit_path, 'w') as f:
             json.dump(fit, f, indent=1)
-    if fit and fit.get('version') != FIT_VERSION:   # an older format: its angle factors go (the pose part refits them)
-        old = fit.get('version')
+    if old != FIT_VERSION:      # a new file, or an older format: its angle factors go (the pose part refits them)
         _drop_old_pose_factors(fit)
         save_fit()
-        yield (f'face_fit.json: version {old!r} -> {FIT_VERSION}; its head-pose angle factors dropped '
-               '(run the pose part to refit them)')
+        if existed:
+            yield (f'face_fit.json: version {old!r} -> {FIT_VERSION}; its head-pose angle factors dropped '
+                   '(run the pose part to refit them)')
     if 'box' in parts:
         box, n = fit_box_map(samples)
         fit['box_map'] = {'mp': list(box), 'hog': [0.0, 0.0, 1.0]}
@@ -366,8 +368,10 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
             sources[key] = 'the shipped backend run on the fit images, its faces on this path'
         ok = np.all(np.isfinite(z), axis=1)          # a face whose covariance gave no finite sigma
         z, yaw = z[ok], yaw[ok]
-        if len(z) < 10:
-            yield f'head pose {key}: only {len(z)} faces, not calibrated'
+        if len(z) < 10:             # an earlier fit's factors of this path go too (pooled ones take its faces)
+            for d in (scales, slopes, ranges, sources):
+                d.pop(key, None)
+            yield f'head pose {key}: only {len(z)} faces, not calibrated (earlier factors of this path dropped)'
             continue
         zs[key] = (z, yaw)
         scales[key], slopes[key], ranges[key] = fit_angle_factors(z, yaw)
