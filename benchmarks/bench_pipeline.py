@@ -25,8 +25,8 @@ The machine load (`uptime`'s load averages) is printed before and after each mod
     .venv/bin/python benchmarks/bench_pipeline.py --modes single,multi,multi-separate --repeat 2
         # interleaved (single, multi, multi-separate, single, ...): a summary of the medians over the
         # repeats with each mode's ratio to the first mode
-    .venv/bin/python benchmarks/bench_pipeline.py --modes single,multi,multi-sync --repeat 3
-        # the depth process's asynchronous publishing against synchronous (multi-sync), interleaved
+    .venv/bin/python benchmarks/bench_pipeline.py --modes single,multi,multi-async --repeat 3
+        # the depth process publishing asynchronously (multi-async) against the default, interleaved
 
 Input is the simulated rig only (it carries the ground truth); --data is accepted for the common
 benchmark interface and not used.
@@ -70,12 +70,11 @@ MODES = {'single': 'single-process', 'multi': 'multi-process',
          'multi-separate': 'multi, a process per node',
          # the recorder's stamp filter off (pipeline/recorder_node.py): every recorded topic crosses DDS
          'multi-unfiltered': 'multi, no rec. filter',
-         # the depth process publishing synchronously, as before 2026-12-07 05:50 (pipeline/container.py
-         # asks for asynchronous publishing; SYNCHRONOUS is rmw_fastrtps's default, so the other
-         # processes are as in every mode)
-         'multi-sync': 'multi, sync. publishing'}
+         # the depth process (only) publishing asynchronously (pipeline/container.py: its default
+         # 05:50-06:55 on 2026-12-07; the other processes keep rmw_fastrtps's synchronous default)
+         'multi-async': 'multi, async. publishing'}
 MODE_ENV = {'multi-unfiltered': {'DEPTHMARKS_RECORDER_FILTER': '0'},
-            'multi-sync': {'RMW_FASTRTPS_PUBLICATION_MODE': 'SYNCHRONOUS'}}
+            'multi-async': {'DEPTHMARKS_CONTAINER_PUBLICATION_MODE': 'ASYNCHRONOUS'}}
 SUMMARY = ('stereo/depth', 'fusion/depth', 'face/landmarks', 'body/keypoints', 'camera/image_raw')
 
 
@@ -118,8 +117,8 @@ def main():
                     help='seconds per mode (20 = `make run`; 60 for the no-growth check)')
     ap.add_argument('--modes', default='single,multi',
                     help='comma list of ' + ', '.join(MODES) + ' (multi-unfiltered: --multi-process with '
-                    'DEPTHMARKS_RECORDER_FILTER=0, the A/B of the recorder\'s stamp filter; multi-sync: with '
-                    'RMW_FASTRTPS_PUBLICATION_MODE=SYNCHRONOUS, the A/B of the depth process\'s asynchronous publishing)')
+                    'DEPTHMARKS_RECORDER_FILTER=0, the A/B of the recorder\'s stamp filter; multi-async: with '
+                    'DEPTHMARKS_CONTAINER_PUBLICATION_MODE=ASYNCHRONOUS, the A/B of the depth process\'s asynchronous publishing)')
     ap.add_argument('--repeat', type=int, default=1,
                     help='run the modes this many times, interleaved (a b a b); the tables show the last run of '
                     'each mode, the summary the median over the runs and the ratio to the first mode')

@@ -19,14 +19,18 @@ environment, each node's /diagnostics, exit 0 on SIGINT/SIGTERM, a one-line star
 that cannot be imported or built is named in one line and the others of the process run on (as in
 rclcpp's component container and ``depthmarks run``); only when none starts does it exit 1.
 
-One thing a node process does not have: Fast DDS's asynchronous publication mode
-(``RMW_FASTRTPS_PUBLICATION_MODE=ASYNCHRONOUS``, unless the environment sets the variable; other
-RMWs ignore it). rclpy's ``Publisher.publish`` holds the GIL through the whole ``rcl_publish``
-(rclpy ``publisher.cpp``): in synchronous mode that is the serialisation, the copy of each 1.2 MB
-image into every other process's shared-memory segment and the writer-side evaluation of readers'
-content filters, during which no other node of the process runs Python. Asynchronous mode hands
-the write to Fast DDS's own thread, which needs no GIL: the publishing worker, and the other
-nodes, go on at once (docs/pipeline.md, "Issue 21: the camera stand-in in the depth process").
+Publication mode: rmw_fastrtps's default (synchronous), as in a node process. rclpy's
+``Publisher.publish`` holds the GIL through the whole ``rcl_publish`` (rclpy ``publisher.cpp``), so
+a synchronous write into another process (serialisation, the copy of a 1.2 MB image into its
+shared-memory segment, the writer-side evaluation of readers' content filters) stops the other
+nodes of the process meanwhile. Asynchronous publishing (Fast DDS's own thread writes without the
+GIL) was the container's default from 05:50 to 06:55 on 2026-12-07; on the quiet machine it made
+fused depth later (60 s runs: median 45 vs 41 ms synchronous, single process 38) and cost more CPU
+(the depth process's DDS threads 0.061 vs 0.011 cores, the whole run 1.13 vs 1.09), though it took
+the write out of the stereo node's measured rest (share 0.114 vs 0.252): docs/pipeline.md, "Issue
+21 on a quiet machine (06:40-06:48)". ``DEPTHMARKS_CONTAINER_PUBLICATION_MODE=ASYNCHRONOUS`` asks
+for it in the container only (for that A/B, ``bench_pipeline.py`` mode ``multi-async``), unless the
+environment sets ``RMW_FASTRTPS_PUBLICATION_MODE`` itself.
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ from typing import List, Optional
 
 USAGE = 'usage: depthmarks_container NODE [NODE ...] [--ros-args ...]'
 PUBLICATION_MODE_ENV = 'RMW_FASTRTPS_PUBLICATION_MODE'
-PUBLICATION_MODE = 'ASYNCHRONOUS'
+CONTAINER_MODE_ENV = 'DEPTHMARKS_CONTAINER_PUBLICATION_MODE'
 
 
 def node_names(argv: List[str]) -> List[str]:
@@ -72,7 +76,8 @@ def main(args: Optional[List[str]] = None) -> int:
     if not classes:
         return 1
     # before rclpy.init: rmw_fastrtps reads it from the environment (the module docstring says why)
-    os.environ.setdefault(PUBLICATION_MODE_ENV, PUBLICATION_MODE)
+    if os.environ.get(CONTAINER_MODE_ENV):
+        os.environ.setdefault(PUBLICATION_MODE_ENV, os.environ[CONTAINER_MODE_ENV])
     return run_nodes(classes, ['depthmarks_container', *argv])
 
 
