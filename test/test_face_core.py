@@ -688,3 +688,13 @@ def test_detector_score_reaches_the_sigma_inputs(face_image):
     lm.close()
     assert np.isfinite(f.extras['det_score']) and f.extras['det_score'] > 0
     assert f.extras['features'][0, col] == pytest.approx(np.clip(f.extras['det_score'], *DET_SCORE_RANGE))
+
+
+def test_the_score_design_only_where_the_records_hold_scores():
+    """HOG's and MMOD's fit faces carry no BlazeFace score (their records hold no det_score, or an
+    all-NaN one from an older cache): no score design is cross-validated and no fallback written."""
+    from depthmarks_ros.core.face.sigma_fit import candidate_designs, has_scores
+    from depthmarks_ros.core.face.sigma_model import FIT_DESIGNS, SCORE_DESIGN
+    assert candidate_designs({}) == FIT_DESIGNS and not has_scores({})
+    assert candidate_designs({'det_score': np.full(5, np.nan)}) == FIT_DESIGNS
+    assert candidate_designs({'det_score': np.r_[np.nan, 0.8]}) == FIT_DESIGNS + (SCORE_DESIGN,)

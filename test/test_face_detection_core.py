@@ -334,3 +334,26 @@ def test_neighbour_correlation_of_flat_tiny_and_out_of_frame_boxes():
     assert neighbour_correlation(img, np.array([50.0, 50.0, 80.0, 80.0])) == 1.0    # outside the image
     ramp = np.repeat(np.repeat(np.arange(40, dtype=np.uint8)[None, :, None] * 5, 40, 0), 3, 2)
     assert neighbour_correlation(ramp, np.array([-10.0, 0.0, 30.0, 40.0])) > 0.99   # smooth, clipped box
+
+
+def test_neighbour_correlation_samples_a_large_box_like_the_whole_and_takes_any_layout():
+    """A box larger than max_lines a side is sampled (rows and pairs with a stride), which keeps the
+    statistic: a smooth image stays ~1, noise ~0, and a smooth image with noise added scores as the
+    whole box does; a box of up to max_lines px is used whole; grey (H, W) and (H, W, 1) images,
+    a tiny textured box and a non-finite box are handled."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:1200, 0:1600]
+    smooth = (120 + 60 * np.sin(xx / 37.0) * np.cos(yy / 53.0)).astype(np.float64)
+    mixed = np.clip(smooth + rng.normal(0, 25, smooth.shape), 0, 255).astype(np.uint8)
+    box = np.array([0.0, 0.0, 1600.0, 1200.0])
+    whole = neighbour_correlation(mixed, box, max_lines=10_000)
+    sampled = neighbour_correlation(mixed, box)
+    assert 0.3 < whole < 0.95 and abs(sampled - whole) < 0.03, (whole, sampled)
+    assert neighbour_correlation(smooth.astype(np.uint8)[..., None], box) > 0.95
+    assert neighbour_correlation(rng.integers(0, 256, (1200, 1600, 3), dtype=np.uint8), box) < 0.1
+    small = np.array([100.0, 100.0, 300.0, 300.0])
+    assert neighbour_correlation(mixed, small) == neighbour_correlation(mixed, small, max_lines=10_000)
+    tiny = np.array([[0, 255, 0], [255, 0, 255]], np.uint8)          # 3 x 2, alternating: anti-correlated
+    assert neighbour_correlation(tiny, np.array([0.0, 0.0, 3.0, 2.0])) < 0
+    assert neighbour_correlation(mixed, np.array([np.nan, 0.0, 50.0, 50.0])) == 1.0
+    assert neighbour_correlation(mixed, np.array([0.0, 0.0, np.inf, 50.0])) == 1.0

@@ -55,19 +55,24 @@ def test_a_node_that_cannot_be_imported_is_named_and_the_others_start(monkeypatc
     """As depthmarks run does: depth_fusion's module failing to import (a missing dependency) does
     not stop sim_rig and stereo_depth of the same process (launch's respawn would restart all three
     for ever); none importable is exit 1."""
+    import importlib
     from depthmarks_ros.pipeline import container, registry
     from depthmarks_ros.ros import node_base
-    real = registry.load_node_class
-    broken = {'depth_fusion'}
-    monkeypatch.setattr(registry, 'load_node_class', lambda name: (
-        (None, f'{name} is not available (No module named x)') if name in broken else real(name)))
+    real_import = importlib.import_module
+    broken = {registry.NODES['depth_fusion'].module}
+
+    def failing_import(module, *args):   # a missing shared library raises a plain ImportError
+        if module in broken:
+            raise ImportError('libGL.so.1: cannot open shared object file')
+        return real_import(module, *args)
+    monkeypatch.setattr(registry.importlib, 'import_module', failing_import)
     started = []
     monkeypatch.setattr(node_base, 'run_nodes', lambda classes, args: started.append(
         [c.__name__ for c in classes]) or 0)
     assert container.main(['sim_rig', 'stereo', 'fusion', '--ros-args']) == 0
     assert started == [['SimRigNode', 'StereoDepthNode']]
-    assert 'cannot start: depth_fusion is not available' in capsys.readouterr().err
-    broken.update({'sim_rig', 'stereo_depth'})
+    assert 'cannot start: depth_fusion is not available (ImportError: libGL.so.1' in capsys.readouterr().err
+    broken.update(registry.NODES[n].module for n in ('sim_rig', 'stereo_depth'))
     assert container.main(['sim_rig', 'stereo', 'fusion', '--ros-args']) == 1
     assert len(started) == 1
 

@@ -76,8 +76,8 @@ def main(args: Optional[List[str]] = None) -> int:
     if not classes:
         return 1
     # before rclpy.init: rmw_fastrtps reads it from the environment (the module docstring says why)
-    if os.environ.get(CONTAINER_MODE_ENV):
-        os.environ.setdefault(PUBLICATION_MODE_ENV, os.environ[CONTAINER_MODE_ENV])
+    if os.environ.get(CONTAINER_MODE_ENV) and not os.environ.get(PUBLICATION_MODE_ENV):   # (an empty one: unset)
+        os.environ[PUBLICATION_MODE_ENV] = os.environ[CONTAINER_MODE_ENV]
     return run_nodes(classes, ['depthmarks_container', *argv])
 
 

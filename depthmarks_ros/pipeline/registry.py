@@ -16,8 +16,8 @@ def load_node_class(name: str) -> Tuple[Optional[type], str]:
     spec = NODES[name]
     try:
         mod = importlib.import_module(spec.module)
-    except ModuleNotFoundError as exc:
-        return None, f'{name} is not available ({exc})'
+    except ImportError as exc:   # a missing module, shared library or symbol: named, the others start
+        return None, f'{name} is not available ({type(exc).__name__}: {exc})'
     cls = getattr(mod, 'NODE_CLASS', None)
     if cls is None:
         return None, f'{spec.module} defines no NODE_CLASS'

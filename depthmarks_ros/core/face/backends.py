@@ -54,16 +54,28 @@ def _covers(box: np.ndarray, xy) -> bool:
 MIN_NEIGHBOUR_CORRELATION = 0.5
 
 
-def neighbour_correlation(rgb: np.ndarray, box: np.ndarray) -> float:
+def neighbour_correlation(rgb: np.ndarray, box: np.ndarray, max_lines: int = 256) -> float:
     """Correlation of horizontally neighbouring grey values inside ``box`` (clipped to the image): ~0.9
-    and more in photographs, ~0 in noise; 1.0 where the box is flat or nearly empty."""
+    and more in photographs, ~0 in noise; 1.0 where the box is flat, nearly empty or not finite.
+    ``rgb``: (H, W), (H, W, 1) or (H, W, C) of any number type. Large boxes are sampled: at most
+    ``max_lines`` rows, and pairs (x, x + 1) at most ``max_lines`` per row (a box of up to that many
+    px a side is used whole), so the cost stays about that of a 256 px box whatever the box's size."""
     h, w = rgb.shape[:2]
+    box = np.asarray(box, np.float64)
+    if box.shape[0] < 4 or not np.all(np.isfinite(box[:4])):
+        return 1.0
     x0, y0 = int(max(0, box[0])), int(max(0, box[1]))
     x1, y1 = int(min(w, box[2])), int(min(h, box[3]))
     if x1 - x0 < 3 or y1 - y0 < 2:
         return 1.0
-    g = rgb[y0:y1, x0:x1].astype(np.float64).mean(axis=2)
-    a, b = g[:, :-1].ravel(), g[:, 1:].ravel()
+    sr = -(-(y1 - y0) // max_lines)
+    sc = -(-(x1 - x0 - 1) // max_lines)
+    rows = rgb[y0:y1:sr]
+    a = rows[:, x0:x1 - 1:sc].astype(np.float64)
+    b = rows[:, x0 + 1:x1:sc].astype(np.float64)
+    if a.ndim == 3:
+        a, b = a.mean(axis=2), b.mean(axis=2)
+    a, b = a.ravel(), b.ravel()
     sa, sb = a.std(), b.std()
     if sa < 1e-6 or sb < 1e-6:
         return 1.0

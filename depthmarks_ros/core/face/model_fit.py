@@ -221,7 +221,9 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
                 others.append(r['face'].extras['others68'])
                 scores.append(r['face'].extras['det_score'])    # NaN: not a BlazeFace detection (no model here)
         lm.close()
-        rec = error_records(found, l68s, others, camera_for, det_scores=scores)
+        # the score only for the cascade (BlazeFace's, what the det_score input means); HOG's and MMOD's
+        # faces never carry a BlazeFace score, so their records hold none (no all-NaN column, no score design)
+        rec = error_records(found, l68s, others, camera_for, det_scores=scores if detector == 'cascade' else None)
         yield from fit_and_save(key, rec, output, {'backend': f'dlib (detector {detector})', 'faces': len(found),
                                                    'split_rule': SPLIT_RULE, 'command': command}, cache)
     if 'visibility' in parts:

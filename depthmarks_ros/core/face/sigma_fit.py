@@ -119,7 +119,7 @@ def fit_sigma(rec: Dict[str, np.ndarray], meta: Optional[dict] = None, steps: in
     meta = dict(meta or {})
     meta['faces_per_set'] = {str(n): int(np.sum(rec['dataset'] == n)) for n in sorted(set(rec['dataset'].tolist()))}
     meta['set_weighting'] = 'each set the same total weight in the NLL and the share scale'
-    if 'det_score' in rec:
+    if has_scores(rec):   # all NaN: no score to fall back on
         from depthmarks_ros.core.face.sigma_model import DET_SCORE_FALLBACK_QUANTILE, det_score_fallback
         meta['det_score_fallback'] = det_score_fallback(rec['det_score'])
         meta['det_score_fallback_note'] = (
@@ -168,6 +168,18 @@ def format_calibration(cal: Dict[str, dict]) -> str:
                      f"Spearman {c['spearman_sigma_error']:.2f}" for n, c in cal.items())
 
 
+def has_scores(rec: Dict[str, np.ndarray]) -> bool:
+    """Whether the records hold a detector score for at least one face (an all-NaN column is none)."""
+    return 'det_score' in rec and bool(np.isfinite(rec['det_score']).any())
+
+
+def candidate_designs(rec: Dict[str, np.ndarray]):
+    """The sigma designs the cross-validation compares: FIT_DESIGNS, and the detector-score design
+    where the records hold scores."""
+    from depthmarks_ros.core.face.sigma_model import FIT_DESIGNS, SCORE_DESIGN
+    return FIT_DESIGNS + ((SCORE_DESIGN,) if has_scores(rec) else ())
+
+
 def fit_and_save(key: str, rec: Dict[str, np.ndarray], output: str, meta: dict, cache: str = '',
                  cross_check: bool = True, steps: int = 300) -> List[str]:
     """Fit ``face_sigma_<key>.json`` into ``output`` (records cached as ``<cache>/sigma_<key>.npz``
@@ -179,10 +191,10 @@ def fit_and_save(key: str, rec: Dict[str, np.ndarray], output: str, meta: dict, 
         save_records(os.path.join(cache, f'sigma_{key}.npz'), rec)
         with open(os.path.join(cache, f'sigma_{key}.json'), 'w') as f:
             json.dump({'records_made_by': meta}, f, indent=1)
-    from depthmarks_ros.core.face.sigma_model import FIT_DESIGNS, SCORE_DESIGN
+    from depthmarks_ros.core.face.sigma_model import FIT_DESIGNS
     lines = []
     meta = dict(meta)
-    designs = FIT_DESIGNS + ((SCORE_DESIGN,) if 'det_score' in rec else ())
+    designs = candidate_designs(rec)
     features, quantile = FIT_DESIGNS[0]
     if cross_check:           # the design with the fewest shares off, then the smallest largest miss
         best = None
