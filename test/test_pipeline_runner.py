@@ -404,6 +404,16 @@ def test_param_option_parses_into_node_overrides():
             parse_param_overrides([bad])
 
 
+def test_param_names_no_node_declares_are_named_with_a_suggestion():
+    """A node ignores a --param name it does not declare (single or multi-process alike): depthmarks
+    run names each such name, with the nearest declared one; rclpy's own names pass."""
+    from depthmarks_ros.cli.run_pipeline import parse_param_overrides, unknown_params
+    got = parse_param_overrides(['stereo:bakend=sgbm', 'stereo:slop=0.02', 'sim:motion=true', 'sim:use_sim_time=true',
+                                 'face:qos_overrides./camera/image_raw.subscription.depth=1', 'fusion:zzz=1'])
+    assert unknown_params(got) == ['stereo_depth: bakend (did you mean backend?)', 'depth_fusion: zzz']
+    assert unknown_params(parse_param_overrides(['stereo:disparity_range=64'])) == []
+
+
 @pytest.mark.dds
 def test_sigint_ends_a_run_early_with_its_report(tmp_path):
     """`depthmarks run` stopped by SIGINT (Ctrl-C, or its process group stopped by launch/systemd):

@@ -60,6 +60,28 @@ def parse_param_overrides(items) -> dict:
     return out
 
 
+def unknown_params(overrides: dict) -> list:
+    """The ``--param`` names no node declares: ['stereo_depth: bakend (did you mean backend?)', ...]. A
+    node ignores a name it does not declare; in one process the runner asks each started node
+    (``has_parameter``), with --multi-process the nodes are in other processes, so the names are
+    checked against the nodes' parameter specs here, before the run. ``use_sim_time`` (rclpy's) and
+    ``qos_overrides.*`` (rclpy's QoS overrides) are the nodes' too."""
+    import difflib
+    from depthmarks_ros.params import spec_of
+    out = []
+    for node, values in overrides.items():
+        try:
+            known = list(spec_of(node).param_fields())
+        except KeyError:
+            continue
+        for name in values:
+            if name in known or name == 'use_sim_time' or name.startswith('qos_overrides.'):
+                continue
+            close = difflib.get_close_matches(name, known, n=1)
+            out.append(f'{node}: {name}' + (f' (did you mean {close[0]}?)' if close else ''))
+    return out
+
+
 def run(args) -> int:
     import sys
     from depthmarks_ros.pipeline.runner import PipelineRunner, RunConfig, node_plan
@@ -83,6 +105,10 @@ def run(args) -> int:
     except ValueError as exc:
         print(f'depthmarks run: {exc}', file=sys.stderr)
         return 2
+    unknown = unknown_params(overrides) if args.multi_process else []   # one process: the runner asks the nodes
+    if unknown:
+        print(f'depthmarks run: --param names no node declares, ignored by the nodes: {"; ".join(unknown)} '
+              f'(`depthmarks params NODE` lists them)', file=sys.stderr)
     idle = sorted(set(overrides) - set(planned))
     if idle:
         print(f'depthmarks run: --param for {", ".join(idle)}, which this run does not start: ignored', file=sys.stderr)
