@@ -13,7 +13,6 @@ box (backends.neighbour_correlation; a face no mesh follows is kept only at >= M
     nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/study_face_nofaces.py --data /work/shared/data
 """
 import argparse
-import glob
 import os
 import sys
 import time
@@ -22,22 +21,13 @@ import numpy as np
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from depthmarks_ros.core.face.backends import MIN_NEIGHBOUR_CORRELATION, neighbour_correlation  # noqa: E402
 from depthmarks_ros.core.face.datasets import SPLIT_RULE, load_aflw2000_3d, load_pts_folder  # noqa: E402
 from depthmarks_ros.core.face.pipeline import FaceLandmarker  # noqa: E402
-from depthmarks_ros.testing.scenes import FACE_K  # noqa: E402
-
-NEGATIVES = ('lidar/kitti_object/image_2/*.png', 'stereo/kitti2012/image_0/*.png', 'stereo/Cloth3/view*.png',
-             'stereo/Cones2003/im*.png', 'hands/*/*.jpg')
-REAL_FACES = ('onehand10k/33.jpg', 'onehand10k/9.jpg')      # hand images that hold a face (looked at)
-
-
-def read_rgb(path):
-    import cv2
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
+from depthmarks_ros.core.camera import assumed_K  # noqa: E402
+from face_negatives import REAL_FACES, holds_a_face, no_face_images  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -56,16 +46,12 @@ def main():
         mesh_dets(rgb, dets, out)
     mesh._mesh_dets = record
     print('\n-- images without a face (any face is false, but in', ', '.join(REAL_FACES), ') --')
-    rng = np.random.default_rng(0)
-    neg = [(os.path.relpath(p, args.data), read_rgb(p)) for pat in NEGATIVES
-           for p in sorted(glob.glob(os.path.join(args.data, pat)))]
-    neg += [('synthetic blank 480x640', np.full((480, 640, 3), 128, np.uint8)),
-            ('synthetic noise 480x640', rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))]
+    neg = no_face_images(args.data)
     false = real = 0
     for name, rgb in neg:
         lm.tracker = type(lm.tracker)()
-        faces = lm.process(rgb, FACE_K)
-        if any(name.endswith(r) for r in REAL_FACES):
+        faces = lm.process(rgb, assumed_K(rgb.shape[1], rgb.shape[0]))
+        if holds_a_face(name):
             real += len(faces) > 0
         else:
             false += len(faces)

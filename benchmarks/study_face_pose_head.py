@@ -14,7 +14,6 @@ Split rule: int(sha1(stem).hexdigest(), 16) % 5 == 0 -> report split (not read h
     nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/study_face_pose_head.py --data ../shared/data
 """
 import argparse
-import glob
 import os
 import sys
 import time
@@ -23,20 +22,13 @@ import numpy as np
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from depthmarks_ros.core.face.datasets import SPLIT_RULE, bbox_size, load_aflw2000_3d, load_pts_folder  # noqa: E402
 from depthmarks_ros.core.face.pipeline import FaceLandmarker  # noqa: E402
 from depthmarks_ros.core.face.pose_head import PoseHeadFinder  # noqa: E402
-
-NEGATIVES = ('lidar/kitti_object/image_2/*.png', 'stereo/kitti2012/image_0/*.png', 'stereo/Cloth3/view*.png',
-             'stereo/Cones2003/im*.png', 'hands/*/*.jpg')
-
-
-def read_rgb(path):
-    import cv2
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
+from depthmarks_ros.core.camera import assumed_K  # noqa: E402
+from face_negatives import no_face_images  # noqa: E402
 
 def cost(finder, lm, repeat):
     """ms of one BlazePose head search at 640x480 (the astronaut frame of bench_face.py's speed table, and a
@@ -85,15 +77,12 @@ def main():
     finder = PoseHeadFinder() if args.min_head_px is None else PoseHeadFinder(min_head_px=args.min_head_px)
     lm = FaceLandmarker('hybrid', static=True)
     hy = lm.backend
-    rng = np.random.default_rng(0)
     if args.cost:
         cost(finder, lm, args.repeat)
         if args.cost_only:
             return
     print('\n-- images without a face close enough (a detection is a false positive unless the image holds a face after all: look) --')
-    neg = [(p, read_rgb(p)) for pat in NEGATIVES for p in sorted(glob.glob(os.path.join(args.data, pat)))]
-    neg += [('synthetic blank 480x640', np.full((480, 640, 3), 128, np.uint8)),
-            ('synthetic noise 480x640', rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))]
+    neg = no_face_images(args.data)
     fp = 0
     for path, rgb in neg:
         dets = finder.find(rgb)
@@ -108,8 +97,7 @@ def main():
         t0 = time.time()
         n = 0
         for path, rgb in neg:
-            h, w = rgb.shape[:2]
-            K = np.array([[w, 0, w / 2], [0, w, h / 2], [0, 0, 1.0]])
+            K = assumed_K(rgb.shape[1], rgb.shape[0])
             hy.mesh._detector.stage_counts.clear()
             faces = lm.process(rgb, K)
             n += len(faces)

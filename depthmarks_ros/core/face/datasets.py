@@ -21,6 +21,15 @@ import numpy as np
 from depthmarks_ros.core.split import SPLIT_RULE, in_split, is_report  # noqa: F401 (the one split rule)
 
 
+
+def read_rgb(path: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an image file; ValueError naming the file where it cannot be read."""
+    import cv2
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f'{path}: cannot read the image')
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
 @dataclass
 class FaceSample:
     stem: str
@@ -31,11 +40,7 @@ class FaceSample:
     dataset: str = ''
 
     def load_rgb(self) -> np.ndarray:
-        import cv2
-        bgr = cv2.imread(self.image_path)
-        if bgr is None:
-            raise ValueError(f'{self.image_path}: cannot read the image')
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return read_rgb(self.image_path)
 
 
 def _image_for(stem_path: str) -> Optional[str]:
