@@ -244,7 +244,7 @@ def best_two(r, one_max=0.73):
     return float(np.mean(r <= 2 * k))
 
 
-def cell(r, k):
+def cell(r, k=1.0):
     return f'{np.mean(r <= k):.3f} / {np.mean(r <= 2 * k):.3f} (best {best_two(r):.3f})'
 
 

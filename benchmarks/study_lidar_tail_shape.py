@@ -49,7 +49,8 @@ from depthmarks_ros.core.fusion.learned import (REAL_LIDAR_FIXED, band_calibrati
                                                minimise_laplace_nll)
 from depthmarks_ros.core.fusion.uncertainty import RESID_MAX_GAP, lidar_sigma, return_residuals  # noqa: E402
 
-HALF_COL = 621
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from study_lidar_layers import HALF_COL, best_two, cell  # noqa: E402  (the fifth pass's halves and share cells)
 
 
 def residuals_along(sparse, transpose=False, max_gap=RESID_MAX_GAP):
@@ -102,16 +103,6 @@ def features(inp):
     top_col = cv2.erode(top_col[None, :], np.ones((1, 31), np.uint8))[0]
     top = np.maximum(np.arange(h, dtype=np.float32)[:, None] - top_col[None, :], 0)
     return {'rms': rms, 'tail': tail, 'nbr': nbr, 'vres': vmean, 'dens': dens, 'mean': mean, 'top': top}
-
-
-def best_two(r, one_max=0.73):
-    r = np.sort(r)
-    k = r[int(one_max * r.size) - 1]
-    return float(np.mean(r <= 2 * k))
-
-
-def cell(r, k=1.0):
-    return f'{np.mean(r <= k):.3f} / {np.mean(r <= 2 * k):.3f} (best {best_two(r):.3f})'
 
 
 def stage2(form, names, E, S, F, z):

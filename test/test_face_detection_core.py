@@ -357,3 +357,7 @@ def test_neighbour_correlation_samples_a_large_box_like_the_whole_and_takes_any_
     assert neighbour_correlation(tiny, np.array([0.0, 0.0, 3.0, 2.0])) < 0
     assert neighbour_correlation(mixed, np.array([np.nan, 0.0, 50.0, 50.0])) == 1.0
     assert neighbour_correlation(mixed, np.array([0.0, 0.0, np.inf, 50.0])) == 1.0
+    holed = mixed.astype(np.float32)
+    holed[::7, ::5] = np.nan                                        # NaN pixels: left out, not NaN out
+    assert abs(neighbour_correlation(holed, small) - neighbour_correlation(mixed, small)) < 0.05
+    assert neighbour_correlation(np.full((40, 40), np.nan, np.float32), np.array([0.0, 0.0, 40.0, 40.0])) == 1.0

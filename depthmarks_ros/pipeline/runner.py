@@ -306,6 +306,7 @@ class PipelineRunner:
     def _failed_to_start(self) -> Dict[str, str]:
         """{node: its start-up error} of the nodes of a shared process that did not start while the
         others run on (ros/node_base.run_nodes prints '<NodeClass>: cannot start: ...' to its log)."""
+        from depthmarks_ros.ros.node_base import start_error_prefix
         failed = {}
         for name, nodes in self.proc_nodes.items():
             if len(nodes) < 2:
@@ -316,7 +317,7 @@ class PipelineRunner:
             except OSError:
                 continue
             for node in nodes:
-                line = next((ln for ln in lines if ln.startswith(f'{self._class_names[node]}: cannot start')), None)
+                line = next((ln for ln in lines if ln.startswith(start_error_prefix(self._class_names[node]))), None)
                 if line:
                     failed[node] = f'{line} (in process {name}, see {name}.log)'
         return failed

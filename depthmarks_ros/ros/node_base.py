@@ -402,6 +402,12 @@ def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> i
     return run_nodes([node_factory], args)
 
 
+def start_error_prefix(name: str) -> str:
+    """The start of the one line run_nodes prints for a node (class name) that cannot start; the
+    runner finds a failed node of a shared process in its log by it."""
+    return f'{name}: cannot start:'
+
+
 def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list] = None) -> int:
     """Init rclpy, build the nodes in this process (in order), spin them with one executor until
     SIGINT or shutdown, clean up; returns the exit code. One node: a node's own process
@@ -436,14 +442,14 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
                 executor, _ = make_executor()   # first: an unknown DEPTHMARKS_EXECUTOR is a start-up error too
             except ValueError as exc:
                 name = getattr(node_factories[0], '__name__', 'node') if node_factories else 'node'
-                print(f'{name}: cannot start: {exc}', file=sys.stderr)
+                print(f'{start_error_prefix(name)} {exc}', file=sys.stderr)
                 return 1
             for factory in node_factories:
                 try:
                     nodes.append(factory())
                 except (ValueError, FileNotFoundError, ParameterException) as exc:
                     name = getattr(factory, '__name__', 'node')
-                    print(f'{name}: cannot start: {exc}', file=sys.stderr)
+                    print(f'{start_error_prefix(name)} {exc}', file=sys.stderr)
             if len(nodes) < len(node_factories):
                 if not nodes or len(node_factories) == 1:
                     return 1

@@ -56,7 +56,8 @@ MIN_NEIGHBOUR_CORRELATION = 0.5
 
 def neighbour_correlation(rgb: np.ndarray, box: np.ndarray, max_lines: int = 256) -> float:
     """Correlation of horizontally neighbouring grey values inside ``box`` (clipped to the image): ~0.9
-    and more in photographs, ~0 in noise; 1.0 where the box is flat, nearly empty or not finite.
+    and more in photographs, ~0 in noise; 1.0 where the box is flat, nearly empty or not finite (NaN pixels of a float image
+    are left out).
     ``rgb``: (H, W), (H, W, 1) or (H, W, C) of any number type. Large boxes are sampled: at most
     ``max_lines`` rows, and pairs (x, x + 1) at most ``max_lines`` per row (a box of up to that many
     px a side is used whole), so the cost stays about that of a 256 px box whatever the box's size."""
@@ -76,6 +77,10 @@ def neighbour_correlation(rgb: np.ndarray, box: np.ndarray, max_lines: int = 256
     if a.ndim == 3:
         a, b = a.mean(axis=2), b.mean(axis=2)
     a, b = a.ravel(), b.ravel()
+    keep = np.isfinite(a) & np.isfinite(b)      # a float image's NaN pixels are no evidence either way
+    a, b = a[keep], b[keep]
+    if a.size < 2:
+        return 1.0
     sa, sb = a.std(), b.std()
     if sa < 1e-6 or sb < 1e-6:
         return 1.0

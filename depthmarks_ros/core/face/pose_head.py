@@ -53,23 +53,21 @@ class PoseHeadFinder:
 
     def __init__(self, min_detection_confidence: float = 0.5, min_head_px: float = MIN_HEAD_PX,
                  min_head_visibility: float = 0.0):
-        from depthmarks_ros.core.mediapipe_env import import_mediapipe
-        mp = import_mediapipe()
-        self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, smooth_landmarks=False,
-                                            enable_segmentation=False,
-                                            min_detection_confidence=min_detection_confidence)
+        # the body node's BlazePose backend (core/body/backends.MediaPipePose: a clear BackendError where
+        # mediapipe's legacy pose solution is missing)
+        from depthmarks_ros.core.body.backends import MediaPipePose
+        self._pose = MediaPipePose(static=True, min_confidence=min_detection_confidence)
         self.min_head_px = float(min_head_px)
         self.min_head_visibility = float(min_head_visibility)
         self.runs = 0
 
     def landmarks(self, rgb: np.ndarray) -> Optional[np.ndarray]:
         """(33, 3) x px, y px, visibility of the one person BlazePose finds, or None."""
-        h, w = rgb.shape[:2]
         self.runs += 1
-        res = self._pose.process(np.ascontiguousarray(rgb))
-        if res.pose_landmarks is None:
+        people = self._pose.process(rgb)
+        if not people:
             return None
-        return np.array([(l.x * w, l.y * h, l.visibility) for l in res.pose_landmarks.landmark], np.float64)
+        return np.column_stack([people[0].keypoints, people[0].visibility])
 
     def find(self, rgb: np.ndarray) -> List:
         """[] or [Detection] of the head of the person BlazePose finds in ``rgb``."""

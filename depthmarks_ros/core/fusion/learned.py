@@ -433,10 +433,7 @@ def _minimise_layer_mixture_nll(w, model: SigmaModel, fixed: dict, T: dict, max_
     the mixture's: (1 - P) b1^2 + P b2^2."""
     import torch
     from depthmarks_ros.core.fusion.uncertainty import layer_probability
-    opt = torch.optim.LBFGS([w], max_iter=max_iter, line_search_fn='strong_wolfe')
-
-    def closure():
-        opt.zero_grad()
+    def loss_fn():
         p = {**fixed, **_layer_params(model, w)}
         b1 = lidar_sigma_expr(T['z'], T['dist_px'], T['edge_range'], T['resid'], T['gap'], T['layer'],
                               **{**p, 'lidar_layer': 0.0})
@@ -445,11 +442,9 @@ def _minimise_layer_mixture_nll(w, model: SigmaModel, fixed: dict, T: dict, max_
         prob = torch.clamp(prob, 1e-12, 1 - 1e-12)
         lik = torch.stack([torch.log1p(-prob) - torch.log(b1) - T['err'] / b1,
                            torch.log(prob) - torch.log(b2) - T['err'] / b2])
-        loss = -torch.logsumexp(lik, 0).mean()
-        loss.backward()
-        return loss
+        return -torch.logsumexp(lik, 0).mean()
 
-    opt.step(closure)
+    minimise_lbfgs([w], loss_fn, max_iter)
 
 
 def fit_lidar_layer(model: SigmaModel, samples: List[Dict[str, np.ndarray]],
