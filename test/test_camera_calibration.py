@@ -178,3 +178,18 @@ def test_assumed_camera_for_an_image_without_calibration():
     assert K[0, 0] == K[1, 1] == 640 and (K[0, 2], K[1, 2]) == (319.5, 239.5)
     assert assumed_K(480, 640)[0, 0] == 640                       # portrait: the larger side too
     assert assumed_K(640, 480, 500.0)[1, 1] == 500 and assumed_K(640, 480, 0.0)[0, 0] == 640
+
+
+def test_centred_pinhole_builders_share_assumed_K():
+    """The video source's uncalibrated camera and stereo's focal+baseline pair put the principal point
+    where assumed_K does ((w - 1) / 2, (h - 1) / 2) and differ from it only in their focal."""
+    from depthmarks_ros.core.camera import assumed_K
+    from depthmarks_ros.core.stereo.pipeline import cameras_from_focal_baseline
+    from depthmarks_ros.core.video.calibration import uncalibrated_camera
+    cam = uncalibrated_camera(640, 480, 90.0)                     # 90 deg across 640 px: f = 320
+    np.testing.assert_allclose(cam.K, assumed_K(640, 480, 320.0), atol=1e-9)
+    assert (cam.cx, cam.cy) == (319.5, 239.5)
+    left, right = cameras_from_focal_baseline(321, 241, 300.0, 0.1)
+    np.testing.assert_array_equal(left.K, assumed_K(321, 241, 300.0))
+    np.testing.assert_array_equal(right.P[:, :3], assumed_K(321, 241, 300.0))
+    assert right.P[0, 3] == pytest.approx(-300.0 * 0.1) and (left.cx, left.cy) == (160.0, 120.0)

@@ -36,7 +36,9 @@ def assumed_K(width: int, height: int, focal: Optional[float] = None) -> np.ndar
     (None or 0: the larger image side, ~53 deg across that side), principal point at the image centre
     ((w - 1) / 2, (h - 1) / 2, pixel centres at integers). The one default where the face pipeline has
     no camera (its sigma features' plain pose solve, the hybrid's quick yaw) and of the `face`
-    command's head pose (``--focal``); a node always has its camera_info."""
+    command's head pose (``--focal``); a node always has its camera_info. The one builder of a centred
+    pinhole K: video's uncalibrated_camera (focal from a field of view) and stereo's
+    cameras_from_focal_baseline (a given focal) pass their own focal."""
     f = float(focal) if focal else float(max(width, height))
     return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
 

@@ -18,7 +18,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from depthmarks_ros.core.camera import CalibrationError, PinholeCamera, Rectifier, StereoCamera
+from depthmarks_ros.core.camera import CalibrationError, PinholeCamera, Rectifier, StereoCamera, assumed_K
 from depthmarks_ros.core.stereo.backend import StereoBackend, create_backend
 from depthmarks_ros.core.stereo.confidence import confidence_map
 from depthmarks_ros.core.stereo.params import StereoParams
@@ -68,10 +68,11 @@ def _check_image(name: str, image: np.ndarray) -> None:
 def cameras_from_focal_baseline(width: int, height: int, focal: float, baseline: float
                                  ) -> Tuple[PinholeCamera, PinholeCamera]:
     """A rectified pair of ``width`` x ``height`` with focal ``focal`` px and ``baseline`` m (principal
-    point at the image centre, cx_l = cx_r): for files that ship only these two numbers."""
+    point at the image centre as core/camera.assumed_K puts it, cx_l = cx_r): for files that ship only
+    these two numbers."""
     if not (focal > 0 and baseline > 0):
         raise CalibrationError(f'focal ({focal}) and baseline ({baseline}) must be positive')
-    K = np.array([[focal, 0.0, (width - 1) / 2.0], [0.0, focal, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
+    K = assumed_K(width, height, focal)
     P_right = np.hstack([K, [[-focal * baseline], [0.0], [0.0]]])
     return (PinholeCamera(width, height, K, name='left'),
             PinholeCamera(width, height, K, P=P_right, name='right'))

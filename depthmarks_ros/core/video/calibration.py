@@ -4,16 +4,15 @@ from __future__ import annotations
 import math
 from typing import Optional, Tuple
 
-import numpy as np
-
-from depthmarks_ros.core.camera import CalibrationError, PinholeCamera
+from depthmarks_ros.core.camera import CalibrationError, PinholeCamera, assumed_K
 
 
 def uncalibrated_camera(width: int, height: int, hfov_deg: float = 60.0) -> PinholeCamera:
-    """A distortion-free pinhole camera with fx = fy = (width/2) / tan(hfov/2), centred principal point."""
+    """A distortion-free pinhole camera with fx = fy = (width/2) / tan(hfov/2): core/camera.assumed_K
+    (its centred principal point) with the video source's focal from a horizontal field of view instead
+    of assumed_K's default (the larger image side, ~53 deg)."""
     f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
-    K = np.array([[f, 0, (width - 1) / 2.0], [0, f, (height - 1) / 2.0], [0, 0, 1]])
-    return PinholeCamera(width, height, K, name='uncalibrated')
+    return PinholeCamera(width, height, assumed_K(width, height, f), name='uncalibrated')
 
 
 def camera_for_frames(calibrated: Optional[PinholeCamera], width: int, height: int,
