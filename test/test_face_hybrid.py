@@ -487,14 +487,59 @@ def test_upright_turned_face_predictor_follows_strong_tilts(tmp_path):
     np.testing.assert_allclose(back.predict_from(img, guess, left), up.predict_from(img, guess, left))
 
 
-def test_fit_profile_options_reach_the_trainer_and_are_recorded(tmp_path):
-    """fit-face's turned-face predictor options (model_fit.PROFILE_OPTIONS) are options of the trainer
-    and the saved file records them, so the shipped .json says how its predictor was trained."""
-    from depthmarks_ros.core.face.model_fit import PROFILE_OPTIONS
+def test_fit_profile_options_reach_the_trainer_and_are_recorded(tmp_path, monkeypatch):
+    """fit-face's `profile` part (model_fit._fit_profile) trains its turned-face predictors with
+    model_fit.PROFILE_OPTIONS on the fit faces turned >= PROFILE_MIN_YAW, and the saved file records
+    the options, so the shipped .json says how its predictor was trained. Run through _fit_profile up
+    to its first training (the heavy steps before it stubbed); the spy stops the fit there."""
+    import shutil
+    from types import SimpleNamespace
+    from depthmarks_ros.core.face import backends, model_fit, profile
+    from depthmarks_ros.core.face.model_fit import PROFILE_MIN_YAW, PROFILE_OPTIONS
+    from depthmarks_ros.core.face.pipeline import DATA_DIR
     from depthmarks_ros.core.face.profile import ProfilePredictor, train_profile_predictor
+    from depthmarks_ros.core.split import fold_of
     rng = np.random.default_rng(3)
-    train = [_turned_face(rng, i % 2 == 0) + (i % 2 == 0,) for i in range(12)]
-    sp = train_profile_predictor(*zip(*train), copies=2, trees=4, tree_depth=2, cascade_depth=2, **PROFILE_OPTIONS)
+    faces = []
+    for i in range(14):
+        img, pts = _turned_face(rng, i % 2 == 0)
+        yaw = (60.0 if i % 2 == 0 else -60.0) if i < 12 else 20.0          # the last two: not turned enough
+        faces.append(SimpleNamespace(stem=f'face{i:03d}', pose_deg=np.array([yaw, 0.0, 0.0]), landmarks68=pts,
+                                     load_rgb=lambda img=img: img, dataset='aflw2000_3d'))
+    shutil.copy(f'{DATA_DIR}/face_hybrid.json', tmp_path / 'face_hybrid.json')
+
+    class NoMesh:
+        unmeshed = []
+
+        def __init__(self, **_kw):
+            pass
+
+        def process(self, _rgb):
+            return []
+
+        def close(self):
+            pass
+    monkeypatch.setattr(backends, 'MediaPipeFaceMesh', NoMesh)
+    monkeypatch.setattr(model_fit, '_hybrid_inputs', lambda *a: ([], np.zeros(0, int), [], [], []))
+    monkeypatch.setattr(model_fit, '_cross_fitted_blends', lambda *a: [])
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def spy(*args, **kwargs):
+        calls.append((args, kwargs))
+        raise Stop
+    monkeypatch.setattr(profile, 'train_profile_predictor', spy)
+    with pytest.raises(Stop):
+        list(model_fit._fit_profile(faces, [], [], [], [], [], 1e-2, str(tmp_path), 'cmd'))
+    (images, points, left), kwargs = calls[0]
+    turned = [f for f in faces if abs(f.pose_deg[0]) >= PROFILE_MIN_YAW and fold_of(f.stem) != 0]   # fold 0 held out
+    assert [id(x) for x in images] == [id(f.load_rgb()) for f in turned]
+    assert list(left) == [model_fit.turned_left(f) for f in turned]
+    assert {k: kwargs.get(k) for k in PROFILE_OPTIONS} == PROFILE_OPTIONS
+    # the trainer records the options it was given in the saved file
+    sp = train_profile_predictor(images, points, left, copies=2, trees=4, tree_depth=2, cascade_depth=2, **kwargs)
     sp.save(str(tmp_path / 'p.dat'))
     options = ProfilePredictor.load(str(tmp_path / 'p.dat')).meta['options']
     assert {k: options[k] for k in PROFILE_OPTIONS} == PROFILE_OPTIONS

@@ -10,6 +10,7 @@ import pytest
 from depthmarks_ros.core.fusion import learned
 from depthmarks_ros.core.fusion.completion import MIN_RETURN_DEPTH, complete, distance_to_measurement
 from depthmarks_ros.core.fusion.learned import fit_lidar_layer, fit_lidar_layer_details, load_model, save_model
+from depthmarks_ros.core.fusion.pipeline import FusionSettings, fuse_sparse
 from depthmarks_ros.core.fusion.real_data import lidar_holdout_sample
 from depthmarks_ros.core.fusion.uncertainty import (RESID_MAX_GAP, RESID_WINDOW, SigmaModel, interpolation_residual,
                                                    layer_gap, layer_probability, lidar_features, lidar_sigma,
@@ -127,13 +128,34 @@ def test_the_fit_uses_the_nodes_sigma_expression():
     assert np.allclose(np.concatenate(node), fit_sigma * scale, rtol=1e-4)
 
 
-def test_holdout_samples_carry_the_nodes_features():
-    sparse = _stripes(3)
+def test_holdout_samples_carry_the_features_of_the_kept_returns_as_the_node_computes_them():
+    """A fitting sample's features are those of the input with the hidden returns removed (not of the
+    full sweep: that would leak the answer), and its sigma is the node's chain's on that input. The
+    distance and row gap at the hidden returns are checked against values computed by hand here."""
+    sparse = _stripes(3, h=30, w=90, period=15)
     smp = lidar_holdout_sample(sparse, None, 'scanline', 3)
-    inp = np.where(np.isfinite(smp['gt']), np.nan, sparse)
-    f = lidar_features(inp, smp['lidar'])
-    for k in ('dist', 'resid', 'gap', 'layer'):
-        assert np.array_equal(f[k], smp['lidar_' + k])
+    hidden = np.isfinite(smp['gt'])
+    kept = np.isfinite(sparse) & ~hidden
+    assert hidden.sum() >= 20 and np.array_equal(smp['gt'][hidden], sparse[hidden])
+    # by hand: at a kept return distance and row gap are 0; at a hidden one the distance to the nearest
+    # kept return (cv2's 3x3 L2 approximation: within 10 % of Euclidean) and |z_left - z_right| of the
+    # nearest kept returns on its row (0 where a side has none)
+    ky, kx = np.nonzero(kept)
+    assert np.all(smp['lidar_dist'][kept] == 0) and np.all(smp['lidar_gap'][kept] == 0)
+    for y, x in zip(*np.nonzero(hidden)):
+        d = np.sqrt(((ky - y) ** 2 + (kx - x) ** 2).min())
+        assert d >= 1 and abs(smp['lidar_dist'][y, x] - d) <= 0.1 * d, (y, x, d, smp['lidar_dist'][y, x])
+        left, right = np.flatnonzero(kept[y, :x]), np.flatnonzero(kept[y, x + 1:])
+        gap = abs(sparse[y, left[-1]] - sparse[y, x + 1 + right[0]]) if left.size and right.size else 0.0
+        assert np.isclose(smp['lidar_gap'][y, x], gap, atol=1e-5), (y, x, gap, smp['lidar_gap'][y, x])
+    # the node's chain on that input (every term of the sigma on) gives the sample's completion and sigma
+    m = SigmaModel(**{**BASE.to_dict(), **LAYER})
+    assert m.lidar_k > 0 and m.lidar_gap_pow != 0 and m.lidar_layer != 0
+    r = fuse_sparse(np.where(hidden, np.nan, sparse), settings=FusionSettings('scanline', m))
+    assert np.array_equal(r.lidar_depth, smp['lidar'], equal_nan=True)
+    s = lidar_sigma(smp['lidar'], smp['lidar_dist'], m, resid=smp['lidar_resid'], gap=smp['lidar_gap'],
+                    layer=smp['lidar_layer'])
+    assert np.allclose(s, r.lidar_sigma, rtol=1e-6, equal_nan=True)
 
 
 # --- validity and edge cases of the expression -------------------------------------------------------

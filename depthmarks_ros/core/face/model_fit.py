@@ -526,6 +526,15 @@ PROFILE_OPTIONS = dict(upright=True, rotation_deg=15.0)   # faces turned upright
 # 0.0412 -> 0.0413 on the report split (docs/face_landmarks.md, fifth pass), so it was not shipped
 
 
+def train_turned_face_predictor(turned, rgbs, meta=None):
+    """The hybrid's turned-face predictor (core/face/profile.py train_profile_predictor) trained with
+    PROFILE_OPTIONS on the AFLW2000-3D samples ``turned`` (their images in ``rgbs`` by stem), each
+    mirrored to look towards image-right: _fit_profile's fold predictors and its final one."""
+    from depthmarks_ros.core.face.profile import train_profile_predictor
+    return train_profile_predictor([rgbs[s.stem] for s in turned], [s.landmarks68 for s in turned],
+                                   [turned_left(s) for s in turned], **PROFILE_OPTIONS, meta=meta)
+
+
 def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, command, cache='', write=True):
     """The hybrid's turned-face predictor (core/face/profile.py, face_profile_68.dat) trained on the
     fit split's AFLW2000-3D faces with |yaw| >= PROFILE_MIN_YAW; its per-landmark weights against the
@@ -539,7 +548,7 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, dlib_model_path
     from depthmarks_ros.core.face.datasets import SPLIT_RULE, bbox_size
     from depthmarks_ros.core.face.hybrid import HybridBlend, refine_keypoint_guess
-    from depthmarks_ros.core.face.profile import _size, box_of, train_profile_predictor
+    from depthmarks_ros.core.face.profile import _size
     path = os.path.join(output, 'face_hybrid.json')
     blend = HybridBlend.load(path)
     pred = dlib.shape_predictor(dlib_model_path('shape_predictor_68_face_landmarks.dat'))
@@ -570,8 +579,7 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     un_pred = {}
     for k in range(5):
         tr = [s for s in turned if _fold(s.stem) != k]
-        sp = train_profile_predictor([rgbs[s.stem] for s in tr], [s.landmarks68 for s in tr],
-                                     [turned_left(s) for s in tr], **PROFILE_OPTIONS)
+        sp = train_turned_face_predictor(tr, rgbs)
         for i in use:
             if fold[i] == k:
                 rgb = mesh_recs[i]['sample'].load_rgb()
@@ -632,11 +640,9 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
         'errors': 'cross-fitted mesh maps, blends, turned-face predictors and their weights (5 folds)'}, cache)
     if not write:
         return
-    sp = train_profile_predictor([rgbs[s.stem] for s in turned], [s.landmarks68 for s in turned],
-                                 [turned_left(s) for s in turned], **PROFILE_OPTIONS,
-                                 meta={'split_rule': SPLIT_RULE, 'command': command,
-                                       'data': f'AFLW2000-3D fit split, |yaw| >= {PROFILE_MIN_YAW:g} deg, mirrored to '
-                                               'look towards image-right'})
+    sp = train_turned_face_predictor(turned, rgbs, meta={
+        'split_rule': SPLIT_RULE, 'command': command,
+        'data': f'AFLW2000-3D fit split, |yaw| >= {PROFILE_MIN_YAW:g} deg, mirrored to look towards image-right'})
     sp.save(os.path.join(output, 'face_profile_68.dat'))
     blend.profile_edges, blend.profile_weights, blend.profile_scale, blend.profile_cov = edges, v, scale, cov
     blend.meta['profile'] = {'faces': len(turned), 'mesh_faces_for_weights': len(use), 'unmeshed_faces': len(unmeshed),
