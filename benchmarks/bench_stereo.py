@@ -31,6 +31,7 @@ from timing import median_ms  # noqa: E402
 from depthmarks_ros.core.sim import SimConfig, SimRig  # noqa: E402
 from depthmarks_ros.core.split import is_report  # noqa: E402
 from depthmarks_ros.core.stereo import StereoMatcher, StereoParams  # noqa: E402
+from depthmarks_ros.core.stereo.matching import match_padded  # noqa: E402
 from depthmarks_ros.core.stereo.metrics import disparity_metrics, sparsify_to_density  # noqa: E402
 from depthmarks_ros.core.stereo.params import create_opencv_matcher, stereo_image_proc_defaults  # noqa: E402
 
@@ -171,9 +172,7 @@ def raw_to_disparity(raw):
 
 def padded_compute(matcher, left, right, pad):
     """``matcher`` on the pair padded on the left by ``pad`` columns (replicated), cropped back."""
-    lp = cv2.copyMakeBorder(left, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
-    rp = cv2.copyMakeBorder(right, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
-    return raw_to_disparity(matcher.compute(lp, rp)[:, pad:])
+    return raw_to_disparity(match_padded(matcher.compute, left, right, pad))
 
 
 def _middlebury(data):

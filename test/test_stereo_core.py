@@ -30,6 +30,31 @@ def test_local_std_is_the_grey_level_std_over_the_window():
     assert (got[2:16, 2:16] == 0).all() and got.dtype == np.float32
 
 
+def test_match_padded_pads_with_the_border_and_crops_every_output():
+    """matching.match_padded: the matcher sees the pair with ``pad`` replicated first columns in front, and
+    each output it returns (an array, or a tuple with None kept) comes back as its last W columns."""
+    from depthmarks_ros.core.stereo.matching import match_padded
+    rng = np.random.default_rng(3)
+    left, right = (rng.integers(0, 256, (6, 9), dtype=np.uint8) for _ in range(2))
+    seen = []
+
+    def match(a, b):
+        seen.append((a, b))
+        cols = np.broadcast_to(np.arange(a.shape[1], dtype=np.float32), a.shape)
+        return cols * 1, (a.astype(np.float32) - b), None
+
+    cols, diff, none = match_padded(match, left, right, 4)
+    a, b = seen[-1]
+    assert a.shape == b.shape == (6, 13)
+    assert (a[:, :4] == left[:, :1]).all() and (b[:, :4] == right[:, :1]).all()
+    assert (a[:, 4:] == left).all() and (b[:, 4:] == right).all()
+    assert (cols == np.arange(4, 13)).all() and cols.flags.c_contiguous and none is None
+    np.testing.assert_array_equal(diff, left.astype(np.float32) - right)
+    only = match_padded(lambda a, b: a, left, right, 2)                       # a single array
+    assert only.shape == left.shape and (only == left).all()
+    assert match_padded(match, left, right, 0)[0].shape == left.shape and seen[-1][0] is left   # no pad
+
+
 def test_wls_and_lr_check_improve_on_plain_matching(sim):
     s, f = sim
     L, R = _grey(f.left_rgb), _grey(f.right_rgb)

@@ -42,7 +42,7 @@ import numpy as np
 from depthmarks_ros.core.stereo.backend import StereoBackend
 from depthmarks_ros.core.stereo.coarse_to_fine import _halve, half_params
 from depthmarks_ros.core.stereo.fill import fill_holes_rows
-from depthmarks_ros.core.stereo.matching import StereoMatcher, valid_window
+from depthmarks_ros.core.stereo.matching import StereoMatcher, match_padded, valid_window
 from depthmarks_ros.core.stereo.params import StereoParams
 
 OFFSETS = (-0.5, 0.5)   # also the pixel's own candidate moved by these (px): its whole-pixel neighbours, half-way
@@ -213,13 +213,11 @@ class CoarseToFineCensusBackend(StereoBackend):
         if left.shape != right.shape or left.ndim != 2 or left.dtype != np.uint8:
             raise ValueError(f'{self.name} matches single-channel uint8 images of equal size')
         h, w = left.shape
-        lh, rh = _halve(left), _halve(right)
-        pad = self.coarse_pad()
-        if pad:
-            lh = cv2.copyMakeBorder(lh, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
-            rh = cv2.copyMakeBorder(rh, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
-        half = self.coarse.compute(lh, rh, confidence=confidence)
-        disp_half = np.ascontiguousarray(half.disparity[:, pad:])
+
+        def coarse(a, b):
+            r = self.coarse.compute(a, b, confidence=confidence)
+            return r.disparity, r.confidence
+        disp_half, conf_half = match_padded(coarse, _halve(left), _halve(right), self.coarse_pad())
         twice = disp_half * np.float32(2.0)
         disp_half[(twice < self.min_disparity) | (twice > self.max_disparity)] = np.nan   # outside the range
         # full-size rows 2 s0 .. 2 s1 of a band of half-size rows s0 .. s1; the margin (half-size
@@ -238,8 +236,8 @@ class CoarseToFineCensusBackend(StereoBackend):
                 disp[2 * k0:2 * k1] = f.result()[2 * (k0 - s0):2 * (k1 - s0)]
         conf = None
         if confidence:
-            ch = np.ascontiguousarray(half.confidence[:, pad:])
-            conf = cv2.resize(ch, (2 * ch.shape[1], 2 * ch.shape[0]), interpolation=cv2.INTER_NEAREST)[:h, :w]
+            conf = cv2.resize(conf_half, (2 * conf_half.shape[1], 2 * conf_half.shape[0]),
+                              interpolation=cv2.INTER_NEAREST)[:h, :w]
             conf[np.isnan(disp)] = 0.0
         return disp, conf
 

@@ -36,6 +36,24 @@ def valid_window(p: StereoParams, width: int, height: int) -> Tuple[int, int, in
     return max(left, 0), top, max(right - left, 0), max(bottom - top, 0)
 
 
+def match_padded(match, left: np.ndarray, right: np.ndarray, pad: int):
+    """``match(left, right)`` on the pair padded on the left by ``pad`` columns (replicated border), its
+    output cropped back to the images' columns: an (H, W + pad) array, or a tuple of them (None kept),
+    each returned as a contiguous (H, W) array. OpenCV's matchers leave the first min_disparity +
+    disparity_range columns without a value; the pad moves that band onto the cropped columns. ``pad``
+    <= 0: ``match`` on the pair as it is. The one pad-match-crop of the stereo code (the census
+    backend's half-size matcher, the refinement network's classical disparity, bench_stereo's anchor)."""
+    if pad <= 0:
+        return match(left, right)
+    import cv2
+    out = match(cv2.copyMakeBorder(left, 0, 0, pad, 0, cv2.BORDER_REPLICATE),
+                cv2.copyMakeBorder(right, 0, 0, pad, 0, cv2.BORDER_REPLICATE))
+
+    def crop(a):
+        return None if a is None else np.ascontiguousarray(a[:, pad:])
+    return tuple(crop(a) for a in out) if isinstance(out, tuple) else crop(out)
+
+
 class StereoMatcher:
     """Reusable matcher: ``compute(left, right)`` on uint8 grey images of equal size."""
 

@@ -240,14 +240,11 @@ class RefineFeaturesV2:
 
     def classical_disparity(self, matcher, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """The classical matcher's disparity of the pair padded on the left (replicated border) by
-        ``left_pad`` columns, cropped back: OpenCV leaves the first ``disparity_range`` columns empty."""
-        import cv2
-        pad = self.left_pad(matcher.params)
-        if pad <= 0:
-            return matcher.compute(left, right, confidence=False).disparity
-        lp = cv2.copyMakeBorder(left, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
-        rp = cv2.copyMakeBorder(right, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
-        return np.ascontiguousarray(matcher.compute(lp, rp, confidence=False).disparity[:, pad:])
+        ``left_pad`` columns, cropped back (matching.match_padded): OpenCV leaves the first
+        ``disparity_range`` columns empty."""
+        from depthmarks_ros.core.stereo.matching import match_padded
+        return match_padded(lambda a, b: matcher.compute(a, b, confidence=False).disparity, left, right,
+                            self.left_pad(matcher.params))
 
     def build(self, left: np.ndarray, right: np.ndarray, disparity: np.ndarray, params=None
               ) -> Tuple[np.ndarray, _State]:
