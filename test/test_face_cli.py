@@ -1,6 +1,8 @@
 """Face landmarks, batch commands: `depthmarks face` writes .pts and JSON; `depthmarks fit-face`
 recovers a known 3D face from an AFLW2000-3D-style folder, fit split only."""
+import argparse
 import json
+import shlex
 
 import cv2
 import numpy as np
@@ -22,12 +24,11 @@ def test_face_command_writes_pts_and_json(tmp_path, face_image):
     assert np.allclose(read_pts(str(tmp_path / 'x.pts')), pts, atol=1e-3)
 
 
-def test_fit_face_recovers_a_known_3d_face_from_an_aflw_style_folder(tmp_path):
-    """AFLW2000-3D-style .mat files made from a known face posed by known angles (their convention:
-    x, y px, z towards the viewer, Pose_Para = pitch, yaw, roll in radians): fit-face un-rotates
-    them back to the face (so the convention and the shipped model's face_image agree), fit split only."""
+def _aflw_folder(tmp_path):
+    """AFLW2000-3D-style .mat files (and blank images) under tmp_path/faces/aflw2000_3d made from the 3D mean
+    face posed by random angles (their convention: x, y px, z towards the viewer, Pose_Para = pitch,
+    yaw, roll in radians); report-split stems hold noise. Returns the stems."""
     from scipy.io import savemat
-    from depthmarks_ros.cli.main import main
     from depthmarks_ros.core.face.datasets import is_report
     truth = face_model_68()
     rng = np.random.default_rng(3)
@@ -42,6 +43,17 @@ def test_fit_face_recovers_a_known_3d_face_from_an_aflw_style_folder(tmp_path):
             pts = rng.normal(0, 50, pts.shape)                     # report split: must not be read
         savemat(str(faces / f'{stem}.mat'), {'pt3d_68': pts.T, 'Pose_Para': np.radians([[pitch, yaw, roll, 0, 0, 0, 1]])})
         cv2.imwrite(str(faces / f'{stem}.jpg'), np.zeros((8, 8, 3), np.uint8))
+    return stems
+
+
+def test_fit_face_recovers_a_known_3d_face_from_an_aflw_style_folder(tmp_path):
+    """From AFLW2000-3D-style files of a known face posed by known angles fit-face un-rotates them back
+    to the face (so the convention and the shipped model's face_image agree), fit split only; the
+    file records the command that made it."""
+    from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.face.datasets import is_report
+    stems = _aflw_folder(tmp_path)
+    truth = face_model_68()
     out = tmp_path / 'out'
     assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'model']) == 0
     got = np.load(out / 'face_model_68.npy')
@@ -49,6 +61,8 @@ def test_fit_face_recovers_a_known_3d_face_from_an_aflw_style_folder(tmp_path):
     np.testing.assert_allclose(got * scale, truth - truth.mean(0), atol=1e-6)
     meta = json.loads((out / 'face_model_68.json').read_text())
     assert meta['faces'] == sum(not is_report(s) for s in stems) and 'sha1' in meta['split_rule']
+    assert meta['command'] == shlex.join(['depthmarks', 'fit-face', '--data', str(tmp_path), '-o', str(out),
+                                          '--parts', 'model'])
     assert main(['fit-face', '--data', str(tmp_path / 'nothing'), '-o', str(out), '--parts', 'model']) == 1
     assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'modle']) == 2
 
@@ -75,3 +89,31 @@ def test_fit_face_refits_the_sigma_models_from_cached_error_records(tmp_path):
     assert not (out / 'face_sigma_mediapipe.json').exists()
     assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'sigma-cached',
                  '--cache', str(tmp_path / 'nothing')]) == 1
+
+
+def test_fit_face_records_the_command_it_ran_with_the_real_cache_folder(tmp_path, monkeypatch):
+    """The command fit-face hands the landmark parts to record (face_fit.json's and every artefact's
+    'command') is the run's own: the real --data, -o, --limit and --cache folder (no 'DIR' placeholder);
+    parsed again by fit-face's options it gives the same run."""
+    from depthmarks_ros.cli import fit_face
+    from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.face import model_fit
+    _aflw_folder(tmp_path)
+    got = {}
+
+    def capture(aflw, w300, output, parts, command, cache=''):
+        got.update(output=output, parts=parts, command=command, cache=cache)
+        yield 'captured'
+    monkeypatch.setattr(model_fit, 'fit_landmark_artefacts', capture)
+    out, cache = tmp_path / 'my out', tmp_path / 'records'
+    argv = ['--data', str(tmp_path), '-o', str(out), '--parts', 'model,box,pose', '--cache', str(cache),
+            '--limit', '5', '--sigma-steps', '40']
+    assert main(['fit-face'] + argv) == 0
+    cmd = shlex.split(got['command'])
+    assert cmd[:2] == ['depthmarks', 'fit-face'] and 'DIR' not in cmd and got['cache'] == str(cache)
+    p = argparse.ArgumentParser()
+    fit_face.add_arguments(p)
+    ran, recorded = vars(p.parse_args(argv)), vars(p.parse_args(cmd[2:]))
+    assert recorded == {**ran, 'parts': 'box,pose'}          # the model part records its own command
+    assert json.loads((out / 'face_model_68.json').read_text())['command'] == shlex.join(
+        cmd[:cmd.index('--parts') + 1] + ['model'] + cmd[cmd.index('--parts') + 2:])

@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 
 PACKAGE_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', 'data'))
 PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'sigma-hybrid', 'sigma-dlib_mmod',
          'sigma-cached', 'hybrid', 'hybrid-template', 'visibility', 'profile', 'pose-hybrid', 'pose-mediapipe',
          'pose-dlib', 'pose-dlib_hog', 'pose-hybrid_box68')
-COMMAND = 'depthmarks fit-face --data ../shared/data'
+SIGMA_STEPS = 300
 
 
 def add_arguments(p) -> None:
@@ -46,7 +47,7 @@ def add_arguments(p) -> None:
     p.add_argument('--parts', default='model,box,mapping,sigma,hybrid,visibility,pose', help='comma-separated subset of ' + ','.join(PARTS))
     p.add_argument('--cache', default='', help='folder for the sigma models\' error records (written by the sigma '
                    'parts; --parts sigma-cached refits the sigma models from them without running the backends)')
-    p.add_argument('--sigma-steps', type=int, default=300, help='Adam steps of each sigma model fit (then L-BFGS)')
+    p.add_argument('--sigma-steps', type=int, default=SIGMA_STEPS, help='Adam steps of each sigma model fit (then L-BFGS)')
     p.add_argument('--limit', type=int, default=0, help='use the first N fit-split images per set (0: all; the '
                    'shipped files used 250 to bound the fit to ~7 min on the shared 2 cores)')
 
@@ -60,7 +61,22 @@ def _samples(data: str, limit: int = 0):
     return aflw, w300
 
 
-def fit_face_model(data: str, output: str) -> dict:
+def recorded_command(args, parts) -> str:
+    """The command line each artefact records (its meta 'command'): this run's options as given (paths as
+    typed, the cache folder included: the error records it names are not shipped, but the line says
+    which folder the sigma and pose parts read) and ``parts``, the parts that made that artefact; the
+    --sigma-steps only where not the default. Parsing it again gives the same run."""
+    cmd = ['depthmarks', 'fit-face', '--data', args.data, '-o', args.output, '--parts', ','.join(parts)]
+    if args.limit:
+        cmd += ['--limit', str(args.limit)]
+    if args.cache:
+        cmd += ['--cache', args.cache]
+    if args.sigma_steps != SIGMA_STEPS:
+        cmd += ['--sigma-steps', str(args.sigma_steps)]
+    return shlex.join(cmd)
+
+
+def fit_face_model(data: str, output: str, command: str) -> dict:
     import numpy as np
     from depthmarks_ros.core.face.datasets import SPLIT_RULE, load_aflw2000_3d
     from depthmarks_ros.core.face.model_fit import OUTER_CANTHAL_M, fit_mean_face
@@ -74,7 +90,7 @@ def fit_face_model(data: str, output: str) -> dict:
                     'at zero pose)',
             'data': 'AFLW2000-3D pt3d_68, fit split, faces with every |Pose_Para angle| <= 99 deg',
             'split_rule': SPLIT_RULE, 'faces': len(samples), 'outer_canthal_distance_m': OUTER_CANTHAL_M,
-            'residual_rms_m': [round(float(v), 5) for v in resid], 'command': COMMAND}
+            'residual_rms_m': [round(float(v), 5) for v in resid], 'command': command}
     with open(os.path.join(output, 'face_model_68.json'), 'w') as f:
         json.dump(meta, f, indent=1)
     return meta
@@ -89,12 +105,12 @@ def run(args) -> int:
     os.makedirs(args.output, exist_ok=True)
     try:
         if 'model' in parts:
-            meta = fit_face_model(args.data, args.output)
+            meta = fit_face_model(args.data, args.output, recorded_command(args, ['model']))
             print(f"face model: {meta['faces']} faces, mean residual "
                   f"{1000 * sum(meta['residual_rms_m']) / 68:.1f} mm")
         if 'sigma-cached' in parts:        # from the error records (images read only for records lacking a feature)
             from depthmarks_ros.core.face.sigma_fit import refit_cached
-            command = COMMAND + ' --parts sigma-cached --cache DIR'
+            command = recorded_command(args, ['sigma-cached'])
             for line in refit_cached(args.cache, args.output, command, args.sigma_steps,
                                      lambda: sum(_samples(args.data), [])):
                 print(line, flush=True)
@@ -103,8 +119,7 @@ def run(args) -> int:
             aflw, w300 = _samples(args.data, args.limit)
             if not aflw and not w300:
                 raise FileNotFoundError(f'no annotated faces under {args.data}/faces')
-            command = COMMAND + f" --parts {','.join(p for p in parts if p != 'sigma-cached')}" + \
-                (f' --limit {args.limit}' if args.limit else '') + (' --cache DIR' if args.cache else '')
+            command = recorded_command(args, [p for p in parts if p not in ('model', 'sigma-cached')])
             for line in fit_landmark_artefacts(aflw, w300, args.output, parts, command, args.cache):
                 print(line, flush=True)
     except FileNotFoundError as exc:
