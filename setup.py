@@ -10,7 +10,9 @@ from setuptools import find_packages, setup
 
 PACKAGE = 'depthmarks_ros'
 
-# Executables: ROS nodes (one module each) and the batch command.
+# Executables: ROS nodes (one module each) and the batch command. The nodes are those of
+# depthmarks_ros/pipeline/graph.py NODES (the one node list; the build does not import the package):
+# test/test_launch_static.py fails where the two disagree.
 NODES = [
     'sim_rig',
     'stereo_depth',

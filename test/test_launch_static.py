@@ -19,10 +19,17 @@ def _package_executables():
     return set(package_executables())
 
 
-def test_every_node_has_a_launch_file_and_the_full_pipeline_exists():
+def test_one_launch_file_per_node_of_the_graph_and_the_full_pipeline():
+    """The node list is pipeline/graph.py's NODES; `ros2 launch` finds a node's launch file by its name, so
+    the files cannot read it: one per node of the graph, none for another, each starting its own node."""
+    from depthmarks_ros.pipeline.graph import NODES
     names = {f[:-len('.launch.py')] for f in PY_FILES}
-    assert 'full_pipeline' in names
-    assert _package_executables() - {'depthmarks'} <= names
+    assert names == set(NODES) | {'full_pipeline'}
+    for node in NODES:
+        tree = ast.parse(open(os.path.join(LAUNCH, f'{node}.launch.py')).read())
+        started = [c.args[0].value for c in ast.walk(tree)
+                   if isinstance(c, ast.Call) and getattr(c.func, 'id', '') == 'single_node_description']
+        assert started == [node], f'{node}.launch.py starts {started}'
 
 
 @pytest.mark.parametrize('name', PY_FILES)
@@ -59,6 +66,7 @@ def test_graph_arguments_have_descriptions_and_the_bool_ones_choices():
 
 
 def test_graph_maps_every_executable_to_an_existing_params_file():
+    """setup.py's console scripts (a list the build reads without importing the package) are the graph's nodes."""
     from depthmarks_ros.pipeline.graph import NODES
     assert set(NODES) == _package_executables() - {'depthmarks'}
     for exe, spec in NODES.items():

@@ -13,35 +13,26 @@ from typing import Dict, List, Type
 
 from depthmarks_ros.core.params import ParamSet, range_text, value_text
 from depthmarks_ros.params.base import BASE_PARAMETERS, NodeParams
+from depthmarks_ros.pipeline.graph import NODES as _GRAPH_NODES
 
-# node name -> (module, spec class); the module is imported on first use
-_SPECS = {
-    'sim_rig': ('depthmarks_ros.params.sim_rig', 'SimRigParams'),
-    'video_source': ('depthmarks_ros.params.video_source', 'VideoSourceParams'),
-    'stereo_depth': ('depthmarks_ros.params.stereo_depth', 'StereoDepthParams'),
-    'depth_fusion': ('depthmarks_ros.params.depth_fusion', 'DepthFusionParams'),
-    'mono_depth': ('depthmarks_ros.params.mono_depth', 'MonoDepthParams'),
-    'face_landmarks': ('depthmarks_ros.params.face_landmarks', 'FaceLandmarksParams'),
-    'body_pose': ('depthmarks_ros.params.body_pose', 'BodyPoseParams'),
-    'stamp_merge': ('depthmarks_ros.params.stamp_merge', 'StampMergeParams'),
-}
-NODES = tuple(_SPECS)
+# the nodes are the node graph's (pipeline/graph.py NODES); node <name>'s spec is the class
+# <Name>Params (e.g. stereo_depth: StereoDepthParams) of depthmarks_ros/params/<name>.py, imported on first use
+NODES = tuple(_GRAPH_NODES)
 
-# the parameter file of each node in config/ (sim_rig's is not sim_rig.yaml: that is the rig folder);
-# the node graph (pipeline/graph.py), the launch files and `depthmarks run` load these
-CONFIG_FILES = {node: f'{node}.yaml' for node in NODES}
-CONFIG_FILES['sim_rig'] = 'sim_rig_node.yaml'
+# the parameter file of each node in config/ (the graph's NodeSpec.params_file; sim_rig's is not
+# sim_rig.yaml: that is the rig folder); the launch files and `depthmarks run` load these
+CONFIG_FILES = {node: spec.params_file for node, spec in _GRAPH_NODES.items()}
 # the doc holding each node's parameter table
 DOC_FILES = {node: f'{node}.md' for node in NODES}
 DOC_FILES['stamp_merge'] = 'multihost.md'
 
 
 def spec_of(node: str) -> Type[ParamSet]:
-    try:
-        module, name = _SPECS[node]
-    except KeyError:
-        raise KeyError(f'no parameter spec for node {node!r}; nodes: {", ".join(NODES)}') from None
-    return getattr(importlib.import_module(module), name)
+    """The parameter spec of a node of the graph: <Name>Params of depthmarks_ros/params/<name>.py."""
+    if node not in _GRAPH_NODES:
+        raise KeyError(f'no parameter spec for node {node!r}; nodes: {", ".join(NODES)}')
+    module = importlib.import_module(f'depthmarks_ros.params.{node}')
+    return getattr(module, ''.join(w.title() for w in node.split('_')) + 'Params')
 
 
 def all_specs() -> Dict[str, Type[ParamSet]]:

@@ -29,7 +29,6 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
-from depthmarks_ros.params import CONFIG_FILES
 
 PACKAGE = 'depthmarks_ros'
 _LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
@@ -54,6 +53,7 @@ class NodeSpec:
     short: str                               # the name in nodes:= / --nodes
     outputs: Tuple[Tuple[str, str], ...] = ()  # (relative topic, type) recorded by `depthmarks run`
     sensor_facing: bool = False              # respawned by the launch files
+    config: str = ''                         # its parameter file in config/ when not <name>.yaml
 
     @property
     def module(self) -> str:
@@ -61,19 +61,24 @@ class NodeSpec:
 
     @property
     def params_file(self) -> str:
-        """Its parameter file in config/ (from the parameter specs' registry, depthmarks_ros/params)."""
-        return CONFIG_FILES[self.name]
+        """Its parameter file in config/: ``<name>.yaml`` unless :attr:`config` names another (the launch
+        files, `depthmarks run` and the parameter specs' registry, depthmarks_ros/params, read it here)."""
+        return self.config or f'{self.name}.yaml'
 
 
 _IMAGE, _INFO, _CLOUD = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo', 'sensor_msgs/msg/PointCloud2'
 _MARKERS = 'visualization_msgs/msg/MarkerArray'
 
+#: every node of the package, written once: the parameter specs' registry (depthmarks_ros/params), the
+#: launch files, `depthmarks run` and the container read it; setup.py's console scripts and the one launch
+#: file per node cannot, and test_launch_static.py fails where they disagree with it
 NODES: Dict[str, NodeSpec] = {s.name: s for s in (
     NodeSpec('sim_rig', 'sim', (
         ('stereo/left/image_raw', _IMAGE), ('stereo/left/camera_info', _INFO),
         ('stereo/right/image_raw', _IMAGE), ('stereo/right/camera_info', _INFO),
         ('camera/image_raw', _IMAGE), ('camera/camera_info', _INFO), ('lidar/points', _CLOUD),
-        ('sim/depth_gt', _IMAGE), ('sim/disparity_gt', _IMAGE)), sensor_facing=True),
+        ('sim/depth_gt', _IMAGE), ('sim/disparity_gt', _IMAGE)), sensor_facing=True,
+        config='sim_rig_node.yaml'),      # not sim_rig.yaml: config/sim_rig/ is the rig's folder
     NodeSpec('video_source', 'video', (
         ('camera/image_raw', _IMAGE), ('camera/camera_info', _INFO)), sensor_facing=True),
     NodeSpec('stereo_depth', 'stereo', (
