@@ -3,9 +3,11 @@ recovers a known 3D face from an AFLW2000-3D-style folder, fit split only."""
 import argparse
 import json
 import shlex
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from depthmarks_ros.core.face.head_pose import face_model_68, rotation_from_angles
 from depthmarks_ros.core.pts_io import read_pts, write_pts
@@ -67,6 +69,45 @@ def test_fit_face_recovers_a_known_3d_face_from_an_aflw_style_folder(tmp_path):
     assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'modle']) == 2
 
 
+def test_fit_face_writes_into_a_required_output_folder_that_starts_from_the_shipped_artefacts(tmp_path, capsys):
+    """fit-face has no default output (it had written into the installed package): -o is required, as
+    for every fit and train command; the folder starts from the shipped face artefacts (those a fit
+    builds on), a file already there is kept, the part run replaces its own, the package is untouched."""
+    from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.face.pipeline import DATA_DIR
+    _aflw_folder(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(['fit-face', '--data', str(tmp_path), '--parts', 'model'])
+    assert exc.value.code == 2 and '--output' in capsys.readouterr().err
+    shipped = {p.name: p.read_bytes() for p in Path(DATA_DIR).glob('face_*')}
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'face_visibility.json').write_text('mine')
+    assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'model']) == 0
+    assert {p.name: p.read_bytes() for p in Path(DATA_DIR).glob('face_*')} == shipped
+    assert {p.name for p in out.iterdir()} == set(shipped)
+    assert (out / 'face_visibility.json').read_text() == 'mine'
+    assert (out / 'face_model_68.npy').read_bytes() != shipped['face_model_68.npy']
+    assert all((out / n).read_bytes() == b for n, b in shipped.items()
+               if n not in ('face_visibility.json', 'face_model_68.npy', 'face_model_68.json'))
+
+
+def test_face_reads_the_fitted_artefacts_of_the_folder_fitted_data_names(tmp_path, face_image, capsys):
+    """`depthmarks face --fitted-data DIR` (the node's fitted_data) reads the artefacts of DIR (a broken
+    face_fit.json there is named), not the shipped ones; a folder that does not exist is a clear message."""
+    from depthmarks_ros.cli.fit_face import seed_output
+    from depthmarks_ros.cli.main import main
+    img = tmp_path / 'astro.png'
+    cv2.imwrite(str(img), cv2.cvtColor(face_image, cv2.COLOR_RGB2BGR))
+    assert main(['face', str(img), '-o', str(tmp_path / 'o'), '--fitted-data', str(tmp_path / 'missing')]) == 2
+    assert 'missing' in capsys.readouterr().out
+    fitted = tmp_path / 'fitted'
+    seed_output(str(fitted))
+    (fitted / 'face_fit.json').write_text('{broken')
+    assert main(['face', str(img), '-o', str(tmp_path / 'o'), '--fitted-data', str(fitted)]) == 2
+    assert str(fitted / 'face_fit.json') in capsys.readouterr().out
+
+
 def test_fit_face_refits_the_sigma_models_from_cached_error_records(tmp_path):
     """`--parts sigma-cached --cache DIR` refits face_sigma_<backend>.json from the records alone
     (no image), recording the split rule and command; a missing cache is a message, exit 1."""
@@ -86,7 +127,8 @@ def test_fit_face_refits_the_sigma_models_from_cached_error_records(tmp_path):
     assert len(cv) == 3 and all(set(v) == {'300w', 'aflw2000_3d'} for v in cv.values())
     chosen = ' '.join(m.features) + (' (quantile stage)' if 'pinball' in m.meta['fit_loss'] else '')
     assert chosen in cv
-    assert not (out / 'face_sigma_mediapipe.json').exists()
+    from depthmarks_ros.core.face.pipeline import DATA_DIR
+    assert (out / 'face_sigma_mediapipe.json').read_bytes() == (Path(DATA_DIR) / 'face_sigma_mediapipe.json').read_bytes()
     assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'sigma-cached',
                  '--cache', str(tmp_path / 'nothing')]) == 1
 

@@ -28,14 +28,15 @@ def run(args) -> int:
     from depthmarks_ros.cli.options import spec_from_args
     from depthmarks_ros.core.camera import assumed_K
     from depthmarks_ros.core.face.backends import BackendError
-    from depthmarks_ros.core.face.pipeline import FaceLandmarker
+    from depthmarks_ros.core.face.pipeline import FaceLandmarker, fitted_data_dir
     from depthmarks_ros.core.pts_io import write_pts
     from depthmarks_ros.params.face_landmarks import FaceLandmarksParams
     try:
         p = spec_from_args(FaceLandmarksParams, args)
         landmarker = FaceLandmarker(p.backend, p.max_faces, p.refine_landmarks, p.uncertainty, static=True,
                                     dlib_detector=p.dlib_detector, learned_model=p.uncertainty_model,
-                                    all_views=p.detector_all_views, mmod=p.detector_mmod)
+                                    all_views=p.detector_all_views, mmod=p.detector_mmod,
+                                    data_dir=fitted_data_dir(p.fitted_data))
     except (ValueError, BackendError, FileNotFoundError) as exc:
         print(f'depthmarks face: {exc}')
         return 2

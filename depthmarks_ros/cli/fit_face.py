@@ -24,16 +24,21 @@ sets (split rule: core/face/datasets.py SPLIT_RULE; the report split is never re
 * ``face_visibility.json`` (part ``visibility``): per-landmark self-occlusion model of yaw and pitch,
   from AFLW2000-3D's 3D landmarks (core/face/visibility.py).
 
-Writes into ``--output`` (default: the package's data folder). ``--parts`` picks a subset.
+Writes into ``--output`` / ``-o`` (required, as every fit and train command's; a folder the user owns,
+never the installed package): a fit reads the artefacts it builds on from there (the profile part the
+hybrid's, the sigma parts the box map and mesh map), so each shipped face artefact missing there is first
+copied from the package (its face_* files) and the folder is a complete set; the face_landmarks node and
+``depthmarks face`` read it with ``fitted_data:=DIR`` / ``--fitted-data DIR``. To ship a refit, copy the
+files into depthmarks_ros/data/ in a checkout. ``--parts`` picks a subset.
 """
 from __future__ import annotations
 
 import json
 import os
 import shlex
+import shutil
 import sys
 
-PACKAGE_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', 'data'))
 PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'sigma-hybrid', 'sigma-dlib_mmod',
          'sigma-cached', 'hybrid', 'hybrid-template', 'visibility', 'profile', 'pose-hybrid', 'pose-mediapipe',
          'pose-dlib', 'pose-dlib_hog', 'pose-hybrid_box68')
@@ -43,7 +48,8 @@ SIGMA_STEPS = 300
 def add_arguments(p) -> None:
     p.add_argument('--data', required=True, help='folder holding faces/aflw2000_3d and faces/300w_lfpw_test '
                    '(e.g. ../shared/data)')
-    p.add_argument('--output', '-o', default=PACKAGE_DATA, help='folder for the artefacts (default: %(default)s)')
+    p.add_argument('--output', '-o', required=True, help='folder for the artefacts (files missing there start as '
+                   'copies of the shipped ones; the node reads it with fitted_data:=DIR)')
     p.add_argument('--parts', default='model,box,mapping,sigma,hybrid,visibility,pose', help='comma-separated subset of ' + ','.join(PARTS))
     p.add_argument('--cache', default='', help='folder for the sigma models\' error records (written by the sigma '
                    'parts; --parts sigma-cached refits the sigma models from them without running the backends)')
@@ -76,6 +82,20 @@ def recorded_command(args, parts) -> str:
     return shlex.join(cmd)
 
 
+def seed_output(output: str) -> list:
+    """Copy each shipped face artefact (the package data folder's face_* files, which core/face/pipeline.py
+    reads from its data_dir) missing in ``output`` from the package; returns the names copied."""
+    from depthmarks_ros.core.face.pipeline import DATA_DIR
+    os.makedirs(output, exist_ok=True)
+    copied = []
+    for name in sorted(os.listdir(DATA_DIR)):
+        src, dst = os.path.join(DATA_DIR, name), os.path.join(output, name)
+        if name.startswith('face_') and os.path.isfile(src) and not os.path.exists(dst):
+            shutil.copyfile(src, dst)
+            copied.append(name)
+    return copied
+
+
 def fit_face_model(data: str, output: str, command: str) -> dict:
     import numpy as np
     from depthmarks_ros.core.face.datasets import SPLIT_RULE, load_aflw2000_3d
@@ -102,7 +122,9 @@ def run(args) -> int:
     if bad:
         print(f'fit-face: unknown part(s) {bad}; choose from {PARTS}', file=sys.stderr)
         return 2
-    os.makedirs(args.output, exist_ok=True)
+    copied = seed_output(args.output)
+    if copied:
+        print(f'fit-face: {args.output} starts from the shipped artefacts ({len(copied)} files copied from the package)')
     try:
         if 'model' in parts:
             meta = fit_face_model(args.data, args.output, recorded_command(args, ['model']))

@@ -18,7 +18,7 @@ from depthmarks_ros.convert.markers import axes_markers, delete_all, lines_marke
 from depthmarks_ros.core.face.backends import BackendError
 from depthmarks_ros.core.face.head_pose import face_model_68
 from depthmarks_ros.core.face.ibug68 import OUTLINES
-from depthmarks_ros.core.face.pipeline import FaceLandmarker
+from depthmarks_ros.core.face.pipeline import FaceLandmarker, fitted_data_dir
 from depthmarks_ros.core.transforms import matrix_to_quaternion
 from depthmarks_ros.params.face_landmarks import FaceLandmarksParams
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
@@ -66,7 +66,8 @@ class FaceLandmarksNode(DepthmarksNode):
                                              self.p.uncertainty, dlib_detector=self.p.dlib_detector,
                                              learned_model=self.p.uncertainty_model,
                                              dlib_redetect_every=self.p.dlib_redetect_every,
-                                             all_views=self.p.detector_all_views, mmod=self.p.detector_mmod)
+                                             all_views=self.p.detector_all_views, mmod=self.p.detector_mmod,
+                                             data_dir=fitted_data_dir(self.p.fitted_data))
         except (BackendError, FileNotFoundError) as exc:
             raise ValueError(str(exc)) from exc
         qos = self.output_qos()

@@ -50,6 +50,18 @@ class Face:
         return MEDIAPIPE_TO_IBUG68 if self.layout.startswith('mediapipe') else np.arange(68)
 
 
+def fitted_data_dir(path: str = '') -> str:
+    """The folder of the fitted face artefacts that the face_landmarks parameter ``fitted_data`` names
+    (a folder ``depthmarks fit-face -o DIR`` wrote): '' = the shipped ones (DATA_DIR); a path that is not a
+    folder is a BackendError naming it (a typo would otherwise run without any fitted artefact)."""
+    if not path:
+        return DATA_DIR
+    if not os.path.isdir(path):
+        raise BackendError(f'fitted_data {path!r} is not a folder (depthmarks fit-face -o DIR writes one; '
+                           'empty = the shipped artefacts)')
+    return path
+
+
 def load_fit(path: str) -> dict:
     """face_fit.json (detector box map, head-pose calibration), {} where there is none; a file that is
     unreadable or not of head_pose.FIT_VERSION is a BackendError naming it."""
