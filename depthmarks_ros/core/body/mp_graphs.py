@@ -17,6 +17,10 @@ detected, which region each landmark pass sees and how regions are tracked:
   (0 wrist centre, 2 middle-finger base, ...).
 * :class:`HandLandmarker` -- ``HandLandmarkCpu`` (full or lite) on one rotated region: 21
   landmarks, metric world landmarks and handedness. No output when hand presence is below 0.5.
+* :class:`FaceMeshByRoi` -- the calculators of ``FaceLandmarkCpu`` (face_landmark.tflite, or
+  face_landmark_with_attention.tflite: 478 points) on one rotated region, **without** its
+  face-presence gate: 468 (478) landmarks with relative depth and the presence score, which the
+  caller judges (the legacy FaceMesh drops a face whose score is below its threshold, 0.5).
 
 Coordinates returned are pixels of the full image (MediaPipe's normalised values times width or
 height); regions are :class:`depthmarks_ros.core.body.roi.Roi` in pixels.
@@ -28,7 +32,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from depthmarks_ros.core.body.roi import Roi
+from depthmarks_ros.core.body.roi import Roi, _wrap
 
 
 class GraphError(RuntimeError):
@@ -85,6 +89,80 @@ def _detections(dets, w: int, h: int) -> List[Detection]:
         kp = np.array([(k.x * w, k.y * h) for k in d.location_data.relative_keypoints], np.float64)
         out.append(Detection(float(d.score[0]) if d.score else 0.0, box, kp))
     return out
+
+
+def face_roi(box: np.ndarray, keypoints: Optional[np.ndarray] = None, scale: float = 1.5) -> Roi:
+    """The face mesh's region from a BlazeFace-style detection, as MediaPipe's
+    FaceDetectionFrontDetectionToRoi makes it: centre of the box, side ``scale`` x its larger side,
+    rotated so the right eye (keypoint 0) -> left eye (keypoint 1) line is horizontal (no rotation
+    without keypoints). ``box``: x0, y0, x1, y1 px; ``keypoints``: (>= 2, 2) px."""
+    box = np.asarray(box, np.float64)
+    rot = 0.0
+    if keypoints is not None and len(keypoints) >= 2 and np.all(np.isfinite(keypoints[:2])):
+        e = np.asarray(keypoints[1], np.float64) - np.asarray(keypoints[0], np.float64)
+        if np.hypot(*e) > 0:
+            rot = _wrap(-np.arctan2(-e[1], e[0]))
+    return Roi(float((box[0] + box[2]) / 2), float((box[1] + box[3]) / 2),
+               float(scale * max(box[2] - box[0], box[3] - box[1])), float(rot))
+
+
+@dataclass
+class FaceMesh:
+    points: np.ndarray       # (468 or 478, 3): x, y px of the full image, z relative depth (px, x scale)
+    presence: float          # the model's face-presence score (sigmoid), 0..1
+
+
+class FaceMeshByRoi:
+    """MediaPipe's face landmark model on a region the caller chose (its own detection), without the
+    legacy solution's detector and presence gate: every call returns the mesh and its presence score,
+    or None where the region is too small to hold a face (< ``MIN_SIDE_PX``) or lies off the image."""
+    MIN_SIDE_PX = 8.0
+    GRAPH = '''input_stream: "image"
+input_stream: "roi"
+output_stream: "landmarks"
+output_stream: "presence"
+node { calculator: "ImagePropertiesCalculator" input_stream: "IMAGE:image" output_stream: "SIZE:size" }
+node { calculator: "ImageToTensorCalculator" input_stream: "IMAGE:image" input_stream: "NORM_RECT:roi"
+  output_stream: "TENSORS:input" options { [mediapipe.ImageToTensorCalculatorOptions.ext] {
+    output_tensor_width: 192 output_tensor_height: 192 keep_aspect_ratio: false
+    output_tensor_float_range { min: 0.0 max: 1.0 } border_mode: BORDER_REPLICATE } } }
+node { calculator: "FaceLandmarksModelLoader" input_side_packet: "WITH_ATTENTION:with_attention"
+  output_side_packet: "MODEL:model" }
+node { calculator: "TfLiteCustomOpResolverCalculator" output_side_packet: "OP_RESOLVER:op_resolver" }
+node { calculator: "InferenceCalculator" input_stream: "TENSORS:input" input_side_packet: "MODEL:model"
+  input_side_packet: "OP_RESOLVER:op_resolver" output_stream: "TENSORS:output" options { [mediapipe.InferenceCalculatorOptions.ext] { delegate { xnnpack {} } } } }
+node { calculator: "SplitTensorVectorCalculator" input_stream: "output" output_stream: "landmark_tensors"
+  output_stream: "flag_tensor" options { [mediapipe.SplitVectorCalculatorOptions.ext] {
+    ranges: { begin: 0 end: %(n)d } ranges: { begin: %(n)d end: %(n1)d } } } }
+node { calculator: "TensorsToFloatsCalculator" input_stream: "TENSORS:flag_tensor" output_stream: "FLOAT:presence"
+  options { [mediapipe.TensorsToFloatsCalculatorOptions.ext] { activation: SIGMOID } } }
+node { calculator: "%(decoder)s" input_stream: "TENSORS:landmark_tensors" output_stream: "LANDMARKS:roi_landmarks" }
+node { calculator: "LandmarkProjectionCalculator" input_stream: "NORM_LANDMARKS:roi_landmarks"
+  input_stream: "NORM_RECT:roi" input_stream: "IMAGE_DIMENSIONS:size" output_stream: "NORM_LANDMARKS:landmarks" }'''
+
+    def __init__(self, refine: bool = False):
+        n = 6 if refine else 1      # face_landmark_with_attention.tflite: 6 landmark tensors, then the flag
+        graph = self.GRAPH % dict(n=n, n1=n + 1, decoder='TensorsToFaceLandmarksWithAttention' if refine
+                                  else 'TensorsToFaceLandmarks')
+        self._g = _solution(graph, {'with_attention': bool(refine)})
+
+    def __call__(self, rgb: np.ndarray, roi: Roi) -> Optional[FaceMesh]:
+        if not (np.isfinite([roi.cx, roi.cy, roi.size, roi.rotation]).all() and roi.size >= self.MIN_SIDE_PX):
+            return None
+        h, w = rgb.shape[:2]
+        b = roi.box()
+        if b[2] <= 0 or b[3] <= 0 or b[0] >= w or b[1] >= h:    # wholly off the image
+            return None
+        img, x0, y0, roi = roi_crop(rgb, roi)
+        ch, cw = img.shape[:2]
+        r = self._g.process({'image': img, 'roi': _rect(roi, cw, ch)})
+        if r.landmarks is None or r.presence is None:
+            return None
+        pts = np.array([(p.x * cw + x0, p.y * ch + y0, p.z * cw) for p in r.landmarks.landmark], np.float64)
+        return FaceMesh(pts, float(r.presence))
+
+    def close(self) -> None:
+        self._g.close()
 
 
 class PoseDetector:
