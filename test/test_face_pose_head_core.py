@@ -7,7 +7,7 @@ import pytest
 
 from depthmarks_ros.core.face.detection import FaceDetector
 from depthmarks_ros.core.face.pipeline import FaceLandmarker
-from depthmarks_ros.core.face.pose_head import PoseHeadFinder, head_box, head_keypoints
+from depthmarks_ros.core.face.pose_head import BACK_SOURCE, PoseHeadFinder, facing_away, head_box, head_keypoints
 from depthmarks_ros.testing.scenes import FACE_K
 
 
@@ -120,6 +120,72 @@ def test_cascade_dlib_falls_back_to_the_pose_head(face_image):
     feats[:, FEATURES.index('det_score')] = pose_head_score      # as if BlazeFace had scored it so
     assert np.trace(f.cov68[30]) > 2 * np.trace(sm.covariance(f.landmarks68, feats, abs(f.extras['yaw0']))[30])
     lm.close()
+
+
+# BlazePose's left/right pairs: a person seen from behind has them on the other image side
+_PAIRS = [(1, 4), (2, 5), (3, 6), (7, 8), (9, 10)] + [(i, i + 1) for i in range(11, 33, 2)]
+
+
+def _mirrored_labels(lm):
+    """BlazePose landmarks with every left/right pair swapped: the same image positions labelled as a
+    person facing the other way (seen from behind instead of from the front)."""
+    out = np.array(lm, float)
+    for a, b in _PAIRS:
+        out[[a, b]] = out[[b, a]]
+    return out
+
+
+def _person(lsh_x, rsh_x, lear_x, rear_x, vis_sh=0.9, vis_ear=0.9):
+    lm = np.zeros((33, 3))
+    lm[:, 2] = 0.9
+    lm[:, :2] = (150, 100)
+    lm[11, 0], lm[12, 0], lm[11:13, 1], lm[11:13, 2] = lsh_x, rsh_x, 200, vis_sh
+    lm[7, 0], lm[8, 0], lm[7:9, 2] = lear_x, rear_x, vis_ear
+    return lm
+
+
+def test_facing_away_reads_the_side_of_the_persons_left_shoulder_else_ear():
+    side = 60.0
+    assert not facing_away(_person(220, 80, 175, 125), side)            # facing the camera: left on image-right
+    assert facing_away(_person(80, 220, 125, 175), side)                # from behind: left on image-left
+    assert facing_away(_mirrored_labels(_person(220, 80, 175, 125)), side)
+    # shoulders not seen: the ears decide; a profile (both pairs within 0.15 head sides) decides nothing
+    assert facing_away(_person(220, 80, 125, 175, vis_sh=0.1), side)
+    assert not facing_away(_person(152, 148, 151, 150), side)
+    assert not facing_away(_person(80, 220, 125, 175, vis_sh=0.1, vis_ear=0.1), side)
+    assert not facing_away(_person(np.nan, 220, 175, 125), side)       # NaN shoulder: the ears (facing)
+
+
+def test_a_head_seen_from_behind_is_reported_with_every_face_point_hidden(face_image, monkeypatch):
+    """The astronaut's real BlazePose landmarks relabelled as seen from behind: the detection is a back
+    view (BACK_SOURCE) and the hybrid's face from it has visibility 0 at all 68 points, where the same
+    head seen from the front has visible points; the dlib cascade's path too."""
+    rgb, K = face_image, FACE_K
+    real = PoseHeadFinder()
+    lm = real.landmarks(rgb)
+    assert real.find(rgb)[0].source == 'pose_head'
+    monkeypatch.setattr(PoseHeadFinder, 'landmarks', lambda self, img: _mirrored_labels(lm))
+    back = real.find(rgb)
+    assert len(back) == 1 and back[0].source == BACK_SOURCE
+    real.close()
+    for backend, kw in (('hybrid', {}), ('dlib', {'dlib_detector': 'cascade'})):
+        f = FaceLandmarker(backend, static=True, **kw)
+        det = f.backend.mesh._detector if backend == 'hybrid' else f.backend._cascade
+        _nothing_found(det)
+        if backend == 'hybrid':
+            f.backend.mesh._mesh.process = lambda img: type('R', (), {'multi_face_landmarks': None})()
+        faces = f.process(rgb, K)
+        assert len(faces) == 1 and faces[0].extras['det_source'] == BACK_SOURCE, backend
+        assert np.all(faces[0].visibility68 == 0) and np.all(np.isfinite(faces[0].landmarks68)), backend
+        # the same head from the front, on the same keypoint path (there the crop mesh would follow her
+        # face; on the back view it is not run)
+        monkeypatch.setattr(PoseHeadFinder, 'landmarks', lambda self, img: lm)
+        if backend == 'hybrid':
+            f.backend.mesh._crop_mesh.process = lambda img: type('R', (), {'multi_face_landmarks': None})()
+        front = f.process(rgb, K)
+        assert front[0].extras['det_source'] == 'pose_head' and front[0].visibility68.max() > 0.5, backend
+        monkeypatch.setattr(PoseHeadFinder, 'landmarks', lambda self, img: _mirrored_labels(lm))
+        f.close()
 
 
 def test_detector_close_releases_the_pose_model():

@@ -17,6 +17,7 @@ from typing import List, Optional
 import numpy as np
 
 from depthmarks_ros.core.face.ibug68 import MEDIAPIPE_TO_IBUG68
+from depthmarks_ros.core.face.pose_head import seen_from_behind
 
 
 class BackendError(RuntimeError):
@@ -196,7 +197,8 @@ class MediaPipeFaceMesh:
         for det in dets:
             if len(out) + len(self.unmeshed) >= self.max_faces:
                 break
-            arr = self._mesh_in_box(rgb, det.box, det.angle)
+            # no mesh on a head seen from behind (it would follow the hair): the keypoint path's points
+            arr = None if seen_from_behind(det.source) else self._mesh_in_box(rgb, det.box, det.angle)
             if arr is not None:
                 r = self._result(arr, det.score)
                 if not any(_covers(o.bbox, (r.bbox[:2] + r.bbox[2:]) / 2) for o in out):

@@ -673,7 +673,7 @@ def _unmeshed_near(mesh, gt68) -> list:
     """The detections the mesh could not follow (``mesh.unmeshed``) whose box centre lies within half the
     annotation's size of its centre, those of FIT_SKIPPED_SOURCES left out."""
     c, size = gt68.mean(axis=0), max(np.ptp(gt68, axis=0))
-    return [d for d in mesh.unmeshed if d.source not in FIT_SKIPPED_SOURCES
+    return [d for d in mesh.unmeshed if not d.source.startswith(FIT_SKIPPED_SOURCES)      # pose_head_back too
             and np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - c) < 0.5 * size]
 
 

@@ -21,6 +21,7 @@ from depthmarks_ros.core.camera import assumed_K
 from depthmarks_ros.core.face.backends import BackendError, DlibFace68, create_backend
 from depthmarks_ros.core.face.head_pose import HeadPose, solve_head_pose, weighted_head_pose
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, MEDIAPIPE_TO_IBUG68, RIGHT_EYE_OUTER
+from depthmarks_ros.core.face.pose_head import seen_from_behind
 from depthmarks_ros.core.tracking import CentroidTracker
 from depthmarks_ros.core.face.uncertainty import (DEFAULT_AUGMENTATIONS, UncertaintyModel, augmented_predictions,
                                                   landmark_covariance, match_faces)
@@ -288,6 +289,8 @@ class FaceLandmarker:
                     face.visibility68 = face.extras['inside68'] * self.visibility_model.predict(pose0.yaw, pose0.pitch)
             if self.learned is not None:
                 face.cov68, face.visibility68 = self.learned.predict(rgb, face.landmarks68)
+            if seen_from_behind(r.source):      # a head seen from behind (pose_head.py): every face point hidden
+                face.visibility68 = np.zeros(68)
             if not r.layout.startswith('mediapipe') or self.mapping is None:
                 face.cov[sub], face.visibility[sub] = face.cov68, face.visibility68
             if K is not None:

@@ -13,6 +13,12 @@ and a head box, so the hybrid's keypoint path (regression to 68 points, then the
 It never runs on video (the node): a stream without a face would pay it on every frame. A head too
 small (``min_head_px``) is no face; ``min_head_visibility`` (mean visibility of the 11 head landmarks)
 is 0 by default: the face points of a head seen from behind are hidden by definition.
+
+A person seen from behind (:func:`facing_away`: their left shoulder, or else ear, on image-left) gives
+the source ``'pose_head_back'`` (BACK_SOURCE; :func:`seen_from_behind`): no mesh is run on that head,
+and the face pipeline reports its 68 points with visibility 0 (core/face/pipeline.py), as the
+self-occlusion labels mark a point the head hides (core/face/visibility.py); their positions stay the
+keypoint path's estimate (a back view's keypoints are mirrored relative to a face's).
 """
 from __future__ import annotations
 
@@ -22,6 +28,12 @@ import numpy as np
 
 # BlazePose landmark indices: nose 0, left eye 2, right eye 5, left ear 7, right ear 8, mouth left 9, right 10
 _NOSE, _LEYE, _REYE, _LEAR, _REAR, _MOUTH_L, _MOUTH_R = 0, 2, 5, 7, 8, 9, 10
+_LSHOULDER, _RSHOULDER = 11, 12
+BACK_SOURCE = 'pose_head_back'     # the Detection source of a head seen from behind
+# facing_away: a pair's left-minus-right image x must be below -this x the head box side (a profile's
+# shoulders and ears nearly coincide: no decision), and each of the pair BlazePose-visible at least so
+BACK_MIN_SEPARATION = 0.15
+BACK_MIN_VISIBILITY = 0.5
 HEAD = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 # the smallest head taken (box side, px): the smallest face issue 18 asks for (40 px inter-ocular at
 # 640x480) has a head box of >= ~52 px; the two false heads BlazePose found on 49 real images without a
@@ -46,6 +58,29 @@ def head_box(pose_xy: np.ndarray) -> np.ndarray:
     side = 1.3 * max(np.linalg.norm(p[_LEAR] - p[_REAR]), 2.0 * np.linalg.norm(p[_NOSE] - ears), 1.0)
     c = p[list(HEAD)].mean(axis=0)
     return np.array([c[0] - side / 2, c[1] - side / 2, c[0] + side / 2, c[1] + side / 2])
+
+
+def facing_away(landmarks: np.ndarray, side: float) -> bool:
+    """Whether BlazePose's (33, 3) landmarks (x px, y px, visibility) show the person from behind: their
+    left side on image-left (facing the camera, a person's left is on image-right). Decided by the
+    shoulders where both are visible (BACK_MIN_VISIBILITY), else by the ears; a pair less than
+    BACK_MIN_SEPARATION x ``side`` (the head box side, px) apart (a profile) or not visible decides
+    nothing (False: a face, as before)."""
+    lm = np.asarray(landmarks, float)
+    for left, right in ((_LSHOULDER, _RSHOULDER), (_LEAR, _REAR)):
+        if lm.shape[1] > 2 and min(lm[left, 2], lm[right, 2]) < BACK_MIN_VISIBILITY:
+            continue
+        d = lm[left, 0] - lm[right, 0]
+        if not np.isfinite(d):
+            continue
+        if abs(d) >= BACK_MIN_SEPARATION * side:
+            return bool(d < 0)
+    return False
+
+
+def seen_from_behind(source: str) -> bool:
+    """Whether a detection (or face result) of this source is a head seen from behind (BACK_SOURCE)."""
+    return str(source) == BACK_SOURCE
 
 
 class PoseHeadFinder:
@@ -89,7 +124,8 @@ class PoseHeadFinder:
             return []
         kp = head_keypoints(xy)
         facing = (kp[2, 0] - c[0]) / (box[2] - box[0])
-        return [Detection(box, vis, 'pose_head', facing=float(facing), keypoints=kp)]
+        source = BACK_SOURCE if facing_away(lm, box[2] - box[0]) else 'pose_head'
+        return [Detection(box, vis, source, facing=float(facing), keypoints=kp)]
 
     def close(self) -> None:
         self._pose.close()
