@@ -74,6 +74,31 @@ def test_the_shipped_kitti_model_loads_and_states_its_version():
         assert learned.LAYER_SLOPE_MIN <= m.lidar_layer_slope <= learned.LAYER_SLOPE_MAX
 
 
+def test_the_shipped_kitti_models_layer_probability_is_1_so_its_term_is_the_plain_sqrt_form():
+    """The shipped KITTI fit ended at the bias bound (w0 = LAYER_BIAS_MAX): P >= 1 / (1 + e^-10) at any
+    depth and gap, so its layer term is sqrt(S^2 + (g G)^2) and its slope w1 changes nothing
+    (docs/depth_fusion.md, the layer term). A refit that moves w0 off the bound fails here: then P
+    gates the term and the doc's statement has to change with it."""
+    from dataclasses import replace
+    from depthmarks_ros.core.fusion.real_data import SHIPPED_KITTI_MODEL
+    m = load_model(SHIPPED_KITTI_MODEL)
+    assert m.lidar_layer > 0 and m.lidar_layer_bias == learned.LAYER_BIAS_MAX
+    rng = np.random.default_rng(0)
+    n = 20000
+    z = np.exp(rng.uniform(np.log(0.5), np.log(100.0), n)).astype(np.float32)[None, :]
+    G = np.where(rng.random(n) < 0.2, 0.0, z[0] * np.exp(rng.uniform(-8, 1, n))).astype(np.float32)[None, :]
+    p = layer_probability(z, G, m.lidar_layer_bias, m.lidar_layer_slope)
+    assert p.min() > 1 - 1e-4, p.min()
+    feats = dict(resid=rng.uniform(0, 0.3, (1, n)).astype(np.float32),
+                 gap=rng.uniform(0, 5, (1, n)).astype(np.float32), layer=G)
+    dist = rng.uniform(0, 6, (1, n)).astype(np.float32)
+    s = lidar_sigma(z, dist, m, **feats)
+    S = lidar_sigma(z, dist, replace(m, lidar_layer=0.0), **feats)       # the model without the layer term
+    plain = np.sqrt(S ** 2 + (m.sigma_scale * m.lidar_layer * G) ** 2)
+    assert np.allclose(s, plain, rtol=1e-4) and (s > S * 1.5).mean() > 0.05     # the term matters, P does not
+    assert np.allclose(lidar_sigma(z, dist, replace(m, lidar_layer_slope=0.0), **feats), s, rtol=1e-4)
+
+
 # --- the fit ---------------------------------------------------------------------------------------
 
 def _synthetic_layer_samples(seed, n=6000):
