@@ -22,6 +22,7 @@ import time
 sys.path.insert(0, os.path.normpath(os.path.join(os.path.dirname(__file__), '..')))
 
 from depthmarks_ros.testing.ros_harness import NodeProcess, configure_ros_env  # noqa: E402
+from depthmarks_ros.pipeline.graph import NODES  # noqa: E402
 
 CONFIG = os.path.join(os.path.dirname(__file__), '..', 'config')
 
@@ -55,7 +56,7 @@ def run(n: int, folder: str, input_size: int, duration: float) -> dict:
     import json
     import subprocess
     env = {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
-    procs = [NodeProcess('sim_rig', params_file=os.path.join(CONFIG, 'sim_rig_node.yaml'),
+    procs = [NodeProcess('sim_rig', params_file=os.path.join(CONFIG, NODES['sim_rig'].params_file),
                          params={'publish_ground_truth': False})]
     base = {'model': folder, 'input_size': input_size, 'reference_topic': ''}
     if n == 1:

@@ -4,6 +4,7 @@ parameter of every node is applied or refused with a reason."""
 import argparse
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import os
 
@@ -56,6 +57,31 @@ def test_every_node_spec_is_complete():
             assert pf.info.description, (node, name)
             assert spec.check_value(name, pf.default) is None, (node, name, pf.default)
         assert spec().problem() is None, node
+
+
+def test_each_node_declares_the_spec_the_registry_finds():
+    # the registry finds node <n>'s spec by name (spec_of); the node names its own (PARAMS = ... in
+    # nodes/<n>.py): a node declaring another spec than the CLI and the docs use fails here
+    import ast
+    for node in NODES:
+        path = os.path.join(os.path.dirname(importlib.util.find_spec('depthmarks_ros').origin), 'nodes', f'{node}.py')
+        declared = [n.value.id for n in ast.walk(ast.parse(open(path).read()))
+                    if isinstance(n, ast.Assign) and isinstance(n.value, ast.Name)
+                    and any(isinstance(t, ast.Name) and t.id == 'PARAMS' for t in n.targets)]
+        assert declared == [spec_of(node).__name__], (node, declared)
+
+
+def test_parameter_specs_load_without_ros():
+    # the CLI reads the specs without ROS: importing them (and the graph they take the nodes from) must
+    # not import rclpy
+    import subprocess
+    import sys
+    code = ('import sys; from depthmarks_ros.params import all_specs; all_specs(); '
+            'print("rclpy" in sys.modules)')
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, '-c', code], env=dict(os.environ, PYTHONPATH=root),
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == 'False'
 
 
 def test_descriptors_come_from_the_spec():

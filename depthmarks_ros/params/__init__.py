@@ -20,7 +20,7 @@ from depthmarks_ros.pipeline.graph import NODES as _GRAPH_NODES
 NODES = tuple(_GRAPH_NODES)
 
 # the parameter file of each node in config/ (the graph's NodeSpec.params_file; sim_rig's is not
-# sim_rig.yaml: that is the rig folder); the launch files and `depthmarks run` load these
+# sim_rig.yaml: that is the rig folder), which the launch files and `depthmarks run` load; test_params checks them
 CONFIG_FILES = {node: spec.params_file for node, spec in _GRAPH_NODES.items()}
 # the doc holding each node's parameter table
 DOC_FILES = {node: f'{node}.md' for node in NODES}
@@ -32,7 +32,12 @@ def spec_of(node: str) -> Type[ParamSet]:
     if node not in _GRAPH_NODES:
         raise KeyError(f'no parameter spec for node {node!r}; nodes: {", ".join(NODES)}')
     module = importlib.import_module(f'depthmarks_ros.params.{node}')
-    return getattr(module, ''.join(w.title() for w in node.split('_')) + 'Params')
+    return getattr(module, spec_class_name(node))
+
+
+def spec_class_name(node: str) -> str:
+    """stereo_depth -> StereoDepthParams (each word's first letter upper-cased, the rest kept)."""
+    return ''.join(w[:1].upper() + w[1:] for w in node.split('_')) + 'Params'
 
 
 def all_specs() -> Dict[str, Type[ParamSet]]:

@@ -76,7 +76,7 @@ class RunConfig:
 
 def graph_config(cfg: RunConfig) -> g.GraphConfig:
     """The graph arguments of a run: `depthmarks run` options as the launch files' arguments."""
-    names = set(g.resolve([n for n in cfg.nodes if n not in ('sim', 'sim_rig', 'video', 'video_source')]))
+    names = set(g.resolve(cfg.nodes)) & set(g.PROCESSING)   # the source nodes come from cfg.source
     source = {'sim': 'sim', 'video': 'video', 'camera': 'video', 'bag': 'topics'}[cfg.source]
     return g.GraphConfig(
         source=source, stereo='stereo_depth' in names, fusion='depth_fusion' in names,
