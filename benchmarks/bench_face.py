@@ -241,6 +241,9 @@ def main():
         speed(args.repeat)
     w300 = load_pts_folder(os.path.join(args.data, 'faces', '300w_lfpw_test'), 'report')
     aflw = load_aflw2000_3d(os.path.join(args.data, 'faces', 'aflw2000_3d'), 'report')
+    if not w300 and not aflw:      # a wrong --data (e.g. a relative path from another folder): say so and fail
+        sys.exit(f'bench_face: no 300-W or AFLW2000-3D images under {os.path.abspath(args.data)}/faces '
+                 '(300w_lfpw_test/, aflw2000_3d/); give --data the shared data folder')
     if args.limit:
         w300, aflw = w300[:args.limit], aflw[:args.limit]
     if w300:
