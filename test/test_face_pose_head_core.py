@@ -144,16 +144,19 @@ def _person(lsh_x, rsh_x, lear_x, rear_x, vis_sh=0.9, vis_ear=0.9):
     return lm
 
 
-def test_facing_away_reads_the_side_of_the_persons_left_shoulder_else_ear():
+def test_facing_away_needs_the_persons_left_shoulder_and_ear_on_image_left():
     side = 60.0
     assert not facing_away(_person(220, 80, 175, 125), side)            # facing the camera: left on image-right
     assert facing_away(_person(80, 220, 125, 175), side)                # from behind: left on image-left
     assert facing_away(_mirrored_labels(_person(220, 80, 175, 125)), side)
-    # shoulders not seen: the ears decide; a profile (both pairs within 0.15 head sides) decides nothing
-    assert facing_away(_person(220, 80, 125, 175, vis_sh=0.1), side)
+    # no back view where a pair is not seen, the pairs disagree, or they nearly coincide (a profile)
+    assert not facing_away(_person(80, 220, 125, 175, vis_sh=0.1), side)
+    assert not facing_away(_person(80, 220, 125, 175, vis_ear=0.1), side)
+    assert not facing_away(_person(80, 220, 175, 125), side)
+    assert not facing_away(_person(220, 80, 125, 175), side)
+    assert not facing_away(_person(80, 220, 152, 148), side)             # ears within 0.15 head sides
     assert not facing_away(_person(152, 148, 151, 150), side)
-    assert not facing_away(_person(80, 220, 125, 175, vis_sh=0.1, vis_ear=0.1), side)
-    assert not facing_away(_person(np.nan, 220, 175, 125), side)       # NaN shoulder: the ears (facing)
+    assert not facing_away(_person(np.nan, 220, 125, 175), side)
 
 
 def test_a_head_seen_from_behind_is_reported_with_every_face_point_hidden(face_image, monkeypatch):
