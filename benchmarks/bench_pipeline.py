@@ -27,6 +27,10 @@ The machine load (`uptime`'s load averages) is printed before and after each mod
         # repeats with each mode's ratio to the first mode
     .venv/bin/python benchmarks/bench_pipeline.py --modes single,multi,multi-async --repeat 3
         # the depth process publishing asynchronously (multi-async) against the default, interleaved
+    .venv/bin/python benchmarks/bench_pipeline.py --modes multi,multi-async,multi-outbound,multi-crossing,single \
+        --repeat 2 --duration 60
+        # per-topic asynchronous publishing of the depth process (pipeline/publication.py) against the
+        # synchronous default and the whole process asynchronous, interleaved; single as the target's anchor
 
 Input is the simulated rig only (it carries the ground truth); --data is accepted for the common
 benchmark interface and not used.
@@ -72,9 +76,16 @@ MODES = {'single': 'single-process', 'multi': 'multi-process',
          'multi-unfiltered': 'multi, no rec. filter',
          # the depth process (only) publishing asynchronously (pipeline/container.py: its default
          # 05:50-06:55 on 2026-12-07; the other processes keep rmw_fastrtps's synchronous default)
-         'multi-async': 'multi, async. publishing'}
+         'multi-async': 'multi, async. publishing',
+         # the depth process publishing asynchronously only the topics no node of its own reads
+         # (pipeline/publication.py OUTBOUND), or also those a node of another process reads (CROSSING:
+         # + the rig's camera image and camera_info); the in-process-only hand-overs stay synchronous
+         'multi-outbound': 'multi, async. outbound topics',
+         'multi-crossing': 'multi, async. crossing topics'}
 MODE_ENV = {'multi-unfiltered': {'DEPTHMARKS_RECORDER_FILTER': '0'},
-            'multi-async': {'DEPTHMARKS_CONTAINER_PUBLICATION_MODE': 'ASYNCHRONOUS'}}
+            'multi-async': {'DEPTHMARKS_CONTAINER_PUBLICATION_MODE': 'ASYNCHRONOUS'},
+            'multi-outbound': {'DEPTHMARKS_CONTAINER_PUBLICATION_MODE': 'OUTBOUND'},
+            'multi-crossing': {'DEPTHMARKS_CONTAINER_PUBLICATION_MODE': 'CROSSING'}}
 SUMMARY = ('stereo/depth', 'fusion/depth', 'face/landmarks', 'body/keypoints', 'camera/image_raw')
 
 
@@ -91,6 +102,9 @@ def run_mode(mode: str, args, folder: str) -> dict:
         metrics = json.load(f)
     metrics['_bench'] = {'command': ' '.join(cmd[1:]), 'load_before': before, 'load_after': load(),
                          'elapsed_s': round(time.monotonic() - t0, 1)}
+    if metrics.get('skipped'):   # a node (process) that did not start or died: not a figure of the layout
+        print(f'!! {MODES[mode]}: {metrics["skipped"]}: this run is left out of the summary', file=sys.stderr)
+        metrics['_bench']['failed'] = metrics['skipped']
     return metrics
 
 
@@ -118,7 +132,8 @@ def main():
     ap.add_argument('--modes', default='single,multi',
                     help='comma list of ' + ', '.join(MODES) + ' (multi-unfiltered: --multi-process with '
                     'DEPTHMARKS_RECORDER_FILTER=0, the A/B of the recorder\'s stamp filter; multi-async: with '
-                    'DEPTHMARKS_CONTAINER_PUBLICATION_MODE=ASYNCHRONOUS, the A/B of the depth process\'s asynchronous publishing)')
+                    'DEPTHMARKS_CONTAINER_PUBLICATION_MODE=ASYNCHRONOUS, the A/B of the depth process\'s asynchronous publishing; '
+                    'multi-outbound / multi-crossing: =OUTBOUND / =CROSSING, per topic, pipeline/publication.py)')
     ap.add_argument('--repeat', type=int, default=1,
                     help='run the modes this many times, interleaved (a b a b); the tables show the last run of '
                     'each mode, the summary the median over the runs and the ratio to the first mode')
@@ -145,7 +160,9 @@ def main():
                 runs[m].append(run_mode(m, args, os.path.join(tmp, f'{m}-{r}')))
                 b = runs[m][-1]['_bench']
                 print(f'{MODES[m]}: {b["command"]}\n    load {b["load_before"]} -> {b["load_after"]}, '
-                      f'{b["elapsed_s"]:.0f} s, executor {runs[m][-1].get("executor") or "-"}')
+                      f'{b["elapsed_s"]:.0f} s, executor {runs[m][-1].get("executor") or "-"}', flush=True)
+                for proc, topics in (runs[m][-1].get('async_topics') or {}).items():
+                    print(f'    {proc} process publishes asynchronously: {" ".join(topics)}', flush=True)
     print(f'load after: {load()}')
     results = {m: runs[m][-1] for m in modes}
 
@@ -238,9 +255,14 @@ def median(values):
 def summary(runs: dict, modes: list) -> None:
     """Median over the interleaved runs of each mode: latency median / p95 per key topic and the
     stereo node's rest share, with each mode's ratio to the first mode (the reference)."""
-    n = len(runs[modes[0]])
+    failed = {m: sum(bool(r['_bench'].get('failed')) for r in runs[m]) for m in modes}
+    runs = {m: [r for r in runs[m] if not r['_bench'].get('failed')] for m in modes}
+    n = len(runs[modes[0]]) + failed[modes[0]]
     ref = modes[0]
     print(f'\nsummary: median over {n} interleaved run(s) per mode; (x ratio) = mode / {MODES[ref]}')
+    for m in modes:
+        if failed[m]:
+            print(f'  ({MODES[m]}: {failed[m]} run(s) with a node or process that did not start or died left out)')
     print(f'{"latency median / p95 ms":32s}' + ''.join(f' | {MODES[m]:^34s}' for m in modes))
 
     def cell(m, value, ref_value, spec='.0f'):

@@ -40,20 +40,33 @@ def node_action(n: g.NodeLaunch):
                 respawn=n.respawn, respawn_delay=2.0)
 
 
-def process_action(proc: g.ProcessLaunch):
+def process_action(proc: g.ProcessLaunch, env: Mapping[str, str] = None):
     """A launch_ros Node action for one process of the plan: :func:`node_action` for a node alone;
     for nodes sharing a process, ``depthmarks_container NODE...`` with no ``name`` (launch_ros would
     pass ``__node:=``, which renames every node of the process), one generated parameter file per
     node (its config file and overrides under ``/**/<name>``; a dict would go under ``/**``, for every
-    node of the process) and the remappings targeted at their node."""
+    node of the process), the remappings targeted at their node and ``env`` (the per-topic
+    publication mode, :func:`publication_env`) added to its environment."""
     if not proc.composed:
         return node_action(proc.nodes[0])
     from launch_ros.actions import Node
     config_dir = os.path.join(share_dir(), 'config')
     params = [g.shared_process_params_file(n, proc.params_key(n), config_dir) for n in proc.nodes]
+    extra = {'additional_env': dict(env)} if env else {}
     return Node(package=PACKAGE, executable=proc.executable, exec_name=proc.name, namespace=proc.namespace,
                 arguments=proc.arguments, parameters=params, remappings=proc.remappings, output='screen',
-                respawn=proc.respawn, respawn_delay=2.0)
+                respawn=proc.respawn, respawn_delay=2.0, **extra)
+
+
+def publication_env(graph: g.Graph, proc: g.ProcessLaunch, values: Mapping[str, str]) -> Dict[str, str]:
+    """What ``DEPTHMARKS_CONTAINER_PUBLICATION_MODE=OUTBOUND|CROSSING`` in the launching environment
+    gives a shared process (pipeline/publication.py), on top of the package's DDS profile where
+    ``use_dds_profile`` is true (dds_profile_action sets it for the processes, not for this one)."""
+    from depthmarks_ros.pipeline import publication
+    environ = dict(os.environ)
+    if g.parse_bool('use_dds_profile', values.get('use_dds_profile', 'true')):
+        environ[publication.PROFILES_ENV] = config_path('fastdds_localhost.xml')
+    return publication.process_env(graph, proc, environ, os.path.join(share_dir(), 'config'))
 
 
 def node_name_for_frame(frame: str) -> str:
@@ -82,7 +95,7 @@ def graph_actions(values: Mapping[str, str]) -> list:
     from launch.actions import LogInfo
     graph = g.plan(g.config_from_arguments({k: v for k, v in values.items() if k in g.ARGUMENT_NAMES}))
     actions: list = [LogInfo(msg=f'depthmarks_ros: {note}') for note in graph.notes]
-    actions += [process_action(p) for p in graph.processes()]
+    actions += [process_action(p, publication_env(graph, p, values)) for p in graph.processes()]
     actions += [static_transform_action(t, graph.config.namespace) for t in graph.static_transforms]
     if g.parse_bool('rviz', values.get('rviz', 'false')):
         actions.append(rviz_action(graph))

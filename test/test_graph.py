@@ -194,6 +194,31 @@ def test_launch_file_and_runner_start_the_same_nodes_for_every_argument_combinat
     assert compared > 300 and composed > 30 and sim_composed > 30
 
 
+def test_launch_file_gives_the_depth_process_the_per_topic_publication_mode_asked(monkeypatch):
+    """DEPTHMARKS_CONTAINER_PUBLICATION_MODE=CROSSING in the launching environment: the container's
+    Node action carries AUTO and a profiles file (the package's DDS profile plus the topics the graph
+    picks, pipeline/publication.py, resolved in the namespace); a process of one node gets nothing;
+    unset, nothing changes."""
+    from depthmarks_ros.pipeline import publication as pb
+    fake = FakeLaunch(monkeypatch)
+    monkeypatch.setenv(pb.CONTAINER_MODE_ENV, 'CROSSING')
+    monkeypatch.delenv(pb.PUBLICATION_MODE_ENV, raising=False)
+
+    def envs():
+        return {a.kwargs.get('exec_name') or a.kwargs['name']: a.kwargs.get('additional_env')
+                for a in fake.run('full_pipeline.launch.py', {'namespace': 'rig1'})
+                if type(a).__name__ == 'Node' and a.kwargs['package'] == g.PACKAGE}
+    asked = envs()
+    env = asked.pop('depth')
+    assert env[pb.PUBLICATION_MODE_ENV] == 'AUTO' and not any(asked.values())
+    with open(env[pb.PROFILES_ENV]) as f:
+        text = f.read()
+    assert 'profile_name="/rig1/camera/image_raw"' in text and 'depthmarks_shm' in text
+    assert 'profile_name="/rig1/stereo/left/image_raw"' not in text
+    monkeypatch.delenv(pb.CONTAINER_MODE_ENV)
+    assert not any(envs().values())
+
+
 def test_the_camera_stand_in_shares_the_depth_process_only_where_it_runs_and_compose_is_on():
     """The launch-file layout (Graph.processes, for ros2 launch and depthmarks run --multi-process):
     the simulated rig (the camera driver's stand-in) is composed with stereo_depth and depth_fusion,

@@ -31,12 +31,15 @@ def test_node_names_before_ros_args_short_or_full():
 
 
 @pytest.mark.parametrize('asked, given, used', [(None, None, None), ('ASYNCHRONOUS', None, 'ASYNCHRONOUS'),
-                                                 ('ASYNCHRONOUS', 'SYNCHRONOUS', 'SYNCHRONOUS')])
+                                                 ('ASYNCHRONOUS', 'SYNCHRONOUS', 'SYNCHRONOUS'),
+                                                 # per topic: set up by its starter (AUTO and a profiles file)
+                                                 ('CROSSING', None, None), ('CROSSING', 'AUTO', 'AUTO')])
 def test_container_publishes_as_a_node_process_unless_asked(monkeypatch, asked, given, used):
     """rmw_fastrtps's default (synchronous) as in a node process: asynchronous publishing measured
     later fused depth and more CPU on the quiet machine. DEPTHMARKS_CONTAINER_PUBLICATION_MODE asks
     for a mode in the container only (bench_pipeline's multi-async), set before rclpy starts; a
-    mode the environment sets for rmw_fastrtps itself wins."""
+    mode the environment sets for rmw_fastrtps itself wins; a per-topic rule is never handed to rmw
+    (pipeline/publication.py: the runner sets it up)."""
     import os
     from depthmarks_ros.pipeline import container
     from depthmarks_ros.ros import node_base

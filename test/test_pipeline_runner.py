@@ -274,10 +274,16 @@ def test_multi_process_runs_stereo_and_fusion_in_one_depth_process(tmp_path):
 
 
 @pytest.mark.dds
-def test_multi_process_node_that_cannot_start_in_the_depth_process_is_skipped_and_stereo_runs_on(tmp_path, capfd):
+def test_multi_process_node_that_cannot_start_in_the_depth_process_is_skipped_and_stereo_runs_on(tmp_path, capfd,
+                                                                                                monkeypatch):
     """A refused depth_fusion parameter: the depth process runs on with stereo_depth (as a component
-    container would); the run neither waits for fusion's /diagnostics nor misses its reason."""
+    container would); the run neither waits for fusion's /diagnostics nor misses its reason. (With
+    the per-topic publication mode asked, pipeline/publication.py: the runner gives the depth process
+    its profiles file and names the asynchronous topics in metrics.json.)"""
     from depthmarks_ros.cli.main import main
+    from depthmarks_ros.pipeline import publication
+    monkeypatch.setenv(publication.CONTAINER_MODE_ENV, publication.OUTBOUND)
+    monkeypatch.delenv(publication.PUBLICATION_MODE_ENV, raising=False)
     assert main(['run', '--duration', '4', '-o', str(tmp_path), '--nodes', 'stereo,fusion', '--multi-process',
                  '--quiet', '--record-rate', '2', '-p', 'fusion:time_tolerance=-1.0']) == 0
     err = capfd.readouterr().err   # fd-level: the EventsExecutor enables faulthandler on the real stderr
@@ -285,6 +291,8 @@ def test_multi_process_node_that_cannot_start_in_the_depth_process_is_skipped_an
     assert 'DepthFusionNode: cannot start' in metrics['skipped']['depth_fusion'], metrics['skipped']
     assert set(metrics['skipped']) == {'depth_fusion'} and 'not all up' not in err
     assert metrics['topics']['stereo/depth']['messages'] >= 3 and 'fusion/depth' not in metrics['topics']
+    # planned with fusion in the process: its outputs asynchronous, stereo's depth (fusion's input) not
+    assert '/fusion/depth' in metrics['async_topics']['depth'] and '/stereo/depth' not in metrics['async_topics']['depth']
 
 
 def test_cpu_seconds_counts_own_thread_and_process():

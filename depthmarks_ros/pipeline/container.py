@@ -30,7 +30,11 @@ fused depth later (60 s runs: median 45 vs 41 ms synchronous, single process 38)
 the write out of the stereo node's measured rest (share 0.114 vs 0.252): docs/pipeline.md, "Issue
 21 on a quiet machine (06:40-06:48)". ``DEPTHMARKS_CONTAINER_PUBLICATION_MODE=ASYNCHRONOUS`` asks
 for it in the container only (for that A/B, ``bench_pipeline.py`` mode ``multi-async``), unless the
-environment sets ``RMW_FASTRTPS_PUBLICATION_MODE`` itself.
+environment sets ``RMW_FASTRTPS_PUBLICATION_MODE`` itself. ``=OUTBOUND`` / ``=CROSSING`` ask for
+asynchronous publishing per topic, only for the writers whose readers are (also) in other processes,
+derived from the node graph (:mod:`depthmarks_ros.pipeline.publication`); ``depthmarks run
+--multi-process`` sets that up (a profiles file and ``AUTO``) for the processes it starts (bench modes
+``multi-outbound``, ``multi-crossing``); a container started otherwise publishes synchronously then.
 """
 from __future__ import annotations
 
@@ -38,9 +42,9 @@ import os
 import sys
 from typing import List, Optional
 
+from depthmarks_ros.pipeline.publication import CONTAINER_MODE_ENV, PUBLICATION_MODE_ENV, RULES
+
 USAGE = 'usage: depthmarks_container NODE [NODE ...] [--ros-args ...]'
-PUBLICATION_MODE_ENV = 'RMW_FASTRTPS_PUBLICATION_MODE'
-CONTAINER_MODE_ENV = 'DEPTHMARKS_CONTAINER_PUBLICATION_MODE'
 
 
 def node_names(argv: List[str]) -> List[str]:
@@ -75,9 +79,16 @@ def main(args: Optional[List[str]] = None) -> int:
         classes.append(cls)
     if not classes:
         return 1
-    # before rclpy.init: rmw_fastrtps reads it from the environment (the module docstring says why)
-    if os.environ.get(CONTAINER_MODE_ENV) and not os.environ.get(PUBLICATION_MODE_ENV):   # (an empty one: unset)
-        os.environ[PUBLICATION_MODE_ENV] = os.environ[CONTAINER_MODE_ENV]
+    # before rclpy.init: rmw_fastrtps reads it from the environment (the module docstring says why);
+    # a per-topic rule (OUTBOUND, CROSSING) is set up by its starter (pipeline/publication.py), which
+    # also sets PUBLICATION_MODE_ENV (AUTO)
+    asked = os.environ.get(CONTAINER_MODE_ENV, '').strip().upper()
+    if asked and not os.environ.get(PUBLICATION_MODE_ENV):   # (an empty one: unset)
+        if asked in RULES:
+            print(f'depthmarks_container: {CONTAINER_MODE_ENV}={asked} is set up by `depthmarks run '
+                  '--multi-process` (pipeline/publication.py): publishing synchronously', file=sys.stderr)
+        else:
+            os.environ[PUBLICATION_MODE_ENV] = asked
     return run_nodes(classes, ['depthmarks_container', *argv])
 
 

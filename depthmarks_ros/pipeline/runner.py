@@ -24,6 +24,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from depthmarks_ros.core.calibration import package_config_dir
 from depthmarks_ros.pipeline import graph as g
+from depthmarks_ros.pipeline import publication
 from depthmarks_ros.pipeline.cpu import CpuMeter
 from depthmarks_ros.pipeline.graph import write_params_file  # noqa: F401 - re-exported (tests)
 from depthmarks_ros.pipeline.player import McapPlayer
@@ -166,6 +167,7 @@ class PipelineRunner:
         self.started: List[str] = []                # graph node names that run (in or out of process)
         self.skipped: Dict[str, str] = {}
         self.procs: Dict[str, subprocess.Popen] = {}  # multi-process: process name -> process
+        self.async_topics: Dict[str, List[str]] = {}  # process -> topics it publishes asynchronously (publication.py)
         self.proc_nodes: Dict[str, List[str]] = {}    # multi-process: process name -> its node names
         self._class_names: Dict[str, str] = {}        # multi-process: node name -> its class's name (its log lines)
         self.cpu_targets: Dict[str, tuple] = {}     # label -> (pid, tid or None)
@@ -214,7 +216,7 @@ class PipelineRunner:
                 local_tap.install(context, rec_node.local_tap())
                 if cfg.multi_process:
                     for proc in graph.processes():
-                        self._start_process(proc)
+                        self._start_process(proc, graph)
                 else:
                     for node in graph.nodes:
                         self._start_node(node, context, executor)
@@ -274,7 +276,7 @@ class PipelineRunner:
         self.skipped[name] = reason
         print(f'[depthmarks run] {reason}: skipped', file=sys.stderr)
 
-    def _start_process(self, proc: g.ProcessLaunch) -> None:
+    def _start_process(self, proc: g.ProcessLaunch, graph: g.Graph) -> None:
         """Multi-process: one process of the graph (a node, or a group of nodes in the container),
         started as the launch files start it; a node whose class cannot be loaded is left out."""
         nodes = []
@@ -293,9 +295,17 @@ class PipelineRunner:
             pfile = os.path.join(self.cfg.output, 'params', f'{node.name}.yaml')
             write_params_file(pfile, node, proc.params_key(node), config_dir=self.cfg.params_dir or None)
             pfiles.append(pfile)
+        env = self._child_env
+        # a shared process asked to publish per topic (DEPTHMARKS_CONTAINER_PUBLICATION_MODE=OUTBOUND|CROSSING)
+        extra = publication.process_env(graph, proc, env if env is not None else os.environ,
+                                        config_dir=self.cfg.params_dir or None)
+        if extra:
+            env = dict(os.environ if env is None else env, **extra)
+            self.async_topics[proc.name] = list(publication.asynchronous_topics(
+                graph, proc, env[publication.CONTAINER_MODE_ENV].strip().upper(), self.cfg.params_dir or None))
         log = open(os.path.join(self.cfg.output, f'{proc.name}.log'), 'w')
         popen = subprocess.Popen([sys.executable, '-m', proc.module, *proc.arguments, *process_ros_args(proc, pfiles)],
-                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._child_env)
+                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         self.procs[proc.name] = popen
         self.proc_nodes[proc.name] = [n.name for n in nodes]
         for node in nodes:
@@ -462,6 +472,8 @@ class PipelineRunner:
             'previews': write_previews(os.path.join(self.cfg.output, 'previews'), stats.last, types),
             'mode': 'multi-process' if self.cfg.multi_process else 'single-process',
             'executor': self.executor_name,
+            # multi-process, per-topic publication mode asked (pipeline/publication.py): process -> topics
+            'async_topics': self.async_topics or None,
             'cpu_share': self.cpu_share,
             'cpu_threads': self.cpu_threads,
             'page_faults_per_s': self.page_faults,

@@ -1,0 +1,100 @@
+"""Per-topic publication mode of a shared process (the depth process of ``graph.PROCESS_GROUPS``):
+asynchronous for the writers whose readers are in other processes, synchronous for the hand-overs
+inside the process. ROS-free (no rclpy): the runner (``depthmarks run --multi-process``) asks it for
+the environment of the processes it starts.
+
+Why: rclpy's ``Publisher.publish`` holds the GIL through the whole ``rcl_publish``, so a synchronous
+write into another process (the copy into its shared-memory segment, the readers' notifications)
+stops the other nodes of the process meanwhile (pipeline/container.py). Asynchronous publishing for
+the whole process took that out of the stereo node's rest but also sent the in-process hand-overs
+(rig -> stereo -> fusion) through Fast DDS's asynchronous thread. Here only the topics a rule picks
+from the node graph (:meth:`graph.Graph.topic_readers`: which planned node reads which topic) go
+asynchronous:
+
+- ``OUTBOUND``: the process's outputs that no node of the process reads (every reader is in another
+  process: a node, the recorder, a user's tool);
+- ``CROSSING``: those, and the outputs that a node of another process reads even where one of the
+  process's own nodes reads them too (the simulated rig's camera image and camera_info: depth_fusion
+  in the process, face_landmarks and body_pose outside). Only the topics that the process's own
+  nodes alone read (the stereo pair, the LiDAR sweep, stereo's depth and confidence) stay synchronous.
+
+How (rmw_fastrtps, checked on the installed 9.3.3 and its source): ``create_publisher`` loads the Fast
+DDS ``data_writer`` profile named after the fully qualified ROS topic (``/camera/image_raw``) from the
+XML profiles file (``FASTDDS_DEFAULT_PROFILES_FILE``), then overrides its publish mode unless
+``RMW_FASTRTPS_PUBLICATION_MODE=AUTO`` (unset behaves as ``SYNCHRONOUS``). So the process gets a
+profiles file (the one it would have loaded, with one ``data_writer`` profile per picked topic, kind
+``ASYNCHRONOUS``; written once per content in the temp folder) and ``AUTO``; every other writer keeps
+Fast DDS's default, synchronous. rmw still sets its history memory policy and turns data sharing
+off (``RMW_FASTRTPS_USE_QOS_FROM_XML`` stays unset), and the ROS QoS of each publisher applies.
+
+Asked for by ``DEPTHMARKS_CONTAINER_PUBLICATION_MODE=OUTBOUND`` or ``=CROSSING`` (``ASYNCHRONOUS``:
+the whole container, pipeline/container.py); an ``RMW_FASTRTPS_PUBLICATION_MODE`` of the environment
+wins (nothing changes). Figures: docs/pipeline.md, "Per-topic publication mode".
+"""
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from typing import Dict, Mapping, Optional, Tuple
+
+from depthmarks_ros.pipeline import graph as g
+
+CONTAINER_MODE_ENV = 'DEPTHMARKS_CONTAINER_PUBLICATION_MODE'
+PUBLICATION_MODE_ENV = 'RMW_FASTRTPS_PUBLICATION_MODE'
+PROFILES_ENV = 'FASTDDS_DEFAULT_PROFILES_FILE'
+OUTBOUND, CROSSING = 'OUTBOUND', 'CROSSING'
+RULES = (OUTBOUND, CROSSING)
+XMLNS = 'http://www.eprosima.com'
+
+
+def asynchronous_topics(graph: g.Graph, proc: g.ProcessLaunch, rule: str,
+                        config_dir: Optional[str] = None) -> Tuple[str, ...]:
+    """The resolved output topics of ``proc``'s nodes (NodeSpec.outputs) that ``rule`` publishes
+    asynchronously (module docstring), in the nodes' order; ValueError for an unknown rule."""
+    if rule not in RULES:
+        raise ValueError(f'publication rule {rule!r} is not one of {", ".join(RULES)}')
+    readers = graph.topic_readers(config_dir)
+    own = {n.name for n in proc.nodes}
+    out = []
+    for node in proc.nodes:
+        for topic, _ in node.spec.outputs:
+            name = graph.resolve_topic(topic)
+            by = set(readers.get(name, ()))
+            inside, outside = by & own, by - own
+            if name not in out and (not inside or (rule == CROSSING and outside)):
+                out.append(name)
+    return tuple(out)
+
+
+def profiles_xml(topics: Tuple[str, ...], base_text: str = '') -> str:
+    """``base_text`` (a Fast DDS XML profiles file; '' = none) with one ``data_writer`` profile per
+    topic, named after it, publishing asynchronously."""
+    ET.register_namespace('', XMLNS)
+    q = f'{{{XMLNS}}}'
+    root = ET.fromstring(base_text) if base_text.strip() else ET.Element(f'{q}dds')
+    profiles = root if root.tag == f'{q}profiles' else root.find(f'{q}profiles')
+    if profiles is None:
+        profiles = ET.SubElement(root, f'{q}profiles')
+    for topic in topics:
+        writer = ET.SubElement(profiles, f'{q}data_writer', profile_name=topic)
+        mode = ET.SubElement(ET.SubElement(ET.SubElement(writer, f'{q}qos'), f'{q}publishMode'), f'{q}kind')
+        mode.text = 'ASYNCHRONOUS'
+    return '<?xml version="1.0" encoding="UTF-8" ?>\n' + ET.tostring(root, encoding='unicode') + '\n'
+
+
+def process_env(graph: g.Graph, proc: g.ProcessLaunch, environ: Mapping[str, str],
+                config_dir: Optional[str] = None) -> Dict[str, str]:
+    """The environment entries that give ``proc`` the per-topic publication mode ``environ`` asks for
+    (:data:`CONTAINER_MODE_ENV` one of :data:`RULES`): the profiles file and ``AUTO``. Empty for a
+    process of one node, for no (or another) request, or where ``environ`` sets
+    :data:`PUBLICATION_MODE_ENV` itself."""
+    rule = (environ.get(CONTAINER_MODE_ENV) or '').strip().upper()
+    if not proc.composed or rule not in RULES or environ.get(PUBLICATION_MODE_ENV):
+        return {}
+    base = environ.get(PROFILES_ENV) or ''
+    base_text = ''
+    if base and os.path.isfile(base):
+        with open(base, encoding='utf-8') as f:
+            base_text = f.read()
+    text = profiles_xml(asynchronous_topics(graph, proc, rule, config_dir), base_text)
+    return {PROFILES_ENV: g.content_file('depthmarks_dds', 'profiles.xml', text), PUBLICATION_MODE_ENV: 'AUTO'}
