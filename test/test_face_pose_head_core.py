@@ -161,8 +161,9 @@ def test_facing_away_needs_the_persons_left_shoulder_and_ear_on_image_left():
 
 def test_a_head_seen_from_behind_is_reported_with_every_face_point_hidden(face_image, monkeypatch):
     """The astronaut's real BlazePose landmarks relabelled as seen from behind: the detection is a back
-    view (BACK_SOURCE) and the hybrid's face from it has visibility 0 at all 68 points, where the same
-    head seen from the front has visible points; the dlib cascade's path too."""
+    view (BACK_SOURCE) and the hybrid's face from it has visibility 0 at all 68 points and no head pose
+    (a face template on the back of a head gave one ~180 deg off, as confident as a frontal face's),
+    where the same head seen from the front has visible points and a head pose; the dlib cascade's path too."""
     rgb, K = face_image, FACE_K
     real = PoseHeadFinder()
     lm = real.landmarks(rgb)
@@ -180,6 +181,7 @@ def test_a_head_seen_from_behind_is_reported_with_every_face_point_hidden(face_i
         faces = f.process(rgb, K)
         assert len(faces) == 1 and faces[0].extras['det_source'] == BACK_SOURCE, backend
         assert np.all(faces[0].visibility68 == 0) and np.all(np.isfinite(faces[0].landmarks68)), backend
+        assert faces[0].head_pose is None, backend
         # the same head from the front, on the same keypoint path (there the crop mesh would follow her
         # face; on the back view it is not run)
         monkeypatch.setattr(PoseHeadFinder, 'landmarks', lambda self, img: lm)
@@ -187,6 +189,7 @@ def test_a_head_seen_from_behind_is_reported_with_every_face_point_hidden(face_i
             f.backend.mesh._crop_mesh.process = lambda img: type('R', (), {'multi_face_landmarks': None})()
         front = f.process(rgb, K)
         assert front[0].extras['det_source'] == 'pose_head' and front[0].visibility68.max() > 0.5, backend
+        assert front[0].head_pose is not None, backend
         monkeypatch.setattr(PoseHeadFinder, 'landmarks', lambda self, img: _mirrored_labels(lm))
         f.close()
 

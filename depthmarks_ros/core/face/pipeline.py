@@ -295,7 +295,10 @@ class FaceLandmarker:
                 face.cov[sub], face.visibility[sub] = face.cov68, face.visibility68
             if K is not None:
                 key = self.pose_key(r.layout)
-                if r.pose68 is not None:    # hybrid: the mesh's points, in the 3D mean face's (AFLW) convention
+                if seen_from_behind(r.source):
+                    pass        # no head pose: the face template on the back of the head would give a pose ~180 deg
+                    #             off with a frontal face's confidence (head_pose stays None)
+                elif r.pose68 is not None:    # hybrid: the mesh's points, in the 3D mean face's (AFLW) convention
                     face.head_pose = self.head_pose(r.pose68, K, face.cov68, key=key)
                 else:
                     pose0 = face.extras.get('pose0') if K_pose is K else None     # the same plain solve
