@@ -316,15 +316,16 @@ def test_keypoint_map_and_template_for_faces_without_a_mesh(tmp_path):
 
 def test_fit_faces_without_a_mesh_leave_out_the_oversized_view_and_the_pose_head(tmp_path, monkeypatch):
     """fit-face's mesh runs without MMOD, so the oversized view and the pose head run where MMOD would
-    find the face at run time: their detections train neither the box template nor the keypoint map."""
+    find the face at run time: their detections train neither the box template nor the keypoint map; nor
+    does a head seen from behind (pose_head_back: no face in its box)."""
     from types import SimpleNamespace
     from depthmarks_ros.core.face import backends, model_fit
     from depthmarks_ros.core.face.detection import Detection
     rng = np.random.default_rng(5)
     ref = _shape(rng)
     HybridBlend.fit(ref, [ref], [ref], [ref], [1.0], [0.0], [1.0]).save(str(tmp_path / 'face_hybrid.json'))
-    boxes, kps, gts = _keypoint_faces(rng, 4, 0.5)
-    sources = ['mp_short', 'hog_pad', 'pose_head', 'mp_full_flip']
+    boxes, kps, gts = _keypoint_faces(rng, 5, 0.5)
+    sources = ['mp_short', 'hog_pad', 'pose_head', 'mp_full_flip', 'pose_head_back']
 
     class Mesh:
         def __init__(self, **kw):
@@ -339,8 +340,8 @@ def test_fit_faces_without_a_mesh_leave_out_the_oversized_view_and_the_pose_head
             pass
     monkeypatch.setattr(backends, 'MediaPipeFaceMesh', Mesh)
     samples = [SimpleNamespace(load_rgb=lambda i=i: np.full((8, 8, 3), i, np.uint8), landmarks68=gts[i], stem=str(i))
-               for i in range(4)]
-    for i, want in enumerate([1, 0, 0, 1]):      # the selection _fit_profile's keypoint faces use too
+               for i in range(5)]
+    for i, want in enumerate([1, 0, 0, 1, 0]):      # the selection _fit_profile's keypoint faces use too
         m = Mesh()
         m.process(samples[i].load_rgb())
         assert len(model_fit._unmeshed_near(m, gts[i])) == want
