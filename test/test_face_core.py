@@ -272,6 +272,36 @@ def test_corrupt_or_missing_artefacts(tmp_path, face_image):
     lm.close()
 
 
+def test_a_fitted_folder_s_3d_mean_face_is_the_one_every_step_uses(tmp_path, face_image):
+    """A folder's face_model_68.npy (fit-face --parts model -o DIR) is read once per folder and again once
+    rewritten; FaceLandmarker(data_dir=DIR) solves the head pose, the sigma model's pose features
+    (plain-solve yaw, reprojection residual) and the hybrid blend's yaw on it, never on the shipped one."""
+    import os
+    from depthmarks_ros.core.face.pipeline import DATA_DIR
+    shipped = face_model_68()
+    assert face_model_68(DATA_DIR) is shipped
+    deeper = shipped * [1.0, 1.0, 2.5]             # another face: its pose and residuals differ
+    np.save(tmp_path / 'face_model_68.npy', deeper)
+    assert np.array_equal(face_model_68(str(tmp_path)), deeper)
+    assert face_model_68(str(tmp_path)) is face_model_68(str(tmp_path))
+    out = {}
+    for key, folder in (('shipped', DATA_DIR), ('folder', str(tmp_path))):
+        lm = FaceLandmarker('dlib', static=True, dlib_detector='hog', data_dir=folder, all_views=False, mmod=False)
+        assert lm.face_model is face_model_68(folder)
+        f = max(lm.process(face_image, K), key=lambda f: f.bbox[2] - f.bbox[0])
+        assert f.extras['yaw0'] == solve_head_pose(f.landmarks68, K, model=lm.face_model).yaw
+        out[key] = (f.head_pose.rvec, f.extras['reproj68'])
+        lm.close()
+    assert not np.allclose(out['shipped'][0], out['folder'][0], atol=1e-3)
+    assert not np.allclose(out['shipped'][1], out['folder'][1], atol=1e-2)
+    lm = FaceLandmarker('hybrid', static=True, data_dir=str(tmp_path), uncertainty=False)    # to its blend's yaw
+    assert lm.backend.face_model is face_model_68(str(tmp_path))
+    lm.close()
+    np.save(tmp_path / 'face_model_68.npy', shipped)            # rewritten (fit-face's model part): read again
+    os.utime(tmp_path / 'face_model_68.npy', ns=(1, 1))
+    assert np.array_equal(face_model_68(str(tmp_path)), shipped)
+
+
 def test_detector_cascade_finds_dark_blurred_and_border_faces_and_nothing_in_noise(face_image):
     from depthmarks_ros.core.face.detection import FaceDetector
     det = FaceDetector()

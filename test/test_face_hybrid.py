@@ -589,7 +589,7 @@ def test_turned_face_joins_the_blend_and_its_file_is_checked(tmp_path, frame, mo
     lm = FaceLandmarker('hybrid', static=True, data_dir=str(tmp_path), uncertainty=False)
     assert lm.backend.profile is not None
     frontal = lm.process(frame, K)[0].landmarks68
-    monkeypatch.setattr(hybrid_mod, 'quick_yaw', lambda pts, size: 50.0)
+    monkeypatch.setattr(hybrid_mod, 'quick_yaw', lambda pts, size, model=None: 50.0)
     turned = lm.process(frame, K)[0].landmarks68
     lm.close()
     moved = np.linalg.norm(turned - frontal, axis=1)

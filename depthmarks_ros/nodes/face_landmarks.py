@@ -16,7 +16,6 @@ from depthmarks_ros.convert.cloud import array_to_cloud
 from depthmarks_ros.convert.image import numpy_to_image
 from depthmarks_ros.convert.markers import axes_markers, delete_all, lines_marker, points_marker
 from depthmarks_ros.core.face.backends import BackendError
-from depthmarks_ros.core.face.head_pose import face_model_68
 from depthmarks_ros.core.face.ibug68 import OUTLINES
 from depthmarks_ros.core.face.pipeline import FaceLandmarker, fitted_data_dir
 from depthmarks_ros.core.transforms import matrix_to_quaternion
@@ -120,7 +119,7 @@ class FaceLandmarksNode(DepthmarksNode):
 
     def _markers(self, header, faces) -> MarkerArray:
         out = MarkerArray(markers=[delete_all(header)])
-        model = face_model_68()
+        model = self.landmarker.face_model        # the fitted folder's 3D mean face (fitted_data)
         for f in faces:
             if f.points3d is not None and np.isfinite(f.points3d).any():
                 pts68 = f.points3d[f.subset68()]

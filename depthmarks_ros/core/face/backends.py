@@ -388,15 +388,16 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 def create_backend(name: str, max_faces: int = 4, refine: bool = False, static: bool = False,
                    dlib_detector: str = 'cascade', dlib_redetect_every: int = 1, mapping=None,
                    box_map=None, mesh_fallback: bool = True, blend=None, profile=None, all_views: bool = True,
-                   mmod: bool = True):
+                   mmod: bool = True, face_model=None):
     """``static``: independent images (full detector cascade; ``all_views``: every view of it, not only
     until one finds a face; ``mmod``: dlib's CNN where no other stage found a face); else video (the
-    cascade's two cheap stages; the mesh tracks faces between frames)."""
+    cascade's two cheap stages; the mesh tracks faces between frames). ``face_model``: the 3D mean face
+    the hybrid's blend takes its yaw from (None = the shipped one)."""
     if name == 'hybrid':
         from depthmarks_ros.core.face.hybrid import HybridFace68
         try:
             return HybridFace68(max_faces, refine, static, mapping=mapping, blend=blend, box_map=box_map,
-                                profile=profile, all_views=all_views, mmod=mmod)
+                                profile=profile, all_views=all_views, mmod=mmod, face_model=face_model)
         except ImportError as exc:
             raise BackendError(f'the hybrid backend needs mediapipe and dlib ({exc})') from exc
     if name == 'mediapipe':

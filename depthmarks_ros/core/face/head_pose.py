@@ -20,16 +20,35 @@ from typing import Optional
 
 import numpy as np
 
-_MODEL = None
+_MODELS: dict = {}
 _WEIGHTED_STEPS = 5
+SHIPPED_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..', 'data'))
 
 
-def face_model_68() -> np.ndarray:
-    global _MODEL
-    if _MODEL is None:
-        path = os.path.join(os.path.dirname(__file__), '..', '..', 'data', 'face_model_68.npy')
-        _MODEL = np.load(path)
-    return _MODEL
+def face_model_68(data_dir: Optional[str] = None) -> np.ndarray:
+    """(68, 3) the 3D mean face (metres) of folder ``data_dir``'s face_model_68.npy (a folder
+    ``depthmarks fit-face -o DIR`` wrote; None or '' = the shipped one), read once per folder. Every
+    user of a fitted folder (head pose, the sigma model's reprojection feature, the self-occlusion
+    triangulation, the node's markers) takes the folder's own, so a refit model is never mixed with
+    the shipped one. A file rewritten since (fit-face's model part) is read again."""
+    path = os.path.realpath(os.path.join(data_dir or SHIPPED_DIR, 'face_model_68.npy'))
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size)
+    model = _MODELS.get(key)
+    if model is None:
+        model = np.load(path)
+        if model.shape != (68, 3) or not np.all(np.isfinite(model)):
+            raise ValueError(f'{path}: not a (68, 3) finite 3D mean face (shape {model.shape})')
+        model.setflags(write=False)
+        _MODELS[key] = model
+    return model
+
+
+def folder_face_model(data_dir: Optional[str]) -> np.ndarray:
+    """The 3D mean face of folder ``data_dir`` where it holds face_model_68.npy, else the shipped one (as
+    FaceLandmarker falls back for every missing artefact; a folder fit-face wrote always holds one)."""
+    has = data_dir and os.path.isfile(os.path.join(data_dir, 'face_model_68.npy'))
+    return face_model_68(data_dir if has else None)
 
 
 @dataclass
@@ -127,7 +146,8 @@ def _inv2x2(c: np.ndarray) -> np.ndarray:
 
 def solve_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.ndarray] = None,
                     model: Optional[np.ndarray] = None) -> Optional[HeadPose]:
-    """Pose from (68, 2) pixels (rectified) and the camera matrix K (3x3); None if it fails."""
+    """Pose from (68, 2) pixels (rectified) and the camera matrix K (3x3); None if it fails. ``model``:
+    the 3D mean face (:func:`face_model_68`; None = the shipped one)."""
     import cv2
     model = face_model_68() if model is None else model
     img = np.asarray(landmarks68, np.float64).reshape(-1, 2)
@@ -241,21 +261,23 @@ def pose_factors(pose_fit: dict, key: str, yaw_deg: float) -> Optional[np.ndarra
 
 
 def weighted_head_pose(landmarks68: np.ndarray, K: np.ndarray, cov68: Optional[np.ndarray], pose_fit: dict,
-                       key: str = '', first: Optional[HeadPose] = None) -> Optional[HeadPose]:
+                       key: str = '', first: Optional[HeadPose] = None,
+                       model: Optional[np.ndarray] = None) -> Optional[HeadPose]:
     """The face node's head pose: weighted by the landmark covariances ``cov68`` plus the 3D mean
     face's own spread (``pose_fit['model_residual_m']``, face_fit.json, projected at the face's
     distance), the angle part scaled by path ``key``'s factor per angle at the pose's |yaw|
     (:func:`pose_factors`: ``pose_fit['angle_scales'][key]``, else the pooled factors; neither:
-    unscaled). ``first``: the plain solve where already made. Without ``cov68`` the plain solve."""
+    unscaled). ``first``: the plain solve where already made. Without ``cov68`` the plain solve.
+    ``model``: the 3D mean face (:func:`face_model_68`; None = the shipped one)."""
     resid = pose_fit.get('model_residual_m')
-    first = first or solve_head_pose(landmarks68, K)
+    first = first or solve_head_pose(landmarks68, K, model=model)
     if first is None or cov68 is None:
         return first
     c = np.asarray(cov68, np.float64)
     if resid is not None:
         px = K[0, 0] / max(first.tvec[2], 1e-3) * np.asarray(resid, np.float64)   # metres -> px
         c = c + (px ** 2)[:, None, None] * np.eye(2)
-    hp = solve_head_pose(landmarks68, K, c)
+    hp = solve_head_pose(landmarks68, K, c, model)
     if hp is not None:
         f = pose_factors(pose_fit, key, hp.yaw)
         if f is not None:

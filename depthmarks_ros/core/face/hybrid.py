@@ -84,11 +84,12 @@ def disagreement(a68: np.ndarray, b68: np.ndarray) -> float:
     return float(np.linalg.norm(a68[INNER] - b68[INNER], axis=1).mean() / interocular(a68))
 
 
-def quick_yaw(pts68: np.ndarray, size) -> float:
-    """Yaw (deg) of a plain PnP solve with the assumed camera (core/camera.assumed_K)."""
+def quick_yaw(pts68: np.ndarray, size, model: Optional[np.ndarray] = None) -> float:
+    """Yaw (deg) of a plain PnP solve with the assumed camera (core/camera.assumed_K) on the 3D mean
+    face ``model`` (None = the shipped one)."""
     from depthmarks_ros.core.camera import assumed_K
     from depthmarks_ros.core.face.head_pose import solve_head_pose
-    hp = solve_head_pose(pts68, assumed_K(*size))
+    hp = solve_head_pose(pts68, assumed_K(*size), model=model)
     return float(hp.yaw) if hp is not None else 0.0
 
 
@@ -377,7 +378,7 @@ class HybridFace68:
 
     def __init__(self, max_faces: int = 4, refine: bool = False, static: bool = False, mapping=None,
                  blend: Optional[HybridBlend] = None, box_map=None, profile=None, all_views: bool = True,
-                 mmod: bool = True):
+                 mmod: bool = True, face_model: Optional[np.ndarray] = None):
         import dlib
         from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, load_dlib_model
         from depthmarks_ros.core.face.detection import IDENTITY_BOX_MAP
@@ -394,6 +395,7 @@ class HybridFace68:
         self.profile = profile if blend is not None and blend.profile_weights is not None else None
         self.upright_min_deg = UPRIGHT_MIN_DEG
         self.switched_faces = 0             # mesh faces replaced by the keypoint path (_check_mesh_face)
+        self.face_model = face_model        # the blend's yaw: the fitted folder's 3D mean face (None: shipped)
 
     def to68(self, mesh_xyz: np.ndarray) -> np.ndarray:
         return self.mesh.to68(mesh_xyz)
@@ -445,7 +447,7 @@ class HybridFace68:
         h, w = rgb.shape[:2]
         m68 = r.landmarks68
         d68 = self.predict_on(rgb, m68)
-        yaw = quick_yaw(m68, (w, h))
+        yaw = quick_yaw(m68, (w, h), self.face_model)
         r.landmarks68 = self.blend.blend(d68, m68, yaw)
         v = self.blend.profile_point_weights(yaw) if self.profile is not None else None
         if v is not None:           # a turned face: the turned-face predictor started on the mesh's points

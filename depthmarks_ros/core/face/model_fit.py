@@ -6,7 +6,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from depthmarks_ros.core.face.head_pose import rotation_from_angles
+from depthmarks_ros.core.face.head_pose import folder_face_model, rotation_from_angles
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 from depthmarks_ros.core.split import fold_of, is_validation
 
@@ -118,6 +118,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
     from depthmarks_ros.core.face.pipeline import FaceLandmarker
     from depthmarks_ros.core.face.sigma_fit import error_records, fit_and_save
     samples = list(aflw) + list(w300)
+    mean_face = folder_face_model(output)       # the folder's 3D mean face (the model part's, where it ran first)
     fit_path = os.path.join(output, 'face_fit.json')
     fit = {}
     existed = os.path.isfile(fit_path)
@@ -192,7 +193,7 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
             for i in np.flatnonzero(~tr):
                 l68s[i] = mk.apply(mesh_recs[i]['mesh'])
                 others[i] = [mk.apply(m) for m in mesh_recs[i]['tta']]
-        rec = error_records([r['sample'] for r in mesh_recs], l68s, others, camera_for)
+        rec = error_records([r['sample'] for r in mesh_recs], l68s, others, camera_for, model=mean_face)
         yield from fit_and_save('mediapipe', rec, output, {'backend': 'mediapipe (learned map)', 'faces': len(rec['E']),
                                                            'split_rule': SPLIT_RULE, 'command': command,
                                                            'errors': 'cross-fitted mesh map (5 folds)'}, cache)
@@ -223,13 +224,15 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
         lm.close()
         # the score only for the cascade (BlazeFace's, what the det_score input means); HOG's and MMOD's
         # faces never carry a BlazeFace score, so their records hold none (no all-NaN column, no score design)
-        rec = error_records(found, l68s, others, camera_for, det_scores=scores if detector == 'cascade' else None)
+        rec = error_records(found, l68s, others, camera_for, det_scores=scores if detector == 'cascade' else None,
+                            model=mean_face)
         yield from fit_and_save(key, rec, output, {'backend': f'dlib (detector {detector})', 'faces': len(found),
                                                    'split_rule': SPLIT_RULE, 'command': command}, cache)
     if 'visibility' in parts:
-        from depthmarks_ros.core.face.visibility import VisibilityModel, self_occlusion
+        from depthmarks_ros.core.face.visibility import VisibilityModel, self_occlusion, triangulation
         vis_aflw = [s for s in aflw if np.all(np.abs(s.pose_deg) <= 99)]
-        hidden = np.array([self_occlusion(s.points3d) for s in vis_aflw])
+        tri = triangulation(mean_face)
+        hidden = np.array([self_occlusion(s.points3d, tri=tri) for s in vis_aflw])
         poses = np.array([s.pose_deg for s in vis_aflw])
         vm = VisibilityModel.fit(poses[:, 0], poses[:, 1], hidden, meta={
             'what': 'P(landmark not hidden by the face itself | yaw, pitch), per landmark',
@@ -272,7 +275,7 @@ def pose_z(lm, samples):
     return z[:, :3], z[:, 3], np.array(keys, dtype=str)
 
 
-def pose_z_records(rec, sigma_model, pose_fit: dict, samples) -> np.ndarray:
+def pose_z_records(rec, sigma_model, pose_fit: dict, samples, model=None) -> np.ndarray:
     """pose_z from a backend's error records (core/face/sigma_fit.py) instead of running it: the
     node's weighted head pose (head_pose.py weighted_head_pose, no angle factor) on the records'
     pose points (``P``: the hybrid's mesh points; else the landmarks ``L``) with the covariances of
@@ -280,7 +283,8 @@ def pose_z_records(rec, sigma_model, pose_fit: dict, samples) -> np.ndarray:
     hybrid's keypoint-path faces), on the AFLW2000-3D faces of ``samples`` (by stem) with every
     |angle| <= 99 deg. The records of the backends with a fitted stage are cross-fitted (each face
     predicted by maps, blends and predictors fitted without it), so the factors do not learn the fit
-    faces' in-sample errors, which are smaller than a new face's."""
+    faces' in-sample errors, which are smaller than a new face's. ``model``: the 3D mean face the pose is
+    solved on (the fitted folder's; None = the shipped one)."""
     from depthmarks_ros.core.face.head_pose import angle_z, weighted_head_pose
     by_stem = {s.stem: s for s in samples if s.pose_deg is not None}
     plain = {k: v for k, v in pose_fit.items() if k in PLAIN_POSE_FIT_KEYS}
@@ -291,7 +295,7 @@ def pose_z_records(rec, sigma_model, pose_fit: dict, samples) -> np.ndarray:
         s = by_stem.get(str(stem))
         if s is None or np.any(np.abs(s.pose_deg) > 99):
             continue
-        hp = weighted_head_pose(p68, camera_for(s, s.load_rgb().shape[1::-1]), cov, plain)
+        hp = weighted_head_pose(p68, camera_for(s, s.load_rgb().shape[1::-1]), cov, plain, model=model)
         if hp is not None:
             z.append(list(angle_z(hp, s.pose_deg)) + [hp.yaw])
     z = np.array(z).reshape(-1, 4)
@@ -359,7 +363,8 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
             if rec is not None and ((key == 'hybrid' and 'P' not in rec) or not os.path.isfile(sm_path)):
                 rec = None
         if rec is not None:
-            z, yaw = pose_z_records(rec, LandmarkSigmaModel.load(sm_path) if sm_path else None, hp, aflw)
+            z, yaw = pose_z_records(rec, LandmarkSigmaModel.load(sm_path) if sm_path else None, hp, aflw,
+                                    folder_face_model(output))
             sources[key] = ('cross-fitted turned-face predictions of the fit faces the mesh does not follow '
                             '(fit-face --parts profile --cache)' if key == 'hybrid_box68' else
                             'error records (fit-face --cache; cross-fitted where a fitted stage makes the points)')
@@ -459,7 +464,8 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
             pts.append(predict(rgb, b))
     ref_box = mean_box_shape(boxes, pts)
     yield f'hybrid: dlib box shape from {len(boxes)} HOG faces'
-    m68s, fold, d68s, yaws, norms = _hybrid_inputs(mesh_recs, meshes, targets, wts, ridge, ref_box, predict)
+    m68s, fold, d68s, yaws, norms = _hybrid_inputs(mesh_recs, meshes, targets, wts, ridge, ref_box, predict,
+                                                     folder_face_model(output))
     meta = {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(m68s), 'hog_faces': len(boxes),
             'data': 'AFLW2000-3D + 300-W LFPW test, fit split, weighted equally per set; mesh points from '
                     'cross-fitted maps (5 folds)'}
@@ -474,22 +480,22 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
         by_set.setdefault(r['sample'].dataset, []).append(np.linalg.norm(o - r['sample'].landmarks68, axis=1).mean() / n)
     yield 'hybrid: cross-fitted NME ' + ', '.join(f'{k} {np.mean(v):.4f} ({len(v)})' for k, v in by_set.items())
     rec = error_records([r['sample'] for r in mesh_recs], out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for,
-                        pose68s=m68s)
+                        pose68s=m68s, model=folder_face_model(output))
     yield from fit_and_save('hybrid', rec, output, {'backend': 'hybrid (mesh + dlib predictor, blended)',
                                                     'faces': len(out68), 'split_rule': SPLIT_RULE, 'command': command,
                                                     'errors': 'cross-fitted mesh maps and blends (5 folds)'}, cache)
 
 
-def _hybrid_inputs(mesh_recs, meshes, targets, wts, ridge, ref_box, predict):
+def _hybrid_inputs(mesh_recs, meshes, targets, wts, ridge, ref_box, predict, model=None):
     """Per mesh-followed fit face: cross-fitted mesh 68 points, fold, dlib's points on the box from them,
-    quick yaw and NME normaliser."""
+    quick yaw (on the 3D mean face ``model``, the fitted folder's) and NME normaliser."""
     from depthmarks_ros.core.face.hybrid import dlib_on_mesh, quick_yaw
     m68s, fold = _cross_fitted_68(mesh_recs, meshes, targets, wts, ridge)
     d68s, yaws, norms = [], [], []
     for r, m68 in zip(mesh_recs, m68s):
         rgb = r['sample'].load_rgb()
         d68s.append(dlib_on_mesh(predict, rgb, ref_box, m68))      # upright on a leaning face, as at run time
-        yaws.append(quick_yaw(m68, rgb.shape[1::-1]))
+        yaws.append(quick_yaw(m68, rgb.shape[1::-1], model))
         norms.append(_norm(r['sample']))
     return m68s, fold, d68s, yaws, norms
 
@@ -572,7 +578,8 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
                 unmeshed.append((s, guess, near[0].box, near[0].view_keypoints))
     mesh.close()
     scale = guess_scale([(k, s.landmarks68) for s, k, _, _ in unmeshed])
-    m68s, fold, d68s, yaws, norms = _hybrid_inputs(mesh_recs, meshes, targets, wts, ridge, blend.ref_box, predict)
+    m68s, fold, d68s, yaws, norms = _hybrid_inputs(mesh_recs, meshes, targets, wts, ridge, blend.ref_box, predict,
+                                                     folder_face_model(output))
     blended = _cross_fitted_blends(blend.ref_box, d68s, m68s, targets, norms, yaws, wts, fold)
     use = [i for i, y in enumerate(yaws) if abs(y) >= PROFILE_EDGES[0]]
     e68 = {}
@@ -633,7 +640,7 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
             'C': np.array([cov * _size(p) ** 2 for p in preds])})      # as at run time (hybrid._from_keypoints)
     from depthmarks_ros.core.face.sigma_fit import error_records, fit_and_save
     rec = error_records([r['sample'] for r in mesh_recs], out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for,
-                        pose68s=m68s)
+                        pose68s=m68s, model=folder_face_model(output))
     yield from fit_and_save('hybrid', rec, output, {
         'backend': 'hybrid (mesh + dlib predictor, blended, turned-face predictor)', 'faces': len(out68),
         'split_rule': SPLIT_RULE, 'command': command,

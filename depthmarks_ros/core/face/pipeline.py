@@ -19,7 +19,7 @@ import numpy as np
 
 from depthmarks_ros.core.camera import assumed_K
 from depthmarks_ros.core.face.backends import BackendError, DlibFace68, create_backend
-from depthmarks_ros.core.face.head_pose import HeadPose, solve_head_pose, weighted_head_pose
+from depthmarks_ros.core.face.head_pose import HeadPose, folder_face_model, solve_head_pose, weighted_head_pose
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, MEDIAPIPE_TO_IBUG68, RIGHT_EYE_OUTER
 from depthmarks_ros.core.face.pose_head import seen_from_behind
 from depthmarks_ros.core.tracking import CentroidTracker
@@ -81,9 +81,11 @@ def load_fit(path: str) -> dict:
     return fit
 
 
-def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, size, det_score: float = 0.0) -> dict:
+def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, size, det_score: float = 0.0,
+                  model: Optional[np.ndarray] = None) -> dict:
     """Inputs of the sigma model for one face: TTA spread of each of the 68 points, yaw of a plain
-    PnP solve, blur, darkness, ..., the detector's score; and each point's inside-the-image ramp
+    PnP solve (on the 3D mean face ``model``, head_pose.face_model_68 of the fitted folder; None = the
+    shipped one), blur, darkness, ..., the detector's score; and each point's inside-the-image ramp
     (visibility)."""
     from depthmarks_ros.core.face.sigma_model import (image_features, image_quality, interocular, point_features,
                                                       reprojection_residual)
@@ -95,10 +97,10 @@ def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, si
         spread = np.zeros(68)
     blur, dark = image_features(grey, l68)
     sharp, contrast = image_quality(grey, l68)
-    hp0 = solve_head_pose(l68, K)
+    hp0 = solve_head_pose(l68, K, model=model)
     yaw0 = hp0.yaw if hp0 is not None else 0.0
     pitch0 = hp0.pitch if hp0 is not None else 0.0
-    reproj = reprojection_residual(l68, hp0, K)
+    reproj = reprojection_residual(l68, hp0, K, model)
     margin = np.minimum.reduce([l68[:, 0], l68[:, 1], w - 1 - l68[:, 0], h - 1 - l68[:, 1]])
     return {'spread68': spread, 'yaw0': yaw0, 'pose0': hp0, 'blur': blur, 'dark': dark, 'reproj68': reproj,
             'sharp': sharp, 'contrast': contrast, 'det_score': float(det_score),
@@ -125,6 +127,10 @@ class FaceLandmarker:
         if mapping not in ('learned', 'fixed') or sigma not in ('learned', 'tta'):
             raise BackendError(f"mapping must be 'learned' or 'fixed', sigma 'learned' or 'tta' (got {mapping!r}, {sigma!r})")
         self.backend_name = backend
+        try:        # the 3D mean face of head pose, sigma features, the blend's yaw and the node's markers
+            self.face_model = folder_face_model(data_dir)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f'3D mean face: {exc}') from exc
         self.fit = load_fit(os.path.join(data_dir, 'face_fit.json'))
         self.mapping = None
         map_path = os.path.join(data_dir, 'face_mesh_to_68.npz')
@@ -155,7 +161,7 @@ class FaceLandmarker:
                 raise BackendError(str(exc)) from exc
         self.backend = create_backend(backend, max_faces, refine, static, dlib_detector,
                                       dlib_redetect_every, self.mapping, self.fit.get('box_map'),
-                                      mesh_fallback, blend, profile, all_views, mmod)
+                                      mesh_fallback, blend, profile, all_views, mmod, self.face_model)
         self.model = model or UncertaintyModel()
         self.uncertainty = uncertainty
         self.sigma_model = None
@@ -275,7 +281,7 @@ class FaceLandmarker:
                 # source the model's low fallback (without a model NaN: fit-face's records mark such faces so)
                 score = r.score if scored_source(r.source) else \
                     (sm.det_score_fallback if sm is not None else float('nan'))
-                face.extras.update(face_features(grey, r.landmarks68, o68, K_pose, (w, h), score))
+                face.extras.update(face_features(grey, r.landmarks68, o68, K_pose, (w, h), score, self.face_model))
                 face.extras['det_source'] = r.source
                 face.extras['others68'] = o68
                 if r.layout == 'box68':       # hybrid: a template in the detector box, its fitted spread
@@ -317,7 +323,7 @@ class FaceLandmarker:
         path ``key``'s fitted factors per angle and |yaw| (:meth:`pose_key`; default the backend's
         sigma key; face_fit.json head_pose.angle_scales, else the pooled factors)."""
         return weighted_head_pose(landmarks68, K, cov68, self.fit.get('head_pose', {}),
-                                  self.sigma_key if key is None else key, first)
+                                  self.sigma_key if key is None else key, first, self.face_model)
 
     def _dlib_jitter(self, rgb, bbox) -> List[np.ndarray]:
         import dlib

@@ -23,21 +23,24 @@ RAW_KEYS = ('E', 'L', 'P', 'spread68', 'yaw0', 'pitch0', 'reproj68', 'blur', 'da
             'has_hidden', 'dataset', 'stem')
 
 
-def error_records(samples, l68s, others, K_of, pose68s=None, det_scores=None) -> Dict[str, np.ndarray]:
+def error_records(samples, l68s, others, K_of, pose68s=None, det_scores=None, model=None) -> Dict[str, np.ndarray]:
     """Records of the found faces: samples (FaceSample per face), l68s (68, 2) the backend's points,
     others the backend's other passes (TTA, or the hybrid's two inputs), K_of(sample, (w, h)) the
     camera, pose68s the points its head pose is solved on where not l68s (``P``; the hybrid: the
     mesh's), det_scores the detector's score of each face where the run gives it (``det_score``).
-    Self-occlusion labels from the 3D landmarks where the sample has them."""
+    Self-occlusion labels from the 3D landmarks where the sample has them. ``model``: the 3D mean face
+    (head_pose.face_model_68 of the fitted folder; None = the shipped one) of the pose features and the
+    self-occlusion triangulation."""
     import cv2
     from depthmarks_ros.core.face.pipeline import face_features
-    from depthmarks_ros.core.face.visibility import self_occlusion
+    from depthmarks_ros.core.face.visibility import self_occlusion, triangulation
+    tri = triangulation(model)
     rows: Dict[str, list] = {k: [] for k in RAW_KEYS}
     pose68s = l68s if pose68s is None else pose68s
     for s, l68, o68, p68 in zip(samples, l68s, others, pose68s):
         grey = cv2.cvtColor(s.load_rgb(), cv2.COLOR_RGB2GRAY)
         h, w = grey.shape
-        ft = face_features(grey, l68, o68, K_of(s, (w, h)), (w, h))
+        ft = face_features(grey, l68, o68, K_of(s, (w, h)), (w, h), model=model)
         pose0 = ft['pose0']
         rows['E'].append(l68 - s.landmarks68)
         rows['L'].append(np.asarray(l68, np.float64))
@@ -51,7 +54,7 @@ def error_records(samples, l68s, others, K_of, pose68s=None, det_scores=None) ->
         rows['sharp'].append(ft['sharp'])
         rows['contrast'].append(ft['contrast'])
         has = s.points3d is not None
-        rows['hidden'].append(self_occlusion(s.points3d) if has else np.zeros(68, bool))
+        rows['hidden'].append(self_occlusion(s.points3d, tri=tri) if has else np.zeros(68, bool))
         rows['has_hidden'].append(has)
         rows['dataset'].append(s.dataset)
         rows['stem'].append(s.stem)

@@ -125,14 +125,16 @@ def image_quality(grey: np.ndarray, landmarks68: np.ndarray):
 CONTOUR = np.arange(68) < 17      # the jaw line: its points slide along the contour, the label conventions differ most
 
 
-def reprojection_residual(landmarks68: np.ndarray, pose, K: np.ndarray) -> np.ndarray:
-    """(68,) px: distance of each landmark from the 3D mean face projected with the plain PnP pose
-    (how far the points are from a plausible face seen in that pose); NaN without a pose."""
+def reprojection_residual(landmarks68: np.ndarray, pose, K: np.ndarray, model=None) -> np.ndarray:
+    """(68,) px: distance of each landmark from the 3D mean face ``model`` (the one the pose was solved
+    with; None = the shipped one) projected with the plain PnP pose (how far the points are from a
+    plausible face seen in that pose); NaN without a pose."""
     import cv2
     from depthmarks_ros.core.face.head_pose import face_model_68
     if pose is None:
         return np.full(68, np.nan)
-    proj, _ = cv2.projectPoints(face_model_68(), pose.rvec, pose.tvec, np.asarray(K, np.float64), None)
+    model = face_model_68() if model is None else model
+    proj, _ = cv2.projectPoints(model, pose.rvec, pose.tvec, np.asarray(K, np.float64), None)
     return np.linalg.norm(proj.reshape(-1, 2) - landmarks68, axis=1)
 
 

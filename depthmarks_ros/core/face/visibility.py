@@ -24,22 +24,26 @@ from depthmarks_ros.core.face.artefacts import load_json, save_json
 _TRI = None
 
 
-def triangulation() -> np.ndarray:
-    """(T, 3) landmark indices: Delaunay of the frontal 3D mean face's x, y."""
+def triangulation(model: Optional[np.ndarray] = None) -> np.ndarray:
+    """(T, 3) landmark indices: Delaunay of the frontal 3D mean face's x, y (``model``: a fitted folder's,
+    head_pose.face_model_68(DIR); None = the shipped one, computed once)."""
     global _TRI
+    from scipy.spatial import Delaunay
+    if model is not None:
+        return Delaunay(np.asarray(model)[:, :2]).simplices.astype(np.int64)
     if _TRI is None:
-        from scipy.spatial import Delaunay
         from depthmarks_ros.core.face.head_pose import face_model_68
         _TRI = Delaunay(face_model_68()[:, :2]).simplices.astype(np.int64)
     return _TRI
 
 
-def self_occlusion(points3d: np.ndarray, tol: float = 0.02) -> np.ndarray:
+def self_occlusion(points3d: np.ndarray, tol: float = 0.02, tri: Optional[np.ndarray] = None) -> np.ndarray:
     """(68,) bool, True where the landmark is hidden by the face itself. points3d (68, 3): x, y image
-    px, z px away from the camera (datasets.FaceSample.points3d)."""
+    px, z px away from the camera (datasets.FaceSample.points3d); ``tri`` the triangulation
+    (:func:`triangulation` of the fitted folder's mean face; None = the shipped one's)."""
     p = np.asarray(points3d, np.float64)
     size = float(np.sqrt(np.ptp(p[:, 0]) * np.ptp(p[:, 1]))) or 1.0
-    tri = triangulation()
+    tri = triangulation() if tri is None else tri
     a, b, c = p[tri[:, 0]], p[tri[:, 1]], p[tri[:, 2]]
     v0, v1 = b[:, :2] - a[:, :2], c[:, :2] - a[:, :2]
     den = v0[:, 0] * v1[:, 1] - v0[:, 1] * v1[:, 0]
