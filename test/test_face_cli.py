@@ -65,7 +65,9 @@ def test_fit_face_recovers_a_known_3d_face_from_an_aflw_style_folder(tmp_path):
     assert meta['faces'] == sum(not is_report(s) for s in stems) and 'sha1' in meta['split_rule']
     assert meta['command'] == shlex.join(['depthmarks', 'fit-face', '--data', str(tmp_path), '-o', str(out),
                                           '--parts', 'model'])
-    assert main(['fit-face', '--data', str(tmp_path / 'nothing'), '-o', str(out), '--parts', 'model']) == 1
+    fresh = tmp_path / 'fresh'
+    assert main(['fit-face', '--data', str(tmp_path / 'nothing'), '-o', str(fresh), '--parts', 'model']) == 1
+    assert not fresh.exists()                            # --data checked before the folder is seeded
     assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'modle']) == 2
 
 
@@ -120,17 +122,20 @@ def test_fit_face_refits_the_sigma_models_from_cached_error_records(tmp_path):
     save_records(str(tmp_path / 'cache' / 'sigma_hybrid.npz'), rec)
     out = tmp_path / 'out'
     assert main(['fit-face', '--data', str(tmp_path / 'none'), '-o', str(out), '--parts', 'sigma-cached',
-                 '--cache', str(tmp_path / 'cache'), '--sigma-steps', '10']) == 0
+                 '--cache', str(tmp_path / 'cache'), '--sigma-steps', '10', '--limit', '3']) == 0
     m = LandmarkSigmaModel.load(str(out / 'face_sigma_hybrid.json'))
     assert 'sigma-cached' in m.meta['command'] and 'sha1' in m.meta['split_rule'] and m.vis_b is not None
+    assert '--limit' not in m.meta['command']            # the records are refitted whole: no limit to record
     cv = m.meta['cross_validated_shares']          # per candidate design (FIT_DESIGNS), per set
     assert len(cv) == 3 and all(set(v) == {'300w', 'aflw2000_3d'} for v in cv.values())
     chosen = ' '.join(m.features) + (' (quantile stage)' if 'pinball' in m.meta['fit_loss'] else '')
     assert chosen in cv
     from depthmarks_ros.core.face.pipeline import DATA_DIR
     assert (out / 'face_sigma_mediapipe.json').read_bytes() == (Path(DATA_DIR) / 'face_sigma_mediapipe.json').read_bytes()
-    assert main(['fit-face', '--data', str(tmp_path), '-o', str(out), '--parts', 'sigma-cached',
+    fresh = tmp_path / 'fresh'
+    assert main(['fit-face', '--data', str(tmp_path), '-o', str(fresh), '--parts', 'sigma-cached',
                  '--cache', str(tmp_path / 'nothing')]) == 1
+    assert not fresh.exists()                            # checked before the folder is seeded
 
 
 def test_fit_face_records_the_command_it_ran_with_the_real_cache_folder(tmp_path, monkeypatch):
@@ -156,6 +161,7 @@ def test_fit_face_records_the_command_it_ran_with_the_real_cache_folder(tmp_path
     p = argparse.ArgumentParser()
     fit_face.add_arguments(p)
     ran, recorded = vars(p.parse_args(argv)), vars(p.parse_args(cmd[2:]))
-    assert recorded == {**ran, 'parts': 'box,pose'}          # the model part records its own command
-    assert json.loads((out / 'face_model_68.json').read_text())['command'] == shlex.join(
-        cmd[:cmd.index('--parts') + 1] + ['model'] + cmd[cmd.index('--parts') + 2:])
+    assert recorded == {**ran, 'parts': 'box,pose'}          # the model part records its own command,
+    model_cmd = cmd[:cmd.index('--parts') + 1] + ['model'] + cmd[cmd.index('--parts') + 2:]
+    del model_cmd[model_cmd.index('--limit'):model_cmd.index('--limit') + 2]     # without --limit (it reads all)
+    assert json.loads((out / 'face_model_68.json').read_text())['command'] == shlex.join(model_cmd)

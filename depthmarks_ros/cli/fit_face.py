@@ -1,4 +1,4 @@
-"""`depthmarks fit-face --data DIR`: fit the shipped face artefacts on the fit split of the real face
+"""`depthmarks fit-face --data DATA -o DIR`: fit the shipped face artefacts on the fit split of the real face
 sets (split rule: core/face/datasets.py SPLIT_RULE; the report split is never read):
 
 * ``face_model_68.npy`` (+ ``.json``): the 3D mean face for head pose, from AFLW2000-3D's 3D landmarks
@@ -26,8 +26,10 @@ sets (split rule: core/face/datasets.py SPLIT_RULE; the report split is never re
 
 Writes into ``--output`` / ``-o`` (required, as every fit and train command's; a folder the user owns,
 never the installed package): a fit reads the artefacts it builds on from there (the profile part the
-hybrid's, the sigma parts the box map and mesh map), so each shipped face artefact missing there is first
-copied from the package (its face_* files) and the folder is a complete set; the face_landmarks node and
+hybrid's, the sigma parts the box map and mesh map, every later part the model part's 3D mean face), so
+each shipped face artefact missing there is first copied from the package (its face_* files) and the
+folder is a complete set (--data, or --cache for sigma-cached, is checked first: a run that cannot start
+copies nothing); the face_landmarks node and
 ``depthmarks face`` read it with ``fitted_data:=DIR`` / ``--fitted-data DIR``. To ship a refit, copy the
 files into depthmarks_ros/data/ in a checkout. ``--parts`` picks a subset.
 """
@@ -67,13 +69,16 @@ def _samples(data: str, limit: int = 0):
     return aflw, w300
 
 
-def recorded_command(args, parts) -> str:
+def recorded_command(args, parts, limit: bool = True) -> str:
     """The command line each artefact records (its meta 'command'): this run's options as given (paths as
     typed, the cache folder included: the error records it names are not shipped, but the line says
-    which folder the sigma and pose parts read) and ``parts``, the parts that made that artefact; the
-    --sigma-steps only where not the default. Parsing it again gives the same run."""
+    which folder the sigma and pose parts read) and ``parts``, the parts of this run in the step that
+    wrote the artefact (the landmark artefacts share one step: each records every part of this run but
+    model and sigma-cached, whichever of them wrote it); --limit only where the step uses it
+    (``limit``: not the model part, not sigma-cached), --sigma-steps only where not the default.
+    Parsing it again gives that step's run."""
     cmd = ['depthmarks', 'fit-face', '--data', args.data, '-o', args.output, '--parts', ','.join(parts)]
-    if args.limit:
+    if args.limit and limit:
         cmd += ['--limit', str(args.limit)]
     if args.cache:
         cmd += ['--cache', args.cache]
@@ -83,8 +88,9 @@ def recorded_command(args, parts) -> str:
 
 
 def seed_output(output: str) -> list:
-    """Copy each shipped face artefact (the package data folder's face_* files, which core/face/pipeline.py
-    reads from its data_dir) missing in ``output`` from the package; returns the names copied."""
+    """Copy each shipped face artefact (the package data folder's face_* files: those core/face/pipeline.py
+    FaceLandmarker reads from its data_dir, and their metadata) missing in ``output`` from the package;
+    returns the names copied."""
     from depthmarks_ros.core.face.pipeline import DATA_DIR
     os.makedirs(output, exist_ok=True)
     copied = []
@@ -116,23 +122,40 @@ def fit_face_model(data: str, output: str, command: str) -> dict:
     return meta
 
 
+def _missing_input(args, parts) -> str:
+    """Why this run cannot start ('' if it can): checked before the output folder is seeded, so a run
+    that cannot read its inputs leaves no copies behind. The parts that read images need --data's
+    faces/ sets; sigma-cached needs its --cache folder."""
+    sets = [os.path.join(args.data, 'faces', s) for s in ('aflw2000_3d', '300w_lfpw_test')]
+    if any(p != 'sigma-cached' for p in parts) and not any(os.path.isdir(s) for s in sets):
+        return f'no face sets under {args.data}: expected {sets[0]} or {sets[1]}'
+    if 'sigma-cached' in parts and not (args.cache and os.path.isdir(args.cache)):
+        return (f'no sigma record cache {args.cache!r}: run depthmarks fit-face --data DATA -o {args.output} '
+                '--parts sigma --cache DIR first')
+    return ''
+
+
 def run(args) -> int:
     parts = [p for p in args.parts.split(',') if p]
     bad = [p for p in parts if p not in PARTS]
     if bad:
         print(f'fit-face: unknown part(s) {bad}; choose from {PARTS}', file=sys.stderr)
         return 2
+    missing = _missing_input(args, parts)
+    if missing:
+        print(f'fit-face: {missing}', file=sys.stderr)
+        return 1
     copied = seed_output(args.output)
     if copied:
         print(f'fit-face: {args.output} starts from the shipped artefacts ({len(copied)} files copied from the package)')
     try:
         if 'model' in parts:
-            meta = fit_face_model(args.data, args.output, recorded_command(args, ['model']))
+            meta = fit_face_model(args.data, args.output, recorded_command(args, ['model'], limit=False))
             print(f"face model: {meta['faces']} faces, mean residual "
                   f"{1000 * sum(meta['residual_rms_m']) / 68:.1f} mm")
         if 'sigma-cached' in parts:        # from the error records (images read only for records lacking a feature)
             from depthmarks_ros.core.face.sigma_fit import refit_cached
-            command = recorded_command(args, ['sigma-cached'])
+            command = recorded_command(args, ['sigma-cached'], limit=False)
             for line in refit_cached(args.cache, args.output, command, args.sigma_steps,
                                      lambda: sum(_samples(args.data), [])):
                 print(line, flush=True)

@@ -77,7 +77,8 @@ def load_fit(path: str) -> dict:
     v = fit.get('version') if isinstance(fit, dict) else None
     if type(v) is not int or v != FIT_VERSION:
         raise BackendError(f'{path}: face fit file version {v!r}, this code reads version {FIT_VERSION} only '
-                           '(a file without one predates it); refit with depthmarks fit-face --parts box,pose')
+                           '(a file without one predates it); refit with '
+                           'depthmarks fit-face --data DATA -o DIR --parts box,pose')
     return fit
 
 

@@ -241,7 +241,8 @@ def refit_cached(cache: str, output: str, command: str, steps: int = 300, sample
     import os
     from depthmarks_ros.core.face.datasets import SPLIT_RULE
     if not cache or not os.path.isdir(cache):
-        raise FileNotFoundError(f'no sigma record cache {cache!r}: run fit-face --parts sigma --cache DIR first')
+        raise FileNotFoundError(f'no sigma record cache {cache!r}: run depthmarks fit-face --data DATA -o {output} '
+                                '--parts sigma --cache DIR first')
     found = False
     for key in SIGMA_KEYS:
         path = os.path.join(cache, f'sigma_{key}.npz')
