@@ -94,17 +94,66 @@ def test_fit_face_writes_into_a_required_output_folder_that_starts_from_the_ship
                if n not in ('face_visibility.json', 'face_model_68.npy', 'face_model_68.json'))
 
 
-def test_face_reads_the_fitted_artefacts_of_the_folder_fitted_data_names(tmp_path, face_image, capsys):
-    """`depthmarks face --fitted-data DIR` (the node's fitted_data) reads the artefacts of DIR (a broken
-    face_fit.json there is named), not the shipped ones; a folder that does not exist is a clear message."""
+def _edit_json(path, edit):
+    d = json.loads(path.read_text())
+    edit(d)
+    path.write_text(json.dumps(d))
+
+
+def _edit_npz(path, key, edit):
+    z = dict(np.load(path))
+    z[key] = edit(z[key])
+    np.savez(path, **z)
+
+
+# a change to each fitted artefact the hybrid reads for a frontal face the mesh follows (face_sigma_dlib.json:
+# its dlib-only faces; face_profile_68.dat: turned faces), and the output field it must move
+_ARTEFACT_EDITS = {
+    'face_model_68.npy': (lambda p: np.save(p, np.load(p) * 1.5), 'tvec_m'),          # 3D mean face: distance
+    'face_fit.json': (lambda p: _edit_json(p, lambda d: d['head_pose'].update(angle_scales={
+        k: [3 * v for v in s] for k, s in d['head_pose']['angle_scales'].items()})), 'covariance_rvec_tvec'),
+    'face_mesh_to_68.npz': (lambda p: _edit_npz(p, 'y_mean', lambda y: y + 3.0), 'landmarks68'),
+    'face_hybrid.json': (lambda p: _edit_json(p, lambda d: d.update(
+        weights=[[1.0 - w for w in row] for row in d['weights']])), 'landmarks68'),
+    'face_sigma_hybrid.json': (lambda p: _edit_json(p, lambda d: d.update(scale=3 * d['scale'])), 'sigma68'),
+    'face_visibility.json': (lambda p: _edit_json(p, lambda d: d.update(
+        b=[[b[0] - 3.0] + b[1:] for b in d['b']])), 'visibility68'),
+}
+
+
+def _face_entry(main, img, out, fitted):
+    args = ['face', str(img), '-o', str(out), '--no-detector-all-views', '--no-detector-mmod']
+    assert main(args + (['--fitted-data', str(fitted)] if fitted else [])) == 0
+    entry = json.loads((out / 'landmarks.json').read_text())['images'][img.name]['faces'][0]
+    return {**entry, **entry['head_pose']}
+
+
+def test_face_reads_the_fitted_artefacts_of_the_folder_fitted_data_names(tmp_path, face_image, capsys, monkeypatch):
+    """`depthmarks face --fitted-data DIR` (the node's fitted_data) reads each artefact of DIR, the 3D mean
+    face included, not the shipped ones: a changed artefact there moves its output (a broken face_fit.json
+    is named); a folder that does not exist, or an empty one (it ran without any fitted artefact), is a
+    clear message naming what is missing; ~ is the home folder."""
     from depthmarks_ros.cli.fit_face import seed_output
     from depthmarks_ros.cli.main import main
     img = tmp_path / 'astro.png'
     cv2.imwrite(str(img), cv2.cvtColor(face_image, cv2.COLOR_RGB2BGR))
     assert main(['face', str(img), '-o', str(tmp_path / 'o'), '--fitted-data', str(tmp_path / 'missing')]) == 2
     assert 'missing' in capsys.readouterr().out
+    (tmp_path / 'empty').mkdir()
+    assert main(['face', str(img), '-o', str(tmp_path / 'o'), '--fitted-data', str(tmp_path / 'empty')]) == 2
+    said = capsys.readouterr().out
+    assert all(n in said for n in ('face_fit.json', 'face_model_68.npy', 'face_sigma_hybrid.json'))
+    monkeypatch.setenv('HOME', str(tmp_path))
     fitted = tmp_path / 'fitted'
     seed_output(str(fitted))
+    base = _face_entry(main, img, tmp_path / 'o', '~/fitted')
+    assert base == _face_entry(main, img, tmp_path / 'o', '')            # the copies: the shipped output
+    for name, (edit, field) in _ARTEFACT_EDITS.items():
+        kept = (fitted / name).read_bytes()
+        edit(fitted / name)
+        got = _face_entry(main, img, tmp_path / 'o', fitted)
+        assert not np.allclose(got[field], base[field]), name
+        (fitted / name).write_bytes(kept)
     (fitted / 'face_fit.json').write_text('{broken')
     assert main(['face', str(img), '-o', str(tmp_path / 'o'), '--fitted-data', str(fitted)]) == 2
     assert str(fitted / 'face_fit.json') in capsys.readouterr().out

@@ -4,9 +4,14 @@
 
 Fitted artefacts (``depthmarks_ros/data``, made by ``depthmarks fit-face`` on the fit split):
 ``face_mesh_to_68.npz`` (learned MediaPipe -> 68 map), ``face_sigma_<backend>.json`` (covariance
-models fitted by the Gaussian NLL), ``face_fit.json`` (detector box map, head-pose calibration).
-A missing artefact falls back to the unfitted method (fixed vertex map, TTA covariance formula);
-an unreadable one is a BackendError with the file name.
+models fitted by the Gaussian NLL), ``face_fit.json`` (detector box map, head-pose calibration),
+``face_model_68.npy`` (the 3D mean face of head pose, the sigma model's reprojection feature and the
+hybrid blend's yaw), ... FaceLandmarker reads every one from its ``data_dir`` (a folder ``depthmarks
+fit-face -o DIR`` wrote, or the shipped DATA_DIR). A missing artefact falls back to the unfitted method
+(fixed vertex map, TTA covariance formula; the shipped 3D mean face); an unreadable one is a BackendError
+with the file name. The node and ``depthmarks face`` name the folder by ``fitted_data``
+(:func:`fitted_data_dir`), which requires each file the backend reads, so a fitted folder never mixes
+with the fallbacks.
 """
 from __future__ import annotations
 
@@ -51,15 +56,34 @@ class Face:
         return MEDIAPIPE_TO_IBUG68 if self.layout.startswith('mediapipe') else np.arange(68)
 
 
-def fitted_data_dir(path: str = '') -> str:
+# the fitted artefacts FaceLandmarker reads from its data_dir, per backend (each shipped in DATA_DIR; a folder
+# `depthmarks fit-face -o DIR` wrote holds them all: it starts as a copy of the shipped set)
+FITTED_FILES_ALL = ('face_fit.json', 'face_model_68.npy', 'face_visibility.json')
+FITTED_FILES = {'hybrid': ('face_mesh_to_68.npz', 'face_hybrid.json', 'face_profile_68.dat', 'face_sigma_hybrid.json',
+                           'face_sigma_dlib.json'),
+                'mediapipe': ('face_mesh_to_68.npz', 'face_sigma_mediapipe.json'),
+                'dlib': ('face_sigma_dlib.json', 'face_sigma_dlib_hog.json', 'face_sigma_dlib_mmod.json')}
+
+
+def fitted_data_dir(path: str = '', backend: str = '') -> str:
     """The folder of the fitted face artefacts that the face_landmarks parameter ``fitted_data`` names
-    (a folder ``depthmarks fit-face -o DIR`` wrote): '' = the shipped ones (DATA_DIR); a path that is not a
-    folder is a BackendError naming it (a typo would otherwise run without any fitted artefact)."""
+    (a folder ``depthmarks fit-face -o DIR`` wrote; ``~`` expanded): '' = the shipped ones (DATA_DIR). A
+    path that is not a folder, or a folder without each file ``backend`` reads (FITTED_FILES_ALL and
+    FITTED_FILES[backend]; '' = every backend's), is a BackendError naming it and what is missing: a typo
+    or an empty folder would otherwise run without the fitted artefacts (FaceLandmarker's fallbacks)."""
     if not path:
         return DATA_DIR
+    path = os.path.expanduser(path)
+    hint = ('depthmarks fit-face --data DATA -o DIR writes one, starting from a copy of the shipped artefacts; '
+            'empty = the shipped ones')
     if not os.path.isdir(path):
-        raise BackendError(f'fitted_data {path!r} is not a folder (depthmarks fit-face -o DIR writes one; '
-                           'empty = the shipped artefacts)')
+        raise BackendError(f'fitted_data {path!r} is not a folder ({hint})')
+    need = FITTED_FILES_ALL + (FITTED_FILES[backend] if backend in FITTED_FILES else
+                               sum(FITTED_FILES.values(), ()))
+    missing = sorted({n for n in need if not os.path.isfile(os.path.join(path, n))})
+    if missing:
+        raise BackendError(f'fitted_data {path!r} lacks {", ".join(missing)} (the {backend or "face"} pipeline reads '
+                           f'them; copy them from {DATA_DIR}, or {hint})')
     return path
 
 
