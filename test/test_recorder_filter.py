@@ -198,6 +198,33 @@ def test_a_subscriber_the_graph_does_not_show_yet_gets_every_frame(probe, monkey
     assert not pub.only_recorder() and pub.wanted_at(10 * 10**9)
 
 
+def test_a_subscriber_whose_node_the_graph_does_not_name_yet_is_looked_up_again(probe, monkeypatch):
+    """The graph shows the subscription but not its node yet (rmw's _NODE_NAME_UNKNOWN_): every frame
+    is wanted until a later lookup names the node; then, the recorder alone, one per period. (Kept
+    for the count, it had left stereo_depth building its disparity every frame for whole runs.)"""
+    import types
+    import rclpy
+    monkeypatch.setenv(*recorded_topics.recorded_periods_env({'/rec_unknown/out': 1_000_000_000}).popitem())
+    node = rclpy.create_node('recorded_topics_unknown_test')
+    probe.add_node(node)
+    pub = recorded_topics.RecordedPublisher(node.create_publisher(Image, 'rec_unknown/out', QOS), node, 10**9)
+    probe.subscribe(Image, 'rec_unknown/out', QOS)
+    assert probe.wait_for_subscribers(pub.publisher)
+    shown = [types.SimpleNamespace(node_name=recorded_topics.UNKNOWN_NODE)]
+    monkeypatch.setattr(node, 'get_subscriptions_info_by_topic', lambda topic: list(shown))
+    monkeypatch.setattr(recorded_topics.RecordedPublisher, 'RETRY_S', 0.0)
+    stamps = [10 * 10**9 + i * 10**8 for i in range(4)]
+    assert not pub.only_recorder() and all(pub.wanted_at(s) for s in stamps)
+    shown[0] = types.SimpleNamespace(node_name=recorded_topics.RECORDER_NODE)
+    assert pub.only_recorder()
+    wanted = []
+    for s in stamps:
+        wanted.append(pub.wanted_at(s))
+        if wanted[-1]:
+            pub.publish(_image(s * 1e-9))
+    assert wanted == [True, False, False, False]
+
+
 def test_an_inherited_recorded_periods_variable_reaches_no_node_of_another_run(probe, monkeypatch):
     """Node processes get the runner's periods only (an inherited variable removed, none without
     filters); a single-process run's nodes (a recorder tap in their process) ignore the variable."""

@@ -25,6 +25,9 @@ from depthmarks_ros.convert.stamps import FirstOfPeriod, stamp_ns
 
 ENV = 'DEPTHMARKS_RECORDED_PERIODS'
 RECORDER_NODE = 'depthmarks_recorder'
+#: the node name the ROS graph gives a subscription whose participant's node list has not arrived yet
+#: (rmw_dds_common's graph cache): not known to be the recorder, looked up again like a lagging count
+UNKNOWN_NODE = '_NODE_NAME_UNKNOWN_'
 
 
 def recorded_periods() -> Dict[str, int]:
@@ -73,7 +76,11 @@ class RecordedPublisher:
         """Whether the recorder is this topic's only subscriber (looked up in the graph when the
         count changes). The graph may lag the count (a subscriber DDS matched that the graph does
         not show yet): until they agree the answer is False (every frame: the new subscriber may not
-        be the recorder), looked up again at most every ``RETRY_S`` s, not on every frame."""
+        be the recorder), looked up again at most every ``RETRY_S`` s, not on every frame. The same
+        while the graph names a subscriber's node :data:`UNKNOWN_NODE` (its DDS endpoint discovered
+        before its node): answered once and kept for that count, it made stereo_depth build and
+        publish its 1.2 MB disparity every frame for a whole run in about half the `--multi-process`
+        runs (issue 21: the stereo node's rest share 0.21-0.24 in those, 0.13-0.15 in the others)."""
         count = self.publisher.get_subscription_count()
         if count == self._count:
             return self._only_recorder
@@ -81,7 +88,7 @@ class RecordedPublisher:
         if count == self._pending and now < self._retry_at:
             return False
         infos = self._node.get_subscriptions_info_by_topic(self.publisher.topic_name)
-        if len(infos) == count:
+        if len(infos) == count and not any(i.node_name == UNKNOWN_NODE for i in infos):
             self._count, self._pending = count, None
             self._only_recorder = count > 0 and all(i.node_name == RECORDER_NODE for i in infos)
             return self._only_recorder
