@@ -27,14 +27,16 @@ nodes of the process meanwhile. Asynchronous publishing (Fast DDS's own thread w
 GIL) was the container's default from 05:50 to 06:55 on 2026-12-07; on the quiet machine it made
 fused depth later (60 s runs: median 45 vs 41 ms synchronous, single process 38) and cost more CPU
 (the depth process's DDS threads 0.061 vs 0.011 cores, the whole run 1.13 vs 1.09), though it took
-the write out of the stereo node's measured rest (share 0.114 vs 0.252): docs/pipeline.md, "Issue
-21 on a quiet machine (06:40-06:48)". ``DEPTHMARKS_CONTAINER_PUBLICATION_MODE=ASYNCHRONOUS`` asks
+the write out of the stereo node's measured rest (share 0.114 vs 0.252; the 0.252 fits
+a run in which stereo_depth built its recorded-only disparity every frame, fixed in
+ros/recorded_topics.py): docs/pipeline.md, "Issue 21 on a quiet machine (06:40-06:48)". ``DEPTHMARKS_CONTAINER_PUBLICATION_MODE=ASYNCHRONOUS`` asks
 for it in the container only (for that A/B, ``bench_pipeline.py`` mode ``multi-async``), unless the
 environment sets ``RMW_FASTRTPS_PUBLICATION_MODE`` itself. ``=OUTBOUND`` / ``=CROSSING`` ask for
 asynchronous publishing per topic, only for the writers whose readers are (also) in other processes,
 derived from the node graph (:mod:`depthmarks_ros.pipeline.publication`); ``depthmarks run
---multi-process`` sets that up (a profiles file and ``AUTO``) for the processes it starts (bench modes
-``multi-outbound``, ``multi-crossing``); a container started otherwise publishes synchronously then.
+--multi-process`` and the launch files set that up (a profiles file and ``AUTO``) for the shared process
+(bench modes ``multi-outbound``, ``multi-crossing``); a container started by hand publishes
+synchronously then.
 """
 from __future__ import annotations
 
