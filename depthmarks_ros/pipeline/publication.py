@@ -82,14 +82,21 @@ def profiles_xml(topics: Tuple[str, ...], base_text: str = '') -> str:
     return '<?xml version="1.0" encoding="UTF-8" ?>\n' + ET.tostring(root, encoding='unicode') + '\n'
 
 
+def asked_rule(environ: Mapping[str, str]) -> str:
+    """The per-topic rule ``environ`` asks for (:data:`RULES`), or '' (none, another mode, or an
+    ``RMW_FASTRTPS_PUBLICATION_MODE`` of the environment, which wins)."""
+    rule = (environ.get(CONTAINER_MODE_ENV) or '').strip().upper()
+    return rule if rule in RULES and not environ.get(PUBLICATION_MODE_ENV) else ''
+
+
 def process_env(graph: g.Graph, proc: g.ProcessLaunch, environ: Mapping[str, str],
                 config_dir: Optional[str] = None) -> Dict[str, str]:
     """The environment entries that give ``proc`` the per-topic publication mode ``environ`` asks for
     (:data:`CONTAINER_MODE_ENV` one of :data:`RULES`): the profiles file and ``AUTO``. Empty for a
     process of one node, for no (or another) request, or where ``environ`` sets
     :data:`PUBLICATION_MODE_ENV` itself."""
-    rule = (environ.get(CONTAINER_MODE_ENV) or '').strip().upper()
-    if not proc.composed or rule not in RULES or environ.get(PUBLICATION_MODE_ENV):
+    rule = asked_rule(environ)
+    if not proc.composed or not rule:
         return {}
     base = environ.get(PROFILES_ENV) or ''
     base_text = ''

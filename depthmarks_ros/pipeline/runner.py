@@ -295,14 +295,14 @@ class PipelineRunner:
             pfile = os.path.join(self.cfg.output, 'params', f'{node.name}.yaml')
             write_params_file(pfile, node, proc.params_key(node), config_dir=self.cfg.params_dir or None)
             pfiles.append(pfile)
-        env = self._child_env
+        env = self._child_env if self._child_env is not None else dict(os.environ)
         # a shared process asked to publish per topic (DEPTHMARKS_CONTAINER_PUBLICATION_MODE=OUTBOUND|CROSSING)
-        extra = publication.process_env(graph, proc, env if env is not None else os.environ,
-                                        config_dir=self.cfg.params_dir or None)
+        config_dir = self.cfg.params_dir or None
+        extra = publication.process_env(graph, proc, env, config_dir)
         if extra:
-            env = dict(os.environ if env is None else env, **extra)
             self.async_topics[proc.name] = list(publication.asynchronous_topics(
-                graph, proc, env[publication.CONTAINER_MODE_ENV].strip().upper(), self.cfg.params_dir or None))
+                graph, proc, publication.asked_rule(env), config_dir))
+            env = dict(env, **extra)
         log = open(os.path.join(self.cfg.output, f'{proc.name}.log'), 'w')
         popen = subprocess.Popen([sys.executable, '-m', proc.module, *proc.arguments, *process_ros_args(proc, pfiles)],
                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
