@@ -255,3 +255,69 @@ def test_an_inherited_recorded_periods_variable_reaches_no_node_of_another_run(p
 
 if __name__ == '__main__':
     raise SystemExit(pytest.main([__file__, '-q']))
+
+
+class _FakePublisher:
+    topic_name = '/rec_fake/out'
+
+    def __init__(self):
+        self.count = 0
+
+    def get_subscription_count(self):
+        return self.count
+
+    def publish(self, msg):
+        pass
+
+
+class _FakeGraph:
+    def __init__(self):
+        self.shown, self.lookups = [], 0
+
+    def get_subscriptions_info_by_topic(self, topic):
+        self.lookups += 1
+        return list(self.shown)
+
+
+def test_a_subscriber_whose_node_never_resolves_is_looked_up_less_and_less_often(monkeypatch):
+    """A subscriber the graph never names (a plain DDS reader): every frame is wanted, and the graph is
+    asked after RETRY_S, then twice as long each time, up to RETRY_MAX_S (not on every frame for ever)."""
+    import types
+    clock = [100.0]
+    monkeypatch.setattr(recorded_topics.time, 'monotonic', lambda: clock[0])
+    pub, graph = _FakePublisher(), _FakeGraph()
+    rp = recorded_topics.RecordedPublisher(pub, graph, 10**9)
+    pub.count = 1
+    graph.shown = [types.SimpleNamespace(node_name=recorded_topics.UNKNOWN_NODE)]
+    wanted = []
+    for i in range(100):                                   # 10 s at 10 Hz
+        wanted.append(rp.wanted_at(10 * 10**9 + i * 10**8))
+        clock[0] += 0.1
+    assert all(wanted)
+    # 0.1, 0.2, 0.4, ... capped at RETRY_MAX_S (3 s): about 8 lookups in 10 s, not 100
+    assert 4 <= graph.lookups <= 10, graph.lookups
+    graph.shown = [types.SimpleNamespace(node_name=recorded_topics.RECORDER_NODE)]
+    clock[0] += recorded_topics.RecordedPublisher.RETRY_MAX_S
+    assert rp.only_recorder()                              # named at last: the recorder alone
+
+
+def test_after_every_subscriber_left_the_next_one_is_looked_up(monkeypatch):
+    """Recorder alone -> nobody -> a user's subscriber (one again): the last answer ("only the recorder")
+    was for another subscriber, so the new one is looked up and gets every frame."""
+    import types
+    pub, graph = _FakePublisher(), _FakeGraph()
+    rp = recorded_topics.RecordedPublisher(pub, graph, 10**9)
+    pub.count = 1
+    graph.shown = [types.SimpleNamespace(node_name=recorded_topics.RECORDER_NODE)]
+    assert rp.only_recorder()
+    pub.count, graph.shown = 0, []
+    assert not rp.wanted_at(10 * 10**9)
+    pub.count = 1
+    graph.shown = [types.SimpleNamespace(node_name='rviz')]
+    wanted = []
+    for i in range(5):
+        stamp = 11 * 10**9 + i * 10**8
+        wanted.append(rp.wanted_at(stamp))
+        if wanted[-1]:
+            rp.publish(_image(stamp * 1e-9))
+    assert wanted == [True] * 5

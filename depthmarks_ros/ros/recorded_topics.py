@@ -61,6 +61,7 @@ class RecordedPublisher:
     the wrapped publisher's."""
 
     RETRY_S = 0.1
+    RETRY_MAX_S = 3.0        # the retry interval doubles while the graph keeps disagreeing for one count
 
     def __init__(self, publisher, node, period_ns: int):
         self.publisher = publisher
@@ -70,13 +71,16 @@ class RecordedPublisher:
         self._only_recorder = False
         self._pending = None         # a count the graph did not agree with yet, looked up again ...
         self._retry_at = 0.0         # ... from this monotonic time
+        self._retry_s = self.RETRY_S
         self._first = FirstOfPeriod(self._period)   # the periods of the messages published
 
     def only_recorder(self) -> bool:
         """Whether the recorder is this topic's only subscriber (looked up in the graph when the
         count changes). The graph may lag the count (a subscriber DDS matched that the graph does
         not show yet): until they agree the answer is False (every frame: the new subscriber may not
-        be the recorder), looked up again at most every ``RETRY_S`` s, not on every frame. The same
+        be the recorder), looked up again after ``RETRY_S`` s, then after twice as long each time the
+        graph still disagrees for that count (at most ``RETRY_MAX_S``: a subscriber whose node never
+        resolves, e.g. a plain DDS reader, gets every frame without a lookup per frame). The same
         while the graph names a subscriber's node :data:`UNKNOWN_NODE` (its DDS endpoint discovered
         before its node): answered once and kept for that count, it made stereo_depth build and
         publish its 1.2 MB disparity every frame for a whole run in about half the `--multi-process`
@@ -92,7 +96,8 @@ class RecordedPublisher:
             self._count, self._pending = count, None
             self._only_recorder = count > 0 and all(i.node_name == RECORDER_NODE for i in infos)
             return self._only_recorder
-        self._count, self._pending, self._retry_at = -1, count, now + self.RETRY_S
+        self._retry_s = min(2.0 * self._retry_s, self.RETRY_MAX_S) if count == self._pending else self.RETRY_S
+        self._count, self._pending, self._retry_at = -1, count, now + self._retry_s
         self._only_recorder = False
         return False
 
@@ -100,6 +105,7 @@ class RecordedPublisher:
         """While only the recorder subscribes, only the first stamp of each period (no side effect:
         :meth:`publish` marks the period as served); else whether anything subscribes."""
         if self.publisher.get_subscription_count() == 0:
+            self._count = -1         # whoever subscribes next is looked up (the last answer was for others)
             return False
         if not self.only_recorder():
             return True
