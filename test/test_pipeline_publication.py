@@ -14,6 +14,14 @@ from depthmarks_ros.pipeline import publication as pb
 Q = f'{{{pb.XMLNS}}}'
 
 
+@pytest.fixture
+def own_temp(tmp_path, monkeypatch):
+    """The profiles files (graph.content_file, under tempfile.gettempdir()) go to tmp_path."""
+    import tempfile
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    return tmp_path
+
+
 def depth_process(graph):
     (proc,) = [p for p in graph.processes() if p.composed]
     return proc
@@ -64,7 +72,7 @@ def test_the_graph_decides_names_and_readers():
         pb.asynchronous_topics(graph, depth_process(graph), 'ASYNC')
 
 
-def test_process_env_writes_the_profiles_file_rmw_reads(tmp_path):
+def test_process_env_writes_the_profiles_file_rmw_reads(tmp_path, own_temp):
     """The base profile (the loopback transports) is kept, one data_writer profile per topic named
     after it, ASYNCHRONOUS, and AUTO so that rmw_fastrtps leaves the XML's mode; nothing where the
     environment sets rmw's mode itself or asks for no rule."""
@@ -72,7 +80,7 @@ def test_process_env_writes_the_profiles_file_rmw_reads(tmp_path):
     proc = depth_process(graph)
     base = os.path.join(g.package_config_dir(), 'fastdds_localhost.xml')
     env = pb.process_env(graph, proc, {pb.CONTAINER_MODE_ENV: 'outbound', pb.PROFILES_ENV: base})
-    assert env[pb.PUBLICATION_MODE_ENV] == 'AUTO'
+    assert env[pb.PUBLICATION_MODE_ENV] == 'AUTO' and env[pb.PROFILES_ENV].startswith(str(tmp_path))
     root = ET.parse(env[pb.PROFILES_ENV]).getroot()
     profiles = root.find(f'{Q}profiles')
     assert profiles.find(f'{Q}participant').get('is_default_profile') == 'true'
@@ -87,31 +95,95 @@ def test_process_env_writes_the_profiles_file_rmw_reads(tmp_path):
     assert bare.find(f'{Q}profiles/{Q}data_writer').get('profile_name') == '/a'
 
 
-PROBE = """
-import rclpy, time
+PUBLISHER = """
+import glob, json, sys, time
+import rclpy
+from rclpy.duration import Duration
+from sensor_msgs.msg import Image
+
+
+def asyn_wakeups():   # voluntary context switches of each of Fast DDS's asynchronous-writer threads
+    out = {}
+    for task in glob.glob('/proc/self/task/*'):
+        try:
+            name = open(task + '/comm').read().strip()
+            if name.startswith('dds.asyn'):
+                out[task] = [int(l.split()[1]) for l in open(task + '/status') if l.startswith('voluntary_ctxt')][0]
+        except OSError:
+            pass
+    return out
+
+
+rclpy.init()
+node = rclpy.create_node('publication_probe_pub')
+pub = node.create_publisher(Image, '/camera/image_raw', 10)
+end = time.monotonic() + 20
+while pub.get_subscription_count() < 1 and time.monotonic() < end:
+    time.sleep(0.02)
+time.sleep(0.3)
+n, msg = int(sys.argv[1]), Image(height=100, width=100, encoding='rgb8', step=300, data=bytes(30000))
+before = asyn_wakeups()
+for _ in range(n):
+    pub.publish(msg)
+    time.sleep(0.01)
+acked = pub.wait_for_all_acked(Duration(seconds=5))
+after = asyn_wakeups()
+print(json.dumps({'acked': acked, 'wakeups': max([after[t] - before.get(t, 0) for t in after] or [0])}))
+"""
+
+SUBSCRIBER = """
+import sys, time, rclpy
 from sensor_msgs.msg import Image
 rclpy.init()
-node = rclpy.create_node('publication_probe')
-got = []
-node.create_subscription(Image, '/camera/image_raw', got.append, 1)
-pub = node.create_publisher(Image, '/camera/image_raw', 1)
-end = time.monotonic() + 10
-while not got and time.monotonic() < end:
-    pub.publish(Image(width=1))
+node = rclpy.create_node('publication_probe_sub')
+got, last = [], time.monotonic() + 20
+node.create_subscription(Image, '/camera/image_raw', got.append, 10)
+while len(got) < int(sys.argv[1]) and time.monotonic() < last:
     rclpy.spin_once(node, timeout_sec=0.05)
+    if got and last > time.monotonic() + 1:
+        last = time.monotonic() + 1      # the first arrived: at most 1 s more
 print('received', len(got))
 """
 
 
-def test_a_process_with_the_profiles_file_publishes_and_receives(tmp_path):
-    """Fast DDS accepts the generated file (with AUTO) and the asynchronous writer delivers."""
+def publish_across_processes(env, n):
+    """A subscriber in its own process (the environment's base profile), a publisher with ``env``:
+    (what the publisher reports, how many the subscriber received)."""
+    import json
+    sub = subprocess.Popen([sys.executable, '-c', SUBSCRIBER, str(n)], stdout=subprocess.PIPE, text=True)
+    try:
+        res = subprocess.run([sys.executable, '-c', PUBLISHER, str(n)], env=env, capture_output=True, text=True,
+                             timeout=60)
+        out = sub.communicate(timeout=30)[0]
+    finally:
+        sub.kill()
+    assert res.returncode == 0 and 'Error' not in res.stderr, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1]), int(out.split()[-1])
+
+
+def test_the_profile_sends_the_writers_data_through_the_asynchronous_thread(tmp_path, own_temp):
+    """Fast DDS accepts the generated file (with AUTO), the writer of a picked topic delivers to a
+    reader in another process, and its samples go through Fast DDS's asynchronous thread: a
+    ``dds.asyn`` thread of the publisher wakes about once per sample. Negative control: the same file
+    with the profile named ``rt/camera/image_raw`` (the DDS topic name, not what rmw_fastrtps looks
+    up) leaves the writer synchronous, no asynchronous thread wakes per sample. A count of wake-ups,
+    not a timing: the samples are 10 ms apart, so a loaded machine merges few of them."""
     graph = g.plan(g.GraphConfig())
+    base = os.path.join(g.package_config_dir(), 'fastdds_localhost.xml')
     env = dict(os.environ, **pb.process_env(graph, depth_process(graph), {
-        pb.CONTAINER_MODE_ENV: 'CROSSING', pb.PROFILES_ENV: os.path.join(g.package_config_dir(), 'fastdds_localhost.xml')}))
-    res = subprocess.run([sys.executable, '-c', PROBE], env=env, capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    assert 'received' in res.stdout and 'received 0' not in res.stdout
-    assert 'Error' not in res.stderr, res.stderr
+        pb.CONTAINER_MODE_ENV: 'CROSSING', pb.PROFILES_ENV: base}))
+    assert env[pb.PROFILES_ENV].startswith(str(tmp_path))
+    control = tmp_path / 'rt_named.xml'
+    text = open(env[pb.PROFILES_ENV], encoding='utf-8').read()
+    assert 'profile_name="/camera/image_raw"' in text
+    control.write_text(text.replace('profile_name="/camera/image_raw"', 'profile_name="rt/camera/image_raw"'))
+    n = 30
+    ours, received = publish_across_processes(env, n)
+    assert ours['acked'] and received > 0
+    assert ours['wakeups'] >= n // 2, ours
+    theirs, received = publish_across_processes(dict(env, **{pb.PROFILES_ENV: str(control)}), n)
+    assert theirs['acked'] and received > 0
+    assert theirs['wakeups'] < n // 3, theirs
 
 
 def subscribed(node):
@@ -119,17 +191,57 @@ def subscribed(node):
             if t != '/parameter_events'}
 
 
-@pytest.mark.parametrize('name, overrides', [('stereo_depth', {}), ('depth_fusion', {'use_stereo': True}),
-                                             ('depth_fusion', {'use_stereo': False, 'use_mono': True})])
-def test_declared_inputs_are_what_the_node_subscribes(rclpy_context, name, overrides):
-    """NodeSpec.inputs (what the rules read) against the started node's own subscriptions."""
+RIG = os.path.join(g.package_config_dir(), 'sim_rig', 'rig.yaml')
+
+
+class _StubModel:
+    class info:
+        source = 'stub'
+
+
+@pytest.mark.parametrize('name, overrides', [
+    ('stereo_depth', {}), ('stereo_depth', {'calibration_file': RIG}),
+    ('stereo_depth', {'image_transport': 'compressed'}),
+    ('depth_fusion', {'use_stereo': True}), ('depth_fusion', {'use_stereo': False, 'use_mono': True}),
+    ('depth_fusion', {'use_stereo': True, 'use_mono': True, 'image_transport': 'compressed',
+                      'depth_transport': 'compressedDepth'}),
+    ('mono_depth', {}), ('mono_depth', {'reference_topic': 'fusion/depth', 'depth_transport': 'compressedDepth'}),
+    ('face_landmarks', {}), ('face_landmarks', {'depth_topic': 'fusion/depth', 'image_transport': 'compressed'}),
+    ('body_pose', {'depth_topic': 'stereo/depth', 'depth_transport': 'compressedDepth'}),
+    ('stamp_merge', {'topics': ['mono/depth', 'face/landmarks'], 'instances': 2,
+                     'message_types': ['sensor_msgs/msg/Image', 'sensor_msgs/msg/PointCloud2']}),
+])
+def test_declared_inputs_are_what_the_node_subscribes(rclpy_context, monkeypatch, name, overrides):
+    """NodeSpec.inputs (what the rules read) against the started node's own subscriptions, for every
+    node that subscribes, with the same parameters (variants that change the topics: calibration file,
+    compressed transports, the optional depth / reference / mono inputs)."""
+    import importlib
     from rclpy.parameter import Parameter
     from depthmarks_ros.pipeline.registry import load_node_class
+    if name == 'mono_depth':   # no model to load here: a stand-in (the node subscribes once it has one)
+        monkeypatch.setattr(importlib.import_module(g.NODES[name].module), 'load_depth_model',
+                            lambda *a, **k: _StubModel())
     cls, reason = load_node_class(name)
     assert cls is not None, reason
     node = cls(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
     try:
         launch = g.NodeLaunch(name, '', g.NODES[name].params_file, overrides, (), False)
-        assert subscribed(node) == {'/' + t for t in launch.inputs()}
+        declared = {'/' + t for t in launch.inputs()}
+        assert declared and subscribed(node) == declared
     finally:
         node.destroy_node()
+
+
+def test_nodes_and_graph_read_one_input_list():
+    """One source per fact: NodeSpec.inputs are the functions of pipeline/node_inputs.py and the nodes
+    build their subscriptions from the same functions (no topic list of their own)."""
+    import inspect
+    import re
+    from depthmarks_ros.pipeline import node_inputs
+    from depthmarks_ros.ros import camera_inputs
+    for spec in g.NODES.values():
+        assert spec.inputs.__module__ in (node_inputs.__name__, g.__name__), spec.name
+    for module in [camera_inputs] + [__import__(g.NODES[n].module, fromlist=['x']) for n in
+                                     ('stereo_depth', 'depth_fusion', 'mono_depth', 'stamp_merge')]:
+        src = inspect.getsource(module)
+        assert 'node_inputs.' in src and not re.search(r'\bInput\(|image_input\(', src), module.__name__

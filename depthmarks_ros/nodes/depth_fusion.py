@@ -27,7 +27,8 @@ from depthmarks_ros.core.fusion.learned import MODEL_PRESETS, resolve_sigma_mode
 from depthmarks_ros.core.fusion.pipeline import FusionSettings, StereoInput, fuse_frame
 from depthmarks_ros.params.depth_fusion import DepthFusionParams
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
-from depthmarks_ros.ros.synced_inputs import Input
+from depthmarks_ros.pipeline import node_inputs
+from depthmarks_ros.ros.synced_inputs import inputs_of
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,7 @@ class DepthFusionNode(DepthmarksNode):
         self.pub_sigma = self.create_publisher(Image, 'fusion/depth_sigma', qos)
         self.pub_info = self.create_publisher(CameraInfo, 'fusion/camera_info', qos)
         self.pub_points = self.create_publisher(PointCloud2, 'fusion/points', qos)
-        depth_tr = self.p.depth_transport
-        inputs = [Input('image', Image, 'camera/image_raw', self.p.image_transport),
-                  Input('info', CameraInfo, 'camera/camera_info'), Input('cloud', PointCloud2, 'lidar/points')]
-        if self.p.use_stereo:   # the confidence is not a depth: always raw
-            inputs += [Input('stereo', Image, 'stereo/depth', depth_tr), Input('confidence', Image, 'stereo/confidence')]
-        if self.p.use_mono:
-            inputs += [Input('mono', Image, 'mono/depth', depth_tr)]
+        inputs, _ = inputs_of(node_inputs.depth_fusion(self.p))
         self.inputs = self.synced_inputs(inputs, FusionMessages, self._process, policy='approximate',
                                          queue_size=self.p.queue_size, slop=self.p.time_tolerance)
         self.worker = self.inputs.worker

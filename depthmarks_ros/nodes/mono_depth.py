@@ -20,7 +20,8 @@ from depthmarks_ros.core.mono.alignment import TemporalAligner
 from depthmarks_ros.core.mono.models import ModelLoadError, ModelNotFound, NotADepthModel, load_depth_model
 from depthmarks_ros.params.mono_depth import MonoDepthParams
 from depthmarks_ros.ros.node_base import ERROR, WARN, DepthmarksNode, run_node
-from depthmarks_ros.ros.synced_inputs import Input
+from depthmarks_ros.pipeline import node_inputs
+from depthmarks_ros.ros.synced_inputs import inputs_of
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,8 @@ class MonoDepthNode(DepthmarksNode):
             self.get_logger().error(f'mono_depth is idle: {exc}')
             return
         self.state = f'running {self.model.info.source}'
-        side = ([Input('reference', Image, self.p.reference_topic, self.p.depth_transport)]
-                if self.p.reference_topic else [])
-        self.inputs = self.synced_inputs([Input('image', Image, 'camera/image_raw', self.p.image_transport)],
-                                         MonoMessages, self._process, side=side)
+        inputs, side = inputs_of(node_inputs.mono_depth(self.p))
+        self.inputs = self.synced_inputs(inputs, MonoMessages, self._process, side=side)
         self.worker = self.inputs.worker
 
     def on_parameters_changed(self, names):

@@ -16,6 +16,7 @@ from typing import Dict, List
 
 from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.sharding import StampSequencer
+from depthmarks_ros.pipeline import node_inputs
 from depthmarks_ros.pipeline.registry import message_class
 from depthmarks_ros.params.stamp_merge import StampMergeParams
 from depthmarks_ros.ros.node_base import WARN, DepthmarksNode, run_node
@@ -36,12 +37,13 @@ class StampMergeNode(DepthmarksNode):
         self._pubs = {}
         # reliable in: an instance's output lost on the way would stall the order for max_wait
         qos_in = self.output_qos(depth=4 * self.p.instances)
+        classes = {}
         for topic, typ in zip(topics, types):
-            cls = message_class(typ)
+            classes[topic] = cls = message_class(typ)
             self._seq[topic] = StampSequencer(self.p.instances, max_wait=self.p.max_wait)
             self._pubs[topic] = self.create_publisher(cls, topic, self.output_qos())
-            for k in range(self.p.instances):
-                self.create_subscription(cls, f'{topic}/shard_{k}', self._make_cb(topic, k), qos_in)
+        for topic, k, shard in node_inputs.stamp_merge_shards(self.p):
+            self.create_subscription(classes[topic], shard, self._make_cb(topic, k), qos_in)
         self.create_timer(self.p.max_wait / 4, self._poll)
 
     def _make_cb(self, topic: str, source: int):

@@ -33,7 +33,8 @@ from depthmarks_ros.core.stereo.pipeline import StereoFrame, StereoPipeline
 from depthmarks_ros.core.stereo.calib import fit_to_size
 from depthmarks_ros.params.stereo_depth import StereoDepthParams
 from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
-from depthmarks_ros.ros.synced_inputs import Input
+from depthmarks_ros.pipeline import node_inputs
+from depthmarks_ros.ros.synced_inputs import inputs_of
 
 
 
@@ -86,12 +87,7 @@ class StereoDepthNode(DepthmarksNode):
         self.pub_info = self.create_publisher(CameraInfo, 'stereo/camera_info', qos)
         self.pub_conf = self.create_publisher(Image, 'stereo/confidence', qos)
         self.pub_points = self.create_publisher(PointCloud2, 'stereo/points', qos)
-        transport = self.p.image_transport
-        inputs = [Input('left', Image, 'stereo/left/image_raw', transport),
-                  Input('right', Image, 'stereo/right/image_raw', transport)]
-        if not self.p.calibration_file:
-            inputs += [Input('left_info', CameraInfo, 'stereo/left/camera_info'),
-                       Input('right_info', CameraInfo, 'stereo/right/camera_info')]
+        inputs, _ = inputs_of(node_inputs.stereo_depth(self.p))
         self.inputs = self.synced_inputs(
             inputs, StereoMessages, self._process, policy='approximate' if self.p.approximate_sync else 'exact',
             queue_size=self.p.queue_size, slop=self.p.slop)

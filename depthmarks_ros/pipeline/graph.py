@@ -29,6 +29,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from depthmarks_ros.pipeline import node_inputs as ni
+
 
 PACKAGE = 'depthmarks_ros'
 _LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
@@ -47,43 +49,7 @@ def read_yaml(path: str):
 
 
 # ---------------------------------------------------------------------------------------- nodes
-def _transported(topic: str, transport: object) -> str:
-    """The topic an input subscribes with an image_transport-style transport ('raw': the topic)."""
-    return topic if str(transport or 'raw') == 'raw' else f'{topic}/{transport}'
-
-
-def _stereo_inputs(p: Mapping[str, object]) -> Tuple[str, ...]:
-    tr = p.get('image_transport')
-    pair = (_transported('stereo/left/image_raw', tr), _transported('stereo/right/image_raw', tr))
-    return pair + (() if p.get('calibration_file') else ('stereo/left/camera_info', 'stereo/right/camera_info'))
-
-
-def _fusion_inputs(p: Mapping[str, object]) -> Tuple[str, ...]:
-    dtr = p.get('depth_transport')
-    return ((_transported('camera/image_raw', p.get('image_transport')), 'camera/camera_info', 'lidar/points')
-            + ((_transported('stereo/depth', dtr), 'stereo/confidence') if p.get('use_stereo') else ())
-            + ((_transported('mono/depth', dtr),) if p.get('use_mono') else ()))
-
-
-def _camera_inputs(p: Mapping[str, object]) -> Tuple[str, ...]:
-    """face_landmarks, body_pose (ros/camera_inputs.py): the camera and, when named, a depth image."""
-    depth = str(p.get('depth_topic') or '')
-    return ((_transported('camera/image_raw', p.get('image_transport')), 'camera/camera_info')
-            + ((_transported(depth, p.get('depth_transport')),) if depth else ()))
-
-
-def _mono_inputs(p: Mapping[str, object]) -> Tuple[str, ...]:
-    ref = str(p.get('reference_topic') or '')
-    return ((_transported('camera/image_raw', p.get('image_transport')),)
-            + ((_transported(ref, p.get('depth_transport')),) if ref else ()))
-
-
-def _stamp_merge_inputs(p: Mapping[str, object]) -> Tuple[str, ...]:
-    topics = p.get('topics') or ()
-    return tuple(f'{t}/shard_{k}' for t in topics for k in range(int(p.get('instances') or 0)))
-
-
-def _no_inputs(p: Mapping[str, object]) -> Tuple[str, ...]:
+def _no_inputs(p: Mapping[str, object]) -> Tuple[ni.InputTopic, ...]:
     return ()
 
 
@@ -94,9 +60,10 @@ class NodeSpec:
     outputs: Tuple[Tuple[str, str], ...] = ()  # (relative topic, type) recorded by `depthmarks run`
     sensor_facing: bool = False              # respawned by the launch files
     config: str = ''                         # its parameter file in config/ when not <name>.yaml
-    #: the relative topics it subscribes, from its parameters (:func:`merged_parameters`), as its code
-    #: subscribes them (test_graph.py checks them against started nodes); :func:`topic_readers`
-    inputs: Callable[[Mapping[str, object]], Tuple[str, ...]] = _no_inputs
+    #: its inputs from its parameters (:func:`merged_parameters`): the function of pipeline/node_inputs.py
+    #: the node builds its subscriptions from (test_pipeline_publication.py checks them against started
+    #: nodes); :meth:`NodeLaunch.inputs`, :meth:`Graph.topic_readers`
+    inputs: Callable[[Mapping[str, object]], Tuple[ni.InputTopic, ...]] = _no_inputs
 
     @property
     def module(self) -> str:
@@ -109,7 +76,7 @@ class NodeSpec:
         return self.config or f'{self.name}.yaml'
 
 
-_IMAGE, _INFO, _CLOUD = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo', 'sensor_msgs/msg/PointCloud2'
+_IMAGE, _INFO, _CLOUD = ni.IMAGE, ni.INFO, ni.CLOUD
 _MARKERS = 'visualization_msgs/msg/MarkerArray'
 
 #: every node of the package, written once: the parameter specs' registry (depthmarks_ros/params), the
@@ -127,19 +94,19 @@ NODES: Dict[str, NodeSpec] = {s.name: s for s in (
     NodeSpec('stereo_depth', 'stereo', (
         ('stereo/disparity', 'stereo_msgs/msg/DisparityImage'), ('stereo/depth', _IMAGE),
         ('stereo/camera_info', _INFO), ('stereo/confidence', _IMAGE), ('stereo/points', _CLOUD)),
-        sensor_facing=True, inputs=_stereo_inputs),
+        sensor_facing=True, inputs=ni.stereo_depth),
     NodeSpec('depth_fusion', 'fusion', (
         ('fusion/sparse_depth', _IMAGE), ('fusion/depth', _IMAGE), ('fusion/depth_sigma', _IMAGE),
-        ('fusion/camera_info', _INFO), ('fusion/points', _CLOUD)), sensor_facing=True, inputs=_fusion_inputs),
+        ('fusion/camera_info', _INFO), ('fusion/points', _CLOUD)), sensor_facing=True, inputs=ni.depth_fusion),
     NodeSpec('mono_depth', 'mono', (
-        ('mono/inverse_depth', _IMAGE), ('mono/depth', _IMAGE)), inputs=_mono_inputs),
+        ('mono/inverse_depth', _IMAGE), ('mono/depth', _IMAGE)), inputs=ni.mono_depth),
     NodeSpec('face_landmarks', 'face', (
         ('face/landmarks', _CLOUD), ('face/head_pose', 'geometry_msgs/msg/PoseWithCovarianceStamped'),
-        ('face/markers', _MARKERS)), inputs=_camera_inputs),
+        ('face/markers', _MARKERS)), inputs=ni.camera),
     NodeSpec('body_pose', 'body', (
-        ('body/keypoints', _CLOUD), ('body/markers', _MARKERS)), inputs=_camera_inputs),
+        ('body/keypoints', _CLOUD), ('body/markers', _MARKERS)), inputs=ni.camera),
     # not part of the planned graph: started by hand next to scaled-out instances (docs/multihost.md)
-    NodeSpec('stamp_merge', 'merge', inputs=_stamp_merge_inputs),
+    NodeSpec('stamp_merge', 'merge', inputs=ni.stamp_merge),
 )}
 ALIASES = {s.short: s.name for s in NODES.values()}
 SIM_DISPARITY_RANGE = 64   # stereo_depth's search range on the simulated rig with its own rig file (plan())
@@ -312,7 +279,7 @@ class NodeLaunch:
 
     def inputs(self, config_dir: Optional[str] = None) -> Tuple[str, ...]:
         """The relative topics it subscribes with the parameters it will hold (NodeSpec.inputs)."""
-        return self.spec.inputs(merged_parameters(self, config_dir))
+        return ni.subscribed(self.spec.inputs(merged_parameters(self, config_dir)))
 
 
 @dataclass(frozen=True)

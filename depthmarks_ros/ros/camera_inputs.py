@@ -13,7 +13,8 @@ from depthmarks_ros.convert.camera_info import camera_from_info
 from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import depth_image_to_metres, image_to_rgb8
 from depthmarks_ros.core.camera import PinholeCamera
-from depthmarks_ros.ros.synced_inputs import Input
+from depthmarks_ros.pipeline import node_inputs
+from depthmarks_ros.ros.synced_inputs import inputs_of
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,8 @@ class CameraInputs:
     def __init__(self, node, depth_topic: str, slop: float, process: Callable[[CameraFrame], None],
                  no_depth_note: str = 'processed without depth'):
         self.node, self._process, self.note = node, process, no_depth_note
-        inputs = [Input('image', Image, 'camera/image_raw', node.p.image_transport),
-                  Input('info', CameraInfo, 'camera/camera_info')]
-        if depth_topic:
-            inputs.append(Input('depth', Image, depth_topic, node.p.depth_transport))
+        inputs, _ = inputs_of(node_inputs.camera({'depth_topic': depth_topic, 'image_transport': node.p.image_transport,
+                                                   'depth_transport': node.p.depth_transport}))
         self.sync = node.synced_inputs(inputs, CameraMessages, self._decode,
                                        policy='approximate' if depth_topic else 'exact', queue_size=5, slop=slop)
         self.worker = self.sync.worker

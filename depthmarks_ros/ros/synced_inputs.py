@@ -22,7 +22,7 @@ import collections
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from rclpy.clock import JumpThreshold
 from rclpy.duration import Duration
@@ -32,6 +32,8 @@ from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import image_size
 from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.sync import OK, InputHealth, make_sync
+from depthmarks_ros.pipeline.node_inputs import InputTopic
+from depthmarks_ros.pipeline.registry import message_class
 
 TRANSPORTS = ('raw', 'compressed', 'compressedDepth')
 FUTURE_TOLERANCE_S = 5.0  # a stamp this far ahead of the node's clock is reported (not dropped)
@@ -60,6 +62,16 @@ class Input:
     @property
     def subscribed_topic(self) -> str:
         return self.topic if self.transport == 'raw' else f'{self.topic.rstrip("/")}/{self.transport}'
+
+
+def input_of(t: InputTopic) -> Input:
+    """The :class:`Input` of a node's input as pipeline/node_inputs.py lists it (the one list)."""
+    return Input(t.role, message_class(t.type_name), t.topic, t.transport)
+
+
+def inputs_of(topics: Sequence[InputTopic]) -> Tuple[List[Input], List[Input]]:
+    """(synchronised, side) :class:`Input` lists of a node's inputs (pipeline/node_inputs.py)."""
+    return [input_of(t) for t in topics if not t.side], [input_of(t) for t in topics if t.side]
 
 
 def image_input(role: str, topic: str, transport: str = 'raw') -> Input:
