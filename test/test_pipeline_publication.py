@@ -28,7 +28,7 @@ def depth_process(graph):
 
 
 def outputs(graph, proc):
-    return [graph.resolve_topic(t) for n in proc.nodes for t, _ in n.spec.outputs]
+    return [graph.resolve_topic(t) for n in proc.nodes for t in pb.writer_topics(n.spec)]
 
 
 def test_rules_follow_which_process_reads_each_topic():
@@ -51,14 +51,28 @@ def test_rules_follow_which_process_reads_each_topic():
     assert '/fusion/depth' in outbound and '/sim/depth_gt' in outbound     # face/body, the recorder only
     assert '/camera/image_raw' in crossing and '/camera/image_raw' not in outbound   # fusion in, face/body out
     assert set(outbound) < set(crossing)
+    # the compressed twins of the image outputs (ros/image_publisher.py) are writers of their own
+    assert {'/fusion/depth/compressedDepth', '/stereo/depth/compressedDepth', '/camera/image_raw/compressed',
+            '/stereo/left/image_raw/compressed'} <= set(outbound)
 
 
-def test_the_graph_decides_names_and_readers():
+def test_the_graph_decides_names_and_readers(tmp_path):
     """Namespace and remaps resolve the profile names; a node that is not planned reads nothing; a
     process of one node (compose:=false) gets no per-topic mode."""
     graph = g.plan(g.GraphConfig(namespace='/rig1', camera_ns='cam'))
     crossing = pb.asynchronous_topics(graph, depth_process(graph), pb.CROSSING)
     assert '/rig1/cam/image_raw' in crossing and '/rig1/fusion/depth' in crossing
+    # a twin that a node of the process reads (fusion taking its depths compressed) stays synchronous
+    import glob
+    import shutil
+    for f in glob.glob(os.path.join(g.package_config_dir(), '*.yaml')):
+        shutil.copy(f, tmp_path)
+    with open(tmp_path / 'depth_fusion.yaml', 'a', encoding='utf-8') as f:
+        f.write('depth_fusion:\n  ros__parameters:\n    depth_transport: compressedDepth\n')
+    graph = g.plan(g.GraphConfig())
+    proc = depth_process(graph)
+    assert '/stereo/depth/compressedDepth' not in pb.asynchronous_topics(graph, proc, pb.CROSSING, str(tmp_path))
+    assert '/stereo/depth' in pb.asynchronous_topics(graph, proc, pb.OUTBOUND, str(tmp_path))
     # no face, no body: the camera image has no reader in another process, fusion alone reads it
     graph = g.plan(g.GraphConfig(face=False, body=False))
     assert '/camera/image_raw' not in pb.asynchronous_topics(graph, depth_process(graph), pb.CROSSING)
@@ -245,3 +259,22 @@ def test_nodes_and_graph_read_one_input_list():
                                      ('stereo_depth', 'depth_fusion', 'mono_depth', 'stamp_merge')]:
         src = inspect.getsource(module)
         assert 'node_inputs.' in src and not re.search(r'\bInput\(|image_input\(', src), module.__name__
+
+
+@pytest.mark.parametrize('name', ['sim_rig', 'stereo_depth', 'depth_fusion', 'mono_depth'])
+def test_declared_twins_are_the_compressed_topics_the_node_publishes(rclpy_context, monkeypatch, name):
+    """NodeSpec.twins (writers the rules pick from too) against the started node's publishers."""
+    import importlib
+    from depthmarks_ros.pipeline.registry import load_node_class
+    if name == 'mono_depth':
+        monkeypatch.setattr(importlib.import_module(g.NODES[name].module), 'load_depth_model',
+                            lambda *a, **k: _StubModel())
+    cls, reason = load_node_class(name)
+    assert cls is not None, reason
+    node = cls()
+    try:
+        published = {t for t, _ in node.get_publisher_names_and_types_by_node(node.get_name(), node.get_namespace())}
+        assert {t for t in published if t.endswith(('/compressed', '/compressedDepth'))} == \
+            {'/' + t for t in g.NODES[name].twins}
+    finally:
+        node.destroy_node()

@@ -64,6 +64,11 @@ class NodeSpec:
     #: the node builds its subscriptions from (test_pipeline_publication.py checks them against started
     #: nodes); :meth:`NodeLaunch.inputs`, :meth:`Graph.topic_readers`
     inputs: Callable[[Mapping[str, object]], Tuple[ni.InputTopic, ...]] = _no_inputs
+    #: the relative topics of the compressed twins its image publishers create (ros/image_publisher.py:
+    #: ``<topic>/compressed``, ``<topic>/compressedDepth`` for a depth); writers of their own (the
+    #: per-topic publication rules, pipeline/publication.py); test_pipeline_publication.py checks them
+    #: against started nodes
+    twins: Tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -88,23 +93,29 @@ NODES: Dict[str, NodeSpec] = {s.name: s for s in (
         ('stereo/right/image_raw', _IMAGE), ('stereo/right/camera_info', _INFO),
         ('camera/image_raw', _IMAGE), ('camera/camera_info', _INFO), ('lidar/points', _CLOUD),
         ('sim/depth_gt', _IMAGE), ('sim/disparity_gt', _IMAGE)), sensor_facing=True,
-        config='sim_rig_node.yaml'),      # not sim_rig.yaml: config/sim_rig/ is the rig's folder
+        config='sim_rig_node.yaml',      # not sim_rig.yaml: config/sim_rig/ is the rig's folder
+        twins=('stereo/left/image_raw/compressed', 'stereo/right/image_raw/compressed', 'camera/image_raw/compressed',
+               'sim/depth_gt/compressedDepth')),
     NodeSpec('video_source', 'video', (
-        ('camera/image_raw', _IMAGE), ('camera/camera_info', _INFO)), sensor_facing=True),
+        ('camera/image_raw', _IMAGE), ('camera/camera_info', _INFO)), sensor_facing=True,
+        twins=('stereo/left/image_raw/compressed', 'stereo/right/image_raw/compressed', 'camera/image_raw/compressed')),
     NodeSpec('stereo_depth', 'stereo', (
         ('stereo/disparity', 'stereo_msgs/msg/DisparityImage'), ('stereo/depth', _IMAGE),
         ('stereo/camera_info', _INFO), ('stereo/confidence', _IMAGE), ('stereo/points', _CLOUD)),
-        sensor_facing=True, inputs=ni.stereo_depth),
+        sensor_facing=True, inputs=ni.stereo_depth, twins=('stereo/depth/compressedDepth',)),
     NodeSpec('depth_fusion', 'fusion', (
         ('fusion/sparse_depth', _IMAGE), ('fusion/depth', _IMAGE), ('fusion/depth_sigma', _IMAGE),
-        ('fusion/camera_info', _INFO), ('fusion/points', _CLOUD)), sensor_facing=True, inputs=ni.depth_fusion),
+        ('fusion/camera_info', _INFO), ('fusion/points', _CLOUD)), sensor_facing=True, inputs=ni.depth_fusion,
+        twins=('fusion/sparse_depth/compressedDepth', 'fusion/depth/compressedDepth')),
     NodeSpec('mono_depth', 'mono', (
-        ('mono/inverse_depth', _IMAGE), ('mono/depth', _IMAGE)), inputs=ni.mono_depth),
+        ('mono/inverse_depth', _IMAGE), ('mono/depth', _IMAGE)), inputs=ni.mono_depth,
+        twins=('mono/depth/compressedDepth',)),
     NodeSpec('face_landmarks', 'face', (
         ('face/landmarks', _CLOUD), ('face/head_pose', 'geometry_msgs/msg/PoseWithCovarianceStamped'),
-        ('face/markers', _MARKERS)), inputs=ni.camera),
+        ('face/markers', _MARKERS)), inputs=ni.camera, twins=('face/debug_image/compressed',)),
     NodeSpec('body_pose', 'body', (
-        ('body/keypoints', _CLOUD), ('body/markers', _MARKERS)), inputs=ni.camera),
+        ('body/keypoints', _CLOUD), ('body/markers', _MARKERS)), inputs=ni.camera,
+        twins=('body/debug_image/compressed',)),
     # not part of the planned graph: started by hand next to scaled-out instances (docs/multihost.md)
     NodeSpec('stamp_merge', 'merge', inputs=ni.stamp_merge),
 )}

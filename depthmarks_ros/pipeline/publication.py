@@ -49,21 +49,29 @@ XMLNS = 'http://www.eprosima.com'
 
 def asynchronous_topics(graph: g.Graph, proc: g.ProcessLaunch, rule: str,
                         config_dir: Optional[str] = None) -> Tuple[str, ...]:
-    """The resolved output topics of ``proc``'s nodes (NodeSpec.outputs) that ``rule`` publishes
-    asynchronously (module docstring), in the nodes' order; ValueError for an unknown rule."""
+    """The resolved output topics of ``proc``'s nodes (NodeSpec.outputs, and for each image output
+    the names of its compressed twins, :func:`writer_topics`) that ``rule`` publishes asynchronously
+    (module docstring), in the nodes' order; ValueError for an unknown rule."""
     if rule not in RULES:
         raise ValueError(f'publication rule {rule!r} is not one of {", ".join(RULES)}')
     readers = graph.topic_readers(config_dir)
     own = {n.name for n in proc.nodes}
     out = []
     for node in proc.nodes:
-        for topic, _ in node.spec.outputs:
+        for topic in writer_topics(node.spec):
             name = graph.resolve_topic(topic)
             by = set(readers.get(name, ()))
             inside, outside = by & own, by - own
             if name not in out and (not inside or (rule == CROSSING and outside)):
                 out.append(name)
     return tuple(out)
+
+
+def writer_topics(spec: g.NodeSpec) -> Tuple[str, ...]:
+    """The relative topics ``spec``'s node writes: its outputs and the compressed twins of its image
+    publishers (NodeSpec.twins; a twin is a topic of its own with its own readers: a node subscribing
+    with ``image_transport: compressed``)."""
+    return tuple(t for t, _ in spec.outputs) + spec.twins
 
 
 def profiles_xml(topics: Tuple[str, ...], base_text: str = '') -> str:
