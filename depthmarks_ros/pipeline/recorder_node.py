@@ -7,15 +7,18 @@ copy, and a node publishes such a topic through DDS only while something else su
 message object is kept for the report and serialised only when it is written (at the record rate).
 
 In a multi-process run (``filtered``) the topics the recorder only records (not those it measures)
-are subscribed with a DDS content filter on the header stamp, ``stamp >= start of the next record
-period``, moved on after each kept message: Fast DDS evaluates it at the publishing node (writer-side
-filtering), so only the messages that will be written cross into this process (one per second and
-topic by default, instead of every 640x480 image at 10 Hz), as in a single-process run, where the
-local tap does the same. A filter that lets nothing through for ``reopen_after`` s (stamps that went
+are kept once per record period (:attr:`RecorderNode.once_per_period`; the runner tells the node
+processes, which then build and publish such a topic only for the instants kept while the recorder
+is its only subscriber, ros/recorded_topics.py). ``DEPTHMARKS_RECORDER_FILTER=1`` (opt-in, off by
+default since 2026-12-07: Fast DDS 3.2.2 crashes a publishing process now and then while a reader
+changes its filter's parameters, docs/pipeline.md "Known issues") also subscribes them with a DDS
+content filter on the header stamp, ``stamp >= start of the next record period``, moved on after
+each kept message: Fast DDS evaluates it at the publishing node (writer-side filtering), so only the
+messages that will be written cross into this process, also those another node takes every frame
+(the rig's images). A filter that lets nothing through for ``reopen_after`` s (stamps that went
 back by less than two periods and stayed there) is opened again; stamps that went back further
 pass the filter itself (in whole seconds: ``header.stamp.sec < floor((start - 2 periods) / 1 s)``, so
-a jump back of up to two periods plus one second waits for the reopen). ``DEPTHMARKS_RECORDER_FILTER=0`` turns
-the filters off (every message crosses, as before).
+a jump back of up to two periods plus one second waits for the reopen).
 
 Decimation: images, clouds and the other stamped outputs are written at ``record_rate`` messages per
 second and topic, chosen by stamp (``stamp // period``) so that the topics of one instant are kept or
@@ -54,8 +57,10 @@ OPEN = ('0', '0', '0')
 
 
 def stamp_filter_enabled() -> bool:
-    """Whether ``filtered`` topics get their stamp filter (``DEPTHMARKS_RECORDER_FILTER=0``: no)."""
-    return os.environ.get('DEPTHMARKS_RECORDER_FILTER', '1') != '0'
+    """Whether ``filtered`` topics get their DDS stamp filter: only with ``DEPTHMARKS_RECORDER_FILTER=1``
+    (changing a filter's parameters while the writer publishes crashes Fast DDS 3.2.2 now and then,
+    eProsima/Fast-DDS#4878; docs/pipeline.md "Known issues")."""
+    return os.environ.get('DEPTHMARKS_RECORDER_FILTER', '0') == '1'
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,9 @@ class RecorderNode(Node):
                  filtered: Sequence[str] = (), reopen_after: Optional[float] = None, **kwargs):
         """``local``: topic names (resolved) handed over in this process by the nodes' publishers
         (:meth:`local_tap`) instead of subscribed through DDS; ``filtered``: topic names (resolved)
-        subscribed with the stamp filter (only the messages it writes cross DDS; decimated stamped
-        topics while recording at a record rate, unless ``DEPTHMARKS_RECORDER_FILTER=0``);
+        recorded once per period from another process (decimated stamped topics while recording at
+        a record rate: :attr:`once_per_period`), with the DDS stamp filter if
+        ``DEPTHMARKS_RECORDER_FILTER=1`` (only the messages it writes cross DDS);
         ``reopen_after``: s without a kept message before a filter is opened (default: 5 s, at
         least two record periods)."""
         super().__init__(RECORDER_NODE, **kwargs)
@@ -90,13 +96,17 @@ class RecorderNode(Node):
         self.filters: Dict[str, object] = {}      # topic name -> subscription with a stamp filter
         self._filter_start: Dict[str, tuple] = {}  # topic name -> the filter's (sec, nanosec) as text
         self._accepted_at: Dict[str, float] = {}   # topic name -> monotonic time of its last kept message
-        filtered = set(filtered) if recorder is not None and self._period_ns and stamp_filter_enabled() else set()
+        filtered = set(filtered) if recorder is not None and self._period_ns else set()
+        # across processes, recorded once per period (the runner tells the node processes)
+        self.once_per_period: List[str] = [t.name for t in self.topics if t.name in filtered
+                                           and t.name not in self.local and t.decimate and t.type_name in STAMPED]
+        with_filter = set(self.once_per_period) if stamp_filter_enabled() else set()
         for topic in self.topics:
             if recorder is not None:
                 recorder.channel(topic.name, topic.type_name)
             if topic.name in self.local:
                 continue
-            use_filter = topic.name in filtered and topic.decimate and topic.type_name in STAMPED
+            use_filter = topic.name in with_filter
             sub = self.create_subscription(
                 message_class(topic.type_name), topic.name, functools.partial(self._on_message, topic), qos,
                 raw=True, content_filter_options=ContentFilterOptions(STAMP_FILTER, list(OPEN)) if use_filter else None)

@@ -212,7 +212,7 @@ class PipelineRunner:
                 self.filtered_topics = sorted(t.key for t in topics if t.name in rec_node.filters)
                 # the node processes build those topics only for the instants recorded (while only
                 # the recorder subscribes; ros/recorded_topics.py)
-                self._child_env = node_process_env({name: rec_node.period_ns for name in rec_node.filters})
+                self._child_env = node_process_env({name: rec_node.period_ns for name in rec_node.once_per_period})
                 local_tap.install(context, rec_node.local_tap())
                 if cfg.multi_process:
                     for proc in graph.processes():

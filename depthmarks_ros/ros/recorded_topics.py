@@ -2,8 +2,9 @@
 
 In one process the recorder's local tap (ros/local_tap.py) tells a node that an output nobody else
 subscribes to is used once per record period only, and ``DepthmarksNode.wanted_at`` builds it for
-those instants. Across processes the recorder subscribes through DDS with a stamp filter
-(pipeline/recorder_node.py), which a node cannot see in its subscription count. So the runner names
+those instants. Across processes the recorder subscribes through DDS and keeps one message per
+period (pipeline/recorder_node.py; a DDS stamp filter only with DEPTHMARKS_RECORDER_FILTER=1), which
+a node cannot see in its subscription count. So the runner names
 the recorded-only topics and their periods in the node processes' environment
 (``DEPTHMARKS_RECORDED_PERIODS``: JSON ``{resolved topic: period ns}``), and ``create_publisher``
 wraps such a topic's publisher in a :class:`RecordedPublisher`: while every subscriber of the topic

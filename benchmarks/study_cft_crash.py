@@ -1,0 +1,114 @@
+"""Does changing a DDS content filter's parameters crash the publishing process? (Fast DDS, the
+recorder's stamp filter; docs/pipeline.md "Known issues", eProsima/Fast-DDS#4878)
+
+Two processes per try, on a private ROS_DOMAIN_ID with the package's Fast DDS profile (as `depthmarks
+run`): one publishes sensor_msgs/CameraInfo as fast as it can for --seconds; the other subscribes,
+raw and reliable as the recorder does, with the recorder's STAMP_FILTER (pipeline/recorder_node.py)
+whose parameters it changes every few ms or every --every s (`change`, what the recorder does once
+per kept message and topic), set once and never changed (`static`), or with no filter (`none`). The modes are
+interleaved; for each try the publisher's exit status (-11 SIGSEGV, -6 SIGABRT) and the load.
+
+    .venv/bin/python benchmarks/study_cft_crash.py --tries 6 --seconds 5
+
+Not a test: it crashes a process on purpose, and how soon depends on the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+MODES = ('change', 'static', 'none')
+TOPIC = '/study_cft/info'
+
+
+def publisher(seconds: float) -> None:
+    import rclpy
+    from sensor_msgs.msg import CameraInfo
+    rclpy.init()
+    node = rclpy.create_node('study_cft_pub')
+    pub = node.create_publisher(CameraInfo, TOPIC, 10)
+    msg = CameraInfo()
+    end, n = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        msg.header.stamp = node.get_clock().now().to_msg()
+        pub.publish(msg)
+        n += 1
+        if n % 50 == 0:
+            time.sleep(0.001)
+    print(f'published {n}', flush=True)
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def subscriber(mode: str, seconds: float, every: float) -> None:
+    import rclpy
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.subscription_content_filter_options import ContentFilterOptions
+    from sensor_msgs.msg import CameraInfo
+    from depthmarks_ros.pipeline.recorder_node import OPEN, STAMP_FILTER
+    rclpy.init()
+    node = rclpy.create_node('study_cft_sub')
+    qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=20)
+    options = ContentFilterOptions(STAMP_FILTER, list(OPEN)) if mode != 'none' else None
+    got = [0]
+    sub = node.create_subscription(CameraInfo, TOPIC, lambda _: got.__setitem__(0, got[0] + 1), qos, raw=True,
+                                   content_filter_options=options)
+    end, changes, next_change = time.monotonic() + seconds, 0, 0.0
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.002)
+        if mode == 'change' and time.monotonic() >= next_change:
+            next_change = time.monotonic() + every
+            start = node.get_clock().now().nanoseconds + 50_000_000
+            sec = start // 1_000_000_000
+            sub.set_content_filter(STAMP_FILTER, [str(sec), str(start % 1_000_000_000), str(sec - 2)])
+            changes += 1
+    print(f'filter {sub.is_cft_enabled} changes {changes} received {got[0]}', flush=True)
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def try_once(mode: str, seconds: float, every: float, env: dict) -> tuple:
+    me = [sys.executable, os.path.abspath(__file__)]
+    sub = subprocess.Popen(me + ['--role', 'sub', '--mode', mode, '--seconds', str(seconds + 3), '--every', str(every)],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1.5)
+    pub = subprocess.run(me + ['--role', 'pub', '--seconds', str(seconds)], env=env, capture_output=True, text=True)
+    sub_out = sub.communicate()[0]
+    first = next((ln for ln in pub.stderr.splitlines() if ln.strip()), '')   # faulthandler's first line
+    return pub.returncode, sub.returncode, first, (sub_out.strip().splitlines() or [''])[-1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--tries', type=int, default=6, help='tries per mode, interleaved')
+    ap.add_argument('--seconds', type=float, default=5.0, help='publishing time per try')
+    ap.add_argument('--modes', default=','.join(MODES))
+    ap.add_argument('--every', type=float, default=0.0,
+                    help='change: s between changes (0: every spin, a few ms; the recorder: 1 s per topic)')
+    ap.add_argument('--domain', default='77', help='ROS_DOMAIN_ID of the tries (not the one of a running pipeline)')
+    ap.add_argument('--role', choices=('pub', 'sub'), help=argparse.SUPPRESS)
+    ap.add_argument('--mode', default='change', help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.role == 'pub':
+        return publisher(args.seconds)
+    if args.role == 'sub':
+        return subscriber(args.mode, args.seconds, args.every)
+    from depthmarks_ros.pipeline.graph import package_config_dir
+    env = dict(os.environ, ROS_DOMAIN_ID=args.domain, PYTHONFAULTHANDLER='1',
+               FASTDDS_DEFAULT_PROFILES_FILE=os.path.join(package_config_dir(), 'fastdds_localhost.xml'))
+    modes = args.modes.split(',')
+    crashed = {m: 0 for m in modes}
+    for i in range(args.tries):
+        for mode in modes:
+            pub_rc, sub_rc, first, sub_last = try_once(mode, args.seconds, args.every, env)
+            crashed[mode] += pub_rc != 0
+            print(f'{time.strftime("%H:%M:%S")} try {i + 1} {mode:6s} publisher exit {pub_rc:4d} subscriber {sub_rc} '
+                  f'load {os.getloadavg()[0]:.1f} | {first[:60]} | {sub_last}', flush=True)
+    print('publisher crashed: ' + ', '.join(f'{m} {crashed[m]}/{args.tries}' for m in modes))
+
+
+if __name__ == '__main__':
+    main()
