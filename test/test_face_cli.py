@@ -157,6 +157,9 @@ def test_face_reads_the_fitted_artefacts_of_the_folder_fitted_data_names(tmp_pat
     (fitted / 'face_fit.json').write_text('{broken')
     assert main(['face', str(img), '-o', str(tmp_path / 'o'), '--fitted-data', str(fitted)]) == 2
     assert str(fitted / 'face_fit.json') in capsys.readouterr().out
+    (fitted / 'face_model_68.npy').write_bytes(b'')          # an empty 3D mean face: a message, no traceback
+    assert main(['face', str(img), '-o', str(tmp_path / 'o'), '--fitted-data', str(fitted)]) == 2
+    assert str(fitted / 'face_model_68.npy') in capsys.readouterr().out
 
 
 def test_fit_face_refits_the_sigma_models_from_cached_error_records(tmp_path):

@@ -14,33 +14,56 @@ camera for a face looking straight at the camera (it looks along -z).
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-_MODELS: dict = {}
+_MODELS: dict = {}            # realpath -> (content digest, model): one entry per file
 _WEIGHTED_STEPS = 5
-SHIPPED_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..', 'data'))
+# the shipped fitted artefacts (pipeline.DATA_DIR is this one)
+DATA_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..', 'data'))
+
+
+def model_digest(model: np.ndarray) -> str:
+    """A short hash of a 3D mean face's values (fit-face's cached records name the model they were
+    computed on with it)."""
+    return hashlib.sha1(np.ascontiguousarray(model, np.float64).tobytes()).hexdigest()[:12]
 
 
 def face_model_68(data_dir: Optional[str] = None) -> np.ndarray:
     """(68, 3) the 3D mean face (metres) of folder ``data_dir``'s face_model_68.npy (a folder
-    ``depthmarks fit-face -o DIR`` wrote; None or '' = the shipped one), read once per folder. Every
+    ``depthmarks fit-face -o DIR`` wrote; None or '' = the shipped one), parsed once per content. Every
     user of a fitted folder (head pose, the sigma model's reprojection feature, the self-occlusion
     triangulation, the node's markers) takes the folder's own, so a refit model is never mixed with
-    the shipped one. A file rewritten since (fit-face's model part) is read again."""
-    path = os.path.realpath(os.path.join(data_dir or SHIPPED_DIR, 'face_model_68.npy'))
-    st = os.stat(path)
-    key = (path, st.st_mtime_ns, st.st_size)
-    model = _MODELS.get(key)
-    if model is None:
-        model = np.load(path)
-        if model.shape != (68, 3) or not np.all(np.isfinite(model)):
-            raise ValueError(f'{path}: not a (68, 3) finite 3D mean face (shape {model.shape})')
-        model.setflags(write=False)
-        _MODELS[key] = model
+    the shipped one. A file rewritten since (fit-face's model part) is read again: the cache holds one
+    entry per file, keyed on a hash of its bytes (1.7 KB), not on its mtime (a rewrite of the same size
+    within the file system's time resolution would go unseen). A missing, empty, truncated, pickled or
+    wrongly shaped file is a BackendError naming it (what the node and ``depthmarks face`` catch)."""
+    from depthmarks_ros.core.face.backends import BackendError
+    path = os.path.realpath(os.path.join(data_dir or DATA_DIR, 'face_model_68.npy'))
+    try:
+        with open(path, 'rb') as f:
+            raw = f.read()
+    except OSError as exc:
+        raise BackendError(f'{path}: unreadable 3D mean face ({exc})') from exc
+    digest = hashlib.sha1(raw).hexdigest()
+    hit = _MODELS.get(path)
+    if hit is not None and hit[0] == digest:
+        return hit[1]
+    try:
+        model = np.load(io.BytesIO(raw), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise BackendError(f'{path}: not a readable .npy 3D mean face ({type(exc).__name__}: {exc}); '
+                           'refit with depthmarks fit-face --parts model') from exc
+    if model.shape != (68, 3) or not np.issubdtype(model.dtype, np.number) or not np.all(np.isfinite(model)):
+        raise BackendError(f'{path}: not a (68, 3) finite 3D mean face (shape {model.shape}, dtype {model.dtype}); '
+                           'refit with depthmarks fit-face --parts model')
+    model.setflags(write=False)
+    _MODELS[path] = (digest, model)
     return model
 
 

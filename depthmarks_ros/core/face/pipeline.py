@@ -24,15 +24,14 @@ import numpy as np
 
 from depthmarks_ros.core.camera import assumed_K
 from depthmarks_ros.core.face.backends import BackendError, DlibFace68, create_backend
-from depthmarks_ros.core.face.head_pose import HeadPose, folder_face_model, solve_head_pose, weighted_head_pose
+from depthmarks_ros.core.face.head_pose import (DATA_DIR, HeadPose, folder_face_model, solve_head_pose,
+                                                weighted_head_pose)
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, MEDIAPIPE_TO_IBUG68, RIGHT_EYE_OUTER
 from depthmarks_ros.core.face.pose_head import seen_from_behind
 from depthmarks_ros.core.tracking import CentroidTracker
 from depthmarks_ros.core.face.uncertainty import (DEFAULT_AUGMENTATIONS, UncertaintyModel, augmented_predictions,
                                                   landmark_covariance, match_faces)
 from depthmarks_ros.core.lifting import lift, robust_depth
-
-DATA_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..', 'data'))
 
 
 @dataclass
@@ -152,10 +151,9 @@ class FaceLandmarker:
         if mapping not in ('learned', 'fixed') or sigma not in ('learned', 'tta'):
             raise BackendError(f"mapping must be 'learned' or 'fixed', sigma 'learned' or 'tta' (got {mapping!r}, {sigma!r})")
         self.backend_name = backend
-        try:        # the 3D mean face of head pose, sigma features, the blend's yaw and the node's markers
-            self.face_model = folder_face_model(data_dir)
-        except (OSError, ValueError) as exc:
-            raise BackendError(f'3D mean face: {exc}') from exc
+        # the 3D mean face of head pose, sigma features, the blend's yaw and the node's markers (an unreadable
+        # file: a BackendError naming it)
+        self.face_model = folder_face_model(data_dir)
         self.fit = load_fit(os.path.join(data_dir, 'face_fit.json'))
         self.mapping = None
         map_path = os.path.join(data_dir, 'face_mesh_to_68.npz')
