@@ -749,3 +749,54 @@ def test_the_score_design_only_where_the_records_hold_scores():
     assert candidate_designs({}) == FIT_DESIGNS and not has_scores({})
     assert candidate_designs({'det_score': np.full(5, np.nan)}) == FIT_DESIGNS
     assert candidate_designs({'det_score': np.r_[np.nan, 0.8]}) == FIT_DESIGNS + (SCORE_DESIGN,)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_fit_face_s_later_parts_use_the_output_folder_s_3d_mean_face(tmp_path, monkeypatch):
+    """fit-face's parts after the model part (the dlib sigma models' error records, the self-occlusion
+    triangulation, the hybrid's and turned-face predictor's quick yaw and error records, the pose part on
+    cached records) compute on the 3D mean face of the output folder, not the shipped one: each stage's
+    consumer is stubbed to record the model it gets (no image is run)."""
+    import os
+    import types
+    from depthmarks_ros.cli.fit_face import seed_output
+    from depthmarks_ros.core.face import hybrid, model_fit, sigma_fit, visibility
+    out = str(tmp_path / 'out')
+    seed_output(out)
+    np.save(os.path.join(out, 'face_model_68.npy'), face_model_68() * [1.0, 1.0, 2.5])
+    seen = []
+
+    def record(*args, model=None, **kw):
+        seen.append(model)
+        raise _Stop
+
+    monkeypatch.setattr(sigma_fit, 'error_records', record)
+    monkeypatch.setattr(visibility, 'triangulation', lambda model=None: record(model=model))
+    monkeypatch.setattr(model_fit, 'pose_z_records', lambda *a, **kw: record(model=a[4] if len(a) > 4 else kw.get('model')))
+    for parts in (['sigma-dlib'], ['visibility']):
+        with pytest.raises(_Stop):
+            list(model_fit.fit_landmark_artefacts([], [], out, parts, 'test'))
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    sigma_fit.save_records(str(cache / 'sigma_dlib_hog.npz'), {'stem': np.array(['x'])})
+    with pytest.raises(_Stop):
+        list(model_fit._fit_pose_scales([], out, 'test', {}, ['dlib_hog'], lambda: None, str(cache)))
+    # the hybrid's stages: its quick-yaw inputs record the model and go on with one dummy face
+    one = np.zeros((68, 2))
+
+    def inputs(*args):
+        seen.append(args[7])
+        return [one], np.array([0]), [one], [0.0], [1.0]
+    monkeypatch.setattr(model_fit, '_hybrid_inputs', inputs)
+    monkeypatch.setattr(model_fit, '_cross_fitted_blends', lambda *a: [])
+    monkeypatch.setattr(model_fit, 'train_turned_face_predictor', lambda *a, **kw: None)
+    monkeypatch.setattr(hybrid.HybridBlend, 'fit', classmethod(lambda cls, *a, **kw: types.SimpleNamespace(weights=[one])))
+    monkeypatch.setattr(hybrid.HybridBlend, 'fit_profile_weights', staticmethod(lambda *a: None))
+    for fit in (model_fit._fit_hybrid, lambda *a, **kw: model_fit._fit_profile([], *a, **kw)):
+        with pytest.raises(_Stop):
+            list(fit([], [], [], [], [], 1e-2, out, 'test', '', write_blend=False) if fit is model_fit._fit_hybrid
+                 else fit([], [], [], [], [], 1e-2, out, 'test', '', write=False))
+    assert len(seen) == 7 and all(m is face_model_68(out) for m in seen), [m is None for m in seen]

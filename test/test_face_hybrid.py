@@ -674,3 +674,22 @@ def test_no_camera_means_the_assumed_camera(hybrid, frame):
     np.testing.assert_array_equal(a.cov68, b.cov68)
     (c,) = hybrid.process(frame, assumed_K(w, h, 3.0 * max(w, h)))   # another camera: other features
     assert c.extras['yaw0'] != a.extras['yaw0']
+
+
+def test_the_blend_s_yaw_is_solved_on_the_fitted_folder_s_3d_mean_face(tmp_path, frame, monkeypatch):
+    """The hybrid blend's per-face yaw (quick_yaw in blend_mesh_face) takes the 3D mean face of the folder
+    FaceLandmarker reads (data_dir), not the shipped one."""
+    from depthmarks_ros.cli.fit_face import seed_output
+    from depthmarks_ros.core.face import hybrid as hybrid_mod
+    from depthmarks_ros.core.face.head_pose import face_model_68
+    seed_output(str(tmp_path))
+    np.save(tmp_path / 'face_model_68.npy', face_model_68() * [1.0, 1.0, 2.5])
+    seen = []
+    real = hybrid_mod.quick_yaw
+    monkeypatch.setattr(hybrid_mod, 'quick_yaw', lambda pts, size, model=None: seen.append(model) or real(pts, size, model))
+    lm = FaceLandmarker('hybrid', static=True, data_dir=str(tmp_path), uncertainty=False)
+    try:
+        assert len(lm.process(frame, K)) == 1
+    finally:
+        lm.close()
+    assert seen and all(m is face_model_68(str(tmp_path)) for m in seen)
