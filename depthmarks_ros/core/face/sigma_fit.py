@@ -88,6 +88,37 @@ def subset(rec: Dict[str, np.ndarray], mask) -> Dict[str, np.ndarray]:
     return {k: v[mask] for k, v in rec.items()}
 
 
+# in <cache>/sigma_<key>.json: a short hash of the 3D mean face (head_pose.model_digest) the records' pose
+# features (yaw0, pitch0, reproj68) and self-occlusion labels were computed on
+RECORDS_MODEL_KEY = 'face_model_68_sha1'
+
+
+class StaleRecordsError(ValueError):
+    """Cached error records computed on another 3D mean face than the output folder's."""
+
+
+def check_records_model(path: str, output: str) -> None:
+    """A StaleRecordsError where the records ``path`` (``<cache>/sigma_<key>.npz``) name a 3D mean face
+    (RECORDS_MODEL_KEY in their .json) other than folder ``output``'s (a model refit since they were
+    written): their features would mix two models. Records that name none (written before the hash was
+    kept) pass."""
+    import json
+    import os
+    from depthmarks_ros.core.face.head_pose import folder_face_model, model_digest
+    made = path[:-4] + '.json'
+    if not os.path.isfile(made):
+        return
+    with open(made) as f:
+        digest = json.load(f).get(RECORDS_MODEL_KEY)
+    now = model_digest(folder_face_model(output))
+    if digest is not None and digest != now:
+        raise StaleRecordsError(
+            f'{path}: its pose features (yaw0, pitch0, reproj68) and self-occlusion labels were computed on a 3D '
+            f'mean face (sha1 {digest}) other than {os.path.join(output, "face_model_68.npy")} (sha1 {now}, refit '
+            f'since?); rewrite the records with depthmarks fit-face --data DATA -o {output} --parts sigma '
+            f'--cache {os.path.dirname(path) or "."} (the hybrid\'s: --parts sigma-hybrid)')
+
+
 def save_records(path: str, rec: Dict[str, np.ndarray]) -> None:
     np.savez_compressed(path, **rec)
 
@@ -190,10 +221,12 @@ def fit_and_save(key: str, rec: Dict[str, np.ndarray], output: str, meta: dict, 
     import os
     if cache:
         import json
+        from depthmarks_ros.core.face.head_pose import folder_face_model, model_digest
         os.makedirs(cache, exist_ok=True)
         save_records(os.path.join(cache, f'sigma_{key}.npz'), rec)
-        with open(os.path.join(cache, f'sigma_{key}.json'), 'w') as f:
-            json.dump({'records_made_by': meta}, f, indent=1)
+        with open(os.path.join(cache, f'sigma_{key}.json'), 'w') as f:     # the records' model: output's (error_records)
+            json.dump({'records_made_by': meta, RECORDS_MODEL_KEY: model_digest(folder_face_model(output))}, f,
+                      indent=1)
     from depthmarks_ros.core.face.sigma_model import FIT_DESIGNS
     lines = []
     meta = dict(meta)
@@ -249,6 +282,7 @@ def refit_cached(cache: str, output: str, command: str, steps: int = 300, sample
         if not os.path.isfile(path):
             continue
         found = True
+        check_records_model(path, output)
         rec = load_records(path)
         if ('sharp' not in rec or 'contrast' not in rec) and samples is not None:
             rec = add_image_quality(rec, samples())
