@@ -278,3 +278,25 @@ def test_declared_twins_are_the_compressed_topics_the_node_publishes(rclpy_conte
             {'/' + t for t in g.NODES[name].twins}
     finally:
         node.destroy_node()
+
+
+def test_a_users_base_profiles_keep_their_own_writers_and_a_missing_base_is_named(tmp_path, own_temp):
+    """A data_writer profile the user's base file already has for a picked topic is kept (one
+    profile of that name, the user's mode) and named in a note; a base path that is not a file is
+    named too (the file is built without it). The runner's async_topics (Setup.topics) are those
+    the added profiles make asynchronous."""
+    graph = g.plan(g.GraphConfig())
+    proc = depth_process(graph)
+    base = tmp_path / 'user.xml'
+    base.write_text(f'<?xml version="1.0"?><dds xmlns="{pb.XMLNS}"><profiles><data_writer profile_name="/fusion/depth">'
+                    '<qos><publishMode><kind>SYNCHRONOUS</kind></publishMode></qos></data_writer></profiles></dds>')
+    setup = pb.process_setup(graph, proc, {pb.CONTAINER_MODE_ENV: 'OUTBOUND', pb.PROFILES_ENV: str(base)})
+    writers = [(w.get('profile_name'), w.findtext(f'{Q}qos/{Q}publishMode/{Q}kind'))
+               for w in ET.parse(setup.env[pb.PROFILES_ENV]).getroot().iter(f'{Q}data_writer')]
+    assert [k for n, k in writers if n == '/fusion/depth'] == ['SYNCHRONOUS']
+    assert '/fusion/depth' not in setup.topics and '/fusion/points' in setup.topics
+    assert sorted(n for n, k in writers if k == 'ASYNCHRONOUS') == sorted(setup.topics)
+    assert len(setup.notes) == 1 and '/fusion/depth' in setup.notes[0]
+    missing = pb.process_setup(graph, proc, {pb.CONTAINER_MODE_ENV: 'OUTBOUND', pb.PROFILES_ENV: str(tmp_path / 'no.xml')})
+    assert missing.env and len(missing.notes) == 1 and 'no.xml is not a file' in missing.notes[0]
+    assert missing.topics == pb.asynchronous_topics(graph, proc, pb.OUTBOUND)

@@ -34,7 +34,9 @@ wins (nothing changes). Figures: docs/pipeline.md, "Per-topic publication mode".
 from __future__ import annotations
 
 import os
+import sys
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Tuple
 
 from depthmarks_ros.pipeline import graph as g
@@ -74,16 +76,28 @@ def writer_topics(spec: g.NodeSpec) -> Tuple[str, ...]:
     return tuple(t for t, _ in spec.outputs) + spec.twins
 
 
+def base_writer_profiles(base_text: str) -> Tuple[str, ...]:
+    """The ``data_writer`` profile names a Fast DDS XML profiles file already has."""
+    if not base_text.strip():
+        return ()
+    root = ET.fromstring(base_text)
+    return tuple(w.get('profile_name') or '' for w in root.iter(f'{{{XMLNS}}}data_writer'))
+
+
 def profiles_xml(topics: Tuple[str, ...], base_text: str = '') -> str:
     """``base_text`` (a Fast DDS XML profiles file; '' = none) with one ``data_writer`` profile per
-    topic, named after it, publishing asynchronously."""
+    topic, named after it, publishing asynchronously; a topic the base already has a ``data_writer``
+    profile for keeps the base's (two profiles of one name: Fast DDS refuses the second)."""
     ET.register_namespace('', XMLNS)
     q = f'{{{XMLNS}}}'
     root = ET.fromstring(base_text) if base_text.strip() else ET.Element(f'{q}dds')
     profiles = root if root.tag == f'{q}profiles' else root.find(f'{q}profiles')
     if profiles is None:
         profiles = ET.SubElement(root, f'{q}profiles')
+    named = set(base_writer_profiles(base_text))
     for topic in topics:
+        if topic in named:
+            continue
         writer = ET.SubElement(profiles, f'{q}data_writer', profile_name=topic)
         mode = ET.SubElement(ET.SubElement(ET.SubElement(writer, f'{q}qos'), f'{q}publishMode'), f'{q}kind')
         mode.text = 'ASYNCHRONOUS'
@@ -97,19 +111,48 @@ def asked_rule(environ: Mapping[str, str]) -> str:
     return rule if rule in RULES and not environ.get(PUBLICATION_MODE_ENV) else ''
 
 
-def process_env(graph: g.Graph, proc: g.ProcessLaunch, environ: Mapping[str, str],
-                config_dir: Optional[str] = None) -> Dict[str, str]:
-    """The environment entries that give ``proc`` the per-topic publication mode ``environ`` asks for
-    (:data:`CONTAINER_MODE_ENV` one of :data:`RULES`): the profiles file and ``AUTO``. Empty for a
-    process of one node, for no (or another) request, or where ``environ`` sets
-    :data:`PUBLICATION_MODE_ENV` itself."""
+@dataclass(frozen=True)
+class Setup:
+    """What :func:`process_setup` gives a process: ``env`` (the entries to add), ``topics`` (those made
+    asynchronous by the added profiles), ``notes`` (for the user: a missing base profiles file, topics
+    the base already has a profile for and keeps)."""
+    env: Dict[str, str] = field(default_factory=dict)
+    topics: Tuple[str, ...] = ()
+    notes: Tuple[str, ...] = ()
+
+
+def process_setup(graph: g.Graph, proc: g.ProcessLaunch, environ: Mapping[str, str],
+                  config_dir: Optional[str] = None) -> Setup:
+    """The per-topic publication mode ``environ`` asks for (:data:`CONTAINER_MODE_ENV` one of
+    :data:`RULES`) for ``proc``: the profiles file (``environ``'s :data:`PROFILES_ENV`, the user's or
+    the package's, with the picked topics' profiles added) and ``AUTO``. Empty for a process of one
+    node, for no (or another) request, or where ``environ`` sets :data:`PUBLICATION_MODE_ENV` itself."""
     rule = asked_rule(environ)
     if not proc.composed or not rule:
-        return {}
+        return Setup()
     base = environ.get(PROFILES_ENV) or ''
-    base_text = ''
+    base_text, notes = '', []
     if base and os.path.isfile(base):
         with open(base, encoding='utf-8') as f:
             base_text = f.read()
-    text = profiles_xml(asynchronous_topics(graph, proc, rule, config_dir), base_text)
-    return {PROFILES_ENV: g.content_file('depthmarks_dds', 'profiles.xml', text), PUBLICATION_MODE_ENV: 'AUTO'}
+    elif base:
+        notes.append(f'{PROFILES_ENV}={base} is not a file: the per-topic profiles file of process '
+                     f'{proc.name} is built without it (Fast DDS would have refused to start with it)')
+    picked = asynchronous_topics(graph, proc, rule, config_dir)
+    named = set(base_writer_profiles(base_text))
+    kept = [t for t in picked if t in named]
+    if kept:
+        notes.append(f'{base} has data_writer profiles of its own for {", ".join(kept)}: kept as they are '
+                     f'(not made asynchronous by {CONTAINER_MODE_ENV}={rule})')
+    text = profiles_xml(picked, base_text)
+    return Setup({PROFILES_ENV: g.content_file('depthmarks_dds', 'profiles.xml', text), PUBLICATION_MODE_ENV: 'AUTO'},
+                 tuple(t for t in picked if t not in named), tuple(notes))
+
+
+def process_env(graph: g.Graph, proc: g.ProcessLaunch, environ: Mapping[str, str],
+                config_dir: Optional[str] = None) -> Dict[str, str]:
+    """The environment entries of :func:`process_setup`; its notes go to stderr (the launch files)."""
+    setup = process_setup(graph, proc, environ, config_dir)
+    for note in setup.notes:
+        print(f'[depthmarks] {note}', file=sys.stderr)
+    return setup.env

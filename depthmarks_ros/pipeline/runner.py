@@ -298,11 +298,12 @@ class PipelineRunner:
         env = self._child_env if self._child_env is not None else dict(os.environ)
         # a shared process asked to publish per topic (DEPTHMARKS_CONTAINER_PUBLICATION_MODE=OUTBOUND|CROSSING)
         config_dir = self.cfg.params_dir or None
-        extra = publication.process_env(graph, proc, env, config_dir)
-        if extra:
-            self.async_topics[proc.name] = list(publication.asynchronous_topics(
-                graph, proc, publication.asked_rule(env), config_dir))
-            env = dict(env, **extra)
+        setup = publication.process_setup(graph, proc, env, config_dir)
+        for note in setup.notes:
+            print(f'[depthmarks run] {note}', file=sys.stderr)
+        if setup.env:
+            self.async_topics[proc.name] = list(setup.topics)
+            env = dict(env, **setup.env)
         log = open(os.path.join(self.cfg.output, f'{proc.name}.log'), 'w')
         popen = subprocess.Popen([sys.executable, '-m', proc.module, *proc.arguments, *process_ros_args(proc, pfiles)],
                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
