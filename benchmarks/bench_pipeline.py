@@ -106,10 +106,19 @@ def run_mode(mode: str, args, folder: str) -> dict:
         metrics = json.load(f)
     metrics['_bench'] = {'command': ' '.join(cmd[1:]), 'load_before': before, 'load_after': load(),
                          'elapsed_s': round(time.monotonic() - t0, 1)}
-    if metrics.get('skipped'):   # a node (process) that did not start or died: not a figure of the layout
-        print(f'!! {MODES[mode]}: {metrics["skipped"]}: this run is left out of the summary', file=sys.stderr)
-        metrics['_bench']['failed'] = metrics['skipped']
+    # a process that exited with an error: not a figure of the layout (a node that did not start, e.g.
+    # an import failure, is skipped in every run alike: the runs stay, the tables say it)
+    from depthmarks_ros.pipeline.report import exited_with_error   # ROS-free (sys.path: main())
+    failed = exited_with_error(metrics.get('skipped'))
+    if failed:
+        print(f'!! {MODES[mode]}: {failed}: this run is left out of the summary', file=sys.stderr)
+        metrics['_bench']['failed'] = failed
     return metrics
+
+
+def last_good(runs: list) -> dict:
+    """The last run of a mode that did not fail (the last one if all failed)."""
+    return next((r for r in reversed(runs) if not r['_bench'].get('failed')), runs[-1])
 
 
 def fmt(v, spec='.0f'):
@@ -168,7 +177,7 @@ def main():
                 for proc, topics in (runs[m][-1].get('async_topics') or {}).items():
                     print(f'    {proc} process publishes asynchronously: {" ".join(topics)}', flush=True)
     print(f'load after: {load()}')
-    results = {m: runs[m][-1] for m in modes}
+    results = {m: last_good(runs[m]) for m in modes}
 
     print('\nrate Hz / latency median, p95 ms (sensor stamp -> arrival) / median of each third of the run, trend '
           '(last - first third)')
@@ -261,12 +270,12 @@ def summary(runs: dict, modes: list) -> None:
     stereo node's rest share, with each mode's ratio to the first mode (the reference)."""
     failed = {m: sum(bool(r['_bench'].get('failed')) for r in runs[m]) for m in modes}
     runs = {m: [r for r in runs[m] if not r['_bench'].get('failed')] for m in modes}
-    n = len(runs[modes[0]]) + failed[modes[0]]
     ref = modes[0]
-    print(f'\nsummary: median over {n} interleaved run(s) per mode; (x ratio) = mode / {MODES[ref]}')
+    counts = ', '.join(f'{MODES[m]} {len(runs[m])}' for m in modes)
+    print(f'\nsummary: median over the interleaved runs that did not fail ({counts}); (x ratio) = mode / {MODES[ref]}')
     for m in modes:
         if failed[m]:
-            print(f'  ({MODES[m]}: {failed[m]} run(s) with a node or process that did not start or died left out)')
+            print(f'  ({MODES[m]}: {failed[m]} run(s) with a process that exited with an error left out)')
     print(f'{"latency median / p95 ms":32s}' + ''.join(f' | {MODES[m]:^34s}' for m in modes))
 
     def cell(m, value, ref_value, spec='.0f'):

@@ -469,3 +469,31 @@ def test_accuracy_scores_every_frame_even_where_its_sigma_was_not_kept():
     acc = accuracy(last)['fusion/depth']
     assert acc['frames_scored'] == 2 and acc['mae'] == pytest.approx(200, abs=1)      # mm, over both frames
     assert acc['within_1sigma'] == pytest.approx(1.0)                                 # from the one with sigma
+
+
+def test_bench_pipeline_leaves_out_only_runs_whose_process_exited_with_an_error(capsys):
+    """benchmarks/bench_pipeline.py: a run is dropped from the medians only where a process exited
+    with an error (the runner's exit note), not for a node that did not start in every run alike (an
+    import failure); the header counts the runs the medians use; the per-mode tables show the last
+    run that did not fail."""
+    import importlib.util
+    from depthmarks_ros.pipeline.report import exit_note, exited_with_error
+    crash = {'depth': exit_note('depth (sim_rig, stereo_depth)', -11, 'depth')}
+    not_started = {'face_landmarks': 'face_landmarks is not available (ImportError: no mediapipe)',
+                   'depth_fusion': 'DepthFusionNode: cannot start: x (in process depth, see depth.log)'}
+    assert exited_with_error(dict(crash, **not_started)) == crash and exited_with_error(not_started) == {}
+    spec = importlib.util.spec_from_file_location('bench_pipeline', os.path.join(
+        os.path.dirname(__file__), '..', 'benchmarks', 'bench_pipeline.py'))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def run(latency, failed=None):
+        return {'topics': {'fusion/depth': {'latency_ms_median': latency, 'latency_ms_p95': 2 * latency}},
+                'node_counters': {}, 'skipped': not_started, '_bench': {'failed': failed} if failed else {}}
+    runs = {'multi': [run(40), run(50), run(900, crash)], 'multi-crossing': [run(60), run(80), run(70)]}
+    assert bench.last_good(runs['multi']) is runs['multi'][1]
+    bench.summary(runs, ['multi', 'multi-crossing'])
+    out = capsys.readouterr().out
+    assert f'{bench.MODES["multi"]} 2, {bench.MODES["multi-crossing"]} 3' in out and '1 run(s)' in out
+    fused = next(line for line in out.splitlines() if line.startswith('fusion/depth'))
+    assert '45' in fused and '70 x1.56' in fused and '900' not in fused

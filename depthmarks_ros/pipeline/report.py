@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -190,3 +190,18 @@ def node_counters(diagnostics: List[Tuple[int, bytes]], only: Optional[set] = No
             if only is None or st.hardware_id in only:
                 out[st.name.split(':')[0]] = {kv.key: kv.value for kv in st.values}
     return out
+
+
+_EXITED = ' exited with '
+
+
+def exit_note(what: str, code: int, name: str) -> str:
+    """metrics.json ``skipped`` entry (pipeline/runner.py) of a process that exited with an error
+    (:func:`exited_with_error`)."""
+    return f'{what}{_EXITED}{code} (see {name}.log)'
+
+
+def exited_with_error(skipped: Mapping[str, str]) -> Dict[str, str]:
+    """The ``skipped`` entries of processes that exited with an error (not the nodes that did not
+    start, such as one whose import failed: those are the same in every run)."""
+    return {k: v for k, v in (skipped or {}).items() if _EXITED in str(v) and str(v).endswith('.log)')}

@@ -31,8 +31,8 @@ from depthmarks_ros.pipeline.player import McapPlayer
 from depthmarks_ros.pipeline.recorder import McapRecorder, TopicStats
 from depthmarks_ros.pipeline.recorder_node import TF_STATIC, RecordedTopic, RecorderNode
 from depthmarks_ros.pipeline.registry import load_node_class
-from depthmarks_ros.pipeline.report import (PREVIEW_KEEP, SCORED_TOPICS, accuracy, node_counters, write_metrics,
-                                           write_previews)
+from depthmarks_ros.pipeline.report import (PREVIEW_KEEP, SCORED_TOPICS, accuracy, exit_note, node_counters,
+                                           write_metrics, write_previews)
 from depthmarks_ros.ros import local_tap
 from depthmarks_ros.ros.recorded_topics import node_process_env
 from depthmarks_ros.ros.executors import StopSignals, freeze_startup_heap, make_executor
@@ -367,7 +367,7 @@ class PipelineRunner:
             if proc.returncode != 0:
                 nodes = self.proc_nodes[name]
                 what = name if nodes == [name] else f'{name} ({", ".join(nodes)})'
-                self.skipped[name] = f'{what} exited with {proc.returncode} (see {name}.log)'
+                self.skipped[name] = exit_note(what, proc.returncode, name)
         self.skipped.update(self._failed_to_start())
 
     def _spin(self, executor, stats: TopicStats, stop: StopSignals) -> None:
