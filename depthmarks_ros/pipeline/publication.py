@@ -18,12 +18,15 @@ asynchronous:
   in the process, face_landmarks and body_pose outside). Only the topics that the process's own
   nodes alone read (the stereo pair, the LiDAR sweep, stereo's depth and confidence) stay synchronous.
 
+A node's writers are its outputs and the compressed twins of its image publishers (:func:`writer_topics`).
+
 How (rmw_fastrtps, checked on the installed 9.3.3 and its source): ``create_publisher`` loads the Fast
 DDS ``data_writer`` profile named after the fully qualified ROS topic (``/camera/image_raw``) from the
 XML profiles file (``FASTDDS_DEFAULT_PROFILES_FILE``), then overrides its publish mode unless
 ``RMW_FASTRTPS_PUBLICATION_MODE=AUTO`` (unset behaves as ``SYNCHRONOUS``). So the process gets a
 profiles file (the one it would have loaded, with one ``data_writer`` profile per picked topic, kind
-``ASYNCHRONOUS``; written once per content in the temp folder) and ``AUTO``; every other writer keeps
+``ASYNCHRONOUS``, except a topic the base file has a ``data_writer`` profile for already; written once
+per content in the temp folder) and ``AUTO``; every other writer keeps
 Fast DDS's default, synchronous. rmw still sets its history memory policy and turns data sharing
 off (``RMW_FASTRTPS_USE_QOS_FROM_XML`` stays unset), and the ROS QoS of each publisher applies.
 
