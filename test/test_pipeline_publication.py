@@ -261,7 +261,7 @@ def test_nodes_and_graph_read_one_input_list():
         assert 'node_inputs.' in src and not re.search(r'\bInput\(|image_input\(', src), module.__name__
 
 
-@pytest.mark.parametrize('name', ['sim_rig', 'stereo_depth', 'depth_fusion', 'mono_depth'])
+@pytest.mark.parametrize('name', ['sim_rig', 'stereo_depth', 'depth_fusion', 'mono_depth', 'face_landmarks', 'body_pose'])
 def test_declared_twins_are_the_compressed_topics_the_node_publishes(rclpy_context, monkeypatch, name):
     """NodeSpec.twins (writers the rules pick from too) against the started node's publishers."""
     import importlib

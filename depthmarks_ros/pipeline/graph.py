@@ -67,7 +67,7 @@ class NodeSpec:
     #: the relative topics of the compressed twins its image publishers create (ros/image_publisher.py:
     #: ``<topic>/compressed``, ``<topic>/compressedDepth`` for a depth); writers of their own (the
     #: per-topic publication rules, pipeline/publication.py); test_pipeline_publication.py checks them
-    #: against started nodes (sim_rig, stereo_depth, depth_fusion, mono_depth)
+    #: against started nodes (all but video_source, which needs a video)
     twins: Tuple[str, ...] = ()
 
     @property
