@@ -162,6 +162,35 @@ def test_face_reads_the_fitted_artefacts_of_the_folder_fitted_data_names(tmp_pat
     assert str(fitted / 'face_model_68.npy') in capsys.readouterr().out
 
 
+def test_fitted_data_requires_only_what_the_detector_and_uncertainty_read(tmp_path, face_image, capsys):
+    """fitted_data asks for the files this pipeline reads: a dlib folder fitted for one detector (its
+    sigma model only) runs with that detector and stops, naming the missing file and the detector, with
+    another; without uncertainty no sigma model or visibility file is asked for."""
+    from depthmarks_ros.cli.fit_face import seed_output
+    from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.face.backends import BackendError
+    from depthmarks_ros.core.face.pipeline import fitted_data_dir
+    fitted = tmp_path / 'fitted'
+    seed_output(str(fitted))
+    for name in ('face_sigma_dlib.json', 'face_sigma_dlib_mmod.json'):
+        (fitted / name).unlink()
+    assert fitted_data_dir(str(fitted), 'dlib', 'hog') == str(fitted)
+    with pytest.raises(BackendError, match=r'lacks face_sigma_dlib_mmod.json \(the dlib \(detector mmod\)'):
+        fitted_data_dir(str(fitted), 'dlib', 'mmod')
+    with pytest.raises(BackendError, match='lacks face_sigma_dlib.json '):
+        fitted_data_dir(str(fitted), 'hybrid')
+    (fitted / 'face_visibility.json').unlink()
+    for backend in ('dlib', 'hybrid'):
+        assert fitted_data_dir(str(fitted), backend, 'mmod', uncertainty=False) == str(fitted)
+    img = tmp_path / 'astro.png'
+    cv2.imwrite(str(img), cv2.cvtColor(face_image, cv2.COLOR_RGB2BGR))
+    args = ['face', str(img), '-o', str(tmp_path / 'o'), '--fitted-data', str(fitted), '--backend', 'dlib',
+            '--no-detector-all-views', '--no-detector-mmod']
+    assert main(args + ['--dlib-detector', 'mmod']) == 2
+    assert 'face_sigma_dlib_mmod.json' in capsys.readouterr().out
+    assert main(args + ['--dlib-detector', 'hog', '--no-uncertainty']) == 0
+
+
 def test_fit_face_refits_the_sigma_models_from_cached_error_records(tmp_path):
     """`--parts sigma-cached --cache DIR` refits face_sigma_<backend>.json from the records alone
     (no image), recording the split rule and command; a missing cache is a message, exit 1."""

@@ -64,12 +64,29 @@ FITTED_FILES = {'hybrid': ('face_mesh_to_68.npz', 'face_hybrid.json', 'face_prof
                 'dlib': ('face_sigma_dlib.json', 'face_sigma_dlib_hog.json', 'face_sigma_dlib_mmod.json')}
 
 
-def fitted_data_dir(path: str = '', backend: str = '') -> str:
+def fitted_files(backend: str = '', dlib_detector: str = '', uncertainty: bool = True) -> tuple:
+    """The fitted files FaceLandmarker(backend, dlib_detector=..., uncertainty=...) reads from its data_dir
+    (FITTED_FILES_ALL and FITTED_FILES[backend]; '' = every backend's): the dlib backend only its
+    detector's sigma model (face_sigma_dlib.json for 'cascade', else face_sigma_dlib_<detector>.json; ''
+    = all three); without ``uncertainty`` no sigma model and no face_visibility.json."""
+    if backend not in FITTED_FILES:
+        return tuple(dict.fromkeys(FITTED_FILES_ALL + sum(FITTED_FILES.values(), ())))
+    names = FITTED_FILES_ALL + FITTED_FILES[backend]
+    if backend == 'dlib' and dlib_detector:
+        own = 'face_sigma_dlib.json' if dlib_detector == 'cascade' else f'face_sigma_dlib_{dlib_detector}.json'
+        names = tuple(n for n in names if not n.startswith('face_sigma_') or n == own)
+    if not uncertainty:
+        names = tuple(n for n in names if not n.startswith('face_sigma_') and n != 'face_visibility.json')
+    return names
+
+
+def fitted_data_dir(path: str = '', backend: str = '', dlib_detector: str = '', uncertainty: bool = True) -> str:
     """The folder of the fitted face artefacts that the face_landmarks parameter ``fitted_data`` names
     (a folder ``depthmarks fit-face -o DIR`` wrote; ``~`` expanded): '' = the shipped ones (DATA_DIR). A
-    path that is not a folder, or a folder without each file ``backend`` reads (FITTED_FILES_ALL and
-    FITTED_FILES[backend]; '' = every backend's), is a BackendError naming it and what is missing: a typo
-    or an empty folder would otherwise run without the fitted artefacts (FaceLandmarker's fallbacks)."""
+    path that is not a folder, or a folder without each file this pipeline reads (:func:`fitted_files` of
+    ``backend``, ``dlib_detector`` and ``uncertainty``; '' = every backend's), is a BackendError naming it
+    and what is missing: a typo or an empty folder would otherwise run without the fitted artefacts
+    (FaceLandmarker's fallbacks)."""
     if not path:
         return DATA_DIR
     path = os.path.expanduser(path)
@@ -77,11 +94,15 @@ def fitted_data_dir(path: str = '', backend: str = '') -> str:
             'empty = the shipped ones')
     if not os.path.isdir(path):
         raise BackendError(f'fitted_data {path!r} is not a folder ({hint})')
-    need = FITTED_FILES_ALL + (FITTED_FILES[backend] if backend in FITTED_FILES else
-                               sum(FITTED_FILES.values(), ()))
-    missing = sorted({n for n in need if not os.path.isfile(os.path.join(path, n))})
+    missing = sorted({n for n in fitted_files(backend, dlib_detector, uncertainty)
+                      if not os.path.isfile(os.path.join(path, n))})
     if missing:
-        raise BackendError(f'fitted_data {path!r} lacks {", ".join(missing)} (the {backend or "face"} pipeline reads '
+        what = backend or 'face'
+        if backend == 'dlib' and dlib_detector:
+            what += f' (detector {dlib_detector})'
+        if backend in FITTED_FILES and not uncertainty:
+            what += ' without uncertainty'
+        raise BackendError(f'fitted_data {path!r} lacks {", ".join(missing)} (the {what} pipeline reads '
                            f'them; copy them from {DATA_DIR}, or {hint})')
     return path
 
