@@ -302,13 +302,14 @@ def test_a_fitted_folder_s_3d_mean_face_is_the_one_every_step_uses(tmp_path, fac
     os.utime(tmp_path / 'face_model_68.npy', ns=(mtime, mtime))  # even with the old mtime and the same size
     assert np.array_equal(face_model_68(str(tmp_path)), shipped)
     from depthmarks_ros.core.face import head_pose
-    assert sum(k.startswith(os.path.realpath(tmp_path)) for k in head_pose._MODELS) == 1    # one entry per file
+    assert sum(k.startswith(os.path.realpath(tmp_path) + os.sep) for k in head_pose._MODELS) == 1    # one entry per file
 
 
-@pytest.mark.parametrize('content', [b'', b'\x93NUMPY\x01\x00v\x00{', 'pickle', 'shape'])
+@pytest.mark.parametrize('content', [b'', b'\x93NUMPY\x01\x00v\x00{', 'pickle', 'shape', 'npz', 'int'])
 def test_an_unreadable_3d_mean_face_is_a_backend_error_naming_the_file(tmp_path, content):
-    """An empty, truncated, pickled or wrongly shaped face_model_68.npy is the BackendError the node and
-    `depthmarks face` catch (a clear start error / message), naming the file; not an EOFError or an unnamed
+    """An empty, truncated, pickled, wrongly shaped, integer-typed or .npz (under the .npy name)
+    face_model_68.npy is the BackendError the node and `depthmarks face` catch (a clear start error /
+    message), naming the file and a runnable fix; not an EOFError, an AttributeError or an unnamed
     ValueError with a traceback."""
     from depthmarks_ros.core.face.backends import BackendError
     path = tmp_path / 'face_model_68.npy'
@@ -316,11 +317,17 @@ def test_an_unreadable_3d_mean_face_is_a_backend_error_naming_the_file(tmp_path,
         np.save(path, np.array([{'a': 1}], dtype=object), allow_pickle=True)
     elif content == 'shape':
         np.save(path, np.zeros((5, 3)))
+    elif content == 'npz':
+        with open(path, 'wb') as f:                     # np.savez(path) would append .npz to the name
+            np.savez(f, model=face_model_68())
+    elif content == 'int':
+        np.save(path, np.round(face_model_68() * 1000).astype(np.int64))
     else:
         path.write_bytes(content)
     for call in (lambda: face_model_68(str(tmp_path)), lambda: FaceLandmarker('dlib', static=True, data_dir=str(tmp_path))):
-        with pytest.raises(BackendError, match='face_model_68.npy'):
+        with pytest.raises(BackendError, match='face_model_68.npy') as err:
             call()
+        assert 'fit-face --data DATA -o <folder> --parts model' in str(err.value)
 
 
 def test_detector_cascade_finds_dark_blurred_and_border_faces_and_nothing_in_noise(face_image):

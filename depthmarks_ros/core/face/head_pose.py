@@ -41,8 +41,9 @@ def face_model_68(data_dir: Optional[str] = None) -> np.ndarray:
     triangulation, the node's markers) takes the folder's own, so a refit model is never mixed with
     the shipped one. A file rewritten since (fit-face's model part) is read again: the cache holds one
     entry per file, keyed on a hash of its bytes (1.7 KB), not on its mtime (a rewrite of the same size
-    within the file system's time resolution would go unseen). A missing, empty, truncated, pickled or
-    wrongly shaped file is a BackendError naming it (what the node and ``depthmarks face`` catch)."""
+    within the file system's time resolution would go unseen). A missing, empty, truncated, pickled,
+    wrongly shaped, integer-typed or .npz file is a BackendError naming it and a runnable fix (what the
+    node and ``depthmarks face`` catch)."""
     from depthmarks_ros.core.face.backends import BackendError
     path = os.path.realpath(os.path.join(data_dir or DATA_DIR, 'face_model_68.npy'))
     try:
@@ -54,14 +55,21 @@ def face_model_68(data_dir: Optional[str] = None) -> np.ndarray:
     hit = _MODELS.get(path)
     if hit is not None and hit[0] == digest:
         return hit[1]
+    shipped = path == os.path.realpath(os.path.join(DATA_DIR, 'face_model_68.npy'))
+    fix = ('reinstall the package' if shipped
+           else 'refit with depthmarks fit-face --data DATA -o <folder> --parts model')
     try:
         model = np.load(io.BytesIO(raw), allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise BackendError(f'{path}: not a readable .npy 3D mean face ({type(exc).__name__}: {exc}); '
-                           'refit with depthmarks fit-face --parts model') from exc
-    if model.shape != (68, 3) or not np.issubdtype(model.dtype, np.number) or not np.all(np.isfinite(model)):
-        raise BackendError(f'{path}: not a (68, 3) finite 3D mean face (shape {model.shape}, dtype {model.dtype}); '
-                           'refit with depthmarks fit-face --parts model')
+                           f'{fix}') from exc
+    if not isinstance(model, np.ndarray):   # an .npz under the .npy name loads as an NpzFile
+        model.close()
+        raise BackendError(f'{path}: not a .npy 3D mean face (an .npz archive?); {fix}')
+    if (model.shape != (68, 3) or not np.issubdtype(model.dtype, np.floating)
+            or not np.all(np.isfinite(model))):
+        raise BackendError(f'{path}: not a (68, 3) finite float 3D mean face (shape {model.shape}, '
+                           f'dtype {model.dtype}); {fix}')
     model.setflags(write=False)
     _MODELS[path] = (digest, model)
     return model
