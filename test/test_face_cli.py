@@ -219,12 +219,15 @@ def test_fit_face_refits_the_sigma_models_from_cached_error_records(tmp_path):
     assert not fresh.exists()                            # checked before the folder is seeded
 
 
-def test_cached_records_of_another_3d_mean_face_are_refused(tmp_path, capsys):
-    """Cached error records name the 3D mean face their pose features were computed on (a short hash in
-    sigma_<key>.json); after the output folder's model is refit, `--parts sigma-cached` and the pose part
-    on the cache refuse them with a message naming both files (they would mix two models)."""
+def test_cached_records_of_another_3d_mean_face_are_refused(tmp_path, capsys, monkeypatch):
+    """Cached error records name the 3D mean face their pose features were computed on (a short hash of
+    its values in sigma_<key>.json); after the output folder's model is refit, `--parts sigma-cached` and
+    the pose part on the cache refuse them with a message naming both files (they would mix two models),
+    checking every cache file before fitting or running anything: a later key's stale records leave no
+    face_sigma_*.json rewritten from an earlier key's fresh ones, and no backend is run."""
     from depthmarks_ros.cli.fit_face import seed_output
     from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.face import pipeline
     from depthmarks_ros.core.face.head_pose import face_model_68
     from depthmarks_ros.core.face.model_fit import _fit_pose_scales
     from depthmarks_ros.core.face.sigma_fit import StaleRecordsError, check_records_model, fit_and_save
@@ -232,15 +235,23 @@ def test_cached_records_of_another_3d_mean_face_are_refused(tmp_path, capsys):
     rec, _ = synthetic_sigma_records(np.random.default_rng(0), faces=(20, 10))
     out, cache = tmp_path / 'out', tmp_path / 'cache'
     seed_output(str(out))
+    list(fit_and_save('mediapipe', rec, str(out), {'command': 'test'}, str(cache), cross_check=False, steps=2))
+    check_records_model(str(cache / 'sigma_mediapipe.npz'), str(out))          # the same model: accepted
+    np.save(out / 'face_model_68.npy', face_model_68() * [1.0, 1.0, 2.5])      # fit-face --parts model since
     list(fit_and_save('hybrid', rec, str(out), {'command': 'test'}, str(cache), cross_check=False, steps=2))
-    check_records_model(str(cache / 'sigma_hybrid.npz'), str(out))          # the same model: accepted
-    np.save(out / 'face_model_68.npy', face_model_68() * [1.0, 1.0, 2.5])   # fit-face --parts model since
+    check_records_model(str(cache / 'sigma_hybrid.npz'), str(out))             # written on the new model
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert main(['fit-face', '--data', str(tmp_path / 'none'), '-o', str(out), '--parts', 'sigma-cached',
                  '--cache', str(cache), '--sigma-steps', '2']) == 1
     said = capsys.readouterr().err
-    assert str(cache / 'sigma_hybrid.npz') in said and str(out / 'face_model_68.npy') in said
-    with pytest.raises(StaleRecordsError, match='sigma_hybrid.npz'):
-        list(_fit_pose_scales([], str(out), 'test', {}, ['hybrid'], lambda: None, str(cache)))
+    assert str(cache / 'sigma_mediapipe.npz') in said and str(out / 'face_model_68.npy') in said
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before       # hybrid (fresh, first) not refit
+
+    def no_backend(*a, **k):
+        raise AssertionError('a backend ran before the stale records were refused')
+    monkeypatch.setattr(pipeline, 'FaceLandmarker', no_backend)
+    with pytest.raises(StaleRecordsError, match='sigma_mediapipe.npz'):   # dlib (no records) would run first
+        list(_fit_pose_scales([], str(out), 'test', {}, ['dlib', 'mediapipe'], lambda: None, str(cache)))
 
 
 def test_fit_face_records_the_command_it_ran_with_the_real_cache_folder(tmp_path, monkeypatch):

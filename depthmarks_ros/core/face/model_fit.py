@@ -331,6 +331,10 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
     from depthmarks_ros.core.face.pipeline import FaceLandmarker
     from depthmarks_ros.core.face.sigma_fit import check_records_model, load_records
     from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
+    for key in keys:                # every cache file before anything runs: a refusal costs no backend run
+        path = os.path.join(cache, f'sigma_{key}.npz') if cache and key != 'hybrid_box68' else ''
+        if path and os.path.isfile(path):
+            check_records_model(path, output)       # their pose features: on this folder's mean face
     if fit.get('version') != FIT_VERSION:       # factors of an older format: not kept beside new ones
         _drop_old_pose_factors(fit)
     hp = fit.setdefault('head_pose', {})
@@ -358,8 +362,6 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
             sm_path = ''
         else:
             path = os.path.join(cache, f'sigma_{key}.npz') if cache else ''
-            if path and os.path.isfile(path):
-                check_records_model(path, output)       # their pose features: on this folder's mean face
             rec = load_records(path) if path and os.path.isfile(path) else None
             sm_path = os.path.join(output, f'face_sigma_{key}.json')
             if rec is not None and ((key == 'hybrid' and 'P' not in rec) or not os.path.isfile(sm_path)):

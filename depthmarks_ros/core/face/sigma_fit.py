@@ -88,8 +88,9 @@ def subset(rec: Dict[str, np.ndarray], mask) -> Dict[str, np.ndarray]:
     return {k: v[mask] for k, v in rec.items()}
 
 
-# in <cache>/sigma_<key>.json: a short hash of the 3D mean face (head_pose.model_digest) the records' pose
-# features (yaw0, pitch0, reproj68) and self-occlusion labels were computed on
+# in <cache>/sigma_<key>.json: a short hash of the values of the 3D mean face (head_pose.model_digest: sha1 of
+# its float64 values, not of the file's bytes; the key keeps its old name) the records' pose features (yaw0,
+# pitch0, reproj68) and self-occlusion labels were computed on
 RECORDS_MODEL_KEY = 'face_model_68_sha1'
 
 
@@ -114,7 +115,8 @@ def check_records_model(path: str, output: str) -> None:
     if digest is not None and digest != now:
         raise StaleRecordsError(
             f'{path}: its pose features (yaw0, pitch0, reproj68) and self-occlusion labels were computed on a 3D '
-            f'mean face (sha1 {digest}) other than {os.path.join(output, "face_model_68.npy")} (sha1 {now}, refit '
+            f'mean face (values hash {digest}) other than {os.path.join(output, "face_model_68.npy")} (values hash '
+            f'{now}, refit '
             f'since?); rewrite the records with depthmarks fit-face --data DATA -o {output} --parts sigma '
             f'--cache {os.path.dirname(path) or "."} (the hybrid\'s: --parts sigma-hybrid)')
 
@@ -276,13 +278,13 @@ def refit_cached(cache: str, output: str, command: str, steps: int = 300, sample
     if not cache or not os.path.isdir(cache):
         raise FileNotFoundError(f'no sigma record cache {cache!r}: run depthmarks fit-face --data DATA -o {output} '
                                 '--parts sigma --cache DIR first')
-    found = False
-    for key in SIGMA_KEYS:
-        path = os.path.join(cache, f'sigma_{key}.npz')
-        if not os.path.isfile(path):
-            continue
-        found = True
+    paths = {key: os.path.join(cache, f'sigma_{key}.npz') for key in SIGMA_KEYS}
+    paths = {key: path for key, path in paths.items() if os.path.isfile(path)}
+    if not paths:
+        raise FileNotFoundError(f'no sigma_<backend>.npz records in {cache}')
+    for path in paths.values():             # every file before any fit: a refusal writes no face_sigma_*.json
         check_records_model(path, output)
+    for key, path in paths.items():
         rec = load_records(path)
         if ('sharp' not in rec or 'contrast' not in rec) and samples is not None:
             rec = add_image_quality(rec, samples())
@@ -297,5 +299,3 @@ def refit_cached(cache: str, output: str, command: str, steps: int = 300, sample
             meta.update({k: prev[k] for k in ('backend', 'errors') if k in prev})
             meta['records_made_by'] = prev.get('command', '')
         yield from fit_and_save(key, rec, output, meta, steps=steps)
-    if not found:
-        raise FileNotFoundError(f'no sigma_<backend>.npz records in {cache}')
