@@ -307,8 +307,8 @@ def test_a_subscriber_whose_node_never_resolves_is_looked_up_less_and_less_often
         wanted.append(rp.wanted_at(10 * 10**9 + i * 10**8))
         clock[0] += 0.1
     assert all(wanted)
-    # 0.1, 0.2, 0.4, ... capped at RETRY_MAX_S (3 s): about 8 lookups in 10 s, not 100
-    assert 4 <= graph.lookups <= 10, graph.lookups
+    # 0.1, 0.2, 0.4, 0.8, then every RETRY_MAX_S (1 s): about 13 lookups in 10 s, not 100
+    assert 5 <= graph.lookups <= 16, graph.lookups
     graph.shown = [types.SimpleNamespace(node_name=recorded_topics.RECORDER_NODE)]
     clock[0] += recorded_topics.RecordedPublisher.RETRY_MAX_S
     assert rp.only_recorder()                              # named at last: the recorder alone
@@ -334,3 +334,16 @@ def test_after_every_subscriber_left_the_next_one_is_looked_up(monkeypatch):
         if wanted[-1]:
             rp.publish(_image(stamp * 1e-9))
     assert wanted == [True] * 5
+
+
+@pytest.mark.parametrize('value, on', [('1', True), (' 1 ', True), ('0', False), ('', False)])
+def test_the_filter_switch_reads_1_as_on_and_warns_on_anything_else(monkeypatch, value, on):
+    import warnings
+    from depthmarks_ros.pipeline.recorder_node import stamp_filter_enabled
+    monkeypatch.setenv('DEPTHMARKS_RECORDER_FILTER', value)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert stamp_filter_enabled() is on
+    monkeypatch.setenv('DEPTHMARKS_RECORDER_FILTER', 'true')
+    with pytest.warns(UserWarning, match='neither 0 nor 1'):
+        assert stamp_filter_enabled() is False

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
@@ -60,7 +61,11 @@ def stamp_filter_enabled() -> bool:
     """Whether ``filtered`` topics get their DDS stamp filter: only with ``DEPTHMARKS_RECORDER_FILTER=1``
     (changing a filter's parameters while the writer publishes crashes Fast DDS 3.2.2 now and then,
     eProsima/Fast-DDS#4878; docs/pipeline.md "Known issues")."""
-    return os.environ.get('DEPTHMARKS_RECORDER_FILTER', '0') == '1'
+    value = os.environ.get('DEPTHMARKS_RECORDER_FILTER', '').strip()
+    if value not in ('', '0', '1'):
+        warnings.warn(f'DEPTHMARKS_RECORDER_FILTER={value!r} is neither 0 nor 1: the stamp filter stays off '
+                      '(set 1 to turn it on)', stacklevel=2)
+    return value == '1'
 
 
 @dataclass(frozen=True)

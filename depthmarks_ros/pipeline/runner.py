@@ -315,13 +315,13 @@ class PipelineRunner:
         self.cpu_targets[proc.name] = (popen.pid, None)
 
     def _failed_to_start(self) -> Dict[str, str]:
-        """{node: its start-up error} of the nodes of a shared process that did not start while the
-        others run on (ros/node_base.run_nodes prints '<NodeClass>: cannot start: ...' to its log)."""
+        """{node: its start-up error} of the nodes that did not start (ros/node_base.run_nodes prints
+        '<NodeClass>: cannot start: ...' to its process's log): in a shared process the others run on; a
+        node alone exits 1, which _stop_processes then does not report as a crash (the same error in
+        every run, e.g. a missing model, is not a process that died)."""
         from depthmarks_ros.ros.node_base import start_error_prefix
         failed = {}
         for name, nodes in self.proc_nodes.items():
-            if len(nodes) < 2:
-                continue    # a node alone exits 1 on a start-up error (_stop_processes reports it)
             try:
                 with open(os.path.join(self.cfg.output, f'{name}.log'), errors='replace') as f:
                     lines = f.read().splitlines()
@@ -330,7 +330,8 @@ class PipelineRunner:
             for node in nodes:
                 line = next((ln for ln in lines if ln.startswith(start_error_prefix(self._class_names[node]))), None)
                 if line:
-                    failed[node] = f'{line} (in process {name}, see {name}.log)'
+                    where = f'in process {name}, ' if len(nodes) > 1 else ''
+                    failed[node] = f'{line} ({where}see {name}.log)'
         return failed
 
     def _wait_for_processes(self, executor, stats: TopicStats, stop: StopSignals, timeout: float = 90.0) -> None:
@@ -364,11 +365,13 @@ class PipelineRunner:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            if proc.returncode != 0:
-                nodes = self.proc_nodes[name]
+        not_started = self._failed_to_start()
+        for name, proc in self.procs.items():
+            nodes = self.proc_nodes[name]
+            if proc.returncode != 0 and not (len(nodes) == 1 and nodes[0] in not_started):
                 what = name if nodes == [name] else f'{name} ({", ".join(nodes)})'
                 self.skipped[name] = exit_note(what, proc.returncode, name)
-        self.skipped.update(self._failed_to_start())
+        self.skipped.update(not_started)
 
     def _spin(self, executor, stats: TopicStats, stop: StopSignals) -> None:
         start = time.monotonic()

@@ -62,7 +62,7 @@ class RecordedPublisher:
     the wrapped publisher's."""
 
     RETRY_S = 0.1
-    RETRY_MAX_S = 3.0        # the retry interval doubles while the graph keeps disagreeing for one count
+    RETRY_MAX_S = 1.0        # the retry interval doubles while the graph keeps disagreeing for one count
 
     def __init__(self, publisher, node, period_ns: int):
         self.publisher = publisher
@@ -106,7 +106,8 @@ class RecordedPublisher:
         """While only the recorder subscribes, only the first stamp of each period (no side effect:
         :meth:`publish` marks the period as served); else whether anything subscribes."""
         if self.publisher.get_subscription_count() == 0:
-            self._count = -1         # whoever subscribes next is looked up (the last answer was for others)
+            # whoever subscribes next is looked up at once (the last answer, and any back-off, was for others)
+            self._count, self._pending, self._retry_s = -1, None, self.RETRY_S
             return False
         if not self.only_recorder():
             return True
