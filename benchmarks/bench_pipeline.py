@@ -201,8 +201,8 @@ def main():
                     f' {fmt(t.get("latency_ms_p95")):>4s}  {thirds:>14s} {fmt(t.get("latency_ms_trend"), "+.0f"):>5s}')
         if present:
             print(row)
-    print('  (stereo/points, fusion/points: built once per record period, 1 Hz by default; stereo/disparity in a single '
-          'process: only the recorder takes it, so it is built for the instants it keeps, at the record rate)')
+    print('  (stereo/points, fusion/points: built once per record period, 1 Hz by default; stereo/disparity: only the '
+          'recorder takes it, so it is built for the instants it keeps, at the record rate, in either layout)')
     if any(results[m].get('filtered_topics') for m in modes):
         print('  (* recorded only, multi-process: the recorder takes it through a stamp filter at the publisher, so only '
               'the messages it writes cross DDS: rate and latency of those; DEPTHMARKS_RECORDER_FILTER=1, opt-in)')

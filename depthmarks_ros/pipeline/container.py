@@ -88,7 +88,8 @@ def main(args: Optional[List[str]] = None) -> int:
     if asked and not os.environ.get(PUBLICATION_MODE_ENV):   # (an empty one: unset)
         if asked in RULES:
             print(f'depthmarks_container: {CONTAINER_MODE_ENV}={asked} is set up by `depthmarks run '
-                  '--multi-process` (pipeline/publication.py): publishing synchronously', file=sys.stderr)
+                  '--multi-process` or the launch files (pipeline/publication.py): publishing synchronously',
+                  file=sys.stderr)
         else:
             os.environ[PUBLICATION_MODE_ENV] = asked
     return run_nodes(classes, ['depthmarks_container', *argv])

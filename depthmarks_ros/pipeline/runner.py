@@ -148,8 +148,10 @@ def recorded_topics(graph: g.Graph, started: List[str]) -> List[RecordedTopic]:
 
 def recorder_routes(topics: List[RecordedTopic], multi_process: bool) -> tuple:
     """(local, filtered): the resolved names the recorder takes from this process's publishers, and
-    those it subscribes with a stamp filter. Recorded only (not DDS_MEASURED): handed over in one
-    process, filtered across processes, except the topics accuracy() matches by stamp with the
+    those it subscribes with a stamp filter (the filter itself only with DEPTHMARKS_RECORDER_FILTER=1;
+    without it their node processes still build them once per record period, ros/recorded_topics.py).
+    Recorded only (not DDS_MEASURED): handed over in one process, across processes built once per
+    record period (and, opted in, filtered by stamp), except the topics accuracy() matches by stamp with the
     measured ones (SCORED_TOPICS: sim/depth_gt, fusion/depth_sigma), which cross DDS whole so that
     both modes score the same ~30 latest instants (filtered at the record rate, few of their stamps
     fell inside the last 30 measured frames)."""
@@ -177,7 +179,7 @@ class PipelineRunner:
         self._thread_owner: Dict[str, str] = {}     # OS thread name of a worker -> node name
         self.executor_name = ''
         self.stopped_by_signal = ''
-        self.filtered_topics: List[str] = []        # recorded only, stamp-filtered at the publisher
+        self.filtered_topics: List[str] = []        # recorded only, stamp-filtered at the publisher (opt-in)
         self._child_env: Optional[Dict[str, str]] = None   # multi-process: the node processes' environment
         # (None until run() sets it: inherit this process's, never an empty one)
 
@@ -204,8 +206,8 @@ class PipelineRunner:
                 # the recorder first: in one process, the topics it does not measure through DDS are
                 # handed over by the nodes' publishers (ros/local_tap.py), set up before they exist
                 topics = recorded_topics(graph, [n.name for n in graph.nodes])
-                # recorded only: in one process handed over by the publishers, across processes
-                # filtered by stamp at the publisher (only what is written crosses DDS)
+                # recorded only: in one process handed over by the publishers, across processes built
+                # once per record period by their nodes (DDS stamp filter at the publisher only when opted in)
                 local, filtered = recorder_routes(topics, cfg.multi_process)
                 rec_node = RecorderNode(topics, stats, recorder, cfg.record_rate, graph.static_transforms,
                                         local=local, filtered=filtered, context=context)
@@ -469,8 +471,8 @@ class PipelineRunner:
             'stopped_by_signal': self.stopped_by_signal or None,
             'nodes': self.node_names, 'skipped': self.skipped, 'notes': graph.notes,
             'topics': self._topic_metrics(stats),
-            # multi-process: received only at the record rate (stamp filter at the publisher): their
-            # rate and latency are those of the recorded messages
+            # multi-process with DEPTHMARKS_RECORDER_FILTER=1: received only at the record rate (stamp
+            # filter at the publisher): their rate and latency are those of the recorded messages
             'filtered_topics': self.filtered_topics,
             'accuracy_vs_ground_truth': accuracy(stats.last) if self.cfg.source == 'sim' else {},
             'previews': write_previews(os.path.join(self.cfg.output, 'previews'), stats.last, types),
