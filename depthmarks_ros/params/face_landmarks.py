@@ -37,8 +37,8 @@ class FaceLandmarksParams(NodeParams, CompressedImageParams, InputParams, ImageT
     uncertainty: bool = param(True, 'Per-landmark covariance by test-time augmentation', read_only=True)
     fitted_data: str = param('', 'Folder of the fitted face artefacts (face_fit.json, face_model_68.npy, '
                              'face_hybrid.json, face_sigma_*.json, ...: depthmarks fit-face -o DIR), each read from '
-                             'there; a file the backend reads missing there stops the start; empty = the ones '
-                             'shipped in the package', read_only=True)
+                             'there; a file the chosen backend, dlib detector and uncertainty read missing there '
+                             'stops the start; empty = the ones shipped in the package', read_only=True)
     uncertainty_model: str = param('', 'Trained patch model folder (depthmarks train-landmarks) for the 68-point '
                                    'covariance and visibility; empty = test-time augmentation', read_only=True)
     layout: str = param('ibug68', 'Landmarks published on face/landmarks', choices=('ibug68', 'native'),

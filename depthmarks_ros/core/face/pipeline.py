@@ -10,8 +10,8 @@ hybrid blend's yaw), ... FaceLandmarker reads every one from its ``data_dir`` (a
 fit-face -o DIR`` wrote, or the shipped DATA_DIR). A missing artefact falls back to the unfitted method
 (fixed vertex map, TTA covariance formula; the shipped 3D mean face); an unreadable one is a BackendError
 with the file name. The node and ``depthmarks face`` name the folder by ``fitted_data``
-(:func:`fitted_data_dir`), which requires each file the backend reads, so a fitted folder never mixes
-with the fallbacks.
+(:func:`fitted_data_dir`), which requires each of the files the chosen backend, dlib detector and
+uncertainty read (:func:`fitted_files`), so a fitted folder never mixes with the fallbacks.
 """
 from __future__ import annotations
 
