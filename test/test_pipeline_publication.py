@@ -300,3 +300,22 @@ def test_a_users_base_profiles_keep_their_own_writers_and_a_missing_base_is_name
     missing = pb.process_setup(graph, proc, {pb.CONTAINER_MODE_ENV: 'OUTBOUND', pb.PROFILES_ENV: str(tmp_path / 'no.xml')})
     assert missing.env and len(missing.notes) == 1 and 'no.xml is not a file' in missing.notes[0]
     assert missing.topics == pb.asynchronous_topics(graph, proc, pb.OUTBOUND)
+
+
+@pytest.mark.parametrize('ns', ['http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles', ''])
+def test_a_base_profiles_file_in_another_namespace_or_none_gets_its_profiles_in_that_namespace(ns):
+    """Fast DDS reads a profiles file in one namespace: the added writers take the base root's (the
+    older fastRTPS_Profiles one the ROS 2 docs show, or none), not a second ``ns0:`` one; a writer the
+    base already has is found in it too."""
+    import xml.etree.ElementTree as ET
+    xmlns = f' xmlns="{ns}"' if ns else ''
+    base = (f'<?xml version="1.0"?><profiles{xmlns}><data_writer profile_name="/mine"><qos/></data_writer>'
+            f'<participant profile_name="p" is_default_profile="true"><rtps/></participant></profiles>')
+    assert pb.base_writer_profiles(base) == ('/mine',)
+    text = pb.profiles_xml(('/mine', '/a'), base)
+    assert 'ns0' not in text and ':data_writer' not in text, text
+    root = ET.fromstring(text)
+    q = f'{{{ns}}}' if ns else ''
+    assert root.tag == f'{q}profiles'
+    assert [w.get('profile_name') for w in root.iter(f'{q}data_writer')] == ['/mine', '/a']
+    assert root.find(f'{q}data_writer[@profile_name="/a"]/{q}qos/{q}publishMode/{q}kind').text == 'ASYNCHRONOUS'

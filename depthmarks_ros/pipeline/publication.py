@@ -79,22 +79,36 @@ def writer_topics(spec: g.NodeSpec) -> Tuple[str, ...]:
     return tuple(t for t, _ in spec.outputs) + spec.twins
 
 
+def _local(tag: str) -> str:
+    """An XML tag without its namespace: ``{ns}data_writer`` -> ``data_writer``."""
+    return tag.rsplit('}', 1)[-1]
+
+
 def base_writer_profiles(base_text: str) -> Tuple[str, ...]:
-    """The ``data_writer`` profile names a Fast DDS XML profiles file already has."""
+    """The ``data_writer`` profile names a Fast DDS XML profiles file already has (in any namespace:
+    ``http://www.eprosima.com``, the older ``.../XMLSchemas/fastRTPS_Profiles``, or none)."""
     if not base_text.strip():
         return ()
     root = ET.fromstring(base_text)
-    return tuple(w.get('profile_name') or '' for w in root.iter(f'{{{XMLNS}}}data_writer'))
+    return tuple(w.get('profile_name') or '' for w in root.iter() if _local(w.tag) == 'data_writer')
 
 
 def profiles_xml(topics: Tuple[str, ...], base_text: str = '') -> str:
     """``base_text`` (a Fast DDS XML profiles file; '' = none) with one ``data_writer`` profile per
     topic, named after it, publishing asynchronously; a topic the base already has a ``data_writer``
-    profile for keeps the base's (two profiles of one name: Fast DDS refuses the second)."""
-    ET.register_namespace('', XMLNS)
-    q = f'{{{XMLNS}}}'
-    root = ET.fromstring(base_text) if base_text.strip() else ET.Element(f'{q}dds')
-    profiles = root if root.tag == f'{q}profiles' else root.find(f'{q}profiles')
+    profile for keeps the base's (two profiles of one name: Fast DDS refuses the second). The added
+    elements take the namespace of the base's root (Fast DDS reads a file in one namespace only)."""
+    if base_text.strip():
+        root = ET.fromstring(base_text)
+        ns = root.tag[1:].split('}', 1)[0] if root.tag.startswith('{') else ''
+    else:
+        ns = XMLNS
+        root = ET.Element(f'{{{ns}}}dds')
+    if ns:
+        ET.register_namespace('', ns)    # written as the default namespace, as the base has it (no ns0:)
+    q = f'{{{ns}}}' if ns else ''
+    profiles = root if _local(root.tag) == 'profiles' else next(
+        (c for c in root if _local(c.tag) == 'profiles'), None)
     if profiles is None:
         profiles = ET.SubElement(root, f'{q}profiles')
     named = set(base_writer_profiles(base_text))
