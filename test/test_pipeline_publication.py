@@ -150,13 +150,15 @@ import sys, time, rclpy
 from sensor_msgs.msg import Image
 rclpy.init()
 node = rclpy.create_node('publication_probe_sub')
-got, last = [], time.monotonic() + 20
+got, last, seen = [], time.monotonic() + 20, 0
 node.create_subscription(Image, '/camera/image_raw', got.append, 10)
 while len(got) < int(sys.argv[1]) and time.monotonic() < last:
     rclpy.spin_once(node, timeout_sec=0.05)
-    if got and last > time.monotonic() + 1:
-        last = time.monotonic() + 1      # the first arrived: at most 1 s more
+    if len(got) > seen:
+        seen, last = len(got), time.monotonic() + 2   # until 2 s pass without a sample (not 1 s after the first)
 print('received', len(got))
+node.destroy_node()
+rclpy.shutdown()
 """
 
 
