@@ -8,7 +8,8 @@ from typing import List, Tuple
 
 import numpy as np
 
-from depthmarks_ros.core.face.datasets import read_rgb
+from depthmarks_ros.core.camera import assumed_K
+from depthmarks_ros.core.face.datasets import load_aflw2000_3d, load_pts_folder, read_rgb
 
 NEGATIVES = ('lidar/kitti_object/image_2/*.png', 'stereo/kitti2012/image_0/*.png', 'stereo/Cloth3/view*.png',
              'stereo/Cones2003/im*.png', 'hands/*/*.jpg')
@@ -29,3 +30,15 @@ def no_face_images(data: str, seed: int = 0) -> List[Tuple[str, np.ndarray]]:
 def holds_a_face(name: str) -> bool:
     """Whether the no-face image ``name`` is one of REAL_FACES."""
     return any(name.endswith(r) for r in REAL_FACES)
+
+
+def faces_on(lm, rgb: np.ndarray):
+    """The faces a FaceLandmarker finds on ``rgb`` with the assumed camera (core/camera.assumed_K): what
+    the studies count on each image."""
+    return lm.process(rgb, assumed_K(rgb.shape[1], rgb.shape[0]))
+
+
+def fit_sets(data: str) -> dict:
+    """{set name: the fit-split samples}: 300-W LFPW test and AFLW2000-3D (the report split is never read)."""
+    return {'300-W': load_pts_folder(os.path.join(data, 'faces', '300w_lfpw_test'), 'fit'),
+            'AFLW2000-3D': load_aflw2000_3d(os.path.join(data, 'faces', 'aflw2000_3d'), 'fit')}

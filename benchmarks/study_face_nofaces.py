@@ -24,10 +24,9 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from depthmarks_ros.core.face.backends import MIN_NEIGHBOUR_CORRELATION, neighbour_correlation  # noqa: E402
-from depthmarks_ros.core.face.datasets import SPLIT_RULE, load_aflw2000_3d, load_pts_folder  # noqa: E402
+from depthmarks_ros.core.face.datasets import SPLIT_RULE  # noqa: E402
 from depthmarks_ros.core.face.pipeline import FaceLandmarker  # noqa: E402
-from depthmarks_ros.core.camera import assumed_K  # noqa: E402
-from face_negatives import REAL_FACES, holds_a_face, no_face_images  # noqa: E402
+from face_negatives import REAL_FACES, faces_on, fit_sets, holds_a_face, no_face_images  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -50,7 +49,7 @@ def main():
     false = real = 0
     for name, rgb in neg:
         lm.tracker = type(lm.tracker)()
-        faces = lm.process(rgb, assumed_K(rgb.shape[1], rgb.shape[0]))
+        faces = faces_on(lm, rgb)
         if holds_a_face(name):
             real += len(faces) > 0
         else:
@@ -61,8 +60,7 @@ def main():
           f'images found {real}/{len(REAL_FACES)}  ({time.time() - t0:.0f} s)')
     if args.no_fit:
         return
-    sets = {'300-W': load_pts_folder(os.path.join(args.data, 'faces', '300w_lfpw_test'), 'fit'),
-            'AFLW2000-3D': load_aflw2000_3d(os.path.join(args.data, 'faces', 'aflw2000_3d'), 'fit')}
+    sets = fit_sets(args.data)
     corr = []
     for set_name, samples in sets.items():
         t0 = time.time()

@@ -24,11 +24,11 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from depthmarks_ros.core.face.datasets import SPLIT_RULE, bbox_size, load_aflw2000_3d, load_pts_folder  # noqa: E402
+from depthmarks_ros.core.face.datasets import SPLIT_RULE, bbox_size  # noqa: E402
 from depthmarks_ros.core.face.pipeline import FaceLandmarker  # noqa: E402
 from depthmarks_ros.core.face.pose_head import PoseHeadFinder  # noqa: E402
 from depthmarks_ros.core.camera import assumed_K  # noqa: E402
-from face_negatives import no_face_images  # noqa: E402
+from face_negatives import faces_on, fit_sets, no_face_images  # noqa: E402
 
 def cost(finder, lm, repeat):
     """ms of one BlazePose head search at 640x480 (the astronaut frame of bench_face.py's speed table, and a
@@ -39,7 +39,7 @@ def cost(finder, lm, repeat):
     frame = np.full((480, 640, 3), 90, np.uint8)
     frame[:, 80:560] = cv2.resize(data.astronaut(), (480, 480))
     blank = np.full((480, 640, 3), 90, np.uint8)
-    K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+    K = assumed_K(640, 480)
     det = lm.backend.mesh._detector
     ts = {'pose head, astronaut frame': [], 'pose head, blank frame': [], 'hybrid before it, blank frame': []}
     finder.find(frame)
@@ -97,9 +97,8 @@ def main():
         t0 = time.time()
         n = 0
         for path, rgb in neg:
-            K = assumed_K(rgb.shape[1], rgb.shape[0])
             hy.mesh._detector.stage_counts.clear()
-            faces = lm.process(rgb, K)
+            faces = faces_on(lm, rgb)
             n += len(faces)
             if faces:
                 print(f'  hybrid: {len(faces)} face(s) on {path}: {dict(hy.mesh._detector.stage_counts)}')
@@ -107,8 +106,7 @@ def main():
               f'({time.time() - t0:.0f} s; pose model runs {hy.mesh._detector._pose_head.runs if hy.mesh._detector._pose_head else 0})')
         if args.end_to_end_only:
             return
-    for name, samples in (('300-W', load_pts_folder(os.path.join(args.data, 'faces', '300w_lfpw_test'), 'fit')),
-                          ('AFLW2000-3D', load_aflw2000_3d(os.path.join(args.data, 'faces', 'aflw2000_3d'), 'fit'))):
+    for name, samples in fit_sets(args.data).items():
         samples = samples[:args.limit] if args.limit else samples
         t0 = time.time()
         rows = []
