@@ -29,7 +29,7 @@ fused depth later (60 s runs: median 45 vs 41 ms synchronous, single process 38)
 (the depth process's DDS threads 0.061 vs 0.011 cores, the whole run 1.13 vs 1.09), though it took
 the write out of the stereo node's measured rest (share 0.114 vs 0.252; the 0.252 fits
 a run in which stereo_depth built its recorded-only disparity every frame, fixed in
-ros/recorded_topics.py): docs/pipeline.md, "Issue 21 on a quiet machine (06:40-06:48)". ``DEPTHMARKS_CONTAINER_PUBLICATION_MODE=ASYNCHRONOUS`` asks
+ros/recorded_topics.py): docs/pipeline.md, "Issue 21 on a quiet machine (2026-12-07 06:40-06:52 ...)". ``DEPTHMARKS_CONTAINER_PUBLICATION_MODE=ASYNCHRONOUS`` asks
 for it in the container only (for that A/B, ``bench_pipeline.py`` mode ``multi-async``), unless the
 environment sets ``RMW_FASTRTPS_PUBLICATION_MODE`` itself. ``=OUTBOUND`` / ``=CROSSING`` ask for
 asynchronous publishing per topic, only for the writers whose readers are (also) in other processes,
