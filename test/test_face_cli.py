@@ -252,6 +252,16 @@ def test_cached_records_of_another_3d_mean_face_are_refused(tmp_path, capsys, mo
     monkeypatch.setattr(pipeline, 'FaceLandmarker', no_backend)
     with pytest.raises(StaleRecordsError, match='sigma_mediapipe.npz'):   # dlib (no records) would run first
         list(_fit_pose_scales([], str(out), 'test', {}, ['dlib', 'mediapipe'], lambda: None, str(cache)))
+    monkeypatch.undo()
+    (cache / 'sigma_hybrid.json').write_text('{not json')                # a corrupt records file: named, exit 1
+    assert main(['fit-face', '--data', str(tmp_path / 'none'), '-o', str(out), '--parts', 'sigma-cached',
+                 '--cache', str(cache)]) == 1
+    assert 'sigma_hybrid.json: unreadable' in capsys.readouterr().err
+    (cache / 'sigma_hybrid.json').unlink()
+    (out / 'face_model_68.npy').write_bytes(b'')                         # a bad mean face in -o: named, exit 1
+    assert main(['fit-face', '--data', str(tmp_path / 'none'), '-o', str(out), '--parts', 'sigma-cached',
+                 '--cache', str(cache)]) == 1
+    assert 'face_model_68.npy' in capsys.readouterr().err
 
 
 def test_fit_face_records_the_command_it_ran_with_the_real_cache_folder(tmp_path, monkeypatch):

@@ -33,7 +33,9 @@ def test_node_names_before_ros_args_short_or_full():
 @pytest.mark.parametrize('asked, given, used', [(None, None, None), ('ASYNCHRONOUS', None, 'ASYNCHRONOUS'),
                                                  ('ASYNCHRONOUS', 'SYNCHRONOUS', 'SYNCHRONOUS'),
                                                  # per topic: set up by its starter (AUTO and a profiles file)
-                                                 ('CROSSING', None, None), ('CROSSING', 'AUTO', 'AUTO')])
+                                                 ('CROSSING', None, None), ('CROSSING', 'AUTO', 'AUTO'),
+                                                 # a typo: named, synchronous (not handed to rmw)
+                                                 ('ASYNC', None, None)])
 def test_container_publishes_as_a_node_process_unless_asked(monkeypatch, asked, given, used):
     """rmw_fastrtps's default (synchronous) as in a node process: asynchronous publishing measured
     later fused depth and more CPU on the quiet machine. DEPTHMARKS_CONTAINER_PUBLICATION_MODE asks

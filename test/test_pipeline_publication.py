@@ -302,6 +302,10 @@ def test_a_users_base_profiles_keep_their_own_writers_and_a_missing_base_is_name
     missing = pb.process_setup(graph, proc, {pb.CONTAINER_MODE_ENV: 'OUTBOUND', pb.PROFILES_ENV: str(tmp_path / 'no.xml')})
     assert missing.env and len(missing.notes) == 1 and 'no.xml is not a file' in missing.notes[0]
     assert missing.topics == pb.asynchronous_topics(graph, proc, pb.OUTBOUND)
+    for name, content in (('broken.xml', b'<dds><profiles>'), ('latin.xml', b'<dds>\xff\xfe</dds>')):
+        (tmp_path / name).write_bytes(content)         # a bad file: named, the process publishes synchronously
+        bad = pb.process_setup(graph, proc, {pb.CONTAINER_MODE_ENV: 'OUTBOUND', pb.PROFILES_ENV: str(tmp_path / name)})
+        assert bad.env == {} and bad.topics == () and len(bad.notes) == 1 and name in bad.notes[0], bad
 
 
 @pytest.mark.parametrize('ns', ['http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles', ''])

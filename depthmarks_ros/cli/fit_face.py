@@ -136,6 +136,7 @@ def _missing_input(args, parts) -> str:
 
 
 def run(args) -> int:
+    from depthmarks_ros.core.face.backends import BackendError
     from depthmarks_ros.core.face.sigma_fit import StaleRecordsError
     parts = [p for p in args.parts.split(',') if p]
     bad = [p for p in parts if p not in PARTS]
@@ -168,7 +169,7 @@ def run(args) -> int:
             command = recorded_command(args, [p for p in parts if p not in ('model', 'sigma-cached')])
             for line in fit_landmark_artefacts(aflw, w300, args.output, parts, command, args.cache):
                 print(line, flush=True)
-    except (FileNotFoundError, StaleRecordsError) as exc:
+    except (FileNotFoundError, StaleRecordsError, BackendError) as exc:   # BackendError: a bad mean face in -o
         print(f'fit-face: {exc}', file=sys.stderr)
         return 1
     return 0

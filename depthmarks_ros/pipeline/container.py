@@ -90,8 +90,11 @@ def main(args: Optional[List[str]] = None) -> int:
             print(f'depthmarks_container: {CONTAINER_MODE_ENV}={asked} is set up by `depthmarks run '
                   '--multi-process` or the launch files (pipeline/publication.py): publishing synchronously',
                   file=sys.stderr)
-        else:
+        elif asked in ('SYNCHRONOUS', 'ASYNCHRONOUS'):
             os.environ[PUBLICATION_MODE_ENV] = asked
+        else:
+            print(f'depthmarks_container: {CONTAINER_MODE_ENV}={asked} is not one of SYNCHRONOUS, ASYNCHRONOUS, '
+                  f'{", ".join(RULES)}: publishing synchronously', file=sys.stderr)
     return run_nodes(classes, ['depthmarks_container', *argv])
 
 

@@ -150,8 +150,13 @@ def process_setup(graph: g.Graph, proc: g.ProcessLaunch, environ: Mapping[str, s
     base = environ.get(PROFILES_ENV) or ''
     base_text, notes = '', []
     if base and os.path.isfile(base):
-        with open(base, encoding='utf-8') as f:
-            base_text = f.read()
+        try:
+            with open(base, encoding='utf-8') as f:
+                base_text = f.read()
+            base_writer_profiles(base_text)
+        except (OSError, UnicodeDecodeError, ET.ParseError) as exc:   # Fast DDS itself logs it and goes on
+            return Setup(notes=(f'{PROFILES_ENV}={base} cannot be read as a profiles file ({exc}): process '
+                                f'{proc.name} publishes synchronously ({CONTAINER_MODE_ENV}={rule} left out)',))
     elif base:
         notes.append(f'{PROFILES_ENV}={base} is not a file: the per-topic profiles file of process '
                      f'{proc.name} is built without it (Fast DDS would have refused to start with it)')

@@ -32,7 +32,7 @@ from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import image_size
 from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.sync import OK, InputHealth, make_sync
-from depthmarks_ros.pipeline.node_inputs import InputTopic
+from depthmarks_ros.pipeline.node_inputs import InputTopic, transported
 from depthmarks_ros.pipeline.registry import message_class
 
 TRANSPORTS = ('raw', 'compressed', 'compressedDepth')
@@ -61,7 +61,7 @@ class Input:
 
     @property
     def subscribed_topic(self) -> str:
-        return self.topic if self.transport == 'raw' else f'{self.topic.rstrip("/")}/{self.transport}'
+        return transported(self.topic, self.transport)
 
 
 def input_of(t: InputTopic) -> Input:

@@ -323,8 +323,8 @@ class FaceLandmarker:
                     else self.sigma_model
                 # the detector score only where BlazeFace gave it (the det_score input's fit faces); any other
                 # source the model's low fallback (without a model NaN: fit-face's records mark such faces so)
-                score = r.score if scored_source(r.source) else \
-                    (sm.det_score_fallback if sm is not None else float('nan'))
+                score = sm.det_score_input(r.source, r.score) if sm is not None else \
+                    (r.score if scored_source(r.source) else float('nan'))
                 face.extras.update(face_features(grey, r.landmarks68, o68, K_pose, (w, h), score, self.face_model))
                 face.extras['det_source'] = r.source
                 face.extras['others68'] = o68

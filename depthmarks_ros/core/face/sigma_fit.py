@@ -109,8 +109,12 @@ def check_records_model(path: str, output: str) -> None:
     made = path[:-4] + '.json'
     if not os.path.isfile(made):
         return
-    with open(made) as f:
-        digest = json.load(f).get(RECORDS_MODEL_KEY)
+    try:
+        with open(made) as f:
+            digest = json.load(f).get(RECORDS_MODEL_KEY)
+    except (OSError, ValueError, AttributeError) as exc:     # unreadable, not JSON, not an object
+        raise StaleRecordsError(f'{made}: unreadable ({exc}); rewrite the records with depthmarks fit-face '
+                                f'--data DATA -o {output} --parts sigma --cache {os.path.dirname(path)}') from exc
     now = model_digest(folder_face_model(output))
     if digest is not None and digest != now:
         raise StaleRecordsError(
