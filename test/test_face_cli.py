@@ -264,6 +264,36 @@ def test_cached_records_of_another_3d_mean_face_are_refused(tmp_path, capsys, mo
     assert 'face_model_68.npy' in capsys.readouterr().err
 
 
+def test_keypoint_path_pose_records_of_another_3d_mean_face_are_refused(tmp_path, monkeypatch):
+    """The hybrid's keypoint-path pose records (pose_hybrid_box68.npz, fit-face --parts profile --cache)
+    name the mean face of the run that wrote them and how they were made, as the sigma records do; after
+    a model refit the pose part refuses them before any backend runs, saying which part rewrites them."""
+    import json
+    from depthmarks_ros.cli.fit_face import seed_output
+    from depthmarks_ros.core.face import pipeline
+    from depthmarks_ros.core.face.head_pose import face_model_68
+    from depthmarks_ros.core.face.model_fit import BOX68_POSE_RECORDS, BOX68_RECORDS_COMPUTED, \
+        BOX68_RECORDS_REDO, _fit_pose_scales
+    from depthmarks_ros.core.face.sigma_fit import RECORDS_MODEL_KEY, StaleRecordsError, check_records_model, \
+        load_records, save_made_records
+    out, cache = tmp_path / 'out', tmp_path / 'cache'
+    seed_output(str(out))
+    rec = {'stem': np.array(['a', 'b']), 'L': np.zeros((2, 68, 2)), 'C': np.tile(np.eye(2), (2, 68, 1, 1))}
+    path = str(cache / BOX68_POSE_RECORDS)
+    save_made_records(path, rec, {'command': 'test'}, str(out))
+    made = json.loads((cache / BOX68_POSE_RECORDS.replace('.npz', '.json')).read_text())
+    assert made['records_made_by'] == {'command': 'test'} and made[RECORDS_MODEL_KEY]
+    assert load_records(path)['L'].shape == (2, 68, 2)
+    check_records_model(path, str(out), BOX68_RECORDS_COMPUTED, BOX68_RECORDS_REDO)     # the same model
+    np.save(out / 'face_model_68.npy', face_model_68() * [1.0, 1.0, 2.5])      # fit-face --parts model since
+
+    def no_backend(*a, **k):
+        raise AssertionError('a backend ran before the stale records were refused')
+    monkeypatch.setattr(pipeline, 'FaceLandmarker', no_backend)
+    with pytest.raises(StaleRecordsError, match=r'pose_hybrid_box68.npz: its points .* --parts profile --cache'):
+        list(_fit_pose_scales([], str(out), 'test', {}, ['dlib', 'hybrid_box68'], lambda: None, str(cache)))
+
+
 def test_fit_face_records_the_command_it_ran_with_the_real_cache_folder(tmp_path, monkeypatch):
     """The command fit-face hands the landmark parts to record (face_fit.json's and every artefact's
     'command') is the run's own: the real --data, -o, --limit and --cache folder (no 'DIR' placeholder);

@@ -313,6 +313,9 @@ def _drop_old_pose_factors(fit: dict) -> None:
 
 
 BOX68_POSE_RECORDS = 'pose_hybrid_box68.npz'     # in --cache: the hybrid's keypoint-path faces (_fit_profile)
+# check_records_model's words for them: what of them comes from the writing run's mean face, what rewrites them
+BOX68_RECORDS_COMPUTED = 'points come from turned-face predictors trained on faces chosen by the yaws of a run'
+BOX68_RECORDS_REDO = '--parts profile --cache {cache}'
 
 
 def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
@@ -332,7 +335,12 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
     from depthmarks_ros.core.face.sigma_fit import check_records_model, load_records
     from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
     for key in keys:                # every cache file before anything runs: a refusal costs no backend run
-        path = os.path.join(cache, f'sigma_{key}.npz') if cache and key != 'hybrid_box68' else ''
+        if key == 'hybrid_box68':
+            path = os.path.join(cache, BOX68_POSE_RECORDS) if cache else ''
+            if path and os.path.isfile(path):       # their points: from a run on this folder's mean face
+                check_records_model(path, output, BOX68_RECORDS_COMPUTED, BOX68_RECORDS_REDO)
+            continue
+        path = os.path.join(cache, f'sigma_{key}.npz') if cache else ''
         if path and os.path.isfile(path):
             check_records_model(path, output)       # their pose features: on this folder's mean face
     if fit.get('version') != FIT_VERSION:       # factors of an older format: not kept beside new ones
@@ -636,12 +644,14 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
         yield (f'profile: {len(unmeshed)} faces the mesh cannot follow: box-NME keypoint map {kp_nme:.4f} (in-sample) -> '
                f'predictor {pr_nme:.4f} (cross-fitted)')
     if cache and res and cov is not None:      # the keypoint path's faces, for its head-pose factors (pose part)
-        from depthmarks_ros.core.face.sigma_fit import save_records
-        os.makedirs(cache, exist_ok=True)
+        from depthmarks_ros.core.face.sigma_fit import save_made_records
         preds = np.array([un_pred[j] for j in range(len(unmeshed))])
-        save_records(os.path.join(cache, BOX68_POSE_RECORDS), {
+        save_made_records(os.path.join(cache, BOX68_POSE_RECORDS), {
             'stem': np.array([s.stem for s, *_ in unmeshed]), 'L': preds,
-            'C': np.array([cov * _size(p) ** 2 for p in preds])})      # as at run time (hybrid._from_keypoints)
+            'C': np.array([cov * _size(p) ** 2 for p in preds])},      # as at run time (hybrid._from_keypoints)
+            {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(preds),
+             'points': 'cross-fitted turned-face predictions of the fit faces the mesh does not follow (5 folds)'},
+            output)
     from depthmarks_ros.core.face.sigma_fit import error_records, fit_and_save
     rec = error_records([r['sample'] for r in mesh_recs], out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for,
                         pose68s=m68s, model=folder_face_model(output))

@@ -88,9 +88,11 @@ def subset(rec: Dict[str, np.ndarray], mask) -> Dict[str, np.ndarray]:
     return {k: v[mask] for k, v in rec.items()}
 
 
-# in <cache>/sigma_<key>.json: a short hash of the values of the 3D mean face (head_pose.model_digest: sha1 of
-# its float64 values, not of the file's bytes; the key keeps its old name) the records' pose features (yaw0,
-# pitch0, reproj68) and self-occlusion labels were computed on
+# in <cache>/sigma_<key>.json (and pose_hybrid_box68.json, model_fit.BOX68_POSE_RECORDS): a short hash of the
+# values of the 3D mean face (head_pose.model_digest: sha1 of its float64 values, not of the file's bytes; the
+# key keeps its old name) the records were computed on (the sigma records' pose features yaw0, pitch0, reproj68
+# and self-occlusion labels; the keypoint path's points, from turned-face predictors trained on faces chosen by
+# that model's yaws)
 RECORDS_MODEL_KEY = 'face_model_68_sha1'
 
 
@@ -98,35 +100,53 @@ class StaleRecordsError(ValueError):
     """Cached error records computed on another 3D mean face than the output folder's."""
 
 
-def check_records_model(path: str, output: str) -> None:
-    """A StaleRecordsError where the records ``path`` (``<cache>/sigma_<key>.npz``) name a 3D mean face
-    (RECORDS_MODEL_KEY in their .json) other than folder ``output``'s (a model refit since they were
-    written): their features would mix two models. Records that name none (written before the hash was
-    kept) pass."""
+SIGMA_RECORDS_COMPUTED = 'pose features (yaw0, pitch0, reproj68) and self-occlusion labels were computed'
+SIGMA_RECORDS_REDO = "--parts sigma --cache {cache} (the hybrid's: --parts sigma-hybrid)"
+
+
+def check_records_model(path: str, output: str, computed: str = SIGMA_RECORDS_COMPUTED,
+                        redo: str = SIGMA_RECORDS_REDO) -> None:
+    """A StaleRecordsError where the records ``path`` (``<cache>/<name>.npz``, their model in
+    ``<cache>/<name>.json``: RECORDS_MODEL_KEY, written by :func:`save_made_records`) name a 3D mean face
+    other than folder ``output``'s (a model refit since they were written): their features would mix two
+    models. The message says what of them was ``computed`` on it and the fit-face options that rewrite
+    them (``redo``, its ``{cache}`` the records' folder; default: the sigma records'). Records that name
+    none (written before the hash was kept) pass."""
     import json
     import os
     from depthmarks_ros.core.face.head_pose import folder_face_model, model_digest
     made = path[:-4] + '.json'
     if not os.path.isfile(made):
         return
+    redo = f'rewrite the records with depthmarks fit-face --data DATA -o {output} ' + \
+        redo.format(cache=os.path.dirname(path) or '.')
     try:
         with open(made) as f:
             digest = json.load(f).get(RECORDS_MODEL_KEY)
     except (OSError, ValueError, AttributeError) as exc:     # unreadable, not JSON, not an object
-        raise StaleRecordsError(f'{made}: unreadable ({exc}); rewrite the records with depthmarks fit-face '
-                                f'--data DATA -o {output} --parts sigma --cache {os.path.dirname(path)}') from exc
+        raise StaleRecordsError(f'{made}: unreadable ({exc}); {redo}') from exc
     now = model_digest(folder_face_model(output))
     if digest is not None and digest != now:
         raise StaleRecordsError(
-            f'{path}: its pose features (yaw0, pitch0, reproj68) and self-occlusion labels were computed on a 3D '
-            f'mean face (values hash {digest}) other than {os.path.join(output, "face_model_68.npy")} (values hash '
-            f'{now}, refit '
-            f'since?); rewrite the records with depthmarks fit-face --data DATA -o {output} --parts sigma '
-            f'--cache {os.path.dirname(path) or "."} (the hybrid\'s: --parts sigma-hybrid)')
+            f'{path}: its {computed} on a 3D mean face (values hash {digest}) other than '
+            f'{os.path.join(output, "face_model_68.npy")} (values hash {now}, refit since?); {redo}')
 
 
 def save_records(path: str, rec: Dict[str, np.ndarray]) -> None:
     np.savez_compressed(path, **rec)
+
+
+def save_made_records(path: str, rec: Dict[str, np.ndarray], meta: dict, output: str) -> None:
+    """Records ``path`` (.npz) computed on folder ``output``'s 3D mean face, and beside them
+    (``<name>.json``) how they were made (``meta``: records_made_by) and that model's values hash
+    (RECORDS_MODEL_KEY), which :func:`check_records_model` reads."""
+    import json
+    import os
+    from depthmarks_ros.core.face.head_pose import folder_face_model, model_digest
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    save_records(path, rec)
+    with open(path[:-4] + '.json', 'w') as f:
+        json.dump({'records_made_by': meta, RECORDS_MODEL_KEY: model_digest(folder_face_model(output))}, f, indent=1)
 
 
 def load_records(path: str) -> Dict[str, np.ndarray]:
@@ -225,14 +245,8 @@ def fit_and_save(key: str, rec: Dict[str, np.ndarray], output: str, meta: dict, 
     """Fit ``face_sigma_<key>.json`` into ``output`` (records cached as ``<cache>/sigma_<key>.npz``
     when ``cache``); returns progress lines."""
     import os
-    if cache:
-        import json
-        from depthmarks_ros.core.face.head_pose import folder_face_model, model_digest
-        os.makedirs(cache, exist_ok=True)
-        save_records(os.path.join(cache, f'sigma_{key}.npz'), rec)
-        with open(os.path.join(cache, f'sigma_{key}.json'), 'w') as f:     # the records' model: output's (error_records)
-            json.dump({'records_made_by': meta, RECORDS_MODEL_KEY: model_digest(folder_face_model(output))}, f,
-                      indent=1)
+    if cache:           # the records' model: output's (error_records)
+        save_made_records(os.path.join(cache, f'sigma_{key}.npz'), rec, meta, output)
     from depthmarks_ros.core.face.sigma_model import FIT_DESIGNS
     lines = []
     meta = dict(meta)
