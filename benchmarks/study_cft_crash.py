@@ -5,7 +5,8 @@ Two processes per try, on a private ROS_DOMAIN_ID with the package's Fast DDS pr
 run`): one publishes sensor_msgs/CameraInfo as fast as it can for --seconds; the other subscribes,
 raw and reliable as the recorder does, with the recorder's STAMP_FILTER (pipeline/recorder_node.py)
 whose parameters it changes every few ms or every --every s (`change`, what the recorder does once
-per kept message and topic), set once and never changed (`static`), or with no filter (`none`). The modes are
+per kept message and topic; the values from the recorder's stamp_filter_params, for the clock's now
+and record periods of --period s), set once and never changed (`static`), or with no filter (`none`). The modes are
 interleaved; for each try the publisher's exit status (-11 SIGSEGV, -6 SIGABRT) and the load.
 
     .venv/bin/python benchmarks/study_cft_crash.py --tries 6 --seconds 5
@@ -43,12 +44,12 @@ def publisher(seconds: float) -> None:
     rclpy.shutdown()
 
 
-def subscriber(mode: str, seconds: float, every: float) -> None:
+def subscriber(mode: str, seconds: float, every: float, period: float) -> None:
     import rclpy
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from rclpy.subscription_content_filter_options import ContentFilterOptions
     from sensor_msgs.msg import CameraInfo
-    from depthmarks_ros.pipeline.recorder_node import OPEN, STAMP_FILTER
+    from depthmarks_ros.pipeline.recorder_node import OPEN, STAMP_FILTER, stamp_filter_params
     rclpy.init()
     node = rclpy.create_node('study_cft_sub')
     qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=20)
@@ -56,23 +57,23 @@ def subscriber(mode: str, seconds: float, every: float) -> None:
     got = [0]
     sub = node.create_subscription(CameraInfo, TOPIC, lambda _: got.__setitem__(0, got[0] + 1), qos, raw=True,
                                    content_filter_options=options)
-    end, changes, next_change = time.monotonic() + seconds, 0, 0.0
+    end, changes, next_change, period_ns = time.monotonic() + seconds, 0, 0.0, int(period * 1e9)
     while time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.002)
         if mode == 'change' and time.monotonic() >= next_change:
             next_change = time.monotonic() + every
-            start = node.get_clock().now().nanoseconds + 50_000_000
-            sec = start // 1_000_000_000
-            sub.set_content_filter(STAMP_FILTER, [str(sec), str(start % 1_000_000_000), str(sec - 2)])
+            sub.set_content_filter(STAMP_FILTER, list(stamp_filter_params(node.get_clock().now().nanoseconds,
+                                                                          period_ns)))
             changes += 1
     print(f'filter {sub.is_cft_enabled} changes {changes} received {got[0]}', flush=True)
     node.destroy_node()
     rclpy.shutdown()
 
 
-def try_once(mode: str, seconds: float, every: float, env: dict) -> tuple:
+def try_once(mode: str, seconds: float, every: float, period: float, env: dict) -> tuple:
     me = [sys.executable, os.path.abspath(__file__)]
-    sub = subprocess.Popen(me + ['--role', 'sub', '--mode', mode, '--seconds', str(seconds + 3), '--every', str(every)],
+    sub = subprocess.Popen(me + ['--role', 'sub', '--mode', mode, '--seconds', str(seconds + 3), '--every', str(every),
+                                 '--period', str(period)],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(1.5)
     pub = subprocess.run(me + ['--role', 'pub', '--seconds', str(seconds)], env=env, capture_output=True, text=True)
@@ -88,6 +89,9 @@ def main() -> None:
     ap.add_argument('--modes', default=','.join(MODES))
     ap.add_argument('--every', type=float, default=0.0,
                     help='change: s between changes (0: every spin, a few ms; the recorder: 1 s per topic)')
+    ap.add_argument('--period', type=float, default=0.001,
+                    help='change: the record period (s) the filter values are built for (stamp_filter_params: from '
+                         'the next period on); 1 ms: new values at each change every few ms (the recorder: 1 s)')
     ap.add_argument('--domain', default='77', help='ROS_DOMAIN_ID of the tries (not the one of a running pipeline)')
     ap.add_argument('--role', choices=('pub', 'sub'), help=argparse.SUPPRESS)
     ap.add_argument('--mode', default='change', help=argparse.SUPPRESS)
@@ -95,19 +99,22 @@ def main() -> None:
     if args.role == 'pub':
         return publisher(args.seconds)
     if args.role == 'sub':
-        return subscriber(args.mode, args.seconds, args.every)
+        return subscriber(args.mode, args.seconds, args.every, args.period)
     from depthmarks_ros.pipeline.graph import package_config_dir
     env = dict(os.environ, ROS_DOMAIN_ID=args.domain, PYTHONFAULTHANDLER='1',
                FASTDDS_DEFAULT_PROFILES_FILE=os.path.join(package_config_dir(), 'fastdds_localhost.xml'))
     modes = args.modes.split(',')
-    crashed = {m: 0 for m in modes}
+    crashed, sub_failed = {m: 0 for m in modes}, {m: 0 for m in modes}
     for i in range(args.tries):
         for mode in modes:
-            pub_rc, sub_rc, first, sub_last = try_once(mode, args.seconds, args.every, env)
+            pub_rc, sub_rc, first, sub_last = try_once(mode, args.seconds, args.every, args.period, env)
             crashed[mode] += pub_rc != 0
+            sub_failed[mode] += sub_rc != 0
             print(f'{time.strftime("%H:%M:%S")} try {i + 1} {mode:6s} publisher exit {pub_rc:4d} subscriber {sub_rc} '
                   f'load {os.getloadavg()[0]:.1f} | {first[:60]} | {sub_last}', flush=True)
     print('publisher crashed: ' + ', '.join(f'{m} {crashed[m]}/{args.tries}' for m in modes))
+    if any(sub_failed.values()):        # its filter never ran: those tries say nothing about the crash
+        print('subscriber failed (tries that say nothing): ' + ', '.join(f'{m} {sub_failed[m]}/{args.tries}' for m in modes))
 
 
 if __name__ == '__main__':

@@ -57,6 +57,14 @@ STAMP_FILTER = ('header.stamp.sec > %0 OR (header.stamp.sec = %0 AND header.stam
 OPEN = ('0', '0', '0')
 
 
+def stamp_filter_params(stamp_ns: int, period_ns: int) -> tuple:
+    """STAMP_FILTER's parameters (text) once a message stamped ``stamp_ns`` was kept in record periods of
+    ``period_ns``: from the next period's start on, or before the whole second two periods earlier."""
+    start = (stamp_ns // period_ns + 1) * period_ns
+    back = max(0, start - 2 * period_ns) // 1_000_000_000
+    return str(start // 1_000_000_000), str(start % 1_000_000_000), str(back)
+
+
 def stamp_filter_enabled() -> bool:
     """Whether ``filtered`` topics get their DDS stamp filter: only with ``DEPTHMARKS_RECORDER_FILTER=1``
     (changing a filter's parameters while the writer publishes crashes Fast DDS 3.2.2 now and then,
@@ -136,9 +144,7 @@ class RecorderNode(Node):
         self._recorder.write(topic.name, data, now, stamp)
         if topic.name in self.filters and stamp:     # (a zero stamp moves nothing: it would close the filter)
             # from now on only the next record period's messages cross DDS
-            start = (stamp // self._period_ns + 1) * self._period_ns
-            back = max(0, start - 2 * self._period_ns) // 1_000_000_000
-            self._set_filter(topic.name, (str(start // 1_000_000_000), str(start % 1_000_000_000), str(back)))
+            self._set_filter(topic.name, stamp_filter_params(stamp, self._period_ns))
 
     def _set_filter(self, name: str, start: tuple) -> None:
         self._accepted_at[name] = time.monotonic()
