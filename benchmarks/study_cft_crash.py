@@ -21,6 +21,9 @@ import subprocess
 import sys
 import time
 
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
+sys.path.insert(0, ROOT)        # the checkout's package, as the other benchmarks (not the venv's installed copy)
+
 MODES = ('change', 'static', 'none')
 TOPIC = '/study_cft/info'
 
