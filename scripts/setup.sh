@@ -9,7 +9,8 @@
 #      launch_ros looks for a package's executables), launch/, config/ and package.xml under
 #      $VENV/share/depthmarks_ros and the ament index marker, so that with
 #      AMENT_PREFIX_PATH=$VENV `ros2 run`/launch_ros and ament_index find the package. Re-installed
-#      whenever the package's files changed (a content hash). Code run from the checkout
+#      whenever the package's files changed (a content hash; `depthmarks` warns while the installed
+#      copy is older than the checkout, e.g. run by hand after a git pull). Code run from the checkout
 #      (`python -m depthmarks_ros...`, the tests: repo root first on sys.path) uses the checkout.
 # Beside a real apt ROS 2 install, run with DEPTHMARKS_SYSTEM_ROS=1: the venv then sees the
 # system's rclpy and message packages (--system-site-packages) and the ros-* wheels are skipped;
@@ -58,9 +59,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 # 4. the package itself
-pkg_hash=$( (find depthmarks_ros launch config resource setup.py setup.cfg package.xml -type f \
-               ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) \
-            | sha256sum | cut -d' ' -f1)
+# the content hash of what the install copies (depthmarks_ros/cli/install_check.py, which `depthmarks` also
+# reads to warn when this copy is older than the checkout: run by hand after a git pull, before setup)
+pkg_hash=$("$VENV/bin/python" -m depthmarks_ros.cli.install_check .)
 pkg_stamp="$VENV/.depthmarks-package"
 if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$pkg_hash" ] || [ ! -x "$VENV/bin/depthmarks" ]; then
   echo "setup: installing depthmarks_ros into $VENV"

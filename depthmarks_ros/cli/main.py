@@ -41,6 +41,10 @@ def version_text() -> str:
 
 
 def main(argv=None) -> int:
+    from depthmarks_ros.cli.install_check import stale_install
+    stale = stale_install()             # .venv/bin/depthmarks after a git pull, before setup ran again
+    if stale:
+        print(stale, file=sys.stderr)
     parser = argparse.ArgumentParser(prog='depthmarks', description=__doc__.splitlines()[0])
     parser.add_argument('--version', action='version', version=version_text(),
                         help='print the version and where the package is imported from, then exit')
