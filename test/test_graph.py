@@ -152,26 +152,26 @@ FLAGS = ('stereo', 'fusion', 'mono', 'face', 'body')
 
 
 def _combinations():
-    for source, flags, (ns, prefix), sim_time in itertools.product(
+    for i, (source, flags, (ns, prefix), sim_time) in enumerate(itertools.product(
             SOURCES, itertools.product((True, False), repeat=len(FLAGS)), (('', ''), ('rig1', 'rig1/')),
-            (False, True)):
-        # compose:=false (every node a process of its own) with simulated time only: half the cases each
-        yield source, dict(zip(FLAGS, flags)), ns, prefix, sim_time, None, not sim_time
+            (False, True))):
+        # compose:= true, false (every node a process of its own), all (every node in one): a third of the cases each
+        yield source, dict(zip(FLAGS, flags)), ns, prefix, sim_time, None, g.COMPOSE_CHOICES[i % 3]
     for start in ('sim,stereo,tf', 'fusion,face,body', 'stereo', 'stereo,fusion'):
-        for compose in (True, False):
+        for compose in g.COMPOSE_CHOICES:
             yield 'sim', dict.fromkeys(FLAGS, True), '', '', False, start, compose
 
 
 def test_launch_file_and_runner_start_the_same_nodes_for_every_argument_combination(monkeypatch, tmp_path):
     fake = FakeLaunch(monkeypatch)
     compared = 0
-    composed = sim_composed = 0
+    composed = sim_composed = all_composed = 0
     for source, flags, ns, prefix, sim_time, start, compose in _combinations():
         launch_values, run_values = (dict(v) for v in SOURCES[source])
         launch_values.update({k: str(v).lower() for k, v in flags.items()})
         launch_values.update(namespace=ns, frame_prefix=prefix, use_sim_time=str(sim_time).lower(),
                              mono_model='/models/dpt' if flags['mono'] else '', nodes=start or 'all',
-                             compose=str(compose).lower())
+                             compose=compose)
         nodes = [k for k, v in flags.items() if v]
         # record_rate 0 (every message): the runner sets points_period 0.0 (every frame, the config's
         # value too, so launch and runner agree); with a record rate it builds the clouds at that rate only (test_pipeline_runner.test_plan_and_params_files)
@@ -181,17 +181,21 @@ def test_launch_file_and_runner_start_the_same_nodes_for_every_argument_combinat
         launched = _launch_nodes(fake.run('full_pipeline.launch.py', launch_values))
         run = _runner_nodes(cfg, tmp_path)
         assert launched == run, (source, flags, ns, prefix, sim_time, start, compose)
-        # the depth group's nodes that start (sim_rig, stereo_depth, depth_fusion) share the depth
-        # process exactly when composing and two or more of them start; every other node, and every
-        # node with compose:=false, has a process of its own
+        # compose:=true: the depth group's nodes that start (sim_rig, stereo_depth, depth_fusion) share the
+        # depth process exactly when two or more of them start; compose:=all: every node that starts shares
+        # the one pipeline process where two or more start; every other node, and every node with
+        # compose:=false, has a process of its own
         members = {f'{ns and "/" + ns}/{n}' for n in ('sim_rig', 'stereo_depth', 'depth_fusion')} & set(run)
-        shared = {name for name, v in run.items() if v[3] == 'depth'}
-        assert shared == (members if compose and len(members) > 1 else set()), (source, flags, start, compose)
+        members = {'true': members, 'all': set(run), 'false': set()}[compose]
+        group = {'true': 'depth', 'all': g.ALL_PROCESS, 'false': None}[compose]
+        shared = {name for name, v in run.items() if v[3] == group}
+        assert shared == (members if len(members) > 1 else set()), (source, flags, start, compose)
         assert all(v[3] == name.rsplit('/', 1)[1] for name, v in run.items() if name not in shared)
-        composed += bool(shared)
-        sim_composed += f'{ns and "/" + ns}/sim_rig' in shared
+        composed += compose == 'true' and bool(shared)
+        sim_composed += compose == 'true' and f'{ns and "/" + ns}/sim_rig' in shared
+        all_composed += compose == 'all' and bool(shared)
         compared += 1
-    assert compared > 300 and composed > 30 and sim_composed > 30
+    assert compared > 300 and composed > 25 and sim_composed > 25 and all_composed > 100
 
 
 def test_launch_file_gives_the_depth_process_the_per_topic_publication_mode_asked(monkeypatch):
@@ -239,6 +243,26 @@ def test_the_camera_stand_in_shares_the_depth_process_only_where_it_runs_and_com
     assert all(len(nodes) == 1 for _, nodes, _ in video) and video[0][0] == 'video_source'
 
 
+def test_compose_all_puts_every_node_this_host_starts_in_one_container_process():
+    """compose:=all (one component container for the whole pipeline; depthmarks run's recorder stays in the
+    runner, as ros2 bag record would be): every planned node of this host in the one pipeline process, each
+    with its own parameter section and node-targeted remaps; a lone node keeps its own executable."""
+    def layout(**kw):
+        return [(p.name, [n.name for n in p.nodes], p.executable) for p in g.plan(g.GraphConfig(**kw)).processes()]
+    everything = ['sim_rig', 'stereo_depth', 'depth_fusion', 'face_landmarks', 'body_pose']
+    assert layout(compose='all') == [(g.ALL_PROCESS, everything, g.CONTAINER)]
+    assert layout(compose='all', source='video', video='clip.mp4') == [
+        (g.ALL_PROCESS, ['video_source', 'face_landmarks', 'body_pose'], g.CONTAINER)]
+    assert layout(compose='all', start=g.parse_nodes('fusion,face,body')) == [
+        (g.ALL_PROCESS, ['depth_fusion', 'face_landmarks', 'body_pose'], g.CONTAINER)]
+    assert layout(compose='all', start=g.parse_nodes('stereo')) == [('stereo_depth', ['stereo_depth'], 'stereo_depth')]
+    (proc,) = g.plan(g.config_from_arguments({'compose': 'all', 'camera_ns': '/cam'})).processes()
+    assert proc.arguments == everything and proc.params_key(proc.nodes[3]) == '/**/face_landmarks'
+    assert ('face_landmarks:camera/image_raw', '/cam/image_raw') in proc.remappings
+    # the bool compose of before still reads as true / false
+    assert g.GraphConfig(compose=False).compose == 'false' and g.GraphConfig(compose=True).compose == 'true'
+
+
 def test_the_graph_wires_depth_to_face_and_body_and_splits_across_hosts():
     full = g.plan(g.GraphConfig())
     by_name = {n.name: n for n in full.nodes}
@@ -261,6 +285,7 @@ def test_the_graph_wires_depth_to_face_and_body_and_splits_across_hosts():
     ({'device': 'gpu'}, 'is not one of cpu, cuda'),
     ({'nodes': 'stereo,fussion'}, 'unknown fussion'),
     ({'sourse': 'sim'}, 'unknown argument'),
+    ({'compose': 'one'}, "compose:='one' is not one of true, false, all"),
 ])
 def test_bad_arguments_are_refused_with_the_choices(values, message):
     with pytest.raises(ValueError, match=message):

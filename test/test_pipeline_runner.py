@@ -283,6 +283,27 @@ def test_multi_process_runs_stereo_and_fusion_in_one_depth_process(tmp_path, mon
 
 
 @pytest.mark.dds
+def test_multi_process_compose_all_runs_every_node_in_one_pipeline_process(tmp_path, monkeypatch):
+    """--multi-process --compose all (the launch files' compose:=all, one container for the whole pipeline):
+    sim_rig, stereo_depth and body_pose (a node outside the depth group) in the one pipeline process, the
+    recorder in the runner's; the outputs cross to it and are measured there; CPU and page faults per
+    process, each node's workers labelled; recorded-only outputs still built once per record period."""
+    from depthmarks_ros.cli.main import main
+    monkeypatch.delenv('DEPTHMARKS_RECORDER_FILTER', raising=False)
+    assert main(['run', '--duration', '3', '-o', str(tmp_path), '--nodes', 'stereo,body', '--multi-process',
+                 '--compose', 'all', '--quiet', '--record-rate', '2']) == 0
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())
+    assert metrics['skipped'] == {} and {'/sim_rig', '/stereo_depth', '/body_pose'} <= set(metrics['nodes'])
+    assert metrics['topics']['stereo/depth']['messages'] >= 3 and metrics['topics']['body/keypoints']['messages'] >= 3
+    assert {'runner', 'pipeline'} == set(metrics['page_faults_per_s'])
+    assert set(metrics['cpu_share']) == {'pipeline', 'runner (recorder)'}
+    assert {'sim_rig: workers', 'stereo_depth: workers', 'body_pose: workers'} <= set(metrics['cpu_threads'])
+    assert metrics['topics']['stereo/disparity']['messages'] <= 2 * metrics['wall_s'] + 3
+    body = yaml.safe_load((tmp_path / 'params' / 'body_pose.yaml').read_text())
+    assert list(body) == ['/**/body_pose'] and (tmp_path / 'pipeline.log').is_file()
+
+
+@pytest.mark.dds
 def test_multi_process_node_that_cannot_start_in_the_depth_process_is_skipped_and_stereo_runs_on(tmp_path, capfd,
                                                                                                 monkeypatch):
     """A refused depth_fusion parameter: the depth process runs on with stereo_depth (as a component

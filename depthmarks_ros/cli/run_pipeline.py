@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from depthmarks_ros.pipeline.graph import COMPOSE_CHOICES
+
 
 def add_arguments(p) -> None:
     p.add_argument('--duration', type=float, default=20.0, help='seconds to run')
@@ -29,8 +31,11 @@ def add_arguments(p) -> None:
     p.add_argument('--multi-process', action='store_true',
                    help='run the nodes in processes as ros2 launch does (the simulated rig, stereo and fusion '
                         'share the "depth" process, every other node has its own); this process records and measures')
-    p.add_argument('--no-compose', action='store_true',
-                   help='with --multi-process: every node in a process of its own (the launch files\' compose:=false)')
+    p.add_argument('--compose', default='true', choices=COMPOSE_CHOICES,
+                   help='with --multi-process, the launch files\' compose:= : true (default) the simulated rig, stereo and '
+                        'fusion share the "depth" process; false every node in a process of its own; all every node in '
+                        'one process ("pipeline", one container for the whole pipeline; the recorder stays in this one)')
+    p.add_argument('--no-compose', action='store_true', help='the same as --compose false')
     p.add_argument('--start', default='',
                    help='the launch files\' nodes:= : start only these nodes of the graph (comma list of sim, video, '
                         'stereo, fusion, mono, face, body, tf), wired as in the whole graph (split across hosts)')
@@ -97,7 +102,7 @@ def run(args) -> int:
     cfg = RunConfig(duration=args.duration, output=args.output, nodes=nodes, source=source, video=args.video,
                     camera=args.camera, bag=args.bag, record=not args.no_record, record_rate=args.record_rate,
                     use_dds_profile=not args.no_dds_profile, rate=args.rate, mono_model=args.mono_model,
-                    progress=not args.quiet, multi_process=args.multi_process, compose=not args.no_compose, overrides=overrides,
+                    progress=not args.quiet, multi_process=args.multi_process, compose='false' if args.no_compose else args.compose, overrides=overrides,
                     start=[n.strip() for n in args.start.split(',') if n.strip()] or None,
                     namespace=args.namespace, frame_prefix=args.frame_prefix, use_sim_time=args.use_sim_time)
     try:

@@ -139,6 +139,12 @@ TF = 'tf'
 PROCESS_GROUPS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ('depth', ('sim_rig', 'stereo_depth', 'depth_fusion')),
 )
+#: ``compose:=`` (:attr:`GraphConfig.compose`): ``true`` (the default) each group of :data:`PROCESS_GROUPS`
+#: shares a process; ``false`` every node has a process of its own; ``all`` every node this host starts
+#: shares one process, :data:`ALL_PROCESS` (one component container for the whole pipeline, as a user with
+#: one container runs it; ``depthmarks run``'s recorder stays in its own process, as ``ros2 bag record`` would)
+COMPOSE_CHOICES = ('true', 'false', 'all')
+ALL_PROCESS = 'pipeline'
 CONTAINER = 'depthmarks_container'    # console script; module depthmarks_ros.pipeline.container
 CONTAINER_MODULE = f'{PACKAGE}.pipeline.container'
 
@@ -193,7 +199,8 @@ ARGUMENTS: Tuple[Argument, ...] = (
              'this graph (namespace, remaps, frame prefix)', BOOL),
     Argument('use_dds_profile', 'true', 'Load config/fastdds_localhost.xml (large messages between processes)', BOOL),
     Argument('compose', 'true', 'Run the simulated rig, stereo_depth and depth_fusion in one process (the depth process: '
-             'their images never cross a process boundary); false: every node in a process of its own', BOOL),
+             'their images never cross a process boundary); false: every node in a process of its own; all: every '
+             'node of this launch in one process (one container for the whole pipeline)', COMPOSE_CHOICES),
 )
 ARGUMENT_NAMES = tuple(a.name for a in ARGUMENTS)
 NODE_CHOICES = tuple(sorted(ALIASES)) + (TF,)
@@ -219,7 +226,21 @@ class GraphConfig:
     namespace: str = ''
     frame_prefix: str = ''
     use_sim_time: bool = False
-    compose: bool = True                      # PROCESS_GROUPS share a process (Graph.processes)
+    compose: str = 'true'                     # COMPOSE_CHOICES: which nodes share a process (Graph.processes)
+
+    def __post_init__(self):
+        object.__setattr__(self, 'compose', parse_compose(self.compose))
+
+
+def parse_compose(value) -> str:
+    """compose:= as one of :data:`COMPOSE_CHOICES`; a bool (its type before ``all``) is ``true``/``false``;
+    ValueError with the valid choices on anything else."""
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    v = str(value).strip().lower()
+    if v not in COMPOSE_CHOICES:
+        raise ValueError(f'compose:={value!r} is not one of {", ".join(COMPOSE_CHOICES)}')
+    return v
 
 
 def parse_bool(name: str, value: str) -> bool:
@@ -251,8 +272,7 @@ def config_from_arguments(values: Mapping[str, str]) -> GraphConfig:
     for a in ARGUMENTS:
         if a.choices and a.choices is not BOOL and v[a.name] not in a.choices:
             raise ValueError(f'{a.name}:={v[a.name]!r} is not one of {", ".join(a.choices)}')
-    flags = {n: parse_bool(n, v[n]) for n in ('use_sim', 'stereo', 'fusion', 'mono', 'face', 'body', 'use_sim_time',
-                                              'compose')}
+    flags = {n: parse_bool(n, v[n]) for n in ('use_sim', 'stereo', 'fusion', 'mono', 'face', 'body', 'use_sim_time')}
     source = v['source']
     if source == 'sim' and not flags['use_sim']:
         source = 'topics'
@@ -261,7 +281,7 @@ def config_from_arguments(values: Mapping[str, str]) -> GraphConfig:
                        calibration_dir=v['calibration_dir'], mono_model=v['mono_model'], device=v['device'],
                        video=v['video'], stereo_ns=v['stereo_ns'], camera_ns=v['camera_ns'],
                        lidar_topic=v['lidar_topic'], namespace=normalise_namespace(v['namespace']),
-                       frame_prefix=v['frame_prefix'], use_sim_time=flags['use_sim_time'], compose=flags['compose'])
+                       frame_prefix=v['frame_prefix'], use_sim_time=flags['use_sim_time'], compose=v['compose'])
 
 
 def normalise_namespace(ns: str) -> str:
@@ -368,9 +388,12 @@ class Graph:
 
     def processes(self) -> List[ProcessLaunch]:
         """The processes of the launch-file layout (and of ``depthmarks run --multi-process``), in
-        start order: with ``compose`` each group of :data:`PROCESS_GROUPS` of which two or more nodes
-        start is one process (at its first node's place), every other node a process of its own."""
-        group_of = {n: name for name, members in PROCESS_GROUPS for n in members} if self.config.compose else {}
+        start order: with ``compose:=true`` each group of :data:`PROCESS_GROUPS` of which two or more nodes
+        start is one process (at its first node's place), every other node a process of its own; with
+        ``all`` every node of this host in one process, :data:`ALL_PROCESS` (where two or more start);
+        with ``false`` every node a process of its own."""
+        group_of = {'true': {n: name for name, members in PROCESS_GROUPS for n in members},
+                    'all': {n.name: ALL_PROCESS for n in self.nodes}, 'false': {}}[self.config.compose]
         out: List[ProcessLaunch] = []
         done = set()
         for n in self.nodes:
