@@ -235,6 +235,9 @@ def test_face_68_per_person(three):
 def test_region_rules():
     assert alignment_rotation(np.array([0.0, 0]), np.array([0.0, -1])) == pytest.approx(0.0)      # up: upright
     assert alignment_rotation(np.array([0.0, 0]), np.array([1.0, 0])) == pytest.approx(np.pi / 2)  # right
+    # a face's eye line (face_roi's target: horizontal), rising to the right by 30 deg
+    assert alignment_rotation(np.array([0.0, 0]), np.array([1.0, 0]), 0.0) == pytest.approx(0.0)
+    assert alignment_rotation(np.array([0.0, 0]), np.array([np.sqrt(3), -1.0]), 0.0) == pytest.approx(-np.pi / 6)
     r = roi_from_alignment(np.array([100.0, 200]), np.array([100.0, 120]))
     assert (r.cx, r.cy, r.size, r.rotation) == pytest.approx((100, 200, 2 * 80 * 1.25, 0.0))
     # a hand pointing right: the region is centred towards the fingers and covers the hand

@@ -32,7 +32,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from depthmarks_ros.core.body.roi import Roi, _wrap
+from depthmarks_ros.core.body.roi import Roi, alignment_rotation
 
 
 class GraphError(RuntimeError):
@@ -99,9 +99,9 @@ def face_roi(box: np.ndarray, keypoints: Optional[np.ndarray] = None, scale: flo
     box = np.asarray(box, np.float64)
     rot = 0.0
     if keypoints is not None and len(keypoints) >= 2 and np.all(np.isfinite(keypoints[:2])):
-        e = np.asarray(keypoints[1], np.float64) - np.asarray(keypoints[0], np.float64)
-        if np.hypot(*e) > 0:
-            rot = _wrap(-np.arctan2(-e[1], e[0]))
+        right, left = np.asarray(keypoints[0], np.float64), np.asarray(keypoints[1], np.float64)
+        if np.hypot(*(left - right)) > 0:
+            rot = alignment_rotation(right, left, target_angle=0.0)
     return Roi(float((box[0] + box[2]) / 2), float((box[1] + box[3]) / 2),
                float(scale * max(box[2] - box[0], box[3] - box[1])), float(rot))
 

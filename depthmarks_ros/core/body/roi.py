@@ -48,8 +48,11 @@ def _wrap(a: float) -> float:
     return float((a + np.pi) % (2 * np.pi) - np.pi)
 
 
-def alignment_rotation(start: np.ndarray, end: np.ndarray) -> float:
-    return _wrap(np.pi / 2 - np.arctan2(-(end[1] - start[1]), end[0] - start[0]))
+def alignment_rotation(start: np.ndarray, end: np.ndarray, target_angle: float = np.pi / 2) -> float:
+    """The rotation (rad, wrapped to [-pi, pi)) that turns the ``start`` -> ``end`` line (image px) to
+    ``target_angle`` (counter-clockwise from image-right, y up; default up: a person's or hand's
+    alignment points; 0: a face's eye line), as MediaPipe's DetectionsToRectsCalculator computes it."""
+    return _wrap(target_angle - np.arctan2(-(end[1] - start[1]), end[0] - start[0]))
 
 
 def _shifted(cx: float, cy: float, height: float, rotation: float, shift_y: float, size: float) -> Roi:
