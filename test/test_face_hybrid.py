@@ -693,3 +693,31 @@ def test_the_blend_s_yaw_is_solved_on_the_fitted_folder_s_3d_mean_face(tmp_path,
     finally:
         lm.close()
     assert seen and all(m is face_model_68(str(tmp_path)) for m in seen)
+
+
+def test_stack_records_keep_each_faces_estimates_and_mark_the_missing_turned_face_points(tmp_path):
+    """fit-face's cross-fitted hybrid estimates in --cache (model_fit.stack_records, STACK_RECORDS, read by
+    benchmarks/study_face_stack.py): per face, in the faces' order, its stem, set, fold, m / d / output /
+    ground truth, the turned-face predictor's points where it ran and NaN where it did not; they survive
+    the records' save and load."""
+    from types import SimpleNamespace
+    from depthmarks_ros.core.face.model_fit import stack_records
+    from depthmarks_ros.core.face.sigma_fit import load_records, save_records
+    rng = np.random.default_rng(5)
+    faces = [SimpleNamespace(stem=f'f{i}', dataset='aflw2000_3d' if i < 3 else '300w_lfpw_test',
+                             landmarks68=rng.normal(100, 20, (68, 2))) for i in range(4)]
+    m, d, out = (list(rng.normal(100, 20, (4, 68, 2))) for _ in range(3))
+    e = {1: rng.normal(100, 20, (68, 2)), 3: rng.normal(100, 20, (68, 2))}     # turned faces only
+    rec = stack_records(faces, [0, 4, 2, 1], m, d, e, out, [5.0, 40.0, -10.0, -50.0], [1.0, 2.0, 3.0, 4.0])
+    save_records(str(tmp_path / 's.npz'), rec)
+    back = load_records(str(tmp_path / 's.npz'))
+    assert back['stem'].tolist() == ['f0', 'f1', 'f2', 'f3']
+    assert back['dataset'].tolist() == ['aflw2000_3d'] * 3 + ['300w_lfpw_test']
+    assert back['fold'].tolist() == [0, 4, 2, 1]
+    for k, v in (('m68', m), ('d68', d), ('out68', out), ('gt68', [f.landmarks68 for f in faces])):
+        np.testing.assert_array_equal(back[k], np.array(v))
+    np.testing.assert_array_equal(back['e68'][1], e[1])
+    np.testing.assert_array_equal(back['e68'][3], e[3])
+    assert np.isnan(back['e68'][[0, 2]]).all()
+    np.testing.assert_array_equal(back['yaw'], [5.0, 40.0, -10.0, -50.0])
+    np.testing.assert_array_equal(back['norm'], [1.0, 2.0, 3.0, 4.0])

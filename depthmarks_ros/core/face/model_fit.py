@@ -316,6 +316,7 @@ BOX68_POSE_RECORDS = 'pose_hybrid_box68.npz'     # in --cache: the hybrid's keyp
 # check_records_model's words for them: what of them comes from the writing run's mean face, what rewrites them
 BOX68_RECORDS_COMPUTED = 'points come from turned-face predictors trained on faces chosen by the yaws of a run'
 BOX68_RECORDS_REDO = '--parts profile --cache {cache}'
+STACK_RECORDS = 'hybrid_stack_inputs.npz'      # in --cache: the hybrid's cross-fitted m, d, e per mesh face (_fit_profile)
 
 
 def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
@@ -631,6 +632,13 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
                 d[1].append(np.linalg.norm(new - targets[i], axis=1).mean() / norms[i])
     yield 'profile: mesh-followed faces with |quick yaw| >= 30, cross-fitted NME blend -> with the predictor: ' + \
         ', '.join(f'{k} {np.mean(a):.4f} -> {np.mean(b):.4f} ({len(a)})' for k, (a, b) in by_set.items())
+    if cache:       # the cross-fitted estimates of every mesh-followed face (benchmarks/study_face_stack.py)
+        from depthmarks_ros.core.face.sigma_fit import save_made_records
+        save_made_records(os.path.join(cache, STACK_RECORDS), stack_records(
+            [r['sample'] for r in mesh_recs], fold, m68s, d68s, e68, out68, yaws, norms),
+            {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(m68s),
+             'points': 'cross-fitted mesh maps, dlib on their boxes, turned-face predictors, blend and turned-face '
+                       'weights (5 folds)'}, output)
     res = []
     for j, (s, *_) in enumerate(unmeshed):
         res.append((un_pred[j] - s.landmarks68) / _size(un_pred[j]))
@@ -671,6 +679,21 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     blend.save(path)
     yield 'profile: weights by |yaw| bin ' + ', '.join(f'{w.mean():.2f}' for w in v) + \
         f'; face_profile_68.dat {os.path.getsize(os.path.join(output, "face_profile_68.dat")) / 1e6:.1f} MB'
+
+
+def stack_records(samples, fold, m68s, d68s, e68: dict, out68s, yaws, norms) -> dict:
+    """The hybrid's cross-fitted estimates of its mesh-followed fit faces as arrays (STACK_RECORDS in
+    --cache): per face its stem, set, fold, mesh points m68, dlib's d68, the turned-face predictor's
+    e68 (``e68``: face index -> points; NaN where it did not run), the hybrid's output out68, the
+    ground truth gt68, quick yaw and NME normaliser."""
+    nan68 = np.full((68, 2), np.nan)
+    return {'stem': np.array([s.stem for s in samples]), 'dataset': np.array([s.dataset for s in samples]),
+            'fold': np.asarray(fold, int), 'm68': np.array(m68s, np.float64).reshape(-1, 68, 2),
+            'd68': np.array(d68s, np.float64).reshape(-1, 68, 2),
+            'e68': np.array([e68.get(i, nan68) for i in range(len(samples))], np.float64).reshape(-1, 68, 2),
+            'out68': np.array(out68s, np.float64).reshape(-1, 68, 2),
+            'gt68': np.array([s.landmarks68 for s in samples], np.float64).reshape(-1, 68, 2),
+            'yaw': np.array(yaws, np.float64), 'norm': np.array(norms, np.float64)}
 
 
 def guess_scale(pairs) -> float:
