@@ -12,8 +12,9 @@ the files (``/**/stereo_depth``) and remappings name their node (``stereo_depth:
 :meth:`depthmarks_ros.pipeline.graph.ProcessLaunch.params_key` and ``.remappings`` write them; the
 namespace (``__ns``) is every node's. A process-wide ``__node:=`` would rename every node in it.
 
-Which nodes share a process is decided by the node graph (``graph.PROCESS_GROUPS``), for the launch
-files and ``depthmarks run --multi-process`` alike. Everything a node process has, this one has
+Which nodes share a process is decided by the node graph (``graph.PROCESS_GROUPS``; with
+``compose:=all`` every node of the launch), for the launch files and ``depthmarks run --multi-process``
+alike. Everything a node process has, this one has
 (:func:`depthmarks_ros.ros.node_base.run_nodes`): the malloc fix, the recorder's periods from the
 environment, each node's /diagnostics, exit 0 on SIGINT/SIGTERM, a one-line start-up error. A node
 that cannot be imported or built is named in one line and the others of the process run on (as in
