@@ -192,11 +192,12 @@ def main(argv=None):
             print(f'  {name} lam={lam:g}: AFLW {a[0]:.5f} -> {a[1]:.5f} ({a[2]:+.5f} +- {a[3]:.5f}), '
                   f'300-W {w[0]:.5f} -> {w[1]:.5f} ({w[2]:+.5f} +- {w[3]:.5f}){" *" if ok else ""}', flush=True)
             if ok and (best is None or a[2] < best[2]):
-                best = (name, lam, a[2], w[2])
+                best = (name, lam, a[2], w[2], a[2] / a[0], w[2] / w[0])
     if best is None:
         print(f'no design gains on AFLW beyond 2 standard errors with 300-W worse by <= {MAX_300W_LOSS}')
     else:
-        print(f'best admissible (*): {best[0]} lam={best[1]:g}: AFLW {best[2]:+.5f}, 300-W {best[3]:+.5f}')
+        print(f'best admissible (*): {best[0]} lam={best[1]:g}: AFLW {best[2]:+.5f} ({best[4]:+.1%}), '
+              f'300-W {best[3]:+.5f} ({best[5]:+.1%})')
 
 
 if __name__ == '__main__':
