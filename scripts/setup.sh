@@ -59,14 +59,20 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 # 4. the package itself
-# the content hash of what the install copies (depthmarks_ros/cli/install_check.py, which `depthmarks` also
-# reads to warn when this copy is older than the checkout: run by hand after a git pull, before setup)
-pkg_hash=$("$VENV/bin/python" -m depthmarks_ros.cli.install_check .)
-pkg_stamp="$VENV/.depthmarks-package"
-if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$pkg_hash" ] || [ ! -x "$VENV/bin/depthmarks" ]; then
+# its stamp: the content hash of what the install copies and a cheap signature of those files, taken before
+# the install (depthmarks_ros/cli/install_check.py, run by path: the standard library only, so it needs no
+# installed copy; `depthmarks` reads the stamp to warn when this copy differs from the checkout: run by hand
+# after a git pull, before setup)
+check=("$VENV/bin/python" depthmarks_ros/cli/install_check.py)
+pkg_line=$("${check[@]}" .)
+pkg_stamp=$("${check[@]}" --stamp-path "$VENV")
+installed=$(cat "$pkg_stamp" 2>/dev/null || true)
+if [ "${installed%% *}" != "${pkg_line%% *}" ] || [ ! -x "$VENV/bin/depthmarks" ]; then
   echo "setup: installing depthmarks_ros into $VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation .
   "$VENV/bin/python" scripts/link_executables.py "$VENV"
-  echo "$pkg_hash" > "$pkg_stamp"
+  echo "$pkg_line" > "$pkg_stamp"
+elif [ "$installed" != "$pkg_line" ]; then
+  echo "$pkg_line" > "$pkg_stamp"       # the same content, its files touched (or an older stamp): the new signature
 fi
 echo "setup: ready ($VENV)"
