@@ -16,7 +16,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from depthmarks_ros.pipeline.recorder import TopicStats
-from depthmarks_ros.pipeline.recorder_node import RecordedTopic, RecorderNode
+from depthmarks_ros.pipeline.recorder_node import RecordedTopic, RecorderNode, stamp_filter_params
 from depthmarks_ros.ros import recorded_topics
 
 QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=20)
@@ -78,6 +78,32 @@ def test_first_of_period_takes_the_first_stamp_of_each_period_asking_marks_nothi
     zero = FirstOfPeriod(10)
     assert all(zero.take(0) for _ in range(3))                 # an unstamped source: every message
     assert zero.take(15) and not zero.take(16)                 # and a zero stamp marked nothing
+
+
+def _passes(params, stamp_ns):
+    """STAMP_FILTER (recorder_node) evaluated in Python for a header stamp of ``stamp_ns``."""
+    start_sec, start_nsec, back = (int(p) for p in params)
+    sec, nsec = divmod(stamp_ns, 1_000_000_000)
+    return sec > start_sec or (sec == start_sec and nsec >= start_nsec) or sec < back
+
+
+def test_stamp_filter_params_from_the_next_period_across_the_whole_second():
+    s = 1_000_000_000
+    # 1 s periods: the next period starts on the next whole second (nanosec 0, never 1e9)
+    assert stamp_filter_params(5 * s - 1, s) == ('5', '0', '3')
+    assert stamp_filter_params(5 * s, s) == ('6', '0', '4')
+    assert stamp_filter_params(s // 10, s) == ('1', '0', '0')          # early stamps: nothing before 0
+    # 250 ms periods: the last one of a second rolls over into the next second
+    assert stamp_filter_params(4 * s + 800_000_000, s // 4) == ('5', '0', '4')
+    assert stamp_filter_params(4 * s + 600_000_000, s // 4) == ('4', '750000000', '4')
+    for period in (s, s // 4, 333_333_333, 1_000_000):
+        for kept in (5 * s - 1, 5 * s, 5 * s + 1, 7 * s - period, 7 * s - period - 1):
+            params = stamp_filter_params(kept, period)
+            start = (kept // period + 1) * period
+            assert 0 <= int(params[1]) < s
+            assert _passes(params, start) and not _passes(params, start - 1) and not _passes(params, kept)
+            # older stamps (went back two periods and a whole second more) pass for the recorder to judge
+            assert _passes(params, start - 2 * period - s) and not _passes(params, start - 2 * period)
 
 
 def test_filtered_topic_receives_only_what_it_writes(probe, filter_on):

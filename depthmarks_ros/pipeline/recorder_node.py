@@ -57,10 +57,10 @@ STAMP_FILTER = ('header.stamp.sec > %0 OR (header.stamp.sec = %0 AND header.stam
 OPEN = ('0', '0', '0')
 
 
-def stamp_filter_params(stamp_ns: int, period_ns: int) -> tuple:
-    """STAMP_FILTER's parameters (text) once a message stamped ``stamp_ns`` was kept in record periods of
+def stamp_filter_params(kept_ns: int, period_ns: int) -> tuple:
+    """STAMP_FILTER's parameters (text) once a message stamped ``kept_ns`` was kept in record periods of
     ``period_ns``: from the next period's start on, or before the whole second two periods earlier."""
-    start = (stamp_ns // period_ns + 1) * period_ns
+    start = (kept_ns // period_ns + 1) * period_ns
     back = max(0, start - 2 * period_ns) // 1_000_000_000
     return str(start // 1_000_000_000), str(start % 1_000_000_000), str(back)
 
