@@ -11,7 +11,8 @@ depth_fusion share the depth process, every other node has its own; mode ``multi
 ``--no-compose``, every node in a process of its own, the launch file's ``compose:=false``; mode
 ``multi-one`` adds ``--compose all``, every node in one process and the recorder in the runner's, the
 launch file's ``compose:=all``: the single process's layout, measured across a process boundary as
-``multi`` is), and prints side by side, per output topic, the steady-state rate, the median / p95 latency
+``multi`` is; mode ``multi-people`` adds ``--compose people``, face_landmarks and body_pose share a
+second process), and prints side by side, per output topic, the steady-state rate, the median / p95 latency
 from the sensor stamp to arrival at the recorder, the latency of each third of the run (a growing
 queue shows as a rising row; "trend" = last third minus first third), next to issue 21's targets;
 then the CPU per node: cores used (1.0 = one core busy) and CPU milliseconds per output frame
@@ -31,6 +32,9 @@ The machine load (`uptime`'s load averages) is printed before and after each mod
     .venv/bin/python benchmarks/bench_pipeline.py --modes single,multi-one,multi --repeat 3
         # where the measuring subscriber sits: every node in one process with the recorder outside
         # (multi-one) between the single process and the launch layout, interleaved
+    .venv/bin/python benchmarks/bench_pipeline.py --modes single,multi,multi-people,multi-one --repeat 2
+        # face_landmarks and body_pose in one process, people (multi-people, compose:=people), against the
+        # launch layout (multi), one container (multi-one) and the single process, interleaved
     .venv/bin/python benchmarks/bench_pipeline.py --modes single,multi,multi-async --repeat 3
         # the depth process publishing asynchronously (multi-async) against the default, interleaved
     .venv/bin/python benchmarks/bench_pipeline.py --modes multi,multi-async,multi-outbound,multi-crossing,single \
@@ -74,6 +78,8 @@ def command(args, folder: str, mode: str):
         cmd.append('--no-compose')
     if mode == 'multi-one':
         cmd += ['--compose', 'all']
+    if mode == 'multi-people':
+        cmd += ['--compose', 'people']
     return cmd + ['--quiet'] + args.extra
 
 
@@ -84,6 +90,9 @@ MODES = {'single': 'single-process', 'multi': 'multi-process',
          # recorder in the runner's: the single process's layout measured where multi measures (across a
          # process boundary), the equal-footing comparison for multi
          'multi-one': 'multi, every node in one process',
+         # the launch layout's depth process and face_landmarks + body_pose in a second one, people (launch's
+         # compose:=people): the rig's camera image and fusion's depth cross into one process fewer
+         'multi-people': 'multi, face + body in one process',
          # the recorder's DDS stamp filter (pipeline/recorder_node.py) on: opt-in since 2026-12-07 (Fast DDS
          # crashes a publisher now and then while the filter's parameters change, docs/pipeline.md "Known issues")
          'multi-filtered': 'multi, rec. DDS filter',
@@ -155,8 +164,8 @@ def main():
     ap.add_argument('--duration', type=float, default=20.0,
                     help='seconds per mode (20 = `make run`; 60 for the no-growth check)')
     ap.add_argument('--modes', default='single,multi',
-                    help='comma list of ' + ', '.join(MODES) + ' (multi-separate / multi-one: --multi-process with '
-                    '--no-compose / --compose all, a process per node / every node in one process, the recorder outside; multi-filtered / multi-unfiltered: --multi-process with '
+                    help='comma list of ' + ', '.join(MODES) + ' (multi-separate / multi-one / multi-people: --multi-process with '
+                    '--no-compose / --compose all / --compose people, a process per node / every node in one process, the recorder outside / face and body in one; multi-filtered / multi-unfiltered: --multi-process with '
                     'DEPTHMARKS_RECORDER_FILTER=1 / 0, the A/B of the recorder\'s DDS stamp filter, opt-in; multi-async: with '
                     'DEPTHMARKS_CONTAINER_PUBLICATION_MODE=ASYNCHRONOUS, the A/B of the depth process\'s asynchronous publishing; '
                     'multi-outbound / multi-crossing: =OUTBOUND / =CROSSING, per topic, pipeline/publication.py)')

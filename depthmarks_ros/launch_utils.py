@@ -5,7 +5,7 @@ Which nodes run, with which parameters, remappings, namespace and static transfo
 that plan into launch_ros actions: one ``Node`` action per process of the plan
 (:meth:`~depthmarks_ros.pipeline.graph.Graph.processes`): a node alone gets its config/<node>.yaml plus
 the overrides; the nodes that share a process (``compose:=true``: sim_rig, stereo_depth and depth_fusion in
-``depthmarks_container``; ``compose:=all``: every node of the launch in one) get one parameter file each under their own name and node-targeted
+``depthmarks_container``; ``compose:=people``: also face_landmarks and body_pose in one; ``compose:=all``: every node of the launch in one) get one parameter file each under their own name and node-targeted
 remappings; respawn for sensor-facing nodes; one tf2_ros ``static_transform_publisher`` per rig
 frame, RViz with a config that follows the graph, and the FastDDS profile.
 """

@@ -155,9 +155,10 @@ def _combinations():
     for i, (source, flags, (ns, prefix), sim_time) in enumerate(itertools.product(
             SOURCES, itertools.product((True, False), repeat=len(FLAGS)), (('', ''), ('rig1', 'rig1/')),
             (False, True))):
-        # compose:= true, false (every node a process of its own), all (every node in one): a third of the cases each
-        yield source, dict(zip(FLAGS, flags)), ns, prefix, sim_time, None, g.COMPOSE_CHOICES[i % 3]
-    for start in ('sim,stereo,tf', 'fusion,face,body', 'stereo', 'stereo,fusion'):
+        # compose:= true, false (every node a process of its own), all (every node in one), people (face and body
+        # in a second one): a quarter of the cases each, rotated over the flags so that each meets every namespace
+        yield source, dict(zip(FLAGS, flags)), ns, prefix, sim_time, None, g.COMPOSE_CHOICES[(i + i // 4) % 4]
+    for start in ('sim,stereo,tf', 'fusion,face,body', 'stereo', 'stereo,fusion', 'face', 'face,body'):
         for compose in g.COMPOSE_CHOICES:
             yield 'sim', dict.fromkeys(FLAGS, True), '', '', False, start, compose
 
@@ -165,7 +166,8 @@ def _combinations():
 def test_launch_file_and_runner_start_the_same_nodes_for_every_argument_combination(monkeypatch, tmp_path):
     fake = FakeLaunch(monkeypatch)
     compared = 0
-    composed = sim_composed = all_composed = 0
+    composed = sim_composed = all_composed = people_composed = 0
+    depth, people = ('sim_rig', 'stereo_depth', 'depth_fusion'), ('face_landmarks', 'body_pose')
     for source, flags, ns, prefix, sim_time, start, compose in _combinations():
         launch_values, run_values = (dict(v) for v in SOURCES[source])
         launch_values.update({k: str(v).lower() for k, v in flags.items()})
@@ -182,20 +184,25 @@ def test_launch_file_and_runner_start_the_same_nodes_for_every_argument_combinat
         run = _runner_nodes(cfg, tmp_path)
         assert launched == run, (source, flags, ns, prefix, sim_time, start, compose)
         # compose:=true: the depth group's nodes that start (sim_rig, stereo_depth, depth_fusion) share the
-        # depth process exactly when two or more of them start; compose:=all: every node that starts shares
+        # depth process exactly when two or more of them start; compose:=people: that, and face_landmarks and
+        # body_pose share the people process where both start; compose:=all: every node that starts shares
         # the one pipeline process where two or more start; every other node, and every node with
         # compose:=false, has a process of its own
-        members = {f'{ns and "/" + ns}/{n}' for n in ('sim_rig', 'stereo_depth', 'depth_fusion')} & set(run)
-        members = {'true': members, 'all': set(run), 'false': set()}[compose]
-        group = {'true': 'depth', 'all': g.ALL_PROCESS, 'false': None}[compose]
-        shared = {name for name, v in run.items() if v[3] == group}
-        assert shared == (members if len(members) > 1 else set()), (source, flags, start, compose)
-        assert all(v[3] == name.rsplit('/', 1)[1] for name, v in run.items() if name not in shared)
-        composed += compose == 'true' and bool(shared)
-        sim_composed += compose == 'true' and f'{ns and "/" + ns}/sim_rig' in shared
-        all_composed += compose == 'all' and bool(shared)
+        groups = {'true': {'depth': depth}, 'people': {'depth': depth, 'people': people},
+                  'all': {g.ALL_PROCESS: [name.rsplit('/', 1)[1] for name in run]}, 'false': {}}[compose]
+        shared = {}
+        for group, names in groups.items():
+            members = {f'{ns and "/" + ns}/{n}' for n in names} & set(run)
+            shared[group] = {name for name, v in run.items() if v[3] == group}
+            assert shared[group] == (members if len(members) > 1 else set()), (source, flags, start, compose, group)
+        alone = set(run) - set().union(*shared.values())
+        assert all(run[name][3] == name.rsplit('/', 1)[1] for name in alone)
+        composed += compose == 'true' and bool(shared['depth'])
+        sim_composed += compose == 'true' and f'{ns and "/" + ns}/sim_rig' in shared['depth']
+        all_composed += compose == 'all' and bool(shared[g.ALL_PROCESS])
+        people_composed += compose == 'people' and bool(shared['people'])
         compared += 1
-    assert compared > 300 and composed > 25 and sim_composed > 25 and all_composed > 100
+    assert compared > 300 and composed > 20 and sim_composed > 20 and all_composed > 75 and people_composed > 15
 
 
 def test_launch_file_gives_the_depth_process_the_per_topic_publication_mode_asked(monkeypatch):
@@ -263,6 +270,26 @@ def test_compose_all_puts_every_node_this_host_starts_in_one_container_process()
     assert g.GraphConfig(compose=False).compose == 'false' and g.GraphConfig(compose=True).compose == 'true'
 
 
+def test_compose_people_puts_face_and_body_in_a_second_container_process_beside_the_depth_one():
+    """compose:=people: the depth process as with true, and face_landmarks and body_pose (the two readers
+    of the camera image outside it) share the people process, each with its own parameter section and
+    node-targeted remaps; where only one of the two starts it keeps its own executable."""
+    def layout(**kw):
+        return [(p.name, [n.name for n in p.nodes], p.executable) for p in g.plan(g.GraphConfig(**kw)).processes()]
+    assert layout(compose='people') == [('depth', ['sim_rig', 'stereo_depth', 'depth_fusion'], g.CONTAINER),
+                                        ('people', ['face_landmarks', 'body_pose'], g.CONTAINER)]
+    assert layout(compose='people', source='video', video='clip.mp4') == [
+        ('video_source', ['video_source'], 'video_source'), ('people', ['face_landmarks', 'body_pose'], g.CONTAINER)]
+    assert layout(compose='people', start=g.parse_nodes('fusion,face,body')) == [
+        ('depth_fusion', ['depth_fusion'], 'depth_fusion'), ('people', ['face_landmarks', 'body_pose'], g.CONTAINER)]
+    assert layout(compose='people', body=False)[1:] == [('face_landmarks', ['face_landmarks'], 'face_landmarks')]
+    assert ('mono_depth', ['mono_depth'], 'mono_depth') in layout(compose='people', mono=True, mono_model='/m')
+    depth_proc, proc = g.plan(g.config_from_arguments({'compose': 'people', 'camera_ns': '/cam'})).processes()
+    assert proc.arguments == ['face_landmarks', 'body_pose'] and proc.params_key(proc.nodes[1]) == '/**/body_pose'
+    assert ('body_pose:camera/image_raw', '/cam/image_raw') in proc.remappings
+    assert proc.respawn == any(n.respawn for n in proc.nodes)
+
+
 def test_the_graph_wires_depth_to_face_and_body_and_splits_across_hosts():
     full = g.plan(g.GraphConfig())
     by_name = {n.name: n for n in full.nodes}
@@ -285,7 +312,7 @@ def test_the_graph_wires_depth_to_face_and_body_and_splits_across_hosts():
     ({'device': 'gpu'}, 'is not one of cpu, cuda'),
     ({'nodes': 'stereo,fussion'}, 'unknown fussion'),
     ({'sourse': 'sim'}, 'unknown argument'),
-    ({'compose': 'one'}, "compose:='one' is not one of true, false, all"),
+    ({'compose': 'one'}, "compose:='one' is not one of true, false, all, people"),
 ])
 def test_bad_arguments_are_refused_with_the_choices(values, message):
     with pytest.raises(ValueError, match=message):

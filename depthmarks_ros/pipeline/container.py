@@ -13,7 +13,7 @@ the files (``/**/stereo_depth``) and remappings name their node (``stereo_depth:
 namespace (``__ns``) is every node's. A process-wide ``__node:=`` would rename every node in it.
 
 Which nodes share a process is decided by the node graph (``graph.PROCESS_GROUPS``; with
-``compose:=all`` every node of the launch), for the launch files and ``depthmarks run --multi-process``
+``compose:=people`` also ``graph.PEOPLE_GROUP``, face and body; with ``compose:=all`` every node of the launch), for the launch files and ``depthmarks run --multi-process``
 alike. Everything a node process has, this one has
 (:func:`depthmarks_ros.ros.node_base.run_nodes`): the malloc fix, the recorder's periods from the
 environment, each node's /diagnostics, exit 0 on SIGINT/SIGTERM, a one-line start-up error. A node

@@ -136,14 +136,22 @@ TF = 'tf'
 #: depth and confidence reach fusion, without crossing a process boundary (~3 ms per 1.2 MB image
 #: between processes, docs/pipeline.md "Multi-process"). A group runs as one process only where two
 #: or more of its nodes start; every other node has a process of its own.
-PROCESS_GROUPS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
-    ('depth', ('sim_rig', 'stereo_depth', 'depth_fusion')),
-)
+DEPTH_GROUP = ('depth', ('sim_rig', 'stereo_depth', 'depth_fusion'))
+PROCESS_GROUPS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (DEPTH_GROUP,)
+#: the people process (``compose:=people``): face_landmarks and body_pose, the two readers of the rig's
+#: camera image (and of fusion's depth) outside the depth process, share one, so the depth process's
+#: synchronous publishes copy each image into one process fewer; MediaPipe's fate and the GIL are shared
+#: by the two (a crash restarts both), the depth pipeline stays apart
+PEOPLE_GROUP = ('people', ('face_landmarks', 'body_pose'))
 #: ``compose:=`` (:attr:`GraphConfig.compose`): ``true`` (the default) each group of :data:`PROCESS_GROUPS`
-#: shares a process; ``false`` every node has a process of its own; ``all`` every node this host starts
-#: shares one process, :data:`ALL_PROCESS` (one component container for the whole pipeline, as a user with
-#: one container runs it; ``depthmarks run``'s recorder stays in its own process, as ``ros2 bag record`` would)
-COMPOSE_CHOICES = ('true', 'false', 'all')
+#: shares a process; ``people`` those and :data:`PEOPLE_GROUP`; ``false`` every node has a process of its
+#: own; ``all`` every node this host starts shares one process, :data:`ALL_PROCESS` (one component container
+#: for the whole pipeline, as a user with one container runs it; ``depthmarks run``'s recorder stays in its
+#: own process, as ``ros2 bag record`` would)
+COMPOSE_CHOICES = ('true', 'false', 'all', 'people')
+#: the groups of each ``compose:=`` value but ``all`` (every node of the host: :data:`ALL_PROCESS`)
+COMPOSE_GROUPS: Dict[str, Tuple[Tuple[str, Tuple[str, ...]], ...]] = {
+    'true': PROCESS_GROUPS, 'people': PROCESS_GROUPS + (PEOPLE_GROUP,), 'false': ()}
 ALL_PROCESS = 'pipeline'
 CONTAINER = 'depthmarks_container'    # console script; module depthmarks_ros.pipeline.container
 CONTAINER_MODULE = f'{PACKAGE}.pipeline.container'
@@ -200,7 +208,8 @@ ARGUMENTS: Tuple[Argument, ...] = (
     Argument('use_dds_profile', 'true', 'Load config/fastdds_localhost.xml (large messages between processes)', BOOL),
     Argument('compose', 'true', 'Run the simulated rig, stereo_depth and depth_fusion in one process (the depth process: '
              'their images never cross a process boundary); false: every node in a process of its own; all: every '
-             'node of this launch in one process (one container for the whole pipeline)', COMPOSE_CHOICES),
+             'node of this launch in one process (one container for the whole pipeline); people: as true, and '
+             'face_landmarks and body_pose share a second process, people', COMPOSE_CHOICES),
 )
 ARGUMENT_NAMES = tuple(a.name for a in ARGUMENTS)
 NODE_CHOICES = tuple(sorted(ALIASES)) + (TF,)
@@ -389,11 +398,13 @@ class Graph:
     def processes(self) -> List[ProcessLaunch]:
         """The processes of the launch-file layout (and of ``depthmarks run --multi-process``), in
         start order: with ``compose:=true`` each group of :data:`PROCESS_GROUPS` of which two or more nodes
-        start is one process (at its first node's place), every other node a process of its own; with
-        ``all`` every node of this host in one process, :data:`ALL_PROCESS` (where two or more start);
+        start is one process (at its first node's place), every other node a process of its own (``people``:
+        the same with :data:`PEOPLE_GROUP` too); with ``all`` every node of this host in one process, :data:`ALL_PROCESS` (where two or more start);
         with ``false`` every node a process of its own."""
-        group_of = {'true': {n: name for name, members in PROCESS_GROUPS for n in members},
-                    'all': {n.name: ALL_PROCESS for n in self.nodes}, 'false': {}}[self.config.compose]
+        if self.config.compose == 'all':
+            group_of = {n.name: ALL_PROCESS for n in self.nodes}
+        else:
+            group_of = {n: name for name, members in COMPOSE_GROUPS[self.config.compose] for n in members}
         out: List[ProcessLaunch] = []
         done = set()
         for n in self.nodes:

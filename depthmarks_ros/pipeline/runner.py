@@ -67,7 +67,7 @@ class RunConfig:
     overrides: Dict[str, Dict[str, object]] = field(default_factory=dict)
     progress: bool = True
     multi_process: bool = False      # the nodes in processes as `ros2 launch` runs them (graph.Graph.processes)
-    compose: str = 'true'            # with multi_process: launch's compose:= (graph.COMPOSE_CHOICES: true, false, all)
+    compose: str = 'true'            # with multi_process: launch's compose:= (graph.COMPOSE_CHOICES: true, false, all, people)
     start: Optional[List[str]] = None  # the launch files' nodes:= (which nodes of the graph to start)
     namespace: str = ''
     frame_prefix: str = ''
