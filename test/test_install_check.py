@@ -87,6 +87,7 @@ def test_the_checkout_is_hashed_only_when_its_files_signature_changed(tmp_path, 
     assert stale_install(**check) is None and len(hashed) == 1
     assert stale_install(**check) is None and len(hashed) == 1           # its new signature kept in the stamp
     assert (prefix / STAMP).read_text().split() == [real_hash(str(src)), install_check.package_signature(str(src))]
+    assert sorted(p.name for p in prefix.iterdir()) == sorted([STAMP, 'site-packages'])   # no temporary left
     (prefix / STAMP).write_text(real_hash(str(src)) + '\n')               # a stamp from before the signature
     assert stale_install(**check) is None and len(hashed) == 2
     main_py.write_text('x = 3\n')

@@ -125,12 +125,16 @@ def stale_install(prefix: str = sys.prefix, package_dir: Optional[str] = None,
     except OSError:                          # unreadable, or a file vanished while read (a checkout being switched)
         return None
     if installed == now:
+        tmp = f'{stamp}.{os.getpid()}'       # one a process: commands run side by side never share it
         try:                                 # the same content: remember the new signature (taken before the hash)
-            with open(stamp + '.tmp', 'w') as f:
+            with open(tmp, 'w') as f:
                 f.write(f'{now} {now_signature}\n')
-            os.replace(stamp + '.tmp', stamp)
+            os.replace(tmp, stamp)
         except OSError:                      # a read-only venv: hashed again next time
-            pass
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         return None
     return (f'depthmarks: the copy of depthmarks_ros installed in {prefix} differs from its checkout {source} '
             f'(changed since it was installed, e.g. by git pull or checkout): this run uses the old code; run '
