@@ -13,7 +13,8 @@ depthmarks_ros/data is fitted on the rest by `depthmarks fit-face`):
   visAUC: ROC AUC of the published visibility for the self-occlusion labels of the 3D landmarks
   (core/face/visibility.py; 0.5 = no information).
 Ours: the hybrid backend (core/face/hybrid.py: MediaPipe mesh + learned map, dlib's predictor on a box
-from it, blended per landmark), dlib (HOG or the detector cascade) and MediaPipe with the learned map.
+from it, blended per landmark; and, where its files ship, the same in the '3d' landmark convention, its map,
+blend and sigma model fitted on AFLW2000-3D alone: `--methods hybrid` runs both), dlib (HOG or the detector cascade) and MediaPipe with the learned map.
 Anchors in the same run: plain dlib-68 (HOG, no upsampling, dlib's threshold 0, TTA sigma),
 MediaPipe + the fixed 468 -> 68 vertex map (TTA sigma), and for head pose plain solvePnP
 (EPnP + LM, unweighted) on those two and on the ground-truth landmarks with the same 3D mean face.
@@ -35,7 +36,7 @@ from depthmarks_ros.core.face.head_pose import angles_jacobian, solve_head_pose 
 from depthmarks_ros.core.face.metrics import calibration_2d, roc_auc  # noqa: E402
 from depthmarks_ros.core.face.visibility import self_occlusion  # noqa: E402
 from depthmarks_ros.core.face.model_fit import camera_for, run_on_sample  # noqa: E402
-from depthmarks_ros.core.face.pipeline import FaceLandmarker  # noqa: E402
+from depthmarks_ros.core.face.pipeline import DATA_DIR, FaceLandmarker, fitted_files  # noqa: E402
 
 METHODS = {
     'hybrid (ours: mesh + dlib predictor, blend)': dict(backend='hybrid'),
@@ -46,6 +47,12 @@ METHODS = {
     'anchor: MediaPipe + fixed map': dict(backend='mediapipe', mapping='fixed', sigma='tta', mesh_fallback=False),
 }
 PLAIN = ('anchor: plain dlib-68 (HOG)', 'anchor: MediaPipe + fixed map')
+# the hybrid in the '3d' landmark convention (core/face/convention.py: AFLW2000-3D's 3D-model points, its own
+# artefacts fitted on AFLW2000-3D alone), next to the default '2d' row, where its files ship
+HYBRID_3D = 'hybrid 3d (ours: landmark_convention 3d, fitted on AFLW2000-3D alone)'
+if all(os.path.isfile(os.path.join(DATA_DIR, n)) for n in fitted_files('hybrid', 'hog', True, '3d')):
+    METHODS = dict([next(iter(METHODS.items())), (HYBRID_3D, dict(backend='hybrid', convention='3d'))]
+                   + list(METHODS.items())[1:])
 
 
 def make(kw, static=True):

@@ -191,6 +191,60 @@ def test_fitted_data_requires_only_what_the_detector_and_uncertainty_read(tmp_pa
     assert main(args + ['--dlib-detector', 'hog', '--no-uncertainty']) == 0
 
 
+def test_landmark_convention_3d_reads_its_own_files_and_2d_is_unchanged(tmp_path, face_image, capsys):
+    """`--landmark-convention 3d` (the node's landmark_convention) reads the convention's own files (map,
+    blend, sigma model: face_*_3d.*) from the fitted folder, the shared ones as '2d' does; '2d' (the default)
+    ignores them, its output bit-identical to a folder without them; a '3d' file missing is a refusal naming
+    it (never the '2d' file in its place); another backend with '3d' is refused with the reason."""
+    from depthmarks_ros.cli.fit_face import seed_output
+    from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.face.convention import OWN_FILES, artefact_name
+    img = tmp_path / 'astro.png'
+    cv2.imwrite(str(img), cv2.cvtColor(face_image, cv2.COLOR_RGB2BGR))
+    fitted = tmp_path / 'fitted'
+    seed_output(str(fitted))
+    base = _face_entry(main, img, tmp_path / 'o', fitted)
+    assert sorted(artefact_name(n, '3d') for n in OWN_FILES) == [
+        'face_hybrid_3d.json', 'face_mesh_to_68_3d.npz', 'face_sigma_hybrid_3d.json']
+    for name in OWN_FILES:            # the 3d copies, each edited as _ARTEFACT_EDITS does
+        (fitted / artefact_name(name, '3d')).write_bytes((fitted / name).read_bytes())
+        _ARTEFACT_EDITS[name][0](fitted / artefact_name(name, '3d'))
+    assert _face_entry(main, img, tmp_path / 'o', fitted) == base       # '2d' (default): the 3d files unread
+    args = ['face', str(img), '-o', str(tmp_path / 'o3'), '--no-detector-all-views', '--no-detector-mmod',
+            '--fitted-data', str(fitted), '--landmark-convention']
+    assert main(args + ['2d']) == 0
+    entry = json.loads((tmp_path / 'o3' / 'landmarks.json').read_text())['images'][img.name]['faces'][0]
+    assert entry == {k: v for k, v in base.items() if k in entry}
+    assert main(args + ['3d']) == 0
+    entry = json.loads((tmp_path / 'o3' / 'landmarks.json').read_text())['images'][img.name]['faces'][0]
+    assert not np.allclose(entry['landmarks68'], base['landmarks68'])
+    assert not np.allclose(entry['sigma68'], base['sigma68'])
+    (fitted / 'face_hybrid_3d.json').unlink()
+    assert main(args + ['3d']) == 2
+    said = capsys.readouterr().out
+    assert 'face_hybrid_3d.json' in said and 'face_mesh_to_68_3d.npz' not in said.split('lacks')[1].split('(')[0]
+    assert main(args + ['3d', '--backend', 'mediapipe']) == 2
+    assert "fitted for the hybrid backend only, not 'mediapipe'" in capsys.readouterr().out
+    with pytest.raises(SystemExit):          # argparse: not one of the choices
+        main(['face', str(img), '-o', str(tmp_path / 'o3'), '--landmark-convention', '3x'])
+
+
+def test_fit_face_convention_3d_fits_its_own_parts_on_aflw_alone(tmp_path, capsys):
+    """`fit-face --convention 3d` takes AFLW2000-3D's fit split alone and only the parts with files of their
+    own per convention (a shared part is refused before anything is written)."""
+    from depthmarks_ros.cli.fit_face import _samples
+    from depthmarks_ros.cli.main import main
+    data = tmp_path / 'data'
+    _aflw_folder(data)
+    w300 = data / 'faces' / '300w_lfpw_test'
+    w300.mkdir(parents=True)
+    assert main(['fit-face', '--data', str(data), '-o', str(tmp_path / 'o'), '--convention', '3d',
+                 '--parts', 'mapping,pose']) == 2
+    assert 'pose' in capsys.readouterr().err and not (tmp_path / 'o').exists()
+    aflw, w = _samples(str(data), convention='3d')
+    assert aflw and all(s.dataset == 'aflw2000_3d' for s in aflw) and w == []
+
+
 def test_fit_face_refits_the_sigma_models_from_cached_error_records(tmp_path):
     """`--parts sigma-cached --cache DIR` refits face_sigma_<backend>.json from the records alone
     (no image), recording the split rule and command; a missing cache is a message, exit 1."""
@@ -304,7 +358,7 @@ def test_fit_face_records_the_command_it_ran_with_the_real_cache_folder(tmp_path
     _aflw_folder(tmp_path)
     got = {}
 
-    def capture(aflw, w300, output, parts, command, cache=''):
+    def capture(aflw, w300, output, parts, command, cache='', convention='2d'):
         got.update(output=output, parts=parts, command=command, cache=cache)
         yield 'captured'
     monkeypatch.setattr(model_fit, 'fit_landmark_artefacts', capture)

@@ -36,7 +36,9 @@ def run(args) -> int:
         landmarker = FaceLandmarker(p.backend, p.max_faces, p.refine_landmarks, p.uncertainty, static=True,
                                     dlib_detector=p.dlib_detector, learned_model=p.uncertainty_model,
                                     all_views=p.detector_all_views, mmod=p.detector_mmod,
-                                    data_dir=fitted_data_dir(p.fitted_data, p.backend, p.dlib_detector, p.uncertainty))
+                                    convention=p.landmark_convention,
+                                    data_dir=fitted_data_dir(p.fitted_data, p.backend, p.dlib_detector, p.uncertainty,
+                                                             p.landmark_convention))
     except (ValueError, BackendError, FileNotFoundError) as exc:
         print(f'depthmarks face: {exc}')
         return 2

@@ -45,6 +45,8 @@ PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-d
          'sigma-cached', 'hybrid', 'hybrid-template', 'visibility', 'profile', 'pose-hybrid', 'pose-mediapipe',
          'pose-dlib', 'pose-dlib_hog', 'pose-hybrid_box68')
 SIGMA_STEPS = 300
+# the parts a convention other than '2d' fits (its own files: core/face/convention.py OWN_FILES)
+CONVENTION_PARTS = ('mapping', 'hybrid', 'hybrid-template', 'profile', 'sigma-hybrid')
 
 
 def add_arguments(p) -> None:
@@ -56,14 +58,23 @@ def add_arguments(p) -> None:
     p.add_argument('--cache', default='', help='folder for the sigma models\' error records (written by the sigma '
                    'parts; --parts sigma-cached refits the sigma models from them without running the backends)')
     p.add_argument('--sigma-steps', type=int, default=SIGMA_STEPS, help='Adam steps of each sigma model fit (then L-BFGS)')
+    p.add_argument('--convention', default='2d', choices=('2d', '3d'),
+                   help="landmark convention of the fitted artefacts (core/face/convention.py): '2d' both sets, "
+                   "weighted equally (the shipped files); '3d' AFLW2000-3D alone (its fitted-3D-model points), "
+                   "into the convention's own files (face_mesh_to_68_3d.npz, face_hybrid_3d.json, "
+                   "face_sigma_hybrid_3d.json); parts " + ', '.join(CONVENTION_PARTS))
     p.add_argument('--limit', type=int, default=0, help='use the first N fit-split images per set (0: all; the '
                    'shipped files used 250 to bound the fit to ~7 min on the shared 2 cores)')
 
 
-def _samples(data: str, limit: int = 0):
+def _samples(data: str, limit: int = 0, convention: str = '2d'):
+    """(AFLW2000-3D, 300-W) fit-split samples: the sets of ``convention`` (CONVENTION_SETS; a set it
+    leaves out is empty)."""
+    from depthmarks_ros.core.face.convention import CONVENTION_SETS
     from depthmarks_ros.core.face.datasets import load_aflw2000_3d, load_pts_folder
-    aflw = load_aflw2000_3d(os.path.join(data, 'faces', 'aflw2000_3d'), 'fit')
-    w300 = load_pts_folder(os.path.join(data, 'faces', '300w_lfpw_test'), 'fit')
+    sets = CONVENTION_SETS[convention]
+    aflw = load_aflw2000_3d(os.path.join(data, 'faces', 'aflw2000_3d'), 'fit') if 'aflw2000_3d' in sets else []
+    w300 = load_pts_folder(os.path.join(data, 'faces', '300w_lfpw_test'), 'fit') if '300w_lfpw_test' in sets else []
     if limit:
         aflw, w300 = aflw[:limit], w300[:limit]
     return aflw, w300
@@ -84,6 +95,8 @@ def recorded_command(args, parts, limit: bool = True) -> str:
         cmd += ['--cache', args.cache]
     if args.sigma_steps != SIGMA_STEPS:
         cmd += ['--sigma-steps', str(args.sigma_steps)]
+    if getattr(args, 'convention', '2d') != '2d':
+        cmd += ['--convention', args.convention]
     return shlex.join(cmd)
 
 
@@ -143,6 +156,11 @@ def run(args) -> int:
     if bad:
         print(f'fit-face: unknown part(s) {bad}; choose from {PARTS}', file=sys.stderr)
         return 2
+    convention = getattr(args, 'convention', '2d')
+    if convention != '2d' and any(p not in CONVENTION_PARTS for p in parts):
+        print(f'fit-face: --convention {convention} fits the parts {", ".join(CONVENTION_PARTS)} only (the other '
+              f'artefacts are shared by the conventions); got {",".join(parts)}', file=sys.stderr)
+        return 2
     missing = _missing_input(args, parts)
     if missing:
         print(f'fit-face: {missing}', file=sys.stderr)
@@ -163,11 +181,11 @@ def run(args) -> int:
                 print(line, flush=True)
         if any(p not in ('model', 'sigma-cached') for p in parts):
             from depthmarks_ros.core.face.model_fit import fit_landmark_artefacts
-            aflw, w300 = _samples(args.data, args.limit)
+            aflw, w300 = _samples(args.data, args.limit, convention)
             if not aflw and not w300:
                 raise FileNotFoundError(f'no annotated faces under {args.data}/faces')
             command = recorded_command(args, [p for p in parts if p not in ('model', 'sigma-cached')])
-            for line in fit_landmark_artefacts(aflw, w300, args.output, parts, command, args.cache):
+            for line in fit_landmark_artefacts(aflw, w300, args.output, parts, command, args.cache, convention):
                 print(line, flush=True)
     except (FileNotFoundError, StaleRecordsError, BackendError) as exc:   # BackendError: a bad mean face in -o
         print(f'fit-face: {exc}', file=sys.stderr)

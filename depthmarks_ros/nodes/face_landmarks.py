@@ -66,8 +66,10 @@ class FaceLandmarksNode(DepthmarksNode):
                                              learned_model=self.p.uncertainty_model,
                                              dlib_redetect_every=self.p.dlib_redetect_every,
                                              all_views=self.p.detector_all_views, mmod=self.p.detector_mmod,
+                                             convention=self.p.landmark_convention,
                                              data_dir=fitted_data_dir(self.p.fitted_data, self.p.backend,
-                                                                    self.p.dlib_detector, self.p.uncertainty))
+                                                                    self.p.dlib_detector, self.p.uncertainty,
+                                                                    self.p.landmark_convention))
         except (BackendError, FileNotFoundError) as exc:
             raise ValueError(str(exc)) from exc
         qos = self.output_qos()

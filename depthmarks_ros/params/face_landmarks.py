@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Optional
+
+from depthmarks_ros.core.face.convention import CONVENTIONS, check_convention
 from depthmarks_ros.core.params import param
 from depthmarks_ros.params.base import (CompressedImageParams, DepthTransportParams, ImageTransportParams, InputParams,
                                          NodeParams)
@@ -34,6 +37,13 @@ class FaceLandmarksParams(NodeParams, CompressedImageParams, InputParams, ImageT
                                 'other detector finds a face (~1-3 s per image on a CPU; the node on video never '
                                 'runs it); with detector_all_views it runs before the oversized-face view and the '
                                 'head of a person from the body pose, which run with it off too', read_only=True)
+    landmark_convention: str = param(
+        '2d', "Convention of the 68 points: 2d = 300-W's, clicks on the visible outline (the jaw follows the "
+        "silhouette of a turned face); 3d = AFLW2000-3D's, projections of 3D face-model points (the jaw stays on "
+        'the face surface where hidden: for lifting to 3D and head pose), the hybrid\'s artefacts fitted on '
+        'AFLW2000-3D alone (face_mesh_to_68_3d.npz, face_hybrid_3d.json, face_sigma_hybrid_3d.json; missing '
+        'files stop the start); hybrid backend only (docs/face_landmarks.md)',
+        choices=CONVENTIONS, read_only=True)
     uncertainty: bool = param(True, 'Per-landmark covariance by test-time augmentation', read_only=True)
     fitted_data: str = param('', 'Folder of the fitted face artefacts (face_fit.json, face_model_68.npy, '
                              'face_hybrid.json, face_sigma_*.json, ...: depthmarks fit-face -o DIR), each read from '
@@ -47,3 +57,10 @@ class FaceLandmarksParams(NodeParams, CompressedImageParams, InputParams, ImageT
                              read_only=True, cli=False)
     depth_slop: float = param(0.05, 'Largest image/depth stamp difference (s)', min=0.0, max=1.0,
                               read_only=True, cli=False)
+
+    def cross_check(self) -> Optional[str]:
+        try:
+            check_convention(self.landmark_convention, self.backend)
+        except ValueError as exc:
+            return str(exc)
+        return None

@@ -106,12 +106,16 @@ def fit_box_map(samples) -> tuple:
     return tuple(float(v) for v in med), len(rows)
 
 
-def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: str = ''):
+def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: str = '', convention: str = '2d'):
     """Fit the box map, mesh -> 68 map, sigma models and head-pose calibration into ``output``;
     yields progress lines. ``cache``: a folder for the sigma models' error records
-    (core/face/sigma_fit.py; ``depthmarks fit-face --parts sigma-cached`` refits from them alone)."""
+    (core/face/sigma_fit.py; ``depthmarks fit-face --parts sigma-cached`` refits from them alone).
+    ``convention`` (core/face/convention.py): the files of a convention's own artefacts (the mesh map, the
+    hybrid's blend and sigma model) are written under its names (``artefact_name``); the caller passes the
+    convention's sets (CONVENTION_SETS: '3d' AFLW2000-3D alone, ``w300`` empty)."""
     import json
     import os
+    from depthmarks_ros.core.face.convention import artefact_name
     from depthmarks_ros.core.face.datasets import SPLIT_RULE
     from depthmarks_ros.core.face.head_pose import FIT_VERSION
     from depthmarks_ros.core.face.mapping import MeshTo68
@@ -177,10 +181,11 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
                 best = (score, ridge)
         ridge = best[1]
         meta = {'split_rule': SPLIT_RULE, 'command': command, 'ridge': ridge, 'faces': len(meshes),
-                'vertices': 468, 'data': 'AFLW2000-3D + 300-W LFPW test, fit split, weighted equally per set'}
+                'vertices': 468, 'convention': convention,
+                'data': _sets_text(aflw, w300)}
         mapping = MeshTo68.fit(meshes, targets, ridge, wts, meta)
         if 'mapping' in parts:
-            mapping.save(os.path.join(output, 'face_mesh_to_68.npz'))
+            mapping.save(os.path.join(output, artefact_name('face_mesh_to_68.npz', convention)))
             yield f'mesh -> 68 map: ridge {ridge:g}, {len(meshes)} faces'
     if 'sigma-mediapipe' in parts:
         # MediaPipe + learned map: errors of maps fitted without the face (5 folds by sha1 % 5 inside the fit split)
@@ -199,15 +204,15 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
                                                            'errors': 'cross-fitted mesh map (5 folds)'}, cache)
     # the hybrid's sigma model from its cross-fitted output: with the turned-face predictor where the
     # shipped hybrid has one (_fit_profile), else the blend alone (_fit_hybrid)
-    profiled = 'profile' in parts or _has_profile(output)
+    profiled = 'profile' in parts or _has_profile(output, convention)
     if 'hybrid' in parts or ('sigma-hybrid' in parts and not profiled):
         yield from _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command, cache,
-                               write_blend='hybrid' in parts)
+                               write_blend='hybrid' in parts, convention=convention)
     if 'hybrid' in parts or 'hybrid-template' in parts:
-        yield from _fit_hybrid_template(samples, output, command)
+        yield from _fit_hybrid_template(samples, output, command, convention)
     if 'profile' in parts or ('sigma-hybrid' in parts and profiled):
         yield from _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, command, cache,
-                                write='profile' in parts)
+                                write='profile' in parts, convention=convention)
     for detector, key in (('cascade', 'dlib'), ('hog', 'dlib_hog'), ('mmod', 'dlib_mmod')):   # mmod: not in 'sigma' (~1.2 s/image)
         if f'sigma-{key}' not in parts:
             continue
@@ -317,6 +322,11 @@ BOX68_POSE_RECORDS = 'pose_hybrid_box68.npz'     # in --cache: the hybrid's keyp
 BOX68_RECORDS_COMPUTED = 'points come from turned-face predictors trained on faces chosen by the yaws of a run'
 BOX68_RECORDS_REDO = '--parts profile --cache {cache}'
 STACK_RECORDS = 'hybrid_stack_inputs.npz'      # in --cache: the hybrid's cross-fitted m, d, e per mesh face (_fit_profile)
+
+
+def stack_records_name(convention: str = '2d') -> str:
+    """STACK_RECORDS of a convention ('3d': hybrid_stack_inputs_3d.npz)."""
+    return STACK_RECORDS if convention == '2d' else STACK_RECORDS.replace('.npz', f'_{convention}.npz')
 
 
 def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
@@ -437,16 +447,25 @@ def _cross_fitted_68(mesh_recs, meshes, targets, wts, ridge):
     return [maps[k].apply(r['mesh']) for k, r in zip(fold, mesh_recs)], fold
 
 
-def _has_profile(output: str) -> bool:
+def _sets_text(aflw, w300) -> str:
+    """The artefacts' meta 'data': the sets a fit read (fit split)."""
+    if aflw and w300:
+        return 'AFLW2000-3D + 300-W LFPW test, fit split, weighted equally per set'
+    return ('AFLW2000-3D' if aflw else '300-W LFPW test') + ' alone, fit split'
+
+
+def _has_profile(output: str, convention: str = '2d') -> bool:
     """The hybrid in ``output`` has a turned-face predictor (face_profile_68.dat and its weights)."""
     import os
+    from depthmarks_ros.core.face.convention import artefact_name
     from depthmarks_ros.core.face.hybrid import HybridBlend
-    path = os.path.join(output, 'face_hybrid.json')
+    path = os.path.join(output, artefact_name('face_hybrid.json', convention))
     return os.path.isfile(path) and os.path.isfile(os.path.join(output, 'face_profile_68.dat')) \
         and HybridBlend.load(path).profile_weights is not None
 
 
-def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command, cache='', write_blend=True):
+def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command, cache='', write_blend=True,
+                convention='2d'):
     """face_hybrid.json (dlib's box shape, blend weights; only with ``write_blend``) and
     face_sigma_hybrid.json, from cross-fitted mesh maps and blends (each face's points come from fits
     that did not see it)."""
@@ -454,6 +473,7 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
     import cv2
     import dlib
     from depthmarks_ros.core.face.backends import dlib_model_path
+    from depthmarks_ros.core.face.convention import artefact_name, sigma_key
     from depthmarks_ros.core.face.datasets import SPLIT_RULE
     from depthmarks_ros.core.face.hybrid import HybridBlend, box_from_landmarks, mean_box_shape, quick_yaw
     from depthmarks_ros.core.face.sigma_fit import error_records, fit_and_save
@@ -480,11 +500,12 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
     m68s, fold, d68s, yaws, norms = _hybrid_inputs(mesh_recs, meshes, targets, wts, ridge, ref_box, predict,
                                                      folder_face_model(output))
     meta = {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(m68s), 'hog_faces': len(boxes),
-            'data': 'AFLW2000-3D + 300-W LFPW test, fit split, weighted equally per set; mesh points from '
-                    'cross-fitted maps (5 folds)'}
+            'convention': convention,
+            'data': _sets_text(*(any(s.dataset == k for s in samples) for k in ('aflw2000_3d', '300w_lfpw_test')))
+            + '; mesh points from cross-fitted maps (5 folds)'}
     blend = HybridBlend.fit(ref_box, d68s, m68s, targets, norms, yaws, wts, meta=meta)
     if write_blend:
-        blend.save(os.path.join(output, 'face_hybrid.json'))
+        blend.save(os.path.join(output, artefact_name('face_hybrid.json', convention)))
     yield 'hybrid: blend weights by (|yaw|, disagreement) bin: ' + ', '.join(
         f'{w.mean():.2f}' for w in blend.weights)
     out68 = _cross_fitted_blends(ref_box, d68s, m68s, targets, norms, yaws, wts, fold)
@@ -494,7 +515,7 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
     yield 'hybrid: cross-fitted NME ' + ', '.join(f'{k} {np.mean(v):.4f} ({len(v)})' for k, v in by_set.items())
     rec = error_records([r['sample'] for r in mesh_recs], out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for,
                         pose68s=m68s, model=folder_face_model(output))
-    yield from fit_and_save('hybrid', rec, output, {'backend': 'hybrid (mesh + dlib predictor, blended)',
+    yield from fit_and_save(sigma_key('hybrid', convention), rec, output, {'backend': 'hybrid (mesh + dlib predictor, blended)',
                                                     'faces': len(out68), 'split_rule': SPLIT_RULE, 'command': command,
                                                     'errors': 'cross-fitted mesh maps and blends (5 folds)'}, cache)
 
@@ -554,7 +575,8 @@ def train_turned_face_predictor(turned, rgbs, meta=None):
                                    [turned_left(s) for s in turned], **PROFILE_OPTIONS, meta=meta)
 
 
-def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, command, cache='', write=True):
+def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, command, cache='', write=True,
+                 convention='2d'):
     """The hybrid's turned-face predictor (core/face/profile.py, face_profile_68.dat) trained on the
     fit split's AFLW2000-3D faces with |yaw| >= PROFILE_MIN_YAW; its per-landmark weights against the
     blend on mesh-followed faces with |quick yaw| >= 30 deg, and its covariance on faces the mesh
@@ -565,10 +587,11 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     import os
     import dlib
     from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, dlib_model_path
+    from depthmarks_ros.core.face.convention import artefact_name, sigma_key
     from depthmarks_ros.core.face.datasets import SPLIT_RULE, bbox_size
     from depthmarks_ros.core.face.hybrid import HybridBlend, refine_keypoint_guess
     from depthmarks_ros.core.face.profile import _size
-    path = os.path.join(output, 'face_hybrid.json')
+    path = os.path.join(output, artefact_name('face_hybrid.json', convention))
     blend = HybridBlend.load(path)
     pred = dlib.shape_predictor(dlib_model_path('shape_predictor_68_face_landmarks.dat'))
 
@@ -634,7 +657,7 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
         ', '.join(f'{k} {np.mean(a):.4f} -> {np.mean(b):.4f} ({len(a)})' for k, (a, b) in by_set.items())
     if cache:       # the cross-fitted estimates of every mesh-followed face (benchmarks/study_face_stack.py)
         from depthmarks_ros.core.face.sigma_fit import save_made_records
-        save_made_records(os.path.join(cache, STACK_RECORDS), stack_records(
+        save_made_records(os.path.join(cache, stack_records_name(convention)), stack_records(
             [r['sample'] for r in mesh_recs], fold, m68s, d68s, e68, out68, yaws, norms),
             {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(m68s),
              'points': 'cross-fitted mesh maps, dlib on their boxes, turned-face predictors, blend and turned-face '
@@ -663,8 +686,9 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     from depthmarks_ros.core.face.sigma_fit import error_records, fit_and_save
     rec = error_records([r['sample'] for r in mesh_recs], out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for,
                         pose68s=m68s, model=folder_face_model(output))
-    yield from fit_and_save('hybrid', rec, output, {
+    yield from fit_and_save(sigma_key('hybrid', convention), rec, output, {
         'backend': 'hybrid (mesh + dlib predictor, blended, turned-face predictor)', 'faces': len(out68),
+        'convention': convention,
         'split_rule': SPLIT_RULE, 'command': command,
         'errors': 'cross-fitted mesh maps, blends, turned-face predictors and their weights (5 folds)'}, cache)
     if not write:
@@ -721,14 +745,15 @@ def _unmeshed_near(mesh, gt68) -> list:
             and np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - c) < 0.5 * size]
 
 
-def _fit_hybrid_template(samples, output, command):
+def _fit_hybrid_template(samples, output, command, convention='2d'):
     """The hybrid's fallback for faces the detector cascade finds but the mesh cannot follow (mostly
     profiles): the mean ground truth in units of the detector box, mirrored by the detector's nose
-    direction, and its residual covariance; added to face_hybrid.json."""
+    direction, and its residual covariance; added to face_hybrid.json (``convention``'s)."""
     import os
     from depthmarks_ros.core.face.backends import MediaPipeFaceMesh
+    from depthmarks_ros.core.face.convention import artefact_name
     from depthmarks_ros.core.face.hybrid import HybridBlend
-    path = os.path.join(output, 'face_hybrid.json')
+    path = os.path.join(output, artefact_name('face_hybrid.json', convention))
     blend = HybridBlend.load(path)
     # every detector view, as on independent images at run time (the map is fitted on every view's
     # keypoints, HybridBlend.from_views averages them); MMOD off: its faces have no keypoints

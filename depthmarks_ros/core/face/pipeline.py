@@ -24,6 +24,7 @@ import numpy as np
 
 from depthmarks_ros.core.camera import assumed_K
 from depthmarks_ros.core.face.backends import BackendError, DlibFace68, create_backend
+from depthmarks_ros.core.face.convention import DEFAULT_CONVENTION, OWN_FILES, artefact_name, check_convention
 from depthmarks_ros.core.face.head_pose import (DATA_DIR, HeadPose, folder_face_model, solve_head_pose,
                                                 weighted_head_pose)
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, MEDIAPIPE_TO_IBUG68, RIGHT_EYE_OUTER
@@ -64,13 +65,19 @@ FITTED_FILES = {'hybrid': ('face_mesh_to_68.npz', 'face_hybrid.json', 'face_prof
                 'dlib': ('face_sigma_dlib.json', 'face_sigma_dlib_hog.json', 'face_sigma_dlib_mmod.json')}
 
 
-def fitted_files(backend: str = '', dlib_detector: str = '', uncertainty: bool = True) -> tuple:
-    """The fitted files FaceLandmarker(backend, dlib_detector=..., uncertainty=...) reads from its data_dir
-    (FITTED_FILES_ALL and FITTED_FILES[backend]; '' = every backend's): the dlib backend only its
-    detector's sigma model (face_sigma_dlib.json for 'cascade', else face_sigma_dlib_<detector>.json; ''
-    = all three); without ``uncertainty`` no sigma model and no face_visibility.json."""
+def fitted_files(backend: str = '', dlib_detector: str = '', uncertainty: bool = True,
+                 convention: str = DEFAULT_CONVENTION) -> tuple:
+    """The fitted files FaceLandmarker(backend, dlib_detector=..., uncertainty=..., convention=...) reads
+    from its data_dir (FITTED_FILES_ALL and FITTED_FILES[backend]; '' = every backend's): the dlib backend
+    only its detector's sigma model (face_sigma_dlib.json for 'cascade', else face_sigma_dlib_<detector>.json;
+    '' = all three); without ``uncertainty`` no sigma model and no face_visibility.json; a landmark
+    ``convention``'s own files under its names (core/face/convention.py artefact_name)."""
     if backend not in FITTED_FILES:
         return tuple(dict.fromkeys(FITTED_FILES_ALL + sum(FITTED_FILES.values(), ())))
+    return tuple(artefact_name(n, convention) for n in _fitted_files(backend, dlib_detector, uncertainty))
+
+
+def _fitted_files(backend: str, dlib_detector: str, uncertainty: bool) -> tuple:
     names = FITTED_FILES_ALL + FITTED_FILES[backend]
     if backend == 'dlib' and dlib_detector:
         own = 'face_sigma_dlib.json' if dlib_detector == 'cascade' else f'face_sigma_dlib_{dlib_detector}.json'
@@ -80,7 +87,8 @@ def fitted_files(backend: str = '', dlib_detector: str = '', uncertainty: bool =
     return names
 
 
-def fitted_data_dir(path: str = '', backend: str = '', dlib_detector: str = '', uncertainty: bool = True) -> str:
+def fitted_data_dir(path: str = '', backend: str = '', dlib_detector: str = '', uncertainty: bool = True,
+                    convention: str = DEFAULT_CONVENTION) -> str:
     """The folder of the fitted face artefacts that the face_landmarks parameter ``fitted_data`` names
     (a folder ``depthmarks fit-face -o DIR`` wrote; ``~`` expanded): '' = the shipped ones (DATA_DIR). A
     path that is not a folder, or a folder without each file this pipeline reads (:func:`fitted_files` of
@@ -94,7 +102,7 @@ def fitted_data_dir(path: str = '', backend: str = '', dlib_detector: str = '', 
             'empty = the shipped ones')
     if not os.path.isdir(path):
         raise BackendError(f'fitted_data {path!r} is not a folder ({hint})')
-    missing = sorted({n for n in fitted_files(backend, dlib_detector, uncertainty)
+    missing = sorted({n for n in fitted_files(backend, dlib_detector, uncertainty, convention)
                       if not os.path.isfile(os.path.join(path, n))})
     if missing:
         what = backend or 'face'
@@ -102,6 +110,8 @@ def fitted_data_dir(path: str = '', backend: str = '', dlib_detector: str = '', 
             what += f' (detector {dlib_detector})'
         if backend in FITTED_FILES and not uncertainty:
             what += ' without uncertainty'
+        if convention != DEFAULT_CONVENTION:
+            what += f' ({convention} landmark convention: depthmarks fit-face --convention {convention})'
         raise BackendError(f'fitted_data {path!r} lacks {", ".join(missing)} (the {what} pipeline reads '
                            f'them; copy them from {DATA_DIR}, or {hint})')
     return path
@@ -166,25 +176,41 @@ class FaceLandmarker:
                  uncertainty: bool = True, static: bool = False, dlib_detector: str = 'hog',
                  model: Optional[UncertaintyModel] = None, learned_model: str = '', dlib_redetect_every: int = 1,
                  mapping: str = 'learned', sigma: str = 'learned', data_dir: str = DATA_DIR,
-                 mesh_fallback: bool = True, all_views: bool = True, mmod: bool = True):
+                 mesh_fallback: bool = True, all_views: bool = True, mmod: bool = True,
+                 convention: str = DEFAULT_CONVENTION):
         from depthmarks_ros.core.face.mapping import MeshTo68
         from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
         if mapping not in ('learned', 'fixed') or sigma not in ('learned', 'tta'):
             raise BackendError(f"mapping must be 'learned' or 'fixed', sigma 'learned' or 'tta' (got {mapping!r}, {sigma!r})")
         self.backend_name = backend
+        try:
+            check_convention(convention, backend)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from exc
+        self.convention = convention
+        if convention != DEFAULT_CONVENTION:    # its own files, never a silent fallback to the '2d' ones
+            own = [n for n in _fitted_files(backend, dlib_detector, uncertainty) if n in OWN_FILES]
+            if mapping != 'learned' or sigma != 'learned':
+                raise BackendError(f"landmark_convention {convention!r} needs the learned map and sigma model")
+            missing = [artefact_name(n, convention) for n in own
+                       if not os.path.isfile(os.path.join(data_dir, artefact_name(n, convention)))]
+            if missing:
+                raise BackendError(f"landmark_convention {convention!r}: {data_dir} lacks {', '.join(missing)} "
+                                   f'(depthmarks fit-face --data DATA -o DIR --convention {convention} '
+                                   '--parts mapping,hybrid,profile writes them; or landmark_convention 2d)')
         # the 3D mean face of head pose, sigma features, the blend's yaw and the node's markers (an unreadable
         # file: a BackendError naming it)
         self.face_model = folder_face_model(data_dir)
         self.fit = load_fit(os.path.join(data_dir, 'face_fit.json'))
         self.mapping = None
-        map_path = os.path.join(data_dir, 'face_mesh_to_68.npz')
+        map_path = os.path.join(data_dir, artefact_name('face_mesh_to_68.npz', convention))
         if backend in ('mediapipe', 'hybrid') and mapping == 'learned' and os.path.isfile(map_path):
             try:
                 self.mapping = MeshTo68.load(map_path)
             except ValueError as exc:
                 raise BackendError(str(exc)) from exc
         blend = None
-        blend_path = os.path.join(data_dir, 'face_hybrid.json')
+        blend_path = os.path.join(data_dir, artefact_name('face_hybrid.json', convention))
         if backend == 'hybrid' and os.path.isfile(blend_path):
             from depthmarks_ros.core.face.hybrid import HybridBlend
             try:
@@ -212,7 +238,7 @@ class FaceLandmarker:
         self.sigma_model_dlib = None          # hybrid: faces only dlib's predictor followed (cascade box)
 
         def load_sigma(key):
-            path = os.path.join(data_dir, f'face_sigma_{key}.json')
+            path = os.path.join(data_dir, artefact_name(f'face_sigma_{key}.json', convention))
             if not (uncertainty and sigma == 'learned' and os.path.isfile(path)):
                 return None
             try:

@@ -1,0 +1,55 @@
+"""Landmark conventions of the 68 points (ROS-free): which fitted artefacts a backend reads for each.
+
+* ``'2d'`` (default): the points of 300-W's convention, human clicks on the visible outline (the jaw
+  points slide along the silhouette of a turned face); the shipped artefacts are fitted on the fit split
+  of AFLW2000-3D and 300-W weighted equally, a compromise of the two sets' conventions.
+* ``'3d'``: AFLW2000-3D's convention, projections of the points of a fitted 3D face model (the "3D"
+  landmarks of 3DDFA and face_alignment's 3D-FAN): the jaw points stay on the face surface where they
+  are hidden. The hybrid's artefacts of its own (mesh -> 68 map, blend and turned-face weights, sigma
+  model) are fitted on the AFLW2000-3D fit split alone (`depthmarks fit-face --convention 3d`).
+
+One function picks the files (:func:`artefact_name`), used by the pipeline (node and `depthmarks face`),
+`fit-face` and the benchmark alike.
+"""
+from __future__ import annotations
+
+import os
+
+CONVENTIONS = ('2d', '3d')
+DEFAULT_CONVENTION = '2d'
+# the face sets each convention's artefacts are fitted on (core/face/datasets.py Sample.dataset)
+CONVENTION_SETS = {'2d': ('aflw2000_3d', '300w_lfpw_test'), '3d': ('aflw2000_3d',)}
+# the backends with artefacts of their own per convention
+CONVENTION_BACKENDS = {'2d': ('dlib', 'mediapipe', 'hybrid'), '3d': ('hybrid',)}
+# the files a convention other than '2d' has its own copy of (name_<convention>.ext); every other file
+# (the 3D mean face, box map and head-pose factors, turned-face predictor, which is trained on AFLW2000-3D
+# alone already, the visibility model, dlib's sigma models) is shared
+OWN_FILES = ('face_mesh_to_68.npz', 'face_hybrid.json', 'face_sigma_hybrid.json')
+
+
+def check_convention(convention: str, backend: str = 'hybrid') -> None:
+    """ValueError with the reason where ``convention`` is unknown or ``backend`` has no artefacts for it."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f'landmark_convention must be one of {CONVENTIONS} (got {convention!r})')
+    if backend not in CONVENTION_BACKENDS[convention]:
+        raise ValueError(f"landmark_convention '{convention}' is fitted for the "
+                         f"{' and '.join(CONVENTION_BACKENDS[convention])} backend only, not {backend!r} "
+                         f"(its artefacts are fitted for '2d'; use backend hybrid or landmark_convention '2d')")
+
+
+def artefact_name(name: str, convention: str = DEFAULT_CONVENTION) -> str:
+    """The file that convention ``convention`` reads for the artefact ``name`` (a '2d' file name):
+    ``name`` itself for '2d' and for files shared by the conventions, else ``<stem>_<convention><ext>``."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f'landmark_convention must be one of {CONVENTIONS} (got {convention!r})')
+    if convention == DEFAULT_CONVENTION or name not in OWN_FILES:
+        return name
+    stem, ext = os.path.splitext(name)
+    return f'{stem}_{convention}{ext}'
+
+
+def sigma_key(key: str, convention: str = DEFAULT_CONVENTION) -> str:
+    """The sigma model key (face_sigma_<key>.json, the record cache's sigma_<key>.npz) of backend key
+    ``key`` in ``convention``."""
+    name = artefact_name(f'face_sigma_{key}.json', convention)
+    return name[len('face_sigma_'):-len('.json')]
