@@ -42,7 +42,7 @@ def main(argv=None):
     ap.add_argument('--records-3d', required=True)
     args = ap.parse_args(argv)
     a, b = load(args.records_2d), load(args.records_3d)
-    print(f'fit split only (split rule: {SPLIT_RULE} -> report split, never read; the rest fit), cross-fitted '
+    print(f'fit split only (split rule: {SPLIT_RULE}; the report split never read), cross-fitted '
           '(5 folds by sha1 // 5 % 5)')
     pos = {s: i for i, s in enumerate(b['stem'])}
     for ds in sorted(set(a['dataset']) | set(b['dataset'])):

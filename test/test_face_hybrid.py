@@ -721,3 +721,29 @@ def test_stack_records_keep_each_faces_estimates_and_mark_the_missing_turned_fac
     assert np.isnan(back['e68'][[0, 2]]).all()
     np.testing.assert_array_equal(back['yaw'], [5.0, 40.0, -10.0, -50.0])
     np.testing.assert_array_equal(back['norm'], [1.0, 2.0, 3.0, 4.0])
+
+
+def test_the_shipped_3d_convention_artefacts_record_their_set_split_and_command():
+    """The '3d' landmark convention's own files ship beside the '2d' ones (core/face/convention.py), each
+    fitted on AFLW2000-3D's fit split alone and saying so (convention, split rule, command, faces), small;
+    a hybrid in that convention reads them (not the '2d' map)."""
+    import os
+    from depthmarks_ros.core.face.convention import OWN_FILES, artefact_name
+    from depthmarks_ros.core.face.head_pose import DATA_DIR
+    from depthmarks_ros.core.face.mapping import MeshTo68
+    from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
+    paths = {n: os.path.join(DATA_DIR, artefact_name(n, '3d')) for n in OWN_FILES}
+    assert sum(os.path.getsize(p) for p in paths.values()) < 1.5e6
+    metas = [MeshTo68.load(paths['face_mesh_to_68.npz']).meta, HybridBlend.load(paths['face_hybrid.json']).meta,
+             LandmarkSigmaModel.load(paths['face_sigma_hybrid.json']).meta]
+    for meta in metas:
+        assert meta['convention'] == '3d' and 'sha1' in meta['split_rule'] and '--convention 3d' in meta['command']
+        assert meta['faces'] > 500
+    assert 'AFLW2000-3D alone' in metas[0]['data'] and 'AFLW2000-3D alone' in metas[1]['data']
+    assert list(metas[2]['faces_per_set']) == ['aflw2000_3d']
+    two = MeshTo68.load(os.path.join(DATA_DIR, 'face_mesh_to_68.npz'))
+    three = FaceLandmarker('hybrid', static=True, convention='3d')
+    try:
+        assert three.convention == '3d' and not np.allclose(three.mapping.W, two.W)
+    finally:
+        three.close()

@@ -24,6 +24,11 @@ sets (split rule: core/face/datasets.py SPLIT_RULE; the report split is never re
 * ``face_visibility.json`` (part ``visibility``): per-landmark self-occlusion model of yaw and pitch,
   from AFLW2000-3D's 3D landmarks (core/face/visibility.py).
 
+``--convention 3d`` (the face_landmarks parameter landmark_convention, core/face/convention.py): the parts
+mapping, hybrid, hybrid-template, profile and sigma-hybrid on AFLW2000-3D's fit split alone, into that
+convention's own files (face_mesh_to_68_3d.npz, face_hybrid_3d.json, face_sigma_hybrid_3d.json; the
+records in --cache: sigma_hybrid_3d.npz, hybrid_stack_inputs_3d.npz); the other artefacts are shared.
+
 Writes into ``--output`` / ``-o`` (required, as every fit and train command's; a folder the user owns,
 never the installed package): a fit reads the artefacts it builds on from there (the profile part the
 hybrid's, the sigma parts the box map and mesh map, every later part the model part's 3D mean face), so
