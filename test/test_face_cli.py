@@ -199,6 +199,11 @@ def test_landmark_convention_3d_reads_its_own_files_and_2d_is_unchanged(tmp_path
     from depthmarks_ros.cli.fit_face import seed_output
     from depthmarks_ros.cli.main import main
     from depthmarks_ros.core.face.convention import OWN_FILES, artefact_name
+    from depthmarks_ros.params.face_landmarks import FaceLandmarksParams
+    assert FaceLandmarksParams().landmark_convention == '2d'
+    assert FaceLandmarksParams(landmark_convention='3d').problem() is None
+    assert 'hybrid backend only' in FaceLandmarksParams(landmark_convention='3d', backend='dlib').problem()
+    assert 'landmark_convention' in FaceLandmarksParams(landmark_convention='3D').problem()
     img = tmp_path / 'astro.png'
     cv2.imwrite(str(img), cv2.cvtColor(face_image, cv2.COLOR_RGB2BGR))
     fitted = tmp_path / 'fitted'
