@@ -719,6 +719,13 @@ def test_hybrid_paths_take_their_own_pose_factors():
     assert [FaceLandmarker.pose_key(hy, k) for k in ('mediapipe478', 'box68', 'dlib68')] == \
         ['hybrid', 'hybrid_box68', 'dlib']
     assert FaceLandmarker.pose_key(SimpleNamespace(backend_name='dlib', sigma_key='dlib_hog'), 'dlib68') == 'dlib_hog'
+    # landmark_convention 3d: its own factors ('hybrid_3d') where face_fit.json has them, else the hybrid's
+    fitted = {'head_pose': {'angle_scales': {'hybrid': [1, 1, 1], 'hybrid_3d': [2, 2, 2]}}}
+    h3 = SimpleNamespace(backend_name='hybrid', sigma_key='hybrid_3d', fit=fitted)
+    assert [FaceLandmarker.pose_key(h3, k) for k in ('mediapipe478', 'box68', 'dlib68')] == \
+        ['hybrid_3d', 'hybrid_box68', 'dlib']
+    h3.fit = {'head_pose': {'angle_scales': {'hybrid': [1, 1, 1]}}}
+    assert FaceLandmarker.pose_key(h3, 'mediapipe478') == 'hybrid'
 
 
 def test_detector_score_reaches_the_sigma_inputs(face_image):

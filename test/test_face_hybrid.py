@@ -745,5 +745,8 @@ def test_the_shipped_3d_convention_artefacts_record_their_set_split_and_command(
     three = FaceLandmarker('hybrid', static=True, convention='3d')
     try:
         assert three.convention == '3d' and not np.allclose(three.mapping.W, two.W)
+        assert three.pose_key('mediapipe478') == 'hybrid_3d'         # its own head-pose angle factors
+        made = three.fit['head_pose']['angle_scales_made_by_path']['hybrid_3d']
+        assert '--convention 3d' in made['command'] and 'sha1' in made['split_rule']
     finally:
         three.close()

@@ -27,7 +27,9 @@ sets (split rule: core/face/datasets.py SPLIT_RULE; the report split is never re
 ``--convention 3d`` (the face_landmarks parameter landmark_convention, core/face/convention.py): the parts
 mapping, hybrid, hybrid-template, profile and sigma-hybrid on AFLW2000-3D's fit split alone, into that
 convention's own files (face_mesh_to_68_3d.npz, face_hybrid_3d.json, face_sigma_hybrid_3d.json; the
-records in --cache: sigma_hybrid_3d.npz, hybrid_stack_inputs_3d.npz); the other artefacts are shared.
+records in --cache: sigma_hybrid_3d.npz, hybrid_stack_inputs_3d.npz); pose-hybrid (from those records,
+--cache required) adds the convention's head-pose angle factors to face_fit.json under 'hybrid_3d' (the
+'2d' keys and the file's own record untouched); the other artefacts are shared.
 
 Writes into ``--output`` / ``-o`` (required, as every fit and train command's; a folder the user owns,
 never the installed package): a fit reads the artefacts it builds on from there (the profile part the
@@ -51,7 +53,7 @@ PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-d
          'pose-dlib', 'pose-dlib_hog', 'pose-hybrid_box68')
 SIGMA_STEPS = 300
 # the parts a convention other than '2d' fits (its own files: core/face/convention.py OWN_FILES)
-CONVENTION_PARTS = ('mapping', 'hybrid', 'hybrid-template', 'profile', 'sigma-hybrid')
+CONVENTION_PARTS = ('mapping', 'hybrid', 'hybrid-template', 'profile', 'sigma-hybrid', 'pose-hybrid')
 
 
 def add_arguments(p) -> None:

@@ -22,8 +22,9 @@ CONVENTION_SETS = {'2d': ('aflw2000_3d', '300w_lfpw_test'), '3d': ('aflw2000_3d'
 # the backends with artefacts of their own per convention
 CONVENTION_BACKENDS = {'2d': ('dlib', 'mediapipe', 'hybrid'), '3d': ('hybrid',)}
 # the files a convention other than '2d' has its own copy of (name_<convention>.ext); every other file
-# (the 3D mean face, box map and head-pose factors, turned-face predictor, which is trained on AFLW2000-3D
-# alone already, the visibility model, dlib's sigma models) is shared
+# (the 3D mean face, face_fit.json, whose head-pose factors hold the convention's path under its sigma key,
+# 'hybrid_3d', the turned-face predictor, trained on AFLW2000-3D alone already, the visibility model,
+# dlib's sigma models) is shared
 OWN_FILES = ('face_mesh_to_68.npz', 'face_hybrid.json', 'face_sigma_hybrid.json')
 
 

@@ -130,8 +130,12 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
         with open(fit_path) as f:
             fit = json.load(f)
     old = fit.get('version')
-    fit.update({'split_rule': SPLIT_RULE, 'command': command,
-                'fit_images': {'aflw2000_3d': len(aflw), '300w_lfpw_test': len(w300)}})
+    run_meta = {'split_rule': SPLIT_RULE, 'command': command,
+                'fit_images': {'aflw2000_3d': len(aflw), '300w_lfpw_test': len(w300)}}
+    if convention == '2d':
+        fit.update(run_meta)
+    else:                     # the shared file's own record stays the '2d' fit's; a convention's run beside it
+        fit.setdefault('convention_runs', {})[convention] = run_meta
 
     def save_fit():
         with open(fit_path, 'w') as f:
@@ -247,6 +251,14 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
         vm.save(os.path.join(output, 'face_visibility.json'))
         yield f'visibility: {len(vis_aflw)} AFLW faces, {hidden.mean() * 100:.1f} % of points self-occluded'
     pose_keys = [k for k in POSE_KEYS if 'pose' in parts or f'pose-{k}' in parts]
+    if convention != '2d':      # the convention's own hybrid factors ('hybrid_3d'), from its records only
+        from depthmarks_ros.core.face.convention import sigma_key
+        pose_keys = [sigma_key(k, convention) for k in pose_keys if k == 'hybrid']
+        need = os.path.join(cache, f'sigma_{pose_keys[0]}.npz') if cache and pose_keys else ''
+        if pose_keys and not os.path.isfile(need):
+            raise FileNotFoundError(f'--convention {convention} --parts pose-hybrid fits from the records '
+                                    f"{need or 'sigma_' + pose_keys[0] + '.npz in --cache DIR'}: write them with "
+                                    f'--convention {convention} --parts profile --cache DIR')
     if pose_keys:
         yield from _fit_pose_scales(aflw, output, command, fit, pose_keys, save_fit, cache)
 
@@ -383,7 +395,7 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
             path = os.path.join(cache, f'sigma_{key}.npz') if cache else ''
             rec = load_records(path) if path and os.path.isfile(path) else None
             sm_path = os.path.join(output, f'face_sigma_{key}.json')
-            if rec is not None and ((key == 'hybrid' and 'P' not in rec) or not os.path.isfile(sm_path)):
+            if rec is not None and ((key.startswith('hybrid') and 'P' not in rec) or not os.path.isfile(sm_path)):
                 rec = None
         if rec is not None:
             z, yaw = pose_z_records(rec, LandmarkSigmaModel.load(sm_path) if sm_path else None, hp, aflw,
@@ -422,7 +434,12 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
                   '|yaw| (linear quantile regression, fit_angle_factors), each path fitted on its own faces '
                   '(FaceLandmarker.pose_key; angle_scales_from: on which points); ' + POOLED_KEY + ': for paths '
                   'without their own (fitted on the four backends\' faces together)')
-    hp['angle_scales_made_by'] = {'command': command, 'split_rule': SPLIT_RULE}
+    own = [k for k in keys if k not in POSE_KEYS]        # a landmark convention's paths ('hybrid_3d')
+    if own:
+        hp.setdefault('angle_scales_made_by_path', {}).update(
+            {k: {'command': command, 'split_rule': SPLIT_RULE} for k in own})
+    if len(own) < len(keys):
+        hp['angle_scales_made_by'] = {'command': command, 'split_rule': SPLIT_RULE}
     save_fit()
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from depthmarks_ros.core.camera import assumed_K
 from depthmarks_ros.core.face.backends import BackendError, DlibFace68, create_backend
-from depthmarks_ros.core.face.convention import DEFAULT_CONVENTION, OWN_FILES, artefact_name, check_convention
+from depthmarks_ros.core.face.convention import DEFAULT_CONVENTION, OWN_FILES, artefact_name, check_convention, sigma_key
 from depthmarks_ros.core.face.head_pose import (DATA_DIR, HeadPose, folder_face_model, solve_head_pose,
                                                 weighted_head_pose)
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, MEDIAPIPE_TO_IBUG68, RIGHT_EYE_OUTER
@@ -269,7 +269,7 @@ class FaceLandmarker:
 
     def _sigma_key(self, dlib_detector: str) -> str:
         if self.backend_name == 'hybrid':
-            return 'hybrid'
+            return sigma_key('hybrid', self.convention)      # 'hybrid_3d': the '3d' convention's own
         if self.backend_name == 'mediapipe':
             return 'mediapipe' if self.mapping is not None else 'mediapipe_fixed'
         return 'dlib' if dlib_detector == 'cascade' else f'dlib_{dlib_detector}'
@@ -286,7 +286,11 @@ class FaceLandmarker:
         Each is fitted on the faces of that path (model_fit._fit_pose_scales)."""
         if self.backend_name == 'hybrid' and layout in ('dlib68', 'box68'):
             return 'dlib' if layout == 'dlib68' else 'hybrid_box68'
-        return self.sigma_key
+        key = self.sigma_key          # a landmark convention's own factors where fitted ('hybrid_3d'), else the hybrid's
+        if self.backend_name == 'hybrid' and key != 'hybrid' and \
+                key not in self.fit.get('head_pose', {}).get('angle_scales', {}):
+            return 'hybrid'
+        return key
 
     def close(self) -> None:
         for b in [self.backend] + self._aug:
@@ -393,7 +397,7 @@ class FaceLandmarker:
         path ``key``'s fitted factors per angle and |yaw| (:meth:`pose_key`; default the backend's
         sigma key; face_fit.json head_pose.angle_scales, else the pooled factors)."""
         return weighted_head_pose(landmarks68, K, cov68, self.fit.get('head_pose', {}),
-                                  self.sigma_key if key is None else key, first, self.face_model)
+                                  self.pose_key('') if key is None else key, first, self.face_model)
 
     def _dlib_jitter(self, rgb, bbox) -> List[np.ndarray]:
         import dlib
