@@ -304,6 +304,24 @@ def test_multi_process_compose_all_runs_every_node_in_one_pipeline_process(tmp_p
 
 
 @pytest.mark.dds
+def test_multi_process_compose_people_runs_face_and_body_in_one_people_process(tmp_path, monkeypatch):
+    """--multi-process --compose people (the launch files' compose:=people): face_landmarks and body_pose,
+    two MediaPipe graphs, in the one people process beside the rig's own; both put out landmarks and
+    keypoints to the recorder in the runner's process; CPU per process, each node's workers labelled."""
+    from depthmarks_ros.cli.main import main
+    monkeypatch.delenv('DEPTHMARKS_RECORDER_FILTER', raising=False)
+    assert main(['run', '--duration', '3', '-o', str(tmp_path), '--nodes', 'face,body', '--multi-process',
+                 '--compose', 'people', '--quiet', '--record-rate', '2']) == 0
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())
+    assert metrics['skipped'] == {} and {'/sim_rig', '/face_landmarks', '/body_pose'} <= set(metrics['nodes'])
+    assert metrics['topics']['face/landmarks']['messages'] >= 3 and metrics['topics']['body/keypoints']['messages'] >= 3
+    assert set(metrics['cpu_share']) == {'sim_rig', 'people', 'runner (recorder)'}
+    assert {'face_landmarks: workers', 'body_pose: workers'} <= set(metrics['cpu_threads'])
+    face = yaml.safe_load((tmp_path / 'params' / 'face_landmarks.yaml').read_text())
+    assert list(face) == ['/**/face_landmarks'] and (tmp_path / 'people.log').is_file()
+
+
+@pytest.mark.dds
 def test_multi_process_node_that_cannot_start_in_the_depth_process_is_skipped_and_stereo_runs_on(tmp_path, capfd,
                                                                                                 monkeypatch):
     """A refused depth_fusion parameter: the depth process runs on with stereo_depth (as a component
