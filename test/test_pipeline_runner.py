@@ -283,42 +283,35 @@ def test_multi_process_runs_stereo_and_fusion_in_one_depth_process(tmp_path, mon
 
 
 @pytest.mark.dds
-def test_multi_process_compose_all_runs_every_node_in_one_pipeline_process(tmp_path, monkeypatch):
-    """--multi-process --compose all (the launch files' compose:=all, one container for the whole pipeline):
-    sim_rig, stereo_depth and body_pose (a node outside the depth group) in the one pipeline process, the
-    recorder in the runner's; the outputs cross to it and are measured there; CPU and page faults per
-    process, each node's workers labelled; recorded-only outputs still built once per record period."""
+@pytest.mark.parametrize('compose, nodes, shared, outputs', [
+    # every node in the one pipeline process (one container for the whole pipeline), body_pose (a node
+    # outside the depth group) too; the recorder in the runner's
+    ('all', ('sim_rig', 'stereo_depth', 'body_pose'), 'pipeline', ('stereo/depth', 'body/keypoints')),
+    # face_landmarks and body_pose, two MediaPipe graphs, in the people process; the rig in its own
+    ('people', ('sim_rig', 'face_landmarks', 'body_pose'), 'people', ('face/landmarks', 'body/keypoints')),
+])
+def test_multi_process_compose_runs_the_shared_process_it_names(tmp_path, monkeypatch, compose, nodes, shared,
+                                                                   outputs):
+    """--multi-process --compose all / people (the launch files' compose:=): the nodes of the shared process
+    in it, the recorder in the runner's; the outputs cross to it and are measured there; CPU and page
+    faults per process, each node's workers labelled, its own parameter section; recorded-only outputs
+    still built once per record period."""
     from depthmarks_ros.cli.main import main
     monkeypatch.delenv('DEPTHMARKS_RECORDER_FILTER', raising=False)
-    assert main(['run', '--duration', '3', '-o', str(tmp_path), '--nodes', 'stereo,body', '--multi-process',
-                 '--compose', 'all', '--quiet', '--record-rate', '2']) == 0
+    short = ','.join(n.split('_')[0] for n in nodes[1:])          # stereo,body / face,body
+    assert main(['run', '--duration', '3', '-o', str(tmp_path), '--nodes', short, '--multi-process',
+                 '--compose', compose, '--quiet', '--record-rate', '2']) == 0
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
-    assert metrics['skipped'] == {} and {'/sim_rig', '/stereo_depth', '/body_pose'} <= set(metrics['nodes'])
-    assert metrics['topics']['stereo/depth']['messages'] >= 3 and metrics['topics']['body/keypoints']['messages'] >= 3
-    assert {'runner', 'pipeline'} == set(metrics['page_faults_per_s'])
-    assert set(metrics['cpu_share']) == {'pipeline', 'runner (recorder)'}
-    assert {'sim_rig: workers', 'stereo_depth: workers', 'body_pose: workers'} <= set(metrics['cpu_threads'])
-    assert metrics['topics']['stereo/disparity']['messages'] <= 2 * metrics['wall_s'] + 3
+    assert metrics['skipped'] == {} and {f'/{n}' for n in nodes} <= set(metrics['nodes'])
+    assert all(metrics['topics'][t]['messages'] >= 3 for t in outputs), metrics['topics']
+    alone = {n for n in nodes if compose == 'people' and n == 'sim_rig'}
+    assert set(metrics['page_faults_per_s']) == {'runner', shared} | alone
+    assert set(metrics['cpu_share']) == {shared, 'runner (recorder)'} | alone
+    assert {f'{n}: workers' for n in nodes} <= set(metrics['cpu_threads'])
+    if 'stereo/depth' in outputs:
+        assert metrics['topics']['stereo/disparity']['messages'] <= 2 * metrics['wall_s'] + 3
     body = yaml.safe_load((tmp_path / 'params' / 'body_pose.yaml').read_text())
-    assert list(body) == ['/**/body_pose'] and (tmp_path / 'pipeline.log').is_file()
-
-
-@pytest.mark.dds
-def test_multi_process_compose_people_runs_face_and_body_in_one_people_process(tmp_path, monkeypatch):
-    """--multi-process --compose people (the launch files' compose:=people): face_landmarks and body_pose,
-    two MediaPipe graphs, in the one people process beside the rig's own; both put out landmarks and
-    keypoints to the recorder in the runner's process; CPU per process, each node's workers labelled."""
-    from depthmarks_ros.cli.main import main
-    monkeypatch.delenv('DEPTHMARKS_RECORDER_FILTER', raising=False)
-    assert main(['run', '--duration', '3', '-o', str(tmp_path), '--nodes', 'face,body', '--multi-process',
-                 '--compose', 'people', '--quiet', '--record-rate', '2']) == 0
-    metrics = json.loads((tmp_path / 'metrics.json').read_text())
-    assert metrics['skipped'] == {} and {'/sim_rig', '/face_landmarks', '/body_pose'} <= set(metrics['nodes'])
-    assert metrics['topics']['face/landmarks']['messages'] >= 3 and metrics['topics']['body/keypoints']['messages'] >= 3
-    assert set(metrics['cpu_share']) == {'sim_rig', 'people', 'runner (recorder)'}
-    assert {'face_landmarks: workers', 'body_pose: workers'} <= set(metrics['cpu_threads'])
-    face = yaml.safe_load((tmp_path / 'params' / 'face_landmarks.yaml').read_text())
-    assert list(face) == ['/**/face_landmarks'] and (tmp_path / 'people.log').is_file()
+    assert list(body) == ['/**/body_pose'] and (tmp_path / f'{shared}.log').is_file()
 
 
 @pytest.mark.dds
