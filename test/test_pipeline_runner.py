@@ -246,8 +246,9 @@ def test_two_sim_rigs_side_by_side_multi_process_nodes_exit_cleanly(tmp_path):
         assert '/' + name + '/stereo/depth' in topics and all(t.startswith(f'/{name}/') for t in topics), topics
         frames = check_tf_tree(messages, f'{name}/base_link')
         assert all(f.startswith(f'{name}/') for f in frames), frames
+    assert json.loads((tmp_path / 'rig1' / 'metrics.json').read_text())['compose'] is None   # one process
     metrics = json.loads((tmp_path / 'rig2' / 'metrics.json').read_text())
-    assert metrics['mode'] == 'multi-process'
+    assert metrics['mode'] == 'multi-process' and metrics['compose'] == 'false'             # --no-compose
     assert metrics['cpu_share']['stereo_depth'] > 0.02 and metrics['cpu_share']['sim_rig'] > 0.02
     assert {'runner', 'stereo_depth', 'sim_rig'} <= set(metrics['page_faults_per_s'])
 
@@ -302,6 +303,7 @@ def test_multi_process_compose_runs_the_shared_process_it_names(tmp_path, monkey
     assert main(['run', '--duration', '3', '-o', str(tmp_path), '--nodes', short, '--multi-process',
                  '--compose', compose, '--quiet', '--record-rate', '2']) == 0
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
+    assert metrics['compose'] == compose                  # the layout is in metrics.json
     assert metrics['skipped'] == {} and {f'/{n}' for n in nodes} <= set(metrics['nodes'])
     assert all(metrics['topics'][t]['messages'] >= 3 for t in outputs), metrics['topics']
     alone = {n for n in nodes if compose == 'people' and n == 'sim_rig'}
@@ -570,3 +572,12 @@ def test_a_lone_node_that_cannot_start_is_not_reported_as_a_crashed_process(tmp_
     assert set(runner.skipped) == {'face_landmarks', 'body_pose'}, runner.skipped
     assert 'no model here' in runner.skipped['face_landmarks']
     assert list(exited_with_error(runner.skipped)) == ['body_pose']
+
+
+def test_run_refuses_compose_with_no_compose(capsys):
+    """--compose VALUE and --no-compose contradict each other: refused by argparse (was silently false)."""
+    from depthmarks_ros.cli.main import main
+    with pytest.raises(SystemExit) as exc:
+        main(['run', '--multi-process', '--compose', 'all', '--no-compose', '--duration', '1'])
+    assert exc.value.code == 2
+    assert 'not allowed with argument' in capsys.readouterr().err

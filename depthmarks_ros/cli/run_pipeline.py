@@ -31,12 +31,13 @@ def add_arguments(p) -> None:
     p.add_argument('--multi-process', action='store_true',
                    help='run the nodes in processes as ros2 launch does (the simulated rig, stereo and fusion '
                         'share the "depth" process, every other node has its own); this process records and measures')
-    p.add_argument('--compose', default='true', choices=COMPOSE_CHOICES,
+    layout = p.add_mutually_exclusive_group()
+    layout.add_argument('--compose', default='true', choices=COMPOSE_CHOICES,
                    help='with --multi-process, the launch files\' compose:= : true (default) the simulated rig, stereo and '
                         'fusion share the "depth" process; false every node in a process of its own; all every node in '
                         'one process ("pipeline", one container for the whole pipeline; the recorder stays in this one); people as '
                         'true, and face and body share a second process, "people"')
-    p.add_argument('--no-compose', action='store_true', help='the same as --compose false')
+    layout.add_argument('--no-compose', action='store_true', help='the same as --compose false')
     p.add_argument('--start', default='',
                    help='the launch files\' nodes:= : start only these nodes of the graph (comma list of sim, video, '
                         'stereo, fusion, mono, face, body, tf), wired as in the whole graph (split across hosts)')

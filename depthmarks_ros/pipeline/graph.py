@@ -325,8 +325,9 @@ class NodeLaunch:
 @dataclass(frozen=True)
 class ProcessLaunch:
     """One process of the launch-file layout: one node (its own executable) or a group of
-    :data:`PROCESS_GROUPS` (the :data:`CONTAINER` executable with the node names as arguments)."""
-    name: str                                 # the node's name, or the group's (e.g. 'depth')
+    :data:`COMPOSE_GROUPS` for the ``compose:=`` value (``depth``, ``people``, or ``pipeline`` for
+    ``compose:=all``: the :data:`CONTAINER` executable with the node names as arguments)."""
+    name: str                                 # the node's name, or the group's ('depth', 'people', 'pipeline')
     nodes: Tuple[NodeLaunch, ...]
 
     @property

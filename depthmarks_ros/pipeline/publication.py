@@ -1,4 +1,6 @@
-"""Per-topic publication mode of a shared process (the depth process of ``graph.PROCESS_GROUPS``):
+"""Per-topic publication mode of a shared process (``depth``, ``people`` or the ``pipeline`` process of
+``compose:=all``, graph.COMPOSE_GROUPS; in ``pipeline`` every reader but the recorder is inside, so
+``CROSSING`` is ``OUTBOUND`` there):
 asynchronous for the writers whose readers are in other processes, synchronous for the hand-overs
 inside the process. ROS-free (no rclpy): the runner (``depthmarks run --multi-process``) asks it for
 the environment of the processes it starts.
