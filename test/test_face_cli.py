@@ -220,10 +220,21 @@ def test_landmark_convention_3d_reads_its_own_files_and_2d_is_unchanged(tmp_path
     assert main(args + ['2d']) == 0
     entry = json.loads((tmp_path / 'o3' / 'landmarks.json').read_text())['images'][img.name]['faces'][0]
     assert entry == {k: v for k, v in base.items() if k in entry}
+    assert 'landmark_convention' not in json.loads((tmp_path / 'o3' / 'landmarks.json').read_text())   # '2d' as before
     assert main(args + ['3d']) == 0
-    entry = json.loads((tmp_path / 'o3' / 'landmarks.json').read_text())['images'][img.name]['faces'][0]
+    report = json.loads((tmp_path / 'o3' / 'landmarks.json').read_text())
+    assert report['landmark_convention'] == '3d'
+    entry = report['images'][img.name]['faces'][0]
     assert not np.allclose(entry['landmarks68'], base['landmarks68'])
     assert not np.allclose(entry['sigma68'], base['sigma68'])
+    fit = json.loads((fitted / 'face_fit.json').read_text())      # its own head-pose factors, or a refusal
+    fit['head_pose']['angle_scales'].pop('hybrid_3d')
+    (fitted / 'face_fit.json').write_text(json.dumps(fit))
+    capsys.readouterr()
+    assert main(args + ['3d']) == 2
+    said = capsys.readouterr().out
+    assert "angle factors 'hybrid_3d'" in said and '--parts pose-hybrid --cache' in said
+    assert _face_entry(main, img, tmp_path / 'o', fitted) == base        # '2d' does not need them
     (fitted / 'face_hybrid_3d.json').unlink()
     assert main(args + ['3d']) == 2
     said = capsys.readouterr().out
@@ -248,6 +259,108 @@ def test_fit_face_convention_3d_fits_its_own_parts_on_aflw_alone(tmp_path, capsy
     assert 'pose' in capsys.readouterr().err and not (tmp_path / 'o').exists()
     aflw, w = _samples(str(data), convention='3d')
     assert aflw and all(s.dataset == 'aflw2000_3d' for s in aflw) and w == []
+
+
+def test_fit_face_convention_3d_hands_the_fit_no_300w_faces(tmp_path, monkeypatch):
+    """`fit-face --convention 3d` passes AFLW2000-3D's fit faces and an empty 300-W list to the landmark
+    parts (the convention's sets), with the convention; '2d' passes both sets."""
+    from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.face import model_fit
+    from depthmarks_ros.core.pts_io import write_pts
+    data = tmp_path / 'data'
+    _aflw_folder(data)
+    w300 = data / 'faces' / '300w_lfpw_test'
+    w300.mkdir(parents=True)
+    for i in range(12):
+        write_pts(str(w300 / f'face{i:03d}.pts'), face_model_68()[:, :2] * 1000 + 200)
+        cv2.imwrite(str(w300 / f'face{i:03d}.png'), np.zeros((8, 8, 3), np.uint8))
+    got = []
+
+    def capture(aflw, w300, output, parts, command, cache='', convention='2d'):
+        got.append((len(aflw), len(w300), convention))
+        yield 'captured'
+    monkeypatch.setattr(model_fit, 'fit_landmark_artefacts', capture)
+    for conv in ('2d', '3d'):
+        assert main(['fit-face', '--data', str(data), '-o', str(tmp_path / conv), '--parts', 'mapping',
+                     '--convention', conv]) == 0
+    (n2, w2, c2), (n3, w3, c3) = got
+    assert n2 == n3 > 0 and w2 > 0 and w3 == 0 and (c2, c3) == ('2d', '3d')
+
+
+def test_fit_face_convention_3d_pose_hybrid_fits_its_own_factors_from_its_records(tmp_path, monkeypatch, capsys):
+    """`--convention 3d --parts pose-hybrid` fits face_fit.json's 'hybrid_3d' angle factors from the
+    convention's records (sigma_hybrid_3d.npz with pose points) alone: without --cache it is refused
+    before -o is made; records without pose points, or a missing sigma model, are a clear refusal naming
+    the file (no backend run); a fit adds 'hybrid_3d' and its record (angle_scales_made_by_path,
+    convention_runs) and leaves every '2d' key and the file's own record as they were."""
+    from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.face import model_fit, pipeline
+    from depthmarks_ros.core.face.sigma_fit import fit_and_save, save_made_records
+    from depthmarks_ros.testing.face_records import synthetic_sigma_records
+    data = tmp_path / 'data'
+    stems = _aflw_folder(data)
+    out, cache = tmp_path / 'out', tmp_path / 'cache'
+    argv = ['fit-face', '--data', str(data), '-o', str(out), '--convention', '3d', '--parts', 'pose-hybrid']
+    assert main(argv) == 1
+    assert '--cache' in capsys.readouterr().err and not out.exists()     # a run that cannot start copies nothing
+    assert main(argv + ['--cache', str(cache)]) == 1
+    assert 'sigma_hybrid_3d.npz' in capsys.readouterr().err and not out.exists()
+
+    def no_backend(*a, **k):
+        raise AssertionError('a backend ran for the 3d factors')
+    monkeypatch.setattr(pipeline, 'FaceLandmarker', no_backend)
+    rec, _ = synthetic_sigma_records(np.random.default_rng(0), faces=(20, 10))
+    rec['stem'] = np.array([stems[i % len(stems)] for i in range(30)])
+    from depthmarks_ros.cli.fit_face import seed_output
+    seed_output(str(out))
+    save_made_records(str(cache / 'sigma_hybrid_3d.npz'), rec, {'command': 'test'}, str(out))    # no P
+    assert main(argv + ['--cache', str(cache)]) == 1
+    assert 'no pose points (P)' in capsys.readouterr().err
+    rec['P'] = rec['L']
+    list(fit_and_save('hybrid_3d', rec, str(out), {'command': 'test'}, str(cache), cross_check=False, steps=2))
+    (out / 'face_sigma_hybrid_3d.json').rename(out / 'moved.json')
+    with pytest.raises(FileNotFoundError, match='face_sigma_hybrid_3d.json missing'):     # the core's own check
+        list(model_fit._fit_pose_scales([], str(out), 'test', {}, ['hybrid_3d'], lambda: None, str(cache)))
+    (out / 'moved.json').rename(out / 'face_sigma_hybrid_3d.json')
+    before = json.loads((out / 'face_fit.json').read_text())
+    before['head_pose']['angle_scales'].pop('hybrid_3d', None)
+    (out / 'face_fit.json').write_text(json.dumps(before))
+    rng = np.random.default_rng(1)
+    monkeypatch.setattr(model_fit, 'pose_z_records', lambda *a, **k: (np.abs(rng.normal(0, 1, (40, 3))),
+                                                                       rng.uniform(-60, 60, 40)))
+    assert main(argv + ['--cache', str(cache)]) == 0
+    after = json.loads((out / 'face_fit.json').read_text())
+    hp, hp0 = after['head_pose'], before['head_pose']
+    assert 'hybrid_3d' in hp['angle_scales']
+    assert {k: v for k, v in hp['angle_scales'].items() if k != 'hybrid_3d'} == hp0['angle_scales']
+    assert hp['angle_scales_made_by'] == hp0['angle_scales_made_by']
+    assert after['command'] == before['command']
+    made = hp['angle_scales_made_by_path']['hybrid_3d']['command']
+    assert '--convention 3d' in made and after['convention_runs']['3d']['command'] == made
+    assert after['convention_runs']['3d']['fit_images']['300w_lfpw_test'] == 0
+
+
+def test_keypoint_path_pose_records_of_another_convention_are_refused(tmp_path, monkeypatch):
+    """The keypoint path's pose records (pose_hybrid_box68.npz, shared hybrid_box68 factors) written by a
+    --convention 3d run (before it stopped writing them) are refused by the '2d' pose part before any
+    backend runs; a '2d' run's are read."""
+    from depthmarks_ros.cli.fit_face import seed_output
+    from depthmarks_ros.core.face import pipeline
+    from depthmarks_ros.core.face.model_fit import BOX68_POSE_RECORDS, _fit_pose_scales, check_box68_records
+    from depthmarks_ros.core.face.sigma_fit import StaleRecordsError, save_made_records
+    out, cache = tmp_path / 'out', tmp_path / 'cache'
+    seed_output(str(out))
+    rec = {'stem': np.array(['a', 'b']), 'L': np.zeros((2, 68, 2)), 'C': np.tile(np.eye(2), (2, 68, 1, 1))}
+    path = str(cache / BOX68_POSE_RECORDS)
+    save_made_records(path, rec, {'command': 'depthmarks fit-face --parts profile --convention 3d'}, str(out))
+
+    def no_backend(*a, **k):
+        raise AssertionError('a backend ran before the records were refused')
+    monkeypatch.setattr(pipeline, 'FaceLandmarker', no_backend)
+    with pytest.raises(StaleRecordsError, match=r'--convention 3d run.* --parts profile --cache'):
+        list(_fit_pose_scales([], str(out), 'test', {}, ['hybrid_box68'], lambda: None, str(cache)))
+    save_made_records(path, rec, {'command': 'depthmarks fit-face --parts profile', 'convention': '2d'}, str(out))
+    check_box68_records(path)
 
 
 def test_fit_face_refits_the_sigma_models_from_cached_error_records(tmp_path):

@@ -699,6 +699,55 @@ def test_fit_face_version_message_only_for_an_older_file_and_stale_path_factors_
     assert hp['angle_scales']['pooled'] == [1.5] * 3
 
 
+def test_a_convention_s_profile_part_keeps_the_shared_predictor_and_names_it(tmp_path, monkeypatch):
+    """`fit-face --convention 3d --parts profile` fits its turned-face weights for the shared predictor in -o
+    without retraining or rewriting it (the '2d' profile part trains it), recording its sha1 in the
+    convention's blend; a hybrid whose predictor no longer has that sha1 warns. Both of the hybrid's sigma
+    fits record the convention. The fit's stages are stubbed (no image is run)."""
+    import os
+    import warnings
+    from depthmarks_ros.cli.fit_face import seed_output
+    from depthmarks_ros.core.face import hybrid, model_fit, sigma_fit
+    from depthmarks_ros.core.face.hybrid import HybridBlend
+    from depthmarks_ros.core.face.pipeline import _check_profile_hash
+    out = str(tmp_path / 'out')
+    seed_output(out)
+    dat = os.path.join(out, 'face_profile_68.dat')
+    before = open(dat, 'rb').read()
+    one = np.zeros((68, 2))
+    trained, metas = [], []
+
+    class Saved:
+        def save(self, path):
+            trained.append(path)
+            open(path, 'wb').write(b'retrained')
+    monkeypatch.setattr(model_fit, '_hybrid_inputs', lambda *a: ([one], np.array([0]), [one], [0.0], [1.0]))
+    monkeypatch.setattr(model_fit, '_cross_fitted_blends', lambda *a: [one])
+    monkeypatch.setattr(model_fit, 'train_turned_face_predictor', lambda *a, meta=None: trained.append(meta) or Saved())
+    monkeypatch.setattr(hybrid.HybridBlend, 'fit_profile_weights', staticmethod(lambda *a: np.ones((3, 68))))
+    monkeypatch.setattr(sigma_fit, 'error_records', lambda *a, **kw: {})
+
+    def capture(key, rec, output, meta, cache=''):
+        metas.append((key, meta))
+        yield f'sigma {key}'
+    monkeypatch.setattr(sigma_fit, 'fit_and_save', capture)
+    list(model_fit._fit_profile([], [], [], [], [], [], 1e-2, out, 'cmd3', '', write=True, convention='3d'))
+    assert len(trained) == 5 and open(dat, 'rb').read() == before         # the fold predictors only
+    blend = HybridBlend.load(os.path.join(out, 'face_hybrid_3d.json'))
+    assert blend.meta['profile']['predictor_sha1'] == model_fit.file_sha1(dat)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        _check_profile_hash(blend, 'b', dat)          # the same predictor: silent
+    list(model_fit._fit_hybrid([], [], [], [], [], 1e-2, out, 'cmd3', '', write_blend=False, convention='3d'))
+    assert [(k, m['convention']) for k, m in metas] == [('hybrid_3d', '3d')] * 2
+    trained.clear()
+    list(model_fit._fit_profile([], [], [], [], [], [], 1e-2, out, 'cmd2', '', write=True))
+    assert len(trained) == 7 and trained[-1] == dat and open(dat, 'rb').read() == b'retrained'   # '2d' trains it
+    assert 'predictor_sha1' not in HybridBlend.load(os.path.join(out, 'face_hybrid.json')).meta['profile']
+    with pytest.warns(UserWarning, match='refit them with depthmarks fit-face --convention'):
+        _check_profile_hash(blend, 'b', dat)
+
+
 def test_angle_factors_of_an_unknown_yaw_take_the_larger_end_of_the_range():
     from depthmarks_ros.core.face.head_pose import angle_factors
     scales, slopes, rng = [1.0, 2.0, 1.0], [0.9, 0.0, -0.9], (10.0, 60.0)
@@ -719,13 +768,10 @@ def test_hybrid_paths_take_their_own_pose_factors():
     assert [FaceLandmarker.pose_key(hy, k) for k in ('mediapipe478', 'box68', 'dlib68')] == \
         ['hybrid', 'hybrid_box68', 'dlib']
     assert FaceLandmarker.pose_key(SimpleNamespace(backend_name='dlib', sigma_key='dlib_hog'), 'dlib68') == 'dlib_hog'
-    # landmark_convention 3d: its own factors ('hybrid_3d') where face_fit.json has them, else the hybrid's
-    fitted = {'head_pose': {'angle_scales': {'hybrid': [1, 1, 1], 'hybrid_3d': [2, 2, 2]}}}
-    h3 = SimpleNamespace(backend_name='hybrid', sigma_key='hybrid_3d', fit=fitted)
+    # landmark_convention 3d: its own factors ('hybrid_3d'; a folder without them is refused at start)
+    h3 = SimpleNamespace(backend_name='hybrid', sigma_key='hybrid_3d', fit={})
     assert [FaceLandmarker.pose_key(h3, k) for k in ('mediapipe478', 'box68', 'dlib68')] == \
         ['hybrid_3d', 'hybrid_box68', 'dlib']
-    h3.fit = {'head_pose': {'angle_scales': {'hybrid': [1, 1, 1]}}}
-    assert FaceLandmarker.pose_key(h3, 'mediapipe478') == 'hybrid'
 
 
 def test_detector_score_reaches_the_sigma_inputs(face_image):

@@ -28,6 +28,7 @@ def run(args) -> int:
     from depthmarks_ros.cli.options import spec_from_args
     from depthmarks_ros.core.camera import assumed_K
     from depthmarks_ros.core.face.backends import BackendError
+    from depthmarks_ros.core.face.convention import DEFAULT_CONVENTION
     from depthmarks_ros.core.face.pipeline import FaceLandmarker, fitted_data_dir
     from depthmarks_ros.core.pts_io import write_pts
     from depthmarks_ros.params.face_landmarks import FaceLandmarksParams
@@ -71,6 +72,9 @@ def run(args) -> int:
         report[os.path.basename(path)] = {'faces': entries}
         print(f'{path}: {len(faces)} face(s)')
     with open(os.path.join(args.output, 'landmarks.json'), 'w') as fh:
-        json.dump({'backend': args.backend, 'images': report}, fh)
+        head = {'backend': args.backend}
+        if p.landmark_convention != DEFAULT_CONVENTION:     # the '2d' file as before
+            head['landmark_convention'] = p.landmark_convention
+        json.dump({**head, 'images': report}, fh)
     landmarker.close()
     return 0

@@ -27,9 +27,11 @@ sets (split rule: core/face/datasets.py SPLIT_RULE; the report split is never re
 ``--convention 3d`` (the face_landmarks parameter landmark_convention, core/face/convention.py): the parts
 mapping, hybrid, hybrid-template, profile and sigma-hybrid on AFLW2000-3D's fit split alone, into that
 convention's own files (face_mesh_to_68_3d.npz, face_hybrid_3d.json, face_sigma_hybrid_3d.json; the
-records in --cache: sigma_hybrid_3d.npz, hybrid_stack_inputs_3d.npz); pose-hybrid (from those records,
---cache required) adds the convention's head-pose angle factors to face_fit.json under 'hybrid_3d' (the
-'2d' keys and the file's own record untouched); the other artefacts are shared.
+records in --cache: sigma_hybrid_3d.npz, hybrid_stack_inputs_3d.npz); its profile part fits the weights for
+the shared turned-face predictor in -o (not retrained or rewritten; its sha1 recorded in the convention's
+blend); pose-hybrid (from those records, --cache required, checked before -o is seeded) adds the
+convention's head-pose angle factors to face_fit.json under 'hybrid_3d' (the '2d' keys and the file's own
+record untouched); the other artefacts are shared (a '2d' refit of one leaves the convention's to refit).
 
 Writes into ``--output`` / ``-o`` (required, as every fit and train command's; a folder the user owns,
 never the installed package): a fit reads the artefacts it builds on from there (the profile part the
@@ -48,6 +50,8 @@ import shlex
 import shutil
 import sys
 
+from depthmarks_ros.core.face.convention import CONVENTIONS, DEFAULT_CONVENTION
+
 PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-dlib', 'sigma-dlib_hog', 'sigma-hybrid', 'sigma-dlib_mmod',
          'sigma-cached', 'hybrid', 'hybrid-template', 'visibility', 'profile', 'pose-hybrid', 'pose-mediapipe',
          'pose-dlib', 'pose-dlib_hog', 'pose-hybrid_box68')
@@ -65,7 +69,7 @@ def add_arguments(p) -> None:
     p.add_argument('--cache', default='', help='folder for the sigma models\' error records (written by the sigma '
                    'parts; --parts sigma-cached refits the sigma models from them without running the backends)')
     p.add_argument('--sigma-steps', type=int, default=SIGMA_STEPS, help='Adam steps of each sigma model fit (then L-BFGS)')
-    p.add_argument('--convention', default='2d', choices=('2d', '3d'),
+    p.add_argument('--convention', default=DEFAULT_CONVENTION, choices=CONVENTIONS,
                    help="landmark convention of the fitted artefacts (core/face/convention.py): '2d' both sets, "
                    "weighted equally (the shipped files); '3d' AFLW2000-3D alone (its fitted-3D-model points), "
                    "into the convention's own files (face_mesh_to_68_3d.npz, face_hybrid_3d.json, "
@@ -152,6 +156,10 @@ def _missing_input(args, parts) -> str:
     if 'sigma-cached' in parts and not (args.cache and os.path.isdir(args.cache)):
         return (f'no sigma record cache {args.cache!r}: run depthmarks fit-face --data DATA -o {args.output} '
                 '--parts sigma --cache DIR first')
+    convention = getattr(args, 'convention', '2d')
+    if convention != '2d' and 'pose-hybrid' in parts:       # from the convention's records alone
+        from depthmarks_ros.core.face.model_fit import convention_pose_missing
+        return convention_pose_missing(args.cache, args.output, convention, parts, seeded=False)
     return ''
 
 

@@ -28,25 +28,34 @@ CONVENTION_BACKENDS = {'2d': ('dlib', 'mediapipe', 'hybrid'), '3d': ('hybrid',)}
 OWN_FILES = ('face_mesh_to_68.npz', 'face_hybrid.json', 'face_sigma_hybrid.json')
 
 
-def check_convention(convention: str, backend: str = 'hybrid') -> None:
-    """ValueError with the reason where ``convention`` is unknown or ``backend`` has no artefacts for it."""
+def check_convention(convention: str, backend: str = '') -> None:
+    """ValueError with the reason where ``convention`` is unknown or ``backend`` ('' = any) has no
+    artefacts for it."""
     if convention not in CONVENTIONS:
         raise ValueError(f'landmark_convention must be one of {CONVENTIONS} (got {convention!r})')
-    if backend not in CONVENTION_BACKENDS[convention]:
+    if backend and backend not in CONVENTION_BACKENDS[convention]:
         raise ValueError(f"landmark_convention '{convention}' is fitted for the "
                          f"{' and '.join(CONVENTION_BACKENDS[convention])} backend only, not {backend!r} "
                          f"(its artefacts are fitted for '2d'; use backend hybrid or landmark_convention '2d')")
 
 
-def artefact_name(name: str, convention: str = DEFAULT_CONVENTION) -> str:
-    """The file that convention ``convention`` reads for the artefact ``name`` (a '2d' file name):
-    ``name`` itself for '2d' and for files shared by the conventions, else ``<stem>_<convention><ext>``."""
-    if convention not in CONVENTIONS:
-        raise ValueError(f'landmark_convention must be one of {CONVENTIONS} (got {convention!r})')
-    if convention == DEFAULT_CONVENTION or name not in OWN_FILES:
+def convention_name(name: str, convention: str = DEFAULT_CONVENTION) -> str:
+    """``name`` (a '2d' file name) made convention ``convention``'s: itself for '2d', else
+    ``<stem>_<convention><ext>`` (the rule of every per-convention file: artefacts, --cache records)."""
+    check_convention(convention)
+    if convention == DEFAULT_CONVENTION:
         return name
     stem, ext = os.path.splitext(name)
     return f'{stem}_{convention}{ext}'
+
+
+def artefact_name(name: str, convention: str = DEFAULT_CONVENTION) -> str:
+    """The file that convention ``convention`` reads for the artefact ``name`` (a '2d' file name):
+    ``name`` itself for '2d' and for files shared by the conventions, else :func:`convention_name`."""
+    if name in OWN_FILES:
+        return convention_name(name, convention)
+    check_convention(convention)
+    return name
 
 
 def sigma_key(key: str, convention: str = DEFAULT_CONVENTION) -> str:

@@ -254,11 +254,9 @@ def fit_landmark_artefacts(aflw, w300, output: str, parts, command: str, cache: 
     if convention != '2d':      # the convention's own hybrid factors ('hybrid_3d'), from its records only
         from depthmarks_ros.core.face.convention import sigma_key
         pose_keys = [sigma_key(k, convention) for k in pose_keys if k == 'hybrid']
-        need = os.path.join(cache, f'sigma_{pose_keys[0]}.npz') if cache and pose_keys else ''
-        if pose_keys and not os.path.isfile(need):
-            raise FileNotFoundError(f'--convention {convention} --parts pose-hybrid fits from the records '
-                                    f"{need or 'sigma_' + pose_keys[0] + '.npz in --cache DIR'}: write them with "
-                                    f'--convention {convention} --parts profile --cache DIR')
+        why = convention_pose_missing(cache, output, convention, parts) if pose_keys else ''
+        if why:
+            raise FileNotFoundError(why)
     if pose_keys:
         yield from _fit_pose_scales(aflw, output, command, fit, pose_keys, save_fit, cache)
 
@@ -270,6 +268,41 @@ POSE_BACKENDS = {'hybrid': ('hybrid', 'hog'), 'mediapipe': ('mediapipe', 'hog'),
 # path (faces its mesh does not follow; its dlib-only faces take the cascade dlib's, 'dlib')
 POSE_KEYS = tuple(POSE_BACKENDS) + ('hybrid_box68',)
 PLAIN_POSE_FIT_KEYS = ('model_residual_m',)     # what the uncalibrated (factor-free) pose uses of face_fit.json
+
+
+def convention_pose_missing(cache: str, output: str, convention: str, parts=(), seeded: bool = True) -> str:
+    """Why a landmark convention's pose-hybrid part cannot fit ('' if it can): its factors come from the
+    convention's cross-fitted hybrid records alone (``sigma_<key>.npz`` in ``cache``, with their pose points,
+    and the sigma model ``face_sigma_<key>.json`` in ``output``), so ``cache`` is required, and, where
+    ``parts`` does not write them first (profile, sigma-hybrid), the files (the sigma model only where
+    ``output`` is ``seeded``: fit-face checks before it copies the shipped files there)."""
+    import os
+    from depthmarks_ros.core.face.convention import sigma_key
+    key = sigma_key('hybrid', convention)
+    if not cache:
+        return (f'--convention {convention} --parts pose-hybrid fits from the records sigma_{key}.npz in '
+                f'--cache DIR (written by --convention {convention} --parts profile --cache DIR): give --cache')
+    if {'profile', 'sigma-hybrid'} & set(parts):
+        return ''
+    return _convention_pose_missing(key, os.path.join(cache, f'sigma_{key}.npz'), output, seeded)
+
+
+def _convention_pose_missing(key: str, path: str, output: str, seeded: bool = True) -> str:
+    """convention_pose_missing's check of the files: records ``path`` with pose points, sigma model in
+    ``output`` (where ``seeded``)."""
+    import os
+    convention = key.rsplit('_', 1)[-1]
+    redo = f'write them with depthmarks fit-face --data DATA -o {output} --convention {convention} --parts profile ' \
+           f'--cache {os.path.dirname(path) or "DIR"}'
+    if not path or not os.path.isfile(path):
+        return f"the {key} head-pose factors fit from the records {path or f'sigma_{key}.npz in --cache DIR'}: {redo}"
+    with np.load(path, allow_pickle=False) as z:
+        if 'P' not in z.files:
+            return f'{path}: no pose points (P) for the {key} head-pose factors; {redo}'
+    sm = os.path.join(output, f'face_sigma_{key}.json')
+    if seeded and not os.path.isfile(sm):
+        return f'{sm} missing: the {key} head-pose factors solve with its covariances; {redo}'
+    return ''
 
 
 def pose_z(lm, samples):
@@ -338,7 +371,42 @@ STACK_RECORDS = 'hybrid_stack_inputs.npz'      # in --cache: the hybrid's cross-
 
 def stack_records_name(convention: str = '2d') -> str:
     """STACK_RECORDS of a convention ('3d': hybrid_stack_inputs_3d.npz)."""
-    return STACK_RECORDS if convention == '2d' else STACK_RECORDS.replace('.npz', f'_{convention}.npz')
+    from depthmarks_ros.core.face.convention import convention_name
+    return convention_name(STACK_RECORDS, convention)
+
+
+def records_convention(path: str) -> str:
+    """The landmark convention of the run that wrote the --cache records ``path`` (its ``.json``'s
+    records_made_by: 'convention', else the --convention of its command; '2d' where neither says)."""
+    import json
+    import os
+    import shlex
+    made = path[:-4] + '.json'
+    if not os.path.isfile(made):
+        return '2d'
+    try:
+        with open(made) as f:
+            by = json.load(f).get('records_made_by', {})
+    except (OSError, ValueError, AttributeError):
+        return '2d'          # check_records_model names an unreadable file
+    if 'convention' in by:
+        return str(by['convention'])
+    cmd = shlex.split(str(by.get('command', '')))
+    return cmd[cmd.index('--convention') + 1] if '--convention' in cmd[:-1] else '2d'
+
+
+def check_box68_records(path: str) -> None:
+    """A StaleRecordsError where the keypoint path's pose records ``path`` (BOX68_POSE_RECORDS) were written
+    by a run of a landmark convention other than '2d' (its hybrid_box68 factors are the '2d' fit's, shared:
+    they are fitted from '2d' records only)."""
+    import os
+    from depthmarks_ros.core.face.sigma_fit import StaleRecordsError
+    made = records_convention(path)
+    if made != '2d':
+        raise StaleRecordsError(
+            f"{path}: written by a --convention {made} run; the keypoint path's head-pose factors (hybrid_box68, "
+            "shared by the conventions) are fitted from '2d' records only: rewrite them with depthmarks fit-face "
+            f"--data DATA -o DIR {BOX68_RECORDS_REDO.format(cache=os.path.dirname(path) or '.')}")
 
 
 def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
@@ -360,12 +428,17 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
     for key in keys:                # every cache file before anything runs: a refusal costs no backend run
         if key == 'hybrid_box68':
             path = os.path.join(cache, BOX68_POSE_RECORDS) if cache else ''
-            if path and os.path.isfile(path):       # their points: from a run on this folder's mean face
+            if path and os.path.isfile(path):       # their points: from a '2d' run on this folder's mean face
+                check_box68_records(path)
                 check_records_model(path, output, BOX68_RECORDS_COMPUTED, BOX68_RECORDS_REDO)
             continue
         path = os.path.join(cache, f'sigma_{key}.npz') if cache else ''
         if path and os.path.isfile(path):
             check_records_model(path, output)       # their pose features: on this folder's mean face
+        if key not in POSE_BACKENDS:            # a landmark convention's path ('hybrid_3d'): from its records only
+            why = _convention_pose_missing(key, path, output)
+            if why:
+                raise FileNotFoundError(why)
     if fit.get('version') != FIT_VERSION:       # factors of an older format: not kept beside new ones
         _drop_old_pose_factors(fit)
     hp = fit.setdefault('head_pose', {})
@@ -533,7 +606,8 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
     rec = error_records([r['sample'] for r in mesh_recs], out68, [[d, m] for d, m in zip(d68s, m68s)], camera_for,
                         pose68s=m68s, model=folder_face_model(output))
     yield from fit_and_save(sigma_key('hybrid', convention), rec, output, {'backend': 'hybrid (mesh + dlib predictor, blended)',
-                                                    'faces': len(out68), 'split_rule': SPLIT_RULE, 'command': command,
+                                                    'faces': len(out68), 'convention': convention,
+                                                    'split_rule': SPLIT_RULE, 'command': command,
                                                     'errors': 'cross-fitted mesh maps and blends (5 folds)'}, cache)
 
 
@@ -600,7 +674,11 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     cannot follow, both from cross-fitted predictions (5 folds, sha1 // 5 % 5 inside the fit split);
     added to face_hybrid.json. The hybrid's cross-fitted output (blend, then the predictor on turned
     faces) gives the hybrid's sigma model (face_sigma_hybrid.json). ``write=False``: only that sigma
-    model (face_hybrid.json and the predictor file untouched, the final predictor not trained)."""
+    model (face_hybrid.json and the predictor file untouched, the final predictor not trained). A
+    ``convention`` other than '2d' never trains the final predictor (shared by the conventions, the '2d'
+    fit's): its weights are fitted for the one in ``output``, named by its sha1 (meta profile.predictor_sha1),
+    and the keypoint path's pose records (BOX68_POSE_RECORDS, for the shared hybrid_box68 factors) are not
+    written."""
     import os
     import dlib
     from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, dlib_model_path
@@ -691,13 +769,15 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
                           for j, (s, *_) in enumerate(unmeshed)])
         yield (f'profile: {len(unmeshed)} faces the mesh cannot follow: box-NME keypoint map {kp_nme:.4f} (in-sample) -> '
                f'predictor {pr_nme:.4f} (cross-fitted)')
-    if cache and res and cov is not None:      # the keypoint path's faces, for its head-pose factors (pose part)
+    if cache and res and cov is not None and convention == '2d':
+        # the keypoint path's faces, for its head-pose factors (pose part; hybrid_box68's are shared by the
+        # conventions, fitted from '2d' records only)
         from depthmarks_ros.core.face.sigma_fit import save_made_records
         preds = np.array([un_pred[j] for j in range(len(unmeshed))])
         save_made_records(os.path.join(cache, BOX68_POSE_RECORDS), {
             'stem': np.array([s.stem for s, *_ in unmeshed]), 'L': preds,
             'C': np.array([cov * _size(p) ** 2 for p in preds])},      # as at run time (hybrid._from_keypoints)
-            {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(preds),
+            {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(preds), 'convention': convention,
              'points': 'cross-fitted turned-face predictions of the fit faces the mesh does not follow (5 folds)'},
             output)
     from depthmarks_ros.core.face.sigma_fit import error_records, fit_and_save
@@ -710,16 +790,38 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
         'errors': 'cross-fitted mesh maps, blends, turned-face predictors and their weights (5 folds)'}, cache)
     if not write:
         return
-    sp = train_turned_face_predictor(turned, rgbs, meta={
-        'split_rule': SPLIT_RULE, 'command': command,
-        'data': f'AFLW2000-3D fit split, |yaw| >= {PROFILE_MIN_YAW:g} deg, mirrored to look towards image-right'})
-    sp.save(os.path.join(output, 'face_profile_68.dat'))
+    sp_path = os.path.join(output, PROFILE_PREDICTOR)
+    profile_meta = {'faces': len(turned), 'mesh_faces_for_weights': len(use), 'unmeshed_faces': len(unmeshed),
+                    'command': command, 'split_rule': SPLIT_RULE}
+    if convention == '2d':
+        sp = train_turned_face_predictor(turned, rgbs, meta={
+            'split_rule': SPLIT_RULE, 'command': command,
+            'data': f'AFLW2000-3D fit split, |yaw| >= {PROFILE_MIN_YAW:g} deg, mirrored to look towards image-right'})
+        sp.save(sp_path)
+    else:       # the shared predictor stays the '2d' fit's (the same faces): its weights here, named by its hash
+        if not os.path.isfile(sp_path):
+            raise FileNotFoundError(f'{sp_path}: --convention {convention} --parts profile fits its weights for the '
+                                    "shared turned-face predictor, which the '2d' profile part trains")
+        profile_meta['predictor_sha1'] = file_sha1(sp_path)
+        yield f'profile: {PROFILE_PREDICTOR} (shared) kept, not retrained; its sha1 recorded'
     blend.profile_edges, blend.profile_weights, blend.profile_scale, blend.profile_cov = edges, v, scale, cov
-    blend.meta['profile'] = {'faces': len(turned), 'mesh_faces_for_weights': len(use), 'unmeshed_faces': len(unmeshed),
-                             'command': command, 'split_rule': SPLIT_RULE}
+    blend.meta['profile'] = profile_meta
     blend.save(path)
     yield 'profile: weights by |yaw| bin ' + ', '.join(f'{w.mean():.2f}' for w in v) + \
-        f'; face_profile_68.dat {os.path.getsize(os.path.join(output, "face_profile_68.dat")) / 1e6:.1f} MB'
+        f'; {PROFILE_PREDICTOR} {os.path.getsize(sp_path) / 1e6:.1f} MB'
+
+
+PROFILE_PREDICTOR = 'face_profile_68.dat'     # the hybrid's turned-face predictor, shared by the conventions
+
+
+def file_sha1(path: str) -> str:
+    """sha1 of a file's bytes (hex)."""
+    import hashlib
+    h = hashlib.sha1()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def stack_records(samples, fold, m68s, d68s, e68: dict, out68s, yaws, norms) -> dict:

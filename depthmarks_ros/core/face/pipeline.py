@@ -102,6 +102,8 @@ def fitted_data_dir(path: str = '', backend: str = '', dlib_detector: str = '', 
             'empty = the shipped ones')
     if not os.path.isdir(path):
         raise BackendError(f'fitted_data {path!r} is not a folder ({hint})')
+    if convention != DEFAULT_CONVENTION and backend:      # its own files first: the one refusal that names them
+        check_convention_folder(path, backend, dlib_detector, uncertainty, convention)
     missing = sorted({n for n in fitted_files(backend, dlib_detector, uncertainty, convention)
                       if not os.path.isfile(os.path.join(path, n))})
     if missing:
@@ -115,6 +117,34 @@ def fitted_data_dir(path: str = '', backend: str = '', dlib_detector: str = '', 
         raise BackendError(f'fitted_data {path!r} lacks {", ".join(missing)} (the {what} pipeline reads '
                            f'them; copy them from {DATA_DIR}, or {hint})')
     return path
+
+
+CONVENTION_FIT_HINT = ('depthmarks fit-face --data DATA -o DIR --convention {c} --parts mapping,hybrid,profile '
+                      '--cache CACHE writes its files, then --convention {c} --parts pose-hybrid --cache CACHE its '
+                      'head-pose factors; or landmark_convention 2d')
+
+
+def check_convention_folder(data_dir: str, backend: str, dlib_detector: str = '', uncertainty: bool = True,
+                            convention: str = DEFAULT_CONVENTION) -> None:
+    """A BackendError naming what folder ``data_dir`` lacks for landmark convention ``convention`` (not
+    '2d'): its own files (core/face/convention.py OWN_FILES, under their names) and its own head-pose angle
+    factors (face_fit.json head_pose.angle_scales under its sigma key, 'hybrid_3d'). Never a silent
+    fallback to the '2d' ones."""
+    try:
+        check_convention(convention, backend)
+    except ValueError as exc:
+        raise BackendError(str(exc)) from exc
+    if convention == DEFAULT_CONVENTION:
+        return
+    missing = [artefact_name(n, convention) for n in _fitted_files(backend, dlib_detector, uncertainty)
+               if n in OWN_FILES and not os.path.isfile(os.path.join(data_dir, artefact_name(n, convention)))]
+    key = sigma_key(backend, convention)
+    if not missing and key not in load_fit(os.path.join(data_dir, 'face_fit.json')).get(
+            'head_pose', {}).get('angle_scales', {}):
+        missing = [f"face_fit.json's head-pose angle factors {key!r}"]
+    if missing:
+        raise BackendError(f"landmark_convention {convention!r}: {data_dir} lacks {', '.join(missing)} "
+                           f'({CONVENTION_FIT_HINT.format(c=convention)})')
 
 
 def load_fit(path: str) -> dict:
@@ -164,6 +194,21 @@ def face_features(grey: np.ndarray, l68: np.ndarray, others68, K: np.ndarray, si
             'inside68': np.clip(margin / 5.0, 0.0, 1.0)}
 
 
+def _check_profile_hash(blend, blend_path: str, profile_path: str) -> None:
+    """Warn where the turned-face weights of ``blend`` (a landmark convention's, which names the shared
+    predictor it was fitted with by its sha1: meta profile.predictor_sha1) meet another predictor file
+    (a '2d' refit of the profile part since: refit the convention's profile part too)."""
+    made = blend.meta.get('profile', {}).get('predictor_sha1')
+    if not made:
+        return
+    from depthmarks_ros.core.face.model_fit import file_sha1
+    if file_sha1(profile_path) != made:
+        import warnings
+        warnings.warn(f'{blend_path}: its turned-face weights were fitted with another {os.path.basename(profile_path)} '
+                      f'(sha1 {made[:12]}, now {file_sha1(profile_path)[:12]}); refit them with depthmarks fit-face '
+                      '--convention <its convention> --parts profile')
+
+
 class FaceLandmarker:
     """``mapping``: 'learned' (the fitted mesh -> 68 map, where shipped) or 'fixed' (MediaPipe);
     ``sigma``: 'learned' (the NLL-fitted covariance model, where shipped) or 'tta' (the formula of
@@ -183,21 +228,10 @@ class FaceLandmarker:
         if mapping not in ('learned', 'fixed') or sigma not in ('learned', 'tta'):
             raise BackendError(f"mapping must be 'learned' or 'fixed', sigma 'learned' or 'tta' (got {mapping!r}, {sigma!r})")
         self.backend_name = backend
-        try:
-            check_convention(convention, backend)
-        except ValueError as exc:
-            raise BackendError(str(exc)) from exc
+        if convention != DEFAULT_CONVENTION and (mapping != 'learned' or sigma != 'learned'):
+            raise BackendError(f"landmark_convention {convention!r} needs the learned map and sigma model")
+        check_convention_folder(data_dir, backend, dlib_detector, uncertainty, convention)   # never a silent '2d'
         self.convention = convention
-        if convention != DEFAULT_CONVENTION:    # its own files, never a silent fallback to the '2d' ones
-            own = [n for n in _fitted_files(backend, dlib_detector, uncertainty) if n in OWN_FILES]
-            if mapping != 'learned' or sigma != 'learned':
-                raise BackendError(f"landmark_convention {convention!r} needs the learned map and sigma model")
-            missing = [artefact_name(n, convention) for n in own
-                       if not os.path.isfile(os.path.join(data_dir, artefact_name(n, convention)))]
-            if missing:
-                raise BackendError(f"landmark_convention {convention!r}: {data_dir} lacks {', '.join(missing)} "
-                                   f'(depthmarks fit-face --data DATA -o DIR --convention {convention} '
-                                   '--parts mapping,hybrid,profile writes them; or landmark_convention 2d)')
         # the 3D mean face of head pose, sigma features, the blend's yaw and the node's markers (an unreadable
         # file: a BackendError naming it)
         self.face_model = folder_face_model(data_dir)
@@ -225,6 +259,7 @@ class FaceLandmarker:
                           'fall back to the blend without the predictor (its sigma model was fitted with it)')
         if blend is not None and blend.profile_weights is not None and os.path.isfile(profile_path):
             from depthmarks_ros.core.face.profile import ProfilePredictor
+            _check_profile_hash(blend, blend_path, profile_path)
             try:
                 profile = ProfilePredictor.load(profile_path)
             except ValueError as exc:
@@ -286,11 +321,7 @@ class FaceLandmarker:
         Each is fitted on the faces of that path (model_fit._fit_pose_scales)."""
         if self.backend_name == 'hybrid' and layout in ('dlib68', 'box68'):
             return 'dlib' if layout == 'dlib68' else 'hybrid_box68'
-        key = self.sigma_key          # a landmark convention's own factors where fitted ('hybrid_3d'), else the hybrid's
-        if self.backend_name == 'hybrid' and key != 'hybrid' and \
-                key not in self.fit.get('head_pose', {}).get('angle_scales', {}):
-            return 'hybrid'
-        return key
+        return self.sigma_key       # a landmark convention's own factors ('hybrid_3d'; check_convention_folder)
 
     def close(self) -> None:
         for b in [self.backend] + self._aug:
