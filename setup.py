@@ -56,7 +56,7 @@ setup(
     entry_points={
         'console_scripts': [f'{n} = {PACKAGE}.nodes.{n}:main' for n in NODES]
         + [f'depthmarks = {PACKAGE}.cli.main:main',
-           # several nodes in one process (the launch files' compose:=true; pipeline/graph.py PROCESS_GROUPS)
+           # several nodes in one process (the launch files' compose:=true/people/all; pipeline/graph.py COMPOSE_GROUPS)
            f'depthmarks_container = {PACKAGE}.pipeline.container:main'],
     },
 )

@@ -136,7 +136,7 @@ def main() -> None:
             crashed[mode] += pub_rc != 0
             sub_crashed[mode] += sub_rc < 0                 # killed by a signal: the filter's side crashed
             # its filter never ran (an exception: an import error), or the publisher never saw it: says nothing
-            sub_failed[mode] += not matched or sub_rc > 0
+            sub_failed[mode] += (not matched and pub_rc == 0) or sub_rc > 0   # a crashed publisher is counted above
             print(f'{time.strftime("%H:%M:%S")} try {i + 1} {mode:6s} publisher exit {pub_rc:4d} '
                   f'{"matched" if matched else "UNMATCHED"} subscriber {sub_rc} '
                   f'load {os.getloadavg()[0]:.1f} | {first[:60]} | {sub_last[:80]}', flush=True)

@@ -63,12 +63,13 @@ fi
 # the install (depthmarks_ros/cli/install_check.py, run by path: the standard library only, so it needs no
 # installed copy; `depthmarks` reads the stamp to warn when this copy differs from the checkout: run by hand
 # after a git pull, before setup)
-check=("$VENV/bin/python" depthmarks_ros/cli/install_check.py)
+check=("$VENV/bin/python" -P depthmarks_ros/cli/install_check.py)   # -P: its folder not on sys.path
 pkg_line=$("${check[@]}" .)
 pkg_stamp=$("${check[@]}" --stamp-path "$VENV")
 installed=$(cat "$pkg_stamp" 2>/dev/null || true)
 if [ "${installed%% *}" != "${pkg_line%% *}" ] || [ ! -x "$VENV/bin/depthmarks" ]; then
   echo "setup: installing depthmarks_ros into $VENV"
+  rm -rf build/lib build/bdist.*      # setuptools never prunes build/lib: a file deleted from the checkout would ship again
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation .
   "$VENV/bin/python" scripts/link_executables.py "$VENV"
   echo "$pkg_line" > "$pkg_stamp"

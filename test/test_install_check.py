@@ -61,7 +61,10 @@ def test_an_installed_copy_older_than_its_checkout_is_named_with_the_fix(tmp_pat
     (prefix / STAMP).write_text(stamp_line(str(src)) + '\n')              # as setup.sh leaves it
     check = dict(prefix=str(prefix), package_dir=str(site), source=str(src))
     assert stale_install(**check) is None
-    (src / 'depthmarks_ros' / 'cli' / 'main.py').write_text('x = 2\n')     # git pull
+    main_py = src / 'depthmarks_ros' / 'cli' / 'main.py'
+    main_py.write_text('x = 2\n')                                             # git pull
+    st = main_py.stat()      # same size; a kernel before 6.13 may give the same mtime within one clock tick
+    os.utime(main_py, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     said = stale_install(**check)
     assert said and str(src) in said and 'differs from' in said and 'make setup' in said and 'old code' in said
     # the checkout itself running (python -m, the tests), a copy setup.sh did not install, a gone checkout

@@ -300,7 +300,7 @@ def test_multi_process_compose_runs_the_shared_process_it_names(tmp_path, monkey
     from depthmarks_ros.cli.main import main
     monkeypatch.delenv('DEPTHMARKS_RECORDER_FILTER', raising=False)
     short = ','.join(n.split('_')[0] for n in nodes[1:])          # stereo,body / face,body
-    assert main(['run', '--duration', '3', '-o', str(tmp_path), '--nodes', short, '--multi-process',
+    assert main(['run', '--duration', '5', '-o', str(tmp_path), '--nodes', short, '--multi-process',
                  '--compose', compose, '--quiet', '--record-rate', '2']) == 0
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
     assert metrics['compose'] == compose                  # the layout is in metrics.json

@@ -53,7 +53,8 @@ def package_hash(root: str) -> str:
 def package_signature(root: str) -> str:
     """A cheap signature of the same files (stat only, nothing read): sha256 over each relative path, size
     and mtime (ns). Any edit, git checkout or pull of them changes it, so an unchanged signature stands for
-    an unchanged hash (short of a same-size rewrite whose old mtime is put back, e.g. `cp -p`)."""
+    an unchanged hash (short of a same-size rewrite whose old mtime is put back, e.g. `cp -p`, or two same-size
+    writes within one clock tick on kernels before 6.13, whose mtimes advance per tick)."""
     import hashlib
     h = hashlib.sha256()
     for rel in package_files(root):
@@ -122,7 +123,7 @@ def stale_install(prefix: str = sys.prefix, package_dir: Optional[str] = None,
         if signature == now_signature:
             return None
         now = package_hash(source)
-    except OSError:                          # unreadable, or a file vanished while read (a checkout being switched)
+    except (OSError, ValueError):            # unreadable or garbled, or a file vanished while read (a checkout switched)
         return None
     if installed == now:
         tmp = f'{stamp}.{os.getpid()}'       # one a process: commands run side by side never share it

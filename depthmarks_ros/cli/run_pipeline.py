@@ -33,11 +33,13 @@ def add_arguments(p) -> None:
                         'share the "depth" process, every other node has its own); this process records and measures')
     layout = p.add_mutually_exclusive_group()
     layout.add_argument('--compose', default='true', choices=COMPOSE_CHOICES,
-                   help='with --multi-process, the launch files\' compose:= : true (default) the simulated rig, stereo and '
-                        'fusion share the "depth" process; false every node in a process of its own; all every node in '
-                        'one process ("pipeline", one container for the whole pipeline; the recorder stays in this one); people as '
-                        'true, and face and body share a second process, "people"')
-    layout.add_argument('--no-compose', action='store_true', help='the same as --compose false')
+                        help='with --multi-process (ignored without it), the launch files\' compose:= : true (default) '
+                             'the simulated rig, stereo and fusion share the "depth" process; false every node in a '
+                             'process of its own; all every node in one process ("pipeline", one container for the whole '
+                             'pipeline; the recorder stays in this one); people as true, and face and body share a second '
+                             'process, "people"')
+    layout.add_argument('--no-compose', action='store_true',
+                        help='the same as --compose false (with --multi-process; ignored without it)')
     p.add_argument('--start', default='',
                    help='the launch files\' nodes:= : start only these nodes of the graph (comma list of sim, video, '
                         'stereo, fusion, mono, face, body, tf), wired as in the whole graph (split across hosts)')

@@ -478,7 +478,7 @@ class PipelineRunner:
             'previews': write_previews(os.path.join(self.cfg.output, 'previews'), stats.last, types),
             'mode': 'multi-process' if self.cfg.multi_process else 'single-process',
             # multi-process: which nodes shared a process (graph.COMPOSE_CHOICES); None in one process
-            'compose': self.cfg.compose if self.cfg.multi_process else None,
+            'compose': g.parse_compose(self.cfg.compose) if self.cfg.multi_process else None,
             'executor': self.executor_name,
             # multi-process, per-topic publication mode asked (pipeline/publication.py): process -> topics
             'async_topics': self.async_topics or None,
