@@ -21,10 +21,8 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
 
 from depthmarks_ros.core.face.datasets import SPLIT_RULE  # noqa: E402
-
-REGIONS = {'jaw': range(0, 17), 'brows': range(17, 27), 'nose': range(27, 36), 'eyes': range(36, 48),
-           'mouth': range(48, 68)}
-YAW_BANDS = (0, 15, 30, 45, 60, 360)
+from depthmarks_ros.core.face.ibug68 import REGIONS  # noqa: E402
+from depthmarks_ros.core.face.metrics import YAW_BANDS  # noqa: E402
 
 
 def load(path):

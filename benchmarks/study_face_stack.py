@@ -33,12 +33,10 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
 
 from depthmarks_ros.core.face.datasets import SPLIT_RULE  # noqa: E402
-from depthmarks_ros.core.face.ibug68 import FLIP_68  # noqa: E402
+from depthmarks_ros.core.face.ibug68 import FLIP_68, REGIONS  # noqa: E402
 from depthmarks_ros.core.face.mapping import _similarity  # noqa: E402
+from depthmarks_ros.core.face.metrics import YAW_BANDS  # noqa: E402
 
-REGIONS = {'jaw': range(0, 17), 'brows': range(17, 27), 'nose': range(27, 36), 'eyes': range(36, 48),
-           'mouth': range(48, 68)}
-YAW_BANDS = (0, 15, 30, 45, 60, 360)
 LAMS = (0.01, 0.1, 1, 3, 10, 30, 100, 300)
 MAX_300W_LOSS = 0.0005
 

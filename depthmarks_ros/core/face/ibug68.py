@@ -33,6 +33,10 @@ FLIP_68 = np.array(list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 
                    + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
                    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
 
+# the face regions the studies report errors by (benchmarks/study_face_*.py)
+REGIONS = {'jaw': range(0, 17), 'brows': range(17, 27), 'nose': range(27, 36), 'eyes': range(36, 48),
+           'mouth': range(48, 68)}
+
 # groups for drawing outlines
 OUTLINES = [list(range(0, 17)), list(range(17, 22)), list(range(22, 27)), list(range(27, 31)),
             list(range(31, 36)), list(range(36, 42)) + [36], list(range(42, 48)) + [42],

@@ -6,6 +6,8 @@ import numpy as np
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 from depthmarks_ros.core.learning.calibration import calibration_2d  # noqa: F401 (face metrics in one place)
 
+YAW_BANDS = (0, 15, 30, 45, 60, 360)      # |yaw| band edges (deg) the face studies report errors by
+
 
 def nme_interocular(pred68: np.ndarray, gt68: np.ndarray) -> float:
     """Mean point-to-point error over 68 points divided by the outer-eye-corner distance."""
