@@ -208,9 +208,11 @@ def test_landmark_convention_3d_reads_its_own_files_and_2d_is_unchanged(tmp_path
     cv2.imwrite(str(img), cv2.cvtColor(face_image, cv2.COLOR_RGB2BGR))
     fitted = tmp_path / 'fitted'
     seed_output(str(fitted))
-    base = _face_entry(main, img, tmp_path / 'o', fitted)
     assert sorted(artefact_name(n, '3d') for n in OWN_FILES) == [
         'face_hybrid_3d.json', 'face_mesh_to_68_3d.npz', 'face_sigma_hybrid_3d.json']
+    for name in OWN_FILES:            # the base: a folder without the 3d files
+        (fitted / artefact_name(name, '3d')).unlink()
+    base = _face_entry(main, img, tmp_path / 'o', fitted)
     for name in OWN_FILES:            # the 3d copies, each edited as _ARTEFACT_EDITS does
         (fitted / artefact_name(name, '3d')).write_bytes((fitted / name).read_bytes())
         _ARTEFACT_EDITS[name][0](fitted / artefact_name(name, '3d'))
@@ -255,10 +257,35 @@ def test_fit_face_convention_3d_fits_its_own_parts_on_aflw_alone(tmp_path, capsy
     w300 = data / 'faces' / '300w_lfpw_test'
     w300.mkdir(parents=True)
     assert main(['fit-face', '--data', str(data), '-o', str(tmp_path / 'o'), '--convention', '3d',
-                 '--parts', 'mapping,pose']) == 2
-    assert 'pose' in capsys.readouterr().err and not (tmp_path / 'o').exists()
+                 '--parts', 'mapping,pose,pose-hybrid']) == 2
+    assert capsys.readouterr().err.endswith('; shared, not per convention: pose\n')   # pose-hybrid is its own
+    assert not (tmp_path / 'o').exists()
     aflw, w = _samples(str(data), convention='3d')
     assert aflw and all(s.dataset == 'aflw2000_3d' for s in aflw) and w == []
+
+
+def test_fit_face_convention_3d_profile_needs_the_shared_predictor_before_anything_runs(tmp_path, monkeypatch,
+                                                                                       capsys):
+    """`--convention 3d --parts profile` fits its weights for the shared turned-face predictor: where neither
+    -o nor the shipped set it is seeded from holds face_profile_68.dat, the run is refused before -o is made
+    (no predictor trained); -o's own serves, and '2d' (whose profile part trains it) needs none."""
+    from depthmarks_ros.cli import fit_face
+    from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.face import pipeline
+    data, out = tmp_path / 'data', tmp_path / 'out'
+    _aflw_folder(data)
+    args = argparse.Namespace(data=str(data), output=str(out), cache='', convention='3d')
+    assert fit_face._missing_input(args, ['mapping', 'hybrid', 'profile']) == ''     # the shipped one seeds -o
+    monkeypatch.setattr(pipeline, 'DATA_DIR', str(tmp_path / 'package'))             # a package without it
+    assert main(['fit-face', '--data', str(data), '-o', str(out), '--convention', '3d', '--parts',
+                 'mapping,hybrid,profile']) == 1
+    said = capsys.readouterr().err
+    assert 'face_profile_68.dat missing' in said and "the '2d' profile part trains" in said and not out.exists()
+    assert fit_face._missing_input(args, ['mapping', 'hybrid']) == ''
+    assert fit_face._missing_input(argparse.Namespace(**{**vars(args), 'convention': '2d'}), ['profile']) == ''
+    out.mkdir()
+    (out / 'face_profile_68.dat').write_bytes(b'a predictor')
+    assert fit_face._missing_input(args, ['profile']) == ''
 
 
 def test_fit_face_convention_3d_hands_the_fit_no_300w_faces(tmp_path, monkeypatch):
@@ -292,10 +319,11 @@ def test_fit_face_convention_3d_pose_hybrid_fits_its_own_factors_from_its_record
     convention's records (sigma_hybrid_3d.npz with pose points) alone: without --cache it is refused
     before -o is made; records without pose points, or a missing sigma model, are a clear refusal naming
     the file (no backend run); a fit adds 'hybrid_3d' and its record (angle_scales_made_by_path,
-    convention_runs) and leaves every '2d' key and the file's own record as they were."""
+    convention_runs) and leaves every '2d' key and the file's own record as they were; its records of
+    another mean face are refused naming the convention's own part to rewrite them."""
     from depthmarks_ros.cli.main import main
     from depthmarks_ros.core.face import model_fit, pipeline
-    from depthmarks_ros.core.face.sigma_fit import fit_and_save, save_made_records
+    from depthmarks_ros.core.face.sigma_fit import StaleRecordsError, fit_and_save, save_made_records
     from depthmarks_ros.testing.face_records import synthetic_sigma_records
     data = tmp_path / 'data'
     stems = _aflw_folder(data)
@@ -338,6 +366,11 @@ def test_fit_face_convention_3d_pose_hybrid_fits_its_own_factors_from_its_record
     made = hp['angle_scales_made_by_path']['hybrid_3d']['command']
     assert '--convention 3d' in made and after['convention_runs']['3d']['command'] == made
     assert after['convention_runs']['3d']['fit_images']['300w_lfpw_test'] == 0
+    np.save(out / 'face_model_68.npy', face_model_68() * [1.0, 1.0, 2.5])      # fit-face --parts model since
+    with pytest.raises(StaleRecordsError) as stale:      # rewritten by the convention's own part, not sigma-hybrid
+        list(model_fit._fit_pose_scales([], str(out), 'test', {}, ['hybrid_3d'], lambda: None, str(cache)))
+    assert f'--convention 3d --parts profile --cache {cache}' in str(stale.value)
+    assert '--parts sigma' not in str(stale.value)
 
 
 def test_keypoint_path_pose_records_of_another_convention_are_refused(tmp_path, monkeypatch):

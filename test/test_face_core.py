@@ -702,12 +702,14 @@ def test_fit_face_version_message_only_for_an_older_file_and_stale_path_factors_
 def test_a_convention_s_profile_part_keeps_the_shared_predictor_and_names_it(tmp_path, monkeypatch):
     """`fit-face --convention 3d --parts profile` fits its turned-face weights for the shared predictor in -o
     without retraining or rewriting it (the '2d' profile part trains it), recording its sha1 in the
-    convention's blend; a hybrid whose predictor no longer has that sha1 warns. Both of the hybrid's sigma
-    fits record the convention. The fit's stages are stubbed (no image is run)."""
+    convention's blend (a missing one refused before anything trains); a hybrid whose predictor no longer has
+    that sha1 warns. Both of the hybrid's sigma fits and its stack records record the convention. The fit's
+    stages are stubbed (no image is run)."""
     import os
     import warnings
     from depthmarks_ros.cli.fit_face import seed_output
     from depthmarks_ros.core.face import hybrid, model_fit, sigma_fit
+    from depthmarks_ros.core.face.artefacts import file_sha1
     from depthmarks_ros.core.face.hybrid import HybridBlend
     from depthmarks_ros.core.face.pipeline import _check_profile_hash
     out = str(tmp_path / 'out')
@@ -731,10 +733,14 @@ def test_a_convention_s_profile_part_keeps_the_shared_predictor_and_names_it(tmp
         metas.append((key, meta))
         yield f'sigma {key}'
     monkeypatch.setattr(sigma_fit, 'fit_and_save', capture)
-    list(model_fit._fit_profile([], [], [], [], [], [], 1e-2, out, 'cmd3', '', write=True, convention='3d'))
+    monkeypatch.setattr(model_fit, 'stack_records', lambda *a: {'stem': np.array(['a'])})
+    cache = str(tmp_path / 'cache')
+    list(model_fit._fit_profile([], [], [], [], [], [], 1e-2, out, 'cmd3', cache, write=True, convention='3d'))
     assert len(trained) == 5 and open(dat, 'rb').read() == before         # the fold predictors only
+    # its stack records say their convention themselves (their command names none)
+    assert model_fit.records_convention(os.path.join(cache, 'hybrid_stack_inputs_3d.npz')) == '3d'
     blend = HybridBlend.load(os.path.join(out, 'face_hybrid_3d.json'))
-    assert blend.meta['profile']['predictor_sha1'] == model_fit.file_sha1(dat)
+    assert blend.meta['profile']['predictor_sha1'] == file_sha1(dat)
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         _check_profile_hash(blend, 'b', dat)          # the same predictor: silent
@@ -746,6 +752,11 @@ def test_a_convention_s_profile_part_keeps_the_shared_predictor_and_names_it(tmp
     assert 'predictor_sha1' not in HybridBlend.load(os.path.join(out, 'face_hybrid.json')).meta['profile']
     with pytest.warns(UserWarning, match='refit them with depthmarks fit-face --convention'):
         _check_profile_hash(blend, 'b', dat)
+    trained.clear()
+    os.remove(dat)              # no shared predictor: refused before any fold predictor trains
+    with pytest.raises(FileNotFoundError, match='face_profile_68.dat missing.*the .2d. profile part trains'):
+        list(model_fit._fit_profile([], [], [], [], [], [], 1e-2, out, 'cmd3', '', write=True, convention='3d'))
+    assert trained == []
 
 
 def test_angle_factors_of_an_unknown_yaw_take_the_larger_end_of_the_range():
@@ -768,10 +779,34 @@ def test_hybrid_paths_take_their_own_pose_factors():
     assert [FaceLandmarker.pose_key(hy, k) for k in ('mediapipe478', 'box68', 'dlib68')] == \
         ['hybrid', 'hybrid_box68', 'dlib']
     assert FaceLandmarker.pose_key(SimpleNamespace(backend_name='dlib', sigma_key='dlib_hog'), 'dlib68') == 'dlib_hog'
-    # landmark_convention 3d: its own factors ('hybrid_3d'; a folder without them is refused at start)
-    h3 = SimpleNamespace(backend_name='hybrid', sigma_key='hybrid_3d', fit={})
-    assert [FaceLandmarker.pose_key(h3, k) for k in ('mediapipe478', 'box68', 'dlib68')] == \
-        ['hybrid_3d', 'hybrid_box68', 'dlib']
+    # a landmark convention's mesh faces: its own factors through the real sigma key ('hybrid_3d'; a folder
+    # without them is refused at start), its keypoint-path and dlib-only faces the shared ones
+    for convention, own in (('2d', 'hybrid'), ('3d', 'hybrid_3d')):
+        lm = FaceLandmarker.__new__(FaceLandmarker)
+        lm.backend_name, lm.convention, lm.backend = 'hybrid', convention, SimpleNamespace(detector='hog')
+        assert [lm.pose_key(k) for k in ('mediapipe478', 'box68', 'dlib68')] == [own, 'hybrid_box68', 'dlib']
+
+
+def test_an_unknown_backend_is_named_as_such_under_the_default_convention():
+    """The default landmark convention checks nothing of the backend: an unknown one is the backend
+    factory's 'unknown face backend' (not a convention message); under '3d' the convention names it."""
+    from depthmarks_ros.core.face.backends import BackendError
+    with pytest.raises(BackendError, match="unknown face backend 'nope'"):
+        FaceLandmarker('nope')
+    with pytest.raises(BackendError, match="landmark_convention '3d' is fitted for the hybrid backend only"):
+        FaceLandmarker('nope', convention='3d')
+
+
+def test_the_shipped_3d_blend_names_the_shipped_turned_face_predictor():
+    """face_hybrid_3d.json records the sha1 of the face_profile_68.dat it was fitted with, and that is the
+    shipped one: a later '2d' profile refit in a fit-face -o folder (seeded with both) warns at start."""
+    import os
+    from depthmarks_ros.core.face.artefacts import file_sha1
+    from depthmarks_ros.core.face.head_pose import DATA_DIR
+    from depthmarks_ros.core.face.hybrid import HybridBlend
+    blend = HybridBlend.load(os.path.join(DATA_DIR, 'face_hybrid_3d.json'))
+    assert blend.profile_weights is not None
+    assert blend.meta['profile']['predictor_sha1'] == file_sha1(os.path.join(DATA_DIR, 'face_profile_68.dat'))
 
 
 def test_detector_score_reaches_the_sigma_inputs(face_image):

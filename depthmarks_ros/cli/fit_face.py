@@ -149,7 +149,8 @@ def fit_face_model(data: str, output: str, command: str) -> dict:
 def _missing_input(args, parts) -> str:
     """Why this run cannot start ('' if it can): checked before the output folder is seeded, so a run
     that cannot read its inputs leaves no copies behind. The parts that read images need --data's
-    faces/ sets; sigma-cached needs its --cache folder."""
+    faces/ sets; sigma-cached needs its --cache folder; a landmark convention's profile part the shared
+    turned-face predictor, its pose-hybrid part its records."""
     sets = [os.path.join(args.data, 'faces', s) for s in ('aflw2000_3d', '300w_lfpw_test')]
     if any(p != 'sigma-cached' for p in parts) and not any(os.path.isdir(s) for s in sets):
         return f'no face sets under {args.data}: expected {sets[0]} or {sets[1]}'
@@ -157,6 +158,11 @@ def _missing_input(args, parts) -> str:
         return (f'no sigma record cache {args.cache!r}: run depthmarks fit-face --data DATA -o {args.output} '
                 '--parts sigma --cache DIR first')
     convention = getattr(args, 'convention', '2d')
+    if convention != '2d' and 'profile' in parts:           # its weights for the shared predictor
+        from depthmarks_ros.core.face.model_fit import convention_profile_missing
+        why = convention_profile_missing(args.output, convention, seeded=False)
+        if why:
+            return why
     if convention != '2d' and 'pose-hybrid' in parts:       # from the convention's records alone
         from depthmarks_ros.core.face.model_fit import convention_pose_missing
         return convention_pose_missing(args.cache, args.output, convention, parts, seeded=False)
@@ -172,9 +178,11 @@ def run(args) -> int:
         print(f'fit-face: unknown part(s) {bad}; choose from {PARTS}', file=sys.stderr)
         return 2
     convention = getattr(args, 'convention', '2d')
-    if convention != '2d' and any(p not in CONVENTION_PARTS for p in parts):
+    shared = [p for p in parts if p not in CONVENTION_PARTS]
+    if convention != '2d' and shared:
         print(f'fit-face: --convention {convention} fits the parts {", ".join(CONVENTION_PARTS)} only (the other '
-              f'artefacts are shared by the conventions); got {",".join(parts)}', file=sys.stderr)
+              f'artefacts are shared by the conventions); shared, not per convention: {",".join(shared)}',
+              file=sys.stderr)
         return 2
     missing = _missing_input(args, parts)
     if missing:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Optional
 
 from depthmarks_ros.core.face.convention import CONVENTIONS, check_convention
@@ -41,8 +40,8 @@ class FaceLandmarksParams(NodeParams, CompressedImageParams, InputParams, ImageT
         '2d', "Convention of the 68 points: 2d = 300-W's, clicks on the visible outline (the jaw follows the "
         "silhouette of a turned face); 3d = AFLW2000-3D's, projections of 3D face-model points (the jaw stays on "
         'the face surface where hidden: for lifting to 3D and head pose), the hybrid\'s artefacts fitted on '
-        'AFLW2000-3D alone (face_mesh_to_68_3d.npz, face_hybrid_3d.json, face_sigma_hybrid_3d.json and '
-        "face_fit.json's hybrid_3d head-pose factors; any missing stops the start); hybrid backend only "
+        "AFLW2000-3D alone (face_mesh_to_68_3d.npz, face_hybrid_3d.json and face_fit.json's hybrid_3d head-pose "
+        'factors, and with uncertainty face_sigma_hybrid_3d.json: a missing one stops the start); hybrid backend only '
         '(docs/face_landmarks.md)',
         choices=CONVENTIONS, read_only=True)
     uncertainty: bool = param(True, 'Per-landmark covariance by test-time augmentation', read_only=True)

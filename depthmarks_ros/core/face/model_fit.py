@@ -6,6 +6,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
+from depthmarks_ros.core.face.artefacts import file_sha1
 from depthmarks_ros.core.face.head_pose import folder_face_model, rotation_from_angles
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 from depthmarks_ros.core.split import fold_of, is_validation
@@ -291,9 +292,8 @@ def _convention_pose_missing(key: str, path: str, output: str, seeded: bool = Tr
     """convention_pose_missing's check of the files: records ``path`` with pose points, sigma model in
     ``output`` (where ``seeded``)."""
     import os
-    convention = key.rsplit('_', 1)[-1]
-    redo = f'write them with depthmarks fit-face --data DATA -o {output} --convention {convention} --parts profile ' \
-           f'--cache {os.path.dirname(path) or "DIR"}'
+    redo = f'write them with depthmarks fit-face --data DATA -o {output} ' + \
+        convention_records_redo(key).format(cache=os.path.dirname(path) or 'DIR')
     if not path or not os.path.isfile(path):
         return f"the {key} head-pose factors fit from the records {path or f'sigma_{key}.npz in --cache DIR'}: {redo}"
     with np.load(path, allow_pickle=False) as z:
@@ -369,6 +369,14 @@ BOX68_RECORDS_REDO = '--parts profile --cache {cache}'
 STACK_RECORDS = 'hybrid_stack_inputs.npz'      # in --cache: the hybrid's cross-fitted m, d, e per mesh face (_fit_profile)
 
 
+def convention_records_redo(key: str) -> str:
+    """The fit-face options (check_records_model's ``redo``, ``{cache}`` left to fill) that rewrite the
+    records sigma_<key>.npz of a landmark convention's hybrid (``key`` 'hybrid_3d'): its own profile part,
+    which leaves the '2d' records alone (the sigma parts would rewrite those)."""
+    convention = key.rsplit('_', 1)[-1]
+    return f'--convention {convention} --parts profile --cache {{cache}}'
+
+
 def stack_records_name(convention: str = '2d') -> str:
     """STACK_RECORDS of a convention ('3d': hybrid_stack_inputs_3d.npz)."""
     from depthmarks_ros.core.face.convention import convention_name
@@ -423,7 +431,7 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
     from depthmarks_ros.core.face.datasets import SPLIT_RULE
     from depthmarks_ros.core.face.head_pose import FIT_VERSION, POOLED_KEY, fit_angle_factors
     from depthmarks_ros.core.face.pipeline import FaceLandmarker
-    from depthmarks_ros.core.face.sigma_fit import check_records_model, load_records
+    from depthmarks_ros.core.face.sigma_fit import SIGMA_RECORDS_REDO, check_records_model, load_records
     from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
     for key in keys:                # every cache file before anything runs: a refusal costs no backend run
         if key == 'hybrid_box68':
@@ -433,8 +441,9 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
                 check_records_model(path, output, BOX68_RECORDS_COMPUTED, BOX68_RECORDS_REDO)
             continue
         path = os.path.join(cache, f'sigma_{key}.npz') if cache else ''
-        if path and os.path.isfile(path):
-            check_records_model(path, output)       # their pose features: on this folder's mean face
+        if path and os.path.isfile(path):           # their pose features: on this folder's mean face
+            redo = SIGMA_RECORDS_REDO if key in POSE_BACKENDS else convention_records_redo(key)   # its own part
+            check_records_model(path, output, redo=redo)
         if key not in POSE_BACKENDS:            # a landmark convention's path ('hybrid_3d'): from its records only
             why = _convention_pose_missing(key, path, output)
             if why:
@@ -676,9 +685,9 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     faces) gives the hybrid's sigma model (face_sigma_hybrid.json). ``write=False``: only that sigma
     model (face_hybrid.json and the predictor file untouched, the final predictor not trained). A
     ``convention`` other than '2d' never trains the final predictor (shared by the conventions, the '2d'
-    fit's): its weights are fitted for the one in ``output``, named by its sha1 (meta profile.predictor_sha1),
-    and the keypoint path's pose records (BOX68_POSE_RECORDS, for the shared hybrid_box68 factors) are not
-    written."""
+    fit's): its weights are fitted for the one in ``output`` (a missing one refused before anything trains),
+    named by its sha1 (meta profile.predictor_sha1), and the keypoint path's pose records
+    (BOX68_POSE_RECORDS, for the shared hybrid_box68 factors) are not written."""
     import os
     import dlib
     from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, dlib_model_path
@@ -687,6 +696,10 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     from depthmarks_ros.core.face.hybrid import HybridBlend, refine_keypoint_guess
     from depthmarks_ros.core.face.profile import _size
     path = os.path.join(output, artefact_name('face_hybrid.json', convention))
+    sp_path = os.path.join(output, PROFILE_PREDICTOR)
+    why = convention_profile_missing(output, convention) if write else ''
+    if why:                 # before any fold predictor trains
+        raise FileNotFoundError(why)
     blend = HybridBlend.load(path)
     pred = dlib.shape_predictor(dlib_model_path('shape_predictor_68_face_landmarks.dat'))
 
@@ -754,7 +767,7 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
         from depthmarks_ros.core.face.sigma_fit import save_made_records
         save_made_records(os.path.join(cache, stack_records_name(convention)), stack_records(
             [r['sample'] for r in mesh_recs], fold, m68s, d68s, e68, out68, yaws, norms),
-            {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(m68s),
+            {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(m68s), 'convention': convention,
              'points': 'cross-fitted mesh maps, dlib on their boxes, turned-face predictors, blend and turned-face '
                        'weights (5 folds)'}, output)
     res = []
@@ -790,7 +803,6 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
         'errors': 'cross-fitted mesh maps, blends, turned-face predictors and their weights (5 folds)'}, cache)
     if not write:
         return
-    sp_path = os.path.join(output, PROFILE_PREDICTOR)
     profile_meta = {'faces': len(turned), 'mesh_faces_for_weights': len(use), 'unmeshed_faces': len(unmeshed),
                     'command': command, 'split_rule': SPLIT_RULE}
     if convention == '2d':
@@ -799,9 +811,6 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
             'data': f'AFLW2000-3D fit split, |yaw| >= {PROFILE_MIN_YAW:g} deg, mirrored to look towards image-right'})
         sp.save(sp_path)
     else:       # the shared predictor stays the '2d' fit's (the same faces): its weights here, named by its hash
-        if not os.path.isfile(sp_path):
-            raise FileNotFoundError(f'{sp_path}: --convention {convention} --parts profile fits its weights for the '
-                                    "shared turned-face predictor, which the '2d' profile part trains")
         profile_meta['predictor_sha1'] = file_sha1(sp_path)
         yield f'profile: {PROFILE_PREDICTOR} (shared) kept, not retrained; its sha1 recorded'
     blend.profile_edges, blend.profile_weights, blend.profile_scale, blend.profile_cov = edges, v, scale, cov
@@ -814,14 +823,21 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
 PROFILE_PREDICTOR = 'face_profile_68.dat'     # the hybrid's turned-face predictor, shared by the conventions
 
 
-def file_sha1(path: str) -> str:
-    """sha1 of a file's bytes (hex)."""
-    import hashlib
-    h = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
+def convention_profile_missing(output: str, convention: str, seeded: bool = True) -> str:
+    """Why a landmark convention's profile part cannot fit ('' if it can; always '' for '2d', whose profile
+    part trains the predictor): it fits its weights for the shared turned-face predictor
+    (PROFILE_PREDICTOR) in ``output``, so that file must be there (or, where ``output`` is not yet
+    ``seeded``, in the shipped set it is seeded from)."""
+    import os
+    from depthmarks_ros.core.face.pipeline import DATA_DIR
+    if convention == '2d':
+        return ''
+    where = [output] if seeded else [output, DATA_DIR]
+    if any(os.path.isfile(os.path.join(d, PROFILE_PREDICTOR)) for d in where):
+        return ''
+    return (f'{os.path.join(output, PROFILE_PREDICTOR)} missing: --convention {convention} --parts profile fits '
+            "its weights for the shared turned-face predictor, which the '2d' profile part trains (depthmarks "
+            f'fit-face --data DATA -o {output} --parts profile)')
 
 
 def stack_records(samples, fold, m68s, d68s, e68: dict, out68s, yaws, norms) -> dict:

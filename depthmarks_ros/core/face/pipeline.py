@@ -23,6 +23,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from depthmarks_ros.core.camera import assumed_K
+from depthmarks_ros.core.face.artefacts import file_sha1
 from depthmarks_ros.core.face.backends import BackendError, DlibFace68, create_backend
 from depthmarks_ros.core.face.convention import DEFAULT_CONVENTION, OWN_FILES, artefact_name, check_convention, sigma_key
 from depthmarks_ros.core.face.head_pose import (DATA_DIR, HeadPose, folder_face_model, solve_head_pose,
@@ -127,15 +128,18 @@ CONVENTION_FIT_HINT = ('depthmarks fit-face --data DATA -o DIR --convention {c} 
 def check_convention_folder(data_dir: str, backend: str, dlib_detector: str = '', uncertainty: bool = True,
                             convention: str = DEFAULT_CONVENTION) -> None:
     """A BackendError naming what folder ``data_dir`` lacks for landmark convention ``convention`` (not
-    '2d'): its own files (core/face/convention.py OWN_FILES, under their names) and its own head-pose angle
-    factors (face_fit.json head_pose.angle_scales under its sigma key, 'hybrid_3d'). Never a silent
-    fallback to the '2d' ones."""
+    '2d'): those of its own files (core/face/convention.py OWN_FILES, under their names) this pipeline reads
+    (the map and blend; the sigma model, face_sigma_hybrid_3d.json, only with ``uncertainty``) and, with
+    or without ``uncertainty``, its own head-pose angle factors (face_fit.json head_pose.angle_scales under
+    its sigma key, 'hybrid_3d'). Never a silent
+    fallback to the '2d' ones. The default '2d' checks nothing (an unknown backend is create_backend's to
+    name)."""
+    if convention == DEFAULT_CONVENTION:
+        return
     try:
         check_convention(convention, backend)
     except ValueError as exc:
         raise BackendError(str(exc)) from exc
-    if convention == DEFAULT_CONVENTION:
-        return
     missing = [artefact_name(n, convention) for n in _fitted_files(backend, dlib_detector, uncertainty)
                if n in OWN_FILES and not os.path.isfile(os.path.join(data_dir, artefact_name(n, convention)))]
     key = sigma_key(backend, convention)
@@ -201,11 +205,11 @@ def _check_profile_hash(blend, blend_path: str, profile_path: str) -> None:
     made = blend.meta.get('profile', {}).get('predictor_sha1')
     if not made:
         return
-    from depthmarks_ros.core.face.model_fit import file_sha1
-    if file_sha1(profile_path) != made:
+    now = file_sha1(profile_path)
+    if now != made:
         import warnings
         warnings.warn(f'{blend_path}: its turned-face weights were fitted with another {os.path.basename(profile_path)} '
-                      f'(sha1 {made[:12]}, now {file_sha1(profile_path)[:12]}); refit them with depthmarks fit-face '
+                      f'(sha1 {made[:12]}, now {now[:12]}); refit them with depthmarks fit-face '
                       '--convention <its convention> --parts profile')
 
 
