@@ -797,18 +797,6 @@ def test_an_unknown_backend_is_named_as_such_under_the_default_convention():
         FaceLandmarker('nope', convention='3d')
 
 
-def test_the_shipped_3d_blend_names_the_shipped_turned_face_predictor():
-    """face_hybrid_3d.json records the sha1 of the face_profile_68.dat it was fitted with, and that is the
-    shipped one: a later '2d' profile refit in a fit-face -o folder (seeded with both) warns at start."""
-    import os
-    from depthmarks_ros.core.face.artefacts import file_sha1
-    from depthmarks_ros.core.face.head_pose import DATA_DIR
-    from depthmarks_ros.core.face.hybrid import HybridBlend
-    blend = HybridBlend.load(os.path.join(DATA_DIR, 'face_hybrid_3d.json'))
-    assert blend.profile_weights is not None
-    assert blend.meta['profile']['predictor_sha1'] == file_sha1(os.path.join(DATA_DIR, 'face_profile_68.dat'))
-
-
 def test_detector_score_reaches_the_sigma_inputs(face_image):
     """The detector's score of each face is a sigma-model input (det_score, clipped to DET_SCORE_RANGE,
     0 where not finite), the same value in the face's extras and its feature row."""

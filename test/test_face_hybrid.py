@@ -725,9 +725,11 @@ def test_stack_records_keep_each_faces_estimates_and_mark_the_missing_turned_fac
 
 def test_the_shipped_3d_convention_artefacts_record_their_set_split_and_command():
     """The '3d' landmark convention's own files ship beside the '2d' ones (core/face/convention.py), each
-    fitted on AFLW2000-3D's fit split alone and saying so (convention, split rule, command, faces), small;
-    a hybrid in that convention reads them (not the '2d' map)."""
+    fitted on AFLW2000-3D's fit split alone and saying so (convention, split rule, command, faces), small,
+    the blend naming the shipped turned-face predictor by its sha1 (so a later '2d' profile refit in a
+    fit-face -o folder, seeded with both, warns); a hybrid in that convention reads them (not the '2d' map)."""
     import os
+    from depthmarks_ros.core.face.artefacts import file_sha1
     from depthmarks_ros.core.face.convention import OWN_FILES, artefact_name
     from depthmarks_ros.core.face.head_pose import DATA_DIR
     from depthmarks_ros.core.face.mapping import MeshTo68
@@ -741,6 +743,7 @@ def test_the_shipped_3d_convention_artefacts_record_their_set_split_and_command(
         assert meta['faces'] > 500
     assert 'AFLW2000-3D alone' in metas[0]['data'] and 'AFLW2000-3D alone' in metas[1]['data']
     assert list(metas[2]['faces_per_set']) == ['aflw2000_3d']
+    assert metas[1]['profile']['predictor_sha1'] == file_sha1(os.path.join(DATA_DIR, 'face_profile_68.dat'))
     two = MeshTo68.load(os.path.join(DATA_DIR, 'face_mesh_to_68.npz'))
     three = FaceLandmarker('hybrid', static=True, convention='3d')
     try:
