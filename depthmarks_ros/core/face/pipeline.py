@@ -131,9 +131,8 @@ def check_convention_folder(data_dir: str, backend: str, dlib_detector: str = ''
     '2d'): those of its own files (core/face/convention.py OWN_FILES, under their names) this pipeline reads
     (the map and blend; the sigma model, face_sigma_hybrid_3d.json, only with ``uncertainty``) and, with
     or without ``uncertainty``, its own head-pose angle factors (face_fit.json head_pose.angle_scales under
-    its sigma key, 'hybrid_3d'). Never a silent
-    fallback to the '2d' ones. The default '2d' checks nothing (an unknown backend is create_backend's to
-    name)."""
+    its sigma key, 'hybrid_3d'). Never a silent fallback to the '2d' ones. The default '2d' checks nothing
+    (an unknown backend is create_backend's to name)."""
     if convention == DEFAULT_CONVENTION:
         return
     try:
