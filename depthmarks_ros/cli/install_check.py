@@ -6,8 +6,8 @@ hash of what the install copies, :func:`package_hash`, and a cheap signature of 
 mtimes, :func:`package_signature`); it reinstalls when the checkout's hash differs, so `make run` and
 `make test` (which run setup first) always run the checkout. ``.venv/bin/depthmarks`` run by hand after a
 `git pull` would run the old copy: the command then warns (:func:`stale_install`, one line on stderr) and
-names `make setup`. It hashes only when the signature differs from the stamp's (a few ms of stat calls
-otherwise, before every command). Running the checkout itself (`python -m depthmarks_ros...` from it, the
+names `make setup`. It hashes only when the signature differs from the stamp's (stat calls
+otherwise, before every command: 6.5-15 ms for the check in a fresh process, 28a7b25's message). Running the checkout itself (`python -m depthmarks_ros...` from it, the
 tests) is never checked.
 
 ``python depthmarks_ros/cli/install_check.py [ROOT]`` prints ROOT's stamp line, ``--stamp-path PREFIX`` the
