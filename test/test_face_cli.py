@@ -424,6 +424,75 @@ def test_fit_face_refits_the_sigma_models_from_cached_error_records(tmp_path):
     assert not fresh.exists()                            # checked before the folder is seeded
 
 
+def test_sigma_cached_refits_a_landmark_conventions_records_alone(tmp_path, capsys, monkeypatch):
+    """`--convention 3d --parts sigma-cached --cache DIR` refits face_sigma_hybrid_3d.json from
+    DIR/sigma_hybrid_3d.npz alone (meta: convention, command, split rule, records_made_by) and writes no
+    other file; a '2d' sigma-cached run on the same cache never reads or writes the 3d records' files; a
+    cache without the convention's records is refused before -o is seeded; records of another mean face
+    name the convention's own part to rewrite them. (The design choice by 5-fold cross-validation is the
+    previous tests'; here one design, scored on its fit faces, keeps the test to seconds.)"""
+    from depthmarks_ros.cli.fit_face import seed_output
+    from depthmarks_ros.cli.main import main
+    from depthmarks_ros.core.face import sigma_fit
+    from depthmarks_ros.core.face.sigma_fit import save_made_records
+    from depthmarks_ros.core.face.sigma_model import FIT_DESIGNS, LandmarkSigmaModel
+    from depthmarks_ros.testing.face_records import synthetic_sigma_records
+    monkeypatch.setattr(sigma_fit, 'candidate_designs', lambda rec: FIT_DESIGNS[:1])
+    monkeypatch.setattr(sigma_fit, 'cross_validate', lambda rec, steps, fs, quantile=False: sigma_fit.evaluate(
+        sigma_fit.fit_sigma(rec, steps=steps, features=fs, quantile=quantile), rec))
+    out, cache = tmp_path / 'out', tmp_path / 'cache'
+    seed_output(str(out))
+    rec2, _ = synthetic_sigma_records(np.random.default_rng(0), faces=(16, 8))
+    rec3, _ = synthetic_sigma_records(np.random.default_rng(1), faces=(15,), names=('aflw2000_3d',))
+    save_made_records(str(cache / 'sigma_hybrid.npz'), rec2, {'command': 'made 2d'}, str(out))
+    made3 = 'depthmarks fit-face --parts profile --convention 3d'
+    save_made_records(str(cache / 'sigma_hybrid_3d.npz'), rec3, {'command': made3, 'backend': 'hybrid 3d'}, str(out))
+    cached = {p.name: p.read_bytes() for p in cache.iterdir()}
+
+    def fit(convention, o=out, c=cache):
+        return main(['fit-face', '--data', str(tmp_path / 'none'), '-o', str(o), '--parts', 'sigma-cached',
+                     '--cache', str(c), '--sigma-steps', '5', '--convention', convention])
+
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert fit('3d') == 0
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {n for n in after if after[n] != before.get(n)} == {'face_sigma_hybrid_3d.json'}
+    m = LandmarkSigmaModel.load(str(out / 'face_sigma_hybrid_3d.json'))
+    assert m.meta['faces'] == 15 and m.meta['faces_per_set'] == {'aflw2000_3d': 15}    # the 3d records, not 2d's 24
+    assert m.meta['convention'] == '3d' and m.meta['records_made_by'] == made3 and m.meta['backend'] == 'hybrid 3d'
+    assert 'sigma-cached' in m.meta['command'] and '--convention 3d' in m.meta['command']
+    assert 'sha1' in m.meta['split_rule']
+    assert {p.name: p.read_bytes() for p in cache.iterdir()} == cached
+
+    before = after
+    assert fit('2d') == 0                                # the 2d refit: sigma_hybrid.npz alone
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {n for n in after if after[n] != before.get(n)} == {'face_sigma_hybrid.json'}
+    m = LandmarkSigmaModel.load(str(out / 'face_sigma_hybrid.json'))
+    assert m.meta['faces'] == 24 and m.meta['convention'] == '2d' and '--convention' not in m.meta['command']
+    assert {p.name: p.read_bytes() for p in cache.iterdir()} == cached
+
+    only2d, only3d = tmp_path / 'only2d', tmp_path / 'only3d'
+    only2d.mkdir(), only3d.mkdir()
+    (only2d / 'sigma_hybrid.npz').write_bytes(cached['sigma_hybrid.npz'])
+    (only3d / 'sigma_hybrid_3d.npz').write_bytes(cached['sigma_hybrid_3d.npz'])
+    capsys.readouterr()
+    for convention, c in (('3d', only2d), ('2d', only3d)):      # no records of the run's convention: refused
+        fresh = tmp_path / f'fresh{convention}'
+        assert fit(convention, fresh, c) == 1
+        assert not fresh.exists()                         # checked before the folder is seeded
+    said = capsys.readouterr().err
+    assert 'sigma_hybrid_3d.npz' in said and '--convention 3d --parts profile --cache' in said
+    assert f'sigma_<backend>.npz records in {only3d}' in said
+
+    np.save(out / 'face_model_68.npy', face_model_68() * [1.0, 1.0, 2.5])      # a model refit since the records
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert fit('3d') == 1
+    said = capsys.readouterr().err
+    assert 'sigma_hybrid_3d.npz' in said and f'--convention 3d --parts profile --cache {cache}' in said
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_cached_records_of_another_3d_mean_face_are_refused(tmp_path, capsys, monkeypatch):
     """Cached error records name the 3D mean face their pose features were computed on (a short hash of
     its values in sigma_<key>.json); after the output folder's model is refit, `--parts sigma-cached` and

@@ -31,7 +31,9 @@ records in --cache: sigma_hybrid_3d.npz, hybrid_stack_inputs_3d.npz); its profil
 the shared turned-face predictor in -o (not retrained or rewritten; its sha1 recorded in the convention's
 blend); pose-hybrid (from those records, --cache required, checked before -o is seeded) adds the
 convention's head-pose angle factors to face_fit.json under 'hybrid_3d' (the '2d' keys and the file's own
-record untouched); the other artefacts are shared (a '2d' refit of one leaves the convention's to refit).
+record untouched); sigma-cached (--cache required) refits face_sigma_hybrid_3d.json from the records
+sigma_hybrid_3d.npz alone (a '2d' sigma-cached run never reads them); the other artefacts are shared (a
+'2d' refit of one leaves the convention's to refit).
 
 Writes into ``--output`` / ``-o`` (required, as every fit and train command's; a folder the user owns,
 never the installed package): a fit reads the artefacts it builds on from there (the profile part the
@@ -57,7 +59,7 @@ PARTS = ('model', 'box', 'mapping', 'sigma', 'pose', 'sigma-mediapipe', 'sigma-d
          'pose-dlib', 'pose-dlib_hog', 'pose-hybrid_box68')
 SIGMA_STEPS = 300
 # the parts a convention other than '2d' fits (its own files: core/face/convention.py OWN_FILES)
-CONVENTION_PARTS = ('mapping', 'hybrid', 'hybrid-template', 'profile', 'sigma-hybrid', 'pose-hybrid')
+CONVENTION_PARTS = ('mapping', 'hybrid', 'hybrid-template', 'profile', 'sigma-hybrid', 'pose-hybrid', 'sigma-cached')
 
 
 def add_arguments(p) -> None:
@@ -67,7 +69,8 @@ def add_arguments(p) -> None:
                    'copies of the shipped ones; the node reads it with fitted_data:=DIR)')
     p.add_argument('--parts', default='model,box,mapping,sigma,hybrid,visibility,pose', help='comma-separated subset of ' + ','.join(PARTS))
     p.add_argument('--cache', default='', help='folder for the sigma models\' error records (written by the sigma '
-                   'parts; --parts sigma-cached refits the sigma models from them without running the backends)')
+                   'parts; --parts sigma-cached refits the sigma models from them without running the backends; '
+                   'with --convention 3d the convention\'s records sigma_hybrid_3d.npz alone)')
     p.add_argument('--sigma-steps', type=int, default=SIGMA_STEPS, help='Adam steps of each sigma model fit (then L-BFGS)')
     p.add_argument('--convention', default=DEFAULT_CONVENTION, choices=CONVENTIONS,
                    help="landmark convention of the fitted artefacts (core/face/convention.py): '2d' both sets, "
@@ -154,10 +157,13 @@ def _missing_input(args, parts) -> str:
     sets = [os.path.join(args.data, 'faces', s) for s in ('aflw2000_3d', '300w_lfpw_test')]
     if any(p != 'sigma-cached' for p in parts) and not any(os.path.isdir(s) for s in sets):
         return f'no face sets under {args.data}: expected {sets[0]} or {sets[1]}'
-    if 'sigma-cached' in parts and not (args.cache and os.path.isdir(args.cache)):
-        return (f'no sigma record cache {args.cache!r}: run depthmarks fit-face --data DATA -o {args.output} '
-                '--parts sigma --cache DIR first')
     convention = getattr(args, 'convention', '2d')
+    if 'sigma-cached' in parts:            # the convention's records (a '3d' run reads sigma_hybrid_3d.npz alone)
+        from depthmarks_ros.core.face.sigma_fit import cached_records
+        try:
+            cached_records(args.cache, args.output, convention)
+        except FileNotFoundError as exc:
+            return str(exc)
     if convention != '2d' and 'profile' in parts:           # its weights for the shared predictor
         from depthmarks_ros.core.face.model_fit import convention_profile_missing
         why = convention_profile_missing(args.output, convention, seeded=False)
@@ -200,7 +206,7 @@ def run(args) -> int:
             from depthmarks_ros.core.face.sigma_fit import refit_cached
             command = recorded_command(args, ['sigma-cached'], limit=False)
             for line in refit_cached(args.cache, args.output, command, args.sigma_steps,
-                                     lambda: sum(_samples(args.data), [])):
+                                     lambda: sum(_samples(args.data, convention=convention), []), convention):
                 print(line, flush=True)
         if any(p not in ('model', 'sigma-cached') for p in parts):
             from depthmarks_ros.core.face.model_fit import fit_landmark_artefacts

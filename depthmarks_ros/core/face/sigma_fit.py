@@ -286,29 +286,64 @@ def fit_and_save(key: str, rec: Dict[str, np.ndarray], output: str, meta: dict, 
 SIGMA_KEYS = ('hybrid', 'mediapipe', 'dlib', 'dlib_hog', 'dlib_mmod')
 
 
-def refit_cached(cache: str, output: str, command: str, steps: int = 300, samples=None):
-    """Refit every sigma model whose records are in ``cache`` (``<cache>/sigma_<key>.npz``, written by
-    an earlier fit with the same ``--cache``) without running the backends; yields progress lines.
-    ``samples`` (a callable giving the fit split's FaceSamples): for records written before the
-    image-quality features, which are then computed from the images and written back to the cache."""
+def sigma_keys(convention: str = '2d') -> tuple:
+    """The sigma model keys of landmark convention ``convention`` (core/face/convention.py): SIGMA_KEYS for
+    '2d'; another convention's own (``sigma_key``: 'hybrid_3d'), for the backends it has artefacts for."""
+    from depthmarks_ros.core.face.convention import CONVENTION_BACKENDS, DEFAULT_CONVENTION, sigma_key
+    if convention == DEFAULT_CONVENTION:
+        return SIGMA_KEYS
+    return tuple(sigma_key(k, convention) for k in SIGMA_KEYS if k in CONVENTION_BACKENDS[convention])
+
+
+def _records_redo(convention: str, key: str) -> str:
+    """check_records_model's ``redo`` of the records sigma_<key>.npz of ``convention``."""
+    if convention == '2d':
+        return SIGMA_RECORDS_REDO
+    from depthmarks_ros.core.face.model_fit import convention_records_redo
+    return convention_records_redo(key)
+
+
+def cached_records(cache: str, output: str, convention: str = '2d') -> Dict[str, str]:
+    """The records ``<cache>/sigma_<key>.npz`` of ``convention``'s keys (:func:`sigma_keys`; '2d' never
+    reads another convention's, nor the reverse) that exist, by key; a FileNotFoundError saying which
+    run writes them where there is no cache folder or none of them."""
     import os
-    from depthmarks_ros.core.face.datasets import SPLIT_RULE
+    keys = sigma_keys(convention)
+    if convention == '2d':
+        redo = '--parts sigma --cache DIR'
+        want = 'sigma_<backend>.npz records'
+    else:
+        redo = _records_redo(convention, keys[0]).format(cache='DIR')
+        want = ', '.join(f'sigma_{k}.npz' for k in keys) + f' (the {convention} convention\'s records)'
     if not cache or not os.path.isdir(cache):
         raise FileNotFoundError(f'no sigma record cache {cache!r}: run depthmarks fit-face --data DATA -o {output} '
-                                '--parts sigma --cache DIR first')
-    paths = {key: os.path.join(cache, f'sigma_{key}.npz') for key in SIGMA_KEYS}
+                                f'{redo} first')
+    paths = {key: os.path.join(cache, f'sigma_{key}.npz') for key in keys}
     paths = {key: path for key, path in paths.items() if os.path.isfile(path)}
     if not paths:
-        raise FileNotFoundError(f'no sigma_<backend>.npz records in {cache}')
-    for path in paths.values():             # every file before any fit: a refusal writes no face_sigma_*.json
-        check_records_model(path, output)
+        raise FileNotFoundError(f'no {want} in {cache}: write them with depthmarks fit-face --data DATA -o {output} '
+                                + redo.replace('DIR', cache))
+    return paths
+
+
+def refit_cached(cache: str, output: str, command: str, steps: int = 300, samples=None, convention: str = '2d'):
+    """Refit every sigma model of landmark convention ``convention`` whose records are in ``cache``
+    (``<cache>/sigma_<key>.npz``, :func:`cached_records`, written by an earlier fit with the same ``--cache``)
+    without running the backends; yields progress lines. ``samples`` (a callable giving the fit split's
+    FaceSamples): for records written before the image-quality features, which are then computed from the
+    images and written back to the cache."""
+    import os
+    from depthmarks_ros.core.face.datasets import SPLIT_RULE
+    paths = cached_records(cache, output, convention)
+    for key, path in paths.items():         # every file before any fit: a refusal writes no face_sigma_*.json
+        check_records_model(path, output, redo=_records_redo(convention, key))
     for key, path in paths.items():
         rec = load_records(path)
         if ('sharp' not in rec or 'contrast' not in rec) and samples is not None:
             rec = add_image_quality(rec, samples())
             save_records(path, rec)
             yield f'sigma records {key}: image-quality features added from the images'
-        meta = {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(rec['E'])}
+        meta = {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(rec['E']), 'convention': convention}
         made = path[:-4] + '.json'
         if os.path.isfile(made):          # how the records were made (the run that wrote them)
             import json
