@@ -85,3 +85,23 @@ def test_settings_are_read_for_each_frame(publisher_node):
     assert np.isnan(near[-1, -1]) and np.isfinite(far).all()    # 30 m: beyond 10 m, within 40 m
     current[0] = CompressionSettings(image_format='png')
     assert pub.compress(img).format == 'rgb8; png compressed bgr8'
+
+
+def test_a_remapped_output_takes_its_twin_along(probe):
+    """image_transport's rule: the twin hangs under the raw topic's resolved name (namespace and remaps
+    applied), and a rule naming the twin's full name still moves it. A real node (the simulated rig)
+    started with remaps of its image outputs; the moved depth twin carries the rig's depth."""
+    from depthmarks_ros.nodes.sim_rig import SimRigNode
+    node = SimRigNode(cli_args=['--ros-args', '-r', '__ns:=/rig1', '-r', 'sim/depth_gt:=/moved/depth',
+                                '-r', 'camera/image_raw:=cam/image',
+                                '-r', 'stereo/left/image_raw:=/pair/left', '-r', '/pair/left/compressed:=/pair/left_jpeg'])
+    probe.add_node(node)           # spun and destroyed with the probe
+    published = {t for t, _ in node.get_publisher_names_and_types_by_node(node.get_name(), node.get_namespace())}
+    assert {'/moved/depth', '/moved/depth/compressedDepth', '/rig1/cam/image', '/rig1/cam/image/compressed',
+            '/pair/left', '/pair/left_jpeg', '/rig1/stereo/right/image_raw/compressed'} <= published
+    assert not {'/rig1/sim/depth_gt/compressedDepth', '/rig1/camera/image_raw/compressed',
+                '/pair/left/compressed'} & published
+    got = probe.subscribe(CompressedImage, '/moved/depth/compressedDepth', REL)
+    assert probe.spin_until(lambda: got, timeout=10.0)
+    depth, enc = decode_compressed_depth(got[0])
+    assert enc == '32FC1' and np.isfinite(depth).mean() > 0.5 and 0.5 < np.nanmedian(depth) < 20.0

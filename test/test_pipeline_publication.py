@@ -86,6 +86,32 @@ def test_the_graph_decides_names_and_readers(tmp_path):
         pb.asynchronous_topics(graph, depth_process(graph), 'ASYNC')
 
 
+def test_a_twin_follows_its_raw_topics_remap(tmp_path):
+    """image_transport's rule on the graph side: a compressed twin (and a compressed input) hangs under
+    its raw topic's resolved name; a rule naming the twin's full name still applies (graph.resolve_topic)."""
+    remaps = (('stereo/depth', '/foo'), ('camera/image_raw', 'cam/image'), ('/foo/compressedDepth', '/bar'))
+    assert g.resolve_topic('stereo/depth/compressedDepth', remaps[:1], '/ns') == '/foo/compressedDepth'
+    assert g.resolve_topic('stereo/depth/compressedDepth', remaps, '/ns') == '/bar'
+    assert g.resolve_topic('camera/image_raw/compressed', remaps, '/ns') == '/ns/cam/image/compressed'
+    assert g.resolve_topic('fusion/depth/compressedDepth', remaps, '/ns') == '/ns/fusion/depth/compressedDepth'
+    assert g.resolve_topic('stereo/depth/compressedDepth', (('stereo/depth/compressedDepth', 'x'),), '/ns') == '/ns/x'
+    graph = g.plan(g.GraphConfig(namespace='/rig1', camera_ns='cam', stereo_ns='/pair'))
+    outbound = pb.asynchronous_topics(graph, depth_process(graph), pb.OUTBOUND)
+    assert {'/rig1/cam/image_raw/compressed', '/pair/left/image_raw/compressed'} <= set(outbound)
+    assert not {'/rig1/camera/image_raw/compressed', '/rig1/stereo/left/image_raw/compressed'} & set(outbound)
+    # a reader taking the remapped camera image compressed reads the twin the rig publishes
+    import glob
+    import shutil
+    for f in glob.glob(os.path.join(g.package_config_dir(), '*.yaml')):
+        shutil.copy(f, tmp_path)
+    with open(tmp_path / 'depth_fusion.yaml', 'a', encoding='utf-8') as f:
+        f.write('/**/depth_fusion:\n  ros__parameters:\n    image_transport: compressed\n')
+    readers = graph.topic_readers(str(tmp_path))
+    assert 'depth_fusion' in readers['/rig1/cam/image_raw/compressed']
+    assert '/rig1/cam/image_raw/compressed' not in pb.asynchronous_topics(
+        graph, depth_process(graph), pb.OUTBOUND, str(tmp_path))
+
+
 def test_process_env_writes_the_profiles_file_rmw_reads(tmp_path, own_temp):
     """The base profile (the loopback transports) is kept, one data_writer profile per topic named
     after it, ASYNCHRONOUS, and AUTO so that rmw_fastrtps leaves the XML's mode; nothing where the
@@ -208,6 +234,8 @@ def subscribed(node):
 
 
 RIG = os.path.join(g.package_config_dir(), 'sim_rig', 'rig.yaml')
+# a graph whose sensor image topics are remapped (relative, absolute) under a namespace
+REMAPPED = g.GraphConfig(namespace='/rig1', camera_ns='cam', stereo_ns='/pair')
 
 
 class _StubModel:
@@ -248,6 +276,26 @@ def test_declared_inputs_are_what_the_node_subscribes(rclpy_context, monkeypatch
         node.destroy_node()
 
 
+def test_a_compressed_input_follows_its_raw_topics_remap(rclpy_context):
+    """A node taking its pair compressed, started with the graph's namespace and remaps, subscribes the
+    twins under the remapped raw names, as the graph resolves its inputs (image_transport's rule)."""
+    from rclpy.parameter import Parameter
+    from depthmarks_ros.pipeline.registry import load_node_class
+    graph = g.plan(REMAPPED)
+    cls, reason = load_node_class('stereo_depth')
+    assert cls is not None, reason
+    args = ['--ros-args', '-r', f'__ns:={REMAPPED.namespace}'] + [
+        a for src, dst in graph.remappings for a in ('-r', f'{src}:={dst}')]
+    node = cls(cli_args=args, parameter_overrides=[Parameter('image_transport', value='compressed')])
+    try:
+        launch = g.NodeLaunch('stereo_depth', REMAPPED.namespace, g.NODES['stereo_depth'].params_file,
+                              {'image_transport': 'compressed'}, graph.remappings, False)
+        declared = {graph.resolve_topic(t) for t in launch.inputs()}
+        assert '/pair/left/image_raw/compressed' in declared and subscribed(node) == declared
+    finally:
+        node.destroy_node()
+
+
 def test_nodes_and_graph_read_one_input_list():
     """One source per fact: NodeSpec.inputs are the functions of pipeline/node_inputs.py and the nodes
     build their subscriptions from the same functions (no topic list of their own)."""
@@ -263,9 +311,13 @@ def test_nodes_and_graph_read_one_input_list():
         assert 'node_inputs.' in src and not re.search(r'\bInput\(|image_input\(', src), module.__name__
 
 
-@pytest.mark.parametrize('name', ['sim_rig', 'stereo_depth', 'depth_fusion', 'mono_depth', 'face_landmarks', 'body_pose'])
-def test_declared_twins_are_the_compressed_topics_the_node_publishes(rclpy_context, monkeypatch, name):
-    """NodeSpec.twins (writers the rules pick from too) against the started node's publishers."""
+
+@pytest.mark.parametrize('name, cfg', [(n, g.GraphConfig()) for n in (
+    'sim_rig', 'stereo_depth', 'depth_fusion', 'mono_depth', 'face_landmarks', 'body_pose')] + [('sim_rig', REMAPPED)])
+def test_declared_twins_are_the_compressed_topics_the_node_publishes(rclpy_context, monkeypatch, name, cfg):
+    """NodeSpec.twins (writers the rules pick from too), resolved through the graph, against the
+    started node's publishers; the node started with the graph's namespace and remaps (a remapped
+    image output takes its twin along, on both sides)."""
     import importlib
     from depthmarks_ros.pipeline.registry import load_node_class
     if name == 'mono_depth':
@@ -273,11 +325,13 @@ def test_declared_twins_are_the_compressed_topics_the_node_publishes(rclpy_conte
                             lambda *a, **k: _StubModel())
     cls, reason = load_node_class(name)
     assert cls is not None, reason
-    node = cls()
+    graph = g.plan(cfg)
+    args = ['--ros-args'] + (['-r', f'__ns:={cfg.namespace}'] if cfg.namespace else [])
+    node = cls(cli_args=args + [a for src, dst in graph.remappings for a in ('-r', f'{src}:={dst}')])
     try:
         published = {t for t, _ in node.get_publisher_names_and_types_by_node(node.get_name(), node.get_namespace())}
         assert {t for t in published if t.endswith(('/compressed', '/compressedDepth'))} == \
-            {'/' + t for t in g.NODES[name].twins}
+            {graph.resolve_topic(t) for t in g.NODES[name].twins}
     finally:
         node.destroy_node()
 

@@ -67,7 +67,8 @@ class NodeSpec:
     #: the relative topics of the compressed twins its image publishers create (ros/image_publisher.py:
     #: ``<topic>/compressed``, ``<topic>/compressedDepth`` for a depth); writers of their own (the
     #: per-topic publication rules, pipeline/publication.py); test_pipeline_publication.py checks them
-    #: against started nodes (all but video_source, which needs a video)
+    #: against started nodes (all but video_source, which needs a video). A twin follows its raw
+    #: topic's remap (:func:`resolve_topic`, as image_transport does)
     twins: Tuple[str, ...] = ()
 
     @property
@@ -432,11 +433,24 @@ class Graph:
 
 
 def resolve_topic(topic: str, remappings: Sequence[Tuple[str, str]], namespace: str) -> str:
+    """The absolute name of a node's topic under ``remappings`` (the first rule whose name matches,
+    both expanded in ``namespace``, as rcl matches) and ``namespace``. A transport topic of an image
+    (``<base>/compressed``, ``<base>/compressedDepth``: the compressed twins, an input's
+    ``image_transport``) hangs under its base's resolved name, as image_transport builds it (the
+    nodes: ros/image_publisher.py, ros/synced_inputs.py), and a rule naming that full name still
+    applies to it."""
+    base, _, transport = topic.rpartition('/')
+    if base and transport in ni.TWIN_TRANSPORT.values():
+        topic = ni.transported(resolve_topic(base, remappings, namespace), transport)
+    expanded = _expand(topic, namespace)
     for src, dst in remappings:
-        if topic == src:
-            topic = dst
-            break
-    return topic if topic.startswith('/') else f'{namespace}/{topic}'
+        if expanded == _expand(src, namespace):
+            return _expand(dst, namespace)
+    return expanded
+
+
+def _expand(name: str, namespace: str) -> str:
+    return name if name.startswith('/') else f'{namespace}/{name}'
 
 
 def package_config_dir() -> str:

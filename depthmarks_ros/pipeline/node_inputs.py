@@ -29,8 +29,17 @@ class InputTopic:
         return transported(self.topic, self.transport)
 
 
+#: image_transport's transports of this package: the compressed twin's transport of each image kind
+#: (ros/image_publisher.py publishes them, inputs subscribe them)
+TWIN_TRANSPORT = {'image': 'compressed', 'depth': 'compressedDepth'}
+
+
 def transported(topic: str, transport: object) -> str:
-    """The topic an input subscribes with an image_transport-style transport ('raw': the topic)."""
+    """The topic an input subscribes with an image_transport-style transport ('raw': the topic).
+
+    image_transport hangs the transport's topic under the RESOLVED base topic (remaps applied,
+    image_common#326): give the resolved base (``Node.resolve_topic_name``) where remaps may apply;
+    pipeline/graph.py :func:`resolve_topic` follows the same rule for the graph."""
     tr = str(transport or 'raw')
     return topic if tr == 'raw' else f'{topic.rstrip("/")}/{tr}'
 

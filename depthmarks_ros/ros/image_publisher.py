@@ -2,7 +2,9 @@
 
 image_transport's ``compressed`` and ``compressedDepth`` plugins publish, next to every raw
 ``<topic>``, a ``sensor_msgs/CompressedImage`` on ``<topic>/compressed`` (JPEG/PNG: colour and
-mono images) or ``<topic>/compressedDepth`` (16-bit PNG: depth images), and encode only while
+mono images) or ``<topic>/compressedDepth`` (16-bit PNG: depth images), ``<topic>`` being the raw
+topic's resolved name (namespace and remaps applied, as image_transport does: a remapped output
+takes its twin along), and encode only while
 someone subscribes. :class:`ImagePublisher` does the same with the codec in
 :mod:`depthmarks_ros.convert.compressed`, so a node on another host (or RViz, Foxglove,
 ``image_transport republish``) can take the compressed stream and only compressed bytes cross
@@ -20,6 +22,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from depthmarks_ros.convert.compressed import encode_compressed, encode_compressed_depth
 from depthmarks_ros.convert.image import image_to_numpy
 from depthmarks_ros.params.base import CompressedDepthParams, CompressedImageParams
+from depthmarks_ros.pipeline.node_inputs import TWIN_TRANSPORT, transported
 
 # settings field -> the node parameter it comes from (params/base.py: names, defaults and ranges there)
 PARAMETER_OF = {'image_format': 'compressed_format', 'jpeg_quality': 'compressed_jpeg_quality',
@@ -62,8 +65,10 @@ class ImagePublisher:
         fixed = settings or CompressionSettings()
         self._settings = settings if callable(settings) else (lambda: fixed)
         self.raw = node.create_publisher(Image, topic, qos)
-        suffix = 'compressedDepth' if kind == 'depth' else 'compressed'
-        self.twin_topic = f'{topic}/{suffix}'
+        # image_transport's rule: the twin hangs under the raw topic's RESOLVED name (namespace and
+        # remaps applied: ``stereo/depth:=/foo`` moves the twin to /foo/compressedDepth); a remap
+        # rule naming that full twin name still applies to it (create_publisher resolves it again)
+        self.twin_topic = transported(self.raw.topic_name, TWIN_TRANSPORT[kind])
         self.twin = node.create_publisher(CompressedImage, self.twin_topic, qos)
         self.encoded = 0
 

@@ -63,6 +63,12 @@ class Input:
     def subscribed_topic(self) -> str:
         return transported(self.topic, self.transport)
 
+    def topic_on(self, node) -> str:
+        """The name ``node`` subscribes: a transport's topic under the base topic's resolved name
+        (remaps applied, as image_transport: ``camera/image_raw:=/cam/image`` takes
+        /cam/image/compressed), the raw topic as it is (rcl resolves it)."""
+        return self.topic if self.transport == 'raw' else transported(node.resolve_topic_name(self.topic), self.transport)
+
 
 def input_of(t: InputTopic) -> Input:
     """The :class:`Input` of a node's input as pipeline/node_inputs.py lists it (the one list)."""
@@ -117,10 +123,10 @@ class SyncedInputs:
         self._side: Dict[str, Deque[Any]] = {i.role: collections.deque(maxlen=side_keep) for i in self.side}
         qos = qos if qos is not None else node.sensor_qos()
         self.subscriptions = [
-            node.create_subscription(i.subscribed_type, i.subscribed_topic, self._make_cb(k), qos)
+            node.create_subscription(i.subscribed_type, i.topic_on(node), self._make_cb(k), qos)
             for k, i in enumerate(self.inputs)]
         self.subscriptions += [
-            node.create_subscription(i.subscribed_type, i.subscribed_topic,
+            node.create_subscription(i.subscribed_type, i.topic_on(node),
                                      self._make_side_cb(len(self.inputs) + k, i.role), qos)
             for k, i in enumerate(self.side)]
         self._jump_handle = node.get_clock().create_jump_callback(
