@@ -311,7 +311,6 @@ def test_nodes_and_graph_read_one_input_list():
         assert 'node_inputs.' in src and not re.search(r'\bInput\(|image_input\(', src), module.__name__
 
 
-
 @pytest.mark.parametrize('name, cfg', [(n, g.GraphConfig()) for n in (
     'sim_rig', 'stereo_depth', 'depth_fusion', 'mono_depth', 'face_landmarks', 'body_pose')] + [('sim_rig', REMAPPED)])
 def test_declared_twins_are_the_compressed_topics_the_node_publishes(rclpy_context, monkeypatch, name, cfg):

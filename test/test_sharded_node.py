@@ -12,6 +12,7 @@ from depthmarks_ros.convert.image import image_to_numpy, numpy_to_image
 from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.sim import SimRig
 from depthmarks_ros.core.sim.rig import SimConfig
+from depthmarks_ros.ros.image_publisher import ImagePublisher
 from depthmarks_ros.testing.scenes import stereo_input_publishers
 
 pytestmark = pytest.mark.dds
@@ -50,6 +51,12 @@ def test_two_instances_and_stamp_merge_output_every_frame_once_in_stamp_order(pr
         assert probe.wait_for_subscribers(p, count=2)     # both instances see every input
     for topic in TOPICS:
         assert probe.wait_for_publishers(topic)
+    # stereo/depth's compressed twin comes from stamp_merge under the merged name (each instance's moved to
+    # stereo/depth/shard_<k>/compressedDepth with its remap); a topic without a twin in the graph gets none
+    assert probe.wait_for_publishers('stereo/depth/compressedDepth')
+    assert merge.count_publishers('/stereo/depth/compressedDepth') == 1
+    assert merge.count_publishers('/stereo/disparity/compressed') == 0
+    assert isinstance(merge._pubs['stereo/depth'], ImagePublisher) and merge._pubs['stereo/depth'].kind == 'depth'
 
     sent = []
     for k in range(FRAMES):

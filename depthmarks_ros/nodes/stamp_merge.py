@@ -5,7 +5,9 @@ by stamp) publishes its outputs remapped to ``<topic>/shard_<k>``; this node sub
 and republishes each topic on ``<topic>`` in stamp order (core/sharding.StampSequencer): a frame
 is held until every live instance has passed its stamp, at most ``max_wait`` s; a frame that
 would go out of order is dropped and counted, never published late. Messages pass through
-unchanged (any type with a header).
+unchanged (any type with a header). An Image output that its node publishes with a compressed twin
+(graph.NodeSpec.twins) is republished with that twin on ``<topic>/compressed(Depth)``, encoded while
+subscribed: the instances' twins moved to ``<topic>/shard_<k>/...`` with their remap.
 """
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ import threading
 import time
 from typing import Dict, List
 
+from sensor_msgs.msg import Image
+
 from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.sharding import StampSequencer
-from depthmarks_ros.pipeline import node_inputs
+from depthmarks_ros.pipeline import graph, node_inputs
 from depthmarks_ros.pipeline.registry import message_class
 from depthmarks_ros.params.stamp_merge import StampMergeParams
 from depthmarks_ros.ros.node_base import WARN, DepthmarksNode, run_node
@@ -41,7 +45,11 @@ class StampMergeNode(DepthmarksNode):
         for topic, typ in zip(topics, types):
             classes[topic] = cls = message_class(typ)
             self._seq[topic] = StampSequencer(self.p.instances, max_wait=self.p.max_wait)
-            self._pubs[topic] = self.create_publisher(cls, topic, self.output_qos())
+            kind = graph.twin_kind(topic) if cls is Image else None
+            # an output the node publishes with a compressed twin gets its twin here too (under the merged
+            # topic's resolved name): the instances' own twins moved with their <topic>/shard_<k> remap
+            self._pubs[topic] = (self.create_image_publisher(topic, self.output_qos(), kind) if kind
+                                 else self.create_publisher(cls, topic, self.output_qos()))
         for topic, k, shard in node_inputs.stamp_merge_shards(self.p):
             self.create_subscription(classes[topic], shard, self._make_cb(topic, k), qos_in)
         self.create_timer(self.p.max_wait / 4, self._poll)

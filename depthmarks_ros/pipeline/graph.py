@@ -158,6 +158,18 @@ CONTAINER = 'depthmarks_container'    # console script; module depthmarks_ros.pi
 CONTAINER_MODULE = f'{PACKAGE}.pipeline.container'
 
 
+def twin_kind(topic: str) -> Optional[str]:
+    """The ImagePublisher kind (``'image'`` / ``'depth'``, node_inputs.TWIN_TRANSPORT) of the node output
+    ``topic`` (relative, as NodeSpec.outputs names it) from the nodes' declared twins, or None where no
+    node publishes a compressed twin of it (stamp_merge republishes a scaled-out node's outputs with the
+    twins the node itself would have)."""
+    for spec in NODES.values():
+        for kind, transport in ni.TWIN_TRANSPORT.items():
+            if f'{topic.strip("/")}/{transport}' in spec.twins:
+                return kind
+    return None
+
+
 def resolve(names: Sequence[str]) -> List[str]:
     """Short or full node names -> full names; ValueError names an unknown one."""
     out = []
