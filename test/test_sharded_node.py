@@ -1,6 +1,7 @@
 """A scaled-out node over real DDS (docs/multihost.md): two stereo_depth instances with shard_count 2
 (shard_index 0 and 1) share one input stream, publish to <topic>/shard_<k>, and stamp_merge puts their
 outputs back on <topic>: every input frame comes out exactly once, in stamp order."""
+import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -84,3 +85,25 @@ def test_two_instances_and_stamp_merge_output_every_frame_once_in_stamp_order(pr
     depth = image_to_numpy(merged['stereo/depth'][0])
     assert depth.shape == (72, 96) and (depth[depth == depth] > 0).all()   # the instance's output, unchanged
     assert all(node.stats.frames_out == FRAMES // 2 for node in shards)
+
+
+def test_stamp_merge_drops_a_twin_it_cannot_encode_and_keeps_the_raw_message(probe):
+    """An instance's image whose compressed twin cannot be encoded (rgb8 on a depth topic) while the twin
+    has a subscriber: the raw message still goes out, the twin is dropped with a counted, logged reason,
+    and the node goes on (it raised out of the callback before)."""
+    from sensor_msgs.msg import CompressedImage
+    from depthmarks_ros.nodes.stamp_merge import StampMergeNode
+    merge = StampMergeNode(parameter_overrides=[Parameter('topics', value=['stereo/depth']),
+                                                Parameter('instances', value=1)])
+    probe.add_node(merge)
+    rel = QoSProfile(depth=4, reliability=ReliabilityPolicy.RELIABLE)
+    raw, twin = probe.subscribe(Image, 'stereo/depth', rel), probe.subscribe(CompressedImage, 'stereo/depth/compressedDepth', rel)
+    pub = merge._pubs['stereo/depth']
+    assert probe.spin_until(lambda: pub.raw.get_subscription_count() >= 1 and pub.twin.get_subscription_count() >= 1)
+    bad = numpy_to_image(np.zeros((4, 6, 3), np.uint8), 'rgb8')
+    good = numpy_to_image(np.full((4, 6), 2.0, np.float32), '32FC1')
+    for k, m in enumerate((bad, good)):
+        m.header.stamp.sec = 100 + k
+        merge._publish('stereo/depth', [(stamp_ns(m.header), m)])
+    assert probe.spin_until(lambda: len(raw) == 2 and len(twin) == 1, timeout=5), (len(raw), len(twin))
+    assert merge.stats.errors == 1 and twin[0].header.stamp.sec == 101

@@ -18,6 +18,7 @@ from typing import Dict, List
 
 from sensor_msgs.msg import Image
 
+from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.sharding import StampSequencer
 from depthmarks_ros.pipeline import graph, node_inputs
@@ -76,7 +77,10 @@ class StampMergeNode(DepthmarksNode):
 
     def _publish(self, topic: str, ready) -> None:
         for _stamp, msg in ready:
-            self._pubs[topic].publish(msg)
+            try:
+                self._pubs[topic].publish(msg)     # an image publisher: the raw message first, then its twin
+            except ConversionError as exc:         # an instance's image its twin cannot encode: raw went out
+                self.reject('twin', f'{topic}: compressed twin not published: {exc}')
             self.stats.output(max(self.latency_since(msg.header), 0.0), 0.0)
 
     def diagnostic_values(self):
