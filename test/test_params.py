@@ -243,7 +243,7 @@ def _twin_settings(node):
     def find(v):
         if isinstance(v, ImagePublisher):
             return v
-        for x in (v if isinstance(v, (list, tuple)) else ()):
+        for x in (v.values() if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else ()):
             if find(x) is not None:
                 return find(x)
         return None

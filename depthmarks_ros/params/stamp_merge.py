@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from depthmarks_ros.core.params import param
-from depthmarks_ros.params.base import NodeParams
+from depthmarks_ros.params.base import CompressedDepthParams, CompressedImageParams, NodeParams
 
 
 def _topics(value) -> Optional[str]:
@@ -23,7 +23,8 @@ def _types(value) -> Optional[str]:
 
 
 @dataclass
-class StampMergeParams(NodeParams):
+class StampMergeParams(NodeParams, CompressedImageParams, CompressedDepthParams):
+    """The compressed_* parameters encode the merged outputs' twins: give them the scaled-out node's values."""
     topics: List[str] = param(['mono/depth'], 'Output topics to merge (each from <topic>/shard_<k>)',
                               read_only=True, check=_topics, check_text='at least one topic')
     message_types: List[str] = param(['sensor_msgs/msg/Image'], 'Message type of each topic (pkg/msg/Type), one '
