@@ -178,17 +178,18 @@ def _loopback_tx() -> tuple:
 
 
 def _run_variant(variant: str, frames: int, folder: str) -> dict:
+    from depthmarks_ros.pipeline.publication import PROFILES_ENV
     env = dict(os.environ)
     if variant == 'no-mallopt':
         env['DEPTHMARKS_MALLOPT'] = '0'
     elif variant == 'shm-only':
-        env['FASTDDS_DEFAULT_PROFILES_FILE'] = _shm_only_profile(folder)
+        env[PROFILES_ENV] = _shm_only_profile(folder)
     elif variant == 'async':
         env['RMW_FASTRTPS_PUBLICATION_MODE'] = 'ASYNCHRONOUS'
     elif variant == 'profile-only':
         env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'SYSTEM_DEFAULT'
     elif variant == 'udp-only':
-        env['FASTDDS_DEFAULT_PROFILES_FILE'] = _udp_only_profile(folder)
+        env[PROFILES_ENV] = _udp_only_profile(folder)
     udp0, lo0 = _loopback_tx()
     roles = ['all'] if variant == 'in-process' else ['fusion', 'recorder', 'pub']
     outs = {r: os.path.join(folder, f'{variant}_{r}.json') for r in roles}

@@ -112,11 +112,13 @@ def declare_arguments(names=None) -> list:
 
 
 def dds_profile_action(condition_arg: str = 'use_dds_profile'):
-    """Set FASTDDS_DEFAULT_PROFILES_FILE to the package's loopback profile when the argument is true."""
+    """Set Fast DDS's profiles file variable (publication.PROFILES_ENV) to the package's loopback profile
+    when the argument is true."""
     from launch.actions import SetEnvironmentVariable
+    from depthmarks_ros.pipeline.publication import PROFILES_ENV
     from launch.conditions import IfCondition
     from launch.substitutions import LaunchConfiguration
-    return SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', config_path('fastdds_localhost.xml'),
+    return SetEnvironmentVariable(PROFILES_ENV, config_path('fastdds_localhost.xml'),
                                   condition=IfCondition(LaunchConfiguration(condition_arg)))
 
 

@@ -54,6 +54,20 @@ def test_core_convert_and_params_never_import_rclpy():
     assert offenders == [], f'ROS-free modules import rclpy: {offenders}'
 
 
+def test_the_fast_dds_profiles_variable_is_named_once_in_the_package():
+    """One source per fact: every use of Fast DDS's profiles file variable goes through
+    publication.PROFILES_ENV (a second spelling could drift from it)."""
+    from depthmarks_ros.pipeline.publication import PROFILES_ENV
+    assert PROFILES_ENV == 'FASTDDS_DEFAULT_PROFILES_FILE'          # the name Fast DDS reads
+    spelled = []
+    for path in _py_files(PKG):
+        for node in ast.walk(ast.parse(open(path, encoding='utf-8').read(), path)):
+            if ((isinstance(node, ast.Constant) and node.value == PROFILES_ENV)
+                    or (isinstance(node, ast.keyword) and node.arg == PROFILES_ENV)):
+                spelled.append(f'{os.path.relpath(path, ROOT)}:{node.lineno}')
+    assert len(spelled) == 1 and spelled[0].startswith('depthmarks_ros/pipeline/publication.py'), spelled
+
+
 def test_every_third_party_import_is_declared():
     stdlib = set(sys.stdlib_module_names)
     deps = {e.text for e in ET.parse(os.path.join(ROOT, 'package.xml')).getroot()

@@ -113,7 +113,7 @@ def prepare_environment(use_dds_profile: bool) -> None:
     """Loopback discovery and the package's FastDDS profile unless the user set their own."""
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     if use_dds_profile:
-        os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
+        os.environ.setdefault(publication.PROFILES_ENV,
                               os.path.join(package_config_dir(), 'fastdds_localhost.xml'))
 
 

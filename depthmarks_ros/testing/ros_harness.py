@@ -60,7 +60,8 @@ def configure_ros_env(domain_id: Optional[int] = None, log_dir: Optional[str] = 
         'PYTHONUNBUFFERED': '1',
     }
     if use_profile:
-        env['FASTDDS_DEFAULT_PROFILES_FILE'] = dds_profile_path()
+        from depthmarks_ros.pipeline.publication import PROFILES_ENV   # ROS-free (no rclpy)
+        env[PROFILES_ENV] = dds_profile_path()
     os.environ.update(env)
     return env
 

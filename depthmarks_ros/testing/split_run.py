@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from depthmarks_ros.core.calibration import package_config_dir
 from depthmarks_ros.pipeline.graph import NODES
+from depthmarks_ros.pipeline.publication import PROFILES_ENV
 from depthmarks_ros.testing.netns import NetnsPair
 from depthmarks_ros.testing.ros_harness import NodeProcess
 
@@ -63,7 +64,7 @@ def run_split(placement: Placement, topics: Sequence[Tuple[str, str]], probe_hos
     if discovery not in ('subnet', 'server'):
         raise ValueError(f'discovery must be subnet or server (got {discovery!r})')
     with NetnsPair() as net:
-        env = {'FASTDDS_DEFAULT_PROFILES_FILE': os.path.join(config, profile),
+        env = {PROFILES_ENV: os.path.join(config, profile),
                'ROS_AUTOMATIC_DISCOVERY_RANGE': 'SUBNET'}
         server: Optional[subprocess.Popen] = None
         if discovery == 'server':
