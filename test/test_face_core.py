@@ -305,6 +305,47 @@ def test_a_fitted_folder_s_3d_mean_face_is_the_one_every_step_uses(tmp_path, fac
     assert sum(k.startswith(os.path.realpath(tmp_path) + os.sep) for k in head_pose._MODELS) == 1    # one entry per file
 
 
+def test_the_3d_mean_face_file_is_hashed_once_per_version(tmp_path, monkeypatch):
+    """Outside a node (`depthmarks face`, the benchmarks) face_model_68 is asked once per face: a file
+    that has not changed since it was read is not read or hashed again (one stat), one that changed is."""
+    import hashlib
+    import os
+    import types
+    from depthmarks_ros.core.face import head_pose
+    hashed = []
+
+    def sha1(raw):
+        hashed.append(len(raw))
+        return hashlib.sha1(raw)
+    monkeypatch.setattr(head_pose, 'hashlib', types.SimpleNamespace(sha1=sha1))
+    monkeypatch.setattr(head_pose, '_SETTLE_NS', -10**12)     # as if read long after it was written
+    shipped = face_model_68()
+    path = tmp_path / 'face_model_68.npy'
+    np.save(path, shipped)
+    before = len(hashed)
+    first = face_model_68(str(tmp_path))
+    assert np.array_equal(first, shipped) and len(hashed) == before + 1
+    assert all(face_model_68(str(tmp_path)) is first for _ in range(3)) and len(hashed) == before + 1
+    mtime = os.stat(path).st_mtime_ns
+    np.save(path, shipped * [1.0, 1.0, 2.5])                   # rewritten, the same size
+    os.utime(path, ns=(mtime, mtime + 1_000_000_000))
+    assert np.array_equal(face_model_68(str(tmp_path)), shipped * [1.0, 1.0, 2.5]) and len(hashed) == before + 2
+
+
+def test_a_rewrite_the_stat_cannot_show_is_seen_while_the_file_is_new(tmp_path, monkeypatch):
+    """A rewrite of the same size within the file system's timestamp tick leaves the file's stat as it
+    was (here: a frozen stat): a file whose timestamps are that recent is hashed on every call."""
+    import time
+    from depthmarks_ros.core.face import head_pose
+    frozen = ((1, 2, 3, 4, 5), time.time_ns())
+    monkeypatch.setattr(head_pose, '_file_version', lambda path: frozen)
+    shipped = face_model_68()
+    np.save(tmp_path / 'face_model_68.npy', shipped)
+    assert np.array_equal(face_model_68(str(tmp_path)), shipped)
+    np.save(tmp_path / 'face_model_68.npy', shipped * [1.0, 1.0, 2.5])
+    assert np.array_equal(face_model_68(str(tmp_path)), shipped * [1.0, 1.0, 2.5])
+
+
 @pytest.mark.parametrize('content', [b'', b'\x93NUMPY\x01\x00v\x00{', 'pickle', 'shape', 'npz', 'int'])
 def test_an_unreadable_3d_mean_face_is_a_backend_error_naming_the_file(tmp_path, content):
     """An empty, truncated, pickled, wrongly shaped, integer-typed or .npz (under the .npy name)

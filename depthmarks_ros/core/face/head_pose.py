@@ -17,12 +17,17 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-_MODELS: dict = {}            # realpath -> (content digest, model): one entry per file
+_MODELS: dict = {}            # realpath -> (file version, content digest, model, settled): one entry per file
+# a file whose newest timestamp is this close to (or after) the read may still be rewritten within the
+# same timestamp tick, its stat unchanged (git's "racily clean" index entries): it is hashed again
+_SETTLE_NS = 2_000_000_000
+_RESOLVED: dict = {}          # the path asked for -> its realpath (the key of _MODELS)
 _WEIGHTED_STEPS = 5
 # the shipped fitted artefacts (pipeline.DATA_DIR is this one)
 DATA_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..', 'data'))
@@ -40,21 +45,35 @@ def face_model_68(data_dir: Optional[str] = None) -> np.ndarray:
     user of a fitted folder (head pose, the sigma model's reprojection feature, the self-occlusion
     triangulation, the node's markers) takes the folder's own, so a refit model is never mixed with
     the shipped one. A file rewritten since (fit-face's model part) is read again: the cache holds one
-    entry per file, keyed on a hash of its bytes (1.7 KB), not on its mtime (a rewrite of the same size
-    within the file system's time resolution would go unseen). A missing, empty, truncated, pickled,
+    entry per file with a hash of its bytes (1.7 KB), hashed once per file version (device, inode, size,
+    mtime, ctime: a call for an unchanged file is one stat). A file whose timestamps were within
+    ``_SETTLE_NS`` of the last read is read and hashed on every call until they are not, as a rewrite of
+    the same size within the file system's time resolution leaves its stat unchanged. A missing, empty, truncated, pickled,
     wrongly shaped, integer-typed or .npz file is a BackendError naming it and a runnable fix (what the
     node and ``depthmarks face`` catch)."""
     from depthmarks_ros.core.face.backends import BackendError
-    path = os.path.realpath(os.path.join(data_dir or DATA_DIR, 'face_model_68.npy'))
+    name = os.path.join(data_dir or DATA_DIR, 'face_model_68.npy')
+    hit = _MODELS.get(_RESOLVED.get(name))
+    if hit is not None and hit[3]:              # stat follows links: the same file in the same version
+        try:
+            if _file_version(name)[0] == hit[0]:
+                return hit[2]
+        except OSError:
+            pass
+    path = _RESOLVED[name] = os.path.realpath(name)
+    hit = _MODELS.get(path)
     try:
+        version, newest_ns = _file_version(path)
+        checked_ns = time.time_ns()             # before the read: a rewrite after it is in a later tick
         with open(path, 'rb') as f:
             raw = f.read()
     except OSError as exc:
         raise BackendError(f'{path}: unreadable 3D mean face ({exc})') from exc
     digest = hashlib.sha1(raw).hexdigest()
-    hit = _MODELS.get(path)
-    if hit is not None and hit[0] == digest:
-        return hit[1]
+    settled = checked_ns - newest_ns > _SETTLE_NS
+    if hit is not None and hit[1] == digest:
+        _MODELS[path] = (version, digest, hit[2], settled)
+        return hit[2]
     shipped = path == os.path.realpath(os.path.join(DATA_DIR, 'face_model_68.npy'))
     fix = ('reinstall the package' if shipped
            else 'refit with depthmarks fit-face --data DATA -o <folder> --parts model')
@@ -71,8 +90,15 @@ def face_model_68(data_dir: Optional[str] = None) -> np.ndarray:
         raise BackendError(f'{path}: not a (68, 3) finite float 3D mean face (shape {model.shape}, '
                            f'dtype {model.dtype}); {fix}')
     model.setflags(write=False)
-    _MODELS[path] = (digest, model)
+    _MODELS[path] = (version, digest, model, settled)
     return model
+
+
+def _file_version(path: str):
+    """((device, inode, size, mtime, ctime), the newest of the two timestamps in ns) of ``path``."""
+    st = os.stat(path)
+    return ((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns),
+            max(st.st_mtime_ns, st.st_ctime_ns))
 
 
 def folder_face_model(data_dir: Optional[str]) -> np.ndarray:
