@@ -436,3 +436,14 @@ def test_params_file_keys_match_nodes_as_rcl_matches_them(key, plain, namespaced
         graph = g.plan(g.GraphConfig(face=False, body=False, fusion=False, namespace=ns))
         node = next(n for n in graph.nodes if n.name == 'stereo_depth')
         assert ('block_size' in g.merged_parameters(node, str(tmp_path))) is expected
+
+
+@pytest.mark.parametrize('prefix', ['', '/', 'rig1/', '/rig1/', '/a/b/', '~/'])
+def test_twin_kind_reads_an_output_under_a_namespace_as_the_plain_name(prefix):
+    """stamp_merge asks graph.twin_kind for each merged topic, relative, namespaced, fully qualified or
+    node-private: the same twin as the node output it names; a name that only shares a last part does not match."""
+    assert g.twin_kind(prefix + 'mono/depth') == 'depth'
+    assert g.twin_kind(prefix + 'stereo/left/image_raw') == 'image'
+    assert g.twin_kind(prefix + 'mono/inverse_depth') is None           # an output without a twin
+    assert g.twin_kind(prefix + 'xmono/depth') is None                  # not at a name boundary
+    assert g.twin_kind(prefix + 'mono/depth/extra') is None

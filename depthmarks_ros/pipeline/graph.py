@@ -160,14 +160,20 @@ CONTAINER_MODULE = f'{PACKAGE}.pipeline.container'
 
 def twin_kind(topic: str) -> Optional[str]:
     """The ImagePublisher kind (``'image'`` / ``'depth'``, node_inputs.TWIN_TRANSPORT) of the node output
-    ``topic`` (relative, as NodeSpec.outputs names it) from the nodes' declared twins, or None where no
-    node publishes a compressed twin of it (stamp_merge republishes a scaled-out node's outputs with the
-    twins the node itself would have)."""
+    ``topic`` from the nodes' declared twins, or None where no node publishes a compressed twin of it
+    (stamp_merge republishes a scaled-out node's outputs with the twins the node itself would have).
+    ``topic`` is relative as NodeSpec.outputs names it, or that name under a namespace (``rig1/mono/depth``,
+    fully qualified ``/rig1/mono/depth``, node-private ``~/mono/depth``): the longest declared output
+    that ends it at a ``/`` decides."""
+    name = '/' + topic.lstrip('~').strip('/')
+    kinds = {transport: kind for kind, transport in ni.TWIN_TRANSPORT.items()}
+    best: Tuple[int, Optional[str]] = (0, None)
     for spec in NODES.values():
-        for kind, transport in ni.TWIN_TRANSPORT.items():
-            if f'{topic.strip("/")}/{transport}' in spec.twins:
-                return kind
-    return None
+        for twin in spec.twins:
+            base, _, transport = twin.rpartition('/')
+            if name.endswith('/' + base) and len(base) > best[0]:
+                best = (len(base), kinds.get(transport))
+    return best[1]
 
 
 def resolve(names: Sequence[str]) -> List[str]:
