@@ -176,6 +176,30 @@ def test_body_with_compressed_image_and_depth_reports_a_stopped_depth_topic(prob
     assert node.inputs.sync.status()[0] == ERROR
 
 
+def test_input_messages_name_the_remapped_topics_the_node_subscribes(probe):
+    """A remapped input (and its compressed transport, under the remapped base) is named on /diagnostics
+    and in a rejection as the topic the node reads, fully qualified, not by the node's own relative name."""
+    from depthmarks_ros.nodes.stereo_depth import StereoDepthNode
+    node = StereoDepthNode(cli_args=['--ros-args', '-r', '__ns:=/rig1', '-r', 'stereo/left/image_raw:=/cam/left',
+                                     '-r', 'stereo/right/camera_info:=/cam/right_info'],
+                           parameter_overrides=[Parameter('image_transport', value='compressed'),
+                                                Parameter('input_warn_after', value=0.2),
+                                                Parameter('max_image_pixels', value=1000)])
+    probe.add_node(node)
+    assert node.inputs.topics == [s.topic_name for s in node.inputs.subscriptions]
+    assert sorted(node.inputs.topics) == ['/cam/left/compressed', '/cam/right_info', '/rig1/stereo/left/camera_info',
+                                          '/rig1/stereo/right/image_raw/compressed']
+    pub = probe.publisher(CompressedImage, '/cam/left/compressed')
+    assert probe.wait_for_subscribers(pub)
+    big = encode_compressed(np.full((48, 64, 3), 90, np.uint8), 'rgb8', 'png')      # 3072 px > 1000
+    assert _publish_until(probe, lambda: [(pub, big)], lambda: node.stats.errors > 0, wait=0.1)
+    assert node.stats.last_error.startswith('/cam/left/compressed: image 64x48'), node.stats.last_error
+    assert probe.spin_until(lambda: 'nothing received' in node.inputs.status()[1], 5.0)
+    reason = node.inputs.status()[1]
+    assert '/cam/right_info: nothing received' in reason and '/rig1/stereo/left/camera_info: nothing' in reason, reason
+    assert 'stereo/right/camera_info' not in reason
+
+
 def _stamped_header(stamp):
     from std_msgs.msg import Header
     return Header(stamp=stamp)

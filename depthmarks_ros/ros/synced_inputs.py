@@ -59,10 +59,6 @@ class Input:
     def subscribed_type(self) -> type:
         return self.msg_type if self.transport == 'raw' else CompressedImage
 
-    @property
-    def subscribed_topic(self) -> str:
-        return transported(self.topic, self.transport)
-
     def topic_on(self, node) -> str:
         """The name ``node`` subscribes: a transport's topic under the base topic's resolved name
         (remaps applied, as image_transport: ``camera/image_raw:=/cam/image`` takes
@@ -113,10 +109,12 @@ class SyncedInputs:
         self.shard = shard
         self.left_to_others = 0
         self._lock = threading.Lock()
-        names = [i.subscribed_topic for i in self.inputs]
+        # the messages name each input by the topic it is subscribed on, remaps and namespace applied
+        # (rcl resolves the name so for the subscription below: its topic_name), as the user sees it
+        self.topics = [node.resolve_topic_name(i.topic_on(node)) for i in self.inputs + self.side]
+        names = self.topics[:len(self.inputs)]
         describe = f'approximate, slop {slop:.3f} s' if policy == 'approximate' else 'exact stamps'
-        self.health = InputHealth(names + [i.subscribed_topic for i in self.side], warn_after,
-                                  time.monotonic(), describe)
+        self.health = InputHealth(self.topics, warn_after, time.monotonic(), describe)
         self.sync = make_sync(policy, len(self.inputs), queue_size, slop, jump_tolerance=jump_tolerance,
                               on_event=self._on_event, names=names)
         self.worker = node.make_worker(process, name)
@@ -137,7 +135,7 @@ class SyncedInputs:
         node.register_inputs(self)
 
     # ------------------------------------------------------------------ arrival
-    def _too_large(self, inp: Input, msg) -> bool:
+    def _too_large(self, index: int, inp: Input, msg) -> bool:
         """Refuse an image above ``max_image_pixels`` before it is queued, decoded or processed."""
         if inp.msg_type is not Image:
             return False
@@ -150,7 +148,7 @@ class SyncedInputs:
             return False   # the node's conversion will say what is wrong
         if w * h <= limit:
             return False
-        self.node.reject('size', f'{inp.subscribed_topic}: image {w}x{h} ({w * h / 1e6:.1f} Mpx) is larger than '
+        self.node.reject('size', f'{self.topics[index]}: image {w}x{h} ({w * h / 1e6:.1f} Mpx) is larger than '
                                  f'max_image_pixels ({limit / 1e6:.1f} Mpx)')
         return True
 
@@ -161,7 +159,7 @@ class SyncedInputs:
             now = time.monotonic()
             header = getattr(msg, 'header', None)
             stamp = stamp_ns(header) if header is not None else 0
-            if self._too_large(inp, msg):
+            if self._too_large(index, inp, msg):
                 with self._lock:
                     self.health.seen(index, now)
                 return
@@ -183,7 +181,7 @@ class SyncedInputs:
         inp = self.side[index - len(self.inputs)]
 
         def cb(msg):
-            if self._too_large(inp, msg):
+            if self._too_large(index, inp, msg):
                 return
             with self._lock:
                 self.health.seen(index, time.monotonic())
