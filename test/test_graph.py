@@ -447,3 +447,35 @@ def test_twin_kind_reads_an_output_under_a_namespace_as_the_plain_name(prefix):
     assert g.twin_kind(prefix + 'mono/inverse_depth') is None           # an output without a twin
     assert g.twin_kind(prefix + 'xmono/depth') is None                  # not at a name boundary
     assert g.twin_kind(prefix + 'mono/depth/extra') is None
+
+
+def test_names_expand_as_rcl_expands_them_private_and_substituted_ones_included():
+    """graph.expand_name against rcl_expand_topic_name itself (through rclpy): ``~`` is the node's fully
+    qualified name, ``{node}``, ``{ns}`` and ``{namespace}`` are substituted, relative names go under the
+    namespace; an unknown substitution, and ``~`` without the node, are errors."""
+    from rclpy.expand_topic_name import expand_topic_name
+    names = ['x', 'a/b', '/x', '~', '~/x', '~/a/b', '{node}', '{node}/x', 'x/{node}', '/{node}/x', '{ns}/x',
+             '{namespace}/x', 'x/{ns}', '~/{node}', '/a/{namespace}']
+    for ns in ('', '/rig1', '/a/b'):
+        for name in names:
+            assert g.expand_name(name, ns, 'nd') == expand_topic_name(name, 'nd', ns or '/'), (name, ns)
+    with pytest.raises(ValueError, match='unknown substitution'):
+        g.expand_name('{foo}/x', '/rig1', 'nd')
+    with pytest.raises(ValueError, match='needs the node'):
+        g.expand_name('~/x', '/rig1')
+
+
+def test_a_node_private_input_and_remap_resolve_for_their_node():
+    """A remap rule is matched and replaced as rcl does, with the node's name; the graph's readers of a
+    node-private input (``depth_topic:=~/depth``) are under the node's own name."""
+    rules = (('~/in', '/moved/{node}'), ('/rig1/nd/other', '{ns}/y'))
+    assert g.resolve_topic('~/in', rules, '/rig1', 'nd') == '/moved/nd'
+    assert g.resolve_topic('in', rules, '/rig1', 'nd') == '/rig1/in'
+    assert g.resolve_topic('~/other', rules, '/rig1', 'nd') == '/rig1/y'
+    graph = g.plan(g.GraphConfig(namespace='/rig1'))
+    graph.nodes = [g.NodeLaunch(n.name, n.namespace, n.params_file,
+                                dict(n.overrides, depth_topic='~/depth') if n.name == 'face_landmarks' else n.overrides,
+                                n.remappings, n.respawn) for n in graph.nodes]
+    readers = graph.topic_readers()
+    assert readers['/rig1/face_landmarks/depth'] == ('face_landmarks',)
+    assert 'body_pose' in readers['/rig1/fusion/depth']

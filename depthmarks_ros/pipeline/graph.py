@@ -408,9 +408,10 @@ class Graph:
     remappings: Tuple[Tuple[str, str], ...]
     notes: List[str] = field(default_factory=list)  # what was left out and why
 
-    def resolve_topic(self, topic: str) -> str:
-        """Absolute name of a node's relative topic under this graph's remappings and namespace."""
-        return resolve_topic(topic, self.remappings, self.config.namespace)
+    def resolve_topic(self, topic: str, node: Optional[str] = None) -> str:
+        """Absolute name of node ``node``'s topic under this graph's remappings and namespace (the node's
+        name matters only to a node-private ``~`` or ``{node}`` name, :func:`resolve_topic`)."""
+        return resolve_topic(topic, self.remappings, self.config.namespace, node)
 
     def frames(self) -> List[str]:
         return [self.fixed_frame] + [t.child for t in self.static_transforms]
@@ -446,28 +447,56 @@ class Graph:
         out: Dict[str, List[str]] = {}
         for n in self.nodes:
             for topic in n.inputs(config_dir):
-                out.setdefault(self.resolve_topic(topic), []).append(n.name)
+                out.setdefault(self.resolve_topic(topic, n.name), []).append(n.name)
         return {t: tuple(names) for t, names in out.items()}
 
 
-def resolve_topic(topic: str, remappings: Sequence[Tuple[str, str]], namespace: str) -> str:
-    """The absolute name of a node's topic under ``remappings`` (the first rule whose name matches,
-    both expanded in ``namespace``, as rcl matches) and ``namespace``. A transport topic of an image
+def resolve_topic(topic: str, remappings: Sequence[Tuple[str, str]], namespace: str,
+                  node: Optional[str] = None) -> str:
+    """The absolute name of node ``node``'s topic under ``remappings`` (the first rule whose name matches,
+    both expanded for the node, as rcl matches) and ``namespace``. A transport topic of an image
     (``<base>/compressed``, ``<base>/compressedDepth``: the compressed twins, an input's
     ``image_transport``) hangs under its base's resolved name, as image_transport builds it (the
     nodes: ros/image_publisher.py, ros/synced_inputs.py), and a rule naming that full name still
-    applies to it."""
+    applies to it. ``node`` (its name) is needed only where a name is node-private (``~``) or names
+    ``{node}`` (:func:`expand_name`)."""
     base, _, transport = topic.rpartition('/')
     if base and transport in ni.TWIN_TRANSPORT.values():
-        topic = ni.transported(resolve_topic(base, remappings, namespace), transport)
-    expanded = _expand(topic, namespace)
+        topic = ni.transported(resolve_topic(base, remappings, namespace, node), transport)
+    expanded = expand_name(topic, namespace, node)
     for src, dst in remappings:
-        if expanded == _expand(src, namespace):
-            return _expand(dst, namespace)
+        if expanded == expand_name(src, namespace, node):
+            return expand_name(dst, namespace, node)
     return expanded
 
 
-def _expand(name: str, namespace: str) -> str:
+_SUBSTITUTION = re.compile(r'{([^{}]*)}')
+
+
+def expand_name(name: str, namespace: str, node: Optional[str] = None) -> str:
+    """The fully qualified form of topic ``name`` of node ``node`` in ``namespace`` ('' or '/a/b'), as
+    rcl_expand_topic_name makes it: ``~`` is the node's fully qualified name (``~/x`` in /a:
+    ``/a/<node>/x``), then ``{node}`` its name and ``{ns}`` / ``{namespace}`` its namespace ('/' at the
+    root), then a relative name goes under the namespace. ValueError for another substitution, and for
+    ``~`` or ``{node}`` without ``node``."""
+    if name.startswith('/') and '{' not in name:
+        return name
+    ns = namespace or '/'
+
+    def node_name(what: str) -> str:
+        if not node:
+            raise ValueError(f'topic {name!r}: {what} needs the node it belongs to')
+        return node
+    if name.startswith('~'):
+        name = f'{namespace}/{node_name("~")}{name[1:]}'
+
+    def substitute(m) -> str:
+        if m.group(1) == 'node':
+            return node_name('{node}')
+        if m.group(1) in ('ns', 'namespace'):
+            return ns
+        raise ValueError(f'topic {name!r}: unknown substitution {m.group(0)} (rcl knows {{node}}, {{ns}}, {{namespace}})')
+    name = _SUBSTITUTION.sub(substitute, name)
     return name if name.startswith('/') else f'{namespace}/{name}'
 
 
@@ -625,7 +654,9 @@ def rviz_config_text(graph: Graph, template_path: Optional[str] = None) -> str:
     for display in manager['Displays']:
         topic = display.get('Topic', {}).get('Value')
         if topic:
-            display['Topic']['Value'] = graph.resolve_topic(topic.lstrip('/'))
+            topic = topic.lstrip('/')
+            publisher = next((n.name for n in graph.nodes if topic in dict(n.spec.outputs)), None)
+            display['Topic']['Value'] = graph.resolve_topic(topic, publisher)
     return yaml.safe_dump(cfg, sort_keys=False)
 
 

@@ -66,7 +66,7 @@ def asynchronous_topics(graph: g.Graph, proc: g.ProcessLaunch, rule: str,
     out = []
     for node in proc.nodes:
         for topic in writer_topics(node.spec):
-            name = graph.resolve_topic(topic)
+            name = graph.resolve_topic(topic, node.name)
             by = set(readers.get(name, ()))
             inside, outside = by & own, by - own
             if name not in out and (not inside or (rule == CROSSING and outside)):

@@ -140,7 +140,7 @@ def recorded_topics(graph: g.Graph, started: List[str]) -> List[RecordedTopic]:
     topics: Dict[str, RecordedTopic] = {}
     for name in started:
         for topic, type_name in g.NODES[name].outputs:
-            topics[topic] = RecordedTopic(topic, graph.resolve_topic(topic), type_name)
+            topics[topic] = RecordedTopic(topic, graph.resolve_topic(topic, name), type_name)
     topics['/diagnostics'] = RecordedTopic('/diagnostics', '/diagnostics', 'diagnostic_msgs/msg/DiagnosticArray',
                                            decimate=False)
     return list(topics.values())
