@@ -21,6 +21,7 @@ import sys
 
 sys.path.insert(0, os.path.normpath(os.path.join(os.path.dirname(__file__), '..')))
 
+from depthmarks_ros.pipeline import graph as g  # noqa: E402
 from depthmarks_ros.testing.ros_harness import configure_ros_env  # noqa: E402
 
 NODE_OUTPUTS = {
@@ -32,6 +33,11 @@ NODE_OUTPUTS = {
 SENSOR_TOPICS = [('stereo/left/image_raw', 'sensor_msgs/msg/Image'), ('stereo/right/image_raw', 'sensor_msgs/msg/Image'),
                  ('camera/image_raw', 'sensor_msgs/msg/Image'), ('lidar/points', 'sensor_msgs/msg/PointCloud2')]
 ALIASES = {'stereo': 'stereo_depth', 'fusion': 'depth_fusion', 'face': 'face_landmarks', 'body': 'body_pose'}
+
+
+def camera_twins():
+    """(sensor topic, its compressed twin as the graph names it) for each SENSOR_TOPICS image with one."""
+    return [(t, g.twin_of(t)) for t, typ in SENSOR_TOPICS if typ.endswith('/Image') and g.twin_of(t)]
 
 
 def _row(r, keys):
@@ -67,8 +73,8 @@ def main(argv=None) -> int:
             out.append((n, params))
         return out
     outputs = [t for n in nodes for t in NODE_OUTPUTS[n]]
-    compressed = [(f'{t}/compressed', 'sensor_msgs/msg/CompressedImage') for t, typ in SENSOR_TOPICS
-                  if typ.endswith('/Image')]
+    twins = dict(camera_twins())
+    compressed = [(twin, 'sensor_msgs/msg/CompressedImage') for twin in twins.values()]
     # the robot (host a) runs the sensors and consumes the results (probe); host b processes:
     # each output crosses the link twice (sensor data a -> b, result b -> a)
     rig = ('sim_rig', {'compressed_jpeg_quality': args.jpeg_quality})
@@ -116,7 +122,7 @@ def main(argv=None) -> int:
     tot_raw = tot_c = 0.0
     for topic, typ in SENSOR_TOPICS:
         raw = res.get(topic, {}).get('bytes_per_s', 0.0)
-        comp = res.get(f'{topic}/compressed', {}).get('bytes_per_s') if typ.endswith('/Image') else None
+        comp = res.get(twins[topic], {}).get('bytes_per_s') if topic in twins else None
         if comp is not None:
             tot_raw, tot_c = tot_raw + raw, tot_c + comp
         print(f'{topic:24s} {raw / 1e6:>9.2f} {(comp or 0) / 1e6 if comp is not None else float("nan"):>16.2f} '

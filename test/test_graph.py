@@ -479,3 +479,20 @@ def test_a_node_private_input_and_remap_resolve_for_their_node():
     readers = graph.topic_readers()
     assert readers['/rig1/face_landmarks/depth'] == ('face_landmarks',)
     assert 'body_pose' in readers['/rig1/fusion/depth']
+
+
+def test_twin_names_come_from_the_graph_benchmarks_included(monkeypatch):
+    """graph.twin_of names an output's compressed twin from the declared twins (one source);
+    benchmarks/bench_multihost.py subscribes and reports the camera twins through it."""
+    import importlib.util
+    assert g.twin_of('camera/image_raw') == 'camera/image_raw/compressed'
+    assert g.twin_of('/rig1/fusion/depth') == '/rig1/fusion/depth/compressedDepth'
+    assert g.twin_of('lidar/points') is None and g.twin_of('stereo/disparity') is None
+    spec = importlib.util.spec_from_file_location('bench_multihost', os.path.join(
+        os.path.dirname(__file__), '..', 'benchmarks', 'bench_multihost.py'))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    images = [t for t, typ in bench.SENSOR_TOPICS if typ.endswith('/Image')]
+    assert images and bench.camera_twins() == [(t, g.twin_of(t)) for t in images]
+    monkeypatch.setattr(g, 'twin_of', lambda t: f'{t}/theora' if t == 'camera/image_raw' else None)
+    assert bench.camera_twins() == [('camera/image_raw', 'camera/image_raw/theora')]

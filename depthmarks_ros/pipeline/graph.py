@@ -176,6 +176,13 @@ def twin_kind(topic: str) -> Optional[str]:
     return best[1]
 
 
+def twin_of(topic: str) -> Optional[str]:
+    """The compressed twin of node output ``topic`` (``<topic>/compressed``, ``<topic>/compressedDepth``:
+    the transport of :func:`twin_kind`, ``topic`` named as it takes it), or None where no node publishes one."""
+    kind = twin_kind(topic)
+    return ni.transported(topic, ni.TWIN_TRANSPORT[kind]) if kind else None
+
+
 def resolve(names: Sequence[str]) -> List[str]:
     """Short or full node names -> full names; ValueError names an unknown one."""
     out = []
