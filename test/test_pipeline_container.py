@@ -50,10 +50,11 @@ def test_container_publishes_as_a_node_process_unless_asked(monkeypatch, asked, 
         if value is None:
             monkeypatch.delenv(name)
     seen = []
-    monkeypatch.setattr(node_base, 'run_nodes', lambda classes, args: seen.append(
-        ([c.__name__ for c in classes], os.environ.get(container.PUBLICATION_MODE_ENV))) or 0)
+    monkeypatch.setattr(node_base, 'run_nodes', lambda classes, args, exit_deadline_s=None: seen.append(
+        ([c.__name__ for c in classes], os.environ.get(container.PUBLICATION_MODE_ENV), exit_deadline_s)) or 0)
     assert main(['stereo', 'fusion', '--ros-args']) == 0
-    assert seen == [(['StereoDepthNode', 'DepthFusionNode'], used)]
+    # a process of its own: its exit is bounded as a node executable's (ros/exit_deadline.py)
+    assert seen == [(['StereoDepthNode', 'DepthFusionNode'], used, node_base.EXIT_DEADLINE_S)]
 
 
 def test_a_node_that_cannot_be_imported_is_named_and_the_others_start(monkeypatch, capsys):
@@ -72,7 +73,7 @@ def test_a_node_that_cannot_be_imported_is_named_and_the_others_start(monkeypatc
         return real_import(module, *args)
     monkeypatch.setattr(registry.importlib, 'import_module', failing_import)
     started = []
-    monkeypatch.setattr(node_base, 'run_nodes', lambda classes, args: started.append(
+    monkeypatch.setattr(node_base, 'run_nodes', lambda classes, args, **_: started.append(
         [c.__name__ for c in classes]) or 0)
     assert container.main(['sim_rig', 'stereo', 'fusion', '--ros-args']) == 0
     assert started == [['SimRigNode', 'StereoDepthNode']]

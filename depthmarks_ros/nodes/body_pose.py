@@ -21,7 +21,7 @@ from depthmarks_ros.core.body.pipeline import NO_PERSON, BodyPoseEstimator
 from depthmarks_ros.core.body.wholebody import wholebody_arrays
 from depthmarks_ros.params.body_pose import BodyPoseParams, estimator_settings
 from depthmarks_ros.ros.camera_inputs import CameraInputs
-from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
+from depthmarks_ros.ros.node_base import DepthmarksNode, EXIT_DEADLINE_S, run_node
 
 KEYPOINT_FIELDS = {'x': np.float32, 'y': np.float32, 'z': np.float32, 'u': np.float32, 'v': np.float32,
                    'visibility': np.float32, 'sigma': np.float32,
@@ -200,7 +200,7 @@ NODE_CLASS = BodyPoseNode
 
 
 def main(args=None) -> int:
-    return run_node(NODE_CLASS, args)
+    return run_node(NODE_CLASS, args, exit_deadline_s=EXIT_DEADLINE_S)
 
 
 if __name__ == '__main__':

@@ -26,7 +26,7 @@ from depthmarks_ros.core.camera import CalibrationError
 from depthmarks_ros.core.fusion.learned import MODEL_PRESETS, resolve_sigma_model
 from depthmarks_ros.core.fusion.pipeline import FusionSettings, StereoInput, fuse_frame
 from depthmarks_ros.params.depth_fusion import DepthFusionParams
-from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
+from depthmarks_ros.ros.node_base import DepthmarksNode, EXIT_DEADLINE_S, run_node
 from depthmarks_ros.pipeline import node_inputs
 from depthmarks_ros.ros.synced_inputs import inputs_of
 
@@ -156,7 +156,7 @@ NODE_CLASS = DepthFusionNode
 
 
 def main(args=None) -> int:
-    return run_node(NODE_CLASS, args)
+    return run_node(NODE_CLASS, args, exit_deadline_s=EXIT_DEADLINE_S)
 
 
 if __name__ == '__main__':

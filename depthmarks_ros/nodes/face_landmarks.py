@@ -20,7 +20,7 @@ from depthmarks_ros.core.face.ibug68 import OUTLINES
 from depthmarks_ros.core.face.pipeline import FaceLandmarker, fitted_data_dir
 from depthmarks_ros.core.transforms import matrix_to_quaternion
 from depthmarks_ros.params.face_landmarks import FaceLandmarksParams
-from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
+from depthmarks_ros.ros.node_base import DepthmarksNode, EXIT_DEADLINE_S, run_node
 from depthmarks_ros.ros.camera_inputs import CameraInputs
 
 LANDMARK_FIELDS = {'x': np.float32, 'y': np.float32, 'z': np.float32, 'u': np.float32, 'v': np.float32,
@@ -170,7 +170,7 @@ NODE_CLASS = FaceLandmarksNode
 
 
 def main(args=None) -> int:
-    return run_node(NODE_CLASS, args)
+    return run_node(NODE_CLASS, args, exit_deadline_s=EXIT_DEADLINE_S)
 
 
 if __name__ == '__main__':

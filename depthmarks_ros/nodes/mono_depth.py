@@ -19,7 +19,7 @@ from depthmarks_ros.convert.stamps import stamp_ns
 from depthmarks_ros.core.mono.alignment import TemporalAligner
 from depthmarks_ros.core.mono.models import ModelLoadError, ModelNotFound, NotADepthModel, load_depth_model
 from depthmarks_ros.params.mono_depth import MonoDepthParams
-from depthmarks_ros.ros.node_base import ERROR, WARN, DepthmarksNode, run_node
+from depthmarks_ros.ros.node_base import ERROR, WARN, DepthmarksNode, EXIT_DEADLINE_S, run_node
 from depthmarks_ros.pipeline import node_inputs
 from depthmarks_ros.ros.synced_inputs import inputs_of
 
@@ -106,7 +106,7 @@ NODE_CLASS = MonoDepthNode
 
 
 def main(args=None) -> int:
-    return run_node(NODE_CLASS, args)
+    return run_node(NODE_CLASS, args, exit_deadline_s=EXIT_DEADLINE_S)
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ from depthmarks_ros.convert.cloud import array_to_cloud
 from depthmarks_ros.convert.image import numpy_to_image
 from depthmarks_ros.core.sim import SimConfig, SimRig
 from depthmarks_ros.params.sim_rig import SimRigParams
-from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
+from depthmarks_ros.ros.node_base import DepthmarksNode, EXIT_DEADLINE_S, run_node
 
 
 class SimRigNode(DepthmarksNode):
@@ -103,7 +103,7 @@ NODE_CLASS = SimRigNode
 
 
 def main(args=None) -> int:
-    return run_node(NODE_CLASS, args)
+    return run_node(NODE_CLASS, args, exit_deadline_s=EXIT_DEADLINE_S)
 
 
 if __name__ == '__main__':

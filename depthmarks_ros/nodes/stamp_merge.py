@@ -24,7 +24,7 @@ from depthmarks_ros.core.sharding import StampSequencer
 from depthmarks_ros.pipeline import graph, node_inputs
 from depthmarks_ros.pipeline.registry import message_class
 from depthmarks_ros.params.stamp_merge import StampMergeParams
-from depthmarks_ros.ros.node_base import WARN, DepthmarksNode, run_node
+from depthmarks_ros.ros.node_base import WARN, DepthmarksNode, EXIT_DEADLINE_S, run_node
 
 
 class StampMergeNode(DepthmarksNode):
@@ -101,7 +101,7 @@ NODE_CLASS = StampMergeNode
 
 
 def main(args=None) -> int:
-    return run_node(StampMergeNode, args)
+    return run_node(StampMergeNode, args, exit_deadline_s=EXIT_DEADLINE_S)
 
 
 if __name__ == '__main__':

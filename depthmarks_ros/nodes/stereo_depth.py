@@ -32,7 +32,7 @@ from depthmarks_ros.core.stereo.backend import create_backend
 from depthmarks_ros.core.stereo.pipeline import StereoFrame, StereoPipeline
 from depthmarks_ros.core.stereo.calib import fit_to_size
 from depthmarks_ros.params.stereo_depth import StereoDepthParams
-from depthmarks_ros.ros.node_base import DepthmarksNode, run_node
+from depthmarks_ros.ros.node_base import DepthmarksNode, EXIT_DEADLINE_S, run_node
 from depthmarks_ros.pipeline import node_inputs
 from depthmarks_ros.ros.synced_inputs import inputs_of
 
@@ -279,7 +279,7 @@ NODE_CLASS = StereoDepthNode
 
 
 def main(args=None) -> int:
-    return run_node(NODE_CLASS, args)
+    return run_node(NODE_CLASS, args, exit_deadline_s=EXIT_DEADLINE_S)
 
 
 if __name__ == '__main__':

@@ -21,7 +21,7 @@ from depthmarks_ros.core.camera import CalibrationError
 from depthmarks_ros.core.video import (Backoff, Pacer, SourceError, camera_for_frames, open_source,
                                        split_side_by_side)
 from depthmarks_ros.params.video_source import VideoSourceParams
-from depthmarks_ros.ros.node_base import ERROR, WARN, DepthmarksNode, run_node
+from depthmarks_ros.ros.node_base import ERROR, WARN, DepthmarksNode, EXIT_DEADLINE_S, run_node
 
 
 class VideoSourceNode(DepthmarksNode):
@@ -211,7 +211,7 @@ NODE_CLASS = VideoSourceNode
 
 
 def main(args=None) -> int:
-    return run_node(NODE_CLASS, args)
+    return run_node(NODE_CLASS, args, exit_deadline_s=EXIT_DEADLINE_S)
 
 
 if __name__ == '__main__':

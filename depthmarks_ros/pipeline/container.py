@@ -66,7 +66,7 @@ def node_names(argv: List[str]) -> List[str]:
 def main(args: Optional[List[str]] = None) -> int:
     """``args``: the command line without the program name (None = ``sys.argv[1:]``)."""
     from depthmarks_ros.pipeline.registry import load_node_class
-    from depthmarks_ros.ros.node_base import run_nodes
+    from depthmarks_ros.ros.node_base import EXIT_DEADLINE_S, run_nodes
     argv = list(sys.argv[1:] if args is None else args)
     try:
         names = node_names(argv)
@@ -96,7 +96,7 @@ def main(args: Optional[List[str]] = None) -> int:
         else:
             print(f'depthmarks_container: {CONTAINER_MODE_ENV}={asked} is not one of SYNCHRONOUS, ASYNCHRONOUS, '
                   f'{", ".join(RULES)}: publishing synchronously', file=sys.stderr)
-    return run_nodes(classes, ['depthmarks_container', *argv])
+    return run_nodes(classes, ['depthmarks_container', *argv], exit_deadline_s=EXIT_DEADLINE_S)
 
 
 if __name__ == '__main__':

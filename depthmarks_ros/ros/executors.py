@@ -98,10 +98,16 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc) -> None:
-        # without restore the handlers stay: a signal that arrives while the process exits (the
-        # second SIGINT of a group stop, during clean-up) must still not raise or kill it with -2
+        import signal
         if self._restore:
-            import signal
             for sig, handler in self._previous.items():
                 signal.signal(sig, handler)
+        elif signal.SIGINT in self._previous:
+            # a node process, its loop ended: a later SIGINT (the second SIGINT of a group stop) must
+            # not raise or kill it with -2. Ignored, not left to our handler: when the interpreter
+            # finalizes, Python puts the default action back on every signal whose handler is a Python
+            # function, and a SIGINT then killed the finished process with -2. SIGTERM keeps our handler
+            # (recorded) and so its default at finalization: ros2 launch's SIGTERM, sent when a process
+            # has not exited 5 s after its SIGINT, still ends one stuck at exit.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         self._previous.clear()

@@ -28,6 +28,7 @@ import array
 import dataclasses
 import functools
 import gc
+import os
 import re
 import sys
 import time
@@ -49,6 +50,7 @@ from depthmarks_ros.core.params import ParamField, ParamSet
 from depthmarks_ros.params.base import NodeParams
 from depthmarks_ros.ros import local_tap, recorded_topics
 from depthmarks_ros.ros.executors import StopSignals, freeze_startup_heap, make_executor
+from depthmarks_ros.ros.exit_deadline import arm_exit_deadline
 from depthmarks_ros.ros.process import keep_large_buffers
 from depthmarks_ros.ros.stats import ProcessingStats
 from depthmarks_ros.ros.worker import LatestWorker
@@ -396,10 +398,14 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def run_node(node_factory: Callable[[], Node], args: Optional[list] = None) -> int:
+EXIT_DEADLINE_S = 5.0   # the DDS teardown and finalization of a node process, after its nodes stopped
+
+
+def run_node(node_factory: Callable[[], Node], args: Optional[list] = None,
+             exit_deadline_s: Optional[float] = None) -> int:
     """Init rclpy, spin the node until SIGINT or shutdown, clean up; returns the exit code
     (:func:`run_nodes` with one node)."""
-    return run_nodes([node_factory], args)
+    return run_nodes([node_factory], args, exit_deadline_s=exit_deadline_s)
 
 
 def start_error_prefix(name: str) -> str:
@@ -408,7 +414,8 @@ def start_error_prefix(name: str) -> str:
     return f'{name}: cannot start:'
 
 
-def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list] = None) -> int:
+def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list] = None,
+              exit_deadline_s: Optional[float] = None) -> int:
     """Init rclpy, build the nodes in this process (in order), spin them with one executor until
     SIGINT or shutdown, clean up; returns the exit code. One node: a node's own process
     (:func:`run_node`); several: ``depthmarks_container`` (pipeline/container.py), where the nodes
@@ -428,6 +435,11 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
     code 1; in a shared process the nodes that started run on (as in rclcpp's component container,
     where one node failing to load leaves the others running), so a bad depth_fusion parameter does
     not take stereo_depth down with it, nor make ``ros2 launch``'s respawn restart both for ever.
+
+    ``exit_deadline_s`` (the node executables and the container pass :data:`EXIT_DEADLINE_S`; never
+    in a process that lives on): once the nodes have stopped, the rest of the exit (the DDS teardown,
+    interpreter finalization) gets that long, then the process ends with its exit code anyway
+    (ros/exit_deadline.py: Fast DDS can hang destroying the participant while peers leave).
     """
     keep_large_buffers()   # no page faults per received image (ros/process.py)
     stop = StopSignals()
@@ -437,13 +449,14 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
         nodes: list = []
         added: list = []     # the nodes the executor holds
         executor = None
+        code = 1             # until the nodes run
         try:
             try:
                 executor, _ = make_executor()   # first: an unknown DEPTHMARKS_EXECUTOR is a start-up error too
             except ValueError as exc:
                 name = getattr(node_factories[0], '__name__', 'node') if node_factories else 'node'
                 print(f'{start_error_prefix(name)} {exc}', file=sys.stderr)
-                return 1
+                return code
             for factory in node_factories:
                 try:
                     nodes.append(factory())
@@ -452,7 +465,7 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
                     print(f'{start_error_prefix(name)} {exc}', file=sys.stderr)
             if len(nodes) < len(node_factories):
                 if not nodes or len(node_factories) == 1:
-                    return 1
+                    return code
                 # a shared process (as rclcpp's component_container with a node that fails to load):
                 # the nodes that started run on; the failed one is named above
                 print(f'{len(node_factories) - len(nodes)} of {len(node_factories)} nodes of this process '
@@ -460,6 +473,7 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
             for node in nodes:
                 executor.add_node(node)
                 added.append(node)
+            code = 0
             freeze_startup_heap()
             try:
                 # spin_once in a loop, not spin(): the EventsExecutor's spin() does not return on
@@ -480,6 +494,12 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
             for node in nodes:
                 if hasattr(node, 'shutdown'):
                     node.shutdown()
+            if exit_deadline_s:
+                # the nodes' own work is done (workers joined); what follows is rclpy's and Fast DDS's
+                arm_exit_deadline(exit_deadline_s, f'[{_process_name(args)}] the DDS teardown and interpreter exit '
+                                  f'did not finish {exit_deadline_s:g} s after the nodes stopped (where it was: '
+                                  f'the thread dump above; docs/pipeline.md): exiting {code} without them', code)
+            for node in nodes:
                 node.destroy_node()
             if executor is not None:
                 # join the executor's own threads now (the EventsExecutor's timer thread): left to
@@ -488,3 +508,9 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
                 executor.shutdown()
             rclpy.try_shutdown()
     return 0
+
+
+def _process_name(args: Optional[list]) -> str:
+    """The executable's name for the one line a deadline prints (its first argument, else argv[0])."""
+    first = (args or sys.argv or ['node'])[0]
+    return os.path.basename(str(first)) or 'node'

@@ -1,0 +1,102 @@
+"""How a node process ends (ros/executors.py StopSignals, ros/exit_deadline.py, ros/node_base.run_nodes).
+
+- Asked to stop, it exits 0 however many SIGINTs follow, even one that lands while the interpreter
+  finalizes: Python puts the default action back on a signal whose handler is a Python function
+  when it finalizes, so a late SIGINT (the second SIGINT of a group stop, which `ros2 launch` without
+  a terminal sends) killed the finished process with -2.
+- Once its nodes have stopped, the rest of its exit is bounded: a teardown stuck in native code with
+  the GIL held (as Fast DDS's participant destruction was seen to hang) still ends the process, with
+  its exit code, within the deadline."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+TINY = '''
+import sys
+from rclpy.node import Node
+from depthmarks_ros.ros.node_base import run_nodes
+
+HANG = {hang!r}
+
+class Tiny(Node):
+    def __init__(self):
+        super().__init__('tiny_stop')
+        self.create_timer(0.01, lambda: None)
+        print('spinning', flush=True)
+
+    def destroy_node(self):
+        if HANG:   # a teardown stuck in native code holding the GIL: no Python thread or handler runs
+            import ctypes
+            ctypes.PyDLL(None).sleep(60)
+        return super().destroy_node()
+
+sys.exit(run_nodes([Tiny], exit_deadline_s={deadline!r}))
+'''
+MESSAGE = 'the DDS teardown and interpreter exit did not finish'
+
+
+def _start(hang=False, deadline=None):
+    proc = subprocess.Popen([sys.executable, '-c', TINY.format(hang=hang, deadline=deadline)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=dict(os.environ, PYTHONFAULTHANDLER='1'))
+    assert proc.stdout.readline().strip() == b'spinning'
+    return proc
+
+
+def _finish(proc, timeout):
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return 'still running', proc.stdout.read().decode(errors='replace')
+    return proc.returncode, proc.stdout.read().decode(errors='replace')
+
+
+@pytest.mark.dds
+@pytest.mark.parametrize('sig_first', [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_node_process_exits_0_under_a_rain_of_sigints(sig_first):
+    from depthmarks_ros.ros.node_base import EXIT_DEADLINE_S
+    for _ in range(3):   # the window is a few ms at the end of each process: three processes
+        proc = _start(deadline=EXIT_DEADLINE_S)
+        proc.send_signal(sig_first)
+        sent, t_end = 1, time.monotonic() + 20.0
+        while proc.poll() is None and time.monotonic() < t_end:
+            try:
+                proc.send_signal(signal.SIGINT)   # until the very end of the process, finalization included
+            except ProcessLookupError:
+                break
+            sent += 1
+            time.sleep(0.0005)
+        rc, out = _finish(proc, 5)
+        assert rc == 0 and 'Traceback' not in out and 'KeyboardInterrupt' not in out, \
+            f'exit {rc} after {sent} signals:\n{out[-1500:]}'
+        assert MESSAGE not in out, 'a clean exit took the deadline: ' + out[-1500:]
+
+
+@pytest.mark.dds
+def test_a_teardown_hung_with_the_gil_held_ends_at_the_deadline_with_exit_0():
+    proc = _start(hang=True, deadline=0.5)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    rc, out = _finish(proc, 30)     # without the deadline: 60 s in the hung teardown
+    assert rc == 0 and MESSAGE in out and 'exiting 0 without them' in out, f'exit {rc}:\n{out[-1500:]}'
+    assert 'in destroy_node' in out    # the thread dump says where it was stuck
+    assert time.monotonic() - t0 < 25
+
+
+def test_the_deadline_keeps_the_exit_code_and_says_why():
+    child = ('import ctypes, sys\n'
+             'from depthmarks_ros.ros.exit_deadline import arm_exit_deadline\n'
+             'assert arm_exit_deadline(0.3, "deadline line", code=3)\n'
+             'ctypes.PyDLL(None).sleep(60)\n')
+    proc = subprocess.Popen([sys.executable, '-c', child], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    rc, out = _finish(proc, 30)
+    assert rc == 3 and out.strip().endswith('deadline line'), f'exit {rc}:\n{out}'
+    from depthmarks_ros.ros.exit_deadline import arm_exit_deadline
+    with pytest.raises(ValueError):
+        arm_exit_deadline(0, 'never armed')
