@@ -337,7 +337,7 @@ def test_a_rewrite_the_stat_cannot_show_is_seen_while_the_file_is_new(tmp_path, 
     was (here: a frozen stat): a file whose timestamps are that recent is hashed on every call."""
     import time
     from depthmarks_ros.core.face import head_pose
-    frozen = ((1, 2, 3, 4, 5), time.time_ns())
+    frozen = ((1, 2, 3, 4, 5), time.time_ns() + 10**12)   # 'recent' however long the machine takes
     monkeypatch.setattr(head_pose, '_file_version', lambda path: frozen)
     shipped = face_model_68()
     np.save(tmp_path / 'face_model_68.npy', shipped)

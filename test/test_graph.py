@@ -380,6 +380,14 @@ def test_rviz_follows_namespace_and_remapped_topics():
     assert topics <= outputs | {'/zed/left/image_raw', '/velodyne_points'}
 
 
+def test_rviz_resolves_a_node_private_remap_target_for_the_node_that_reads_it():
+    """source:=topics starts no lidar publisher: a ``~/points`` target resolves for depth_fusion, its reader."""
+    graph = g.plan(g.config_from_arguments({'namespace': 'front', 'source': 'topics', 'lidar_topic': '~/points'}))
+    rviz = yaml.safe_load(g.rviz_config_text(graph))
+    topics = {d['Topic']['Value'] for d in rviz['Visualization Manager']['Displays'] if 'Topic' in d}
+    assert '/front/depth_fusion/points' in topics
+
+
 def test_two_rigs_share_no_node_topic_or_frame():
     rigs = [g.plan(g.config_from_arguments({'namespace': ns, 'frame_prefix': f'{ns}/'})) for ns in ('rig1', 'rig2')]
     names = [{n.fully_qualified_name for n in r.nodes} for r in rigs]
@@ -468,10 +476,21 @@ def test_names_expand_as_rcl_expands_them_private_and_substituted_ones_included(
 def test_a_node_private_input_and_remap_resolve_for_their_node():
     """A remap rule is matched and replaced as rcl does, with the node's name; the graph's readers of a
     node-private input (``depth_topic:=~/depth``) are under the node's own name."""
-    rules = (('~/in', '/moved/{node}'), ('/rig1/nd/other', '{ns}/y'))
-    assert g.resolve_topic('~/in', rules, '/rig1', 'nd') == '/moved/nd'
-    assert g.resolve_topic('in', rules, '/rig1', 'nd') == '/rig1/in'
-    assert g.resolve_topic('~/other', rules, '/rig1', 'nd') == '/rig1/y'
+    import rclpy
+    from rclpy.node import Node
+    rules = (('~/in', '/moved/x'), ('/rig1/nd/other', 'y'), ('in', '~/b'))
+    args = ['--ros-args', '-r', '__ns:=/rig1'] + [a for src, dst in rules for a in ('-r', f'{src}:={dst}')]
+    context = rclpy.Context()
+    rclpy.init(context=context, args=args)
+    try:
+        node = Node('nd', context=context)
+        for name in ('~/in', 'in', '~/other', 'other', '/rig1/in'):
+            assert g.resolve_topic(name, rules, '/rig1', 'nd') == node.resolve_topic_name(name), name
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+    with pytest.raises(ValueError, match='refuses substitutions'):   # as rcl refuses such a -r rule
+        g.resolve_topic('~/in', (('~/in', '/moved/{node}'),), '/rig1', 'nd')
     graph = g.plan(g.GraphConfig(namespace='/rig1'))
     graph.nodes = [g.NodeLaunch(n.name, n.namespace, n.params_file,
                                 dict(n.overrides, depth_topic='~/depth') if n.name == 'face_landmarks' else n.overrides,

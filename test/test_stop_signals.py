@@ -15,18 +15,25 @@ import time
 
 import pytest
 
+from depthmarks_ros.testing.scenes import package_executables
+
 TINY = '''
 import sys
 from rclpy.node import Node
 from depthmarks_ros.ros.node_base import run_nodes
 
 HANG = {hang!r}
+RAISE = {fail!r}
 
 class Tiny(Node):
     def __init__(self):
         super().__init__('tiny_stop')
-        self.create_timer(0.01, lambda: None)
+        self.create_timer(0.01, self.tick)
         print('spinning', flush=True)
+
+    def tick(self):
+        if RAISE:
+            raise RuntimeError('a callback failed')
 
     def destroy_node(self):
         if HANG:   # a teardown stuck in native code holding the GIL: no Python thread or handler runs
@@ -39,8 +46,8 @@ sys.exit(run_nodes([Tiny], exit_deadline_s={deadline!r}))
 MESSAGE = 'the DDS teardown and interpreter exit did not finish'
 
 
-def _start(hang=False, deadline=None):
-    proc = subprocess.Popen([sys.executable, '-c', TINY.format(hang=hang, deadline=deadline)],
+def _start(hang=False, deadline=None, fail=False):
+    proc = subprocess.Popen([sys.executable, '-c', TINY.format(hang=hang, deadline=deadline, fail=fail)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env=dict(os.environ, PYTHONFAULTHANDLER='1'))
     assert proc.stdout.readline().strip() == b'spinning'
@@ -81,12 +88,33 @@ def test_a_stopped_node_process_exits_0_under_a_rain_of_sigints(sig_first):
 @pytest.mark.dds
 def test_a_teardown_hung_with_the_gil_held_ends_at_the_deadline_with_exit_0():
     proc = _start(hang=True, deadline=0.5)
-    t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
     rc, out = _finish(proc, 30)     # without the deadline: 60 s in the hung teardown
     assert rc == 0 and MESSAGE in out and 'exiting 0 without them' in out, f'exit {rc}:\n{out[-1500:]}'
     assert 'in destroy_node' in out    # the thread dump says where it was stuck
-    assert time.monotonic() - t0 < 25
+
+
+@pytest.mark.dds
+def test_a_process_a_callback_failed_keeps_exit_1_through_a_hung_teardown():
+    proc = _start(hang=True, deadline=0.5, fail=True)   # the timer's callback raises: the loop ends
+    rc, out = _finish(proc, 30)
+    assert rc == 1 and 'exiting 1 without them' in out and 'a callback failed' in out, f'exit {rc}:\n{out[-1500:]}'
+
+
+@pytest.mark.parametrize('name', [n for n in package_executables() if n != 'depthmarks'])
+def test_every_node_executable_bounds_its_exit(name, monkeypatch):
+    """Each node's main (its console script) and the container pass the exit deadline to run_node(s)."""
+    import importlib
+    from depthmarks_ros.ros import node_base
+    seen = []
+    if name == 'depthmarks_container':
+        monkeypatch.setattr(node_base, 'run_nodes', lambda classes, args, **kw: seen.append(kw) or 0)
+        importlib.import_module('depthmarks_ros.pipeline.container').main(['stereo', '--ros-args'])
+    else:
+        module = importlib.import_module(f'depthmarks_ros.nodes.{name}')
+        monkeypatch.setattr(module, 'run_node', lambda cls, args, **kw: seen.append(kw) or 0)
+        module.main([])
+    assert seen == [{'exit_deadline_s': node_base.EXIT_DEADLINE_S}]
 
 
 def test_the_deadline_keeps_the_exit_code_and_says_why():

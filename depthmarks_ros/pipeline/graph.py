@@ -472,6 +472,8 @@ def resolve_topic(topic: str, remappings: Sequence[Tuple[str, str]], namespace: 
         topic = ni.transported(resolve_topic(base, remappings, namespace, node), transport)
     expanded = expand_name(topic, namespace, node)
     for src, dst in remappings:
+        if '{' in src or '{' in dst:
+            raise ValueError(f'remap {src}:={dst}: rcl refuses substitutions ({{node}}, {{ns}}) in a remap rule')
         if expanded == expand_name(src, namespace, node):
             return expand_name(dst, namespace, node)
     return expanded
@@ -662,8 +664,15 @@ def rviz_config_text(graph: Graph, template_path: Optional[str] = None) -> str:
         topic = display.get('Topic', {}).get('Value')
         if topic:
             topic = topic.lstrip('/')
+            # a node-private (~) remap target resolves for a node: the publisher, else a reader
             publisher = next((n.name for n in graph.nodes if topic in dict(n.spec.outputs)), None)
-            display['Topic']['Value'] = graph.resolve_topic(topic, publisher)
+            readers = [n.name for n in graph.nodes if topic in n.inputs()]
+            for node in [publisher, *readers]:
+                try:
+                    display['Topic']['Value'] = graph.resolve_topic(topic, node)
+                    break
+                except ValueError:
+                    continue
     return yaml.safe_dump(cfg, sort_keys=False)
 
 

@@ -18,7 +18,7 @@ measured 50-600 ms of extra delivery latency for 640x480 images here.
 from __future__ import annotations
 
 import os
-from typing import Tuple
+from typing import Optional, Tuple
 
 ENV = 'DEPTHMARKS_EXECUTOR'
 CHOICES = ('events', 'single')
@@ -78,6 +78,7 @@ class StopSignals:
         """``restore``: put the previous handlers back on exit (for a caller that lives on, e.g.
         `depthmarks run` inside a test process); a node process keeps them (see ``__exit__``)."""
         self.received: list = []
+        self.first_at: Optional[float] = None    # time.monotonic() of the first signal
         self._restore = restore
         self._previous: dict = {}
 
@@ -86,6 +87,9 @@ class StopSignals:
         return bool(self.received)
 
     def _handle(self, signum, _frame) -> None:
+        if self.first_at is None:
+            import time
+            self.first_at = time.monotonic()
         self.received.append(signum)
 
     def __enter__(self) -> 'StopSignals':
@@ -108,6 +112,7 @@ class StopSignals:
             # finalizes, Python puts the default action back on every signal whose handler is a Python
             # function, and a SIGINT then killed the finished process with -2. SIGTERM keeps our handler
             # (recorded) and so its default at finalization: ros2 launch's SIGTERM, sent when a process
-            # has not exited 5 s after its SIGINT, still ends one stuck at exit.
+            # has not exited 5 s after its SIGINT, still ends one stuck at exit (where run_nodes armed its
+            # exit deadline, that deadline ends it and SIGTERM is ignored: node_base._bound_exit).
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         self._previous.clear()

@@ -19,6 +19,7 @@ its participant by lease expiry).
 import ctypes
 import ctypes.util
 import faulthandler
+import io
 import sys
 
 _SIGEV_THREAD = 2
@@ -49,16 +50,19 @@ def _libc():
     return libc
 
 
-def _start_timer(libc, seconds: float, function, value) -> None:
+def _start_timer(libc, seconds: float, function, value) -> ctypes.c_void_p:
     event = _Sigevent(value=value, notify=_SIGEV_THREAD, function=ctypes.cast(function, ctypes.c_void_p).value)
     timer = ctypes.c_void_p()
     if libc.timer_create(_CLOCK_MONOTONIC, ctypes.byref(event), ctypes.byref(timer)) != 0:
         raise OSError(ctypes.get_errno(), 'timer_create failed')
-    whole = int(seconds)
-    spec = _Itimerspec(value=_Timespec(whole, int(round((seconds - whole) * 1e9))))
-    if libc.timer_settime(timer, 0, ctypes.byref(spec), None) != 0:
-        raise OSError(ctypes.get_errno(), 'timer_settime failed')
     _KEEP.append((event, timer))
+    sec, nsec = divmod(int(round(seconds * 1e9)), 10 ** 9)
+    spec = _Itimerspec(value=_Timespec(sec, nsec))
+    if libc.timer_settime(timer, 0, ctypes.byref(spec), None) != 0:
+        errno = ctypes.get_errno()
+        libc.timer_delete(timer)
+        raise OSError(errno, 'timer_settime failed')
+    return timer
 
 
 def arm_exit_deadline(seconds: float, message: str, code: int = 0) -> bool:
@@ -73,17 +77,23 @@ def arm_exit_deadline(seconds: float, message: str, code: int = 0) -> bool:
             stream.flush()
         except (AttributeError, OSError, ValueError):
             pass
-    # where it is stuck, just before: faulthandler's watchdog is a native thread too
-    faulthandler.dump_traceback_later(max(seconds - 0.1, 0.05), repeat=False, file=sys.stderr, exit=False)
+    libc, started = None, []
     try:
         libc = _libc()
         text = ctypes.create_string_buffer(message.replace('\n', ' ').encode())
         _KEEP.append(text)
+        # the exit first: a message is never printed without it
+        started.append(_start_timer(libc, seconds + 0.2, libc._exit, int(code) or None))   # sigval: _exit's argument
         # C's stdout unbuffered: _exit does not flush stdio buffers
         libc.setvbuf(ctypes.c_void_p.in_dll(libc, 'stdout'), None, _IONBF, 0)
-        _start_timer(libc, seconds, libc.puts, ctypes.cast(text, ctypes.c_void_p).value)
-        _start_timer(libc, seconds + 0.2, libc._exit, int(code) or None)   # the sigval is _exit's argument
-        return True
+        started.append(_start_timer(libc, seconds, libc.puts, ctypes.cast(text, ctypes.c_void_p).value))
     except (OSError, AttributeError, ValueError, TypeError) as exc:
+        for timer in started:
+            libc.timer_delete(timer)
         print(f'exit deadline not armed ({exc}): a hung DDS teardown would keep this process', file=sys.stderr)
         return False
+    try:   # where it is stuck, just before, on the message's stream: faulthandler's watchdog is a native thread too
+        faulthandler.dump_traceback_later(max(seconds - 0.1, 0.05), repeat=False, file=sys.stdout, exit=False)
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        pass    # no stdout to write to (the deadline still holds)
+    return True

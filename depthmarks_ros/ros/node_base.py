@@ -398,7 +398,10 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-EXIT_DEADLINE_S = 5.0   # the DDS teardown and finalization of a node process, after its nodes stopped
+# a node process's exit ends this long after the stop request (at least EXIT_AFTER_NODES_S after its nodes
+# stopped): before ros2 launch's SIGTERM (5 s after its SIGINT) where the nodes stop in time
+EXIT_DEADLINE_S = 4.0
+EXIT_AFTER_NODES_S = 1.0
 
 
 def run_node(node_factory: Callable[[], Node], args: Optional[list] = None,
@@ -438,8 +441,10 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
 
     ``exit_deadline_s`` (the node executables and the container pass :data:`EXIT_DEADLINE_S`; never
     in a process that lives on): once the nodes have stopped, the rest of the exit (the DDS teardown,
-    interpreter finalization) gets that long, then the process ends with its exit code anyway
-    (ros/exit_deadline.py: Fast DDS can hang destroying the participant while peers leave).
+    interpreter finalization) may last until that long after the stop request (at least
+    :data:`EXIT_AFTER_NODES_S`), then the process ends with its exit code anyway, SIGTERM ignored
+    meanwhile (ros/exit_deadline.py: Fast DDS can hang destroying the participant while peers leave).
+    The exit code is 1 where an exception (a callback's) ended the loop.
     """
     keep_large_buffers()   # no page faults per received image (ros/process.py)
     stop = StopSignals()
@@ -488,6 +493,12 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:
+            ended_at = time.monotonic()
+            failure = sys.exc_info()[1]    # leaving the loop (a callback's exception): the process failed
+            if isinstance(failure, SystemExit):
+                code = failure.code if isinstance(failure.code, int) else 1
+            elif failure is not None:
+                code = 1
             gc.unfreeze()   # the start-up heap is collectable again: native objects (Open3D) are freed
             for node in added:
                 executor.remove_node(node)   # the executor lets go of the node's entities first
@@ -496,9 +507,7 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
                     node.shutdown()
             if exit_deadline_s:
                 # the nodes' own work is done (workers joined); what follows is rclpy's and Fast DDS's
-                arm_exit_deadline(exit_deadline_s, f'[{_process_name(args)}] the DDS teardown and interpreter exit '
-                                  f'did not finish {exit_deadline_s:g} s after the nodes stopped (where it was: '
-                                  f'the thread dump above; docs/pipeline.md): exiting {code} without them', code)
+                _bound_exit(exit_deadline_s, stop.first_at or ended_at, code, _process_name(args))
             for node in nodes:
                 node.destroy_node()
             if executor is not None:
@@ -508,6 +517,19 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
                 executor.shutdown()
             rclpy.try_shutdown()
     return 0
+
+
+def _bound_exit(deadline_s: float, stopped_at: float, code: int, name: str) -> None:
+    """Arm the exit deadline (``deadline_s`` after ``stopped_at``, at least EXIT_AFTER_NODES_S from
+    now); once armed, SIGTERM is ignored too: the deadline ends the process."""
+    import signal
+    import threading
+    left = max(EXIT_AFTER_NODES_S, deadline_s - (time.monotonic() - stopped_at))
+    total = time.monotonic() - stopped_at + left
+    if arm_exit_deadline(left, f'[{name}] the DDS teardown and interpreter exit did not finish {total:.1f} s after '
+                         f'the stop (where it was: the thread dump above; docs/pipeline.md): exiting {code} '
+                         f'without them', code) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _process_name(args: Optional[list]) -> str:
