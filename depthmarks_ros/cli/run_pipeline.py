@@ -122,13 +122,6 @@ def run(args) -> int:
     if idle:
         print(f'depthmarks run: --param for {", ".join(idle)}, which this run does not start: ignored', file=sys.stderr)
     metrics = PipelineRunner(cfg).run()
-    if metrics.get('stopped_by_signal'):
-        # stopped by a signal, the run's handlers put back: a later SIGINT (the second of a group stop)
-        # would raise KeyboardInterrupt here or, while the interpreter finalizes, kill it with -2
-        import signal
-        import threading
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
     summary = {t: m['rate_hz'] for t, m in metrics['topics'].items() if not t.startswith('/')}
     print(json.dumps({'output': args.output, 'rates_hz': summary,
                       'accuracy': metrics.get('accuracy_vs_ground_truth', {}),

@@ -74,9 +74,13 @@ class StopSignals:
 
     SIGNALS = ('SIGINT', 'SIGTERM')
 
-    def __init__(self, restore: bool = False):
+    def __init__(self, restore: bool = False, ignore_sigint_after_stop: bool = False):
         """``restore``: put the previous handlers back on exit (for a caller that lives on, e.g.
-        `depthmarks run` inside a test process); a node process keeps them (see ``__exit__``)."""
+        `depthmarks run` inside a test process); a node process keeps them (see ``__exit__``).
+        ``ignore_sigint_after_stop`` (with ``restore``): where a signal stopped it, SIGINT is ignored
+        from then on instead of restored (`depthmarks run`: the process is ending, and a second SIGINT
+        of a group stop must not raise KeyboardInterrupt after the run)."""
+        self._ignore_sigint_after_stop = ignore_sigint_after_stop
         self.received: list = []
         self.first_at: Optional[float] = None    # time.monotonic() of the first signal
         self._restore = restore
@@ -105,6 +109,8 @@ class StopSignals:
         import signal
         if self._restore:
             for sig, handler in self._previous.items():
+                if sig == signal.SIGINT and self.received and self._ignore_sigint_after_stop:
+                    handler = signal.SIG_IGN    # straight from ours: no moment with Python's default
                 signal.signal(sig, handler)
         elif signal.SIGINT in self._previous:
             # a node process, its loop ended: a later SIGINT (the second SIGINT of a group stop) must
