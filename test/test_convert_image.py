@@ -121,3 +121,22 @@ def test_writing_without_a_copy_views_the_array_and_serialises_the_same():
     assert not isinstance(strided.data, memoryview) and np.array_equal(image_to_numpy(strided), a[:, ::2])
     checked = numpy_to_image(a, '32FC1', msg=Image(check_fields=True), copy=False)   # field checks: the setter
     assert not isinstance(checked.data, memoryview) and np.array_equal(image_to_numpy(checked), a)
+
+
+def test_a_view_message_is_the_setters_message_with_its_header_and_stays_a_normal_message():
+    """numpy_to_image(copy=False) writes a new Image's slots directly (issue 21: the stereo node's
+    two images per frame); the result equals, serialises and behaves as the setters' message."""
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+    a = np.arange(6 * 4 * 3, dtype=np.uint8).reshape(6, 4, 3)
+    header = Header(frame_id='left')
+    header.stamp.sec, header.stamp.nanosec = 7, 9
+    view = numpy_to_image(a, 'rgb8', header, copy=False)
+    setters = numpy_to_image(a, 'rgb8', header, msg=Image(check_fields=True), copy=False)
+    assert isinstance(view.data, memoryview) and view == setters and view.header is header
+    assert (view.height, view.width, view.step, view.encoding) == (6, 4, 12, 'rgb8')
+    assert serialize_message(view) == serialize_message(setters) and 'rgb8' in repr(view)
+    assert numpy_to_image(a, 'rgb8', copy=False) == numpy_to_image(a, 'rgb8')    # no header: a default one
+    view.height = 3                                    # the setters still work on it
+    assert view.height == 3

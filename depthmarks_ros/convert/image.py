@@ -118,14 +118,45 @@ def numpy_to_image(arr: np.ndarray, encoding: str, header=None, msg=None, copy: 
         raise ConversionError(f'encoding {encoding} needs {channels} channel(s), array has {a_ch}')
     if a.dtype != dtype:
         raise ConversionError(f'encoding {encoding} needs dtype {dtype}, array is {a.dtype}')
+    height, width, step = int(a.shape[0]), int(a.shape[1]), int(a.shape[1] * channels * dtype.itemsize)
+    if msg is None and not copy and a.flags.c_contiguous and _unchecked(Image):
+        return _image_of(Image, header, height, width, encoding, step, a)
     out = msg if msg is not None else Image()
     if header is not None:
         out.header = header
-    out.height, out.width = int(a.shape[0]), int(a.shape[1])
+    out.height, out.width = height, width
     out.encoding = encoding
     out.is_bigendian = 0 if _LITTLE else 1
-    out.step = int(a.shape[1] * channels * dtype.itemsize)
+    out.step = step
     set_uint8_data(out, a, copy)
+    return out
+
+
+def _unchecked(msg_type) -> bool:
+    """Whether new messages of ``msg_type`` skip their field checks (ROS_PYTHON_CHECK_FIELDS unset,
+    read by rosidl when the message module is imported) and have the slots :func:`_image_of` fills."""
+    module = sys.modules.get(msg_type.__module__)
+    return (getattr(module, 'ros_python_check_fields', '1') != '1'
+            and getattr(msg_type, '__slots__', None) == _IMAGE_SLOTS)
+
+
+_IMAGE_SLOTS = ['_header', '_height', '_width', '_encoding', '_is_bigendian', '_step', '_data', '_check_fields']
+
+
+def _image_of(image_type, header, height: int, width: int, encoding: str, step: int, a: np.ndarray):
+    """A new Image holding a view of the C-contiguous ``a`` (``numpy_to_image(..., copy=False)``),
+    its fields written straight into its slots: what ``Image()`` and the setters store without
+    field checks, in one step instead of building a default Header and setting every field twice
+    (the stereo node builds two of these per frame; issue 21)."""
+    out = image_type.__new__(image_type)
+    out._check_fields = False
+    if header is None:
+        from std_msgs.msg import Header
+        header = Header()
+    out._header = header
+    out._height, out._width, out._encoding, out._step = height, width, encoding, step
+    out._is_bigendian = 0 if _LITTLE else 1
+    out._data = memoryview(a.reshape(-1).view(np.uint8))
     return out
 
 
