@@ -12,7 +12,7 @@ from sensor_msgs.msg import Image
 from depthmarks_ros.convert.errors import ConversionError
 from depthmarks_ros.convert.image import image_to_numpy, numpy_to_image
 from depthmarks_ros.core.params import param
-from depthmarks_ros.params.base import NodeParams
+from depthmarks_ros.params.base import InputParams, NodeParams
 from depthmarks_ros.ros.node_base import DepthmarksNode
 
 pytestmark = pytest.mark.dds
@@ -203,17 +203,25 @@ def test_worker_threads_are_named_in_the_os(scale_node):
             assert f.read().strip() == name[:15]   # the OS keeps 15 bytes
 
 
+def _made_with_tap(probe, tap, *node_classes):
+    """Nodes made while ``tap`` is installed for the probe's context (as `depthmarks run` makes them),
+    spun with the probe."""
+    from depthmarks_ros.ros import local_tap
+    local_tap.install(probe.node.context, tap)
+    try:
+        nodes = [cls() for cls in node_classes]
+    finally:
+        local_tap.uninstall(probe.node.context)
+    for node in nodes:
+        probe.add_node(node)
+    return nodes
+
+
 def test_a_local_tap_gets_the_published_objects_and_dds_only_what_someone_subscribes(probe):
     from depthmarks_ros.ros import local_tap
     got = []
-    context = probe.node.context
     tap = local_tap.LocalTap({'/out': got.append})
-    local_tap.install(context, tap)
-    try:
-        node = ScaleNode()
-    finally:
-        local_tap.uninstall(context)
-    probe.add_node(node)
+    node, = _made_with_tap(probe, tap, ScaleNode)
     assert isinstance(node.pub, local_tap.TappedPublisher)
     assert node.wanted(node.pub) and node.pub.get_subscription_count() == 1   # the tap counts as a subscriber
     msg = numpy_to_image(np.full((2, 2), 3, np.uint8), 'mono8')
@@ -234,13 +242,7 @@ def test_a_tap_that_keeps_one_message_per_period_is_wanted_once_per_period_until
     from builtin_interfaces.msg import Time
     from depthmarks_ros.ros import local_tap
     got, s = [], 1_000_000_000
-    context = probe.node.context
-    local_tap.install(context, local_tap.LocalTap({'/out': got.append}, {'/out': s}))   # keeps 1 per second
-    try:
-        node = ScaleNode()
-    finally:
-        local_tap.uninstall(context)
-    probe.add_node(node)
+    node, = _made_with_tap(probe, local_tap.LocalTap({'/out': got.append}, {'/out': s}), ScaleNode)   # keeps 1 per second
     assert not node.wanted_at(probe.node.create_publisher(Image, 'untapped', 1), 0)   # no subscriber: not wanted
 
     def frame(t):   # a node's frame: ask, then build and publish only when wanted
@@ -257,3 +259,67 @@ def test_a_tap_that_keeps_one_message_per_period_is_wanted_once_per_period_until
     assert probe.spin_until(lambda: node.pub.get_subscription_count() == 2, 10)
     assert all(frame(8 * s + k) for k in range(3)) and len(got) == 6
     assert probe.spin_until(lambda: len(out) >= 1, 5)        # (keep-last output QoS: the newest at least)
+
+
+class HandOverNode(DepthmarksNode):
+    """Publishes 'out' handing the message objects to in-process inputs (stereo_depth's confidence)."""
+    PARAMS = ScaleParams
+
+    def __init__(self):
+        super().__init__('hand_over_test')
+        self.pub = self.create_publisher(Image, 'out', self.output_qos(), hand_over=True)
+
+
+@dataclass(frozen=True)
+class OneImage:
+    image: object
+
+
+class InputNodeParams(NodeParams, InputParams):
+    pass
+
+
+class InputNode(DepthmarksNode):
+    """Takes 'out' through SyncedInputs (depth_fusion's stereo/confidence)."""
+    PARAMS = InputNodeParams
+
+    def __init__(self):
+        super().__init__('input_test')
+        from depthmarks_ros.ros.synced_inputs import image_input
+        self.got = []
+        self.inputs = self.synced_inputs([image_input('image', 'out')], OneImage, lambda s: self.got.append(s.image))
+
+
+def test_a_hand_over_publisher_gives_in_process_inputs_the_object_and_dds_only_what_others_subscribe(probe):
+    from builtin_interfaces.msg import Time
+    from depthmarks_ros.ros import local_tap
+    recorded = []
+    tap = local_tap.LocalTap({'/out': recorded.append})
+    node, consumer, plain = _made_with_tap(probe, tap, HandOverNode, InputNode, ScaleNode)   # plain: no hand_over
+    assert tap.inputs('/out') and probe.spin_until(lambda: node.pub.publisher.get_subscription_count() == 1, 10)
+
+    def message(sec):
+        msg = numpy_to_image(np.full((2, 2), sec, np.uint8), 'mono8', copy=False)
+        msg.header.stamp = Time(sec=sec)
+        return msg
+    first = message(1)
+    node.pub.publish(first)          # only the consumer's DDS reader: the object, in this thread, no DDS
+    assert probe.spin_until(lambda: len(consumer.got) == 1, 5) and consumer.got[0] is first
+    assert recorded == [first] and tap.handed_over == 1
+    probe.spin_for(0.3)
+    assert len(consumer.got) == 1    # nothing came through DDS as well
+    third = message(3)
+    plain.pub.publish(third)         # a tapped publisher without hand_over: DDS, as before
+    assert probe.spin_until(lambda: len(consumer.got) == 2, 10)
+    assert consumer.got[1] is not third and consumer.got[1] == third and tap.handed_over == 1
+    del consumer.got[1:]
+    out = probe.subscribe(Image, 'out', node.output_qos())    # another subscriber: DDS for everyone
+    assert probe.spin_until(lambda: node.pub.publisher.get_subscription_count() == 2, 10)
+    second = message(2)
+    node.pub.publish(second)
+    assert probe.spin_until(lambda: len(out) == 1 and len(consumer.got) == 2, 10)
+    assert consumer.got[1] is not second and consumer.got[1] == second and tap.handed_over == 1
+    probe.spin_for(0.3)
+    assert len(consumer.got) == 2    # once
+    consumer.shutdown()              # a node that goes takes its inputs off the tap
+    assert tap.inputs('/out') == ()

@@ -85,7 +85,9 @@ class StereoDepthNode(DepthmarksNode):
         self.pub_disp = self.create_publisher(DisparityImage, 'stereo/disparity', qos)
         self.pub_depth = self.create_image_publisher('stereo/depth', qos, 'depth')
         self.pub_info = self.create_publisher(CameraInfo, 'stereo/camera_info', qos)
-        self.pub_conf = self.create_publisher(Image, 'stereo/confidence', qos)
+        # published after the depth, at the end of the frame: in `depthmarks run`'s single process
+        # handed to depth_fusion as the object, without DDS (ros/local_tap.py; issue 21)
+        self.pub_conf = self.create_publisher(Image, 'stereo/confidence', qos, hand_over=True)
         self.pub_points = self.create_publisher(PointCloud2, 'stereo/points', qos)
         inputs, _ = inputs_of(node_inputs.stereo_depth(self.p))
         self.inputs = self.synced_inputs(

@@ -96,6 +96,7 @@ class DepthmarksNode(Node):
         self._input_sets = []
         self._compression = None
         self._served: Dict[int, FirstOfPeriod] = {}   # wanted_every: publisher -> the periods served
+        self._local_inputs = []   # (tap, topic, callback): inputs handed over in this process (ros/local_tap.py)
         self._declare_spec(type(self).PARAMS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diag_timer = self.create_timer(self.p.diagnostics_period, self.publish_diagnostics)
@@ -252,12 +253,16 @@ class DepthmarksNode(Node):
         """rclpy's, wrapped in a :class:`~depthmarks_ros.ros.local_tap.TappedPublisher` when a
         recorder in this process taps the topic (`depthmarks run`; ros/local_tap.py), or in a
         :class:`~depthmarks_ros.ros.recorded_topics.RecordedPublisher` when `depthmarks run
-        --multi-process` records it from another process (ros/recorded_topics.py)."""
+        --multi-process` records it from another process (ros/recorded_topics.py). ``hand_over``: in
+        one process, also hand the message objects to the topic's in-process inputs instead of DDS
+        while nothing else subscribes (for an output published at the end of the node's frame;
+        ros/local_tap.py)."""
+        hand_over = kwargs.pop('hand_over', False)
         pub = super().create_publisher(msg_type, topic, qos_profile, **kwargs)
         tap = local_tap.tap_for(self.context)
         deliver = tap.callback(pub.topic_name) if tap is not None else None
         if deliver is not None:
-            return local_tap.TappedPublisher(pub, deliver, tap)
+            return local_tap.TappedPublisher(pub, deliver, tap, hand_over)
         if tap is not None:          # a single-process run: an inherited DEPTHMARKS_RECORDED_PERIODS is not ours
             return pub
         # a node process of `depthmarks run --multi-process`: recorded-only topics (ros/recorded_topics.py)
@@ -304,6 +309,27 @@ class DepthmarksNode(Node):
         if count <= 1:
             return None
         return ShardSelector(count, int(self.p.shard_index), float(self.p.shard_period))
+
+    def create_input_subscription(self, msg_type, topic, callback, qos_profile):
+        """``create_subscription`` for an input whose callback is thread-safe (SyncedInputs'): in
+        `depthmarks run`'s single process, on a topic its recorder takes from the publishers, the
+        publishers of this process hand ``callback`` their message objects (in their thread, no DDS)
+        while nothing outside the process subscribes (ros/local_tap.py)."""
+        sub = self.create_subscription(msg_type, topic, callback, qos_profile)
+        tap = local_tap.tap_for(self.context)
+        if tap is not None and tap.callback(sub.topic_name) is not None:
+            tap.add_input(sub.topic_name, callback)
+            self._local_inputs.append((tap, sub.topic_name, callback))
+        return sub
+
+    def _drop_local_inputs(self) -> None:
+        inputs, self._local_inputs = getattr(self, '_local_inputs', []), []
+        for tap, topic, callback in inputs:
+            tap.remove_input(topic, callback)
+
+    def destroy_node(self):
+        self._drop_local_inputs()   # before its subscriptions go: publishers stop handing over to it
+        return super().destroy_node()
 
     def register_inputs(self, inputs) -> None:
         self._input_sets.append(inputs)
@@ -354,6 +380,7 @@ class DepthmarksNode(Node):
         its current frame: a worker still inside native code (MediaPipe, Open3D, torch) while the
         interpreter finalises can deadlock the process on exit (seen: sim_rig and body_pose hung in
         finalisation after a frame had outlasted a 2 s join under load)."""
+        self._drop_local_inputs()
         for inputs in self._input_sets:
             inputs.close()
         for w in self._workers:

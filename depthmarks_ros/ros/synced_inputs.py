@@ -120,12 +120,14 @@ class SyncedInputs:
         self.worker = node.make_worker(process, name)
         self._side: Dict[str, Deque[Any]] = {i.role: collections.deque(maxlen=side_keep) for i in self.side}
         qos = qos if qos is not None else node.sensor_qos()
+        # the callbacks are thread-safe (self._lock): in one process a publisher may call them in its
+        # own thread (DepthmarksNode.create_input_subscription, ros/local_tap.py)
+        subscribe = getattr(node, 'create_input_subscription', node.create_subscription)
         self.subscriptions = [
-            node.create_subscription(i.subscribed_type, i.topic_on(node), self._make_cb(k), qos)
+            subscribe(i.subscribed_type, i.topic_on(node), self._make_cb(k), qos)
             for k, i in enumerate(self.inputs)]
         self.subscriptions += [
-            node.create_subscription(i.subscribed_type, i.topic_on(node),
-                                     self._make_side_cb(len(self.inputs) + k, i.role), qos)
+            subscribe(i.subscribed_type, i.topic_on(node), self._make_side_cb(len(self.inputs) + k, i.role), qos)
             for k, i in enumerate(self.side)]
         self._jump_handle = node.get_clock().create_jump_callback(
             JumpThreshold(min_forward=None, min_backward=Duration(seconds=-jump_tolerance), on_clock_change=False),
