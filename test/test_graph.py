@@ -388,6 +388,11 @@ def test_rviz_resolves_a_node_private_remap_target_for_the_node_that_reads_it():
     assert '/front/depth_fusion/points' in topics
 
 
+def test_a_substitution_in_a_remapped_launch_argument_is_refused_by_name():
+    with pytest.raises(ValueError, match=r'lidar_topic:=.*refuses substitutions'):
+        g.config_from_arguments({'lidar_topic': '{ns}/points'})
+
+
 def test_two_rigs_share_no_node_topic_or_frame():
     rigs = [g.plan(g.config_from_arguments({'namespace': ns, 'frame_prefix': f'{ns}/'})) for ns in ('rig1', 'rig2')]
     names = [{n.fully_qualified_name for n in r.nodes} for r in rigs]

@@ -101,7 +101,7 @@ def test_a_process_a_callback_failed_keeps_exit_1_through_a_hung_teardown():
     assert rc == 1 and 'exiting 1 without them' in out and 'a callback failed' in out, f'exit {rc}:\n{out[-1500:]}'
 
 
-@pytest.mark.parametrize('name', [n for n in package_executables() if n != 'depthmarks'])
+@pytest.mark.parametrize('name', [n for n in package_executables() if n != 'depthmarks'] + ['depthmarks_container'])
 def test_every_node_executable_bounds_its_exit(name, monkeypatch):
     """Each node's main (its console script) and the container pass the exit deadline to run_node(s)."""
     import importlib
@@ -128,3 +128,15 @@ def test_the_deadline_keeps_the_exit_code_and_says_why():
     from depthmarks_ros.ros.exit_deadline import arm_exit_deadline
     with pytest.raises(ValueError):
         arm_exit_deadline(0, 'never armed')
+
+
+def test_the_message_outlives_python_a_hang_after_finalization_still_says_why():
+    """A hang in a C exit handler (after Python has freed its objects) still gets the whole line."""
+    child = ('import ctypes\n'
+             'from depthmarks_ros.ros.exit_deadline import arm_exit_deadline\n'
+             'libc = ctypes.CDLL(None)\n'
+             'assert libc.__cxa_atexit(ctypes.cast(libc.pause, ctypes.c_void_p), None, None) == 0\n'
+             'assert arm_exit_deadline(1.0, "deadline line after finalization", code=4)\n')
+    proc = subprocess.Popen([sys.executable, '-c', child], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    rc, out = _finish(proc, 30)
+    assert rc == 4 and 'deadline line after finalization' in out, f'exit {rc}:\n{out}'

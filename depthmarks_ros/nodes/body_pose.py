@@ -191,8 +191,8 @@ class BodyPoseNode(DepthmarksNode):
         return {'backend': self.p.backend, 'people': self.people_seen, 'hands': self.hands_seen,
                 'share_depth_lifted': round(self.depth_share, 2)}
 
-    def shutdown(self) -> None:
-        super().shutdown()
+    def shutdown(self, **join) -> None:   # join: timeout or deadline (DepthmarksNode.shutdown)
+        super().shutdown(**join)
         self.estimator.close()
 
 

@@ -161,8 +161,8 @@ class FaceLandmarksNode(DepthmarksNode):
             values['full_image_scans'] = scans
         return values
 
-    def shutdown(self) -> None:
-        super().shutdown()
+    def shutdown(self, **join) -> None:   # join: timeout or deadline (DepthmarksNode.shutdown)
+        super().shutdown(**join)
         self.landmarker.close()
 
 

@@ -272,8 +272,8 @@ class StereoDepthNode(DepthmarksNode):
             values['node_overhead_cpu_ms'] = round(float(t[5]) * 1e3, 2)
         return values
 
-    def shutdown(self) -> None:
-        super().shutdown()
+    def shutdown(self, **join) -> None:   # join: timeout or deadline (DepthmarksNode.shutdown)
+        super().shutdown(**join)
         self.chain.close()
 
 

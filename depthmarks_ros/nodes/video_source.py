@@ -201,10 +201,14 @@ class VideoSourceNode(DepthmarksNode):
             values.update(status_level=WARN, status_message=self.state)
         return values
 
-    def shutdown(self) -> None:
+    def stop_workers(self) -> None:
         self._stop.set()
+        super().stop_workers()
+
+    def shutdown(self, **join) -> None:   # join: timeout or deadline (DepthmarksNode.shutdown)
+        self.stop_workers()
         self._thread.join(2.0)
-        super().shutdown()
+        super().shutdown(**join)
 
 
 NODE_CLASS = VideoSourceNode

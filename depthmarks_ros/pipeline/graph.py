@@ -307,6 +307,9 @@ def config_from_arguments(values: Mapping[str, str]) -> GraphConfig:
     for a in ARGUMENTS:
         if a.choices and a.choices is not BOOL and v[a.name] not in a.choices:
             raise ValueError(f'{a.name}:={v[a.name]!r} is not one of {", ".join(a.choices)}')
+    for name in ('stereo_ns', 'camera_ns', 'lidar_topic'):   # they become remap rules (plan)
+        if '{' in v[name]:
+            raise ValueError(f'{name}:={v[name]!r}: rcl refuses substitutions ({{node}}, {{ns}}) in a remap rule')
     flags = {n: parse_bool(n, v[n]) for n in ('use_sim', 'stereo', 'fusion', 'mono', 'face', 'body', 'use_sim_time')}
     source = v['source']
     if source == 'sim' and not flags['use_sim']:
@@ -671,8 +674,9 @@ def rviz_config_text(graph: Graph, template_path: Optional[str] = None) -> str:
                 try:
                     display['Topic']['Value'] = graph.resolve_topic(topic, node)
                     break
-                except ValueError:
-                    continue
+                except ValueError as exc:
+                    if 'needs the node' not in str(exc):
+                        raise
     return yaml.safe_dump(cfg, sort_keys=False)
 
 

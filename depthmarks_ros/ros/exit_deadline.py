@@ -25,7 +25,7 @@ import sys
 _SIGEV_THREAD = 2
 _CLOCK_MONOTONIC = 1
 _IONBF = 2
-_KEEP: list = []   # the C strings, sigevents and timers live as long as the process
+_KEEP: list = []   # the sigevents and timers live as long as the process
 
 
 class _Sigevent(ctypes.Structure):
@@ -80,13 +80,17 @@ def arm_exit_deadline(seconds: float, message: str, code: int = 0) -> bool:
     libc, started = None, []
     try:
         libc = _libc()
-        text = ctypes.create_string_buffer(message.replace('\n', ' ').encode())
-        _KEEP.append(text)
+        # the text in C's heap, never freed: Python frees its own objects while it finalizes, and the
+        # deadline may fire after that (a hang in a C++ static destructor)
+        libc.strdup.restype = ctypes.c_void_p
+        text = libc.strdup(message.replace('\n', ' ').encode())
+        if not text:
+            raise OSError(ctypes.get_errno(), 'strdup failed')
         # the exit first: a message is never printed without it
         started.append(_start_timer(libc, seconds + 0.2, libc._exit, int(code) or None))   # sigval: _exit's argument
         # C's stdout unbuffered: _exit does not flush stdio buffers
         libc.setvbuf(ctypes.c_void_p.in_dll(libc, 'stdout'), None, _IONBF, 0)
-        started.append(_start_timer(libc, seconds, libc.puts, ctypes.cast(text, ctypes.c_void_p).value))
+        started.append(_start_timer(libc, seconds, libc.puts, text))
     except (OSError, AttributeError, ValueError, TypeError) as exc:
         for timer in started:
             libc.timer_delete(timer)

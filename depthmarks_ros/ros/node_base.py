@@ -55,6 +55,13 @@ from depthmarks_ros.ros.process import keep_large_buffers
 from depthmarks_ros.ros.stats import ProcessingStats
 from depthmarks_ros.ros.worker import LatestWorker
 
+# a node process's exit ends this long after the stop request, at least EXIT_AFTER_NODES_S after its
+# nodes stopped: before ros2 launch's SIGKILL (10 s after its SIGINT: SIGTERM at 5 s, which is ignored
+# once the deadline is armed) where the workers' join (WORKERS_JOIN_S at most) leaves room
+EXIT_DEADLINE_S = 8.5
+EXIT_AFTER_NODES_S = 2.0
+WORKERS_JOIN_S = 6.0    # every node's workers of a process together, each finishing its frame
+
 # DiagnosticStatus levels as ints (the message holds them as one byte)
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
 
@@ -375,17 +382,27 @@ class DepthmarksNode(Node):
         arr.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(arr)
 
-    def shutdown(self, timeout: float = 8.0) -> None:
-        """Stop every worker thread and wait (together at most ``timeout`` s) until each has ended
-        its current frame: a worker still inside native code (MediaPipe, Open3D, torch) while the
-        interpreter finalises can deadlock the process on exit (seen: sim_rig and body_pose hung in
-        finalisation after a frame had outlasted a 2 s join under load)."""
+    def stop_workers(self) -> None:
+        """Ask every worker thread to stop after its current frame (returns at once; again: no-op)."""
+        if getattr(self, '_workers_stopping', False):
+            return
+        self._workers_stopping = True
         self._drop_local_inputs()
         for inputs in self._input_sets:
             inputs.close()
         for w in self._workers:
             w.request_stop()
-        deadline = time.monotonic() + timeout
+
+    def shutdown(self, timeout: float = WORKERS_JOIN_S, deadline: Optional[float] = None) -> None:
+        """Stop every worker thread and wait (together at most ``timeout`` s, or until the
+        time.monotonic() ``deadline``) until each has ended its current frame: a worker still inside
+        native code (MediaPipe, Open3D, torch) while the interpreter finalises can deadlock the process
+        on exit (seen: sim_rig and body_pose hung in finalisation after a frame had outlasted a 2 s
+        join under load). run_nodes asks every node of a process first, then joins them all against
+        one deadline."""
+        self.stop_workers()
+        if deadline is None:
+            deadline = time.monotonic() + timeout
         for w in self._workers:
             w.join(max(0.0, deadline - time.monotonic()))
 
@@ -425,10 +442,6 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-# a node process's exit ends this long after the stop request (at least EXIT_AFTER_NODES_S after its nodes
-# stopped): before ros2 launch's SIGTERM (5 s after its SIGINT) where the nodes stop in time
-EXIT_DEADLINE_S = 4.0
-EXIT_AFTER_NODES_S = 1.0
 
 
 def run_node(node_factory: Callable[[], Node], args: Optional[list] = None,
@@ -519,18 +532,25 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
                     raise
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except BaseException as exc:   # leaving the loop (a callback's exception): the process failed
+            if isinstance(exc, SystemExit):
+                code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+            else:
+                code = 1
+            raise
         finally:
             ended_at = time.monotonic()
-            failure = sys.exc_info()[1]    # leaving the loop (a callback's exception): the process failed
-            if isinstance(failure, SystemExit):
-                code = failure.code if isinstance(failure.code, int) else 1
-            elif failure is not None:
-                code = 1
             gc.unfreeze()   # the start-up heap is collectable again: native objects (Open3D) are freed
             for node in added:
                 executor.remove_node(node)   # the executor lets go of the node's entities first
+            for node in nodes:      # every node's workers asked first, then joined against one deadline
+                if hasattr(node, 'stop_workers'):
+                    node.stop_workers()
+            workers_deadline = time.monotonic() + WORKERS_JOIN_S
             for node in nodes:
-                if hasattr(node, 'shutdown'):
+                if hasattr(node, 'stop_workers'):
+                    node.shutdown(deadline=workers_deadline)
+                elif hasattr(node, 'shutdown'):
                     node.shutdown()
             if exit_deadline_s:
                 # the nodes' own work is done (workers joined); what follows is rclpy's and Fast DDS's
