@@ -323,3 +323,34 @@ def test_a_hand_over_publisher_gives_in_process_inputs_the_object_and_dds_only_w
     assert len(consumer.got) == 2    # once
     consumer.shutdown()              # a node that goes takes its inputs off the tap
     assert tap.inputs('/out') == ()
+
+
+def test_inputs_read_the_clock_only_where_a_stamp_may_be_ahead(probe):
+    """SyncedInputs reports stamps > 5 s ahead of the node's clock, reading the clock (an rclpy Time
+    per read) only where a stamp may be: beyond the tolerance of a reading < 1 s old, or after a
+    jump back."""
+    from types import SimpleNamespace
+    from builtin_interfaces.msg import Time
+    node = InputNode()
+    probe.add_node(node)
+    clock, reads = node.get_clock(), []
+    node.get_clock = lambda: SimpleNamespace(now=lambda: (reads.append(1), clock.now())[1])
+    cb, s = node.inputs._make_cb(0), 1_000_000_000
+
+    def send(ahead_s):
+        msg = numpy_to_image(np.zeros((2, 2), np.uint8), 'mono8')
+        t = clock.now().nanoseconds + int(ahead_s * s)
+        msg.header.stamp = Time(sec=t // s, nanosec=t % s)
+        cb(msg)
+    for ahead in (0.0, 0.1, 3.0, -2.0):
+        send(ahead)
+    assert len(reads) == 1 and 'ahead' not in node.inputs.status()[1]
+    send(3600.0)                                      # may be ahead: read, and reported
+    assert len(reads) == 2 and 'ahead of this node' in node.inputs.status()[1]
+    node.inputs._on_clock_jump(SimpleNamespace(delta=SimpleNamespace(nanoseconds=-2 * s)))
+    send(0.0)                                         # after a jump back the reading is not trusted
+    assert len(reads) == 3
+    reading = node.inputs._clock_reading
+    node.inputs._clock_reading = (reading[0], reading[1] - 1.5)
+    send(0.0)                                         # nor once it is older than 1 s
+    assert len(reads) == 4
