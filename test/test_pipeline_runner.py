@@ -587,3 +587,24 @@ def test_run_refuses_compose_with_no_compose(capsys):
         main(['run', '--multi-process', '--compose', 'all', '--no-compose', '--duration', '1'])
     assert exc.value.code == 2
     assert 'not allowed with argument' in capsys.readouterr().err
+
+
+@pytest.mark.dds
+def test_the_report_is_written_before_the_dds_teardown_then_the_exit_is_bounded(tmp_path, monkeypatch):
+    """`depthmarks run` writes metrics.json before destroying its nodes (Fast DDS can hang destroying
+    the participant: docs/pipeline.md, Stopping), then arms its exit deadline; a caller's run arms none."""
+    from rclpy.node import Node
+    from depthmarks_ros.pipeline import runner
+    out, events = tmp_path / 'o', []
+    monkeypatch.setattr(runner, 'bound_exit', lambda seconds, at, code, name: events.append(
+        ('deadline', seconds, code, (out / 'metrics.json').exists())))
+    real_destroy = Node.destroy_node
+    monkeypatch.setattr(Node, 'destroy_node', lambda self: events.append(('destroy',)) or real_destroy(self))
+    cfg = RunConfig(duration=2.0, output=str(out), nodes=['stereo'], progress=False, record=False, exit_deadline_s=5.0)
+    metrics = runner.PipelineRunner(cfg).run()
+    assert metrics['topics'] and events[0] == ('deadline', 5.0, 0, True)
+    assert len(events) > 1 and set(events[1:]) == {('destroy',)}
+    events.clear()
+    runner.PipelineRunner(RunConfig(duration=1.0, output=str(tmp_path / 'p'), nodes=['stereo'], progress=False,
+                                    record=False)).run()
+    assert ('destroy',) in events and not [e for e in events if e[0] == 'deadline']

@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument('--version', action='version', version=version_text(),
                         help='print the version and where the package is imported from, then exit')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+    own_process = argv is None     # the process's entry (console script, python -m), not a caller's call
     argv = list(sys.argv[1:] if argv is None else argv)
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -63,6 +64,7 @@ def main(argv=None) -> int:
     if not getattr(args, 'command', None):
         parser.print_help()
         return 2
+    args.own_process = own_process
     return int(args._module.run(args) or 0)
 
 

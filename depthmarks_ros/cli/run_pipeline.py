@@ -94,6 +94,7 @@ def unknown_params(overrides: dict) -> list:
 def run(args) -> int:
     import sys
     from depthmarks_ros.pipeline.runner import PipelineRunner, RunConfig, node_plan
+    from depthmarks_ros.ros.node_base import EXIT_DEADLINE_S
     try:
         overrides = parse_param_overrides(args.param)
     except ValueError as exc:
@@ -108,7 +109,9 @@ def run(args) -> int:
                     use_dds_profile=not args.no_dds_profile, rate=args.rate, mono_model=args.mono_model,
                     progress=not args.quiet, multi_process=args.multi_process, compose='false' if args.no_compose else args.compose, overrides=overrides,
                     start=[n.strip() for n in args.start.split(',') if n.strip()] or None,
-                    namespace=args.namespace, frame_prefix=args.frame_prefix, use_sim_time=args.use_sim_time)
+                    namespace=args.namespace, frame_prefix=args.frame_prefix, use_sim_time=args.use_sim_time,
+                    # the process ends after the run: a bounded exit (not where main() was called by a caller)
+                    exit_deadline_s=EXIT_DEADLINE_S if getattr(args, 'own_process', False) else None)
     try:
         planned = node_plan(cfg)
     except ValueError as exc:

@@ -36,6 +36,7 @@ from depthmarks_ros.pipeline.report import (PREVIEW_KEEP, SCORED_TOPICS, accurac
 from depthmarks_ros.ros import local_tap
 from depthmarks_ros.ros.recorded_topics import node_process_env
 from depthmarks_ros.ros.executors import StopSignals, freeze_startup_heap, make_executor
+from depthmarks_ros.ros.node_base import bound_exit
 from depthmarks_ros.ros.process import keep_large_buffers
 from depthmarks_ros.ros.worker import os_thread_name
 
@@ -73,6 +74,9 @@ class RunConfig:
     frame_prefix: str = ''
     use_sim_time: bool = False
     calibration_dir: str = ''
+    # `depthmarks run` (its own process): once the report is written, the DDS teardown and the exit
+    # get this long (ros/node_base.bound_exit); None where the caller lives on (tests)
+    exit_deadline_s: Optional[float] = None
 
 
 def graph_config(cfg: RunConfig) -> g.GraphConfig:
@@ -202,6 +206,7 @@ class PipelineRunner:
             # work to the nodes' worker threads
             executor, self.executor_name = make_executor(context)
             recorder = McapRecorder(os.path.join(cfg.output, 'recording.mcap')) if cfg.record else None
+            ran, report = False, None
             try:
                 # the recorder first: in one process, the topics it does not measure through DDS are
                 # handed over by the nodes' publishers (ros/local_tap.py), set up before they exist
@@ -231,6 +236,7 @@ class PipelineRunner:
                 self._spin(executor, stats, stop)
                 if stop.received:
                     self.stopped_by_signal = signal.Signals(stop.received[0]).name
+                ran = True
             finally:
                 gc.unfreeze()
                 local_tap.uninstall(context)
@@ -239,13 +245,19 @@ class PipelineRunner:
                 for node in self.nodes:
                     if hasattr(node, 'shutdown'):
                         node.shutdown()
-                    node.destroy_node()
                 if recorder is not None:
                     recorder.close()
+                if ran:
+                    # still inside StopSignals: a second SIGINT (ros2 launch, a process group) that arrives
+                    # while the report is written is recorded and ignored, not a KeyboardInterrupt. Written
+                    # before the DDS teardown, which Fast DDS can hang (docs/pipeline.md, Stopping)
+                    report = self._report(stats, time.monotonic() - t_wall, graph)
+                    if cfg.exit_deadline_s:   # counted from here: the report is written
+                        bound_exit(cfg.exit_deadline_s, time.monotonic(), 0, 'depthmarks run')
+                for node in self.nodes:
+                    node.destroy_node()
                 rclpy.try_shutdown(context=context)
-            # still inside StopSignals: a second SIGINT (ros2 launch, a process group) that arrives
-            # while the report is written is recorded and ignored, not a KeyboardInterrupt
-            return self._report(stats, time.monotonic() - t_wall, graph)
+            return report
 
     def _add(self, node, executor) -> None:
         self.nodes.append(node)

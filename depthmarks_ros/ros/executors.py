@@ -119,6 +119,6 @@ class StopSignals:
             # function, and a SIGINT then killed the finished process with -2. SIGTERM keeps our handler
             # (recorded) and so its default at finalization: ros2 launch's SIGTERM, sent when a process
             # has not exited 5 s after its SIGINT, still ends one stuck at exit (where run_nodes armed its
-            # exit deadline, that deadline ends it and SIGTERM is ignored: node_base._bound_exit).
+            # exit deadline, that deadline ends it and SIGTERM is ignored: node_base.bound_exit).
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         self._previous.clear()

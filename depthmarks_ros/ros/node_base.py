@@ -554,7 +554,7 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
                     node.shutdown()
             if exit_deadline_s:
                 # the nodes' own work is done (workers joined); what follows is rclpy's and Fast DDS's
-                _bound_exit(exit_deadline_s, stop.first_at or ended_at, code, _process_name(args))
+                bound_exit(exit_deadline_s, stop.first_at or ended_at, code, _process_name(args))
             for node in nodes:
                 node.destroy_node()
             if executor is not None:
@@ -566,9 +566,10 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
     return 0
 
 
-def _bound_exit(deadline_s: float, stopped_at: float, code: int, name: str) -> None:
-    """Arm the exit deadline (``deadline_s`` after ``stopped_at``, at least EXIT_AFTER_NODES_S from
-    now); once armed, SIGTERM is ignored too: the deadline ends the process."""
+def bound_exit(deadline_s: float, stopped_at: float, code: int, name: str) -> None:
+    """Arm the exit deadline of a process that is ending (``deadline_s`` after the time.monotonic()
+    ``stopped_at``, at least EXIT_AFTER_NODES_S from now; exit ``code``): run_nodes, `depthmarks run`.
+    Once armed, SIGTERM is ignored too: the deadline ends the process."""
     import signal
     import threading
     left = max(EXIT_AFTER_NODES_S, deadline_s - (time.monotonic() - stopped_at))
