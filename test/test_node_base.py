@@ -354,3 +354,50 @@ def test_inputs_read_the_clock_only_where_a_stamp_may_be_ahead(probe):
     node.inputs._clock_reading = (reading[0], reading[1] - 1.5)
     send(0.0)                                         # nor once it is older than 1 s
     assert len(reads) == 4
+    jumped = []
+
+    def read_then_jump():     # the clock jumps back between this read and the store of its reading
+        now = clock.now()
+        if not jumped:
+            jumped.append(1)
+            node.inputs._on_clock_jump(SimpleNamespace(delta=SimpleNamespace(nanoseconds=-2 * s)))
+        return now
+    node.get_clock = lambda: SimpleNamespace(now=read_then_jump)
+    node.inputs._clock_reading = None
+    send(0.0)
+    assert jumped and node.inputs._clock_reading is None     # the reading from before the jump is not kept
+
+
+def test_sets_completed_in_two_threads_reach_the_worker_in_completion_order(probe):
+    """In one process an input's callbacks run in the executor's thread and a publisher's: a set
+    that completed first is submitted first, so the latest-only worker never keeps an older set."""
+    import threading
+    from builtin_interfaces.msg import Time
+    node = InputNode()
+    probe.add_node(node)
+    worker, submitted = node.inputs.worker, []
+    in_submit, go = threading.Event(), threading.Event()
+
+    def submit(item):              # the first submit stalls (its thread descheduled there)
+        if not submitted:
+            submitted.append(None)
+            in_submit.set()
+            go.wait(5)
+        submitted.append(item.image.header.stamp.sec)
+    worker.submit = submit
+    cb = node.inputs._make_cb(0)
+
+    def send(sec):
+        msg = numpy_to_image(np.zeros((2, 2), np.uint8), 'mono8')
+        msg.header.stamp = Time(sec=sec)
+        cb(msg)
+    first = threading.Thread(target=send, args=(1,))
+    first.start()
+    assert in_submit.wait(5)       # set 1 complete, its submit under way
+    second = threading.Thread(target=send, args=(2,))
+    second.start()
+    second.join(0.5)               # set 2 completes after set 1: it must wait for set 1's submit
+    go.set()
+    first.join(5)
+    second.join(5)
+    assert submitted[1:] == [1, 2]

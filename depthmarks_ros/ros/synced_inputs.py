@@ -15,6 +15,11 @@ cannot match any more; a backward jump of the ROS clock (a looping bag with use_
 resets the queues. Image inputs can come as ``sensor_msgs/CompressedImage``
 (``transport='compressed'`` or ``'compressedDepth'``: the topic ``<topic>/<transport>``, as
 image_transport names it); the node's conversions (``convert/image.py``) decode both.
+
+The callbacks are thread-safe: in `depthmarks run`'s single process a publisher created with
+``hand_over=True`` calls them in its own thread (``DepthmarksNode.create_input_subscription``,
+ros/local_tap.py), so they may run in the executor's thread and a publisher's at once; a set is
+submitted to the worker under the lock, in the order the sets completed.
 """
 from __future__ import annotations
 
@@ -123,6 +128,7 @@ class SyncedInputs:
         self._side: Dict[str, Deque[Any]] = {i.role: collections.deque(maxlen=side_keep) for i in self.side}
         qos = qos if qos is not None else node.sensor_qos()
         self._clock_reading: Optional[Tuple[int, float]] = None   # (node clock ns, monotonic s): _check_future
+        self._clock_generation = 0   # bumped by every clock jump (_on_clock_jump)
         # the callbacks are thread-safe (self._lock): in one process a publisher may call them in its
         # own thread (DepthmarksNode.create_input_subscription, ros/local_tap.py)
         subscribe = getattr(node, 'create_input_subscription', node.create_subscription)
@@ -172,13 +178,16 @@ class SyncedInputs:
             with self._lock:
                 self.health.seen(index, now)
                 out: Optional[tuple] = self.sync.add(index, stamp, msg)
-                if out is not None:
-                    self.health.paired(now)
-            if out is not None and self.shard is not None and not self.shard.takes(stamp):
-                self.left_to_others += 1      # another instance of this node processes it
-                return
-            if out is not None:
+                if out is None:
+                    return
+                self.health.paired(now)
+                if self.shard is not None and not self.shard.takes(stamp):
+                    self.left_to_others += 1      # another instance of this node processes it
+                    return
                 self.node.stats.frame_in()
+                # submitted under the lock: in one process the callbacks run in two threads (the
+                # executor's and a publisher's, ros/local_tap.py), and the latest-only worker must get
+                # sets in the order they completed, or it could keep an older one
                 self.worker.submit(self._make(**{i.role: m for i, m in zip(self.inputs, out)}))
         return cb
 
@@ -196,15 +205,21 @@ class SyncedInputs:
     def _check_future(self, index: int, stamp: int, mono: float) -> None:
         """Report a stamp more than FUTURE_TOLERANCE_S ahead of the node's clock. The clock is read
         only where the stamp may be ahead: a stamp within the tolerance of a reading taken less
-        than CLOCK_READING_S ago is within it of now, since the clock goes forward between readings
-        (a jump back forgets the reading, :meth:`_on_clock_jump`). A read builds an rclpy Time: ~0.04
-        ms per message in the main job (in depth_fusion's callback for stereo/confidence, which runs
-        in the stereo worker, issue 21)."""
+        than CLOCK_READING_S ago is within it of now while the clock goes forward between readings.
+        A ROS clock jump back by more than ``jump_tolerance`` (a looping bag with use_sim_time) runs
+        :meth:`_on_clock_jump`, which drops the reading (a reading taken before the jump is not
+        stored after it: the generation check below); a smaller step back, or a step of the system
+        clock (no jump callbacks), keeps it for up to CLOCK_READING_S, so such a stamp is reported
+        at most that much later. A read builds an rclpy Time: ~0.04 ms per message in the main job
+        (in depth_fusion's callback for stereo/confidence, which runs in the stereo worker, issue 21)."""
         reading = self._clock_reading
         if reading is not None and mono - reading[1] < CLOCK_READING_S and stamp - reading[0] <= _FUTURE_NS:
             return
+        generation = self._clock_generation
         clock_ns = self.node.get_clock().now().nanoseconds
-        self._clock_reading = (clock_ns, mono)
+        with self._lock:
+            if generation == self._clock_generation:   # no jump since the read: the reading holds
+                self._clock_reading = (clock_ns, mono)
         ahead = (stamp - clock_ns) * 1e-9
         if ahead > FUTURE_TOLERANCE_S:
             self._on_event(f'stamps of {self.sync.names[index]} are {ahead:.1f} s ahead of this node\'s clock '
@@ -216,8 +231,9 @@ class SyncedInputs:
         self.node.log_problem('inputs', message)
 
     def _on_clock_jump(self, jump) -> None:
-        self._clock_reading = None
         with self._lock:
+            self._clock_generation += 1   # a reading taken before this jump is not stored after it
+            self._clock_reading = None
             self.sync.reset(f'ROS clock jumped by {jump.delta.nanoseconds * 1e-9:+.3f} s')
             for q in self._side.values():
                 q.clear()
