@@ -368,6 +368,59 @@ def test_inputs_read_the_clock_only_where_a_stamp_may_be_ahead(probe):
     assert jumped and node.inputs._clock_reading is None     # the reading from before the jump is not kept
 
 
+def test_a_handed_over_input_that_raises_is_counted_and_logged_and_the_publisher_goes_on(probe):
+    """The input's callback runs in the publisher's thread; its exception does not reach the
+    publisher: counted in the tap, logged (throttled, with the traceback) by the publishing node."""
+    import threading
+    from builtin_interfaces.msg import Time
+    from depthmarks_ros.ros import local_tap
+    recorded = []
+    tap = local_tap.LocalTap({'/out': recorded.append})
+    node, consumer = _made_with_tap(probe, tap, HandOverNode, InputNode)
+    assert probe.spin_until(lambda: node.pub.publisher.get_subscription_count() == 1, 10)
+    threads, logged = [], []
+    from types import SimpleNamespace
+    node.get_logger = lambda: SimpleNamespace(warning=logged.append, error=logged.append)   # through log_problem
+
+    def failing(index, inp, msg):      # the input's callback fails early (a bug in it)
+        threads.append(threading.get_ident())
+        raise RuntimeError('input broke')
+    consumer.inputs._too_large = failing
+    for sec in (1, 2):
+        msg = numpy_to_image(np.full((2, 2), sec, np.uint8), 'mono8')
+        msg.header.stamp = Time(sec=sec)
+        node.pub.publish(msg)          # does not raise
+    assert threads == [threading.get_ident()] * 2 and len(recorded) == 2
+    assert tap.input_failed == 2 and tap.handed_over == 0 and tap.counts()['input_failed'] == 2
+    assert len(logged) == 1 and 'input broke' in logged[0] and 'Traceback' in logged[0] and '/out' in logged[0]
+    del consumer.inputs._too_large     # fixed: handed over again
+    node.pub.publish(msg)
+    assert tap.handed_over == 1 and probe.spin_until(lambda: len(consumer.got) == 1, 5)
+
+
+def test_the_recorder_gets_a_handed_over_message_before_the_inputs(probe):
+    """The recorder's latency runs to the publish call: it is not delayed by the inputs' callbacks."""
+    from depthmarks_ros.ros import local_tap
+    order = []
+    tap = local_tap.LocalTap({'/out': lambda m: order.append('recorder')})
+    node, consumer = _made_with_tap(probe, tap, HandOverNode, InputNode)
+    assert probe.spin_until(lambda: node.pub.publisher.get_subscription_count() == 1, 10)
+    consumer.inputs._too_large = lambda *a: order.append('input')
+    node.pub.publish(numpy_to_image(np.zeros((2, 2), np.uint8), 'mono8'))
+    assert order == ['recorder', 'input']
+
+
+def test_an_input_subscription_destroyed_leaves_the_tap(probe):
+    """Each input on the tap owns one matched DDS reader (the hand-over's count relies on it): an
+    input subscription destroyed on its own is taken off the tap too."""
+    from depthmarks_ros.ros import local_tap
+    tap = local_tap.LocalTap({'/out': lambda m: None})
+    node, consumer = _made_with_tap(probe, tap, HandOverNode, InputNode)
+    assert len(tap.inputs('/out')) == 1
+    assert consumer.destroy_subscription(consumer.inputs.subscriptions[0])
+    assert tap.inputs('/out') == () and not node.pub.hands_over()
+
+
 def test_sets_completed_in_two_threads_reach_the_worker_in_completion_order(probe):
     """In one process an input's callbacks run in the executor's thread and a publisher's: a set
     that completed first is submitted first, so the latest-only worker never keeps an older set."""

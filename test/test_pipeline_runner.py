@@ -148,6 +148,8 @@ def test_runner_end_to_end(tmp_path, monkeypatch):
     acc = metrics['accuracy_vs_ground_truth']
     assert acc['stereo/depth']['mae'] < 100 and acc['stereo/depth']['coverage'] > 0.6      # mm
     assert acc['fusion/depth']['mae'] < 300 and acc['fusion/depth']['coverage'] > 0.9
+    tap = metrics['local_tap']     # stereo/confidence went to depth_fusion as the object, not through DDS
+    assert tap['handed_over'] >= 5 and tap['input_failed'] == 0 and tap['delivered'] > 0 and tap['failed'] == 0
     for name in ('disparity.png', 'fused_depth.png', 'lidar_on_camera.png', 'landmarks_and_skeleton.png'):
         assert (out / 'previews' / name).stat().st_size > 1000
     from mcap.reader import make_reader
@@ -269,6 +271,7 @@ def test_multi_process_runs_stereo_and_fusion_in_one_depth_process(tmp_path, mon
     assert metrics['accuracy_vs_ground_truth']['fusion/depth']['mae'] < 300
     assert {'stereo_depth', 'depth_fusion'} <= set(metrics['node_counters'])
     assert {'runner', 'depth'} == set(metrics['page_faults_per_s'])
+    assert metrics['local_tap'] is None                  # nothing handed over across processes
     assert metrics['cpu_share']['depth'] > 0.02 and not {'stereo_depth', 'sim_rig'} & set(metrics['cpu_share'])
     assert {'sim_rig: workers', 'stereo_depth: workers', 'depth_fusion: workers'} <= set(metrics['cpu_threads'])
     # no DDS stamp filter unless asked (docs/pipeline.md "Known issues"), yet the depth process is told

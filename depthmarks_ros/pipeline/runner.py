@@ -184,6 +184,7 @@ class PipelineRunner:
         self.executor_name = ''
         self.stopped_by_signal = ''
         self.filtered_topics: List[str] = []        # recorded only, stamp-filtered at the publisher (opt-in)
+        self.local_tap = None                        # the recorder's tap of this process (ros/local_tap.py)
         self._child_env: Optional[Dict[str, str]] = None   # multi-process: the node processes' environment
         # (None until run() sets it: inherit this process's, never an empty one)
 
@@ -220,7 +221,8 @@ class PipelineRunner:
                 # the node processes build those topics only for the instants recorded (while only
                 # the recorder subscribes; ros/recorded_topics.py)
                 self._child_env = node_process_env({name: rec_node.period_ns for name in rec_node.once_per_period})
-                local_tap.install(context, rec_node.local_tap())
+                self.local_tap = rec_node.local_tap()
+                local_tap.install(context, self.local_tap)
                 if cfg.multi_process:
                     for proc in graph.processes():
                         self._start_process(proc, graph)
@@ -492,6 +494,9 @@ class PipelineRunner:
             # multi-process: which nodes shared a process (graph.COMPOSE_CHOICES); None in one process
             'compose': g.parse_compose(self.cfg.compose) if self.cfg.multi_process else None,
             'executor': self.executor_name,
+            # one process: messages handed to the recorder / to in-process inputs instead of DDS, and the
+            # callbacks of either that raised (ros/local_tap.py); None across processes
+            'local_tap': self.local_tap.counts() if self.local_tap is not None and not self.cfg.multi_process else None,
             # multi-process, per-topic publication mode asked (pipeline/publication.py): process -> topics
             'async_topics': self.async_topics or None,
             'cpu_share': self.cpu_share,

@@ -29,15 +29,23 @@ ros/synced_inputs.py) register with the tap on its topics too. A publisher creat
 thread, without DDS, while every DDS subscriber of the topic is one of them (rclpy converts and
 serialises an image on every publish, 0.2-0.4 ms for 1.2 MB whether anyone takes it or not; the
 subscriber's executor then copies it twice more); as soon as DDS has another subscriber, every
-message goes through DDS again, to all of them (no message twice). The input's callback then runs
-in the publisher's thread and may wake its node's worker there: meant for an output published at
-the end of the publisher's frame (issue 21: stereo/confidence to depth_fusion in the main job; the
+message goes through DDS again, to all of them (no message twice). The count works because each
+input registered here owns exactly one matched DDS reader of the topic, its subscription
+(``create_input_subscription`` registers both; ``DepthmarksNode.destroy_subscription`` and
+``destroy_node`` remove both). The recorder's callback gets the message first (its latency runs to
+the publish call, as through DDS), then the inputs. An input's callback then runs in the publisher's
+thread (SyncedInputs' callbacks may so run in two threads: the executor's and a publisher's); one
+that raises is counted (``input_failed``), logged with its traceback through the publishing node's
+rate-limited problem log, and the publisher goes on; ``handed_over`` and ``input_failed`` are in
+``depthmarks run``'s metrics.json (``local_tap``). A handed-over input may wake its node's worker
+there: meant for an output published at the end of the publisher's frame (issue 21: stereo/confidence to depth_fusion in the main job; the
 simulated rig's stereo pair handed over that way woke the stereo node while the rig still held the
 GIL for its other topics, ~0.7 ms more wall per stereo frame in one run).
 """
 from __future__ import annotations
 
 import threading
+import traceback
 from typing import Callable, Dict, Optional, Tuple
 
 from depthmarks_ros.convert.stamps import FirstOfPeriod, stamp_ns
@@ -87,6 +95,12 @@ class LocalTap:
     def inputs(self, topic: str) -> Tuple[Callable[[object], None], ...]:
         return self._inputs.get(topic, ())
 
+    def counts(self) -> Dict[str, int]:
+        """What went where (`depthmarks run`'s metrics.json): to the recorder (``delivered``,
+        ``failed``) and to in-process inputs instead of DDS (``handed_over``, ``input_failed``)."""
+        return {'delivered': self.delivered, 'failed': self.failed,
+                'handed_over': self.handed_over, 'input_failed': self.input_failed}
+
 
 def install(context, tap: LocalTap) -> None:
     """Publishers created from now on by DepthmarksNodes of ``context`` on the tap's topics are tapped."""
@@ -111,8 +125,11 @@ class TappedPublisher:
     """
 
     def __init__(self, publisher, deliver: Callable[[object], None], tap: Optional[LocalTap] = None,
-                 hand_over: bool = False):
+                 hand_over: bool = False, log_problem: Optional[Callable[[str, str], object]] = None):
+        """``log_problem(key, message)``: the publishing node's rate-limited problem log
+        (DepthmarksNode.log_problem), told of an in-process input that raised on a handed-over message."""
         self.publisher = publisher
+        self._log_problem = log_problem
         self._deliver = deliver
         self._tap = tap
         self._hand_over_to = tap if hand_over else None   # in-process inputs get the object (module doc)
@@ -127,6 +144,13 @@ class TappedPublisher:
             return True
         return self._first.wanted(stamp_ns)
 
+    def hands_over(self) -> bool:
+        """Whether a message published now would go to the topic's in-process inputs instead of DDS."""
+        if self._hand_over_to is None:
+            return False
+        inputs = self._hand_over_to.inputs(self.publisher.topic_name)
+        return bool(inputs) and self.publisher.get_subscription_count() <= len(inputs)
+
     def publish(self, msg) -> None:
         if self._period:
             header = getattr(msg, 'header', None)
@@ -134,10 +158,18 @@ class TappedPublisher:
                 self._first.mark(stamp_ns(header))
         inputs = self._hand_over_to.inputs(self.publisher.topic_name) if self._hand_over_to is not None else ()
         subscribers = self.publisher.get_subscription_count()
-        if inputs and subscribers <= len(inputs):   # DDS would only reach inputs of this process
+        # each input registered with the tap owns exactly one matched DDS reader of the topic (its
+        # subscription; DepthmarksNode.create_input_subscription / destroy_subscription keep the two
+        # together), so no more subscribers than inputs means DDS would only reach inputs of this process
+        if inputs and subscribers <= len(inputs):
+            self._to_tap(msg)        # the recorder first: its latency runs to the publish call
             self._hand_over(inputs, msg)
-        elif subscribers > 0:
+            return
+        if subscribers > 0:
             self.publisher.publish(msg)
+        self._to_tap(msg)
+
+    def _to_tap(self, msg) -> None:
         try:                         # a recorder error must not cost the node the rest of its frame
             self._deliver(msg)
         except Exception:            # noqa: BLE001 - counted; the recording misses this message
@@ -151,8 +183,12 @@ class TappedPublisher:
         for callback in inputs:
             try:
                 callback(msg)
-            except Exception:        # noqa: BLE001 - counted; that input misses this message
+            except Exception as exc:  # noqa: BLE001 - counted and logged; that input misses this message
                 self._tap.input_failed += 1
+                if self._log_problem is not None:
+                    self._log_problem('hand_over', f'{self.publisher.topic_name}: an in-process input failed on '
+                                      f'a handed-over message ({type(exc).__name__}: {exc}); the publisher goes '
+                                      f'on:\n{traceback.format_exc()}')
             else:
                 self._tap.handed_over += 1
 

@@ -269,7 +269,7 @@ class DepthmarksNode(Node):
         tap = local_tap.tap_for(self.context)
         deliver = tap.callback(pub.topic_name) if tap is not None else None
         if deliver is not None:
-            return local_tap.TappedPublisher(pub, deliver, tap, hand_over)
+            return local_tap.TappedPublisher(pub, deliver, tap, hand_over, self.log_problem)
         if tap is not None:          # a single-process run: an inherited DEPTHMARKS_RECORDED_PERIODS is not ours
             return pub
         # a node process of `depthmarks run --multi-process`: recorded-only topics (ros/recorded_topics.py)
@@ -325,13 +325,23 @@ class DepthmarksNode(Node):
         sub = self.create_subscription(msg_type, topic, callback, qos_profile)
         tap = local_tap.tap_for(self.context)
         if tap is not None and tap.callback(sub.topic_name) is not None:
+            # one input on the tap per matched DDS reader (the publisher counts on it: ros/local_tap.py);
+            # destroy_subscription takes it off again
             tap.add_input(sub.topic_name, callback)
-            self._local_inputs.append((tap, sub.topic_name, callback))
+            self._local_inputs.append((tap, sub.topic_name, callback, sub))
         return sub
 
-    def _drop_local_inputs(self) -> None:
-        inputs, self._local_inputs = getattr(self, '_local_inputs', []), []
-        for tap, topic, callback in inputs:
+    def destroy_subscription(self, subscription) -> bool:
+        """rclpy's; an input subscription also leaves the tap (its publishers hand over no more)."""
+        self._drop_local_inputs(subscription)
+        return super().destroy_subscription(subscription)
+
+    def _drop_local_inputs(self, subscription=None) -> None:
+        """Take this node's inputs (those of ``subscription`` only, when given) off the tap."""
+        inputs = getattr(self, '_local_inputs', [])
+        gone = [i for i in inputs if subscription is None or i[3] is subscription]
+        self._local_inputs = [i for i in inputs if not any(i is g for g in gone)]
+        for tap, topic, callback, _sub in gone:
             tap.remove_input(topic, callback)
 
     def destroy_node(self):
