@@ -320,3 +320,37 @@ def test_node_process_warns_when_stamps_never_match_and_exits_cleanly(probe, sim
         assert disp, node.output
         assert node.stop() == 0
     assert 'never synchronise' in node.output and 'stereo/right/image_raw' in node.output
+
+
+@pytest.mark.dds
+def test_confidence_handed_over_in_the_process_is_published_last_in_the_frame(probe, stereo_node, monkeypatch):
+    """Handed over to depth_fusion in this process (ros/local_tap.py), stereo/confidence completes
+    depth_fusion's set inside its publish call: it goes after every other output of the frame.
+    Through DDS it stays right after the depth (depth_fusion in another process waits for both)."""
+    from types import SimpleNamespace
+    from depthmarks_ros.nodes import stereo_depth
+    node, _pubs = stereo_node
+    order = []
+
+    class Pub:
+        def __init__(self, name, hands_over=None):
+            self.name = name
+            if hands_over is not None:
+                self.hands_over = lambda: hands_over
+
+        def publish(self, msg):
+            order.append(self.name)
+    monkeypatch.setattr(stereo_depth, 'info_from_camera', lambda camera, header: CameraInfo())
+    monkeypatch.setattr(stereo_depth, 'points_cloud', lambda *a: PointCloud2())
+    monkeypatch.setattr(node, '_disparity_msg', lambda header, frame: DisparityImage())
+    a = np.ones((4, 5), np.float32)
+    frame = SimpleNamespace(depth=a, confidence=a.copy(), points=np.zeros((1, 3), np.float32), colour=None,
+                            camera=None)
+    header = numpy_to_image(a, '32FC1').header
+    node.pub_depth, node.pub_disp, node.pub_info, node.pub_points = (Pub(n) for n in ('depth', 'disp', 'info', 'points'))
+    for handed_over, expected in ((True, ['depth', 'disp', 'info', 'points', 'conf']),
+                                  (False, ['depth', 'conf', 'disp', 'info', 'points'])):
+        node.pub_conf = Pub('conf', handed_over)
+        del order[:]
+        node._publish(header, frame)
+        assert order == expected

@@ -85,8 +85,8 @@ class StereoDepthNode(DepthmarksNode):
         self.pub_disp = self.create_publisher(DisparityImage, 'stereo/disparity', qos)
         self.pub_depth = self.create_image_publisher('stereo/depth', qos, 'depth')
         self.pub_info = self.create_publisher(CameraInfo, 'stereo/camera_info', qos)
-        # published after the depth, at the end of the frame: in `depthmarks run`'s single process
-        # handed to depth_fusion as the object, without DDS (ros/local_tap.py; issue 21)
+        # in `depthmarks run`'s single process handed to depth_fusion as the object, without DDS
+        # (ros/local_tap.py; issue 21), and then published last in the frame (_publish)
         self.pub_conf = self.create_publisher(Image, 'stereo/confidence', qos, hand_over=True)
         self.pub_points = self.create_publisher(PointCloud2, 'stereo/points', qos)
         inputs, _ = inputs_of(node_inputs.stereo_depth(self.p))
@@ -215,17 +215,26 @@ class StereoDepthNode(DepthmarksNode):
         (``copy=False``: rclpy's publish copies them once into the C message). Depth and confidence
         first: depth_fusion waits for both, and a publish to another process takes 0.6 ms or more
         per image (docs/pipeline.md, "Multi-process"), so the disparity (for the recorder and
-        viewers) and camera_info go after them."""
+        viewers) and camera_info go after them. Except where the confidence is handed over to
+        depth_fusion in this process (ros/local_tap.py): its set is then complete inside that
+        publish call, which wakes depth_fusion's worker while this thread still needs the GIL for
+        the rest of the frame, so the confidence goes last. The messages are the same either way."""
+        confidence = (numpy_to_image(frame.confidence, '32FC1', header, copy=False)
+                      if frame.confidence is not None and want_confidence else None)
+        hands_over = getattr(self.pub_conf, 'hands_over', None)
+        last = confidence is not None and hands_over is not None and hands_over()
         if frame.depth is not None and want_depth:
             self.pub_depth.publish(numpy_to_image(frame.depth, '32FC1', header, copy=False))
-        if frame.confidence is not None and want_confidence:
-            self.pub_conf.publish(numpy_to_image(frame.confidence, '32FC1', header, copy=False))
+        if confidence is not None and not last:
+            self.pub_conf.publish(confidence)
         if want_disparity:
             self.pub_disp.publish(self._disparity_msg(header, frame))
         if want_info:
             self.pub_info.publish(info_from_camera(frame.camera, header))
         if frame.points is not None:
             self.pub_points.publish(points_cloud(frame.points, frame.colour, header, self.p.points_layout))
+        if last:
+            self.pub_conf.publish(confidence)
 
     @staticmethod
     def _disparity_msg(header, frame: StereoFrame) -> DisparityImage:
