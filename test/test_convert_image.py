@@ -123,12 +123,16 @@ def test_writing_without_a_copy_views_the_array_and_serialises_the_same():
     assert not isinstance(checked.data, memoryview) and np.array_equal(image_to_numpy(checked), a)
 
 
-def test_a_view_message_is_the_setters_message_with_its_header_and_stays_a_normal_message():
+def test_a_view_message_is_the_setters_message_with_its_header_and_stays_a_normal_message(monkeypatch):
     """numpy_to_image(copy=False) writes a new Image's slots directly (issue 21: the stereo node's
     two images per frame); the result equals, serialises and behaves as the setters' message."""
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
+    from depthmarks_ros.convert import image as image_module
+    fast, image_of = [], image_module._image_of
+    monkeypatch.setattr(image_module, '_image_of', lambda *a: (fast.append(1), image_of(*a))[1])
+    assert image_module._unchecked(Image)              # the fast path is open here (no field checks)
     a = np.arange(6 * 4 * 3, dtype=np.uint8).reshape(6, 4, 3)
     header = Header(frame_id='left')
     header.stamp.sec, header.stamp.nanosec = 7, 9
@@ -137,6 +141,7 @@ def test_a_view_message_is_the_setters_message_with_its_header_and_stays_a_norma
     assert isinstance(view.data, memoryview) and view == setters and view.header is header
     assert (view.height, view.width, view.step, view.encoding) == (6, 4, 12, 'rgb8')
     assert serialize_message(view) == serialize_message(setters) and 'rgb8' in repr(view)
+    assert len(fast) == 1                              # the view was built by the fast path, the setters' not
     assert numpy_to_image(a, 'rgb8', copy=False) == numpy_to_image(a, 'rgb8')    # no header: a default one
     view.height = 3                                    # the setters still work on it
     assert view.height == 3
