@@ -3,6 +3,14 @@
 
 Prints ours side by side with the naive ways (``msg.data = ndarray`` for writing, a
 per-element Python copy for reading) that cv_bridge-less code often uses.
+
+Then the per-message costs the stereo node's rest is made of (docs/stereo_depth.md, issue 21), each
+next to its reference in the same run: a 640x480 32FC1 view message (``numpy_to_image(copy=False)``)
+built straight into its slots against the setters' path (``msg=Image()``, how it was built before
+93dc4d4); rclpy's publish of a 640x480 32FC1 image against a 1x1 one, nobody subscribed and one DDS
+reader in the process (never spun, history 1); a read of
+the node's clock (``get_clock().now()``) against SyncedInputs' test that skips it. The machine
+load is printed before and after.
 Usage: python benchmarks/bench_conversions.py [--repeat N]
 """
 import argparse
@@ -58,9 +66,63 @@ def main():
         ('cloud 100k: PointCloud2 -> (N,3) xyz, skip NaN', median_ms(lambda: xyz_from_cloud(cloud), args.repeat),
          float('nan'), ''),
     ]
+    print('load before: ' + ' '.join(f'{x:.2f}' for x in os.getloadavg()))
     print(f'{"conversion":58s} {"ours ms":>9s} {"naive ms":>9s}  naive way')
     for name, ours, naive, how in rows:
         print(f'{name:58s} {ours:9.3f} {naive:9.1f}  {how}')
+    message_costs(args.repeat)
+    print('load after: ' + ' '.join(f'{x:.2f}' for x in os.getloadavg()))
+
+
+def _per_call_us(fn, calls: int, repeat: int) -> float:
+    """Median over ``repeat`` batches of the time per call (microseconds) of ``calls`` calls."""
+    def batch():
+        for _ in range(calls):
+            fn()
+    return median_ms(batch, repeat) * 1e3 / calls
+
+
+def message_costs(repeat: int) -> None:
+    import rclpy
+    from sensor_msgs.msg import Image
+    from depthmarks_ros.convert.stamps import stamp_ns
+    from depthmarks_ros.ros.synced_inputs import _FUTURE_NS, CLOCK_READING_S
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    depth = np.random.default_rng(1).random((480, 640), dtype=np.float32)
+    tiny = np.zeros((1, 1), np.float32)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node('bench_conversions', context=context)
+        pub = node.create_publisher(Image, 'bench_conversions/unsubscribed', 1)
+        taken = node.create_publisher(Image, 'bench_conversions/subscribed', 1)
+        reader = rclpy.create_node('bench_conversions_reader', context=context)
+        reader.create_subscription(Image, 'bench_conversions/subscribed', lambda m: None, 1)   # never spun
+        end = time.monotonic() + 5.0
+        while taken.get_subscription_count() < 1 and time.monotonic() < end:
+            time.sleep(0.05)
+        big_msg, tiny_msg = numpy_to_image(depth, '32FC1', copy=False), numpy_to_image(tiny, '32FC1', copy=False)
+        stamp, reading = stamp_ns(big_msg.header), (0, time.monotonic())
+        rows = [
+            ('640x480 32FC1 view message (copy=False): slots / setters', 'us',
+             _per_call_us(lambda: numpy_to_image(depth, '32FC1', copy=False), 2000, repeat),
+             _per_call_us(lambda: numpy_to_image(depth, '32FC1', msg=Image(), copy=False), 2000, repeat)),
+            ('rclpy publish, nobody subscribed: 640x480 32FC1 / 1x1', 'ms',
+             median_ms(lambda: pub.publish(big_msg), repeat * 10), median_ms(lambda: pub.publish(tiny_msg), repeat * 10)),
+            ('rclpy publish, one DDS reader in this process: 640x480 32FC1 / 1x1', 'ms',
+             median_ms(lambda: taken.publish(big_msg), repeat * 10), median_ms(lambda: taken.publish(tiny_msg), repeat * 10)),
+            ("future-stamp check: SyncedInputs' skip test / a clock read", 'us',
+             _per_call_us(lambda: time.monotonic() - reading[1] < CLOCK_READING_S and stamp - reading[0] <= _FUTURE_NS,
+                          2000, repeat),
+             _per_call_us(lambda: node.get_clock().now().nanoseconds, 2000, repeat)),
+        ]
+        reader.destroy_node()
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+    print(f'{"per message":58s} {"ours":>9s} {"reference":>9s}  unit')
+    for name, unit, ours, ref in rows:
+        print(f'{name:58s} {ours:9.3f} {ref:9.3f}  {unit}')
 
 
 if __name__ == '__main__':

@@ -26,8 +26,8 @@ from depthmarks_ros.core.face.metrics import YAW_BANDS  # noqa: E402
 
 
 def load(path):
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    from depthmarks_ros.core.face.sigma_fit import load_records
+    return load_records(path)
 
 
 def nme(r, idx, pts=slice(None)):

@@ -49,8 +49,8 @@ def mirror(p):
 
 class Records:
     def __init__(self, path):
-        with np.load(path) as z:
-            self.__dict__.update({k: z[k] for k in z.files})
+        from depthmarks_ros.core.face.sigma_fit import load_records
+        self.__dict__.update(load_records(path))
         self.n = len(self.yaw)
         self.aflw = self.dataset == 'aflw2000_3d'
         self.w = np.where(self.aflw, 1.0 / max(self.aflw.sum(), 1), 1.0 / max((~self.aflw).sum(), 1))

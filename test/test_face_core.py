@@ -924,3 +924,29 @@ def test_fit_face_s_later_parts_use_the_output_folder_s_3d_mean_face(tmp_path, m
             list(fit([], [], [], [], [], 1e-2, out, 'test', '', write_blend=False) if fit is model_fit._fit_hybrid
                  else fit([], [], [], [], [], 1e-2, out, 'test', '', write=False))
     assert len(seen) == 7 and all(m is face_model_68(out) for m in seen), [m is None for m in seen]
+
+
+def test_damaged_3d_convention_files_are_clear_errors_not_crashes(tmp_path):
+    """Hand-damaged inputs of the '3d' convention: a records file that is no .npz (fit-face names it and
+    how to rewrite it), a face_fit.json whose head_pose is no mapping and a blend whose meta.profile is
+    no mapping (the face node / `depthmarks face` get a BackendError or go on, never an AttributeError)."""
+    import json
+    import shutil
+    from types import SimpleNamespace
+    from depthmarks_ros.core.face import model_fit
+    from depthmarks_ros.core.face.backends import BackendError
+    from depthmarks_ros.core.face.head_pose import FIT_VERSION
+    from depthmarks_ros.core.face.pipeline import _check_profile_hash, check_convention_folder, fitted_data_dir
+    garbage = tmp_path / 'sigma_hybrid_3d.npz'
+    garbage.write_bytes(b'not an npz at all')
+    msg = model_fit._convention_pose_missing('hybrid_3d', str(garbage), str(tmp_path))
+    assert 'not readable as records' in msg and 'fit-face' in msg
+    shipped = fitted_data_dir()
+    folder = tmp_path / 'data'
+    shutil.copytree(shipped, folder)
+    (folder / 'face_fit.json').write_text(json.dumps({'version': FIT_VERSION, 'head_pose': []}))
+    with pytest.raises(BackendError, match='not mappings'):
+        check_convention_folder(str(folder), 'hybrid', convention='3d')
+    _check_profile_hash(SimpleNamespace(meta={'profile': ['x']}), 'b', str(garbage))   # no hash recorded: nothing to check
+    with pytest.raises(BackendError, match='cannot be read'):
+        _check_profile_hash(SimpleNamespace(meta={'profile': {'predictor_sha1': 'ab'}}), 'b', str(tmp_path / 'none.dat'))

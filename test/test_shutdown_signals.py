@@ -75,7 +75,8 @@ def test_group_sigint_twice_and_sigterm_stop_every_node_cleanly(probe, tmp_path)
         time.sleep(0.05)
         os.killpg(groups['/twice'][1], signal.SIGINT)
         # about 1 s on an idle machine; 20 s leaves room for a frame in progress on a machine loaded
-        # 10x (the workers finish their frame, up to 8 s: DepthmarksNode.shutdown)
+        # 10x (the workers finish their frame, up to 6 s, and the exit deadline ends a process 8.5 s
+        # after its signal: ros/node_base.py WORKERS_JOIN_S, EXIT_DEADLINE_S)
         t0 = time.monotonic()
         failures = []
         for ns, (procs, _) in groups.items():

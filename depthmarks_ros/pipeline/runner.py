@@ -377,7 +377,7 @@ class PipelineRunner:
                 proc.send_signal(signal.SIGINT)
         for name, proc in self.procs.items():
             try:
-                proc.wait(timeout=10 * len(self.proc_nodes[name]))   # each node's workers: one 8 s deadline
+                proc.wait(timeout=10 * len(self.proc_nodes[name]))   # a node process ends within EXIT_DEADLINE_S (8.5 s) of its signal (ros/node_base.py)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -27,7 +27,7 @@ The nodes' synchronised inputs in the same process (``DepthmarksNode.create_inpu
 ros/synced_inputs.py) register with the tap on its topics too. A publisher created with
 ``hand_over=True`` (``DepthmarksNode.create_publisher``) hands them the message object in its own
 thread, without DDS, while every DDS subscriber of the topic is one of them (rclpy converts and
-serialises an image on every publish, 0.2-0.4 ms for 1.2 MB whether anyone takes it or not; the
+serialises an image on every publish whether anyone takes it or not (benchmarks/bench_conversions.py); the
 subscriber's executor then copies it twice more); as soon as DDS has another subscriber, every
 message goes through DDS again, to all of them (no message twice). The count works because each
 input registered here owns exactly one matched DDS reader of the topic, its subscription

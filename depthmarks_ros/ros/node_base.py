@@ -452,8 +452,6 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-
-
 def run_node(node_factory: Callable[[], Node], args: Optional[list] = None,
              exit_deadline_s: Optional[float] = None) -> int:
     """Init rclpy, spin the node until SIGINT or shutdown, clean up; returns the exit code

@@ -296,9 +296,12 @@ def _convention_pose_missing(key: str, path: str, output: str, seeded: bool = Tr
         convention_records_redo(key).format(cache=os.path.dirname(path) or 'DIR')
     if not path or not os.path.isfile(path):
         return f"the {key} head-pose factors fit from the records {path or f'sigma_{key}.npz in --cache DIR'}: {redo}"
-    with np.load(path, allow_pickle=False) as z:
-        if 'P' not in z.files:
-            return f'{path}: no pose points (P) for the {key} head-pose factors; {redo}'
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if 'P' not in z.files:
+                return f'{path}: no pose points (P) for the {key} head-pose factors; {redo}'
+    except (OSError, ValueError, EOFError) as exc:     # not an .npz of records (truncated, pickled, another file)
+        return f'{path} is not readable as records ({type(exc).__name__}: {exc}); {redo}'
     sm = os.path.join(output, f'face_sigma_{key}.json')
     if seeded and not os.path.isfile(sm):
         return f'{sm} missing: the {key} head-pose factors solve with its covariances; {redo}'

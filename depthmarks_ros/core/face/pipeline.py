@@ -142,8 +142,13 @@ def check_convention_folder(data_dir: str, backend: str, dlib_detector: str = ''
     missing = [artefact_name(n, convention) for n in _fitted_files(backend, dlib_detector, uncertainty)
                if n in OWN_FILES and not os.path.isfile(os.path.join(data_dir, artefact_name(n, convention)))]
     key = sigma_key(backend, convention)
-    if not missing and key not in load_fit(os.path.join(data_dir, 'face_fit.json')).get(
-            'head_pose', {}).get('angle_scales', {}):
+    fit_path = os.path.join(data_dir, 'face_fit.json')
+    head_pose = load_fit(fit_path).get('head_pose', {})
+    scales = head_pose.get('angle_scales', {}) if isinstance(head_pose, dict) else None
+    if not isinstance(scales, dict):
+        raise BackendError(f"{fit_path}: 'head_pose' / 'angle_scales' are not mappings (a damaged file): "
+                           f'refit it ({CONVENTION_FIT_HINT.format(c=convention)})')
+    if not missing and key not in scales:
         missing = [f"face_fit.json's head-pose angle factors {key!r}"]
     if missing:
         raise BackendError(f"landmark_convention {convention!r}: {data_dir} lacks {', '.join(missing)} "
@@ -201,10 +206,14 @@ def _check_profile_hash(blend, blend_path: str, profile_path: str) -> None:
     """Warn where the turned-face weights of ``blend`` (a landmark convention's, which names the shared
     predictor it was fitted with by its sha1: meta profile.predictor_sha1) meet another predictor file
     (a '2d' refit of the profile part since: refit the convention's profile part too)."""
-    made = blend.meta.get('profile', {}).get('predictor_sha1')
+    profile = blend.meta.get('profile') if isinstance(blend.meta, dict) else None
+    made = profile.get('predictor_sha1') if isinstance(profile, dict) else None
     if not made:
         return
-    now = file_sha1(profile_path)
+    try:
+        now = file_sha1(profile_path)
+    except OSError as exc:
+        raise BackendError(f'{profile_path}: cannot be read ({exc})') from exc
     if now != made:
         import warnings
         warnings.warn(f'{blend_path}: its turned-face weights were fitted with another {os.path.basename(profile_path)} '
