@@ -595,3 +595,43 @@ def test_fit_face_records_the_command_it_ran_with_the_real_cache_folder(tmp_path
     model_cmd = cmd[:cmd.index('--parts') + 1] + ['model'] + cmd[cmd.index('--parts') + 2:]
     del model_cmd[model_cmd.index('--limit'):model_cmd.index('--limit') + 2]     # without --limit (it reads all)
     assert json.loads((out / 'face_model_68.json').read_text())['command'] == shlex.join(model_cmd)
+
+
+def test_the_records_redo_of_every_sigma_key_is_a_fit_face_command(tmp_path):
+    """sigma_fit.records_redo (the options the stale / missing records messages tell the user to run) gives,
+    for every sigma key of every convention, options `depthmarks fit-face --help` lists: its --parts are
+    listed parts, its --convention a listed choice, the convention the key's own ('hybrid_3d' -> --convention
+    3d, never a '2d' sigma part that would rewrite the '2d' records; 'dlib_hog' -> no --convention hog), and
+    the line parses with fit-face's own parser. Keys no part writes records of are a ValueError, not a
+    wrong command."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from depthmarks_ros.cli import fit_face
+    from depthmarks_ros.core.face.convention import CONVENTIONS, DEFAULT_CONVENTION, split_key
+    from depthmarks_ros.core.face.sigma_fit import records_redo, sigma_keys
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, COLUMNS='100000', PYTHONPATH=str(root))      # one line per option: nothing wrapped
+    helptext = subprocess.run([sys.executable, '-m', 'depthmarks_ros.cli.main', 'fit-face', '--help'], cwd=root,
+                              env=env, capture_output=True, text=True, check=True).stdout
+    options = set(re.findall(r'(?<![\w-])(--[a-z][a-z-]*)', helptext))
+    parts = set(re.search(r'comma-separated subset of (\S+)', helptext).group(1).split(','))
+    conventions = set(re.search(r'--convention \{([^}]*)\}', helptext).group(1).split(','))
+    assert {'--parts', '--cache', '--convention'} <= options and 'sigma-hybrid' in parts and '3d' in conventions
+    parser = argparse.ArgumentParser()
+    fit_face.add_arguments(parser)
+    for convention in CONVENTIONS:
+        for key in sigma_keys(convention):
+            argv = shlex.split(records_redo(key).format(cache=str(tmp_path / 'cache')))
+            assert {a for a in argv if a.startswith('--')} <= options, (key, argv)
+            args = parser.parse_args(['--data', 'D', '-o', 'O'] + argv)
+            assert set(args.parts.split(',')) <= parts and args.cache == str(tmp_path / 'cache'), (key, argv)
+            assert args.convention in conventions and args.convention == split_key(key)[1], (key, argv)
+            if convention != DEFAULT_CONVENTION:           # the convention's own part (not a '2d' sigma part)
+                assert set(args.parts.split(',')) <= set(fit_face.CONVENTION_PARTS), (key, argv)
+            else:
+                assert args.parts == f'sigma-{key}', (key, argv)
+    for key in ('hybrid_4d', 'dlib_3d', 'hybrid_box68', 'mediapipe_fixed'):
+        with pytest.raises(ValueError):
+            records_redo(key)

@@ -950,3 +950,42 @@ def test_damaged_3d_convention_files_are_clear_errors_not_crashes(tmp_path):
     _check_profile_hash(SimpleNamespace(meta={'profile': ['x']}), 'b', str(garbage))   # no hash recorded: nothing to check
     with pytest.raises(BackendError, match='cannot be read'):
         _check_profile_hash(SimpleNamespace(meta={'profile': {'predictor_sha1': 'ab'}}), 'b', str(tmp_path / 'none.dat'))
+
+
+@pytest.mark.parametrize('key, split', [
+    ('hybrid', ('hybrid', '2d')), ('mediapipe', ('mediapipe', '2d')), ('dlib', ('dlib', '2d')),
+    ('dlib_hog', ('dlib_hog', '2d')), ('dlib_mmod', ('dlib_mmod', '2d')),        # underscores, no suffix
+    ('mediapipe_fixed', ('mediapipe_fixed', '2d')), ('hybrid_box68', ('hybrid_box68', '2d')),
+    ('hybrid_3d', ('hybrid', '3d')),
+    ('hybrid_4d', 'unknown landmark convention'), ('hybrid_3d_3d', 'unknown landmark convention'),
+    ('hybrid_2d', 'carry no convention suffix'), ('dlib_3d', "convention '3d' has files of its own"),
+    ('hybrid_box68_3d', "the key of 'hybrid_box68'"), ('dlib_hog_3d', "the key of 'dlib_hog'"),
+    ('_3d', 'no sigma / head-pose key'), ('', 'no sigma / head-pose key'), ('3d', 'no sigma / head-pose key'),
+    ('face_3d', 'no sigma / head-pose key')])
+def test_a_key_splits_into_backend_and_convention_or_is_a_clear_error(key, split):
+    """core/face/convention.py split_key: the one reading of a sigma / head-pose key's convention suffix. A
+    '2d' key with underscores of its own (dlib_hog, hybrid_box68) is not read as a convention; a suffix that
+    is no convention, or a convention without its own files for that backend, is a ValueError (a wrong split
+    would name a wrong fit-face command or read another convention's records)."""
+    from depthmarks_ros.core.face.convention import sigma_key, split_key
+    if isinstance(split, tuple):
+        assert split_key(key) == split
+        assert sigma_key(*split) == key                     # the inverse of sigma_key
+    else:
+        with pytest.raises(ValueError, match=split):
+            split_key(key)
+
+
+def test_every_key_the_fits_and_the_landmarker_use_splits_back():
+    """Every sigma key (sigma_fit.sigma_keys of each convention), head-pose path (model_fit.POSE_KEYS) and
+    FaceLandmarker sigma / pose key round-trips through split_key: a key added there and not to
+    convention.BACKEND_KEYS fails here, not as a ValueError in a fit."""
+    from depthmarks_ros.core.face.convention import CONVENTION_BACKENDS, CONVENTIONS, sigma_key, split_key
+    from depthmarks_ros.core.face.model_fit import POSE_KEYS
+    from depthmarks_ros.core.face.sigma_fit import sigma_keys
+    keys = set(POSE_KEYS) | {k for c in CONVENTIONS for k in sigma_keys(c)}
+    keys |= {sigma_key(b, c) for c in CONVENTIONS for b in CONVENTION_BACKENDS[c]}
+    keys |= {'mediapipe_fixed'} | {f'dlib_{d}' for d in ('hog', 'mmod')}     # FaceLandmarker._sigma_key's others
+    for key in keys:
+        assert sigma_key(*split_key(key)) == key
+    assert {split_key(k)[1] for k in sigma_keys('3d')} == {'3d'}

@@ -14,6 +14,7 @@ One function picks the files (:func:`artefact_name`), used by the pipeline (node
 from __future__ import annotations
 
 import os
+from typing import Tuple
 
 CONVENTIONS = ('2d', '3d')
 DEFAULT_CONVENTION = '2d'
@@ -26,6 +27,10 @@ CONVENTION_BACKENDS = {'2d': ('dlib', 'mediapipe', 'hybrid'), '3d': ('hybrid',)}
 # 'hybrid_3d', the turned-face predictor, trained on AFLW2000-3D alone already, the visibility model,
 # dlib's sigma models) is shared
 OWN_FILES = ('face_mesh_to_68.npz', 'face_hybrid.json', 'face_sigma_hybrid.json')
+# every backend path's key in the default convention: the sigma models' (face_sigma_<key>.json, the --cache
+# records sigma_<key>.npz; FaceLandmarker.sigma_key) and the head-pose factors' (face_fit.json
+# head_pose.angle_scales; FaceLandmarker.pose_key); a convention's own key is sigma_key(key, convention)
+BACKEND_KEYS = ('hybrid', 'mediapipe', 'mediapipe_fixed', 'dlib', 'dlib_hog', 'dlib_mmod', 'hybrid_box68')
 
 
 def check_convention(convention: str, backend: str = '') -> None:
@@ -63,3 +68,30 @@ def sigma_key(key: str, convention: str = DEFAULT_CONVENTION) -> str:
     ``key`` in ``convention``."""
     name = artefact_name(f'face_sigma_{key}.json', convention)
     return name[len('face_sigma_'):-len('.json')]
+
+
+def split_key(key: str) -> Tuple[str, str]:
+    """(backend key, convention) of a sigma model / head-pose key: the inverse of :func:`sigma_key`
+    ('hybrid_3d' -> ('hybrid', '3d'); a key of BACKEND_KEYS, 'dlib_hog' or 'hybrid_box68' too, is the
+    default convention's, whatever its underscores). The one place a key's convention suffix is read.
+    ValueError where ``key`` is no backend key, its suffix no convention, or the convention has no files
+    of its own for that backend (it shares the '2d' ones, whose key carries no suffix)."""
+    if key in BACKEND_KEYS:
+        return key, DEFAULT_CONVENTION
+    bases = [b for b in BACKEND_KEYS if key.startswith(b + '_')]
+    if not bases:
+        raise ValueError(f'{key!r} is no sigma / head-pose key: a backend key ({", ".join(BACKEND_KEYS)}), '
+                         'alone or with a landmark convention suffix (_<convention>)')
+    base = max(bases, key=len)              # 'hybrid_box68_3d': hybrid_box68's, not hybrid's 'box68_3d'
+    convention = key[len(base) + 1:]
+    if convention not in CONVENTIONS:
+        raise ValueError(f'{key!r}: unknown landmark convention {convention!r} after the backend key {base!r} '
+                         f'(conventions: {", ".join(CONVENTIONS)})')
+    if convention == DEFAULT_CONVENTION:
+        raise ValueError(f'{key!r}: the {convention!r} keys carry no convention suffix (this one is {base!r})')
+    if sigma_key(base, convention) != key:
+        raise ValueError(f"{key!r}: the key of {base!r} in convention {convention!r} is {sigma_key(base, convention)!r} "
+                         f"(convention {convention!r} has files of its own for the "
+                         f"{' and '.join(CONVENTION_BACKENDS[convention])} backend only; it shares the other "
+                         f"backends' '{DEFAULT_CONVENTION}' files, whose keys carry no suffix)")
+    return base, convention

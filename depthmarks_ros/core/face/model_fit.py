@@ -292,8 +292,9 @@ def _convention_pose_missing(key: str, path: str, output: str, seeded: bool = Tr
     """convention_pose_missing's check of the files: records ``path`` with pose points, sigma model in
     ``output`` (where ``seeded``)."""
     import os
+    from depthmarks_ros.core.face.sigma_fit import records_redo
     redo = f'write them with depthmarks fit-face --data DATA -o {output} ' + \
-        convention_records_redo(key).format(cache=os.path.dirname(path) or 'DIR')
+        records_redo(key).format(cache=os.path.dirname(path) or 'DIR')
     if not path or not os.path.isfile(path):
         return f"the {key} head-pose factors fit from the records {path or f'sigma_{key}.npz in --cache DIR'}: {redo}"
     try:
@@ -372,14 +373,6 @@ BOX68_RECORDS_REDO = '--parts profile --cache {cache}'
 STACK_RECORDS = 'hybrid_stack_inputs.npz'      # in --cache: the hybrid's cross-fitted m, d, e per mesh face (_fit_profile)
 
 
-def convention_records_redo(key: str) -> str:
-    """The fit-face options (check_records_model's ``redo``, ``{cache}`` left to fill) that rewrite the
-    records sigma_<key>.npz of a landmark convention's hybrid (``key`` 'hybrid_3d'): its own profile part,
-    which leaves the '2d' records alone (the sigma parts would rewrite those)."""
-    convention = key.rsplit('_', 1)[-1]
-    return f'--convention {convention} --parts profile --cache {{cache}}'
-
-
 def stack_records_name(convention: str = '2d') -> str:
     """STACK_RECORDS of a convention ('3d': hybrid_stack_inputs_3d.npz)."""
     from depthmarks_ros.core.face.convention import convention_name
@@ -434,7 +427,8 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
     from depthmarks_ros.core.face.datasets import SPLIT_RULE
     from depthmarks_ros.core.face.head_pose import FIT_VERSION, POOLED_KEY, fit_angle_factors
     from depthmarks_ros.core.face.pipeline import FaceLandmarker
-    from depthmarks_ros.core.face.sigma_fit import SIGMA_RECORDS_REDO, check_records_model, load_records
+    from depthmarks_ros.core.face.convention import DEFAULT_CONVENTION, split_key
+    from depthmarks_ros.core.face.sigma_fit import check_records_model, load_records, records_redo
     from depthmarks_ros.core.face.sigma_model import LandmarkSigmaModel
     for key in keys:                # every cache file before anything runs: a refusal costs no backend run
         if key == 'hybrid_box68':
@@ -445,9 +439,8 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
             continue
         path = os.path.join(cache, f'sigma_{key}.npz') if cache else ''
         if path and os.path.isfile(path):           # their pose features: on this folder's mean face
-            redo = SIGMA_RECORDS_REDO if key in POSE_BACKENDS else convention_records_redo(key)   # its own part
-            check_records_model(path, output, redo=redo)
-        if key not in POSE_BACKENDS:            # a landmark convention's path ('hybrid_3d'): from its records only
+            check_records_model(path, output, redo=records_redo(key))     # a convention's: its own part
+        if split_key(key)[1] != DEFAULT_CONVENTION:     # a landmark convention's path ('hybrid_3d'): its records only
             why = _convention_pose_missing(key, path, output)
             if why:
                 raise FileNotFoundError(why)
@@ -480,7 +473,7 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
             path = os.path.join(cache, f'sigma_{key}.npz') if cache else ''
             rec = load_records(path) if path and os.path.isfile(path) else None
             sm_path = os.path.join(output, f'face_sigma_{key}.json')
-            if rec is not None and ((key.startswith('hybrid') and 'P' not in rec) or not os.path.isfile(sm_path)):
+            if rec is not None and ((split_key(key)[0] == 'hybrid' and 'P' not in rec) or not os.path.isfile(sm_path)):
                 rec = None
         if rec is not None:
             z, yaw = pose_z_records(rec, LandmarkSigmaModel.load(sm_path) if sm_path else None, hp, aflw,
@@ -519,7 +512,7 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
                   '|yaw| (linear quantile regression, fit_angle_factors), each path fitted on its own faces '
                   '(FaceLandmarker.pose_key; angle_scales_from: on which points); ' + POOLED_KEY + ': for paths '
                   'without their own (fitted on the four backends\' faces together)')
-    own = [k for k in keys if k not in POSE_KEYS]        # a landmark convention's paths ('hybrid_3d')
+    own = [k for k in keys if split_key(k)[1] != DEFAULT_CONVENTION]    # a landmark convention's paths ('hybrid_3d')
     if own:
         hp.setdefault('angle_scales_made_by_path', {}).update(
             {k: {'command': command, 'split_rule': SPLIT_RULE} for k in own})

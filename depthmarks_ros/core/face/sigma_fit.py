@@ -101,7 +101,7 @@ class StaleRecordsError(ValueError):
 
 
 SIGMA_RECORDS_COMPUTED = 'pose features (yaw0, pitch0, reproj68) and self-occlusion labels were computed'
-SIGMA_RECORDS_REDO = "--parts sigma --cache {cache} (the hybrid's: --parts sigma-hybrid)"
+SIGMA_RECORDS_REDO = '--parts sigma --cache {cache}'      # every backend's ('sigma' includes sigma-hybrid)
 
 
 def check_records_model(path: str, output: str, computed: str = SIGMA_RECORDS_COMPUTED,
@@ -295,12 +295,21 @@ def sigma_keys(convention: str = '2d') -> tuple:
     return tuple(sigma_key(k, convention) for k in SIGMA_KEYS if k in CONVENTION_BACKENDS[convention])
 
 
-def _records_redo(convention: str, key: str) -> str:
-    """check_records_model's ``redo`` of the records sigma_<key>.npz of ``convention``."""
-    if convention == '2d':
-        return SIGMA_RECORDS_REDO
-    from depthmarks_ros.core.face.model_fit import convention_records_redo
-    return convention_records_redo(key)
+def records_redo(key: str) -> str:
+    """The fit-face options (check_records_model's ``redo``, ``{cache}`` left to fill) that rewrite the
+    records sigma_<key>.npz of sigma key ``key`` (its backend and landmark convention: convention.py
+    split_key): a '2d' backend's sigma part (``--parts sigma-<key>``); a landmark convention's hybrid
+    ('hybrid_3d'): that convention's own profile part, which leaves the '2d' records alone (a sigma part
+    would write those). ValueError for a key no fit-face part writes sigma records of (mediapipe_fixed,
+    hybrid_box68: its pose records are BOX68_POSE_RECORDS, core/face/model_fit.py)."""
+    from depthmarks_ros.core.face.convention import DEFAULT_CONVENTION, split_key
+    backend, convention = split_key(key)
+    if backend not in SIGMA_KEYS:
+        raise ValueError(f'no fit-face part writes sigma records sigma_{key}.npz (sigma keys: {", ".join(SIGMA_KEYS)}, '
+                         'and a landmark convention\'s own: convention.py sigma_key)')
+    if convention == DEFAULT_CONVENTION:
+        return f'--parts sigma-{backend} --cache {{cache}}'
+    return f'--convention {convention} --parts profile --cache {{cache}}'
 
 
 def cached_records(cache: str, output: str, convention: str = '2d') -> Dict[str, str]:
@@ -313,7 +322,7 @@ def cached_records(cache: str, output: str, convention: str = '2d') -> Dict[str,
         redo = '--parts sigma --cache DIR'
         want = 'sigma_<backend>.npz records'
     else:
-        redo = _records_redo(convention, keys[0]).format(cache='DIR')
+        redo = records_redo(keys[0]).format(cache='DIR')
         want = ', '.join(f'sigma_{k}.npz' for k in keys) + f' (the {convention} convention\'s records)'
     if not cache or not os.path.isdir(cache):
         raise FileNotFoundError(f'no sigma record cache {cache!r}: run depthmarks fit-face --data DATA -o {output} '
@@ -336,7 +345,7 @@ def refit_cached(cache: str, output: str, command: str, steps: int = 300, sample
     from depthmarks_ros.core.face.datasets import SPLIT_RULE
     paths = cached_records(cache, output, convention)
     for key, path in paths.items():         # every file before any fit: a refusal writes no face_sigma_*.json
-        check_records_model(path, output, redo=_records_redo(convention, key))
+        check_records_model(path, output, redo=records_redo(key))
     for key, path in paths.items():
         rec = load_records(path)
         if ('sharp' not in rec or 'contrast' not in rec) and samples is not None:
