@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -28,8 +27,9 @@ def _image_folder(path):
     return path
 
 
-def _start_group(namespace, folder):
-    """All node executables in one new process group (as launch runs them), in ``namespace``."""
+def _start_group(namespace, folder, log_dir):
+    """All node executables in one new process group (as launch runs them), in ``namespace``; each
+    one's output in ``log_dir``."""
     procs, pgid = {}, None
     for name in NODES:
         exe = os.path.join(sys.prefix, 'bin', name)
@@ -40,12 +40,13 @@ def _start_group(namespace, folder):
         if name == 'video_source':
             args += ['-p', f'source:={folder}', '-p', 'loop:=true', '-p', 'fps:=5.0',
                      '-r', 'camera/image_raw:=video/image_raw', '-r', 'camera/camera_info:=video/camera_info']
-        log = tempfile.NamedTemporaryFile(prefix=f'sig_{name}_', suffix='.log', delete=False)
+        log = os.path.join(log_dir, f'{namespace.strip("/")}_{name}.log')
         env = dict(os.environ, PYTHONFAULTHANDLER='1')
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                process_group=0 if pgid is None else pgid)
+        with open(log, 'wb') as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    process_group=0 if pgid is None else pgid)
         pgid = proc.pid if pgid is None else pgid
-        procs[name] = (proc, log.name)
+        procs[name] = (proc, log)
     return procs, pgid
 
 
@@ -62,7 +63,7 @@ def _wait_for_nodes(probe, wanted, timeout):
 @pytest.mark.slow
 def test_group_sigint_twice_and_sigterm_stop_every_node_cleanly(probe, tmp_path):
     folder = _image_folder(str(tmp_path / 'frames'))
-    groups = {'/twice': _start_group('/twice', folder), '/term': _start_group('/term', folder)}
+    groups = {ns: _start_group(ns, folder, str(tmp_path)) for ns in ('/twice', '/term')}
     try:
         wanted = {f'{ns}/{n}' for ns in groups for n in NODES}
         assert _wait_for_nodes(probe, wanted, timeout=150), 'not every node came up'

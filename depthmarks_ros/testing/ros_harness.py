@@ -1,12 +1,15 @@
 """Helpers to test nodes over real DDS: an isolated environment, node processes, a probe node.
 
 Every test run must stay on loopback and in its own DDS domain: call
-:func:`configure_ros_env` before rclpy is imported (test/conftest.py does).
+:func:`configure_ros_env` before rclpy is imported (test/conftest.py does). The files of a run (ROS
+logs, node output) go into one folder, :func:`run_dir`, removed when the process exits.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +27,17 @@ def dds_profile_path() -> str:
 
 
 _DOMAIN_LOCK = None
+_RUN_DIR: Optional[str] = None
+
+
+def run_dir() -> str:
+    """This process's folder for the files of a test or benchmark run (ROS_LOG_DIR, node output,
+    probe results): one per process, removed with everything in it when the process exits."""
+    global _RUN_DIR
+    if _RUN_DIR is None:
+        _RUN_DIR = tempfile.mkdtemp(prefix='depthmarks_run_')
+        atexit.register(shutil.rmtree, _RUN_DIR, ignore_errors=True)
+    return _RUN_DIR
 
 
 def reserve_domain_id(first: int = 1, last: int = 100) -> int:
@@ -46,7 +60,8 @@ def reserve_domain_id(first: int = 1, last: int = 100) -> int:
 
 def configure_ros_env(domain_id: Optional[int] = None, log_dir: Optional[str] = None,
                       use_profile: bool = True) -> Dict[str, str]:
-    """Set ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, a per-run ROS_DOMAIN_ID and ROS_LOG_DIR.
+    """Set ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, a per-run ROS_DOMAIN_ID and ROS_LOG_DIR
+    (by default in :func:`run_dir`).
 
     Returns the variables set. Child processes inherit them.
     """
@@ -55,7 +70,7 @@ def configure_ros_env(domain_id: Optional[int] = None, log_dir: Optional[str] = 
     env = {
         'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
         'ROS_DOMAIN_ID': str(domain_id),
-        'ROS_LOG_DIR': log_dir or tempfile.mkdtemp(prefix='depthmarks_roslog_'),
+        'ROS_LOG_DIR': log_dir or os.path.join(run_dir(), 'ros_log'),
         'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp',
         'PYTHONUNBUFFERED': '1',
     }
@@ -95,13 +110,14 @@ class NodeProcess:
     """A package node run as its own process (``python -m depthmarks_ros.nodes.<name>``).
 
     Use as a context manager; :meth:`stop` sends SIGINT (as `ros2 launch` does) and returns the
-    exit code. Output (stdout+stderr) is kept in a file: :attr:`output`.
+    exit code. Output (stdout+stderr) is kept in a file in ``log_dir`` (by default :func:`run_dir`,
+    removed when the test run ends): :attr:`output`, :attr:`log_path`.
     """
 
     def __init__(self, node: str, params: Optional[Dict[str, Any]] = None,
                  remaps: Optional[Dict[str, str]] = None, params_file: Optional[str] = None,
                  extra_args: Sequence[str] = (), env: Optional[Dict[str, str]] = None,
-                 wrap: Sequence[str] = (), module: Optional[str] = None):
+                 wrap: Sequence[str] = (), module: Optional[str] = None, log_dir: Optional[str] = None):
         # wrap: a command prefix, e.g. testing.netns.NetnsPair.wrap(host) to run it in a namespace;
         # module: another entry point than the node's (e.g. pipeline.container; extra_args name its nodes)
         self.cmd = ([*wrap, sys.executable, '-m', module or f'depthmarks_ros.nodes.{node}', *extra_args]
@@ -109,12 +125,14 @@ class NodeProcess:
         self.env = dict(os.environ, **(env or {}))
         repo = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..'))
         self.env['PYTHONPATH'] = os.pathsep.join(p for p in (repo, self.env.get('PYTHONPATH')) if p)
-        self._log = tempfile.NamedTemporaryFile(prefix=f'{node}_', suffix='.log', delete=False)
+        fd, self.log_path = tempfile.mkstemp(prefix=f'{node}_', suffix='.log', dir=log_dir or run_dir())
+        os.close(fd)
         self.proc: Optional[subprocess.Popen] = None
         self.returncode: Optional[int] = None
 
     def start(self) -> 'NodeProcess':
-        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
+        with open(self.log_path, 'ab') as log:   # the child keeps its own descriptor
+            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         return self
 
     def alive(self) -> bool:
@@ -135,8 +153,7 @@ class NodeProcess:
 
     @property
     def output(self) -> str:
-        self._log.flush()
-        with open(self._log.name, 'r', errors='replace') as f:
+        with open(self.log_path, 'r', errors='replace') as f:
             return f.read()
 
     def __enter__(self) -> 'NodeProcess':

@@ -23,7 +23,7 @@ from depthmarks_ros.core.calibration import package_config_dir
 from depthmarks_ros.pipeline.graph import NODES
 from depthmarks_ros.pipeline.publication import PROFILES_ENV
 from depthmarks_ros.testing.netns import NetnsPair
-from depthmarks_ros.testing.ros_harness import NodeProcess
+from depthmarks_ros.testing.ros_harness import NodeProcess, run_dir
 
 Placement = Dict[str, List[Tuple[str, dict]]]
 
@@ -81,7 +81,7 @@ def run_split(placement: Placement, topics: Sequence[Tuple[str, str]], probe_hos
                 pfile = os.path.join(config, NODES[node].params_file)   # as the launch files use them
                 nodes.append((f'{host}:{node}', NodeProcess(node, params=params, params_file=pfile, env=env,
                                                             wrap=net.wrap(host))))
-        out = os.path.join(tempfile.mkdtemp(prefix='depthmarks_split_'), 'probe.json')
+        out = os.path.join(tempfile.mkdtemp(prefix='split_', dir=run_dir()), 'probe.json')
         try:
             for _, n in nodes:
                 n.start()
