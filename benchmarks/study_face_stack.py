@@ -33,18 +33,12 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
 
 from depthmarks_ros.core.face.datasets import SPLIT_RULE  # noqa: E402
-from depthmarks_ros.core.face.ibug68 import FLIP_68, REGIONS  # noqa: E402
-from depthmarks_ros.core.face.mapping import _similarity  # noqa: E402
+from depthmarks_ros.core.face.ibug68 import REGIONS, mirror_68  # noqa: E402
+from depthmarks_ros.core.face.mapping import align, unalign  # noqa: E402
 from depthmarks_ros.core.face.metrics import YAW_BANDS  # noqa: E402
 
 LAMS = (0.01, 0.1, 1, 3, 10, 30, 100, 300)
 MAX_300W_LOSS = 0.0005
-
-
-def mirror(p):
-    q = np.array(p, np.float64)
-    q[..., 0] = -q[..., 0]
-    return q[..., FLIP_68, :]
 
 
 class Records:
@@ -56,30 +50,24 @@ class Records:
         self.w = np.where(self.aflw, 1.0 / max(self.aflw.sum(), 1), 1.0 / max((~self.aflw).sum(), 1))
         self.has_e = np.isfinite(self.e68[:, 0, 0])
         left = self.yaw < 0           # every face looks one way: the model of the side turned away is one model
-        o = {k: np.where(left[:, None, None], mirror(getattr(self, k + '68')), getattr(self, k + '68'))
+        o = {k: np.where(left[:, None, None], mirror_68(getattr(self, k + '68')), getattr(self, k + '68'))
              for k in ('out', 'm', 'd', 'gt')}
-        o['e'] = np.where(left[:, None, None], mirror(np.nan_to_num(self.e68)), self.e68)
+        o['e'] = np.where(left[:, None, None], mirror_68(np.nan_to_num(self.e68)), self.e68)
         ref = o['out'][0] - o['out'][0].mean(axis=0)
         for _ in range(3):            # the mean output shape (generalised Procrustes)
-            ref = np.mean([self._align(x, ref)[0] for x in o['out']], axis=0)
-        self.T = [self._align(x, ref)[1] for x in o['out']]
+            ref = np.mean([align(x, ref)[0] for x in o['out']], axis=0)
+        self.T = [align(x, ref)[1] for x in o['out']]
         self.al = {k: np.array([v[i] @ (s * R).T + t for i, (s, R, t) in enumerate(self.T)]) for k, v in o.items()}
         self.al['e'][~self.has_e] = self.al['out'][~self.has_e]
         self.ref = ref
         self.c = self.w / np.array([(s * n) ** 2 for (s, _, _), n in zip(self.T, self.norm)])   # squared NME
 
-    @staticmethod
-    def _align(x, ref):
-        s, R, t = _similarity(x, ref)
-        return x @ (s * R).T + t, (s, R, t)
-
     def nme(self, i, p):
         return float(np.linalg.norm(p - self.gt68[i], axis=1).mean() / self.norm[i])
 
     def back(self, i, aligned):
-        s, R, t = self.T[i]
-        p = (aligned - t) @ R / s
-        return mirror(p) if self.yaw[i] < 0 else p
+        p = unalign(aligned, self.T[i])
+        return mirror_68(p) if self.yaw[i] < 0 else p
 
 
 def ridge_cv(rec, F, Y, on, lam, intercept):

@@ -989,3 +989,49 @@ def test_every_key_the_fits_and_the_landmarker_use_splits_back():
     for key in keys:
         assert sigma_key(*split_key(key)) == key
     assert {split_key(k)[1] for k in sigma_keys('3d')} == {'3d'}
+
+
+def test_similarity_recovers_a_known_transform_and_align_round_trips():
+    """core/face/mapping.py similarity / align / unalign (the one 2D Procrustes of the face code: mesh map,
+    hybrid, studies): a known scale, rotation and shift are recovered to rounding, align then unalign gives
+    the points back, and a mirrored target still gets a rotation (never a reflection)."""
+    from depthmarks_ros.core.face.mapping import align, similarity, unalign
+    rng = np.random.default_rng(3)
+    src = rng.normal(0, 40, (68, 2)) + [300, 200]
+    a = np.deg2rad(-37.0)
+    R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    dst = 1.7 * src @ R.T + [12.5, -80.0]
+    s, R2, t = similarity(src, dst)
+    assert s == pytest.approx(1.7, abs=1e-12)
+    np.testing.assert_allclose(R2, R, atol=1e-12)
+    np.testing.assert_allclose(t, [12.5, -80.0], atol=1e-9)
+    moved, T = align(src, dst)
+    np.testing.assert_allclose(moved, dst, atol=1e-9)
+    np.testing.assert_allclose(unalign(moved, T), src, atol=1e-9)
+    s, R3, _ = similarity(src, src * [-1.0, 1.0])
+    assert np.linalg.det(R3) == pytest.approx(1.0) and s > 0
+
+
+def test_mirror_68_swaps_the_sides_and_is_its_own_inverse():
+    """core/face/ibug68.py mirror_68 (the one 68-point mirror: hybrid, turned-face predictor, studies):
+    twice is the identity (also of a batch, and about an image width); the subject's right eye (36-41)
+    takes the left eye's points (45 -> 36: outer corner onto outer corner) with x negated; the shipped mean
+    face, centred on its nose bridge, mirrors onto itself within 1.5 % of its width (a wrong pairing is
+    off by more than half of it); with ``width`` a point at pixel column x goes to column width - 1 - x."""
+    from depthmarks_ros.core.face.head_pose import face_model_68
+    from depthmarks_ros.core.face.ibug68 import FLIP_68, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, mirror_68
+    rng = np.random.default_rng(4)
+    p = rng.normal(0, 30, (3, 68, 2))
+    np.testing.assert_array_equal(mirror_68(mirror_68(p)), p)
+    np.testing.assert_allclose(mirror_68(mirror_68(p[0], 640), 640), p[0], rtol=0, atol=1e-12)
+    m = mirror_68(p[0])
+    np.testing.assert_array_equal(m[RIGHT_EYE_OUTER], p[0][LEFT_EYE_OUTER] * [-1.0, 1.0])
+    np.testing.assert_array_equal(m[36:42], p[0][[45, 44, 43, 42, 47, 46]] * [-1.0, 1.0])
+    assert sorted(FLIP_68[36:42]) == list(range(42, 48)) and sorted(FLIP_68) == list(range(68))
+    face = face_model_68()[:, :2]
+    face = face - [face[27:31, 0].mean(), 0.0]
+    width = np.ptp(face[:, 0])
+    assert np.abs(mirror_68(face) - face).max() < 0.015 * width
+    assert np.abs(face[::-1] * [-1.0, 1.0] - face).max() > 0.5 * width
+    px = rng.integers(0, 640, (68, 2)).astype(float)
+    np.testing.assert_array_equal(mirror_68(px, 640)[np.argsort(FLIP_68)][:, 0], 639 - px[:, 0])

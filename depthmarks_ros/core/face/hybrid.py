@@ -25,7 +25,8 @@ import numpy as np
 
 from depthmarks_ros.core.face.artefacts import load_json, save_json
 from depthmarks_ros.core.face.detection import KEYPOINT_FLIP
-from depthmarks_ros.core.face.ibug68 import FLIP_68
+from depthmarks_ros.core.face.ibug68 import FLIP_68, mirror_68
+from depthmarks_ros.core.face.mapping import similarity, unalign
 from depthmarks_ros.core.face.sigma_model import interocular
 
 INNER = np.arange(17, 68)          # brows, nose, eyes, mouth: stable under yaw (the jaw is not)
@@ -46,11 +47,6 @@ UPRIGHT_MAX_SIDE = 1024
 # mean 0.0374 -> 0.0361; 0.8 was the best threshold on 4 of 5 folds (0.7 on the other; cross-fitted gain
 # 1.11 of the 1.26 box-NME units; a development check with an uncommitted script)
 MESH_SWITCH_DIS = 0.8
-
-
-def similarity(src: np.ndarray, dst: np.ndarray):
-    from depthmarks_ros.core.face.mapping import _similarity
-    return _similarity(src, dst)
 
 
 def box_from_landmarks(ref_box: np.ndarray, pts68: np.ndarray) -> np.ndarray:
@@ -158,7 +154,7 @@ class HybridBlend:
         x, (s, R, t) = self._kp_align(keypoints)
         if not (np.isfinite(s) and s > 1e-9 and np.all(np.isfinite(x))):
             return None
-        return ((x @ self.kp_map).reshape(68, 2) - t) @ R / s
+        return unalign((x @ self.kp_map).reshape(68, 2), (s, R, t))
 
     def from_views(self, box: np.ndarray, keypoints: np.ndarray, view_keypoints=None) -> Optional[np.ndarray]:
         """The mean of :meth:`from_keypoints` over the keypoints of every detector view that found the face
@@ -186,7 +182,7 @@ class HybridBlend:
             g = np.asarray(g, float)
             for k in vs:
                 pairs.append((k, g))
-                pairs.append(((k * [-1.0, 1.0])[KEYPOINT_FLIP], (g * [-1.0, 1.0])[FLIP_68]))
+                pairs.append(((k * [-1.0, 1.0])[KEYPOINT_FLIP], mirror_68(g)))
                 owner += [i, i]
 
         def solve(pp):
@@ -233,7 +229,7 @@ class HybridBlend:
         """The template placed in a detector box; mirrored for a face whose nose points to image-left,
         the mean of both sides when the detector gives no direction."""
         t = self.box_template
-        mirrored = (t * [-1.0, 1.0])[FLIP_68]
+        mirrored = mirror_68(t)
         t = t if facing > 0.02 else mirrored if facing < -0.02 else (t + mirrored) / 2
         size = max(box[2] - box[0], box[3] - box[1])
         return t * size + [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]
@@ -245,7 +241,7 @@ class HybridBlend:
         for b, f, g in zip(boxes, facings, gts):
             size = max(b[2] - b[0], b[3] - b[1])
             u = (np.asarray(g, float) - [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]) / size
-            out.append(u if f >= 0 else (u * [-1.0, 1.0])[FLIP_68])
+            out.append(u if f >= 0 else mirror_68(u))
         out = np.array(out)
         self.box_template = out.mean(axis=0)
         d = out - self.box_template

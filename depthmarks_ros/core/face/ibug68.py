@@ -33,6 +33,18 @@ FLIP_68 = np.array(list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 
                    + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
                    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
 
+
+
+def mirror_68(points, width=None) -> np.ndarray:
+    """(..., 68, 2) points of a horizontally mirrored face, as float64: x -> -x (``width`` None) or
+    x -> width - 1 - x (pixel indices of an image ``width`` pixels wide flipped left-right), each
+    point moved to its mirror partner's slot (FLIP_68: the subject's right eye becomes the left eye).
+    Its own inverse. The one 68-point mirror of the face code."""
+    p = np.asarray(points, np.float64)
+    x = -p[..., 0] if width is None else width - 1 - p[..., 0]
+    return np.stack([x, p[..., 1]], axis=-1)[..., FLIP_68, :]
+
+
 # the face regions the studies report errors by (benchmarks/study_face_*.py)
 REGIONS = {'jaw': range(0, 17), 'brows': range(17, 27), 'nose': range(27, 36), 'eyes': range(36, 48),
            'mouth': range(48, 68)}

@@ -13,8 +13,11 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-def _similarity(src: np.ndarray, dst: np.ndarray) -> Tuple[float, np.ndarray, np.ndarray]:
-    """s, R (2x2), t with dst ~ s R src + t (least squares)."""
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> Tuple[float, np.ndarray, np.ndarray]:
+    """s, R (2x2 rotation, never a reflection), t with dst ~ s R src + t (least squares over the points;
+    Umeyama's 2D Procrustes): the one similarity fit of the face code (the mesh map, the hybrid's box and
+    keypoint map, the face studies)."""
     ms, md = src.mean(axis=0), dst.mean(axis=0)
     a, b = src - ms, dst - md
     u, sv, vt = np.linalg.svd(b.T @ a)
@@ -22,6 +25,19 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> Tuple[float, np.ndarray, np
     R = u @ d @ vt
     s = float(np.trace(np.diag(sv) @ d) / max((a ** 2).sum(), 1e-12))
     return s, R, md - s * R @ ms
+
+
+def align(points: np.ndarray, ref: np.ndarray):
+    """(``points`` moved by their :func:`similarity` onto ``ref``, (s, R, t)): :func:`unalign` with the
+    same (s, R, t) moves points of that frame back."""
+    s, R, t = similarity(points, ref)
+    return points @ (s * R).T + t, (s, R, t)
+
+
+def unalign(points: np.ndarray, transform) -> np.ndarray:
+    """The inverse of the similarity ``transform`` (s, R, t) that :func:`align` applied."""
+    s, R, t = transform
+    return (points - t) @ R / s
 
 
 class MeshTo68:
@@ -32,9 +48,7 @@ class MeshTo68:
 
     @classmethod
     def _features(cls, ref: np.ndarray, mesh: np.ndarray):
-        xy = mesh[:, :2]
-        s, R, t = _similarity(xy, ref)
-        aligned = xy @ (s * R).T + t
+        aligned, (s, R, t) = align(mesh[:, :2], ref)
         z = (mesh[:, 2] - mesh[:, 2].mean()) * s if mesh.shape[1] > 2 else np.zeros(len(mesh))
         return np.concatenate([aligned.ravel(), z]), (s, R, t)
 
@@ -43,7 +57,7 @@ class MeshTo68:
         mesh = np.asarray(mesh, np.float64)[:self.n_vertices]
         x, (s, R, t) = self._features(self.ref, mesh)
         y = ((x - self.x_mean) @ self.W + self.y_mean).reshape(68, 2)
-        return (y - t) @ R / s                       # inverse similarity
+        return unalign(y, (s, R, t))
 
     @classmethod
     def fit(cls, meshes: Sequence[np.ndarray], targets68: Sequence[np.ndarray], ridge: float = 1e-2,
@@ -53,11 +67,7 @@ class MeshTo68:
         meshes = [m[:n] for m in meshes]
         ref = meshes[0][:, :2] - meshes[0][:, :2].mean(axis=0)
         for _ in range(3):                           # generalised Procrustes: mean of aligned meshes
-            al = []
-            for m in meshes:
-                s, R, t = _similarity(m[:, :2], ref)
-                al.append(m[:, :2] @ (s * R).T + t)
-            ref = np.mean(al, axis=0)
+            ref = np.mean([align(m[:, :2], ref)[0] for m in meshes], axis=0)
             ref -= ref.mean(axis=0)
             ref /= np.sqrt((ref ** 2).sum(axis=1).mean())
         X, Y = [], []

@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from depthmarks_ros.core.face.ibug68 import FLIP_68
+from depthmarks_ros.core.face.ibug68 import mirror_68
 
 BOX_SIDE = 1.2          # box side in units of the points' sqrt(w h)
 
@@ -49,10 +49,6 @@ def _upright(points: np.ndarray, angle: float):
     import cv2
     c = np.asarray(points, float).mean(axis=0)
     return cv2.getRotationMatrix2D((float(c[0]), float(c[1])), float(angle), 1.0)
-
-
-def _mirror_points(points: np.ndarray, width: int) -> np.ndarray:
-    return np.column_stack([width - 1 - points[:, 0], points[:, 1]])[FLIP_68]
 
 
 def _rect(dlib, box):
@@ -109,7 +105,7 @@ class ProfilePredictor:
             b = np.array([img.shape[1] - 1 - b[2], b[1], img.shape[1] - 1 - b[0], b[3]])
         p = np.array([(q.x, q.y) for q in self._sp(np.ascontiguousarray(img), _rect(self._dlib, b)).parts()],
                      np.float64)
-        return (_mirror_points(p, img.shape[1]) if turned_left else p) + [x0, y0]
+        return (mirror_68(p, img.shape[1]) if turned_left else p) + [x0, y0]
 
     @property
     def upright(self) -> bool:
@@ -132,7 +128,7 @@ class ProfilePredictor:
         x1, y1 = int(np.clip(c[0] + 2 * side + 1, x0 + 1, w)), int(np.clip(c[1] + 2 * side + 1, y0 + 1, h))
         img, g = rgb[y0:y1, x0:x1], guess68 - [x0, y0]
         if turned_left:
-            img, g = img[:, ::-1], _mirror_points(g, img.shape[1])
+            img, g = img[:, ::-1], mirror_68(g, img.shape[1])
         M = _upright(g, up_angle(g))
         img = cv2.warpAffine(np.ascontiguousarray(img), M, img.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
         gr = g @ M[:, :2].T + M[:, 2]
@@ -140,7 +136,7 @@ class ProfilePredictor:
         p = np.array([(q.x, q.y) for q in self._sp(img, rect).parts()], np.float64)
         Mi = cv2.invertAffineTransform(M)
         p = p @ Mi[:, :2].T + Mi[:, 2]
-        return (_mirror_points(p, img.shape[1]) if turned_left else p) + [x0, y0]
+        return (mirror_68(p, img.shape[1]) if turned_left else p) + [x0, y0]
 
     def predict_like(self, rgb: np.ndarray, guess68: np.ndarray, size_scale: float = 1.0) -> np.ndarray:
         """Both orientations on the box of a rough guess; the one nearer the guess (for a face whose
@@ -167,7 +163,7 @@ def train_profile_predictor(images: Sequence[np.ndarray], points68: Sequence[np.
     for rgb, p, left in zip(images, points68, turned_left):
         rgb, p = np.ascontiguousarray(rgb), np.asarray(p, np.float64)
         if left:
-            rgb, p = np.ascontiguousarray(rgb[:, ::-1]), _mirror_points(p, rgb.shape[1])
+            rgb, p = np.ascontiguousarray(rgb[:, ::-1]), mirror_68(p, rgb.shape[1])
         for j in range(copies):
             img, q = rgb, p
             angle = (up_angle(p) if upright else 0.0) + \
