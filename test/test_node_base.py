@@ -398,6 +398,60 @@ def test_a_handed_over_input_that_raises_is_counted_and_logged_and_the_publisher
     assert tap.handed_over == 1 and probe.spin_until(lambda: len(consumer.got) == 1, 5)
 
 
+def test_tap_counts_from_many_publishing_threads_are_exact_and_consistent(probe):
+    """Publishers of several nodes count into one tap from their own threads: the totals are exact and
+    every snapshot of ``counts()`` sees whole messages (a handed-over message counts once for the
+    recorder and once per input together)."""
+    import sys
+    import threading
+    from std_msgs.msg import String
+    from depthmarks_ros.ros import local_tap
+    tap = local_tap.LocalTap({'/tap_race': lambda m: None})
+
+    def recorder(msg):
+        if int(msg.data) % 3 == 0:
+            raise RuntimeError('recorder broke')
+
+    def flaky_input(msg):
+        if int(msg.data) % 5 == 0:
+            raise RuntimeError('input broke')
+    tap.add_input('/tap_race', lambda m: None)
+    tap.add_input('/tap_race', flaky_input)
+    pubs = [local_tap.TappedPublisher(probe.node.create_publisher(String, 'tap_race', 10), recorder, tap,
+                                      hand_over=True) for _ in range(6)]
+    assert all(p.hands_over() for p in pubs)
+    n, torn, done = 2000, [], threading.Event()
+
+    def publish(pub):
+        for i in range(n):
+            pub.publish(String(data=str(i)))
+
+    def watch():
+        while not done.is_set():
+            c = tap.counts()
+            if c['handed_over'] + c['input_failed'] != 2 * (c['delivered'] + c['failed']) and not torn:
+                torn.append(c)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)   # threads switch often (at 5 ms a torn count is seen rarely)
+    try:
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        threads = [threading.Thread(target=publish, args=(p,)) for p in pubs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        done.set()
+        watcher.join()
+    finally:
+        sys.setswitchinterval(interval)
+    fails = len(pubs) * len(range(0, n, 3))
+    input_fails = len(pubs) * len(range(0, n, 5))
+    assert tap.counts() == {'delivered': len(pubs) * n - fails, 'failed': fails,
+                            'handed_over': 2 * len(pubs) * n - input_fails, 'input_failed': input_fails}
+    assert not torn, f'a torn snapshot: {torn}'
+
+
 def test_the_recorder_gets_a_handed_over_message_before_the_inputs(probe):
     """The recorder's latency runs to the publish call: it is not delayed by the inputs' callbacks."""
     from depthmarks_ros.ros import local_tap

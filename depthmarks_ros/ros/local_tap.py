@@ -37,7 +37,8 @@ the publish call, as through DDS), then the inputs. An input's callback then run
 thread (SyncedInputs' callbacks may so run in two threads: the executor's and a publisher's); one
 that raises is counted (``input_failed``), logged with its traceback through the publishing node's
 rate-limited problem log, and the publisher goes on; ``handed_over`` and ``input_failed`` are in
-``depthmarks run``'s metrics.json (``local_tap``). A handed-over input may wake its node's worker
+``depthmarks run``'s metrics.json (``local_tap``; publishers of several threads count each message under
+one lock, so ``counts()`` sees whole messages). A handed-over input may wake its node's worker
 there: meant for an output published at the end of the publisher's frame (issue 21: stereo/confidence to depth_fusion in the main job; the
 simulated rig's stereo pair handed over that way woke the stereo node while the rig still held the
 GIL for its other topics, ~0.7 ms more wall per stereo frame in one run).
@@ -62,10 +63,12 @@ class LocalTap:
         of each period by header stamp (missing or 0: every message)."""
         self.callbacks = dict(callbacks)
         self.periods = dict(periods or {})
-        self.delivered = 0        # messages handed to the callbacks
-        self.failed = 0           # callbacks that raised (the node's frame goes on)
         self._inputs: Dict[str, Tuple[Callable[[object], None], ...]] = {}   # topic -> in-process inputs
         self._inputs_lock = threading.Lock()
+        # the counts (:meth:`add`, :meth:`counts`), written by the publishing threads of several nodes
+        self._counts_lock = threading.Lock()
+        self.delivered = 0        # messages handed to the callbacks
+        self.failed = 0           # callbacks that raised (the node's frame goes on)
         self.handed_over = 0      # messages handed to in-process inputs instead of DDS
         self.input_failed = 0     # input callbacks that raised
 
@@ -98,8 +101,17 @@ class LocalTap:
     def counts(self) -> Dict[str, int]:
         """What went where (`depthmarks run`'s metrics.json): to the recorder (``delivered``,
         ``failed``) and to in-process inputs instead of DDS (``handed_over``, ``input_failed``)."""
-        return {'delivered': self.delivered, 'failed': self.failed,
-                'handed_over': self.handed_over, 'input_failed': self.input_failed}
+        with self._counts_lock:
+            return {'delivered': self.delivered, 'failed': self.failed,
+                    'handed_over': self.handed_over, 'input_failed': self.input_failed}
+
+    def add(self, delivered: int = 0, failed: int = 0, handed_over: int = 0, input_failed: int = 0) -> None:
+        """Count one published message's fate (publishers in several threads: one lock per message)."""
+        with self._counts_lock:
+            self.delivered += delivered
+            self.failed += failed
+            self.handed_over += handed_over
+            self.input_failed += input_failed
 
 
 def install(context, tap: LocalTap) -> None:
@@ -162,35 +174,39 @@ class TappedPublisher:
         # subscription; DepthmarksNode.create_input_subscription / destroy_subscription keep the two
         # together), so no more subscribers than inputs means DDS would only reach inputs of this process
         if inputs and subscribers <= len(inputs):
-            self._to_tap(msg)        # the recorder first: its latency runs to the publish call
-            self._hand_over(inputs, msg)
+            recorded = self._to_tap(msg)   # the recorder first: its latency runs to the publish call
+            handed = self._hand_over(inputs, msg)
+            self._hand_over_to.add(delivered=recorded, failed=1 - recorded, handed_over=handed,
+                                   input_failed=len(inputs) - handed)
             return
         if subscribers > 0:
             self.publisher.publish(msg)
-        self._to_tap(msg)
+        recorded = self._to_tap(msg)
+        if self._tap is not None:
+            self._tap.add(delivered=recorded, failed=1 - recorded)
 
-    def _to_tap(self, msg) -> None:
+    def _to_tap(self, msg) -> int:
+        """1: the tap's callback took ``msg``; 0: it raised."""
         try:                         # a recorder error must not cost the node the rest of its frame
             self._deliver(msg)
         except Exception:            # noqa: BLE001 - counted; the recording misses this message
-            if self._tap is not None:
-                self._tap.failed += 1
-            return
-        if self._tap is not None:
-            self._tap.delivered += 1
+            return 0
+        return 1
 
-    def _hand_over(self, inputs, msg) -> None:
+    def _hand_over(self, inputs, msg) -> int:
+        """How many of ``inputs`` took ``msg`` (the others raised)."""
+        handed = 0
         for callback in inputs:
             try:
                 callback(msg)
             except Exception as exc:  # noqa: BLE001 - counted and logged; that input misses this message
-                self._tap.input_failed += 1
                 if self._log_problem is not None:
                     self._log_problem('hand_over', f'{self.publisher.topic_name}: an in-process input failed on '
                                       f'a handed-over message ({type(exc).__name__}: {exc}); the publisher goes '
                                       f'on:\n{traceback.format_exc()}')
             else:
-                self._tap.handed_over += 1
+                handed += 1
+        return handed
 
     def get_subscription_count(self) -> int:
         return self.publisher.get_subscription_count() + 1
