@@ -505,6 +505,58 @@ def test_a_node_private_input_and_remap_resolve_for_their_node():
     assert 'body_pose' in readers['/rig1/fusion/depth']
 
 
+def _rcl_resolved(rules, namespace, node_names, names):
+    """{(node, name): the name rcl resolves for node ``node`` of a process started with ``rules``}."""
+    import rclpy
+    from rclpy.node import Node
+    args = ['--ros-args', '-r', f'__ns:={namespace}'] + [a for src, dst in rules for a in ('-r', f'{src}:={dst}')]
+    context = rclpy.Context()
+    rclpy.init(context=context, args=args)
+    try:
+        out = {}
+        for node_name in node_names:
+            node = Node(node_name, context=context)
+            out.update({(node_name, name): node.resolve_topic_name(name) for name in names})
+            node.destroy_node()
+        return out
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_a_node_targeted_remap_applies_to_that_node_only_as_rcl_applies_it():
+    """``name:from:=to`` applies to the node of that name (its name, not its fully qualified one), a rule
+    without a prefix to every node; the first matching rule wins: against rcl itself (rclpy)."""
+    rules = (('other:in', '/for_other'), ('nd:in', '/for_nd'), ('in', '/for_all'), ('nd:~/x', 'private_moved'),
+             ('out', '/all_out'), ('nd:out', '/nd_out'), ('rig1:in', '/never'))
+    names = ('in', '~/x', 'x', 'out', '/rig1/in')
+    for (node, name), resolved in _rcl_resolved(rules, '/rig1', ('nd', 'other', 'third'), names).items():
+        assert g.resolve_topic(name, rules, '/rig1', node) == resolved, (node, name)
+    # without a node: targeted rules are skipped, the others apply
+    assert g.resolve_topic('in', rules, '/rig1') == '/for_all'
+    assert g.resolve_topic('in', (('nd:in', '/for_nd'),), '/rig1') == '/rig1/in'
+
+
+def test_a_shared_process_resolves_each_nodes_topics_through_its_targeted_rules():
+    """ProcessLaunch.remappings of a composed process (each node's rules targeted at it): every node's
+    topic resolves as through its own rules alone, and as rcl resolves it in that process."""
+    import dataclasses
+    _depth, proc = g.plan(g.config_from_arguments({'compose': 'people', 'namespace': '/rig1'})).processes()
+    face, body = proc.nodes
+    face = dataclasses.replace(face, remappings=(('camera/image_raw', '/face_cam/image_raw'),))
+    body = dataclasses.replace(body, remappings=(('camera/image_raw', 'body_cam/image_raw'),
+                                                 ('fusion/depth', '~/depth')))
+    proc = dataclasses.replace(proc, nodes=(face, body))
+    assert proc.composed and ('body_pose:fusion/depth', '~/depth') in proc.remappings
+    names = ('camera/image_raw', 'camera/camera_info', 'fusion/depth')
+    rcl = _rcl_resolved(proc.remappings, '/rig1', [n.name for n in proc.nodes], names)
+    for n in proc.nodes:
+        for name in names:
+            resolved = g.resolve_topic(name, proc.remappings, proc.namespace, n.name)
+            assert resolved == g.resolve_topic(name, n.remappings, n.namespace, n.name) == rcl[(n.name, name)]
+    assert g.resolve_topic('camera/image_raw', proc.remappings, '/rig1', 'face_landmarks') == '/face_cam/image_raw'
+    assert g.resolve_topic('fusion/depth', proc.remappings, '/rig1', 'body_pose') == '/rig1/body_pose/depth'
+
+
 def test_twin_names_come_from_the_graph_benchmarks_included(monkeypatch):
     """graph.twin_of names an output's compressed twin from the declared twins (one source);
     benchmarks/bench_multihost.py subscribes and reports the camera twins through it."""

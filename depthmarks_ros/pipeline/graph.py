@@ -420,7 +420,8 @@ class Graph:
 
     def resolve_topic(self, topic: str, node: Optional[str] = None) -> str:
         """Absolute name of node ``node``'s topic under this graph's remappings and namespace (the node's
-        name matters only to a node-private ``~`` or ``{node}`` name, :func:`resolve_topic`)."""
+        name matters only to a node-private ``~`` or ``{node}`` name and a rule targeted at a node,
+        :func:`resolve_topic`)."""
         return resolve_topic(topic, self.remappings, self.config.namespace, node)
 
     def frames(self) -> List[str]:
@@ -464,7 +465,10 @@ class Graph:
 def resolve_topic(topic: str, remappings: Sequence[Tuple[str, str]], namespace: str,
                   node: Optional[str] = None) -> str:
     """The absolute name of node ``node``'s topic under ``remappings`` (the first rule whose name matches,
-    both expanded for the node, as rcl matches) and ``namespace``. A transport topic of an image
+    both expanded for the node, as rcl matches) and ``namespace``. A rule targeted at a node
+    (``name:from``, as :attr:`ProcessLaunch.remappings` writes them) applies only to the node of that
+    name, as rcl_remap_first_match compares it (the node's name, not its fully qualified one); with
+    ``node`` None it is skipped. A transport topic of an image
     (``<base>/compressed``, ``<base>/compressedDepth``: the compressed twins, an input's
     ``image_transport``) hangs under its base's resolved name, as image_transport builds it (the
     nodes: ros/image_publisher.py, ros/synced_inputs.py), and a rule naming that full name still
@@ -474,15 +478,22 @@ def resolve_topic(topic: str, remappings: Sequence[Tuple[str, str]], namespace: 
     if base and transport in ni.TWIN_TRANSPORT.values():
         topic = ni.transported(resolve_topic(base, remappings, namespace, node), transport)
     expanded = expand_name(topic, namespace, node)
-    for src, dst in remappings:
-        if '{' in src or '{' in dst:
-            raise ValueError(f'remap {src}:={dst}: rcl refuses substitutions ({{node}}, {{ns}}) in a remap rule')
+    for rule, dst in remappings:
+        if '{' in rule or '{' in dst:
+            raise ValueError(f'remap {rule}:={dst}: rcl refuses substitutions ({{node}}, {{ns}}) in a remap rule')
+        target = _NODE_PREFIX.match(rule)
+        src = rule[target.end():] if target else rule
+        if target and target.group(1) != node:
+            continue                  # a rule for another node
         if expanded == expand_name(src, namespace, node):
             return expand_name(dst, namespace, node)
     return expanded
 
 
 _SUBSTITUTION = re.compile(r'{([^{}]*)}')
+#: a remap rule's node prefix (``node_name:``): rcl's lexer token (a letter or ``_``, then letters,
+#: digits, ``_``) and a colon that does not start a ``rostopic://`` URL
+_NODE_PREFIX = re.compile(r'([A-Za-z_][A-Za-z0-9_]*):(?!//)')
 
 
 def expand_name(name: str, namespace: str, node: Optional[str] = None) -> str:
