@@ -30,9 +30,9 @@ import numpy as np
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
 
-from depthmarks_ros.core.face.datasets import (AFLW_FOCAL_PX, SPLIT_RULE, bbox_size, load_aflw2000_3d,  # noqa: E402
-                                               load_pts_folder)
-from depthmarks_ros.core.face.head_pose import angles_jacobian, solve_head_pose  # noqa: E402
+from depthmarks_ros.core.face.datasets import (AFLW_FOCAL_PX, SPLIT_RULE, load_aflw2000_3d,  # noqa: E402
+                                               load_pts_folder, nme_norm)
+from depthmarks_ros.core.face.head_pose import angles_jacobian, solve_head_pose, wrap_deg  # noqa: E402
 from depthmarks_ros.core.face.metrics import calibration_2d, roc_auc  # noqa: E402
 from depthmarks_ros.core.face.visibility import self_occlusion  # noqa: E402
 from depthmarks_ros.core.face.model_fit import camera_for, run_on_sample  # noqa: E402
@@ -63,7 +63,7 @@ def make(kw, static=True):
 
 
 def angle_err(a, b):
-    return np.abs((np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0)
+    return np.abs(wrap_deg(np.asarray(a) - np.asarray(b)))
 
 
 def evaluate(samples, norm_name):
@@ -84,8 +84,7 @@ def evaluate(samples, norm_name):
             stems.append(s.stem)
             fallback.append(f.layout == 'box68')
             ms.append(r['seconds'] * 1e3)
-            norm = bbox_size(s.landmarks68) if norm_name == 'box' else \
-                float(np.linalg.norm(s.landmarks68[45] - s.landmarks68[36]))
+            norm = nme_norm(s.landmarks68, s.dataset)       # box for AFLW2000-3D, outer eyes for 300-W
             nmes.append(np.linalg.norm(f.landmarks68 - s.landmarks68, axis=1).mean() / norm)
             errs.append(f.landmarks68 - s.landmarks68)
             covs.append(f.cov68)

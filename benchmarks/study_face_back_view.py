@@ -21,6 +21,7 @@ sys.path.insert(0, ROOT)
 
 from depthmarks_ros.core.face.datasets import SPLIT_RULE, load_aflw2000_3d, load_pts_folder  # noqa: E402
 from depthmarks_ros.core.face import pose_head as P  # noqa: E402
+from depthmarks_ros.core.face.head_pose import wrap_deg  # noqa: E402
 
 BANDS = (0, 30, 60, 90, 181)
 
@@ -41,7 +42,7 @@ def main() -> int:
     backs = []
     t0 = time.time()
     for s in aflw + w300:
-        yaw = abs((float(s.pose_deg[0]) + 180) % 360 - 180) if s.pose_deg is not None else None
+        yaw = abs(wrap_deg(float(s.pose_deg[0]))) if s.pose_deg is not None else None
         band = 'no yaw (300-W)' if yaw is None else \
             next(f'|yaw| {a}-{b}' for a, b in zip(BANDS, BANDS[1:]) if a <= yaw < b)
         rgb = s.load_rgb()

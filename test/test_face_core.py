@@ -1035,3 +1035,20 @@ def test_mirror_68_swaps_the_sides_and_is_its_own_inverse():
     assert np.abs(face[::-1] * [-1.0, 1.0] - face).max() > 0.5 * width
     px = rng.integers(0, 640, (68, 2)).astype(float)
     np.testing.assert_array_equal(mirror_68(px, 640)[np.argsort(FLIP_68)][:, 0], 639 - px[:, 0])
+
+
+def test_wrap_deg_and_the_nme_normaliser_of_each_set():
+    """head_pose.wrap_deg (the one angle wrap: the angle Jacobian, angle_z, bench_face, the back-view study):
+    differences across +-180 come out short and signed, in [-180, 180); datasets.nme_norm (the fits and
+    bench_face): AFLW2000-3D faces by their box size sqrt(w h), 300-W faces by the outer eye corners."""
+    from depthmarks_ros.core.face.datasets import bbox_size, nme_norm
+    from depthmarks_ros.core.face.head_pose import wrap_deg
+    np.testing.assert_allclose(wrap_deg(np.array([179.0, -179.0]) - np.array([-179.0, 179.0])), [-2.0, 2.0])
+    assert wrap_deg(180.0) == -180.0 and wrap_deg(-540.0) == -180.0 and wrap_deg(725.5) == pytest.approx(5.5)
+    d = np.random.default_rng(5).uniform(-2000, 2000, 1000)
+    w = wrap_deg(d)
+    assert np.all((w >= -180) & (w < 180)) and np.allclose(np.cos(np.radians(w)), np.cos(np.radians(d)))
+    p = face_model_68()[:, :2] * 1000 + [300, 200]
+    assert nme_norm(p, 'aflw2000_3d') == bbox_size(p)
+    assert nme_norm(p, '300w') == pytest.approx(np.linalg.norm(p[45] - p[36])) != bbox_size(p)
+

@@ -162,6 +162,12 @@ def angles_from_rotation(R: np.ndarray):
     return float(yaw), float(pitch), float(roll)
 
 
+def wrap_deg(d):
+    """Angle differences (degrees, scalar or array) wrapped to [-180, 180): the one wrap of the face code
+    (the angle Jacobian, angle errors of the fits, benchmarks and studies)."""
+    return (d + 180.0) % 360.0 - 180.0
+
+
 def angles_jacobian(rvec: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """d(yaw, pitch, roll) [deg] / d(rvec) [rad] (3x3, central differences)."""
     import cv2
@@ -172,7 +178,7 @@ def angles_jacobian(rvec: np.ndarray, eps: float = 1e-6) -> np.ndarray:
         d[k] = eps
         ap = np.array(angles_from_rotation(cv2.Rodrigues(base + d)[0]))
         am = np.array(angles_from_rotation(cv2.Rodrigues(base - d)[0]))
-        diff = (ap - am + 180.0) % 360.0 - 180.0      # wrap (roll near +-180)
+        diff = wrap_deg(ap - am)      # roll near +-180
         J[:, k] = diff / (2 * eps)
     return J
 
@@ -347,5 +353,5 @@ def angle_z(hp: HeadPose, truth_deg) -> np.ndarray:
     pose's 6x6 covariance."""
     J = angles_jacobian(hp.rvec)
     sd = np.sqrt(np.diag(J @ hp.covariance[:3, :3] @ J.T))
-    err = (np.array([hp.yaw, hp.pitch, hp.roll]) - np.asarray(truth_deg, float) + 180) % 360 - 180
+    err = wrap_deg(np.array([hp.yaw, hp.pitch, hp.roll]) - np.asarray(truth_deg, float))
     return np.abs(err) / sd

@@ -522,12 +522,9 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
 
 
 def _norm(sample) -> float:
-    """The NME normaliser of a sample's set: box size for AFLW2000-3D, outer-eye distance for 300-W."""
-    from depthmarks_ros.core.face.datasets import bbox_size
-    from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
-    if sample.dataset == 'aflw2000_3d':
-        return bbox_size(sample.landmarks68)
-    return float(np.linalg.norm(sample.landmarks68[LEFT_EYE_OUTER] - sample.landmarks68[RIGHT_EYE_OUTER]))
+    """The NME normaliser of a sample's set (datasets.nme_norm)."""
+    from depthmarks_ros.core.face.datasets import nme_norm
+    return nme_norm(sample.landmarks68, sample.dataset)
 
 
 def _cross_fitted_68(mesh_recs, meshes, targets, wts, ridge):
