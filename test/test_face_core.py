@@ -1052,3 +1052,17 @@ def test_wrap_deg_and_the_nme_normaliser_of_each_set():
     assert nme_norm(p, 'aflw2000_3d') == bbox_size(p)
     assert nme_norm(p, '300w') == pytest.approx(np.linalg.norm(p[45] - p[36])) != bbox_size(p)
 
+
+def test_the_face_crop_of_the_image_features_is_clipped_to_the_image():
+    """sigma_model._crop_box (the one face crop of image_features and image_quality): the landmarks'
+    box, floor / ceil + 1 (exclusive), clipped to the image; a face wholly off the image gives an empty
+    crop, and both features are then 0 (no crash on an empty crop)."""
+    from depthmarks_ros.core.face.sigma_model import _crop_box, image_features, image_quality
+    grey = np.zeros((100, 200), np.uint8)
+    p = np.array([[-5.5, 10.2], [150.4, 120.0]])
+    assert [int(v) for v in _crop_box(grey, p)] == [0, 10, 152, 100]
+    assert [int(v) for v in _crop_box(grey, np.array([[3.0, 4.0], [7.5, 9.0]]))] == [3, 4, 9, 10]
+    off = np.array([[250.0, 150.0], [300.0, 190.0]])
+    x0, y0, x1, y1 = _crop_box(grey, off)
+    assert x1 <= x0 and y1 <= y0
+    assert image_features(grey, off) == (0.0, 0.0) and image_quality(grey, off) == (0.0, 0.0)

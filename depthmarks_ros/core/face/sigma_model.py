@@ -91,12 +91,19 @@ def interocular(landmarks68: np.ndarray) -> float:
     return float(max(np.linalg.norm(landmarks68[LEFT_EYE_OUTER] - landmarks68[RIGHT_EYE_OUTER]), 1.0))
 
 
-def image_features(grey: np.ndarray, landmarks68: np.ndarray):
-    """(blur, dark) of the face crop (bounding box of the landmarks) resized to 64x64."""
-    import cv2
+def _crop_box(grey: np.ndarray, landmarks68: np.ndarray):
+    """(x0, y0, x1, y1) int pixel bounds of the landmarks' bounding box clipped to the image (x1, y1
+    exclusive): the face crop of image_features and image_quality."""
     h, w = grey.shape[:2]
     x0, y0 = np.floor(np.maximum(landmarks68.min(axis=0), 0)).astype(int)
     x1, y1 = np.ceil(np.minimum(landmarks68.max(axis=0) + 1, [w, h])).astype(int)
+    return x0, y0, x1, y1
+
+
+def image_features(grey: np.ndarray, landmarks68: np.ndarray):
+    """(blur, dark) of the face crop (bounding box of the landmarks) resized to 64x64."""
+    import cv2
+    x0, y0, x1, y1 = _crop_box(grey, landmarks68)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return 0.0, 0.0
     crop = cv2.resize(grey[y0:y1, x0:x1], (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)
@@ -110,9 +117,7 @@ def image_quality(grey: np.ndarray, landmarks68: np.ndarray):
     upsampled from a small or soft source has little detail at the top octave; the 64x64 ``blur``
     cannot see that), contrast = log(std / mean)."""
     import cv2
-    h, w = grey.shape[:2]
-    x0, y0 = np.floor(np.maximum(landmarks68.min(axis=0), 0)).astype(int)
-    x1, y1 = np.ceil(np.minimum(landmarks68.max(axis=0) + 1, [w, h])).astype(int)
+    x0, y0, x1, y1 = _crop_box(grey, landmarks68)
     if x1 - x0 < 4 or y1 - y0 < 4:
         return 0.0, 0.0
     c = grey[y0:y1, x0:x1].astype(np.float32)
