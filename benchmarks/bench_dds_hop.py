@@ -135,8 +135,8 @@ def _role(role: str, frames: int, out: str) -> None:
 
 def _shm_only_profile(folder: str) -> str:
     """The shipped loopback profile without its UDP transport and with 16 MB SHM messages."""
-    from depthmarks_ros.core.calibration import package_config_dir
-    with open(os.path.join(package_config_dir(), 'fastdds_localhost.xml')) as f:
+    from depthmarks_ros.pipeline.publication import loopback_profile
+    with open(loopback_profile()) as f:
         xml = f.read()
     xml = xml.replace('<segment_size>16777216</segment_size>',
                       '<segment_size>33554432</segment_size>\n        <maxMessageSize>16777216</maxMessageSize>')
@@ -152,8 +152,8 @@ def _shm_only_profile(folder: str) -> str:
 
 def _udp_only_profile(folder: str) -> str:
     """The shipped loopback profile without its shared-memory transport."""
-    from depthmarks_ros.core.calibration import package_config_dir
-    with open(os.path.join(package_config_dir(), 'fastdds_localhost.xml')) as f:
+    from depthmarks_ros.pipeline.publication import loopback_profile
+    with open(loopback_profile()) as f:
         xml = f.read()
     shm = '          <transport_id>depthmarks_shm</transport_id>\n'   # the one in <userTransports>
     if shm not in xml:

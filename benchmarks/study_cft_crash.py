@@ -125,9 +125,9 @@ def main() -> None:
         return publisher(args.seconds)
     if args.role == 'sub':
         return subscriber(args.mode, args.seconds, args.every, args.period)
-    from depthmarks_ros.pipeline.graph import package_config_dir
-    env = dict(os.environ, ROS_DOMAIN_ID=args.domain, PYTHONFAULTHANDLER='1',
-               FASTDDS_DEFAULT_PROFILES_FILE=os.path.join(package_config_dir(), 'fastdds_localhost.xml'))
+    from depthmarks_ros.pipeline.publication import PROFILES_ENV, loopback_profile
+    env = dict(os.environ, ROS_DOMAIN_ID=args.domain, PYTHONFAULTHANDLER='1')
+    env[PROFILES_ENV] = loopback_profile()
     modes = args.modes.split(',')
     crashed, sub_crashed, sub_failed = ({m: 0 for m in modes} for _ in range(3))
     for i in range(args.tries):

@@ -65,7 +65,7 @@ def publication_env(graph: g.Graph, proc: g.ProcessLaunch, values: Mapping[str, 
     from depthmarks_ros.pipeline import publication
     environ = dict(os.environ)
     if g.parse_bool('use_dds_profile', values.get('use_dds_profile', 'true')):
-        environ[publication.PROFILES_ENV] = config_path('fastdds_localhost.xml')
+        environ[publication.PROFILES_ENV] = publication.loopback_profile(os.path.join(share_dir(), 'config'))
     return publication.process_env(graph, proc, environ, os.path.join(share_dir(), 'config'))
 
 
@@ -115,10 +115,10 @@ def dds_profile_action(condition_arg: str = 'use_dds_profile'):
     """Set Fast DDS's profiles file variable (publication.PROFILES_ENV) to the package's loopback profile
     when the argument is true."""
     from launch.actions import SetEnvironmentVariable
-    from depthmarks_ros.pipeline.publication import PROFILES_ENV
+    from depthmarks_ros.pipeline.publication import PROFILES_ENV, loopback_profile
     from launch.conditions import IfCondition
     from launch.substitutions import LaunchConfiguration
-    return SetEnvironmentVariable(PROFILES_ENV, config_path('fastdds_localhost.xml'),
+    return SetEnvironmentVariable(PROFILES_ENV, loopback_profile(os.path.join(share_dir(), 'config')),
                                   condition=IfCondition(LaunchConfiguration(condition_arg)))
 
 

@@ -10,10 +10,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from depthmarks_ros.pipeline.graph import package_config_dir
-from depthmarks_ros.pipeline.publication import PROFILES_ENV
+from depthmarks_ros.pipeline.publication import LOOPBACK_PROFILE, NETWORK_PROFILE, PROFILES_ENV, loopback_profile
 
 Q = '{http://www.eprosima.com}'
-PROFILES = ('fastdds_localhost.xml', 'fastdds_network.xml')
+PROFILES = (LOOPBACK_PROFILE, NETWORK_PROFILE)
 
 
 def _type_propagation(path):
@@ -32,11 +32,11 @@ def test_the_default_participant_propagates_no_types(name):
 def test_fast_dds_reads_the_property_where_the_profile_puts_it(tmp_path):
     """A value Fast DDS does not know makes it refuse the participant: the property is read from there
     (so 'disabled' is in effect), and the shipped profile starts a node."""
-    src = open(os.path.join(package_config_dir(), 'fastdds_localhost.xml')).read()
+    src = open(loopback_profile()).read()
     bad = tmp_path / 'bad.xml'
     bad.write_text(src.replace('<value>disabled</value>', '<value>nonsense</value>'))
     child = 'import rclpy; rclpy.init(); rclpy.create_node("profile_probe"); print("node started")'
-    for path, started in ((os.path.join(package_config_dir(), 'fastdds_localhost.xml'), True), (str(bad), False)):
+    for path, started in ((loopback_profile(), True), (str(bad), False)):
         env = dict(os.environ, **{PROFILES_ENV: path})
         out = subprocess.run([sys.executable, '-c', child], env=env, capture_output=True, text=True, timeout=60)
         assert ('node started' in out.stdout) == started, (path, out.stdout, out.stderr[-800:])

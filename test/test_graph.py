@@ -53,7 +53,7 @@ class FakeLaunch:
         mods['launch.actions'].OpaqueFunction = type('OpaqueFunction', (_Action,), {})
         mods['launch.actions'].SetEnvironmentVariable = type('SetEnvironmentVariable', (_Action,), {})
         mods['launch.actions'].LogInfo = type('LogInfo', (_Action,), {})
-        mods['launch.conditions'].IfCondition = lambda c: c
+        mods['launch.conditions'].IfCondition = type('IfCondition', (_Action,), {})
         mods['launch.substitutions'].LaunchConfiguration = _LaunchConfiguration
         mods['launch_ros.actions'].Node = type('Node', (_Action,), {})
         for name, mod in mods.items():
@@ -62,8 +62,12 @@ class FakeLaunch:
         monkeypatch.setattr(lu, 'share_dir', lambda: ROOT)
         monkeypatch.setattr(g, 'write_rviz_config', lambda graph, out_dir=None: '/tmp/depthmarks.rviz')
 
+    def entities(self, launch_file):
+        """What the launch file's generate_launch_description() returns."""
+        return runpy.run_path(os.path.join(ROOT, 'launch', launch_file))['generate_launch_description']()
+
     def run(self, launch_file, values):
-        entities = runpy.run_path(os.path.join(ROOT, 'launch', launch_file))['generate_launch_description']()
+        entities = self.entities(launch_file)
         declared = {e.name: e for e in entities if isinstance(e, _Declare)}
         unknown = set(values) - set(declared)
         assert not unknown, f'not declared: {unknown}'
@@ -203,6 +207,28 @@ def test_launch_file_and_runner_start_the_same_nodes_for_every_argument_combinat
         people_composed += compose == 'people' and bool(shared['people'])
         compared += 1
     assert compared > 300 and composed > 20 and sim_composed > 20 and all_composed > 75 and people_composed > 15
+
+
+def test_every_launch_file_sets_the_loopback_profile_of_the_installed_share_if_use_dds_profile(monkeypatch):
+    """launch_utils.dds_profile_action in each launch file: Fast DDS's profiles variable set to the
+    package's loopback profile in the installed share (a file that exists), only if the declared
+    argument use_dds_profile (default true) is true."""
+    from depthmarks_ros.pipeline import publication as pb
+    fake = FakeLaunch(monkeypatch)          # share_dir() is this checkout
+    files = sorted(f for f in os.listdir(os.path.join(ROOT, 'launch')) if f.endswith('.launch.py'))
+    assert 'full_pipeline.launch.py' in files and 'stereo_depth.launch.py' in files
+    for launch_file in files:
+        entities = fake.entities(launch_file)
+        declared = {e.name: e.default for e in entities if isinstance(e, _Declare)}
+        (action,) = [e for e in entities if type(e).__name__ == 'SetEnvironmentVariable']
+        name, path = action.args
+        assert name == pb.PROFILES_ENV and path == pb.loopback_profile(os.path.join(ROOT, 'config')), launch_file
+        assert os.path.isfile(path)
+        condition = action.kwargs['condition']
+        assert type(condition).__name__ == 'IfCondition' and condition.args[0].name == 'use_dds_profile'
+        assert declared['use_dds_profile'] == 'true', launch_file
+    import depthmarks_ros.launch_utils as lu
+    assert lu.dds_profile_action('other_arg').kwargs['condition'].args[0].name == 'other_arg'
 
 
 def test_launch_file_gives_the_depth_process_the_per_topic_publication_mode_asked(monkeypatch):

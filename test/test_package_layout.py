@@ -54,17 +54,23 @@ def test_core_convert_and_params_never_import_rclpy():
     assert offenders == [], f'ROS-free modules import rclpy: {offenders}'
 
 
-def test_the_fast_dds_profiles_variable_is_named_once_in_the_package():
-    """One source per fact: every use of Fast DDS's profiles file variable goes through
-    publication.PROFILES_ENV (a second spelling could drift from it)."""
-    from depthmarks_ros.pipeline.publication import PROFILES_ENV
-    assert PROFILES_ENV == 'FASTDDS_DEFAULT_PROFILES_FILE'          # the name Fast DDS reads
+@pytest.mark.parametrize('constant', ['PROFILES_ENV', 'LOOPBACK_PROFILE', 'NETWORK_PROFILE'])
+def test_the_fast_dds_profiles_variable_and_files_are_named_once(constant):
+    """One source per fact: every use of Fast DDS's profiles file variable, and of the package's
+    profile files, in the package, benchmarks and tests goes through publication.PROFILES_ENV /
+    LOOPBACK_PROFILE (loopback_profile()) / NETWORK_PROFILE (a second spelling could drift from it)."""
+    from depthmarks_ros.pipeline import publication
+    assert publication.PROFILES_ENV == 'FASTDDS_DEFAULT_PROFILES_FILE'          # the name Fast DDS reads
+    assert os.path.isfile(os.path.join(ROOT, 'config', publication.NETWORK_PROFILE))
+    assert os.path.isfile(publication.loopback_profile())
+    value = getattr(publication, constant)
     spelled = []
-    for path in _py_files(PKG):
-        for node in ast.walk(ast.parse(open(path, encoding='utf-8').read(), path)):
-            if ((isinstance(node, ast.Constant) and node.value == PROFILES_ENV)
-                    or (isinstance(node, ast.keyword) and node.arg == PROFILES_ENV)):
-                spelled.append(f'{os.path.relpath(path, ROOT)}:{node.lineno}')
+    for folder in (PKG, os.path.join(ROOT, 'benchmarks'), os.path.join(ROOT, 'test')):
+        for path in (p for p in _py_files(folder) if p != os.path.abspath(__file__)):   # not this check
+            for node in ast.walk(ast.parse(open(path, encoding='utf-8').read(), path)):
+                if ((isinstance(node, ast.Constant) and node.value == value)
+                        or (isinstance(node, ast.keyword) and node.arg == value)):
+                    spelled.append(f'{os.path.relpath(path, ROOT)}:{node.lineno}')
     assert len(spelled) == 1 and spelled[0].startswith('depthmarks_ros/pipeline/publication.py'), spelled
 
 
@@ -127,7 +133,8 @@ def test_colcon_build_installs_executables_and_share(tmp_path):
     share = ws / 'install' / 'depthmarks_ros' / 'share' / 'depthmarks_ros'
     assert (share / 'package.xml').exists()
     assert (share / 'config' / 'sim_rig' / 'rig.yaml').exists()
-    assert (share / 'config' / 'fastdds_localhost.xml').exists()
+    from depthmarks_ros.pipeline.publication import loopback_profile
+    assert os.path.isfile(loopback_profile(str(share / 'config')))
     shutil.rmtree(ws / 'build', ignore_errors=True)
 
 

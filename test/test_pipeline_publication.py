@@ -118,7 +118,7 @@ def test_process_env_writes_the_profiles_file_rmw_reads(tmp_path, own_temp):
     environment sets rmw's mode itself or asks for no rule."""
     graph = g.plan(g.GraphConfig())
     proc = depth_process(graph)
-    base = os.path.join(g.package_config_dir(), 'fastdds_localhost.xml')
+    base = pb.loopback_profile()
     env = pb.process_env(graph, proc, {pb.CONTAINER_MODE_ENV: 'outbound', pb.PROFILES_ENV: base})
     assert env[pb.PUBLICATION_MODE_ENV] == 'AUTO' and env[pb.PROFILES_ENV].startswith(str(tmp_path))
     root = ET.parse(env[pb.PROFILES_ENV]).getroot()
@@ -211,7 +211,7 @@ def test_the_profile_sends_the_writers_data_through_the_asynchronous_thread(tmp_
     up) leaves the writer synchronous, no asynchronous thread wakes per sample. A count of wake-ups,
     not a timing: the samples are 10 ms apart, so a loaded machine merges few of them."""
     graph = g.plan(g.GraphConfig())
-    base = os.path.join(g.package_config_dir(), 'fastdds_localhost.xml')
+    base = pb.loopback_profile()
     env = dict(os.environ, **pb.process_env(graph, depth_process(graph), {
         pb.CONTAINER_MODE_ENV: 'CROSSING', pb.PROFILES_ENV: base}))
     assert env[pb.PROFILES_ENV].startswith(str(tmp_path))

@@ -49,9 +49,18 @@ from depthmarks_ros.pipeline import graph as g
 CONTAINER_MODE_ENV = 'DEPTHMARKS_CONTAINER_PUBLICATION_MODE'
 PUBLICATION_MODE_ENV = 'RMW_FASTRTPS_PUBLICATION_MODE'
 PROFILES_ENV = 'FASTDDS_DEFAULT_PROFILES_FILE'
+#: the package's Fast DDS profiles in config/: one host (shared memory, loopback), and hosts on a network
+LOOPBACK_PROFILE, NETWORK_PROFILE = 'fastdds_localhost.xml', 'fastdds_network.xml'
 OUTBOUND, CROSSING = 'OUTBOUND', 'CROSSING'
 RULES = (OUTBOUND, CROSSING)
 XMLNS = 'http://www.eprosima.com'
+
+
+def loopback_profile(config_dir: Optional[str] = None) -> str:
+    """The path of the package's loopback profile (:data:`LOOPBACK_PROFILE`) in ``config_dir`` (by
+    default the package's config folder, graph.package_config_dir; the launch files give the installed
+    share's)."""
+    return os.path.join(config_dir or g.package_config_dir(), LOOPBACK_PROFILE)
 
 
 def asynchronous_topics(graph: g.Graph, proc: g.ProcessLaunch, rule: str,

@@ -22,7 +22,6 @@ import numpy as np
 import rclpy
 from rclpy.signals import SignalHandlerOptions
 
-from depthmarks_ros.core.calibration import package_config_dir
 from depthmarks_ros.pipeline import graph as g
 from depthmarks_ros.pipeline import publication
 from depthmarks_ros.pipeline.cpu import CpuMeter
@@ -117,8 +116,7 @@ def prepare_environment(use_dds_profile: bool) -> None:
     """Loopback discovery and the package's FastDDS profile unless the user set their own."""
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     if use_dds_profile:
-        os.environ.setdefault(publication.PROFILES_ENV,
-                              os.path.join(package_config_dir(), 'fastdds_localhost.xml'))
+        os.environ.setdefault(publication.PROFILES_ENV, publication.loopback_profile())
 
 
 def node_ros_args(node: g.NodeLaunch, params_file: str) -> List[str]:

@@ -20,12 +20,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 
 
-def dds_profile_path() -> str:
-    """The package's loopback FastDDS profile (source tree or installed share/)."""
-    from depthmarks_ros.core.calibration import package_config_dir
-    return os.path.join(package_config_dir(), 'fastdds_localhost.xml')
-
-
 _DOMAIN_LOCK = None
 _RUN_DIR: Optional[str] = None
 
@@ -75,8 +69,8 @@ def configure_ros_env(domain_id: Optional[int] = None, log_dir: Optional[str] = 
         'PYTHONUNBUFFERED': '1',
     }
     if use_profile:
-        from depthmarks_ros.pipeline.publication import PROFILES_ENV   # ROS-free (no rclpy)
-        env[PROFILES_ENV] = dds_profile_path()
+        from depthmarks_ros.pipeline.publication import PROFILES_ENV, loopback_profile   # ROS-free (no rclpy)
+        env[PROFILES_ENV] = loopback_profile()
     os.environ.update(env)
     return env
 

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from depthmarks_ros.core.calibration import package_config_dir
 from depthmarks_ros.pipeline.graph import NODES
-from depthmarks_ros.pipeline.publication import PROFILES_ENV
+from depthmarks_ros.pipeline.publication import NETWORK_PROFILE, PROFILES_ENV
 from depthmarks_ros.testing.netns import NetnsPair
 from depthmarks_ros.testing.ros_harness import NodeProcess, run_dir
 
@@ -56,7 +56,7 @@ def _stop_group(proc: subprocess.Popen) -> None:
 
 def run_split(placement: Placement, topics: Sequence[Tuple[str, str]], probe_host: str = 'b',
               discovery: str = 'subnet', duration: float = 5.0, ground_truth: str = 'sim/depth_gt',
-              disparity_truth: str = 'sim/disparity_gt', profile: str = 'fastdds_network.xml', wait: float = 40.0) -> dict:
+              disparity_truth: str = 'sim/disparity_gt', profile: str = NETWORK_PROFILE, wait: float = 40.0) -> dict:
     """Start the nodes, probe ``topics`` ((name, type) pairs) for ``duration`` s after the first
     message, stop everything. Returns the probe's JSON plus ``_veth_tx`` (bytes each host sent on
     the link), ``_codes`` (exit codes, node -> code) and ``_logs`` (node -> tail of its output)."""
