@@ -1066,3 +1066,42 @@ def test_the_face_crop_of_the_image_features_is_clipped_to_the_image():
     x0, y0, x1, y1 = _crop_box(grey, off)
     assert x1 <= x0 and y1 <= y0
     assert image_features(grey, off) == (0.0, 0.0) and image_quality(grey, off) == (0.0, 0.0)
+
+
+def test_face_set_loaders_pair_annotations_with_images_and_split_them(tmp_path):
+    """datasets.load_pts_folder / load_aflw2000_3d (one scan, datasets._annotated): an annotation without an
+    image beside it is skipped, a .pts of another point count too; 300-W points become 0-based, AFLW2000-3D's
+    z flips and Pose_Para (pitch, yaw, roll, radians) becomes (yaw, pitch, roll) degrees; the 'fit' and
+    'report' splits partition 'all' by core/split.py's rule."""
+    from scipy.io import savemat
+    from depthmarks_ros.core.face.datasets import load_aflw2000_3d, load_pts_folder
+    from depthmarks_ros.core.pts_io import write_pts
+    from depthmarks_ros.core.split import is_report
+    img = np.zeros((8, 8, 3), np.uint8)
+    pts = np.arange(136, dtype=float).reshape(68, 2) + 1.0
+    stems = [f'face{i:02d}' for i in range(12)]
+    for d in ('w', 'a'):
+        (tmp_path / d).mkdir()
+    for s in stems:
+        write_pts(str(tmp_path / 'w' / f'{s}.pts'), pts)
+        cv2.imwrite(str(tmp_path / 'w' / f'{s}.png'), img)
+        savemat(str(tmp_path / 'a' / f'{s}.mat'), {'pt3d_68': np.vstack([pts.T, np.ones((1, 68))]),
+                                                   'Pose_Para': np.radians([[10.0, 20.0, 30.0, 0, 0, 0, 1]])})
+        cv2.imwrite(str(tmp_path / 'a' / f'{s}.jpg'), img)
+    write_pts(str(tmp_path / 'w' / 'noimage.pts'), pts)
+    savemat(str(tmp_path / 'a' / 'noimage.mat'), {'pt3d_68': np.zeros((3, 68)), 'Pose_Para': np.zeros((1, 7))})
+    write_pts(str(tmp_path / 'w' / 'short.pts'), pts[:5])
+    cv2.imwrite(str(tmp_path / 'w' / 'short.png'), img)
+    w = load_pts_folder(str(tmp_path / 'w'))
+    assert [s.stem for s in w] == stems and w[0].dataset == '300w'
+    np.testing.assert_array_equal(w[0].landmarks68, pts - 1.0)
+    a = load_aflw2000_3d(str(tmp_path / 'a'))
+    assert [s.stem for s in a] == stems and a[0].image_path.endswith('.jpg')
+    np.testing.assert_allclose(a[0].pose_deg, [20.0, 10.0, 30.0])
+    np.testing.assert_array_equal(a[0].points3d[:, 2], -1.0)
+    np.testing.assert_array_equal(a[0].landmarks68, pts)
+    for load, folder in ((load_pts_folder, 'w'), (load_aflw2000_3d, 'a')):
+        report = [s.stem for s in load(str(tmp_path / folder), 'report')]
+        fit = [s.stem for s in load(str(tmp_path / folder), 'fit')]
+        assert report == [s for s in stems if is_report(s)] and fit == [s for s in stems if not is_report(s)]
+        assert report and fit

@@ -50,14 +50,20 @@ def _image_for(stem_path: str) -> Optional[str]:
     return None
 
 
+def _annotated(folder: str, ext: str, split: str):
+    """(stem, annotation file, image file) of each ``*<ext>`` annotation in ``folder`` (sorted) that has an
+    image beside it and whose stem is in ``split`` (core/split.py)."""
+    for path in sorted(glob.glob(os.path.join(folder, '*' + ext))):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        img = _image_for(path[:-len(ext)])
+        if img is not None and in_split(stem, split):
+            yield stem, path, img
+
+
 def load_aflw2000_3d(folder: str, split: str = 'all') -> List[FaceSample]:
     from scipy.io import loadmat
     out = []
-    for mat in sorted(glob.glob(os.path.join(folder, '*.mat'))):
-        stem = os.path.splitext(os.path.basename(mat))[0]
-        img = _image_for(mat[:-4])
-        if img is None or not in_split(stem, split):
-            continue
+    for stem, mat, img in _annotated(folder, '.mat', split):
         m = loadmat(mat)
         p = np.asarray(m['pt3d_68'], np.float64).T.copy()      # (68, 3)
         p[:, 2] *= -1.0                                          # z away from the camera
@@ -69,11 +75,7 @@ def load_aflw2000_3d(folder: str, split: str = 'all') -> List[FaceSample]:
 def load_pts_folder(folder: str, split: str = 'all', dataset: str = '300w') -> List[FaceSample]:
     from depthmarks_ros.core.pts_io import read_pts
     out = []
-    for pts in sorted(glob.glob(os.path.join(folder, '*.pts'))):
-        stem = os.path.splitext(os.path.basename(pts))[0]
-        img = _image_for(pts[:-4])
-        if img is None or not in_split(stem, split):
-            continue
+    for stem, pts, img in _annotated(folder, '.pts', split):
         lm = read_pts(pts)
         if lm.shape != (68, 2):
             continue

@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from depthmarks_ros.core.face.artefacts import load_json, save_json
+from depthmarks_ros.core.face.datasets import bbox_size
 from depthmarks_ros.core.face.detection import KEYPOINT_FLIP
 from depthmarks_ros.core.face.ibug68 import FLIP_68, mirror_68
 from depthmarks_ros.core.face.mapping import similarity, unalign
@@ -211,7 +212,7 @@ class HybridBlend:
                 b = boxes[i]
                 d = self.from_views(b, views[i][0], views[i]) - g
                 res.append(d / max(b[2] - b[0], b[3] - b[1]))
-                nme.append(np.linalg.norm(d, axis=1).mean() / np.sqrt(np.ptp(g[:, 0]) * np.ptp(g[:, 1])))
+                nme.append(np.linalg.norm(d, axis=1).mean() / bbox_size(g))
         self.kp_ref, self.kp_map = solve(pairs)
         res = np.array(res)
         self.kp_cov = np.einsum('fni,fnj->nij', res, res) / max(len(res) - 1, 1) + 1e-4 * np.eye(2)
