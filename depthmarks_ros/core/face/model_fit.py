@@ -880,6 +880,7 @@ def _fit_hybrid_template(samples, output, command, convention='2d'):
     import os
     from depthmarks_ros.core.face.backends import MediaPipeFaceMesh
     from depthmarks_ros.core.face.convention import artefact_name
+    from depthmarks_ros.core.face.datasets import bbox_size
     from depthmarks_ros.core.face.hybrid import HybridBlend
     path = os.path.join(output, artefact_name('face_hybrid.json', convention))
     blend = HybridBlend.load(path)
@@ -913,10 +914,5 @@ def _fit_hybrid_template(samples, output, command, convention='2d'):
         # predictor on the 60 fit faces without a mesh (each face's fold predictor; a development check)
     blend.meta['template'] = {'faces': len(boxes), 'command': command, 'split_rule': blend.meta.get('split_rule')}
     blend.save(path)
-    nme = [np.linalg.norm(blend.from_box(b, f) - g, axis=1).mean() / bbox_size_of(g) for b, f, g in zip(boxes, facings, gts)]
+    nme = [np.linalg.norm(blend.from_box(b, f) - g, axis=1).mean() / bbox_size(g) for b, f, g in zip(boxes, facings, gts)]
     yield f'hybrid template: {len(boxes)} fit faces without a mesh, box-NME of the template on them {np.mean(nme):.3f} (in-sample)'
-
-
-def bbox_size_of(g) -> float:
-    from depthmarks_ros.core.face.datasets import bbox_size
-    return bbox_size(g)
