@@ -34,7 +34,7 @@ sys.path.insert(0, ROOT)
 
 from depthmarks_ros.core.face.datasets import SPLIT_RULE  # noqa: E402
 from depthmarks_ros.core.face.ibug68 import REGIONS, mirror_68  # noqa: E402
-from depthmarks_ros.core.face.mapping import align, unalign  # noqa: E402
+from depthmarks_ros.core.face.mapping import align, mean_shape, unalign  # noqa: E402
 from depthmarks_ros.core.face.metrics import YAW_BANDS  # noqa: E402
 
 LAMS = (0.01, 0.1, 1, 3, 10, 30, 100, 300)
@@ -53,9 +53,7 @@ class Records:
         o = {k: np.where(left[:, None, None], mirror_68(getattr(self, k + '68')), getattr(self, k + '68'))
              for k in ('out', 'm', 'd', 'gt')}
         o['e'] = np.where(left[:, None, None], mirror_68(np.nan_to_num(self.e68)), self.e68)
-        ref = o['out'][0] - o['out'][0].mean(axis=0)
-        for _ in range(3):            # the mean output shape (generalised Procrustes)
-            ref = np.mean([align(x, ref)[0] for x in o['out']], axis=0)
+        ref = mean_shape(o['out'], o['out'][0] - o['out'][0].mean(axis=0), unit_rms=False)   # the mean output shape
         self.T = [align(x, ref)[1] for x in o['out']]
         self.al = {k: np.array([v[i] @ (s * R).T + t for i, (s, R, t) in enumerate(self.T)]) for k, v in o.items()}
         self.al['e'][~self.has_e] = self.al['out'][~self.has_e]

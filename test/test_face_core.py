@@ -1105,3 +1105,23 @@ def test_face_set_loaders_pair_annotations_with_images_and_split_them(tmp_path):
         fit = [s.stem for s in load(str(tmp_path / folder), 'fit')]
         assert report == [s for s in stems if is_report(s)] and fit == [s for s in stems if not is_report(s)]
         assert report and fit
+
+
+def test_mean_shape_of_similar_copies_is_the_shape_up_to_a_similarity():
+    """mapping.mean_shape (generalised Procrustes of the mesh map and study_face_stack): copies of one shape
+    under random scale, rotation and shift give that shape back up to a similarity, centred with unit RMS
+    radius; without ``unit_rms`` it keeps the starting reference's frame (size and place)."""
+    from depthmarks_ros.core.face.mapping import align, mean_shape
+    rng = np.random.default_rng(6)
+    base = rng.normal(0, 1, (68, 2))
+    copies = []
+    for _ in range(20):
+        a, s = rng.uniform(-np.pi, np.pi), rng.uniform(0.3, 3.0)
+        R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        copies.append(s * base @ R.T + rng.uniform(-100, 100, 2))
+    ref = mean_shape(copies, copies[0] - copies[0].mean(axis=0))
+    np.testing.assert_allclose(ref.mean(axis=0), 0.0, atol=1e-12)
+    assert np.sqrt((ref ** 2).sum(axis=1).mean()) == pytest.approx(1.0)
+    np.testing.assert_allclose(align(base, ref)[0], ref, atol=1e-9)
+    kept = mean_shape(copies, copies[0], unit_rms=False)
+    np.testing.assert_allclose(kept, copies[0], atol=1e-9)

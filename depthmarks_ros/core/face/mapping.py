@@ -40,6 +40,17 @@ def unalign(points: np.ndarray, transform) -> np.ndarray:
     return (points - t) @ R / s
 
 
+def mean_shape(shapes, ref: np.ndarray, iterations: int = 3, unit_rms: bool = True) -> np.ndarray:
+    """Generalised Procrustes: ``iterations`` times, ``ref`` <- the mean of ``shapes`` (each (N, 2)) each
+    aligned onto ``ref`` (:func:`align`), then (``unit_rms``) centred and scaled to unit RMS radius."""
+    for _ in range(iterations):
+        ref = np.mean([align(x, ref)[0] for x in shapes], axis=0)
+        if unit_rms:
+            ref = ref - ref.mean(axis=0)
+            ref = ref / np.sqrt((ref ** 2).sum(axis=1).mean())
+    return ref
+
+
 class MeshTo68:
     def __init__(self, ref: np.ndarray, W: np.ndarray, x_mean: np.ndarray, y_mean: np.ndarray, meta: Optional[dict] = None):
         self.ref, self.W, self.x_mean, self.y_mean = ref, W, x_mean, y_mean
@@ -65,11 +76,7 @@ class MeshTo68:
         meshes = [np.asarray(m, np.float64) for m in meshes]
         n = min(len(m) for m in meshes)
         meshes = [m[:n] for m in meshes]
-        ref = meshes[0][:, :2] - meshes[0][:, :2].mean(axis=0)
-        for _ in range(3):                           # generalised Procrustes: mean of aligned meshes
-            ref = np.mean([align(m[:, :2], ref)[0] for m in meshes], axis=0)
-            ref -= ref.mean(axis=0)
-            ref /= np.sqrt((ref ** 2).sum(axis=1).mean())
+        ref = mean_shape([m[:, :2] for m in meshes], meshes[0][:, :2] - meshes[0][:, :2].mean(axis=0))
         X, Y = [], []
         for m, y in zip(meshes, targets68):
             x, (s, R, t) = cls._features(ref, m)
