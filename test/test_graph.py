@@ -43,9 +43,10 @@ class _LaunchConfiguration:
 
 
 class FakeLaunch:
-    """Runs a launch file's generate_launch_description() with given argument values."""
+    """Runs a launch file's generate_launch_description() with given argument values; the installed
+    share (launch_utils.share_dir) is ``share``, by default this checkout."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self, monkeypatch, share=ROOT):
         mods = {n: types.ModuleType(n) for n in ('launch', 'launch.actions', 'launch.conditions',
                                                  'launch.substitutions', 'launch_ros', 'launch_ros.actions')}
         mods['launch'].LaunchDescription = lambda entities: list(entities)
@@ -59,7 +60,7 @@ class FakeLaunch:
         for name, mod in mods.items():
             monkeypatch.setitem(sys.modules, name, mod)
         import depthmarks_ros.launch_utils as lu
-        monkeypatch.setattr(lu, 'share_dir', lambda: ROOT)
+        monkeypatch.setattr(lu, 'share_dir', lambda: str(share))
         monkeypatch.setattr(g, 'write_rviz_config', lambda graph, out_dir=None: '/tmp/depthmarks.rviz')
 
     def entities(self, launch_file):
@@ -209,12 +210,18 @@ def test_launch_file_and_runner_start_the_same_nodes_for_every_argument_combinat
     assert compared > 300 and composed > 20 and sim_composed > 20 and all_composed > 75 and people_composed > 15
 
 
-def test_every_launch_file_sets_the_loopback_profile_of_the_installed_share_if_use_dds_profile(monkeypatch):
+def test_every_launch_file_sets_the_loopback_profile_of_the_installed_share_if_use_dds_profile(monkeypatch,
+                                                                                                tmp_path):
     """launch_utils.dds_profile_action in each launch file: Fast DDS's profiles variable set to the
-    package's loopback profile in the installed share (a file that exists), only if the declared
-    argument use_dds_profile (default true) is true."""
+    package's loopback profile in the installed share (a file that exists there: a share elsewhere than
+    the source tree, so the source tree's profile would fail), only if the declared argument
+    use_dds_profile (default true) is true."""
+    import shutil
     from depthmarks_ros.pipeline import publication as pb
-    fake = FakeLaunch(monkeypatch)          # share_dir() is this checkout
+    share = tmp_path / 'share'
+    (share / 'config').mkdir(parents=True)
+    shutil.copy(pb.loopback_profile(), share / 'config')
+    fake = FakeLaunch(monkeypatch, share)
     files = sorted(f for f in os.listdir(os.path.join(ROOT, 'launch')) if f.endswith('.launch.py'))
     assert 'full_pipeline.launch.py' in files and 'stereo_depth.launch.py' in files
     for launch_file in files:
@@ -222,7 +229,7 @@ def test_every_launch_file_sets_the_loopback_profile_of_the_installed_share_if_u
         declared = {e.name: e.default for e in entities if isinstance(e, _Declare)}
         (action,) = [e for e in entities if type(e).__name__ == 'SetEnvironmentVariable']
         name, path = action.args
-        assert name == pb.PROFILES_ENV and path == pb.loopback_profile(os.path.join(ROOT, 'config')), launch_file
+        assert name == pb.PROFILES_ENV and path == pb.loopback_profile(str(share / 'config')), launch_file
         assert os.path.isfile(path)
         condition = action.kwargs['condition']
         assert type(condition).__name__ == 'IfCondition' and condition.args[0].name == 'use_dds_profile'
