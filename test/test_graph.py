@@ -558,10 +558,13 @@ def _rcl_resolved(rules, namespace, node_names, names):
 
 def test_a_node_targeted_remap_applies_to_that_node_only_as_rcl_applies_it():
     """``name:from:=to`` applies to the node of that name (its name, not its fully qualified one), a rule
-    without a prefix to every node; the first matching rule wins: against rcl itself (rclpy)."""
+    without a prefix to every node; the first matching rule wins; ``rostopic://from`` is the rule for
+    topic ``from`` (node-targeted too), a ``rosservice://`` rule none: against rcl itself (rclpy)."""
     rules = (('other:in', '/for_other'), ('nd:in', '/for_nd'), ('in', '/for_all'), ('nd:~/x', 'private_moved'),
-             ('out', '/all_out'), ('nd:out', '/nd_out'), ('rig1:in', '/never'))
-    names = ('in', '~/x', 'x', 'out', '/rig1/in')
+             ('out', '/all_out'), ('nd:out', '/nd_out'), ('rig1:in', '/never'),
+             ('rosservice://u', '/service_only'), ('rostopic://u', '/u_topic'), ('nd:rostopic://t', '/t_for_nd'),
+             ('third:rostopic://~/p', 'p_moved'))
+    names = ('in', '~/x', 'x', 'out', '/rig1/in', 'u', '/rig1/u', 't', '~/p')
     for (node, name), resolved in _rcl_resolved(rules, '/rig1', ('nd', 'other', 'third'), names).items():
         assert g.resolve_topic(name, rules, '/rig1', node) == resolved, (node, name)
     # without a node: targeted rules are skipped, the others apply

@@ -468,7 +468,8 @@ def resolve_topic(topic: str, remappings: Sequence[Tuple[str, str]], namespace: 
     both expanded for the node, as rcl matches) and ``namespace``. A rule targeted at a node
     (``name:from``, as :attr:`ProcessLaunch.remappings` writes them) applies only to the node of that
     name, as rcl_remap_first_match compares it (the node's name, not its fully qualified one); with
-    ``node`` None it is skipped. A transport topic of an image
+    ``node`` None it is skipped. A rule's source may start with ``rostopic://`` (a rule for topics only:
+    the rest is the name) or ``rosservice://`` (for services only: skipped). A transport topic of an image
     (``<base>/compressed``, ``<base>/compressedDepth``: the compressed twins, an input's
     ``image_transport``) hangs under its base's resolved name, as image_transport builds it (the
     nodes: ros/image_publisher.py, ros/synced_inputs.py), and a rule naming that full name still
@@ -485,6 +486,9 @@ def resolve_topic(topic: str, remappings: Sequence[Tuple[str, str]], namespace: 
         src = rule[target.end():] if target else rule
         if target and target.group(1) != node:
             continue                  # a rule for another node
+        if src.startswith(_SERVICE_URL):
+            continue                  # a rule for services only
+        src = src[len(_TOPIC_URL):] if src.startswith(_TOPIC_URL) else src   # a rule for topics only
         if expanded == expand_name(src, namespace, node):
             return expand_name(dst, namespace, node)
     return expanded
@@ -494,6 +498,8 @@ _SUBSTITUTION = re.compile(r'{([^{}]*)}')
 #: a remap rule's node prefix (``node_name:``): rcl's lexer token (a letter or ``_``, then letters,
 #: digits, ``_``) and a colon that does not start a ``rostopic://`` URL
 _NODE_PREFIX = re.compile(r'([A-Za-z_][A-Za-z0-9_]*):(?!//)')
+#: a remap rule's source limited to topics / to services (after the node prefix), as rcl parses it
+_TOPIC_URL, _SERVICE_URL = 'rostopic://', 'rosservice://'
 
 
 def expand_name(name: str, namespace: str, node: Optional[str] = None) -> str:
