@@ -1125,3 +1125,22 @@ def test_mean_shape_of_similar_copies_is_the_shape_up_to_a_similarity():
     np.testing.assert_allclose(align(base, ref)[0], ref, atol=1e-9)
     kept = mean_shape(copies, copies[0], unit_rms=False)
     np.testing.assert_allclose(kept, copies[0], atol=1e-9)
+
+
+def test_predict_on_box_rounds_the_box_and_returns_float_points():
+    """backends.predict_on_box / dlib_rect / shape_points (the one way the hybrid, its fits and the
+    turned-face predictor run a dlib predictor on a placed box): the box's corners are rounded to pixels
+    (not truncated) and the predictor's parts come back as (N, 2) float64 in order."""
+    from types import SimpleNamespace
+    from depthmarks_ros.core.face.backends import dlib_rect, predict_on_box
+    r = dlib_rect((10.4, 20.6, 49.6, 80.2))
+    assert (r.left(), r.top(), r.right(), r.bottom()) == (10, 21, 50, 80)
+    seen = []
+
+    def predictor(rgb, rect):
+        seen.append((rgb.shape, rect.left(), rect.top(), rect.right(), rect.bottom()))
+        return SimpleNamespace(parts=lambda: [SimpleNamespace(x=i, y=2 * i) for i in range(68)])
+    p = predict_on_box(predictor, np.zeros((90, 60, 3), np.uint8), np.array([0.6, 1.4, 30.5001, 40.0]))
+    assert seen == [((90, 60, 3), 1, 1, 31, 40)]
+    assert p.dtype == np.float64 and p.shape == (68, 2)
+    np.testing.assert_array_equal(p[5], [5.0, 10.0])

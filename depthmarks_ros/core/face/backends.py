@@ -227,6 +227,23 @@ class MediaPipeFaceMesh:
             self._crop_mesh.close()
 
 
+def dlib_rect(box):
+    """dlib.rectangle of a box (x0, y0, x1, y1), each corner rounded to the nearest pixel."""
+    import dlib
+    return dlib.rectangle(*(int(round(v)) for v in box))
+
+
+def shape_points(predictor, rgb: np.ndarray, rect) -> np.ndarray:
+    """(N, 2) float64 pixel points of dlib shape ``predictor`` on ``rgb`` in ``rect`` (a dlib.rectangle)."""
+    return np.array([(p.x, p.y) for p in predictor(rgb, rect).parts()], np.float64)
+
+
+def predict_on_box(predictor, rgb: np.ndarray, box) -> np.ndarray:
+    """:func:`shape_points` on a box (x0, y0, x1, y1) (:func:`dlib_rect`): the one way the face code runs a
+    dlib predictor on a box it placed (the hybrid, its fits, the turned-face predictor)."""
+    return shape_points(predictor, rgb, dlib_rect(box))
+
+
 def load_dlib_model(kind, name: str):
     """dlib.shape_predictor / cnn_face_detection_model_v1 of a shipped model file; an unreadable or
     corrupt file is a BackendError naming it (dlib raises RuntimeError)."""
@@ -320,8 +337,7 @@ class DlibFace68:
         return [(d.rect, d.confidence) for d in self._cnn(grey, self.upsample)]
 
     def landmarks(self, rgb: np.ndarray, rect) -> np.ndarray:
-        shape = self._predictor(rgb, rect)
-        return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+        return shape_points(self._predictor, rgb, rect)
 
     def landmarks_upright(self, rgb: np.ndarray, box: np.ndarray, angle: float, centre) -> np.ndarray:
         """dlib's predictor (trained on upright faces) on a face found in the view rotated by ``angle``
@@ -330,7 +346,7 @@ class DlibFace68:
         side = max(int(np.ceil(size)), 1)
         crop, A = upright_crop(rgb, centre, angle, size, side)
         b = (np.asarray(box, float) - np.tile(centre, 2)) * (side / size) + side / 2
-        pts = self.landmarks(crop, self._dlib.rectangle(*(int(round(v)) for v in b)))
+        pts = self.landmarks(crop, dlib_rect(b))
         return pts @ A[:, :2].T + A[:, 2]
 
     def process(self, rgb: np.ndarray) -> List[FaceResult]:

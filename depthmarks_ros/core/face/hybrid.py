@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from depthmarks_ros.core.face.artefacts import load_json, save_json
+from depthmarks_ros.core.face.backends import predict_on_box
 from depthmarks_ros.core.face.datasets import bbox_size
 from depthmarks_ros.core.face.detection import KEYPOINT_FLIP
 from depthmarks_ros.core.face.ibug68 import FLIP_68, mirror_68
@@ -384,7 +385,6 @@ class HybridFace68:
         self.layout = self.mesh.layout
         self.mapping = mapping
         self._predictor = load_dlib_model(dlib.shape_predictor, 'shape_predictor_68_face_landmarks.dat')
-        self._dlib = dlib
         self.blend = blend
         self.box_map = dict(IDENTITY_BOX_MAP, **(box_map or {}))
         self.dlib_only_faces = 0            # faces found by the cascade where the mesh failed
@@ -398,8 +398,7 @@ class HybridFace68:
         return self.mesh.to68(mesh_xyz)
 
     def predict(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
-        rect = self._dlib.rectangle(*(int(round(v)) for v in box))
-        return np.array([(p.x, p.y) for p in self._predictor(rgb, rect).parts()], np.float64)
+        return predict_on_box(self._predictor, rgb, box)
 
     def predict_on(self, rgb: np.ndarray, m68: np.ndarray) -> np.ndarray:
         """dlib's predictor on the box placed from the mesh's 68 points (:func:`dlib_on_mesh`)."""

@@ -561,20 +561,18 @@ def _fit_hybrid(samples, mesh_recs, meshes, targets, wts, ridge, output, command
     """face_hybrid.json (dlib's box shape, blend weights; only with ``write_blend``) and
     face_sigma_hybrid.json, from cross-fitted mesh maps and blends (each face's points come from fits
     that did not see it)."""
+    import functools
     import os
     import cv2
     import dlib
-    from depthmarks_ros.core.face.backends import dlib_model_path
+    from depthmarks_ros.core.face.backends import load_dlib_model, predict_on_box
     from depthmarks_ros.core.face.convention import artefact_name, sigma_key
     from depthmarks_ros.core.face.datasets import SPLIT_RULE
     from depthmarks_ros.core.face.hybrid import HybridBlend, box_from_landmarks, mean_box_shape, quick_yaw
     from depthmarks_ros.core.face.sigma_fit import error_records, fit_and_save
     hog = dlib.get_frontal_face_detector()
-    pred = dlib.shape_predictor(dlib_model_path('shape_predictor_68_face_landmarks.dat'))
-
-    def predict(rgb, box):
-        shape = pred(rgb, dlib.rectangle(*(int(round(v)) for v in box)))
-        return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+    predict = functools.partial(predict_on_box, load_dlib_model(dlib.shape_predictor,
+                                                                'shape_predictor_68_face_landmarks.dat'))
     boxes, pts = [], []
     for s in samples:            # dlib's own convention: its points inside its HOG boxes
         rgb = s.load_rgb()
@@ -681,9 +679,10 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     fit's): its weights are fitted for the one in ``output`` (a missing one refused before anything trains),
     named by its sha1 (meta profile.predictor_sha1), and the keypoint path's pose records
     (BOX68_POSE_RECORDS, for the shared hybrid_box68 factors) are not written."""
+    import functools
     import os
     import dlib
-    from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, dlib_model_path
+    from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, load_dlib_model, predict_on_box
     from depthmarks_ros.core.face.convention import artefact_name, sigma_key
     from depthmarks_ros.core.face.datasets import SPLIT_RULE, bbox_size
     from depthmarks_ros.core.face.hybrid import HybridBlend, refine_keypoint_guess
@@ -694,11 +693,8 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     if why:                 # before any fold predictor trains
         raise FileNotFoundError(why)
     blend = HybridBlend.load(path)
-    pred = dlib.shape_predictor(dlib_model_path('shape_predictor_68_face_landmarks.dat'))
-
-    def predict(rgb, box):
-        shape = pred(rgb, dlib.rectangle(*(int(round(v)) for v in box)))
-        return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+    predict = functools.partial(predict_on_box, load_dlib_model(dlib.shape_predictor,
+                                                                'shape_predictor_68_face_landmarks.dat'))
     turned = [s for s in aflw if abs(s.pose_deg[0]) >= PROFILE_MIN_YAW]
     rgbs = {s.stem: s.load_rgb() for s in turned}
     yield f'profile: {len(turned)} fit-split AFLW faces with |yaw| >= {PROFILE_MIN_YAW:g} deg'

@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from depthmarks_ros.core.face.backends import dlib_rect, predict_on_box
 from depthmarks_ros.core.face.ibug68 import mirror_68
 
 BOX_SIDE = 1.2          # box side in units of the points' sqrt(w h)
@@ -51,19 +52,13 @@ def _upright(points: np.ndarray, angle: float):
     return cv2.getRotationMatrix2D((float(c[0]), float(c[1])), float(angle), 1.0)
 
 
-def _rect(dlib, box):
-    return dlib.rectangle(*(int(round(v)) for v in box))
-
-
 class ProfilePredictor:
     """``predict(rgb, box, turned_left)``: the 68 points in image pixels; ``turned_left``: the face
     looks towards image-left (yaw > 0 in the AFLW convention), then the image is mirrored for the
     predictor and the points mirrored back."""
 
     def __init__(self, predictor, meta: Optional[dict] = None):
-        import dlib
         self._sp = predictor
-        self._dlib = dlib
         self.meta = meta or {}
 
     @classmethod
@@ -103,8 +98,7 @@ class ProfilePredictor:
         if turned_left:
             img = img[:, ::-1]
             b = np.array([img.shape[1] - 1 - b[2], b[1], img.shape[1] - 1 - b[0], b[3]])
-        p = np.array([(q.x, q.y) for q in self._sp(np.ascontiguousarray(img), _rect(self._dlib, b)).parts()],
-                     np.float64)
+        p = predict_on_box(self._sp, np.ascontiguousarray(img), b)
         return (mirror_68(p, img.shape[1]) if turned_left else p) + [x0, y0]
 
     @property
@@ -132,8 +126,7 @@ class ProfilePredictor:
         M = _upright(g, up_angle(g))
         img = cv2.warpAffine(np.ascontiguousarray(img), M, img.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
         gr = g @ M[:, :2].T + M[:, 2]
-        rect = _rect(self._dlib, box_of(gr, size=_size(gr) * size_scale))
-        p = np.array([(q.x, q.y) for q in self._sp(img, rect).parts()], np.float64)
+        p = predict_on_box(self._sp, img, box_of(gr, size=_size(gr) * size_scale))
         Mi = cv2.invertAffineTransform(M)
         p = p @ Mi[:, :2].T + Mi[:, 2]
         return (mirror_68(p, img.shape[1]) if turned_left else p) + [x0, y0]
@@ -180,7 +173,7 @@ def train_profile_predictor(images: Sequence[np.ndarray], points68: Sequence[np.
             img = np.ascontiguousarray(img[y0:y1, x0:x1])
             q, box = q - [x0, y0], box - [x0, y0, x0, y0]
             imgs.append(img)
-            objs.append([dlib.full_object_detection(_rect(dlib, box), [dlib.point(int(round(x)), int(round(y)))
+            objs.append([dlib.full_object_detection(dlib_rect(box), [dlib.point(int(round(x)), int(round(y)))
                                                                         for x, y in q])])
     opt = dlib.shape_predictor_training_options()
     opt.cascade_depth, opt.num_trees_per_cascade_level, opt.tree_depth = cascade_depth, trees, tree_depth
