@@ -142,7 +142,7 @@ def _shm_only_profile(folder: str) -> str:
                       '<segment_size>33554432</segment_size>\n        <maxMessageSize>16777216</maxMessageSize>')
     udp = '          <transport_id>depthmarks_udp_loopback</transport_id>\n'   # the one in <userTransports>
     if udp not in xml:
-        raise SystemExit('config/fastdds_localhost.xml changed: update bench_dds_hop._shm_only_profile')
+        raise SystemExit(f'{loopback_profile()} changed: update bench_dds_hop._shm_only_profile')
     xml = xml.replace(udp, '')
     path = os.path.join(folder, 'fastdds_shm_only.xml')
     with open(path, 'w') as f:
@@ -157,7 +157,7 @@ def _udp_only_profile(folder: str) -> str:
         xml = f.read()
     shm = '          <transport_id>depthmarks_shm</transport_id>\n'   # the one in <userTransports>
     if shm not in xml:
-        raise SystemExit('config/fastdds_localhost.xml changed: update bench_dds_hop._udp_only_profile')
+        raise SystemExit(f'{loopback_profile()} changed: update bench_dds_hop._udp_only_profile')
     path = os.path.join(folder, 'fastdds_udp_only.xml')
     with open(path, 'w') as f:
         f.write(xml.replace(shm, ''))

@@ -22,6 +22,7 @@ import sys
 sys.path.insert(0, os.path.normpath(os.path.join(os.path.dirname(__file__), '..')))
 
 from depthmarks_ros.pipeline import graph as g  # noqa: E402
+from depthmarks_ros.pipeline.publication import NETWORK_PROFILE  # noqa: E402
 from depthmarks_ros.testing.ros_harness import configure_ros_env  # noqa: E402
 
 NODE_OUTPUTS = {
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
         results[name] = res
     print(f'# bench_multihost: sim_rig 640x480 at 10 Hz on host a (with the consumer; JPEG quality '
           f'{args.jpeg_quality}); nodes {",".join(nodes)} on '
-          f'host b; {args.duration:.0f} s per scenario; 2 namespaces joined by veth, config/fastdds_network.xml, '
+          f'host b; {args.duration:.0f} s per scenario; 2 namespaces joined by veth, config/{NETWORK_PROFILE}, '
           'subnet discovery; "one host": everything on a')
     for name, res in results.items():
         print(f'# {name}: load average {res["_load"][0]:.2f} -> {res["_load"][1]:.2f}; over the link: '

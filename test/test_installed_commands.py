@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+from depthmarks_ros.pipeline.publication import LOOPBACK_PROFILE
 from depthmarks_ros.testing.scenes import SETUP_HINT, package_executables
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
@@ -59,7 +60,7 @@ def test_share_directory_found_through_the_ament_index():
     share, prefix = out.stdout.split()
     assert os.path.realpath(prefix) == os.path.realpath(PREFIX)
     for rel in ('package.xml', 'launch/full_pipeline.launch.py', 'launch/full_pipeline.launch.xml',
-                'config/sim_rig/rig.yaml', 'config/fastdds_localhost.xml', 'config/stereo_depth.yaml'):
+                'config/sim_rig/rig.yaml', f'config/{LOOPBACK_PROFILE}', 'config/stereo_depth.yaml'):
         assert os.path.isfile(os.path.join(share, rel)), rel
 
 

@@ -54,11 +54,22 @@ def test_core_convert_and_params_never_import_rclpy():
     assert offenders == [], f'ROS-free modules import rclpy: {offenders}'
 
 
+def _docstrings(tree):
+    """The docstring nodes of a module's, classes' and functions' bodies (prose, not a use)."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                yield first.value
+
+
 @pytest.mark.parametrize('constant', ['PROFILES_ENV', 'LOOPBACK_PROFILE', 'NETWORK_PROFILE'])
 def test_the_fast_dds_profiles_variable_and_files_are_named_once(constant):
     """One source per fact: every use of Fast DDS's profiles file variable, and of the package's
     profile files, in the package, benchmarks and tests goes through publication.PROFILES_ENV /
-    LOOPBACK_PROFILE (loopback_profile()) / NETWORK_PROFILE (a second spelling could drift from it)."""
+    LOOPBACK_PROFILE (loopback_profile()) / NETWORK_PROFILE (a second spelling could drift from it):
+    no string but a docstring holds the name, in a path ('config/<file>'), a message or an f-string's
+    text (help texts format it from the constant)."""
     from depthmarks_ros.pipeline import publication
     assert publication.PROFILES_ENV == 'FASTDDS_DEFAULT_PROFILES_FILE'          # the name Fast DDS reads
     assert os.path.isfile(os.path.join(ROOT, 'config', publication.NETWORK_PROFILE))
@@ -67,8 +78,11 @@ def test_the_fast_dds_profiles_variable_and_files_are_named_once(constant):
     spelled = []
     for folder in (PKG, os.path.join(ROOT, 'benchmarks'), os.path.join(ROOT, 'test')):
         for path in (p for p in _py_files(folder) if p != os.path.abspath(__file__)):   # not this check
-            for node in ast.walk(ast.parse(open(path, encoding='utf-8').read(), path)):
-                if ((isinstance(node, ast.Constant) and node.value == value)
+            tree = ast.parse(open(path, encoding='utf-8').read(), path)
+            prose = {id(d) for d in _docstrings(tree)}
+            for node in ast.walk(tree):
+                if ((isinstance(node, ast.Constant) and isinstance(node.value, str) and value in node.value
+                     and id(node) not in prose)
                         or (isinstance(node, ast.keyword) and node.arg == value)):
                     spelled.append(f'{os.path.relpath(path, ROOT)}:{node.lineno}')
     assert len(spelled) == 1 and spelled[0].startswith('depthmarks_ros/pipeline/publication.py'), spelled

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from depthmarks_ros.pipeline.graph import COMPOSE_CHOICES
+from depthmarks_ros.pipeline.publication import LOOPBACK_PROFILE
 
 
 def add_arguments(p) -> None:
@@ -26,7 +27,7 @@ def add_arguments(p) -> None:
     p.add_argument('--no-record', action='store_true')
     p.add_argument('--record-rate', type=float, default=1.0,
                    help='messages per second and topic written to the MCAP file (0 = every message)')
-    p.add_argument('--no-dds-profile', action='store_true', help='do not load config/fastdds_localhost.xml')
+    p.add_argument('--no-dds-profile', action='store_true', help=f'do not load config/{LOOPBACK_PROFILE}')
     p.add_argument('--quiet', action='store_true', help='no progress line')
     p.add_argument('--multi-process', action='store_true',
                    help='run the nodes in processes as ros2 launch does (the simulated rig, stereo and fusion '

@@ -231,7 +231,8 @@ ARGUMENTS: Tuple[Argument, ...] = (
     Argument('use_sim_time', 'false', 'Every node follows /clock (e.g. ros2 bag play --clock)', BOOL),
     Argument('rviz', 'false', 'Open RViz with config/depthmarks.rviz, its topics and fixed frame following '
              'this graph (namespace, remaps, frame prefix)', BOOL),
-    Argument('use_dds_profile', 'true', 'Load config/fastdds_localhost.xml (large messages between processes)', BOOL),
+    Argument('use_dds_profile', 'true', "Load the package's loopback Fast DDS profile from its config folder "
+             '(large messages between processes)', BOOL),
     Argument('compose', 'true', 'Run the simulated rig, stereo_depth and depth_fusion in one process (the depth process: '
              'their images never cross a process boundary); false: every node in a process of its own; all: every '
              'node of this launch in one process (one container for the whole pipeline); people: as true, and '
