@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.normpath(os.path.join(os.path.dirname(__file__), '..')))
 
-from depthmarks_ros.testing.ros_harness import NodeProcess, configure_ros_env  # noqa: E402
+from depthmarks_ros.testing.ros_harness import NodeProcess, configure_ros_env, run_dir  # noqa: E402
 from depthmarks_ros.pipeline.graph import NODES  # noqa: E402
 
 CONFIG = os.path.join(os.path.dirname(__file__), '..', 'config')
@@ -69,7 +69,8 @@ def run(n: int, folder: str, input_size: int, duration: float) -> dict:
                                              '__node': f'mono_depth_{k}'}))
         procs.append(NodeProcess('stamp_merge', params={'topics': ['mono/inverse_depth'], 'instances': n,
                                                         'max_wait': 1.0}))
-    out = os.path.join(tempfile.mkdtemp(prefix='depthmarks_scaleout_'), 'probe.json')
+    out = os.path.join(tempfile.mkdtemp(prefix='scaleout_', dir=run_dir()), 'probe.json')
+    measured = False
     try:
         for p in procs:
             p.start()
@@ -78,9 +79,13 @@ def run(n: int, folder: str, input_size: int, duration: float) -> dict:
                '--wait', '60', '--out', out, '--reliable', '--topic', 'mono/inverse_depth:sensor_msgs/msg/Image',
                '--order']
         subprocess.run(cmd, check=True, timeout=duration + 120)
+        measured = True
     finally:
         for p in procs:
             p.stop()
+        if not measured:      # the nodes' output goes with run_dir() at exit: show it now
+            for p in procs:
+                print(f'# {" ".join(p.cmd)}: exit {p.returncode}, last output:\n{p.output[-2000:]}', file=sys.stderr)
     with open(out) as f:
         return json.load(f)['mono/inverse_depth']
 
@@ -92,7 +97,7 @@ def main(argv=None) -> int:
     ap.add_argument('--instances', default='1,2')
     args = ap.parse_args(argv)
     configure_ros_env()
-    folder = tempfile.mkdtemp(prefix='depthmarks_vits_')
+    folder = tempfile.mkdtemp(prefix='vits_', dir=run_dir())   # removed at exit
     build_model(folder)
     ms = model_ms(folder, args.input_size)
     rows = []
