@@ -452,19 +452,37 @@ def test_the_sim_rig_stereo_search_range_holds_every_disparity_of_its_scene():
 
 
 def test_generated_files_go_to_a_private_folder_of_the_user(tmp_path, monkeypatch):
-    import tempfile
-    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
-    path = g.content_file('depthmarks_params', 'a.yaml', 'x: 1\n')
-    root = tmp_path / f'depthmarks_params-{os.getuid()}'
-    assert path.startswith(str(root)) and open(path).read() == 'x: 1\n'
+    monkeypatch.setenv('ROS_HOME', str(tmp_path / 'ros_home'))
+    path = g.content_file('params', 'a.yaml', 'x: 1\n')
+    root = tmp_path / 'ros_home' / 'depthmarks_ros'
+    assert path.startswith(str(root / 'params')) and open(path).read() == 'x: 1\n'
     assert (root.stat().st_mode & 0o777) == 0o700
-    assert g.content_file('depthmarks_params', 'a.yaml', 'x: 1\n') == path   # once per content
+    assert g.content_file('params', 'a.yaml', 'x: 1\n') == path   # once per content
     # a folder others can write to (planted by someone else, or loosened) is refused, not used
-    open_root = tmp_path / f'depthmarks_rigs-{os.getuid()}'
-    open_root.mkdir(mode=0o777)
+    monkeypatch.setenv('ROS_HOME', str(tmp_path / 'shared'))
+    open_root = tmp_path / 'shared' / 'depthmarks_ros'
+    open_root.mkdir(parents=True, mode=0o777)
     os.chmod(open_root, 0o777)
     with pytest.raises(PermissionError, match='not a private folder'):
-        g.content_file('depthmarks_rigs', 'rig.yaml', 'base_frame: x\n')
+        g.content_file('rigs', 'rig.yaml', 'base_frame: x\n')
+
+
+def test_every_launch_with_rviz_reuses_its_rviz_config_file(tmp_path, monkeypatch):
+    """write_rviz_config (launch_utils.rviz_action, each launch with rviz:=true) writes one file per
+    content under $ROS_HOME/depthmarks_ros: a second launch of the same graph adds no file or folder
+    (it made a new temporary folder each time), another graph (a second rig) gets its own."""
+    monkeypatch.setenv('ROS_HOME', str(tmp_path))
+    graph = g.plan(g.GraphConfig())
+    path = g.write_rviz_config(graph)
+    assert path.startswith(str(tmp_path / 'depthmarks_ros' / 'rviz'))
+    assert open(path).read() == g.rviz_config_text(graph)
+    files = lambda: sorted(os.path.relpath(os.path.join(r, f), tmp_path)    # noqa: E731
+                           for r, _d, fs in os.walk(tmp_path) for f in fs)
+    before = files()
+    assert g.write_rviz_config(g.plan(g.GraphConfig())) == path and files() == before
+    other = g.write_rviz_config(g.plan(g.GraphConfig(namespace='/rig2')))
+    assert other != path and '/rig2/' in open(other).read() and open(path).read() == g.rviz_config_text(graph)
+    assert g.write_rviz_config(graph, str(tmp_path)) == str(tmp_path / 'depthmarks.rviz')   # a chosen folder
 
 
 @pytest.mark.parametrize('key, plain, namespaced', [

@@ -16,9 +16,8 @@ Q = f'{{{pb.XMLNS}}}'
 
 @pytest.fixture
 def own_temp(tmp_path, monkeypatch):
-    """The profiles files (graph.content_file, under tempfile.gettempdir()) go to tmp_path."""
-    import tempfile
-    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    """The profiles files (graph.content_file, under $ROS_HOME) go to tmp_path."""
+    monkeypatch.setenv('ROS_HOME', str(tmp_path))
     return tmp_path
 
 

@@ -23,7 +23,6 @@ import hashlib
 import os
 import re
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -632,8 +631,7 @@ def _rig_transforms(rig_file: str, _mtime_ns: int, _size: int) -> Tuple[Tuple[St
 def prefixed_rig_file(rig_file: str, prefix: str) -> str:
     """A copy of ``rig_file`` with every frame (base and sensors) prefixed, camera YAMLs by absolute path.
 
-    Written once per content into the temp folder (content-addressed, so the launch file and the
-    runner name the same file)."""
+    Written once per content (:func:`content_file`: the launch file and the runner name the same file)."""
     data = read_yaml(rig_file)
     folder = os.path.dirname(os.path.abspath(rig_file))
     data['base_frame'] = prefix + str(data.get('base_frame', 'base_link'))
@@ -642,13 +640,14 @@ def prefixed_rig_file(rig_file: str, prefix: str) -> str:
             entry['frame_id'] = prefix + str(entry['frame_id'])
         if isinstance(entry, dict) and entry.get('camera_info'):
             entry['camera_info'] = os.path.join(folder, entry['camera_info'])
-    return content_file('depthmarks_rigs', 'rig.yaml', yaml.safe_dump(data, sort_keys=False))
+    return content_file('rigs', 'rig.yaml', yaml.safe_dump(data, sort_keys=False))
 
 
-def private_temp_folder(folder: str) -> str:
-    """``$TMPDIR/<folder>-<uid>``, created 0700 for this user; PermissionError if it exists and is
-    not this user's own private folder (another user could have planted files in it)."""
-    path = os.path.join(tempfile.gettempdir(), f'{folder}-{os.getuid()}')
+def generated_folder() -> str:
+    """``$ROS_HOME/depthmarks_ros`` (ROS_HOME as rcl reads it: by default ``~/.ros``), the folder of the
+    files the launch files and the runner generate, created 0700 for this user; PermissionError if it
+    exists and is not this user's own private folder (another user could have planted files in it)."""
+    path = os.path.join(os.environ.get('ROS_HOME') or os.path.join(os.path.expanduser('~'), '.ros'), PACKAGE)
     os.makedirs(path, mode=0o700, exist_ok=True)
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
@@ -658,12 +657,14 @@ def private_temp_folder(folder: str) -> str:
 
 
 def content_file(folder: str, name: str, text: str) -> str:
-    """``text`` as ``$TMPDIR/<folder>-<uid>/<hash of text>/<name>``, written once per content (the
-    launch file and the runner, or two launches, name the same file; a concurrent writer replaces it
-    whole). The folder is the user's own (:func:`private_temp_folder`): another user's launch writes
-    its own files, and nobody else can put a file where this user's launch reads its parameters."""
+    """``text`` as ``$ROS_HOME/depthmarks_ros/<folder>/<hash of text>/<name>``, written once per content
+    (the launch file and the runner, or two launches, name the same file, and a launch adds no file
+    that an earlier one with the same content wrote; two launches with different content, e.g. two
+    rigs, each get their own; a concurrent writer replaces it whole). The folder is the user's own
+    (:func:`generated_folder`): another user's launch writes its own files, and nobody else can put a
+    file where this user's launch reads its parameters."""
     digest = hashlib.sha1(text.encode()).hexdigest()[:12]
-    out_dir = os.path.join(private_temp_folder(folder), digest)
+    out_dir = os.path.join(generated_folder(), folder, digest)
     path = os.path.join(out_dir, name)
     if not os.path.isfile(path):
         os.makedirs(out_dir, exist_ok=True)
@@ -699,8 +700,11 @@ def rviz_config_text(graph: Graph, template_path: Optional[str] = None) -> str:
 
 
 def write_rviz_config(graph: Graph, out_dir: Optional[str] = None) -> str:
+    """:func:`rviz_config_text` as ``<out_dir>/depthmarks.rviz``, by default once per content
+    (:func:`content_file`: a launch with rviz:=true adds no file an earlier one wrote)."""
     text = rviz_config_text(graph)
-    out_dir = out_dir or tempfile.mkdtemp(prefix='depthmarks_rviz_')
+    if out_dir is None:
+        return content_file('rviz', 'depthmarks.rviz', text)
     path = os.path.join(out_dir, 'depthmarks.rviz')
     with open(path, 'w', encoding='utf-8') as f:
         f.write(text)
@@ -719,10 +723,10 @@ def write_params_file(path: str, node: NodeLaunch, key: str = '/**', config_dir:
 
 
 def shared_process_params_file(node: NodeLaunch, key: str, config_dir: Optional[str] = None) -> str:
-    """:func:`write_params_file` into the temp folder, once per content (content-addressed like
-    :func:`content_file`): what the launch files give a node of a shared process."""
+    """:func:`write_params_file` once per content (:func:`content_file`): what the launch files give a
+    node of a shared process."""
     text = yaml.safe_dump({key: {'ros__parameters': merged_parameters(node, config_dir)}}, sort_keys=False)
-    return content_file('depthmarks_params', f'{node.name}.yaml', text)
+    return content_file('params', f'{node.name}.yaml', text)
 
 
 def merged_parameters(node: NodeLaunch, config_dir: Optional[str] = None) -> Dict[str, object]:

@@ -178,7 +178,7 @@ def process_setup(graph: g.Graph, proc: g.ProcessLaunch, environ: Mapping[str, s
         notes.append(f'{base} has data_writer profiles of its own for {", ".join(kept)}: kept as they are '
                      f'(not made asynchronous by {CONTAINER_MODE_ENV}={rule})')
     text = profiles_xml(picked, base_text)
-    return Setup({PROFILES_ENV: g.content_file('depthmarks_dds', 'profiles.xml', text), PUBLICATION_MODE_ENV: 'AUTO'},
+    return Setup({PROFILES_ENV: g.content_file('dds', 'profiles.xml', text), PUBLICATION_MODE_ENV: 'AUTO'},
                  tuple(t for t in picked if t not in named), tuple(notes))
 
 

@@ -2,7 +2,8 @@
 
 Every test run must stay on loopback and in its own DDS domain: call
 :func:`configure_ros_env` before rclpy is imported (test/conftest.py does). The files of a run (ROS
-logs, node output) go into one folder, :func:`run_dir`, removed when the process exits.
+logs, node output, generated parameter / profile / RViz files) go into one folder, :func:`run_dir`,
+removed when the process exits; the domain's lock file stays (:func:`reserve_domain_id`).
 """
 from __future__ import annotations
 
@@ -35,7 +36,11 @@ def run_dir() -> str:
 
 
 def reserve_domain_id(first: int = 1, last: int = 100) -> int:
-    """A ROS_DOMAIN_ID no other test run on this machine holds (an flock held for the process life)."""
+    """A ROS_DOMAIN_ID no other test run on this machine holds (an flock held for the process life).
+
+    The lock files, ``$TMPDIR/depthmarks_ros_domain_<id>.lock``, stay after the run: every run on the
+    machine must find the same files to lock (at most one per id, reused by later runs); removing one
+    while another run holds it would let a third run take the same id."""
     global _DOMAIN_LOCK
     import fcntl
     start = random.Random(os.getpid() ^ time.time_ns()).randint(first, last)
@@ -54,8 +59,10 @@ def reserve_domain_id(first: int = 1, last: int = 100) -> int:
 
 def configure_ros_env(domain_id: Optional[int] = None, log_dir: Optional[str] = None,
                       use_profile: bool = True) -> Dict[str, str]:
-    """Set ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, a per-run ROS_DOMAIN_ID and ROS_LOG_DIR
-    (by default in :func:`run_dir`).
+    """Set ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, a per-run ROS_DOMAIN_ID, ROS_LOG_DIR (by default in
+    :func:`run_dir`) and ROS_HOME in :func:`run_dir` (where graph.content_file writes the launch files'
+    generated files). Without ``domain_id`` the id is reserved by a lock file in the temporary folder
+    (:func:`reserve_domain_id`), which stays after the run.
 
     Returns the variables set. Child processes inherit them.
     """
@@ -65,6 +72,7 @@ def configure_ros_env(domain_id: Optional[int] = None, log_dir: Optional[str] = 
         'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
         'ROS_DOMAIN_ID': str(domain_id),
         'ROS_LOG_DIR': log_dir or os.path.join(run_dir(), 'ros_log'),
+        'ROS_HOME': os.path.join(run_dir(), 'ros_home'),
         'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp',
         'PYTHONUNBUFFERED': '1',
     }
