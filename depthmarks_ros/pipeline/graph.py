@@ -644,10 +644,10 @@ def prefixed_rig_file(rig_file: str, prefix: str) -> str:
 
 
 def generated_folder() -> str:
-    """``$ROS_HOME/depthmarks_ros`` (ROS_HOME as rcl reads it: by default ``~/.ros``), the folder of the
+    """``$ROS_HOME/depthmarks_ros`` (ROS_HOME as rcl reads it: a leading ``~`` expanded, by default ``~/.ros``), the folder of the
     files the launch files and the runner generate, created 0700 for this user; PermissionError if it
     exists and is not this user's own private folder (another user could have planted files in it)."""
-    path = os.path.join(os.environ.get('ROS_HOME') or os.path.join(os.path.expanduser('~'), '.ros'), PACKAGE)
+    path = os.path.join(os.path.expanduser(os.environ.get('ROS_HOME') or '~/.ros'), PACKAGE)
     os.makedirs(path, mode=0o700, exist_ok=True)
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
