@@ -325,6 +325,83 @@ def test_a_hand_over_publisher_gives_in_process_inputs_the_object_and_dds_only_w
     assert tap.inputs('/out') == ()
 
 
+class _Reader:
+    """A stand-in for an input's own DDS reader: ``matched`` publishers; counts the times asked."""
+
+    def __init__(self, matched: int = 0):
+        self.matched, self.asked = matched, 0
+
+    def get_publisher_count(self) -> int:
+        self.asked += 1
+        return self.matched
+
+
+def test_a_subscriber_outside_that_matched_first_is_not_taken_for_the_inputs_reader(probe):
+    """The hand-over counts subscribers, not which ones: an outside subscriber (RViz) counted while
+    the input's own reader has not matched yet must still get every message through DDS. Handed over
+    only once the reader has matched, which is remembered (not asked per message) until the input
+    is removed."""
+    from std_msgs.msg import String
+    from depthmarks_ros.ros import local_tap
+    recorded, got = [], []
+    take = got.append                  # one object: remove_input finds the callback by identity
+    tap = local_tap.LocalTap({'/tap_match': recorded.append})
+    reader = _Reader(0)
+    tap.add_input('/tap_match', take, reader)
+    pub = local_tap.TappedPublisher(probe.node.create_publisher(String, 'tap_match', 10), recorded.append, tap,
+                                    hand_over=True)
+    outside = probe.subscribe(String, 'tap_match', 10)
+    assert probe.spin_until(lambda: pub.publisher.get_subscription_count() == 1, 10)   # = len(inputs)
+    assert not pub.hands_over()
+    pub.publish(String(data='1'))      # the input's reader not matched: through DDS, as without the hand-over
+    assert probe.spin_until(lambda: len(outside) == 1, 5) and outside[0].data == '1'
+    assert got == [] and tap.handed_over == 0 and len(recorded) == 1
+    reader.matched = 1                 # now the subscriber counted is the input's reader
+    assert pub.hands_over()
+    second = String(data='2')
+    pub.publish(second)
+    assert got == [second] and got[0] is second and tap.handed_over == 1 and len(recorded) == 2
+    asked = reader.asked
+    for k in range(3):
+        pub.publish(String(data=str(3 + k)))
+    assert reader.asked == asked and tap.handed_over == 4      # remembered: no C call per message
+    probe.spin_for(0.2)
+    assert len(outside) == 1           # handed over, not through DDS as well
+    tap.remove_input('/tap_match', take)
+    again = _Reader(0)                 # the input removed and added again: its reader is asked anew
+    tap.add_input('/tap_match', take, again)
+    pub.publish(String(data='7'))
+    assert again.asked == 1 and tap.handed_over == 4 and len(got) == 4
+    assert probe.spin_until(lambda: len(outside) == 2, 5) and outside[1].data == '7'
+
+
+def test_a_node_input_gets_nothing_handed_over_before_its_reader_has_matched(probe):
+    """create_input_subscription registers the input's subscription with the tap: while it reports
+    no matched publisher, the message goes through DDS to it (once, a copy); once matched, the object."""
+    from builtin_interfaces.msg import Time
+    from depthmarks_ros.ros import local_tap
+    tap = local_tap.LocalTap({'/out': lambda m: None})
+    node, consumer = _made_with_tap(probe, tap, HandOverNode, InputNode)
+    assert probe.spin_until(lambda: node.pub.publisher.get_subscription_count() == 1, 10)
+    sub = consumer.inputs.subscriptions[0]
+    sub.get_publisher_count = lambda: 0          # as if its reader had not matched yet
+
+    def message(sec):
+        msg = numpy_to_image(np.full((2, 2), sec, np.uint8), 'mono8', copy=False)
+        msg.header.stamp = Time(sec=sec)
+        return msg
+    first = message(1)
+    node.pub.publish(first)
+    assert probe.spin_until(lambda: len(consumer.got) == 1, 5)
+    assert consumer.got[0] is not first and consumer.got[0] == first and tap.handed_over == 0
+    del sub.get_publisher_count                  # matched
+    second = message(2)
+    node.pub.publish(second)
+    assert probe.spin_until(lambda: len(consumer.got) == 2, 5) and consumer.got[1] is second
+    probe.spin_for(0.3)
+    assert len(consumer.got) == 2 and tap.handed_over == 1     # each message once
+
+
 def test_inputs_read_the_clock_only_where_a_stamp_may_be_ahead(probe):
     """SyncedInputs reports stamps > 5 s ahead of the node's clock, reading the clock (an rclpy Time
     per read) only where a stamp may be: beyond the tolerance of a reading < 1 s old, or after a
@@ -465,7 +542,7 @@ def test_the_recorder_gets_a_handed_over_message_before_the_inputs(probe):
 
 
 def test_an_input_subscription_destroyed_leaves_the_tap(probe):
-    """Each input on the tap owns one matched DDS reader (the hand-over's count relies on it): an
+    """Each input on the tap owns one DDS reader (the hand-over's count relies on it): an
     input subscription destroyed on its own is taken off the tap too."""
     from depthmarks_ros.ros import local_tap
     tap = local_tap.LocalTap({'/out': lambda m: None})

@@ -30,9 +30,19 @@ thread, without DDS, while every DDS subscriber of the topic is one of them (rcl
 serialises an image on every publish whether anyone takes it or not (benchmarks/bench_conversions.py); the
 subscriber's executor then copies it twice more); as soon as DDS has another subscriber, every
 message goes through DDS again, to all of them (no message twice). The count works because each
-input registered here owns exactly one matched DDS reader of the topic, its subscription
+input registered here owns exactly one DDS reader of the topic, its subscription
 (``create_input_subscription`` registers both; ``DepthmarksNode.destroy_subscription`` and
-``destroy_node`` remove both). The recorder's callback gets the message first (its latency runs to
+``destroy_node`` remove both), and because nothing is handed over on the topic before every
+input's reader has matched a publisher (``Subscription.get_publisher_count()``, asked per message
+only until then; remembered until the input is removed), so that the publisher's count includes
+it: an outside subscriber (RViz, ``ros2 topic echo``) that matched first is not taken for an
+input's reader. Until then every message goes through DDS, as without the hand-over (an input's
+reader gets nothing before it matches, as in plain DDS). With rmw_fastrtps_cpp the endpoints of one
+context (one DDS participant: `depthmarks run`'s nodes) match both ways as they are created (both
+counts 1 right after the second is created, either order, with and without the package's profile),
+so the wait matters where they do not (another rmw or profile). A reader counts as matched on any
+publisher of the topic: the hand-over publisher is meant to be the topic's one publisher (stereo_depth's
+stereo/confidence in `depthmarks run`). The recorder's callback gets the message first (its latency runs to
 the publish call, as through DDS), then the inputs. An input's callback then runs in the publisher's
 thread (SyncedInputs' callbacks may so run in two threads: the executor's and a publisher's); one
 that raises is counted (``input_failed``), logged with its traceback through the publishing node's
@@ -53,6 +63,7 @@ from depthmarks_ros.convert.stamps import FirstOfPeriod, stamp_ns
 
 _lock = threading.Lock()
 _taps: Dict[int, 'LocalTap'] = {}
+_NO_INPUTS: Tuple[tuple, tuple] = ((), ())
 
 
 class LocalTap:
@@ -63,7 +74,9 @@ class LocalTap:
         of each period by header stamp (missing or 0: every message)."""
         self.callbacks = dict(callbacks)
         self.periods = dict(periods or {})
-        self._inputs: Dict[str, Tuple[Callable[[object], None], ...]] = {}   # topic -> in-process inputs
+        # topic -> (in-process inputs' callbacks, (callback, subscription) of those whose DDS reader has
+        # not been seen matched yet), replaced whole under the lock: a publisher reads it without
+        self._inputs: Dict[str, Tuple[Tuple[Callable[[object], None], ...], Tuple[Tuple[Callable, object], ...]]] = {}
         self._inputs_lock = threading.Lock()
         # the counts (:meth:`add`, :meth:`counts`), written by the publishing threads of several nodes
         self._counts_lock = threading.Lock()
@@ -79,24 +92,47 @@ class LocalTap:
         """ns: the callback uses the first message of each period of this topic (0: every one)."""
         return int(self.periods.get(topic, 0))
 
-    def add_input(self, topic: str, callback: Callable[[object], None]) -> None:
+    def add_input(self, topic: str, callback: Callable[[object], None], subscription=None) -> None:
         """An input of a node of this process on a tapped ``topic`` (resolved name): its publishers
         hand it their messages while it and its like are the topic's only DDS subscribers. The
         callback runs in the publisher's thread (it must be thread-safe, as SyncedInputs' are) and
-        must treat the message as read-only."""
+        must treat the message as read-only. ``subscription``: the input's own DDS reader of the
+        topic (its rclpy Subscription): nothing is handed over on the topic until it has matched a
+        publisher (``get_publisher_count()``, asked per message only until then), so that the
+        publisher's subscriber count includes it (None: taken as matched)."""
         with self._inputs_lock:
-            self._inputs[topic] = self._inputs.get(topic, ()) + (callback,)
+            callbacks, unmatched = self._inputs.get(topic, _NO_INPUTS)
+            if subscription is not None:
+                unmatched += ((callback, subscription),)
+            self._inputs[topic] = (callbacks + (callback,), unmatched)
 
     def remove_input(self, topic: str, callback: Callable[[object], None]) -> None:
+        """Take ``callback`` off ``topic`` (with its subscription: one added again is asked anew)."""
         with self._inputs_lock:
-            left = tuple(c for c in self._inputs.get(topic, ()) if c is not callback)
+            callbacks, unmatched = self._inputs.get(topic, _NO_INPUTS)
+            left = tuple(c for c in callbacks if c is not callback)
             if left:
-                self._inputs[topic] = left
+                self._inputs[topic] = (left, tuple(u for u in unmatched if u[0] is not callback))
             else:
                 self._inputs.pop(topic, None)
 
     def inputs(self, topic: str) -> Tuple[Callable[[object], None], ...]:
-        return self._inputs.get(topic, ())
+        """The callbacks of the topic's in-process inputs, matched or not."""
+        return self._inputs.get(topic, _NO_INPUTS)[0]
+
+    def matched_inputs(self, topic: str) -> Tuple[Callable[[object], None], ...]:
+        """The topic's inputs when the DDS reader of each has matched a publisher, else () (the
+        publisher's count may not include one yet: a message must go through DDS). A reader seen
+        matched is remembered until its input is removed: then no C call per message."""
+        callbacks, unmatched = self._inputs.get(topic, _NO_INPUTS)
+        if not unmatched:
+            return callbacks
+        with self._inputs_lock:   # remove_input waits: the subscription is not destroyed under the call
+            callbacks, unmatched = self._inputs.get(topic, _NO_INPUTS)
+            left = tuple(u for u in unmatched if u[1].get_publisher_count() < 1)
+            if callbacks and len(left) < len(unmatched):
+                self._inputs[topic] = (callbacks, left)
+        return () if left else callbacks
 
     def counts(self) -> Dict[str, int]:
         """What went where (`depthmarks run`'s metrics.json): to the recorder (``delivered``,
@@ -160,7 +196,7 @@ class TappedPublisher:
         """Whether a message published now would go to the topic's in-process inputs instead of DDS."""
         if self._hand_over_to is None:
             return False
-        inputs = self._hand_over_to.inputs(self.publisher.topic_name)
+        inputs = self._hand_over_to.matched_inputs(self.publisher.topic_name)
         return bool(inputs) and self.publisher.get_subscription_count() <= len(inputs)
 
     def publish(self, msg) -> None:
@@ -168,11 +204,12 @@ class TappedPublisher:
             header = getattr(msg, 'header', None)
             if header is not None:
                 self._first.mark(stamp_ns(header))
-        inputs = self._hand_over_to.inputs(self.publisher.topic_name) if self._hand_over_to is not None else ()
+        inputs = self._hand_over_to.matched_inputs(self.publisher.topic_name) if self._hand_over_to is not None else ()
         subscribers = self.publisher.get_subscription_count()
-        # each input registered with the tap owns exactly one matched DDS reader of the topic (its
-        # subscription; DepthmarksNode.create_input_subscription / destroy_subscription keep the two
-        # together), so no more subscribers than inputs means DDS would only reach inputs of this process
+        # each input registered with the tap owns exactly one DDS reader of the topic (its subscription;
+        # DepthmarksNode.create_input_subscription / destroy_subscription keep the two together), and
+        # matched_inputs gives them only once each of those has matched: no more subscribers than
+        # inputs then means DDS would only reach inputs of this process (before: DDS, as without the tap)
         if inputs and subscribers <= len(inputs):
             recorded = self._to_tap(msg)   # the recorder first: its latency runs to the publish call
             handed = self._hand_over(inputs, msg)

@@ -325,9 +325,9 @@ class DepthmarksNode(Node):
         sub = self.create_subscription(msg_type, topic, callback, qos_profile)
         tap = local_tap.tap_for(self.context)
         if tap is not None and tap.callback(sub.topic_name) is not None:
-            # one input on the tap per matched DDS reader (the publisher counts on it: ros/local_tap.py);
-            # destroy_subscription takes it off again
-            tap.add_input(sub.topic_name, callback)
+            # one input on the tap per DDS reader, handed messages once that has matched (the publisher
+            # counts on it: ros/local_tap.py); destroy_subscription takes it off again
+            tap.add_input(sub.topic_name, callback, sub)
             self._local_inputs.append((tap, sub.topic_name, callback, sub))
         return sub
 
