@@ -60,3 +60,20 @@ def one_torch_thread():
     from depthmarks_ros.core.threads import torch_threads
     with torch_threads(1):
         yield
+
+
+_SHM_CLEANUP = pytest.StashKey()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The tests kill processes on purpose (SIGKILL, the exit deadline's _exit): their Fast DDS segments
+    stay in /dev/shm (17 MB a participant with our profile). Remove every zombie segment, one whose
+    lock file no live process holds (ros/fastdds_shm.py); a segment in use stays."""
+    from depthmarks_ros.ros.fastdds_shm import remove_zombie_segments
+    session.config.stash[_SHM_CLEANUP] = remove_zombie_segments()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    done = config.stash.get(_SHM_CLEANUP, None)
+    if done is not None and done.zombies:
+        terminalreporter.write_line('/dev/shm: ' + done.summary())

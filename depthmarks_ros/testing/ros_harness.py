@@ -165,6 +165,29 @@ class NodeProcess:
         self.stop()
 
 
+_PARTICIPANT = (
+    'import os, time, rclpy\n'
+    'from depthmarks_ros.ros.fastdds_shm import segments_of\n'
+    'rclpy.init()\n'
+    'node = rclpy.create_node("shm_zombie_%d" % os.getpid())\n'
+    'print(" ".join(sorted(segments_of())), flush=True)\n'
+    'time.sleep(120)\n')
+
+
+def killed_participant_segments() -> List[str]:
+    """Make zombie Fast DDS segments (ros/fastdds_shm.py): a child process (this process's environment:
+    profile, domain) starts a participant and is killed with SIGKILL. Returns the names of the
+    segments it left in /dev/shm."""
+    proc = subprocess.Popen([sys.executable, '-c', _PARTICIPANT], stdout=subprocess.PIPE, text=True)
+    try:
+        names = proc.stdout.readline().split()
+    finally:
+        proc.kill()
+        proc.wait(30)
+        proc.stdout.close()
+    return names
+
+
 class RosProbe:
     """An in-process node for tests: publish inputs, collect outputs, spin until a condition.
 

@@ -1,0 +1,89 @@
+"""Fast DDS's shared-memory segments of killed processes (ros/fastdds_shm.py, test/conftest.py's
+session-finish clean-up): a zombie (lock file nobody holds) is removed, a segment in use never."""
+import fcntl
+import os
+import subprocess
+import sys
+
+import pytest
+
+from depthmarks_ros.ros.fastdds_shm import SHM_DIR, remove_zombie_segments, segments_of
+from depthmarks_ros.testing.ros_harness import killed_participant_segments
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
+
+
+def _exists(name):
+    """Both files of segment ``name`` are in /dev/shm."""
+    return os.path.exists(os.path.join(SHM_DIR, name)) and os.path.exists(os.path.join(SHM_DIR, name + '_el'))
+
+
+def _gone(name):
+    return not os.path.exists(os.path.join(SHM_DIR, name)) and not os.path.exists(os.path.join(SHM_DIR, name + '_el'))
+
+
+def _touch(path, size=0):
+    with open(path, 'wb') as f:
+        f.write(b'\1' * size)
+
+
+def test_only_segments_whose_lock_nobody_holds_are_removed(tmp_path):
+    """The rule itself, on files named as Fast DDS names them: a held lock (another open file
+    description holds the flock, as a live participant does) keeps its segment; ports, semaphores and a
+    segment without its lock file are never touched; a dry run removes nothing."""
+    dead, live, orphan = 'fastdds_0123456789abcdef', 'fastdds_fedcba9876543210', 'fastdds_00000000000000aa'
+    others = ['fastdds_port7411', 'fastdds_port7411_el', 'fastdds_port7411_sl', 'sem.fastdds_port7411_mutex',
+              orphan, 'fastdds_0123456789abcdef_sl', 'fastdds_01234_el']
+    for name in [dead, dead + '_el', live, live + '_el', *others]:
+        _touch(tmp_path / name, 8192 if name in (dead, live) else 0)
+    holder = open(tmp_path / (live + '_el'), 'rb')
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        dry = remove_zombie_segments(str(tmp_path), dry_run=True)
+        assert dry.zombies == [dead] and dry.in_use == 1 and dry.freed_bytes >= 8192
+        assert (tmp_path / dead).exists() and (tmp_path / (dead + '_el')).exists()
+        done = remove_zombie_segments(str(tmp_path))
+        assert done.zombies == [dead] and done.in_use == 1
+        assert sorted(os.listdir(tmp_path)) == sorted([live, live + '_el', *others])
+        holder_ino = os.fstat(holder.fileno()).st_ino
+        assert os.stat(tmp_path / (live + '_el')).st_ino == holder_ino   # its owner's lock file, not a new one
+    finally:
+        holder.close()
+
+
+@pytest.mark.dds
+def test_a_killed_participants_segments_go_and_a_live_ones_stay(rclpy_context):
+    """A participant alive in this process keeps its segments through the clean-up (its lock is held);
+    one killed with SIGKILL has left its segments and they are removed."""
+    import rclpy
+    node = rclpy.create_node('shm_live_%d' % os.getpid())
+    try:
+        mine = segments_of()
+        assert mine and all(map(_exists, mine)), 'this process has no shared-memory segment to keep'
+        dead = killed_participant_segments()
+        assert dead and all(map(_exists, dead)), 'SIGKILL left no segment: nothing to clean up'
+        done = remove_zombie_segments()
+        assert set(dead) <= set(done.zombies) and not mine & set(done.zombies)
+        assert all(map(_gone, dead)), 'a zombie segment stayed'
+        assert all(map(_exists, mine)) and segments_of() == mine, 'a live segment was removed'
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.dds
+def test_a_test_run_removes_the_segments_of_the_processes_it_killed(tmp_path):
+    """test/conftest.py's session-finish hook: a pytest run whose test killed a participant leaves
+    none of its segments in /dev/shm, and says so."""
+    names_file = tmp_path / 'names.txt'
+    (tmp_path / 'test_kill.py').write_text(
+        'from depthmarks_ros.testing.ros_harness import killed_participant_segments\n'
+        'def test_kill():\n'
+        f'    open({str(names_file)!r}, "w").write(" ".join(killed_participant_segments()))\n')
+    out = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-p', 'conftest',
+                          '--rootdir', str(tmp_path), str(tmp_path / 'test_kill.py')],
+                         capture_output=True, text=True, timeout=120, cwd=str(tmp_path),
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, 'test'), ROOT])))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    names = names_file.read_text().split()
+    assert names and all(map(_gone, names)), out.stdout[-2000:]
+    assert 'zombie Fast DDS segment' in out.stdout
