@@ -87,3 +87,16 @@ def test_a_test_run_removes_the_segments_of_the_processes_it_killed(tmp_path):
     names = names_file.read_text().split()
     assert names and all(map(_gone, names)), out.stdout[-2000:]
     assert 'zombie Fast DDS segment' in out.stdout
+
+
+@pytest.mark.dds
+def test_shm_clean_lists_a_killed_participants_segments_then_removes_them(capsys):
+    """`depthmarks shm-clean --dry-run` names the zombie segments and keeps them; without it they go."""
+    from depthmarks_ros.cli.main import main
+    dead = killed_participant_segments()
+    assert dead and all(map(_exists, dead))
+    assert main(['shm-clean', '--dry-run']) == 0
+    listed = capsys.readouterr().out
+    assert all(n in listed.split() for n in dead) and 'would remove' in listed and all(map(_exists, dead))
+    assert main(['shm-clean']) == 0
+    assert 'removed' in capsys.readouterr().out and all(map(_gone, dead))

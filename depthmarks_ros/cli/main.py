@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     'train-stereo': ('depthmarks_ros.cli.train_stereo', 'train the compact stereo refinement network (ONNX + YAML)'),
     'train-landmarks': ('depthmarks_ros.cli.train_landmarks', 'train an uncertainty-aware landmark model'),
     'eval-landmarks': ('depthmarks_ros.cli.eval_landmarks', 'evaluate a landmark model (NME, NLL, calibration)'),
+    'shm-clean': ('depthmarks_ros.cli.shm_clean', "remove killed processes' Fast DDS segments from /dev/shm"),
 }
 
 
