@@ -1,4 +1,5 @@
 """The shared node conventions over real DDS: parameters, QoS, drops, diagnostics, bad input."""
+import os
 import time
 from dataclasses import dataclass
 
@@ -373,6 +374,30 @@ def test_a_subscriber_outside_that_matched_first_is_not_taken_for_the_inputs_rea
     pub.publish(String(data='7'))
     assert again.asked == 1 and tap.handed_over == 4 and len(got) == 4
     assert probe.spin_until(lambda: len(outside) == 2, 5) and outside[1].data == '7'
+
+
+def test_an_input_whose_subscription_was_destroyed_behind_the_node_is_not_matched_and_publish_goes_on(probe):
+    """A subscription destroyed directly (``sub.destroy()``, not destroy_subscription, which removes the
+    input first) raises on get_publisher_count: the tap counts its reader as not matched and the message
+    goes through DDS; the publish never raises into the publisher's frame."""
+    from std_msgs.msg import String
+    from depthmarks_ros.ros import local_tap
+    recorded, got = [], []
+    tap = local_tap.LocalTap({'/tap_gone': recorded.append})
+    import rclpy
+    owner = rclpy.create_node(f'tap_gone_owner_{os.getpid()}')    # not spun: its destroyed handle stays out of the executor
+    sub = owner.create_subscription(String, 'tap_gone', got.append, 10)
+    tap.add_input('/tap_gone', got.append, sub)
+    pub = local_tap.TappedPublisher(probe.node.create_publisher(String, 'tap_gone', 10), recorded.append, tap,
+                                    hand_over=True)
+    outside = probe.subscribe(String, 'tap_gone', 10)
+    sub.destroy()                       # behind the node's back: its handle is gone
+    assert probe.spin_until(lambda: pub.publisher.get_subscription_count() == 1, 10)
+    assert not pub.hands_over()
+    pub.publish(String(data='1'))
+    assert probe.spin_until(lambda: len(outside) == 1, 5)
+    assert got == [] and tap.handed_over == 0 and len(recorded) == 1
+    owner.destroy_node()
 
 
 def test_a_node_input_gets_nothing_handed_over_before_its_reader_has_matched(probe):

@@ -36,7 +36,10 @@ input registered here owns exactly one DDS reader of the topic, its subscription
 input's reader has matched a publisher (``Subscription.get_publisher_count()``, asked per message
 only until then; remembered until the input is removed), so that the publisher's count includes
 it: an outside subscriber (RViz, ``ros2 topic echo``) that matched first is not taken for an
-input's reader. Until then every message goes through DDS, as without the hand-over (an input's
+input's reader once the publisher has matched that reader too (the check sees the reader's side of
+the match; a reader matched only on its side, or only to another publisher of the topic, can still
+leave a start-up window where the two sides match separately: rclpy does not name the matched
+endpoints). Until then every message goes through DDS, as without the hand-over (an input's
 reader gets nothing before it matches, as in plain DDS). With rmw_fastrtps_cpp the endpoints of one
 context (one DDS participant: `depthmarks run`'s nodes) match both ways as they are created (both
 counts 1 right after the second is created, either order, with and without the package's profile),
@@ -64,6 +67,16 @@ from depthmarks_ros.convert.stamps import FirstOfPeriod, stamp_ns
 _lock = threading.Lock()
 _taps: Dict[int, 'LocalTap'] = {}
 _NO_INPUTS: Tuple[tuple, tuple] = ((), ())
+
+
+def _reader_matched(subscription) -> bool:
+    """Whether an input's DDS reader has matched a publisher; a subscription destroyed behind the
+    node's back (``sub.destroy()`` instead of ``destroy_subscription``, which removes the input
+    first) counts as not matched: the message goes through DDS, the publish does not raise."""
+    try:
+        return subscription.get_publisher_count() >= 1
+    except Exception:   # noqa: BLE001 - rclpy's InvalidHandle (and its like) for a destroyed handle
+        return False
 
 
 class LocalTap:
@@ -129,7 +142,7 @@ class LocalTap:
             return callbacks
         with self._inputs_lock:   # remove_input waits: the subscription is not destroyed under the call
             callbacks, unmatched = self._inputs.get(topic, _NO_INPUTS)
-            left = tuple(u for u in unmatched if u[1].get_publisher_count() < 1)
+            left = tuple(u for u in unmatched if not _reader_matched(u[1]))
             if callbacks and len(left) < len(unmatched):
                 self._inputs[topic] = (callbacks, left)
         return () if left else callbacks

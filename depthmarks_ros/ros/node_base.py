@@ -103,7 +103,7 @@ class DepthmarksNode(Node):
         self._input_sets = []
         self._compression = None
         self._served: Dict[int, FirstOfPeriod] = {}   # wanted_every: publisher -> the periods served
-        self._local_inputs = []   # (tap, topic, callback): inputs handed over in this process (ros/local_tap.py)
+        self._local_inputs = []   # (tap, topic, callback, subscription): inputs handed over in this process (ros/local_tap.py)
         self._declare_spec(type(self).PARAMS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diag_timer = self.create_timer(self.p.diagnostics_period, self.publish_diagnostics)
