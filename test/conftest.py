@@ -68,12 +68,13 @@ _SHM_CLEANUP = pytest.StashKey()
 def pytest_sessionfinish(session, exitstatus):
     """The tests kill processes on purpose (SIGKILL, the exit deadline's _exit): their Fast DDS segments
     stay in /dev/shm (17 MB a participant with our profile). Remove every zombie segment, one whose
-    lock file no live process holds (ros/fastdds_shm.py); a segment in use stays."""
+    lock file no live process holds (ros/fastdds_shm.py); a segment in use stays. It waits while a
+    test of another run holds the clean-up lock (its zombies under check), then skips."""
     from depthmarks_ros.ros.fastdds_shm import remove_zombie_segments
     session.config.stash[_SHM_CLEANUP] = remove_zombie_segments()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     done = config.stash.get(_SHM_CLEANUP, None)
-    if done is not None and done.zombies:
+    if done is not None and (done.zombies or done.skipped):
         terminalreporter.write_line('/dev/shm: ' + done.summary())

@@ -166,7 +166,10 @@ class NodeProcess:
 
 
 _PARTICIPANT = (
-    'import os, time, rclpy\n'
+    'import os, time\n'
+    'from depthmarks_ros.testing.ros_harness import reserve_domain_id\n'
+    'os.environ["ROS_DOMAIN_ID"] = str(reserve_domain_id())\n'
+    'import rclpy\n'
     'from depthmarks_ros.ros.fastdds_shm import segments_of\n'
     'rclpy.init()\n'
     'node = rclpy.create_node("shm_zombie_%d" % os.getpid())\n'
@@ -176,8 +179,14 @@ _PARTICIPANT = (
 
 def killed_participant_segments() -> List[str]:
     """Make zombie Fast DDS segments (ros/fastdds_shm.py): a child process (this process's environment:
-    profile, domain) starts a participant and is killed with SIGKILL. Returns the names of the
-    segments it left in /dev/shm."""
+    profile) starts a participant and is killed with SIGKILL. Returns the names of the segments it left
+    in /dev/shm, their files back-dated past ``MIN_AGE_S`` so a clean-up judges them at once.
+
+    The child takes a domain of its own (:func:`reserve_domain_id`, free while it lives), so no live
+    participant (this process's included) ever opens its segment and no Fast DDS watchdog removes it.
+    Call it while holding ``fastdds_shm.cleanup_lock()`` until the last check on the names, so no other
+    run's clean-up removes them meanwhile."""
+    from depthmarks_ros.ros.fastdds_shm import MIN_AGE_S, SHM_DIR
     proc = subprocess.Popen([sys.executable, '-c', _PARTICIPANT], stdout=subprocess.PIPE, text=True)
     try:
         names = proc.stdout.readline().split()
@@ -185,6 +194,13 @@ def killed_participant_segments() -> List[str]:
         proc.kill()
         proc.wait(30)
         proc.stdout.close()
+    then = time.time() - 2 * MIN_AGE_S
+    for name in names:
+        for path in (os.path.join(SHM_DIR, name), os.path.join(SHM_DIR, name + '_el')):
+            try:
+                os.utime(path, (then, then), follow_symlinks=False)
+            except OSError:
+                pass
     return names
 
 
