@@ -76,7 +76,7 @@ def test_a_clean_up_waits_for_the_clean_up_lock_of_another_process_then_skips(tm
     dead = 'fastdds_0123456789abcdef'
     for name in (dead, dead + '_el'):
         _touch(tmp_path / name, 0, age=2 * MIN_AGE_S)
-    other = os.open(CLEANUP_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    other = os.open(CLEANUP_LOCK, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
         fcntl.flock(other, fcntl.LOCK_EX)   # blocks only while another run's clean-up runs
         skipped = remove_zombie_segments(str(tmp_path), wait_s=0.2)

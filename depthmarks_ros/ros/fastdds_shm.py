@@ -74,6 +74,20 @@ class SegmentCleanup:
                 f'{self.in_use} in use, {self.too_new} younger than {MIN_AGE_S:g} s')
 
 
+def _open_cleanup_lock() -> int:
+    """A descriptor of CLEANUP_LOCK, made world-writable when this process creates it (users share
+    it); read-only where another user made it without write access (flock needs no more)."""
+    try:
+        fd = os.open(CLEANUP_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except PermissionError:
+        return os.open(CLEANUP_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, 0o666)
+    except OSError:
+        pass
+    return fd
+
+
 _hold_mutex = threading.Lock()
 _hold_fd: Optional[int] = None
 _hold_depth = 0
@@ -86,7 +100,7 @@ def cleanup_lock(wait_s: float = CLEANUP_WAIT_S) -> Iterator[bool]:
     global _hold_fd, _hold_depth
     with _hold_mutex:
         if _hold_fd is None:
-            fd = os.open(CLEANUP_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            fd = _open_cleanup_lock()
             deadline = time.monotonic() + wait_s
             while True:
                 try:
