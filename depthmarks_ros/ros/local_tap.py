@@ -69,14 +69,15 @@ _taps: Dict[int, 'LocalTap'] = {}
 _NO_INPUTS: Tuple[tuple, tuple] = ((), ())
 
 
-def _reader_matched(subscription) -> bool:
-    """Whether an input's DDS reader has matched a publisher; a subscription destroyed behind the
-    node's back (``sub.destroy()`` instead of ``destroy_subscription``, which removes the input
-    first) counts as not matched: the message goes through DDS, the publish does not raise."""
+def _reader_matched(subscription) -> Optional[bool]:
+    """Whether an input's DDS reader has matched a publisher; None for a subscription destroyed behind
+    the node's back (``sub.destroy()`` instead of ``destroy_subscription``, which removes the input
+    first): its reader is gone, so :meth:`LocalTap.matched_inputs` drops that input (the publish does
+    not raise, and the topic's other inputs are not held back by it)."""
     try:
         return subscription.get_publisher_count() >= 1
     except Exception:   # noqa: BLE001 - rclpy's InvalidHandle (and its like) for a destroyed handle
-        return False
+        return None
 
 
 class LocalTap:
@@ -142,9 +143,16 @@ class LocalTap:
             return callbacks
         with self._inputs_lock:   # remove_input waits: the subscription is not destroyed under the call
             callbacks, unmatched = self._inputs.get(topic, _NO_INPUTS)
-            left = tuple(u for u in unmatched if not _reader_matched(u[1]))
-            if callbacks and len(left) < len(unmatched):
-                self._inputs[topic] = (callbacks, left)
+            state = [(u, _reader_matched(u[1])) for u in unmatched]
+            gone = tuple(u[0] for u, matched in state if matched is None)
+            left = tuple(u for u, matched in state if matched is False)
+            if gone:
+                callbacks = tuple(c for c in callbacks if not any(c is g for g in gone))
+            if len(left) < len(unmatched):
+                if callbacks:
+                    self._inputs[topic] = (callbacks, left)
+                else:
+                    self._inputs.pop(topic, None)
         return () if left else callbacks
 
     def counts(self) -> Dict[str, int]:
