@@ -68,13 +68,16 @@ _SHM_CLEANUP = pytest.StashKey()
 def pytest_sessionfinish(session, exitstatus):
     """The tests kill processes on purpose (SIGKILL, the exit deadline's _exit): their Fast DDS segments
     stay in /dev/shm (17 MB a participant with our profile). Remove every zombie segment, one whose
-    lock file no live process holds (ros/fastdds_shm.py); a segment in use stays. It waits while a
-    test of another run holds the clean-up lock (its zombies under check), then skips."""
-    from depthmarks_ros.ros.fastdds_shm import remove_zombie_segments
-    session.config.stash[_SHM_CLEANUP] = remove_zombie_segments()
+    lock file no live process holds (ros/fastdds_shm.py); a segment in use stays. Whatever goes wrong
+    here is reported in one line and never changes the run's exit status."""
+    try:
+        from depthmarks_ros.ros.fastdds_shm import remove_zombie_segments
+        session.config.stash[_SHM_CLEANUP] = remove_zombie_segments().summary()
+    except Exception as e:   # noqa: BLE001 - a clean-up must not fail the test run
+        session.config.stash[_SHM_CLEANUP] = f'clean-up failed ({type(e).__name__}: {e}); nothing else changed'
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    done = config.stash.get(_SHM_CLEANUP, None)
-    if done is not None and (done.zombies or done.skipped):
-        terminalreporter.write_line('/dev/shm: ' + done.summary())
+    line = config.stash.get(_SHM_CLEANUP, None)
+    if line is not None:
+        terminalreporter.write_line('/dev/shm: ' + line)

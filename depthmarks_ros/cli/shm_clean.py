@@ -1,6 +1,7 @@
 """`depthmarks shm-clean`: remove the shared-memory segments that Fast DDS participants of killed
 processes left in /dev/shm (a segment whose lock file no live process holds and is older than
-MIN_AGE_S; ros/fastdds_shm.py). Segments in use stay, so it is safe while other ROS 2 processes run.
+MIN_AGE_S; ros/fastdds_shm.py). Segments in use stay, so it is safe while other ROS 2 processes run,
+and so is a test run's clean-up at the same time. Exits 0.
 (`fastdds shm clean`, in the venv's bin/, also removes dead processes' ports, but it is meant for a
 machine with no running participants: it releases a lock before removing the files.)"""
 from __future__ import annotations
@@ -16,4 +17,4 @@ def run(args) -> int:
     for name in done.zombies:
         print(name)
     print(done.summary(dry_run=args.dry_run))
-    return 1 if done.skipped else 0
+    return 0

@@ -31,104 +31,41 @@ resets a zombie port itself when a participant opens that port again.
 The counts can be off by the processes caught mid-step: an owner between its unlock and its lock
 file's removal is counted as a removed (0-byte) zombie; the files are removed either way.
 
-Clean-ups serialise on :data:`CLEANUP_LOCK` (an exclusive ``flock``, re-entrant within a process,
-:func:`cleanup_lock`): a test that makes zombies on purpose holds it from the kill to its last check,
-so another test run's clean-up (or ``depthmarks shm-clean``) waits instead of removing them under it.
+Only regular files are lock files: anything else under that name (a FIFO, a socket, a symlink:
+/dev/shm is world-writable) is ignored, and a lock file is opened non-blocking and without following
+links, so a planted file can neither block a clean-up nor point it elsewhere. Clean-ups running at the
+same time (two test runs ending) need no coordination: each removes only files whose lock nobody
+holds, and a file already gone counts as removed.
 """
 from __future__ import annotations
 
 import fcntl
 import os
 import re
-import tempfile
-import threading
+import stat
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional, Set
+from typing import List, Set
 
 SHM_DIR = '/dev/shm'
 SEGMENT_LOCK = re.compile(r'^fastdds_[0-9a-z]{16}_el$')   # `fastdds shm clean`'s segment pattern
 MIN_AGE_S = 10.0   # a lock file younger than this (mtime: its participant's start) is never touched
-CLEANUP_LOCK = os.path.join(tempfile.gettempdir(), 'depthmarks_fastdds_shm_cleanup.lock')   # stays, as a domain lock
-CLEANUP_WAIT_S = 60.0   # how long a clean-up waits for another process's CLEANUP_LOCK, then skips
 
 
 @dataclass
 class SegmentCleanup:
     """What :func:`remove_zombie_segments` found: the zombie segments' names (removed unless a dry
-    run), the bytes their files held, how many segments live processes hold, how many lock files
-    were younger than :data:`MIN_AGE_S` (left to be judged later), and whether the clean-up was
-    skipped because another process held :data:`CLEANUP_LOCK` throughout the wait."""
+    run), the bytes their files held, how many segments live processes hold and how many lock files
+    were younger than :data:`MIN_AGE_S` (left to be judged later)."""
     zombies: List[str] = field(default_factory=list)
     freed_bytes: int = 0
     in_use: int = 0
     too_new: int = 0
-    skipped: bool = False
 
     def summary(self, dry_run: bool = False) -> str:
-        if self.skipped:
-            return f'skipped: another process held {CLEANUP_LOCK} (a test checking its zombie segments)'
         verb = 'would remove' if dry_run else 'removed'
         return (f'{verb} {len(self.zombies)} zombie Fast DDS segment(s) ({self.freed_bytes / 2 ** 20:.1f} MB); '
                 f'{self.in_use} in use, {self.too_new} younger than {MIN_AGE_S:g} s')
-
-
-def _open_cleanup_lock() -> int:
-    """A descriptor of CLEANUP_LOCK, made world-writable when this process creates it (users share
-    it); read-only where another user made it without write access (flock needs no more)."""
-    try:
-        fd = os.open(CLEANUP_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    except PermissionError:
-        return os.open(CLEANUP_LOCK, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fchmod(fd, 0o666)
-    except OSError:
-        pass
-    return fd
-
-
-_hold_mutex = threading.Lock()
-_hold_fd: Optional[int] = None
-_hold_depth = 0
-
-
-@contextmanager
-def cleanup_lock(wait_s: float = CLEANUP_WAIT_S) -> Iterator[bool]:
-    """Hold :data:`CLEANUP_LOCK` (exclusive ``flock``; re-entrant within this process): yields True,
-    or False when another process held it for ``wait_s`` (then nothing is held)."""
-    global _hold_fd, _hold_depth
-    with _hold_mutex:
-        if _hold_fd is None:
-            fd = _open_cleanup_lock()
-            deadline = time.monotonic() + wait_s
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        os.close(fd)
-                        fd = None
-                        break
-                    time.sleep(0.1)
-            if fd is None:
-                held = False
-            else:
-                _hold_fd, held = fd, True
-        else:
-            held = True
-        if held:
-            _hold_depth += 1
-    try:
-        yield held
-    finally:
-        if held:
-            with _hold_mutex:
-                _hold_depth -= 1
-                if _hold_depth == 0:
-                    os.close(_hold_fd)   # releases the flock
-                    _hold_fd = None
 
 
 def segments_of(pid='self', shm_dir: str = SHM_DIR) -> Set[str]:
@@ -145,22 +82,25 @@ def segments_of(pid='self', shm_dir: str = SHM_DIR) -> Set[str]:
     return names
 
 
-_IN_USE, _TOO_NEW = 'in use', 'too new'
+_IN_USE, _TOO_NEW, _NOT_A_FILE = 'in use', 'too new', 'not a file'
 
 
 def _lock_if_free(path: str):
-    """A descriptor of ``path`` holding its exclusive flock, or why not: ``_TOO_NEW`` when its mtime is
-    younger than :data:`MIN_AGE_S` (checked before locking: a creator between its open and its flock
-    is never locked out), ``_IN_USE`` when a process holds the lock (or the file is gone or was
-    replaced). Never creates the file."""
+    """A descriptor of ``path`` holding its exclusive flock, or why not: ``_NOT_A_FILE`` when it is not
+    a regular file (a FIFO would block an open, a symlink lead elsewhere), ``_TOO_NEW`` when its mtime
+    is younger than :data:`MIN_AGE_S` (checked before locking: a creator between its open and its
+    flock is never locked out), ``_IN_USE`` when a process holds the lock (or the file is gone or was
+    replaced). Never creates the file, never blocks."""
     try:
         before = os.lstat(path)
     except OSError:
         return _IN_USE
-    if time.time() - before.st_mtime < MIN_AGE_S:   # a clock set back makes it negative: left too
+    if not stat.S_ISREG(before.st_mode):
+        return _NOT_A_FILE
+    if time.time() - before.st_mtime < MIN_AGE_S:   # an mtime in the future (clock set back): young too
         return _TOO_NEW
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return _IN_USE
     try:
@@ -190,41 +130,36 @@ def _unlink_all(*paths: str) -> bool:
     return ok
 
 
-def remove_zombie_segments(shm_dir: str = SHM_DIR, dry_run: bool = False,
-                           wait_s: float = CLEANUP_WAIT_S) -> SegmentCleanup:
+def remove_zombie_segments(shm_dir: str = SHM_DIR, dry_run: bool = False) -> SegmentCleanup:
     """Remove the Fast DDS segments in ``shm_dir`` whose lock file no live process holds and is older
-    than :data:`MIN_AGE_S` (see the module's text); with ``dry_run`` only list them. Holds
-    :func:`cleanup_lock` throughout (a dry run too, so it lists what a clean-up would remove), waiting
-    up to ``wait_s`` for another process's; skipped when it stays held. Files it cannot remove are
-    left, silently."""
+    than :data:`MIN_AGE_S` (see the module's text); with ``dry_run`` only list them. Files it cannot
+    remove are left, silently; a file another clean-up removed meanwhile counts as removed."""
     out = SegmentCleanup()
-    with cleanup_lock(wait_s) as held:
-        if not held:
-            out.skipped = True
-            return out
+    try:
+        names = sorted(os.listdir(shm_dir))
+    except OSError:
+        return out
+    for lock_name in filter(SEGMENT_LOCK.match, names):
+        lock_path = os.path.join(shm_dir, lock_name)
+        fd = _lock_if_free(lock_path)
+        if fd is _NOT_A_FILE:
+            continue
+        if fd is _TOO_NEW:
+            out.too_new += 1
+            continue
+        if fd is _IN_USE:
+            out.in_use += 1
+            continue
         try:
-            names = sorted(os.listdir(shm_dir))
-        except OSError:
-            return out
-        for lock_name in filter(SEGMENT_LOCK.match, names):
-            lock_path = os.path.join(shm_dir, lock_name)
-            fd = _lock_if_free(lock_path)
-            if fd is _TOO_NEW:
-                out.too_new += 1
-                continue
-            if fd is _IN_USE:
-                out.in_use += 1
-                continue
+            segment = lock_path[:-len('_el')]
             try:
-                segment = lock_path[:-len('_el')]
-                try:
-                    size = os.stat(segment, follow_symlinks=False).st_blocks * 512   # RAM it holds
-                except OSError:
-                    size = 0
-                if not dry_run and not _unlink_all(segment, lock_path):   # the segment first, as its owner does
-                    continue
-                out.zombies.append(lock_name[:-len('_el')])
-                out.freed_bytes += size
-            finally:
-                os.close(fd)
+                size = os.stat(segment, follow_symlinks=False).st_blocks * 512   # RAM it holds
+            except OSError:
+                size = 0
+            if not dry_run and not _unlink_all(segment, lock_path):   # the segment first, as its owner does
+                continue
+            out.zombies.append(lock_name[:-len('_el')])
+            out.freed_bytes += size
+        finally:
+            os.close(fd)
     return out

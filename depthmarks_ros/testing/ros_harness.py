@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -46,13 +47,19 @@ def reserve_domain_id(first: int = 1, last: int = 100) -> int:
     start = random.Random(os.getpid() ^ time.time_ns()).randint(first, last)
     ids = list(range(start, last + 1)) + list(range(first, start))
     for domain in ids:
-        f = open(os.path.join(tempfile.gettempdir(), f'depthmarks_ros_domain_{domain}.lock'), 'w')
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path = os.path.join(tempfile.gettempdir(), f'depthmarks_ros_domain_{domain}.lock')
+        try:   # never truncates, follows a link or blocks; another user's lock file: try the next id
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
         except OSError:
-            f.close()
             continue
-        _DOMAIN_LOCK = f
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):   # a FIFO or device planted under the name
+                raise OSError(path)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        _DOMAIN_LOCK = fd   # held (open) for the process life
         return domain
     raise RuntimeError('no free ROS_DOMAIN_ID between %d and %d' % (first, last))
 
@@ -184,8 +191,8 @@ def killed_participant_segments() -> List[str]:
 
     The child takes a domain of its own (:func:`reserve_domain_id`, free while it lives), so no live
     participant (this process's included) ever opens its segment and no Fast DDS watchdog removes it.
-    Call it while holding ``fastdds_shm.cleanup_lock()`` until the last check on the names, so no other
-    run's clean-up removes them meanwhile."""
+    Another test run's clean-up ending meanwhile may remove them: a test checks that they are gone
+    after a clean-up, not which clean-up removed them."""
     from depthmarks_ros.ros.fastdds_shm import MIN_AGE_S, SHM_DIR
     proc = subprocess.Popen([sys.executable, '-c', _PARTICIPANT], stdout=subprocess.PIPE, text=True)
     try:
