@@ -25,8 +25,13 @@ def share_dir() -> str:
     return get_package_share_directory(PACKAGE)
 
 
+def config_dir() -> str:
+    """The installed package's config folder (share/depthmarks_ros/config)."""
+    return os.path.join(share_dir(), 'config')
+
+
 def config_path(name: str) -> str:
-    return os.path.join(share_dir(), 'config', name)
+    return os.path.join(config_dir(), name)
 
 
 def node_action(n: g.NodeLaunch):
@@ -50,8 +55,7 @@ def process_action(proc: g.ProcessLaunch, env: Mapping[str, str] = None):
     if not proc.composed:
         return node_action(proc.nodes[0])
     from launch_ros.actions import Node
-    config_dir = os.path.join(share_dir(), 'config')
-    params = [g.shared_process_params_file(n, proc.params_key(n), config_dir) for n in proc.nodes]
+    params = [g.shared_process_params_file(n, proc.params_key(n), config_dir()) for n in proc.nodes]
     extra = {'additional_env': dict(env)} if env else {}
     return Node(package=PACKAGE, executable=proc.executable, exec_name=proc.name, namespace=proc.namespace,
                 arguments=proc.arguments, parameters=params, remappings=proc.remappings, output='screen',
@@ -65,8 +69,8 @@ def publication_env(graph: g.Graph, proc: g.ProcessLaunch, values: Mapping[str, 
     from depthmarks_ros.pipeline import publication
     environ = dict(os.environ)
     if g.parse_bool('use_dds_profile', values.get('use_dds_profile', 'true')):
-        environ[publication.PROFILES_ENV] = publication.loopback_profile(os.path.join(share_dir(), 'config'))
-    return publication.process_env(graph, proc, environ, os.path.join(share_dir(), 'config'))
+        environ[publication.PROFILES_ENV] = publication.loopback_profile(config_dir())
+    return publication.process_env(graph, proc, environ, config_dir())
 
 
 def node_name_for_frame(frame: str) -> str:
@@ -118,7 +122,7 @@ def dds_profile_action(condition_arg: str = 'use_dds_profile'):
     from depthmarks_ros.pipeline.publication import PROFILES_ENV, loopback_profile
     from launch.conditions import IfCondition
     from launch.substitutions import LaunchConfiguration
-    return SetEnvironmentVariable(PROFILES_ENV, loopback_profile(os.path.join(share_dir(), 'config')),
+    return SetEnvironmentVariable(PROFILES_ENV, loopback_profile(config_dir()),
                                   condition=IfCondition(LaunchConfiguration(condition_arg)))
 
 

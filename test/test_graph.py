@@ -4,7 +4,8 @@ arguments refuse typos; every shipped rig and source gives one connected TF tree
 RViz fixed frame; two rigs side by side share no node, topic or frame.
 
 The launch file runs against a minimal stand-in of the `launch` / `launch_ros` API (they do not install
-here): it records the Node actions and checks argument choices the way DeclareLaunchArgument does.
+here) whose classes take the real ones' arguments (a call the real launch would refuse raises TypeError): it
+records the Node actions and checks argument choices the way DeclareLaunchArgument does.
 The real launch system was checked with scripts/check_launch_locally.py (docs/pipeline.md).
 """
 import itertools
@@ -23,23 +24,90 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 
 
 # ------------------------------------------------------------------ a stand-in of launch / launch_ros
+# Each stand-in takes the arguments the real class takes (ros2/launch and ros2/launch_ros, the same in
+# humble, jazzy and rolling), so a call the real launch would refuse (a positional argument where it
+# wants a keyword, an unknown keyword) raises TypeError here too; they record what they were given.
 class _Action:
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
+    """launch.Action(*, condition=None): what a subclass passes on (``kw``) may only be ``condition``;
+    records the subclass's ``args`` and keywords (``kwargs``, with ``condition`` where given)."""
+
+    def __init__(self, args=(), kwargs=None, /, *, condition=None):
+        self.args, self.kwargs = tuple(args), dict(kwargs or {})
+        if condition is not None:
+            self.kwargs['condition'] = condition
 
 
 class _Declare(_Action):
-    def __init__(self, name, default_value=None, description=None, choices=None, **kw):
-        super().__init__(name, default_value=default_value, description=description, choices=choices, **kw)
+    """launch.actions.DeclareLaunchArgument(name, *, default_value, description, choices, **kwargs)."""
+
+    def __init__(self, name, *, default_value=None, description=None, choices=None, **kw):
+        super().__init__((name,), dict(default_value=default_value, description=description, choices=choices),
+                         **kw)
         self.name, self.default, self.choices = name, default_value, choices
 
 
+class _SetEnvironmentVariable(_Action):
+    """launch.actions.SetEnvironmentVariable(name, value, **kwargs)."""
+
+    def __init__(self, name, value, **kw):
+        super().__init__((name, value), **kw)
+
+
+class _LogInfo(_Action):
+    """launch.actions.LogInfo(*, msg, **kwargs)."""
+
+    def __init__(self, *, msg, **kw):
+        super().__init__((), dict(msg=msg), **kw)
+
+
+class _OpaqueFunction(_Action):
+    """launch.actions.OpaqueFunction(*, function, args=None, kwargs=None, **kwargs)."""
+
+    def __init__(self, *, function, args=None, kwargs=None, **kw):
+        if not callable(function):
+            raise TypeError(f'OpaqueFunction expected a callable for function, got {type(function)}')
+        super().__init__((), dict(function=function, args=args, kwargs=kwargs), **kw)
+
+
+# launch_ros.actions.Node's own keywords, then ExecuteProcess's and ExecuteLocal's (humble's set, which
+# later distributions keep), which Node passes on.
+_NODE_KEYWORDS = {'package', 'name', 'namespace', 'exec_name', 'parameters', 'remappings', 'ros_arguments',
+                  'arguments', 'prefix', 'cwd', 'env', 'additional_env', 'shell', 'sigterm_timeout',
+                  'sigkill_timeout', 'emulate_tty', 'output', 'output_format', 'cached_output', 'log_cmd',
+                  'on_exit', 'respawn', 'respawn_delay'}
+
+
+class _Node(_Action):
+    """launch_ros.actions.Node(*, executable, ...): keyword-only."""
+
+    def __init__(self, *, executable, **kw):
+        unknown = set(kw) - _NODE_KEYWORDS - {'condition'}
+        if unknown:
+            raise TypeError(f'Node() got unexpected keyword arguments {sorted(unknown)}')
+        condition = kw.pop('condition', None)
+        super().__init__((), dict(kw, executable=executable), condition=condition)
+
+
+class _IfCondition:
+    """launch.conditions.IfCondition(predicate_expression)."""
+
+    def __init__(self, predicate_expression):
+        self.args = (predicate_expression,)
+
+
 class _LaunchConfiguration:
-    def __init__(self, name):
-        self.name = name
+    """launch.substitutions.LaunchConfiguration(variable_name, *, default=None)."""
+
+    def __init__(self, variable_name, *, default=None):
+        self.name, self.default = variable_name, default
 
     def perform(self, context):
         return context[self.name]
+
+
+def _launch_description(initial_entities=None, *, deprecated_reason=None):
+    """launch.LaunchDescription(initial_entities=None, *, deprecated_reason=None): its entities."""
+    return list(initial_entities or [])
 
 
 class FakeLaunch:
@@ -49,14 +117,14 @@ class FakeLaunch:
     def __init__(self, monkeypatch, share=ROOT):
         mods = {n: types.ModuleType(n) for n in ('launch', 'launch.actions', 'launch.conditions',
                                                  'launch.substitutions', 'launch_ros', 'launch_ros.actions')}
-        mods['launch'].LaunchDescription = lambda entities: list(entities)
+        mods['launch'].LaunchDescription = _launch_description
         mods['launch.actions'].DeclareLaunchArgument = _Declare
-        mods['launch.actions'].OpaqueFunction = type('OpaqueFunction', (_Action,), {})
-        mods['launch.actions'].SetEnvironmentVariable = type('SetEnvironmentVariable', (_Action,), {})
-        mods['launch.actions'].LogInfo = type('LogInfo', (_Action,), {})
-        mods['launch.conditions'].IfCondition = type('IfCondition', (_Action,), {})
+        mods['launch.actions'].OpaqueFunction = _OpaqueFunction
+        mods['launch.actions'].SetEnvironmentVariable = _SetEnvironmentVariable
+        mods['launch.actions'].LogInfo = _LogInfo
+        mods['launch.conditions'].IfCondition = _IfCondition
         mods['launch.substitutions'].LaunchConfiguration = _LaunchConfiguration
-        mods['launch_ros.actions'].Node = type('Node', (_Action,), {})
+        mods['launch_ros.actions'].Node = _Node
         for name, mod in mods.items():
             monkeypatch.setitem(sys.modules, name, mod)
         import depthmarks_ros.launch_utils as lu
@@ -80,7 +148,7 @@ class FakeLaunch:
             context[name] = value
         actions = []
         for e in entities:
-            if type(e).__name__ == 'OpaqueFunction':
+            if isinstance(e, _OpaqueFunction):
                 actions += e.kwargs['function'](context)
         return actions
 
@@ -115,7 +183,7 @@ def _launch_nodes(actions):
     out = {}
     for a in actions:
         kw = a.kwargs
-        if type(a).__name__ != 'Node' or kw['package'] != g.PACKAGE:
+        if not isinstance(a, _Node) or kw['package'] != g.PACKAGE:
             continue
         if kw['executable'] == g.CONTAINER:
             # a name would become a process-wide __node:= rule, renaming every node in the process
@@ -227,12 +295,12 @@ def test_every_launch_file_sets_the_loopback_profile_of_the_installed_share_if_u
     for launch_file in files:
         entities = fake.entities(launch_file)
         declared = {e.name: e.default for e in entities if isinstance(e, _Declare)}
-        (action,) = [e for e in entities if type(e).__name__ == 'SetEnvironmentVariable']
+        (action,) = [e for e in entities if isinstance(e, _SetEnvironmentVariable)]
         name, path = action.args
         assert name == pb.PROFILES_ENV and path == pb.loopback_profile(str(share / 'config')), launch_file
         assert os.path.isfile(path)
         condition = action.kwargs['condition']
-        assert type(condition).__name__ == 'IfCondition' and condition.args[0].name == 'use_dds_profile'
+        assert isinstance(condition, _IfCondition) and condition.args[0].name == 'use_dds_profile'
         assert declared['use_dds_profile'] == 'true', launch_file
     import depthmarks_ros.launch_utils as lu
     assert lu.dds_profile_action('other_arg').kwargs['condition'].args[0].name == 'other_arg'
@@ -251,7 +319,7 @@ def test_launch_file_gives_the_depth_process_the_per_topic_publication_mode_aske
     def envs():
         return {a.kwargs.get('exec_name') or a.kwargs['name']: a.kwargs.get('additional_env')
                 for a in fake.run('full_pipeline.launch.py', {'namespace': 'rig1'})
-                if type(a).__name__ == 'Node' and a.kwargs['package'] == g.PACKAGE}
+                if isinstance(a, _Node) and a.kwargs['package'] == g.PACKAGE}
     asked = envs()
     env = asked.pop('depth')
     assert env[pb.PUBLICATION_MODE_ENV] == 'AUTO' and not any(asked.values())
