@@ -613,3 +613,30 @@ def test_sets_completed_in_two_threads_reach_the_worker_in_completion_order(prob
     first.join(5)
     second.join(5)
     assert submitted[1:] == [1, 2]
+
+
+def test_stop_and_join_asks_every_node_first_then_joins_all_against_one_deadline():
+    """run_nodes and `depthmarks run` stop a process's nodes together: every node's workers are asked
+    to stop before any is joined, and every join shares one deadline (not WORKERS_JOIN_S each)."""
+    from depthmarks_ros.ros import node_base
+    events = []
+
+    class Workers:
+        def __init__(self, name):
+            self.name = name
+
+        def stop_workers(self):
+            events.append(('stop', self.name))
+
+        def shutdown(self, deadline=None):
+            events.append(('join', self.name, deadline))
+
+    class NoWorkers:                    # the recorder, the player: a plain shutdown() if any
+        def shutdown(self):
+            events.append(('shutdown',))
+    before = time.monotonic()
+    node_base.stop_and_join([Workers('a'), NoWorkers(), Workers('b')], timeout=3.0)
+    assert events[:2] == [('stop', 'a'), ('stop', 'b')]
+    joins = [e for e in events if e[0] == 'join']
+    assert [e[1] for e in joins] == ['a', 'b'] and joins[0][2] == joins[1][2]
+    assert before + 3.0 <= joins[0][2] <= time.monotonic() + 3.0 and ('shutdown',) in events

@@ -35,7 +35,7 @@ from depthmarks_ros.pipeline.report import (PREVIEW_KEEP, SCORED_TOPICS, accurac
 from depthmarks_ros.ros import local_tap
 from depthmarks_ros.ros.recorded_topics import node_process_env
 from depthmarks_ros.ros.executors import StopSignals, freeze_startup_heap, make_executor
-from depthmarks_ros.ros.node_base import bound_exit
+from depthmarks_ros.ros.node_base import bound_exit, stop_and_join
 from depthmarks_ros.ros.process import keep_large_buffers
 from depthmarks_ros.ros.worker import os_thread_name
 
@@ -242,9 +242,7 @@ class PipelineRunner:
                 local_tap.uninstall(context)
                 self._stop_processes()
                 executor.shutdown()
-                for node in self.nodes:
-                    if hasattr(node, 'shutdown'):
-                        node.shutdown()
+                stop_and_join(self.nodes)   # every node's workers asked first, joined against one deadline
                 if recorder is not None:
                     recorder.close()
                 if ran:

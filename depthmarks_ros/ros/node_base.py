@@ -551,15 +551,7 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
             gc.unfreeze()   # the start-up heap is collectable again: native objects (Open3D) are freed
             for node in added:
                 executor.remove_node(node)   # the executor lets go of the node's entities first
-            for node in nodes:      # every node's workers asked first, then joined against one deadline
-                if hasattr(node, 'stop_workers'):
-                    node.stop_workers()
-            workers_deadline = time.monotonic() + WORKERS_JOIN_S
-            for node in nodes:
-                if hasattr(node, 'stop_workers'):
-                    node.shutdown(deadline=workers_deadline)
-                elif hasattr(node, 'shutdown'):
-                    node.shutdown()
+            stop_and_join(nodes)
             if exit_deadline_s:
                 # the nodes' own work is done (workers joined); what follows is rclpy's and Fast DDS's
                 bound_exit(exit_deadline_s, stop.first_at or ended_at, code, _process_name(args))
@@ -572,6 +564,21 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
                 executor.shutdown()
             rclpy.try_shutdown()
     return 0
+
+
+def stop_and_join(nodes: Sequence[Node], timeout: float = WORKERS_JOIN_S) -> None:
+    """Ask every node's workers to stop first, then join them all against one deadline ``timeout`` s
+    from now (run_nodes, `depthmarks run`): the nodes finish their current frames together, not one
+    after the other. A node without workers (no ``stop_workers``) that has a ``shutdown`` gets it."""
+    for node in nodes:
+        if hasattr(node, 'stop_workers'):
+            node.stop_workers()
+    deadline = time.monotonic() + timeout
+    for node in nodes:
+        if hasattr(node, 'stop_workers'):
+            node.shutdown(deadline=deadline)
+        elif hasattr(node, 'shutdown'):
+            node.shutdown()
 
 
 def bound_exit(deadline_s: float, stopped_at: float, code: int, name: str) -> None:
