@@ -611,3 +611,25 @@ def test_the_report_is_written_before_the_dds_teardown_then_the_exit_is_bounded(
     runner.PipelineRunner(RunConfig(duration=1.0, output=str(tmp_path / 'p'), nodes=['stereo'], progress=False,
                                     record=False)).run()
     assert ('destroy',) in events and not [e for e in events if e[0] == 'deadline']
+
+
+@pytest.mark.dds
+def test_a_report_that_fails_still_destroys_the_nodes_and_shuts_the_context_down(tmp_path, monkeypatch):
+    """metrics.json cannot be written (disk full, permissions): the error reaches the caller, and the
+    nodes and the run's context are torn down all the same."""
+    from rclpy.node import Node
+    from depthmarks_ros.pipeline import runner
+    destroyed, shut = [], []
+    real_destroy, real_shutdown = Node.destroy_node, runner.rclpy.try_shutdown
+    monkeypatch.setattr(Node, 'destroy_node', lambda self: destroyed.append(1) or real_destroy(self))
+    monkeypatch.setattr(runner.rclpy, 'try_shutdown', lambda **kw: shut.append(kw) or real_shutdown(**kw))
+
+    def full_disk(self, *args):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(runner.PipelineRunner, '_report', full_disk)
+    run = runner.PipelineRunner(RunConfig(duration=0.5, output=str(tmp_path / 'o'), nodes=['stereo'],
+                                          progress=False, record=False))
+    with pytest.raises(OSError, match='No space left'):
+        run.run()
+    assert run.nodes and len(destroyed) >= len(run.nodes)
+    assert len(shut) == 1 and not shut[0]['context'].ok()

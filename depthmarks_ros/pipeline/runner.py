@@ -243,18 +243,21 @@ class PipelineRunner:
                 self._stop_processes()
                 executor.shutdown()
                 stop_and_join(self.nodes)   # every node's workers asked first, joined against one deadline
-                if recorder is not None:
-                    recorder.close()
-                if ran:
-                    # still inside StopSignals: a second SIGINT (ros2 launch, a process group) that arrives
-                    # while the report is written is recorded and ignored, not a KeyboardInterrupt. Written
-                    # before the DDS teardown, which Fast DDS can hang (docs/pipeline.md, Stopping)
-                    report = self._report(stats, time.monotonic() - t_wall, graph)
-                    if cfg.exit_deadline_s:   # counted from here: the report is written
-                        bound_exit(cfg.exit_deadline_s, time.monotonic(), 0, 'depthmarks run')
-                for node in self.nodes:
-                    node.destroy_node()
-                rclpy.try_shutdown(context=context)
+                try:
+                    if recorder is not None:
+                        recorder.close()
+                    if ran:
+                        # still inside StopSignals: a second SIGINT (ros2 launch, a process group) that arrives
+                        # while the report is written is recorded and ignored, not a KeyboardInterrupt. Written
+                        # before the DDS teardown, which Fast DDS can hang (docs/pipeline.md, Stopping)
+                        report = self._report(stats, time.monotonic() - t_wall, graph)
+                        if cfg.exit_deadline_s:   # counted from here: the report is written
+                            bound_exit(cfg.exit_deadline_s, time.monotonic(), 0, 'depthmarks run')
+                finally:
+                    # also where the report failed (disk full, permissions): the nodes and the context go
+                    for node in self.nodes:
+                        node.destroy_node()
+                    rclpy.try_shutdown(context=context)
             return report
 
     def _add(self, node, executor) -> None:
