@@ -633,3 +633,25 @@ def test_a_report_that_fails_still_destroys_the_nodes_and_shuts_the_context_down
         run.run()
     assert run.nodes and len(destroyed) >= len(run.nodes)
     assert len(shut) == 1 and not shut[0]['context'].ok()
+
+
+@pytest.mark.dds
+def test_a_callers_run_stopped_by_a_signal_gives_sigint_its_handler_back(tmp_path, monkeypatch):
+    """A program calling PipelineRunner(cfg).run() lives on: after a SIGINT stopped the run, its SIGINT
+    handler is back (not ignored, as in `depthmarks run`'s own process, which is ending)."""
+    import signal
+    from depthmarks_ros.pipeline import runner
+    real_freeze = runner.freeze_startup_heap
+
+    def stop_now():                     # the nodes are up: a SIGINT stops the run (recorded by StopSignals)
+        os.kill(os.getpid(), signal.SIGINT)
+        real_freeze()
+    monkeypatch.setattr(runner, 'freeze_startup_heap', stop_now)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        metrics = runner.PipelineRunner(RunConfig(duration=30.0, output=str(tmp_path / 'o'), nodes=['stereo'],
+                                                  progress=False, record=False)).run()
+        assert metrics['stopped_by_signal'] == 'SIGINT'
+        assert signal.getsignal(signal.SIGINT) is before and before is not signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -196,7 +196,9 @@ class PipelineRunner:
             print(f'[depthmarks run] {note}', file=sys.stderr)
         stats = TopicStats(keep_last=PREVIEW_KEEP, keep_last_of={t: 30 for t in SCORED_TOPICS})
         t_wall = time.monotonic()
-        with StopSignals(restore=True, ignore_sigint_after_stop=True) as stop:
+        # SIGINT ignored after a stop only where the process ends after the run (the exit deadline's own
+        # process, cli/main.py): a caller's in-process run gets its previous handler back
+        with StopSignals(restore=True, ignore_sigint_after_stop=cfg.exit_deadline_s is not None) as stop:
             # an own context: the runner also works inside a process that already uses rclpy;
             # no rclpy signal handlers: SIGINT/SIGTERM end the run early, with its report (StopSignals)
             context = rclpy.Context()
