@@ -225,3 +225,27 @@ def test_node_takes_an_integer_source_as_a_device_index(probe):
     from rclpy.exceptions import ParameterException
     with pytest.raises(ParameterException, match='device index must be >= 0'):   # run_node: one line, exit 1
         VideoSourceNode(parameter_overrides=[Parameter('source', value=-1)])
+
+
+@pytest.mark.dds
+def test_node_shutdown_keeps_to_the_shared_deadline(probe):
+    """run_nodes joins every node against one deadline: the source thread's join (2 s at most) is cut
+    to what is left of it, never past it."""
+    from rclpy.parameter import Parameter
+    from depthmarks_ros.nodes.video_source import VideoSourceNode
+    node = VideoSourceNode(parameter_overrides=[Parameter('source', value='/dev/video99'),
+                                                Parameter('max_retry_interval', value=1.0)])
+    thread, joins = node._thread, []
+
+    class Recorded:                    # the real thread, its join's timeout recorded
+        def join(self, timeout=None):
+            joins.append(timeout)
+            thread.join(timeout)
+    node._thread = Recorded()
+    try:
+        node.shutdown(deadline=time.monotonic() + 0.5)
+        assert len(joins) == 1 and joins[0] <= 0.5
+    finally:
+        node._thread = thread
+        node.shutdown()
+        node.destroy_node()

@@ -207,7 +207,8 @@ class VideoSourceNode(DepthmarksNode):
 
     def shutdown(self, **join) -> None:   # join: timeout or deadline (DepthmarksNode.shutdown)
         self.stop_workers()
-        self._thread.join(2.0)
+        deadline = join.get('deadline')   # run_nodes' one deadline for every node: not overrun here
+        self._thread.join(2.0 if deadline is None else max(0.0, min(2.0, deadline - time.monotonic())))
         super().shutdown(**join)
 
 
