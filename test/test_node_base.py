@@ -473,7 +473,7 @@ def test_inputs_read_the_clock_only_where_a_stamp_may_be_ahead(probe):
     assert jumped and node.inputs._clock_reading is None     # the reading from before the jump is not kept
 
 
-def test_a_handed_over_input_that_raises_is_counted_and_logged_and_the_publisher_goes_on(probe):
+def test_a_handed_over_input_that_raises_is_counted_and_logged_and_the_publisher_goes_on(probe, monkeypatch):
     """The input's callback runs in the publisher's thread; its exception does not reach the
     publisher: counted in the tap, logged (throttled, with the traceback) by the publishing node."""
     import threading
@@ -487,17 +487,25 @@ def test_a_handed_over_input_that_raises_is_counted_and_logged_and_the_publisher
     from types import SimpleNamespace
     node.get_logger = lambda: SimpleNamespace(warning=logged.append, error=logged.append)   # through log_problem
 
+    addresses = ['0x7f3ab4c2d0e8', '0x7f3ab4c2fa10', '0x7f19cc0b7e50']
+
     def failing(index, inp, msg):      # the input's callback fails early (a bug in it)
         threads.append(threading.get_ident())
-        raise RuntimeError('input broke')
+        raise RuntimeError(f'input broke at {addresses[len(threads) - 1]}')   # a text that varies per frame
     consumer.inputs._too_large = failing
-    for sec in (1, 2):
+    formatted = []
+    real_format = local_tap.traceback.format_exception
+    monkeypatch.setattr(local_tap.traceback, 'format_exception',
+                        lambda *a, **k: formatted.append(1) or real_format(*a, **k))
+    for sec in (1, 2, 3):
         msg = numpy_to_image(np.full((2, 2), sec, np.uint8), 'mono8')
         msg.header.stamp = Time(sec=sec)
         node.pub.publish(msg)          # does not raise
-    assert threads == [threading.get_ident()] * 2 and len(recorded) == 2
-    assert tap.input_failed == 2 and tap.handed_over == 0 and tap.counts()['input_failed'] == 2
+    assert threads == [threading.get_ident()] * 3 and len(recorded) == 3
+    assert tap.input_failed == 3 and tap.handed_over == 0 and tap.counts()['input_failed'] == 3
+    # throttled on the topic and the exception's type, not its text; the traceback built only when logged
     assert len(logged) == 1 and 'input broke' in logged[0] and 'Traceback' in logged[0] and '/out' in logged[0]
+    assert len(formatted) == 1
     del consumer.inputs._too_large     # fixed: handed over again
     node.pub.publish(msg)
     assert tap.handed_over == 1 and probe.spin_until(lambda: len(consumer.got) == 1, 5)

@@ -194,8 +194,8 @@ class TappedPublisher:
     """
 
     def __init__(self, publisher, deliver: Callable[[object], None], tap: Optional[LocalTap] = None,
-                 hand_over: bool = False, log_problem: Optional[Callable[[str, str], object]] = None):
-        """``log_problem(key, message)``: the publishing node's rate-limited problem log
+                 hand_over: bool = False, log_problem: Optional[Callable[..., object]] = None):
+        """``log_problem(key, message, reason=...)``: the publishing node's rate-limited problem log
         (DepthmarksNode.log_problem), told of an in-process input that raised on a handed-over message."""
         self.publisher = publisher
         self._log_problem = log_problem
@@ -259,9 +259,14 @@ class TappedPublisher:
                 callback(msg)
             except Exception as exc:  # noqa: BLE001 - counted and logged; that input misses this message
                 if self._log_problem is not None:
-                    self._log_problem('hand_over', f'{self.publisher.topic_name}: an in-process input failed on '
-                                      f'a handed-over message ({type(exc).__name__}: {exc}); the publisher goes '
-                                      f'on:\n{traceback.format_exc()}')
+                    # throttled on the topic and the exception's type: its text (an address, a number)
+                    # varies per frame; the message and its traceback are built only when logged
+                    topic = self.publisher.topic_name
+                    self._log_problem('hand_over', lambda exc=exc: (
+                        f'{topic}: an in-process input failed on a handed-over message ({type(exc).__name__}: '
+                        f'{exc}); the publisher goes on:\n'
+                        + ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))),
+                        reason=f'{topic}: {type(exc).__name__}')
             else:
                 handed += 1
         return handed

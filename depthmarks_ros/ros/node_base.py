@@ -32,7 +32,7 @@ import os
 import re
 import sys
 import time
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Type
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Type, Union
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -235,19 +235,27 @@ class DepthmarksNode(Node):
         self.stats.error(message)
         self.log_problem(key, f'dropped frame: {message}', error=level == 'error')
 
-    def log_problem(self, key: str, message: str, error: bool = False) -> bool:
+    def log_problem(self, key: str, message: Union[str, Callable[[], str]], error: bool = False,
+                    reason: Optional[str] = None) -> bool:
         """Log ``message`` unless the same reason (the message with its numbers masked) under
         ``key`` was logged less than ``log_throttle_period`` s ago: two different reasons are both
-        logged, repeats of one are throttled. Returns whether it was logged."""
+        logged, repeats of one are throttled. Returns whether it was logged. ``reason``: throttle on
+        it instead of the message (a message whose text varies from one repeat to the next, e.g. an
+        exception's with an object's address); ``message`` may be a callable that builds the text,
+        called only when it is logged (a traceback)."""
         now = time.monotonic()
         period = float(self.p.log_throttle_period)
-        reason = (key, _NUMBER.sub('#', message))
+        if reason is None:
+            reason = message() if callable(message) else message
+        reason = (key, _NUMBER.sub('#', reason))
         last = self._throttle.get(reason)
         if last is not None and now - last < period:
             return False
         if len(self._throttle) > 256:   # bounded: forget reasons not seen for a period
             self._throttle = {k: t for k, t in self._throttle.items() if now - t < period}
         self._throttle[reason] = now
+        if callable(message):
+            message = message()
         # (two calls: rclpy refuses two severities from one line of code)
         if error:
             self.get_logger().error(message)
