@@ -124,7 +124,8 @@ def test_the_deadline_keeps_the_exit_code_and_says_why():
              'ctypes.PyDLL(None).sleep(60)\n')
     proc = subprocess.Popen([sys.executable, '-c', child], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     rc, out = _finish(proc, 30)
-    assert rc == 3 and out.strip().endswith('deadline line'), f'exit {rc}:\n{out}'
+    # the thread dump and the line come from separate native threads: their order may flip under load
+    assert rc == 3 and 'deadline line' in out, f'exit {rc}:\n{out}'
     from depthmarks_ros.ros.exit_deadline import arm_exit_deadline
     with pytest.raises(ValueError):
         arm_exit_deadline(0, 'never armed')
