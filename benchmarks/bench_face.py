@@ -30,10 +30,9 @@ import numpy as np
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
 
-from depthmarks_ros.core.face.datasets import (AFLW_FOCAL_PX, SPLIT_RULE, load_aflw2000_3d,  # noqa: E402
-                                               load_pts_folder, nme_norm)
+from depthmarks_ros.core.face.datasets import AFLW_FOCAL_PX, SPLIT_RULE, load_aflw2000_3d, load_pts_folder  # noqa: E402
 from depthmarks_ros.core.face.head_pose import angles_jacobian, solve_head_pose, wrap_deg  # noqa: E402
-from depthmarks_ros.core.face.metrics import calibration_2d, roc_auc  # noqa: E402
+from depthmarks_ros.core.face.metrics import calibration_2d, nme_norm, roc_auc  # noqa: E402
 from depthmarks_ros.core.face.visibility import self_occlusion  # noqa: E402
 from depthmarks_ros.core.face.model_fit import camera_for, run_on_sample  # noqa: E402
 from depthmarks_ros.core.face.pipeline import DATA_DIR, FaceLandmarker, fitted_files  # noqa: E402

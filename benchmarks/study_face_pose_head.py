@@ -24,7 +24,8 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from depthmarks_ros.core.face.datasets import SPLIT_RULE, bbox_size  # noqa: E402
+from depthmarks_ros.core.face.datasets import SPLIT_RULE  # noqa: E402
+from depthmarks_ros.core.face.metrics import bbox_size  # noqa: E402
 from depthmarks_ros.core.face.pipeline import FaceLandmarker  # noqa: E402
 from depthmarks_ros.core.face.pose_head import PoseHeadFinder  # noqa: E402
 from depthmarks_ros.core.camera import assumed_K  # noqa: E402

@@ -30,7 +30,8 @@ sys.path.insert(0, ROOT)
 from depthmarks_ros.core.body.mp_graphs import FaceMeshByRoi, face_roi  # noqa: E402
 from depthmarks_ros.core.body.roi import Roi, alignment_rotation  # noqa: E402
 from depthmarks_ros.core.face.backends import FaceResult, _bbox  # noqa: E402
-from depthmarks_ros.core.face.datasets import SPLIT_RULE, bbox_size, load_aflw2000_3d, load_pts_folder  # noqa: E402
+from depthmarks_ros.core.face.datasets import SPLIT_RULE, load_aflw2000_3d, load_pts_folder  # noqa: E402
+from depthmarks_ros.core.face.metrics import bbox_size  # noqa: E402
 from depthmarks_ros.core.face.model_fit import run_on_sample  # noqa: E402
 from depthmarks_ros.core.face.pipeline import FaceLandmarker  # noqa: E402
 

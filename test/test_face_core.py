@@ -1,6 +1,9 @@
 """Face landmarks, core (ROS-free): a real face (skimage astronaut, the ``face_image`` fixture),
 both backends, landmarks under known transforms, uncertainty, 3D lifting, head pose and its
 convention, fitted artefacts (mesh->68 map, sigma model), the detector cascade."""
+import itertools
+from types import SimpleNamespace
+
 import cv2
 import numpy as np
 import pytest
@@ -978,14 +981,19 @@ def test_a_key_splits_into_backend_and_convention_or_is_a_clear_error(key, split
 
 def test_every_key_the_fits_and_the_landmarker_use_splits_back():
     """Every sigma key (sigma_fit.sigma_keys of each convention), head-pose path (model_fit.POSE_KEYS) and
-    FaceLandmarker sigma / pose key round-trips through split_key: a key added there and not to
-    convention.BACKEND_KEYS fails here, not as a ValueError in a fit."""
+    FaceLandmarker sigma key (of every backend, dlib_detector and convention choice of the node's parameter
+    spec) round-trips through split_key: a key or choice added there and not to convention.BACKEND_KEYS
+    fails here, not as a ValueError in a fit."""
     from depthmarks_ros.core.face.convention import CONVENTION_BACKENDS, CONVENTIONS, sigma_key, split_key
     from depthmarks_ros.core.face.model_fit import POSE_KEYS
     from depthmarks_ros.core.face.sigma_fit import sigma_keys
+    from depthmarks_ros.params.face_landmarks import FaceLandmarksParams
     keys = set(POSE_KEYS) | {k for c in CONVENTIONS for k in sigma_keys(c)}
     keys |= {sigma_key(b, c) for c in CONVENTIONS for b in CONVENTION_BACKENDS[c]}
-    keys |= {'mediapipe_fixed'} | {f'dlib_{d}' for d in ('hog', 'mmod')}     # FaceLandmarker._sigma_key's others
+    spec = FaceLandmarksParams.param_fields()           # FaceLandmarker._sigma_key of every backend / detector choice
+    for b, d, m, c in itertools.product(spec['backend'].info.choices, spec['dlib_detector'].info.choices,
+                                        (None, 'fitted'), CONVENTIONS):
+        keys.add(FaceLandmarker._sigma_key(SimpleNamespace(backend_name=b, mapping=m, convention=c), d))
     for key in keys:
         assert sigma_key(*split_key(key)) == key
     assert {split_key(k)[1] for k in sigma_keys('3d')} == {'3d'}
@@ -1039,10 +1047,10 @@ def test_mirror_68_swaps_the_sides_and_is_its_own_inverse():
 
 def test_wrap_deg_and_the_nme_normaliser_of_each_set():
     """head_pose.wrap_deg (the one angle wrap: the angle Jacobian, angle_z, bench_face, the back-view study):
-    differences across +-180 come out short and signed, in [-180, 180); datasets.nme_norm (the fits and
+    differences across +-180 come out short and signed, in [-180, 180); metrics.nme_norm (the fits and
     bench_face): AFLW2000-3D faces by their box size sqrt(w h), 300-W faces by the outer eye corners."""
-    from depthmarks_ros.core.face.datasets import bbox_size, nme_norm
     from depthmarks_ros.core.face.head_pose import wrap_deg
+    from depthmarks_ros.core.face.metrics import bbox_size, nme_norm
     np.testing.assert_allclose(wrap_deg(np.array([179.0, -179.0]) - np.array([-179.0, 179.0])), [-2.0, 2.0])
     assert wrap_deg(180.0) == -180.0 and wrap_deg(-540.0) == -180.0 and wrap_deg(725.5) == pytest.approx(5.5)
     d = np.random.default_rng(5).uniform(-2000, 2000, 1000)

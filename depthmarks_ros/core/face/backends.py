@@ -239,8 +239,9 @@ def shape_points(predictor, rgb: np.ndarray, rect) -> np.ndarray:
 
 
 def predict_on_box(predictor, rgb: np.ndarray, box) -> np.ndarray:
-    """:func:`shape_points` on a box (x0, y0, x1, y1) (:func:`dlib_rect`): the one way the face code runs a
-    dlib predictor on a box it placed (the hybrid, its fits, the turned-face predictor)."""
+    """:func:`shape_points` on a box (x0, y0, x1, y1) (:func:`dlib_rect`: corners rounded): how the hybrid,
+    its fits and the turned-face predictor run a dlib predictor on a box they placed. DlibFace68.process and
+    FaceLandmarker._dlib_jitter truncate their boxes instead (int()), as their fitted sigma models expect."""
     return shape_points(predictor, rgb, dlib_rect(box))
 
 

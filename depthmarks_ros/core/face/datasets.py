@@ -83,22 +83,6 @@ def load_pts_folder(folder: str, split: str = 'all', dataset: str = '300w') -> L
     return out
 
 
-def bbox_size(landmarks68: np.ndarray) -> float:
-    """sqrt(w h) of the landmarks' bounding box (the AFLW2000-3D 'box' NME normaliser)."""
-    w, h = np.ptp(landmarks68[:, 0]), np.ptp(landmarks68[:, 1])
-    return float(np.sqrt(max(w * h, 1e-9)))
-
-
-def nme_norm(landmarks68: np.ndarray, dataset: str) -> float:
-    """The NME normaliser of a face of set ``dataset`` (FaceSample.dataset) from its ground truth: the box
-    size (:func:`bbox_size`) for AFLW2000-3D, the outer-eye-corner distance for 300-W and the other
-    2D sets (the fits and bench_face.py)."""
-    from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
-    if dataset == 'aflw2000_3d':
-        return bbox_size(landmarks68)
-    return float(np.linalg.norm(landmarks68[LEFT_EYE_OUTER] - landmarks68[RIGHT_EYE_OUTER]))
-
-
 # AFLW2000-3D ships no intrinsics and its labels come from a weak-perspective (scaled orthographic)
 # 3DMM fit: the assumed pinhole camera has this focal length (px) and the principal point at the
 # image centre. Chosen on the fit split: solvePnP of the ground-truth landmarks against the fitted

@@ -25,10 +25,10 @@ import numpy as np
 
 from depthmarks_ros.core.face.artefacts import load_json, save_json
 from depthmarks_ros.core.face.backends import predict_on_box
-from depthmarks_ros.core.face.datasets import bbox_size
 from depthmarks_ros.core.face.detection import KEYPOINT_FLIP
 from depthmarks_ros.core.face.ibug68 import FLIP_68, mirror_68
-from depthmarks_ros.core.face.mapping import similarity, unalign
+from depthmarks_ros.core.face.mapping import align, similarity, unalign
+from depthmarks_ros.core.face.metrics import bbox_size
 from depthmarks_ros.core.face.sigma_model import interocular
 
 INNER = np.arange(17, 68)          # brows, nose, eyes, mouth: stable under yaw (the jaw is not)
@@ -138,13 +138,6 @@ class HybridBlend:
             den[k] += d
         return np.where(den > 0, np.clip(num / np.maximum(den, 1e-12), 0.0, 1.0), 0.5)
 
-    def _kp_align(self, keypoints: np.ndarray):
-        """(features, (s, R, t)): the keypoints moved by the similarity that puts them onto kp_ref
-        (None: the older map in box units, without it)."""
-        u = np.asarray(keypoints, float)
-        s, R, t = similarity(u, self.kp_ref)
-        return np.concatenate([(s * u @ R.T + t).ravel(), [1.0]]), (s, R, t)
-
     def from_keypoints(self, box: np.ndarray, keypoints: np.ndarray) -> Optional[np.ndarray]:
         """The 68 points regressed from the detector's keypoints; None where they have collapsed onto
         one point (no similarity to kp_ref: the caller falls back to the box template)."""
@@ -153,7 +146,8 @@ class HybridBlend:
             c = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
             u = (np.asarray(keypoints, float) - c) / size
             return (np.concatenate([u.ravel(), [1.0]]) @ self.kp_map).reshape(68, 2) * size + c
-        x, (s, R, t) = self._kp_align(keypoints)
+        u, (s, R, t) = align(np.asarray(keypoints, float), self.kp_ref)     # the keypoints moved onto kp_ref
+        x = np.concatenate([u.ravel(), [1.0]])
         if not (np.isfinite(s) and s > 1e-9 and np.all(np.isfinite(x))):
             return None
         return unalign((x @ self.kp_map).reshape(68, 2), (s, R, t))
@@ -189,7 +183,9 @@ class HybridBlend:
 
         def solve(pp):
             ref = np.mean([k - k.mean(axis=0) for k, _ in pp], axis=0)
-            for _ in range(3):              # generalised Procrustes: align to the mean, re-take the mean
+            # generalised Procrustes, not mapping.mean_shape: unit Frobenius norm, not unit RMS radius (the
+            # ridge and the shipped kp_map depend on that scale; changing it needs a refit)
+            for _ in range(3):              # align to the mean, re-take the mean
                 al = []
                 for k, g in pp:
                     s, R, t = similarity(k, ref)

@@ -9,10 +9,27 @@ from depthmarks_ros.core.learning.calibration import calibration_2d  # noqa: F40
 YAW_BANDS = (0, 15, 30, 45, 60, 360)      # |yaw| band edges (deg) the face studies report errors by
 
 
+def interocular(landmarks68: np.ndarray) -> float:
+    """The outer-eye-corner distance of 68 points (the 300-W 'inter-ocular' NME normaliser)."""
+    return float(np.linalg.norm(landmarks68[LEFT_EYE_OUTER] - landmarks68[RIGHT_EYE_OUTER]))
+
+
+def bbox_size(landmarks68: np.ndarray) -> float:
+    """sqrt(w h) of the landmarks' bounding box (the AFLW2000-3D 'box' NME normaliser)."""
+    w, h = np.ptp(landmarks68[:, 0]), np.ptp(landmarks68[:, 1])
+    return float(np.sqrt(max(w * h, 1e-9)))
+
+
+def nme_norm(landmarks68: np.ndarray, dataset: str) -> float:
+    """The NME normaliser of a face of set ``dataset`` (datasets.FaceSample.dataset) from its ground truth:
+    the box size (:func:`bbox_size`) for AFLW2000-3D, the outer-eye-corner distance (:func:`interocular`)
+    for 300-W and the other 2D sets (the fits and bench_face.py)."""
+    return bbox_size(landmarks68) if dataset == 'aflw2000_3d' else interocular(landmarks68)
+
+
 def nme_interocular(pred68: np.ndarray, gt68: np.ndarray) -> float:
-    """Mean point-to-point error over 68 points divided by the outer-eye-corner distance."""
-    d = np.linalg.norm(gt68[LEFT_EYE_OUTER] - gt68[RIGHT_EYE_OUTER])
-    return float(np.mean(np.linalg.norm(pred68 - gt68, axis=1)) / d)
+    """Mean point-to-point error over 68 points divided by the outer-eye-corner distance (:func:`interocular`)."""
+    return float(np.mean(np.linalg.norm(pred68 - gt68, axis=1)) / interocular(gt68))
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -522,8 +522,8 @@ def _fit_pose_scales(aflw, output, command, fit, keys, save_fit, cache=''):
 
 
 def _norm(sample) -> float:
-    """The NME normaliser of a sample's set (datasets.nme_norm)."""
-    from depthmarks_ros.core.face.datasets import nme_norm
+    """The NME normaliser of a sample's set (metrics.nme_norm)."""
+    from depthmarks_ros.core.face.metrics import nme_norm
     return nme_norm(sample.landmarks68, sample.dataset)
 
 
@@ -684,7 +684,8 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     import dlib
     from depthmarks_ros.core.face.backends import MediaPipeFaceMesh, load_dlib_model, predict_on_box
     from depthmarks_ros.core.face.convention import artefact_name, sigma_key
-    from depthmarks_ros.core.face.datasets import SPLIT_RULE, bbox_size
+    from depthmarks_ros.core.face.datasets import SPLIT_RULE
+    from depthmarks_ros.core.face.metrics import bbox_size
     from depthmarks_ros.core.face.hybrid import HybridBlend, refine_keypoint_guess
     from depthmarks_ros.core.face.profile import _size
     path = os.path.join(output, artefact_name('face_hybrid.json', convention))
@@ -876,7 +877,7 @@ def _fit_hybrid_template(samples, output, command, convention='2d'):
     import os
     from depthmarks_ros.core.face.backends import MediaPipeFaceMesh
     from depthmarks_ros.core.face.convention import artefact_name
-    from depthmarks_ros.core.face.datasets import bbox_size
+    from depthmarks_ros.core.face.metrics import bbox_size
     from depthmarks_ros.core.face.hybrid import HybridBlend
     path = os.path.join(output, artefact_name('face_hybrid.json', convention))
     blend = HybridBlend.load(path)

@@ -101,7 +101,9 @@ class StaleRecordsError(ValueError):
 
 
 SIGMA_RECORDS_COMPUTED = 'pose features (yaw0, pitch0, reproj68) and self-occlusion labels were computed'
-SIGMA_RECORDS_REDO = '--parts sigma --cache {cache}'      # every backend's ('sigma' includes sigma-hybrid)
+# the '2d' records of mediapipe, dlib, dlib_hog and hybrid ('sigma' = those sigma-<key> parts); dlib_mmod's
+# need --parts sigma-dlib_mmod (records_redo)
+SIGMA_RECORDS_REDO = '--parts sigma --cache {cache}'
 
 
 def check_records_model(path: str, output: str, computed: str = SIGMA_RECORDS_COMPUTED,
@@ -319,7 +321,7 @@ def cached_records(cache: str, output: str, convention: str = '2d') -> Dict[str,
     import os
     keys = sigma_keys(convention)
     if convention == '2d':
-        redo = '--parts sigma --cache DIR'
+        redo = SIGMA_RECORDS_REDO.format(cache='DIR') + ' (and --parts sigma-dlib_mmod for dlib_mmod\'s)'
         want = 'sigma_<backend>.npz records'
     else:
         redo = records_redo(keys[0]).format(cache='DIR')

@@ -25,6 +25,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from depthmarks_ros.core.face import metrics
 from depthmarks_ros.core.face.artefacts import load_json, save_json
 from depthmarks_ros.core.face.ibug68 import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 from depthmarks_ros.core.learning.optim import minimise_lbfgs
@@ -88,7 +89,8 @@ def face_angle(landmarks68: np.ndarray) -> float:
 
 
 def interocular(landmarks68: np.ndarray) -> float:
-    return float(max(np.linalg.norm(landmarks68[LEFT_EYE_OUTER] - landmarks68[RIGHT_EYE_OUTER]), 1.0))
+    """metrics.interocular floored at 1 px (the model's unit: never zero)."""
+    return max(metrics.interocular(landmarks68), 1.0)
 
 
 def _crop_box(grey: np.ndarray, landmarks68: np.ndarray):

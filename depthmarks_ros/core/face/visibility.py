@@ -20,6 +20,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from depthmarks_ros.core.face.artefacts import load_json, save_json
+from depthmarks_ros.core.face.metrics import bbox_size
 
 _TRI = None
 
@@ -42,7 +43,7 @@ def self_occlusion(points3d: np.ndarray, tol: float = 0.02, tri: Optional[np.nda
     px, z px away from the camera (datasets.FaceSample.points3d); ``tri`` the triangulation
     (:func:`triangulation` of the fitted folder's mean face; None = the shipped one's)."""
     p = np.asarray(points3d, np.float64)
-    size = float(np.sqrt(np.ptp(p[:, 0]) * np.ptp(p[:, 1]))) or 1.0
+    size = bbox_size(p)      # > 0; a flat face (zero box) has no triangle in front of a point anyway
     tri = triangulation() if tri is None else tri
     a, b, c = p[tri[:, 0]], p[tri[:, 1]], p[tri[:, 2]]
     v0, v1 = b[:, :2] - a[:, :2], c[:, :2] - a[:, :2]
