@@ -8,9 +8,12 @@ Then the per-message costs the stereo node's rest is made of (docs/stereo_depth.
 next to its reference in the same run: a 640x480 32FC1 view message (``numpy_to_image(copy=False)``)
 built straight into its slots against the setters' path (``msg=Image()``, how it was built before
 93dc4d4); rclpy's publish of a 640x480 32FC1 image against a 1x1 one, nobody subscribed and one DDS
-reader in the process (never spun, history 1); a read of
-the node's clock (``get_clock().now()``) against SyncedInputs' test that skips it. The machine
-load is printed before and after.
+reader in the process (never spun, history 1); the same 640x480 32FC1 message handed over by
+``TappedPublisher.publish`` (ros/local_tap.py, ``hand_over=True``) to one matched in-process input
+against rclpy's publish of it to one DDS reader in the process; a read of the node's clock
+(``get_clock().now()``) against ``SyncedInputs._check_future`` (called on a stub: its test that skips
+the read, the read itself once its reading is CLOCK_READING_S old). The machine load is printed before
+and after.
 Usage: python benchmarks/bench_conversions.py [--repeat N]
 """
 import argparse
@@ -34,6 +37,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--repeat', type=int, default=30)
     args = ap.parse_args()
+    print('load before: ' + ' '.join(f'{x:.2f}' for x in os.getloadavg()))
     from sensor_msgs.msg import Image
     rng = np.random.default_rng(0)
     img = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
@@ -66,7 +70,6 @@ def main():
         ('cloud 100k: PointCloud2 -> (N,3) xyz, skip NaN', median_ms(lambda: xyz_from_cloud(cloud), args.repeat),
          float('nan'), ''),
     ]
-    print('load before: ' + ' '.join(f'{x:.2f}' for x in os.getloadavg()))
     print(f'{"conversion":58s} {"ours ms":>9s} {"naive ms":>9s}  naive way')
     for name, ours, naive, how in rows:
         print(f'{name:58s} {ours:9.3f} {naive:9.1f}  {how}')
@@ -83,10 +86,13 @@ def _per_call_us(fn, calls: int, repeat: int) -> float:
 
 
 def message_costs(repeat: int) -> None:
+    import threading
+    from types import SimpleNamespace
+
     import rclpy
     from sensor_msgs.msg import Image
-    from depthmarks_ros.convert.stamps import stamp_ns
-    from depthmarks_ros.ros.synced_inputs import _FUTURE_NS, CLOCK_READING_S
+    from depthmarks_ros.ros import local_tap
+    from depthmarks_ros.ros.synced_inputs import SyncedInputs
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     depth = np.random.default_rng(1).random((480, 640), dtype=np.float32)
     tiny = np.zeros((1, 1), np.float32)
@@ -98,11 +104,27 @@ def message_costs(repeat: int) -> None:
         taken = node.create_publisher(Image, 'bench_conversions/subscribed', 1)
         reader = rclpy.create_node('bench_conversions_reader', context=context)
         reader.create_subscription(Image, 'bench_conversions/subscribed', lambda m: None, 1)   # never spun
+        # the hand-over: a tap on the topic (the recorder's callback a no-op) and one input, as
+        # DepthmarksNode.create_publisher(hand_over=True) / create_input_subscription make them
+        tap = local_tap.LocalTap({'/bench_conversions/handed': lambda m: None})
+        handed = local_tap.TappedPublisher(node.create_publisher(Image, 'bench_conversions/handed', 1),
+                                           lambda m: None, tap, hand_over=True)
+        got = []
+        sub = reader.create_subscription(Image, 'bench_conversions/handed', got.append, 1)   # never spun
+        tap.add_input(sub.topic_name, got.append, sub)
         end = time.monotonic() + 5.0
-        while taken.get_subscription_count() < 1 and time.monotonic() < end:
+        while (taken.get_subscription_count() < 1 or not handed.hands_over()) and time.monotonic() < end:
             time.sleep(0.05)
+        if not handed.hands_over():
+            raise SystemExit('the tapped publisher does not hand over (its input did not match in 5 s)')
         big_msg, tiny_msg = numpy_to_image(depth, '32FC1', copy=False), numpy_to_image(tiny, '32FC1', copy=False)
-        stamp, reading = stamp_ns(big_msg.header), (0, time.monotonic())
+        inputs = SimpleNamespace(_clock_reading=None, _clock_generation=0, node=node, _lock=threading.Lock(),
+                                 sync=None, _on_event=None)     # what _check_future uses of SyncedInputs
+        stamp = node.get_clock().now().nanoseconds
+
+        def handed_over():
+            handed.publish(big_msg)
+            got.clear()
         rows = [
             ('640x480 32FC1 view message (copy=False): slots / setters', 'us',
              _per_call_us(lambda: numpy_to_image(depth, '32FC1', copy=False), 2000, repeat),
@@ -111,11 +133,14 @@ def message_costs(repeat: int) -> None:
              median_ms(lambda: pub.publish(big_msg), repeat * 10), median_ms(lambda: pub.publish(tiny_msg), repeat * 10)),
             ('rclpy publish, one DDS reader in this process: 640x480 32FC1 / 1x1', 'ms',
              median_ms(lambda: taken.publish(big_msg), repeat * 10), median_ms(lambda: taken.publish(tiny_msg), repeat * 10)),
-            ("future-stamp check: SyncedInputs' skip test / a clock read", 'us',
-             _per_call_us(lambda: time.monotonic() - reading[1] < CLOCK_READING_S and stamp - reading[0] <= _FUTURE_NS,
-                          2000, repeat),
+            ('640x480 32FC1 to one in-process input: handed over / rclpy publish', 'us',
+             _per_call_us(handed_over, 200, repeat), _per_call_us(lambda: taken.publish(big_msg), 200, repeat)),
+            ("future-stamp check: SyncedInputs._check_future / a clock read", 'us',
+             _per_call_us(lambda: SyncedInputs._check_future(inputs, 0, stamp, time.monotonic()), 2000, repeat),
              _per_call_us(lambda: node.get_clock().now().nanoseconds, 2000, repeat)),
         ]
+        if not tap.handed_over:
+            raise SystemExit('the hand-over row published through DDS, not to the input')
         reader.destroy_node()
         node.destroy_node()
     finally:
