@@ -117,13 +117,18 @@ def test_every_node_executable_bounds_its_exit(name, monkeypatch):
     assert seen == [{'exit_deadline_s': node_base.EXIT_DEADLINE_S}]
 
 
+def _run_child(child: str, timeout: float = 30):
+    """(exit code, stdout+stderr) of ``python -c child``."""
+    proc = subprocess.Popen([sys.executable, '-c', child], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return _finish(proc, timeout)
+
+
 def test_the_deadline_keeps_the_exit_code_and_says_why():
     child = ('import ctypes, sys\n'
              'from depthmarks_ros.ros.exit_deadline import arm_exit_deadline\n'
              'assert arm_exit_deadline(0.3, "deadline line", code=3)\n'
              'ctypes.PyDLL(None).sleep(60)\n')
-    proc = subprocess.Popen([sys.executable, '-c', child], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    rc, out = _finish(proc, 30)
+    rc, out = _run_child(child)
     # the thread dump and the line come from separate native threads: their order may flip under load
     assert rc == 3 and 'deadline line' in out, f'exit {rc}:\n{out}'
     from depthmarks_ros.ros.exit_deadline import arm_exit_deadline
@@ -138,6 +143,5 @@ def test_the_message_outlives_python_a_hang_after_finalization_still_says_why():
              'libc = ctypes.CDLL(None)\n'
              'assert libc.__cxa_atexit(ctypes.cast(libc.pause, ctypes.c_void_p), None, None) == 0\n'
              'assert arm_exit_deadline(1.0, "deadline line after finalization", code=4)\n')
-    proc = subprocess.Popen([sys.executable, '-c', child], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    rc, out = _finish(proc, 30)
+    rc, out = _run_child(child)
     assert rc == 4 and 'deadline line after finalization' in out, f'exit {rc}:\n{out}'
