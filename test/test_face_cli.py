@@ -635,3 +635,26 @@ def test_the_records_redo_of_every_sigma_key_is_a_fit_face_command(tmp_path):
     for key in ('hybrid_4d', 'dlib_3d', 'hybrid_box68', 'mediapipe_fixed'):
         with pytest.raises(ValueError):
             records_redo(key)
+
+
+def test_redo_commands_in_messages_quote_their_paths(tmp_path):
+    """The fit-face commands that the record checks quote can be pasted into a shell as they are: an
+    output or cache folder with a space (or a quote) in its name comes out shell-quoted, and it is the
+    folder the check was given."""
+    import shlex
+    from depthmarks_ros.core.face.sigma_fit import cached_records, fit_face_command, records_redo
+    out, cache = tmp_path / 'my out', tmp_path / "rec's cache"
+    cache.mkdir()
+    cmd = fit_face_command(str(out), records_redo('hybrid_3d'), str(cache))
+    words = shlex.split(cmd)
+    assert words[words.index('-o') + 1] == str(out) and words[words.index('--cache') + 1] == str(cache)
+    assert words[:2] == ['depthmarks', 'fit-face'] and '--convention' in words
+    with pytest.raises(FileNotFoundError) as none_there:      # an empty cache folder: the command names it
+        cached_records(str(cache), str(out), convention='3d')
+    quoted = str(none_there.value).split('write them with ', 1)[1]
+    words = shlex.split(quoted)
+    assert words[words.index('--cache') + 1] == str(cache) and words[words.index('-o') + 1] == str(out)
+    with pytest.raises(FileNotFoundError) as no_cache:        # no cache folder: DIR left for the user
+        cached_records(str(tmp_path / 'nowhere'), str(out))
+    words = shlex.split(str(no_cache.value).split('run ', 1)[1].split(' first')[0].split(' (and')[0])
+    assert words[words.index('-o') + 1] == str(out) and words[words.index('--cache') + 1] == 'DIR'

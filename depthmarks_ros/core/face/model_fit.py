@@ -292,9 +292,8 @@ def _convention_pose_missing(key: str, path: str, output: str, seeded: bool = Tr
     """convention_pose_missing's check of the files: records ``path`` with pose points, sigma model in
     ``output`` (where ``seeded``)."""
     import os
-    from depthmarks_ros.core.face.sigma_fit import records_redo
-    redo = f'write them with depthmarks fit-face --data DATA -o {output} ' + \
-        records_redo(key).format(cache=os.path.dirname(path) or 'DIR')
+    from depthmarks_ros.core.face.sigma_fit import fit_face_command, records_redo
+    redo = 'write them with ' + fit_face_command(output, records_redo(key), os.path.dirname(path) or 'DIR')
     if not path or not os.path.isfile(path):
         return f"the {key} head-pose factors fit from the records {path or f'sigma_{key}.npz in --cache DIR'}: {redo}"
     try:
@@ -825,9 +824,10 @@ def convention_profile_missing(output: str, convention: str, seeded: bool = True
     where = [output] if seeded else [output, DATA_DIR]
     if any(os.path.isfile(os.path.join(d, PROFILE_PREDICTOR)) for d in where):
         return ''
+    from depthmarks_ros.core.face.sigma_fit import fit_face_command
     return (f'{os.path.join(output, PROFILE_PREDICTOR)} missing: --convention {convention} --parts profile fits '
-            "its weights for the shared turned-face predictor, which the '2d' profile part trains (depthmarks "
-            f'fit-face --data DATA -o {output} --parts profile)')
+            "its weights for the shared turned-face predictor, which the '2d' profile part trains "
+            f"({fit_face_command(output, '--parts profile')})")
 
 
 def stack_records(samples, fold, m68s, d68s, e68: dict, out68s, yaws, norms) -> dict:

@@ -106,6 +106,15 @@ SIGMA_RECORDS_COMPUTED = 'pose features (yaw0, pitch0, reproj68) and self-occlus
 SIGMA_RECORDS_REDO = '--parts sigma --cache {cache}'
 
 
+def fit_face_command(output: str, options: str, cache: str = 'DIR') -> str:
+    """The ``depthmarks fit-face`` command line that messages quote (DATA left for the user to fill):
+    output folder ``output``, then ``options`` (e.g. :data:`SIGMA_RECORDS_REDO`, :func:`records_redo`)
+    with its ``{cache}`` filled by ``cache``; both paths shell-quoted, so a path with spaces or quotes
+    can be pasted as it is."""
+    import shlex
+    return f'depthmarks fit-face --data DATA -o {shlex.quote(output)} ' + options.format(cache=shlex.quote(cache))
+
+
 def check_records_model(path: str, output: str, computed: str = SIGMA_RECORDS_COMPUTED,
                         redo: str = SIGMA_RECORDS_REDO) -> None:
     """A StaleRecordsError where the records ``path`` (``<cache>/<name>.npz``, their model in
@@ -120,8 +129,7 @@ def check_records_model(path: str, output: str, computed: str = SIGMA_RECORDS_CO
     made = path[:-4] + '.json'
     if not os.path.isfile(made):
         return
-    redo = f'rewrite the records with depthmarks fit-face --data DATA -o {output} ' + \
-        redo.format(cache=os.path.dirname(path) or '.')
+    redo = 'rewrite the records with ' + fit_face_command(output, redo, os.path.dirname(path) or '.')
     try:
         with open(made) as f:
             digest = json.load(f).get(RECORDS_MODEL_KEY)
@@ -321,19 +329,17 @@ def cached_records(cache: str, output: str, convention: str = '2d') -> Dict[str,
     import os
     keys = sigma_keys(convention)
     if convention == '2d':
-        redo = SIGMA_RECORDS_REDO.format(cache='DIR') + ' (and --parts sigma-dlib_mmod for dlib_mmod\'s)'
+        options, also = SIGMA_RECORDS_REDO, ' (and --parts sigma-dlib_mmod for dlib_mmod\'s)'
         want = 'sigma_<backend>.npz records'
     else:
-        redo = records_redo(keys[0]).format(cache='DIR')
+        options, also = records_redo(keys[0]), ''
         want = ', '.join(f'sigma_{k}.npz' for k in keys) + f' (the {convention} convention\'s records)'
     if not cache or not os.path.isdir(cache):
-        raise FileNotFoundError(f'no sigma record cache {cache!r}: run depthmarks fit-face --data DATA -o {output} '
-                                f'{redo} first')
+        raise FileNotFoundError(f'no sigma record cache {cache!r}: run {fit_face_command(output, options)}{also} first')
     paths = {key: os.path.join(cache, f'sigma_{key}.npz') for key in keys}
     paths = {key: path for key, path in paths.items() if os.path.isfile(path)}
     if not paths:
-        raise FileNotFoundError(f'no {want} in {cache}: write them with depthmarks fit-face --data DATA -o {output} '
-                                + redo.replace('DIR', cache))
+        raise FileNotFoundError(f'no {want} in {cache}: write them with {fit_face_command(output, options, cache)}{also}')
     return paths
 
 
