@@ -112,7 +112,23 @@ class FaceMesh:
     presence: float          # the model's face-presence score (sigmoid), 0..1
 
 
-class FaceMeshByRoi:
+class _Graph:
+    """One MediaPipe calculator graph (``self._g``, made by :func:`_solution`), closed by :meth:`close`."""
+    _g = None
+
+    def close(self) -> None:
+        self._g.close()
+
+
+class _DetectionGraph(_Graph):
+    """A detector graph: image in, ``detections`` out (:class:`Detection` in pixels)."""
+
+    def __call__(self, rgb: np.ndarray) -> List[Detection]:
+        h, w = rgb.shape[:2]
+        return _detections(self._g.process({'image': np.ascontiguousarray(rgb)}).detections, w, h)
+
+
+class FaceMeshByRoi(_Graph):
     """MediaPipe's face landmark model on a region the caller chose (its own detection), without the
     legacy solution's detector and presence gate: every call returns the mesh and its presence score,
     or None where the region is too small to hold a face (< ``MIN_SIDE_PX``) or lies off the image."""
@@ -161,24 +177,14 @@ node { calculator: "LandmarkProjectionCalculator" input_stream: "NORM_LANDMARKS:
         pts = np.array([(p.x * cw + x0, p.y * ch + y0, p.z * cw) for p in r.landmarks.landmark], np.float64)
         return FaceMesh(pts, float(r.presence))
 
-    def close(self) -> None:
-        self._g.close()
 
-
-class PoseDetector:
+class PoseDetector(_DetectionGraph):
     GRAPH = '''input_stream: "image"
 output_stream: "detections"
 node { calculator: "PoseDetectionCpu" input_stream: "IMAGE:image" output_stream: "DETECTIONS:detections" }'''
 
     def __init__(self):
         self._g = _solution(self.GRAPH)
-
-    def __call__(self, rgb: np.ndarray) -> List[Detection]:
-        h, w = rgb.shape[:2]
-        return _detections(self._g.process({'image': np.ascontiguousarray(rgb)}).detections, w, h)
-
-    def close(self) -> None:
-        self._g.close()
 
 
 @dataclass
@@ -189,7 +195,7 @@ class PoseLandmarks:
     aux: np.ndarray          # (2, 2) px: hip centre, body-circle point (next region)
 
 
-class PoseLandmarker:
+class PoseLandmarker(_Graph):
     GRAPH = '''input_stream: "image"
 input_stream: "roi"
 output_stream: "landmarks"
@@ -218,11 +224,8 @@ node { calculator: "PoseLandmarkByRoiCpu" input_stream: "IMAGE:image" input_stre
         return PoseLandmarks(_landmarks(r.landmarks, w, h, x0, y0), np.asarray(vis, np.float64), world,
                              _landmarks(r.aux, w, h, x0, y0)[:2])
 
-    def close(self) -> None:
-        self._g.close()
 
-
-class PalmDetector:
+class PalmDetector(_DetectionGraph):
     GRAPH = '''input_stream: "image"
 output_stream: "detections"
 node { calculator: "PalmDetectionCpu" input_stream: "IMAGE:image"
@@ -230,13 +233,6 @@ node { calculator: "PalmDetectionCpu" input_stream: "IMAGE:image"
 
     def __init__(self, model_complexity: int = 1):
         self._g = _solution(self.GRAPH, {'model_complexity': int(model_complexity)})
-
-    def __call__(self, rgb: np.ndarray) -> List[Detection]:
-        h, w = rgb.shape[:2]
-        return _detections(self._g.process({'image': np.ascontiguousarray(rgb)}).detections, w, h)
-
-    def close(self) -> None:
-        self._g.close()
 
 
 @dataclass
@@ -247,7 +243,7 @@ class HandLandmarks:
     side_score: float
 
 
-class HandLandmarker:
+class HandLandmarker(_Graph):
     GRAPH = '''input_stream: "image"
 input_stream: "roi"
 output_stream: "landmarks"
@@ -276,6 +272,3 @@ node { calculator: "HandLandmarkCpu" input_stream: "IMAGE:image" input_stream: "
             side = {'Left': 'right', 'Right': 'left'}.get(c.label, 'unknown')
             score = float(c.score)
         return HandLandmarks(_landmarks(r.landmarks, w, h, x0, y0), world, side, score)
-
-    def close(self) -> None:
-        self._g.close()
