@@ -68,46 +68,58 @@ class RecordedPublisher:
         self.publisher = publisher
         self._node = node
         self._period = int(period_ns)
-        self._count = -1             # the subscriber count the answer below was looked up for
+        self._key = None             # the (subscriber count, ours) the answer below was looked up for
         self._only_recorder = False
-        self._pending = None         # a count the graph did not agree with yet, looked up again ...
+        self._pending = None         # a key the graph did not agree with yet, looked up again ...
         self._retry_at = 0.0         # ... from this monotonic time
         self._retry_s = self.RETRY_S
         self._first = FirstOfPeriod(self._period)   # the periods of the messages published
 
-    def only_recorder(self) -> bool:
-        """Whether the recorder is this topic's only subscriber (looked up in the graph when the
-        count changes). The graph may lag the count (a subscriber DDS matched that the graph does
-        not show yet): until they agree the answer is False (every frame: the new subscriber may not
-        be the recorder), looked up again after ``RETRY_S`` s, then after twice as long each time the
-        graph still disagrees for that count (at most ``RETRY_MAX_S``: a subscriber whose node never
-        resolves, e.g. a plain DDS reader, gets every frame without a lookup per frame). The same
-        while the graph names a subscriber's node :data:`UNKNOWN_NODE` (its DDS endpoint discovered
-        before its node): answered once and kept for that count, it made stereo_depth build and
-        publish its 1.2 MB disparity every frame for a whole run in about half the `--multi-process`
-        runs (issue 21: the stereo node's rest share 0.21-0.24 in those, 0.13-0.15 in the others)."""
+    def only_recorder(self, ours: int = 0) -> bool:
+        """Whether the recorder is this topic's only subscriber besides ``ours`` (the number of this
+        process's in-process inputs among the subscribers, whose readers the publisher's count includes:
+        :class:`~depthmarks_ros.ros.local_tap.TappedPublisher`), looked up in the graph when the count
+        (or ``ours``) changes: at least one subscriber's node is :data:`RECORDER_NODE` and no more than
+        ``ours`` are not (an input's node is one of ours, never named like the recorder; it is in the
+        graph as soon as it exists, its participant being this one). The graph may lag the count (a
+        subscriber DDS matched that the graph does not show yet): until they agree the answer is False
+        (every frame: the new subscriber may not be the recorder), looked up again after ``RETRY_S`` s,
+        then after twice as long each time the graph still disagrees for that count (at most
+        ``RETRY_MAX_S``: a subscriber whose node never resolves, e.g. a plain DDS reader, gets every
+        frame without a lookup per frame). The same while the graph names a subscriber's node
+        :data:`UNKNOWN_NODE` (its DDS endpoint discovered before its node): answered once and kept for
+        that count, it made stereo_depth build and publish its 1.2 MB disparity every frame for a whole
+        run in about half the `--multi-process` runs (issue 21: the stereo node's rest share 0.21-0.24
+        in those, 0.13-0.15 in the others)."""
         count = self.publisher.get_subscription_count()
-        if count == self._count:
+        key = (count, ours)
+        if key == self._key:
             return self._only_recorder
         now = time.monotonic()
-        if count == self._pending and now < self._retry_at:
+        if key == self._pending and now < self._retry_at:
             return False
         infos = self._node.get_subscriptions_info_by_topic(self.publisher.topic_name)
         if len(infos) == count and not any(i.node_name == UNKNOWN_NODE for i in infos):
-            self._count, self._pending = count, None
-            self._only_recorder = count > 0 and all(i.node_name == RECORDER_NODE for i in infos)
+            recorders = sum(1 for i in infos if i.node_name == RECORDER_NODE)
+            self._key, self._pending = key, None
+            self._only_recorder = recorders > 0 and count - recorders <= ours
             return self._only_recorder
-        self._retry_s = min(2.0 * self._retry_s, self.RETRY_MAX_S) if count == self._pending else self.RETRY_S
-        self._count, self._pending, self._retry_at = -1, count, now + self._retry_s
+        self._retry_s = min(2.0 * self._retry_s, self.RETRY_MAX_S) if key == self._pending else self.RETRY_S
+        self._key, self._pending, self._retry_at = None, key, now + self._retry_s
         self._only_recorder = False
         return False
+
+    def keeps(self, stamp_ns: int) -> bool:
+        """Whether the recorder would keep a message stamped ``stamp_ns``: the first of its period
+        (:meth:`publish` marks the period as served; a stamp <= 0: always)."""
+        return self._first.wanted(stamp_ns)
 
     def wanted_at(self, stamp_ns: int) -> bool:
         """While only the recorder subscribes, only the first stamp of each period (no side effect:
         :meth:`publish` marks the period as served); else whether anything subscribes."""
         if self.publisher.get_subscription_count() == 0:
             # whoever subscribes next is looked up at once (the last answer, and any back-off, was for others)
-            self._count, self._pending, self._retry_s = -1, None, self.RETRY_S
+            self._key, self._pending, self._retry_s = None, None, self.RETRY_S
             return False
         if not self.only_recorder():
             return True
