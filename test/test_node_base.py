@@ -430,6 +430,67 @@ def test_a_node_input_gets_nothing_handed_over_before_its_reader_has_matched(pro
     assert len(consumer.got) == 2 and tap.handed_over == 1     # each message once
 
 
+def test_in_a_process_of_several_nodes_the_inputs_get_every_message_once_and_the_recorder_its_periods(
+        probe, monkeypatch):
+    """A container's hand-over-only tap (ros/local_tap.py; run_nodes installs it for several nodes):
+    while the input alone subscribes, every message is handed over and DDS carries none; with the
+    recorder of another process besides it (a node named like it, the runner's record period in the
+    environment), the first message of each period goes through DDS to both, the others are handed
+    over; with anyone else, every message goes through DDS. The input gets each message once, and the
+    publisher's /diagnostics count what went where."""
+    import rclpy
+    from builtin_interfaces.msg import Time
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from depthmarks_ros.ros import local_tap, recorded_topics
+    monkeypatch.setenv(*recorded_topics.recorded_periods_env({'/out': 10**9}).popitem())
+    tap = local_tap.LocalTap.hand_over_only()
+    node, consumer = _made_with_tap(probe, tap, HandOverNode, InputNode)
+    assert isinstance(node.pub.publisher, recorded_topics.RecordedPublisher) and tap.inputs('/out')
+    assert probe.spin_until(lambda: node.pub.get_subscription_count() == 1, 10)   # the input's reader only
+
+    def send(stamps):
+        """Publish one message per stamp (ns), each once the input has taken the one before."""
+        sent = []
+        for stamp in stamps:
+            msg = numpy_to_image(np.zeros((2, 2), np.uint8), 'mono8', copy=False)
+            msg.header.stamp = Time(sec=stamp // 10**9, nanosec=stamp % 10**9)
+            node.pub.publish(msg)
+            sent.append(msg)
+            assert probe.spin_until(lambda: len(consumer.got) == len(sent), 5), (stamp, len(consumer.got))
+        probe.spin_for(0.3)
+        got = consumer.got[:]
+        del consumer.got[:]
+        assert [stamp_ns_of(m) for m in got] == list(stamps)      # each once, in order
+        return [m is s for m, s in zip(got, sent)]                # handed over: the object itself
+
+    def stamp_ns_of(msg):
+        return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+    assert send([1 * 10**9 + k * 10**8 for k in range(5)]) == [True] * 5      # DDS carries none
+    assert tap.topic_counts('/out') == {'handed_over': 5, 'dds': 0}
+    recorder = rclpy.create_node(recorded_topics.RECORDER_NODE)
+    probe.add_node(recorder)
+    kept = []
+    recorder.create_subscription(Image, 'out', kept.append,
+                                 QoSProfile(reliability=ReliabilityPolicy.RELIABLE, depth=20))
+    assert probe.spin_until(lambda: node.pub.get_subscription_count() == 2, 10)
+    assert probe.spin_until(lambda: node.pub.publisher.only_recorder(1), 5)   # the graph names it
+    stamps = [10 * 10**9 + k * 10**8 for k in range(25)]                      # 2.5 s at 10 Hz
+    assert send(stamps) == [s % 10**9 != 0 for s in stamps]                   # the periods' firsts: DDS
+    assert probe.spin_until(lambda: len(kept) == 3, 5)
+    assert [stamp_ns_of(m) for m in kept] == [10 * 10**9, 11 * 10**9, 12 * 10**9]
+    assert tap.topic_counts('/out') == {'handed_over': 27, 'dds': 3}
+    other = probe.subscribe(Image, 'out', node.output_qos())                  # RViz, ros2 topic echo
+    assert probe.spin_until(lambda: node.pub.get_subscription_count() == 3, 10)
+    assert send([13 * 10**9 + k * 10**8 for k in range(1, 4)]) == [False] * 3  # every message through DDS
+    assert probe.spin_until(lambda: len(other) == 3 and len(kept) == 6, 5)
+    diagnostics = probe.subscribe(DiagnosticArray, '/diagnostics', 10)
+    assert probe.spin_until(lambda: (node.publish_diagnostics(), any(
+        s.name == 'hand_over_test: processing' for a in diagnostics for s in a.status))[1], 5)
+    values = {v.key: v.value for a in diagnostics for s in a.status if s.name == 'hand_over_test: processing'
+              for v in s.values}
+    assert (values['handed_over'], values['hand_over_dds']) == ('27', '6')
+
+
 def test_inputs_read_the_clock_only_where_a_stamp_may_be_ahead(probe, monkeypatch):
     """SyncedInputs reports stamps > 5 s ahead of the node's clock, reading the clock (an rclpy Time
     per read) only where a stamp may be: beyond the tolerance of a reading < CLOCK_READING_S old, or

@@ -6,6 +6,7 @@ import dataclasses
 import signal
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
 
 from depthmarks_ros.pipeline import graph as g
@@ -21,6 +22,16 @@ def params_files(process, folder):
         files.append(str(folder / f'{n.name}.yaml'))
         write_params_file(files[-1], n, process.params_key(n))
     return files
+
+
+def _values(diagnostics, node):
+    """The last /diagnostics values of ``node`` (its processing status) among the arrays received."""
+    values = {}
+    for array in diagnostics:
+        for status in array.status:
+            if status.name == f'{node}: processing':
+                values = {v.key: v.value for v in status.values}
+    return values
 
 
 def test_node_names_before_ros_args_short_or_full():
@@ -104,10 +115,15 @@ def test_stereo_and_fusion_in_one_process_with_their_own_parameters_and_remaps(p
     files = params_files(depth, tmp_path)
     out = probe.subscribe(Image, 'fused_here')
     stereo_out = probe.subscribe(Image, 'stereo/depth')
+    diagnostics = probe.subscribe(DiagnosticArray, '/diagnostics', 10)
     with NodeProcess('sim_rig', params={'rate': 5.0, 'lidar_rate': 5.0, 'width': 320, 'height': 240}) as sim, \
             NodeProcess('depth', module=g.CONTAINER_MODULE,
                         extra_args=[*depth.arguments, *process_ros_args(depth, files)]) as proc:
         assert probe.spin_until(lambda: len(out) >= 2 and len(stereo_out) >= 2, 60), proc.output + sim.output
+        # stereo/confidence, which only depth_fusion in the process takes, handed over (ros/local_tap.py):
+        # no DDS publish of it
+        assert probe.spin_until(lambda: int(_values(diagnostics, 'stereo_depth').get('handed_over', 0)) >= 2, 10)
+        assert _values(diagnostics, 'stereo_depth')['hand_over_dds'] == '0'
         got = {name: probe.param_service(name).get(['diagnostics_period']) for name in ('stereo_depth', 'depth_fusion')}
         assert got == {'stereo_depth': [0.5], 'depth_fusion': [0.7]}
         assert probe.param_service('stereo_depth').get(['disparity_range']) == [g.SIM_DISPARITY_RANGE]

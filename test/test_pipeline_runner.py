@@ -282,6 +282,11 @@ def test_multi_process_runs_stereo_and_fusion_in_one_depth_process(tmp_path, mon
     # the record rate by load would fail)
     assert metrics['topics']['stereo/disparity']['messages'] <= 2 * metrics['wall_s'] + 3, (
         metrics['topics']['stereo/disparity']['messages'], metrics['wall_s'])
+    # stereo/confidence handed over to depth_fusion in the depth process (ros/local_tap.py); the
+    # recorder, its only other subscriber, gets the first of each record period through DDS
+    counters = metrics['node_counters']['stereo_depth']
+    assert int(counters['handed_over']) > 0 and int(counters['hand_over_dds']) <= 2 * metrics['wall_s'] + 3, counters
+    assert 0 < metrics['topics']['stereo/confidence']['messages'] <= 2 * metrics['wall_s'] + 3
     stereo = yaml.safe_load((tmp_path / 'params' / 'stereo_depth.yaml').read_text())
     assert list(stereo) == ['/**/stereo_depth'] and (tmp_path / 'depth.log').is_file()
 

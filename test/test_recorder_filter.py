@@ -301,12 +301,13 @@ class _FakePublisher:
 
     def __init__(self):
         self.count = 0
+        self.published = []
 
     def get_subscription_count(self):
         return self.count
 
     def publish(self, msg):
-        pass
+        self.published.append(msg)
 
 
 class _FakeGraph:
@@ -373,3 +374,106 @@ def test_the_filter_switch_reads_1_as_on_and_warns_on_anything_else(monkeypatch,
     monkeypatch.setenv('DEPTHMARKS_RECORDER_FILTER', 'true')
     with pytest.warns(UserWarning, match='neither 0 nor 1'):
         assert stamp_filter_enabled() is False
+
+
+def _node(name):
+    import types
+    return types.SimpleNamespace(node_name=name)
+
+
+def _hand_over_publisher(inputs=1, period_ns=10**9):
+    """A hand_over publisher in a process of several nodes (pipeline/container.py: a hand-over-only
+    tap), over a stub DDS publisher whose subscribers are the tap's ``inputs`` (their readers matched)
+    and whoever a test adds; with ``period_ns``, the runner named the topic's record period."""
+    from depthmarks_ros.ros import local_tap
+    tap = local_tap.LocalTap.hand_over_only()
+    got = [[] for _ in range(inputs)]
+    for taken in got:
+        tap.add_input(_FakePublisher.topic_name, taken.append)    # (no reader given: taken as matched)
+    pub, graph = _FakePublisher(), _FakeGraph()
+    pub.count = inputs
+    graph.shown = [_node(f'input_{k}') for k in range(inputs)]
+    inner = recorded_topics.RecordedPublisher(pub, graph, period_ns) if period_ns else pub
+    return local_tap.TappedPublisher(inner, None, tap, hand_over=True), pub, graph, got, tap
+
+
+def _publish_frames(tapped, stamps):
+    """Publish one image per stamp; for each, whether hands_over(msg) said it would be handed over."""
+    said = []
+    for stamp in stamps:
+        msg = _image(stamp * 1e-9)
+        said.append(tapped.hands_over(msg))
+        tapped.publish(msg)
+    return said
+
+
+STAMPS = [10 * 10**9 + i * 10**8 for i in range(25)]     # 2.5 s at 10 Hz
+
+
+def test_a_hand_over_only_tap_hands_every_message_to_the_inputs_while_they_alone_subscribe():
+    tapped, pub, _graph, (got,), tap = _hand_over_publisher()
+    assert tapped.get_subscription_count() == 1              # no recorder in this process: not counted
+    assert tapped.wanted_at(STAMPS[0])                       # the input wants every frame
+    assert all(_publish_frames(tapped, STAMPS))
+    assert [m.header.stamp.sec * 10 + m.header.stamp.nanosec // 10**8 for m in got] == [s // 10**8 for s in STAMPS]
+    assert pub.published == []                               # DDS carried none
+    assert tap.topic_counts(pub.topic_name) == {'handed_over': 25, 'dds': 0} and tap.counts()['delivered'] == 0
+
+
+def test_with_only_the_recorder_of_another_process_besides_it_dds_carries_the_first_of_each_period():
+    """The recorder keeps the first message of each period by stamp: that one goes through DDS, to
+    everyone (the input too: not handed over as well), the others are handed over. Each message
+    reaches the input exactly once."""
+    tapped, pub, graph, (got,), tap = _hand_over_publisher()
+    pub.count = 2
+    graph.shown.append(_node(recorded_topics.RECORDER_NODE))
+    said = _publish_frames(tapped, STAMPS)
+    assert [m.header.stamp.sec * 10 + m.header.stamp.nanosec // 10**8 for m in pub.published] == [100, 110, 120]
+    assert said == [s // 10**8 not in (100, 110, 120) for s in STAMPS]      # hands_over(msg) foretold it
+    assert len(got) == 22 and not {id(m) for m in got} & {id(m) for m in pub.published}
+    assert tap.topic_counts(pub.topic_name) == {'handed_over': 22, 'dds': 3}
+    assert graph.lookups == 1                                # looked up once for the count, not per message
+    assert tapped.wanted_at(STAMPS[-1])                      # the input wants every frame still
+
+
+@pytest.mark.parametrize('others', [['rviz'], [recorded_topics.RECORDER_NODE, 'rviz'],
+                                    [recorded_topics.UNKNOWN_NODE], None])
+def test_any_other_outside_subscriber_gets_every_message_through_dds(others):
+    """RViz, a recorder and RViz, a subscriber whose node the graph does not name yet, or one the graph
+    does not show yet (None): every message through DDS, none handed over."""
+    tapped, pub, graph, (got,), tap = _hand_over_publisher()
+    pub.count = 1 + len(others or [None])
+    graph.shown += [_node(n) for n in others or []]
+    assert not any(_publish_frames(tapped, STAMPS))
+    assert len(pub.published) == 25 and got == []
+    assert tap.topic_counts(pub.topic_name) == {'handed_over': 0, 'dds': 25}
+
+
+def test_without_a_record_period_the_recorder_gets_every_message_through_dds():
+    """A topic the runner did not name (the launch files: no DEPTHMARKS_RECORDED_PERIODS) keeps every
+    message for an outside subscriber, whatever its node's name."""
+    tapped, pub, graph, (got,), _tap = _hand_over_publisher(period_ns=0)
+    pub.count = 2
+    graph.shown.append(_node(recorded_topics.RECORDER_NODE))
+    _publish_frames(tapped, STAMPS)
+    assert len(pub.published) == 25 and got == []
+
+
+def test_the_recorder_is_looked_up_beside_every_input_and_only_for_inputs_whose_readers_matched():
+    """Two inputs and the recorder: the recorder's periods through DDS; an input whose reader has not
+    matched yet holds every message on DDS (the module doc's rule), the recorder's period rule included."""
+    tapped, pub, graph, got, tap = _hand_over_publisher(inputs=2)
+    pub.count = 3
+    graph.shown.append(_node(recorded_topics.RECORDER_NODE))
+    _publish_frames(tapped, STAMPS[:10])
+    assert len(pub.published) == 1 and [len(g) for g in got] == [9, 9]
+
+    class Unmatched:
+        def get_publisher_count(self):
+            return 0
+    late = []
+    tap.add_input(pub.topic_name, late.append, Unmatched())
+    pub.count = 4
+    graph.shown.append(_node('input_2'))
+    _publish_frames(tapped, STAMPS[10:20])
+    assert len(pub.published) == 11 and [len(g) for g in got] == [9, 9] and late == []

@@ -336,7 +336,7 @@ def test_confidence_handed_over_in_the_process_is_published_last_in_the_frame(pr
         def __init__(self, name, hands_over=None):
             self.name = name
             if hands_over is not None:
-                self.hands_over = lambda: hands_over
+                self.hands_over = lambda msg: hands_over and msg.encoding == '32FC1'   # asked for the message
 
         def publish(self, msg):
             order.append(self.name)

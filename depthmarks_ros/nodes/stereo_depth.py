@@ -85,8 +85,8 @@ class StereoDepthNode(DepthmarksNode):
         self.pub_disp = self.create_publisher(DisparityImage, 'stereo/disparity', qos)
         self.pub_depth = self.create_image_publisher('stereo/depth', qos, 'depth')
         self.pub_info = self.create_publisher(CameraInfo, 'stereo/camera_info', qos)
-        # in `depthmarks run`'s single process handed to depth_fusion as the object, without DDS
-        # (ros/local_tap.py; issue 21), and then published last in the frame (_publish)
+        # handed to depth_fusion in the same process as the object, without DDS (`depthmarks run`'s
+        # single process, a container: ros/local_tap.py; issue 21), and then published last in the frame (_publish)
         self.pub_conf = self.create_publisher(Image, 'stereo/confidence', qos, hand_over=True)
         self.pub_points = self.create_publisher(PointCloud2, 'stereo/points', qos)
         inputs, _ = inputs_of(node_inputs.stereo_depth(self.p))
@@ -222,7 +222,7 @@ class StereoDepthNode(DepthmarksNode):
         confidence = (numpy_to_image(frame.confidence, '32FC1', header, copy=False)
                       if frame.confidence is not None and want_confidence else None)
         hands_over = getattr(self.pub_conf, 'hands_over', None)
-        last = confidence is not None and hands_over is not None and hands_over()
+        last = confidence is not None and hands_over is not None and hands_over(confidence)
         if frame.depth is not None and want_depth:
             self.pub_depth.publish(numpy_to_image(frame.depth, '32FC1', header, copy=False))
         if confidence is not None and not last:

@@ -1,4 +1,5 @@
-"""In-process hand-over of published messages to a recorder in the same process (no DDS, no copy).
+"""In-process hand-over of published messages to a recorder and to the inputs of other nodes in the same
+process (no DDS, no copy).
 
 rclpy has no intra-process communication: every message a node publishes is converted to C,
 serialised, and for every subscriber (one in the same process included) taken, copied and
@@ -55,12 +56,34 @@ one lock, so ``counts()`` sees whole messages). A handed-over input may wake its
 there: meant for an output published at the end of the publisher's frame (issue 21: stereo/confidence to depth_fusion in the main job; the
 simulated rig's stereo pair handed over that way woke the stereo node while the rig still held the
 GIL for its other topics, ~0.7 ms more wall per stereo frame in one run).
+
+A process that runs several nodes without a recorder (``depthmarks_container``, pipeline/container.py:
+the launch files' shared processes and those of `depthmarks run --multi-process`; ``run_nodes`` with
+more than one node) installs a hand-over-only tap (:meth:`LocalTap.hand_over_only`): no callbacks,
+every topic watched, so the topics handed over are exactly those of the ``hand_over=True``
+publishers (the flag at the publisher is the one place that says so), and every input of the
+process registers. Its publishers are :class:`TappedPublisher` with no recorder callback: the same
+rules as above (one DDS reader per input, nothing handed over before the inputs' readers matched,
+no message twice, DDS to everyone as soon as an outside subscriber exists), the tap is not counted as
+a subscriber, and a node's ``wanted_at`` is the wrapped publisher's. One outside subscriber is let
+through: `depthmarks run --multi-process`'s recorder, in the runner's process, which keeps the first
+message of each record period by stamp (pipeline/recorder_node.py). Where the runner named the
+topic's period (``DEPTHMARKS_RECORDED_PERIODS``, ros/recorded_topics.py: the topic's publisher is
+then a :class:`~depthmarks_ros.ros.recorded_topics.RecordedPublisher`, wrapped here) and every DDS
+subscriber but the inputs is that recorder (:meth:`RecordedPublisher.only_recorder
+<depthmarks_ros.ros.recorded_topics.RecordedPublisher.only_recorder>`: the ROS graph by node name,
+looked up when the count changes), the first message of each period goes through DDS, to everyone
+(the inputs take that one from DDS, not handed over as well), and the others are handed over; any
+other outside subscriber (RViz, ``ros2 topic echo``, another node) or a graph that does not agree
+with the count yet: every message through DDS. The publishing node's /diagnostics count its
+``hand_over`` outputs' messages handed over (``handed_over``) and published through DDS
+(``hand_over_dds``; :meth:`LocalTap.topic_counts`), in every layout.
 """
 from __future__ import annotations
 
 import threading
 import traceback
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from depthmarks_ros.convert.stamps import FirstOfPeriod, stamp_ns
 
@@ -83,11 +106,14 @@ def _reader_matched(subscription) -> Optional[bool]:
 class LocalTap:
     """{resolved topic name: callback(msg)} for the nodes of one rclpy context."""
 
-    def __init__(self, callbacks: Dict[str, Callable[[object], None]], periods: Optional[Dict[str, int]] = None):
+    def __init__(self, callbacks: Dict[str, Callable[[object], None]], periods: Optional[Dict[str, int]] = None,
+                 hand_over_all: bool = False):
         """``periods``: {topic: ns} for topics of which the callback uses only the first message
-        of each period by header stamp (missing or 0: every message)."""
+        of each period by header stamp (missing or 0: every message). ``hand_over_all``: no recorder in
+        this process (:meth:`hand_over_only`): every topic is tapped, for the hand-over only."""
         self.callbacks = dict(callbacks)
         self.periods = dict(periods or {})
+        self.hand_over_all = bool(hand_over_all)
         # topic -> (in-process inputs' callbacks, (callback, subscription) of those whose DDS reader has
         # not been seen matched yet), replaced whole under the lock: a publisher reads it without
         self._inputs: Dict[str, Tuple[Tuple[Callable[[object], None], ...], Tuple[Tuple[Callable, object], ...]]] = {}
@@ -98,6 +124,22 @@ class LocalTap:
         self.failed = 0           # callbacks that raised (the node's frame goes on)
         self.handed_over = 0      # messages handed to in-process inputs instead of DDS
         self.input_failed = 0     # input callbacks that raised
+        self._by_topic: Dict[str, List[int]] = {}   # hand-over topic -> [handed over, through DDS]
+
+    @classmethod
+    def hand_over_only(cls) -> 'LocalTap':
+        """The tap of a process that runs several nodes without a recorder (pipeline/container.py,
+        ``run_nodes``): ``hand_over=True`` publishers hand their messages to the process's inputs."""
+        return cls({}, hand_over_all=True)
+
+    @property
+    def recorder(self) -> bool:
+        """Whether a recorder of this process takes the tapped topics (`depthmarks run`'s single process)."""
+        return not self.hand_over_all
+
+    def tapped(self, topic: str) -> bool:
+        """Whether the topic's ``hand_over`` publishers and its inputs in this process meet here."""
+        return self.hand_over_all or topic in self.callbacks
 
     def callback(self, topic: str) -> Optional[Callable[[object], None]]:
         return self.callbacks.get(topic)
@@ -162,13 +204,27 @@ class LocalTap:
             return {'delivered': self.delivered, 'failed': self.failed,
                     'handed_over': self.handed_over, 'input_failed': self.input_failed}
 
-    def add(self, delivered: int = 0, failed: int = 0, handed_over: int = 0, input_failed: int = 0) -> None:
-        """Count one published message's fate (publishers in several threads: one lock per message)."""
+    def add(self, delivered: int = 0, failed: int = 0, handed_over: int = 0, input_failed: int = 0,
+            topic: Optional[str] = None, dds: int = 0) -> None:
+        """Count one published message's fate (publishers in several threads: one lock per message);
+        ``topic``: a hand-over publisher's, whose message was handed over (``handed_over`` > 0 or
+        ``input_failed`` > 0) or went through DDS (``dds``: :meth:`topic_counts`)."""
         with self._counts_lock:
             self.delivered += delivered
             self.failed += failed
             self.handed_over += handed_over
             self.input_failed += input_failed
+            if topic is not None:
+                counts = self._by_topic.setdefault(topic, [0, 0])
+                counts[0] += 1 if handed_over or input_failed else 0
+                counts[1] += dds
+
+    def topic_counts(self, topic: str) -> Dict[str, int]:
+        """The messages of a hand-over topic published in this process: handed to its inputs instead of
+        DDS (``handed_over``) and through DDS (``dds``): the publishing node's /diagnostics."""
+        with self._counts_lock:
+            handed, dds = self._by_topic.get(topic, (0, 0))
+        return {'handed_over': handed, 'dds': dds}
 
 
 def install(context, tap: LocalTap) -> None:
@@ -193,32 +249,52 @@ class TappedPublisher:
     Everything else (``topic_name``, ``qos_profile``, ``handle`` ...) is the wrapped publisher's.
     """
 
-    def __init__(self, publisher, deliver: Callable[[object], None], tap: Optional[LocalTap] = None,
+    def __init__(self, publisher, deliver: Optional[Callable[[object], None]], tap: Optional[LocalTap] = None,
                  hand_over: bool = False, log_problem: Optional[Callable[..., object]] = None):
-        """``log_problem(key, message, reason=...)``: the publishing node's rate-limited problem log
+        """``deliver``: the recorder's callback (None: a hand-over-only tap, no recorder in this
+        process). ``publisher``: rclpy's, or a :class:`~depthmarks_ros.ros.recorded_topics.RecordedPublisher`
+        (a recorder in another process keeps one message per period of the topic: the module docstring).
+        ``log_problem(key, message, reason=...)``: the publishing node's rate-limited problem log
         (DepthmarksNode.log_problem), told of an in-process input that raised on a handed-over message."""
         self.publisher = publisher
         self._log_problem = log_problem
         self._deliver = deliver
         self._tap = tap
         self._hand_over_to = tap if hand_over else None   # in-process inputs get the object (module doc)
-        self._period = tap.period(publisher.topic_name) if tap is not None else 0
+        self._period = tap.period(publisher.topic_name) if tap is not None and deliver is not None else 0
         self._first = FirstOfPeriod(self._period)   # the periods of the messages handed over
+        # the recorder of another process, when it keeps one message per period (ros/recorded_topics.py)
+        self._recorded = publisher if hasattr(publisher, 'only_recorder') else None
 
     def wanted_at(self, stamp_ns: int) -> bool:
         """Whether a message stamped ``stamp_ns`` would be used: always while DDS has a subscriber
         or the tap takes every message; else only the first of each of the tap's periods (no
-        side effect: :meth:`publish` marks the period as served)."""
+        side effect: :meth:`publish` marks the period as served). Without a recorder in this process:
+        the wrapped publisher's answer."""
+        if self._deliver is None:
+            at = getattr(self.publisher, 'wanted_at', None)
+            return at(stamp_ns) if at is not None else self.publisher.get_subscription_count() > 0
         if not self._period or self.publisher.get_subscription_count() > 0:
             return True
         return self._first.wanted(stamp_ns)
 
-    def hands_over(self) -> bool:
-        """Whether a message published now would go to the topic's in-process inputs instead of DDS."""
+    def hands_over(self, msg=None) -> bool:
+        """Whether ``msg`` published now would go to the topic's in-process inputs instead of DDS
+        (without ``msg``: False where that depends on its stamp, a recorder in another process)."""
         if self._hand_over_to is None:
             return False
         inputs = self._hand_over_to.matched_inputs(self.publisher.topic_name)
-        return bool(inputs) and self.publisher.get_subscription_count() <= len(inputs)
+        return bool(inputs) and (self.publisher.get_subscription_count() <= len(inputs)
+                                 or (msg is not None and self._recorder_has_it(inputs, msg)))
+
+    def _recorder_has_it(self, inputs, msg) -> bool:
+        """Whether every DDS subscriber but ``inputs`` is the recorder of another process, and it keeps
+        no message of ``msg``'s period any more (the first went through DDS): ``msg`` need not cross DDS."""
+        recorded = self._recorded
+        if recorded is None:
+            return False
+        header = getattr(msg, 'header', None)
+        return header is not None and not recorded.keeps(stamp_ns(header)) and recorded.only_recorder(len(inputs))
 
     def publish(self, msg) -> None:
         if self._period:
@@ -230,27 +306,35 @@ class TappedPublisher:
         # each input registered with the tap owns exactly one DDS reader of the topic (its subscription;
         # DepthmarksNode.create_input_subscription / destroy_subscription keep the two together), and
         # matched_inputs gives them only once each of those has matched: no more subscribers than
-        # inputs then means DDS would only reach inputs of this process (before: DDS, as without the tap)
-        if inputs and subscribers <= len(inputs):
-            recorded = self._to_tap(msg)   # the recorder first: its latency runs to the publish call
+        # inputs then means DDS would only reach inputs of this process (before: DDS, as without the tap);
+        # more, all of them the recorder of another process: DDS (to all) only for the first of its period
+        if inputs and (subscribers <= len(inputs) or self._recorder_has_it(inputs, msg)):
+            delivered, failed = self._to_tap(msg)   # the recorder first: its latency runs to the publish call
             handed = self._hand_over(inputs, msg)
-            self._hand_over_to.add(delivered=recorded, failed=1 - recorded, handed_over=handed,
-                                   input_failed=len(inputs) - handed)
+            self._hand_over_to.add(delivered=delivered, failed=failed, handed_over=handed,
+                                   input_failed=len(inputs) - handed, topic=self.publisher.topic_name)
             return
         if subscribers > 0:
             self.publisher.publish(msg)
-        recorded = self._to_tap(msg)
+        delivered, failed = self._to_tap(msg)
         if self._tap is not None:
-            self._tap.add(delivered=recorded, failed=1 - recorded)
+            self._tap.add(delivered=delivered, failed=failed,
+                          topic=self.publisher.topic_name if self._hand_over_to is not None else None,
+                          dds=1 if subscribers > 0 else 0)
 
-    def _to_tap(self, msg) -> int:
-        """1: the tap's callback took ``msg``; 0: it raised."""
+    def hand_over_counts(self) -> Dict[str, int]:
+        """This topic's messages handed over and through DDS (:meth:`LocalTap.topic_counts`)."""
+        return self._tap.topic_counts(self.publisher.topic_name) if self._tap is not None else {}
+
+    def _to_tap(self, msg) -> Tuple[int, int]:
+        """(delivered, failed): (1, 0) the tap's callback took ``msg``; (0, 1) it raised; (0, 0) no callback."""
+        if self._deliver is None:
+            return 0, 0
         try:                         # a recorder error must not cost the node the rest of its frame
             self._deliver(msg)
         except Exception:            # noqa: BLE001 - counted; the recording misses this message
-            return 0
-        return 1
-
+            return 0, 1
+        return 1, 0
     def _hand_over(self, inputs, msg) -> int:
         """How many of ``inputs`` took ``msg`` (the others raised)."""
         handed = 0
@@ -272,7 +356,8 @@ class TappedPublisher:
         return handed
 
     def get_subscription_count(self) -> int:
-        return self.publisher.get_subscription_count() + 1
+        """The DDS subscribers, and the recorder's callback as one (none in a hand-over-only tap)."""
+        return self.publisher.get_subscription_count() + (self._deliver is not None)
 
     def __getattr__(self, name):
         return getattr(self.publisher, name)

@@ -104,6 +104,7 @@ class DepthmarksNode(Node):
         self._compression = None
         self._served: Dict[int, FirstOfPeriod] = {}   # wanted_every: publisher -> the periods served
         self._local_inputs = []   # (tap, topic, callback, subscription): inputs handed over in this process (ros/local_tap.py)
+        self._hand_over_pubs = []  # its hand_over=True publishers on a tap (ros/local_tap.py)
         self._declare_spec(type(self).PARAMS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diag_timer = self.create_timer(self.p.diagnostics_period, self.publish_diagnostics)
@@ -269,23 +270,36 @@ class DepthmarksNode(Node):
         recorder in this process taps the topic (`depthmarks run`; ros/local_tap.py), or in a
         :class:`~depthmarks_ros.ros.recorded_topics.RecordedPublisher` when `depthmarks run
         --multi-process` records it from another process (ros/recorded_topics.py). ``hand_over``: in
-        one process, also hand the message objects to the topic's in-process inputs instead of DDS
-        while nothing else subscribes (for an output published at the end of the node's frame;
-        ros/local_tap.py)."""
+        a process of several nodes (`depthmarks run`'s, a container's), also hand the message objects
+        to the topic's in-process inputs instead of DDS while nothing else subscribes (or only the
+        recorder of another process, which gets the first of each record period; for an output
+        published at the end of the node's frame; ros/local_tap.py)."""
         hand_over = kwargs.pop('hand_over', False)
         pub = super().create_publisher(msg_type, topic, qos_profile, **kwargs)
         tap = local_tap.tap_for(self.context)
-        deliver = tap.callback(pub.topic_name) if tap is not None else None
-        if deliver is not None:
-            return local_tap.TappedPublisher(pub, deliver, tap, hand_over, self.log_problem)
-        if tap is not None:          # a single-process run: an inherited DEPTHMARKS_RECORDED_PERIODS is not ours
-            return pub
+        if tap is not None and tap.recorder:
+            # a single-process run: an inherited DEPTHMARKS_RECORDED_PERIODS is not ours
+            deliver = tap.callback(pub.topic_name)
+            return self._tapped(pub, deliver, tap, hand_over) if deliver is not None else pub
         # a node process of `depthmarks run --multi-process`: recorded-only topics (ros/recorded_topics.py)
         period = recorded_topics.recorded_periods().get(pub.topic_name)
-        return recorded_topics.RecordedPublisher(pub, self, period) if period else pub
+        if period:
+            pub = recorded_topics.RecordedPublisher(pub, self, period)
+        if hand_over and tap is not None and tap.tapped(pub.topic_name):   # several nodes in this process
+            return self._tapped(pub, None, tap, hand_over)
+        return pub
+
+    def _tapped(self, pub, deliver, tap, hand_over: bool):
+        tapped = local_tap.TappedPublisher(pub, deliver, tap, hand_over, self.log_problem)
+        if hand_over:
+            self._hand_over_pubs.append(tapped)   # their counts in /diagnostics
+        return tapped
 
     def destroy_publisher(self, publisher) -> bool:
-        return super().destroy_publisher(getattr(publisher, 'publisher', publisher))
+        self._hand_over_pubs = [p for p in getattr(self, '_hand_over_pubs', []) if p is not publisher]
+        while hasattr(publisher, 'publisher'):    # TappedPublisher, RecordedPublisher: rclpy's inside
+            publisher = publisher.publisher
+        return super().destroy_publisher(publisher)
 
     def create_image_publisher(self, topic: str, qos, kind: str = 'image'):
         """An Image publisher with its image_transport-style compressed twin (``<topic>/compressed``
@@ -327,12 +341,13 @@ class DepthmarksNode(Node):
 
     def create_input_subscription(self, msg_type, topic, callback, qos_profile):
         """``create_subscription`` for an input whose callback is thread-safe (SyncedInputs'): in
-        `depthmarks run`'s single process, on a topic its recorder takes from the publishers, the
-        publishers of this process hand ``callback`` their message objects (in their thread, no DDS)
-        while nothing outside the process subscribes (ros/local_tap.py)."""
+        `depthmarks run`'s single process, on a topic its recorder takes from the publishers, and in a
+        process of several nodes (a container), the ``hand_over`` publishers of this process hand
+        ``callback`` their message objects (in their thread, no DDS) while nothing outside the process
+        subscribes (or only another process's recorder, between the messages it keeps; ros/local_tap.py)."""
         sub = self.create_subscription(msg_type, topic, callback, qos_profile)
         tap = local_tap.tap_for(self.context)
-        if tap is not None and tap.callback(sub.topic_name) is not None:
+        if tap is not None and tap.tapped(sub.topic_name):
             # one input on the tap per DDS reader, handed messages once that has matched (the publisher
             # counts on it: ros/local_tap.py); destroy_subscription takes it off again
             tap.add_input(sub.topic_name, callback, sub)
@@ -394,11 +409,20 @@ class DepthmarksNode(Node):
             if node_level > level:
                 level, message = node_level, node_message
         status.level, status.message = bytes([level]), message
-        values = {**snap, **extra}
+        values = {**snap, **self._hand_over_values(), **extra}
         status.values = [KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(arr)
+
+    def _hand_over_values(self) -> Dict[str, int]:
+        """The messages of its ``hand_over`` outputs handed to in-process inputs instead of DDS
+        (``handed_over``) and published through DDS (``hand_over_dds``); none without such outputs."""
+        if not self._hand_over_pubs:
+            return {}
+        counts = [p.hand_over_counts() for p in self._hand_over_pubs]
+        return {'handed_over': sum(c.get('handed_over', 0) for c in counts),
+                'hand_over_dds': sum(c.get('dds', 0) for c in counts)}
 
     def stop_workers(self) -> None:
         """Ask every worker thread to stop after its current frame (returns at once; again: no-op)."""
@@ -479,7 +503,9 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
     SIGINT or shutdown, clean up; returns the exit code. One node: a node's own process
     (:func:`run_node`); several: ``depthmarks_container`` (pipeline/container.py), where the nodes
     take the process's ROS arguments (``args``) with their own parameter-file sections and
-    node-targeted remappings.
+    node-targeted remappings, and a hand-over-only local tap lets a ``hand_over=True`` publisher hand
+    its messages to the other nodes' inputs without DDS (:meth:`LocalTap.hand_over_only
+    <depthmarks_ros.ros.local_tap.LocalTap.hand_over_only>`).
 
     The executor comes from :func:`depthmarks_ros.ros.executors.make_executor` (rclpy's
     EventsExecutor where it exists, else the SingleThreadedExecutor; ``DEPTHMARKS_EXECUTOR``
@@ -507,6 +533,10 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
     with stop:
         # rclpy's signal handlers would raise KeyboardInterrupt inside the executor: see StopSignals
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        context = rclpy.get_default_context()
+        if len(node_factories) > 1:
+            # a container: hand_over publishers hand their messages to the other nodes' inputs (ros/local_tap.py)
+            local_tap.install(context, local_tap.LocalTap.hand_over_only())
         nodes: list = []
         added: list = []     # the nodes the executor holds
         executor = None
@@ -570,6 +600,7 @@ def run_nodes(node_factories: Sequence[Callable[[], Node]], args: Optional[list]
                 # interpreter exit, a still-joinable std::thread aborts the process ("terminate called
                 # without an active exception", exit -6)
                 executor.shutdown()
+            local_tap.uninstall(context)
             rclpy.try_shutdown()
     return 0
 

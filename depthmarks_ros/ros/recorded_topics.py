@@ -14,6 +14,16 @@ the tap's is; with any other subscriber (another node, ``ros2 topic echo``, RViz
 processes that the launch files start have no such variable: nothing changes there; the runner
 removes an inherited one from its node processes' environment (:func:`node_process_env`), and a
 process with a recorder's local tap (a single-process run) ignores it.
+
+The runner names every topic that the recorder keeps once per period (``RecorderNode.once_per_period``),
+also one that a node in the publisher's process takes every frame: stereo/confidence, which
+depth_fusion takes in the depth process. Its publisher is built with ``hand_over=True``, and the
+process's hand-over-only tap (ros/local_tap.py) wraps its RecordedPublisher: while the subscribers
+besides the process's inputs are the recorder alone (:meth:`RecordedPublisher.only_recorder` with
+``ours``, the inputs' number), the first message of each period (:meth:`RecordedPublisher.keeps`)
+goes through DDS to all of them, and the others are handed to the inputs without DDS. Its
+``wanted_at`` stays True while anything else subscribes (the inputs), so that topic is built every
+frame.
 """
 from __future__ import annotations
 
@@ -123,7 +133,7 @@ class RecordedPublisher:
             return False
         if not self.only_recorder():
             return True
-        return self._first.wanted(stamp_ns)
+        return self.keeps(stamp_ns)
 
     def publish(self, msg) -> None:
         header = getattr(msg, 'header', None)
