@@ -398,9 +398,11 @@ def _hand_over_publisher(inputs=1, period_ns=10**9):
 
 
 def _publish_frames(tapped, stamps):
-    """Publish one image per stamp; for each, whether hands_over(msg) said it would be handed over."""
+    """Publish one image per stamp as stereo_depth does (asks wanted_at, then hands_over(msg)); for
+    each, whether hands_over(msg) said it would be handed over."""
     said = []
     for stamp in stamps:
+        assert tapped.wanted_at(stamp)                       # the inputs want every frame
         msg = _image(stamp * 1e-9)
         said.append(tapped.hands_over(msg))
         tapped.publish(msg)
@@ -433,7 +435,6 @@ def test_with_only_the_recorder_of_another_process_besides_it_dds_carries_the_fi
     assert len(got) == 22 and not {id(m) for m in got} & {id(m) for m in pub.published}
     assert tap.topic_counts(pub.topic_name) == {'handed_over': 22, 'dds': 3}
     assert graph.lookups == 1                                # looked up once for the count, not per message
-    assert tapped.wanted_at(STAMPS[-1])                      # the input wants every frame still
 
 
 @pytest.mark.parametrize('others', [['rviz'], [recorded_topics.RECORDER_NODE, 'rviz'],
@@ -457,6 +458,16 @@ def test_without_a_record_period_the_recorder_gets_every_message_through_dds():
     graph.shown.append(_node(recorded_topics.RECORDER_NODE))
     _publish_frames(tapped, STAMPS)
     assert len(pub.published) == 25 and got == []
+
+
+def test_without_inputs_in_the_process_the_recorder_alone_is_served_as_by_a_recorded_publisher():
+    """depth_fusion not started in the container: nothing to hand over; with the recorder alone the
+    output is wanted (built) for the first stamp of each period only, and published through DDS."""
+    tapped, pub, graph, _got, _tap = _hand_over_publisher(inputs=0)
+    pub.count = 1
+    graph.shown = [_node(recorded_topics.RECORDER_NODE)]
+    wanted = [s for s in STAMPS if tapped.wanted_at(s) and not tapped.publish(_image(s * 1e-9))]
+    assert [s // 10**8 for s in wanted] == [100, 110, 120] and len(pub.published) == 3
 
 
 def test_the_recorder_is_looked_up_beside_every_input_and_only_for_inputs_whose_readers_matched():

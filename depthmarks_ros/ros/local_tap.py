@@ -270,10 +270,15 @@ class TappedPublisher:
         """Whether a message stamped ``stamp_ns`` would be used: always while DDS has a subscriber
         or the tap takes every message; else only the first of each of the tap's periods (no
         side effect: :meth:`publish` marks the period as served). Without a recorder in this process:
-        the wrapped publisher's answer."""
+        while the topic has inputs here, whether DDS has a subscriber (the inputs want every message;
+        not the RecordedPublisher's answer: asked about a recorder beside no inputs, it would undo the
+        graph lookup :meth:`publish` keeps for the recorder beside the inputs), else the wrapped
+        publisher's answer (a RecordedPublisher's: with the recorder alone, the first of each period)."""
         if self._deliver is None:
             at = getattr(self.publisher, 'wanted_at', None)
-            return at(stamp_ns) if at is not None else self.publisher.get_subscription_count() > 0
+            if at is None or (self._hand_over_to is not None and self._hand_over_to.inputs(self.publisher.topic_name)):
+                return self.publisher.get_subscription_count() > 0
+            return at(stamp_ns)
         if not self._period or self.publisher.get_subscription_count() > 0:
             return True
         return self._first.wanted(stamp_ns)
