@@ -340,6 +340,7 @@ class TappedPublisher:
         except Exception:            # noqa: BLE001 - counted; the recording misses this message
             return 0, 1
         return 1, 0
+
     def _hand_over(self, inputs, msg) -> int:
         """How many of ``inputs`` took ``msg`` (the others raised)."""
         handed = 0
