@@ -239,6 +239,18 @@ def test_a_local_tap_gets_the_published_objects_and_dds_only_what_someone_subscr
     assert node.destroy_publisher(node.pub)                                    # the wrapped publisher goes
 
 
+def test_destroy_publisher_unwraps_only_the_packages_own_wrappers(probe):
+    """A TappedPublisher over a RecordedPublisher is unwrapped to rclpy's; any other object with a
+    ``publisher`` attribute (a Mock, someone's wrapper) is not: rclpy's answer for it, False."""
+    from types import SimpleNamespace
+    from depthmarks_ros.ros import local_tap, recorded_topics
+    node, = _made_with_tap(probe, local_tap.LocalTap({}), ScaleNode)
+    wrapped = local_tap.TappedPublisher(recorded_topics.RecordedPublisher(node.pub, node, 10**9), None)
+    assert node.destroy_publisher(wrapped) and node.pub not in node.publishers
+    plain = node.create_publisher(Image, 'other', node.output_qos())
+    assert not node.destroy_publisher(SimpleNamespace(publisher=plain)) and plain in node.publishers
+
+
 def test_a_tap_that_keeps_one_message_per_period_is_wanted_once_per_period_until_dds_subscribes(probe):
     from builtin_interfaces.msg import Time
     from depthmarks_ros.ros import local_tap

@@ -297,8 +297,8 @@ class DepthmarksNode(Node):
 
     def destroy_publisher(self, publisher) -> bool:
         self._hand_over_pubs = [p for p in getattr(self, '_hand_over_pubs', []) if p is not publisher]
-        while hasattr(publisher, 'publisher'):    # TappedPublisher, RecordedPublisher: rclpy's inside
-            publisher = publisher.publisher
+        while isinstance(publisher, (local_tap.TappedPublisher, recorded_topics.RecordedPublisher)):
+            publisher = publisher.publisher       # rclpy's inside
         return super().destroy_publisher(publisher)
 
     def create_image_publisher(self, topic: str, qos, kind: str = 'image'):
