@@ -485,7 +485,8 @@ def test_in_a_process_of_several_nodes_the_inputs_get_every_message_once_and_the
     recorder.create_subscription(Image, 'out', kept.append,
                                  QoSProfile(reliability=ReliabilityPolicy.RELIABLE, depth=20))
     assert probe.spin_until(lambda: node.pub.get_subscription_count() == 2, 10)
-    assert probe.spin_until(lambda: node.pub.publisher.only_recorder(1), 5)   # the graph names it
+    ours = (('input_test', '/'),)                                             # the input's node, as the graph names it
+    assert probe.spin_until(lambda: node.pub.publisher.only_recorder(ours), 5)   # the graph names it
     stamps = [10 * 10**9 + k * 10**8 for k in range(25)]                      # 2.5 s at 10 Hz
     assert send(stamps) == [s % 10**9 != 0 for s in stamps]                   # the periods' firsts: DDS
     assert probe.spin_until(lambda: len(kept) == 3, 5)

@@ -376,9 +376,10 @@ def test_the_filter_switch_reads_1_as_on_and_warns_on_anything_else(monkeypatch,
         assert stamp_filter_enabled() is False
 
 
-def _node(name):
+def _node(name, namespace='/'):
+    """A subscription's entry in the ROS graph (rclpy's TopicEndpointInfo: the fields looked at)."""
     import types
-    return types.SimpleNamespace(node_name=name)
+    return types.SimpleNamespace(node_name=name, node_namespace=namespace)
 
 
 def _hand_over_publisher(inputs=1, period_ns=10**9):
@@ -388,8 +389,8 @@ def _hand_over_publisher(inputs=1, period_ns=10**9):
     from depthmarks_ros.ros import local_tap
     tap = local_tap.LocalTap.hand_over_only()
     got = [[] for _ in range(inputs)]
-    for taken in got:
-        tap.add_input(_FakePublisher.topic_name, taken.append)    # (no reader given: taken as matched)
+    for k, taken in enumerate(got):     # (no reader given: taken as matched)
+        tap.add_input(_FakePublisher.topic_name, taken.append, owner=(f'input_{k}', '/'))
     pub, graph = _FakePublisher(), _FakeGraph()
     pub.count = inputs
     graph.shown = [_node(f'input_{k}') for k in range(inputs)]
@@ -483,8 +484,74 @@ def test_the_recorder_is_looked_up_beside_every_input_and_only_for_inputs_whose_
         def get_publisher_count(self):
             return 0
     late = []
-    tap.add_input(pub.topic_name, late.append, Unmatched())
+    tap.add_input(pub.topic_name, late.append, Unmatched(), ('input_2', '/'))
     pub.count = 4
     graph.shown.append(_node('input_2'))
     _publish_frames(tapped, STAMPS[10:20])
     assert len(pub.published) == 11 and [len(g) for g in got] == [9, 9] and late == []
+
+
+def test_when_rviz_replaces_the_recorder_at_the_same_count_it_gets_every_message_after_a_relookup(monkeypatch):
+    """The recorder leaves and RViz joins between two messages: the subscriber count is the same, so
+    only the periodic lookup (at most RETRY_MAX_S after the last) sees it; from then on every message
+    goes through DDS, none handed over (not only the first of each period)."""
+    clock = [100.0]
+    monkeypatch.setattr(recorded_topics.time, 'monotonic', lambda: clock[0])
+    tapped, pub, graph, (got,), tap = _hand_over_publisher()
+    pub.count = 2
+    graph.shown.append(_node(recorded_topics.RECORDER_NODE))
+    assert _publish_frames(tapped, STAMPS[:10]) == [False] + [True] * 9     # the recorder's period: 1 DDS
+    assert graph.lookups == 1
+    graph.shown[-1] = _node('rviz')                                         # count unchanged: 2
+    _publish_frames(tapped, STAMPS[10:12])                                  # cached until the re-lookup
+    assert graph.lookups == 1
+    clock[0] += recorded_topics.RecordedPublisher.RETRY_MAX_S
+    dds_before = len(pub.published)
+    assert not any(_publish_frames(tapped, STAMPS[12:25]))                  # every message through DDS
+    assert len(pub.published) == dds_before + 13 and graph.lookups == 2     # looked up once more, not per message
+
+
+def test_a_cached_only_recorder_answer_costs_no_graph_lookup_before_the_interval(monkeypatch):
+    """While the answer is True and the count unchanged, the graph is asked at most once per RETRY_MAX_S."""
+    clock = [100.0]
+    monkeypatch.setattr(recorded_topics.time, 'monotonic', lambda: clock[0])
+    pub, graph = _FakePublisher(), _FakeGraph()
+    rp = recorded_topics.RecordedPublisher(pub, graph, 10**9)
+    pub.count = 1
+    graph.shown = [_node(recorded_topics.RECORDER_NODE)]
+    for _ in range(30):                                  # 3 s at 10 Hz
+        assert rp.only_recorder()
+        clock[0] += 0.1
+    assert 3 <= graph.lookups <= 4, graph.lookups
+
+
+@pytest.mark.parametrize('stranger', [_node('rviz'), _node('input_0', '/elsewhere')])
+def test_an_outside_node_where_an_input_should_be_gets_every_message_through_dds(stranger):
+    """The recorder and one more subscriber, as many as the inputs, but the graph shows that one as
+    another node (RViz; a node named like the input in another namespace), not the input's: the
+    count alone would take it for the input's reader; every message through DDS, none handed over."""
+    tapped, pub, graph, (got,), tap = _hand_over_publisher()
+    pub.count = 2
+    graph.shown = [_node(recorded_topics.RECORDER_NODE), stranger]        # the input's own reader not counted
+    assert not any(_publish_frames(tapped, STAMPS))
+    assert len(pub.published) == 25 and got == []
+    assert tap.topic_counts(pub.topic_name) == {'handed_over': 0, 'dds': 25}
+
+
+def test_a_publisher_that_only_looks_like_a_recorded_one_is_not_asked_about_the_recorder():
+    """Only a RecordedPublisher says whether another process's recorder is the other subscriber: a
+    Mock (or any publisher with such attributes) over an input and one more subscriber: DDS."""
+    from unittest import mock
+    from depthmarks_ros.ros import local_tap
+    tap = local_tap.LocalTap.hand_over_only()
+    got = []
+    tap.add_input(_FakePublisher.topic_name, got.append, owner=('input_0', '/'))
+    pub = mock.MagicMock()
+    pub.topic_name = _FakePublisher.topic_name
+    pub.get_subscription_count.return_value = 2
+    pub.keeps.return_value = False           # what a RecordedPublisher would say between the recorder's messages
+    tapped = local_tap.TappedPublisher(pub, None, tap, hand_over=True)
+    msg = _image(1.5)
+    assert not tapped.hands_over(msg)
+    tapped.publish(msg)
+    assert got == [] and pub.publish.call_count == 1

@@ -86,10 +86,14 @@ import traceback
 from typing import Callable, Dict, List, Optional, Tuple
 
 from depthmarks_ros.convert.stamps import FirstOfPeriod, stamp_ns
+from depthmarks_ros.ros.recorded_topics import RecordedPublisher   # (imports nothing of this module)
 
 _lock = threading.Lock()
 _taps: Dict[int, 'LocalTap'] = {}
-_NO_INPUTS: Tuple[tuple, tuple] = ((), ())
+_NO_INPUTS: Tuple[tuple, tuple, tuple] = ((), (), ())
+_NO_MATCH: Tuple[tuple, tuple] = ((), ())
+#: the node owning an input: (node name, node namespace), as the ROS graph names a subscription's node
+Owner = Tuple[str, str]
 
 
 def _reader_matched(subscription) -> Optional[bool]:
@@ -115,8 +119,10 @@ class LocalTap:
         self.periods = dict(periods or {})
         self.hand_over_all = bool(hand_over_all)
         # topic -> (in-process inputs' callbacks, (callback, subscription) of those whose DDS reader has
-        # not been seen matched yet), replaced whole under the lock: a publisher reads it without
-        self._inputs: Dict[str, Tuple[Tuple[Callable[[object], None], ...], Tuple[Tuple[Callable, object], ...]]] = {}
+        # not been seen matched yet, the owning node of each callback (same order)), replaced whole under
+        # the lock: a publisher reads it without
+        self._inputs: Dict[str, Tuple[Tuple[Callable[[object], None], ...], Tuple[Tuple[Callable, object], ...],
+                                      Tuple[Optional[Owner], ...]]] = {}
         self._inputs_lock = threading.Lock()
         # the counts (:meth:`add`, :meth:`counts`), written by the publishing threads of several nodes
         self._counts_lock = threading.Lock()
@@ -148,27 +154,32 @@ class LocalTap:
         """ns: the callback uses the first message of each period of this topic (0: every one)."""
         return int(self.periods.get(topic, 0))
 
-    def add_input(self, topic: str, callback: Callable[[object], None], subscription=None) -> None:
+    def add_input(self, topic: str, callback: Callable[[object], None], subscription=None,
+                  owner: Optional[Owner] = None) -> None:
         """An input of a node of this process on a tapped ``topic`` (resolved name): its publishers
         hand it their messages while it and its like are the topic's only DDS subscribers. The
         callback runs in the publisher's thread (it must be thread-safe, as SyncedInputs' are) and
         must treat the message as read-only. ``subscription``: the input's own DDS reader of the
         topic (its rclpy Subscription): nothing is handed over on the topic until it has matched a
         publisher (``get_publisher_count()``, asked per message only until then), so that the
-        publisher's subscriber count includes it (None: taken as matched)."""
+        publisher's subscriber count includes it (None: taken as matched). ``owner``: (name, namespace)
+        of the node that owns the subscription, as the ROS graph names it: where the recorder of another
+        process subscribes too, the other subscribers must be these nodes (None: never matches one)."""
         with self._inputs_lock:
-            callbacks, unmatched = self._inputs.get(topic, _NO_INPUTS)
+            callbacks, unmatched, owners = self._inputs.get(topic, _NO_INPUTS)
             if subscription is not None:
                 unmatched += ((callback, subscription),)
-            self._inputs[topic] = (callbacks + (callback,), unmatched)
+            self._inputs[topic] = (callbacks + (callback,), unmatched, owners + (owner,))
 
     def remove_input(self, topic: str, callback: Callable[[object], None]) -> None:
         """Take ``callback`` off ``topic`` (with its subscription: one added again is asked anew)."""
         with self._inputs_lock:
-            callbacks, unmatched = self._inputs.get(topic, _NO_INPUTS)
-            left = tuple(c for c in callbacks if c is not callback)
-            if left:
-                self._inputs[topic] = (left, tuple(u for u in unmatched if u[0] is not callback))
+            callbacks, unmatched, owners = self._inputs.get(topic, _NO_INPUTS)
+            kept = [k for k, c in enumerate(callbacks) if c is not callback]
+            if kept:
+                self._inputs[topic] = (tuple(callbacks[k] for k in kept),
+                                       tuple(u for u in unmatched if u[0] is not callback),
+                                       tuple(owners[k] for k in kept))
             else:
                 self._inputs.pop(topic, None)
 
@@ -180,22 +191,27 @@ class LocalTap:
         """The topic's inputs when the DDS reader of each has matched a publisher, else () (the
         publisher's count may not include one yet: a message must go through DDS). A reader seen
         matched is remembered until its input is removed: then no C call per message."""
-        callbacks, unmatched = self._inputs.get(topic, _NO_INPUTS)
+        return self.matched(topic)[0]
+
+    def matched(self, topic: str) -> Tuple[Tuple[Callable[[object], None], ...], Tuple[Optional[Owner], ...]]:
+        """:meth:`matched_inputs` and the owning node of each (the same order; ``((), ())`` when not all matched)."""
+        callbacks, unmatched, owners = self._inputs.get(topic, _NO_INPUTS)
         if not unmatched:
-            return callbacks
+            return callbacks, owners
         with self._inputs_lock:   # remove_input waits: the subscription is not destroyed under the call
-            callbacks, unmatched = self._inputs.get(topic, _NO_INPUTS)
+            callbacks, unmatched, owners = self._inputs.get(topic, _NO_INPUTS)
             state = [(u, _reader_matched(u[1])) for u in unmatched]
             gone = tuple(u[0] for u, matched in state if matched is None)
             left = tuple(u for u, matched in state if matched is False)
             if gone:
-                callbacks = tuple(c for c in callbacks if not any(c is g for g in gone))
+                kept = [k for k, c in enumerate(callbacks) if not any(c is g for g in gone)]
+                callbacks, owners = tuple(callbacks[k] for k in kept), tuple(owners[k] for k in kept)
             if len(left) < len(unmatched):
                 if callbacks:
-                    self._inputs[topic] = (callbacks, left)
+                    self._inputs[topic] = (callbacks, left, owners)
                 else:
                     self._inputs.pop(topic, None)
-        return () if left else callbacks
+        return _NO_MATCH if left else (callbacks, owners)
 
     def counts(self) -> Dict[str, int]:
         """What went where (`depthmarks run`'s metrics.json): to the recorder (``delivered``,
@@ -264,7 +280,7 @@ class TappedPublisher:
         self._period = tap.period(publisher.topic_name) if tap is not None and deliver is not None else 0
         self._first = FirstOfPeriod(self._period)   # the periods of the messages handed over
         # the recorder of another process, when it keeps one message per period (ros/recorded_topics.py)
-        self._recorded = publisher if hasattr(publisher, 'only_recorder') else None
+        self._recorded = publisher if isinstance(publisher, RecordedPublisher) else None
 
     def wanted_at(self, stamp_ns: int) -> bool:
         """Whether a message stamped ``stamp_ns`` would be used: always while DDS has a subscriber
@@ -286,34 +302,40 @@ class TappedPublisher:
     def hands_over(self, msg=None) -> bool:
         """Whether ``msg`` published now would go to the topic's in-process inputs instead of DDS
         (without ``msg``: False where that depends on its stamp, a recorder in another process)."""
-        if self._hand_over_to is None:
-            return False
-        inputs = self._hand_over_to.matched_inputs(self.publisher.topic_name)
-        return bool(inputs) and (self.publisher.get_subscription_count() <= len(inputs)
-                                 or (msg is not None and self._recorder_has_it(inputs, msg)))
+        return self._hand_over_to is not None and bool(self._handed_inputs(msg)[0])
 
-    def _recorder_has_it(self, inputs, msg) -> bool:
-        """Whether every DDS subscriber but ``inputs`` is the recorder of another process, and it keeps
-        no message of ``msg``'s period any more (the first went through DDS): ``msg`` need not cross DDS."""
+    def _handed_inputs(self, msg) -> Tuple[Tuple[Callable[[object], None], ...], int]:
+        """(the in-process inputs that ``msg`` published now goes to instead of DDS, () for DDS; the DDS
+        subscriber count). Each input registered with the tap owns exactly one DDS reader of the topic (its
+        subscription; DepthmarksNode.create_input_subscription / destroy_subscription keep the two
+        together), and matched() gives them only once each of those has matched, read before the count
+        so that the count includes them: no more subscribers than inputs then means DDS would only reach
+        inputs of this process; more, all of them the recorder of another process besides the inputs'
+        own nodes: DDS (to all) only for the first of its period (the module docstring)."""
+        inputs, owners = self._hand_over_to.matched(self.publisher.topic_name) if self._hand_over_to is not None \
+            else _NO_MATCH
+        subscribers = self.publisher.get_subscription_count()
+        if inputs and (subscribers <= len(inputs) or (msg is not None and self._recorder_has_it(owners, msg))):
+            return inputs, subscribers
+        return (), subscribers
+
+    def _recorder_has_it(self, owners, msg) -> bool:
+        """Whether every DDS subscriber but those of the inputs' nodes ``owners`` is the recorder of another
+        process, and it keeps no message of ``msg``'s period any more (the first went through DDS): ``msg``
+        need not cross DDS."""
         recorded = self._recorded
         if recorded is None:
             return False
         header = getattr(msg, 'header', None)
-        return header is not None and not recorded.keeps(stamp_ns(header)) and recorded.only_recorder(len(inputs))
+        return header is not None and not recorded.keeps(stamp_ns(header)) and recorded.only_recorder(owners)
 
     def publish(self, msg) -> None:
         if self._period:
             header = getattr(msg, 'header', None)
             if header is not None:
                 self._first.mark(stamp_ns(header))
-        inputs = self._hand_over_to.matched_inputs(self.publisher.topic_name) if self._hand_over_to is not None else ()
-        subscribers = self.publisher.get_subscription_count()
-        # each input registered with the tap owns exactly one DDS reader of the topic (its subscription;
-        # DepthmarksNode.create_input_subscription / destroy_subscription keep the two together), and
-        # matched_inputs gives them only once each of those has matched: no more subscribers than
-        # inputs then means DDS would only reach inputs of this process (before: DDS, as without the tap);
-        # more, all of them the recorder of another process: DDS (to all) only for the first of its period
-        if inputs and (subscribers <= len(inputs) or self._recorder_has_it(inputs, msg)):
+        inputs, subscribers = self._handed_inputs(msg)
+        if inputs:
             delivered, failed = self._to_tap(msg)   # the recorder first: its latency runs to the publish call
             handed = self._hand_over(inputs, msg)
             self._hand_over_to.add(delivered=delivered, failed=failed, handed_over=handed,

@@ -350,7 +350,7 @@ class DepthmarksNode(Node):
         if tap is not None and tap.tapped(sub.topic_name):
             # one input on the tap per DDS reader, handed messages once that has matched (the publisher
             # counts on it: ros/local_tap.py); destroy_subscription takes it off again
-            tap.add_input(sub.topic_name, callback, sub)
+            tap.add_input(sub.topic_name, callback, sub, (self.get_name(), self.get_namespace()))
             self._local_inputs.append((tap, sub.topic_name, callback, sub))
         return sub
 

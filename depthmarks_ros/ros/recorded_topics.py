@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 from depthmarks_ros.convert.stamps import FirstOfPeriod, stamp_ns
 
@@ -80,18 +80,21 @@ class RecordedPublisher:
         self._period = int(period_ns)
         self._key = None             # the (subscriber count, ours) the answer below was looked up for
         self._only_recorder = False
+        self._recheck_at = 0.0       # a True answer is looked up again from this monotonic time
         self._pending = None         # a key the graph did not agree with yet, looked up again ...
         self._retry_at = 0.0         # ... from this monotonic time
         self._retry_s = self.RETRY_S
         self._first = FirstOfPeriod(self._period)   # the periods of the messages published
 
-    def only_recorder(self, ours: int = 0) -> bool:
-        """Whether the recorder is this topic's only subscriber besides ``ours`` (the number of this
-        process's in-process inputs among the subscribers, whose readers the publisher's count includes:
-        :class:`~depthmarks_ros.ros.local_tap.TappedPublisher`), looked up in the graph when the count
-        (or ``ours``) changes: at least one subscriber's node is :data:`RECORDER_NODE` and no more than
-        ``ours`` are not (an input's node is one of ours, never named like the recorder; it is in the
-        graph as soon as it exists, its participant being this one). The graph may lag the count (a
+    def only_recorder(self, ours: Sequence[Optional[Tuple[str, str]]] = ()) -> bool:
+        """Whether the recorder is this topic's only subscriber besides ``ours``: (node name, namespace)
+        of each of this process's in-process inputs among the subscribers, whose readers the publisher's
+        count includes (:class:`~depthmarks_ros.ros.local_tap.TappedPublisher`). Looked up in the graph
+        when the count (or ``ours``) changes, and again at most every ``RETRY_MAX_S`` while the answer is
+        True (the recorder may have left and another subscriber, RViz, joined between two calls: the
+        same count): at least one subscriber's node is :data:`RECORDER_NODE`, and every other one is the
+        node of one of ``ours``, no more of them than ``ours`` has (an input's node is in the graph as
+        soon as it exists, its participant being this one). The graph may lag the count (a
         subscriber DDS matched that the graph does not show yet): until they agree the answer is False
         (every frame: the new subscriber may not be the recorder), looked up again after ``RETRY_S`` s,
         then after twice as long each time the graph still disagrees for that count (at most
@@ -102,17 +105,18 @@ class RecordedPublisher:
         run in about half the `--multi-process` runs (issue 21: the stereo node's rest share 0.21-0.24
         in those, 0.13-0.15 in the others)."""
         count = self.publisher.get_subscription_count()
-        key = (count, ours)
-        if key == self._key:
+        key = (count, tuple(ours))
+        if key == self._key and (not self._only_recorder or time.monotonic() < self._recheck_at):
             return self._only_recorder
         now = time.monotonic()
         if key == self._pending and now < self._retry_at:
             return False
         infos = self._node.get_subscriptions_info_by_topic(self.publisher.topic_name)
         if len(infos) == count and not any(i.node_name == UNKNOWN_NODE for i in infos):
-            recorders = sum(1 for i in infos if i.node_name == RECORDER_NODE)
-            self._key, self._pending = key, None
-            self._only_recorder = recorders > 0 and count - recorders <= ours
+            others = [i for i in infos if i.node_name != RECORDER_NODE]
+            self._key, self._pending, self._recheck_at = key, None, now + self.RETRY_MAX_S
+            self._only_recorder = len(others) < count and len(others) <= len(key[1]) and all(
+                (i.node_name, i.node_namespace) in key[1] for i in others)
             return self._only_recorder
         self._retry_s = min(2.0 * self._retry_s, self.RETRY_MAX_S) if key == self._pending else self.RETRY_S
         self._key, self._pending, self._retry_at = None, key, now + self._retry_s
