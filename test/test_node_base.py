@@ -478,7 +478,7 @@ def test_in_a_process_of_several_nodes_the_inputs_get_every_message_once_and_the
     def stamp_ns_of(msg):
         return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
     assert send([1 * 10**9 + k * 10**8 for k in range(5)]) == [True] * 5      # DDS carries none
-    assert tap.topic_counts('/out') == {'handed_over': 5, 'dds': 0}
+    assert tap.topic_counts('/out') == {'handed_over': 5, 'hand_over_failed': 0, 'dds': 0}
     recorder = rclpy.create_node(recorded_topics.RECORDER_NODE)
     probe.add_node(recorder)
     kept = []
@@ -491,7 +491,7 @@ def test_in_a_process_of_several_nodes_the_inputs_get_every_message_once_and_the
     assert send(stamps) == [s % 10**9 != 0 for s in stamps]                   # the periods' firsts: DDS
     assert probe.spin_until(lambda: len(kept) == 3, 5)
     assert [stamp_ns_of(m) for m in kept] == [10 * 10**9, 11 * 10**9, 12 * 10**9]
-    assert tap.topic_counts('/out') == {'handed_over': 27, 'dds': 3}
+    assert tap.topic_counts('/out') == {'handed_over': 27, 'hand_over_failed': 0, 'dds': 3}
     other = probe.subscribe(Image, 'out', node.output_qos())                  # RViz, ros2 topic echo
     assert probe.spin_until(lambda: node.pub.get_subscription_count() == 3, 10)
     assert send([13 * 10**9 + k * 10**8 for k in range(1, 4)]) == [False] * 3  # every message through DDS
@@ -501,7 +501,8 @@ def test_in_a_process_of_several_nodes_the_inputs_get_every_message_once_and_the
         s.name == 'hand_over_test: processing' for a in diagnostics for s in a.status))[1], 5)
     values = {v.key: v.value for a in diagnostics for s in a.status if s.name == 'hand_over_test: processing'
               for v in s.values}
-    assert (values['handed_over'], values['hand_over_dds']) == ('27', '6')
+    assert (values['hand_over_messages'], values['hand_over_dds_messages'], values['hand_over_failed_messages']) == (
+        '27', '6', '0')
 
 
 def test_inputs_read_the_clock_only_where_a_stamp_may_be_ahead(probe, monkeypatch):
@@ -580,12 +581,21 @@ def test_a_handed_over_input_that_raises_is_counted_and_logged_and_the_publisher
         node.pub.publish(msg)          # does not raise
     assert threads == [threading.get_ident()] * 3 and len(recorded) == 3
     assert tap.input_failed == 3 and tap.handed_over == 0 and tap.counts()['input_failed'] == 3
+    # per topic too, and in the publishing node's /diagnostics: handed over, but the input missed them
+    assert tap.topic_counts('/out') == {'handed_over': 0, 'hand_over_failed': 3, 'dds': 0}
+    sent = []
+    node._diag_pub = SimpleNamespace(publish=sent.append)
+    node.publish_diagnostics()
+    values = {v.key: v.value for v in sent[-1].status[0].values}
+    assert (values['hand_over_messages'], values['hand_over_failed_messages'], values['hand_over_dds_messages']) == (
+        '0', '3', '0')
     # throttled on the topic and the exception's type, not its text; the traceback built only when logged
     assert len(logged) == 1 and 'input broke' in logged[0] and 'Traceback' in logged[0] and '/out' in logged[0]
     assert len(formatted) == 1
     del consumer.inputs._too_large     # fixed: handed over again
     node.pub.publish(msg)
     assert tap.handed_over == 1 and probe.spin_until(lambda: len(consumer.got) == 1, 5)
+    assert tap.topic_counts('/out') == {'handed_over': 1, 'hand_over_failed': 3, 'dds': 0}
 
 
 def test_tap_counts_from_many_publishing_threads_are_exact_and_consistent(probe):

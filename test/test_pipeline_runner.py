@@ -271,7 +271,7 @@ def test_multi_process_runs_stereo_and_fusion_in_one_depth_process(tmp_path, mon
     assert metrics['accuracy_vs_ground_truth']['fusion/depth']['mae'] < 300
     assert {'stereo_depth', 'depth_fusion'} <= set(metrics['node_counters'])
     assert {'runner', 'depth'} == set(metrics['page_faults_per_s'])
-    assert metrics['local_tap'] is None                  # nothing handed over across processes
+    assert metrics['local_tap'] is None                  # the runner's process has no tap (the depth process's: node_counters)
     assert metrics['cpu_share']['depth'] > 0.02 and not {'stereo_depth', 'sim_rig'} & set(metrics['cpu_share'])
     assert {'sim_rig: workers', 'stereo_depth: workers', 'depth_fusion: workers'} <= set(metrics['cpu_threads'])
     # no DDS stamp filter unless asked (docs/pipeline.md "Known issues"), yet the depth process is told
@@ -283,10 +283,16 @@ def test_multi_process_runs_stereo_and_fusion_in_one_depth_process(tmp_path, mon
     assert metrics['topics']['stereo/disparity']['messages'] <= 2 * metrics['wall_s'] + 3, (
         metrics['topics']['stereo/disparity']['messages'], metrics['wall_s'])
     # stereo/confidence handed over to depth_fusion in the depth process (ros/local_tap.py); the
-    # recorder, its only other subscriber, gets the first of each record period through DDS
+    # recorder, its only other subscriber, gets the first of each record period through DDS. A stereo
+    # node slowed to the record rate by load makes every frame the first of its period: all through DDS,
+    # none handed over (so "some handed over" only where it made more frames than periods)
     counters = metrics['node_counters']['stereo_depth']
-    assert int(counters['handed_over']) > 0 and int(counters['hand_over_dds']) <= 2 * metrics['wall_s'] + 3, counters
-    assert 0 < metrics['topics']['stereo/confidence']['messages'] <= 2 * metrics['wall_s'] + 3
+    confidence = metrics['topics']['stereo/confidence']['messages']
+    assert int(counters['hand_over_messages']) > 0 or int(counters['frames_out']) <= 2 * metrics['wall_s'] + 3, counters
+    assert int(counters['hand_over_failed_messages']) == 0, counters
+    # what went through DDS is what the recorder received (the last /diagnostics is up to a second older)
+    assert abs(int(counters['hand_over_dds_messages']) - confidence) <= 5, (counters, confidence)
+    assert 0 < confidence <= 2 * metrics['wall_s'] + 3
     stereo = yaml.safe_load((tmp_path / 'params' / 'stereo_depth.yaml').read_text())
     assert list(stereo) == ['/**/stereo_depth'] and (tmp_path / 'depth.log').is_file()
 

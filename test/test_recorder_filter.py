@@ -420,7 +420,7 @@ def test_a_hand_over_only_tap_hands_every_message_to_the_inputs_while_they_alone
     assert all(_publish_frames(tapped, STAMPS))
     assert [m.header.stamp.sec * 10 + m.header.stamp.nanosec // 10**8 for m in got] == [s // 10**8 for s in STAMPS]
     assert pub.published == []                               # DDS carried none
-    assert tap.topic_counts(pub.topic_name) == {'handed_over': 25, 'dds': 0} and tap.counts()['delivered'] == 0
+    assert tap.topic_counts(pub.topic_name) == {'handed_over': 25, 'hand_over_failed': 0, 'dds': 0} and tap.counts()['delivered'] == 0
 
 
 def test_with_only_the_recorder_of_another_process_besides_it_dds_carries_the_first_of_each_period():
@@ -434,7 +434,7 @@ def test_with_only_the_recorder_of_another_process_besides_it_dds_carries_the_fi
     assert [m.header.stamp.sec * 10 + m.header.stamp.nanosec // 10**8 for m in pub.published] == [100, 110, 120]
     assert said == [s // 10**8 not in (100, 110, 120) for s in STAMPS]      # hands_over(msg) foretold it
     assert len(got) == 22 and not {id(m) for m in got} & {id(m) for m in pub.published}
-    assert tap.topic_counts(pub.topic_name) == {'handed_over': 22, 'dds': 3}
+    assert tap.topic_counts(pub.topic_name) == {'handed_over': 22, 'hand_over_failed': 0, 'dds': 3}
     assert graph.lookups == 1                                # looked up once for the count, not per message
 
 
@@ -448,7 +448,7 @@ def test_any_other_outside_subscriber_gets_every_message_through_dds(others):
     graph.shown += [_node(n) for n in others or []]
     assert not any(_publish_frames(tapped, STAMPS))
     assert len(pub.published) == 25 and got == []
-    assert tap.topic_counts(pub.topic_name) == {'handed_over': 0, 'dds': 25}
+    assert tap.topic_counts(pub.topic_name) == {'handed_over': 0, 'hand_over_failed': 0, 'dds': 25}
 
 
 def test_without_a_record_period_the_recorder_gets_every_message_through_dds():
@@ -535,7 +535,27 @@ def test_an_outside_node_where_an_input_should_be_gets_every_message_through_dds
     graph.shown = [_node(recorded_topics.RECORDER_NODE), stranger]        # the input's own reader not counted
     assert not any(_publish_frames(tapped, STAMPS))
     assert len(pub.published) == 25 and got == []
-    assert tap.topic_counts(pub.topic_name) == {'handed_over': 0, 'dds': 25}
+    assert tap.topic_counts(pub.topic_name) == {'handed_over': 0, 'hand_over_failed': 0, 'dds': 25}
+
+
+def test_an_input_that_raises_on_a_handed_over_message_is_counted_per_topic():
+    """A message handed over on which an input raised counts as hand_over_failed, not handed_over."""
+    from depthmarks_ros.ros import local_tap
+    tap = local_tap.LocalTap.hand_over_only()
+    taken = []
+    tap.add_input(_FakePublisher.topic_name, taken.append, owner=('input_0', '/'))
+
+    def broken(msg):
+        raise RuntimeError('input broke')
+    pub = _FakePublisher()
+    tapped = local_tap.TappedPublisher(pub, None, tap, hand_over=True)
+    tapped.publish(_image(1.0))
+    tap.add_input(pub.topic_name, broken, owner=('input_1', '/'))
+    tapped.publish(_image(2.0))
+    tapped.publish(_image(3.0))
+    assert len(taken) == 3 and pub.published == []
+    assert tap.topic_counts(pub.topic_name) == {'handed_over': 1, 'hand_over_failed': 2, 'dds': 0}
+    assert tap.counts()['input_failed'] == 2 and tap.counts()['handed_over'] == 3     # per input
 
 
 def test_a_publisher_that_only_looks_like_a_recorded_one_is_not_asked_about_the_recorder():

@@ -49,8 +49,8 @@ publisher of the topic: the hand-over publisher is meant to be the topic's one p
 stereo/confidence in `depthmarks run`). The recorder's callback gets the message first (its latency runs to
 the publish call, as through DDS), then the inputs. An input's callback then runs in the publisher's
 thread (SyncedInputs' callbacks may so run in two threads: the executor's and a publisher's); one
-that raises is counted (``input_failed``), logged with its traceback through the publishing node's
-rate-limited problem log, and the publisher goes on; ``handed_over`` and ``input_failed`` are in
+that raises is counted (``input_failed``; the message as ``hand_over_failed`` in :meth:`LocalTap.topic_counts`),
+logged with its traceback through the publishing node's rate-limited problem log, and the publisher goes on; ``handed_over`` and ``input_failed`` are in
 ``depthmarks run``'s metrics.json (``local_tap``; publishers of several threads count each message under
 one lock, so ``counts()`` sees whole messages). A handed-over input may wake its node's worker
 there: meant for an output published at the end of the publisher's frame (issue 21: stereo/confidence to depth_fusion in the main job; the
@@ -75,9 +75,12 @@ subscriber but the inputs is that recorder (:meth:`RecordedPublisher.only_record
 looked up when the count changes), the first message of each period goes through DDS, to everyone
 (the inputs take that one from DDS, not handed over as well), and the others are handed over; any
 other outside subscriber (RViz, ``ros2 topic echo``, another node) or a graph that does not agree
-with the count yet: every message through DDS. The publishing node's /diagnostics count its
-``hand_over`` outputs' messages handed over (``handed_over``) and published through DDS
-(``hand_over_dds``; :meth:`LocalTap.topic_counts`), in every layout.
+with the count yet: every message through DDS.
+
+In every layout, the publishing node's /diagnostics count its ``hand_over`` outputs' messages
+(:meth:`LocalTap.topic_counts`; ``DepthmarksNode.publish_diagnostics``): handed over
+(``hand_over_messages``), handed over with an input that raised on them (``hand_over_failed_messages``)
+and published through DDS (``hand_over_dds_messages``).
 """
 from __future__ import annotations
 
@@ -130,7 +133,8 @@ class LocalTap:
         self.failed = 0           # callbacks that raised (the node's frame goes on)
         self.handed_over = 0      # messages handed to in-process inputs instead of DDS
         self.input_failed = 0     # input callbacks that raised
-        self._by_topic: Dict[str, List[int]] = {}   # hand-over topic -> [handed over, through DDS]
+        # hand-over topic -> [messages handed over, through DDS, handed over with an input that raised]
+        self._by_topic: Dict[str, List[int]] = {}
 
     @classmethod
     def hand_over_only(cls) -> 'LocalTap':
@@ -231,16 +235,20 @@ class LocalTap:
             self.handed_over += handed_over
             self.input_failed += input_failed
             if topic is not None:
-                counts = self._by_topic.setdefault(topic, [0, 0])
-                counts[0] += 1 if handed_over or input_failed else 0
+                counts = self._by_topic.setdefault(topic, [0, 0, 0])
+                if input_failed:
+                    counts[2] += 1
+                elif handed_over:
+                    counts[0] += 1
                 counts[1] += dds
 
     def topic_counts(self, topic: str) -> Dict[str, int]:
-        """The messages of a hand-over topic published in this process: handed to its inputs instead of
-        DDS (``handed_over``) and through DDS (``dds``): the publishing node's /diagnostics."""
+        """The messages of a hand-over topic published in this process (the publishing node's
+        /diagnostics): handed to all its inputs instead of DDS (``handed_over``), handed over with an
+        input that raised on it (``hand_over_failed``: that input missed it) and through DDS (``dds``)."""
         with self._counts_lock:
-            handed, dds = self._by_topic.get(topic, (0, 0))
-        return {'handed_over': handed, 'dds': dds}
+            handed, dds, failed = self._by_topic.get(topic, (0, 0, 0))
+        return {'handed_over': handed, 'hand_over_failed': failed, 'dds': dds}
 
 
 def install(context, tap: LocalTap) -> None:

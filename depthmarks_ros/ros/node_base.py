@@ -416,13 +416,19 @@ class DepthmarksNode(Node):
         self._diag_pub.publish(arr)
 
     def _hand_over_values(self) -> Dict[str, int]:
-        """The messages of its ``hand_over`` outputs handed to in-process inputs instead of DDS
-        (``handed_over``) and published through DDS (``hand_over_dds``); none without such outputs."""
+        """The messages of its ``hand_over`` outputs on a tap (any layout: `depthmarks run`'s single process,
+        a container) handed to all in-process inputs instead of DDS (``hand_over_messages``), handed over
+        with an input that raised on it (``hand_over_failed_messages``) and published through DDS
+        (``hand_over_dds_messages``; :meth:`LocalTap.topic_counts
+        <depthmarks_ros.ros.local_tap.LocalTap.topic_counts>`); none without such outputs."""
         if not self._hand_over_pubs:
             return {}
         counts = [p.hand_over_counts() for p in self._hand_over_pubs]
-        return {'handed_over': sum(c.get('handed_over', 0) for c in counts),
-                'hand_over_dds': sum(c.get('dds', 0) for c in counts)}
+
+        def total(key):
+            return sum(c.get(key, 0) for c in counts)
+        return {'hand_over_messages': total('handed_over'), 'hand_over_failed_messages': total('hand_over_failed'),
+                'hand_over_dds_messages': total('dds')}
 
     def stop_workers(self) -> None:
         """Ask every worker thread to stop after its current frame (returns at once; again: no-op)."""
