@@ -65,14 +65,17 @@ publishers (the flag at the publisher is the one place that says so), and every 
 process registers. Its publishers are :class:`TappedPublisher` with no recorder callback: the same
 rules as above (one DDS reader per input, nothing handed over before the inputs' readers matched,
 no message twice, DDS to everyone as soon as an outside subscriber exists), the tap is not counted as
-a subscriber, and a node's ``wanted_at`` is the wrapped publisher's. One outside subscriber is let
+a subscriber, and a node's ``wanted_at`` is True while the topic has inputs here (they take every
+message), else the wrapped publisher's (:meth:`TappedPublisher.wanted_at`). One outside subscriber is let
 through: `depthmarks run --multi-process`'s recorder, in the runner's process, which keeps the first
 message of each record period by stamp (pipeline/recorder_node.py). Where the runner named the
 topic's period (``DEPTHMARKS_RECORDED_PERIODS``, ros/recorded_topics.py: the topic's publisher is
 then a :class:`~depthmarks_ros.ros.recorded_topics.RecordedPublisher`, wrapped here) and every DDS
-subscriber but the inputs is that recorder (:meth:`RecordedPublisher.only_recorder
-<depthmarks_ros.ros.recorded_topics.RecordedPublisher.only_recorder>`: the ROS graph by node name,
-looked up when the count changes), the first message of each period goes through DDS, to everyone
+subscriber but the inputs' is that recorder (:meth:`RecordedPublisher.only_recorder
+<depthmarks_ros.ros.recorded_topics.RecordedPublisher.only_recorder>`: the ROS graph, the recorder by
+node name and every other subscriber by the (name, namespace) of an input's node, looked up when the
+count changes and at most every second while the answer is yes: the recorder may leave and RViz join
+at the same count), the first message of each period goes through DDS, to everyone
 (the inputs take that one from DDS, not handed over as well), and the others are handed over; any
 other outside subscriber (RViz, ``ros2 topic echo``, another node) or a graph that does not agree
 with the count yet: every message through DDS.
