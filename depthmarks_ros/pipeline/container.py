@@ -20,16 +20,10 @@ environment, each node's /diagnostics, exit 0 on SIGINT/SIGTERM, a one-line star
 that cannot be imported or built is named in one line and the others of the process run on (as in
 rclcpp's component container and ``depthmarks run``); only when none starts does it exit 1.
 
-Hand-over (issue 21): rclpy has no intra-process communication, so without more a topic between two
-nodes of this process is converted, serialised, taken and deserialised as between processes.
-``run_nodes`` installs a hand-over-only local tap for a process of several nodes
-(:meth:`depthmarks_ros.ros.local_tap.LocalTap.hand_over_only`): a publisher built with
-``hand_over=True`` (stereo_depth's stereo/confidence) hands its message objects to the inputs of the
-other nodes here (depth_fusion's) without DDS while they are its only subscribers, under the rules of
-ros/local_tap.py; with `depthmarks run --multi-process`'s recorder as the one outside subscriber, the
-first message of each record period goes through DDS to all, the others are handed over; with any
-other outside subscriber (RViz, ``ros2 topic echo``) every message goes through DDS. The publishing
-node's /diagnostics count them (``handed_over``, ``hand_over_dds``).
+Hand-over (issue 21): ``run_nodes`` installs a hand-over-only local tap for a process of several nodes
+(:meth:`depthmarks_ros.ros.local_tap.LocalTap.hand_over_only`), so that a ``hand_over=True`` publisher
+(stereo_depth's stereo/confidence) hands its messages to the other nodes' inputs (depth_fusion's)
+without DDS; when, and what goes through DDS: ros/local_tap.py's docstring (docs/pipeline.md).
 
 Publication mode: rmw_fastrtps's default (synchronous), as in a node process. rclpy's
 ``Publisher.publish`` holds the GIL through the whole ``rcl_publish`` (rclpy ``publisher.cpp``), so

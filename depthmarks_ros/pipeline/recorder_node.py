@@ -10,8 +10,7 @@ In a multi-process run (``filtered``) the topics the recorder only records (not 
 are kept once per record period (:attr:`RecorderNode.once_per_period`; the runner tells the node
 processes, which then build and publish such a topic only for the instants kept while the recorder
 is its only subscriber, ros/recorded_topics.py; one that a node of the publisher's process also takes,
-stereo/confidence in the depth process, crosses DDS for those instants only and is handed to that
-node otherwise, ros/local_tap.py). ``DEPTHMARKS_RECORDER_FILTER=1`` (opt-in, off by
+stereo/confidence in the depth process: ros/local_tap.py). ``DEPTHMARKS_RECORDER_FILTER=1`` (opt-in, off by
 default since 2026-12-07: Fast DDS 3.2.2 crashes a publishing process now and then while a reader
 changes its filter's parameters, docs/pipeline.md "Known issues") also subscribes them with a DDS
 content filter on the header stamp, ``stamp >= start of the next record period``, moved on after

@@ -271,9 +271,8 @@ class DepthmarksNode(Node):
         :class:`~depthmarks_ros.ros.recorded_topics.RecordedPublisher` when `depthmarks run
         --multi-process` records it from another process (ros/recorded_topics.py). ``hand_over``: in
         a process of several nodes (`depthmarks run`'s, a container's), also hand the message objects
-        to the topic's in-process inputs instead of DDS while nothing else subscribes (or only the
-        recorder of another process, which gets the first of each record period; for an output
-        published at the end of the node's frame; ros/local_tap.py)."""
+        to the topic's in-process inputs instead of DDS while nothing else subscribes (for an output
+        published at the end of the node's frame; the rules, with another process's recorder: ros/local_tap.py)."""
         hand_over = kwargs.pop('hand_over', False)
         pub = super().create_publisher(msg_type, topic, qos_profile, **kwargs)
         tap = local_tap.tap_for(self.context)
@@ -343,8 +342,7 @@ class DepthmarksNode(Node):
         """``create_subscription`` for an input whose callback is thread-safe (SyncedInputs'): in
         `depthmarks run`'s single process, on a topic its recorder takes from the publishers, and in a
         process of several nodes (a container), the ``hand_over`` publishers of this process hand
-        ``callback`` their message objects (in their thread, no DDS) while nothing outside the process
-        subscribes (or only another process's recorder, between the messages it keeps; ros/local_tap.py)."""
+        ``callback`` their message objects (in their thread, no DDS) under the rules of ros/local_tap.py."""
         sub = self.create_subscription(msg_type, topic, callback, qos_profile)
         tap = local_tap.tap_for(self.context)
         if tap is not None and tap.tapped(sub.topic_name):

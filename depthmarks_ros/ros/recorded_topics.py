@@ -16,14 +16,9 @@ removes an inherited one from its node processes' environment (:func:`node_proce
 process with a recorder's local tap (a single-process run) ignores it.
 
 The runner names every topic that the recorder keeps once per period (``RecorderNode.once_per_period``),
-also one that a node in the publisher's process takes every frame: stereo/confidence, which
-depth_fusion takes in the depth process. Its publisher is built with ``hand_over=True``, and the
-process's hand-over-only tap (ros/local_tap.py) wraps its RecordedPublisher: while the subscribers
-besides the process's inputs are the recorder alone (:meth:`RecordedPublisher.only_recorder` with
-``ours``, the inputs' number), the first message of each period (:meth:`RecordedPublisher.keeps`)
-goes through DDS to all of them, and the others are handed to the inputs without DDS. Its
-``wanted_at`` stays True while anything else subscribes (the inputs), so that topic is built every
-frame.
+also one that a node in the publisher's process takes every frame (stereo/confidence, depth_fusion's in
+the depth process): the process's hand-over-only tap wraps its RecordedPublisher and asks
+:meth:`RecordedPublisher.only_recorder` and :meth:`RecordedPublisher.keeps` (the rule: ros/local_tap.py).
 """
 from __future__ import annotations
 
