@@ -16,9 +16,10 @@ resets the queues. Image inputs can come as ``sensor_msgs/CompressedImage``
 (``transport='compressed'`` or ``'compressedDepth'``: the topic ``<topic>/<transport>``, as
 image_transport names it); the node's conversions (``convert/image.py``) decode both.
 
-The callbacks are thread-safe: in `depthmarks run`'s single process a publisher created with
-``hand_over=True`` calls them in its own thread (``DepthmarksNode.create_input_subscription``,
-ros/local_tap.py), so they may run in the executor's thread and a publisher's at once; a set is
+The callbacks are thread-safe: in `depthmarks run`'s single process and in a container (several nodes
+in one process, pipeline/container.py) a publisher created with ``hand_over=True`` calls them in its own
+thread (``DepthmarksNode.create_input_subscription``, ros/local_tap.py), so they may run in the
+executor's thread and a publisher's at once; a set is
 submitted to the worker under the lock, in the order the sets completed.
 """
 from __future__ import annotations
