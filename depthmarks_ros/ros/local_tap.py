@@ -323,8 +323,8 @@ class TappedPublisher:
         so that the count includes them: no more subscribers than inputs then means DDS would only reach
         inputs of this process; more, all of them the recorder of another process besides the inputs'
         own nodes: DDS (to all) only for the first of its period (the module docstring)."""
-        inputs, owners = self._hand_over_to.matched(self.publisher.topic_name) if self._hand_over_to is not None \
-            else _NO_MATCH
+        tap = self._hand_over_to
+        inputs, owners = tap.matched(self.publisher.topic_name) if tap is not None else _NO_MATCH
         subscribers = self.publisher.get_subscription_count()
         if inputs and (subscribers <= len(inputs) or (msg is not None and self._recorder_has_it(owners, msg))):
             return inputs, subscribers
