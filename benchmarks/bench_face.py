@@ -208,7 +208,7 @@ def static_speed(samples, n):
     """Independent images (the `depthmarks face` path): the default hybrid with the detector cascade's
     every-view search (detector_all_views) against the same without it, interleaved per image."""
     print(f'\n-- independent images: ms per image, hybrid with and without detector_all_views '
-          f'(the first {n} report-split AFLW2000-3D images, median, interleaved) --')
+          f'(the first {len(samples[:n])} report-split AFLW2000-3D images, median, interleaved) --')
     lms = {'hybrid (detector_all_views, default)': make(dict(backend='hybrid')),
            'hybrid without detector_all_views': make(dict(backend='hybrid', all_views=False))}
     ts = {k: [] for k in lms}

@@ -503,6 +503,9 @@ def test_in_a_process_of_several_nodes_the_inputs_get_every_message_once_and_the
               for v in s.values}
     assert (values['hand_over_messages'], values['hand_over_dds_messages'], values['hand_over_failed_messages']) == (
         '27', '6', '0')
+    probe.spin_for(1.0)
+    assert consumer.got == []      # no late second copy of any message (a late one of an earlier phase
+    #                                would have failed that phase's order check in send)
 
 
 def test_inputs_read_the_clock_only_where_a_stamp_may_be_ahead(probe, monkeypatch):

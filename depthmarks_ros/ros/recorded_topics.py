@@ -9,7 +9,7 @@ the recorded-only topics and their periods in the node processes' environment
 (``DEPTHMARKS_RECORDED_PERIODS``: JSON ``{resolved topic: period ns}``), and ``create_publisher``
 wraps such a topic's publisher in a :class:`RecordedPublisher`: while every subscriber of the topic
 is the recorder node (``RECORDER_NODE``, looked up in the ROS graph when the subscriber count
-changes), :meth:`RecordedPublisher.wanted_at` is True only for the first stamp of each period, as
+changes, and again at most every ``RETRY_MAX_S`` while the answer is yes), :meth:`RecordedPublisher.wanted_at` is True only for the first stamp of each period, as
 the tap's is; with any other subscriber (another node, ``ros2 topic echo``, RViz) always. The node
 processes that the launch files start have no such variable: nothing changes there; the runner
 removes an inherited one from its node processes' environment (:func:`node_process_env`), and a
