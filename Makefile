@@ -12,7 +12,7 @@ test: setup
 	./scripts/test.sh
 
 # Every benchmark, ours next to the named reference (reads ../shared/data when present; 16 min on a
-# fresh 2-core machine with the shared data, 2026-12-07 17:45-18:01, load 0.3-3.1, exit 0).
+# fresh 2-core machine with the shared data, 2026-12-07 17:45-18:01, main 38c9cde, load 0.3-3.1, exit 0).
 bench: setup
 	for b in benchmarks/bench_*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
 
