@@ -1057,7 +1057,8 @@ def test_wrap_deg_and_the_nme_normaliser_of_each_set():
     w = wrap_deg(d)
     assert np.all((w >= -180) & (w < 180)) and np.allclose(np.cos(np.radians(w)), np.cos(np.radians(d)))
     p = face_model_68()[:, :2] * 1000 + [300, 200]
-    assert nme_norm(p, 'aflw2000_3d') == bbox_size(p)
+    assert nme_norm(p, 'aflw2000_3d') == bbox_size(p) == pytest.approx(np.sqrt(np.ptp(p[:, 0]) * np.ptp(p[:, 1])))
+    assert bbox_size(np.zeros((68, 2))) == pytest.approx(np.sqrt(1e-9))      # a collapsed face: floored, not 0
     assert nme_norm(p, '300w') == pytest.approx(np.linalg.norm(p[45] - p[36])) != bbox_size(p)
 
 

@@ -269,6 +269,20 @@ def test_face_without_a_mesh_takes_the_median_over_every_views_start():
     np.testing.assert_allclose(one, b.from_keypoints(box, views[0]))
 
 
+def test_keypoint_regression_gives_no_points_for_nan_keypoints():
+    """A detection whose keypoints hold a NaN (a broken detector output) gives no 68 points (the caller
+    falls back to the box template) instead of raising from the similarity's SVD."""
+    rng = np.random.default_rng(4)
+    ref = _shape(rng)
+    b = HybridBlend.fit(ref, [ref], [ref], [ref], [1.0], [0.0], [1.0])
+    boxes, kps, gts = _keypoint_faces(rng, 30, 0.0)
+    b.fit_keypoint_map(boxes, kps, gts)
+    assert b.from_keypoints(boxes[0], kps[0]) is not None
+    bad = kps[0].copy()
+    bad[2, 0] = np.nan
+    assert b.from_keypoints(boxes[0], bad) is None
+
+
 def _keypoint_faces(rng, n, noise):
     """n synthetic faces of random size, place and width: boxes, keypoint-like points (+ N(0, noise) px)
     and their 68 points."""

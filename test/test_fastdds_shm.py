@@ -198,3 +198,18 @@ def test_shm_clean_lists_a_killed_participants_segments_then_removes_them(capsys
     assert main(['shm-clean']) == 0
     assert 'removed' in capsys.readouterr().out and all(map(_gone, dead))
     assert _kept(live_segments), 'a live segment was removed'
+
+
+def test_a_segment_that_cannot_be_removed_keeps_its_lock_file(tmp_path):
+    """The segment goes first; where it cannot be unlinked (here: a folder in its place) its lock file
+    stays, so a later clean-up still finds the zombie by it (a segment without one is never taken)."""
+    from depthmarks_ros.ros.fastdds_shm import _unlink_all
+    segment, lock = tmp_path / 'fastdds_0123456789abcdef', tmp_path / 'fastdds_0123456789abcdef_el'
+    segment.mkdir()
+    lock.write_text('')
+    assert _unlink_all(str(segment), str(lock)) is False
+    assert lock.exists()
+    segment.rmdir()
+    segment.write_text('')
+    assert _unlink_all(str(segment), str(lock)) is True and not lock.exists() and not segment.exists()
+    assert _unlink_all(str(segment), str(lock)) is True        # already gone: counts as removed

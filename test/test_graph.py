@@ -533,6 +533,17 @@ def test_generated_files_go_to_a_private_folder_of_the_user(tmp_path, monkeypatc
     os.chmod(open_root, 0o777)
     with pytest.raises(PermissionError, match='not a private folder'):
         g.content_file('rigs', 'rig.yaml', 'base_frame: x\n')
+    # a relative ROS_HOME: an absolute path (from the folder of the call); no leftover temporary files
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('ROS_HOME', 'rel_home')
+    rel = g.content_file('params', 'b.yaml', 'y: 2\n')
+    assert os.path.isabs(rel) and rel.startswith(str(tmp_path / 'rel_home' / 'depthmarks_ros'))
+    assert os.listdir(os.path.dirname(rel)) == ['b.yaml']
+    # a home that cannot hold it (a file where the folder should be): a message naming ROS_HOME
+    (tmp_path / 'not_a_dir').write_text('')
+    monkeypatch.setenv('ROS_HOME', str(tmp_path / 'not_a_dir'))
+    with pytest.raises(OSError, match='set ROS_HOME to a writable folder'):
+        g.content_file('params', 'a.yaml', 'x: 1\n')
 
 
 def test_every_launch_with_rviz_reuses_its_rviz_config_file(tmp_path, monkeypatch):

@@ -168,6 +168,18 @@ def test_each_distinct_reason_is_logged_once_within_the_throttle_period(scale_no
     assert scale_node.log_problem('input', 'image 12x12 too small')
 
 
+def test_a_lazily_built_message_is_built_once_and_a_builder_that_raises_does_not_escape(scale_node):
+    calls = []
+
+    def build():
+        calls.append(1)
+        return 'decode failed at 0x7f00'
+    assert scale_node.log_problem('lazy', build) and calls == [1]               # built once, not twice
+    assert not scale_node.log_problem('lazy', build)                            # throttled on its text
+    assert scale_node.log_problem('lazy', lambda: 1 / 0, reason='broken')       # logged, not raised
+    assert scale_node.log_problem('lazy2', lambda: 1 / 0)
+
+
 def test_a_node_that_fails_to_start_leaves_nothing_behind(probe):
     class Refusing(DepthmarksNode):
         def __init__(self):
@@ -249,6 +261,17 @@ def test_destroy_publisher_unwraps_only_the_packages_own_wrappers(probe):
     assert node.destroy_publisher(wrapped) and node.pub not in node.publishers
     plain = node.create_publisher(Image, 'other', node.output_qos())
     assert not node.destroy_publisher(SimpleNamespace(publisher=plain)) and plain in node.publishers
+
+
+def test_a_hand_over_publisher_destroyed_by_its_rclpy_publisher_leaves_the_diagnostics(probe):
+    """Given the rclpy publisher inside the wrapper, destroy_publisher also drops the hand-over counts
+    from /diagnostics, as it does given the wrapper."""
+    from depthmarks_ros.ros import local_tap
+    node, = _made_with_tap(probe, local_tap.LocalTap.hand_over_only(), HandOverNode)
+    assert node._hand_over_values() == {'hand_over_messages': 0, 'hand_over_failed_messages': 0,
+                                        'hand_over_dds_messages': 0}
+    assert node.destroy_publisher(node.pub.publisher)
+    assert node._hand_over_values() == {} and node.pub.publisher not in node.publishers
 
 
 def test_a_tap_that_keeps_one_message_per_period_is_wanted_once_per_period_until_dds_subscribes(probe):
@@ -453,6 +476,7 @@ def test_in_a_process_of_several_nodes_the_inputs_get_every_message_once_and_the
     import rclpy
     from builtin_interfaces.msg import Time
     from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from depthmarks_ros.convert.stamps import stamp_ns
     from depthmarks_ros.ros import local_tap, recorded_topics
     monkeypatch.setenv(*recorded_topics.recorded_periods_env({'/out': 10**9}).popitem())
     tap = local_tap.LocalTap.hand_over_only()
@@ -476,7 +500,7 @@ def test_in_a_process_of_several_nodes_the_inputs_get_every_message_once_and_the
         return [m is s for m, s in zip(got, sent)]                # handed over: the object itself
 
     def stamp_ns_of(msg):
-        return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        return stamp_ns(msg.header)
     assert send([1 * 10**9 + k * 10**8 for k in range(5)]) == [True] * 5      # DDS carries none
     assert tap.topic_counts('/out') == {'handed_over': 5, 'hand_over_failed': 0, 'dds': 0}
     recorder = rclpy.create_node(recorded_topics.RECORDER_NODE)

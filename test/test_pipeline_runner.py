@@ -290,8 +290,10 @@ def test_multi_process_runs_stereo_and_fusion_in_one_depth_process(tmp_path, mon
     confidence = metrics['topics']['stereo/confidence']['messages']
     assert int(counters['hand_over_messages']) > 0 or int(counters['frames_out']) <= 2 * metrics['wall_s'] + 3, counters
     assert int(counters['hand_over_failed_messages']) == 0, counters
-    # what went through DDS is what the recorder received (the last /diagnostics is up to a second older)
-    assert abs(int(counters['hand_over_dds_messages']) - confidence) <= 5, (counters, confidence)
+    # through DDS: about one per record period (what the recorder keeps), plus the frames of a start-up
+    # window while the graph lookup is retried; every frame through DDS would be about frames_out
+    dds, frames = int(counters['hand_over_dds_messages']), int(counters['frames_out'])
+    assert dds <= 0.6 * frames + 3 or frames <= 2 * metrics['wall_s'] + 3, (counters, confidence)
     assert 0 < confidence <= 2 * metrics['wall_s'] + 3
     stereo = yaml.safe_load((tmp_path / 'params' / 'stereo_depth.yaml').read_text())
     assert list(stereo) == ['/**/stereo_depth'] and (tmp_path / 'depth.log').is_file()

@@ -23,6 +23,7 @@ import hashlib
 import os
 import re
 import stat
+import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -645,10 +646,16 @@ def prefixed_rig_file(rig_file: str, prefix: str) -> str:
 
 def generated_folder() -> str:
     """``$ROS_HOME/depthmarks_ros`` (ROS_HOME as rcl reads it: a leading ``~`` expanded, by default ``~/.ros``), the folder of the
-    files the launch files and the runner generate, created 0700 for this user; PermissionError if it
-    exists and is not this user's own private folder (another user could have planted files in it)."""
-    path = os.path.join(os.path.expanduser(os.environ.get('ROS_HOME') or '~/.ros'), PACKAGE)
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    files the launch files and the runner generate, created 0700 for this user (an absolute path: a
+    relative ROS_HOME is taken from the current folder once); PermissionError if it exists and is not
+    this user's own private folder (another user could have planted files in it); an OSError that names
+    ROS_HOME where it cannot be created (a read-only or missing home: set ROS_HOME to a writable folder)."""
+    path = os.path.abspath(os.path.join(os.path.expanduser(os.environ.get('ROS_HOME') or '~/.ros'), PACKAGE))
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise OSError(exc.errno, f'cannot create {path} for the generated launch files ({exc.strerror}): '
+                                 'set ROS_HOME to a writable folder') from exc
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise PermissionError(f'{path} is not a private folder of this user (owner uid {st.st_uid}, '
@@ -668,9 +675,10 @@ def content_file(folder: str, name: str, text: str) -> str:
     path = os.path.join(out_dir, name)
     if not os.path.isfile(path):
         os.makedirs(out_dir, exist_ok=True)
-        tmp = f'{path}.{os.getpid()}'
-        with open(tmp, 'w', encoding='utf-8') as f:
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f'.{name}.')    # one per writer, threads included
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
             f.write(text)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     return path
 

@@ -253,7 +253,7 @@ class PipelineRunner:
                         # while the report is written is recorded and ignored, not a KeyboardInterrupt. Written
                         # before the DDS teardown, which Fast DDS can hang (docs/pipeline.md, Stopping)
                         report = self._report(stats, time.monotonic() - t_wall, graph)
-                        if cfg.exit_deadline_s:   # counted from here: the report is written
+                        if cfg.exit_deadline_s is not None:   # counted from here: the report is written
                             bound_exit(cfg.exit_deadline_s, time.monotonic(), 0, 'depthmarks run')
                 finally:
                     # also where the report failed (disk full, permissions): the nodes and the context go

@@ -118,16 +118,17 @@ def _lock_if_free(path: str):
 
 
 def _unlink_all(*paths: str) -> bool:
-    """Unlink each of ``paths`` (one already gone counts as removed); False if one could not be."""
-    ok = True
+    """Unlink ``paths`` in order (one already gone counts as removed); False, and the later ones kept, at
+    the first that could not be: a segment that stays keeps its lock file, by which a later clean-up
+    finds it (a segment without one is never taken for a zombie)."""
     for path in paths:
         try:
             os.unlink(path)
         except FileNotFoundError:
             pass
         except OSError:
-            ok = False
-    return ok
+            return False
+    return True
 
 
 def remove_zombie_segments(shm_dir: str = SHM_DIR, dry_run: bool = False) -> SegmentCleanup:

@@ -78,7 +78,10 @@ count changes and at most every second while the answer is yes: the recorder may
 at the same count), the first message of each period goes through DDS, to everyone
 (the inputs take that one from DDS, not handed over as well), and the others are handed over; any
 other outside subscriber (RViz, ``ros2 topic echo``, another node) or a graph that does not agree
-with the count yet: every message through DDS.
+with the count yet: every message through DDS. The input then gets the first of each period from DDS
+(the executor's thread) and the others handed over (the publisher's thread): under load the DDS one can
+arrive after a later handed-over one (within SyncedInputs' jump tolerance: at worst that frame goes
+unpaired).
 
 In every layout, the publishing node's /diagnostics count its ``hand_over`` outputs' messages
 (:meth:`LocalTap.topic_counts`; ``DepthmarksNode.publish_diagnostics``): handed over
@@ -106,7 +109,10 @@ def _reader_matched(subscription) -> Optional[bool]:
     """Whether an input's DDS reader has matched a publisher; None for a subscription destroyed behind
     the node's back (``sub.destroy()`` instead of ``destroy_subscription``, which removes the input
     first): its reader is gone, so :meth:`LocalTap.matched_inputs` drops that input (the publish does
-    not raise, and the topic's other inputs are not held back by it)."""
+    not raise, and the topic's other inputs are not held back by it). Only before its reader was seen
+    matched: once matched it is not asked again (no C call per message), so a subscription destroyed
+    behind the node's back after that stays an input and would hide one outside subscriber from the
+    count; destroy inputs with ``DepthmarksNode.destroy_subscription``."""
     try:
         return subscription.get_publisher_count() >= 1
     except Exception:   # noqa: BLE001 - rclpy's InvalidHandle (and its like) for a destroyed handle

@@ -66,6 +66,21 @@ WORKERS_JOIN_S = 6.0    # every node's workers of a process together, each finis
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
 
 
+def _built(message: Callable[[], str], key: str) -> str:
+    """A lazily built log message; a builder that raises gives a line saying so (the caller goes on)."""
+    try:
+        return str(message())
+    except Exception as exc:     # noqa: BLE001 - the log line must not cost the node its frame
+        return f'{key}: a problem whose message could not be built ({type(exc).__name__}: {exc})'
+
+
+def _inner(publisher):
+    """The rclpy publisher inside the package's publisher wrappers (TappedPublisher, RecordedPublisher)."""
+    while isinstance(publisher, (local_tap.TappedPublisher, recorded_topics.RecordedPublisher)):
+        publisher = publisher.publisher
+    return publisher
+
+
 class DepthmarksNode(Node):
     """Base class of the package's nodes (see module docstring)."""
 
@@ -246,8 +261,10 @@ class DepthmarksNode(Node):
         called only when it is logged (a traceback)."""
         now = time.monotonic()
         period = float(self.p.log_throttle_period)
+        if callable(message) and reason is None:      # built once, and a builder that raises costs no frame
+            message = _built(message, key)
         if reason is None:
-            reason = message() if callable(message) else message
+            reason = message
         reason = (key, _NUMBER.sub('#', reason))
         last = self._throttle.get(reason)
         if last is not None and now - last < period:
@@ -256,7 +273,7 @@ class DepthmarksNode(Node):
             self._throttle = {k: t for k, t in self._throttle.items() if now - t < period}
         self._throttle[reason] = now
         if callable(message):
-            message = message()
+            message = _built(message, key)
         # (two calls: rclpy refuses two severities from one line of code)
         if error:
             self.get_logger().error(message)
@@ -295,9 +312,10 @@ class DepthmarksNode(Node):
         return tapped
 
     def destroy_publisher(self, publisher) -> bool:
-        self._hand_over_pubs = [p for p in getattr(self, '_hand_over_pubs', []) if p is not publisher]
-        while isinstance(publisher, (local_tap.TappedPublisher, recorded_topics.RecordedPublisher)):
-            publisher = publisher.publisher       # rclpy's inside
+        """rclpy's, given the wrapper or the rclpy publisher inside it; a hand-over publisher's counts
+        leave /diagnostics either way."""
+        publisher = _inner(publisher)
+        self._hand_over_pubs = [p for p in getattr(self, '_hand_over_pubs', []) if _inner(p) is not publisher]
         return super().destroy_publisher(publisher)
 
     def create_image_publisher(self, topic: str, qos, kind: str = 'image'):

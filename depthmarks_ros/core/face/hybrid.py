@@ -146,6 +146,8 @@ class HybridBlend:
             c = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
             u = (np.asarray(keypoints, float) - c) / size
             return (np.concatenate([u.ravel(), [1.0]]) @ self.kp_map).reshape(68, 2) * size + c
+        if not np.all(np.isfinite(keypoints)):    # NaN keypoints: no similarity (svd would raise on them)
+            return None
         u, (s, R, t) = align(np.asarray(keypoints, float), self.kp_ref)     # the keypoints moved onto kp_ref
         x = np.concatenate([u.ravel(), [1.0]])
         if not (np.isfinite(s) and s > 1e-9 and np.all(np.isfinite(x))):
@@ -464,10 +466,10 @@ class HybridFace68:
             return None
         cov = b.kp_cov * max(box[2] - box[0], box[3] - box[1]) ** 2
         if self.profile is not None and b.profile_cov is not None:      # refined from that guess
-            from depthmarks_ros.core.face.profile import _size
+            from depthmarks_ros.core.face.metrics import bbox_size
             p68 = refine_keypoint_guess(self.profile, b, rgb, box, p68, view_keypoints if per_view else None,
                                         b.profile_scale)
-            cov = b.profile_cov * _size(p68) ** 2
+            cov = b.profile_cov * bbox_size(p68) ** 2
         return p68, cov
 
     def _check_mesh_face(self, rgb: np.ndarray, r):

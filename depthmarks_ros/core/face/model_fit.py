@@ -686,7 +686,6 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
     from depthmarks_ros.core.face.datasets import SPLIT_RULE
     from depthmarks_ros.core.face.metrics import bbox_size
     from depthmarks_ros.core.face.hybrid import HybridBlend, refine_keypoint_guess
-    from depthmarks_ros.core.face.profile import _size
     path = os.path.join(output, artefact_name('face_hybrid.json', convention))
     sp_path = os.path.join(output, PROFILE_PREDICTOR)
     why = convention_profile_missing(output, convention) if write else ''
@@ -761,7 +760,7 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
                        'weights (5 folds)'}, output)
     res = []
     for j, (s, *_) in enumerate(unmeshed):
-        res.append((un_pred[j] - s.landmarks68) / _size(un_pred[j]))
+        res.append((un_pred[j] - s.landmarks68) / bbox_size(un_pred[j]))
     cov = (np.einsum('fni,fnj->nij', np.array(res), np.array(res)) / max(len(res) - 1, 1) + 1e-4 * np.eye(2)) \
         if res else None
     if unmeshed:
@@ -778,7 +777,7 @@ def _fit_profile(aflw, samples, mesh_recs, meshes, targets, wts, ridge, output, 
         preds = np.array([un_pred[j] for j in range(len(unmeshed))])
         save_made_records(os.path.join(cache, BOX68_POSE_RECORDS), {
             'stem': np.array([s.stem for s, *_ in unmeshed]), 'L': preds,
-            'C': np.array([cov * _size(p) ** 2 for p in preds])},      # as at run time (hybrid._from_keypoints)
+            'C': np.array([cov * bbox_size(p) ** 2 for p in preds])},      # as at run time (hybrid._from_keypoints)
             {'split_rule': SPLIT_RULE, 'command': command, 'faces': len(preds), 'convention': convention,
              'points': 'cross-fitted turned-face predictions of the fit faces the mesh does not follow (5 folds)'},
             output)
@@ -847,9 +846,9 @@ def stack_records(samples, fold, m68s, d68s, e68: dict, out68s, yaws, norms) -> 
 
 def guess_scale(pairs) -> float:
     """The turned-face predictor's box scale for guesses of faces without a mesh: the geometric mean of
-    the true points' size over the guess's (core/face/profile.py _size); 1 without pairs."""
-    from depthmarks_ros.core.face.profile import _size
-    return float(np.exp(np.mean([np.log(_size(g) / _size(k)) for k, g in pairs]))) if pairs else 1.0
+    the true points' size over the guess's (metrics.bbox_size); 1 without pairs."""
+    from depthmarks_ros.core.face.metrics import bbox_size
+    return float(np.exp(np.mean([np.log(bbox_size(g) / bbox_size(k)) for k, g in pairs]))) if pairs else 1.0
 
 
 def _shares(sm) -> str:

@@ -21,13 +21,12 @@ import numpy as np
 
 from depthmarks_ros.core.face.backends import dlib_rect, predict_on_box
 from depthmarks_ros.core.face.ibug68 import mirror_68
+from depthmarks_ros.core.face.metrics import bbox_size
 
 BOX_SIDE = 1.2          # box side in units of the points' sqrt(w h)
 
 
-def _size(points68: np.ndarray) -> float:
-    w, h = np.ptp(points68[:, 0]), np.ptp(points68[:, 1])
-    return float(np.sqrt(max(w * h, 1e-9)))
+_size = bbox_size      # the points' sqrt(w h): the predictor's box unit (metrics.bbox_size, the box-NME normaliser)
 
 
 def box_of(points68: np.ndarray, centre=None, size: Optional[float] = None) -> np.ndarray:
